@@ -1,0 +1,1 @@
+"""The gateway: host security module now; batch ingest, storage and forwarding to clearing."""

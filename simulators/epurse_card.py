@@ -1,0 +1,579 @@
+"""A software JT/T 978 / PBOC EP card that behaves like the real one.
+
+Files 0x15-0x18, 0x1A, 0x1E; offline and online counters; overdraft limit; a 10-record
+cyclic log (newest first); purchase, CAPP purchase, load and GET TRANSACTION PROVE with
+real session keys diversified from issuer master keys; PIN tries; application block.
+State lives in a JSON-serialisable dataclass and can be saved to a file after every
+committed change, so a card survives restarts. Session state (selection, INITIALIZE,
+challenge) is volatile, as on a real card, and is lost on reset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from terminal.apdu import tlv
+from terminal.apdu.command import CommandAPDU
+from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.status import SW, wrong_le, wrong_pin
+from terminal.crypto.keys import (
+    Algorithm,
+    load_session_key,
+    purchase_session_key,
+    tac_key,
+)
+from terminal.crypto.keyset import CardKeys
+from terminal.crypto.mac import mac_alg3, pad_method2, pboc_mac
+from terminal.epurse import commands as c
+from terminal.epurse.layouts import (
+    CreditData,
+    DebitData,
+    InitializeData,
+    InitLoadResponse,
+    InitPurchaseResponse,
+    LoadMac1Input,
+    LoadMac2Input,
+    LoadTacInput,
+    PurchaseMac1Input,
+    PurchaseTacInput,
+    TransactionRecord,
+)
+from terminal.layout import build
+
+DEFAULT_ATR = bytes.fromhex("3B8880010000000000718100F9")  # contactless-style, T=1
+LOG_SIZE = 10
+TRIP_LOG_SIZE = 30
+TRIP_RECORD_LEN = 48
+CAPP_RECORD_LEN = 128
+MAX_COUNTER = 0xFFFF
+DEFAULT_MAX_BALANCE = 100_000  # 1000.00 yuan, a common purse ceiling
+PIN_TRIES = 3
+
+PROVE_NEXT = "next"  # GET TRANSACTION PROVE takes the counter after the transaction (ATC+1)
+PROVE_SAME = "same"  # ... or the counter the transaction used
+
+
+class CardReply(Exception):
+    """Internal: stop processing and answer with this status word."""
+
+    def __init__(self, sw: int, data: bytes = b""):
+        super().__init__(f"{sw:04X}")
+        self.sw = sw
+        self.data = data
+
+
+def _hex(b: bytes) -> str:
+    return b.hex().upper()
+
+
+@dataclass
+class EPurseState:
+    """Everything the card keeps in EEPROM (hex strings for bytes, so it serialises as JSON)."""
+
+    public_info: str  # 0x15, 30 bytes
+    holder: str  # 0x16, 55 bytes
+    management: str  # 0x17, 60 bytes
+    keys: dict[str, str]  # purchase, load, tac, maintenance (16-byte card keys)
+    key_index: int = 1  # index the PSAMs use for this card's purchase key
+    load_key_index: int = 1
+    key_version: int = 1
+    algorithm: int = Algorithm.DES3
+    balance: int = 0
+    overdraft_limit: int = 0
+    max_balance: int = DEFAULT_MAX_BALANCE
+    offline_atc: int = 0
+    online_atc: int = 0
+    log: list[str] = field(default_factory=list)  # 0x18, newest first
+    trips: list[str] = field(default_factory=list)  # 0x1E, newest first
+    capp: dict[str, str] = field(default_factory=dict)  # 0x1A records by id "27xx"
+    pin: str = "123456"
+    pin_tries: int = PIN_TRIES
+    blocked: str = ""  # "", "temporary" or "permanent"
+    last_txn: dict[str, Any] = field(default_factory=dict)  # for GET TRANSACTION PROVE
+    prove_counter: str = PROVE_NEXT
+    atr: str = _hex(DEFAULT_ATR)
+
+
+@dataclass
+class _Session:
+    """Volatile state between INITIALIZE and DEBIT/CREDIT."""
+
+    kind: str  # "purchase", "capp", "load"
+    amount: int
+    terminal_id: bytes
+    random: bytes
+    atc: int
+    key: bytes = b""
+    staged_capp: dict[str, bytes] = field(default_factory=dict)
+    staged_trips: list[bytes] = field(default_factory=list)
+
+
+class SoftEPurseCard:
+    """The card. ``process`` takes a command APDU and returns the response bytes."""
+
+    def __init__(self, state: EPurseState, path: str | Path | None = None):
+        self.state = state
+        self.path = Path(path) if path is not None else None
+        self._selected = False
+        self._session: _Session | None = None
+        self._challenge: bytes | None = None
+        self._rng = secrets.token_bytes
+
+    # -- persistence --------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> SoftEPurseCard:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("kind") != "epurse":
+            raise ValueError(f"{path} is not a software e-purse card file")
+        return cls(EPurseState(**data["state"]), path)
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write the state atomically (temp file, fsync, rename)."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            return
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"kind": "epurse", "state": asdict(self.state)}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if path is not None:
+            self.path = target
+
+    def _commit(self) -> None:
+        if self.path is not None:
+            self.save()
+
+    # -- convenience for tests and display ---------------------------------------------
+    @property
+    def atr(self) -> bytes:
+        return bytes.fromhex(self.state.atr)
+
+    @property
+    def public_info(self) -> bytes:
+        return bytes.fromhex(self.state.public_info)
+
+    @property
+    def serial(self) -> bytes:
+        return self.public_info[12:20]
+
+    @property
+    def issuer_id(self) -> bytes:
+        return self.public_info[0:8]
+
+    @property
+    def balance(self) -> int:
+        return self.state.balance
+
+    def card_keys(self) -> CardKeys:
+        k = self.state.keys
+        return CardKeys(*(bytes.fromhex(k[n]) for n in ("purchase", "load", "tac", "maintenance")))
+
+    def reset(self) -> None:
+        """Power-on reset: volatile state is lost."""
+        self._selected = False
+        self._session = None
+        self._challenge = None
+
+    # -- APDU processing ------------------------------------------------------------------
+    def process(self, apdu: bytes) -> bytes:
+        try:
+            command = CommandAPDU.decode(apdu)
+        except MalformedApdu:
+            return SW.WRONG_LENGTH.to_bytes(2, "big")
+        try:
+            data = self._dispatch(command)
+        except CardReply as reply:
+            return reply.data + reply.sw.to_bytes(2, "big")
+        return data + SW.OK.to_bytes(2, "big")
+
+    def _dispatch(self, cmd: CommandAPDU) -> bytes:
+        handler = _HANDLERS.get((cmd.cla & 0xF0, cmd.ins))
+        if handler is None:
+            if cmd.ins in {ins for _, ins in _HANDLERS}:
+                raise CardReply(SW.CLA_NOT_SUPPORTED)
+            raise CardReply(SW.INS_NOT_SUPPORTED)
+        if handler is not SoftEPurseCard._select:
+            if not self._selected:
+                raise CardReply(SW.CONDITIONS)
+            if self.state.blocked == "permanent":
+                raise CardReply(SW.APP_LOCKED)
+            if self.state.blocked and cmd.ins not in (0xB0, 0xB2, 0x5C, 0x84, 0x18):
+                raise CardReply(SW.FUNCTION_NOT_SUPPORTED)
+        return handler(self, cmd)
+
+    # SELECT -------------------------------------------------------------------------------
+    def _select(self, cmd: CommandAPDU) -> bytes:
+        self._session = None
+        aid = bytes.fromhex("A000000632010105")
+        if cmd.p1 == 0x04:
+            if cmd.data != aid[: len(cmd.data)] or not cmd.data:
+                self._selected = False
+                raise CardReply(SW.FILE_NOT_FOUND)
+        elif cmd.p1 == 0x00:
+            if cmd.data not in (c.FID_EP.to_bytes(2, "big"), c.FID_MF.to_bytes(2, "big")):
+                raise CardReply(SW.FILE_NOT_FOUND)
+            if cmd.data == c.FID_MF.to_bytes(2, "big"):
+                self._selected = False
+                return b""
+        else:
+            raise CardReply(SW.WRONG_P1P2)
+        if self.state.blocked == "permanent":
+            self._selected = False
+            raise CardReply(SW.APP_LOCKED)
+        self._selected = True
+        fci = tlv.build(
+            0x6F,
+            [
+                tlv.build(0x84, aid),
+                tlv.build(
+                    0xA5,
+                    [
+                        tlv.build(0x9F08, bytes((self.public_info[9],))),
+                        tlv.build(0x9F0C, self.public_info),
+                    ],
+                ),
+            ],
+        ).encode()
+        if self.state.blocked:
+            raise CardReply(SW.SELECTED_FILE_INVALIDATED, fci)
+        return fci
+
+    # READ BINARY / READ RECORD -----------------------------------------------------------
+    def _binary_file(self, sfi: int) -> bytes:
+        files = {
+            c.SFI_PUBLIC_INFO: self.state.public_info,
+            c.SFI_CARDHOLDER: self.state.holder,
+            c.SFI_MANAGEMENT: self.state.management,
+        }
+        if sfi not in files:
+            raise CardReply(SW.FILE_NOT_FOUND)
+        return bytes.fromhex(files[sfi])
+
+    @staticmethod
+    def _slice(content: bytes, le: int | None) -> bytes:
+        if le is None or le == 256 or le == len(content):
+            return content
+        if le > len(content):
+            raise CardReply(wrong_le(len(content)))
+        return content[:le]
+
+    def _read_binary(self, cmd: CommandAPDU) -> bytes:
+        if not cmd.p1 & 0x80:
+            raise CardReply(SW.WRONG_P1P2)
+        content = self._binary_file(cmd.p1 & 0x1F)
+        if cmd.p2 > len(content):
+            raise CardReply(SW.WRONG_P1P2)
+        return self._slice(content[cmd.p2 :], cmd.le)
+
+    def _read_record(self, cmd: CommandAPDU) -> bytes:
+        sfi, mode = cmd.p2 >> 3, cmd.p2 & 0x07
+        if mode != 0x04:
+            raise CardReply(SW.WRONG_P1P2)
+        number = cmd.p1
+        if sfi == c.SFI_TXN_LOG:
+            records = self.state.log
+        elif sfi == c.SFI_TRIP:
+            records = self.state.trips
+        elif sfi == c.SFI_CAPP_VARIABLE:
+            ids = sorted(self.state.capp)
+            records = [self.state.capp[i] for i in ids]
+        else:
+            raise CardReply(SW.FILE_NOT_FOUND)
+        if not 1 <= number <= len(records):
+            raise CardReply(SW.RECORD_NOT_FOUND)
+        return self._slice(bytes.fromhex(records[number - 1]), cmd.le)
+
+    # GET BALANCE ---------------------------------------------------------------------------
+    def _get_balance(self, cmd: CommandAPDU) -> bytes:
+        if cmd.p2 != c.PURSE_EP or cmd.p1 not in (0x00, 0x03):
+            raise CardReply(SW.WRONG_P1P2)
+        return self.state.balance.to_bytes(4, "big")
+
+    # INITIALIZE ----------------------------------------------------------------------------
+    def _initialize(self, cmd: CommandAPDU) -> bytes:
+        self._session = None
+        if cmd.p2 != c.PURSE_EP:
+            raise CardReply(SW.WRONG_P1P2)
+        if len(cmd.data) != 11:
+            raise CardReply(SW.WRONG_LENGTH)
+        init = InitializeData.parse(cmd.data)
+        st = self.state
+        if cmd.p1 in (c.InitP1.PURCHASE, c.InitP1.CAPP_PURCHASE):
+            if init.key_index != st.key_index:
+                raise CardReply(SW.KEY_NOT_FOUND)
+            if st.offline_atc >= MAX_COUNTER:
+                raise CardReply(SW.CONDITIONS)
+            if init.amount > st.balance + st.overdraft_limit:
+                raise CardReply(SW.INSUFFICIENT_BALANCE)
+            rand = self._rng(4)
+            kind = "capp" if cmd.p1 == c.InitP1.CAPP_PURCHASE else "purchase"
+            self._session = _Session(kind, init.amount, init.terminal_id, rand, st.offline_atc)
+            return build(
+                InitPurchaseResponse,
+                balance=st.balance,
+                offline_atc=st.offline_atc,
+                overdraft_limit=st.overdraft_limit,
+                key_version=st.key_version,
+                algorithm=st.algorithm,
+                card_random=rand,
+            )
+        if cmd.p1 == c.InitP1.LOAD:
+            if init.key_index != st.load_key_index:
+                raise CardReply(SW.KEY_NOT_FOUND)
+            if st.online_atc >= MAX_COUNTER:
+                raise CardReply(SW.CONDITIONS)
+            if st.balance + init.amount > st.max_balance:
+                raise CardReply(SW.CONDITIONS)
+            rand = self._rng(4)
+            key = load_session_key(self.card_keys().load, rand, st.online_atc, st.algorithm)
+            mac1 = pboc_mac(
+                key,
+                build(
+                    LoadMac1Input,
+                    balance=st.balance,
+                    amount=init.amount,
+                    txn_type=c.TxnType.EP_LOAD,
+                    terminal_id=init.terminal_id,
+                ),
+            )
+            self._session = _Session(
+                "load", init.amount, init.terminal_id, rand, st.online_atc, key
+            )
+            return build(
+                InitLoadResponse,
+                balance=st.balance,
+                online_atc=st.online_atc,
+                key_version=st.key_version,
+                algorithm=st.algorithm,
+                card_random=rand,
+                mac1=mac1,
+            )
+        raise CardReply(SW.WRONG_P1P2)
+
+    # UPDATE CAPP DATA CACHE -----------------------------------------------------------------
+    def _update_capp_cache(self, cmd: CommandAPDU) -> bytes:
+        s = self._session
+        if s is None or s.kind != "capp":
+            raise CardReply(SW.CONDITIONS)
+        sfi = cmd.p2 >> 3
+        if sfi == c.SFI_TRIP:
+            if len(cmd.data) != TRIP_RECORD_LEN:
+                raise CardReply(SW.WRONG_LENGTH)
+            s.staged_trips.append(cmd.data)
+            return b""
+        if sfi == c.SFI_CAPP_VARIABLE:
+            record = cmd.data
+            if len(record) != CAPP_RECORD_LEN or record[0] != 0x27 or record[2] != 0x7D:
+                raise CardReply(SW.CAPP_CACHE_FAILED)
+            if cmd.p1 not in (0x00, record[1]):
+                raise CardReply(SW.WRONG_P1P2)
+            s.staged_capp[_hex(record[:2])] = record
+            return b""
+        raise CardReply(SW.FILE_NOT_FOUND)
+
+    # DEBIT FOR PURCHASE ------------------------------------------------------------------
+    def _debit(self, cmd: CommandAPDU) -> bytes:
+        s, st = self._session, self.state
+        self._session = None
+        if s is None or s.kind not in ("purchase", "capp") or cmd.p1 != 0x01:
+            raise CardReply(SW.CONDITIONS)
+        if len(cmd.data) != 15:
+            raise CardReply(SW.WRONG_LENGTH)
+        d = DebitData.parse(cmd.data)
+        txn_type = c.TxnType.CAPP_PURCHASE if s.kind == "capp" else c.TxnType.EP_PURCHASE
+        key = purchase_session_key(
+            self.card_keys().purchase, s.random, s.atc, d.terminal_seq, st.algorithm
+        )
+        expected = pboc_mac(
+            key,
+            build(
+                PurchaseMac1Input,
+                amount=s.amount,
+                txn_type=txn_type,
+                terminal_id=s.terminal_id,
+                date=d.date,
+                time=d.time,
+            ),
+        )
+        if not secrets.compare_digest(expected, d.mac1):
+            raise CardReply(SW.MAC_ERROR)
+        if s.amount > st.balance + st.overdraft_limit:
+            raise CardReply(SW.INSUFFICIENT_BALANCE)
+        # commit: balance, counter, log, cached CAPP records, proof - all at once
+        st.balance -= s.amount
+        st.offline_atc += 1
+        self._append_log(s.atc, s.amount, txn_type, s.terminal_id, d.date, d.time)
+        for trip in s.staged_trips:
+            st.trips.insert(0, _hex(trip))
+        del st.trips[TRIP_LOG_SIZE:]
+        for rid, record in s.staged_capp.items():
+            st.capp[rid] = _hex(record)
+        mac2 = pboc_mac(key, s.amount.to_bytes(4, "big"))
+        tac = pboc_mac(
+            tac_key(self.card_keys().tac),
+            build(
+                PurchaseTacInput,
+                amount=s.amount,
+                txn_type=txn_type,
+                terminal_id=s.terminal_id,
+                terminal_seq=d.terminal_seq,
+                date=d.date,
+                time=d.time,
+            ),
+        )
+        st.last_txn = {"type": int(txn_type), "atc": s.atc, "mac": _hex(mac2), "tac": _hex(tac)}
+        self._commit()
+        return tac + mac2
+
+    # CREDIT FOR LOAD ---------------------------------------------------------------------
+    def _credit(self, cmd: CommandAPDU) -> bytes:
+        s, st = self._session, self.state
+        self._session = None
+        if s is None or s.kind != "load":
+            raise CardReply(SW.CONDITIONS)
+        if len(cmd.data) != 11:
+            raise CardReply(SW.WRONG_LENGTH)
+        d = CreditData.parse(cmd.data)
+        expected = pboc_mac(
+            s.key,
+            build(
+                LoadMac2Input,
+                amount=s.amount,
+                txn_type=c.TxnType.EP_LOAD,
+                terminal_id=s.terminal_id,
+                date=d.date,
+                time=d.time,
+            ),
+        )
+        if not secrets.compare_digest(expected, d.mac2):
+            raise CardReply(SW.MAC_ERROR)
+        st.balance += s.amount
+        st.online_atc += 1
+        self._append_log(s.atc, s.amount, c.TxnType.EP_LOAD, s.terminal_id, d.date, d.time)
+        tac = pboc_mac(
+            tac_key(self.card_keys().tac),
+            build(
+                LoadTacInput,
+                new_balance=st.balance,
+                online_atc=s.atc,
+                amount=s.amount,
+                txn_type=c.TxnType.EP_LOAD,
+                terminal_id=s.terminal_id,
+                date=d.date,
+                time=d.time,
+            ),
+        )
+        st.last_txn = {
+            "type": int(c.TxnType.EP_LOAD),
+            "atc": s.atc,
+            "mac": _hex(expected),
+            "tac": _hex(tac),
+        }
+        self._commit()
+        return tac
+
+    def _append_log(
+        self, atc: int, amount: int, txn_type: int, terminal_id: bytes, day: date, t: Any
+    ) -> None:
+        record = build(
+            TransactionRecord,
+            atc=atc,
+            overdraft_limit=self.state.overdraft_limit,
+            amount=amount,
+            txn_type=txn_type,
+            terminal_id=terminal_id,
+            date=day,
+            time=bytes.fromhex(t.strftime("%H%M%S")),
+        )
+        self.state.log.insert(0, _hex(record))
+        del self.state.log[LOG_SIZE:]
+
+    # GET TRANSACTION PROVE ------------------------------------------------------------------
+    def _prove(self, cmd: CommandAPDU) -> bytes:
+        last = self.state.last_txn
+        if len(cmd.data) != 2:
+            raise CardReply(SW.WRONG_LENGTH)
+        asked = int.from_bytes(cmd.data, "big")
+        if not last or last["type"] != cmd.p2:
+            raise CardReply(SW.MAC_UNAVAILABLE)
+        expected = last["atc"] + 1 if self.state.prove_counter == PROVE_NEXT else last["atc"]
+        if asked != expected:
+            raise CardReply(SW.MAC_UNAVAILABLE)
+        return bytes.fromhex(last["mac"]) + bytes.fromhex(last["tac"])
+
+    # PIN ---------------------------------------------------------------------------------
+    def _verify(self, cmd: CommandAPDU) -> bytes:
+        st = self.state
+        if st.pin_tries == 0:
+            raise CardReply(SW.PIN_BLOCKED)
+        if secrets.compare_digest(cmd.data, c.encode_pin(st.pin)):
+            st.pin_tries = PIN_TRIES
+            self._commit()
+            return b""
+        st.pin_tries -= 1
+        self._commit()
+        if st.pin_tries == 0:
+            raise CardReply(SW.PIN_BLOCKED)
+        raise CardReply(wrong_pin(st.pin_tries))
+
+    # GET CHALLENGE / APPLICATION BLOCK -----------------------------------------------------
+    def _get_challenge(self, cmd: CommandAPDU) -> bytes:
+        n = cmd.le or 4
+        if n not in (4, 8):
+            raise CardReply(SW.WRONG_LENGTH)
+        self._challenge = self._rng(n)
+        return self._challenge
+
+    def _check_secure_mac(self, cmd: CommandAPDU) -> None:
+        challenge, self._challenge = self._challenge, None
+        if challenge is None:
+            raise CardReply(SW.CONDITIONS)
+        if len(cmd.data) != 4:
+            raise CardReply(SW.WRONG_LENGTH)
+        iv = challenge[:4] + bytes(4)
+        header = bytes((cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)))
+        expected = mac_alg3(self.card_keys().maintenance, pad_method2(header), iv)[:4]
+        if not secrets.compare_digest(expected, cmd.data):
+            raise CardReply(SW.MAC_ERROR)
+
+    def _application_block(self, cmd: CommandAPDU) -> bytes:
+        if cmd.cla != 0x84 or cmd.p2 not in (0x00, 0x01):
+            raise CardReply(SW.WRONG_P1P2)
+        self._check_secure_mac(cmd)
+        self.state.blocked = "permanent" if cmd.p2 == 0x01 else "temporary"
+        self._selected = False
+        self._commit()
+        return b""
+
+    def _application_unblock(self, cmd: CommandAPDU) -> bytes:
+        if self.state.blocked != "temporary":
+            raise CardReply(SW.CONDITIONS)
+        self._check_secure_mac(cmd)
+        self.state.blocked = ""
+        self._commit()
+        return b""
+
+
+_HANDLERS = {
+    (0x00, 0xA4): SoftEPurseCard._select,
+    (0x00, 0xB0): SoftEPurseCard._read_binary,
+    (0x00, 0xB2): SoftEPurseCard._read_record,
+    (0x80, 0x5C): SoftEPurseCard._get_balance,
+    (0x80, 0x50): SoftEPurseCard._initialize,
+    (0x80, 0xDC): SoftEPurseCard._update_capp_cache,
+    (0x80, 0x54): SoftEPurseCard._debit,
+    (0x80, 0x52): SoftEPurseCard._credit,
+    (0x80, 0x5A): SoftEPurseCard._prove,
+    (0x00, 0x20): SoftEPurseCard._verify,
+    (0x00, 0x84): SoftEPurseCard._get_challenge,
+    (0x80, 0x1E): SoftEPurseCard._application_block,
+    (0x80, 0x18): SoftEPurseCard._application_unblock,
+}

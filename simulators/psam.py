@@ -1,0 +1,219 @@
+"""A software PSAM: terminal number, transport application, MAC1/MAC2 and generic DES MAC.
+
+It holds the purchase and maintenance master keys per key version and derives each
+card's keys from the factors the terminal sends (card serial, then issuer id), exactly
+as the card's issuer did. Its terminal transaction sequence number is persisted and
+advances on every INIT SAM FOR PURCHASE, so no two purchases share one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from terminal.apdu.command import CommandAPDU
+from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.status import SW, wrong_le
+from terminal.crypto.keys import Algorithm, card_key, purchase_session_key
+from terminal.crypto.mac import mac_alg3, pboc_mac
+from terminal.epurse.layouts import PurchaseMac1Input
+from terminal.layout import build
+from terminal.sam import commands as c
+from terminal.sam.layouts import Mac1Request, Mac1Response
+
+DEFAULT_ATR = bytes.fromhex("3B6900FF4A545942505341324E30")
+MAC1_MIN_LC = 0x1C
+
+KEY_USAGE_MAINTENANCE = 0x45  # DES INIT usage for application block / unblock MACs
+
+
+class SamReply(Exception):
+    def __init__(self, sw: int):
+        super().__init__(f"{sw:04X}")
+        self.sw = sw
+
+
+@dataclass
+class PsamState:
+    serial: str  # 10 bytes, MF 0x15
+    terminal_id: str  # 6 bytes, MF 0x16
+    app_info: str  # 25 bytes, transport application 0x17
+    masters: dict[str, dict[str, str]]  # key version -> {"purchase", "maintenance"}
+    terminal_seq: int = 1
+    algorithm: int = Algorithm.DES3
+    atr: str = DEFAULT_ATR.hex().upper()
+
+
+@dataclass
+class _PurchaseSession:
+    key: bytes
+    amount: int
+
+
+@dataclass
+class _Volatile:
+    in_app: bool = False
+    purchase: _PurchaseSession | None = None
+    cipher_key: bytes | None = None
+    extra: dict[str, bytes] = field(default_factory=dict)
+
+
+class SoftPsam:
+    def __init__(self, state: PsamState, path: str | Path | None = None):
+        self.state = state
+        self.path = Path(path) if path is not None else None
+        self._v = _Volatile()
+
+    @classmethod
+    def load(cls, path: str | Path) -> SoftPsam:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("kind") != "psam":
+            raise ValueError(f"{path} is not a software PSAM file")
+        return cls(PsamState(**data["state"]), path)
+
+    def save(self, path: str | Path | None = None) -> None:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            return
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"kind": "psam", "state": asdict(self.state)}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if path is not None:
+            self.path = target
+
+    @property
+    def atr(self) -> bytes:
+        return bytes.fromhex(self.state.atr)
+
+    @property
+    def terminal_id(self) -> bytes:
+        return bytes.fromhex(self.state.terminal_id)
+
+    def reset(self) -> None:
+        self._v = _Volatile()
+
+    def process(self, apdu: bytes) -> bytes:
+        try:
+            cmd = CommandAPDU.decode(apdu)
+        except MalformedApdu:
+            return SW.WRONG_LENGTH.to_bytes(2, "big")
+        handler = _HANDLERS.get((cmd.cla, cmd.ins))
+        if handler is None:
+            return SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
+        try:
+            return handler(self, cmd) + SW.OK.to_bytes(2, "big")
+        except SamReply as reply:
+            return reply.sw.to_bytes(2, "big")
+
+    # file system --------------------------------------------------------------------------
+    def _select(self, cmd: CommandAPDU) -> bytes:
+        if cmd.p1 == 0x00 and cmd.data == c.FID_MF.to_bytes(2, "big"):
+            self._v.in_app = False
+            return b""
+        if (cmd.p1 == 0x00 and cmd.data == c.FID_TRANSPORT_APP.to_bytes(2, "big")) or (
+            cmd.p1 == 0x04 and cmd.data == c.AID_MOT_CPSAM
+        ):
+            self._v.in_app = True
+            return b""
+        raise SamReply(SW.FILE_NOT_FOUND)
+
+    def _read_binary(self, cmd: CommandAPDU) -> bytes:
+        sfi = cmd.p1 & 0x1F
+        if self._v.in_app:
+            files = {c.SFI_APP_INFO: self.state.app_info}
+        else:
+            files = {c.SFI_SAM_SERIAL: self.state.serial, c.SFI_TERMINAL_ID: self.state.terminal_id}
+        if not cmd.p1 & 0x80 or sfi not in files:
+            raise SamReply(SW.FILE_NOT_FOUND)
+        content = bytes.fromhex(files[sfi])[cmd.p2 :]
+        if cmd.le is not None and cmd.le != 256:
+            if cmd.le > len(content):
+                raise SamReply(wrong_le(len(content)))
+            content = content[: cmd.le]
+        return content
+
+    # purchase -----------------------------------------------------------------------------
+    def _masters(self, key_version: int) -> dict[str, str]:
+        masters = self.state.masters.get(str(key_version))
+        if masters is None:
+            raise SamReply(SW.KEY_NOT_FOUND)
+        return masters
+
+    def _init_for_purchase(self, cmd: CommandAPDU) -> bytes:
+        self._v.purchase = None
+        if not self._v.in_app:
+            raise SamReply(SW.CONDITIONS)
+        if len(cmd.data) < MAC1_MIN_LC or (len(cmd.data) - MAC1_MIN_LC) % 8:
+            raise SamReply(SW.WRONG_LENGTH)
+        req = Mac1Request.parse(cmd.data)
+        if req.algorithm != self.state.algorithm:
+            raise SamReply(SW.WRONG_DATA)
+        master = bytes.fromhex(self._masters(req.key_version)["purchase"])
+        issuer = req.factors[0] if req.factors else None
+        dpk = card_key(master, req.card_serial, issuer, req.algorithm)
+        seq = self.state.terminal_seq
+        self.state.terminal_seq = (seq + 1) & 0xFFFFFFFF
+        self.save()
+        session = purchase_session_key(dpk, req.card_random, req.offline_atc, seq, req.algorithm)
+        mac1 = pboc_mac(
+            session,
+            build(
+                PurchaseMac1Input,
+                amount=req.amount,
+                txn_type=req.txn_type,
+                terminal_id=self.terminal_id,
+                date=req.when.date(),
+                time=req.when.time(),
+            ),
+        )
+        self._v.purchase = _PurchaseSession(session, req.amount)
+        return build(Mac1Response, terminal_seq=seq, mac1=mac1)
+
+    def _credit_for_purchase(self, cmd: CommandAPDU) -> bytes:
+        session, self._v.purchase = self._v.purchase, None
+        if session is None:
+            raise SamReply(SW.CONDITIONS)
+        if len(cmd.data) != 4:
+            raise SamReply(SW.WRONG_LENGTH)
+        expected = pboc_mac(session.key, session.amount.to_bytes(4, "big"))
+        if not secrets.compare_digest(expected, cmd.data):
+            raise SamReply(SW.MAC_ERROR)
+        return b""
+
+    # generic DES INIT + MAC (application block) --------------------------------------------
+    def _init_for_descrypt(self, cmd: CommandAPDU) -> bytes:
+        if cmd.p1 != KEY_USAGE_MAINTENANCE:
+            raise SamReply(SW.KEY_NOT_FOUND)
+        if len(cmd.data) not in (8, 16):
+            raise SamReply(SW.WRONG_LENGTH)
+        master = bytes.fromhex(self._masters(cmd.p2)["maintenance"])
+        issuer = cmd.data[8:16] or None
+        self._v.cipher_key = card_key(master, cmd.data[:8], issuer)
+        return b""
+
+    def _cipher_data(self, cmd: CommandAPDU) -> bytes:
+        key = self._v.cipher_key
+        if key is None:
+            raise SamReply(SW.CONDITIONS)
+        if cmd.p1 != 0x05:
+            raise SamReply(SW.WRONG_P1P2)
+        if len(cmd.data) < 16 or len(cmd.data) % 8:
+            raise SamReply(SW.WRONG_LENGTH)
+        iv, padded = cmd.data[:8], cmd.data[8:]
+        return mac_alg3(key, padded, iv)[:4]
+
+
+_HANDLERS = {
+    (0x00, 0xA4): SoftPsam._select,
+    (0x00, 0xB0): SoftPsam._read_binary,
+    (0x80, 0x70): SoftPsam._init_for_purchase,
+    (0x80, 0x72): SoftPsam._credit_for_purchase,
+    (0x80, 0x1A): SoftPsam._init_for_descrypt,
+    (0x80, 0xFA): SoftPsam._cipher_data,
+}

@@ -1,0 +1,75 @@
+"""Packed BCD numbers, dates and times as cards store them (YYYYMMDD, hhmmss)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from terminal.apdu.errors import YikatongError
+
+
+class BcdError(YikatongError, ValueError):
+    """Bytes that are not valid packed BCD, or a BCD date that does not exist."""
+
+
+def to_bcd(value: int | str, length: int) -> bytes:
+    """Right-aligned packed BCD of ``length`` bytes (leading zeros)."""
+    digits = str(value)
+    if not digits.isdigit():
+        raise BcdError(f"{value!r} is not a decimal number")
+    if len(digits) > length * 2:
+        raise BcdError(f"{value!r} does not fit in {length} BCD bytes")
+    return bytes.fromhex(digits.zfill(length * 2))
+
+
+def from_bcd(data: bytes) -> str:
+    """The digit string of packed BCD bytes; raises on any nibble above 9."""
+    text = data.hex()
+    if not text.isdigit():
+        raise BcdError(f"{data.hex().upper()} is not packed BCD")
+    return text
+
+
+def bcd_int(data: bytes) -> int:
+    return int(from_bcd(data) or "0")
+
+
+def encode_date(d: date) -> bytes:
+    return to_bcd(d.strftime("%Y%m%d"), 4)
+
+
+def decode_date(data: bytes) -> date | None:
+    """A 4-byte YYYYMMDD date; all-zero or all-FF (unset) gives None."""
+    if data in (bytes(4), b"\xff" * 4):
+        return None
+    text = from_bcd(data)
+    try:
+        return datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        raise BcdError(f"{text} is not a calendar date") from None
+
+
+def encode_time(t: time) -> bytes:
+    return to_bcd(t.strftime("%H%M%S"), 3)
+
+
+def decode_time(data: bytes) -> time:
+    text = from_bcd(data)
+    try:
+        return datetime.strptime(text, "%H%M%S").time()
+    except ValueError:
+        raise BcdError(f"{text} is not a time of day") from None
+
+
+def encode_datetime(dt: datetime) -> bytes:
+    return to_bcd(dt.strftime("%Y%m%d%H%M%S"), 7)
+
+
+def decode_datetime(data: bytes) -> datetime | None:
+    """A 7-byte YYYYMMDDhhmmss datetime; all-zero gives None."""
+    if data == bytes(7):
+        return None
+    text = from_bcd(data)
+    try:
+        return datetime.strptime(text, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise BcdError(f"{text} is not a date and time") from None

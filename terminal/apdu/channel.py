@@ -1,0 +1,79 @@
+"""A channel sends CommandAPDUs over any raw transport and handles 61xx / 6Cxx exactly once.
+
+Readers move bytes; this is the only place that knows about GET RESPONSE and Le
+re-issue, so no backend may do it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from terminal.apdu.command import CommandAPDU
+from terminal.apdu.errors import MalformedResponse, error_for
+from terminal.apdu.response import ResponseAPDU
+from terminal.apdu.status import SW
+
+MAX_GET_RESPONSE = 256  # 256 x 256 bytes: more than any card sends; stops a looping card
+MAX_LE_REISSUE = 3
+
+
+class Transport(Protocol):
+    def transmit(self, apdu: bytes) -> bytes: ...
+
+
+def check(response: ResponseAPDU, command: CommandAPDU | None = None) -> ResponseAPDU:
+    """Return the response when its SW is 9000, else raise the SW's typed exception."""
+    if response.sw != SW.OK:
+        raise error_for(response.sw, command)
+    return response
+
+
+class Channel:
+    """One logical channel to a card or SAM over a raw byte transport."""
+
+    def __init__(self, transport: Transport | Callable[[bytes], bytes], *, name: str = "card"):
+        self._transmit = transport if callable(transport) else transport.transmit
+        self.name = name
+
+    def send(self, command: CommandAPDU) -> ResponseAPDU:
+        """Exchange one command, following 6Cxx and 61xx; the final SW is not checked."""
+        response = self._raw(command)
+        reissues = 0
+        while response.sw1 == SW.WRONG_LE_ANY >> 8:
+            if reissues == MAX_LE_REISSUE:
+                raise MalformedResponse(
+                    f"card keeps answering 6Cxx to {command}",
+                    raw=response.encode(),
+                    command=command,
+                )
+            reissues += 1
+            command = command.with_le(response.sw2 or 256)
+            response = self._raw(command)
+        if response.sw1 != SW.MORE_DATA_ANY >> 8:
+            return response
+        data = bytearray(response.data)
+        for _ in range(MAX_GET_RESPONSE):
+            get = CommandAPDU(command.cla & 0x03, 0xC0, 0x00, 0x00, le=response.sw2 or 256)
+            response = self._raw(get)
+            if response.sw1 == SW.WRONG_LE_ANY >> 8:
+                response = self._raw(get.with_le(response.sw2 or 256))
+            data += response.data
+            if response.sw1 != SW.MORE_DATA_ANY >> 8:
+                return ResponseAPDU(bytes(data), response.sw1, response.sw2)
+        raise MalformedResponse(
+            f"more than {MAX_GET_RESPONSE} GET RESPONSE rounds for {command}",
+            raw=bytes(data),
+            command=command,
+        )
+
+    def exchange(self, command: CommandAPDU) -> ResponseAPDU:
+        """Send and require 9000, raising the typed exception for any other SW."""
+        return check(self.send(command), command)
+
+    def _raw(self, command: CommandAPDU) -> ResponseAPDU:
+        raw = self._transmit(command.encode())
+        try:
+            return ResponseAPDU.decode(raw)
+        except MalformedResponse as exc:
+            raise MalformedResponse(str(exc), raw=bytes(raw), command=command) from None

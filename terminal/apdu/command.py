@@ -1,0 +1,114 @@
+"""ISO 7816-4 command APDUs: cases 1-4, short and extended length, encode and decode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from terminal.apdu.errors import MalformedApdu
+
+SHORT_MAX_LC = 255
+SHORT_MAX_LE = 256
+EXTENDED_MAX = 65535
+EXTENDED_MAX_LE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAPDU:
+    """A command APDU. ``le`` is the expected length (None = case 1/3, 256/65536 = "all")."""
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes = b""
+    le: int | None = None
+    extended: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("cla", "ins", "p1", "p2"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0xFF:
+                raise MalformedApdu(f"{name} must be a byte, got {value!r}")
+        if not isinstance(self.data, bytes | bytearray):
+            raise MalformedApdu("data must be bytes")
+        object.__setattr__(self, "data", bytes(self.data))
+        if len(self.data) > EXTENDED_MAX:
+            raise MalformedApdu(f"data of {len(self.data)} bytes exceeds 65535")
+        if self.le is not None and not 0 < self.le <= EXTENDED_MAX_LE:
+            raise MalformedApdu(f"Le must be 1..65536 (256 means 'up to 256'), got {self.le}")
+        needs_extended = len(self.data) > SHORT_MAX_LC or (
+            self.le is not None and self.le > SHORT_MAX_LE
+        )
+        if needs_extended and not self.extended:
+            object.__setattr__(self, "extended", True)
+
+    @property
+    def case(self) -> int:
+        """ISO 7816-3 case number: 1 no data/no Le, 2 Le only, 3 data only, 4 both."""
+        if self.data:
+            return 4 if self.le is not None else 3
+        return 2 if self.le is not None else 1
+
+    @property
+    def header(self) -> bytes:
+        return bytes((self.cla, self.ins, self.p1, self.p2))
+
+    def with_le(self, le: int | None) -> CommandAPDU:
+        """The same command re-issued with another Le (used for 6Cxx)."""
+        return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le, self.extended)
+
+    def encode(self) -> bytes:
+        out = bytearray(self.header)
+        if self.extended:
+            if self.data:
+                out += b"\x00" + len(self.data).to_bytes(2, "big") + self.data
+                if self.le is not None:
+                    out += (self.le % 65536).to_bytes(2, "big")
+            elif self.le is not None:
+                out += b"\x00" + (self.le % 65536).to_bytes(2, "big")
+        else:
+            if self.data:
+                out += bytes((len(self.data),)) + self.data
+            if self.le is not None:
+                out.append(self.le % 256)
+        return bytes(out)
+
+    __bytes__ = encode
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CommandAPDU:
+        """Parse an encoded command, rejecting any body that fits no ISO 7816-4 case."""
+        raw = bytes(raw)
+        if len(raw) < 4:
+            raise MalformedApdu(f"command of {len(raw)} bytes is shorter than its 4-byte header")
+        cla, ins, p1, p2 = raw[:4]
+        body = raw[4:]
+        n = len(body)
+        if n == 0:
+            return cls(cla, ins, p1, p2)
+        if n == 1:
+            return cls(cla, ins, p1, p2, le=body[0] or 256)
+        if body[0] != 0 or n < 3:
+            lc = body[0]
+            if lc == 0:
+                raise MalformedApdu("short Lc of 0 is not allowed")
+            if n == 1 + lc:
+                return cls(cla, ins, p1, p2, body[1:])
+            if n == 2 + lc:
+                return cls(cla, ins, p1, p2, body[1 : 1 + lc], le=body[-1] or 256)
+            raise MalformedApdu(f"short Lc={lc} does not match a body of {n} bytes")
+        if n == 3:
+            le = int.from_bytes(body[1:3], "big") or 65536
+            return cls(cla, ins, p1, p2, le=le, extended=True)
+        lc = int.from_bytes(body[1:3], "big")
+        if lc == 0:
+            raise MalformedApdu("extended Lc of 0 is not allowed")
+        if n == 3 + lc:
+            return cls(cla, ins, p1, p2, body[3:], extended=True)
+        if n == 5 + lc:
+            le = int.from_bytes(body[-2:], "big") or 65536
+            return cls(cla, ins, p1, p2, body[3 : 3 + lc], le=le, extended=True)
+        raise MalformedApdu(f"extended Lc={lc} does not match a body of {n} bytes")
+
+    def __str__(self) -> str:
+        return self.encode().hex().upper()

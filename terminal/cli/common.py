@@ -1,0 +1,73 @@
+"""Options and helpers shared by subcommands: --reader, --trace, --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from terminal.readers.base import Reader
+from terminal.readers.spec import open_reader
+from terminal.readers.trace import TraceWriter
+from terminal.readers.tracing import TracingReader
+
+
+def add_reader_options(parser: argparse.ArgumentParser, *, default: str = "sim") -> None:
+    parser.add_argument(
+        "--reader",
+        default=default,
+        metavar="SPEC",
+        help="card reader: sim, replay:FILE, pcsc:NAME, nfc:usb, "
+        "nfc:tty:PATH:pn532, nfc:udp:HOST:PORT (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--card",
+        metavar="FILE",
+        help="software card file for the sim reader (default: a fresh demo card)",
+    )
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="record every card exchange to FILE in the replay trace format",
+    )
+
+
+def sim_card_factory(card_file: str | None) -> Callable[[], Any]:
+    """Cards for the sim reader come from the simulators (allowed in the CLI only)."""
+
+    def make() -> Any:
+        from simulators.files import load_device
+        from simulators.profiles import demo_card
+
+        return load_device(card_file) if card_file else demo_card()
+
+    return make
+
+
+def open_card_reader(args: argparse.Namespace) -> Reader:
+    reader = open_reader(args.reader, sim_card=sim_card_factory(getattr(args, "card", None)))
+    if getattr(args, "trace", None):
+        writer = TraceWriter.open(args.trace)
+        writer.comment(
+            f"ykt {args.command} --reader {args.reader} at {datetime.now():%Y-%m-%d %H:%M:%S}"
+        )
+        reader = TracingReader(reader, writer)
+    return reader
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))

@@ -1,0 +1,59 @@
+"""``ykt``: the yikatong command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from terminal.apdu.errors import YikatongError
+
+# Each module has register(subparsers); add a module here to add a subcommand.
+COMMAND_MODULES = [
+    "terminal.cli.demo",
+    "terminal.cli.read",
+    "terminal.cli.sim",
+]
+
+DESCRIPTION = """\
+yikatong - terminal middleware for China's financial IC one cards
+(T-Union / JT/T 978 transport cards, resident cards, social security cards).
+
+Start here:
+  ykt demo                 issue software cards, top them up, pay at a POS and a bus,
+                           and print balances, logs and a per-terminal summary
+  ykt read                 read a card: application, serial, validity, balance, log
+  ykt read --replay FILE   the same from a recorded trace (see --trace)
+
+Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
+--trace FILE to record the exchange for replay in a test.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ykt", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except YikatongError as exc:
+        print(f"ykt {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PBOC ED/EP and JT/T 978 e-purse: commands, file layouts, and transaction flows."""

@@ -1,0 +1,147 @@
+"""Command APDU builders for the PBOC ED/EP and JT/T 978 card application (reference §2.1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+
+from terminal.apdu.command import CommandAPDU
+from terminal.epurse.layouts import CreditData, DebitData, InitializeData
+from terminal.layout import build
+
+AID_TUNION_EP = bytes.fromhex("A000000632010105")  # JT/T 978 EP, DES or dual algorithm
+AID_TUNION_EP_SM = bytes.fromhex("A000000632010107")  # SM-only EP
+FID_MF = 0x3F00
+FID_EP = 0x1001
+
+SFI_PUBLIC_INFO = 0x15
+SFI_CARDHOLDER = 0x16
+SFI_MANAGEMENT = 0x17
+SFI_TXN_LOG = 0x18
+SFI_CAPP_VARIABLE = 0x1A
+SFI_TRIP = 0x1E
+
+
+class TxnType(IntEnum):
+    """Transaction type identifiers (reference §5.7)."""
+
+    ED_LOAD = 0x01
+    EP_LOAD = 0x02
+    UNLOAD = 0x03
+    ED_CASH_WITHDRAW = 0x04
+    ED_PURCHASE = 0x05
+    EP_PURCHASE = 0x06
+    OVERDRAFT_UPDATE = 0x07
+    CREDIT_PURCHASE = 0x08
+    CAPP_PURCHASE = 0x09
+
+    @property
+    def is_debit(self) -> bool:
+        return self in (
+            TxnType.ED_PURCHASE,
+            TxnType.EP_PURCHASE,
+            TxnType.CAPP_PURCHASE,
+            TxnType.ED_CASH_WITHDRAW,
+            TxnType.UNLOAD,
+            TxnType.CREDIT_PURCHASE,
+        )
+
+
+class InitP1(IntEnum):
+    LOAD = 0x00
+    PURCHASE = 0x01
+    CAPP_PURCHASE = 0x03
+    UPDATE = 0x04
+    UNLOAD = 0x05
+
+
+PURSE_EP = 0x02
+PURSE_ED = 0x01
+
+
+def select_aid(aid: bytes) -> CommandAPDU:
+    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)
+
+
+def select_fid(fid: int) -> CommandAPDU:
+    return CommandAPDU(0x00, 0xA4, 0x00, 0x00, fid.to_bytes(2, "big"))
+
+
+def read_binary(sfi: int, offset: int = 0, length: int = 256) -> CommandAPDU:
+    if not 1 <= sfi <= 30:
+        raise ValueError(f"SFI {sfi} out of range 1..30")
+    return CommandAPDU(0x00, 0xB0, 0x80 | sfi, offset, le=length)
+
+
+def read_record(sfi: int, record: int, length: int = 256) -> CommandAPDU:
+    if not 1 <= sfi <= 30:
+        raise ValueError(f"SFI {sfi} out of range 1..30")
+    return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=length)
+
+
+def get_balance(purse: int = PURSE_EP) -> CommandAPDU:
+    return CommandAPDU(0x80, 0x5C, 0x00, purse, le=4)
+
+
+def initialize(
+    p1: int, key_index: int, amount: int, terminal_id: bytes, *, purse: int = PURSE_EP
+) -> CommandAPDU:
+    data = build(InitializeData, key_index=key_index, amount=amount, terminal_id=terminal_id)
+    le = 0x10 if p1 == InitP1.LOAD else 0x0F
+    return CommandAPDU(0x80, 0x50, p1, purse, data, le=le)
+
+
+def initialize_for_purchase(
+    key_index: int, amount: int, terminal_id: bytes, *, capp: bool = False
+) -> CommandAPDU:
+    p1 = InitP1.CAPP_PURCHASE if capp else InitP1.PURCHASE
+    return initialize(p1, key_index, amount, terminal_id)
+
+
+def initialize_for_load(key_index: int, amount: int, terminal_id: bytes) -> CommandAPDU:
+    return initialize(InitP1.LOAD, key_index, amount, terminal_id)
+
+
+def debit_for_purchase(terminal_seq: int, when: datetime, mac1: bytes) -> CommandAPDU:
+    data = build(
+        DebitData, terminal_seq=terminal_seq, date=when.date(), time=when.time(), mac1=mac1
+    )
+    return CommandAPDU(0x80, 0x54, 0x01, 0x00, data, le=8)
+
+
+def credit_for_load(when: datetime, mac2: bytes) -> CommandAPDU:
+    data = build(CreditData, date=when.date(), time=when.time(), mac2=mac2)
+    return CommandAPDU(0x80, 0x52, 0x00, 0x00, data, le=4)
+
+
+def get_transaction_prove(txn_type: int, atc: int) -> CommandAPDU:
+    return CommandAPDU(0x80, 0x5A, 0x00, txn_type, (atc & 0xFFFF).to_bytes(2, "big"), le=8)
+
+
+def update_capp_data_cache(p1: int, p2: int, record: bytes) -> CommandAPDU:
+    return CommandAPDU(0x80, 0xDC, p1, p2, record)
+
+
+def encode_pin(pin: str) -> bytes:
+    """A PIN as packed BCD, F-padded to whole bytes (field practice; the JT/T 978 note that
+    PINs are ASCII is uncertain, reference §2.1)."""
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise ValueError("PIN must be 4 to 12 digits")
+    return bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")
+
+
+def verify_pin(pin: str) -> CommandAPDU:
+    return CommandAPDU(0x00, 0x20, 0x00, 0x00, encode_pin(pin))
+
+
+def get_challenge(length: int = 4) -> CommandAPDU:
+    return CommandAPDU(0x00, 0x84, 0x00, 0x00, le=length)
+
+
+def application_block(mac: bytes, *, permanent: bool = False) -> CommandAPDU:
+    return CommandAPDU(0x84, 0x1E, 0x00, 0x01 if permanent else 0x00, mac)
+
+
+def application_block_header(*, permanent: bool = False) -> bytes:
+    """The MACed part of APPLICATION BLOCK: header with Lc already counting the MAC."""
+    return bytes((0x84, 0x1E, 0x00, 0x01 if permanent else 0x00, 0x04))

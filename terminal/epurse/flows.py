@@ -1,0 +1,239 @@
+"""E-purse transaction flows, sans-I/O: each yields card/SAM steps and returns a result.
+
+Purchases and loads are split at the point where the outside world must act: the
+journal records a ``PendingPurchase`` before DEBIT is sent; the host authorises a
+``LoadRequest`` before CREDIT is sent. The one-call ``purchase``/``load`` flows compose
+the halves with an injected hook or host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from terminal.apdu import tlv
+from terminal.apdu.errors import MacMismatch, MalformedResponse, RecordNotFound
+from terminal.apdu.flow import Flow, card, sam
+from terminal.epurse import commands as c
+from terminal.epurse.host import LoadHost
+from terminal.epurse.layouts import (
+    Balance,
+    CreditResponse,
+    DebitResponse,
+    InitLoadResponse,
+    InitPurchaseResponse,
+)
+from terminal.epurse.model import (
+    Cardholder,
+    CardInfo,
+    CardSnapshot,
+    LoadAuthorization,
+    LoadRequest,
+    LoadResult,
+    LogEntry,
+    Management,
+    PendingPurchase,
+    PurchaseResult,
+)
+from terminal.layout import parse
+from terminal.sam import commands as samc
+from terminal.sam.psam import SamInfo, mac1
+
+TAG_FCI = 0x6F
+TAG_FCI_PROPRIETARY = 0xA5
+TAG_PUBLIC_INFO = 0x9F0C
+LOG_RECORDS = 10
+
+
+def select(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[CardInfo]:
+    """Select the EP application (by AID, or by FID for legacy cards) and read file 0x15.
+
+    The 0x15 image comes from FCI tag 9F0C when the card sends it, else from READ BINARY.
+    """
+    r = yield card(c.select_fid(fid) if fid is not None else c.select_aid(aid))
+    public = None
+    if r.data:
+        fci = tlv.find(tlv.parse(r.data), TAG_PUBLIC_INFO)
+        public = fci.value if fci is not None else None
+    if public is None:
+        r = yield card(c.read_binary(c.SFI_PUBLIC_INFO, length=30))
+        public = r.data
+    return CardInfo.parse(public)
+
+
+def read_balance(purse: int = c.PURSE_EP) -> Flow[int]:
+    r = yield card(c.get_balance(purse))
+    return parse(Balance, r.data, "GET BALANCE response").balance
+
+
+def read_log(sfi: int = c.SFI_TXN_LOG, records: int = LOG_RECORDS) -> Flow[list[LogEntry]]:
+    """Read the cyclic transaction log, newest first, until the card says 6A83."""
+    entries: list[LogEntry] = []
+    for number in range(1, records + 1):
+        try:
+            r = yield card(c.read_record(sfi, number))
+        except RecordNotFound:
+            break
+        entry = LogEntry.parse(r.data)
+        if entry is None:
+            break
+        entries.append(entry)
+    return entries
+
+
+def read_card(aid: bytes = c.AID_TUNION_EP, *, holder: bool = True) -> Flow[CardSnapshot]:
+    """Select, then gather balance, log, and (when present) holder and management files."""
+    info = yield from select(aid)
+    holder_info = management = None
+    if holder:
+        r = yield card(c.read_binary(c.SFI_CARDHOLDER, length=55), check=False)
+        if r.ok:
+            holder_info = Cardholder.parse(r.data)
+        r = yield card(c.read_binary(c.SFI_MANAGEMENT, length=60), check=False)
+        if r.ok:
+            management = Management.parse(r.data)
+    balance = yield from read_balance()
+    log = yield from read_log()
+    return CardSnapshot(info, balance, log, holder_info, management)
+
+
+def prepare_purchase(
+    info: CardInfo,
+    sam_info: SamInfo,
+    amount: int,
+    when: datetime,
+    *,
+    capp: bool = False,
+    issuer_factor: bool = True,
+) -> Flow[PendingPurchase]:
+    """INITIALIZE FOR (CAPP) PURCHASE on the card, then MAC1 from the PSAM.
+
+    ``issuer_factor`` sends the 8-byte issuer id as the PSAM's second diversification
+    factor (JT/T 978, Lc 0x24); off for one-level schemes (Lc 0x1C).
+    """
+    if amount < 0:
+        raise ValueError("amount must be a non-negative number of fen")
+    r = yield card(
+        c.initialize_for_purchase(sam_info.key_index, amount, sam_info.terminal_id, capp=capp)
+    )
+    init = parse(InitPurchaseResponse, r.data, "INITIALIZE FOR PURCHASE response")
+    txn_type = c.TxnType.CAPP_PURCHASE if capp else c.TxnType.EP_PURCHASE
+    factors = [info.issuer_id] if issuer_factor else []
+    r = yield sam(
+        samc.init_sam_for_purchase(
+            init.card_random,
+            init.offline_atc,
+            amount,
+            txn_type,
+            when,
+            init.key_version,
+            init.algorithm,
+            info.serial,
+            factors,
+        )
+    )
+    m = mac1(r.data)
+    return PendingPurchase(
+        issuer_id=info.issuer_id,
+        card_serial=info.serial,
+        terminal_id=sam_info.terminal_id,
+        terminal_seq=m.terminal_seq,
+        txn_type=txn_type,
+        amount=amount,
+        balance_before=init.balance,
+        offline_atc=init.offline_atc,
+        key_version=init.key_version,
+        algorithm=init.algorithm,
+        when=when,
+        mac1=m.mac1,
+    )
+
+
+def complete_purchase(
+    pending: PendingPurchase, *, verify_mac2: bool = True
+) -> Flow[PurchaseResult]:
+    """DEBIT FOR PURCHASE on the card, then the PSAM checks the card's MAC2."""
+    r = yield card(c.debit_for_purchase(pending.terminal_seq, pending.when, pending.mac1))
+    debit = parse(DebitResponse, r.data, "DEBIT FOR PURCHASE response")
+    verified = False
+    if verify_mac2:
+        try:
+            yield sam(samc.credit_sam_for_purchase(debit.mac2))
+            verified = True
+        except MacMismatch:
+            verified = False
+    return PurchaseResult(pending, debit.tac, debit.mac2, verified)
+
+
+def purchase(
+    info: CardInfo,
+    sam_info: SamInfo,
+    amount: int,
+    when: datetime,
+    *,
+    capp: bool = False,
+    on_intent: Callable[[PendingPurchase], None] | None = None,
+) -> Flow[PurchaseResult]:
+    """A whole simple (or CAPP) purchase; ``on_intent`` runs between MAC1 and DEBIT."""
+    pending = yield from prepare_purchase(info, sam_info, amount, when, capp=capp)
+    if on_intent is not None:
+        on_intent(pending)
+    return (yield from complete_purchase(pending))
+
+
+def prepare_load(
+    info: CardInfo,
+    terminal_id: bytes,
+    amount: int,
+    when: datetime,
+    *,
+    key_index: int = 1,
+    pin: str | None = None,
+) -> Flow[LoadRequest]:
+    """Optional VERIFY PIN, then INITIALIZE FOR LOAD; returns what the host must check."""
+    if amount <= 0:
+        raise ValueError("a load amount must be a positive number of fen")
+    if pin is not None:
+        yield card(c.verify_pin(pin))
+    r = yield card(c.initialize_for_load(key_index, amount, terminal_id))
+    init = parse(InitLoadResponse, r.data, "INITIALIZE FOR LOAD response")
+    return LoadRequest(
+        issuer_id=info.issuer_id,
+        card_serial=info.serial,
+        terminal_id=terminal_id,
+        amount=amount,
+        balance_before=init.balance,
+        online_atc=init.online_atc,
+        key_version=init.key_version,
+        algorithm=init.algorithm,
+        card_random=init.card_random,
+        mac1=init.mac1,
+        when=when,
+    )
+
+
+def complete_load(request: LoadRequest, authorization: LoadAuthorization) -> Flow[LoadResult]:
+    """CREDIT FOR LOAD with the host's MAC2; the card answers with its TAC."""
+    if len(authorization.mac2) != 4:
+        raise MalformedResponse("host MAC2 must be 4 bytes", raw=authorization.mac2)
+    r = yield card(c.credit_for_load(authorization.when, authorization.mac2))
+    credit = parse(CreditResponse, r.data, "CREDIT FOR LOAD response")
+    return LoadResult(request, authorization, credit.tac)
+
+
+def load(
+    info: CardInfo,
+    terminal_id: bytes,
+    amount: int,
+    when: datetime,
+    host: LoadHost,
+    *,
+    key_index: int = 1,
+    pin: str | None = None,
+) -> Flow[LoadResult]:
+    """A whole online load against ``host`` (authorise, credit, confirm the TAC)."""
+    request = yield from prepare_load(info, terminal_id, amount, when, key_index=key_index, pin=pin)
+    authorization = host.authorize_load(request)
+    result = yield from complete_load(request, authorization)
+    host.confirm_load(request, authorization, result.tac)
+    return result

@@ -1,0 +1,141 @@
+"""JT/T 978 / PBOC ED/EP byte layouts, declared once (reference §2.2, §5).
+
+Used by the terminal to parse and by the software card to build.
+"""
+
+from __future__ import annotations
+
+import construct as cs
+
+from terminal.layout import Amount, BcdDate, BcdDateTime, BcdTime
+
+# -- files ------------------------------------------------------------------------------
+PublicInfo = cs.Struct(  # SFI 0x15, 30 bytes; also FCI tag 9F0C
+    "issuer_id" / cs.Bytes(8),
+    "app_type" / cs.Int8ub,
+    "app_version" / cs.Int8ub,
+    "app_serial" / cs.Bytes(10),
+    "start_date" / BcdDate,
+    "expiry_date" / BcdDate,
+    "issuer_fci" / cs.Bytes(2),
+)
+
+CardholderInfo = cs.Struct(  # SFI 0x16, 55 bytes
+    "card_type" / cs.Int8ub,
+    "staff_flag" / cs.Int8ub,
+    "name" / cs.Bytes(20),  # GBK, padded with 00
+    "id_number" / cs.Bytes(32),  # ASCII, padded with 00
+    "id_type" / cs.Int8ub,
+)
+
+ManagementInfo = cs.Struct(  # SFI 0x17, 60 bytes
+    "country_code" / cs.Bytes(4),
+    "province_code" / cs.Bytes(2),
+    "city_code" / cs.Bytes(2),
+    "interop_type" / cs.Bytes(2),  # 0000 = not interoperable
+    "card_kind" / cs.Int8ub,
+    "reserved" / cs.Bytes(49),
+)
+
+TransactionRecord = cs.Struct(  # SFI 0x18, 23-byte cyclic records, #1 newest
+    "atc" / cs.Int16ub,
+    "overdraft_limit" / cs.Int24ub,
+    "amount" / Amount,
+    "txn_type" / cs.Int8ub,
+    "terminal_id" / cs.Bytes(6),
+    "date" / BcdDate,
+    "time" / cs.Bytes(3),  # kept raw: empty records hold 000000
+)
+
+TripRecord = cs.Struct(  # SFI 0x1E, 48-byte cyclic process records
+    "txn_type" / cs.Int8ub,
+    "terminal_no" / cs.Bytes(8),
+    "industry" / cs.Int8ub,
+    "line" / cs.Bytes(2),
+    "station" / cs.Bytes(2),
+    "operator" / cs.Bytes(2),
+    "rfu1" / cs.Bytes(1),
+    "amount" / Amount,
+    "balance" / Amount,
+    "when" / BcdDateTime,
+    "acquirer_city" / cs.Bytes(2),
+    "acquirer_id" / cs.Bytes(8),
+    "rfu2" / cs.Bytes(6),
+)
+
+# -- command data -----------------------------------------------------------------------
+InitializeData = cs.Struct(  # INITIALIZE FOR LOAD / PURCHASE / CAPP PURCHASE, Lc 0B
+    "key_index" / cs.Int8ub,
+    "amount" / Amount,
+    "terminal_id" / cs.Bytes(6),
+)
+
+DebitData = cs.Struct(  # DEBIT FOR (CAPP) PURCHASE, Lc 0F
+    "terminal_seq" / cs.Int32ub,
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "mac1" / cs.Bytes(4),
+)
+
+CreditData = cs.Struct(  # CREDIT FOR LOAD, Lc 0B
+    "date" / BcdDate,
+    "time" / BcdTime,
+    "mac2" / cs.Bytes(4),
+)
+
+# -- responses --------------------------------------------------------------------------
+InitPurchaseResponse = cs.Struct(  # 15 bytes
+    "balance" / Amount,
+    "offline_atc" / cs.Int16ub,
+    "overdraft_limit" / cs.Int24ub,
+    "key_version" / cs.Int8ub,
+    "algorithm" / cs.Int8ub,
+    "card_random" / cs.Bytes(4),
+)
+
+InitLoadResponse = cs.Struct(  # 16 bytes
+    "balance" / Amount,
+    "online_atc" / cs.Int16ub,
+    "key_version" / cs.Int8ub,
+    "algorithm" / cs.Int8ub,
+    "card_random" / cs.Bytes(4),
+    "mac1" / cs.Bytes(4),
+)
+
+DebitResponse = cs.Struct("tac" / cs.Bytes(4), "mac2" / cs.Bytes(4))
+ProveResponse = cs.Struct("mac" / cs.Bytes(4), "tac" / cs.Bytes(4))  # reverse of DEBIT
+CreditResponse = cs.Struct("tac" / cs.Bytes(4))
+Balance = cs.Struct("balance" / Amount)
+
+# -- MAC and TAC inputs (reference §3.2, §3.3) --------------------------------------------
+PurchaseMac1Input = cs.Struct(
+    "amount" / Amount,
+    "txn_type" / cs.Int8ub,
+    "terminal_id" / cs.Bytes(6),
+    "date" / BcdDate,
+    "time" / BcdTime,
+)
+PurchaseTacInput = cs.Struct(
+    "amount" / Amount,
+    "txn_type" / cs.Int8ub,
+    "terminal_id" / cs.Bytes(6),
+    "terminal_seq" / cs.Int32ub,
+    "date" / BcdDate,
+    "time" / BcdTime,
+)
+LoadMac1Input = cs.Struct(
+    "balance" / Amount,
+    "amount" / Amount,
+    "txn_type" / cs.Int8ub,
+    "terminal_id" / cs.Bytes(6),
+)
+LoadMac2Input = PurchaseMac1Input
+LoadTacInput = cs.Struct(
+    "new_balance" / Amount,
+    "online_atc" / cs.Int16ub,
+    "amount" / Amount,
+    "txn_type" / cs.Int8ub,
+    "terminal_id" / cs.Bytes(6),
+    "date" / BcdDate,
+    "time" / BcdTime,
+)

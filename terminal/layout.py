@@ -1,0 +1,76 @@
+"""Shared construct pieces: BCD date/time adapters and strict parse/build helpers.
+
+Every byte layout in the project is a construct ``Struct`` declared once in its
+package's ``layouts`` module; these helpers turn construct's errors into the project's
+typed ``MalformedResponse`` so bad bytes never surface as an IndexError.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+import construct as cs
+
+from terminal.apdu.bcd import (
+    BcdError,
+    decode_date,
+    decode_datetime,
+    decode_time,
+    encode_date,
+    encode_datetime,
+    encode_time,
+)
+from terminal.apdu.command import CommandAPDU
+from terminal.apdu.errors import MalformedResponse
+
+
+class _BcdDate(cs.Adapter):
+    def _decode(self, obj: bytes, context: Any, path: str) -> date | None:
+        return decode_date(obj)
+
+    def _encode(self, obj: date | None, context: Any, path: str) -> bytes:
+        return bytes(4) if obj is None else encode_date(obj)
+
+
+class _BcdTime(cs.Adapter):
+    def _decode(self, obj: bytes, context: Any, path: str) -> time:
+        return decode_time(obj)
+
+    def _encode(self, obj: time, context: Any, path: str) -> bytes:
+        return encode_time(obj)
+
+
+class _BcdDateTime(cs.Adapter):
+    def _decode(self, obj: bytes, context: Any, path: str) -> datetime | None:
+        return decode_datetime(obj)
+
+    def _encode(self, obj: datetime | None, context: Any, path: str) -> bytes:
+        return bytes(7) if obj is None else encode_datetime(obj)
+
+
+BcdDate = _BcdDate(cs.Bytes(4))
+BcdTime = _BcdTime(cs.Bytes(3))
+BcdDateTime = _BcdDateTime(cs.Bytes(7))
+Amount = cs.Int32ub  # fen, unsigned 4 bytes
+
+
+def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | None = None) -> Any:
+    """Parse ``data`` that must fill ``layout`` exactly; a MalformedResponse otherwise."""
+    try:
+        size = layout.sizeof()
+    except cs.SizeofError:
+        size = None
+    if size is not None and len(data) != size:
+        raise MalformedResponse(
+            f"{what}: expected {size} bytes, got {len(data)}", raw=bytes(data), command=command
+        )
+    try:
+        return layout.parse(data)
+    except (cs.ConstructError, BcdError) as exc:
+        raise MalformedResponse(f"{what}: {exc}", raw=bytes(data), command=command) from None
+
+
+def build(layout: cs.Construct, **fields: Any) -> bytes:
+    """Build bytes from field values (programming errors surface as construct errors)."""
+    return layout.build(fields)

@@ -1,0 +1,1 @@
+"""Terminal roles: validator, POS, kiosk and issuance desk, each built on TerminalSession."""
