@@ -17,6 +17,8 @@ from terminal.readers.sim import SimCard, SimReader
 # prefix -> "module:function" taking the text after the prefix and returning a Reader
 BACKENDS: dict[str, str] = {
     "replay": "terminal.readers.replay:from_spec",
+    "pcsc": "terminal.readers.pcsc:from_spec",
+    "nfc": "terminal.readers.nfc:from_spec",
 }
 
 
