@@ -22,7 +22,7 @@ def test_demo_balances_and_verifies_every_tac() -> None:
     assert r.returncode == 0
     assert "BALANCED" in r.stdout
     assert "Per-terminal summary" in r.stdout
-    summary = [line for line in r.stdout.splitlines() if "verified by the host" in line][0]
+    summary = next(line for line in r.stdout.splitlines() if "verified by the host" in line)
     done, total = summary.rsplit(" ", 1)[1].split("/")
     assert done == total and int(total) > 10
 
