@@ -85,7 +85,7 @@ class EPurseState:
     key_version: int = 1
     algorithm: int = Algorithm.DES3
     balance: int = 0
-    overdraft_limit: int = 0
+    overdraft_limit: int = 0  # reported in INITIALIZE; debits never draw on it here
     max_balance: int = DEFAULT_MAX_BALANCE
     offline_atc: int = 0
     online_atc: int = 0
@@ -311,7 +311,7 @@ class SoftEPurseCard:
                 raise CardReply(SW.KEY_NOT_FOUND)
             if st.offline_atc >= MAX_COUNTER:
                 raise CardReply(SW.CONDITIONS)
-            if init.amount > st.balance + st.overdraft_limit:
+            if init.amount > st.balance:
                 raise CardReply(SW.INSUFFICIENT_BALANCE)
             rand = self._rng(4)
             kind = "capp" if cmd.p1 == c.InitP1.CAPP_PURCHASE else "purchase"
@@ -405,7 +405,7 @@ class SoftEPurseCard:
         )
         if not secrets.compare_digest(expected, d.mac1):
             raise CardReply(SW.MAC_ERROR)
-        if s.amount > st.balance + st.overdraft_limit:
+        if s.amount > st.balance:
             raise CardReply(SW.INSUFFICIENT_BALANCE)
         # commit: balance, counter, log, cached CAPP records, proof - all at once
         st.balance -= s.amount

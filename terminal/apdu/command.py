@@ -41,6 +41,8 @@ class CommandAPDU:
         )
         if needs_extended and not self.extended:
             object.__setattr__(self, "extended", True)
+        if self.extended and not self.data and self.le is None:
+            object.__setattr__(self, "extended", False)  # case 1 has no length fields
 
     @property
     def case(self) -> int:

@@ -1,0 +1,3 @@
+"""Benchmarks reuse the test fixtures (software cards, PSAM, frozen clock)."""
+
+from tests.conftest import *  # noqa: F403

@@ -1,0 +1,44 @@
+"""Issue 2: host-side cost of one purchase.
+
+(a) one full purchase per iteration: card and PSAM in process, all crypto on both sides;
+(b) baseline, same run: the identical APDU exchange replayed to the flow from precomputed
+responses - the terminal's own work alone. Target: host side under 1 ms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.baseline import measure, report
+from simulators.profiles import demo_card, demo_psam
+from terminal.apdu.flow import replay
+from terminal.epurse import flows
+from terminal.readers.sim import SimReader
+from terminal.roles.session import TerminalSession
+
+
+def _setup(clock: Any) -> tuple[TerminalSession, Any]:
+    card = demo_card(1, balance=10**8)
+    s = TerminalSession(SimReader(card), SimReader(demo_psam()), clock=clock)
+    s.start()
+    s.card_reader.connect()
+    return s, s.run(flows.select())
+
+
+def test_full_purchase_in_process(benchmark, clock) -> None:  # type: ignore[no-untyped-def]
+    session, info = _setup(clock)
+    responses: list[Any] = []
+    from terminal.apdu.flow import run
+
+    run(
+        flows.purchase(info, session.sam, 1, session.now()),
+        session.channels,
+        observer=lambda step, r: responses.append(r),
+    )
+    baseline = measure(
+        lambda: replay(flows.purchase(info, session.sam, 1, session.now()), responses)
+    )
+    benchmark(lambda: session.run(flows.purchase(info, session.sam, 1, session.now())))
+    report(benchmark, "replayed_flow", baseline)
+    benchmark.extra_info["host_side_p99_us"] = round(baseline["p99_us"], 2)
+    assert len(responses) == 4

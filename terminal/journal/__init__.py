@@ -1,0 +1,13 @@
+"""Durable local journal (SQLite WAL, synchronous FULL): intent before DEBIT, proof after."""
+
+from terminal.journal.journal import (
+    INTENT,
+    SETTLED,
+    SUSPECT,
+    VOID,
+    Journal,
+    JournalError,
+    JournalRow,
+)
+
+__all__ = ["INTENT", "SETTLED", "SUSPECT", "VOID", "Journal", "JournalError", "JournalRow"]

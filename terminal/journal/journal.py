@@ -1,0 +1,382 @@
+"""The durable local journal: every debit is written before DEBIT is sent and after it returns.
+
+SQLite in WAL mode with synchronous=FULL, one transaction per state change, so a power
+cut between any two writes leaves a consistent journal. A row moves
+intent -> settled | suspect | void, never backwards; settled and suspect rows get a
+monotonically increasing ``upload_seq`` that fixes their upload order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.apdu.errors import YikatongError
+
+INTENT = "intent"
+SETTLED = "settled"
+SUSPECT = "suspect"
+VOID = "void"
+STATES = (INTENT, SETTLED, SUSPECT, VOID)
+UPLOADABLE = (SETTLED, SUSPECT)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txn (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    terminal_id     TEXT    NOT NULL,
+    terminal_seq    INTEGER NOT NULL,
+    issuer_id       TEXT    NOT NULL,
+    card_serial     TEXT    NOT NULL,
+    txn_type        INTEGER NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount >= 0),
+    balance_before  INTEGER NOT NULL,
+    card_atc        INTEGER NOT NULL,
+    key_version     INTEGER NOT NULL,
+    algorithm       INTEGER NOT NULL,
+    txn_time        TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('intent','settled','suspect','void')),
+    tac             TEXT,
+    mac2            TEXT,
+    mac2_verified   INTEGER,
+    resolution      TEXT,
+    context         TEXT    NOT NULL DEFAULT '{}',
+    created_at      TEXT    NOT NULL,
+    resolved_at     TEXT,
+    upload_seq      INTEGER UNIQUE,
+    uploaded_at     TEXT,
+    UNIQUE (terminal_id, terminal_seq)
+);
+CREATE INDEX IF NOT EXISTS txn_open ON txn (card_serial) WHERE state = 'intent';
+CREATE INDEX IF NOT EXISTS txn_card_time ON txn (card_serial, txn_time);
+CREATE INDEX IF NOT EXISTS txn_upload ON txn (upload_seq) WHERE uploaded_at IS NULL;
+"""
+
+
+class JournalError(YikatongError):
+    """A journal operation that would break its invariants (unknown row, wrong state...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    id: int
+    terminal_id: str
+    terminal_seq: int
+    issuer_id: str
+    card_serial: str
+    txn_type: int
+    amount: int
+    balance_before: int
+    card_atc: int
+    key_version: int
+    algorithm: int
+    txn_time: datetime
+    state: str
+    tac: str | None
+    mac2: str | None
+    mac2_verified: bool | None
+    resolution: str | None
+    context: dict[str, Any]
+    upload_seq: int | None
+    uploaded_at: str | None
+
+    @property
+    def balance_after(self) -> int:
+        return self.balance_before - self.amount
+
+    def upload_record(self) -> dict[str, Any]:
+        """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
+        return {
+            "terminal_id": self.terminal_id,
+            "terminal_seq": self.terminal_seq,
+            "issuer_id": self.issuer_id,
+            "card_serial": self.card_serial,
+            "txn_type": self.txn_type,
+            "amount": self.amount,
+            "balance_before": self.balance_before,
+            "card_atc": self.card_atc,
+            "key_version": self.key_version,
+            "algorithm": self.algorithm,
+            "txn_time": self.txn_time.isoformat(),
+            "state": self.state,
+            "tac": self.tac,
+            "mac2": self.mac2,
+            "mac2_verified": self.mac2_verified,
+            "resolution": self.resolution,
+            "context": self.context,
+        }
+
+
+def _row(r: sqlite3.Row) -> JournalRow:
+    return JournalRow(
+        id=r["id"],
+        terminal_id=r["terminal_id"],
+        terminal_seq=r["terminal_seq"],
+        issuer_id=r["issuer_id"],
+        card_serial=r["card_serial"],
+        txn_type=r["txn_type"],
+        amount=r["amount"],
+        balance_before=r["balance_before"],
+        card_atc=r["card_atc"],
+        key_version=r["key_version"],
+        algorithm=r["algorithm"],
+        txn_time=datetime.fromisoformat(r["txn_time"]),
+        state=r["state"],
+        tac=r["tac"],
+        mac2=r["mac2"],
+        mac2_verified=None if r["mac2_verified"] is None else bool(r["mac2_verified"]),
+        resolution=r["resolution"],
+        context=json.loads(r["context"]),
+        upload_seq=r["upload_seq"],
+        uploaded_at=r["uploaded_at"],
+    )
+
+
+class Journal:
+    """One terminal's journal file. Thread-safe; every method is one durable transaction."""
+
+    def __init__(self, path: str | Path, *, clock: Any = datetime.now):
+        self.path = str(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if self.path != ":memory:" and mode.lower() != "wal":
+            raise JournalError(f"journal {self.path} could not switch to WAL (got {mode})")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _now(self) -> str:
+        return self._clock().isoformat(timespec="seconds")
+
+    # -- writes ---------------------------------------------------------------------------
+    def record_intent(
+        self,
+        *,
+        terminal_id: bytes,
+        terminal_seq: int,
+        issuer_id: bytes,
+        card_serial: bytes,
+        txn_type: int,
+        amount: int,
+        balance_before: int,
+        card_atc: int,
+        key_version: int,
+        algorithm: int,
+        when: datetime,
+        context: dict[str, Any] | None = None,
+    ) -> int:
+        """Write the intent row before DEBIT is sent; returns its id."""
+        if amount < 0:
+            raise JournalError("amount must be a non-negative number of fen")
+        with self._tx() as db:
+            try:
+                cur = db.execute(
+                    "INSERT INTO txn (terminal_id, terminal_seq, issuer_id, card_serial, txn_type,"
+                    " amount, balance_before, card_atc, key_version, algorithm, txn_time, state,"
+                    " context, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        terminal_id.hex().upper(),
+                        terminal_seq,
+                        issuer_id.hex().upper(),
+                        card_serial.hex().upper(),
+                        txn_type,
+                        amount,
+                        balance_before,
+                        card_atc,
+                        key_version,
+                        algorithm,
+                        when.isoformat(timespec="seconds"),
+                        INTENT,
+                        json.dumps(context or {}, sort_keys=True),
+                        self._now(),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(
+                    f"terminal {terminal_id.hex().upper()} seq {terminal_seq} already journaled"
+                ) from exc
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def _resolve(
+        self,
+        row_id: int,
+        state: str,
+        resolution: str,
+        *,
+        tac: bytes | None = None,
+        mac2: bytes | None = None,
+        mac2_verified: bool | None = None,
+    ) -> JournalRow:
+        with self._tx() as db:
+            cur = db.execute("SELECT state FROM txn WHERE id = ?", (row_id,)).fetchone()
+            if cur is None:
+                raise JournalError(f"no journal row {row_id}")
+            if cur["state"] != INTENT:
+                raise JournalError(f"row {row_id} is already {cur['state']}")
+            seq = None
+            if state in UPLOADABLE:
+                seq = db.execute("SELECT COALESCE(MAX(upload_seq), 0) + 1 FROM txn").fetchone()[0]
+            db.execute(
+                "UPDATE txn SET state=?, tac=?, mac2=?, mac2_verified=?, resolution=?,"
+                " resolved_at=?, upload_seq=? WHERE id=?",
+                (
+                    state,
+                    tac.hex().upper() if tac else None,
+                    mac2.hex().upper() if mac2 else None,
+                    None if mac2_verified is None else int(mac2_verified),
+                    resolution,
+                    self._now(),
+                    seq,
+                    row_id,
+                ),
+            )
+            return _row(db.execute("SELECT * FROM txn WHERE id=?", (row_id,)).fetchone())
+
+    def settle(
+        self,
+        row_id: int,
+        *,
+        tac: bytes,
+        mac2: bytes,
+        mac2_verified: bool,
+        resolution: str = "online",
+    ) -> JournalRow:
+        """The card debited and returned its proof."""
+        state = SETTLED if mac2_verified or resolution != "online" else SUSPECT
+        if not mac2_verified and resolution == "online":
+            resolution = "online: PSAM refused MAC2"
+        return self._resolve(
+            row_id, state, resolution, tac=tac, mac2=mac2, mac2_verified=mac2_verified
+        )
+
+    def mark_suspect(
+        self, row_id: int, reason: str, *, tac: bytes | None = None, mac2: bytes | None = None
+    ) -> JournalRow:
+        """The card debited but its proof is missing or unverified; clearing decides."""
+        return self._resolve(row_id, SUSPECT, reason, tac=tac, mac2=mac2)
+
+    def void(self, row_id: int, reason: str) -> JournalRow:
+        """The card never debited."""
+        return self._resolve(row_id, VOID, reason)
+
+    def mark_uploaded(self, upload_seqs: list[int]) -> int:
+        """Record the gateway's acknowledgement; returns how many rows it newly covered."""
+        if not upload_seqs:
+            return 0
+        with self._tx() as db:
+            marks = ",".join("?" * len(upload_seqs))
+            cur = db.execute(
+                f"UPDATE txn SET uploaded_at=? WHERE upload_seq IN ({marks})"
+                " AND uploaded_at IS NULL",
+                (self._now(), *upload_seqs),
+            )
+            return cur.rowcount
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, row_id: int) -> JournalRow:
+        with self._lock:
+            r = self._db.execute("SELECT * FROM txn WHERE id=?", (row_id,)).fetchone()
+        if r is None:
+            raise JournalError(f"no journal row {row_id}")
+        return _row(r)
+
+    def open_rows(self, card_serial: bytes | None = None) -> list[JournalRow]:
+        """Rows still in intent: the torn transactions recovery must resolve."""
+        with self._lock:
+            if card_serial is None:
+                rows = self._db.execute("SELECT * FROM txn WHERE state='intent' ORDER BY id")
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM txn WHERE state='intent' AND card_serial=? ORDER BY id",
+                    (card_serial.hex().upper(),),
+                )
+            return [_row(r) for r in rows.fetchall()]
+
+    def last_for_card(
+        self, card_serial: bytes, *, states: tuple[str, ...] = UPLOADABLE
+    ) -> JournalRow | None:
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks})"
+                " ORDER BY txn_time DESC, id DESC LIMIT 1",
+                (card_serial.hex().upper(), *states),
+            ).fetchone()
+        return None if r is None else _row(r)
+
+    def export(self, *, limit: int = 500, include_uploaded: bool = False) -> list[JournalRow]:
+        """Settled and suspect rows in upload order (not yet acknowledged unless asked)."""
+        where = "upload_seq IS NOT NULL" + ("" if include_uploaded else " AND uploaded_at IS NULL")
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
+            )
+            return [_row(r) for r in rows.fetchall()]
+
+    def rows(self, state: str | None = None) -> list[JournalRow]:
+        with self._lock:
+            if state is None:
+                cur = self._db.execute("SELECT * FROM txn ORDER BY id")
+            else:
+                cur = self._db.execute("SELECT * FROM txn WHERE state=? ORDER BY id", (state,))
+            return [_row(r) for r in cur.fetchall()]
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """(count, amount) per state."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT state, COUNT(*), COALESCE(SUM(amount), 0) FROM txn GROUP BY state"
+            )
+            out = {s: (0, 0) for s in STATES}
+            out.update({r[0]: (r[1], r[2]) for r in cur.fetchall()})
+            return out
+
+    def pending_upload(self) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM txn WHERE upload_seq IS NOT NULL AND uploaded_at IS NULL"
+            ).fetchone()[0]
+
+    def check_integrity(self) -> None:
+        """SQLite's own integrity check; raises JournalError on any problem."""
+        with self._lock:
+            result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise JournalError(f"journal {self.path} failed integrity check: {result}")

@@ -1,0 +1,55 @@
+"""The ykt command line, run as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+YKT = [sys.executable, "-m", "terminal.cli.main"]
+
+
+def ykt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*YKT, *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+def test_help_explains_where_to_start() -> None:
+    out = ykt("--help").stdout
+    assert "ykt demo" in out and "--trace" in out and "replay" in out
+
+
+def test_demo_balances_and_verifies_every_tac() -> None:
+    r = ykt("demo")
+    assert r.returncode == 0
+    assert "BALANCED" in r.stdout
+    assert "Per-terminal summary" in r.stdout
+    summary = next(line for line in r.stdout.splitlines() if "verified by the host" in line)
+    done, total = summary.rsplit(" ", 1)[1].split("/")
+    assert done == total and int(total) > 10
+
+
+def test_read_json_of_a_card_file(tmp_path: Path) -> None:
+    card = tmp_path / "c.json"
+    ykt("sim", "new-card", "--out", str(card), "--number", "7", "--balance", "12.34")
+    data = json.loads(ykt("read", "--card", str(card), "--json").stdout)
+    assert data["balance_fen"] == 1234
+    assert data["card_number"].endswith("7")
+    assert data["application"] == "A000000632010105"
+
+
+def test_trace_then_replay_gives_the_same_read(tmp_path: Path) -> None:
+    card, trace = tmp_path / "c.json", tmp_path / "read.trace"
+    ykt("sim", "new-card", "--out", str(card), "--balance", "5")
+    live = ykt("read", "--card", str(card), "--trace", str(trace), "--json").stdout
+    assert trace.read_text().startswith("# ykt read")
+    replayed = ykt("read", "--replay", str(trace), "--json").stdout
+    assert json.loads(replayed) == json.loads(live)
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.trace"
+    empty.write_text("# nothing recorded\n")
+    r = ykt("read", "--replay", str(empty), check=False)
+    assert r.returncode == 1
+    assert "InsNotSupported" in r.stderr and "Traceback" not in r.stderr
+    r = ykt("read", "--reader", "nonsense:x", check=False)
+    assert r.returncode == 1 and "unknown reader" in r.stderr
