@@ -182,6 +182,8 @@ class PcscReader:
         self._ctx = _Context("transmit", on_event)
         self._watch = _Context("watch", None)
         self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        self._waiters = 0
         self._card: int | None = None
         self._pci = scard.SCARD_PCI_T1
         self._protocol = 0
@@ -316,9 +318,20 @@ class PcscReader:
         return SUCCESS, states[0][1]
 
     def _wait(self, want_card: bool, timeout: float | None) -> bool:
+        with self._lock:
+            self._waiters += 1
+        try:
+            return self._wait_loop(want_card, timeout)
+        finally:
+            with self._lock:
+                self._waiters -= 1
+
+    def _wait_loop(self, want_card: bool, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         current = scard.SCARD_STATE_UNAWARE
         while True:
+            if self._cancel.is_set():
+                return False
             left_ms = LONG_WAIT_MS
             if deadline is not None:
                 left_ms = max(0, int((deadline - time.monotonic()) * 1000))
@@ -366,11 +379,23 @@ class PcscReader:
     def wait_for_removal(self, timeout: float | None = None) -> bool:
         return self._wait(False, timeout)
 
-    def cancel(self) -> None:
-        """Wake a thread blocked in ``wait_for_card``/``wait_for_removal`` (it returns False)."""
-        handle = self._watch.handle
-        if handle is not None:
-            scard.SCardCancel(handle)
+    def cancel(self, timeout: float = 1.0) -> None:
+        """Wake threads waiting in ``wait_for_card``/``wait_for_removal`` (they return False).
+
+        SCardCancel only wakes a call already blocked, so it is repeated until every waiter
+        has noticed; with no waiter this does nothing.
+        """
+        with self._lock:
+            if not self._waiters:
+                return
+            self._cancel.set()
+        deadline = time.monotonic() + timeout
+        while self._waiters and time.monotonic() < deadline:
+            handle = self._watch.handle
+            if handle is not None:
+                scard.SCardCancel(handle)
+            time.sleep(0.01)
+        self._cancel.clear()
 
     def __enter__(self) -> PcscReader:
         return self
@@ -401,12 +426,17 @@ class PcscMonitor:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread. SCardCancel only wakes a call already blocked, so it is repeated
+        until the thread has left (it may have been between two calls)."""
         self._stop.set()
-        handle = self._ctx.handle
-        if handle is not None:
-            scard.SCardCancel(handle)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive():
+            handle = self._ctx.handle
+            if handle is not None:
+                scard.SCardCancel(handle)
+            self._thread.join(0.05)
+            if time.monotonic() > deadline:
+                break
 
     def __enter__(self) -> PcscMonitor:
         return self.start()
