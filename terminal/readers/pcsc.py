@@ -35,10 +35,14 @@ LONG_WAIT_MS = 3_600_000  # one status-change call for "wait forever"
 
 _U32 = 0xFFFFFFFF
 SUCCESS = 0
+# pcsc-lite answers these when the daemon died under a call (F_COMM_ERROR: the socket to
+# pcscd broke; W_SECURITY_VIOLATION: a context of the previous daemon was used).
 SERVICE_GONE = {
     scard.SCARD_E_NO_SERVICE & _U32,
     scard.SCARD_E_SERVICE_STOPPED & _U32,
     scard.SCARD_E_INVALID_HANDLE & _U32,
+    scard.SCARD_F_COMM_ERROR & _U32,
+    scard.SCARD_W_SECURITY_VIOLATION & _U32,
 }
 READER_GONE = {
     scard.SCARD_E_UNKNOWN_READER & _U32,
@@ -463,7 +467,8 @@ class PcscMonitor:
                 try:
                     context = self._ctx.get()
                     self._cycle(context)
-                except ReaderUnavailable:
+                except TransportError as exc:  # pcscd gone or confused: start afresh
+                    log.debug("PC/SC monitor: %s", exc)
                     if self._ctx.handle is not None:
                         self._lost()
                     self.started.set()
