@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "terminal.cli.demo",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.readers",
 ]
 
 DESCRIPTION = """\
@@ -24,8 +25,11 @@ Start here:
                            and print balances, logs and a per-terminal summary
   ykt read                 read a card: application, serial, validity, balance, log
   ykt read --replay FILE   the same from a recorded trace (see --trace)
+  ykt readers              list the card readers found (PC/SC, NFC, serial)
+  ykt sim plug             put a software card into pcscd's virtual reader
 
-Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
+Every command that talks to a card takes --reader (sim, replay:FILE, pcsc:NAME,
+nfc:usb, nfc:tty:PATH:pn532, nfc:udp:HOST:PORT) and
 --trace FILE to record the exchange for replay in a test.
 """
 

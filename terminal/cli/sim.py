@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     psam.add_argument("--out", required=True, metavar="FILE")
     psam.add_argument("--terminal-id", default="310000000001", help="6-byte BCD terminal number")
     psam.set_defaults(handler=new_psam)
+
+    from terminal.cli.sim_plug import register_plug
+
+    register_plug(ssub)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
 
 
