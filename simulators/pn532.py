@@ -16,6 +16,7 @@ InDataExchange (the chip's own ISO-DEP), InDeselect, InRelease.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -139,10 +140,8 @@ class Pn532Emulator:
         if self._thread is not None:
             self._thread.join(5.0)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> Pn532Emulator:
         return self.start()
