@@ -78,7 +78,9 @@ def run_plug(args: argparse.Namespace) -> int:
     except VpcdError as exc:
         print(f"ykt sim plug: {exc}", file=sys.stderr)
         return 1
-    print(f"plugged {label} into virtual reader {args.reader} (vpcd {args.host}:{port})")
+    print(
+        f"plugged {label} into virtual reader {args.reader} (vpcd {args.host}:{port})", flush=True
+    )
     print("type 'unplug', 'plug' or 'quit'; Ctrl-C pulls the card and exits", flush=True)
 
     def commands() -> None:
