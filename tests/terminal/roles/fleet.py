@@ -38,7 +38,7 @@ class Fleet:
         self.restart()
 
     def add_cards(self, n: int, balance: int = 5_000, **kw: object) -> None:
-        for i in range(n):
+        for _i in range(n):
             c = demo_card(len(self.cards) + 1, balance=balance, **kw)  # type: ignore[arg-type]
             self.cards.append(c)
             self.opening[c.serial] = c.balance

@@ -85,7 +85,7 @@ def test_power_cut_around_every_journal_write(tmp_path, clock, method: str, mome
     def cut(*args, **kwargs):  # type: ignore[no-untyped-def]
         if moment == "before":
             raise PowerCut(method)
-        result = real(*args, **kwargs)
+        real(*args, **kwargs)
         raise PowerCut(method)
 
     setattr(journal, method, cut)
