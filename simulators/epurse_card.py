@@ -51,6 +51,7 @@ LOG_SIZE = 10
 TRIP_LOG_SIZE = 30
 TRIP_RECORD_LEN = 48
 CAPP_RECORD_LEN = 128
+CAPP_RECORDS = 18  # 2701..2712
 MAX_COUNTER = 0xFFFF
 DEFAULT_MAX_BALANCE = 100_000  # 1000.00 yuan, a common purse ceiling
 PIN_TRIES = 3
@@ -70,6 +71,11 @@ class CardReply(Exception):
 
 def _hex(b: bytes) -> str:
     return b.hex().upper()
+
+
+def _empty_capp_record(n: int) -> str:
+    """A personalised but unused 0x1A record: header 27 xx 7D, then zeros."""
+    return _hex(bytes((0x27, n, 0x7D)) + bytes(CAPP_RECORD_LEN - 3))
 
 
 @dataclass
@@ -283,8 +289,10 @@ class SoftEPurseCard:
         elif sfi == c.SFI_TRIP:
             records = self.state.trips
         elif sfi == c.SFI_CAPP_VARIABLE:
-            ids = sorted(self.state.capp)
-            records = [self.state.capp[i] for i in ids]
+            records = [
+                self.state.capp.get(f"27{n:02X}", _empty_capp_record(n))
+                for n in range(1, CAPP_RECORDS + 1)
+            ]
         else:
             raise CardReply(SW.FILE_NOT_FOUND)
         if not 1 <= number <= len(records):
@@ -371,7 +379,12 @@ class SoftEPurseCard:
             return b""
         if sfi == c.SFI_CAPP_VARIABLE:
             record = cmd.data
-            if len(record) != CAPP_RECORD_LEN or record[0] != 0x27 or record[2] != 0x7D:
+            if (
+                len(record) != CAPP_RECORD_LEN
+                or record[0] != 0x27
+                or record[2] != 0x7D
+                or not 1 <= record[1] <= CAPP_RECORDS
+            ):
                 raise CardReply(SW.CAPP_CACHE_FAILED)
             if cmd.p1 not in (0x00, record[1]):
                 raise CardReply(SW.WRONG_P1P2)

@@ -55,22 +55,38 @@ BcdDateTime = _BcdDateTime(cs.Bytes(7))
 Amount = cs.Int32ub  # fen, unsigned 4 bytes
 
 
+_COMPILED: dict[int, tuple[cs.Construct, cs.Construct, int | None]] = {}
+
+
+def _fast(layout: cs.Construct) -> tuple[cs.Construct, int | None]:
+    """construct's compiled form of a layout (3-5x faster) and its fixed size, made once."""
+    entry = _COMPILED.get(id(layout))
+    if entry is None or entry[0] is not layout:
+        try:
+            compiled = layout.compile()
+        except NotImplementedError:
+            compiled = layout
+        try:
+            size = layout.sizeof()
+        except cs.SizeofError:
+            size = None
+        entry = _COMPILED[id(layout)] = (layout, compiled, size)
+    return entry[1], entry[2]
+
+
 def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | None = None) -> Any:
     """Parse ``data`` that must fill ``layout`` exactly; a MalformedResponse otherwise."""
-    try:
-        size = layout.sizeof()
-    except cs.SizeofError:
-        size = None
+    compiled, size = _fast(layout)
     if size is not None and len(data) != size:
         raise MalformedResponse(
             f"{what}: expected {size} bytes, got {len(data)}", raw=bytes(data), command=command
         )
     try:
-        return layout.parse(data)
+        return compiled.parse(data)
     except (cs.ConstructError, BcdError) as exc:
         raise MalformedResponse(f"{what}: {exc}", raw=bytes(data), command=command) from None
 
 
 def build(layout: cs.Construct, **fields: Any) -> bytes:
     """Build bytes from field values (programming errors surface as construct errors)."""
-    return layout.build(fields)
+    return _fast(layout)[0].build(fields)

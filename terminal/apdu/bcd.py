@@ -43,7 +43,7 @@ def decode_date(data: bytes) -> date | None:
         return None
     text = from_bcd(data)
     try:
-        return datetime.strptime(text, "%Y%m%d").date()
+        return date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
     except ValueError:
         raise BcdError(f"{text} is not a calendar date") from None
 
@@ -55,7 +55,7 @@ def encode_time(t: time) -> bytes:
 def decode_time(data: bytes) -> time:
     text = from_bcd(data)
     try:
-        return datetime.strptime(text, "%H%M%S").time()
+        return time(int(text[0:2]), int(text[2:4]), int(text[4:6]))
     except ValueError:
         raise BcdError(f"{text} is not a time of day") from None
 
@@ -70,6 +70,7 @@ def decode_datetime(data: bytes) -> datetime | None:
         return None
     text = from_bcd(data)
     try:
-        return datetime.strptime(text, "%Y%m%d%H%M%S")
+        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                        int(text[10:12]), int(text[12:14]))
     except ValueError:
         raise BcdError(f"{text} is not a date and time") from None

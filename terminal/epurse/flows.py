@@ -9,6 +9,7 @@ the halves with an injected hook or host.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from terminal.apdu import tlv
@@ -97,6 +98,25 @@ def read_card(aid: bytes = c.AID_TUNION_EP, *, holder: bool = True) -> Flow[Card
     return CardSnapshot(info, balance, log, holder_info, management)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheUpdate:
+    """One UPDATE CAPP DATA CACHE command of a composite purchase."""
+
+    p1: int
+    p2: int
+    record: bytes
+
+    @classmethod
+    def trip(cls, record: bytes) -> CacheUpdate:
+        """Append a 48-byte process record to the cyclic file 0x1E (80 DC 00 F0)."""
+        return cls(0x00, c.SFI_TRIP << 3, record)
+
+    @classmethod
+    def capp(cls, record: bytes, *, p1_from_record: bool = True) -> CacheUpdate:
+        """Replace a 0x1A 27xx record (80 DC xx D0); P1 = xx unless the card wants 00."""
+        return cls(record[1] if p1_from_record else 0x00, c.SFI_CAPP_VARIABLE << 3, record)
+
+
 def prepare_purchase(
     info: CardInfo,
     sam_info: SamInfo,
@@ -105,18 +125,28 @@ def prepare_purchase(
     *,
     capp: bool = False,
     issuer_factor: bool = True,
+    cache_updates: Callable[[int], list[CacheUpdate]] | None = None,
+    updates_before_mac1: bool = False,
 ) -> Flow[PendingPurchase]:
-    """INITIALIZE FOR (CAPP) PURCHASE on the card, then MAC1 from the PSAM.
+    """INITIALIZE FOR (CAPP) PURCHASE on the card, MAC1 from the PSAM, and for a composite
+    purchase the UPDATE CAPP DATA CACHE commands.
 
-    ``issuer_factor`` sends the 8-byte issuer id as the PSAM's second diversification
-    factor (JT/T 978, Lc 0x24); off for one-level schemes (Lc 0x1C).
+    ``cache_updates`` gets the balance before the debit (from INITIALIZE) and returns the
+    records to write; they are sent after MAC1 (QSC/HDN/SHJ practice) or, with
+    ``updates_before_mac1``, before it (LUA). ``issuer_factor`` sends the 8-byte issuer id as
+    the PSAM's second diversification factor (JT/T 978, Lc 0x24); off for one-level schemes.
     """
     if amount < 0:
         raise ValueError("amount must be a non-negative number of fen")
+    if cache_updates is not None and not capp:
+        raise ValueError("cache updates belong to a composite (CAPP) purchase")
     r = yield card(
         c.initialize_for_purchase(sam_info.key_index, amount, sam_info.terminal_id, capp=capp)
     )
     init = parse(InitPurchaseResponse, r.data, "INITIALIZE FOR PURCHASE response")
+    updates = cache_updates(init.balance) if cache_updates is not None else []
+    if updates_before_mac1:
+        yield from _send_updates(updates)
     txn_type = c.TxnType.CAPP_PURCHASE if capp else c.TxnType.EP_PURCHASE
     factors = [info.issuer_id] if issuer_factor else []
     r = yield sam(
@@ -133,6 +163,8 @@ def prepare_purchase(
         )
     )
     m = mac1(r.data)
+    if not updates_before_mac1:
+        yield from _send_updates(updates)
     return PendingPurchase(
         issuer_id=info.issuer_id,
         card_serial=info.serial,
@@ -147,6 +179,11 @@ def prepare_purchase(
         when=when,
         mac1=m.mac1,
     )
+
+
+def _send_updates(updates: list[CacheUpdate]) -> Flow[None]:
+    for u in updates:
+        yield card(c.update_capp_data_cache(u.p1, u.p2, u.record))
 
 
 def complete_purchase(

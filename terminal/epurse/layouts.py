@@ -139,3 +139,74 @@ LoadTacInput = cs.Struct(
     "date" / BcdDate,
     "time" / BcdTime,
 )
+
+# -- 0x1A variable-length records 27xx (reference §5.6; operator-defined after the header) ----
+CAPP_RECORD_LEN = 128
+CAPP_HEADER_LEN = 0x7D  # length of the rest after the 3-byte header
+
+MetroRecord = cs.Struct(  # 2701, offsets after the Shanghai metro reader (SHJ)
+    "tag" / cs.Const(b"\x27\x01"),
+    "length" / cs.Const(bytes((CAPP_HEADER_LEN,))),
+    "valid" / cs.Int8ub,
+    "txn_flag" / cs.Int8ub,
+    "lock_flag" / cs.Int8ub,
+    "txn_serial" / cs.Bytes(8),
+    "status" / cs.Int8ub,  # 00 none, 01 entered, 02 exited
+    "entry_city" / cs.Bytes(2),
+    "exit_city" / cs.Bytes(2),
+    "entry_institution" / cs.Bytes(8),
+    "exit_institution" / cs.Bytes(8),
+    "entry_station" / cs.Bytes(8),
+    "exit_station" / cs.Bytes(8),
+    "entry_device" / cs.Bytes(8),
+    "exit_device" / cs.Bytes(8),
+    "entry_time" / BcdDateTime,
+    "exit_time" / BcdDateTime,
+    "max_fare" / Amount,
+    "entry_line" / cs.Int8ub,
+    "exit_line" / cs.Int8ub,
+    "entry_amount" / Amount,
+    "entry_balance" / Amount,
+    "actual_amount" / Amount,
+    "last_txn_time" / BcdDateTime,
+    "last_rail_terminal" / cs.Bytes(4),
+    "cumulative_amount" / cs.Int24ub,
+    "cumulative_count" / cs.Int16ub,
+    "transfer_info" / cs.Bytes(5),
+    "entry_flag" / cs.Int8ub,
+    "exit_flag" / cs.Int8ub,
+    "in_out" / cs.Int8ub,  # 55 in, 66 out (SHJ)
+    "rfu" / cs.Bytes(1),
+    "crc32" / cs.Int32ub,  # over bytes 6..123 (Shanghai practice, configurable)
+)
+
+BusRecord = cs.Struct(  # 2702, offsets after the Handan bus AFC (HDN)
+    "tag" / cs.Const(b"\x27\x02"),
+    "length" / cs.Const(bytes((CAPP_HEADER_LEN,))),
+    "valid" / cs.Int8ub,
+    "txn_flag" / cs.Int8ub,  # 1 segmented/composite, 2 pre-authorised
+    "lock_flag" / cs.Int8ub,
+    "txn_serial" / cs.Bytes(8),
+    "status" / cs.Int8ub,  # 00 init, 01 boarded, 02 alighted
+    "board_city" / cs.Bytes(2),
+    "board_institution" / cs.Bytes(8),
+    "board_operator" / cs.Bytes(2),
+    "board_line" / cs.Bytes(2),
+    "board_stop" / cs.Int8ub,
+    "board_vehicle" / cs.Bytes(8),
+    "board_terminal" / cs.Bytes(8),
+    "board_time" / BcdDateTime,
+    "max_fare" / Amount,
+    "direction" / cs.Int8ub,
+    "alight_city" / cs.Bytes(2),
+    "alight_institution" / cs.Bytes(8),
+    "alight_operator" / cs.Bytes(2),
+    "alight_line" / cs.Bytes(2),
+    "alight_stop" / cs.Int8ub,
+    "alight_vehicle" / cs.Bytes(8),
+    "alight_terminal" / cs.Bytes(8),
+    "alight_time" / BcdDateTime,
+    "amount" / Amount,
+    "mileage" / cs.Int16ub,
+    "reserved" / cs.Bytes(26),
+)

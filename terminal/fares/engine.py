@@ -1,0 +1,170 @@
+"""The fare engine: pure functions from (mode, place, card trip state, time) to a decision.
+
+No I/O: the validator reads the card's trip state, asks for a decision, then writes the
+records and debits. Every amount is integer fen; percentages round half up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from terminal.fares.rules import FareRules
+
+INDUSTRY_METRO = 0x01
+INDUSTRY_BUS = 0x02
+
+# 0x1E process-record transaction types (reference §5.5)
+TRIP_EP_ENTRY = 0x03
+TRIP_EP_EXIT = 0x04
+TRIP_EP_SINGLE = 0x06
+DEBIT_TRIP_TYPES = (TRIP_EP_EXIT, TRIP_EP_SINGLE)
+
+METRO_NONE = 0x00
+METRO_ENTERED = 0x01
+METRO_EXITED = 0x02
+
+
+class Mode(StrEnum):
+    BUS = "bus"
+    METRO_ENTRY = "metro-entry"
+    METRO_EXIT = "metro-exit"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the validator stands."""
+
+    industry: int
+    line: bytes  # 2 bytes
+    station: str  # 4 hex digits; the metro fare table key
+    device: bytes  # 8 bytes, terminal number as written in trip records
+
+
+@dataclass(frozen=True)
+class RecentTrip:
+    """One 0x1E process record, as the engine needs it."""
+
+    trip_type: int
+    industry: int
+    line: bytes
+    when: datetime | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class MetroState:
+    """The card's 2701 record, as the engine needs it."""
+
+    status: int
+    entry_station: str
+    entry_time: datetime | None
+    entry_amount: int
+
+
+@dataclass(frozen=True)
+class TripState:
+    card_kind: int
+    metro: MetroState
+    recent: list[RecentTrip] = field(default_factory=list)  # newest first
+
+
+@dataclass(frozen=True)
+class FareDecision:
+    amount: int
+    trip_type: int
+    notes: tuple[str, ...] = ()
+    refuse: str | None = None
+    metro_status: int | None = None  # new 2701 status to write, if any
+
+    @property
+    def refused(self) -> bool:
+        return self.refuse is not None
+
+
+def _percent(amount: int, percent: int) -> int:
+    return (amount * percent + 50) // 100
+
+
+def _apply_concession(rules: FareRules, state: TripState, fare: int, notes: list[str]) -> int:
+    c = rules.concession(state.card_kind)
+    if c is None or fare == 0:
+        return fare
+    paid = _percent(fare, c.percent)
+    notes.append(f"{c.name} card pays {c.percent}%")
+    return paid
+
+
+def _transfer(
+    rules: FareRules, place: Place, since: list[RecentTrip], now: datetime, notes: list[str]
+) -> int:
+    """Discount when the last paid trip was on another line or mode within the window."""
+    if not rules.transfer_discount or not rules.transfer_window_minutes:
+        return 0
+    window = timedelta(minutes=rules.transfer_window_minutes)
+    for trip in since:
+        if trip.trip_type not in DEBIT_TRIP_TYPES or trip.when is None:
+            continue
+        if now - trip.when > window or trip.when > now:
+            return 0
+        if trip.industry != place.industry or trip.line != place.line:
+            notes.append(f"transfer within {rules.transfer_window_minutes} min")
+            return rules.transfer_discount
+        return 0
+    return 0
+
+
+def decide(
+    rules: FareRules, mode: Mode, place: Place, state: TripState, now: datetime
+) -> FareDecision:
+    if mode is Mode.BUS:
+        return _bus(rules, place, state, now)
+    if mode is Mode.METRO_ENTRY:
+        return _metro_entry(rules, place, state)
+    return _metro_exit(rules, place, state, now)
+
+
+def _bus(rules: FareRules, place: Place, state: TripState, now: datetime) -> FareDecision:
+    notes: list[str] = []
+    fare = _apply_concession(rules, state, rules.bus_flat_fare, notes)
+    fare = max(0, fare - _transfer(rules, place, state.recent, now, notes) if fare else 0)
+    return FareDecision(fare, TRIP_EP_SINGLE, tuple(notes))
+
+
+def _metro_entry(rules: FareRules, place: Place, state: TripState) -> FareDecision:
+    m = rules.metro
+    if place.station not in m.stations:
+        return FareDecision(0, TRIP_EP_ENTRY, refuse=f"station {place.station} not in fare file")
+    notes: list[str] = []
+    amount = m.entry_debit
+    if state.metro.status == METRO_ENTERED and m.missing_exit_penalty:
+        amount += m.missing_exit_penalty
+        notes.append(f"no exit recorded after entry at {state.metro.entry_station}")
+    return FareDecision(amount, TRIP_EP_ENTRY, tuple(notes), metro_status=METRO_ENTERED)
+
+
+def _metro_exit(rules: FareRules, place: Place, state: TripState, now: datetime) -> FareDecision:
+    m = rules.metro
+    if place.station not in m.stations:
+        return FareDecision(0, TRIP_EP_EXIT, refuse=f"station {place.station} not in fare file")
+    notes: list[str] = []
+    if state.metro.status != METRO_ENTERED or state.metro.entry_station not in m.stations:
+        if m.no_entry == "refuse":
+            return FareDecision(0, TRIP_EP_EXIT, refuse="no entry recorded on the card")
+        notes.append("no entry recorded: maximum fare")
+        fare = _apply_concession(rules, state, m.max_fare, notes)
+        return FareDecision(fare, TRIP_EP_EXIT, tuple(notes), metro_status=METRO_EXITED)
+    fare = m.fare(state.metro.entry_station, place.station)
+    entered = state.metro.entry_time
+    if entered is not None and now - entered > timedelta(minutes=m.max_trip_minutes):
+        fare += m.overtime_penalty
+        notes.append(f"over {m.max_trip_minutes} min in the system")
+    fare = _apply_concession(rules, state, fare, notes)
+    before_entry = [t for t in state.recent if entered is None or (t.when and t.when < entered)]
+    if fare and entered is not None:
+        fare = max(0, fare - _transfer(rules, place, before_entry, entered, notes))
+    fare = max(0, fare - state.metro.entry_amount)
+    if state.metro.entry_amount:
+        notes.append("entry deposit credited")
+    return FareDecision(fare, TRIP_EP_EXIT, tuple(notes), metro_status=METRO_EXITED)

@@ -1,0 +1,336 @@
+"""The bus/metro validator: one tap in, one green or red out, nothing lost or charged twice.
+
+Per tap: select, refuse blocked or hotlisted cards (blocking hotlisted ones), settle any
+torn debit this terminal left on the card, skip a double tap, read the trip state, ask
+the fare engine, then a composite purchase with the journal's intent row written before
+DEBIT and the proof after.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from terminal.apdu.errors import (
+    ApplicationBlocked,
+    ApplicationLocked,
+    CardError,
+    InsufficientBalance,
+    MalformedResponse,
+    TlvError,
+    TransportError,
+)
+from terminal.apdu.flow import Flow, card, sam
+from terminal.epurse import commands as c
+from terminal.epurse import flows
+from terminal.epurse.flows import CacheUpdate
+from terminal.epurse.model import CardInfo, PendingPurchase
+from terminal.epurse.recovery import (
+    SETTLED,
+    SUSPECT,
+    ProveCounter,
+    Resolution,
+    TornDebit,
+    resolve_torn_debit,
+)
+from terminal.fares.engine import (
+    INDUSTRY_BUS,
+    INDUSTRY_METRO,
+    FareDecision,
+    Mode,
+    Place,
+    decide,
+)
+from terminal.fares.rules import FareRules
+from terminal.hotlist.hotlist import Hotlist
+from terminal.journal.journal import Journal, JournalRow
+from terminal.money import format_fen
+from terminal.roles.session import TerminalSession
+from terminal.roles.trips import bus_record, metro_record, read_trip_state, trip_record
+from terminal.sam import commands as samc
+
+log = logging.getLogger(__name__)
+
+KEY_USAGE_MAINTENANCE = 0x45  # PSAM DES INIT usage for application block (PSAM-COS specific)
+
+
+@dataclass(frozen=True)
+class ValidatorConfig:
+    mode: Mode
+    rules: FareRules
+    line: bytes = b"\x00\x01"
+    station: str = "0101"
+    prove_counter: ProveCounter = ProveCounter.NEXT
+    issuer_factor: bool = True  # JT/T 978 two-level MAC1 (Lc 0x24)
+    bus_capp_record: bool = False  # also write the 2702 bus record on a flat fare
+    capp_p1_from_record: bool = True  # 80 DC P1 = xx of 27xx (some cards want 00)
+    updates_before_mac1: bool = False
+    metro_crc32: bool = True
+    require_interoperable: bool = True  # refuse 0x17 interop type 0000 (SHJ practice)
+    permanent_block: bool = False  # hotlisted cards: temporary (00) or permanent (01) block
+    retry_window_seconds: int = 120  # a recovered debit this recent counts as this tap's fare
+    maintenance_key_version: int = 1
+
+
+@dataclass(frozen=True)
+class TapResult:
+    green: bool
+    message: str
+    card_number: str | None = None
+    fare: int = 0
+    balance: int | None = None
+    elapsed_ms: float = 0.0
+    notes: tuple[str, ...] = ()
+    row: JournalRow | None = None
+    recovered: tuple[Resolution, ...] = field(default_factory=tuple)
+
+    def line(self) -> str:
+        colour = "GREEN" if self.green else "RED  "
+        card_no = self.card_number or "-"
+        balance = format_fen(self.balance) if self.balance is not None else "-"
+        notes = f"  ({'; '.join(self.notes)})" if self.notes else ""
+        return (
+            f"{colour} {card_no:<19s} fare {format_fen(self.fare):>8s} balance "
+            f"{balance:>9s} {self.elapsed_ms:6.1f} ms  {self.message}{notes}"
+        )
+
+
+class Validator:
+    """One gate or bus validator. Several gates may share one journal and hotlist."""
+
+    def __init__(
+        self, session: TerminalSession, journal: Journal, hotlist: Hotlist, config: ValidatorConfig
+    ):
+        self.session = session
+        self.journal = journal
+        self.hotlist = hotlist
+        self.config = config
+        sam_info = session.sam
+        industry = INDUSTRY_BUS if config.mode is Mode.BUS else INDUSTRY_METRO
+        self.place = Place(
+            industry, config.line, config.station.upper(), b"\x00\x00" + sam_info.terminal_id
+        )
+
+    # -- the tap ---------------------------------------------------------------------------
+    def tap(self) -> TapResult:
+        t0 = time.perf_counter()
+        result = self._tap()
+        return replace(result, elapsed_ms=(time.perf_counter() - t0) * 1e3)
+
+    def _tap(self) -> TapResult:
+        s = self.session
+        try:
+            s.card_reader.connect()
+            info = s.run(flows.select())
+        except (ApplicationBlocked, ApplicationLocked):
+            return TapResult(False, "card blocked: refer to the service desk")
+        except TransportError as exc:
+            return TapResult(False, f"card not read, tap again ({exc})")
+        except (CardError, MalformedResponse, TlvError) as exc:
+            return TapResult(False, f"not a usable T-Union card ({exc})")
+        number = info.card_number
+        now = s.now()
+        try:
+            if info.serial in self.hotlist:
+                return self._block(info, number)
+            if not info.valid_on(now.date()):
+                return TapResult(False, "card expired or not yet valid", number)
+            recovered = self._recover(info)
+            retry = timedelta(seconds=self.config.retry_window_seconds)
+            paid = [
+                row
+                for r, row in recovered
+                if r.outcome in (SETTLED, SUSPECT) and now - row.txn_time <= retry
+            ]
+            if paid:
+                row = self.journal.get(paid[-1].id)
+                return TapResult(
+                    True,
+                    "paid (interrupted tap completed)",
+                    number,
+                    row.amount,
+                    row.balance_after,
+                    row=row,
+                    recovered=tuple(r for r, _ in recovered),
+                )
+            last = self.journal.last_for_card(info.serial)
+            if (
+                last is not None
+                and last.terminal_id == s.sam.terminal_id_hex
+                and timedelta(0)
+                <= now - last.txn_time
+                <= timedelta(seconds=self.config.rules.double_tap_seconds)
+            ):
+                return TapResult(True, "already paid", number, 0, last.balance_after)
+            return self._charge(info, number, now, tuple(r for r, _ in recovered))
+        except TransportError as exc:
+            return TapResult(False, f"card removed, tap again ({exc})", number)
+        except (CardError, MalformedResponse, TlvError) as exc:
+            return TapResult(False, f"card refused: {exc}", number)
+
+    def _charge(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        s, cfg = self.session, self.config
+        trips = s.run(read_trip_state(cfg.rules))
+        if cfg.require_interoperable and not trips.interoperable:
+            return TapResult(False, "card is not interoperable (0x17 type 0000)", number)
+        decision = decide(cfg.rules, cfg.mode, self.place, trips.state, now)
+        if decision.refused:
+            return TapResult(False, decision.refuse or "refused", number)
+
+        def updates(balance_before: int) -> list[CacheUpdate]:
+            return self._records(decision, trips.metro_raw, now, balance_before)
+
+        try:
+            pending = s.run(
+                flows.prepare_purchase(
+                    info,
+                    s.sam,
+                    decision.amount,
+                    now,
+                    capp=True,
+                    issuer_factor=cfg.issuer_factor,
+                    cache_updates=updates,
+                    updates_before_mac1=cfg.updates_before_mac1,
+                )
+            )
+        except InsufficientBalance:
+            return TapResult(
+                False, "insufficient balance", number, decision.amount, notes=decision.notes
+            )
+        row_id = self._intent(pending, decision)
+        try:
+            result = s.run(flows.complete_purchase(pending))
+        except TransportError as exc:
+            log.warning("DEBIT torn for card %s (journal row %d): %s", number, row_id, exc)
+            return TapResult(
+                False,
+                "card removed during payment: tap again",
+                number,
+                decision.amount,
+                notes=decision.notes,
+            )
+        except CardError as exc:
+            self.journal.void(row_id, f"card refused DEBIT: {exc}")
+            raise
+        row = self.journal.settle(
+            row_id, tac=result.tac, mac2=result.mac2, mac2_verified=result.mac2_verified
+        )
+        message = "paid" if result.mac2_verified else "paid (MAC2 not verified: suspect)"
+        return TapResult(
+            True,
+            message,
+            number,
+            decision.amount,
+            result.balance_after,
+            notes=decision.notes,
+            row=row,
+            recovered=recovered,
+        )
+
+    def _records(
+        self, decision: FareDecision, metro_raw: object, now: datetime, balance_before: int
+    ) -> list[CacheUpdate]:
+        cfg, op = self.config, self.config.rules.operator
+        after = balance_before - decision.amount
+        out = []
+        if decision.metro_status is not None:
+            rec = metro_record(
+                metro_raw, decision, self.place, op, now, after, crc32=cfg.metro_crc32
+            )
+            out.append(CacheUpdate.capp(rec, p1_from_record=cfg.capp_p1_from_record))
+        elif cfg.bus_capp_record:
+            rec = bus_record(decision, self.place, op, now)
+            out.append(CacheUpdate.capp(rec, p1_from_record=cfg.capp_p1_from_record))
+        out.append(CacheUpdate.trip(trip_record(decision, self.place, op, now, after)))
+        return out
+
+    def _intent(self, p: PendingPurchase, decision: FareDecision) -> int:
+        return self.journal.record_intent(
+            terminal_id=p.terminal_id,
+            terminal_seq=p.terminal_seq,
+            issuer_id=p.issuer_id,
+            card_serial=p.card_serial,
+            txn_type=p.txn_type,
+            amount=p.amount,
+            balance_before=p.balance_before,
+            card_atc=p.offline_atc,
+            key_version=p.key_version,
+            algorithm=p.algorithm,
+            when=p.when,
+            context={
+                "mode": str(self.config.mode),
+                "station": self.place.station,
+                "line": self.place.line.hex().upper(),
+                "notes": list(decision.notes),
+            },
+        )
+
+    # -- torn transactions -----------------------------------------------------------------
+    def _recover(self, info: CardInfo) -> list[tuple[Resolution, JournalRow]]:
+        """Resolve every open journal row for this card (any gate sharing this journal)."""
+        out = []
+        for row in self.journal.open_rows(info.serial):
+            torn = TornDebit(
+                row.txn_type,
+                row.card_atc,
+                row.amount,
+                bytes.fromhex(row.terminal_id),
+                row.balance_before,
+                row.txn_time,
+            )
+            res = self.session.run(
+                resolve_torn_debit(torn, self.session.sam, counter=self.config.prove_counter)
+            )
+            if res.outcome == SETTLED:
+                self.journal.settle(
+                    row.id,
+                    tac=res.tac or b"",
+                    mac2=res.mac2 or b"",
+                    mac2_verified=False,
+                    resolution=res.reason,
+                )
+            elif res.outcome == SUSPECT:
+                self.journal.mark_suspect(row.id, res.reason)
+            else:
+                self.journal.void(row.id, res.reason)
+            log.info(
+                "journal row %d for card %s resolved %s: %s",
+                row.id,
+                info.card_number,
+                res.outcome,
+                res.reason,
+            )
+            out.append((res, row))
+            # the recovery INITIALIZE left a purchase session open; select again to drop it
+            self.session.run(flows.select())
+        return out
+
+    # -- hotlist ---------------------------------------------------------------------------
+    def _block(self, info: CardInfo, number: str) -> TapResult:
+        try:
+            self.session.run(
+                block_application(
+                    info, self.config.maintenance_key_version, permanent=self.config.permanent_block
+                )
+            )
+        except (CardError, TransportError) as exc:
+            log.warning("could not block hotlisted card %s: %s", number, exc)
+            return TapResult(False, "card reported lost (block failed)", number)
+        return TapResult(False, "card reported lost: blocked", number)
+
+
+def block_application(info: CardInfo, key_version: int, *, permanent: bool = False) -> Flow[None]:
+    """APPLICATION BLOCK with a MAC from the PSAM: challenge from the card, DES INIT on the
+    maintenance key with serial ‖ issuer id, CIPHER DATA over IV ‖ padded header."""
+    challenge = (yield card(c.get_challenge())).data
+    yield sam(
+        samc.init_for_descrypt(KEY_USAGE_MAINTENANCE, key_version, info.serial + info.issuer_id)
+    )
+    header = c.application_block_header(permanent=permanent)
+    padded = header + b"\x80" + bytes(-(len(header) + 1) % 8)
+    mac = (yield sam(samc.cipher_mac(challenge[:4] + bytes(4) + padded))).data
+    yield card(c.application_block(mac[:4], permanent=permanent))

@@ -1,0 +1,91 @@
+"""A small fleet of software cards and validators sharing a journal, plus the money invariant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.epurse_card import SoftEPurseCard
+from simulators.profiles import demo_card, demo_psam
+from terminal.fares import Mode, load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import SETTLED, SUSPECT, Journal
+from terminal.readers.sim import SimReader
+from terminal.roles.session import TerminalSession
+from terminal.roles.validator import Validator, ValidatorConfig
+
+RULES = load_rules()
+
+
+def is_debit(apdu: bytes) -> bool:
+    return apdu[:2] == b"\x80\x54"
+
+
+@dataclass
+class Fleet:
+    journal_path: Path
+    clock: object
+    cards: list[SoftEPurseCard] = field(default_factory=list)
+    opening: dict[bytes, int] = field(default_factory=dict)
+    opening_atc: dict[bytes, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reader = SimReader(name="antenna")
+        self.hotlist = Hotlist()
+        self.psams = {
+            tid: demo_psam(tid) for tid in ("310000000201", "310000000301", "310000000302")
+        }
+        self.restart()
+
+    def add_cards(self, n: int, balance: int = 5_000, **kw: object) -> None:
+        for _i in range(n):
+            c = demo_card(len(self.cards) + 1, balance=balance, **kw)  # type: ignore[arg-type]
+            self.cards.append(c)
+            self.opening[c.serial] = c.balance
+            self.opening_atc[c.serial] = c.state.offline_atc
+
+    def restart(self) -> None:
+        """A terminal restart: new process state, same journal file, cards and PSAMs."""
+        for p in self.psams.values():
+            p.reset()
+        self.journal = Journal(self.journal_path, clock=self.clock)
+        self.journal.check_integrity()
+
+        def gate(tid: str, mode: Mode, station: str) -> Validator:
+            s = TerminalSession(self.reader, SimReader(self.psams[tid]), clock=self.clock)
+            s.start()
+            return Validator(
+                s,
+                self.journal,
+                self.hotlist,
+                ValidatorConfig(mode=mode, rules=RULES, station=station),
+            )
+
+        self.bus = gate("310000000201", Mode.BUS, "0001")
+        self.entry = gate("310000000301", Mode.METRO_ENTRY, "0101")
+        self.exit = gate("310000000302", Mode.METRO_EXIT, "0103")
+
+    def tap(self, card: SoftEPurseCard, gate: Validator):  # type: ignore[no-untyped-def]
+        self.reader.insert(card)
+        card.reset()
+        return gate.tap()
+
+    def check_invariants(self) -> None:
+        """Sum of card balance changes = sum of settled journal amounts; nothing twice;
+        every debit on a card has its settled row."""
+        rows = [r for r in self.journal.rows() if r.state in (SETTLED, SUSPECT)]
+        by_card: dict[str, list] = {}
+        for r in rows:
+            by_card.setdefault(r.card_serial, []).append(r)
+        total_change = sum(self.opening[c.serial] - c.balance for c in self.cards)
+        assert total_change == sum(r.amount for r in rows)
+        for c in self.cards:
+            mine = by_card.get(c.serial.hex().upper(), [])
+            assert self.opening[c.serial] - c.balance == sum(r.amount for r in mine)
+            debits = c.state.offline_atc - self.opening_atc[c.serial]
+            assert debits == len(mine), f"card {c.serial.hex()} debited {debits}x, rows {len(mine)}"
+            assert sorted(r.card_atc for r in mine) == list(
+                range(self.opening_atc[c.serial], c.state.offline_atc)
+            )
+        keys = [(r.terminal_id, r.terminal_seq) for r in self.journal.rows()]
+        assert len(keys) == len(set(keys))

@@ -1,0 +1,224 @@
+"""Fault injection: cut the card before/after every APDU of a tap, and cut the terminal's
+power between every two journal writes; after recovery nothing is lost or charged twice."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from simulators.epurse_card import PROVE_SAME
+from terminal.epurse.recovery import ProveCounter
+from terminal.journal import INTENT, SETTLED, VOID
+from terminal.readers.sim import AFTER, BEFORE
+from tests.terminal.roles.fleet import Fleet, is_debit
+
+
+class PowerCut(BaseException):
+    """The terminal process dies here (BaseException: nothing in the validator catches it)."""
+
+
+def card_commands(tmp_path, clock, gate_name: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """The card APDUs of one normal tap at ``gate_name`` (after an entry, for an exit)."""
+    f = Fleet(tmp_path / "probe.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    if gate_name == "exit":
+        f.tap(card, f.entry)
+        clock.advance(minutes=10)
+    seen: list[bytes] = []
+    original = card.process
+
+    def spy(apdu: bytes) -> bytes:
+        seen.append(apdu)
+        return original(apdu)
+
+    card.process = spy  # type: ignore[method-assign]
+    assert f.tap(card, getattr(f, gate_name)).green
+    return seen
+
+
+@pytest.mark.parametrize("gate_name", ["bus", "entry", "exit"])
+def test_cut_card_before_and_after_every_apdu(tmp_path, clock, gate_name: str) -> None:  # type: ignore[no-untyped-def]
+    commands = card_commands(tmp_path, clock, gate_name)
+    assert any(is_debit(a) for a in commands) and len(commands) >= 7
+    for index, apdu in enumerate(commands):
+        for when in (BEFORE, AFTER):
+            f = Fleet(tmp_path / f"{gate_name}-{index}-{when}.db", clock)
+            f.add_cards(1)
+            card = f.cards[0]
+            if gate_name == "exit":
+                f.tap(card, f.entry)
+                clock.advance(minutes=10)
+            gate = getattr(f, gate_name)
+            f.reader.insert(card)
+            f.reader.tear_at(index, when)
+            first = gate.tap()
+            assert not first.green, (index, when, first)
+            torn_debit = is_debit(apdu)
+            assert len(f.journal.open_rows()) == (1 if torn_debit else 0)
+            clock.advance(seconds=5)
+            retry = f.tap(card, gate)
+            assert retry.green, (index, apdu.hex(), when, retry)
+            assert f.journal.open_rows() == []
+            if torn_debit and when == AFTER:
+                assert retry.message == "paid (interrupted tap completed)"
+                assert retry.recovered[0].outcome == SETTLED
+            f.check_invariants()
+            charged = {"bus": 200, "entry": 0, "exit": 400}[gate_name]
+            assert card.balance == f.opening[card.serial] - charged
+
+
+JOURNAL_WRITES = ["record_intent", "settle"]
+
+
+@pytest.mark.parametrize("method", JOURNAL_WRITES)
+@pytest.mark.parametrize("moment", ["before", "after"])
+def test_power_cut_around_every_journal_write(tmp_path, clock, method: str, moment: str) -> None:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(2)
+    card = f.cards[0]
+    journal = f.journal
+    real = getattr(journal, method)
+
+    def cut(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if moment == "before":
+            raise PowerCut(method)
+        real(*args, **kwargs)
+        raise PowerCut(method)
+
+    setattr(journal, method, cut)
+    f.reader.insert(card)
+    with pytest.raises(PowerCut):
+        f.bus.tap()
+    journal.close()
+    f.restart()  # new process: journal reopened from its file
+    rows = f.journal.rows()
+    if method == "record_intent" and moment == "before":
+        assert rows == [] and card.state.offline_atc == 0
+    elif method == "settle" and moment == "after":
+        assert [r.state for r in rows] == [SETTLED]
+    else:
+        assert [r.state for r in rows] == [INTENT]
+    clock.advance(seconds=10)
+    retry = f.tap(card, f.bus)
+    assert retry.green
+    f.check_invariants()
+    assert card.balance == 5_000 - 200
+    other = f.tap(f.cards[1], f.bus)
+    assert other.green and other.fare == 200
+    f.check_invariants()
+
+
+def test_torn_debit_resolved_at_another_gate_sharing_the_journal(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    f.reader.insert(card)
+    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
+    assert not f.entry.tap().green
+    clock.advance(minutes=15)
+    r = f.tap(card, f.exit)  # the exit gate settles the entry's torn debit, then charges
+    assert r.recovered and r.recovered[0].outcome == SETTLED
+    assert r.green and r.fare == 400
+    f.check_invariants()
+
+
+def test_card_never_debited_is_voided_and_charged_normally(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    f.reader.insert(card)
+    f.reader.tear_when(lambda a: BEFORE if is_debit(a) else None)
+    f.bus.tap()
+    clock.advance(seconds=3)
+    r = f.tap(card, f.bus)
+    assert r.recovered[0].outcome == VOID and r.green and r.fare == 200
+    assert [row.state for row in f.journal.rows()] == [VOID, SETTLED]
+    f.check_invariants()
+
+
+def test_torn_debit_then_card_used_elsewhere(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    """The card's counter moved on at another operator's terminal before it came back."""
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    f.reader.insert(card)
+    f.reader.tear_when(lambda a: BEFORE if is_debit(a) else None)
+    f.bus.tap()
+    other = Fleet(tmp_path / "other.db", clock)
+    clock.advance(minutes=1)
+    other.tap(card, other.bus)  # a debit recorded elsewhere
+    clock.advance(minutes=5)
+    r = f.tap(card, f.bus)
+    assert r.recovered[0].outcome == VOID and "another terminal" in r.recovered[0].reason
+    assert r.green and r.fare == 200
+
+
+def test_prove_counter_is_configurable(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    card.state.prove_counter = PROVE_SAME
+    f.bus.config = replace(f.bus.config, prove_counter=ProveCounter.SAME)
+    f.reader.insert(card)
+    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
+    f.bus.tap()
+    r = f.tap(card, f.bus)
+    assert r.recovered[0].outcome == SETTLED
+    f.check_invariants()
+
+
+def test_mismatched_prove_counter_leaves_a_suspect_not_a_loss(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(1)
+    card = f.cards[0]
+    card.state.prove_counter = PROVE_SAME  # the card disagrees with the terminal's setting
+    f.reader.insert(card)
+    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
+    f.bus.tap()
+    r = f.tap(card, f.bus)
+    assert r.recovered[0].outcome == "suspect" and "9406" in r.recovered[0].reason
+    assert r.green and card.balance == 5_000 - 200
+    f.check_invariants()
+
+
+def test_random_faults_across_a_fleet(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(978)
+    f = Fleet(tmp_path / "j.db", clock)
+    f.add_cards(12, balance=20_000)
+    gates = [f.bus, f.entry, f.exit]
+    cuts = power = 0
+    for _ in range(600):
+        card = rng.choice(f.cards)
+        gate = rng.choice(gates)
+        f.reader.insert(card)
+        roll = rng.random()
+        if roll < 0.15:
+            f.reader.tear_at(rng.randrange(14), rng.choice([BEFORE, AFTER]))
+            cuts += 1
+        elif roll < 0.20:
+            method = rng.choice(JOURNAL_WRITES)
+            real = getattr(f.journal, method)
+
+            def cut(*a, _real=real, _m=method, **k):  # type: ignore[no-untyped-def]
+                if rng.random() < 0.5:
+                    _real(*a, **k)
+                raise PowerCut(_m)
+
+            setattr(f.journal, method, cut)
+            power += 1
+        try:
+            gate.tap()
+        except PowerCut:
+            f.journal.close()
+            f.restart()
+            gates = [f.bus, f.entry, f.exit]
+        f.reader.tear_when(None)
+        clock.advance(seconds=rng.randint(1, 400))
+    for card in f.cards:  # every card comes back once more: all torn rows resolve
+        f.tap(card, f.bus)
+    assert f.journal.open_rows() == []
+    assert cuts > 50 and power > 10
+    f.check_invariants()
