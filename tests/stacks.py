@@ -9,6 +9,7 @@ when tests fail. Virtual readers: ``Virtual PCD 00 00`` (card) and ``Virtual PCD
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -37,10 +38,13 @@ SAM_READER = "Virtual PCD 00 01"
 
 
 def _is_pcscd(pid: int) -> bool:
+    """A live pcscd process (a zombie waiting to be reaped does not count)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "pcscd"
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    name, _, rest = stat.partition(") ")
+    return name.endswith("(pcscd") and not rest.startswith("Z")
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -133,14 +137,27 @@ class Pcscd:
         self.start(friendly_name or self.friendly_name)
 
 
+_daemon: Pcscd | None = None
+
+
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
-    daemon.start()
+    """The one pcscd of this test run, shared by every module that imports the fixture.
+
+    Each importing module holds its own copy of this fixture, so the daemon lives in a
+    module global; it is stopped at the end of the session and, should pytest die
+    first, at interpreter exit.
+    """
+    global _daemon
+    if _daemon is None:
+        _daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
+        atexit.register(_daemon.stop)
+    if _daemon.proc is None or _daemon.proc.poll() is not None:
+        _daemon.start()
     try:
-        yield daemon
+        yield _daemon
     finally:
-        daemon.stop()
+        _daemon.stop()
 
 
 def wait_reader_state(name: str, present: bool, timeout: float = 5.0) -> bool:
