@@ -151,8 +151,14 @@ class NfcReader:
             clf.exchange = recording  # records RATS/ATTRIB answers during activation
             return True
 
-        def terminate() -> bool:
-            return self._cancel.is_set() or (deadline is not None and time.monotonic() > deadline)
+        rounds = 0
+
+        def terminate() -> bool:  # asked before each polling round; the first always runs
+            nonlocal rounds
+            rounds += 1
+            if self._cancel.is_set():
+                return True
+            return rounds > 1 and deadline is not None and time.monotonic() > deadline
 
         options = {
             "targets": list(self.targets),

@@ -95,3 +95,20 @@ def test_readers_lists_pcsc_readers_with_their_card(plug) -> None:  # noqa: F811
     assert found[f"pcsc:{CARD_READER}"]["detail"] == "empty"
     assert found[f"pcsc:{CARD_READER}"]["kind"] == "pcsc"
     assert {"sim", "replay:FILE"} <= set(found)
+
+
+def test_read_over_nfc_udp_from_the_command_line() -> None:
+    from simulators.iso_dep_card import UdpCardEmulator
+    from tests.terminal.readers.test_nfc import free_udp_port
+
+    card = demo_card(43, balance=4_242)
+    with UdpCardEmulator(card, port=free_udp_port(), fwi=10) as emulator:
+        r = ykt("read", "--reader", f"nfc:{emulator.path}", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["balance_fen"] == 4_242
+
+
+def test_missing_nfc_usb_reader_is_a_clear_error() -> None:
+    r = ykt("read", "--reader", "nfc:usb")
+    assert r.returncode == 1
+    assert "ReaderUnavailable" in r.stderr and "no NFC device" in r.stderr

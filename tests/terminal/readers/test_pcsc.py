@@ -241,7 +241,18 @@ def test_wait_for_card_wakes_on_insert_and_cancel_wakes_early(plug, readers) -> 
     assert time.monotonic() - started < 5.0
 
 
-def test_two_readers_at_once_card_and_sam(terminal) -> None:
+def test_two_readers_at_once_card_and_sam_each_with_its_protocol(terminal) -> None:
     session, _, _ = terminal
     assert session.card_reader.connect() != session.sam_reader.connect()
+    assert session.card_reader.protocol == "T=1"  # the card's ATR offers T=1
+    assert session.sam_reader.protocol == "T=0"  # the PSAM's ATR offers T=0 only
     assert session.sam.terminal_id == bytes.fromhex("310000000301")
+
+
+def test_forcing_a_protocol_the_card_lacks_is_a_clear_error(terminal) -> None:
+    forced = open_reader(f"pcsc:{SAM_READER};t1")
+    try:
+        with pytest.raises(TransportError, match=r"(?i)connecting on 'Virtual PCD 00 01'.*proto"):
+            forced.connect()
+    finally:
+        forced.close()
