@@ -252,6 +252,8 @@ class NfcReader:
                 clf.close()
 
     def card_present(self) -> bool:
+        """Whether the activated card still answers (False when none is activated: finding
+        a new card takes a polling round, which is ``wait_for_card``'s job)."""
         tag = self._tag
         if tag is None:
             return False
