@@ -70,7 +70,13 @@ def decode_datetime(data: bytes) -> datetime | None:
         return None
     text = from_bcd(data)
     try:
-        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                        int(text[10:12]), int(text[12:14]))
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+        )
     except ValueError:
         raise BcdError(f"{text} is not a date and time") from None

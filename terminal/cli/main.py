@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "terminal.cli.demo",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.validator",
 ]
 
 DESCRIPTION = """\

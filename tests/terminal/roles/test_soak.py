@@ -34,5 +34,7 @@ def test_soak_100k_taps(tmp_path, clock) -> None:  # type: ignore[no-untyped-def
     assert settled_count == sum(c.state.offline_atc for c in f.cards)
     f.check_invariants()
     f.journal.check_integrity()
-    print(f"\n{TAPS} taps in {elapsed:.1f} s ({TAPS / elapsed:,.0f} taps/s); "
-          f"{settled_count} debits, {settled_amount} fen settled")
+    print(
+        f"\n{TAPS} taps in {elapsed:.1f} s ({TAPS / elapsed:,.0f} taps/s); "
+        f"{settled_count} debits, {settled_amount} fen settled"
+    )

@@ -1,6 +1,5 @@
 """The validator end to end on software cards: fares, records, refusals, hotlist."""
 
-
 import pytest
 
 from simulators.profiles import demo_card
