@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import threading
 from pathlib import Path
@@ -144,10 +145,8 @@ def run(args: argparse.Namespace) -> int:
         for card in cards:
             card.save()
     else:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             loop.run()
-        except KeyboardInterrupt:
-            pass
     settled = journal.totals()["settled"]
     print(
         f"{served[0]} green, {served[1]} red; journal: {settled[0]} settled "

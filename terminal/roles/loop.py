@@ -6,6 +6,7 @@ reported and the loop waits and tries again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -54,10 +55,8 @@ class TapLoop:
             with self._tapped:
                 self.taps += 1
                 self._tapped.notify_all()
-            try:
+            with contextlib.suppress(TransportError):
                 self.reader.wait_for_removal(self.removal_timeout)
-            except TransportError:
-                pass
         return self.taps
 
     def wait_for_taps(self, n: int, timeout: float | None = None) -> bool:
