@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         reader = TracingReader(card_reader, TraceWriter.open(args.trace))
     session = TerminalSession(reader, _sam_reader(args))
     session.start()
-    journal = Journal(args.journal)
+    journal = Journal(args.journal, autocheckpoint=False)
     hotlist = Hotlist(args.hotlist)
     config = ValidatorConfig(
         mode=Mode(args.mode), rules=rules, station=args.station, line=bytes.fromhex(args.line)

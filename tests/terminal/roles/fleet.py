@@ -25,6 +25,7 @@ def is_debit(apdu: bytes) -> bool:
 class Fleet:
     journal_path: Path
     clock: object
+    autocheckpoint: bool = True
     cards: list[SoftEPurseCard] = field(default_factory=list)
     opening: dict[bytes, int] = field(default_factory=dict)
     opening_atc: dict[bytes, int] = field(default_factory=dict)
@@ -48,7 +49,9 @@ class Fleet:
         """A terminal restart: new process state, same journal file, cards and PSAMs."""
         for p in self.psams.values():
             p.reset()
-        self.journal = Journal(self.journal_path, clock=self.clock)
+        self.journal = Journal(
+            self.journal_path, clock=self.clock, autocheckpoint=self.autocheckpoint
+        )
         self.journal.check_integrity()
 
         def gate(tid: str, mode: Mode, station: str) -> Validator:
