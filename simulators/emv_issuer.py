@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 
 from simulators.emv_card import AC_INPUT_LENGTH
-from simulators.emv_profiles import TestIssuer, test_issuer
+from simulators.emv_profiles import IssuerPki, default_issuer
 from terminal.apdu import tlv
 from terminal.crypto.emv import (
     application_cryptogram,
@@ -30,8 +30,8 @@ ARC_DECLINED = b"05"
 class SoftEmvIssuer:
     """An ``EcLoadHost`` for the software cards."""
 
-    def __init__(self, issuer: TestIssuer | None = None, *, approve: bool = True):
-        self.issuer = issuer or test_issuer()
+    def __init__(self, issuer: IssuerPki | None = None, *, approve: bool = True):
+        self.issuer = issuer or default_issuer()
         self.approve = approve
         self.loads: list[tuple[str, int]] = []
 

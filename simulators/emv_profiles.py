@@ -55,7 +55,7 @@ def _test_key(label: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class TestIssuer:
+class IssuerPki:
     """The software issuer: its RSA key and certificate, and its master keys."""
 
     ca_key: RsaKey
@@ -74,18 +74,18 @@ class TestIssuer:
         }
 
 
-def make_test_issuer(
+def make_issuer(
     *,
     expiry: bytes = bytes.fromhex("1235"),
     serial: bytes = bytes.fromhex("000001"),
     issuer_id: str = TEST_BIN,
-) -> TestIssuer:
+) -> IssuerPki:
     """A test issuer with a fresh certificate (tests vary expiry and serial)."""
     iid = bytes.fromhex(issuer_id.ljust(8, "F"))
     cert = certify_issuer(
         TEST_CA_KEY, TEST_CA_INDEX, TEST_ISSUER_KEY, iid, expiry=expiry, serial=serial
     )
-    return TestIssuer(
+    return IssuerPki(
         TEST_CA_KEY,
         TEST_CA_INDEX,
         TEST_ISSUER_KEY,
@@ -98,8 +98,8 @@ def make_test_issuer(
 
 
 @lru_cache(maxsize=1)
-def test_issuer() -> TestIssuer:
-    return make_test_issuer()
+def default_issuer() -> IssuerPki:
+    return make_issuer()
 
 
 def luhn_complete(digits: str) -> str:
@@ -155,7 +155,7 @@ def _track2(p: EmvProfile) -> bytes:
 
 
 def application_records(
-    p: EmvProfile, issuer: TestIssuer, icc: RsaKey
+    p: EmvProfile, issuer: IssuerPki, icc: RsaKey
 ) -> tuple[dict[str, str], bytes]:
     """The personalised records (certificates included) and the static data they sign."""
     rec1 = tlv.build(
@@ -224,8 +224,8 @@ def application_records(
     return {k: v.hex().upper() for k, v in records.items()}, static
 
 
-def issue_emv_application(p: EmvProfile, issuer: TestIssuer | None = None) -> EmvApplication:
-    issuer = issuer or test_issuer()
+def issue_emv_application(p: EmvProfile, issuer: IssuerPki | None = None) -> EmvApplication:
+    issuer = issuer or default_issuer()
     icc = TEST_ICC_KEYS[p.icc_key % len(TEST_ICC_KEYS)]
     records, _ = application_records(p, issuer, icc)
     state = EmvCardState(
@@ -253,7 +253,7 @@ def emv_card(
     number: int = 1,
     *,
     interface: str = CONTACTLESS,
-    issuer: TestIssuer | None = None,
+    issuer: IssuerPki | None = None,
     path: str | None = None,
     **overrides: object,
 ) -> SoftIcc:

@@ -144,6 +144,7 @@ def recover_issuer_key(
     ic = IssuerCertificate.decode(x)
     if ic.hash_algorithm != HASH_SHA1:
         raise OdaError(OdaFailure.ISSUER_CERT_ALGORITHM, f"hash algorithm {ic.hash_algorithm:02X}")
+    modulus = ic.modulus(remainder)
     if sha1(hashed_part(x) + remainder + exponent) != hash_field(x):
         raise OdaError(OdaFailure.ISSUER_CERT_HASH)
     issuer_id = digits(ic.issuer_id)
@@ -157,7 +158,7 @@ def recover_issuer_key(
         raise OdaError(OdaFailure.ISSUER_CERT_ALGORITHM, f"key algorithm {ic.pk_algorithm:02X}")
     if len(exponent) != ic.exponent_length:
         raise OdaError(OdaFailure.ISSUER_CERT_FORMAT, "exponent length differs from 9F32")
-    return IssuerKey(ic.modulus(remainder), exponent, ic, ca)
+    return IssuerKey(modulus, exponent, ic, ca)
 
 
 def recover_icc_key(
@@ -176,6 +177,7 @@ def recover_icc_key(
     cc = IccCertificate.decode(x)
     if cc.hash_algorithm != HASH_SHA1:
         raise OdaError(OdaFailure.ICC_CERT_ALGORITHM, f"hash algorithm {cc.hash_algorithm:02X}")
+    modulus = cc.modulus(remainder)
     if sha1(hashed_part(x) + remainder + exponent + static_data) != hash_field(x):
         raise OdaError(OdaFailure.ICC_CERT_HASH)
     if digits(cc.pan) != digits(pan):
@@ -184,7 +186,7 @@ def recover_icc_key(
         raise OdaError(OdaFailure.ICC_CERT_EXPIRED, f"expiry {cc.expiry.hex()} (MMYY)")
     if cc.pk_algorithm != PK_RSA:
         raise OdaError(OdaFailure.ICC_CERT_ALGORITHM, f"key algorithm {cc.pk_algorithm:02X}")
-    return IccKey(cc.modulus(remainder), exponent, cc)
+    return IccKey(modulus, exponent, cc)
 
 
 def verify_ssad(card: Mapping[int, bytes], issuer: IssuerKey, static_data: bytes) -> bytes:
