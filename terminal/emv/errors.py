@@ -65,6 +65,7 @@ class OdaFailure(StrEnum):
     SDAD_FORMAT = "recovered signed dynamic data has a wrong header, format or trailer"
     SDAD_HASH = "signed dynamic data hash mismatch"
     DYNAMIC_NUMBER_MISMATCH = "ICC dynamic number does not match the ATC"
+    INTERNAL_AUTHENTICATE_FAILED = "the card refused INTERNAL AUTHENTICATE or sent no SDAD"
 
 
 class OdaError(EmvError):

@@ -359,9 +359,15 @@ def run_dda(
         return _fail(OdaMethod.DDA, exc)
     ddol = card_data.get(Tag.DDOL) or DEFAULT_DDOL
     ddol_data = build_dol_data(ddol, terminal, card_data)
-    r = yield card(c.internal_authenticate(ddol_data))
+    r = yield card(c.internal_authenticate(ddol_data), check=False)
     try:
-        d = verify_sdad(icc, _sdad_from_response(r.data), ddol_data)
+        if not r.ok:
+            raise OdaError(OdaFailure.INTERNAL_AUTHENTICATE_FAILED, f"SW {r.sw:04X}")
+        try:
+            sdad = _sdad_from_response(r.data)
+        except MalformedResponse as exc:
+            raise OdaError(OdaFailure.INTERNAL_AUTHENTICATE_FAILED, str(exc)) from None
+        d = verify_sdad(icc, sdad, ddol_data)
     except OdaError as exc:
         return _fail(OdaMethod.DDA, exc, ca_key=issuer.ca.name)
     return OdaResult(

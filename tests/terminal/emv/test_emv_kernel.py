@@ -132,14 +132,21 @@ def test_currency_other_than_the_ec_currency_goes_online() -> None:
 def test_tampered_record_fails_fdda_and_the_tc_is_not_honoured() -> None:
     card = emv_card(1, ec_balance=10_000)
     emv = card.app("emv")
-    record = bytearray(emv.record(2, 1))
-    record[-1] ^= 0x01  # last byte of the SDA tag list value
-    emv.set_record(2, 1, bytes(record))
+    emv.set_record(2, 1, emv.record(2, 1).replace(h("9F0D05D8"), h("9F0D05D9")))  # an IAC bit
     app = transact(card, 100)
-    assert app.oda.failure in (OdaFailure.ICC_CERT_HASH, OdaFailure.STATIC_DATA_INVALID)
+    assert app.oda.failure == OdaFailure.ICC_CERT_HASH
     assert app.outcome == Outcome.ONLINE_REQUEST
     declining = transact(card, 100, replace(CONFIG, fdda_failure=FDDA_FAILURE_DECLINE))
     assert declining.outcome == Outcome.DECLINED
+
+
+def test_altered_sda_tag_list_makes_the_static_data_unusable() -> None:
+    card = emv_card(1)
+    emv = card.app("emv")
+    record = bytearray(emv.record(2, 1))
+    record[-1] ^= 0x01  # 9F4A 82 -> 83
+    emv.set_record(2, 1, bytes(record))
+    assert transact(card, 100).oda.failure == OdaFailure.STATIC_DATA_INVALID
 
 
 def test_tampered_pan_fails_fdda_with_a_hash_mismatch() -> None:
@@ -209,13 +216,11 @@ def test_contact_terminal_without_dda_falls_back_to_sda() -> None:
 def test_contact_tampered_record_fails_dda_and_sda() -> None:
     card = emv_card(1)
     emv = card.app("emv")
-    record = bytearray(emv.record(2, 1))
-    record[-1] ^= 0x01
-    emv.set_record(2, 1, bytes(record))
+    emv.set_record(2, 1, emv.record(2, 1).replace(h("9F0D05D8"), h("9F0D05D9")))
     dda = transact(card, 0, interface=CONTACT)
-    assert dda.oda.method == OdaMethod.DDA and not dda.oda.passed
+    assert dda.oda.method == OdaMethod.DDA and dda.oda.failure == OdaFailure.ICC_CERT_HASH
     sda = transact(card, 0, replace(CONFIG, capabilities=h("E0F880")), interface=CONTACT)
-    assert sda.oda.method == OdaMethod.SDA and not sda.oda.passed
+    assert sda.oda.method == OdaMethod.SDA and sda.oda.failure == OdaFailure.SSAD_HASH
 
 
 def test_ec_info_by_get_data() -> None:

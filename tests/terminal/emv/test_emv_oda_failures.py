@@ -236,8 +236,9 @@ def test_each_fault_gives_its_own_reason(reason: OdaFailure) -> None:
 
 
 def test_every_reason_is_covered() -> None:
-    # NOT_SUPPORTED comes from the kernel (no common method), tested with the kernel below
-    assert set(CASES) | {OdaFailure.NOT_SUPPORTED} == set(OdaFailure)
+    # NOT_SUPPORTED and INTERNAL_AUTHENTICATE_FAILED come from the kernel: tested below
+    kernel = {OdaFailure.NOT_SUPPORTED, OdaFailure.INTERNAL_AUTHENTICATE_FAILED}
+    assert set(CASES) | kernel == set(OdaFailure)
 
 
 def test_no_common_method_is_not_supported() -> None:
@@ -266,3 +267,15 @@ def test_records_of_the_profile_build_the_same_static_data() -> None:
     _, static = application_records(EmvProfile(pan=demo_pan(1)), ISSUER, TEST_ICC_KEYS[0])
     assert static == STATIC
     assert tlv.parse(static[:-2])  # the ODA record value is well-formed TLV
+
+
+@pytest.mark.parametrize("answer", ["6985", "7703 9F3601 00 9000".replace(" ", "")])
+def test_refused_or_empty_internal_authenticate_fails_dda(answer: str) -> None:
+    from terminal.emv.oda import run_dda
+    from tests.terminal.emv.helpers import scripted
+
+    card = dict(APP.card)
+    reader = scripted([("008800000411223344" + "00", answer)])
+    result = drive(run_dda(card, ctx(), {Tag.UNPREDICTABLE_NUMBER: h("11223344")}), reader)
+    assert result.method == OdaMethod.DDA
+    assert result.failure == OdaFailure.INTERNAL_AUTHENTICATE_FAILED
