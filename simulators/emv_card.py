@@ -174,6 +174,8 @@ class EmvApplication:
             data = self._dispatch(cmd)
         except CardReply as reply:
             return reply.data + reply.sw.to_bytes(2, "big")
+        except ValueError:  # non-BCD amounts, malformed TLV in the data field
+            return SW.WRONG_DATA.to_bytes(2, "big")
         return data + SW.OK.to_bytes(2, "big")
 
     def _dispatch(self, cmd: CommandAPDU) -> bytes:

@@ -14,6 +14,7 @@ from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import CONTACT, CONTACTLESS
+from terminal.emv.tags import tag_name
 from terminal.epurse.commands import AID_TUNION_EP
 from terminal.epurse.model import CardSnapshot
 from terminal.money import format_fen
@@ -172,6 +173,10 @@ def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
             "single_limit_fen": r.ec.single_limit,
             "reset_threshold_fen": r.ec.reset_threshold,
             "currency": r.ec.currency,
+        },
+        "data": {
+            f"{tag:X}": {"name": tag_name(tag), "value": value}
+            for tag, value in sorted(app.card.items())
         },
         "log": None
         if r.log is None

@@ -46,6 +46,10 @@ def test_social_security_card_over_contact_json(capsys) -> None:  # type: ignore
     assert code == 0 and data["directory"] == "PSE"
     kinds = {a["kind"]: a for a in data["applications"]}
     assert kinds["ssse"]["ssse"]["holder"]["name"] == "张三"
+    assert kinds["emv"]["emv"]["data"]["5A"] == {
+        "name": "Application PAN",
+        "value": "6299990000002013",
+    }
     assert kinds["emv"]["emv"]["oda"] == {
         "method": "DDA",
         "passed": True,
