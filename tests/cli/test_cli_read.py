@@ -119,3 +119,29 @@ def test_bad_terminal_data_file_is_reported(capsys, tmp_path: Path) -> None:  # 
     bad.write_text('{"ttq": "12"}')
     assert main(["read", "--terminal-data", str(bad)]) == 1
     assert "TerminalConfigError" in capsys.readouterr().err
+
+
+def test_a_trace_recorded_by_the_old_ep_only_read_still_replays(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Traces made before multi-application reading hold only e-purse commands; the new
+    read's directory and AID-list probes get 6D00 from the replay and are skipped."""
+    import io
+
+    from simulators.profiles import demo_card
+    from terminal.apdu.channel import Channel
+    from terminal.apdu.flow import run
+    from terminal.epurse import flows
+    from terminal.readers.sim import SimReader
+    from terminal.readers.trace import TraceWriter
+    from terminal.readers.tracing import TracingReader
+
+    out = io.StringIO()
+    reader = TracingReader(SimReader(demo_card(3, balance=2_468)), TraceWriter(out))
+    reader.connect()
+    run(flows.read_card(), {"card": Channel(reader)})
+    trace = tmp_path / "old.trace"
+    trace.write_text(out.getvalue())
+    assert "325041592E" not in out.getvalue()  # no PPSE in the old trace
+    code, text = run_cli(capsys, "--replay", str(trace))
+    assert code == 0
+    assert text.splitlines()[0] == "Application   T-Union EP (A000000632010105)"
+    assert "Balance       ¥24.68" in text

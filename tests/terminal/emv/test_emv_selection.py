@@ -187,3 +187,23 @@ def test_hostile_directory_fci_raises_a_typed_error(bad: str) -> None:
 
 def test_ep_aid_in_default_list() -> None:
     assert any(s.aid == AID_TUNION_EP for s in TerminalConfig().supported_aids)
+
+
+def test_pse_with_a_nested_ddf_is_followed() -> None:
+    ddf = "A000000333DDF1"
+    record1 = build(0x70, [build(0x61, [build(0x9D, h(ddf))])]).encode().hex()
+    ddf_fci = build(0x6F, [build(0x84, h(ddf)), build(0xA5, [build(0x88, b"\x02")])]).encode().hex()
+    entry = build(0x70, [build(0x61, [build(0x4F, h("A000000333010101")), build(0x87, b"\x01")])])
+    reader = scripted(
+        [
+            (SELECT_PSE, "6F15840E315041592E5359532E4444463031A5038801019000"),
+            ("00B2010C00", record1 + "9000"),
+            ("00A4040007" + ddf + "00", ddf_fci + "9000"),
+            ("00B2011400", entry.encode().hex() + "9000"),
+            ("00B2021400", "6A83"),
+            ("00B2020C00", "6A83"),
+        ]
+    )
+    found = drive(discover(TerminalConfig(), CONTACT), reader)
+    assert found.source == SOURCE_PSE
+    assert [c.aid.hex().upper() for c in found.candidates] == ["A000000333010101"]
