@@ -15,6 +15,7 @@ from terminal.emv.config import TerminalConfig
 from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import CONTACT, CONTACTLESS
 from terminal.emv.tags import tag_name
+from terminal.epurse import flows as epurse_flows
 from terminal.epurse.commands import AID_TUNION_EP
 from terminal.epurse.model import CardSnapshot
 from terminal.money import format_fen
@@ -364,8 +365,14 @@ def run(args: argparse.Namespace) -> int:
             print_snapshot(snap)
         return 0
     if not report.apps:
-        print("No application this terminal knows was found on the card.")
-        return 1
+        # nothing answered: read the e-purse as ykt read always did, so the card's own
+        # refusal surfaces as the typed one-line error it always was
+        report_snap = session.run(epurse_flows.read_card())
+        if args.json:
+            print_json(snapshot_dict(report_snap))
+        else:
+            print_snapshot(report_snap)
+        return 0
     if args.json:
         print_json(report_dict(report))
     else:

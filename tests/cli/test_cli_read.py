@@ -145,3 +145,11 @@ def test_a_trace_recorded_by_the_old_ep_only_read_still_replays(capsys, tmp_path
     assert code == 0
     assert text.splitlines()[0] == "Application   T-Union EP (A000000632010105)"
     assert "Balance       ¥24.68" in text
+
+
+def test_a_card_with_nothing_known_fails_with_the_typed_error(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.trace"
+    empty.write_text("# nothing recorded\n")
+    assert main(["read", "--replay", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "InsNotSupported" in err and "Traceback" not in err
