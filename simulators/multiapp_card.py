@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,6 @@ class EPurseApplication:
         self.card.reset()
 
     def to_json(self) -> dict[str, object]:
-        from dataclasses import asdict
-
         return {
             "kind": self.kind,
             "state": asdict(self.card.state),

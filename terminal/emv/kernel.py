@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from terminal.apdu import tlv
 from terminal.apdu.bcd import from_bcd
+from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import ConditionsNotSatisfied, MalformedResponse, TlvError
 from terminal.apdu.flow import Flow, card
 from terminal.emv import commands as c
@@ -280,7 +281,8 @@ def _qpboc_outcome(data: ApplicationData, config: TerminalConfig, today: date) -
 # -- EC top-up (contact, online, issuer script) -----------------------------------------
 
 
-def _run_script(commands: list, script_id: bytes, template: int):  # type: ignore[no-untyped-def]
+def _run_script(commands: list[CommandAPDU], script_id: bytes, template: int) -> Flow[ScriptResult]:
+    """Send one script's commands; stop at the first that fails (EMV Book 3 §10.10)."""
     sws: list[int] = []
     for command in commands:
         r = yield card(command, check=False)
