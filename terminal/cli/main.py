@@ -24,7 +24,9 @@ yikatong - terminal middleware for China's financial IC one cards
 Start here:
   ykt demo                 issue software cards, top them up, pay at a POS and a bus,
                            and print balances, logs and a per-terminal summary
-  ykt read                 read a card: application, serial, validity, balance, log
+  ykt read                 read a card: every application (EMV debit/credit with
+                           Electronic Cash, T-Union EP, social security), balances,
+                           logs, offline data authentication
   ykt read --replay FILE   the same from a recorded trace (see --trace)
 
 Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
