@@ -14,7 +14,6 @@ A card made from a file saves itself after every command that changed its state.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from simulators.card_app import CardApplication
 from simulators.emv_card import EmvApplication
 from simulators.epurse_card import EPurseState, SoftEPurseCard
 from simulators.ssse_card import SsseApplication
+from simulators.statefile import read_state, write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
@@ -234,13 +234,7 @@ class SoftIcc:
         target = Path(path) if path is not None else self.path
         if target is None:
             return
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        self.path = target
+        self.path = write_state(target, self.to_json())
         self._saved = self._snapshot()
 
     @classmethod
@@ -261,7 +255,5 @@ class SoftIcc:
 
     @classmethod
     def load(cls, path: str | Path) -> SoftIcc:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("kind") not in KINDS:
-            raise ValueError(f"{path} is not a software multi-application card file")
+        data = read_state(path, tuple(KINDS), "software multi-application card")
         return cls.from_json(data, path)
