@@ -10,14 +10,13 @@ challenge) is volatile, as on a real card, and is lost on reset.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from simulators.statefile import read_state, write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
@@ -134,9 +133,7 @@ class SoftEPurseCard:
     # -- persistence --------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> SoftEPurseCard:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("kind") != "epurse":
-            raise ValueError(f"{path} is not a software e-purse card file")
+        data = read_state(path, ("epurse",), "software e-purse card")
         return cls(EPurseState(**data["state"]), path)
 
     def save(self, path: str | Path | None = None) -> None:
@@ -144,12 +141,7 @@ class SoftEPurseCard:
         target = Path(path) if path is not None else self.path
         if target is None:
             return
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"kind": "epurse", "state": asdict(self.state)}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        write_state(target, {"kind": "epurse", "state": asdict(self.state)})
         if path is not None:
             self.path = target
 

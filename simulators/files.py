@@ -11,6 +11,9 @@ from typing import Any
 KINDS: dict[str, str] = {
     "epurse": "simulators.epurse_card:SoftEPurseCard",
     "psam": "simulators.psam:SoftPsam",
+    "emv": "simulators.multiapp_card:SoftIcc",
+    "resident": "simulators.multiapp_card:SoftIcc",
+    "ssse": "simulators.multiapp_card:SoftIcc",
 }
 
 

@@ -8,12 +8,11 @@ advances on every INIT SAM FOR PURCHASE, so no two purchases share one.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from simulators.statefile import read_state, write_state
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
 from terminal.apdu.status import SW, wrong_le
@@ -69,21 +68,14 @@ class SoftPsam:
 
     @classmethod
     def load(cls, path: str | Path) -> SoftPsam:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("kind") != "psam":
-            raise ValueError(f"{path} is not a software PSAM file")
+        data = read_state(path, ("psam",), "software PSAM")
         return cls(PsamState(**data["state"]), path)
 
     def save(self, path: str | Path | None = None) -> None:
         target = Path(path) if path is not None else self.path
         if target is None:
             return
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"kind": "psam", "state": asdict(self.state)}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        write_state(target, {"kind": "psam", "state": asdict(self.state)})
         if path is not None:
             self.path = target
 

@@ -46,8 +46,10 @@ def sim_card_factory(card_file: str | None) -> Callable[[], Any]:
     return make
 
 
-def open_card_reader(args: argparse.Namespace) -> Reader:
-    reader = open_reader(args.reader, sim_card=sim_card_factory(getattr(args, "card", None)))
+def open_card_reader(args: argparse.Namespace, sim_card: Callable[[], Any] | None = None) -> Reader:
+    """The card reader the options name (``sim_card`` overrides the sim reader's card)."""
+    factory = sim_card or sim_card_factory(getattr(args, "card", None))
+    reader = open_reader(args.reader, sim_card=factory)
     if getattr(args, "trace", None):
         writer = TraceWriter.open(args.trace)
         writer.comment(

@@ -1,30 +1,46 @@
-"""``ykt demo``: the whole life of a few software T-Union cards, end to end, with real crypto.
+"""``ykt demo``: a day in the life of a few software T-Union cards, end to end, real crypto.
 
-Issue cards for two issuers, top them up at a kiosk through the host security module,
-pay at a merchant POS and a bus validator through software PSAMs, then print balances,
-each card's log, a per-terminal summary, and check every TAC and the money balance.
+Cards for two issuers are personalised; a kiosk tops them up online through the host
+security module; a merchant POS and a bus and metro validators (fares from the demo fare
+file, composite purchases writing trip records) debit them through software PSAMs, every
+debit journaled before and after; one rider pulls the card away mid-payment and the next
+tap settles it. Then balances, logs, a per-terminal summary, and the checks: every TAC
+verifies and the money balances to the fen.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import random
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.errors import YikatongError
 from terminal.cli.progress import Progress
 from terminal.epurse import flows
+from terminal.fares import Mode, load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import SETTLED, SUSPECT, Journal, JournalRow
 from terminal.money import format_fen
-from terminal.readers.sim import SimReader
+from terminal.readers.sim import AFTER, SimReader
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
+from terminal.roles.validator import Validator, ValidatorConfig
 
 KIOSK_ID = bytes.fromhex("310000000090")
 POS_ID = "310000000101"
 BUS_ID = "310000000201"
-BUS_FARE = 200
+STATIONS = ["0101", "0102", "0103", "0104", "0105"]
+
+Out = Callable[[str], None]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,169 +52,292 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--cards", type=int, default=6, help="number of cards to issue (default 6)")
     p.add_argument(
-        "--taps", type=int, default=24, help="bus taps spread over the cards (default 24)"
+        "--taps", type=int, default=30, help="bus and metro taps through the day (default 30)"
     )
-    p.add_argument("--seed", type=int, default=978, help="random seed for amounts and order")
+    p.add_argument("--seed", type=int, default=978, help="random seed for riders and amounts")
+    p.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="keep journals here (default: a temporary directory, removed after)",
+    )
     p.add_argument("--quiet", action="store_true", help="only the summary tables")
     p.set_defaults(handler=run)
 
 
-@dataclass
-class TerminalTally:
-    role: str
-    count: int = 0
-    amount: int = 0
-    refused: int = 0
+class DemoClock:
+    """Simulated wall clock: the day starts at 07:00 and advances as riders move."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
 
 
 @dataclass
-class DemoOutcome:
-    """What the demo did, for the tables and for tests."""
+class Outcome:
+    """What the demo did, for the report and for tests."""
 
-    cards: list = field(default_factory=list)  # SoftEPurseCard
-    opening: dict[str, int] = field(default_factory=dict)
-    loads: list = field(default_factory=list)  # LoadResult
-    sales: list = field(default_factory=list)  # Sale
-    tallies: dict[str, TerminalTally] = field(default_factory=dict)
-    tac_failures: int = 0
+    cards: list[Any] = field(default_factory=list)
+    opening: dict[bytes, int] = field(default_factory=dict)
+    loads: list[Any] = field(default_factory=list)
+    journals: dict[str, Journal] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # terminal id -> role
+    refused: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0
+    hsm: Any = None
+
+    def rows(self) -> list[JournalRow]:
+        return [
+            r for j in self.journals.values() for r in j.rows() if r.state in (SETTLED, SUSPECT)
+        ]
 
 
-def run_demo(n_cards: int, taps: int, seed: int, out=print, progress: bool = True) -> DemoOutcome:  # type: ignore[no-untyped-def]
+def run_demo(
+    n_cards: int, taps: int, seed: int, workdir: Path, out: Out = print, progress: bool = False
+) -> Outcome:
     from gateway.hsm import HostSecurityModule, LocalLoadHost
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
 
     rng = random.Random(seed)
-    result = DemoOutcome()
+    clock = DemoClock(datetime.now().replace(hour=7, minute=0, second=0, microsecond=0))
+    result = Outcome()
     issuers = list(DEMO_ISSUERS)
-    hsm = HostSecurityModule(demo_keyset(DEMO_ISSUERS[name]) for name in issuers)
+    result.hsm = hsm = HostSecurityModule(
+        (demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock
+    )
     host = LocalLoadHost(hsm)
 
     out(f"== Issuing {n_cards} software T-Union cards")
+    kinds = {1: "ordinary", 2: "student", 3: "elderly"}
     for i in range(n_cards):
-        card = demo_card(i + 1, balance=0, issuer=issuers[i % len(issuers)])
+        kind = 3 if i == 1 else 2 if i == 2 else 1
+        card = demo_card(i + 1, balance=0, issuer=issuers[i % len(issuers)], card_kind=kind)
         result.cards.append(card)
-        result.opening[card.serial.hex()] = card.balance
+        result.opening[card.serial] = card.balance
         out(
             f"   card {card.public_info[10:20].hex().upper()[1:]}  issuer "
-            f"{card.issuer_id.hex().upper()}  serial {card.serial.hex().upper()}"
+            f"{card.issuer_id.hex().upper()}  {kinds[kind]}"
         )
 
-    card_reader = SimReader(name="antenna")
-    kiosk = Kiosk(TerminalSession(card_reader), host, KIOSK_ID)
-    pos = PointOfSale(TerminalSession(card_reader, SimReader(demo_psam(POS_ID))), name="POS")
-    bus = PointOfSale(TerminalSession(card_reader, SimReader(demo_psam(BUS_ID))), name="bus")
-    tallies = result.tallies
-    tallies[KIOSK_ID.hex().upper()] = TerminalTally("kiosk (load)")
-    tallies[pos.session.sam.terminal_id_hex] = TerminalTally("merchant POS")
-    tallies[bus.session.sam.terminal_id_hex] = TerminalTally("bus validator")
+    antenna = SimReader(name="antenna")
+
+    def session(tid: str) -> TerminalSession:
+        s = TerminalSession(antenna, SimReader(demo_psam(tid), name=f"psam {tid}"), clock=clock)
+        s.start()
+        return s
+
+    def journal(name: str) -> Journal:
+        j = Journal(workdir / f"{name}.db", clock=clock)
+        result.journals[name] = j
+        return j
+
+    rules = load_rules()
+    hotlist = Hotlist()
+    kiosk = Kiosk(TerminalSession(antenna, clock=clock), host, KIOSK_ID)
+    pos = PointOfSale(session(POS_ID), journal("pos"), name="POS")
+    metro_journal = journal("metro-station")
+    bus = Validator(
+        session(BUS_ID),
+        journal("bus"),
+        hotlist,
+        ValidatorConfig(mode=Mode.BUS, rules=rules, line=b"\x00\x07"),
+    )
+    result.roles.update(
+        {
+            KIOSK_ID.hex().upper(): "kiosk (online load)",
+            POS_ID: "merchant POS",
+            BUS_ID: "bus validator",
+        }
+    )
+    gates: dict[str, tuple[Validator, Validator]] = {}
+    for n, code in enumerate(STATIONS, 1):
+        entry_id, exit_id = f"3100000003{n:02d}", f"3100000004{n:02d}"
+        gates[code] = (
+            Validator(
+                session(entry_id),
+                metro_journal,
+                hotlist,
+                ValidatorConfig(mode=Mode.METRO_ENTRY, rules=rules, station=code),
+            ),
+            Validator(
+                session(exit_id),
+                metro_journal,
+                hotlist,
+                ValidatorConfig(mode=Mode.METRO_EXIT, rules=rules, station=code),
+            ),
+        )
+        result.roles[entry_id] = f"metro entry {code}"
+        result.roles[exit_id] = f"metro exit {code}"
 
     out("== Kiosk top-ups (online load: card MAC1 -> HSM MAC2 -> card TAC)")
     for i, card in enumerate(result.cards):
-        amount = 5_000 if i != n_cards - 1 else 300  # the last card gets only 3 yuan
-        card_reader.insert(card)
+        amount = 5_000 if i != n_cards - 1 else 300
+        antenna.insert(card)
         top = kiosk.top_up(amount)
         result.loads.append(top.result)
-        t = tallies[KIOSK_ID.hex().upper()]
-        t.count += 1
-        t.amount += amount
         out(
             f"   {top.card_number}  +{format_fen(amount):>8s}  balance "
             f"{format_fen(top.result.balance_after):>8s}  TAC {top.result.tac.hex().upper()}"
         )
+        clock.advance(1)
 
-    def charge(terminal: PointOfSale, card, amount: int) -> None:  # type: ignore[no-untyped-def]
-        card_reader.insert(card)
-        tally = tallies[terminal.session.sam.terminal_id_hex]
-        try:
-            sale = terminal.charge(amount)
-        except (CardError, YikatongError) as exc:
-            tally.refused += 1
-            out(f"   RED   {terminal.name:<4s} {format_fen(amount):>8s}  {exc}")
-            return
-        result.sales.append((terminal.name, sale))
-        tally.count += 1
-        tally.amount += amount
-        r = sale.result
-        ok = hsm.purchase_tac_valid(
-            issuer_id=r.pending.issuer_id,
-            card_serial=r.pending.card_serial,
-            amount=amount,
-            txn_type=r.pending.txn_type,
-            terminal_id=r.pending.terminal_id,
-            terminal_seq=r.pending.terminal_seq,
-            when=r.pending.when,
-            tac=r.tac,
-        )
-        result.tac_failures += not ok
-        out(
-            f"   GREEN {terminal.name:<4s} {format_fen(amount):>8s}  card "
-            f"{sale.card.card_number}  balance {format_fen(r.balance_after):>8s}  "
-            f"TSN {r.pending.terminal_seq:<4d} TAC {r.tac.hex().upper()}"
-        )
-
-    out("== Merchant POS purchases (INIT -> PSAM MAC1 -> DEBIT -> PSAM MAC2 check)")
+    out("== Merchant POS purchases (INIT -> PSAM MAC1 -> journal -> DEBIT -> PSAM MAC2)")
     for card in result.cards:
-        for _ in range(rng.randint(1, 2)):
-            charge(pos, card, rng.choice([350, 800, 1250, 1999]))
+        antenna.insert(card)
+        amount = rng.choice([350, 800, 1250, 1999])
+        try:
+            sale = pos.charge(amount)
+        except YikatongError as exc:
+            result.refused[POS_ID] = result.refused.get(POS_ID, 0) + 1
+            out(f"   RED   {format_fen(amount):>8s}  {exc}")
+            continue
+        out(
+            f"   GREEN {format_fen(amount):>8s}  card {sale.card.card_number}  balance "
+            f"{format_fen(sale.result.balance_after):>8s}  TSN {sale.result.pending.terminal_seq}"
+            f"  TAC {sale.result.tac.hex().upper()}"
+        )
+        clock.advance(3)
 
-    out(f"== Bus validator, flat fare {format_fen(BUS_FARE)}, {taps} taps")
-    with Progress(taps, "   taps", enabled=progress and taps >= 200) as bar:
-        for _ in range(taps):
-            charge(bus, rng.choice(result.cards), BUS_FARE)
+    out(
+        f"== Bus line 7 and metro, {taps} taps (demo fare file; composite purchase with "
+        "trip records)"
+    )
+    inside: dict[bytes, str] = {}
+
+    def tap(card: Any, validator: Validator, label: str) -> None:
+        antenna.insert(card)
+        r = validator.tap()
+        if not r.green:
+            tid = validator.session.sam.terminal_id_hex
+            result.refused[tid] = result.refused.get(tid, 0) + 1
+        result.recovered += len(r.recovered)
+        out(f"   {label:<11s} {r.line()}")
+
+    with Progress(taps, "   taps", enabled=progress) as bar:
+        for n in range(taps):
+            card = rng.choice(result.cards)
+            if card.serial in inside:
+                entry = inside.pop(card.serial)
+                code = rng.choice([s for s in STATIONS if s != entry])
+                tap(card, gates[code][1], f"exit {code}")
+            elif rng.random() < 0.5:
+                tap(card, bus, "bus 7")
+            else:
+                code = rng.choice(STATIONS)
+                tap(card, gates[code][0], f"entry {code}")
+                inside[card.serial] = code
+            if n == taps // 2:
+                rider = result.cards[0]
+                out("   -- a rider pulls the card away just as DEBIT is sent; the answer is lost")
+                antenna.tear_when(lambda apdu: AFTER if apdu[:2] == b"\x80\x54" else None)
+                tap(rider, bus, "bus 7")
+                antenna.tear_when(None)
+                clock.advance(0.1)
+                out("   -- the rider taps again: the journal's open row is settled, not re-charged")
+                tap(rider, bus, "bus 7")
+            clock.advance(rng.uniform(1, 9))
             bar.advance()
-    card_reader.remove()
+    antenna.remove()
     return result
 
 
-def print_report(result: DemoOutcome, out=print) -> bool:  # type: ignore[no-untyped-def]
+def print_report(result: Outcome, out: Out = print) -> bool:
     """Balances, logs, terminal summary and checks; True when everything balances."""
     out("\n== Card balances and logs (newest first)")
     for card in result.cards:
         reader = SimReader(card)
-        session = TerminalSession(reader)
         reader.connect()
-        snap = session.run(flows.read_card())
+        snap = TerminalSession(reader).run(flows.read_card())
         out(f"   {snap.info.card_number}  balance {format_fen(snap.balance)}")
         for e in snap.log:
             out(
-                f"      #{e.atc:<3d} {e.when:%Y-%m-%d %H:%M:%S}  {e.type_name:<12s} "
+                f"      #{e.atc:<3d} {e.when:%H:%M:%S}  {e.type_name:<13s} "
                 f"{format_fen(e.signed_amount):>9s}  terminal {e.terminal_id.hex().upper()}"
             )
 
-    out("\n== Per-terminal summary")
-    out(f"   {'terminal':<14s} {'role':<15s} {'txns':>5s} {'refused':>8s} {'amount':>11s}")
-    for tid, t in result.tallies.items():
+    rows = result.rows()
+    tally: dict[str, list[int]] = {tid: [0, 0] for tid in result.roles}
+    kiosk = KIOSK_ID.hex().upper()
+    for load in result.loads:
+        tally[kiosk][0] += 1
+        tally[kiosk][1] += load.request.amount
+    for r in rows:
+        t = tally.setdefault(r.terminal_id, [0, 0])
+        t[0] += 1
+        t[1] += r.amount
+    out("\n== Per-terminal summary (from the journals)")
+    out(f"   {'terminal':<14s} {'role':<20s} {'txns':>5s} {'refused':>8s} {'amount':>11s}")
+    for tid, (count, amount) in tally.items():
         out(
-            f"   {tid:<14s} {t.role:<15s} {t.count:>5d} {t.refused:>8d} {format_fen(t.amount):>11s}"
+            f"   {tid:<14s} {result.roles.get(tid, '?'):<20s} {count:>5d} "
+            f"{result.refused.get(tid, 0):>8d} {format_fen(amount):>11s}"
         )
 
     loaded = sum(r.request.amount for r in result.loads)
-    spent = sum(s.result.pending.amount for _, s in result.sales)
+    spent = sum(r.amount for r in rows)
     opening = sum(result.opening.values())
     closing = sum(c.balance for c in result.cards)
     balanced = opening + loaded - spent == closing
+    per_card = all(
+        result.opening[c.serial]
+        + sum(ld.request.amount for ld in result.loads if ld.request.card_serial == c.serial)
+        - sum(r.amount for r in rows if r.card_serial == c.serial.hex().upper())
+        == c.balance
+        for c in result.cards
+    )
+    tac_ok = sum(
+        result.hsm.purchase_tac_valid(
+            issuer_id=bytes.fromhex(r.issuer_id),
+            card_serial=bytes.fromhex(r.card_serial),
+            amount=r.amount,
+            txn_type=r.txn_type,
+            terminal_id=bytes.fromhex(r.terminal_id),
+            terminal_seq=r.terminal_seq,
+            when=r.txn_time,
+            tac=bytes.fromhex(r.tac or "00"),
+        )
+        for r in rows
+    )
+    open_rows = sum(len(j.open_rows()) for j in result.journals.values())
     out("\n== Checks")
     out(
-        f"   opening {format_fen(opening)} + loads {format_fen(loaded)} - purchases "
+        f"   opening {format_fen(opening)} + loads {format_fen(loaded)} - journaled debits "
         f"{format_fen(spent)} = {format_fen(opening + loaded - spent)}; cards hold "
-        f"{format_fen(closing)}: {'BALANCED' if balanced else 'MISMATCH'}"
+        f"{format_fen(closing)}: {'BALANCED' if balanced and per_card else 'MISMATCH'}"
     )
-    out(
-        f"   purchase TACs verified by the host security module: "
-        f"{len(result.sales) - result.tac_failures}/{len(result.sales)}"
-    )
-    return balanced and result.tac_failures == 0
+    out(f"   purchase TACs verified by the host security module: {tac_ok}/{len(rows)}")
+    out(f"   torn debits recovered: {result.recovered}; journal rows still open: {open_rows}")
+    return balanced and per_card and tac_ok == len(rows) and open_rows == 0
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_demo(
-        args.cards,
-        args.taps,
-        args.seed,
-        out=_quiet if args.quiet else print,
-        progress=sys.stderr.isatty() or args.taps >= 200,
-    )
-    return 0 if print_report(result) else 1
+    out: Out = _quiet if args.quiet else print
+    if args.log_level == "warning":  # the demo narrates the torn tap itself
+        logging.getLogger("terminal.roles").setLevel(logging.ERROR)
+    tmp = None if args.workdir else Path(tempfile.mkdtemp(prefix="ykt-demo-"))
+    workdir = Path(args.workdir) if args.workdir else tmp
+    assert workdir is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_demo(
+            args.cards,
+            args.taps,
+            args.seed,
+            workdir,
+            out=out,
+            progress=sys.stderr.isatty() or args.taps >= 200,
+        )
+        ok = print_report(result)
+        for j in result.journals.values():
+            j.close()
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
 
 
 def _quiet(_line: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from terminal.apdu.errors import YikatongError
@@ -13,6 +14,7 @@ COMMAND_MODULES = [
     "terminal.cli.demo",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.validator",
     "terminal.cli.readers",
 ]
 
@@ -23,7 +25,9 @@ yikatong - terminal middleware for China's financial IC one cards
 Start here:
   ykt demo                 issue software cards, top them up, pay at a POS and a bus,
                            and print balances, logs and a per-terminal summary
-  ykt read                 read a card: application, serial, validity, balance, log
+  ykt read                 read a card: every application (EMV debit/credit with
+                           Electronic Cash, T-Union EP, social security), balances,
+                           logs, offline data authentication
   ykt read --replay FILE   the same from a recorded trace (see --trace)
   ykt readers              list the card readers found (PC/SC, NFC, serial)
   ykt sim plug             put a software card into pcscd's virtual reader
@@ -38,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ykt", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="diagnostics on stderr (default: warning)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -47,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

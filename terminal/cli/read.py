@@ -1,31 +1,89 @@
-"""``ykt read``: application, serial, validity, balance and log of the card in the reader."""
+"""``ykt read``: every application on the card - EMV debit/credit with Electronic Cash,
+the T-Union EP, the social security application - with balances, logs and the outcome
+of offline data authentication. A plain T-Union card prints exactly as before.
+"""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from terminal.cli.common import add_reader_options, open_card_reader, print_json
-from terminal.epurse import flows
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import TerminalConfig
+from terminal.emv.read import EmvApplicationReport
+from terminal.emv.selection import CONTACT, CONTACTLESS
+from terminal.emv.tags import tag_name
+from terminal.epurse import flows as epurse_flows
 from terminal.epurse.commands import AID_TUNION_EP
 from terminal.epurse.model import CardSnapshot
 from terminal.money import format_fen
+from terminal.roles.inspect import AppReport, CardReport, inspect_card
 from terminal.roles.session import TerminalSession
+from terminal.ssse.flows import SsseReport
+
+SIM_KINDS = ("tunion", "emv", "resident", "ssse")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "read",
-        help="read a card's application, balance and log",
-        description="Read the T-Union e-purse application of the card in the "
-        "reader: serial, validity, balance and transaction log.",
+        help="read every application on a card: balances, logs, ODA outcome",
+        description="Read the card in the reader: directory (PPSE/PSE, else the AID list), "
+        "then each application - UnionPay debit/credit with Electronic Cash (qPBOC or "
+        "contact PBOC, with offline data authentication), the T-Union e-purse, the social "
+        "security application - with balances and logs. A plain T-Union card prints its "
+        "e-purse as before.",
     )
     add_reader_options(p)
     p.add_argument(
         "--replay", metavar="FILE", help="answer from a recorded trace (= --reader replay:FILE)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--interface",
+        choices=(CONTACTLESS, CONTACT),
+        default=CONTACTLESS,
+        help="contactless (PPSE, qPBOC) or contact (PSE, PBOC) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--unpredictable-number",
+        metavar="HEX",
+        type=_un,
+        help="fix the terminal's unpredictable number 9F37 (4 bytes), to reproduce a trace",
+    )
+    p.add_argument(
+        "--terminal-data",
+        metavar="FILE",
+        help="JSON terminal data for the kernel (limits, TTQ, AIDs, pinned date...)",
+    )
+    p.add_argument("--ca-keys", metavar="FILE", help="add or replace CA public keys from FILE")
+    p.add_argument(
+        "--trust-test-keys",
+        action="store_true",
+        help="accept test CA keys (always on with the sim reader)",
+    )
+    p.add_argument(
+        "--sim-card",
+        choices=SIM_KINDS,
+        help="which demo software card the sim reader holds (default: T-Union)",
+    )
+    p.add_argument("--ssse-pin", metavar="PIN", help="PIN for protected social security files")
     p.set_defaults(handler=run)
+
+
+def _un(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not hex") from None
+    if len(raw) != 4:
+        raise argparse.ArgumentTypeError("the unpredictable number is 4 bytes (8 hex digits)")
+    return raw
+
+
+# -- the legacy T-Union view -------------------------------------------------------------
 
 
 def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
@@ -61,33 +119,265 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
     }
 
 
-def print_snapshot(snap: CardSnapshot) -> None:
+def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-untyped-def]
     info = snap.info
-    print(f"Application   T-Union EP ({AID_TUNION_EP.hex().upper()})")
-    print(f"Card number   {info.card_number}")
-    print(f"Serial        {info.serial_hex}   issuer {info.issuer_hex}")
-    print(f"Valid         {info.start_date} .. {info.expiry_date}")
-    print(f"Balance       {format_fen(snap.balance)}")
+    out(f"Application   T-Union EP ({AID_TUNION_EP.hex().upper()})")
+    out(f"Card number   {info.card_number}")
+    out(f"Serial        {info.serial_hex}   issuer {info.issuer_hex}")
+    out(f"Valid         {info.start_date} .. {info.expiry_date}")
+    out(f"Balance       {format_fen(snap.balance)}")
     if snap.holder is not None and snap.holder.name:
-        print(f"Holder        {snap.holder.name}")
-    print(f"Log           {len(snap.log)} record(s), newest first")
+        out(f"Holder        {snap.holder.name}")
+    out(f"Log           {len(snap.log)} record(s), newest first")
     for e in snap.log:
         when = e.when.strftime("%Y-%m-%d %H:%M:%S") if e.when else "-"
-        print(
+        out(
             f"  #{e.atc:<5d} {when}  {e.type_name:<14s} {format_fen(e.signed_amount):>10s}"
             f"  terminal {e.terminal_id.hex().upper()}"
         )
 
 
+# -- every application ---------------------------------------------------------------------
+
+
+def _fen(value: int | None) -> str:
+    return "-" if value is None else format_fen(value)
+
+
+def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
+    app = r.app
+    return {
+        "pan": app.pan,
+        "pan_sequence": app.psn,
+        "label": app.label,
+        "cardholder": app.cardholder_name,
+        "effective": app.effective,
+        "expiry": app.expiry,
+        "aip": app.aip,
+        "oda": {
+            "method": app.oda.method.value,
+            "passed": app.oda.passed,
+            "failure": app.oda.failure.name if app.oda.failure else None,
+            "detail": app.oda.detail,
+            "ca_key": app.oda.ca_key,
+        },
+        "outcome": app.outcome.value,
+        "cryptogram": None
+        if app.cryptogram is None
+        else {"type": app.cryptogram.kind_name, "value": app.cryptogram.cryptogram},
+        "atc": r.atc,
+        "last_online_atc": r.last_online_atc,
+        "pin_tries": r.pin_tries,
+        "ec": {
+            "balance_fen": r.ec.balance,
+            "balance_limit_fen": r.ec.balance_limit,
+            "single_limit_fen": r.ec.single_limit,
+            "reset_threshold_fen": r.ec.reset_threshold,
+            "currency": r.ec.currency,
+        },
+        "data": {
+            f"{tag:X}": {"name": tag_name(tag), "value": value}
+            for tag, value in sorted(app.card.items())
+        },
+        "log": None
+        if r.log is None
+        else [
+            {
+                "time": rec.when,
+                "amount_fen": rec.amount,
+                "type": rec.txn_type,
+                "atc": rec.atc,
+                "merchant": rec.merchant,
+                "fields": {f"{t:X}": v for t, v in rec.values.items()},
+            }
+            for rec in r.log.records
+        ],
+    }
+
+
+def ssse_dict(r: SsseReport) -> dict[str, Any]:
+    b, h = r.basic, r.holder
+    return {
+        "card_number": b.card_number,
+        "card_identifier": b.card_identifier,
+        "region": b.region_code,
+        "spec_version": b.spec_version,
+        "issue_date": b.issue_date,
+        "expiry_date": b.expiry_date,
+        "holder": None
+        if h is None
+        else {
+            "name": h.name,
+            "social_security_number": h.social_security_number,
+            "birth_date": h.birth_date,
+        },
+        "holder_note": r.holder_note,
+    }
+
+
+def app_dict(a: AppReport) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "aid": a.candidate.aid,
+        "kind": a.kind,
+        "name": a.candidate.display_name,
+        "found_by": a.candidate.source,
+        "error": a.error or None,
+    }
+    if a.emv is not None:
+        out["emv"] = emv_dict(a.emv)
+    if a.epurse is not None:
+        out["epurse"] = snapshot_dict(a.epurse)
+    if a.ssse is not None:
+        out["ssse"] = ssse_dict(a.ssse)
+    return out
+
+
+def report_dict(report: CardReport) -> dict[str, Any]:
+    return {
+        "interface": report.interface,
+        "directory": report.source,
+        "applications": [app_dict(a) for a in report.apps],
+    }
+
+
+def print_emv(r: EmvApplicationReport, out=print) -> None:  # type: ignore[no-untyped-def]
+    app = r.app
+    out(f"  PAN           {app.pan}  (sequence {app.psn})")
+    if app.cardholder_name:
+        out(f"  Cardholder    {app.cardholder_name}")
+    out(f"  Valid         {app.effective} .. {app.expiry}")
+    out(f"  ODA           {app.oda.describe()}")
+    crypt = f" - {app.cryptogram.kind_name}" if app.cryptogram else ""
+    out(f"  Outcome       {app.outcome.value}{crypt}")
+    out(f"  ATC           {r.atc if r.atc is not None else '-'}")
+    if r.ec.present:
+        out(
+            f"  EC balance    {_fen(r.ec.balance)}   limit {_fen(r.ec.balance_limit)}   "
+            f"single {_fen(r.ec.single_limit)}   reset {_fen(r.ec.reset_threshold)}"
+        )
+    if r.log is not None:
+        out(f"  EC log        {len(r.log.records)} record(s), newest first")
+        for rec in r.log.records:
+            when = rec.when.strftime("%Y-%m-%d %H:%M:%S") if rec.when else "-"
+            kind = f"{rec.txn_type:02X}" if rec.txn_type is not None else "--"
+            out(f"    #{rec.atc or 0:<5d} {when}  type {kind}  {_fen(rec.amount):>10s}")
+
+
+def print_ssse(r: SsseReport, out=print) -> None:  # type: ignore[no-untyped-def]
+    b = r.basic
+    out(f"  Card number   {b.card_number}   region {b.region_code}   spec {b.spec_version}")
+    out(f"  Valid         {b.issue_date} .. {b.expiry_date}")
+    if r.holder is not None:
+        out(f"  Holder        {r.holder.name}   {r.holder.social_security_number}")
+    else:
+        out(f"  Holder        ({r.holder_note})")
+
+
+def print_report(report: CardReport, out=print) -> None:  # type: ignore[no-untyped-def]
+    out(
+        f"Card          {len(report.apps)} application(s), {report.interface}, "
+        f"found by {report.source}"
+    )
+    for a in report.apps:
+        out("")
+        out(f"[{a.candidate.display_name}]  {a.candidate.aid.hex().upper()}  ({a.kind})")
+        if a.error:
+            out(f"  ERROR         {a.error}")
+        if a.emv is not None:
+            print_emv(a.emv, out)
+        if a.epurse is not None:
+            for line in _lines(print_snapshot, a.epurse):
+                out("  " + line)
+        if a.ssse is not None:
+            print_ssse(a.ssse, out)
+
+
+def _lines(printer, value) -> list[str]:  # type: ignore[no-untyped-def]
+    lines: list[str] = []
+    printer(value, lines.append)
+    return lines
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def demo_sim_card(kind: str) -> Any:
+    """A fresh demo software card of ``kind`` (the CLI may use the simulators)."""
+    from simulators.emv_profiles import emv_card, resident_card, ssse_card
+    from simulators.profiles import demo_card
+
+    makers = {"tunion": demo_card, "emv": emv_card, "resident": resident_card, "ssse": ssse_card}
+    return makers[kind]()
+
+
+def _sim_factory(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    def make() -> Any:
+        from simulators.files import load_device
+
+        card = load_device(args.card) if args.card else demo_sim_card(args.sim_card or "tunion")
+        if hasattr(card, "interface"):
+            card.interface = args.interface
+        return card
+
+    return make
+
+
+def load_config(args: argparse.Namespace) -> TerminalConfig:
+    config = (
+        TerminalConfig.from_file(args.terminal_data) if args.terminal_data else TerminalConfig()
+    )
+    changes: dict[str, Any] = {}
+    if args.unpredictable_number is not None:
+        changes["unpredictable_number"] = args.unpredictable_number
+    if args.trust_test_keys or args.reader == "sim":
+        changes["trust_test_keys"] = True
+    return config.with_overrides(**changes) if changes else config
+
+
+def load_store(args: argparse.Namespace, config: TerminalConfig) -> CaKeyStore:
+    store = CaKeyStore.builtin()
+    for path in (config.ca_keys_file, args.ca_keys):
+        if path:
+            store.update_from_file(path)
+    return store
+
+
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         args.reader = f"replay:{args.replay}"
-    reader = open_card_reader(args)
+    config = load_config(args)
+    store = load_store(args, config)
+    reader = open_card_reader(args, _sim_factory(args))
     session = TerminalSession(reader)
     reader.connect()
-    snap = session.run(flows.read_card())
+    now = (
+        datetime.combine(config.date, config.time or datetime.now().time()) if config.date else None
+    )
+    report = session.run(
+        inspect_card(config, store, interface=args.interface, now=now, ssse_pin=args.ssse_pin)
+    )
+    if report.only_epurse:
+        snap = report.apps[0].epurse
+        assert snap is not None
+        if args.json:
+            print_json(snapshot_dict(snap))
+        else:
+            print_snapshot(snap)
+        return 0
+    if not report.apps:
+        # nothing answered: read the e-purse as ykt read always did, so the card's own
+        # refusal surfaces as the typed one-line error it always was
+        report_snap = session.run(epurse_flows.read_card())
+        if args.json:
+            print_json(snapshot_dict(report_snap))
+        else:
+            print_snapshot(report_snap)
+        return 0
     if args.json:
-        print_json(snapshot_dict(snap))
+        print_json(report_dict(report))
     else:
-        print_snapshot(snap)
+        print_report(report)
     return 0
+
+
+__all__ = ["print_snapshot", "register", "run", "snapshot_dict"]

@@ -35,6 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     psam.add_argument("--out", required=True, metavar="FILE")
     psam.add_argument("--terminal-id", default="310000000001", help="6-byte BCD terminal number")
     psam.set_defaults(handler=new_psam)
+    chip = ssub.add_parser(
+        "new-chip-card",
+        help="personalise a software EMV, resident or social security card",
+        description="A software chip card: 'emv' (PBOC debit with Electronic Cash), "
+        "'resident' (debit + EC + T-Union EP) or 'ssse' (social security + debit). "
+        "Keys and certificates come from the project's TEST PKI.",
+    )
+    chip.add_argument("--out", required=True, metavar="FILE")
+    chip.add_argument("--kind", choices=("emv", "resident", "ssse"), default="resident")
+    chip.add_argument("--number", type=int, default=1, help="demo card sequence number")
+    chip.add_argument("--ec-balance", default="100.00", metavar="YUAN")
+    chip.set_defaults(handler=new_chip_card)
 
     from terminal.cli.sim_plug import register_plug
 
@@ -63,6 +75,24 @@ def new_card(args: argparse.Namespace) -> int:
     print(
         f"card {profile.card_number} serial {card.serial.hex().upper()} "
         f"balance {format_fen(card.balance)} -> {args.out}"
+    )
+    return 0
+
+
+def new_chip_card(args: argparse.Namespace) -> int:
+    from simulators.emv_profiles import emv_card, resident_card, ssse_card
+
+    ec = parse_yuan(args.ec_balance)
+    if args.kind == "emv":
+        card = emv_card(args.number, ec_balance=ec, path=args.out)
+    elif args.kind == "resident":
+        card = resident_card(args.number, ec_balance=ec, path=args.out)
+    else:
+        card = ssse_card(args.number, path=args.out)
+    emv = card.app("emv")
+    print(
+        f"{args.kind} card PAN {emv.state.pan} EC {format_fen(emv.ec_balance)} "
+        f"({len(card.apps)} application(s)) -> {args.out}"
     )
     return 0
 

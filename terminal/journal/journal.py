@@ -144,7 +144,9 @@ def _row(r: sqlite3.Row) -> JournalRow:
 class Journal:
     """One terminal's journal file. Thread-safe; every method is one durable transaction."""
 
-    def __init__(self, path: str | Path, *, clock: Any = datetime.now):
+    def __init__(self, path: str | Path, *, clock: Any = datetime.now, autocheckpoint: bool = True):
+        """``autocheckpoint=False`` keeps WAL checkpoints (and their fsyncs) off the tap path;
+        the owner then calls ``checkpoint()`` when idle. Each commit is durable either way."""
         self.path = str(path)
         self._clock = clock
         self._lock = threading.RLock()
@@ -155,6 +157,8 @@ class Journal:
             raise JournalError(f"journal {self.path} could not switch to WAL (got {mode})")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(SCHEMA)
         with self._tx() as db:
             db.execute(
@@ -164,6 +168,11 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (idle time: after a card has left)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def __enter__(self) -> Journal:
         return self

@@ -27,14 +27,7 @@ from terminal.epurse import commands as c
 from terminal.epurse import flows
 from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.model import CardInfo, PendingPurchase
-from terminal.epurse.recovery import (
-    SETTLED,
-    SUSPECT,
-    ProveCounter,
-    Resolution,
-    TornDebit,
-    resolve_torn_debit,
-)
+from terminal.epurse.recovery import SETTLED, SUSPECT, ProveCounter, Resolution
 from terminal.fares.engine import (
     INDUSTRY_BUS,
     INDUSTRY_METRO,
@@ -47,6 +40,7 @@ from terminal.fares.rules import FareRules
 from terminal.hotlist.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
 from terminal.money import format_fen
+from terminal.roles.journaling import record_intent, settle_open_rows
 from terminal.roles.session import TerminalSession
 from terminal.roles.trips import bus_record, metro_record, read_trip_state, trip_record
 from terminal.sam import commands as samc
@@ -137,7 +131,7 @@ class Validator:
                 return self._block(info, number)
             if not info.valid_on(now.date()):
                 return TapResult(False, "card expired or not yet valid", number)
-            recovered = self._recover(info)
+            recovered = settle_open_rows(s, self.journal, info, self.config.prove_counter)
             retry = timedelta(seconds=self.config.retry_window_seconds)
             paid = [
                 row
@@ -249,65 +243,16 @@ class Validator:
         return out
 
     def _intent(self, p: PendingPurchase, decision: FareDecision) -> int:
-        return self.journal.record_intent(
-            terminal_id=p.terminal_id,
-            terminal_seq=p.terminal_seq,
-            issuer_id=p.issuer_id,
-            card_serial=p.card_serial,
-            txn_type=p.txn_type,
-            amount=p.amount,
-            balance_before=p.balance_before,
-            card_atc=p.offline_atc,
-            key_version=p.key_version,
-            algorithm=p.algorithm,
-            when=p.when,
-            context={
+        return record_intent(
+            self.journal,
+            p,
+            {
                 "mode": str(self.config.mode),
                 "station": self.place.station,
                 "line": self.place.line.hex().upper(),
                 "notes": list(decision.notes),
             },
         )
-
-    # -- torn transactions -----------------------------------------------------------------
-    def _recover(self, info: CardInfo) -> list[tuple[Resolution, JournalRow]]:
-        """Resolve every open journal row for this card (any gate sharing this journal)."""
-        out = []
-        for row in self.journal.open_rows(info.serial):
-            torn = TornDebit(
-                row.txn_type,
-                row.card_atc,
-                row.amount,
-                bytes.fromhex(row.terminal_id),
-                row.balance_before,
-                row.txn_time,
-            )
-            res = self.session.run(
-                resolve_torn_debit(torn, self.session.sam, counter=self.config.prove_counter)
-            )
-            if res.outcome == SETTLED:
-                self.journal.settle(
-                    row.id,
-                    tac=res.tac or b"",
-                    mac2=res.mac2 or b"",
-                    mac2_verified=False,
-                    resolution=res.reason,
-                )
-            elif res.outcome == SUSPECT:
-                self.journal.mark_suspect(row.id, res.reason)
-            else:
-                self.journal.void(row.id, res.reason)
-            log.info(
-                "journal row %d for card %s resolved %s: %s",
-                row.id,
-                info.card_number,
-                res.outcome,
-                res.reason,
-            )
-            out.append((res, row))
-            # the recovery INITIALIZE left a purchase session open; select again to drop it
-            self.session.run(flows.select())
-        return out
 
     # -- hotlist ---------------------------------------------------------------------------
     def _block(self, info: CardInfo, number: str) -> TapResult:

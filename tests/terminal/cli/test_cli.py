@@ -53,3 +53,36 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert "InsNotSupported" in r.stderr and "Traceback" not in r.stderr
     r = ykt("read", "--reader", "nonsense:x", check=False)
     assert r.returncode == 1 and "unknown reader" in r.stderr
+
+
+def test_validator_prints_a_line_per_tap_and_journals(tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    r = ykt("validator", "--journal", str(journal), "--taps", "6", "--cards", "6", "--seed", "3")
+    lines = [line for line in r.stdout.splitlines() if line.startswith(("GREEN", "RED"))]
+    assert len(lines) == 6 and all("ms" in line for line in lines)
+    assert "journal:" in r.stdout
+    from terminal.journal import Journal
+
+    charged = sum(x.endswith(" paid") and "already" not in x for x in lines)
+    assert charged >= 1 and Journal(journal).totals()["settled"][0] == charged
+
+
+def test_validator_metro_entry_with_card_files(tmp_path: Path) -> None:
+    card = tmp_path / "c.json"
+    ykt("sim", "new-card", "--out", str(card), "--balance", "10")
+    r = ykt(
+        "validator",
+        "--mode",
+        "metro-entry",
+        "--station",
+        "0102",
+        "--journal",
+        str(tmp_path / "j.db"),
+        "--card",
+        str(card),
+        "--taps",
+        "1",
+    )
+    assert r.stdout.splitlines()[1].startswith("GREEN")
+    data = json.loads(card.read_text())
+    assert "2701" in data["state"]["capp"]  # the entry record was written and saved

@@ -25,6 +25,7 @@ def is_debit(apdu: bytes) -> bool:
 class Fleet:
     journal_path: Path
     clock: object
+    autocheckpoint: bool = True
     cards: list[SoftEPurseCard] = field(default_factory=list)
     opening: dict[bytes, int] = field(default_factory=dict)
     opening_atc: dict[bytes, int] = field(default_factory=dict)
@@ -48,7 +49,9 @@ class Fleet:
         """A terminal restart: new process state, same journal file, cards and PSAMs."""
         for p in self.psams.values():
             p.reset()
-        self.journal = Journal(self.journal_path, clock=self.clock)
+        self.journal = Journal(
+            self.journal_path, clock=self.clock, autocheckpoint=self.autocheckpoint
+        )
         self.journal.check_integrity()
 
         def gate(tid: str, mode: Mode, station: str) -> Validator:
@@ -71,21 +74,30 @@ class Fleet:
         return gate.tap()
 
     def check_invariants(self) -> None:
-        """Sum of card balance changes = sum of settled journal amounts; nothing twice;
-        every debit on a card has its settled row."""
-        rows = [r for r in self.journal.rows() if r.state in (SETTLED, SUSPECT)]
-        by_card: dict[str, list] = {}
-        for r in rows:
-            by_card.setdefault(r.card_serial, []).append(r)
-        total_change = sum(self.opening[c.serial] - c.balance for c in self.cards)
-        assert total_change == sum(r.amount for r in rows)
-        for c in self.cards:
-            mine = by_card.get(c.serial.hex().upper(), [])
-            assert self.opening[c.serial] - c.balance == sum(r.amount for r in mine)
-            debits = c.state.offline_atc - self.opening_atc[c.serial]
-            assert debits == len(mine), f"card {c.serial.hex()} debited {debits}x, rows {len(mine)}"
-            assert sorted(r.card_atc for r in mine) == list(
-                range(self.opening_atc[c.serial], c.state.offline_atc)
-            )
-        keys = [(r.terminal_id, r.terminal_seq) for r in self.journal.rows()]
-        assert len(keys) == len(set(keys))
+        check_invariants(self.journal, self.cards, self.opening, self.opening_atc)
+
+
+def check_invariants(
+    journal: Journal,
+    cards: list[SoftEPurseCard],
+    opening: dict[bytes, int],
+    opening_atc: dict[bytes, int],
+) -> None:
+    """Sum of card balance changes = sum of settled journal amounts; nothing twice;
+    every debit on a card has its settled row."""
+    rows = [r for r in journal.rows() if r.state in (SETTLED, SUSPECT)]
+    by_card: dict[str, list] = {}
+    for r in rows:
+        by_card.setdefault(r.card_serial, []).append(r)
+    total_change = sum(opening[c.serial] - c.balance for c in cards)
+    assert total_change == sum(r.amount for r in rows)
+    for c in cards:
+        mine = by_card.get(c.serial.hex().upper(), [])
+        assert opening[c.serial] - c.balance == sum(r.amount for r in mine)
+        debits = c.state.offline_atc - opening_atc[c.serial]
+        assert debits == len(mine), f"card {c.serial.hex()} debited {debits}x, rows {len(mine)}"
+        assert sorted(r.card_atc for r in mine) == list(
+            range(opening_atc[c.serial], c.state.offline_atc)
+        )
+    keys = [(r.terminal_id, r.terminal_seq) for r in journal.rows()]
+    assert len(keys) == len(set(keys))

@@ -1,0 +1,157 @@
+"""``ykt validator``: run a bus or metro validator loop, one line per tap."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import threading
+from pathlib import Path
+
+from terminal.fares import DEMO_FARES, Mode, load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import Journal
+from terminal.money import format_fen
+from terminal.readers.sim import SimReader
+from terminal.roles.loop import TapLoop
+from terminal.roles.session import TerminalSession
+from terminal.roles.validator import Validator, ValidatorConfig
+
+DESCRIPTION = """\
+Run a validator: wait for a card, compute the fare from the fare file, debit the purse
+(composite purchase with trip records), print one line per tap (green/red, fare, balance,
+time taken), and carry on after any card's failure. Every debit is journaled before DEBIT
+and after; a card pulled away mid-payment is settled or voided at its next tap.
+
+With the default sim reader, --cards software cards (or the --card files) are tapped in
+random order --taps times. With a real reader (pcsc:..., nfc:...) it serves taps until
+Ctrl-C.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "validator",
+        help="run a bus/metro validator loop",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--mode", choices=[m.value for m in Mode], default="bus")
+    p.add_argument(
+        "--fares",
+        default=str(DEMO_FARES),
+        metavar="FILE",
+        help="TOML fare file (default: the demo fares)",
+    )
+    p.add_argument("--station", default="0101", help="this gate's station code (4 hex digits)")
+    p.add_argument("--line", default="0001", help="line code (2 bytes hex)")
+    p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
+    p.add_argument(
+        "--hotlist",
+        default=None,
+        metavar="PATH",
+        help="hotlist database (default: in memory, empty)",
+    )
+    p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
+    p.add_argument(
+        "--sam-reader", default="sim", metavar="SPEC", help="PSAM reader (default: a software PSAM)"
+    )
+    p.add_argument(
+        "--terminal-id",
+        default="310000000201",
+        help="terminal number of the software PSAM (sim only)",
+    )
+    p.add_argument(
+        "--card",
+        action="append",
+        metavar="FILE",
+        help="software card file to tap (sim reader; repeatable)",
+    )
+    p.add_argument("--cards", type=int, default=5, help="demo cards to tap (sim reader)")
+    p.add_argument("--taps", type=int, default=10, help="taps to simulate (sim reader)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
+    p.set_defaults(handler=run)
+
+
+def _sam_reader(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.sam_reader != "sim":
+        from terminal.readers.spec import open_reader
+
+        return open_reader(args.sam_reader)
+    from simulators.profiles import demo_psam
+
+    return SimReader(demo_psam(args.terminal_id), name="sam")
+
+
+def _cards(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+    from simulators.files import load_device
+    from simulators.profiles import demo_card
+
+    if args.card:
+        return [load_device(path) for path in args.card]
+    return [demo_card(i + 1, balance=2_000) for i in range(args.cards)]
+
+
+def run(args: argparse.Namespace) -> int:
+    rules = load_rules(args.fares)
+    sim = args.reader == "sim"
+    card_reader = SimReader(name="antenna") if sim else None
+    if card_reader is None:
+        from terminal.readers.spec import open_reader
+
+        card_reader = open_reader(args.reader)
+    reader = card_reader
+    if args.trace:
+        from terminal.readers.trace import TraceWriter
+        from terminal.readers.tracing import TracingReader
+
+        reader = TracingReader(card_reader, TraceWriter.open(args.trace))
+    session = TerminalSession(reader, _sam_reader(args))
+    session.start()
+    journal = Journal(args.journal, autocheckpoint=False)
+    hotlist = Hotlist(args.hotlist)
+    config = ValidatorConfig(
+        mode=Mode(args.mode), rules=rules, station=args.station, line=bytes.fromhex(args.line)
+    )
+    validator = Validator(session, journal, hotlist, config)
+    print(
+        f"validator {session.sam.terminal_id_hex} mode {args.mode} station {args.station} "
+        f"fares {Path(args.fares).name}; journal {args.journal} "
+        f"({len(journal.open_rows())} open row(s))"
+    )
+    served = [0, 0]
+
+    def show(result) -> None:  # type: ignore[no-untyped-def]
+        served[0 if result.green else 1] += 1
+        print(result.line(), flush=True)
+
+    loop = TapLoop(validator, reader, show, poll=0.2)
+    if sim:
+        cards = _cards(args)
+        rng = random.Random(args.seed)
+
+        def feed() -> None:
+            for i in range(args.taps):
+                card_reader.insert(rng.choice(cards))
+                loop.wait_for_taps(i + 1)
+                card_reader.remove()
+            loop.stop()
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        loop.run()
+        feeder.join()
+        for card in cards:
+            card.save()
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            loop.run()
+    settled = journal.totals()["settled"]
+    print(
+        f"{served[0]} green, {served[1]} red; journal: {settled[0]} settled "
+        f"({format_fen(settled[1])}), {len(journal.open_rows())} open, "
+        f"{journal.pending_upload()} awaiting upload"
+    )
+    journal.close()
+    return 0

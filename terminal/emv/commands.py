@@ -1,0 +1,58 @@
+"""Command APDU builders for EMV / PBOC 3.0 applications (emv-reference.md §1.4)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from terminal.apdu.command import CommandAPDU
+from terminal.apdu.tlv import build, tag_bytes
+from terminal.emv.tags import Tag
+
+
+class CryptogramType(IntEnum):
+    """GENERATE AC reference control parameter (P1) and the CID's top two bits."""
+
+    AAC = 0x00
+    TC = 0x40
+    ARQC = 0x80
+
+
+def select(name: bytes, *, first: bool = True) -> CommandAPDU:
+    """SELECT by DF name; ``first=False`` asks for the next occurrence (partial AIDs)."""
+    return CommandAPDU(0x00, 0xA4, 0x04, 0x00 if first else 0x02, name, le=256)
+
+
+def read_record(sfi: int, record: int) -> CommandAPDU:
+    if not 1 <= sfi <= 30:
+        raise ValueError(f"SFI {sfi} out of range 1..30")
+    if not 1 <= record <= 255:
+        raise ValueError(f"record number {record} out of range 1..255")
+    return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=256)
+
+
+def get_processing_options(pdol_data: bytes) -> CommandAPDU:
+    """GPO with the command template ``83 L <PDOL data>`` (``83 00`` without a PDOL)."""
+    return CommandAPDU(
+        0x80, 0xA8, 0x00, 0x00, build(Tag.COMMAND_TEMPLATE, pdol_data).encode(), le=256
+    )
+
+
+def get_data(tag: int) -> CommandAPDU:
+    raw = tag_bytes(tag)
+    if len(raw) > 2:
+        raise ValueError(f"GET DATA takes one- or two-byte tags, not {tag:X}")
+    raw = raw.rjust(2, b"\x00")
+    return CommandAPDU(0x80, 0xCA, raw[0], raw[1], le=256)
+
+
+def internal_authenticate(ddol_data: bytes) -> CommandAPDU:
+    return CommandAPDU(0x00, 0x88, 0x00, 0x00, ddol_data, le=256)
+
+
+def generate_ac(kind: CryptogramType, cdol_data: bytes, *, cda: bool = False) -> CommandAPDU:
+    return CommandAPDU(0x80, 0xAE, int(kind) | (0x10 if cda else 0), 0x00, cdol_data, le=256)
+
+
+def external_authenticate(issuer_auth_data: bytes) -> CommandAPDU:
+    """EXTERNAL AUTHENTICATE with tag 91's value (ARPC 8 ‖ ARC 2 for PBOC)."""
+    return CommandAPDU(0x00, 0x82, 0x00, 0x00, issuer_auth_data)

@@ -1,0 +1,103 @@
+"""Read every application on a card: directory discovery, then EMV (debit/credit/EC),
+the T-Union EP and the social security application, each with its balances and logs.
+
+Discovery uses the PPSE (contactless) or PSE (contact) and falls back to selecting the
+terminal's AID list; applications a directory does not list (the EP often, the SSSE
+always) are probed by selecting them. One application failing (a malformed record, a
+refused command) is reported on that application and the others are still read; a
+card pulled from the field stops the read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from terminal.apdu.errors import TransportError, YikatongError
+from terminal.apdu.flow import Flow
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, TerminalConfig
+from terminal.emv.read import EmvApplicationReport, read_application
+from terminal.emv.selection import CONTACTLESS, Candidate, discover, list_selection
+from terminal.epurse import flows as epurse
+from terminal.epurse.model import CardSnapshot
+from terminal.ssse.flows import SsseReport, read_ssse
+
+ALL_KINDS = (KIND_EMV, KIND_EPURSE, KIND_SSSE)
+
+
+@dataclass
+class AppReport:
+    candidate: Candidate
+    emv: EmvApplicationReport | None = None
+    epurse: CardSnapshot | None = None
+    ssse: SsseReport | None = None
+    error: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.candidate.kind
+
+
+@dataclass
+class CardReport:
+    interface: str
+    source: str
+    apps: list[AppReport] = field(default_factory=list)
+
+    @property
+    def only_epurse(self) -> bool:
+        """A plain T-Union card: the EP and nothing else (the legacy ``ykt read`` view)."""
+        return (
+            len(self.apps) == 1
+            and self.apps[0].kind == KIND_EPURSE
+            and self.apps[0].epurse is not None
+        )
+
+    def first(self, kind: str) -> AppReport | None:
+        return next((a for a in self.apps if a.kind == kind), None)
+
+
+def _read_one(
+    cand: Candidate,
+    config: TerminalConfig,
+    store: CaKeyStore,
+    interface: str,
+    now: datetime | None,
+    ssse_pin: str | None,
+) -> Flow[AppReport]:
+    report = AppReport(cand)
+    try:
+        if cand.kind == KIND_EMV:
+            report.emv = yield from read_application(
+                cand, config, store, interface=interface, now=now
+            )
+        elif cand.kind == KIND_EPURSE:
+            report.epurse = yield from epurse.read_card(cand.aid)
+        elif cand.kind == KIND_SSSE:
+            report.ssse = yield from read_ssse(ssse_pin)
+    except TransportError:
+        raise
+    except YikatongError as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+    return report
+
+
+def inspect_card(
+    config: TerminalConfig,
+    store: CaKeyStore,
+    *,
+    interface: str = CONTACTLESS,
+    now: datetime | None = None,
+    ssse_pin: str | None = None,
+) -> Flow[CardReport]:
+    """Discover and read every application the terminal knows how to read."""
+    found = yield from discover(config, interface, kinds=ALL_KINDS)
+    candidates = list(found.candidates)
+    missing = tuple(k for k in (KIND_EPURSE, KIND_SSSE) if all(c.kind != k for c in candidates))
+    if missing and found.source != "AID list":
+        candidates += yield from list_selection(config, missing)
+    report = CardReport(interface, found.source)
+    for cand in candidates:
+        report.apps.append((yield from _read_one(cand, config, store, interface, now, ssse_pin)))
+    return report

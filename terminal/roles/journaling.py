@@ -1,0 +1,83 @@
+"""Journal glue shared by every debiting role: the intent row from a PendingPurchase, and
+resolving this card's open rows (torn debits) before anything else happens to it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from terminal.epurse import flows
+from terminal.epurse.model import CardInfo, PendingPurchase
+from terminal.epurse.recovery import (
+    SETTLED,
+    SUSPECT,
+    ProveCounter,
+    Resolution,
+    TornDebit,
+    resolve_torn_debit,
+)
+from terminal.journal.journal import Journal, JournalRow
+from terminal.roles.session import TerminalSession
+
+log = logging.getLogger(__name__)
+
+
+def record_intent(journal: Journal, p: PendingPurchase, context: dict[str, Any]) -> int:
+    """The row written before DEBIT is sent."""
+    return journal.record_intent(
+        terminal_id=p.terminal_id,
+        terminal_seq=p.terminal_seq,
+        issuer_id=p.issuer_id,
+        card_serial=p.card_serial,
+        txn_type=p.txn_type,
+        amount=p.amount,
+        balance_before=p.balance_before,
+        card_atc=p.offline_atc,
+        key_version=p.key_version,
+        algorithm=p.algorithm,
+        when=p.when,
+        context=context,
+    )
+
+
+def settle_open_rows(
+    session: TerminalSession,
+    journal: Journal,
+    info: CardInfo,
+    counter: ProveCounter = ProveCounter.NEXT,
+) -> list[tuple[Resolution, JournalRow]]:
+    """Resolve every open row for this card (left by any terminal sharing this journal)."""
+    out = []
+    for row in journal.open_rows(info.serial):
+        torn = TornDebit(
+            row.txn_type,
+            row.card_atc,
+            row.amount,
+            bytes.fromhex(row.terminal_id),
+            row.balance_before,
+            row.txn_time,
+        )
+        res = session.run(resolve_torn_debit(torn, session.sam, counter=counter))
+        if res.outcome == SETTLED:
+            journal.settle(
+                row.id,
+                tac=res.tac or b"",
+                mac2=res.mac2 or b"",
+                mac2_verified=False,
+                resolution=res.reason,
+            )
+        elif res.outcome == SUSPECT:
+            journal.mark_suspect(row.id, res.reason)
+        else:
+            journal.void(row.id, res.reason)
+        log.info(
+            "journal row %d for card %s resolved %s: %s",
+            row.id,
+            info.card_number,
+            res.outcome,
+            res.reason,
+        )
+        out.append((res, row))
+        # the probing INITIALIZE left a purchase session open; select again to drop it
+        session.run(flows.select())
+    return out

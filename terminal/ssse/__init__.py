@@ -1,0 +1,1 @@
+"""The social security application (SSSE) of China's social security card."""
