@@ -189,6 +189,8 @@ class PcscReader:
         self._cancel = threading.Event()
         self._waiters = 0
         self._card: int | None = None
+        self._connections = 0
+        self.connection = 0  # number of the live connection (0: none); a new one = card reset
         self._pci = scard.SCARD_PCI_T1
         self._protocol = 0
         self._atr = b""
@@ -234,6 +236,8 @@ class PcscReader:
                 scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
                 raise error_for(rc, "reading the ATR", self.reader_name or self.wanted)
             self._card, self._protocol, self._atr = card, protocol, bytes(atr)
+            self._connections += 1
+            self.connection = self._connections
             self._pci = scard.SCARD_PCI_T0 if protocol == T0 else scard.SCARD_PCI_T1
             log.debug("connected to %s (%s), ATR %s", self.name, self.protocol, self._atr.hex())
             return self._atr
@@ -276,6 +280,7 @@ class PcscReader:
 
     def _forget_card(self) -> None:
         card, self._card = self._card, None
+        self.connection = 0
         self._atr = b""
         self._protocol = 0
         if card is not None:
@@ -285,6 +290,7 @@ class PcscReader:
         with self._lock:
             card, self._card = self._card, None
             self._atr = b""
+            self.connection = 0
             if card is not None:
                 how = scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD
                 scard.SCardDisconnect(card, how)

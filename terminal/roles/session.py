@@ -34,6 +34,7 @@ class TerminalSession:
         if sam_reader is not None:
             self.channels[SAM] = Channel(sam_reader, name=SAM)
         self.sam_info: SamInfo | None = None
+        self._sam_connection: object = None
 
     def start(self) -> SamInfo:
         """Power the PSAM and read its terminal number and key index."""
@@ -41,11 +42,15 @@ class TerminalSession:
             raise RuntimeError("this terminal has no PSAM reader")
         self.sam_reader.connect()
         self.sam_info = run(startup(), self.channels)
+        self._sam_connection = getattr(self.sam_reader, "connection", None)
         return self.sam_info
 
     @property
     def sam(self) -> SamInfo:
-        if self.sam_info is None:
+        # A reader that numbers its connections (PC/SC) shows when the PSAM was powered
+        # anew (reader replugged, pcscd restarted): its selected application is gone.
+        connection = getattr(self.sam_reader, "connection", self._sam_connection)
+        if self.sam_info is None or connection != self._sam_connection:
             return self.start()
         return self.sam_info
 

@@ -1,11 +1,14 @@
 """The validator over the real PC/SC stack: card and PSAM in two vpcd readers of our pcscd.
 
-Composite purchase (metro entry and exit) end to end through pyscard, and a card pulled
-mid-DEBIT through the real stack, resolved by the torn-transaction path on the next tap.
+Composite purchase (metro entry and exit) end to end through pyscard; a card pulled
+mid-DEBIT through the real stack, resolved by the torn-transaction path on the next tap;
+the validator's run loop across a pcscd restart.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, Journal
 from terminal.layout import parse
 from terminal.readers.pcsc import PcscReader
+from terminal.roles.loop import TapLoop
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from tests.stacks import CARD_READER, SAM_READER, pcscd, plug, wait_reader_state  # noqa: F401
@@ -102,3 +106,37 @@ def test_card_pulled_mid_debit_then_the_next_tap_resolves_it(gates, plug, clock,
     assert card.balance == 4_800  # charged once either way
     settled_count, settled_amount = gates.journal.totals()["settled"]
     assert (settled_count, settled_amount) == (1, 200)
+
+
+def test_validator_loop_recovers_from_a_pcscd_restart(pcscd, plug, tmp_path: Path, clock) -> None:  # noqa: F811
+    """The validator's run loop keeps serving across a pcscd restart: the PSAM (left in
+    its slot) is powered anew, the session notices and starts it again."""
+    plug(demo_psam("310000000702"), reader=1, stay_plugged=True)
+    gates = Gates(tmp_path / "journal.db", clock)
+    results: list = []
+    loop = TapLoop(gates.bus, gates.card_reader, results.append, poll=0.2, removal_timeout=0.5)
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    card = demo_card(63, balance=5_000)
+    try:
+        bridge = plug(card, reader=0)
+        assert loop.wait_for_taps(1, timeout=10.0)
+        assert results[0].green and card.balance == 4_800
+        bridge.unplug()
+        assert wait_reader_state(CARD_READER, present=False)
+
+        pcscd.restart()
+        clock.advance(minutes=5)
+        plug(card, reader=0)
+        deadline = time.monotonic() + 20.0
+        while sum(r.green for r in results) < 2 and time.monotonic() < deadline:
+            loop.wait_for_taps(len(results) + 1, timeout=1.0)
+        assert sum(r.green for r in results) == 2, [r.line() for r in results]
+        assert card.balance == 4_600
+        assert gates.journal.totals()["settled"] == (2, 400)
+        assert gates.journal.open_rows() == []
+        assert gates.sam_reader.connection > 1  # the PSAM was connected (and started) anew
+    finally:
+        loop.stop()
+        worker.join(10.0)
+        gates.close()
