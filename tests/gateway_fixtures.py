@@ -104,9 +104,7 @@ def start_gateway(
     app = create_app(
         db,
         hsm=hsm,
-        settings=GatewaySettings(
-            admin_token=ADMIN_TOKEN, clearing_url=clearing_url, **settings
-        ),
+        settings=GatewaySettings(admin_token=ADMIN_TOKEN, clearing_url=clearing_url, **settings),
     )
     return GatewayServer(db, UvicornThread(app).start(), app)
 

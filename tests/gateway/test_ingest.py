@@ -113,7 +113,7 @@ def test_replayed_batch_id_with_altered_content_is_refused(gateway, terminal):
     token = gateway.register(TID)
     recs = records(terminal)
     assert post(gateway, token, batch(recs[:5], "b-replay")).status_code == 200
-    altered = [dict(recs[0], amount=1)] + recs[1:5] + recs[5:7]
+    altered = [dict(recs[0], amount=1), *recs[1:5], *recs[5:7]]
     r = post(gateway, token, batch(altered, "b-replay"))
     assert r.status_code == 409
     assert r.json()["error"] == "batch_replayed"
