@@ -13,7 +13,7 @@ import pytest
 
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
-from gateway.storage import open_storage
+from gateway.storage import now_ms, open_storage
 from simulators.clearing.app import create_app as create_clearing_app
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
@@ -89,8 +89,8 @@ def test_altered_amount_is_stored_but_rejected_by_clearing(gateway, clearing, tm
     assert rej["key"] == f"P:{tid}:{recs[2]['terminal_seq']}"
     assert "TAC does not verify" in rej["reason"]
     with gateway.db.tx() as cur:
-        cur.execute("SELECT outcome, reason FROM outbox WHERE outcome = 'rejected'")
-        outcome, reason = cur.fetchone()
+        cur.execute("SELECT reason FROM outbox WHERE outcome = 'rejected'")
+        (reason,) = cur.fetchone()
     assert "TAC does not verify" in reason
     assert clearing.settlement()["totals"]["purchase_amount"] == 900
     term.close()
@@ -103,11 +103,12 @@ def test_clearing_down_means_back_off_and_retry_not_loss(gateway, clearing, tmp_
         dead.run_once()
     with gateway.db.tx() as cur:
         cur.execute(
-            "SELECT COUNT(*), MIN(available_at), MAX(attempts) FROM outbox"
-            " WHERE posted_at IS NULL AND lease_owner IS NULL"
+            "SELECT COUNT(*), MIN(available_at) > ?, MAX(attempts) FROM outbox"
+            " WHERE posted_at IS NULL AND lease_owner IS NULL",
+            (now_ms(),),
         )
-        pending, available_at, attempts = cur.fetchone()
-    assert pending == 10 and attempts == 1
+        pending, in_future, attempts = cur.fetchone()
+    assert pending == 10 and attempts == 1 and in_future
     assert dead.stats.failures == 1 and dead.backoff() <= 0.4
     live = Forwarder(gateway.db, clearing.url)
     assert live.drain() == 0  # backing off: not due yet
