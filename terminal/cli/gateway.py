@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--gateway-id", default="gateway")
     s.add_argument("--forwarders", type=int, default=1, help="forwarder threads (with --clearing)")
     s.add_argument("--lease-ms", type=int, default=30_000, help="forwarding lease (ms)")
+    s.add_argument("--forward-batch", type=int, default=500, help="records per clearing post")
     s.add_argument("--pool", type=int, default=8, help="PostgreSQL connections")
     s.add_argument("--max-batch", type=int, default=1000, help="records per upload at most")
     s.add_argument(
@@ -147,6 +148,7 @@ def serve(args: argparse.Namespace) -> int:
         clearing_url=args.clearing,
         forwarders=args.forwarders,
         lease_ms=args.lease_ms,
+        forward_batch=args.forward_batch,
         max_batch_records=args.max_batch,
     )
     app = create_app(_db(args, args.pool), hsm=_hsm(args), settings=settings)
