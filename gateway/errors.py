@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from terminal.apdu.errors import YikatongError
 
-class GatewayError(Exception):
+
+class GatewayError(YikatongError):
     """A request the gateway refuses; rendered as ``{"error": code, "reason": reason}``."""
 
     def __init__(self, status: int, code: str, reason: str):
