@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from dataclasses import dataclass, field
 
 from terminal.apdu.errors import CardError, YikatongError
@@ -63,7 +62,9 @@ class DemoOutcome:
     tac_failures: int = 0
 
 
-def run_demo(n_cards: int, taps: int, seed: int, out=print, progress: bool = True) -> DemoOutcome:  # type: ignore[no-untyped-def]
+def run_demo(  # type: ignore[no-untyped-def]
+    n_cards: int, taps: int, seed: int, out=print, progress: bool = True, load_host=None
+) -> DemoOutcome:
     from gateway.hsm import HostSecurityModule, LocalLoadHost
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
 
@@ -71,7 +72,7 @@ def run_demo(n_cards: int, taps: int, seed: int, out=print, progress: bool = Tru
     result = DemoOutcome()
     issuers = list(DEMO_ISSUERS)
     hsm = HostSecurityModule(demo_keyset(DEMO_ISSUERS[name]) for name in issuers)
-    host = LocalLoadHost(hsm)
+    host = load_host or LocalLoadHost(hsm)
 
     out(f"== Issuing {n_cards} software T-Union cards")
     for i in range(n_cards):
@@ -191,15 +192,6 @@ def print_report(result: DemoOutcome, out=print) -> bool:  # type: ignore[no-unt
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_demo(
-        args.cards,
-        args.taps,
-        args.seed,
-        out=_quiet if args.quiet else print,
-        progress=sys.stderr.isatty() or args.taps >= 200,
-    )
-    return 0 if print_report(result) else 1
+    from terminal.cli.demo_clearing import run_with_clearing  # gateway and clearing (issue 4)
 
-
-def _quiet(_line: str) -> None:
-    return None
+    return run_with_clearing(args, run_demo, print_report)
