@@ -33,7 +33,7 @@ STORED = "stored"
 DUPLICATE = "duplicate"
 CONFLICT = "conflict"
 
-_HEX = re.compile(r"^[0-9A-Fa-f]*$")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _BATCH_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
 BATCH_KEYS = frozenset({"batch_id", "terminal_id", "records"})
 RECORD_KEYS = (
@@ -117,7 +117,7 @@ def _hex(rec: dict[str, Any], key: str, length: int, *, optional: bool = False) 
     v = rec.get(key)
     if v is None and optional:
         return None
-    if not isinstance(v, str) or len(v) != length or not _HEX.match(v):
+    if not isinstance(v, str) or len(v) != length or not _HEX_DIGITS.issuperset(v):
         raise _Bad(f"{key} must be {length} hex digits")
     return v.upper()
 
@@ -279,12 +279,15 @@ _PG_TYPES = (
     "text",
     "text",
 )
+# The rows travel as one JSON array of arrays: PostgreSQL unpacks it in C, which is many
+# times faster than adapting 17 Python lists to SQL arrays parameter by parameter.
 _PG_INSERT = (
-    "WITH r AS (SELECT * FROM unnest("
-    + ", ".join(f"?::{t}[]" for t in _PG_TYPES)
-    + ") AS r("
-    + ", ".join(ROW_COLUMNS)
-    + ")), ins AS (INSERT INTO txn ("
+    "WITH r AS (SELECT "
+    + ", ".join(
+        f"(e->>{i})::{t} AS {c}"
+        for i, (c, t) in enumerate(zip(ROW_COLUMNS, _PG_TYPES, strict=True))
+    )
+    + " FROM jsonb_array_elements(?::jsonb) AS e), ins AS (INSERT INTO txn ("
     + _INSERT_COLUMNS
     + ") SELECT ?, ?, ?, ?, "
     + ", ".join(f"r.{c}" for c in ROW_COLUMNS)
@@ -305,8 +308,7 @@ def _insert_new(cur: Cursor, dialect: str, batch: Batch, operator_id: str, now: 
     """Insert the rows not yet held, with their outbox entries; returns their sequence numbers."""
     head = (batch.terminal_id, operator_id, batch.batch_id, now)
     if dialect == POSTGRES:
-        columns = list(zip(*batch.rows, strict=True))
-        cur.execute(_PG_INSERT, (*[list(c) for c in columns], *head, now, now))
+        cur.execute(_PG_INSERT, (json.dumps(batch.rows), *head, now, now))
         return {r[0] for r in cur.fetchall()}
     cur.execute("SELECT COALESCE(MAX(id), 0) FROM txn")
     before = cur.fetchone()[0]
@@ -358,8 +360,8 @@ def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
             )
         new = _insert_new(cur, db.dialect, batch, terminal.operator_id, now)
         acks: list[tuple[int, str]] = []
-        dups = [row for row in batch.rows if row[0] not in new]
-        hashes = _held_hashes(cur, db.dialect, batch.terminal_id, [r[0] for r in dups])
+        dups = [row[0] for row in batch.rows if row[0] not in new]
+        hashes = _held_hashes(cur, db.dialect, batch.terminal_id, dups) if dups else {}
         conflicts = []
         for row in batch.rows:
             seq = row[0]
