@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,max,rounds
+	$(BIN)/pytest benchmarks --benchmark-only -s --benchmark-columns=min,median,mean,max,rounds
 
 setup: $(STAMP)
 
