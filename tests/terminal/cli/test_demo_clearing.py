@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from terminal.cli.demo_clearing import settlement_balances
-from terminal.cli.main import main
 
 
-def test_demo_runs_terminals_journal_gateway_clearing(capsys):
-    assert main(["demo", "--cards", "4", "--taps", "12", "--quiet"]) == 0
-    out = capsys.readouterr().out
+def test_demo_runs_terminals_journal_gateway_clearing():
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "terminal.cli.main",
+            "demo",
+            "--cards",
+            "4",
+            "--taps",
+            "12",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
     assert "== Settlement (all days)" in out
     assert "BALANCED to the fen" in out
     assert "gateway reconciliation with clearing: MATCHED" in out
