@@ -22,7 +22,8 @@ import httpx
 
 from terminal.journal import Journal
 from terminal.money import format_fen
-from terminal.uplink import GatewayClient, HttpLoadHost, Uplink
+from terminal.roles.load_host import HttpLoadHost
+from terminal.uplink import GatewayClient, Uplink
 
 
 def _free_port() -> int:

@@ -1,15 +1,12 @@
-"""Uplink to the gateway: store-and-forward from the journal, and the online-load host client."""
+"""Uplink to the gateway: the HTTP client and store-and-forward from the journal."""
 
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
-from terminal.uplink.loadhost import HttpLoadHost, resolve_load
 from terminal.uplink.uploader import Uplink, UplinkStats
 
 __all__ = [
     "GatewayClient",
     "GatewayRefused",
     "GatewayUnavailable",
-    "HttpLoadHost",
     "Uplink",
     "UplinkStats",
-    "resolve_load",
 ]

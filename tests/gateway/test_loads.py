@@ -14,8 +14,9 @@ from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
 from terminal.readers.sim import AFTER, BEFORE, SimReader
 from terminal.roles.kiosk import Kiosk
+from terminal.roles.load_host import HttpLoadHost, resolve_load
 from terminal.roles.session import TerminalSession
-from terminal.uplink import GatewayClient, HttpLoadHost, resolve_load
+from terminal.uplink import GatewayClient
 
 KIOSK = "310000000090"
 
