@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Header, Request
+import psycopg
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
@@ -197,6 +199,18 @@ def create_app(
             counters.refused()
         return _json({"error": exc.code, "reason": exc.reason}, exc.status)
 
+    @app.exception_handler(sqlite3.IntegrityError)
+    @app.exception_handler(psycopg.errors.IntegrityError)
+    async def _raced(request: Request, exc: Exception) -> Response:
+        # two requests raced for the same unique key; the first won, this one may retry
+        return _json(
+            {
+                "error": "concurrent_update",
+                "reason": "a concurrent request for the same record won; retry to see its outcome",
+            },
+            409,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
@@ -268,9 +282,13 @@ def create_app(
 
     # -- hotlist --------------------------------------------------------------------------
     @app.get("/v1/hotlist", summary="Hotlist changes after a version")
-    def get_hotlist(since: int = 0, authorization: str | None = Header(None)) -> Response:
+    def get_hotlist(
+        since: int = Query(0, ge=0),
+        limit: int = Query(hotlist.MAX_DELTA, ge=1, le=hotlist.MAX_DELTA),
+        authorization: str | None = Header(None),
+    ) -> Response:
         terminal_of(authorization)
-        latest, changes = hotlist.delta(db, since)
+        latest, changes = hotlist.delta(db, since, limit)
         more = bool(changes) and changes[-1].version < latest
         return _json(
             {

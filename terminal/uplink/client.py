@@ -80,5 +80,6 @@ class GatewayClient:
         body = {"batch_id": batch_id, "terminal_id": terminal_id, "records": records}
         return self.request("POST", "/v1/batches", json=body)
 
-    def hotlist(self, since: int = 0) -> Any:
-        return self.request("GET", "/v1/hotlist", params={"since": since})
+    def hotlist(self, since: int = 0, limit: int = 10_000) -> Any:
+        """Hotlist changes after version ``since``, at most ``limit`` (``more`` says if cut)."""
+        return self.request("GET", "/v1/hotlist", params={"since": since, "limit": limit})

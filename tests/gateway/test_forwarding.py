@@ -175,3 +175,30 @@ def test_gateway_processes_share_forwarding_on_postgres(pg_cluster, tmp_path, cl
         slow.stop()
         gw.server.stop()
         db.close()
+
+
+def test_the_gateways_own_forwarder_drains_in_the_background(db, clearing, tmp_path, clock):
+    import time
+
+    from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
+
+    gw = start_gateway(db, clock, clearing_url=clearing.url, poll_interval=0.05, gateway_id="gw-bg")
+    try:
+        assert httpx.get(gw.url + "/health").json()["forwarders"] == 1
+        run_traffic(gw, tmp_path, clock, taps=10)
+        deadline = time.monotonic() + 20
+        while clearing.ledger.stats()["accepted"] < 20:
+            assert time.monotonic() < deadline, "background forwarder did not post"
+            time.sleep(0.05)
+        admin = {"X-Admin-Token": ADMIN_TOKEN}
+        doc = httpx.get(gw.url + "/v1/admin/reconciliation", headers=admin).json()
+        assert doc["matched"] and sum(r["cleared_count"] for r in doc["rows"]) == 20
+        day = clock().date().isoformat()
+        doc = httpx.get(
+            gw.url + "/v1/admin/reconciliation", params={"day": day}, headers=admin
+        ).json()
+        assert doc["matched"] and sum(r["sent_count"] for r in doc["rows"]) == 20
+        assert httpx.get(gw.url + "/v1/admin/reconciliation").status_code == 401
+    finally:
+        gw.server.stop()
+    assert clearing.ledger.stats()["deliveries"] == 20

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from gateway import hotlist
-from terminal.uplink import GatewayClient, GatewayRefused
+from terminal.uplink import GatewayClient, GatewayRefused, sync_hotlist
 
 ISSUER = "02902900FFFFFFFF"
 CARD_A = "0290000000000001"
@@ -82,3 +82,26 @@ def test_migrations_are_recorded_and_idempotent(db_url):
             cur.execute("SELECT version FROM schema_migrations ORDER BY version")
             assert [r[0] for r in cur.fetchall()] == [m[0] for m in MIGRATIONS]
         db.close()
+
+
+def test_a_terminal_syncs_its_hotlist_page_by_page(gateway):
+    serials = [f"02900000000001{i:02d}" for i in range(7)]
+    for s in serials:
+        admin_change(gateway, "add", s)
+    admin_change(gateway, "remove", serials[2])
+    blocked: set[str] = set()
+
+    def apply(change: dict) -> None:
+        if change["action"] == "add":
+            blocked.add(change["card_serial"])
+        else:
+            blocked.discard(change["card_serial"])
+
+    with GatewayClient(gateway.url, gateway.register("310000000001")) as client:
+        version = sync_hotlist(client, 0, apply, page=3)
+        assert version == 8
+        assert blocked == set(serials) - {serials[2]}
+        admin_change(gateway, "remove", serials[0], "解挂")
+        assert sync_hotlist(client, version, apply, page=3) == 9
+        assert sync_hotlist(client, 9, apply) == 9
+    assert blocked == set(serials) - {serials[0], serials[2]}
