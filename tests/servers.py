@@ -24,7 +24,16 @@ from typing import Any
 import httpx
 import uvicorn
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL server binaries (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL server not installed (scripts/system-packages.txt)")
+    return found[-1].parent
+
+
+PG_BIN = _pg_bin() if Path("/usr/lib/postgresql").exists() else Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parent.parent
 
 
