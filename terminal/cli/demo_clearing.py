@@ -116,13 +116,6 @@ class ClearingPath:
     def load_host(self, kiosk_id: str, operator_id: str = "card-centre") -> HttpLoadHost:
         return HttpLoadHost(self.register(kiosk_id, operator_id, role="kiosk"))
 
-    def upload(self, journal: Journal, client: GatewayClient) -> int:
-        """Send everything the journal holds for the client's terminal; rows acknowledged."""
-        terminal_id = journal.export(limit=1)[0].terminal_id if journal.pending_upload() else ""
-        if not terminal_id:
-            return 0
-        return Uplink(journal, {terminal_id: client}).drain()
-
     def settle(self, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until the forwarder has posted everything, then clearing's settlement."""
         deadline = time.monotonic() + timeout
@@ -191,7 +184,54 @@ def print_settlement(settlement: dict[str, Any], balanced: bool, out: Any = prin
     )
 
 
-OPERATORS = {"POS": "merchant", "bus": "bus-co"}
+def operator_of(role: str) -> str:
+    """The operator a demo terminal belongs to, from its role or name."""
+    role = role.lower()
+    for word, operator in (("metro", "metro-co"), ("bus", "bus-co"), ("pos", "merchant")):
+        if word in role:
+            return operator
+    return "operator"
+
+
+def _journals(path: ClearingPath, result: Any) -> tuple[dict[str, Journal], dict[str, str]]:
+    """The demo's journals and each terminal's role. A demo that journals as it goes
+    (``result.journals``) is used as it is; one that only kept its sales is journaled here,
+    intent then proof, from each sale's PurchaseResult."""
+    roles: dict[str, str] = dict(getattr(result, "roles", {}) or {})
+    journals = getattr(result, "journals", None)
+    if journals is not None:
+        return dict(journals), roles
+    made: dict[str, Journal] = {}
+    for name, sale in result.sales:
+        tid = sale.result.pending.terminal_id.hex().upper()
+        if tid not in made:
+            made[tid] = Journal(path.dir / f"journal-{tid}.db")
+            roles.setdefault(tid, name)
+        journal_sale(made[tid], sale, {"role": name})
+    return made, roles
+
+
+def clear_outcome(path: ClearingPath, result: Any, out: Any = print) -> bool:
+    """Upload every journal of a demo run, let clearing settle, check it against the cards
+    (``result.cards``, ``result.opening``) and print the table; True when it all agrees."""
+    out("\n== Terminals -> journal -> gateway -> clearing")
+    journals, roles = _journals(path, result)
+    for name, journal in journals.items():
+        tids = sorted({r.terminal_id for r in journal.export(limit=1_000_000)})
+        clients = {tid: path.register(tid, operator_of(roles.get(tid, name))) for tid in tids}
+        up = Uplink(journal, clients)
+        sent = up.drain()
+        out(f"   journal {name}: {sent} transactions from {len(tids)} terminal(s) acknowledged")
+    settlement = path.settle()
+    opening = {(k.hex() if isinstance(k, bytes) else k): v for k, v in result.opening.items()}
+    balanced = settlement_balances(settlement, result.cards, opening)
+    matched = path.reconcile()["matched"]
+    print_settlement(settlement, balanced, out)
+    out(
+        f"   gateway reconciliation with clearing: {'MATCHED' if matched else 'MISMATCH'}; "
+        f"rejected by clearing: {settlement['rejections']}"
+    )
+    return balanced and matched and settlement["rejections"] == 0
 
 
 def run_with_clearing(args: Any, run_demo: Any, print_report: Any, out: Any = print) -> int:
@@ -203,36 +243,14 @@ def run_with_clearing(args: Any, run_demo: Any, print_report: Any, out: Any = pr
 
     quiet = getattr(args, "quiet", False)
     with ClearingPath() as path:
-        host = path.load_host(KIOSK_ID.hex().upper())
         result = run_demo(
             args.cards,
             args.taps,
             args.seed,
             out=(lambda _line: None) if quiet else out,
             progress=sys.stderr.isatty() or args.taps >= 200,
-            load_host=host,
+            load_host=path.load_host(KIOSK_ID.hex().upper()),
         )
         ok = print_report(result, out=out)
-        out("\n== Terminals -> journal -> gateway -> clearing")
-        journals: dict[str, Journal] = {}
-        operators: dict[str, str] = {}
-        for name, sale in result.sales:
-            tid = sale.result.pending.terminal_id.hex().upper()
-            if tid not in journals:
-                journals[tid] = Journal(path.dir / f"journal-{tid}.db")
-                operators[tid] = OPERATORS.get(name, name.lower())
-            journal_sale(journals[tid], sale, {"role": name})
-        for tid, journal in journals.items():
-            client = path.register(tid, operators[tid])
-            sent = path.upload(journal, client)
-            out(f"   terminal {tid}: {sent} transactions uploaded and acknowledged")
-            journal.close()
-        settlement = path.settle()
-        balanced = settlement_balances(settlement, result.cards, result.opening)
-        matched = path.reconcile()["matched"]
-        print_settlement(settlement, balanced, out)
-        out(
-            f"   gateway reconciliation with clearing: {'MATCHED' if matched else 'MISMATCH'}; "
-            f"rejected by clearing: {settlement['rejections']}"
-        )
-    return 0 if ok and balanced and matched and settlement["rejections"] == 0 else 1
+        cleared = clear_outcome(path, result, out)
+    return 0 if ok and cleared else 1
