@@ -13,10 +13,9 @@ from pathlib import Path
 
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import DEMO_ISSUERS, demo_card, demo_psam
-from terminal.epurse.model import PendingPurchase
+from terminal.epurse import flows
 from terminal.journal import Journal, JournalRow
 from terminal.readers.sim import SimReader
-from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 
 
@@ -35,38 +34,32 @@ class JournaledTerminal:
     def __init__(self, terminal_id: str, path: Path | str, clock: Callable[[], datetime]):
         self.terminal_id = terminal_id
         self.reader = SimReader(name="antenna")
-        self.pos = PointOfSale(
-            TerminalSession(self.reader, SimReader(demo_psam(terminal_id)), clock=clock)
-        )
+        self.session = TerminalSession(self.reader, SimReader(demo_psam(terminal_id)), clock=clock)
         self.journal = Journal(path, clock=clock)
 
     def tap(self, card: SoftEPurseCard, amount: int) -> JournalRow:
+        """One purchase: MAC1, the intent row, DEBIT, the proof row."""
+        s = self.session
         self.reader.insert(card)
-        row_ids: list[int] = []
-
-        def intent(p: PendingPurchase) -> None:
-            row_ids.append(
-                self.journal.record_intent(
-                    terminal_id=p.terminal_id,
-                    terminal_seq=p.terminal_seq,
-                    issuer_id=p.issuer_id,
-                    card_serial=p.card_serial,
-                    txn_type=p.txn_type,
-                    amount=p.amount,
-                    balance_before=p.balance_before,
-                    card_atc=p.offline_atc,
-                    key_version=p.key_version,
-                    algorithm=p.algorithm,
-                    when=p.when,
-                    context={"line": "71"},
-                )
-            )
-
-        sale = self.pos.charge(amount, on_intent=intent)
-        r = sale.result
-        return self.journal.settle(
-            row_ids[0], tac=r.tac, mac2=r.mac2, mac2_verified=r.mac2_verified
+        s.card_reader.connect()
+        info = s.run(flows.select())
+        p = s.run(flows.prepare_purchase(info, s.sam, amount, s.now()))
+        row_id = self.journal.record_intent(
+            terminal_id=p.terminal_id,
+            terminal_seq=p.terminal_seq,
+            issuer_id=p.issuer_id,
+            card_serial=p.card_serial,
+            txn_type=p.txn_type,
+            amount=p.amount,
+            balance_before=p.balance_before,
+            card_atc=p.offline_atc,
+            key_version=p.key_version,
+            algorithm=p.algorithm,
+            when=p.when,
+            context={"line": "71"},
         )
+        r = s.run(flows.complete_purchase(p))
+        return self.journal.settle(row_id, tac=r.tac, mac2=r.mac2, mac2_verified=r.mac2_verified)
 
     def close(self) -> None:
         self.journal.close()
