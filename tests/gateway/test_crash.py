@@ -45,13 +45,14 @@ def count(db, sql: str) -> int:
 def upload_until_done(
     term: JournaledTerminal, client: GatewayClient, tid: str, failures: list[str], deadline: float
 ) -> None:
-    up = Uplink(term.journal, {tid: client}, batch_size=40)
+    up = Uplink(term.journal, {tid: client}, batch_size=20)
     while term.journal.pending_upload() and time.monotonic() < deadline:
         try:
-            up.drain()
+            up.send_batch()
         except GatewayUnavailable as exc:
             failures.append(str(exc))
             time.sleep(0.05)
+        time.sleep(0.01)  # a steady trickle, so the kill always lands mid-stream
 
 
 def test_kill_9_during_ingest_loses_nothing_and_stores_nothing_twice(db, db_url, tmp_path, clock):
