@@ -12,6 +12,8 @@ from terminal.apdu.errors import YikatongError
 # Each module has register(subparsers); add a module here to add a subcommand.
 COMMAND_MODULES = [
     "terminal.cli.demo",
+    "terminal.cli.gateway",
+    "terminal.cli.clearing",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.validator",
