@@ -11,6 +11,7 @@ from typing import Any
 KINDS: dict[str, str] = {
     "epurse": "simulators.epurse_card:SoftEPurseCard",
     "psam": "simulators.psam:SoftPsam",
+    "fmcos-blank": "simulators.blank_card:SoftBlankCard",
 }
 
 
