@@ -140,7 +140,6 @@ class HostSecurityModule:
         )
         return secrets.compare_digest(expected, tac)
 
-
     # personalisation (PersoHost) ---------------------------------------------------------
     def _transport_key(self, chip_id: bytes) -> bytes:
         if self._transport_master is None:

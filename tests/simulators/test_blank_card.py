@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import pytest
-
 from simulators.blank_card import KIND, SoftBlankCard
 from simulators.epurse_card import SoftEPurseCard
 from simulators.files import load_device
