@@ -195,9 +195,9 @@ class IssuanceDesk:
         carried = None
         if record.carry_pending:
             carried = self._load_carry(record, snap)
-            record = self.registry.record_carry_loaded(record.card_number)
             if carried is not None:
                 snap = self.session.run(flows.read_card())
+            record = self.registry.record_carry_loaded(record.card_number)
         return Issued(record, snap, resumed, carried)
 
     def _load_carry(self, record: CardRecord, snap: CardSnapshot) -> LoadResult | None:
