@@ -12,8 +12,10 @@ from terminal.apdu.errors import YikatongError
 # Each module has register(subparsers); add a module here to add a subcommand.
 COMMAND_MODULES = [
     "terminal.cli.demo",
+    "terminal.cli.issue",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.subsidy",
     "terminal.cli.validator",
 ]
 
@@ -26,6 +28,9 @@ Start here:
                            and print balances, logs and a per-terminal summary
   ykt read                 read a card: application, serial, validity, balance, log
   ykt read --replay FILE   the same from a recorded trace (see --trace)
+  ykt issue                the issuance desk: personalise blank cards (one, a CSV
+                           batch, or the replacement of a lost card)
+  ykt subsidy check FILE   validate a subsidy roster and print its masked listing
 
 Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
 --trace FILE to record the exchange for replay in a test.
