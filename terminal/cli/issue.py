@@ -253,7 +253,7 @@ def _batch(args: argparse.Namespace, desk: _Desk) -> int:
     if desk.sim is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     report: list[dict[str, Any]] = []
-    with Progress(len(rows), "issuing", enabled=not args.json) as progress:
+    with Progress(len(rows), "issuing", sys.stderr, enabled=not args.json) as progress:
         for line, row in rows:
             entry: dict[str, Any] = {"row": line, "name": row.get("name", "")}
             blank = out_dir / f".row-{line}.json"
