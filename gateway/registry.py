@@ -271,6 +271,10 @@ class SqliteCardRegistry:
     def begin_replacement(self, old_card_number: str, chip_id: bytes) -> CardRecord:
         with self._tx() as db:
             old = self._get(db, old_card_number)
+            if old.state == CardState.REPLACED:
+                raise ReplacementRefused(
+                    f"card {old_card_number} was already replaced by {old.replaced_by}"
+                )
             under_way = self._where(
                 db, "replaces = ? AND state IN ('pending', 'active')", old_card_number
             )

@@ -121,7 +121,7 @@ def test_replacement_carries_the_last_reported_balance_after_hotlisting(
     assert (done.balance_fen, done.carry_pending) == (4_321, False)
     old_record = registry.get(old)
     assert (old_record.state, old_record.replaced_by) == (CardState.REPLACED, new.card_number)
-    with pytest.raises(ReplacementRefused):
+    with pytest.raises(ReplacementRefused, match=f"already replaced by {new.card_number}"):
         registry.begin_replacement(old, CHIP_A)
 
 
