@@ -14,8 +14,10 @@ COMMAND_MODULES = [
     "terminal.cli.demo",
     "terminal.cli.gateway",
     "terminal.cli.clearing",
+    "terminal.cli.issue",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.subsidy",
     "terminal.cli.validator",
 ]
 
@@ -30,6 +32,9 @@ Start here:
                            Electronic Cash, T-Union EP, social security), balances,
                            logs, offline data authentication
   ykt read --replay FILE   the same from a recorded trace (see --trace)
+  ykt issue                the issuance desk: personalise blank cards (one, a CSV
+                           batch, or the replacement of a lost card)
+  ykt subsidy check FILE   validate a subsidy roster and print its masked listing
 
 Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
 --trace FILE to record the exchange for replay in a test.

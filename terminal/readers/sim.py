@@ -121,4 +121,5 @@ class SimReader:
         with self._changed:
             return self._changed.wait_for(
                 lambda: self._card is None or self._generation != self._connected_generation,
-                timeout)
+                timeout,
+            )
