@@ -1,8 +1,11 @@
 """Host security module: the only terminal-side place load and TAC keys are used.
 
 Checks the card's load MAC1 and produces MAC2 (online load), and verifies purchase and
-load TACs. In production this wraps a real HSM; here it holds issuer master key sets
-loaded from a key file, and serves the demo and tests as a local ``LoadHost``.
+load TACs. For personalisation it holds the card vendor's transport master key and
+hands out each card key only as a WRITE KEY cryptogram MACed under the blank card's
+transport key (a ``PersoHost``). In production this wraps a real HSM; here it holds
+issuer master key sets loaded from a key file, and serves the demo and tests as a local
+``LoadHost``.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from terminal.cos.commands import write_key_header
+from terminal.cos.layouts import KeyRecord
 from terminal.crypto.keys import load_session_key, tac_key
 from terminal.crypto.keyset import IssuerKeyset
 from terminal.crypto.mac import pboc_mac
+from terminal.crypto.primitives import des_encrypt
+from terminal.crypto.secure import command_mac, encrypt_data, transport_key
 from terminal.epurse.commands import TxnType
 from terminal.epurse.host import LoadDeclined
 from terminal.epurse.layouts import (
@@ -23,6 +30,7 @@ from terminal.epurse.layouts import (
     PurchaseTacInput,
 )
 from terminal.epurse.model import LoadAuthorization, LoadRequest
+from terminal.epurse.perso import KEY_NAMES, KeyLoadRequest, PersoDeclined
 from terminal.layout import build
 
 
@@ -30,10 +38,15 @@ class HostSecurityModule:
     """Issuer key sets by issuer id; every check constant-time."""
 
     def __init__(
-        self, keysets: Iterable[IssuerKeyset], clock: Callable[[], datetime] = datetime.now
+        self,
+        keysets: Iterable[IssuerKeyset],
+        clock: Callable[[], datetime] = datetime.now,
+        *,
+        transport_master: bytes | None = None,
     ):
         self._keysets = {k.issuer_id: k for k in keysets}
         self._clock = clock
+        self._transport_master = transport_master
 
     def _keyset(self, issuer_id: bytes, key_version: int | None = None) -> IssuerKeyset:
         ks = self._keysets.get(issuer_id)
@@ -126,6 +139,46 @@ class HostSecurityModule:
             ),
         )
         return secrets.compare_digest(expected, tac)
+
+    # personalisation (PersoHost) ---------------------------------------------------------
+    def _transport_key(self, chip_id: bytes) -> bytes:
+        if self._transport_master is None:
+            raise PersoDeclined("this HSM holds no card transport master key")
+        if len(chip_id) != 8:
+            raise PersoDeclined("chip serial must be 8 bytes")
+        return transport_key(self._transport_master, chip_id)
+
+    def transport_cryptogram(self, chip_id: bytes, challenge: bytes) -> bytes:
+        """EXTERNAL AUTHENTICATE: the card's challenge (zero-padded to 8) under its
+        transport key."""
+        if len(challenge) not in (4, 8):
+            raise PersoDeclined("challenge must be 4 or 8 bytes")
+        return des_encrypt(self._transport_key(chip_id), challenge.ljust(8, b"\x00"))
+
+    def protected_key(self, request: KeyLoadRequest) -> bytes:
+        """WRITE KEY data for one card key: the key record (type, index, version,
+        algorithm, the key diversified for ``card_serial``) enciphered under the chip's
+        transport key, then the secure-messaging MAC over header and cryptogram."""
+        ks = self._keysets.get(request.issuer_id)
+        if ks is None:
+            raise PersoDeclined(f"unknown issuer {request.issuer_id.hex().upper()}")
+        name = KEY_NAMES.get(request.key_type)
+        if name is None:
+            raise PersoDeclined(f"key type {int(request.key_type):02X} is not a card key")
+        if len(request.card_serial) != 8 or not 0 <= request.key_index <= 0xFF:
+            raise PersoDeclined("card serial must be 8 bytes and the key index one byte")
+        record = build(
+            KeyRecord,
+            key_type=request.key_type,
+            key_index=request.key_index,
+            key_version=ks.key_version,
+            algorithm=ks.algorithm,
+            key=getattr(ks.card_keys(request.card_serial), name),
+        )
+        key = self._transport_key(request.chip_id)
+        body = encrypt_data(key, record)
+        header = write_key_header(request.key_index, len(body))
+        return body + command_mac(key, header, body, request.challenge)
 
 
 class LocalLoadHost:

@@ -14,6 +14,7 @@ KINDS: dict[str, str] = {
     "emv": "simulators.multiapp_card:SoftIcc",
     "resident": "simulators.multiapp_card:SoftIcc",
     "ssse": "simulators.multiapp_card:SoftIcc",
+    "fmcos-blank": "simulators.blank_card:SoftBlankCard",
 }
 
 

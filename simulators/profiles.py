@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
+from simulators.blank_card import SoftBlankCard
 from simulators.epurse_card import EPurseState, SoftEPurseCard
 from simulators.psam import PsamState, SoftPsam
 from terminal.apdu.bcd import to_bcd
 from terminal.crypto.keys import Algorithm
 from terminal.crypto.keyset import IssuerKeyset
+from terminal.crypto.secure import transport_key
 from terminal.epurse.layouts import CardholderInfo, ManagementInfo, PublicInfo
 from terminal.layout import build
 from terminal.sam.layouts import SamAppInfo
@@ -44,6 +47,24 @@ def demo_keyset(issuer_id: bytes, key_version: int = 1) -> IssuerKeyset:
         tac=_demo_key(f"{tag} tac v{key_version}"),
         maintenance=_demo_key(f"national maintenance v{key_version}"),
     )
+
+
+def demo_transport_master() -> bytes:
+    """The demo card vendor's transport master key (blank cards' transport keys derive from it)."""
+    return _demo_key("card vendor transport master")
+
+
+def demo_chip_id(number: int) -> bytes:
+    """A demo chip serial: vendor prefix 5946 ('YF') and a 6-byte sequence number."""
+    return bytes.fromhex("5946") + number.to_bytes(6, "big")
+
+
+def blank_card(
+    chip_id: bytes, path: str | Path | None = None, *, master: bytes | None = None
+) -> SoftBlankCard:
+    """A blank card as the vendor ships it, keyed from the (demo) transport master."""
+    key = transport_key(master if master is not None else demo_transport_master(), chip_id)
+    return SoftBlankCard.manufacture(chip_id, key, path)
 
 
 @dataclass(frozen=True)
@@ -207,9 +228,12 @@ __all__ = [
     "DEMO_ISSUERS",
     "CardProfile",
     "PsamProfile",
+    "blank_card",
     "demo_card",
+    "demo_chip_id",
     "demo_keyset",
     "demo_psam",
+    "demo_transport_master",
     "issue_card",
     "issue_psam",
 ]

@@ -118,6 +118,11 @@ class RecordNotFound(CardError):
     advice = "record not found"
 
 
+class FileExists(CardError):
+    sw_value = SW.FILE_EXISTS
+    advice = "file already exists (CREATE FILE of a file the card holds)"
+
+
 class ConditionsNotSatisfied(CardError):
     sw_value = SW.CONDITIONS
     advice = "conditions of use not satisfied"
@@ -188,6 +193,7 @@ _BY_SW: dict[int, type[CardError]] = {
         PinBlocked,
         FileNotFound,
         RecordNotFound,
+        FileExists,
         ConditionsNotSatisfied,
         SecurityStatusNotSatisfied,
         ApplicationBlocked,

@@ -97,8 +97,15 @@ class Outcome:
 
 
 def run_demo(
-    n_cards: int, taps: int, seed: int, workdir: Path, out: Out = print, progress: bool = False
+    n_cards: int,
+    taps: int,
+    seed: int,
+    workdir: Path,
+    out: Out = print,
+    progress: bool = False,
+    load_host: Any = None,
 ) -> Outcome:
+    """Run the day; ``load_host`` is the kiosk's host (the gateway), a local HSM if None."""
     from gateway.hsm import HostSecurityModule, LocalLoadHost
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
 
@@ -109,7 +116,7 @@ def run_demo(
     result.hsm = hsm = HostSecurityModule(
         (demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock
     )
-    host = LocalLoadHost(hsm)
+    host = load_host or LocalLoadHost(hsm)
 
     out(f"== Issuing {n_cards} software T-Union cards")
     kinds = {1: "ordinary", 2: "student", 3: "elderly"}
@@ -315,25 +322,30 @@ def print_report(result: Outcome, out: Out = print) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from terminal.cli.demo_clearing import ClearingPath, clear_outcome
+
     out: Out = _quiet if args.quiet else print
     if args.log_level == "warning":  # the demo narrates the torn tap itself
         logging.getLogger("terminal.roles").setLevel(logging.ERROR)
     tmp = None if args.workdir else Path(tempfile.mkdtemp(prefix="ykt-demo-"))
     workdir = Path(args.workdir) if args.workdir else tmp
     assert workdir is not None
-    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "servers").mkdir(parents=True, exist_ok=True)
     try:
-        result = run_demo(
-            args.cards,
-            args.taps,
-            args.seed,
-            workdir,
-            out=out,
-            progress=sys.stderr.isatty() or args.taps >= 200,
-        )
-        ok = print_report(result)
-        for j in result.journals.values():
-            j.close()
+        with ClearingPath(str(workdir / "servers")) as path:
+            result = run_demo(
+                args.cards,
+                args.taps,
+                args.seed,
+                workdir,
+                out=out,
+                progress=sys.stderr.isatty() or args.taps >= 200,
+                load_host=path.load_host(KIOSK_ID.hex().upper()),
+            )
+            ok = print_report(result)
+            ok = clear_outcome(path, result) and ok
+            for j in result.journals.values():
+                j.close()
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

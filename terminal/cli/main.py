@@ -12,8 +12,12 @@ from terminal.apdu.errors import YikatongError
 # Each module has register(subparsers); add a module here to add a subcommand.
 COMMAND_MODULES = [
     "terminal.cli.demo",
+    "terminal.cli.gateway",
+    "terminal.cli.clearing",
+    "terminal.cli.issue",
     "terminal.cli.read",
     "terminal.cli.sim",
+    "terminal.cli.subsidy",
     "terminal.cli.validator",
     "terminal.cli.readers",
 ]
@@ -31,6 +35,9 @@ Start here:
   ykt read --replay FILE   the same from a recorded trace (see --trace)
   ykt readers              list the card readers found (PC/SC, NFC, serial)
   ykt sim plug             put a software card into pcscd's virtual reader
+  ykt issue                the issuance desk: personalise blank cards (one, a CSV
+                           batch, or the replacement of a lost card)
+  ykt subsidy check FILE   validate a subsidy roster and print its masked listing
 
 Every command that talks to a card takes --reader (sim, replay:FILE, pcsc:NAME,
 nfc:usb, nfc:tty:PATH:pn532, nfc:udp:HOST:PORT) and

@@ -34,6 +34,8 @@ class SimReader:
         self._tear: Callable[[bytes], str | None] | None = None
         self._changed = threading.Condition()
         self.exchanges = 0
+        self._generation = 0  # bumps on every insert and removal
+        self._connected_generation = -1
 
     # -- slot ---------------------------------------------------------------------------
     @property
@@ -44,12 +46,14 @@ class SimReader:
         with self._changed:
             self._card = card
             self._powered = False
+            self._generation += 1
             self._changed.notify_all()
 
     def remove(self) -> SimCard | None:
         with self._changed:
             card, self._card = self._card, None
             self._powered = False
+            self._generation += 1
             self._changed.notify_all()
             return card
 
@@ -71,6 +75,7 @@ class SimReader:
         if self._card is None:
             raise NoCard(f"no card in {self.name}")
         self._powered = True
+        self._connected_generation = self._generation
         reset = getattr(self._card, "reset", None)
         if reset is not None:
             reset()
@@ -112,5 +117,9 @@ class SimReader:
             return self._changed.wait_for(lambda: self._card is not None, timeout)
 
     def wait_for_removal(self, timeout: float | None = None) -> bool:
+        """Wait until the card last connected has gone (even if another took its place)."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._card is None, timeout)
+            return self._changed.wait_for(
+                lambda: self._card is None or self._generation != self._connected_generation,
+                timeout,
+            )

@@ -1,0 +1,188 @@
+"""Load generator for gateway ingest, run as its own process (the benchmark starts it).
+
+Builds every upload body before the clock starts (batches of well-formed records with
+unique terminal sequence numbers), then posts them from ``--concurrency`` threads over
+keep-alive connections and prints one JSON line: transactions/s and batch-ack latency
+percentiles. ``--raw-db`` skips HTTP and stores the same batches straight through the
+gateway's storage code: the database's own ceiling, as a baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+RECORD_TEMPLATE: dict[str, Any] = {
+    "issuer_id": "02902900FFFFFFFF",
+    "card_serial": "0290000000000001",
+    "txn_type": 6,
+    "amount": 200,
+    "balance_before": 10_000,
+    "card_atc": 1,
+    "key_version": 1,
+    "algorithm": 0,
+    "state": "settled",
+    "tac": "1A2B3C4D",
+    "mac2": "5E6F7A8B",
+    "mac2_verified": True,
+    "resolution": "online",
+    "context": {"line": "71", "station": "0203"},
+}
+
+
+def make_bodies(terminal_id: str, batches: int, size: int, first_seq: int) -> list[bytes]:
+    start = datetime(2026, 11, 28, 6, 0, 0)
+    bodies = []
+    seq = first_seq
+    for b in range(batches):
+        records = []
+        for _ in range(size):
+            rec = dict(RECORD_TEMPLATE)
+            rec.update(
+                terminal_id=terminal_id,
+                terminal_seq=seq,
+                card_serial=f"02900000{seq % 50_000:08d}",
+                amount=100 + seq % 700,
+                card_atc=seq % 65_000,
+                txn_time=(start + timedelta(seconds=seq % 80_000)).isoformat(),
+            )
+            records.append(rec)
+            seq += 1
+        body = {
+            "batch_id": f"bench-{terminal_id}-{first_seq}-{b}",
+            "terminal_id": terminal_id,
+            "records": records,
+        }
+        bodies.append(json.dumps(body).encode())
+    return bodies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_http(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
+    import httpx
+
+    work: queue.Queue[bytes] = queue.Queue()
+    for body in bodies:
+        work.put(body)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"}
+
+    def worker() -> None:
+        with httpx.Client(base_url=args.url, timeout=30, headers=headers) as client:
+            while True:
+                try:
+                    body = work.get_nowait()
+                except queue.Empty:
+                    return
+                t0 = time.perf_counter()
+                resp = client.post(args.endpoint, content=body)
+                dt = time.perf_counter() - t0
+                with lock:
+                    if resp.status_code != 200:
+                        errors.append(f"{resp.status_code} {resp.text[:200]}")
+                    latencies.append(dt)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"elapsed": elapsed, "latencies": latencies, "errors": errors}
+
+
+def run_raw(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
+    from gateway.auth import Terminal
+    from gateway.ingest import parse_batch, store_batch
+    from gateway.storage import open_storage
+
+    db = open_storage(args.raw_db, pool_size=args.concurrency)
+    terminal = Terminal(args.terminal_id, "bench", "pos", "", False)
+    batches = [parse_batch(b, terminal) for b in bodies]  # validation outside the timing
+    work: queue.Queue[Any] = queue.Queue()
+    for b in batches:
+        work.put(b)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            try:
+                batch = work.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            store_batch(db, terminal, batch)
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    db.close()
+    return {"elapsed": elapsed, "latencies": latencies, "errors": []}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--url", default="http://127.0.0.1:8978")
+    p.add_argument("--token", default="")
+    p.add_argument("--terminal-id", default="310000009999")
+    p.add_argument("--endpoint", default="/v1/batches")
+    p.add_argument("--raw-db", help="store directly into this database URL (no HTTP)")
+    p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--first-seq", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=5, help="batches sent before timing")
+    args = p.parse_args()
+    bodies = make_bodies(
+        args.terminal_id, args.batches + args.warmup, args.batch_size, args.first_seq
+    )
+    warm, timed = bodies[: args.warmup], bodies[args.warmup :]
+    runner = run_raw if args.raw_db else run_http
+    if warm:
+        saved = args.concurrency
+        args.concurrency = 1
+        runner(args, warm)
+        args.concurrency = saved
+    result = runner(args, timed)
+    lat = result["latencies"]
+    txns = len(timed) * args.batch_size
+    print(
+        json.dumps(
+            {
+                "mode": "raw-db" if args.raw_db else args.endpoint,
+                "batches": len(timed),
+                "batch_size": args.batch_size,
+                "concurrency": args.concurrency,
+                "elapsed_s": round(result["elapsed"], 4),
+                "txn_per_s": round(txns / result["elapsed"], 1),
+                "p50_ms": round(percentile(lat, 0.50) * 1000, 2),
+                "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+                "max_ms": round(max(lat) * 1000, 2),
+                "errors": len(result["errors"]),
+                "first_error": result["errors"][0] if result["errors"] else None,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

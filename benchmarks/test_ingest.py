@@ -1,0 +1,157 @@
+"""Ingest throughput: batches of 500 transactions from a load generator in a second process.
+
+The pytest-benchmark time of each case is the whole load-generator run (process start and
+body building included); the figures that matter are in the printed table and in
+``extra_info``. The gateway runs as `ykt gateway serve` (one uvicorn process) on a throwaway
+PostgreSQL
+(fsync on) and on a SQLite file (WAL, synchronous FULL). Same-run baselines:
+  - HTTP no-op: the same bodies posted to an endpoint that only reads and parses them;
+  - raw store: the same batches stored straight through the gateway's storage code from
+    the load generator's process (no HTTP, validation done before the clock starts).
+Target (issue 4): >= 20,000 transactions/s on PostgreSQL with p99 batch ack < 100 ms on
+this 2-core machine, where the load generator and the database share the two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.auth import register_terminal
+from gateway.storage import open_storage
+from tests.servers import ROOT, PostgresCluster, ServerProcess, free_port
+
+BATCHES = 200
+BATCH = 500
+RESULTS: list[dict[str, Any]] = []
+
+
+def tmp_dir() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir())
+
+
+def fsync_ms(where: Path, n: int = 200) -> float:
+    """Median fsync latency: what every durable commit pays at least once."""
+    import os
+    import statistics
+    import time
+
+    path = where / f"fsync-probe-{os.getpid()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    samples = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            samples.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(samples) * 1000
+
+
+def loadgen(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest_loadgen", "--batch-size", str(BATCH), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster().start(fsync=True)
+    yield cluster
+    cluster.stop()
+
+
+def gateway_on(url: str, tmp: Path) -> tuple[ServerProcess, str]:
+    db = open_storage(url)
+    token = register_terminal(db, "310000009999", "bench")
+    db.close()
+    port = free_port()
+    args = ["gateway", "serve", "--db", url, "--port", str(port), "--pool", "4"]
+    return ServerProcess(args, port, tmp / "gateway.log").start(), token
+
+
+def stored(url: str) -> int:
+    db = open_storage(url)
+    with db.tx() as cur:
+        cur.execute("SELECT COUNT(*) FROM txn")
+        n = int(cur.fetchone()[0])
+    db.close()
+    return n
+
+
+def record(benchmark: Any, label: str, result: dict[str, Any]) -> None:
+    result["label"] = label
+    RESULTS.append(result)
+    benchmark.extra_info.update(result)
+    assert result["errors"] == 0, result["first_error"]
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_ingest_throughput(benchmark, backend, pg, tmp_path):
+    url = pg.new_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'gw.db'}"
+    gw, token = gateway_on(url, tmp_path)
+    common = ["--url", gw.url, "--token", token, "--batches", str(BATCHES)]
+    try:
+        record(
+            benchmark,
+            f"{backend}: HTTP no-op baseline, 2 clients",
+            loadgen(*common, "--endpoint", "/v1/noop", "--concurrency", "2"),
+        )
+
+        def ingest() -> dict[str, Any]:
+            return loadgen(*common, "--concurrency", "2", "--first-seq", "1")
+
+        result = benchmark.pedantic(ingest, rounds=1, iterations=1)
+        record(benchmark, f"{backend}: ingest, 2 clients", result)
+        record(
+            benchmark,
+            f"{backend}: ingest, 4 clients",
+            loadgen(*common, "--concurrency", "4", "--first-seq", "1000001"),
+        )
+    finally:
+        gw.stop()
+    expected = (BATCHES + 5) * BATCH * 2  # two timed runs, each with 5 warm-up batches
+    assert stored(url) == expected
+    raw_url = pg.new_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'raw.db'}"
+    open_storage(raw_url).close()
+    record(
+        benchmark,
+        f"{backend}: raw store baseline (no HTTP), 2 threads",
+        loadgen("--raw-db", raw_url, "--batches", str(BATCHES), "--concurrency", "2"),
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    """Print the table after the runs (make bench shows it; also in extra_info)."""
+    yield
+    print(f"\nfsync of one 4 KiB write on this disk, same run: {fsync_ms(tmp_dir()):.3f} ms")
+    print("\n\nIngest benchmark: batches of 500, load generator in its own process")
+    print(f"{'scenario':<48s} {'txn/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    for r in RESULTS:
+        print(
+            f"{r['label']:<48s} {r['txn_per_s']:>9.0f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f}"
+        )
+    pg_ingest = [r for r in RESULTS if r["label"] == "postgres: ingest, 2 clients"]
+    if pg_ingest:
+        r = pg_ingest[0]
+        met = r["txn_per_s"] >= 20_000 and r["p99_ms"] < 100
+        print(f"target >= 20000 txn/s and p99 < 100 ms on PostgreSQL: {'MET' if met else 'MISSED'}")

@@ -1,0 +1,76 @@
+"""Reconciliation: what this gateway had accepted by clearing, against clearing's own books.
+
+Per terminal and kind (purchase, load) the counts and amounts must match; any difference
+is listed. Optionally for one business day (card time for purchases, host time for loads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gateway.storage import Database
+
+_SENT = {
+    "purchase": (
+        "SELECT t.terminal_id, COUNT(*), COALESCE(SUM(t.amount), 0) FROM outbox o"
+        " JOIN txn t ON o.kind = 'txn' AND o.ref_id = t.id"
+        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY t.terminal_id",
+        "substr(t.txn_time, 1, 10) = ?",
+    ),
+    "load": (
+        "SELECT l.terminal_id, COUNT(*), COALESCE(SUM(l.amount), 0) FROM outbox o"
+        " JOIN loads l ON o.kind = 'load' AND o.ref_id = l.id"
+        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY l.terminal_id",
+        "substr(l.host_time, 1, 10) = ?",
+    ),
+}
+
+
+def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """(terminal, kind) -> (count, amount) of records clearing accepted from this gateway."""
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    with db.tx() as cur:
+        for kind, (sql, day_filter) in _SENT.items():
+            cur.execute(sql.format(day=f"AND {day_filter}" if day else ""), (day,) if day else ())
+            for terminal_id, count, amount in cur.fetchall():
+                out[(terminal_id, kind)] = (int(count), int(amount))
+    return out
+
+
+def reconcile(
+    db: Database, clearing_url: str, gateway_id: str, day: str | None = None
+) -> dict[str, Any]:
+    params = {"gateway_id": gateway_id}
+    if day:
+        params["day"] = day
+    resp = httpx.get(clearing_url.rstrip("/") + "/v1/reconciliation", params=params, timeout=30)
+    resp.raise_for_status()
+    theirs = {
+        (t["terminal_id"], t["kind"]): (int(t["count"]), int(t["amount"]))
+        for t in resp.json()["terminals"]
+    }
+    ours = sent(db, day)
+    rows, mismatches = [], []
+    for key in sorted(set(ours) | set(theirs)):
+        mine, cleared = ours.get(key, (0, 0)), theirs.get(key, (0, 0))
+        row = {
+            "terminal_id": key[0],
+            "kind": key[1],
+            "sent_count": mine[0],
+            "sent_amount": mine[1],
+            "cleared_count": cleared[0],
+            "cleared_amount": cleared[1],
+            "match": mine == cleared,
+        }
+        rows.append(row)
+        if mine != cleared:
+            mismatches.append(row)
+    return {
+        "gateway_id": gateway_id,
+        "day": day,
+        "matched": not mismatches,
+        "rows": rows,
+        "mismatches": mismatches,
+    }

@@ -1,0 +1,188 @@
+"""One small database handle over sqlite3 or psycopg: transactions, ``?`` placeholders, a pool.
+
+The gateway writes plain SQL once, with ``?`` placeholders; the PostgreSQL handle turns
+them into ``%s``. SQLite is one connection behind a lock (SQLite has one writer anyway);
+PostgreSQL is a small pool so request threads and the forwarder work side by side.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+
+
+class StorageError(Exception):
+    """The storage URL is not understood or the database is not usable."""
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Database:
+    """Base: ``tx()`` yields a cursor inside one transaction; ``dialect`` says which SQL."""
+
+    dialect: str
+    url: str
+
+    @contextmanager
+    def tx(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _PgCursor:
+    """Adapts a psycopg cursor to ``?`` placeholders (no SQL here contains a literal ``?``)."""
+
+    _cache: dict[str, str] = {}  # noqa: RUF012 - a process-wide translation cache
+
+    def __init__(self, cur: Any):
+        self._cur = cur
+
+    @classmethod
+    def _sql(cls, sql: str) -> str:
+        out = cls._cache.get(sql)
+        if out is None:
+            out = cls._cache[sql] = sql.replace("?", "%s")
+        return out
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(self._sql(sql), params, prepare=True)
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        return self._cur.executemany(self._sql(sql), params)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class SqliteDatabase(Database):
+    """A SQLite file in WAL mode with synchronous=FULL: an acknowledged batch is on disk."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: str):
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        if path != ":memory:":
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StorageError(f"{path}: could not switch to WAL (got {mode})")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    @contextmanager
+    def tx(self) -> Iterator[Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresDatabase(Database):
+    """A bounded pool of psycopg connections; each ``tx()`` is one transaction on one of them."""
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, pool_size: int = 8):
+        import psycopg
+
+        self._psycopg = psycopg
+        self.url = url
+        self._size = pool_size
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._made = 0
+        self._made_lock = threading.Lock()
+        self._closed = False
+        self._pool.put(self._connect())  # fail fast on a bad URL
+
+    def _connect(self) -> Any:
+        with self._made_lock:
+            self._made += 1
+        return self._psycopg.connect(self.url, autocommit=True)
+
+    def _get(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._made_lock:
+            can_make = self._made < self._size
+        if can_make:
+            return self._connect()
+        return self._pool.get(timeout=60)
+
+    def _put(self, conn: Any) -> None:
+        if self._closed or conn.closed or conn.broken:
+            with self._made_lock:
+                self._made -= 1
+            conn.close()
+            return
+        self._pool.put(conn)
+
+    @contextmanager
+    def tx(self) -> Iterator[Cursor]:
+        conn = self._get()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                yield _PgCursor(cur)
+        finally:
+            self._put(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def open_database(url: str, *, pool_size: int = 8) -> Database:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, a plain path, or ``postgresql://``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url, pool_size=pool_size)
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+        if not path:
+            raise StorageError(f"no file in storage URL {url!r}")
+        return SqliteDatabase(path)
+    if "://" in url:
+        raise StorageError(f"unsupported storage URL {url!r} (sqlite:///FILE or postgresql://)")
+    return SqliteDatabase(url)

@@ -1,0 +1,168 @@
+"""The gateway's schema as numbered migrations, written once for SQLite and PostgreSQL.
+
+``{id}`` becomes an auto-increment key and ``{big}`` a 64-bit integer in each dialect;
+everything else is SQL both accept. Server times are epoch milliseconds (BIGINT), card
+times ISO text as the terminal sent them, money BIGINT fen.
+"""
+
+from __future__ import annotations
+
+from gateway.storage.db import POSTGRES, Cursor
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "terminals, batches, transactions, conflicts, outbox, hotlist, loads",
+        """
+CREATE TABLE terminals (
+    terminal_id  TEXT PRIMARY KEY,
+    operator_id  TEXT NOT NULL,
+    role         TEXT NOT NULL DEFAULT 'pos',
+    name         TEXT NOT NULL DEFAULT '',
+    token_hash   TEXT NOT NULL UNIQUE,
+    created_at   {big} NOT NULL,
+    revoked_at   {big}
+);
+CREATE TABLE batches (
+    terminal_id  TEXT NOT NULL,
+    batch_id     TEXT NOT NULL,
+    body_hash    TEXT NOT NULL,
+    records      INTEGER NOT NULL,
+    stored       INTEGER NOT NULL,
+    received_at  {big} NOT NULL,
+    PRIMARY KEY (terminal_id, batch_id)
+);
+CREATE TABLE txn (
+    id             {id},
+    terminal_id    TEXT NOT NULL,
+    terminal_seq   {big} NOT NULL,
+    operator_id    TEXT NOT NULL,
+    issuer_id      TEXT NOT NULL,
+    card_serial    TEXT NOT NULL,
+    txn_type       INTEGER NOT NULL,
+    amount         {big} NOT NULL CHECK (amount >= 0),
+    balance_before {big} NOT NULL,
+    card_atc       INTEGER NOT NULL,
+    key_version    INTEGER NOT NULL,
+    algorithm      INTEGER NOT NULL,
+    txn_time       TEXT NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('settled', 'suspect')),
+    tac            TEXT,
+    mac2           TEXT,
+    mac2_verified  INTEGER,
+    resolution     TEXT,
+    context        TEXT NOT NULL,
+    content_hash   TEXT NOT NULL,
+    batch_id       TEXT NOT NULL,
+    received_at    {big} NOT NULL,
+    UNIQUE (terminal_id, terminal_seq)
+);
+CREATE TABLE txn_conflicts (
+    id            {id},
+    terminal_id   TEXT NOT NULL,
+    terminal_seq  {big} NOT NULL,
+    content_hash  TEXT NOT NULL,
+    record        TEXT NOT NULL,
+    batch_id      TEXT NOT NULL,
+    received_at   {big} NOT NULL,
+    UNIQUE (terminal_id, terminal_seq, content_hash)
+);
+CREATE TABLE outbox (
+    id            {id},
+    kind          TEXT NOT NULL,
+    ref_id        {big} NOT NULL,
+    payload       TEXT,
+    created_at    {big} NOT NULL,
+    available_at  {big} NOT NULL,
+    lease_owner   TEXT,
+    lease_until   {big},
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    posted_at     {big},
+    outcome       TEXT,
+    reason        TEXT,
+    UNIQUE (kind, ref_id)
+);
+CREATE INDEX outbox_pending ON outbox (available_at, id) WHERE posted_at IS NULL;
+CREATE TABLE hotlist (
+    issuer_id    TEXT NOT NULL,
+    card_serial  TEXT NOT NULL,
+    listed       INTEGER NOT NULL,
+    version      {big} NOT NULL,
+    reason       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (issuer_id, card_serial)
+);
+CREATE TABLE hotlist_changes (
+    version      {id},
+    issuer_id    TEXT NOT NULL,
+    card_serial  TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('add', 'remove')),
+    reason       TEXT NOT NULL DEFAULT '',
+    actor        TEXT NOT NULL DEFAULT '',
+    at           {big} NOT NULL
+);
+CREATE TABLE loads (
+    id             {id},
+    reference      TEXT NOT NULL UNIQUE,
+    terminal_id    TEXT NOT NULL,
+    operator_id    TEXT NOT NULL,
+    issuer_id      TEXT NOT NULL,
+    card_serial    TEXT NOT NULL,
+    online_atc     INTEGER NOT NULL,
+    amount         {big} NOT NULL CHECK (amount > 0),
+    balance_before {big} NOT NULL,
+    key_version    INTEGER NOT NULL,
+    algorithm      INTEGER NOT NULL,
+    card_random    TEXT NOT NULL,
+    mac1           TEXT NOT NULL,
+    mac2           TEXT NOT NULL,
+    host_time      TEXT NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('authorized', 'confirmed', 'void')),
+    tac            TEXT,
+    resolution     TEXT,
+    purpose        TEXT NOT NULL DEFAULT '',
+    created_at     {big} NOT NULL,
+    resolved_at    {big}
+);
+CREATE UNIQUE INDEX loads_live ON loads (issuer_id, card_serial, online_atc)
+    WHERE state <> 'void';
+""",
+    ),
+]
+
+_TYPES = {
+    POSTGRES: {"id": "BIGSERIAL PRIMARY KEY", "big": "BIGINT"},
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "big": "INTEGER"},
+}
+
+
+def render(sql: str, dialect: str) -> str:
+    return sql.format(**_TYPES[dialect])
+
+
+def migrate(cur: Cursor, dialect: str, now_ms: int) -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied now.
+
+    Runs inside the caller's transaction, so concurrent gateways starting together apply
+    each migration once (PostgreSQL: an advisory lock serialises them).
+    """
+    if dialect == POSTGRES:
+        cur.execute("SELECT pg_advisory_xact_lock(978004)")
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+        " description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+    )
+    cur.execute("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in cur.fetchall()}
+    applied = []
+    for version, description, sql in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in render(sql, dialect).split(";"):
+            if statement.strip():
+                cur.execute(statement)
+        cur.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+            (version, description, now_ms),
+        )
+        applied.append(version)
+    return applied

@@ -1,0 +1,253 @@
+"""The clearing ledger: accepted records keyed by idempotency key, rejections, settlement.
+
+SQLite (WAL, synchronous FULL) so the service keeps its books across restarts. A key is
+accepted once; posting it again is a ``duplicate`` (counted in ``deliveries``, settled
+once). Settlement groups accepted records by business day, issuer and operator.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from simulators.clearing.verify import LOAD, PURCHASE, Rejected, TacVerifier
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cleared (
+    key          TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    gateway_id   TEXT NOT NULL,
+    terminal_id  TEXT NOT NULL,
+    operator_id  TEXT NOT NULL,
+    issuer_id    TEXT NOT NULL,
+    card_serial  TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    business_day TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    deliveries   INTEGER NOT NULL DEFAULT 1,
+    received_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cleared_day ON cleared (business_day);
+CREATE TABLE IF NOT EXISTS rejections (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    key          TEXT NOT NULL,
+    gateway_id   TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    received_at  REAL NOT NULL
+);
+"""
+
+_REQUIRED = {
+    PURCHASE: (
+        "terminal_id",
+        "terminal_seq",
+        "operator_id",
+        "issuer_id",
+        "card_serial",
+        "txn_type",
+        "amount",
+        "txn_time",
+    ),
+    LOAD: (
+        "terminal_id",
+        "operator_id",
+        "issuer_id",
+        "card_serial",
+        "amount",
+        "balance_before",
+        "online_atc",
+        "host_time",
+    ),
+}
+
+
+def record_key(rec: Mapping[str, Any]) -> str:
+    """The identity clearing de-duplicates on (the gateway sends it; checked here)."""
+    if rec["kind"] == PURCHASE:
+        return f"P:{rec['terminal_id']}:{rec['terminal_seq']}"
+    return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
+
+
+def _canonical(rec: Mapping[str, Any]) -> str:
+    return json.dumps(dict(rec), sort_keys=True, separators=(",", ":"))
+
+
+class Ledger:
+    def __init__(self, path: str, verifier: TacVerifier):
+        self.verifier = verifier
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _validate(self, rec: Any) -> dict[str, Any]:
+        if not isinstance(rec, dict) or rec.get("kind") not in _REQUIRED:
+            raise Rejected("record must be an object with kind 'purchase' or 'load'")
+        missing = [k for k in _REQUIRED[rec["kind"]] if k not in rec]
+        if missing:
+            raise Rejected(f"missing field(s) {', '.join(missing)}")
+        if type(rec["amount"]) is not int or rec["amount"] < 0:
+            raise Rejected("amount must be a non-negative integer number of fen")
+        if rec.get("key") != record_key(rec):
+            raise Rejected(f"idempotency key must be {record_key(rec)}")
+        return rec
+
+    def post(self, gateway_id: str, records: Iterable[Any]) -> list[dict[str, Any]]:
+        """Verify and book each record; one result per record, in order."""
+        results = []
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for raw in records:
+                    results.append(self._post_one(gateway_id, raw, now))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return results
+
+    def _post_one(self, gateway_id: str, raw: Any, now: float) -> dict[str, Any]:
+        key = raw.get("key") if isinstance(raw, dict) else None
+        try:
+            rec = self._validate(raw)
+            held = self._db.execute("SELECT body FROM cleared WHERE key = ?", (key,)).fetchone()
+            if held is not None:
+                if held[0] != _canonical(rec):
+                    raise Rejected(f"{key} was already cleared with different content")
+                self._db.execute(
+                    "UPDATE cleared SET deliveries = deliveries + 1 WHERE key = ?", (key,)
+                )
+                return {"key": key, "status": DUPLICATE}
+            self.verifier.check(rec)
+        except (Rejected, KeyError, ValueError, TypeError) as exc:
+            reason = str(exc) if isinstance(exc, Rejected) else f"malformed record: {exc!r}"
+            self._db.execute(
+                "INSERT INTO rejections (key, gateway_id, reason, body, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (str(key), gateway_id, reason, json.dumps(raw, sort_keys=True, default=str), now),
+            )
+            return {"key": key, "status": REJECTED, "reason": reason}
+        when = rec["txn_time"] if rec["kind"] == PURCHASE else rec["host_time"]
+        self._db.execute(
+            "INSERT INTO cleared (key, kind, gateway_id, terminal_id, operator_id, issuer_id,"
+            " card_serial, amount, business_day, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                rec["kind"],
+                gateway_id,
+                rec["terminal_id"],
+                rec["operator_id"],
+                rec["issuer_id"],
+                rec["card_serial"],
+                rec["amount"],
+                datetime.fromisoformat(when).date().isoformat(),
+                _canonical(rec),
+                now,
+            ),
+        )
+        return {"key": key, "status": ACCEPTED}
+
+    # -- reports ----------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def settlement(self, day: str | None = None) -> dict[str, Any]:
+        """Counts and amounts per issuer, per operator and per issuer x operator."""
+        where, params = ("WHERE business_day = ?", (day,)) if day else ("", ())
+
+        def grouped(cols: str) -> list[dict[str, Any]]:
+            rows = self._query(
+                f"SELECT {cols},"
+                " SUM(kind = 'purchase'), COALESCE(SUM(CASE WHEN kind = 'purchase'"
+                " THEN amount END), 0), SUM(kind = 'load'),"
+                " COALESCE(SUM(CASE WHEN kind = 'load' THEN amount END), 0)"
+                f" FROM cleared {where} GROUP BY {cols} ORDER BY {cols}",
+                params,
+            )
+            names = [c.strip() for c in cols.split(",")]
+            out = []
+            for r in rows:
+                item = dict(zip(names, r[: len(names)], strict=True))
+                p_n, p_amt, l_n, l_amt = r[len(names) :]
+                item.update(purchases=p_n, purchase_amount=p_amt, loads=l_n, load_amount=l_amt)
+                out.append(item)
+            return out
+
+        by_issuer = grouped("issuer_id")
+        # an issuer owes the operators what its cards spent, and is owed what they loaded
+        for item in by_issuer:
+            item["issuer_net"] = item["load_amount"] - item["purchase_amount"]
+        by_operator = grouped("operator_id")
+        for item in by_operator:
+            item["operator_net"] = item["purchase_amount"] - item["load_amount"]
+        rejected = self._query("SELECT COUNT(*) FROM rejections")[0][0]
+        totals = {
+            "purchases": sum(i["purchases"] for i in by_issuer),
+            "purchase_amount": sum(i["purchase_amount"] for i in by_issuer),
+            "loads": sum(i["loads"] for i in by_issuer),
+            "load_amount": sum(i["load_amount"] for i in by_issuer),
+        }
+        return {
+            "day": day,
+            "by_issuer": by_issuer,
+            "by_operator": by_operator,
+            "by_issuer_operator": grouped("issuer_id, operator_id"),
+            "totals": totals,
+            "rejections": rejected,
+        }
+
+    def reconciliation(self, gateway_id: str, day: str | None = None) -> dict[str, Any]:
+        """Per terminal and kind: how many records and how much this gateway got accepted."""
+        sql = (
+            "SELECT terminal_id, kind, COUNT(*), SUM(amount), SUM(deliveries) FROM cleared"
+            " WHERE gateway_id = ?"
+        )
+        params: tuple[Any, ...] = (gateway_id,)
+        if day:
+            sql += " AND business_day = ?"
+            params += (day,)
+        rows = self._query(sql + " GROUP BY terminal_id, kind ORDER BY terminal_id, kind", params)
+        return {
+            "gateway_id": gateway_id,
+            "day": day,
+            "terminals": [
+                {
+                    "terminal_id": r[0],
+                    "kind": r[1],
+                    "count": r[2],
+                    "amount": r[3],
+                    "deliveries": r[4],
+                }
+                for r in rows
+            ],
+        }
+
+    def rejections(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT key, gateway_id, reason FROM rejections ORDER BY id")
+        return [{"key": r[0], "gateway_id": r[1], "reason": r[2]} for r in rows]
+
+    def stats(self) -> dict[str, int]:
+        accepted, deliveries = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(deliveries), 0) FROM cleared"
+        )[0]
+        rejected = self._query("SELECT COUNT(*) FROM rejections")[0][0]
+        return {"accepted": accepted, "deliveries": deliveries, "rejected": rejected}

@@ -1,0 +1,75 @@
+"""``ykt clearing``: the clearing service simulator and its settlement report.
+
+ykt clearing serve [--db FILE] [--keys FILE | --demo-keys] [--port 8979]
+ykt clearing settlement --url URL [--day YYYY-MM-DD] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "clearing",
+        help="run the clearing service simulator (TAC checks, settlement, reconciliation)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    csub = p.add_subparsers(dest="clearing_command", metavar="ACTION", required=True)
+    s = csub.add_parser("serve", help="serve the clearing HTTP API with uvicorn")
+    s.add_argument("--db", default="clearing.db", help="ledger file (default %(default)s)")
+    keys = s.add_mutually_exclusive_group()
+    keys.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON)")
+    keys.add_argument("--demo-keys", action="store_true", help="the demo issuers' test keys")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8979)
+    s.add_argument("--delay", type=float, default=0.0, help="seconds to hold every post")
+    s.set_defaults(handler=serve)
+
+    t = csub.add_parser("settlement", help="print the settlement table")
+    t.add_argument("--url", default="http://127.0.0.1:8979")
+    t.add_argument("--day")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(handler=settlement)
+
+
+def _keysets(args: argparse.Namespace) -> list[Any]:
+    if args.keys:
+        from terminal.crypto.keyset import load_keysets
+
+        return list(load_keysets(args.keys).values())
+    from simulators.profiles import DEMO_ISSUERS, demo_keyset
+
+    return [demo_keyset(i) for i in DEMO_ISSUERS.values()]
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from simulators.clearing.app import create_app
+    from simulators.clearing.ledger import Ledger
+    from simulators.clearing.verify import TacVerifier
+
+    ledger = Ledger(args.db, TacVerifier(_keysets(args)))
+    uvicorn.run(
+        create_app(ledger, delay=args.delay), host=args.host, port=args.port, log_level="warning"
+    )
+    return 0
+
+
+def settlement(args: argparse.Namespace) -> int:
+    import httpx
+
+    from simulators.clearing.report import format_settlement
+
+    params = {"day": args.day} if args.day else {}
+    doc = httpx.get(args.url.rstrip("/") + "/v1/settlement", params=params, timeout=30).json()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for line in format_settlement(doc):
+            print(line)
+    return 0

@@ -1,0 +1,246 @@
+"""``ykt gateway``: run the gateway, a forwarder worker, and its admin commands.
+
+  ykt gateway serve --db URL [--keys FILE | --demo-keys] [--clearing URL]
+  ykt gateway forward --db URL --clearing URL      a forwarder-only worker process
+  ykt gateway terminal add|revoke|rotate|list ...  the terminal registry
+  ykt gateway hotlist add|remove|show ...          挂失 / 解挂
+  ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
+
+--db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import threading
+from typing import Any
+
+DEFAULT_DB = "sqlite:///gateway.db"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "gateway",
+        help="run the gateway (batch ingest, hotlist, online load, forwarder) and admin it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gsub = p.add_subparsers(dest="gateway_command", metavar="ACTION", required=True)
+
+    def db_opt(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--db",
+            default=os.environ.get("YKT_GATEWAY_DB", DEFAULT_DB),
+            help="storage URL (default: $YKT_GATEWAY_DB or %(default)s)",
+        )
+
+    s = gsub.add_parser("serve", help="serve the HTTP API with uvicorn")
+    db_opt(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8978)
+    keys = s.add_mutually_exclusive_group()
+    keys.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON) for the HSM")
+    keys.add_argument("--demo-keys", action="store_true", help="use the demo issuers' test keys")
+    s.add_argument("--clearing", metavar="URL", help="clearing service to forward to")
+    s.add_argument("--gateway-id", default="gateway")
+    s.add_argument("--forwarders", type=int, default=1, help="forwarder threads (with --clearing)")
+    s.add_argument("--lease-ms", type=int, default=30_000, help="forwarding lease (ms)")
+    s.add_argument("--forward-batch", type=int, default=500, help="records per clearing post")
+    s.add_argument("--pool", type=int, default=8, help="PostgreSQL connections")
+    s.add_argument("--max-batch", type=int, default=1000, help="records per upload at most")
+    s.add_argument(
+        "--admin-token",
+        default=os.environ.get("YKT_GATEWAY_ADMIN_TOKEN"),
+        help="enables /v1/admin (default: $YKT_GATEWAY_ADMIN_TOKEN)",
+    )
+    s.set_defaults(handler=serve)
+
+    f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
+    db_opt(f)
+    f.add_argument("--clearing", metavar="URL", required=True)
+    f.add_argument("--gateway-id", default="gateway")
+    f.add_argument("--lease-ms", type=int, default=30_000)
+    f.add_argument("--batch", type=int, default=500)
+    f.add_argument("--once", action="store_true", help="drain what is due, then exit")
+    f.set_defaults(handler=forward)
+
+    t = gsub.add_parser("terminal", help="terminal registry")
+    tsub = t.add_subparsers(dest="terminal_command", metavar="ACTION", required=True)
+    ta = tsub.add_parser("add", help="register a terminal; prints its token once")
+    db_opt(ta)
+    ta.add_argument("terminal_id", help="PSAM terminal id, 12 hex digits")
+    ta.add_argument("--operator", required=True, help="operator the terminal belongs to")
+    ta.add_argument("--role", default="pos", help="pos, validator, kiosk, issuance")
+    ta.add_argument("--name", default="")
+    ta.set_defaults(handler=terminal_add)
+    for name, handler, text in (
+        ("revoke", terminal_revoke, "refuse this terminal from now on"),
+        ("rotate", terminal_rotate, "issue a new token (the old one stops working)"),
+    ):
+        q = tsub.add_parser(name, help=text)
+        db_opt(q)
+        q.add_argument("terminal_id")
+        q.set_defaults(handler=handler)
+    tl = tsub.add_parser("list", help="list terminals")
+    db_opt(tl)
+    tl.set_defaults(handler=terminal_list)
+
+    h = gsub.add_parser("hotlist", help="hotlist (挂失 add / 解挂 remove)")
+    hsub = h.add_subparsers(dest="hotlist_command", metavar="ACTION", required=True)
+    for action in ("add", "remove"):
+        q = hsub.add_parser(
+            action, help=f"{action} a card ({'挂失' if action == 'add' else '解挂'})"
+        )
+        db_opt(q)
+        q.add_argument("issuer_id", help="16 hex digits")
+        q.add_argument("card_serial", help="16 hex digits (application serial)")
+        q.add_argument("--reason", default="")
+        q.set_defaults(handler=hotlist_change, action=action)
+    hs = hsub.add_parser("show", help="changes after a version")
+    db_opt(hs)
+    hs.add_argument("--since", type=int, default=0)
+    hs.set_defaults(handler=hotlist_show)
+
+    r = gsub.add_parser("reconcile", help="compare posted records with clearing's books")
+    db_opt(r)
+    r.add_argument("--clearing", metavar="URL", required=True)
+    r.add_argument("--gateway-id", default="gateway")
+    r.add_argument("--day", help="business day YYYY-MM-DD (default: all)")
+    r.set_defaults(handler=reconcile)
+
+    m = gsub.add_parser("migrate", help="create or upgrade the schema")
+    db_opt(m)
+    m.set_defaults(handler=migrate)
+
+
+def _db(args: argparse.Namespace, pool: int = 8) -> Any:
+    from gateway.storage import open_storage
+
+    return open_storage(args.db, pool_size=pool)
+
+
+def _hsm(args: argparse.Namespace) -> Any:
+    from gateway.hsm import HostSecurityModule
+
+    if args.keys:
+        from terminal.crypto.keyset import load_keysets
+
+        return HostSecurityModule(load_keysets(args.keys).values())
+    if args.demo_keys:
+        from simulators.profiles import DEMO_ISSUERS, demo_keyset
+
+        return HostSecurityModule(demo_keyset(i) for i in DEMO_ISSUERS.values())
+    return None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import GatewaySettings, create_app
+
+    settings = GatewaySettings(
+        gateway_id=args.gateway_id,
+        admin_token=args.admin_token,
+        clearing_url=args.clearing,
+        forwarders=args.forwarders,
+        lease_ms=args.lease_ms,
+        forward_batch=args.forward_batch,
+        max_batch_records=args.max_batch,
+    )
+    app = create_app(_db(args, args.pool), hsm=_hsm(args), settings=settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def forward(args: argparse.Namespace) -> int:
+    from gateway.forwarder import Forwarder
+
+    fwd = Forwarder(
+        _db(args, 2),
+        args.clearing,
+        gateway_id=args.gateway_id,
+        lease_ms=args.lease_ms,
+        batch_size=args.batch,
+    )
+    if args.once:
+        print(json.dumps({"posted": fwd.drain()}))
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    fwd.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    fwd.stop()
+    return 0
+
+
+def terminal_add(args: argparse.Namespace) -> int:
+    from gateway.auth import register_terminal
+
+    token = register_terminal(
+        _db(args), args.terminal_id, args.operator, role=args.role, name=args.name
+    )
+    print(token)
+    return 0
+
+
+def terminal_revoke(args: argparse.Namespace) -> int:
+    from gateway.auth import revoke_terminal
+
+    revoke_terminal(_db(args), args.terminal_id)
+    print(f"terminal {args.terminal_id.upper()} revoked")
+    return 0
+
+
+def terminal_rotate(args: argparse.Namespace) -> int:
+    from gateway.auth import rotate_token
+
+    print(rotate_token(_db(args), args.terminal_id))
+    return 0
+
+
+def terminal_list(args: argparse.Namespace) -> int:
+    from gateway.auth import list_terminals
+
+    for t in list_terminals(_db(args)):
+        state = "revoked" if t.revoked else "active"
+        print(f"{t.terminal_id}  {t.operator_id:<12s} {t.role:<10s} {state:<8s} {t.name}")
+    return 0
+
+
+def hotlist_change(args: argparse.Namespace) -> int:
+    from gateway.hotlist import change
+
+    version = change(
+        _db(args), args.action, args.issuer_id, args.card_serial, reason=args.reason, actor="cli"
+    )
+    print("no change" if version is None else f"hotlist version {version}")
+    return 0
+
+
+def hotlist_show(args: argparse.Namespace) -> int:
+    from gateway.hotlist import delta
+
+    latest, changes = delta(_db(args), args.since)
+    print(f"hotlist version {latest}")
+    for c in changes:
+        print(f"  v{c.version:<6d} {c.action:<6s} {c.issuer_id} {c.card_serial}  {c.reason}")
+    return 0
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    from gateway.reconcile import reconcile as run
+
+    report = run(_db(args), args.clearing, args.gateway_id, args.day)
+    print(json.dumps(report, indent=2))
+    return 0 if report["matched"] else 1
+
+
+def migrate(args: argparse.Namespace) -> int:
+    _db(args)
+    print(f"schema up to date: {args.db.split('@')[-1]}")
+    return 0

@@ -1,0 +1,310 @@
+"""``ykt issue``: the issuance desk - personalise cards, one or a CSV batch, replace lost ones.
+
+The desk's book of cards is a SQLite registry file; its host security module is local
+for now (issuer key sets from --keys, the card vendor's transport master from
+--transport-master-file, demo keys by default) and becomes the gateway's later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from terminal.apdu.errors import YikatongError
+from terminal.cli.common import print_json
+from terminal.cli.progress import Progress
+from terminal.hotlist import Hotlist
+from terminal.money import format_fen
+from terminal.readers.base import Reader
+from terminal.readers.sim import SimReader
+from terminal.readers.spec import open_reader
+from terminal.readers.trace import TraceWriter
+from terminal.readers.tracing import TracingReader
+from terminal.roles.issuance import DeskConfig, IssuanceDesk, Issued
+from terminal.roles.registry import Applicant
+from terminal.roles.session import TerminalSession
+
+DESCRIPTION = """\
+Personalise blank cards at the card centre's issuance desk.
+
+  ykt issue --name 张三 --id-number 11010519491231002X --out card.json
+  ykt issue --batch people.csv --out-dir cards/ --report report.json
+  ykt issue --replace 3100029000010000001 --out new.json
+  ykt issue --export records.json --since 0
+
+With the default sim reader, --out (or each row's file in --out-dir) is a software card:
+a fresh blank card is made there unless the file already holds one (an interrupted
+card is then finished). With a real reader (pcsc:...), put a blank card in it.
+
+One person, one card: an ID number holds one live card of each --card-kind. A lost
+card is replaced with --replace: it is reported lost, put in the --hotlist, and its last
+known balance is loaded onto the new card through the host security module.
+
+Batch CSV header: name,id_number,card_kind (optional columns: id_type, card_type, pin).
+"""
+
+BATCH_REQUIRED = ("name", "id_number", "card_kind")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "issue",
+        help="issuance desk: personalise, batch-issue and replace cards",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--batch", metavar="CSV", help="issue one card per CSV row")
+    mode.add_argument("--replace", metavar="CARDNO", help="replace this lost card")
+    mode.add_argument("--abandon", metavar="CARDNO", help="void a pending card whose chip is gone")
+    mode.add_argument("--export", metavar="FILE", help="write issuance records as JSON (-: stdout)")
+    p.add_argument("--name", help="holder's name (written in GBK, at most 10 Chinese characters)")
+    p.add_argument("--id-number", help="holder's ID number (GB 11643 checked for --id-type 0)")
+    p.add_argument("--id-type", type=int, default=0, help="0x16 ID document type (default 0)")
+    p.add_argument("--card-kind", type=lambda s: int(s, 0), default=1, help="0x17 card kind")
+    p.add_argument("--card-type", type=lambda s: int(s, 0), default=1, help="0x16 card type")
+    p.add_argument("--pin", help="PIN to set (default: the desk's default PIN)")
+    p.add_argument("--out", metavar="FILE", help="software card file (sim reader)")
+    p.add_argument("--out-dir", metavar="DIR", help="software card files for --batch")
+    p.add_argument("--report", metavar="FILE", help="--batch: write the per-row report as JSON")
+    p.add_argument("--since", type=int, default=0, help="--export: records after this revision")
+    p.add_argument("--registry", default="ykt-cards.db", metavar="PATH", help="card registry")
+    p.add_argument("--hotlist", default="ykt-hotlist.db", metavar="PATH", help="hotlist database")
+    p.add_argument(
+        "--replacement-wait-days",
+        type=int,
+        default=0,
+        help="days between a loss report and the replacement (default 0)",
+    )
+    p.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON); default: demo keys")
+    p.add_argument(
+        "--transport-master-file",
+        metavar="FILE",
+        help="card vendor's transport master key (hex in a file); default: the demo vendor",
+    )
+    p.add_argument("--issuer", default="shanghai", choices=["shanghai", "beijing"])
+    p.add_argument("--terminal-id", default="310000000080", help="the desk's terminal number")
+    p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
+    p.add_argument("--trace", metavar="FILE", help="record every card exchange to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(handler=run)
+
+
+# -- wiring ---------------------------------------------------------------------------------
+class _Desk:
+    """The desk with its registry, hotlist, local HSM and card reader."""
+
+    def __init__(self, args: argparse.Namespace):
+        from gateway.hsm import HostSecurityModule, LocalLoadHost
+        from gateway.registry import SqliteCardRegistry
+        from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
+        from terminal.crypto.keyset import load_keysets
+
+        issuer_id = DEMO_ISSUERS[args.issuer]
+        keysets = (
+            list(load_keysets(args.keys).values())
+            if args.keys
+            else [demo_keyset(i) for i in DEMO_ISSUERS.values()]
+        )
+        if args.transport_master_file:
+            master = bytes.fromhex(Path(args.transport_master_file).read_text().strip())
+        else:
+            master = demo_transport_master()
+        self.hsm = HostSecurityModule(keysets, transport_master=master)
+        self.registry = SqliteCardRegistry(
+            args.registry, replacement_wait=timedelta(days=args.replacement_wait_days)
+        )
+        self.hotlist = Hotlist(args.hotlist)
+        self.sim = SimReader(name="desk") if args.reader == "sim" else None
+        reader: Reader = self.sim if self.sim is not None else open_reader(args.reader)
+        if args.trace:
+            writer = TraceWriter.open(args.trace)
+            writer.comment(f"ykt issue --reader {args.reader}")
+            reader = TracingReader(reader, writer)
+        self.reader = reader
+        self.desk = IssuanceDesk(
+            TerminalSession(reader),
+            self.hsm,
+            self.registry,
+            DeskConfig(issuer_id, bytes.fromhex(args.terminal_id)),
+            load_host=LocalLoadHost(self.hsm),
+            hotlist=self.hotlist,
+        )
+
+    def insert_software_card(self, path: Path) -> None:
+        """Put the card file at ``path`` in the sim reader, making a blank card if none."""
+        from simulators.files import load_device
+        from simulators.profiles import blank_card
+
+        assert self.sim is not None
+        exists = path.exists()
+        self.sim.insert(load_device(path) if exists else blank_card(secrets.token_bytes(8), path))
+
+
+def _applicant(args: argparse.Namespace) -> Applicant:
+    if not args.name or not args.id_number:
+        raise SystemExit("ykt issue: --name and --id-number are required to issue a card")
+    return Applicant(args.name, args.id_number, args.card_kind, args.id_type, args.card_type)
+
+
+def _summary(issued: Issued) -> dict[str, Any]:
+    snap = issued.snapshot
+    return {
+        "record": issued.record.to_json(),
+        "balance_fen": snap.balance,
+        "resumed": issued.resumed,
+        "carried_fen": issued.carried.request.amount if issued.carried else 0,
+    }
+
+
+def _print_issued(issued: Issued, where: str) -> None:
+    r = issued.record
+    resumed = " (interrupted issuance finished)" if issued.resumed else ""
+    print(f"issued card {r.card_number} to {r.holder.name}, kind {r.holder.card_kind}{resumed}")
+    if r.replaces:
+        print(f"  replaces lost card {r.replaces}, carried {format_fen(r.carry_fen)}")
+    print(f"  balance {format_fen(issued.snapshot.balance)}{where}")
+
+
+# -- modes ----------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    if args.export:
+        return _export(args)
+    desk = _Desk(args)
+    if args.abandon:
+        record = desk.registry.abandon(args.abandon)
+        print(f"card {record.card_number} is {record.state.value}")
+        return 0
+    if args.batch:
+        return _batch(args, desk)
+    out = Path(args.out) if args.out else None
+    created = False
+    if desk.sim is not None:
+        if out is None:
+            raise SystemExit("ykt issue: --out FILE is required with the sim reader")
+        created = not out.exists()
+        desk.insert_software_card(out)
+    try:
+        if args.replace:
+            issued = desk.desk.replace(args.replace, pin=args.pin)
+        else:
+            issued = desk.desk.issue(_applicant(args), pin=args.pin)
+    except BaseException:
+        if created and out is not None:
+            _discard_if_untouched(out)
+        raise
+    if args.json:
+        print_json(_summary(issued))
+    else:
+        _print_issued(issued, f" -> {args.out}" if args.out else "")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gateway.registry import SqliteCardRegistry
+
+    records = SqliteCardRegistry(args.registry).export(args.since)
+    text = json.dumps(records, ensure_ascii=False, indent=1)
+    if args.export == "-":
+        print(text)
+    else:
+        Path(args.export).write_text(text + "\n", encoding="utf-8")
+        print(f"{len(records)} record(s) -> {args.export}", file=sys.stderr)
+    return 0
+
+
+def _read_batch(path: str) -> list[tuple[int, dict[str, str]]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in BATCH_REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SystemExit(f"ykt issue: {path} lacks column(s) {', '.join(missing)}")
+        rows = [(reader.line_num, dict(row)) for row in reader]
+    return [(n, row) for n, row in rows if any((row.get(c) or "").strip() for c in BATCH_REQUIRED)]
+
+
+def _row_applicant(row: dict[str, str]) -> Applicant:
+    def number(key: str, default: int) -> int:
+        text = (row.get(key) or "").strip()
+        try:
+            return int(text, 0) if text else default
+        except ValueError:
+            raise ValueError(f"{key} {text!r} is not a number") from None
+
+    return Applicant(
+        (row.get("name") or "").strip(),
+        (row.get("id_number") or "").strip(),
+        number("card_kind", 1),
+        number("id_type", 0),
+        number("card_type", 1),
+    )
+
+
+def _batch(args: argparse.Namespace, desk: _Desk) -> int:
+    rows = _read_batch(args.batch)
+    out_dir = Path(args.out_dir or ".")
+    if desk.sim is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    report: list[dict[str, Any]] = []
+    with Progress(len(rows), "issuing", sys.stderr, enabled=not args.json) as progress:
+        for line, row in rows:
+            entry: dict[str, Any] = {"row": line, "name": row.get("name", "")}
+            blank = out_dir / f".row-{line}.json"
+            try:
+                applicant = _row_applicant(row)
+                desk.desk.check_applicant(applicant, row.get("pin") or None)
+                if desk.sim is not None:
+                    desk.insert_software_card(blank)
+                else:
+                    print(f"row {line}: put a blank card in the reader", file=sys.stderr)
+                    desk.reader.wait_for_card()
+                issued = desk.desk.issue(applicant, pin=(row.get("pin") or None))
+            except (YikatongError, ValueError) as exc:
+                entry.update(status="refused", reason=f"{type(exc).__name__}: {exc}")
+                if desk.sim is not None:
+                    _discard_if_untouched(blank)
+            else:
+                number = issued.record.card_number
+                entry.update(status="ok", card_number=number)
+                if desk.sim is not None:
+                    target = out_dir / f"{number}.json"
+                    os.replace(blank, target)
+                    entry["file"] = str(target)
+                else:
+                    print(f"row {line}: card {number} done, take it out", file=sys.stderr)
+                    desk.reader.wait_for_removal()
+            report.append(entry)
+            progress.advance()
+    if args.report:
+        Path(args.report).write_text(
+            json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+    if args.json:
+        print_json(report)
+    else:
+        for e in report:
+            detail = e.get("card_number") if e["status"] == "ok" else e["reason"]
+            print(f"row {e['row']:<4d} {e['status']:<8s} {e['name']:<10s} {detail}")
+        ok = sum(e["status"] == "ok" for e in report)
+        print(f"{ok} issued, {len(report) - ok} refused")
+    return 0 if all(e["status"] == "ok" for e in report) else 1
+
+
+def _discard_if_untouched(path: Path) -> None:
+    """Remove a software card file made for a refused issuance if nothing was written to it
+    (a half-personalised card stays, so the next attempt can finish it)."""
+    from simulators.blank_card import KIND
+    from terminal.cos.layouts import LifeCycle
+
+    if not path.exists():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("kind") == KIND and data["state"]["life_cycle"] == LifeCycle.CREATION:
+        path.unlink()

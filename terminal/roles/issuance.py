@@ -1,0 +1,244 @@
+"""The card centre's issuance desk (发卡): new cards and replacements of lost ones.
+
+Per card: check the applicant, probe the card in the reader, take a number from the
+``CardRegistry`` (which enforces one person, one card, one number), personalise the
+blank card with keys the host security module protects, read it back, and mark it
+active. An interrupted card is recognised on the next attempt: a half-personalised chip
+is erased and redone under the same number, an activated one whose registration did not
+finish is read back and registered. A replacement first makes sure the lost card is
+reported and hotlisted, then issues the new card and loads the carried balance with a
+normal online load through the ``LoadHost`` - never by writing a balance.
+
+The desk holds no key: the ``PersoHost`` hands out cryptograms, the ``LoadHost`` MAC2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from terminal.apdu.errors import YikatongError
+from terminal.cos.layouts import LifeCycle
+from terminal.epurse import flows, perso
+from terminal.epurse.host import LoadHost
+from terminal.epurse.model import CardSnapshot, LoadResult
+from terminal.epurse.perso import CardProbe, PersoHost, PersoPlan
+from terminal.hotlist import Hotlist
+from terminal.identity import check_id_number
+from terminal.roles.registry import Applicant, CardRecord, CardRegistry, CardState
+from terminal.roles.session import TerminalSession
+
+ID_TYPE_RESIDENT = 0x00
+PLACEHOLDER_NUMBER = "0" * 19
+
+
+class IssuanceError(YikatongError):
+    """The desk cannot issue this card; the message says what the operator should do."""
+
+
+class CardAlreadyIssued(IssuanceError):
+    """The card in the reader is operational already (and not an unfinished issuance)."""
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """What this desk writes besides the holder's data."""
+
+    issuer_id: bytes
+    terminal_id: bytes  # 6-byte terminal number used for carried-balance loads
+    validity_years: int = 10
+    province_code: bytes = bytes.fromhex("3100")
+    city_code: bytes = bytes.fromhex("2900")
+    interop_type: bytes = bytes.fromhex("0001")
+    default_pin: str = "123456"
+    key_index: int = 1
+    load_key_index: int = 1
+    max_balance: int = 100_000
+
+    def __post_init__(self) -> None:
+        if len(self.issuer_id) != 8 or len(self.terminal_id) != 6:
+            raise ValueError("issuer id must be 8 bytes and the terminal id 6")
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A card that left the desk working: its record, what it reads, what was carried."""
+
+    record: CardRecord
+    snapshot: CardSnapshot
+    resumed: bool = False  # finished an earlier, interrupted attempt on this card
+    carried: LoadResult | None = None
+
+
+def _years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+class IssuanceDesk:
+    def __init__(
+        self,
+        session: TerminalSession,
+        host: PersoHost,
+        registry: CardRegistry,
+        config: DeskConfig,
+        *,
+        load_host: LoadHost | None = None,
+        hotlist: Hotlist | None = None,
+    ):
+        self.session = session
+        self.host = host
+        self.registry = registry
+        self.config = config
+        self.load_host = load_host
+        self.hotlist = hotlist
+
+    # -- new card -------------------------------------------------------------------------
+    def issue(self, applicant: Applicant, *, pin: str | None = None) -> Issued:
+        """Personalise the card in the reader for ``applicant`` (or finish doing so)."""
+        applicant = self.check_applicant(applicant, pin)
+        probe = self._probe()
+        if probe.operational:
+            return self._resume_operational(probe, applicant, pin)
+        assert probe.chip_id is not None
+        record = self.registry.begin_issue(self.config.issuer_id, applicant, probe.chip_id)
+        return self._personalise(record, probe, pin)
+
+    def check_applicant(self, applicant: Applicant, pin: str | None = None) -> Applicant:
+        """The applicant with a normalised ID number, or a typed error saying what is wrong
+        (the same checks the card files impose, before any number is taken)."""
+        if applicant.id_type == ID_TYPE_RESIDENT:
+            id_number = check_id_number(applicant.id_number, today=self.session.now().date())
+            applicant = Applicant(
+                applicant.name.strip(),
+                id_number,
+                applicant.card_kind,
+                applicant.id_type,
+                applicant.card_type,
+            )
+        if not 0 <= applicant.card_kind <= 0xFF or not 0 <= applicant.card_type <= 0xFF:
+            raise IssuanceError("card kind and card type are one byte each")
+        self._plan_for(PLACEHOLDER_NUMBER, self.config.issuer_id, applicant, pin)
+        return applicant
+
+    # -- replacement ------------------------------------------------------------------------
+    def replace(self, old_card_number: str, *, pin: str | None = None) -> Issued:
+        """Report ``old_card_number`` lost if it is not yet, hotlist it, and issue its
+        replacement on the card in the reader with the old card's balance loaded."""
+        old = self.registry.get(old_card_number)
+        if old.state == CardState.ACTIVE:
+            old = self.registry.report_lost(old_card_number)
+        if old.state == CardState.LOST and old.hotlist_version is None:
+            old = self._hotlist(old)
+        probe = self._probe()
+        if probe.operational:
+            return self._resume_operational(probe, old.holder, pin)
+        assert probe.chip_id is not None
+        record = self.registry.begin_replacement(old_card_number, probe.chip_id)
+        return self._personalise(record, probe, pin)
+
+    def _hotlist(self, old: CardRecord) -> CardRecord:
+        hotlist = self.hotlist
+        if hotlist is None:
+            raise IssuanceError(
+                f"card {old.card_number} must be hotlisted before it is replaced: "
+                "this desk has no hotlist"
+            )
+        if old.serial not in hotlist:
+            hotlist.apply(hotlist.version + 1, added=[old.serial])
+        return self.registry.mark_hotlisted(old.card_number, hotlist.version)
+
+    # -- the card ------------------------------------------------------------------------------
+    def _probe(self) -> CardProbe:
+        self.session.card_reader.connect()
+        return self.session.run(perso.probe())
+
+    def _plan_for(
+        self, number: str, issuer_id: bytes, holder: Applicant, pin: str | None
+    ) -> PersoPlan:
+        cfg = self.config
+        start = self.session.now().date()
+        return PersoPlan(
+            issuer_id=issuer_id,
+            card_number=number,
+            holder_name=holder.name,
+            id_number=holder.id_number,
+            id_type=holder.id_type,
+            card_type=holder.card_type,
+            card_kind=holder.card_kind,
+            start_date=start,
+            expiry_date=_years_later(start, cfg.validity_years),
+            province_code=cfg.province_code,
+            city_code=cfg.city_code,
+            interop_type=cfg.interop_type,
+            pin=pin if pin is not None else cfg.default_pin,
+            key_index=cfg.key_index,
+            load_key_index=cfg.load_key_index,
+            max_balance=cfg.max_balance,
+        )
+
+    def _plan(self, record: CardRecord, pin: str | None) -> PersoPlan:
+        return self._plan_for(record.card_number, record.issuer_id, record.holder, pin)
+
+    def _personalise(self, record: CardRecord, probe: CardProbe, pin: str | None) -> Issued:
+        assert probe.chip_id is not None
+        plan = self._plan(record, pin)
+        redo = probe.life_cycle == LifeCycle.INITIALISATION
+        self.session.run(perso.personalise(plan, self.host, probe.chip_id, erase_first=redo))
+        return self._finish(record, plan, resumed=redo)
+
+    def _finish(self, record: CardRecord, plan: PersoPlan, *, resumed: bool) -> Issued:
+        snap = self.session.run(perso.verify(plan))
+        record = self.registry.activate(record.card_number)
+        carried = None
+        if record.carry_pending:
+            carried = self._load_carry(record, snap)
+            if carried is not None:
+                snap = self.session.run(flows.read_card())
+            record = self.registry.record_carry_loaded(record.card_number)
+        return Issued(record, snap, resumed, carried)
+
+    def _load_carry(self, record: CardRecord, snap: CardSnapshot) -> LoadResult | None:
+        """Load the carried balance, unless an interrupted earlier load already did."""
+        amount = record.carry_fen
+        if amount == 0 or snap.balance == amount:
+            return None
+        if snap.balance != 0:
+            raise IssuanceError(
+                f"replacement {record.card_number} holds {snap.balance} fen, expected 0 or "
+                f"the carried {amount}: hand it to the back office"
+            )
+        if self.load_host is None:
+            raise IssuanceError("this desk has no load host to carry the balance over")
+        s = self.session
+        return s.run(
+            flows.load(
+                snap.info,
+                self.config.terminal_id,
+                amount,
+                s.now(),
+                self.load_host,
+                key_index=self.config.load_key_index,
+            )
+        )
+
+    def _resume_operational(
+        self, probe: CardProbe, applicant: Applicant, pin: str | None
+    ) -> Issued:
+        assert probe.info is not None
+        info = probe.info
+        record = self.registry.by_serial(info.serial)
+        if record is None or record.issuer_id != info.issuer_id:
+            raise CardAlreadyIssued(
+                f"card {info.card_number} is already personalised; put a blank card in"
+            )
+        holder = record.holder
+        if (holder.id_number, holder.card_kind) != (applicant.id_number, applicant.card_kind):
+            raise CardAlreadyIssued(f"card {record.card_number} belongs to someone else")
+        if record.state == CardState.PENDING or (
+            record.state == CardState.ACTIVE and record.carry_pending
+        ):
+            return self._finish(record, self._plan(record, pin), resumed=True)
+        raise CardAlreadyIssued(f"card {record.card_number} is already issued and {record.state}")

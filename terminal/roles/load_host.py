@@ -1,0 +1,162 @@
+"""``LoadHost`` over HTTP: the kiosk's online load goes through the gateway's HSM.
+
+``authorize_load`` sends the card's INITIALIZE FOR LOAD answer and gets MAC2 (the
+gateway records the pending load and returns its reference); ``confirm_load`` reports
+the card's TAC. Both are safe to retry. A load whose confirmation could not be delivered
+stays ``authorized`` at the gateway; ``resolve_load`` settles it later from the card
+itself: GET TRANSACTION PROVE (type 02) gives MAC2 and TAC if the card credited, and a
+fresh INITIALIZE FOR LOAD showing the same online counter proves it did not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from terminal.apdu.errors import CardError
+from terminal.apdu.flow import Flow, card
+from terminal.epurse import commands as c
+from terminal.epurse import flows
+from terminal.epurse.host import LoadDeclined
+from terminal.epurse.layouts import ProveResponse
+from terminal.epurse.model import LoadAuthorization, LoadRequest
+from terminal.layout import parse
+from terminal.roles.session import TerminalSession
+from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
+
+log = logging.getLogger("terminal.uplink.loads")
+
+PROVE_NEXT = "next"  # the card wants the counter after the transaction (ATC + 1)
+PROVE_SAME = "same"  # ... or the counter the transaction used
+
+
+def request_json(request: LoadRequest, purpose: str = "") -> dict[str, Any]:
+    return {
+        "issuer_id": request.issuer_id.hex().upper(),
+        "card_serial": request.card_serial.hex().upper(),
+        "terminal_id": request.terminal_id.hex().upper(),
+        "amount": request.amount,
+        "balance_before": request.balance_before,
+        "online_atc": request.online_atc,
+        "key_version": request.key_version,
+        "algorithm": request.algorithm,
+        "card_random": request.card_random.hex().upper(),
+        "mac1": request.mac1.hex().upper(),
+        "when": request.when.isoformat(timespec="seconds"),
+        "purpose": purpose,
+    }
+
+
+class HttpLoadHost:
+    """The gateway as a ``LoadHost`` (terminal/epurse/host.py), for Kiosk unchanged."""
+
+    def __init__(
+        self,
+        client: GatewayClient,
+        *,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        purpose: str = "",
+    ):
+        self.client = client
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.sleep = sleep
+        self.purpose = purpose
+        self.unconfirmed: dict[str, tuple[LoadRequest, LoadAuthorization, bytes]] = {}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Retry only what cannot have been decided twice: every load call is idempotent."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self.client.request(method, path, **kwargs)
+            except GatewayUnavailable:
+                if attempt == self.retries:
+                    raise
+                self.sleep(self.retry_delay * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def authorize_load(self, request: LoadRequest) -> LoadAuthorization:
+        try:
+            doc = self._call("POST", "/v1/loads", json=request_json(request, self.purpose))
+        except GatewayRefused as exc:
+            raise LoadDeclined(exc.reason) from exc
+        return LoadAuthorization(
+            bytes.fromhex(doc["mac2"]), datetime.fromisoformat(doc["host_time"]), doc["reference"]
+        )
+
+    def confirm_load(
+        self, request: LoadRequest, authorization: LoadAuthorization, tac: bytes
+    ) -> None:
+        try:
+            self._call(
+                "POST",
+                f"/v1/loads/{authorization.reference}/confirm",
+                json={"tac": tac.hex().upper()},
+            )
+        except GatewayUnavailable:
+            # the card has the money; the gateway learns it later via resolve_load
+            self.unconfirmed[authorization.reference] = (request, authorization, tac)
+            raise
+        except GatewayRefused as exc:
+            raise LoadDeclined(exc.reason) from exc
+        self.unconfirmed.pop(authorization.reference, None)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """This kiosk's loads the gateway still holds as authorised but unconfirmed."""
+        return list(self._call("GET", "/v1/loads", params={"state": "authorized"}))
+
+    def prove(self, reference: str, mac: bytes, tac: bytes) -> Any:
+        return self._call(
+            "POST",
+            f"/v1/loads/{reference}/prove",
+            json={"mac": mac.hex().upper(), "tac": tac.hex().upper()},
+        )
+
+    def void(self, reference: str, evidence: LoadRequest) -> Any:
+        return self._call(
+            "POST", f"/v1/loads/{reference}/void", json={"evidence": request_json(evidence)}
+        )
+
+
+def prove_flow(online_atc: int, counter: str = PROVE_NEXT) -> Flow[tuple[bytes, bytes]]:
+    """GET TRANSACTION PROVE for a load: (MAC, TAC) of the card's last credit."""
+    asked = online_atc + 1 if counter == PROVE_NEXT else online_atc
+    r = yield card(c.get_transaction_prove(c.TxnType.EP_LOAD, asked))
+    proof = parse(ProveResponse, r.data, "GET TRANSACTION PROVE response")
+    return proof.mac, proof.tac
+
+
+def resolve_load(
+    session: TerminalSession,
+    host: HttpLoadHost,
+    load: dict[str, Any],
+    *,
+    counter: str = PROVE_NEXT,
+) -> str:
+    """Settle one unconfirmed load with the card in the field: 'confirmed', 'void' or
+    'unresolved' (the card can no longer prove either way; an operator decides)."""
+    session.card_reader.connect()
+    info = session.run(flows.select())
+    if info.serial_hex != load["card_serial"] or info.issuer_hex != load["issuer_id"]:
+        raise ValueError(f"the card in the field is not {load['card_serial']}")
+    try:
+        mac, tac = session.run(prove_flow(load["online_atc"], counter))
+    except CardError:
+        pass
+    else:
+        try:
+            return str(host.prove(load["reference"], mac, tac)["state"])
+        except GatewayRefused as exc:
+            log.warning("proof for %s refused: %s", load["reference"], exc)
+    terminal_id = bytes.fromhex(load["terminal_id"])
+    evidence = session.run(flows.prepare_load(info, terminal_id, load["amount"], session.now()))
+    try:
+        return str(host.void(load["reference"], evidence)["state"])
+    except GatewayRefused as exc:
+        log.warning("load %s stays open: %s", load["reference"], exc)
+        return "unresolved"

@@ -1,0 +1,14 @@
+"""Uplink to the gateway: the HTTP client and store-and-forward from the journal."""
+
+from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
+from terminal.uplink.hotlist import sync_hotlist
+from terminal.uplink.uploader import Uplink, UplinkStats
+
+__all__ = [
+    "GatewayClient",
+    "GatewayRefused",
+    "GatewayUnavailable",
+    "Uplink",
+    "UplinkStats",
+    "sync_hotlist",
+]

@@ -1,0 +1,173 @@
+"""Store-and-forward from the journal to the gateway.
+
+Rows leave in upload order, in batches bounded by count and by the age of the oldest
+waiting row. A row is marked uploaded only after the gateway acknowledged it (stored,
+duplicate, or conflict - all mean the gateway holds that identity), so a crash or an
+outage at any point only means the same rows are sent again, which the gateway ignores.
+Failures back off exponentially with jitter, so a fleet coming back after an outage
+does not hammer the gateway in step. Nothing about the schedule needs to survive a
+restart: the journal is the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from terminal.journal import Journal, JournalRow
+from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
+
+log = logging.getLogger("terminal.uplink")
+
+
+@dataclass
+class UplinkStats:
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    failures: int = 0
+    refusals: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class Uplink:
+    """Upload one journal through per-terminal gateway clients (PSAM terminal id -> client)."""
+
+    journal: Journal
+    clients: Mapping[str, GatewayClient]
+    batch_size: int = 500
+    max_age: timedelta = timedelta(seconds=60)
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    clock: Callable[[], datetime] = datetime.now
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    stats: UplinkStats = field(default_factory=UplinkStats)
+
+    def __post_init__(self) -> None:
+        self.failures = 0  # consecutive
+        self._stop = threading.Event()
+
+    # -- what to send ---------------------------------------------------------------------
+    def next_batch(self) -> list[JournalRow]:
+        """The oldest waiting rows of one terminal id, at most ``batch_size``."""
+        rows = self.journal.export(limit=self.batch_size)
+        if not rows:
+            return []
+        first = rows[0].terminal_id
+        batch = []
+        for row in rows:
+            if row.terminal_id != first:
+                break
+            batch.append(row)
+        return batch
+
+    def due(self) -> bool:
+        """A full batch is waiting, or the oldest waiting row is older than ``max_age``."""
+        rows = self.journal.export(limit=self.batch_size)
+        if not rows:
+            return False
+        if len(rows) >= self.batch_size:
+            return True
+        return self.clock() - rows[0].txn_time >= self.max_age
+
+    @staticmethod
+    def batch_id(rows: list[JournalRow]) -> str:
+        """Stable for the same rows, so a retry is recognised as the same batch."""
+        h = hashlib.sha256(rows[0].terminal_id.encode())
+        for row in rows:
+            h.update(f",{row.upload_seq}".encode())
+        return f"{rows[0].terminal_id}-{rows[0].upload_seq}-{len(rows)}-{h.hexdigest()[:16]}"
+
+    def backoff(self) -> float:
+        """Seconds to wait after ``self.failures`` failures in a row: exponential, jittered."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, self.failures - 1))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    # -- one upload -----------------------------------------------------------------------
+    def send_batch(self) -> int:
+        """Upload the next batch; returns how many rows the gateway acknowledged (0: none
+        waiting). Raises GatewayUnavailable / GatewayRefused; nothing is marked then."""
+        rows = self.next_batch()
+        if not rows:
+            return 0
+        terminal_id = rows[0].terminal_id
+        client = self.clients.get(terminal_id)
+        if client is None:
+            raise GatewayRefused(0, "no_credentials", f"no gateway credentials for {terminal_id}")
+        by_seq = {row.terminal_seq: row.upload_seq for row in rows}
+        try:
+            ack = client.upload(
+                self.batch_id(rows), terminal_id, [row.upload_record() for row in rows]
+            )
+        except GatewayUnavailable as exc:
+            self.failures += 1
+            self.stats.failures += 1
+            self.stats.last_error = str(exc)
+            raise
+        except GatewayRefused as exc:
+            self.failures += 1
+            self.stats.refusals += 1
+            self.stats.last_error = str(exc)
+            log.error("gateway refused batch of %d rows from %s: %s", len(rows), terminal_id, exc)
+            raise
+        acked = []
+        for item in ack.get("acks", ()):
+            seq = item.get("terminal_seq")
+            if seq in by_seq and item.get("status") in ("stored", "duplicate", "conflict"):
+                acked.append(by_seq[seq])
+                if item["status"] == "conflict":
+                    self.stats.conflicts += 1
+                    log.warning("gateway holds other content for %s seq %s", terminal_id, seq)
+        if len(acked) != len(rows):
+            self.failures += 1
+            self.stats.failures += 1
+            raise GatewayUnavailable(
+                f"acknowledgement covers {len(acked)} of {len(rows)} rows; will resend"
+            )
+        self.journal.mark_uploaded(acked)
+        self.failures = 0
+        counts = ack.get("counts", {})
+        self.stats.batches += 1
+        self.stats.stored += counts.get("stored", 0)
+        self.stats.duplicates += counts.get("duplicate", 0)
+        return len(acked)
+
+    def drain(self, *, max_batches: int = 1_000_000) -> int:
+        """Send batches until nothing waits; raises on the first failure."""
+        total = 0
+        for _ in range(max_batches):
+            n = self.send_batch()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    # -- the loop a terminal runs ---------------------------------------------------------
+    def step(self, *, force: bool = False) -> float:
+        """One scheduling step: upload what is due; returns how long to wait before the next."""
+        if not force and not self.due():
+            return min(1.0, self.max_age.total_seconds())
+        try:
+            self.drain()
+        except (GatewayUnavailable, GatewayRefused) as exc:
+            delay = self.backoff()
+            log.info("upload failed (%s); next try in %.1fs", exc, delay)
+            return delay
+        return 0.0 if self.due() else min(1.0, self.max_age.total_seconds())
+
+    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Upload forever (or until ``until()`` or ``stop()``), sleeping between steps."""
+        while not self._stop.is_set() and not (until is not None and until()):
+            self.sleep(self.step())
+
+    def stop(self) -> None:
+        self._stop.set()

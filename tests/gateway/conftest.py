@@ -1,0 +1,5 @@
+"""The gateway suites run every storage-touching test on SQLite and on PostgreSQL."""
+
+from tests.gateway_fixtures import clearing, db, db_url, gateway, pg_cluster
+
+__all__ = ["clearing", "db", "db_url", "gateway", "pg_cluster"]

@@ -1,0 +1,117 @@
+"""Fixtures for the gateway suites: PostgreSQL for the session, one fresh database per test
+on each backend, a clearing service and a gateway on real uvicorn servers.
+
+Imported by the conftest of each suite that needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import GatewaySettings, create_app
+from gateway.auth import register_terminal
+from gateway.hsm import HostSecurityModule
+from gateway.storage import Database, open_storage
+from simulators.clearing.app import create_app as create_clearing_app
+from simulators.clearing.ledger import Ledger
+from simulators.clearing.verify import TacVerifier
+from simulators.profiles import DEMO_ISSUERS, demo_keyset
+from tests.servers import PostgresCluster, UvicornThread
+
+ADMIN_TOKEN = "test-admin-token"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def demo_keysets() -> list[Any]:
+    return [demo_keyset(i) for i in DEMO_ISSUERS.values()]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_cluster").new_database()
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = open_storage(db_url)
+    yield database
+    database.close()
+
+
+@dataclass
+class ClearingServer:
+    ledger: Ledger
+    server: UvicornThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def settlement(self, day: str | None = None) -> Any:
+        params = {"day": day} if day else {}
+        return httpx.get(self.url + "/v1/settlement", params=params).json()
+
+
+@pytest.fixture
+def clearing(tmp_path: Path) -> Iterator[ClearingServer]:
+    ledger = Ledger(str(tmp_path / "clearing.db"), TacVerifier(demo_keysets()))
+    server = UvicornThread(create_clearing_app(ledger)).start()
+    yield ClearingServer(ledger, server)
+    server.stop()
+    ledger.close()
+
+
+@dataclass
+class GatewayServer:
+    db: Database
+    server: UvicornThread
+    app: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def register(self, terminal_id: str, operator_id: str = "bus-co", role: str = "pos") -> str:
+        return register_terminal(self.db, terminal_id, operator_id, role=role)
+
+    def count(self, table: str) -> int:
+        with self.db.tx() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
+            return int(cur.fetchone()[0])
+
+
+def start_gateway(
+    db: Database, clock: Any = None, clearing_url: str | None = None, **settings: Any
+) -> GatewayServer:
+    hsm = HostSecurityModule(demo_keysets(), **({"clock": clock} if clock else {}))
+    app = create_app(
+        db,
+        hsm=hsm,
+        settings=GatewaySettings(admin_token=ADMIN_TOKEN, clearing_url=clearing_url, **settings),
+    )
+    return GatewayServer(db, UvicornThread(app).start(), app)
+
+
+@pytest.fixture
+def gateway(db: Database, clock: Any) -> Iterator[GatewayServer]:
+    """A gateway without a forwarder (tests drive forwarding themselves)."""
+    gw = start_gateway(db, clock)
+    yield gw
+    gw.server.stop()

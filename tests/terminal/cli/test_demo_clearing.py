@@ -1,0 +1,51 @@
+"""`ykt demo` runs the whole path and its settlement balances to the fen against the cards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from terminal.cli.demo_clearing import settlement_balances
+
+
+def test_demo_runs_terminals_journal_gateway_clearing():
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "terminal.cli.main",
+            "demo",
+            "--cards",
+            "4",
+            "--taps",
+            "12",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "== Settlement (all days)" in out
+    assert "BALANCED to the fen" in out
+    assert "gateway reconciliation with clearing: MATCHED" in out
+
+
+def test_settlement_check_catches_a_missing_fen():
+    class Card:
+        def __init__(self, issuer: str, serial: str, balance: int):
+            self.issuer_id, self.serial, self.balance = (
+                bytes.fromhex(issuer),
+                bytes.fromhex(serial),
+                balance,
+            )
+
+    cards = [Card("02902900FFFFFFFF", "0000000000000001", 700)]
+    opening = {"0000000000000001": 1_000}
+    doc = {
+        "by_issuer": [{"issuer_id": "02902900FFFFFFFF", "load_amount": 0, "purchase_amount": 300}]
+    }
+    assert settlement_balances(doc, cards, opening)
+    doc["by_issuer"][0]["purchase_amount"] = 299
+    assert not settlement_balances(doc, cards, opening)

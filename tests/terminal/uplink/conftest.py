@@ -1,0 +1,5 @@
+"""Uplink suites talk to a real gateway on SQLite and on PostgreSQL."""
+
+from tests.gateway_fixtures import clearing, db, db_url, gateway, pg_cluster
+
+__all__ = ["clearing", "db", "db_url", "gateway", "pg_cluster"]

@@ -1,0 +1,192 @@
+"""Store-and-forward from the journal: batches by count and age, back-off with jitter,
+nothing marked before the gateway's ack, a day-long outage and terminal restarts."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from gateway.app import GatewaySettings, create_app
+from gateway.hsm import HostSecurityModule
+from terminal.journal import Journal
+from terminal.uplink import GatewayClient, GatewayUnavailable, Uplink
+from tests.gateway_fixtures import demo_keysets
+from tests.servers import UvicornThread, free_port
+from tests.traffic import JournaledTerminal, make_cards
+
+TID = "310000000301"
+
+
+def tap_many(term: JournaledTerminal, clock, n: int, cards=None, gap_s: float = 20) -> None:
+    cards = cards or make_cards(8)
+    for i in range(n):
+        clock.advance(seconds=gap_s)
+        term.tap(cards[i % len(cards)], 100 + i % 5)
+
+
+def stored(db) -> list[tuple[str, int]]:
+    with db.tx() as cur:
+        cur.execute("SELECT terminal_id, terminal_seq FROM txn ORDER BY terminal_seq")
+        return [tuple(r) for r in cur.fetchall()]
+
+
+def test_batches_are_bounded_by_count_and_age(gateway, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    token = gateway.register(TID)
+    client = GatewayClient(gateway.url, token)
+    up = Uplink(
+        term.journal, {TID: client}, batch_size=50, max_age=timedelta(minutes=5), clock=clock
+    )
+    tap_many(term, clock, 3, gap_s=1)
+    assert not up.due()  # three fresh rows: wait for more or for age
+    clock.advance(minutes=5)
+    assert up.due()
+    tap_many(term, clock, 117, gap_s=1)
+    assert up.send_batch() == 50 and up.send_batch() == 50 and up.send_batch() == 20
+    assert up.send_batch() == 0
+    assert up.stats.batches == 3 and up.stats.stored == 120
+    assert len(stored(gateway.db)) == 120
+    assert term.journal.pending_upload() == 0
+    client.close()
+    term.close()
+
+
+def test_backoff_is_exponential_capped_and_jittered():
+    up = Uplink(Journal(":memory:"), {}, backoff_base=1.0, backoff_cap=60.0, rng=random.Random(7))
+    ceilings = []
+    for failures in range(1, 12):
+        up.failures = failures
+        draws = [up.backoff() for _ in range(50)]
+        ceiling = min(60.0, 2 ** (failures - 1))
+        assert all(ceiling / 2 <= d <= ceiling for d in draws)
+        assert len(set(draws)) > 40  # jitter: a fleet does not retry in step
+        ceilings.append(max(draws))
+    assert ceilings[0] <= 1.0 and ceilings[5] > 16 and max(ceilings) <= 60.0
+
+
+def test_nothing_is_marked_without_the_gateways_ack(db, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    tap_many(term, clock, 10)
+    down = GatewayClient(f"http://127.0.0.1:{free_port()}", "whatever", timeout=2)
+    up = Uplink(term.journal, {TID: down}, clock=clock)
+    with pytest.raises(GatewayUnavailable):
+        up.send_batch()
+    assert term.journal.pending_upload() == 10 and up.failures == 1
+
+    # Mocked transport: no real gateway acknowledges part of a batch, but the uplink must
+    # still refuse to mark rows the answer does not cover.
+    def half_ack(request: httpx.Request) -> httpx.Response:
+        import json
+
+        recs = json.loads(request.content)["records"]
+        acks = [{"terminal_seq": r["terminal_seq"], "status": "stored"} for r in recs[:5]]
+        return httpx.Response(200, json={"acks": acks, "counts": {"stored": 5}})
+
+    partial = GatewayClient("http://gateway", "t", transport=httpx.MockTransport(half_ack))
+    up = Uplink(term.journal, {TID: partial}, clock=clock)
+    with pytest.raises(GatewayUnavailable, match="covers 5 of 10"):
+        up.send_batch()
+    assert term.journal.pending_upload() == 10
+    term.close()
+
+
+def test_crash_between_ack_and_mark_resends_harmlessly(gateway, tmp_path, clock):
+    path = tmp_path / "j.db"
+    term = JournaledTerminal(TID, path, clock)
+    token = gateway.register(TID)
+    tap_many(term, clock, 30)
+    client = GatewayClient(gateway.url, token)
+    up = Uplink(term.journal, {TID: client}, clock=clock)
+
+    def power_cut(_seqs):
+        raise KeyboardInterrupt("power cut after the gateway answered")
+
+    up.journal.mark_uploaded = power_cut  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        up.send_batch()
+    term.close()
+    journal = Journal(path, clock=clock)  # the terminal restarts
+    assert journal.pending_upload() == 30
+    up = Uplink(journal, {TID: client}, clock=clock)
+    assert up.drain() == 30
+    assert up.stats.duplicates == 30 and up.stats.stored == 0
+    assert len(stored(gateway.db)) == 30 and journal.pending_upload() == 0
+    client.close()
+    journal.close()
+
+
+def test_gateway_down_for_a_whole_day_then_everything_arrives_once(db, tmp_path, clock):
+    """A day of traffic on two terminals, gateway unreachable, one terminal restarted at
+    noon; the gateway comes back at midnight and every transaction arrives exactly once."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    from gateway.auth import register_terminal
+
+    tids = ["310000000401", "310000000402"]
+    tokens = {tid: register_terminal(db, tid, "bus-co") for tid in tids}
+    terms = {tid: JournaledTerminal(tid, tmp_path / f"{tid}.db", clock) for tid in tids}
+    clients = {tid: GatewayClient(url, tokens[tid], timeout=2) for tid in tids}
+
+    def uplink(tid: str) -> Uplink:
+        return Uplink(
+            terms[tid].journal,
+            {tid: clients[tid]},
+            batch_size=100,
+            max_age=timedelta(minutes=2),
+            backoff_base=5,
+            backoff_cap=900,
+            clock=clock,
+            rng=random.Random(tid),
+        )
+
+    ups = {tid: uplink(tid) for tid in tids}
+    next_try = {tid: clock() for tid in tids}
+    attempts = 0
+    cards = make_cards(40)
+    start = clock()
+    day_end = start + timedelta(hours=24)
+    restarted = False
+    i = 0
+    while clock() < day_end:
+        clock.advance(seconds=150)
+        for tid in tids:
+            terms[tid].tap(cards[i % len(cards)], 200)
+            i += 1
+            if clock() >= next_try[tid]:
+                attempts += 1
+                next_try[tid] = clock() + timedelta(seconds=ups[tid].step(force=True))
+        if not restarted and clock() >= start + timedelta(hours=12):
+            restarted = True  # the first terminal reboots: a fresh journal handle and uplink
+            tid = tids[0]
+            terms[tid].journal.close()
+            terms[tid].journal = Journal(tmp_path / f"{tid}.db", clock=clock)
+            ups[tid] = uplink(tid)
+    taps = i
+    assert all(t.journal.pending_upload() > 0 for t in terms.values())
+    assert sum(t.journal.pending_upload() for t in terms.values()) == taps
+    assert attempts < taps / 4, "back-off keeps a down gateway from being hammered"
+    assert stored(db) == []
+
+    hsm = HostSecurityModule(demo_keysets(), clock=clock)
+    server = UvicornThread(create_app(db, hsm=hsm, settings=GatewaySettings()), port).start()
+    try:
+        for tid in tids:
+            ups[tid].drain()
+    finally:
+        server.stop()
+    rows = stored(db)
+    assert len(rows) == taps == len(set(rows))
+    expected = sorted(
+        (r.terminal_id, r.terminal_seq)
+        for t in terms.values()
+        for r in t.journal.export(limit=10_000, include_uploaded=True)
+    )
+    assert sorted(rows) == expected
+    assert all(t.journal.pending_upload() == 0 for t in terms.values())
+    for t in terms.values():
+        t.close()
+    for c in clients.values():
+        c.close()
