@@ -84,7 +84,7 @@ def test_a_line_is_never_declared_twice_across_rosters(gateway, centre):
     assert again["roster"] is None and again["report"]["rejected"] == 1
     assert gateway.count("subsidy_rosters") == 2 and gateway.count("subsidy_lines") == 2
     # and the database itself refuses a second live line, whatever the code above did
-    with pytest.raises(Exception, match="(?i)unique"), gateway.db.tx() as cur:
+    with pytest.raises(Exception, match=r"(?i)unique"), gateway.db.tx() as cur:
         cur.execute(
             "INSERT INTO subsidy_lines (roster_id, row_no, name, id_number, card_number,"
             " card_serial, item, item_name, category, amount_fen, period)"
@@ -179,7 +179,7 @@ def test_admin_api_needs_the_token_and_bad_files_are_refused_whole(gateway, cent
 
 
 def test_publication_masks_names_and_id_numbers(gateway, centre):
-    zhang, li, wang = rows(centre)
+    zhang, _, wang = rows(centre)
     rid = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10", f"{wang},D01,15000,2026-10"))[
         "roster"
     ]["id"]
