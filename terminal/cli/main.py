@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "terminal.cli.gateway",
     "terminal.cli.clearing",
     "terminal.cli.issue",
+    "terminal.cli.kiosk",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
@@ -34,7 +35,10 @@ Start here:
   ykt read --replay FILE   the same from a recorded trace (see --trace)
   ykt issue                the issuance desk: personalise blank cards (one, a CSV
                            batch, or the replacement of a lost card)
+  ykt kiosk ACTION         the self-service kiosk: balance, top-up, subsidy pickup,
+                           loss report (挂失), with text receipts
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
+  ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 
 Every command that talks to a card takes --reader (sim, replay:FILE, ...) and
 --trace FILE to record the exchange for replay in a test.
