@@ -129,6 +129,13 @@ def test_report_loss_on_the_command_line(capsys, gateway, kiosk_env):
     assert book is not None and book.state == "lost" and book.hotlist_version == 1
     rc, _, err = ykt(capsys, "kiosk", "top-up", "5", *opts)
     assert rc == 1 and "hotlist" in err
+    # a validator started with the gateway syncs the hotlist first and refuses the card
+    token = gateway.register("310000000201", "bus-co", role="validator")
+    validator = ["validator", "--card", "card.json", "--taps", "2", "--journal", "v.db"]
+    rc, out, _ = ykt(capsys, *validator, "--gateway", gateway.url, "--token", token)
+    assert rc == 0 and "hotlist version 1 (1 card(s))" in out
+    assert "card reported lost: blocked" in out and "0 green, 2 red" in out
+    assert balance() == 1_000
 
 
 def test_issue_pushes_its_book_to_the_gateway_once(capsys, gateway, tmp_path, monkeypatch):
