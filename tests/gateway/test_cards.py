@@ -9,11 +9,21 @@ from datetime import datetime
 import pytest
 
 from gateway import cards, hotlist
+from gateway.forwarder import Forwarder
 from gateway.registry import SqliteCardRegistry
+from simulators.profiles import demo_psam
+from terminal.fares import Mode, load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import Journal
+from terminal.readers.sim import SimReader
+from terminal.roles.issuance import DeskConfig, IssuanceDesk
+from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant, CardState
-from terminal.uplink import GatewayRefused, Uplink
+from terminal.roles.session import TerminalSession
+from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.uplink import GatewayRefused, Uplink, sync_local_hotlist
 from terminal.uplink.issuance import last_known_balance, push_issuance
-from tests.issuance_kit import SHANGHAI
+from tests.issuance_kit import SHANGHAI, new_blank, perso_hsm
 from tests.subsidy_kit import DESK, KIOSK_A, PEOPLE, Centre, book_cards, card_for, client_for
 from tests.traffic import JournaledTerminal
 
@@ -158,4 +168,75 @@ def test_last_known_balance_comes_from_settled_purchases_and_loads(gateway, cloc
             rec.card_number, found["balance_fen"], datetime.fromisoformat(found["as_of"])
         )
         assert book.balance_fen == 3_750
+    centre.close()
+
+
+def test_a_replacement_at_the_desk_reaches_the_gateway_and_every_validator(
+    gateway, clearing, clock, tmp_path
+):
+    """Issue at the desk, ride, replace with the balance from the gateway's settled records
+    and the carry loaded through the gateway; the old card is a hotlist delta."""
+    centre = Centre(gateway, clock)
+    desk_reader = SimReader(name="desk")
+    desk = IssuanceDesk(
+        TerminalSession(desk_reader, clock=clock),
+        perso_hsm(clock),
+        centre.registry,
+        DeskConfig(SHANGHAI, bytes.fromhex(DESK)),
+        load_host=HttpLoadHost(centre.desk),
+        hotlist=Hotlist(),
+    )
+    old_card = new_blank(1)
+    desk_reader.insert(old_card)
+    old = desk.issue(Applicant(*PEOPLE[0])).record
+    push_issuance(centre.desk, centre.registry.export)
+    kiosk, _ = centre.kiosk(card=old_card)
+    kiosk.top_up(5_000)
+    clock.advance(minutes=3)
+    bus = JournaledTerminal("310000000201", tmp_path / "bus.db", clock)
+    bus.tap(old_card.purse, 300)  # type: ignore[arg-type]
+    with client_for(gateway, "310000000201", "validator") as up:
+        Uplink(bus.journal, {"310000000201": up}).drain()
+    clock.advance(hours=1)
+
+    found = last_known_balance(centre.desk, old.card_number)
+    assert found is not None and found["balance_fen"] == 4_700
+    centre.registry.report_balance(
+        old.card_number, found["balance_fen"], datetime.fromisoformat(found["as_of"])
+    )
+    new_card = new_blank(2)
+    desk_reader.insert(new_card)
+    issued = desk.replace(old.card_number)
+    assert issued.record.carry_fen == 4_700 and new_card.purse.balance == 4_700  # type: ignore[union-attr]
+    pushed = push_issuance(centre.desk, centre.registry.export)
+    assert pushed.counts == {"stored": 2}
+
+    book_old = cards.get_card(gateway.db, old.card_number)
+    book_new = cards.get_card(gateway.db, issued.record.card_number)
+    assert book_old is not None and book_old.state == "replaced"
+    assert book_old.hotlist_version == 1 and book_new is not None and book_new.state == "active"
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT terminal_id, amount, state FROM loads ORDER BY id")
+        assert cur.fetchall() == [(KIOSK_A, 5_000, "confirmed"), (DESK, 4_700, "confirmed")]
+    Forwarder(gateway.db, clearing.url).drain()
+    assert clearing.settlement()["totals"]["load_amount"] == 9_700
+
+    reader = SimReader(name="bus 2")
+    session = TerminalSession(reader, SimReader(demo_psam("310000000202")), clock=clock)
+    session.start()
+    hotlist = Hotlist()
+    validator = Validator(
+        session,
+        Journal(tmp_path / "bus2.db", clock=clock),
+        hotlist,
+        ValidatorConfig(mode=Mode.BUS, rules=load_rules()),
+    )
+    with client_for(gateway, "310000000202", "validator") as up:
+        assert sync_local_hotlist(up, hotlist) == 1
+    reader.insert(old_card)
+    assert validator.tap().message == "card reported lost: blocked"
+    clock.advance(minutes=5)
+    reader.insert(new_card)
+    assert validator.tap().green
+    bus.close()
     centre.close()
