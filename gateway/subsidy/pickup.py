@@ -267,8 +267,8 @@ def _reserve(db: Database, load_id: int, ids: list[int]) -> None:
     with db.tx() as cur:
         cur.execute(
             f"UPDATE subsidy_lines SET load_id = ? WHERE id IN ({marks}) AND live = 1"
-            " AND (load_id IS NULL OR load_id = ?"
-            " OR load_id IN (SELECT id FROM loads WHERE state = 'void'))",
+            " AND (load_id IS NULL OR load_id = ? OR EXISTS (SELECT 1 FROM loads"
+            " WHERE loads.id = subsidy_lines.load_id AND loads.state = 'void'))",
             (load_id, *ids, load_id),
         )
         if cur.rowcount != len(ids):
