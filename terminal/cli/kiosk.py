@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def _kiosk(args: argparse.Namespace, client: Any | None) -> Kiosk:
 
     reader = open_card_reader(args)
     if args.reader != "sim":
-        print("put the card on the reader", flush=True)
+        print("put the card on the reader", file=sys.stderr, flush=True)
         reader.wait_for_card()
     terminal_id = bytes.fromhex(args.terminal_id)
     if client is None:
