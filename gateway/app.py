@@ -46,6 +46,8 @@ class GatewaySettings:
     poll_interval: float = 0.5
     max_batch_records: int = ingest.MAX_BATCH_RECORDS
     load_limits: loads.LoadLimits = field(default_factory=loads.LoadLimits)
+    subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
+    subsidy_check_cards: bool = True  # roster cards must be active in the card book
 
 
 # -- request and response models (OpenAPI) ----------------------------------------------------
@@ -385,6 +387,22 @@ def create_app(
         from gateway.reconcile import reconcile as run
 
         return _json(run(db, settings.clearing_url, settings.gateway_id, day))
+
+    # -- card book and subsidies (issue 7) -------------------------------------------------
+    from gateway.cards_api import Hooks, cards_router
+    from gateway.subsidy.api import subsidy_router
+
+    hooks = Hooks(db, terminal_of, require_admin)
+    app.include_router(cards_router(hooks))
+    app.include_router(
+        subsidy_router(
+            hooks,
+            need_hsm,
+            settings.load_limits,
+            catalogue_path=settings.subsidy_catalogue,
+            check_cards=settings.subsidy_check_cards,
+        )
+    )
 
     # -- operations -----------------------------------------------------------------------
     @app.get("/health", summary="Liveness and storage check")

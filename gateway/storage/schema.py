@@ -127,6 +127,97 @@ CREATE UNIQUE INDEX loads_live ON loads (issuer_id, card_serial, online_atc)
     WHERE state <> 'void';
 """,
     ),
+    (
+        2,
+        "card book from issuance records; subsidy rosters, lines and their audit trail",
+        """
+CREATE TABLE cards (
+    card_number     TEXT PRIMARY KEY,
+    serial          TEXT NOT NULL,
+    issuer_id       TEXT NOT NULL,
+    chip_id         TEXT,
+    name            TEXT NOT NULL,
+    id_type         INTEGER NOT NULL,
+    id_number       TEXT NOT NULL,
+    card_kind       INTEGER NOT NULL,
+    card_type       INTEGER NOT NULL,
+    desk_state      TEXT NOT NULL
+                    CHECK (desk_state IN ('pending', 'active', 'lost', 'replaced', 'void')),
+    replaces        TEXT,
+    replaced_by     TEXT,
+    carry_fen       {big} NOT NULL DEFAULT 0,
+    desk_id         TEXT NOT NULL,
+    desk_revision   {big} NOT NULL,
+    record          TEXT NOT NULL,
+    lost_at         {big},
+    lost_via        TEXT,
+    hotlist_version {big},
+    updated_at      {big} NOT NULL
+);
+CREATE UNIQUE INDEX cards_by_serial ON cards (issuer_id, serial);
+CREATE INDEX cards_by_id_number ON cards (id_number);
+CREATE TABLE card_revisions (
+    card_number   TEXT NOT NULL,
+    revision      {big} NOT NULL,
+    desk_id       TEXT NOT NULL,
+    content_hash  TEXT NOT NULL,
+    record        TEXT NOT NULL,
+    received_at   {big} NOT NULL,
+    PRIMARY KEY (card_number, revision)
+);
+CREATE TABLE subsidy_rosters (
+    id              {id},
+    title           TEXT NOT NULL,
+    source          TEXT NOT NULL DEFAULT '',
+    content_hash    TEXT NOT NULL,
+    state           TEXT NOT NULL
+                    CHECK (state IN ('declared', 'reviewed', 'approved', 'rejected')),
+    line_count      INTEGER NOT NULL,
+    total_fen       {big} NOT NULL,
+    rejected_rows   INTEGER NOT NULL,
+    report          TEXT NOT NULL,
+    declared_by     TEXT NOT NULL,
+    declared_at     {big} NOT NULL,
+    reviewed_by     TEXT,
+    reviewed_at     {big},
+    approved_by     TEXT,
+    approved_at     {big},
+    rejected_by     TEXT,
+    rejected_at     {big},
+    rejected_reason TEXT
+);
+CREATE TABLE subsidy_lines (
+    id           {id},
+    roster_id    {big} NOT NULL REFERENCES subsidy_rosters (id),
+    row_no       INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    id_number    TEXT NOT NULL,
+    card_number  TEXT NOT NULL,
+    card_serial  TEXT NOT NULL,
+    item         TEXT NOT NULL,
+    item_name    TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    amount_fen   {big} NOT NULL CHECK (amount_fen > 0),
+    period       TEXT NOT NULL,
+    live         INTEGER NOT NULL DEFAULT 1,
+    load_id      {big},
+    UNIQUE (roster_id, row_no)
+);
+CREATE UNIQUE INDEX subsidy_lines_once ON subsidy_lines (id_number, item, period)
+    WHERE live = 1;
+CREATE INDEX subsidy_lines_by_card ON subsidy_lines (card_number);
+CREATE INDEX subsidy_lines_by_load ON subsidy_lines (load_id);
+CREATE TABLE subsidy_events (
+    id          {id},
+    roster_id   {big} NOT NULL REFERENCES subsidy_rosters (id),
+    action      TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          {big} NOT NULL,
+    note        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX subsidy_events_by_roster ON subsidy_events (roster_id, id);
+""",
+    ),
 ]
 
 _TYPES = {

@@ -1,5 +1,7 @@
-"""Public subsidies (惠民补贴) paid onto cards: the catalogue of items and roster validation.
+"""Public subsidies (惠民补贴) paid onto cards.
 
-Pure logic for now (no storage): the approval workflow, kiosk pickup and the tables
-that record payments belong to the gateway (issue 7, after issue 4).
+``catalogue`` and ``roster`` are the pure part: the items and the per-row checks of a
+roster. ``store`` keeps rosters at the gateway with their approval workflow and audit
+trail, ``pickup`` pays approved lines at kiosks with online loads (never twice) and
+reports what is paid and pending, ``api`` serves both over HTTP. See docs/subsidy.md.
 """

@@ -4,8 +4,10 @@ Cards for two issuers are personalised; a kiosk tops them up online through the 
 security module; a merchant POS and a bus and metro validators (fares from the demo fare
 file, composite purchases writing trip records) debit them through software PSAMs, every
 debit journaled before and after; one rider pulls the card away mid-payment and the next
-tap settles it. Then balances, logs, a per-terminal summary, and the checks: every TAC
-verifies and the money balances to the fen.
+tap settles it. A new card is issued, a subsidy roster for its holder imported,
+approved and picked up at the kiosk (demo_subsidy.py). Then balances, logs, a
+per-terminal summary, and the checks: every TAC verifies and the money balances to the
+fen.
 """
 
 from __future__ import annotations
@@ -323,6 +325,7 @@ def print_report(result: Outcome, out: Out = print) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from terminal.cli.demo_clearing import ClearingPath, clear_outcome
+    from terminal.cli.demo_subsidy import run_subsidy_demo
 
     out: Out = _quiet if args.quiet else print
     if args.log_level == "warning":  # the demo narrates the torn tap itself
@@ -342,7 +345,8 @@ def run(args: argparse.Namespace) -> int:
                 progress=sys.stderr.isatty() or args.taps >= 200,
                 load_host=path.load_host(KIOSK_ID.hex().upper()),
             )
-            ok = print_report(result)
+            subsidy_ok = run_subsidy_demo(path, result, KIOSK_ID, out)
+            ok = print_report(result) and subsidy_ok
             ok = clear_outcome(path, result) and ok
             for j in result.journals.values():
                 j.close()

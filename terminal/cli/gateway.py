@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=os.environ.get("YKT_GATEWAY_ADMIN_TOKEN"),
         help="enables /v1/admin (default: $YKT_GATEWAY_ADMIN_TOKEN)",
     )
+    s.add_argument(
+        "--subsidy-catalogue", metavar="FILE", help="subsidy items, TOML or JSON (default: demo)"
+    )
+    s.add_argument(
+        "--no-subsidy-card-check",
+        action="store_true",
+        help="import rosters without checking their cards against the card book",
+    )
     s.set_defaults(handler=serve)
 
     f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
@@ -150,6 +158,8 @@ def serve(args: argparse.Namespace) -> int:
         lease_ms=args.lease_ms,
         forward_batch=args.forward_batch,
         max_batch_records=args.max_batch,
+        subsidy_catalogue=args.subsidy_catalogue,
+        subsidy_check_cards=not args.no_subsidy_card_check,
     )
     app = create_app(_db(args, args.pool), hsm=_hsm(args), settings=settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -38,6 +38,7 @@ Personalise blank cards at the card centre's issuance desk.
   ykt issue --batch people.csv --out-dir cards/ --report report.json
   ykt issue --replace 3100029000010000001 --out new.json
   ykt issue --export records.json --since 0
+  ykt issue --push --gateway URL --token T   send the book's changes to the gateway
 
 With the default sim reader, --out (or each row's file in --out-dir) is a software card:
 a fresh blank card is made there unless the file already holds one (an interrupted
@@ -48,6 +49,11 @@ card is replaced with --replace: it is reported lost, put in the --hotlist, and 
 known balance is loaded onto the new card through the host security module.
 
 Batch CSV header: name,id_number,card_kind (optional columns: id_type, card_type, pin).
+
+With --gateway URL --token T (the desk's credentials, role issuance) every issuance,
+replacement or batch ends by pushing the book's changes to the gateway's card book, and
+a replacement first takes the lost card's last known balance from the gateway's settled
+transactions (docs/issuance.md §4).
 """
 
 BATCH_REQUIRED = ("name", "id_number", "card_kind")
@@ -65,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     mode.add_argument("--replace", metavar="CARDNO", help="replace this lost card")
     mode.add_argument("--abandon", metavar="CARDNO", help="void a pending card whose chip is gone")
     mode.add_argument("--export", metavar="FILE", help="write issuance records as JSON (-: stdout)")
+    mode.add_argument(
+        "--push", action="store_true", help="push the book's changes to --gateway, then stop"
+    )
     p.add_argument("--name", help="holder's name (written in GBK, at most 10 Chinese characters)")
     p.add_argument("--id-number", help="holder's ID number (GB 11643 checked for --id-type 0)")
     p.add_argument("--id-type", type=int, default=0, help="0x16 ID document type (default 0)")
@@ -94,6 +103,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
     p.add_argument("--trace", metavar="FILE", help="record every card exchange to FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--gateway", metavar="URL", help="the gateway whose card book to keep up")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("YKT_DESK_TOKEN"),
+        help="the desk's gateway token (default: $YKT_DESK_TOKEN)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -177,13 +192,18 @@ def _print_issued(issued: Issued, where: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.export:
         return _export(args)
+    if args.push:
+        return _push(args)
     desk = _Desk(args)
     if args.abandon:
         record = desk.registry.abandon(args.abandon)
         print(f"card {record.card_number} is {record.state.value}")
         return 0
     if args.batch:
-        return _batch(args, desk)
+        rc = _batch(args, desk)
+        if args.gateway:
+            _push(args)
+        return rc
     out = Path(args.out) if args.out else None
     created = False
     if desk.sim is not None:
@@ -193,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         desk.insert_software_card(out)
     try:
         if args.replace:
+            if args.gateway:
+                _balance_from_gateway(args, desk, args.replace)
             issued = desk.desk.replace(args.replace, pin=args.pin)
         else:
             issued = desk.desk.issue(_applicant(args), pin=args.pin)
@@ -204,7 +226,50 @@ def run(args: argparse.Namespace) -> int:
         print_json(_summary(issued))
     else:
         _print_issued(issued, f" -> {args.out}" if args.out else "")
+    if args.gateway:
+        _push(args)
     return 0
+
+
+def _gateway_client(args: argparse.Namespace) -> Any:
+    from terminal.uplink import GatewayClient
+
+    if not args.gateway or not args.token:
+        raise SystemExit("ykt issue: the gateway needs --gateway URL and --token")
+    return GatewayClient(args.gateway, args.token)
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Send the records changed since the gateway's cursor for this desk."""
+    from gateway.registry import SqliteCardRegistry
+    from terminal.uplink.issuance import push_issuance
+
+    registry = SqliteCardRegistry(args.registry)
+    with _gateway_client(args) as client:
+        result = push_issuance(client, registry.export)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
+    print(
+        f"gateway card book: {result.sent} record(s) sent ({counts or 'nothing new'}), "
+        f"now at revision {result.cursor}",
+        file=sys.stderr,
+    )
+    for refused in result.refused:
+        print(f"  card {refused['card_number']}: {refused.get('reason', '')}", file=sys.stderr)
+    return 1 if result.refused else 0
+
+
+def _balance_from_gateway(args: argparse.Namespace, desk: _Desk, card_number: str) -> None:
+    """The lost card's last known balance from the gateway's settled transactions."""
+    from datetime import datetime
+
+    from terminal.uplink.issuance import last_known_balance
+
+    with _gateway_client(args) as client:
+        found = last_known_balance(client, card_number)
+    if found is not None:
+        desk.registry.report_balance(
+            card_number, found["balance_fen"], datetime.fromisoformat(found["as_of"])
+        )
 
 
 def _export(args: argparse.Namespace) -> int:

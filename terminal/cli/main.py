@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "terminal.cli.gateway",
     "terminal.cli.clearing",
     "terminal.cli.issue",
+    "terminal.cli.kiosk",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
@@ -37,7 +38,10 @@ Start here:
   ykt sim plug             put a software card into pcscd's virtual reader
   ykt issue                the issuance desk: personalise blank cards (one, a CSV
                            batch, or the replacement of a lost card)
+  ykt kiosk ACTION         the self-service kiosk: balance, top-up, subsidy pickup,
+                           loss report (挂失), with text receipts
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
+  ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 
 Every command that talks to a card takes --reader (sim, replay:FILE, pcsc:NAME,
 nfc:usb, nfc:tty:PATH:pn532, nfc:udp:HOST:PORT) and

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import os
 import random
 import threading
 from pathlib import Path
@@ -26,6 +28,11 @@ and after; a card pulled away mid-payment is settled or voided at its next tap.
 With the default sim reader, --cards software cards (or the --card files) are tapped in
 random order --taps times. With a real reader (pcsc:..., nfc:...) it serves taps until
 Ctrl-C.
+
+With --gateway URL --token T the hotlist (挂失) is synced from the gateway's deltas before
+the first tap and every --hotlist-sync seconds; a card reported lost is refused and
+blocked from the first tap after the sync that brought it. Without the gateway the
+validator works offline with the hotlist it has.
 """
 
 
@@ -71,6 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--taps", type=int, default=10, help="taps to simulate (sim reader)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
+    p.add_argument("--gateway", metavar="URL", help="gateway to sync the hotlist from")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("YKT_VALIDATOR_TOKEN"),
+        help="this validator's gateway token (default: $YKT_VALIDATOR_TOKEN)",
+    )
+    p.add_argument(
+        "--hotlist-sync", type=float, default=60.0, metavar="SECONDS", help="sync interval"
+    )
     p.set_defaults(handler=run)
 
 
@@ -93,6 +109,28 @@ def _cards(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
     return [demo_card(i + 1, balance=2_000) for i in range(args.cards)]
 
 
+def _sync_hotlist(args: argparse.Namespace, hotlist: Hotlist, stop: threading.Event) -> None:
+    """Sync now, then every --hotlist-sync seconds until ``stop``; offline is no error."""
+    from terminal.uplink import GatewayClient, GatewayUnavailable, sync_local_hotlist
+
+    client = GatewayClient(args.gateway, args.token)
+
+    def once() -> None:
+        try:
+            sync_local_hotlist(client, hotlist)
+        except GatewayUnavailable as exc:
+            logging.getLogger(__name__).warning("hotlist sync: %s", exc)
+
+    once()
+
+    def every() -> None:
+        while not stop.wait(args.hotlist_sync):
+            once()
+        client.close()
+
+    threading.Thread(target=every, name="hotlist-sync", daemon=True).start()
+
+
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.fares)
     sim = args.reader == "sim"
@@ -111,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
     session.start()
     journal = Journal(args.journal, autocheckpoint=False)
     hotlist = Hotlist(args.hotlist)
+    stop_sync = threading.Event()
+    if args.gateway:
+        if not args.token:
+            raise SystemExit("ykt validator: --gateway needs --token")
+        _sync_hotlist(args, hotlist, stop_sync)
     config = ValidatorConfig(
         mode=Mode(args.mode), rules=rules, station=args.station, line=bytes.fromhex(args.line)
     )
@@ -118,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"validator {session.sam.terminal_id_hex} mode {args.mode} station {args.station} "
         f"fares {Path(args.fares).name}; journal {args.journal} "
-        f"({len(journal.open_rows())} open row(s))"
+        f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
+        f"({len(hotlist)} card(s))"
     )
     served = [0, 0]
 
@@ -153,5 +197,6 @@ def run(args: argparse.Namespace) -> int:
         f"({format_fen(settled[1])}), {len(journal.open_rows())} open, "
         f"{journal.pending_upload()} awaiting upload"
     )
+    stop_sync.set()
     journal.close()
     return 0

@@ -1,13 +1,58 @@
-"""Self-service kiosk: balance and history, and online top-up through a LoadHost."""
+"""Self-service kiosk: balance and history, online top-up through a LoadHost, and subsidy
+pickup through the gateway's subsidy services (terminal/roles/pickup.py).
+
+A top-up is checked against the kiosk's configured limits and, with the balance read
+from the card, against the purse's maximum before INITIALIZE FOR LOAD is sent, so a
+refused top-up never touches the card's counters.
+"""
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
+from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
 from terminal.epurse.host import LoadHost
 from terminal.epurse.model import CardSnapshot, LoadResult
+from terminal.money import format_fen
+from terminal.roles.pickup import Pickup, SubsidyHost, pick_up
 from terminal.roles.session import TerminalSession
+
+
+class TopUpRefused(YikatongError):
+    """The kiosk will not start this top-up; ``reason`` says why in the customer's terms."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """Top-up limits (whole fen) and the purse ceiling the kiosk checks before loading."""
+
+    min_top_up: int = 100  # 1 yuan
+    max_top_up: int = 100_000  # 1,000 yuan
+    max_balance: int = 100_000  # the usual purse ceiling (the card's own, set at issuance)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_top_up <= self.max_top_up or self.max_balance <= 0:
+            raise ValueError("kiosk limits must be positive, min <= max")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> KioskConfig:
+        """``[kiosk]`` with ``min_top_up_fen``, ``max_top_up_fen``, ``max_balance_fen``."""
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("kiosk", {})
+        defaults = cls()
+        values = {}
+        for name in ("min_top_up", "max_top_up", "max_balance"):
+            value = data.get(f"{name}_fen", getattr(defaults, name))
+            if type(value) is not int:
+                raise ValueError(f"{path}: kiosk.{name}_fen must be a whole number of fen")
+            values[name] = value
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -17,20 +62,59 @@ class TopUp:
 
 
 class Kiosk:
-    def __init__(self, session: TerminalSession, host: LoadHost, terminal_id: bytes):
+    def __init__(
+        self,
+        session: TerminalSession,
+        host: LoadHost,
+        terminal_id: bytes,
+        *,
+        config: KioskConfig | None = None,
+        subsidies: SubsidyHost | None = None,
+    ):
         if len(terminal_id) != 6:
             raise ValueError("kiosk terminal id must be 6 bytes")
         self.session = session
         self.host = host
         self.terminal_id = terminal_id
+        self.config = config or KioskConfig()
+        self.subsidies = subsidies
 
     def read(self) -> CardSnapshot:
         self.session.card_reader.connect()
         return self.session.run(flows.read_card())
 
+    def check_amount(self, amount: int) -> None:
+        cfg = self.config
+        if not cfg.min_top_up <= amount <= cfg.max_top_up:
+            raise TopUpRefused(
+                f"a top-up must be between {format_fen(cfg.min_top_up)} and "
+                f"{format_fen(cfg.max_top_up)}, not {format_fen(amount)}"
+            )
+
     def top_up(self, amount: int, *, pin: str | None = None) -> TopUp:
+        self.check_amount(amount)
         s = self.session
         s.card_reader.connect()
         info = s.run(flows.select())
+        balance = s.run(flows.read_balance())
+        ceiling = self.config.max_balance
+        if balance + amount > ceiling:
+            room = max(0, ceiling - balance)
+            raise TopUpRefused(
+                f"the card holds {format_fen(balance)} and at most {format_fen(ceiling)}: "
+                f"top up {format_fen(room)} or less"
+            )
         result = s.run(flows.load(info, self.terminal_id, amount, s.now(), self.host, pin=pin))
         return TopUp(info.card_number, result)
+
+    def pick_up(self, *, pin: str | None = None) -> Pickup:
+        """Load the card's approved subsidies that fit under the purse's maximum."""
+        if self.subsidies is None:
+            raise TopUpRefused("this kiosk has no subsidy service (no gateway)")
+        return pick_up(
+            self.session,
+            self.subsidies,
+            self.terminal_id,
+            max_balance=self.config.max_balance,
+            pin=pin,
+        )

@@ -1,7 +1,7 @@
 """Uplink to the gateway: the HTTP client and store-and-forward from the journal."""
 
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
-from terminal.uplink.hotlist import sync_hotlist
+from terminal.uplink.hotlist import sync_hotlist, sync_local_hotlist
 from terminal.uplink.uploader import Uplink, UplinkStats
 
 __all__ = [
@@ -11,4 +11,5 @@ __all__ = [
     "Uplink",
     "UplinkStats",
     "sync_hotlist",
+    "sync_local_hotlist",
 ]

@@ -32,6 +32,26 @@ def test_demo_runs_terminals_journal_gateway_clearing():
     assert "gateway reconciliation with clearing: MATCHED" in out
 
 
+def test_demo_issues_a_card_and_pays_a_subsidy_roster_onto_it():
+    r = subprocess.run(
+        [sys.executable, "-m", "terminal.cli.main", "demo", "--cards", "2", "--taps", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "1 issuance record(s) -> gateway: {'stored': 1}" in out
+    assert "declared by 王会计: 2 line(s) ¥350.00, 1 row(s) rejected" in out
+    assert "ID number: check character is 1, should be X" in out
+    assert "reviewed by 赵审核, approved by 李科长" in out
+    assert "公示 1  张*  110105********002X  高龄津贴  ¥200.00" in out
+    assert "kiosk pickup: paid 2 line(s), ¥350.00; balance ¥350.00" in out
+    assert "report: paid 2 line(s) ¥350.00, pending 0 line(s) ¥0.00" in out
+    assert "3100029000010000001  balance ¥350.00" in out  # the subsidy card, in the check
+    assert "BALANCED to the fen" in out
+
+
 def test_settlement_check_catches_a_missing_fen():
     class Card:
         def __init__(self, issuer: str, serial: str, balance: int):

@@ -1,0 +1,428 @@
+"""The gateway's card book: issuance records from the desks, loss reports, last known balances.
+
+Desks keep their own book (``CardRegistry``, gateway/registry.py) and push its export
+(``yikatong.issuance/1`` records, docs/issuance.md §3) here. A record is identified by
+(card number, revision): the same record again is ``duplicate``, other content under a
+revision already held is ``conflict`` (the first stands), an older revision than the one
+the book holds is kept in the history as ``stale`` and changes nothing. A card belongs to
+the desk that first sent it; another desk's record for it is a ``conflict``.
+
+A card is lost when its desk says so or when a loss is reported here (挂失 at a kiosk).
+Either way the gateway publishes the hotlist addition as a numbered delta that every
+terminal pulls, and records that version on the card. A loss reported here stands even
+if the desk, not knowing yet, sends the card as ``active`` again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway import hotlist
+from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.storage import Cursor, Database, now_ms
+from terminal.roles.registry import (
+    RECORD_SCHEMA,
+    Applicant,
+    CardRecord,
+    CardState,
+    serial_of,
+)
+
+MAX_RECORDS = 1000
+STORED = "stored"
+DUPLICATE = "duplicate"
+STALE = "stale"
+CONFLICT = "conflict"
+
+_CARD_NUMBER = re.compile(r"^\d{19}$")
+_HEX16 = re.compile(r"^[0-9A-F]{16}$")
+_STATES = frozenset(s.value for s in CardState)
+_COLUMNS = (
+    "card_number, serial, issuer_id, desk_state, desk_id, desk_revision, record, lost_at,"
+    " lost_via, hotlist_version"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BookCard:
+    """One card as the gateway's book holds it: the desk's newest record and the gateway's
+    own loss and hotlist facts."""
+
+    card_number: str
+    serial: str
+    issuer_id: str
+    desk_state: str
+    desk_id: str
+    desk_revision: int
+    record: dict[str, Any]
+    lost_at: int | None
+    lost_via: str | None
+    hotlist_version: int | None
+
+    @property
+    def state(self) -> str:
+        """The desk's state, except that a loss reported at the gateway makes it lost."""
+        if self.desk_state == CardState.ACTIVE and self.lost_at is not None:
+            return CardState.LOST.value
+        return self.desk_state
+
+    @property
+    def id_number(self) -> str:
+        return str(self.record["holder"]["id_number"]).upper()
+
+    def card_record(self) -> CardRecord:
+        """The book entry as the terminal-side ``CardRecord`` (for roster checks)."""
+        r = self.record
+        holder = r["holder"]
+        return CardRecord(
+            card_number=self.card_number,
+            issuer_id=bytes.fromhex(self.issuer_id),
+            chip_id=bytes.fromhex(r["chip_id"]) if r.get("chip_id") else None,
+            holder=Applicant(
+                holder["name"],
+                holder["id_number"],
+                r["card_kind"],
+                holder["id_type"],
+                r["card_type"],
+            ),
+            state=CardState(self.state),
+            created_at=datetime.fromisoformat(r["created_at"]),
+            revision=self.desk_revision,
+            hotlist_version=self.hotlist_version,
+            replaces=r.get("replaces"),
+            replaced_by=r.get("replaced_by"),
+            carry_fen=r.get("carry_fen") or 0,
+            balance_fen=r.get("balance_fen"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "card_number": self.card_number,
+            "serial": self.serial,
+            "issuer_id": self.issuer_id,
+            "state": self.state,
+            "desk_state": self.desk_state,
+            "desk_id": self.desk_id,
+            "desk_revision": self.desk_revision,
+            "holder_name": self.record["holder"]["name"],
+            "card_kind": self.record["card_kind"],
+            "lost_at_ms": self.lost_at,
+            "lost_via": self.lost_via,
+            "hotlist_version": self.hotlist_version,
+            "replaces": self.record.get("replaces"),
+            "replaced_by": self.record.get("replaced_by"),
+        }
+
+
+def _row(r: Any) -> BookCard:
+    return BookCard(r[0], r[1], r[2], r[3], r[4], int(r[5]), json.loads(r[6]), *r[7:10])
+
+
+def _get(cur: Cursor, card_number: str) -> BookCard | None:
+    cur.execute(f"SELECT {_COLUMNS} FROM cards WHERE card_number = ?", (card_number,))
+    r = cur.fetchone()
+    return None if r is None else _row(r)
+
+
+def get_card(db: Database, card_number: str) -> BookCard | None:
+    with db.tx() as cur:
+        return _get(cur, card_number)
+
+
+def by_serial(db: Database, issuer_id: str, serial: str) -> BookCard | None:
+    with db.tx() as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM cards WHERE issuer_id = ? AND serial = ?",
+            (issuer_id.upper(), serial.upper()),
+        )
+        r = cur.fetchone()
+    return None if r is None else _row(r)
+
+
+def registry_lookup(db: Database) -> Any:
+    """A roster card lookup (gateway/subsidy/roster.py ``CardLookup``) over this book."""
+
+    def lookup(card_number: str) -> CardRecord | None:
+        card = get_card(db, card_number)
+        return None if card is None else card.card_record()
+
+    return lookup
+
+
+# -- validation -----------------------------------------------------------------------------
+def _bad(index: int, reason: str) -> GatewayError:
+    return unprocessable("bad_record", f"record {index}: {reason}")
+
+
+def _time(doc: dict[str, Any], key: str, index: int, *, optional: bool = True) -> None:
+    value = doc.get(key)
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise _bad(index, f"{key} must be an ISO 8601 time")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise _bad(index, f"{key} {value!r} is not an ISO 8601 time") from None
+
+
+def _int(doc: dict[str, Any], key: str, index: int, lo: int, hi: int, *, optional: bool) -> None:
+    value = doc.get(key)
+    if value is None and optional:
+        return
+    if type(value) is not int or not lo <= value <= hi:
+        raise _bad(index, f"{key} must be a whole number {lo}..{hi}")
+
+
+def check_record(doc: Any, index: int = 0) -> dict[str, Any]:
+    """The record if it is a well-formed issuance record, else a 422 naming what is wrong."""
+    if not isinstance(doc, dict):
+        raise _bad(index, "must be a JSON object")
+    if doc.get("schema") != RECORD_SCHEMA:
+        raise _bad(index, f"schema must be {RECORD_SCHEMA}")
+    number = doc.get("card_number")
+    if not isinstance(number, str) or not _CARD_NUMBER.match(number):
+        raise _bad(index, "card_number must be 19 digits")
+    if doc.get("serial") != serial_of(number).hex().upper():
+        raise _bad(index, f"serial must be {serial_of(number).hex().upper()} for card {number}")
+    issuer = doc.get("issuer_id")
+    if not isinstance(issuer, str) or not _HEX16.match(issuer):
+        raise _bad(index, "issuer_id must be 16 upper-case hex digits")
+    chip = doc.get("chip_id")
+    if chip is not None and (not isinstance(chip, str) or not _HEX16.match(chip)):
+        raise _bad(index, "chip_id must be 16 upper-case hex digits or null")
+    holder = doc.get("holder")
+    if not isinstance(holder, dict):
+        raise _bad(index, "holder must be an object")
+    for key in ("name", "id_number"):
+        if not isinstance(holder.get(key), str) or not holder[key].strip():
+            raise _bad(index, f"holder.{key} must be a non-empty string")
+    _int(holder, "id_type", index, 0, 0xFF, optional=False)
+    _int(doc, "revision", index, 1, 2**62, optional=False)
+    _int(doc, "card_kind", index, 0, 0xFF, optional=False)
+    _int(doc, "card_type", index, 0, 0xFF, optional=False)
+    _int(doc, "carry_fen", index, 0, 2**31 - 1, optional=False)
+    _int(doc, "balance_fen", index, 0, 2**31 - 1, optional=True)
+    _int(doc, "hotlist_version", index, 0, 2**62, optional=True)
+    if doc.get("state") not in _STATES:
+        raise _bad(index, f"state must be one of {', '.join(sorted(_STATES))}")
+    for key in ("replaces", "replaced_by"):
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, str) or not _CARD_NUMBER.match(value)):
+            raise _bad(index, f"{key} must be a 19-digit card number or null")
+    _time(doc, "created_at", index, optional=False)
+    for key in ("activated_at", "lost_at", "carry_loaded_at", "balance_as_of"):
+        _time(doc, key, index)
+    return doc
+
+
+def content_hash(doc: dict[str, Any]) -> str:
+    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# -- ingest ---------------------------------------------------------------------------------
+def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tuple[str, str]:
+    number, revision = doc["card_number"], doc["revision"]
+    digest = content_hash(doc)
+    cur.execute(
+        "SELECT content_hash FROM card_revisions WHERE card_number = ? AND revision = ?",
+        (number, revision),
+    )
+    held = cur.fetchone()
+    if held is not None:
+        if held[0] == digest:
+            return DUPLICATE, ""
+        return CONFLICT, f"revision {revision} of card {number} is held with other content"
+    current = _get(cur, number)
+    if current is not None and current.desk_id != desk_id:
+        return CONFLICT, f"card {number} belongs to the book of desk {current.desk_id}"
+    if current is None:
+        cur.execute(
+            "SELECT card_number FROM cards WHERE issuer_id = ? AND serial = ?",
+            (doc["issuer_id"], doc["serial"]),
+        )
+        clash = cur.fetchone()
+        if clash is not None:
+            return CONFLICT, f"serial {doc['serial']} already belongs to card {clash[0]}"
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+    cur.execute(
+        "INSERT INTO card_revisions (card_number, revision, desk_id, content_hash, record,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (number, revision, desk_id, digest, text, now),
+    )
+    holder = doc["holder"]
+    values = (
+        doc["serial"],
+        doc["issuer_id"],
+        doc.get("chip_id"),
+        holder["name"],
+        holder["id_type"],
+        holder["id_number"].upper(),
+        doc["card_kind"],
+        doc["card_type"],
+        doc["state"],
+        doc.get("replaces"),
+        doc.get("replaced_by"),
+        doc["carry_fen"],
+        desk_id,
+        revision,
+        text,
+        now,
+    )
+    if current is None:
+        cur.execute(
+            "INSERT INTO cards (serial, issuer_id, chip_id, name, id_type, id_number, card_kind,"
+            " card_type, desk_state, replaces, replaced_by, carry_fen, desk_id, desk_revision,"
+            " record, updated_at, card_number) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, number),
+        )
+        return STORED, ""
+    if revision < current.desk_revision:
+        return STALE, f"the book holds the newer revision {current.desk_revision}"
+    cur.execute(
+        "UPDATE cards SET serial = ?, issuer_id = ?, chip_id = ?, name = ?, id_type = ?,"
+        " id_number = ?, card_kind = ?, card_type = ?, desk_state = ?, replaces = ?,"
+        " replaced_by = ?, carry_fen = ?, desk_id = ?, desk_revision = ?, record = ?,"
+        " updated_at = ? WHERE card_number = ?",
+        (*values, number),
+    )
+    return STORED, ""
+
+
+def ingest(db: Database, desk_id: str, records: list[Any]) -> list[dict[str, Any]]:
+    """Store a desk's issuance records; one answer per record, in order.
+
+    Every record is checked first: one malformed record refuses the whole request and
+    nothing is stored. Then the records are stored in one transaction, and every lost or
+    replaced card among them is put on the gateway's hotlist.
+    """
+    if not isinstance(records, list):
+        raise unprocessable("bad_layout", "records must be a list")
+    if len(records) > MAX_RECORDS:
+        raise GatewayError(413, "too_many_records", f"at most {MAX_RECORDS} records per request")
+    docs = [check_record(doc, i) for i, doc in enumerate(records)]
+    answers = []
+    now = now_ms()
+    with db.tx() as cur:
+        for doc in docs:
+            status, reason = _store_one(cur, desk_id, doc, now)
+            answer = {"card_number": doc["card_number"], "revision": doc["revision"]}
+            answer["status"] = status
+            if reason:
+                answer["reason"] = reason
+            answers.append(answer)
+    for number in dict.fromkeys(doc["card_number"] for doc in docs):
+        ensure_hotlisted(db, number, actor=f"desk {desk_id}")
+    return answers
+
+
+def desk_cursor(db: Database, desk_id: str) -> int:
+    """The highest revision this desk has delivered (its next push starts after it)."""
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT COALESCE(MAX(revision), 0) FROM card_revisions WHERE desk_id = ?", (desk_id,)
+        )
+        return int(cur.fetchone()[0])
+
+
+# -- loss and hotlist -----------------------------------------------------------------------
+def ensure_hotlisted(db: Database, card_number: str, *, actor: str = "") -> int | None:
+    """Put a lost or replaced card on the gateway's hotlist (once) and record the version
+    on the card; the version, or None for a card that is not lost."""
+    card = get_card(db, card_number)
+    if card is None or card.state not in (CardState.LOST, CardState.REPLACED):
+        return None
+    if card.hotlist_version is not None:
+        return card.hotlist_version
+    version = hotlist.change(
+        db, hotlist.ADD, card.issuer_id, card.serial, reason=f"挂失 {card_number}", actor=actor
+    )
+    with db.tx() as cur:
+        if version is None:  # listed already (an earlier attempt, or by an operator)
+            cur.execute(
+                "SELECT version FROM hotlist WHERE issuer_id = ? AND card_serial = ?",
+                (card.issuer_id, card.serial),
+            )
+            version = int(cur.fetchone()[0])
+        cur.execute(
+            "UPDATE cards SET hotlist_version = ? WHERE card_number = ?"
+            " AND hotlist_version IS NULL",
+            (version, card_number),
+        )
+    return version
+
+
+def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> BookCard:
+    """挂失: the holder (proved by the ID number on the card's record) reports the card lost.
+
+    Idempotent: reporting a lost card again changes nothing. The card goes on the hotlist
+    at once; terminals refuse it after their next hotlist sync.
+    """
+    if not _CARD_NUMBER.match(card_number):
+        raise unprocessable("bad_card_number", "card number must be 19 digits")
+    with db.tx() as cur:
+        card = _get(cur, card_number)
+        if card is None:
+            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+        if card.id_number != id_number.strip().upper():
+            raise GatewayError(
+                403, "not_the_holder", "the ID number given is not the card holder's"
+            )
+        if card.state in (CardState.PENDING, CardState.VOID):
+            raise conflict("not_active", f"card {card_number} is {card.state}, not in use")
+        if card.state == CardState.ACTIVE:
+            cur.execute(
+                "UPDATE cards SET lost_at = ?, lost_via = ?, updated_at = ? WHERE card_number = ?",
+                (now_ms(), via, now_ms(), card_number),
+            )
+    ensure_hotlisted(db, card_number, actor=via)
+    out = get_card(db, card_number)
+    assert out is not None
+    return out
+
+
+# -- balances -------------------------------------------------------------------------------
+def last_known_balance(db: Database, card_number: str) -> dict[str, Any] | None:
+    """The card's balance after its newest transaction the gateway holds: a purchase
+    (balance before - amount) or a confirmed load (balance before + amount), by card time.
+    None when the gateway has seen no transaction of the card."""
+    card = get_card(db, card_number)
+    if card is None:
+        raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+    key = (card.issuer_id, card.serial)
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT balance_before - amount, txn_time, card_atc FROM txn"
+            " WHERE issuer_id = ? AND card_serial = ? ORDER BY txn_time DESC, card_atc DESC"
+            " LIMIT 1",
+            key,
+        )
+        purchase = cur.fetchone()
+        cur.execute(
+            "SELECT balance_before + amount, host_time, online_atc FROM loads"
+            " WHERE issuer_id = ? AND card_serial = ? AND state = 'confirmed'"
+            " ORDER BY host_time DESC, online_atc DESC LIMIT 1",
+            key,
+        )
+        load = cur.fetchone()
+    found = [
+        (datetime.fromisoformat(r[1]), int(r[0]), source)
+        for r, source in ((purchase, "purchase"), (load, "load"))
+        if r is not None
+    ]
+    if not found:
+        return None
+    when, balance, source = max(found, key=lambda f: f[0])
+    return {
+        "card_number": card_number,
+        "balance_fen": balance,
+        "as_of": when.isoformat(),
+        "source": source,
+    }

@@ -1,0 +1,131 @@
+"""The subsidy part of ``ykt demo``: a new card issued, a roster imported, approved and
+picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
+
+1. The issuance desk personalises a blank card for a resident and pushes its book's
+   records to the gateway's card book.
+2. A roster (one row with a bad ID number, to show the report) is imported as declared,
+   reviewed and approved by three different people; its 公示 listing is printed masked.
+3. The resident taps the card at the kiosk: the approved lines are loaded with one
+   normal online load through the gateway, recorded against the roster lines.
+4. The paid/pending report. The card and its load join the demo's outcome, so the
+   settlement check to the fen includes the subsidy.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from terminal.money import format_fen
+from terminal.readers.sim import SimReader
+from terminal.roles.issuance import DeskConfig, IssuanceDesk
+from terminal.roles.kiosk import Kiosk
+from terminal.roles.kiosk_host import HttpSubsidyHost
+from terminal.roles.load_host import HttpLoadHost
+from terminal.roles.registry import Applicant
+from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayClient
+from terminal.uplink.issuance import push_issuance
+
+DESK_ID = "310000000080"
+RESIDENT = Applicant("张三", "11010519491231002X", card_kind=3)  # GB 11643's worked example
+BAD_ID = "110105194912310021"  # the same number with a wrong check character
+
+
+def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) -> bool:
+    """Issue, declare, approve and pick up; True when the pickup paid every approved line."""
+    from gateway.cards import registry_lookup
+    from gateway.hsm import HostSecurityModule
+    from gateway.registry import SqliteCardRegistry
+    from gateway.subsidy import pickup, store
+    from gateway.subsidy.catalogue import load_catalogue
+    from gateway.subsidy.publication import publication_rows
+    from simulators.profiles import (
+        DEMO_ISSUERS,
+        blank_card,
+        demo_chip_id,
+        demo_keyset,
+        demo_transport_master,
+    )
+
+    out("== Issuance desk -> gateway card book; subsidy roster -> approval -> kiosk pickup")
+    keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
+    hsm = HostSecurityModule(keysets, transport_master=demo_transport_master())
+    registry = SqliteCardRegistry()
+    blank = blank_card(demo_chip_id(978))
+    desk = IssuanceDesk(
+        TerminalSession(SimReader(blank, name="desk")),
+        hsm,
+        registry,
+        DeskConfig(DEMO_ISSUERS["shanghai"], bytes.fromhex(DESK_ID)),
+    )
+    record = desk.issue(RESIDENT).record
+    card = blank.purse
+    assert card is not None
+    pushed = push_issuance(path.register(DESK_ID, "card-centre", role="issuance"), registry.export)
+    out(
+        f"   issued {record.card_number} to {RESIDENT.name} (elderly card); "
+        f"{pushed.sent} issuance record(s) -> gateway: {pushed.counts}"
+    )
+
+    holder = f"{RESIDENT.name},{RESIDENT.id_number},{record.card_number}"
+    today = date.today()
+    month, quarter = f"{today:%Y-%m}", f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    roster = (
+        "name,id_number,card_number,item,amount_fen,period\n"
+        f"{holder},E01,20000,{month}\n"
+        f"{holder},E02,15000,{quarter}\n"
+        f"李四,{BAD_ID},{record.card_number},E01,20000,{month}\n"
+    ).encode()
+    imported = store.import_roster(
+        path.db,
+        roster,
+        load_catalogue(),
+        declared_by="王会计",
+        title=f"{month} elderly subsidies",
+        source="demo-roster.csv",
+        cards=registry_lookup(path.db),
+    )
+    r = imported.roster
+    assert r is not None
+    out(
+        f"   roster #{r.id} declared by {r.declared_by}: {r.line_count} line(s) "
+        f"{format_fen(r.total_fen)}, {len(imported.report.rejected)} row(s) rejected"
+    )
+    for rej in imported.report.rejected:
+        out(f"      row {rej.row} rejected: {'; '.join(rej.reasons)}")
+    store.review(path.db, r.id, "赵审核")
+    approved = store.approve(path.db, r.id, "李科长")
+    out(f"   reviewed by {approved.reviewed_by}, approved by {approved.approved_by}")
+    for row in publication_rows(store.roster_lines(path.db, r.id)):
+        out(
+            f"      公示 {row['no']}  {row['name']}  {row['id_number']}  {row['item']}  "
+            f"{format_fen(row['amount_fen'])}  {row['period']}"
+        )
+
+    kiosk_hex = kiosk_id.hex().upper()
+    with GatewayClient(path.gateway.url, path.tokens[kiosk_hex]) as client:
+        kiosk = Kiosk(
+            TerminalSession(SimReader(blank, name="kiosk")),
+            HttpLoadHost(client),
+            kiosk_id,
+            subsidies=HttpSubsidyHost(client),
+        )
+        got = kiosk.pick_up()
+        assert got.load is not None
+        out(
+            f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}  "
+            f"TAC {got.load.tac.hex().upper()}"
+        )
+        again = kiosk.pick_up()
+    result.cards.append(card)
+    result.opening[card.serial] = 0
+    result.loads.append(got.load)
+    doc = pickup.payment_report(path.db, r.id)
+    paid, pending = doc["totals"]["paid"], doc["totals"]["pending"]
+    out(
+        f"   report: paid {paid['lines']} line(s) {format_fen(paid['amount_fen'])}, pending "
+        f"{pending['lines']} line(s) {format_fen(pending['amount_fen'])}; "
+        f"the resident taps again: {again.message()}"
+    )
+    return paid["amount_fen"] == r.total_fen and again.load is None and card.balance == r.total_fen

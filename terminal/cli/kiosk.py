@@ -1,0 +1,256 @@
+"""``ykt kiosk``: the self-service kiosk - balance and history, top-up, subsidy pickup, 挂失.
+
+Every action that moves money goes through the gateway (--gateway URL --token TOKEN, the
+kiosk's terminal credentials): the top-up is a normal online load (MAC1 checked by the
+gateway's HSM, MAC2, TAC confirmed), the subsidy pickup the same load paying approved
+roster lines. Each action prints a text receipt (or writes it with --receipt FILE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.cli.common import add_reader_options, open_card_reader, print_json
+from terminal.epurse.model import CardSnapshot, LogEntry
+from terminal.money import format_fen, parse_yuan
+from terminal.roles.kiosk import Kiosk, KioskConfig, TopUpRefused
+from terminal.roles.receipt import (
+    Receipt,
+    balance_receipt,
+    loss_receipt,
+    pickup_receipt,
+    top_up_receipt,
+)
+from terminal.roles.session import TerminalSession
+
+DESCRIPTION = """\
+The self-service kiosk.
+
+  ykt kiosk balance                                   balance and last transactions
+  ykt kiosk top-up 50.00 --gateway URL --token T      online top-up through the gateway
+  ykt kiosk pickup --gateway URL --token T            pick up approved subsidies (惠民补贴)
+  ykt kiosk report-loss CARDNO IDNUMBER --gateway ... report a card lost (挂失)
+
+The sim reader (default) uses the software card in --card FILE (changes are saved to
+it), or a fresh demo card. --reader pcsc:NAME / nfc:... use a real reader. Top-up
+limits and the purse ceiling come from --config FILE ([kiosk] min_top_up_fen,
+max_top_up_fen, max_balance_fen) or the options below; the ceiling is checked before
+the card is asked to load. The token is the kiosk's gateway credential (role kiosk), also
+read from $YKT_KIOSK_TOKEN.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "kiosk",
+        help="self-service kiosk: balance, top-up, subsidy pickup, loss report",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION", required=True)
+
+    def common(q: argparse.ArgumentParser, *, card: bool = True) -> None:
+        if card:
+            add_reader_options(q)
+            q.add_argument("--pin", help="card PIN, when the card asks for one to load")
+        q.add_argument("--gateway", metavar="URL", help="the gateway (needed to move money)")
+        q.add_argument(
+            "--token",
+            default=os.environ.get("YKT_KIOSK_TOKEN"),
+            help="the kiosk's gateway token (default: $YKT_KIOSK_TOKEN)",
+        )
+        q.add_argument("--terminal-id", default="310000000090", help="this kiosk's terminal id")
+        q.add_argument("--config", metavar="FILE", help="TOML with a [kiosk] table of limits")
+        q.add_argument("--max-balance", metavar="YUAN", help="purse ceiling (default 1000.00)")
+        q.add_argument("--receipt", metavar="FILE", help="write the receipt here, not stdout")
+        q.add_argument("--json", action="store_true", help="print JSON instead of a receipt")
+
+    b = ksub.add_parser("balance", help="balance and the last transactions")
+    common(b)
+    b.set_defaults(handler=run_balance)
+
+    t = ksub.add_parser("top-up", help="online top-up through the gateway")
+    t.add_argument("amount", metavar="YUAN", help="e.g. 50 or 50.00")
+    common(t)
+    t.add_argument("--min-top-up", metavar="YUAN", help="smallest top-up (default 1.00)")
+    t.add_argument("--max-top-up", metavar="YUAN", help="largest top-up (default 1000.00)")
+    t.set_defaults(handler=run_top_up)
+
+    u = ksub.add_parser("pickup", help="load the card's approved subsidies")
+    common(u)
+    u.set_defaults(handler=run_pickup)
+
+    lost = ksub.add_parser("report-loss", help="report a card lost (挂失); no card needed")
+    lost.add_argument("card_number", help="the 19 printed digits")
+    lost.add_argument("id_number", help="the holder's ID number")
+    common(lost, card=False)
+    lost.set_defaults(handler=run_report_loss)
+
+
+# -- wiring ---------------------------------------------------------------------------------
+def _config(args: argparse.Namespace) -> KioskConfig:
+    cfg = KioskConfig.from_toml(args.config) if args.config else KioskConfig()
+    values = {
+        "min_top_up": cfg.min_top_up,
+        "max_top_up": cfg.max_top_up,
+        "max_balance": cfg.max_balance,
+    }
+    for name in values:
+        text = getattr(args, name, None)
+        if text:
+            values[name] = parse_yuan(text)
+    return KioskConfig(**values)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from terminal.uplink import GatewayClient
+
+    if not args.gateway or not args.token:
+        raise SystemExit(f"ykt kiosk {args.kiosk_command}: needs --gateway URL and --token")
+    return GatewayClient(args.gateway, args.token)
+
+
+def _kiosk(args: argparse.Namespace, client: Any | None) -> Kiosk:
+    from terminal.roles.kiosk_host import HttpSubsidyHost
+    from terminal.roles.load_host import HttpLoadHost
+
+    reader = open_card_reader(args)
+    if args.reader != "sim":
+        print("put the card on the reader", file=sys.stderr, flush=True)
+        reader.wait_for_card()
+    terminal_id = bytes.fromhex(args.terminal_id)
+    if client is None:
+        return Kiosk(TerminalSession(reader), _NoHost(), terminal_id, config=_config(args))
+    return Kiosk(
+        TerminalSession(reader),
+        HttpLoadHost(client),
+        terminal_id,
+        config=_config(args),
+        subsidies=HttpSubsidyHost(client),
+    )
+
+
+class _NoHost:
+    """A kiosk without a gateway reads cards but does not load them."""
+
+    def authorize_load(self, request: Any) -> Any:
+        raise TopUpRefused("this kiosk has no gateway: top-ups need --gateway and --token")
+
+    def confirm_load(self, request: Any, authorization: Any, tac: bytes) -> None:
+        raise TopUpRefused("this kiosk has no gateway")
+
+
+def _emit(args: argparse.Namespace, receipt: Receipt, doc: dict[str, Any]) -> None:
+    if args.json:
+        print_json(doc)
+        return
+    text = receipt.text()
+    if args.receipt:
+        Path(args.receipt).write_text(text, encoding="utf-8")
+        print(f"receipt -> {args.receipt}")
+    else:
+        print(text, end="")
+
+
+def _history(log: list[LogEntry]) -> list[str]:
+    out = ["Last transactions:"] if log else ["No transactions yet."]
+    for e in log[:5]:
+        when = f"{e.when:%m-%d %H:%M}" if e.when else "-"
+        out.append(f"  {when} {e.type_name:<13s}{format_fen(e.signed_amount):>11s}")
+    return out
+
+
+def _snapshot_json(snap: CardSnapshot) -> dict[str, Any]:
+    return {
+        "card_number": snap.info.card_number,
+        "balance_fen": snap.balance,
+        "log": [
+            {
+                "atc": e.atc,
+                "type": e.type_name,
+                "amount_fen": e.signed_amount,
+                "terminal_id": e.terminal_id.hex().upper(),
+                "when": e.when.isoformat() if e.when else None,
+            }
+            for e in snap.log
+        ],
+    }
+
+
+# -- actions --------------------------------------------------------------------------------
+def run_balance(args: argparse.Namespace) -> int:
+    kiosk = _kiosk(args, None)
+    snap = kiosk.read()
+    receipt = balance_receipt(
+        snap.info.card_number, kiosk.terminal_id, datetime.now(), snap.balance, _history(snap.log)
+    )
+    _emit(args, receipt, _snapshot_json(snap))
+    return 0
+
+
+def run_top_up(args: argparse.Namespace) -> int:
+    amount = parse_yuan(args.amount)
+    client = _client(args)
+    try:
+        kiosk = _kiosk(args, client)
+        top = kiosk.top_up(amount, pin=args.pin)
+    finally:
+        client.close()
+    r = top.result
+    doc = {
+        "card_number": top.card_number,
+        "amount_fen": r.request.amount,
+        "balance_fen": r.balance_after,
+        "tac": r.tac.hex().upper(),
+        "reference": r.authorization.reference,
+        "terminal_id": r.request.terminal_id.hex().upper(),
+        "time": r.authorization.when.isoformat(),
+    }
+    _emit(args, top_up_receipt(top.card_number, r), doc)
+    return 0
+
+
+def run_pickup(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        kiosk = _kiosk(args, client)
+        got = kiosk.pick_up(pin=args.pin)
+    finally:
+        client.close()
+    doc = {
+        "card_number": got.card_number,
+        "message": got.message(),
+        "paid": got.paid,
+        "paid_fen": got.paid_fen,
+        "completed": got.completed,
+        "left": got.left,
+        "awaiting_approval": got.awaiting,
+        "balance_fen": got.balance_after,
+        "tac": got.load.tac.hex().upper() if got.load else None,
+        "reference": got.load.authorization.reference if got.load else None,
+    }
+    receipt = pickup_receipt(
+        got.card_number, kiosk.terminal_id, datetime.now(), got.load, got.paid, [got.message()]
+    )
+    _emit(args, receipt, doc)
+    return 0
+
+
+def run_report_loss(args: argparse.Namespace) -> int:
+    from terminal.roles.kiosk_host import report_loss
+
+    client = _client(args)
+    try:
+        doc = report_loss(client, args.card_number, args.id_number)
+    finally:
+        client.close()
+    receipt = loss_receipt(
+        args.card_number, bytes.fromhex(args.terminal_id), datetime.now(), doc["hotlist_version"]
+    )
+    _emit(args, receipt, doc)
+    return 0

@@ -1,0 +1,155 @@
+"""Subsidy pickup at a kiosk: approved roster lines loaded onto the card in the reader.
+
+1. Select the card and ask the gateway for its lines.
+2. Settle every earlier pickup of this card that was never confirmed (a card pulled
+   after CREDIT, a lost answer), here or at another kiosk, from the card itself: GET
+   TRANSACTION PROVE confirms it, a fresh INITIALIZE FOR LOAD at the same online counter
+   voids it. Lines of a confirmed one are paid; of a void one, pending again.
+3. Read the balance and take pending lines oldest first while the balance stays within
+   the purse's maximum (a line that does not fit is skipped, a later smaller one may
+   still fit); the rest stays pending and the result says so.
+4. One online load for the lines taken: INITIALIZE FOR LOAD, the gateway checks MAC1,
+   reserves the lines and returns MAC2, CREDIT FOR LOAD, the TAC is confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from terminal.epurse import flows
+from terminal.epurse.host import LoadHost
+from terminal.epurse.model import LoadRequest, LoadResult
+from terminal.money import format_fen
+from terminal.roles.load_host import resolve_load
+from terminal.roles.session import TerminalSession
+
+MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
+
+
+class SubsidyHost(Protocol):
+    """The gateway's subsidy services, as ``terminal.roles.kiosk_host.HttpSubsidyHost``."""
+
+    def for_card(self, card_number: str) -> dict[str, Any]: ...
+
+    def paying(self, line_ids: list[int]) -> LoadHost: ...
+
+    def prove(self, reference: str, mac: bytes, tac: bytes) -> Any: ...
+
+    def void(self, reference: str, evidence: LoadRequest) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """What one visit did. Lines are the gateway's JSON (item, item_name, period,
+    amount_fen, line_id, roster_id, ...)."""
+
+    card_number: str
+    balance_before: int
+    max_balance: int
+    paid: list[dict[str, Any]] = field(default_factory=list)  # paid by this visit's load
+    load: LoadResult | None = None
+    settled: list[tuple[str, str]] = field(default_factory=list)  # (reference, outcome)
+    completed: list[dict[str, Any]] = field(default_factory=list)  # earlier loads, proved now
+    left: list[dict[str, Any]] = field(default_factory=list)  # did not fit the purse
+    awaiting: list[dict[str, Any]] = field(default_factory=list)  # roster not approved yet
+    unresolved: list[str] = field(default_factory=list)  # held loads the card cannot settle
+
+    @property
+    def paid_fen(self) -> int:
+        return sum(line["amount_fen"] for line in self.paid)
+
+    @property
+    def balance_after(self) -> int:
+        return self.load.balance_after if self.load is not None else self.balance_before
+
+    def message(self) -> str:
+        parts = []
+        if self.completed:
+            fen = sum(line["amount_fen"] for line in self.completed)
+            parts.append(
+                f"an interrupted pickup was completed: {len(self.completed)} line(s), "
+                f"{format_fen(fen)} already on the card"
+            )
+        if self.paid:
+            parts.append(f"paid {len(self.paid)} line(s), {format_fen(self.paid_fen)}")
+        if self.left:
+            fen = sum(line["amount_fen"] for line in self.left)
+            parts.append(
+                f"{len(self.left)} line(s), {format_fen(fen)}, left pending: the purse holds at "
+                f"most {format_fen(self.max_balance)}; spend some and come back"
+            )
+        if self.awaiting:
+            parts.append(f"{len(self.awaiting)} line(s) await approval")
+        if self.unresolved:
+            parts.append(
+                f"{len(self.unresolved)} earlier pickup(s) could not be settled: ask the "
+                "service desk"
+            )
+        return "; ".join(parts) if parts else "no subsidy to pick up"
+
+
+def choose_lines(
+    pending: list[dict[str, Any]],
+    balance: int,
+    max_balance: int,
+    *,
+    limit: int = MAX_LINES_PER_LOAD,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(lines to pay now, lines left pending): oldest first, each only if it still fits."""
+    room = max_balance - balance
+    take: list[dict[str, Any]] = []
+    left: list[dict[str, Any]] = []
+    for line in pending:
+        if len(take) < limit and line["amount_fen"] <= room:
+            take.append(line)
+            room -= line["amount_fen"]
+        else:
+            left.append(line)
+    return take, left
+
+
+def pick_up(
+    session: TerminalSession,
+    host: SubsidyHost,
+    terminal_id: bytes,
+    *,
+    max_balance: int,
+    pin: str | None = None,
+    key_index: int = 1,
+) -> Pickup:
+    """Pick up what the card can take now; see the module docstring for the steps."""
+    session.card_reader.connect()
+    info = session.run(flows.select())
+    view = host.for_card(info.card_number)
+    settled: list[tuple[str, str]] = []
+    for load in view["held_loads"]:
+        settled.append((load["reference"], resolve_load(session, host, load)))  # type: ignore[arg-type]
+    completed: list[dict[str, Any]] = []
+    if settled:
+        view = host.for_card(info.card_number)
+        confirmed = {ref for ref, outcome in settled if outcome == "confirmed"}
+        completed = [line for line in view["paid"] if line.get("load_reference") in confirmed]
+        session.card_reader.connect()
+        info = session.run(flows.select())
+    unresolved = [ref for ref, outcome in settled if outcome == "unresolved"]
+    balance = session.run(flows.read_balance())
+    take, left = choose_lines(view["pending"], balance, max_balance)
+    base = {
+        "card_number": info.card_number,
+        "balance_before": balance,
+        "max_balance": max_balance,
+        "settled": settled,
+        "completed": completed,
+        "left": left,
+        "awaiting": view["awaiting_approval"],
+        "unresolved": unresolved,
+    }
+    if not take:
+        return Pickup(**base)
+    amount = sum(line["amount_fen"] for line in take)
+    paying = host.paying([line["line_id"] for line in take])
+    result = session.run(
+        flows.load(info, terminal_id, amount, session.now(), paying, key_index=key_index, pin=pin)
+    )
+    return Pickup(**base, paid=take, load=result)

@@ -1,0 +1,134 @@
+"""Builders for the card book and subsidy tests: a desk's book whose card numbers match the
+demo software cards, pushing it to a gateway, rosters, admin calls and kiosks over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from gateway.registry import SqliteCardRegistry
+from simulators.epurse_card import SoftEPurseCard
+from simulators.profiles import demo_card
+from terminal.identity import check_character
+from terminal.readers.sim import SimReader
+from terminal.roles.kiosk import Kiosk, KioskConfig
+from terminal.roles.kiosk_host import HttpSubsidyHost
+from terminal.roles.load_host import HttpLoadHost
+from terminal.roles.registry import Applicant, CardRecord
+from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayClient
+from terminal.uplink.issuance import push_issuance
+from tests.gateway_fixtures import ADMIN_TOKEN
+from tests.issuance_kit import SHANGHAI
+
+HEADER = "name,id_number,card_number,item,amount_fen,period"
+ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
+DESK = "310000000080"
+KIOSK_A = "310000000090"
+KIOSK_B = "310000000091"
+
+
+def id_number(n: int, birth: str = "19800101") -> str:
+    """A valid GB 11643 number (Beijing Dongcheng), sequence ``n``."""
+    first17 = f"110101{birth}{n:03d}"
+    return first17 + check_character(first17)
+
+
+PEOPLE = [("张三", id_number(1)), ("李四", id_number(2)), ("王小五", id_number(3))]
+
+
+def book_cards(registry: SqliteCardRegistry, people: list[tuple[str, str]]) -> list[CardRecord]:
+    """Active cards for ``people``; the registry was made with ``first_sequence`` so the
+    numbers equal ``demo_card(first_sequence + i)``'s."""
+    out = []
+    for i, (name, number) in enumerate(people):
+        chip = bytes.fromhex(f"59460000{i + 1:08d}")
+        rec = registry.begin_issue(SHANGHAI, Applicant(name, number), chip)
+        out.append(registry.activate(rec.card_number))
+    return out
+
+
+def card_for(record: CardRecord, balance: int = 0) -> SoftEPurseCard:
+    """The demo software card whose number is the record's."""
+    card = demo_card(int(record.card_number[-11:]), balance=balance)
+    assert card.public_info[10:20].hex()[1:] == record.card_number
+    return card
+
+
+def roster(*rows: str) -> bytes:
+    return ("\n".join([HEADER, *rows]) + "\n").encode("utf-8")
+
+
+def admin(gw: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.request(method, gw.url + path, headers=ADMIN, timeout=30, **kw)
+
+
+def import_roster(gw: Any, body: bytes, by: str = "declarer") -> dict[str, Any]:
+    r = admin(
+        gw,
+        "POST",
+        "/v1/admin/subsidies/rosters",
+        params={"declared_by": by, "source": "roster.csv"},
+        content=body,
+    )
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+def approve_roster(gw: Any, roster_id: int) -> None:
+    for step, who in (("review", "reviewer"), ("approve", "approver")):
+        r = admin(
+            gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/{step}", json={"actor": who}
+        )
+        assert r.status_code == 200, r.text
+
+
+@contextmanager
+def client_for(gw: Any, terminal_id: str, role: str) -> Iterator[GatewayClient]:
+    client = GatewayClient(gw.url, gw.register(terminal_id, "card-centre", role=role))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+class Centre:
+    """A desk's book pushed to the gateway, and kiosks talking to it over HTTP."""
+
+    def __init__(self, gw: Any, clock: Any, first_sequence: int = 501):
+        self.gw = gw
+        self.clock = clock
+        self.registry = SqliteCardRegistry(clock=clock, first_sequence=first_sequence)
+        self._clients: list[GatewayClient] = []
+        self.desk = self._client(DESK, "issuance")
+
+    def _client(self, terminal_id: str, role: str) -> GatewayClient:
+        client = GatewayClient(self.gw.url, self.gw.register(terminal_id, "card-centre", role=role))
+        self._clients.append(client)
+        return client
+
+    def issue(self, people: list[tuple[str, str]] = PEOPLE) -> list[CardRecord]:
+        records = book_cards(self.registry, people)
+        push_issuance(self.desk, self.registry.export)
+        return records
+
+    def kiosk(
+        self, terminal_id: str = KIOSK_A, card: Any = None, config: KioskConfig | None = None
+    ) -> tuple[Kiosk, SimReader]:
+        client = self._client(terminal_id, "kiosk")
+        subsidies = HttpSubsidyHost(client, sleep=lambda s: None)
+        reader = SimReader(card, name=f"kiosk {terminal_id}")
+        session = TerminalSession(reader, clock=self.clock)
+        top_ups = HttpLoadHost(client, sleep=lambda s: None)
+        kiosk = Kiosk(
+            session, top_ups, bytes.fromhex(terminal_id), config=config, subsidies=subsidies
+        )
+        return kiosk, reader
+
+    def close(self) -> None:
+        for c in self._clients:
+            c.close()
+        self.registry.close()

@@ -1,0 +1,5 @@
+"""The kiosk and subsidy command lines talk to a real gateway (SQLite and PostgreSQL)."""
+
+from tests.gateway_fixtures import clearing, db, db_url, gateway, pg_cluster
+
+__all__ = ["clearing", "db", "db_url", "gateway", "pg_cluster"]
