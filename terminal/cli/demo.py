@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 class DemoClock:
-    """Simulated wall clock: the day starts at 07:00 and advances as riders move."""
+    """Simulated wall clock: starts now and advances as riders move."""
 
     def __init__(self, start: datetime):
         self.now = start
@@ -112,7 +112,7 @@ def run_demo(
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
 
     rng = random.Random(seed)
-    clock = DemoClock(datetime.now().replace(hour=7, minute=0, second=0, microsecond=0))
+    clock = DemoClock(datetime.now().replace(microsecond=0))  # loads use the host clock
     result = Outcome()
     issuers = list(DEMO_ISSUERS)
     result.hsm = hsm = HostSecurityModule(
