@@ -58,25 +58,7 @@ RECORD_KEYS = (
 _RECORD_KEYSET = frozenset(RECORD_KEYS)
 
 # the columns a stored row carries after terminal_id, in this order
-ROW_COLUMNS = (
-    "terminal_seq",
-    "issuer_id",
-    "card_serial",
-    "txn_type",
-    "amount",
-    "balance_before",
-    "card_atc",
-    "key_version",
-    "algorithm",
-    "txn_time",
-    "state",
-    "tac",
-    "mac2",
-    "mac2_verified",
-    "resolution",
-    "context",
-    "content_hash",
-)
+ROW_COLUMNS = (*RECORD_KEYS[1:], "content_hash")
 
 
 @dataclass(frozen=True, slots=True)

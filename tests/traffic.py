@@ -16,6 +16,7 @@ from simulators.profiles import DEMO_ISSUERS, demo_card, demo_psam
 from terminal.epurse import flows
 from terminal.journal import Journal, JournalRow
 from terminal.readers.sim import SimReader
+from terminal.roles.journaling import record_intent
 from terminal.roles.session import TerminalSession
 
 
@@ -44,20 +45,7 @@ class JournaledTerminal:
         s.card_reader.connect()
         info = s.run(flows.select())
         p = s.run(flows.prepare_purchase(info, s.sam, amount, s.now()))
-        row_id = self.journal.record_intent(
-            terminal_id=p.terminal_id,
-            terminal_seq=p.terminal_seq,
-            issuer_id=p.issuer_id,
-            card_serial=p.card_serial,
-            txn_type=p.txn_type,
-            amount=p.amount,
-            balance_before=p.balance_before,
-            card_atc=p.offline_atc,
-            key_version=p.key_version,
-            algorithm=p.algorithm,
-            when=p.when,
-            context={"line": "71"},
-        )
+        row_id = record_intent(self.journal, p, {"line": "71"})
         r = s.run(flows.complete_purchase(p))
         return self.journal.settle(row_id, tac=r.tac, mac2=r.mac2, mac2_verified=r.mac2_verified)
 
