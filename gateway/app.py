@@ -109,19 +109,7 @@ class LoadRequestBody(BaseModel):
     purpose: str = Field(default="", max_length=200, description="e.g. a subsidy roster line")
 
     def to_request(self) -> LoadRequest:
-        return LoadRequest(
-            issuer_id=bytes.fromhex(self.issuer_id),
-            card_serial=bytes.fromhex(self.card_serial),
-            terminal_id=bytes.fromhex(self.terminal_id),
-            amount=self.amount,
-            balance_before=self.balance_before,
-            online_atc=self.online_atc,
-            key_version=self.key_version,
-            algorithm=self.algorithm,
-            card_random=bytes.fromhex(self.card_random),
-            mac1=bytes.fromhex(self.mac1),
-            when=self.when,
-        )
+        return loads.load_request(self, self.when)
 
 
 class ConfirmBody(BaseModel):

@@ -33,6 +33,23 @@ _COLUMNS = (
 )
 
 
+def load_request(fields: Any, when: datetime) -> LoadRequest:
+    """A LoadRequest from any object carrying its fields with the bytes as hex text."""
+    return LoadRequest(
+        issuer_id=bytes.fromhex(fields.issuer_id),
+        card_serial=bytes.fromhex(fields.card_serial),
+        terminal_id=bytes.fromhex(fields.terminal_id),
+        amount=fields.amount,
+        balance_before=fields.balance_before,
+        online_atc=fields.online_atc,
+        key_version=fields.key_version,
+        algorithm=fields.algorithm,
+        card_random=bytes.fromhex(fields.card_random),
+        mac1=bytes.fromhex(fields.mac1),
+        when=when,
+    )
+
+
 @dataclass(frozen=True)
 class LoadLimits:
     """What the gateway allows per top-up, whatever the card would accept."""
@@ -64,19 +81,7 @@ class LoadRecord:
     purpose: str
 
     def request(self) -> LoadRequest:
-        return LoadRequest(
-            issuer_id=bytes.fromhex(self.issuer_id),
-            card_serial=bytes.fromhex(self.card_serial),
-            terminal_id=bytes.fromhex(self.terminal_id),
-            amount=self.amount,
-            balance_before=self.balance_before,
-            online_atc=self.online_atc,
-            key_version=self.key_version,
-            algorithm=self.algorithm,
-            card_random=bytes.fromhex(self.card_random),
-            mac1=bytes.fromhex(self.mac1),
-            when=datetime.fromisoformat(self.host_time),
-        )
+        return load_request(self, datetime.fromisoformat(self.host_time))
 
     def authorization(self) -> LoadAuthorization:
         return LoadAuthorization(
