@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
+from terminal.retry import backoff_delay
 
 log = logging.getLogger("gateway.forwarder")
 
@@ -188,9 +189,8 @@ class Forwarder:
             )
 
     def backoff(self) -> float:
-        """Full-jitter exponential back-off after ``self._failures`` failures in a row."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, self._failures - 1))
-        return self.rng.uniform(ceiling / 2, ceiling)
+        """Jittered exponential back-off after ``self._failures`` failures in a row."""
+        return backoff_delay(self._failures, self.backoff_base, self.backoff_cap, self.rng)
 
     # -- one round ------------------------------------------------------------------------
     def run_once(self) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from terminal.journal import Journal, JournalRow
+from terminal.retry import backoff_delay
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
 log = logging.getLogger("terminal.uplink")
@@ -89,8 +90,7 @@ class Uplink:
 
     def backoff(self) -> float:
         """Seconds to wait after ``self.failures`` failures in a row: exponential, jittered."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, self.failures - 1))
-        return self.rng.uniform(ceiling / 2, ceiling)
+        return backoff_delay(self.failures, self.backoff_base, self.backoff_cap, self.rng)
 
     # -- one upload -----------------------------------------------------------------------
     def send_batch(self) -> int:
