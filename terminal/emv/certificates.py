@@ -79,6 +79,19 @@ def digits(raw: bytes) -> str:
     return raw.hex().upper().rstrip("F")
 
 
+def _modulus(
+    leftmost: bytes, length: int, remainder: bytes, missing: OdaFailure, tag: str
+) -> bytes:
+    """A recovered public key: the certificate's leftmost digits, plus the remainder tag's
+    when the key is longer than the certificate has room for."""
+    room = len(leftmost)
+    if length <= room:
+        return leftmost[:length]
+    if len(remainder) != length - room:
+        raise OdaError(missing, f"need {length - room} bytes of {tag}, have {len(remainder)}")
+    return leftmost + remainder
+
+
 @dataclass(frozen=True, slots=True)
 class IssuerCertificate:
     """Recovered issuer public key certificate (tag 90, format 02)."""
@@ -101,15 +114,9 @@ class IssuerCertificate:
         return cls(x, x[2:6], x[6:8], x[8:11], x[11], x[12], x[13], x[14], x[15 : n - 21])
 
     def modulus(self, remainder: bytes) -> bytes:
-        room = len(self.pk_leftmost)
-        if self.pk_length <= room:
-            return self.pk_leftmost[: self.pk_length]
-        if len(remainder) != self.pk_length - room:
-            raise OdaError(
-                OdaFailure.ISSUER_REMAINDER_MISSING,
-                f"need {self.pk_length - room} bytes of 92, have {len(remainder)}",
-            )
-        return self.pk_leftmost + remainder
+        return _modulus(
+            self.pk_leftmost, self.pk_length, remainder, OdaFailure.ISSUER_REMAINDER_MISSING, "92"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +141,9 @@ class IccCertificate:
         return cls(x, x[2:12], x[12:14], x[14:17], x[17], x[18], x[19], x[20], x[21 : n - 21])
 
     def modulus(self, remainder: bytes) -> bytes:
-        room = len(self.pk_leftmost)
-        if self.pk_length <= room:
-            return self.pk_leftmost[: self.pk_length]
-        if len(remainder) != self.pk_length - room:
-            raise OdaError(
-                OdaFailure.ICC_REMAINDER_MISSING,
-                f"need {self.pk_length - room} bytes of 9F48, have {len(remainder)}",
-            )
-        return self.pk_leftmost + remainder
+        return _modulus(
+            self.pk_leftmost, self.pk_length, remainder, OdaFailure.ICC_REMAINDER_MISSING, "9F48"
+        )
 
 
 @dataclass(frozen=True, slots=True)
