@@ -31,6 +31,13 @@ class FrozenClock:
         self.now += timedelta(**delta)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test opens a socket: keep vpcd's ports out of the ephemeral range."""
+    from tests.stacks import reserve_vpcd_ports
+
+    reserve_vpcd_ports()
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +71,44 @@ def stop_stale_pcscd() -> None:
         _wait_gone(pid, 5.0)
 
 
+VPCD_PORTS = (35963, 35964)
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def reserve_vpcd_ports() -> None:
+    """Take vpcd's ports out of the kernel's ephemeral range (root only; a no-op otherwise).
+
+    They lie inside Linux's default ephemeral range (32768-60999): a test's client
+    connection to uvicorn or PostgreSQL can be given local port 35963/35964, and a pcscd
+    started meanwhile then fails with "Address already in use" and shows no reader.
+    """
+    if os.geteuid() != 0 or not RESERVED_PORTS.exists():
+        return
+    current = RESERVED_PORTS.read_text().strip()
+    wanted = f"{VPCD_PORTS[0]}-{VPCD_PORTS[1]}"
+    if wanted not in current.split(","):
+        RESERVED_PORTS.write_text(f"{current},{wanted}" if current else wanted)
+
+
+def wait_vpcd_ports_free(timeout: float = 70.0) -> None:
+    """Wait until vpcd could bind its ports (a socket still using one blocks it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = []
+        for port in VPCD_PORTS:
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("", port))
+                except OSError:
+                    busy.append(port)
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"vpcd ports {busy} still in use after {timeout} s")
+        time.sleep(0.1)
+
+
 class Pcscd:
     """One pcscd process of ours with a reader.conf.d holding just the vpcd entry."""
 
@@ -94,6 +133,7 @@ class Pcscd:
         if not Path(VPCD_DRIVER).exists():
             raise RuntimeError(f"vsmartcard-vpcd is not installed ({VPCD_DRIVER} missing)")
         stop_stale_pcscd()
+        wait_vpcd_ports_free()
         self._write_config(friendly_name)
         COMM.unlink(missing_ok=True)
         with open(self.log, "ab") as log:
