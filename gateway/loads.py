@@ -308,6 +308,8 @@ def _confirm(
             " WHERE id = ? AND state = 'authorized'",
             (tac.hex().upper(), resolution, now, load.id),
         )
+        if cur.rowcount != 1:
+            raise conflict("concurrent_update", f"load {reference} was settled meanwhile")
         cur.execute(
             "INSERT INTO outbox (kind, ref_id, created_at, available_at) VALUES ('load', ?, ?, ?)"
             " ON CONFLICT (kind, ref_id) DO NOTHING",
@@ -413,9 +415,7 @@ def void(
                 "cannot show the card never credited; ask POST "
                 f"/v1/loads/{reference}/void-challenge and run INITIALIZE FOR LOAD with it",
             )
-        want_field, want_amount, expires_at, used_at, _ = challenge
-        if used_at is not None:
-            raise conflict("challenge_used", f"the void challenge of {reference} was used")
+        want_field, want_amount, expires_at, _, _ = challenge  # used: the load is void
         if now > int(expires_at):
             raise conflict(
                 "challenge_expired", f"the void challenge of {reference} expired; ask again"
