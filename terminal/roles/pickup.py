@@ -94,8 +94,8 @@ class Pickup:
             parts.append(f"{len(self.awaiting)} line(s) await approval")
         if self.unresolved:
             parts.append(
-                f"{len(self.unresolved)} earlier pickup(s) could not be settled: ask the "
-                "service desk"
+                f"{len(self.unresolved)} earlier pickup(s) could not be settled: bring the "
+                "card back to the kiosk that started it, or ask the service desk"
             )
         return "; ".join(parts) if parts else "no subsidy to pick up"
 

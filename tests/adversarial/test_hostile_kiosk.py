@@ -386,6 +386,7 @@ def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centr
     elsewhere, _ = centre.kiosk(KIOSK_B, card=card)
     away = elsewhere.pick_up()
     assert away.paid == [] and len(away.unresolved) == 1 and card.balance == 500
+    assert "bring the card back to the kiosk that started it" in away.message()
     reader.tear_when(None)
     reader.insert(card)
     back = kiosk.pick_up()
