@@ -397,3 +397,23 @@ def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centr
     Forwarder(gateway.db, clearing.url).drain()
     totals = clearing.settlement()["totals"]
     assert (totals["loads"], totals["load_amount"]) == (1, 20_000)
+
+
+def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
+    gateway, centre, clock
+):
+    rid, _ = approved_line(centre, 20_000)
+    card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
+    kiosk, reader = centre.kiosk(KIOSK_A, card=card)
+    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    with pytest.raises(CardRemoved):
+        kiosk.top_up(1_000)
+    (top_up,) = kiosk.host.pending()  # type: ignore[attr-defined]
+    reader.tear_when(None)
+    reader.insert(card)
+    # the pickup's load is refused (load_pending: the top-up holds the counter); the kiosk
+    # voids its own top-up with the card and picks up once more
+    done = kiosk.pick_up()
+    assert done.paid_fen == 20_000 and card.balance == 20_500
+    assert load_state(gateway, top_up["reference"]) == ("void", 0)
+    paid_once(gateway, rid, 20_000)
