@@ -122,7 +122,9 @@ class ProveBody(BaseModel):
 
 
 class VoidBody(BaseModel):
-    evidence: LoadRequestBody
+    evidence: LoadRequestBody = Field(
+        description="INITIALIZE FOR LOAD run with the void challenge's terminal id and amount"
+    )
 
 
 class TerminalBody(BaseModel):
@@ -322,7 +324,18 @@ def create_app(
         )
         return _json(load.to_json())
 
-    @app.post("/v1/loads/{reference}/void", summary="Void a load the card shows never credited")
+    @app.post(
+        "/v1/loads/{reference}/void-challenge",
+        summary="A single-use challenge for voiding a load: run INITIALIZE FOR LOAD with it",
+    )
+    def void_challenge(reference: str, authorization: str | None = Header(None)) -> Response:
+        terminal = terminal_of(authorization)
+        return _json(loads.void_challenge(db, terminal, reference).to_json())
+
+    @app.post(
+        "/v1/loads/{reference}/void",
+        summary="Void a load on the card's answer to its void challenge (it never credited)",
+    )
     def void_load(
         reference: str, body: VoidBody, authorization: str | None = Header(None)
     ) -> Response:

@@ -34,6 +34,13 @@ from terminal.epurse.perso import KEY_NAMES, KeyLoadRequest, PersoDeclined
 from terminal.layout import build
 
 
+class Mac1Invalid(LoadDeclined):
+    """The card's MAC1 does not verify: not this card's answer to this INITIALIZE FOR LOAD."""
+
+    def __init__(self) -> None:
+        super().__init__("card MAC1 is invalid")
+
+
 class HostSecurityModule:
     """Issuer key sets by issuer id; every check constant-time."""
 
@@ -57,8 +64,8 @@ class HostSecurityModule:
         return ks
 
     # online load --------------------------------------------------------------------------
-    def load_mac2(self, request: LoadRequest, when: datetime | None = None) -> LoadAuthorization:
-        """Verify the card's MAC1 and compute MAC2 over the host's date and time."""
+    def _load_session(self, request: LoadRequest) -> bytes:
+        """The card's load session key, once its MAC1 over this request has verified."""
         ks = self._keyset(request.issuer_id, request.key_version)
         keys = ks.card_keys(request.card_serial)
         session = load_session_key(
@@ -75,7 +82,17 @@ class HostSecurityModule:
             ),
         )
         if not secrets.compare_digest(expected, request.mac1):
-            raise LoadDeclined("card MAC1 is invalid")
+            raise Mac1Invalid()
+        return session
+
+    def verify_load_mac1(self, request: LoadRequest) -> None:
+        """Check the card's MAC1 and issue nothing: a void's evidence must never yield a MAC2.
+        Raises ``Mac1Invalid`` (or ``LoadDeclined`` for an unknown issuer or key version)."""
+        self._load_session(request)
+
+    def load_mac2(self, request: LoadRequest, when: datetime | None = None) -> LoadAuthorization:
+        """Verify the card's MAC1 and compute MAC2 over the host's date and time."""
+        session = self._load_session(request)
         when = (when or self._clock()).replace(microsecond=0)
         mac2 = pboc_mac(
             session,

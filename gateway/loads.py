@@ -1,16 +1,23 @@
 """Online load authorisation for kiosks: authorise (MAC1 -> MAC2), confirm (TAC), resolve.
 
 States: ``authorized`` -> ``confirmed`` (the card's TAC, from CREDIT FOR LOAD or later from
-GET TRANSACTION PROVE) or ``void`` (the card proved it never credited: a fresh INITIALIZE
-FOR LOAD, whose MAC1 the HSM checks, shows the same online counter). A card's online
+GET TRANSACTION PROVE) or ``void`` (the card proved it never credited). A card's online
 counter moves on every credit, so (issuer, card, online ATC) names one load: at most one
 live row holds it (a partial unique index), and clearing de-duplicates on it too, so a
 load is never credited twice.
+
+Once MAC2 has left the gateway only the card can end the load (docs/security.md, "Online
+loads and their voids"): PROVE confirms it; a void needs an INITIALIZE FOR LOAD answer
+read *after* the host decided to void, i.e. one whose MAC1 covers this load's single-use
+challenge (a random terminal-id field and amount). That INITIALIZE replaced the card's
+session, so the old MAC2 can no longer be credited. Nothing else voids a load: a new
+request at the card's counter while a load is live is refused (``load_pending``).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +32,9 @@ from terminal.epurse.model import LoadAuthorization, LoadRequest
 AUTHORIZED = "authorized"
 CONFIRMED = "confirmed"
 VOID = "void"
+
+CHALLENGE_TTL_MS = 5 * 60 * 1000  # a void challenge is answered at the card within minutes
+CHALLENGE_MAX_AMOUNT = 100  # fen asked in the challenge's INITIALIZE (never credited)
 
 _COLUMNS = (
     "id, reference, terminal_id, operator_id, issuer_id, card_serial, online_atc, amount,"
@@ -154,6 +164,19 @@ def _card_listed(cur: Cursor, issuer_id: str, card_serial: str) -> bool:
     return bool(r and r[0])
 
 
+def load_pending(live: LoadRecord) -> GatewayError:
+    """The refusal for a new load at a card and counter that a live load already holds."""
+    return conflict(
+        "load_pending",
+        f"card {live.card_serial} has load {live.reference} at online ATC {live.online_atc}, "
+        f"authorised for kiosk {live.terminal_id} and not settled: resolve it first: prove it "
+        "or void it with the card",
+    )
+
+
+Reserve = Callable[[Cursor, LoadRecord], None]
+
+
 def authorize(
     db: Database,
     hsm: HostSecurityModule,
@@ -162,8 +185,12 @@ def authorize(
     *,
     limits: LoadLimits | None = None,
     purpose: str = "",
+    reserve: Reserve | None = None,
 ) -> LoadRecord:
-    """Check MAC1, record the pending load and return it with MAC2 (idempotent on retries)."""
+    """Check MAC1, record the pending load and return it with MAC2 (idempotent on retries).
+
+    ``reserve`` runs in the transaction that records a new load (a subsidy pickup takes its
+    lines there): if it raises, no load is recorded, so no MAC2 exists outside it."""
     limits = limits or LoadLimits()
     if request.terminal_id.hex().upper() != terminal.terminal_id:
         raise GatewayError(
@@ -193,35 +220,32 @@ def authorize(
             raise GatewayError(403, "hotlisted", f"card {serial} is on the hotlist (挂失)")
         cur.execute(
             f"SELECT {_COLUMNS} FROM loads WHERE issuer_id = ? AND card_serial = ?"
-            " AND online_atc = ? AND state <> 'void'",
+            " AND online_atc = ? ORDER BY id",
             (issuer, serial, request.online_atc),
         )
-        r = cur.fetchone()
-        if r is not None:
-            live = _row(r)
+        for live in map(_row, cur.fetchall()):
             same = (
                 live.card_random == request.card_random.hex().upper()
                 and live.mac1 == request.mac1.hex().upper()
                 and live.amount == request.amount
                 and live.terminal_id == terminal.terminal_id
             )
-            if same:
+            if same and live.state != VOID:
                 return live  # a retry after a lost answer: the same MAC2 again
+            if same:
+                raise conflict(
+                    "load_void",
+                    f"this INITIALIZE FOR LOAD answer was load {live.reference}, since void: "
+                    "run INITIALIZE FOR LOAD again",
+                )
             if live.state == CONFIRMED:
                 raise conflict(
                     "counter_reused",
                     f"card {serial} already confirmed a load at online ATC "
                     f"{request.online_atc}; its counter cannot repeat",
                 )
-            cur.execute(
-                "UPDATE loads SET state = 'void', resolution = ?, resolved_at = ? WHERE id = ?",
-                (
-                    "superseded: the card's next INITIALIZE FOR LOAD shows the same online "
-                    "ATC, so it never credited",
-                    now,
-                    live.id,
-                ),
-            )
+            if live.state == AUTHORIZED:
+                raise load_pending(live)
         reference = "L" + secrets.token_hex(10).upper()
         cur.execute(
             "INSERT INTO loads (reference, terminal_id, operator_id, issuer_id, card_serial,"
@@ -248,7 +272,9 @@ def authorize(
             ),
         )
         load = _get(cur, reference)
-    assert load is not None
+        assert load is not None
+        if reserve is not None:
+            reserve(cur, load)
     return load
 
 
@@ -282,6 +308,8 @@ def _confirm(
             " WHERE id = ? AND state = 'authorized'",
             (tac.hex().upper(), resolution, now, load.id),
         )
+        if cur.rowcount != 1:
+            raise conflict("concurrent_update", f"load {reference} was settled meanwhile")
         cur.execute(
             "INSERT INTO outbox (kind, ref_id, created_at, available_at) VALUES ('load', ?, ?, ?)"
             " ON CONFLICT (kind, ref_id) DO NOTHING",
@@ -311,6 +339,52 @@ def prove(
     return _confirm(db, hsm, terminal, reference, tac, "proved by GET TRANSACTION PROVE", mac=mac)
 
 
+def _unsettled(load: LoadRecord) -> None:
+    if load.state == CONFIRMED:
+        raise conflict("load_confirmed", f"load {load.reference} is confirmed; it cannot be void")
+    if load.state == VOID:
+        raise conflict("load_void", f"load {load.reference} is already void: {load.resolution}")
+
+
+@dataclass(frozen=True, slots=True)
+class VoidChallenge:
+    """What the kiosk asks the card for a void: INITIALIZE FOR LOAD with this terminal-id
+    field and amount (and no CREDIT after it)."""
+
+    reference: str
+    terminal_field: str
+    amount: int
+    expires_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "terminal_id": self.terminal_field,
+            "amount": self.amount,
+            "expires_at_ms": self.expires_at,
+        }
+
+
+def void_challenge(db: Database, terminal: Terminal, reference: str) -> VoidChallenge:
+    """A fresh single-use challenge for voiding this terminal's unsettled load; it replaces
+    any earlier one. Its amount stays within the load's, so the card accepts it wherever
+    it accepted the load."""
+    now = now_ms()
+    field = secrets.token_bytes(6).hex().upper()
+    with db.tx() as cur:
+        load = _own(terminal, _get(cur, reference), reference)
+        _unsettled(load)
+        amount = 1 + secrets.randbelow(min(CHALLENGE_MAX_AMOUNT, load.amount))
+        expires = now + CHALLENGE_TTL_MS
+        cur.execute("DELETE FROM load_void_challenges WHERE load_id = ?", (load.id,))
+        cur.execute(
+            "INSERT INTO load_void_challenges (load_id, terminal_field, amount, created_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?)",
+            (load.id, field, amount, now, expires),
+        )
+    return VoidChallenge(reference, field, amount, expires)
+
+
 def void(
     db: Database,
     hsm: HostSecurityModule,
@@ -318,32 +392,86 @@ def void(
     reference: str,
     evidence: LoadRequest,
 ) -> LoadRecord:
-    """Void an unconfirmed load on the card's own word: a fresh INITIALIZE FOR LOAD whose
-    MAC1 verifies and whose online ATC is still the load's, so the credit never happened."""
-    try:
-        hsm.load_mac2(evidence)
-    except LoadDeclined as exc:
-        raise unprocessable("bad_evidence", f"evidence refused: {exc.reason}") from None
+    """Void an unconfirmed load on the card's own word: an INITIALIZE FOR LOAD run for this
+    load's live challenge (its terminal-id field and amount), MAC1 verified, showing the
+    load's card still at the load's online ATC and no more money than before the load."""
+    field, mac1 = evidence.terminal_id.hex().upper(), evidence.mac1.hex().upper()
+    now = now_ms()
     with db.tx() as cur:
         load = _own(terminal, _get(cur, reference), reference)
-        if load.state == VOID:
-            return load
-        if load.state == CONFIRMED:
-            raise conflict("load_confirmed", f"load {reference} is confirmed; it cannot be void")
+        cur.execute(
+            "SELECT terminal_field, amount, expires_at, used_at, used_mac1"
+            " FROM load_void_challenges WHERE load_id = ?",
+            (load.id,),
+        )
+        challenge = cur.fetchone()
+        if load.state == VOID and challenge is not None and challenge[4] == mac1:
+            return load  # a retry after a lost answer
+        _unsettled(load)
+        if challenge is None:
+            raise conflict(
+                "no_challenge",
+                f"load {reference} has no void challenge: evidence read before one exists "
+                "cannot show the card never credited; ask POST "
+                f"/v1/loads/{reference}/void-challenge and run INITIALIZE FOR LOAD with it",
+            )
+        want_field, want_amount, expires_at, _, _ = challenge  # used: the load is void
+        if now > int(expires_at):
+            raise conflict(
+                "challenge_expired", f"the void challenge of {reference} expired; ask again"
+            )
+        if field != want_field or evidence.amount != int(want_amount):
+            raise unprocessable(
+                "stale_evidence",
+                f"the evidence is not fresh: its INITIALIZE FOR LOAD names terminal {field} "
+                f"and {evidence.amount} fen, the challenge of {reference} asked for "
+                f"{want_field} and {want_amount} fen",
+            )
+        try:
+            hsm.verify_load_mac1(evidence)
+        except LoadDeclined as exc:
+            raise unprocessable("bad_evidence", f"evidence refused: {exc.reason}") from None
         same_card = (
             evidence.issuer_id.hex().upper() == load.issuer_id
             and evidence.card_serial.hex().upper() == load.card_serial
         )
-        if not same_card or evidence.online_atc != load.online_atc:
+        if not same_card:
             raise unprocessable(
                 "not_proven",
-                "the evidence does not show this card with the load's online ATC "
-                f"{load.online_atc}; settle it with GET TRANSACTION PROVE instead",
+                f"the evidence is from card {evidence.card_serial.hex().upper()}, the load "
+                f"is card {load.card_serial}'s",
+            )
+        if evidence.online_atc != load.online_atc:
+            raise unprocessable(
+                "not_proven",
+                f"the card's online ATC is {evidence.online_atc}, not the load's "
+                f"{load.online_atc}: it credited; settle it with GET TRANSACTION PROVE instead",
+            )
+        if evidence.balance_before > load.balance_before:
+            raise unprocessable(
+                "not_proven",
+                f"the card holds {evidence.balance_before} fen, more than the "
+                f"{load.balance_before} before the load; settle it with GET TRANSACTION PROVE",
             )
         cur.execute(
-            "UPDATE loads SET state = 'void', resolution = ?, resolved_at = ? WHERE id = ?",
-            ("void: the card's online ATC shows it never credited", now_ms(), load.id),
+            "UPDATE load_void_challenges SET used_at = ?, used_mac1 = ?"
+            " WHERE load_id = ? AND used_at IS NULL",
+            (now, mac1, load.id),
         )
+        if cur.rowcount != 1:
+            raise conflict("challenge_used", f"the void challenge of {reference} was used")
+        cur.execute(
+            "UPDATE loads SET state = 'void', resolution = ?, resolved_at = ?"
+            " WHERE id = ? AND state = 'authorized'",
+            (
+                "void: an INITIALIZE FOR LOAD run for the void challenge shows the card's "
+                "online ATC unmoved, so it never credited and its MAC2 is dead",
+                now,
+                load.id,
+            ),
+        )
+        if cur.rowcount != 1:
+            raise conflict("concurrent_update", f"load {reference} was settled meanwhile")
         out = _get(cur, reference)
     assert out is not None
     return out

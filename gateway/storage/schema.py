@@ -218,6 +218,21 @@ CREATE TABLE subsidy_events (
 CREATE INDEX subsidy_events_by_roster ON subsidy_events (roster_id, id);
 """,
     ),
+    (
+        3,
+        "void challenges: a load is voided only on an INITIALIZE FOR LOAD read after one",
+        """
+CREATE TABLE load_void_challenges (
+    load_id         {big} PRIMARY KEY REFERENCES loads (id),
+    terminal_field  TEXT NOT NULL,
+    amount          {big} NOT NULL CHECK (amount > 0),
+    created_at      {big} NOT NULL,
+    expires_at      {big} NOT NULL,
+    used_at         {big},
+    used_mac1       TEXT
+);
+""",
+    ),
 ]
 
 _TYPES = {

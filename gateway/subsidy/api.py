@@ -183,7 +183,18 @@ def subsidy_router(
         )
         return _json(load.to_json())
 
-    @r.post("/v1/subsidies/loads/{reference}/void", summary="Void a held pickup on the card's word")
+    @r.post(
+        "/v1/subsidies/loads/{reference}/void-challenge",
+        summary="A void challenge for a held pickup (the kiosk that holds it only)",
+    )
+    def void_challenge(reference: str, authorization: str | None = Header(None)) -> Response:
+        terminal = h.terminal_of(authorization)
+        return _json(pickup.void_challenge_held(h.db, terminal, reference).to_json())
+
+    @r.post(
+        "/v1/subsidies/loads/{reference}/void",
+        summary="Void a held pickup on the card's answer to its challenge (holding kiosk only)",
+    )
     def void(reference: str, body: VoidBody, authorization: str | None = Header(None)) -> Response:
         terminal = h.terminal_of(authorization)
         load = pickup.void_held(h.db, need_hsm(), terminal, reference, body.evidence.to_request())

@@ -5,13 +5,14 @@ is read from that load, never stored twice:
 
 * ``paid``    - the load is ``confirmed`` (the card's TAC, from CREDIT or PROVE, checked);
 * ``held``    - the load is ``authorized``: MAC2 went out, the card may or may not have
-  credited; only the card can tell (GET TRANSACTION PROVE, or a fresh INITIALIZE FOR LOAD
-  showing the same online counter), so the line waits until it does;
+  credited; only the card can tell (GET TRANSACTION PROVE at any kiosk, or a void by the
+  kiosk that holds the load, on an INITIALIZE FOR LOAD run for its challenge), so the
+  line waits until it does;
 * ``pending`` - no load, or a ``void`` one: the line can be picked up.
 
-A line is reserved for a load in the same request that returns MAC2, and only if it is
-free (no load, or a void one) or already this load's, so two kiosks, a retried request or
-a replayed one can never make a second load for a line: the card can only credit a load
+A line is reserved for a load in the transaction that records the load and its MAC2, and
+only if it is free (no load, or a void one), so two kiosks, a retried request or a
+replayed one can never make a second load for a line: the card can only credit a load
 whose MAC2 it was given, and a line is given to one live load at a time. Once that load
 is confirmed the line never moves again (a confirmed load is never voided).
 """
@@ -25,7 +26,7 @@ from gateway import auth, loads
 from gateway.auth import Terminal
 from gateway.errors import GatewayError, conflict, not_found, unprocessable
 from gateway.hsm import HostSecurityModule
-from gateway.storage import Database, now_ms
+from gateway.storage import Cursor, Database
 from gateway.subsidy.store import APPROVED
 from terminal.epurse.model import LoadRequest
 from terminal.roles.registry import serial_of
@@ -185,16 +186,6 @@ def _same_request(load: loads.LoadRecord, request: LoadRequest, terminal: Termin
     )
 
 
-def _superseded_by(status: LineStatus, request: LoadRequest) -> bool:
-    """An unconfirmed load at the online counter this request shows: the card never
-    credited it (the counter would have moved), and authorising this request voids it."""
-    return status.load_state == loads.AUTHORIZED and status.load_online_atc == request.online_atc
-
-
-class _Taken(Exception):
-    """A line was reserved by a concurrent pickup between the checks and the reservation."""
-
-
 def authorize_pickup(
     db: Database,
     hsm: HostSecurityModule,
@@ -242,50 +233,37 @@ def authorize_pickup(
                     f"line {line_id} ({s.item_name} {s.period}) was paid by load "
                     f"{s.load_reference} at terminal {s.load_terminal}",
                 )
-            if not _superseded_by(s, request):
-                raise conflict(
-                    "held",
-                    f"line {line_id} is being paid by load {s.load_reference} at terminal "
-                    f"{s.load_terminal}, not yet confirmed: settle it with the card first",
-                )
+            if held is not None and held.online_atc == request.online_atc:
+                raise loads.load_pending(held)  # the card has not moved on since that load
+            raise conflict(
+                "held",
+                f"line {line_id} is being paid by load {s.load_reference} at terminal "
+                f"{s.load_terminal}, not yet confirmed: settle it with the card first",
+            )
     total = sum(found[i].amount_fen for i in ids)
     if total != request.amount:
         raise unprocessable(
             "amount_mismatch", f"the lines add up to {total} fen, the load is {request.amount}"
         )
-    load = loads.authorize(db, hsm, terminal, request, limits=limits, purpose=purpose_of(ids))
-    try:
-        _reserve(db, load.id, ids)
-    except _Taken:
-        _void_unreserved(db, load.id)
-        raise conflict("taken", "a concurrent pickup took one of these lines; look again") from None
+
+    def reserve(cur: Cursor, load: loads.LoadRecord) -> None:
+        marks = ",".join("?" * len(ids))
+        cur.execute(
+            f"UPDATE subsidy_lines SET load_id = ? WHERE id IN ({marks}) AND live = 1"
+            " AND (load_id IS NULL OR EXISTS (SELECT 1 FROM loads"
+            " WHERE loads.id = subsidy_lines.load_id AND loads.state = 'void'))",
+            (load.id, *ids),
+        )
+        if cur.rowcount != len(ids):
+            raise conflict("taken", "a concurrent pickup took one of these lines; look again")
+
+    load = loads.authorize(
+        db, hsm, terminal, request, limits=limits, purpose=purpose_of(ids), reserve=reserve
+    )
     return load, line_statuses(db, line_ids=ids)
 
 
-def _reserve(db: Database, load_id: int, ids: list[int]) -> None:
-    marks = ",".join("?" * len(ids))
-    with db.tx() as cur:
-        cur.execute(
-            f"UPDATE subsidy_lines SET load_id = ? WHERE id IN ({marks}) AND live = 1"
-            " AND (load_id IS NULL OR load_id = ? OR EXISTS (SELECT 1 FROM loads"
-            " WHERE loads.id = subsidy_lines.load_id AND loads.state = 'void'))",
-            (load_id, *ids, load_id),
-        )
-        if cur.rowcount != len(ids):
-            raise _Taken
-
-
-def _void_unreserved(db: Database, load_id: int) -> None:
-    """Void a load whose lines could not be reserved; its MAC2 never left the gateway."""
-    with db.tx() as cur:
-        cur.execute(
-            "UPDATE loads SET state = 'void', resolution = ?, resolved_at = ?"
-            " WHERE id = ? AND state = 'authorized'",
-            ("void: its subsidy lines went to a concurrent pickup", now_ms(), load_id),
-        )
-
-
-# -- settling a held line with the card, at any kiosk -----------------------------------------
+# -- settling a held line with the card ----------------------------------------------------
 def _held_load(
     db: Database, terminal: Terminal, reference: str
 ) -> tuple[loads.LoadRecord, Terminal]:
@@ -297,6 +275,20 @@ def _held_load(
     if owner is None:
         raise GatewayError(409, "unknown_terminal", f"load {reference} has no terminal")
     return load, owner
+
+
+def _owned_held_load(db: Database, terminal: Terminal, reference: str) -> Terminal:
+    """Only the kiosk that holds a load may void it (docs/security.md): the card's PROVE
+    is accepted anywhere, a void is not."""
+    load, owner = _held_load(db, terminal, reference)
+    if owner.terminal_id != terminal.terminal_id:
+        raise GatewayError(
+            403,
+            "not_owner",
+            f"load {reference} is held by kiosk {load.terminal_id}: only that kiosk can void "
+            "it; any kiosk can settle it with GET TRANSACTION PROVE if the card credited",
+        )
+    return owner
 
 
 def prove_held(
@@ -314,6 +306,11 @@ def prove_held(
     return loads.prove(db, hsm, owner, reference, mac, tac)
 
 
+def void_challenge_held(db: Database, terminal: Terminal, reference: str) -> loads.VoidChallenge:
+    """A void challenge for a subsidy load, for the kiosk that holds it only."""
+    return loads.void_challenge(db, _owned_held_load(db, terminal, reference), reference)
+
+
 def void_held(
     db: Database,
     hsm: HostSecurityModule,
@@ -321,9 +318,9 @@ def void_held(
     reference: str,
     evidence: LoadRequest,
 ) -> loads.LoadRecord:
-    """Void a subsidy load on the card's word (a fresh INITIALIZE FOR LOAD, MAC1 checked,
-    still at the load's online counter), at any kiosk; its lines become pending again."""
-    _, owner = _held_load(db, terminal, reference)
+    """Void a subsidy load by the kiosk that holds it, on the card's answer to the load's
+    void challenge (``loads.void``); its lines become pending again."""
+    owner = _owned_held_load(db, terminal, reference)
     return loads.void(db, hsm, owner, reference, evidence)
 
 

@@ -3,7 +3,10 @@ pickup through the gateway's subsidy services (terminal/roles/pickup.py).
 
 A top-up is checked against the kiosk's configured limits and, with the balance read
 from the card, against the purse's maximum before INITIALIZE FOR LOAD is sent, so a
-refused top-up never touches the card's counters.
+refused top-up never touches the card's counters. When the gateway refuses it because a
+load this kiosk started is still unsettled at the card's counter (``LoadPending``: a card
+pulled mid-load), that load is settled with the card in the reader and the top-up tried
+once more.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from terminal.epurse import flows
 from terminal.epurse.host import LoadHost
 from terminal.epurse.model import CardSnapshot, LoadResult
 from terminal.money import format_fen
+from terminal.roles.load_host import HttpLoadHost, LoadPending, settle_own_loads, settled_any
 from terminal.roles.pickup import Pickup, SubsidyHost, pick_up
 from terminal.roles.session import TerminalSession
 
@@ -92,6 +96,9 @@ class Kiosk:
             )
 
     def top_up(self, amount: int, *, pin: str | None = None) -> TopUp:
+        return self._top_up(amount, pin, retried=False)
+
+    def _top_up(self, amount: int, pin: str | None, *, retried: bool) -> TopUp:
         self.check_amount(amount)
         s = self.session
         s.card_reader.connect()
@@ -104,7 +111,14 @@ class Kiosk:
                 f"the card holds {format_fen(balance)} and at most {format_fen(ceiling)}: "
                 f"top up {format_fen(room)} or less"
             )
-        result = s.run(flows.load(info, self.terminal_id, amount, s.now(), self.host, pin=pin))
+        try:
+            result = s.run(flows.load(info, self.terminal_id, amount, s.now(), self.host, pin=pin))
+        except LoadPending:
+            if retried or not isinstance(self.host, HttpLoadHost):
+                raise
+            if not settled_any(settle_own_loads(s, self.host, info)):
+                raise
+            return self._top_up(amount, pin, retried=True)
         return TopUp(info.card_number, result)
 
     def pick_up(self, *, pin: str | None = None) -> Pickup:

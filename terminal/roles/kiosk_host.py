@@ -2,9 +2,11 @@
 
 ``HttpSubsidyHost`` is an ``HttpLoadHost`` whose loads pay roster lines: ``paying(ids)``
 gives a ``LoadHost`` that asks ``/v1/subsidies/pickups`` (the gateway reserves the lines
-in the same request that returns MAC2) and confirms the TAC as any load. Its ``prove``
-and ``void`` settle a held pickup through the subsidy endpoints, which accept the card's
-proof at any kiosk, so ``resolve_load`` works for a load another kiosk started.
+in the same request that returns MAC2) and confirms the TAC as any load. Its ``prove``,
+``void_challenge`` and ``void`` settle a held pickup through the subsidy endpoints: PROVE
+is accepted at any kiosk, so ``resolve_load`` confirms a load another kiosk started; a
+void only by the kiosk that holds the load (the others' attempt is refused and the load
+stays held until that kiosk sees the card again).
 Every call is idempotent and retried on network failure like the top-up calls.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from terminal.epurse.host import LoadDeclined
 from terminal.epurse.model import LoadAuthorization, LoadRequest
-from terminal.roles.load_host import HttpLoadHost, request_json
+from terminal.roles.load_host import HttpLoadHost, declined, request_json
 from terminal.uplink.client import GatewayClient, GatewayRefused
 
 
@@ -59,7 +61,7 @@ class HttpSubsidyHost(HttpLoadHost):
         try:
             doc = self._call("POST", "/v1/subsidies/pickups", json=body)
         except GatewayRefused as exc:
-            raise LoadDeclined(exc.reason) from exc
+            raise declined(exc) from exc
         load = doc["load"]
         return LoadAuthorization(
             bytes.fromhex(load["mac2"]),
@@ -73,6 +75,9 @@ class HttpSubsidyHost(HttpLoadHost):
             f"/v1/subsidies/loads/{reference}/prove",
             json={"mac": mac.hex().upper(), "tac": tac.hex().upper()},
         )
+
+    def void_challenge(self, reference: str) -> Any:
+        return self._call("POST", f"/v1/subsidies/loads/{reference}/void-challenge")
 
     def void(self, reference: str, evidence: LoadRequest) -> Any:
         return self._call(

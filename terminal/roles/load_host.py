@@ -22,7 +22,7 @@ from terminal.epurse import commands as c
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
 from terminal.epurse.layouts import ProveResponse
-from terminal.epurse.model import LoadAuthorization, LoadRequest
+from terminal.epurse.model import CardInfo, LoadAuthorization, LoadRequest
 from terminal.layout import parse
 from terminal.roles.session import TerminalSession
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
@@ -31,6 +31,11 @@ log = logging.getLogger("terminal.uplink.loads")
 
 PROVE_NEXT = "next"  # the card wants the counter after the transaction (ATC + 1)
 PROVE_SAME = "same"  # ... or the counter the transaction used
+
+
+class LoadPending(LoadDeclined):
+    """The gateway holds an unsettled load at this card's counter (409 ``load_pending``):
+    it must be proved or voided with the card before another load can start."""
 
 
 def request_json(request: LoadRequest, purpose: str = "") -> dict[str, Any]:
@@ -84,7 +89,7 @@ class HttpLoadHost:
         try:
             doc = self._call("POST", "/v1/loads", json=request_json(request, self.purpose))
         except GatewayRefused as exc:
-            raise LoadDeclined(exc.reason) from exc
+            raise declined(exc) from exc
         return LoadAuthorization(
             bytes.fromhex(doc["mac2"]), datetime.fromisoformat(doc["host_time"]), doc["reference"]
         )
@@ -117,10 +122,22 @@ class HttpLoadHost:
             json={"mac": mac.hex().upper(), "tac": tac.hex().upper()},
         )
 
+    def void_challenge(self, reference: str) -> Any:
+        """The gateway's single-use challenge for voiding the load: terminal_id, amount."""
+        return self._call("POST", f"/v1/loads/{reference}/void-challenge")
+
     def void(self, reference: str, evidence: LoadRequest) -> Any:
         return self._call(
             "POST", f"/v1/loads/{reference}/void", json={"evidence": request_json(evidence)}
         )
+
+
+def declined(exc: GatewayRefused) -> LoadDeclined:
+    """The gateway's refusal of a load as the ``LoadHost`` error; ``LoadPending`` when an
+    unsettled load holds the card's counter."""
+    if exc.code == "load_pending":
+        return LoadPending(exc.reason)
+    return LoadDeclined(exc.reason)
 
 
 def prove_flow(online_atc: int, counter: str = PROVE_NEXT) -> Flow[tuple[bytes, bytes]]:
@@ -139,7 +156,8 @@ def resolve_load(
     counter: str = PROVE_NEXT,
 ) -> str:
     """Settle one unconfirmed load with the card in the field: 'confirmed', 'void' or
-    'unresolved' (the card can no longer prove either way; an operator decides)."""
+    'unresolved' (the card can no longer prove either way, or the load is another
+    kiosk's to void; an operator decides)."""
     session.card_reader.connect()
     info = session.run(flows.select())
     if info.serial_hex != load["card_serial"] or info.issuer_hex != load["issuer_id"]:
@@ -153,10 +171,34 @@ def resolve_load(
             return str(host.prove(load["reference"], mac, tac)["state"])
         except GatewayRefused as exc:
             log.warning("proof for %s refused: %s", load["reference"], exc)
-    terminal_id = bytes.fromhex(load["terminal_id"])
-    evidence = session.run(flows.prepare_load(info, terminal_id, load["amount"], session.now()))
     try:
+        challenge = host.void_challenge(load["reference"])
+        evidence = session.run(
+            flows.prepare_load(
+                info, bytes.fromhex(challenge["terminal_id"]), challenge["amount"], session.now()
+            )
+        )
         return str(host.void(load["reference"], evidence)["state"])
     except GatewayRefused as exc:
         log.warning("load %s stays open: %s", load["reference"], exc)
         return "unresolved"
+
+
+def settle_own_loads(
+    session: TerminalSession, host: HttpLoadHost, info: CardInfo
+) -> list[tuple[str, str]]:
+    """Settle every load this kiosk holds unsettled for the card in the field (through the
+    load endpoints, which take any load the kiosk started): (reference, outcome)."""
+    plain = HttpLoadHost(
+        host.client, retries=host.retries, retry_delay=host.retry_delay, sleep=host.sleep
+    )
+    mine = [
+        x
+        for x in plain.pending()
+        if x["card_serial"] == info.serial_hex and x["issuer_id"] == info.issuer_hex
+    ]
+    return [(x["reference"], resolve_load(session, plain, x)) for x in mine]
+
+
+def settled_any(outcomes: list[tuple[str, str]]) -> bool:
+    return any(outcome in ("confirmed", "void") for _, outcome in outcomes)

@@ -3,13 +3,16 @@
 1. Select the card and ask the gateway for its lines.
 2. Settle every earlier pickup of this card that was never confirmed (a card pulled
    after CREDIT, a lost answer), here or at another kiosk, from the card itself: GET
-   TRANSACTION PROVE confirms it, a fresh INITIALIZE FOR LOAD at the same online counter
-   voids it. Lines of a confirmed one are paid; of a void one, pending again.
+   TRANSACTION PROVE confirms it anywhere; the kiosk that holds it voids it with an
+   INITIALIZE FOR LOAD run for the gateway's void challenge. Lines of a confirmed one
+   are paid; of a void one, pending again; another kiosk's unprovable one stays held.
 3. Read the balance and take pending lines oldest first while the balance stays within
    the purse's maximum (a line that does not fit is skipped, a later smaller one may
    still fit); the rest stays pending and the result says so.
 4. One online load for the lines taken: INITIALIZE FOR LOAD, the gateway checks MAC1,
-   reserves the lines and returns MAC2, CREDIT FOR LOAD, the TAC is confirmed.
+   reserves the lines and returns MAC2, CREDIT FOR LOAD, the TAC is confirmed. If the
+   gateway refuses it because a load of this kiosk (a top-up) still holds the card's
+   counter, that load is settled with the card and the pickup tried once more.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from terminal.epurse import flows
 from terminal.epurse.host import LoadHost
 from terminal.epurse.model import LoadRequest, LoadResult
 from terminal.money import format_fen
-from terminal.roles.load_host import resolve_load
+from terminal.roles.load_host import (
+    HttpLoadHost,
+    LoadPending,
+    resolve_load,
+    settle_own_loads,
+    settled_any,
+)
 from terminal.roles.session import TerminalSession
 
 MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
@@ -35,6 +44,8 @@ class SubsidyHost(Protocol):
     def paying(self, line_ids: list[int]) -> LoadHost: ...
 
     def prove(self, reference: str, mac: bytes, tac: bytes) -> Any: ...
+
+    def void_challenge(self, reference: str) -> Any: ...
 
     def void(self, reference: str, evidence: LoadRequest) -> Any: ...
 
@@ -83,8 +94,8 @@ class Pickup:
             parts.append(f"{len(self.awaiting)} line(s) await approval")
         if self.unresolved:
             parts.append(
-                f"{len(self.unresolved)} earlier pickup(s) could not be settled: ask the "
-                "service desk"
+                f"{len(self.unresolved)} earlier pickup(s) could not be settled: bring the "
+                "card back to the kiosk that started it, or ask the service desk"
             )
         return "; ".join(parts) if parts else "no subsidy to pick up"
 
@@ -117,6 +128,7 @@ def pick_up(
     max_balance: int,
     pin: str | None = None,
     key_index: int = 1,
+    retried: bool = False,
 ) -> Pickup:
     """Pick up what the card can take now; see the module docstring for the steps."""
     session.card_reader.connect()
@@ -149,7 +161,24 @@ def pick_up(
         return Pickup(**base)
     amount = sum(line["amount_fen"] for line in take)
     paying = host.paying([line["line_id"] for line in take])
-    result = session.run(
-        flows.load(info, terminal_id, amount, session.now(), paying, key_index=key_index, pin=pin)
-    )
+    try:
+        result = session.run(
+            flows.load(
+                info, terminal_id, amount, session.now(), paying, key_index=key_index, pin=pin
+            )
+        )
+    except LoadPending:
+        if retried or not isinstance(host, HttpLoadHost):
+            raise
+        if not settled_any(settle_own_loads(session, host, info)):
+            raise
+        return pick_up(
+            session,
+            host,
+            terminal_id,
+            max_balance=max_balance,
+            pin=pin,
+            key_index=key_index,
+            retried=True,
+        )
     return Pickup(**base, paid=take, load=result)

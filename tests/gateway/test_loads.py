@@ -1,5 +1,6 @@
 """Online load through the gateway's HSM: the unchanged Kiosk over HTTP, retries, torn
-credits resolved by GET TRANSACTION PROVE or voided on the card's word, never twice."""
+credits resolved by GET TRANSACTION PROVE or voided on the card's answer to a void
+challenge, never twice."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
 from terminal.readers.sim import AFTER, BEFORE, SimReader
 from terminal.roles.kiosk import Kiosk
-from terminal.roles.load_host import HttpLoadHost, resolve_load
+from terminal.roles.load_host import HttpLoadHost, LoadPending, resolve_load
 from terminal.roles.session import TerminalSession
-from terminal.uplink import GatewayClient
+from terminal.uplink import GatewayClient, GatewayRefused
 
 KIOSK = "310000000090"
 
@@ -58,7 +59,9 @@ def test_kiosk_tops_up_through_the_gateway_and_clearing_counts_it_once(
     assert gateway.count("outbox") == 1
 
 
-def test_authorize_is_idempotent_and_a_new_initialize_supersedes(gateway, kiosk_host, clock):
+def test_authorize_is_idempotent_and_a_new_initialize_waits_for_the_old_load(
+    gateway, kiosk_host, clock
+):
     card = demo_card(6, balance=0)
     session = TerminalSession(SimReader(card), clock=clock)
     session.card_reader.connect()
@@ -68,10 +71,17 @@ def test_authorize_is_idempotent_and_a_new_initialize_supersedes(gateway, kiosk_
     again = kiosk_host.authorize_load(req)
     assert again == first  # same MAC2, same reference
     req2 = session.run(flows.prepare_load(info, bytes.fromhex(KIOSK), 2_000, clock()))
-    second = kiosk_host.authorize_load(req2)
-    assert second.reference != first.reference
+    with pytest.raises(LoadPending, match=f"has load {first.reference} .* resolve it first"):
+        kiosk_host.authorize_load(req2)
     states = {x["reference"]: x["state"] for x in kiosk_host.client.request("GET", "/v1/loads")}
-    assert states == {first.reference: "void", second.reference: "authorized"}
+    assert states == {first.reference: "authorized"}
+    # the card settles it (the void challenge's INITIALIZE), then a new load goes through
+    (pending,) = kiosk_host.pending()
+    assert resolve_load(session, kiosk_host, pending) == "void"
+    req3 = session.run(flows.prepare_load(info, bytes.fromhex(KIOSK), 2_000, clock()))
+    third = kiosk_host.authorize_load(req3)
+    session.run(flows.complete_load(req3, third))
+    assert card.balance == 2_000
 
 
 def test_card_pulled_after_credit_is_settled_by_prove(gateway, clearing, kiosk_host, clock):
@@ -120,10 +130,13 @@ def test_void_needs_the_card_to_prove_it(gateway, kiosk_host, clock):
     reader.insert(card)
     reader.connect()
     info = kiosk.session.run(flows.select())
-    evidence = kiosk.session.run(flows.prepare_load(info, bytes.fromhex(KIOSK), 1, clock()))
+    challenge = kiosk_host.void_challenge(pending["reference"])
+    evidence = kiosk.session.run(
+        flows.prepare_load(
+            info, bytes.fromhex(challenge["terminal_id"]), challenge["amount"], clock()
+        )
+    )
     # the card credited, so its online counter moved on: no void
-    from terminal.uplink import GatewayRefused
-
     with pytest.raises(GatewayRefused, match="GET TRANSACTION PROVE"):
         kiosk_host.void(pending["reference"], evidence)
     forged = dataclasses.replace(evidence, online_atc=pending["online_atc"])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.hsm import HostSecurityModule
 from simulators.epurse_card import PROVE_SAME, SoftEPurseCard
 from simulators.files import load_device
 from simulators.profiles import CardProfile, demo_keyset, issue_card
@@ -24,6 +25,7 @@ from terminal.layout import parse
 from terminal.readers.sim import SimReader
 from terminal.roles.session import TerminalSession
 from terminal.sam import commands as samc
+from tests.gateway_fixtures import demo_keysets
 
 
 def test_state_survives_restart(tmp_path: Path, psam, clock) -> None:  # type: ignore[no-untyped-def]
@@ -110,3 +112,23 @@ def test_bad_commands_get_status_words(card, apdu: str, sw: str) -> None:  # typ
 
 def test_commands_need_selection(card) -> None:  # type: ignore[no-untyped-def]
     assert card.process(CommandAPDU(0x80, 0x5C, 0, 2, le=4).encode()).hex() == "6985"
+
+
+def test_credit_needs_the_mac2_of_the_latest_initialize_for_load(
+    session: TerminalSession, card: SoftEPurseCard
+) -> None:
+    """A void challenge's INITIALIZE FOR LOAD (any terminal-id field) ends the earlier
+    session: the MAC2 the host gave for it is refused, and the balance does not move."""
+    hsm = HostSecurityModule(demo_keysets())
+    session.card_reader.connect()
+    info = session.run(flows.select())
+    older = session.run(
+        flows.prepare_load(info, bytes.fromhex("310000000090"), 1_000, session.now())
+    )
+    mac2 = hsm.load_mac2(older)
+    fresh = session.run(flows.prepare_load(info, bytes.fromhex("9F3A00C4E1B2"), 37, session.now()))
+    hsm.verify_load_mac1(fresh)  # the card took the challenge's terminal-id field
+    assert fresh.online_atc == older.online_atc
+    with pytest.raises(MacMismatch):
+        session.run(flows.complete_load(older, mac2))
+    assert card.balance == 10_000

@@ -253,20 +253,26 @@ def test_a_card_moved_to_another_kiosk_mid_pickup_is_paid_once(gateway, centre):
         flows.prepare_load(info, kiosk_a.terminal_id, 20_000, centre.clock())
     )
     auth_a = kiosk_a.subsidies.paying([line_id]).authorize_load(req_a)  # type: ignore[union-attr]
-    # ...but the holder takes the card to kiosk B, which picks the line up
-    done = kiosk_b.pick_up()
-    assert done.paid_fen == 20_000 and card.balance == 20_000
+    # ...but the holder takes the card to kiosk B: only A may void A's load, so B pays
+    # nothing and the line stays held (B's SELECT already ended A's session on the card)
+    early = kiosk_b.pick_up()
+    assert early.paid == [] and early.unresolved == [auth_a.reference] and card.balance == 0
+    assert totals(report(gateway, rid)) == {"held": (1, 20_000)}
     # kiosk A's CREDIT now fails on the card: its session is gone
     reader_a.connect()
     with pytest.raises(CardError):
         kiosk_a.session.run(flows.complete_load(req_a, auth_a))
-    assert card.balance == 20_000
+    assert card.balance == 0
+    # back at kiosk A the card voids A's load (void challenge), and B then pays the line
+    back = kiosk_a.pick_up()
+    assert back.settled == [(auth_a.reference, "void")] and back.paid_fen == 20_000
+    assert kiosk_b.pick_up().paid == [] and card.balance == 20_000
     doc = report(gateway, rid)
-    assert totals(doc) == {"paid": (1, 20_000)} and doc["lines"][0]["load_terminal"] == KIOSK_B
+    assert totals(doc) == {"paid": (1, 20_000)} and doc["lines"][0]["load_terminal"] == KIOSK_A
     with gateway.db.tx() as cur:
         cur.execute("SELECT reference, state FROM loads ORDER BY id")
         states = dict(cur.fetchall())
-    assert states == {auth_a.reference: "void", done.load.authorization.reference: "confirmed"}  # type: ignore[union-attr]
+    assert states == {auth_a.reference: "void", back.load.authorization.reference: "confirmed"}  # type: ignore[union-attr]
 
 
 def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
