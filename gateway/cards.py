@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway import hotlist
 from gateway.errors import GatewayError, conflict, not_found, unprocessable
@@ -487,15 +487,26 @@ def _purchases(cur: Cursor, card: BookCard) -> list[_Purchase]:
     return sorted(out, key=lambda p: (p.when, p.card_atc, p.terminal_id, p.terminal_seq))
 
 
-def _loads(cur: Cursor, card: BookCard) -> list[tuple[int, int, datetime, str]]:
-    """Confirmed loads, oldest first: (balance before, new balance, host time, reference)."""
+class _Load(NamedTuple):
+    before: int  # MAC1 covers it
+    after: int  # the TAC covers it
+    at: datetime  # host time, written into the card's log
+    reference: str
+    online_atc: int
+    state: str
+
+
+def _loads(cur: Cursor, card: BookCard) -> list[_Load]:
+    """The card's confirmed and still unresolved loads, by online counter."""
     cur.execute(
-        "SELECT balance_before, amount, host_time, reference FROM loads"
-        " WHERE issuer_id = ? AND card_serial = ? AND state = 'confirmed' ORDER BY online_atc",
+        "SELECT balance_before, amount, host_time, reference, online_atc, state FROM loads"
+        " WHERE issuer_id = ? AND card_serial = ? AND state IN ('confirmed', 'authorized')"
+        " ORDER BY online_atc",
         (card.issuer_id, card.serial),
     )
     return [
-        (int(b), int(b) + int(a), datetime.fromisoformat(t), ref) for b, a, t, ref in cur.fetchall()
+        _Load(int(b), int(b) + int(a), datetime.fromisoformat(t), ref, int(atc), state)
+        for b, a, t, ref, atc, state in cur.fetchall()
     ]
 
 
@@ -534,64 +545,46 @@ def _initial(card: BookCard) -> tuple[int, datetime | None]:
     return 0, None
 
 
-def _backdated(
-    purchases: list[_Purchase], loads: list[tuple[int, int, datetime, str]], start: int
-) -> list[str]:
+def _backdated(purchases: list[_Purchase], loads: list[_Load], start: int) -> list[str]:
     """Between two covered balances (issuance or a load's new balance, and the next load's
     balance before) the verified purchases dated there cannot spend more than the
     difference; more means a purchase is dated before a load it followed."""
     problems = []
     balance, since = start, datetime.min
-    for before, after, at, ref in loads:
-        spent = sum(p.amount for p in purchases if since <= p.when < at)
-        if spent > balance - before:
+    for load in loads:
+        spent = sum(p.amount for p in purchases if since <= p.when < load.at)
+        if spent > balance - load.before:
             problems.append(
-                f"verified purchases dated {since:%Y-%m-%d %H:%M:%S} to {at:%Y-%m-%d %H:%M:%S} "
-                f"spend {spent} fen but load {ref} found {before} of {balance} fen left: "
-                "a purchase is dated before a load it followed"
+                f"verified purchases dated {since:%Y-%m-%d %H:%M:%S} to "
+                f"{load.at:%Y-%m-%d %H:%M:%S} spend {spent} fen but load {load.reference} "
+                f"found {load.before} of {balance} fen left: a purchase is dated before a "
+                "load it followed"
             )
-        balance, since = after, at
+        balance, since = load.after, load.at
     return problems
 
 
-def proven_balance(
-    db: Database,
-    card_number: str,
-    *,
-    hsm: HostSecurityModule | None = None,
-    rules: CarryRules | None = None,
-) -> dict[str, Any]:
-    """The balance a lost card's replacement may carry, from verified evidence only.
-
-    Anchor: the newest confirmed load (its TAC covers the new balance) or, with none, the
-    issuance record of the card's own desk. Taken off: every purchase dated from the anchor
-    on, each of which must be settled with a verified TAC, within ``clock_skew`` of now,
-    claim the running balance as its balance before, and follow the previous one's offline
-    counter. Anything else is a 409 refusal listing what is wrong, never a number."""
-    rules = rules or CarryRules()
-    with db.tx() as cur:
-        card = _get(cur, card_number)
-        if card is None:
-            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
-        _check_settled(cur, card, rules)
-        purchases = _purchases(cur, card)
-        loads = _loads(cur, card)
-    initial, initial_at = _initial(card)
+def _anchor(
+    card: BookCard, loads: list[_Load], initial: tuple[int, datetime | None]
+) -> tuple[int, datetime, dict[str, Any]]:
+    """The newest covered balance: (balance, from when purchases count, its description)."""
     if loads:
-        _, balance, since, ref = loads[-1]
-        anchor: dict[str, Any] = {"kind": "load", "reference": ref, "balance_fen": balance}
-        anchor["at"] = since.isoformat()
-    else:
-        balance, since = initial, datetime.min
-        anchor = {"kind": "issuance", "desk_id": card.desk_id, "balance_fen": balance}
-        anchor["at"] = (initial_at or datetime.fromisoformat(card.record["created_at"])).isoformat()
-    latest = rules.clock() + rules.clock_skew
-    verdicts = [(p, _verified(p, card, hsm)) for p in purchases]
-    problems = _backdated([p for p, why in verdicts if why is None], loads, initial)
+        newest = loads[-1]
+        anchor = {"kind": "load", "reference": newest.reference, "balance_fen": newest.after}
+        return newest.after, newest.at, {**anchor, "at": newest.at.isoformat()}
+    balance, at = initial
+    at = at or datetime.fromisoformat(card.record["created_at"])
+    anchor = {"kind": "issuance", "desk_id": card.desk_id, "balance_fen": balance}
+    return balance, datetime.min, {**anchor, "at": at.isoformat()}
+
+
+def _take_off(
+    later: list[tuple[_Purchase, str | None]], balance: int, latest: datetime, problems: list[str]
+) -> tuple[int, list[_Purchase]]:
+    """The anchor's balance less the purchases after it, each checked; every problem found is
+    appended to ``problems``."""
     counted: list[_Purchase] = []
-    for p, why in verdicts:
-        if p.when < since:
-            continue
+    for p, why in later:
         if p.when > latest:
             problems.append(f"{p.name} is dated {p.when.isoformat()}, in the future")
         if why is not None:
@@ -609,6 +602,46 @@ def proven_balance(
             )
         balance -= p.amount
         counted.append(p)
+    return balance, counted
+
+
+def proven_balance(
+    db: Database,
+    card_number: str,
+    *,
+    hsm: HostSecurityModule | None = None,
+    rules: CarryRules | None = None,
+) -> dict[str, Any]:
+    """The balance a lost card's replacement may carry, from verified evidence only.
+
+    Anchor: the newest confirmed load (its TAC covers the new balance) or, with none, the
+    issuance record of the card's own desk; a later load still unresolved is a refusal.
+    Taken off: every purchase dated from the anchor on, each of which must be settled with
+    a verified TAC, within ``clock_skew`` of now, claim the running balance as its balance
+    before, and follow the previous one's offline counter. Anything else is a 409 refusal
+    listing what is wrong, never a number."""
+    rules = rules or CarryRules()
+    with db.tx() as cur:
+        card = _get(cur, card_number)
+        if card is None:
+            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+        _check_settled(cur, card, rules)
+        purchases = _purchases(cur, card)
+        every_load = _loads(cur, card)
+    loads = [x for x in every_load if x.state == "confirmed"]
+    initial = _initial(card)
+    balance, since, anchor = _anchor(card, loads, initial)
+    verdicts = [(p, _verified(p, card, hsm)) for p in purchases]
+    problems = _backdated([p for p, why in verdicts if why is None], loads, initial[0])
+    newest_atc = loads[-1].online_atc if loads else -1
+    problems += [
+        f"load {x.reference} (online counter {x.online_atc}) is not resolved: the card may "
+        "hold it or not"
+        for x in every_load
+        if x.state != "confirmed" and x.online_atc > newest_atc
+    ]
+    later = [(p, why) for p, why in verdicts if p.when >= since]
+    balance, counted = _take_off(later, balance, rules.clock() + rules.clock_skew, problems)
     if problems:
         raise _unproven(card_number, problems)
     return {

@@ -22,8 +22,9 @@ from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
 from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
+from terminal.apdu.errors import CardRemoved
 from terminal.cli.main import main
-from terminal.readers.sim import SimReader
+from terminal.readers.sim import AFTER, SimReader
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import CardRecord, CardState
@@ -33,7 +34,7 @@ from terminal.uplink.issuance import last_known_balance, push_issuance
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import VALID_ID
-from tests.subsidy_kit import DESK, KIOSK_A, PEOPLE, Centre, card_for
+from tests.subsidy_kit import DESK, KIOSK_A, KIOSK_B, PEOPLE, Centre, card_for
 from tests.traffic import JournaledTerminal
 
 BUS = "310000000201"
@@ -225,6 +226,37 @@ def test_a_record_of_another_issuer_is_not_counted(rider, gw):
     found = rider.balance()
     assert found["balance_fen"] == rider.card.balance == 4_700
     assert found["purchases"] == [{"terminal_id": BUS, "terminal_seq": 1, "amount": 300}]
+
+
+def test_a_purchase_dated_before_the_load_it_followed_is_caught(rider, gw, clock, tmp_path):
+    """A terminal (colluding with the holder) dates a purchase an hour before the top-up it
+    followed, so that it falls out of the count while clearing still pays it."""
+    behind = FrozenClock(clock.now - timedelta(hours=1))
+    slow = JournaledTerminal("310000000202", tmp_path / "slow.db", behind)
+    rec = slow.tap(rider.card, 300).upload_record()
+    slow.close()
+    assert rider.card.balance == 4_700
+    token = gw.register("310000000202", "bus-co", role="validator")
+    assert upload(gw, token, "310000000202", [rec], "b1").status_code == 200
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven"
+    assert "spend 300 fen but load" in refused.reason and "found 0 of 0 fen left" in refused.reason
+    assert "a purchase is dated before a load it followed" in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_an_unresolved_load_gives_no_balance(rider, gw):
+    """A top-up torn after CREDIT FOR LOAD: the card holds it, the gateway cannot say so yet."""
+    kiosk, reader = rider.centre.kiosk(KIOSK_B, card=rider.card)
+    reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+    with pytest.raises(CardRemoved):
+        kiosk.top_up(1_000)
+    assert rider.card.balance == 6_000
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven" and "is not resolved" in refused.reason
+    rider.assert_nothing_carried()
 
 
 def test_a_card_in_use_or_just_lost_gives_no_balance(db, clock, tmp_path):
