@@ -238,7 +238,10 @@ def create_app(
         responses={
             400: {"description": "malformed JSON or layout"},
             401: {"description": "no or unknown credentials"},
-            403: {"description": "revoked terminal, or a batch claiming another terminal"},
+            403: {
+                "description": "revoked terminal, a batch claiming another terminal, or a role"
+                " that does not upload purchases (wrong_role)"
+            },
             409: {"description": "batch id already used for other content"},
             413: {"description": "batch too large"},
             422: {"description": "a record is invalid (the whole batch is refused)"},

@@ -78,6 +78,14 @@ def cards_router(h: Hooks) -> APIRouter:
     @r.get(
         "/v1/cards/{card_number}/balance",
         summary="A lost card's balance to carry, proven from verified records (or 409 why not)",
+        responses={
+            404: {"description": "the card is not in the card book"},
+            409: {
+                "description": "card_in_use (not reported lost), balance_settling (lost too"
+                " recently), or balance_unproven (the records do not prove a balance; the"
+                " reason lists each problem)"
+            },
+        },
     )
     def balance(card_number: str, authorization: str | None = Header(None)) -> Response:
         auth.require_role(h.terminal_of(authorization), "issuance")
