@@ -27,7 +27,7 @@ from terminal.cli.main import main
 from terminal.readers.sim import AFTER, SimReader
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
-from terminal.roles.registry import CardRecord, CardState
+from terminal.roles.registry import CardState
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient, GatewayRefused
 from terminal.uplink.issuance import last_known_balance, push_issuance
@@ -121,7 +121,7 @@ def rider(gw, clock, tmp_path) -> Iterator[Rider]:
     r.close()
 
 
-def forged_suspect(record: CardRecord | None, serial: str, issuer: str, seq: int) -> dict[str, Any]:
+def forged_suspect(serial: str, issuer: str, seq: int) -> dict[str, Any]:
     """A validator's made-up row for someone else's card: no TAC, a fat balance, year 2099."""
     return {
         "terminal_id": BUS,
@@ -164,7 +164,7 @@ def test_forged_suspect_row_gives_no_balance(rider, gw):
     honest = [r.upload_record() for r in rider.bus.journal.export()]
     assert upload(gw, rider.token, BUS, honest, "b1").status_code == 200
     forged = forged_suspect(
-        rider.record, rider.record.serial.hex().upper(), rider.record.issuer_id.hex().upper(), 99
+        rider.record.serial.hex().upper(), rider.record.issuer_id.hex().upper(), 99
     )
     assert upload(gw, rider.token, BUS, [forged], "b2").status_code == 200  # looks well-formed
     rider.report_lost()
@@ -220,7 +220,7 @@ def test_a_future_dated_purchase_gives_no_balance(rider, gw, clock, tmp_path):
 def test_a_record_of_another_issuer_is_not_counted(rider, gw):
     recs = rider.ride(300)
     assert upload(gw, rider.token, BUS, recs, "b1").status_code == 200
-    foreign = forged_suspect(None, rider.record.serial.hex().upper(), ANOTHER_ISSUER, 99)
+    foreign = forged_suspect(rider.record.serial.hex().upper(), ANOTHER_ISSUER, 99)
     assert upload(gw, rider.token, BUS, [foreign], "b2").status_code == 200
     rider.report_lost()
     found = rider.balance()
@@ -300,7 +300,7 @@ def test_replacement_at_the_desk_carries_nothing_after_a_forged_row(desk, capsys
     is printed, the exit code is 1, no card is made and nothing is loaded."""
     gw, at = desk
     old = SoftEPurseCard.load("old.json")
-    forged = forged_suspect(None, old.serial.hex().upper(), old.issuer_id.hex().upper(), 1)
+    forged = forged_suspect(old.serial.hex().upper(), old.issuer_id.hex().upper(), 1)
     bus_token = gw.register(BUS, "bus-co", role="validator")
     assert upload(gw, bus_token, BUS, [forged], "b1").status_code == 200
     capsys.readouterr()
