@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from gateway import auth, hotlist, ingest, loads
+from gateway import auth, cards, hotlist, ingest, loads
 from gateway.errors import GatewayError, not_found
 from gateway.forwarder import Forwarder
 from gateway.hsm import HostSecurityModule
@@ -48,6 +48,7 @@ class GatewaySettings:
     load_limits: loads.LoadLimits = field(default_factory=loads.LoadLimits)
     subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
+    carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
 
 
 # -- request and response models (OpenAPI) ----------------------------------------------------
@@ -239,7 +240,10 @@ def create_app(
         responses={
             400: {"description": "malformed JSON or layout"},
             401: {"description": "no or unknown credentials"},
-            403: {"description": "revoked terminal, or a batch claiming another terminal"},
+            403: {
+                "description": "revoked terminal, a batch claiming another terminal, or a role"
+                " that does not upload purchases (wrong_role)"
+            },
             409: {"description": "batch id already used for other content"},
             413: {"description": "batch too large"},
             422: {"description": "a record is invalid (the whole batch is refused)"},
@@ -250,7 +254,12 @@ def create_app(
 
         def work() -> ingest.BatchResult:
             terminal = terminal_of(authorization)
-            batch = ingest.parse_batch(body, terminal, max_records=settings.max_batch_records)
+            batch = ingest.parse_batch(
+                body,
+                terminal,
+                max_records=settings.max_batch_records,
+                max_balance=settings.load_limits.max_balance,
+            )
             return ingest.store_batch(db, terminal, batch)
 
         result = await run_in_threadpool(work)
@@ -393,7 +402,7 @@ def create_app(
     from gateway.cards_api import Hooks, cards_router
     from gateway.subsidy.api import subsidy_router
 
-    hooks = Hooks(db, terminal_of, require_admin)
+    hooks = Hooks(db, terminal_of, require_admin, hsm, settings.carry)
     app.include_router(cards_router(hooks))
     app.include_router(
         subsidy_router(

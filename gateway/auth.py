@@ -18,6 +18,13 @@ from gateway.storage import Database, now_ms
 TERMINAL_ID = re.compile(r"^[0-9A-F]{12}$")
 OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
 ROLES = ("pos", "validator", "kiosk", "issuance", "admin")
+PURCHASE = "purchase"
+# What each role may upload to /v1/batches: only debiting terminals report purchases. A
+# kiosk or desk moves money through the online load endpoints, which the HSM checks.
+UPLOAD_KINDS: dict[str, frozenset[str]] = {
+    "pos": frozenset({PURCHASE}),
+    "validator": frozenset({PURCHASE}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,4 +140,16 @@ def require_role(terminal: Terminal, *roles: str) -> None:
             "wrong_role",
             f"terminal {terminal.terminal_id} is a {terminal.role}, "
             f"this needs {' or '.join(roles)}",
+        )
+
+
+def require_upload(terminal: Terminal, kind: str) -> None:
+    """Refuse (403 ``wrong_role``) a terminal uploading records its role never makes."""
+    if kind not in UPLOAD_KINDS.get(terminal.role, frozenset()):
+        allowed = sorted(r for r, kinds in UPLOAD_KINDS.items() if kind in kinds)
+        raise GatewayError(
+            403,
+            "wrong_role",
+            f"terminal {terminal.terminal_id} is a {terminal.role}; {kind} records are "
+            f"uploaded only by {' or '.join(allowed)} terminals",
         )

@@ -18,13 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from gateway import hotlist
 from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms
+from terminal.epurse.host import LoadDeclined
 from terminal.roles.registry import (
     RECORD_SCHEMA,
     Applicant,
@@ -388,41 +391,267 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
     return out
 
 
-# -- balances -------------------------------------------------------------------------------
-def last_known_balance(db: Database, card_number: str) -> dict[str, Any] | None:
-    """The card's balance after its newest transaction the gateway holds: a purchase
-    (balance before - amount) or a confirmed load (balance before + amount), by card time.
-    None when the gateway has seen no transaction of the card."""
-    card = get_card(db, card_number)
-    if card is None:
-        raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
-    key = (card.issuer_id, card.serial)
-    with db.tx() as cur:
-        cur.execute(
-            "SELECT balance_before - amount, txn_time, card_atc FROM txn"
-            " WHERE issuer_id = ? AND card_serial = ? ORDER BY txn_time DESC, card_atc DESC"
-            " LIMIT 1",
-            key,
+# -- balances -----------------------------------------------------------------------------
+# The replacement balance (补卡 carry-over, docs/security.md): only what the host verified.
+# A purchase TAC covers amount, type, terminal, sequence and card time but not the balance
+# before, so a purse balance is anchored on a load (its TAC covers the new balance) or on
+# the card's own issuance record, and verified purchases after the anchor are taken off.
+ACCEPTED_BY_CLEARING = ("accepted", "duplicate")  # forwarder outcomes of a verified TAC
+REJECTED_BY_CLEARING = "rejected"
+
+
+@dataclass(frozen=True)
+class CarryRules:
+    """When the gateway vouches for a lost card's balance (gateway settings).
+
+    ``settling``: time after the card's hotlist publication during which offline
+    terminals may still upload its debits, so no balance is given; ``clock_skew``: how far
+    a card time may run ahead of ``clock`` (the gateway's local time) before it is refused
+    as a future date."""
+
+    settling: timedelta = timedelta(days=7)
+    clock_skew: timedelta = timedelta(minutes=10)
+    clock: Callable[[], datetime] = datetime.now
+
+
+@dataclass(frozen=True, slots=True)
+class _Purchase:
+    terminal_id: str
+    terminal_seq: int
+    txn_type: int
+    amount: int
+    balance_before: int
+    card_atc: int
+    when: datetime
+    state: str
+    tac: str | None
+    outcome: str | None
+    reason: str | None
+
+    @property
+    def name(self) -> str:
+        return f"terminal {self.terminal_id} seq {self.terminal_seq}"
+
+
+def _unproven(card_number: str, problems: list[str]) -> GatewayError:
+    return conflict(
+        "balance_unproven",
+        f"the balance of card {card_number} cannot be proven from verified records, so "
+        f"nothing may be carried; read the old card or settle it at the back office: "
+        + "; ".join(problems),
+    )
+
+
+def _check_settled(cur: Cursor, card: BookCard, rules: CarryRules) -> None:
+    """Refuse unless the card is lost and its hotlist entry has been out ``settling`` long."""
+    if card.state not in (CardState.LOST, CardState.REPLACED):
+        raise conflict(
+            "card_in_use",
+            f"card {card.card_number} is {card.state}, not reported lost: report it lost "
+            "(挂失) first; its balance is given once late offline debits have had time "
+            "to arrive",
         )
-        purchase = cur.fetchone()
-        cur.execute(
-            "SELECT balance_before + amount, host_time, online_atc FROM loads"
-            " WHERE issuer_id = ? AND card_serial = ? AND state = 'confirmed'"
-            " ORDER BY host_time DESC, online_atc DESC LIMIT 1",
-            key,
+    published = None
+    if card.hotlist_version is not None:
+        cur.execute("SELECT at FROM hotlist_changes WHERE version = ?", (card.hotlist_version,))
+        row = cur.fetchone()
+        published = None if row is None else int(row[0])
+    if published is None:
+        raise conflict(
+            "balance_settling",
+            f"card {card.card_number} is not on the gateway's hotlist yet; try again later",
         )
-        load = cur.fetchone()
-    found = [
-        (datetime.fromisoformat(r[1]), int(r[0]), source)
-        for r, source in ((purchase, "purchase"), (load, "load"))
-        if r is not None
+    until = published + int(rules.settling.total_seconds() * 1000)
+    if now_ms() < until:
+        after = datetime.fromtimestamp(until / 1000).replace(microsecond=0)
+        raise conflict(
+            "balance_settling",
+            f"card {card.card_number} was hotlisted at "
+            f"{datetime.fromtimestamp(published / 1000):%Y-%m-%d %H:%M}; offline transactions "
+            f"may still arrive; try after {after.isoformat(sep=' ')}",
+        )
+
+
+def _purchases(cur: Cursor, card: BookCard) -> list[_Purchase]:
+    cur.execute(
+        "SELECT t.terminal_id, t.terminal_seq, t.txn_type, t.amount, t.balance_before,"
+        " t.card_atc, t.txn_time, t.state, t.tac, o.outcome, o.reason FROM txn t"
+        " LEFT JOIN outbox o ON o.kind = 'txn' AND o.ref_id = t.id"
+        " WHERE t.issuer_id = ? AND t.card_serial = ?",
+        (card.issuer_id, card.serial),
+    )
+    out = [
+        _Purchase(r[0], *map(int, r[1:6]), datetime.fromisoformat(r[6]), *r[7:11])
+        for r in cur.fetchall()
     ]
-    if not found:
+    return sorted(out, key=lambda p: (p.when, p.card_atc, p.terminal_id, p.terminal_seq))
+
+
+class _Load(NamedTuple):
+    before: int  # MAC1 covers it
+    after: int  # the TAC covers it
+    at: datetime  # host time, written into the card's log
+    reference: str
+    online_atc: int
+    state: str
+
+
+def _loads(cur: Cursor, card: BookCard) -> list[_Load]:
+    """The card's confirmed and still unresolved loads, by online counter."""
+    cur.execute(
+        "SELECT balance_before, amount, host_time, reference, online_atc, state FROM loads"
+        " WHERE issuer_id = ? AND card_serial = ? AND state IN ('confirmed', 'authorized')"
+        " ORDER BY online_atc",
+        (card.issuer_id, card.serial),
+    )
+    return [
+        _Load(int(b), int(b) + int(a), datetime.fromisoformat(t), ref, int(atc), state)
+        for b, a, t, ref, atc, state in cur.fetchall()
+    ]
+
+
+def _verified(p: _Purchase, card: BookCard, hsm: HostSecurityModule | None) -> str | None:
+    """None when the purchase's TAC is proven (clearing accepted it, or the HSM checks it),
+    else why not."""
+    if p.state != "settled" or p.tac is None:
+        return f"{p.name} is a {p.state} record without a proven debit"
+    if p.outcome in ACCEPTED_BY_CLEARING:
         return None
-    when, balance, source = max(found, key=lambda f: f[0])
+    if p.outcome == REJECTED_BY_CLEARING:
+        return f"{p.name} was rejected by clearing ({p.reason or 'no reason given'})"
+    if hsm is None:
+        return f"{p.name} is not cleared yet and this gateway has no HSM to check its TAC"
+    try:
+        valid = hsm.purchase_tac_valid(
+            issuer_id=bytes.fromhex(card.issuer_id),
+            card_serial=bytes.fromhex(card.serial),
+            amount=p.amount,
+            txn_type=p.txn_type,
+            terminal_id=bytes.fromhex(p.terminal_id),
+            terminal_seq=p.terminal_seq,
+            when=p.when,
+            tac=bytes.fromhex(p.tac),
+        )
+    except LoadDeclined as exc:
+        return f"{p.name}: the HSM cannot check its TAC ({exc.reason})"
+    return None if valid else f"{p.name} carries a TAC the HSM does not verify"
+
+
+def _initial(card: BookCard) -> tuple[int, datetime | None]:
+    """The balance the card's own desk issued it with: its carried balance once loaded."""
+    r = card.record
+    if r.get("replaces") and r.get("carry_loaded_at"):
+        return int(r.get("carry_fen") or 0), datetime.fromisoformat(r["carry_loaded_at"])
+    return 0, None
+
+
+def _backdated(purchases: list[_Purchase], loads: list[_Load], start: int) -> list[str]:
+    """Between two covered balances (issuance or a load's new balance, and the next load's
+    balance before) the verified purchases dated there cannot spend more than the
+    difference; more means a purchase is dated before a load it followed."""
+    problems = []
+    balance, since = start, datetime.min
+    for load in loads:
+        spent = sum(p.amount for p in purchases if since <= p.when < load.at)
+        if spent > balance - load.before:
+            problems.append(
+                f"verified purchases dated {since:%Y-%m-%d %H:%M:%S} to "
+                f"{load.at:%Y-%m-%d %H:%M:%S} spend {spent} fen but load {load.reference} "
+                f"found {load.before} of {balance} fen left: a purchase is dated before a "
+                "load it followed"
+            )
+        balance, since = load.after, load.at
+    return problems
+
+
+def _anchor(
+    card: BookCard, loads: list[_Load], initial: tuple[int, datetime | None]
+) -> tuple[int, datetime, dict[str, Any]]:
+    """The newest covered balance: (balance, from when purchases count, its description)."""
+    if loads:
+        newest = loads[-1]
+        anchor = {"kind": "load", "reference": newest.reference, "balance_fen": newest.after}
+        return newest.after, newest.at, {**anchor, "at": newest.at.isoformat()}
+    balance, at = initial
+    at = at or datetime.fromisoformat(card.record["created_at"])
+    anchor = {"kind": "issuance", "desk_id": card.desk_id, "balance_fen": balance}
+    return balance, datetime.min, {**anchor, "at": at.isoformat()}
+
+
+def _take_off(
+    later: list[tuple[_Purchase, str | None]], balance: int, latest: datetime, problems: list[str]
+) -> tuple[int, list[_Purchase]]:
+    """The anchor's balance less the purchases after it, each checked; every problem found is
+    appended to ``problems``."""
+    counted: list[_Purchase] = []
+    for p, why in later:
+        if p.when > latest:
+            problems.append(f"{p.name} is dated {p.when.isoformat()}, in the future")
+        if why is not None:
+            problems.append(why)
+            continue
+        if counted and p.card_atc != (counted[-1].card_atc + 1) & 0xFFFF:
+            problems.append(
+                f"{p.name} has offline counter {p.card_atc} after {counted[-1].card_atc}: "
+                "a gap, some debit is missing"
+            )
+        if p.balance_before != balance:
+            problems.append(
+                f"{p.name} claims {p.balance_before} fen before its debit, but the proven "
+                f"balance there is {balance} fen"
+            )
+        balance -= p.amount
+        counted.append(p)
+    return balance, counted
+
+
+def proven_balance(
+    db: Database,
+    card_number: str,
+    *,
+    hsm: HostSecurityModule | None = None,
+    rules: CarryRules | None = None,
+) -> dict[str, Any]:
+    """The balance a lost card's replacement may carry, from verified evidence only.
+
+    Anchor: the newest confirmed load (its TAC covers the new balance) or, with none, the
+    issuance record of the card's own desk; a later load still unresolved is a refusal.
+    Taken off: every purchase dated from the anchor on, each of which must be settled with
+    a verified TAC, within ``clock_skew`` of now, claim the running balance as its balance
+    before, and follow the previous one's offline counter. Anything else is a 409 refusal
+    listing what is wrong, never a number."""
+    rules = rules or CarryRules()
+    with db.tx() as cur:
+        card = _get(cur, card_number)
+        if card is None:
+            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+        _check_settled(cur, card, rules)
+        purchases = _purchases(cur, card)
+        every_load = _loads(cur, card)
+    loads = [x for x in every_load if x.state == "confirmed"]
+    initial = _initial(card)
+    balance, since, anchor = _anchor(card, loads, initial)
+    verdicts = [(p, _verified(p, card, hsm)) for p in purchases]
+    problems = _backdated([p for p, why in verdicts if why is None], loads, initial[0])
+    newest_atc = loads[-1].online_atc if loads else -1
+    problems += [
+        f"load {x.reference} (online counter {x.online_atc}) is not resolved: the card may "
+        "hold it or not"
+        for x in every_load
+        if x.state != "confirmed" and x.online_atc > newest_atc
+    ]
+    later = [(p, why) for p, why in verdicts if p.when >= since]
+    balance, counted = _take_off(later, balance, rules.clock() + rules.clock_skew, problems)
+    if problems:
+        raise _unproven(card_number, problems)
     return {
         "card_number": card_number,
         "balance_fen": balance,
-        "as_of": when.isoformat(),
-        "source": source,
+        "as_of": counted[-1].when.isoformat() if counted else anchor["at"],
+        "source": "purchase" if counted else anchor["kind"],
+        "anchor": anchor,
+        "purchases": [
+            {"terminal_id": p.terminal_id, "terminal_seq": p.terminal_seq, "amount": p.amount}
+            for p in counted
+        ],
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Header
@@ -16,16 +16,20 @@ from pydantic import BaseModel, Field
 
 from gateway import auth, cards
 from gateway.errors import not_found
+from gateway.hsm import HostSecurityModule
 from gateway.storage import Database
 
 
 @dataclass(frozen=True)
 class Hooks:
-    """What the routers borrow from the app: its database and its authentication."""
+    """What the routers borrow from the app: its database, its authentication, its HSM (to
+    verify purchase TACs) and its rules for replacement balances."""
 
     db: Database
     terminal_of: Callable[[str | None], auth.Terminal]
     require_admin: Callable[[str | None], None]
+    hsm: HostSecurityModule | None = None
+    carry: cards.CarryRules = field(default_factory=cards.CarryRules)
 
 
 class RecordsBody(BaseModel):
@@ -71,13 +75,21 @@ def cards_router(h: Hooks) -> APIRouter:
             {"desk_id": desk.terminal_id, "revision": cards.desk_cursor(h.db, desk.terminal_id)}
         )
 
-    @r.get("/v1/cards/{card_number}/balance", summary="Last known balance from settled records")
+    @r.get(
+        "/v1/cards/{card_number}/balance",
+        summary="A lost card's balance to carry, proven from verified records (or 409 why not)",
+        responses={
+            404: {"description": "the card is not in the card book"},
+            409: {
+                "description": "card_in_use (not reported lost), balance_settling (lost too"
+                " recently), or balance_unproven (the records do not prove a balance; the"
+                " reason lists each problem)"
+            },
+        },
+    )
     def balance(card_number: str, authorization: str | None = Header(None)) -> Response:
         auth.require_role(h.terminal_of(authorization), "issuance")
-        found = cards.last_known_balance(h.db, card_number)
-        if found is None:
-            raise not_found("no_transactions", f"no settled transaction of card {card_number}")
-        return _json(found)
+        return _json(cards.proven_balance(h.db, card_number, hsm=h.hsm, rules=h.carry))
 
     @r.post("/v1/cards/loss", summary="Report a card lost (挂失); it goes on the hotlist")
     def report_loss(body: LossBody, authorization: str | None = Header(None)) -> Response:

@@ -6,6 +6,10 @@ one held with different content is ``conflict`` (kept aside in ``txn_conflicts``
 operator, never overwriting the first). Any bad record refuses the whole batch with a
 reason, and nothing is written. Stored transactions enter the clearing outbox in the same
 database transaction.
+
+Only debiting terminals (``pos``, ``validator``) upload purchases, and a record must be one
+the card could have made: 0 <= balance before <= the purse ceiling, amount <= balance
+before (the purse does not overdraw), amount within the per-transaction maximum.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.auth import Terminal
+from gateway.auth import PURCHASE, Terminal, require_upload
 from gateway.errors import GatewayError, bad_request, conflict, unprocessable
+from gateway.loads import LoadLimits
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
 
 MAX_BATCH_RECORDS = 1000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_AMOUNT = 1_000_000  # 10,000 yuan: far above any purse ceiling, far below overflow
-MAX_BALANCE = 2**31 - 1
+MAX_BALANCE = LoadLimits().max_balance  # the gateway passes its own settings' ceiling
 MAX_CONTEXT_BYTES = 2048
 DEBIT_TYPES = frozenset({0x05, 0x06, 0x09})  # ED purchase, EP purchase, CAPP purchase
 STATES = frozenset({"settled", "suspect"})
@@ -112,7 +117,7 @@ def _ok_hex(v: Any, length: int) -> bool:
     return type(v) is str and len(v) == length and _HEX_DIGITS.issuperset(v)
 
 
-def _record(rec: Any, terminal_id: str) -> tuple[Any, ...]:
+def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple[Any, ...]:
     """One record, validated and normalised to ROW_COLUMNS plus its content hash.
 
     Each check takes a fast path for good values and asks the slow helper only to word
@@ -145,8 +150,12 @@ def _record(rec: Any, terminal_id: str) -> tuple[Any, ...]:
         raise _Bad(f"txn_type {txn_type:#04x} is not a known purchase type (05, 06, 09)")
     if not _ok_int(amount, 0, MAX_AMOUNT):
         _int(rec, "amount", 0, MAX_AMOUNT)
-    if not _ok_int(balance, 0, MAX_BALANCE):
-        _int(rec, "balance_before", 0, MAX_BALANCE)
+    if not _ok_int(balance, 0, max_balance):
+        _int(rec, "balance_before", 0, max_balance)
+    if amount > balance:
+        raise _Bad(
+            f"amount {amount} is more than the balance before {balance}: a purse never overdraws"
+        )
     if not _ok_int(atc, 0, 0xFFFF):
         _int(rec, "card_atc", 0, 0xFFFF)
     if not _ok_int(key_version, 0, 0xFF):
@@ -216,8 +225,17 @@ def _record(rec: Any, terminal_id: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def parse_batch(body: bytes, terminal: Terminal, *, max_records: int = MAX_BATCH_RECORDS) -> Batch:
-    """Validate a whole upload body; raises a 4xx GatewayError naming the first bad record."""
+def parse_batch(
+    body: bytes,
+    terminal: Terminal,
+    *,
+    max_records: int = MAX_BATCH_RECORDS,
+    max_balance: int = MAX_BALANCE,
+) -> Batch:
+    """Validate a whole upload body; raises a 4xx GatewayError naming the first bad record.
+
+    ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``)."""
+    require_upload(terminal, PURCHASE)
     if len(body) > MAX_BODY_BYTES:
         raise GatewayError(413, "too_large", f"batch body over {MAX_BODY_BYTES} bytes")
     try:
@@ -248,7 +266,7 @@ def parse_batch(body: bytes, terminal: Terminal, *, max_records: int = MAX_BATCH
     seen: set[int] = set()
     for i, rec in enumerate(records):
         try:
-            row = _record(rec, terminal.terminal_id)
+            row = _record(rec, terminal.terminal_id, max_balance)
         except _Bad as exc:
             seq = rec.get("terminal_seq") if isinstance(rec, dict) else None
             raise unprocessable(

@@ -1,7 +1,10 @@
 """Reconciliation: what this gateway had accepted by clearing, against clearing's own books.
 
 Per terminal and kind (purchase, load) the counts and amounts must match; any difference
-is listed. Optionally for one business day (card time for purchases, host time for loads).
+is listed. A record clearing rejected (a forged TAC, say) is a mismatch too, listed with
+its terminal, sequence (or load reference) and clearing's reason: the books agreeing on
+what was accepted does not make a refused record fine. Optionally for one business day
+(card time for purchases, host time for loads).
 """
 
 from __future__ import annotations
@@ -26,6 +29,39 @@ _SENT = {
         "substr(l.host_time, 1, 10) = ?",
     ),
 }
+
+
+_REJECTED = (
+    "SELECT 'purchase', t.terminal_id, t.terminal_seq, NULL, t.amount, o.reason FROM outbox o"
+    " JOIN txn t ON o.kind = 'txn' AND o.ref_id = t.id"
+    " WHERE o.outcome = 'rejected' {txn_day}"
+    " UNION ALL"
+    " SELECT 'load', l.terminal_id, NULL, l.reference, l.amount, o.reason FROM outbox o"
+    " JOIN loads l ON o.kind = 'load' AND o.ref_id = l.id"
+    " WHERE o.outcome = 'rejected' {load_day}"
+    " ORDER BY 1, 2, 3, 4"
+)
+
+
+def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
+    """Records clearing rejected, each with where it came from and clearing's reason."""
+    sql = _REJECTED.format(
+        txn_day=f"AND {_SENT['purchase'][1]}" if day else "",
+        load_day=f"AND {_SENT['load'][1]}" if day else "",
+    )
+    with db.tx() as cur:
+        cur.execute(sql, (day, day) if day else ())
+        rows = cur.fetchall()
+    out = []
+    for kind, terminal_id, seq, reference, amount, reason in rows:
+        item: dict[str, Any] = {"kind": kind, "terminal_id": terminal_id}
+        if kind == "purchase":
+            item["terminal_seq"] = int(seq)
+        else:
+            item["reference"] = reference
+        item.update(amount=int(amount), reason=reason or "")
+        out.append(item)
+    return out
 
 
 def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
@@ -67,10 +103,12 @@ def reconcile(
         rows.append(row)
         if mine != cleared:
             mismatches.append(row)
+    refused = rejected(db, day)
     return {
         "gateway_id": gateway_id,
         "day": day,
-        "matched": not mismatches,
+        "matched": not mismatches and not refused,
         "rows": rows,
         "mismatches": mismatches,
+        "rejected": refused,
     }

@@ -52,8 +52,10 @@ Batch CSV header: name,id_number,card_kind (optional columns: id_type, card_type
 
 With --gateway URL --token T (the desk's credentials, role issuance) every issuance,
 replacement or batch ends by pushing the book's changes to the gateway's card book, and
-a replacement first takes the lost card's last known balance from the gateway's settled
-transactions (docs/issuance.md §4).
+a replacement first takes the lost card's balance from the gateway, which proves it from
+verified records only; when it cannot (unverified or inconsistent records, a settling
+period after the loss), the replacement is refused with its reason and nothing is carried
+(docs/issuance.md §4, docs/security.md).
 """
 
 BATCH_REQUIRED = ("name", "id_number", "card_kind")
@@ -259,16 +261,38 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _balance_from_gateway(args: argparse.Namespace, desk: _Desk, card_number: str) -> None:
-    """The lost card's last known balance from the gateway's settled transactions."""
+    """Take the lost card's carried balance from the gateway, which vouches only for a
+    balance it proved from verified records (docs/security.md); a refusal stops the
+    replacement before any card work, with the gateway's reason, and nothing is carried.
+
+    The gateway answers only for a card it knows is lost, so the loss is recorded and
+    pushed first."""
     from datetime import datetime
 
+    from terminal.roles.issuance import IssuanceError
+    from terminal.roles.registry import CardState
+    from terminal.uplink import GatewayRefused
     from terminal.uplink.issuance import last_known_balance
 
-    with _gateway_client(args) as client:
-        found = last_known_balance(client, card_number)
-    if found is not None:
-        desk.registry.report_balance(
-            card_number, found["balance_fen"], datetime.fromisoformat(found["as_of"])
+    if desk.registry.get(card_number).state == CardState.ACTIVE:
+        desk.registry.report_lost(card_number)
+    _push(args)
+    try:
+        with _gateway_client(args) as client:
+            found = last_known_balance(client, card_number)
+    except GatewayRefused as exc:
+        raise IssuanceError(
+            f"card {card_number} is not replaced, nothing is carried: {exc.reason}"
+        ) from None
+    if found is None:
+        raise IssuanceError(f"card {card_number} is not replaced: the gateway gave no balance")
+    proven = int(found["balance_fen"])
+    book = desk.registry.report_balance(card_number, proven, datetime.fromisoformat(found["as_of"]))
+    if book.balance_fen != proven:
+        raise IssuanceError(
+            f"card {card_number} is not replaced: the desk's book holds {book.balance_fen} fen "
+            f"as of {book.balance_as_of}, the gateway proves {proven} fen; settle it at the "
+            "back office"
         )
 
 

@@ -4,11 +4,13 @@ desks and kiosks become hotlist deltas, and replacement balances come from settl
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
 from gateway import cards, hotlist
+from gateway.cards import CarryRules
 from gateway.forwarder import Forwarder
 from gateway.registry import SqliteCardRegistry
 from simulators.profiles import demo_psam
@@ -23,9 +25,19 @@ from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.uplink import GatewayRefused, Uplink, sync_local_hotlist
 from terminal.uplink.issuance import last_known_balance, push_issuance
+from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import SHANGHAI, new_blank, perso_hsm
 from tests.subsidy_kit import DESK, KIOSK_A, PEOPLE, Centre, book_cards, card_for, client_for
 from tests.traffic import JournaledTerminal
+
+
+@pytest.fixture
+def gateway(db, clock) -> Iterator[GatewayServer]:
+    """A gateway on the test's clock that gives a lost card's balance without a settling
+    period (docs/security.md: replacement balance)."""
+    gw = start_gateway(db, clock, carry=CarryRules(settling=timedelta(0), clock=clock))
+    yield gw
+    gw.server.stop()
 
 
 @pytest.fixture
@@ -137,32 +149,36 @@ def test_a_loss_reported_at_a_kiosk_hotlists_the_card_and_stands(gateway, regist
     assert cards.get_card(gateway.db, bob.card_number).state == "active"  # type: ignore[union-attr]
 
 
-def test_last_known_balance_comes_from_settled_purchases_and_loads(gateway, clock, tmp_path):
+def test_a_lost_cards_balance_comes_from_confirmed_loads_and_verified_purchases(
+    gateway, clock, tmp_path
+):
     centre = Centre(gateway, clock)
     (rec,) = centre.issue(PEOPLE[:1])
     card = card_for(rec)
     with client_for(gateway, "310000000082", "issuance") as desk2:
-        assert last_known_balance(desk2, rec.card_number) is None
         kiosk, _ = centre.kiosk(card=card)
         kiosk.top_up(3_000)
         clock.advance(minutes=1)
         kiosk.top_up(1_000)
-        found = last_known_balance(desk2, rec.card_number)
-        assert found == {
-            "card_number": rec.card_number,
-            "balance_fen": 4_000,
-            "as_of": clock.now.isoformat(),
-            "source": "load",
-        }
         clock.advance(minutes=5)
         bus = JournaledTerminal("310000000201", tmp_path / "bus.db", clock)
         bus.tap(card, 250)
         with client_for(gateway, "310000000201", "validator") as up:
             assert Uplink(bus.journal, {"310000000201": up}).drain() == 1
         bus.close()
+        # a card still in use has no balance to carry
+        with pytest.raises(GatewayRefused) as refused:
+            last_known_balance(desk2, rec.card_number)
+        assert refused.value.code == "card_in_use" and "report it lost" in refused.value.reason
+        centre.registry.report_lost(rec.card_number)
+        push_issuance(centre.desk, centre.registry.export)
         found = last_known_balance(desk2, rec.card_number)
         assert found is not None and found["balance_fen"] == card.balance == 3_750
-        assert found["source"] == "purchase"
+        assert found["source"] == "purchase" and found["as_of"] == clock.now.isoformat()
+        assert found["anchor"]["kind"] == "load" and found["anchor"]["balance_fen"] == 4_000
+        assert found["purchases"] == [
+            {"terminal_id": "310000000201", "terminal_seq": 1, "amount": 250}
+        ]
         # what a desk does with it before a replacement (docs/issuance.md §4)
         book = centre.registry.report_balance(
             rec.card_number, found["balance_fen"], datetime.fromisoformat(found["as_of"])
@@ -199,6 +215,8 @@ def test_a_replacement_at_the_desk_reaches_the_gateway_and_every_validator(
         Uplink(bus.journal, {"310000000201": up}).drain()
     clock.advance(hours=1)
 
+    centre.registry.report_lost(old.card_number)
+    push_issuance(centre.desk, centre.registry.export)
     found = last_known_balance(centre.desk, old.card_number)
     assert found is not None and found["balance_fen"] == 4_700
     centre.registry.report_balance(

@@ -1,0 +1,402 @@
+"""A validator or POS (or its token) lying in its uploads, and a card book asked to vouch for
+what it uploaded (docs/security.md: uploads from terminals, replacement balance).
+
+Each attack goes through the real uvicorn gateway on SQLite and PostgreSQL, with real
+software cards, PSAM and clearing where clearing matters, and ends with the proof that
+nothing was stored, cleared or carried.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.cards import CarryRules
+from gateway.forwarder import Forwarder
+from gateway.reconcile import reconcile
+from gateway.registry import SqliteCardRegistry
+from simulators.epurse_card import SoftEPurseCard
+from terminal.apdu.errors import CardRemoved
+from terminal.cli.main import main
+from terminal.readers.sim import AFTER, SimReader
+from terminal.roles.kiosk import Kiosk
+from terminal.roles.load_host import HttpLoadHost
+from terminal.roles.registry import CardState
+from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayClient, GatewayRefused
+from terminal.uplink.issuance import last_known_balance, push_issuance
+from tests.conftest import FrozenClock
+from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.issuance_kit import VALID_ID
+from tests.subsidy_kit import DESK, KIOSK_A, KIOSK_B, PEOPLE, Centre, card_for
+from tests.traffic import JournaledTerminal
+
+BUS = "310000000201"
+ANOTHER_ISSUER = "1000000000000002"
+
+
+@pytest.fixture
+def gw(db, clock) -> Iterator[GatewayServer]:
+    """A gateway on the test's clock, giving a lost card's balance without waiting."""
+    server = start_gateway(db, clock, carry=CarryRules(settling=timedelta(0), clock=clock))
+    yield server
+    server.server.stop()
+
+
+def upload(gw: GatewayServer, token: str, tid: str, records: list[dict[str, Any]], batch: str):
+    return httpx.post(
+        gw.url + "/v1/batches",
+        json={"batch_id": batch, "terminal_id": tid, "records": records},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def rows(gw: GatewayServer, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with gw.db.tx() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+class Rider:
+    """A card of the book: topped up 50 yuan at a kiosk through the gateway, then ridden on
+    a bus whose validator uploads with its own token."""
+
+    def __init__(self, gw: GatewayServer, clock: FrozenClock, tmp_path: Path):
+        self.gw, self.clock = gw, clock
+        self.centre = Centre(gw, clock)
+        (self.record,) = self.centre.issue(PEOPLE[:1])
+        self.card = card_for(self.record)
+        kiosk, _ = self.centre.kiosk(card=self.card)
+        kiosk.top_up(5_000)
+        self.bus = JournaledTerminal(BUS, tmp_path / "bus.db", clock)
+        self.token = gw.register(BUS, "bus-co", role="validator")
+
+    @property
+    def number(self) -> str:
+        return self.record.card_number
+
+    def ride(self, *amounts: int) -> list[dict[str, Any]]:
+        out = []
+        for amount in amounts:
+            self.clock.advance(minutes=2)
+            out.append(self.bus.tap(self.card, amount).upload_record())
+        return out
+
+    def report_lost(self) -> None:
+        self.centre.registry.report_lost(self.number)
+        push_issuance(self.centre.desk, self.centre.registry.export)
+
+    def balance(self) -> dict[str, Any]:
+        found = last_known_balance(self.centre.desk, self.number)
+        assert found is not None
+        return found
+
+    def refused(self) -> GatewayRefused:
+        with pytest.raises(GatewayRefused) as exc:
+            last_known_balance(self.centre.desk, self.number)
+        return exc.value
+
+    def assert_nothing_carried(self) -> None:
+        """The lost card is still lost in the book and no desk load was ever asked for."""
+        book = self.centre.registry.get(self.number)
+        assert book.state == CardState.LOST and book.replaced_by is None
+        assert rows(self.gw, "SELECT COUNT(*) FROM loads WHERE terminal_id = ?", DESK) == [(0,)]
+
+    def close(self) -> None:
+        self.bus.close()
+        self.centre.close()
+
+
+@pytest.fixture
+def rider(gw, clock, tmp_path) -> Iterator[Rider]:
+    r = Rider(gw, clock, tmp_path)
+    yield r
+    r.close()
+
+
+def forged_suspect(serial: str, issuer: str, seq: int) -> dict[str, Any]:
+    """A validator's made-up row for someone else's card: no TAC, a fat balance, year 2099."""
+    return {
+        "terminal_id": BUS,
+        "terminal_seq": seq,
+        "issuer_id": issuer,
+        "card_serial": serial,
+        "txn_type": 6,
+        "amount": 0,
+        "balance_before": 99_999,
+        "card_atc": 7,
+        "key_version": 1,
+        "algorithm": 0,
+        "txn_time": "2099-01-01T00:00:00",
+        "state": "suspect",
+        "tac": None,
+        "mac2": None,
+        "mac2_verified": None,
+        "resolution": None,
+        "context": {},
+    }
+
+
+# -- the replacement balance ---------------------------------------------------------------
+def test_honest_history_gives_the_exact_balance_to_carry(rider, gw, clearing):
+    """Load + purchases with verified TACs (two cleared, one checked by the gateway's HSM)."""
+    recs = rider.ride(300, 450)
+    assert upload(gw, rider.token, BUS, recs, "b1").status_code == 200
+    assert Forwarder(gw.db, clearing.url).drain() == 3  # the kiosk load and both purchases
+    last = rider.ride(120)
+    assert upload(gw, rider.token, BUS, last, "b2").status_code == 200  # not cleared yet
+    rider.report_lost()
+    found = rider.balance()
+    assert (found["balance_fen"], rider.card.balance) == (4_130, 4_130)
+    assert found["anchor"]["kind"] == "load" and found["anchor"]["balance_fen"] == 5_000
+    assert [p["amount"] for p in found["purchases"]] == [300, 450, 120]
+
+
+def test_forged_suspect_row_gives_no_balance(rider, gw):
+    rider.ride(300)
+    honest = [r.upload_record() for r in rider.bus.journal.export()]
+    assert upload(gw, rider.token, BUS, honest, "b1").status_code == 200
+    forged = forged_suspect(
+        rider.record.serial.hex().upper(), rider.record.issuer_id.hex().upper(), 99
+    )
+    assert upload(gw, rider.token, BUS, [forged], "b2").status_code == 200  # looks well-formed
+    rider.report_lost()
+    refused = rider.refused()
+    assert (refused.status, refused.code) == (409, "balance_unproven")
+    assert f"terminal {BUS} seq 99 is a suspect record" in refused.reason
+    assert "2099-01-01T00:00:00, in the future" in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_inflated_balance_before_on_a_genuine_purchase_is_inconsistent(rider, gw, clearing):
+    (rec,) = rider.ride(300)
+    rec["balance_before"] = 9_000  # the TAC does not cover it, so clearing accepts it
+    assert upload(gw, rider.token, BUS, [rec], "b1").status_code == 200
+    Forwarder(gw.db, clearing.url).drain()
+    assert clearing.ledger.stats()["rejected"] == 0
+    rider.report_lost()
+    refused = rider.refused()
+    assert (refused.status, refused.code) == (409, "balance_unproven")
+    assert "claims 9000 fen before its debit, but the proven balance there is 5000" in (
+        refused.reason
+    )
+    rider.assert_nothing_carried()
+
+
+def test_a_gap_in_the_offline_counter_gives_no_balance(rider, gw):
+    recs = rider.ride(100, 200, 300)
+    assert upload(gw, rider.token, BUS, [recs[0], recs[2]], "b1").status_code == 200
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven"
+    gap = f"has offline counter {recs[2]['card_atc']} after {recs[0]['card_atc']}: a gap"
+    assert gap in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_a_future_dated_purchase_gives_no_balance(rider, gw, clock, tmp_path):
+    """A terminal whose clock runs two days ahead: the card signs the date, it is still not
+    a date the gateway can believe."""
+    ahead = FrozenClock(clock.now + timedelta(days=2))
+    fast = JournaledTerminal("310000000202", tmp_path / "fast.db", ahead)
+    rec = fast.tap(rider.card, 300).upload_record()
+    fast.close()
+    token = gw.register("310000000202", "bus-co", role="validator")
+    assert upload(gw, token, "310000000202", [rec], "b1").status_code == 200
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven" and "in the future" in refused.reason
+    assert rec["txn_time"] in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_a_record_of_another_issuer_is_not_counted(rider, gw):
+    recs = rider.ride(300)
+    assert upload(gw, rider.token, BUS, recs, "b1").status_code == 200
+    foreign = forged_suspect(rider.record.serial.hex().upper(), ANOTHER_ISSUER, 99)
+    assert upload(gw, rider.token, BUS, [foreign], "b2").status_code == 200
+    rider.report_lost()
+    found = rider.balance()
+    assert found["balance_fen"] == rider.card.balance == 4_700
+    assert found["purchases"] == [{"terminal_id": BUS, "terminal_seq": 1, "amount": 300}]
+
+
+def test_a_purchase_dated_before_the_load_it_followed_is_caught(rider, gw, clock, tmp_path):
+    """A terminal (colluding with the holder) dates a purchase an hour before the top-up it
+    followed, so that it falls out of the count while clearing still pays it."""
+    behind = FrozenClock(clock.now - timedelta(hours=1))
+    slow = JournaledTerminal("310000000202", tmp_path / "slow.db", behind)
+    rec = slow.tap(rider.card, 300).upload_record()
+    slow.close()
+    assert rider.card.balance == 4_700
+    token = gw.register("310000000202", "bus-co", role="validator")
+    assert upload(gw, token, "310000000202", [rec], "b1").status_code == 200
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven"
+    assert "spend 300 fen but load" in refused.reason and "found 0 of 0 fen left" in refused.reason
+    assert "a purchase is dated before a load it followed" in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_an_unresolved_load_gives_no_balance(rider, gw):
+    """A top-up torn after CREDIT FOR LOAD: the card holds it, the gateway cannot say so yet."""
+    kiosk, reader = rider.centre.kiosk(KIOSK_B, card=rider.card)
+    reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+    with pytest.raises(CardRemoved):
+        kiosk.top_up(1_000)
+    assert rider.card.balance == 6_000
+    rider.report_lost()
+    refused = rider.refused()
+    assert refused.code == "balance_unproven" and "is not resolved" in refused.reason
+    rider.assert_nothing_carried()
+
+
+def test_a_card_in_use_or_just_lost_gives_no_balance(db, clock, tmp_path):
+    """Before the loss report there is nothing to carry; after it, offline terminals have the
+    settling period to upload the card's last debits."""
+    gw = start_gateway(db, clock, carry=CarryRules(settling=timedelta(hours=1), clock=clock))
+    rider = Rider(gw, clock, tmp_path)
+    try:
+        refused = rider.refused()
+        assert (refused.status, refused.code) == (409, "card_in_use")
+        rider.report_lost()
+        refused = rider.refused()
+        assert (refused.status, refused.code) == (409, "balance_settling")
+        assert "offline transactions may still arrive; try after" in refused.reason
+        rider.assert_nothing_carried()
+    finally:
+        rider.close()
+        gw.server.stop()
+
+
+OLD = "3100029000010000001"  # the first card ``ykt issue`` makes
+
+
+@pytest.fixture
+def desk(db, tmp_path, monkeypatch) -> Iterator[tuple[GatewayServer, list[str]]]:
+    """A gateway on the real clock and a desk (``ykt issue`` in ``tmp_path``) that issued
+    card OLD and pushed it; yields the gateway and the desk's ``--gateway`` arguments."""
+    gw = start_gateway(db, carry=CarryRules(settling=timedelta(0)))
+    monkeypatch.chdir(tmp_path)
+    at = ["--gateway", gw.url, "--token", gw.register(DESK, "card-centre", role="issuance")]
+    try:
+        issue = ["issue", "--name", "张三", "--id-number", VALID_ID, "--out", "old.json"]
+        assert main([*issue, *at]) == 0
+        yield gw, at
+    finally:
+        gw.server.stop()
+
+
+def test_replacement_at_the_desk_carries_nothing_after_a_forged_row(desk, capsys):
+    """``ykt issue --replace`` against a gateway holding a validator's forged row: the reason
+    is printed, the exit code is 1, no card is made and nothing is loaded."""
+    gw, at = desk
+    old = SoftEPurseCard.load("old.json")
+    forged = forged_suspect(old.serial.hex().upper(), old.issuer_id.hex().upper(), 1)
+    bus_token = gw.register(BUS, "bus-co", role="validator")
+    assert upload(gw, bus_token, BUS, [forged], "b1").status_code == 200
+    capsys.readouterr()
+    rc = main(["issue", "--replace", OLD, "--out", "new.json", *at])
+    err = capsys.readouterr().err
+    assert rc == 1 and "nothing is carried" in err and "in the future" in err
+    assert not Path("new.json").exists()
+    book = SqliteCardRegistry("ykt-cards.db")
+    assert book.get(OLD).state == CardState.LOST and book.get(OLD).replaced_by is None
+    assert [r["card_number"] for r in book.export(0)] == [OLD]
+    book.close()
+    assert rows(gw, "SELECT COUNT(*) FROM loads") == [(0,)]
+
+
+def test_replacement_at_the_desk_carries_the_proven_balance(desk, tmp_path, capsys):
+    """The honest path through ``ykt issue --replace``: loaded at a kiosk, ridden, replaced."""
+    gw, at = desk
+    old = SoftEPurseCard.load("old.json")
+    with GatewayClient(gw.url, gw.register(KIOSK_A, "card-centre", role="kiosk")) as kc:
+        kiosk = Kiosk(TerminalSession(SimReader(old)), HttpLoadHost(kc), bytes.fromhex(KIOSK_A))
+        kiosk.top_up(5_000)
+    later = FrozenClock(datetime.now().replace(microsecond=0) + timedelta(minutes=1))
+    bus = JournaledTerminal(BUS, tmp_path / "bus.db", later)
+    rec = bus.tap(old, 300).upload_record()
+    bus.close()
+    bus_token = gw.register(BUS, "bus-co", role="validator")
+    assert upload(gw, bus_token, BUS, [rec], "b1").status_code == 200
+    capsys.readouterr()
+    rc = main(["issue", "--replace", OLD, "--out", "new.json", "--json", *at])
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    assert rc == 0 and result["carried_fen"] == 4_700 and result["balance_fen"] == 4_700
+    assert SoftEPurseCard.load("new.json").balance == 4_700
+
+
+# -- what a terminal may upload ------------------------------------------------------------
+@pytest.mark.parametrize("role", ["kiosk", "issuance"])
+def test_kiosk_or_desk_token_cannot_upload_purchases(gw, clock, tmp_path, role):
+    tid = "310000000090"
+    token = gw.register(tid, "card-centre", role=role)
+    term = JournaledTerminal(tid, tmp_path / "j.db", clock)
+    rec = term.tap(card_for_number(1), 300).upload_record()
+    term.close()
+    r = upload(gw, token, tid, [rec], "b1")
+    assert r.status_code == 403 and r.json()["error"] == "wrong_role"
+    assert (
+        f"is a {role}; purchase records are uploaded only by pos or validator"
+        in (r.json()["reason"])
+    )
+    assert (gw.count("txn"), gw.count("outbox"), gw.count("batches")) == (0, 0, 0)
+
+
+def card_for_number(n: int) -> SoftEPurseCard:
+    from simulators.profiles import demo_card
+
+    return demo_card(n, balance=10_000)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("balance_before", 200, "amount 300 is more than the balance before 200"),
+        ("balance_before", 100_001, "balance_before 100001 out of range 0..100000"),
+    ],
+)
+def test_a_record_no_purse_could_make_is_refused(gw, clock, tmp_path, field, value, why):
+    token = gw.register(BUS, "bus-co", role="validator")
+    term = JournaledTerminal(BUS, tmp_path / "j.db", clock)
+    honest = term.tap(card_for_number(1), 100).upload_record()
+    rec = term.tap(card_for_number(2), 300).upload_record()
+    term.close()
+    rec[field] = value
+    r = upload(gw, token, BUS, [honest, rec], "b1")
+    assert r.status_code == 422 and r.json()["error"] == "invalid_record"
+    assert why in r.json()["reason"] and "record 1" in r.json()["reason"]
+    assert (gw.count("txn"), gw.count("outbox"), gw.count("batches")) == (0, 0, 0)
+
+
+# -- reconciliation ----------------------------------------------------------------------------
+def test_reconciliation_after_a_forged_tac_is_not_matched(gw, clearing, clock, tmp_path):
+    token = gw.register(BUS, "bus-co", role="validator")
+    term = JournaledTerminal(BUS, tmp_path / "j.db", clock)
+    recs = [term.tap(card_for_number(i), 200).upload_record() for i in (1, 2, 3)]
+    term.close()
+    recs[1]["tac"] = "DEADBEEF"
+    assert upload(gw, token, BUS, recs, "b1").status_code == 200
+    Forwarder(gw.db, clearing.url, gateway_id="gw-test").drain()
+    report = reconcile(gw.db, clearing.url, "gw-test")
+    assert report["matched"] is False
+    (rejected,) = report["rejected"]
+    assert (rejected["kind"], rejected["terminal_id"], rejected["terminal_seq"]) == (
+        "purchase",
+        BUS,
+        recs[1]["terminal_seq"],
+    )
+    assert "TAC does not verify" in rejected["reason"] and rejected["amount"] == 200
+    # the two sides agree on what was accepted; the forged record was paid to nobody
+    assert [(r["sent_count"], r["cleared_count"]) for r in report["rows"]] == [(2, 2)]
+    assert clearing.settlement()["totals"]["purchase_amount"] == 400
