@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import unicodedata
+from pathlib import Path
 
 from terminal.apdu.errors import YikatongError
 
@@ -88,3 +89,27 @@ def arg_code(text: str) -> str:
         return code(text, "value")
     except TextError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class FileError(YikatongError, ValueError):
+    """A file a person gave the terminal (card state, fare file...) that cannot be used:
+    ``str()`` is ``<file>:<line>: <what>``, the one line the CLI prints."""
+
+    def __init__(self, path: str | Path | None, line: int | None, what: str):
+        self.path = None if path is None else str(path)
+        self.line, self.what = line or 1, what
+        super().__init__(what if self.path is None else f"{self.path}:{self.line}: {what}")
+
+
+def line_of(text: str, key: str, *, after: int = 1) -> int | None:
+    """The first line (1-based, from line ``after`` on) where ``key`` is written as a key:
+    ``key =`` or ``"key" =`` (TOML), ``"key":`` (JSON), or ``[key]``/``[[key]]`` (TOML)."""
+    k = re.escape(key)
+    pattern = re.compile(
+        rf"""^\s*(?:(?:"{k}"|'{k}'|{k})\s*[=:]|\[\[?\s*(?:[^\]]*\.)?(?:"{k}"|{k})\s*\]\]?)"""
+        rf"""|[{{,]\s*"{k}"\s*:"""
+    )
+    for number, line in enumerate(text.splitlines(), 1):
+        if number >= after and pattern.search(line):
+            return number
+    return None

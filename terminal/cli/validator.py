@@ -18,6 +18,7 @@ from terminal.readers.sim import SimReader
 from terminal.roles.loop import TapLoop
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.text import arg_code, arg_int, hex_bytes
 
 DESCRIPTION = """\
 Run a validator: wait for a card, compute the fare from the fare file, debit the purse
@@ -50,8 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE",
         help="TOML fare file (default: the demo fares)",
     )
-    p.add_argument("--station", default="0101", help="this gate's station code (4 hex digits)")
-    p.add_argument("--line", default="0001", help="line code (2 bytes hex)")
+    p.add_argument(
+        "--station", type=arg_code, default="0101", help="this gate's station code (4 hex digits)"
+    )
+    p.add_argument("--line", type=arg_code, default="0001", help="line code (2 bytes hex)")
     p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
     p.add_argument(
         "--hotlist",
@@ -65,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--terminal-id",
+        type=arg_code,
         default="310000000201",
         help="terminal number of the software PSAM (sim only)",
     )
@@ -74,9 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE",
         help="software card file to tap (sim reader; repeatable)",
     )
-    p.add_argument("--cards", type=int, default=5, help="demo cards to tap (sim reader)")
-    p.add_argument("--taps", type=int, default=10, help="taps to simulate (sim reader)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cards", type=arg_int, default=5, help="demo cards to tap (sim reader)")
+    p.add_argument("--taps", type=arg_int, default=10, help="taps to simulate (sim reader)")
+    p.add_argument("--seed", type=arg_int, default=1)
     p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
     p.add_argument("--gateway", metavar="URL", help="gateway to sync the hotlist from")
     p.add_argument(
@@ -155,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("ykt validator: --gateway needs --token")
         _sync_hotlist(args, hotlist, stop_sync)
     config = ValidatorConfig(
-        mode=Mode(args.mode), rules=rules, station=args.station, line=bytes.fromhex(args.line)
+        mode=Mode(args.mode),
+        rules=rules,
+        station=hex_bytes(args.station, "--station", size=2).hex().upper(),
+        line=hex_bytes(args.line, "--line", size=2),
     )
     validator = Validator(session, journal, hotlist, config)
     print(
