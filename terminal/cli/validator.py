@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 import threading
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from terminal.roles.loop import TapLoop
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.text import arg_code, arg_int, hex_bytes
+
+OUT_OF_SERVICE = 3  # exit status: the journal failed, the validator stopped taking cards
 
 DESCRIPTION = """\
 Run a validator: wait for a card, compute the fare from the fare file, debit the purse
@@ -34,6 +37,10 @@ With --gateway URL --token T the hotlist (挂失) is synced from the gateway's d
 the first tap and every --hotlist-sync seconds; a card reported lost is refused and
 blocked from the first tap after the sync that brought it. Without the gateway the
 validator works offline with the hotlist it has.
+
+The journal is checked at start and in idle time: removed, replaced or damaged (or a
+write to it failing), the validator prints RED "out of service" with the reason, stops
+taking cards and exits with status 3.
 """
 
 
@@ -56,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--line", type=arg_code, default="0001", help="line code (2 bytes hex)")
     p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
+    p.add_argument(
+        "--journal-check",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="check the journal file for damage this often, in idle time (default 10)",
+    )
     p.add_argument(
         "--hotlist",
         default=None,
@@ -138,6 +152,7 @@ def _sync_hotlist(args: argparse.Namespace, hotlist: Hotlist, stop: threading.Ev
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.fares)
     sim = args.reader == "sim"
+    cards = _cards(args) if sim else []  # card file errors before anything is opened
     card_reader = SimReader(name="antenna") if sim else None
     if card_reader is None:
         from terminal.readers.spec import open_reader
@@ -177,16 +192,17 @@ def run(args: argparse.Namespace) -> int:
         served[0 if result.green else 1] += 1
         print(result.line(), flush=True)
 
-    loop = TapLoop(validator, reader, show, poll=0.2)
+    loop = TapLoop(validator, reader, show, poll=0.2, verify_every=args.journal_check)
     if sim:
-        cards = _cards(args)
         rng = random.Random(args.seed)
 
         def feed() -> None:
             for i in range(args.taps):
                 card_reader.insert(rng.choice(cards))
-                loop.wait_for_taps(i + 1)
+                served = loop.wait_for_taps(i + 1)
                 card_reader.remove()
+                if not served:
+                    return
             loop.stop()
 
         feeder = threading.Thread(target=feed, daemon=True)
@@ -198,6 +214,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         with contextlib.suppress(KeyboardInterrupt):
             loop.run()
+    if loop.fault is not None:
+        stop_sync.set()
+        print(f"RED   out of service: {loop.fault}", flush=True)
+        print(f"ykt validator: out of service: {loop.fault}", file=sys.stderr)
+        return OUT_OF_SERVICE
     settled = journal.totals()["settled"]
     print(
         f"{served[0]} green, {served[1]} red; journal: {settled[0]} settled "
