@@ -75,9 +75,9 @@ def person_name(text: str) -> str:
 
 def arg_int(text: str) -> int:
     """argparse ``type=`` for whole numbers: ASCII digits only (full-width ones accepted)."""
-    value = code(text, "number")
-    sign, body = ("-", value[1:]) if value.startswith("-") else ("", value)
     try:
+        value = code(text, "number")
+        sign, body = ("-", value[1:]) if value.startswith("-") else ("", value)
         return int(sign + digits(body))
     except TextError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

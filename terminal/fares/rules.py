@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +89,26 @@ class _File:
 
     def __init__(self, data: dict[str, Any], path: str | Path | None, text: str | None):
         self.data, self.path, self.text = data, path, text
+        self.after = 1
 
     def error(self, keys: tuple[str, ...], what: str) -> FareFileError:
-        line: int | None = None
+        """The error at the line of ``keys`` (each looked for after the one before, from
+        ``after``: the table being read when it is one of an array of tables)."""
+        line: int | None = self.after if self.after > 1 else None
         if self.text is not None:
             for key in keys:
                 line = line_of(self.text, key, after=line or 1) or line
         return FareFileError(what, path=self.path, line=line)
+
+    def table_line(self, name: str, index: int) -> int:
+        """The line of the ``index``-th ``[[name]]`` header (1 when unknown)."""
+        line = 0
+        for _ in range(index + 1):
+            found = line_of(self.text or "", name, after=line + 1)
+            if found is None:
+                return 1
+            line = found
+        return line
 
     def check_keys(self, table: Any, schema: dict[str, Any], at: tuple[str, ...]) -> None:
         if not isinstance(table, dict):
@@ -211,18 +225,19 @@ def _metro(f: _File, m: dict[str, Any]) -> MetroRules:
 
 def _concessions(f: _File, items: list[dict[str, Any]]) -> dict[int, Concession]:
     out = {}
-    for item in items:
-        at = ("concessions",)
+    for index, item in enumerate(items):
+        f.after = f.table_line("concessions", index)
         if "card_kind" not in item:
-            raise f.error(at, "a [[concessions]] entry is missing 'card_kind'")
-        kind = f.count(item["card_kind"], (*at, "card_kind"), 0xFF)
+            raise f.error((), "a [[concessions]] entry is missing 'card_kind'")
+        kind = f.count(item["card_kind"], ("card_kind",), 0xFF)
         if "percent" not in item:
-            raise f.error(at, f"concession {kind} is missing 'percent'")
-        percent = f.fen(item["percent"], (*at, "percent"))
+            raise f.error((), f"concession {kind} is missing 'percent'")
+        percent = f.fen(item["percent"], ("percent",))
         if percent > 100:
-            raise f.error((*at, "percent"), f"concession {kind}: percent above 100")
-        name = f.text_value(item.get("name", f"kind {kind}"), (*at, "name"))
+            raise f.error(("percent",), f"concession {kind}: percent above 100")
+        name = f.text_value(item.get("name", f"kind {kind}"), ("name",))
         out[kind] = Concession(kind, name, percent)
+    f.after = 1
     return out
 
 
@@ -296,6 +311,7 @@ def load_rules(path: str | Path = DEMO_FARES) -> FareRules:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        at = re.search(r"at line (\d+)", str(exc))
+        line = int(at.group(1)) if at else None
         raise FareFileError(f"not valid TOML: {exc}", path=path, line=line) from None
     return parse_rules(data, path=path, text=text)
