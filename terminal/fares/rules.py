@@ -1,4 +1,19 @@
-"""Fare rules as data: loaded from a TOML fare file, validated once, integer fen throughout."""
+"""Fare rules as data: loaded from a TOML fare file, validated once, integer fen throughout.
+
+The fare file (``data/demo.toml`` is the annotated example) is checked strictly, because a
+typo must never mean "no fare":
+
+* only the keys and sections of ``SCHEMA`` exist; any other (``[buss]``, ``overtim_penalty``)
+  is refused, naming the file, the line and the known keys;
+* amounts are whole fen, 0..2^31-1 (what a card's balance word and a record hold), and the
+  largest single charge (a fare plus its penalties) must fit too;
+* minutes 0..10080, ``double_tap_seconds`` 0..86400, card kinds 0..255, percentages 0..100,
+  hex codes of their exact size (full-width digits accepted, read as ASCII);
+* ``allow_balance_flag`` (default false): debit cards whose balance word has its top bit set.
+
+Every problem is one ``FareFileError``: ``<file>:<line>: <what>`` (tomllib gives no line
+numbers; the line of the key is found in the text).
+"""
 
 from __future__ import annotations
 
