@@ -368,3 +368,13 @@ def test_a_journal_write_after_removal_is_refused_and_says_so(tmp_path: Path) ->
         )
     assert j.failure is not None
     j.close()
+
+
+def test_corrupt_psam_file_is_one_line_too(tmp_path: Path) -> None:
+    from simulators.profiles import demo_psam
+
+    path = tmp_path / "psam.json"
+    demo_psam().save(path)
+    path.write_text(path.read_text().replace('"310000000001"', '"31000000ZZ01"'))
+    line = one_error_line(ykt("read", "--card", str(path)))
+    assert line.startswith(f"ykt: {path}:") and "terminal_id" in line, line
