@@ -23,6 +23,7 @@ import os
 import sqlite3
 import stat
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -243,7 +244,8 @@ class Journal:
             return
         with self._lock:
             try:
-                probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+                probe = sqlite3.connect(uri, uri=True)
                 try:
                     result = probe.execute("PRAGMA quick_check").fetchone()[0]
                 finally:
