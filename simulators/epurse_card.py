@@ -16,7 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from simulators.statefile import read_state, write_state
+from simulators import statefile as sf
+from simulators.statefile import write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
@@ -31,6 +32,8 @@ from terminal.crypto.keyset import CardKeys
 from terminal.crypto.mac import mac_alg3, pad_method2, pboc_mac
 from terminal.epurse import commands as c
 from terminal.epurse.layouts import (
+    Balance,
+    BalanceWord,
     CreditData,
     DebitData,
     InitializeData,
@@ -92,6 +95,9 @@ class EPurseState:
     balance: int = 0
     overdraft_limit: int = 0  # reported in INITIALIZE; debits never draw on it here
     max_balance: int = DEFAULT_MAX_BALANCE
+    # hostile option: answer GET BALANCE and INITIALIZE FOR PURCHASE with the balance
+    # word's top bit set (seen on real cards; its meaning is not public)
+    balance_flag: bool = False
     offline_atc: int = 0
     online_atc: int = 0
     log: list[str] = field(default_factory=list)  # 0x18, newest first
@@ -103,6 +109,51 @@ class EPurseState:
     last_txn: dict[str, Any] = field(default_factory=dict)  # for GET TRANSACTION PROVE
     prove_counter: str = PROVE_NEXT
     atr: str = _hex(DEFAULT_ATR)
+
+
+KEY_NAMES = ("purchase", "load", "tac", "maintenance")
+
+
+def _check_last_txn(v: Any) -> str | None:
+    """Empty, or the proof GET TRANSACTION PROVE returns: type, atc, mac and tac."""
+    if v == {}:
+        return None
+    if not isinstance(v, dict) or set(v) != {"type", "atc", "mac", "tac"}:
+        return "must be {} or an object with type, atc, mac and tac"
+    return (
+        sf.integer(0xFF)(v["type"])
+        or sf.integer(MAX_COUNTER)(v["atc"])
+        or sf.hex_string(4)(v["mac"])
+        or sf.hex_string(4)(v["tac"])
+    )
+
+
+_BYTE, _WORD, _AMOUNT = sf.integer(0xFF), sf.integer(MAX_COUNTER), sf.integer(0x7FFF_FFFF)
+STATE_CHECKS: dict[str, sf.Check] = {
+    "public_info": sf.hex_string(30),
+    "holder": sf.hex_string(55),
+    "management": sf.hex_string(60),
+    "keys": sf.hex_map(16),
+    "key_index": _BYTE,
+    "load_key_index": _BYTE,
+    "key_version": _BYTE,
+    "algorithm": _BYTE,
+    "balance": _AMOUNT,
+    "overdraft_limit": sf.integer(0xFF_FFFF),
+    "max_balance": _AMOUNT,
+    "balance_flag": sf.flag,
+    "offline_atc": _WORD,
+    "online_atc": _WORD,
+    "log": sf.hex_list(23, LOG_SIZE),
+    "trips": sf.hex_list(48, TRIP_LOG_SIZE),
+    "capp": sf.hex_map(CAPP_RECORD_LEN),
+    "pin": sf.digits_text,
+    "pin_tries": sf.integer(PIN_TRIES),
+    "blocked": sf.one_of("", "temporary", "permanent"),
+    "last_txn": _check_last_txn,
+    "prove_counter": sf.one_of(PROVE_NEXT, PROVE_SAME),
+    "atr": sf.hex_string(),
+}
 
 
 @dataclass
@@ -133,8 +184,14 @@ class SoftEPurseCard:
     # -- persistence --------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path) -> SoftEPurseCard:
-        data = read_state(path, ("epurse",), "software e-purse card")
-        return cls(EPurseState(**data["state"]), path)
+        """The card saved in ``path``; FileError (file, line, what) if it is not one."""
+        doc = sf.read_document(path, ("epurse",), "software e-purse card")
+        state = sf.state_of(doc, EPurseState, STATE_CHECKS)
+        if set(state.keys) != set(KEY_NAMES):
+            raise doc.fail("keys", f"keys must be exactly {', '.join(KEY_NAMES)}")
+        if state.balance > state.max_balance:
+            raise doc.fail("balance", f"balance {state.balance} is above max_balance")
+        return cls(state, path)
 
     def save(self, path: str | Path | None = None) -> None:
         """Write the state atomically (temp file, fsync, rename)."""
@@ -295,7 +352,10 @@ class SoftEPurseCard:
     def _get_balance(self, cmd: CommandAPDU) -> bytes:
         if cmd.p2 != c.PURSE_EP or cmd.p1 not in (0x00, 0x03):
             raise CardReply(SW.WRONG_P1P2)
-        return self.state.balance.to_bytes(4, "big")
+        return build(Balance, balance=self._balance_word())
+
+    def _balance_word(self) -> BalanceWord:
+        return BalanceWord(self.state.balance, self.state.balance_flag)
 
     # INITIALIZE ----------------------------------------------------------------------------
     def _initialize(self, cmd: CommandAPDU) -> bytes:
@@ -318,7 +378,7 @@ class SoftEPurseCard:
             self._session = _Session(kind, init.amount, init.terminal_id, rand, st.offline_atc)
             return build(
                 InitPurchaseResponse,
-                balance=st.balance,
+                balance=self._balance_word(),
                 offline_atc=st.offline_atc,
                 overdraft_limit=st.overdraft_limit,
                 key_version=st.key_version,

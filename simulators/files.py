@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
+
+from simulators.statefile import read_document
+from terminal.text import FileError
 
 # kind -> "module:Class" with a classmethod load(path)
 KINDS: dict[str, str] = {
@@ -19,9 +21,18 @@ KINDS: dict[str, str] = {
 
 
 def load_device(path: str | Path) -> Any:
-    kind = json.loads(Path(path).read_text(encoding="utf-8")).get("kind")
-    target = KINDS.get(kind)
+    """The device saved in ``path``; any problem with the file is one ``FileError``
+    (``<file>:<line>: <what>``), never a traceback."""
+    doc = read_document(path, None, "software card or PSAM")
+    kind = doc.data.get("kind")
+    target = KINDS.get(kind) if isinstance(kind, str) else None
     if target is None:
-        raise ValueError(f"{path}: unknown software device kind {kind!r}")
+        raise doc.fail("kind", f"unknown software device kind {kind!r}")
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls).load(path)
+    try:
+        return getattr(importlib.import_module(module), cls).load(path)
+    except FileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        key = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else "state"
+        raise doc.fail(key, f"not a usable {kind} file: {exc!r}") from None

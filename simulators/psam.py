@@ -12,7 +12,8 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from simulators.statefile import read_state, write_state
+from simulators import statefile as sf
+from simulators.statefile import write_state
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
 from terminal.apdu.status import SW, wrong_le
@@ -46,6 +47,32 @@ class PsamState:
     atr: str = DEFAULT_ATR.hex().upper()
 
 
+def _check_masters(v: object) -> str | None:
+    """Key version -> {"purchase", "maintenance"} issuer master keys, 16 bytes each."""
+    if not isinstance(v, dict) or not v:
+        return "must be an object of key versions"
+    for version, keys in v.items():
+        if not str(version).isdigit() or not isinstance(keys, dict):
+            return f"key version {version!r} must be digits with an object of keys"
+        if set(keys) != {"purchase", "maintenance"}:
+            return f"key version {version} must hold exactly purchase and maintenance"
+        problem = sf.hex_map(16)(keys)
+        if problem:
+            return f"key version {version}: {problem}"
+    return None
+
+
+PSAM_CHECKS: dict[str, sf.Check] = {
+    "serial": sf.hex_string(10),
+    "terminal_id": sf.hex_string(6),
+    "app_info": sf.hex_string(25),
+    "masters": _check_masters,
+    "terminal_seq": sf.integer(0xFFFF_FFFF),
+    "algorithm": sf.integer(0xFF),
+    "atr": sf.hex_string(),
+}
+
+
 @dataclass
 class _PurchaseSession:
     key: bytes
@@ -68,8 +95,9 @@ class SoftPsam:
 
     @classmethod
     def load(cls, path: str | Path) -> SoftPsam:
-        data = read_state(path, ("psam",), "software PSAM")
-        return cls(PsamState(**data["state"]), path)
+        """The PSAM saved in ``path``; FileError (file, line, what) if it is not one."""
+        doc = sf.read_document(path, ("psam",), "software PSAM")
+        return cls(sf.state_of(doc, PsamState, PSAM_CHECKS), path)
 
     def save(self, path: str | Path | None = None) -> None:
         target = Path(path) if path is not None else self.path

@@ -12,6 +12,7 @@ import re
 from datetime import date
 
 from terminal.apdu.errors import YikatongError
+from terminal.text import TextError, code
 
 ID_LENGTH = 18
 WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
@@ -23,7 +24,7 @@ PROVINCE_CODES = frozenset(
     {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46}
     | {50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
 )
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$", re.ASCII)
 
 
 class IdNumberError(YikatongError, ValueError):
@@ -36,7 +37,7 @@ class IdNumberError(YikatongError, ValueError):
 
 def check_character(first17: str) -> str:
     """The GB 11643 check character for the first 17 digits."""
-    if len(first17) != 17 or not first17.isdigit():
+    if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise IdNumberError("the check character is computed over 17 digits")
     total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True))
     return CHECK_CHARS[total % 11]
@@ -52,8 +53,13 @@ def birth_date(number: str) -> date:
 
 
 def check_id_number(text: str, *, today: date | None = None) -> str:
-    """The number, normalised (a lowercase x becomes X), or IdNumberError saying why not."""
-    number = text.upper() if text.endswith("x") else text
+    """The number, normalised (NFKC, so full-width digits become ASCII; a lowercase x
+    becomes X), or IdNumberError saying why not. Digits of other scripts are refused."""
+    try:
+        number = code(text, "ID number")
+    except TextError as exc:
+        raise IdNumberError(str(exc)) from None
+    number = number.upper() if number.endswith("x") else number
     if len(number) != ID_LENGTH:
         raise IdNumberError(f"ID number must have 18 characters, has {len(number)}")
     if not _SHAPE.match(number):

@@ -21,12 +21,14 @@ from gateway.app import LoadRequestBody, ProveBody, VoidBody
 from gateway.auth import require_role
 from gateway.cards import registry_lookup
 from gateway.cards_api import Hooks
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, unprocessable
 from gateway.hsm import HostSecurityModule
 from gateway.loads import LoadLimits
 from gateway.subsidy import pickup, store
 from gateway.subsidy.catalogue import DEMO_CATALOGUE, load_catalogue
 from gateway.subsidy.publication import publication_csv, publication_rows
+from gateway.subsidy.roster import CARD_NUMBER_DIGITS
+from terminal.text import TextError, digits
 
 MAX_ROSTER_BYTES = 10 * 1024 * 1024
 
@@ -163,7 +165,11 @@ def subsidy_router(
     @r.get("/v1/subsidies/cards/{card_number}", summary="A card's subsidy lines, by status")
     def for_card(card_number: str, authorization: str | None = Header(None)) -> Response:
         require_role(h.terminal_of(authorization), "kiosk")
-        return _json(pickup.for_card(h.db, card_number))
+        try:
+            number = digits(card_number, "card number", length=CARD_NUMBER_DIGITS)
+        except TextError as exc:
+            raise unprocessable("bad_card_number", str(exc)) from None
+        return _json(pickup.for_card(h.db, number))
 
     @r.post("/v1/subsidies/pickups", summary="Authorise a load that pays approved lines")
     def pick_up(body: PickupBody, authorization: str | None = Header(None)) -> Response:

@@ -9,6 +9,10 @@ positive whole number of fen within the item's cap; a period in the item's forma
 number listed with two cards, or a card with two ID numbers, is refused from the second
 row on). A row can fail several checks; the report lists every reason.
 
+Every field is NFKC-normalised before it is checked (``terminal.text``): a full-width
+``２０２６-09`` is the period 2026-09, so it cannot declare the same line twice; digits of
+other scripts are refused. Names also lose invisible characters.
+
 Rows are numbered as a spreadsheet shows them: the header is row 1.
 """
 
@@ -27,18 +31,20 @@ from gateway.subsidy.catalogue import Catalogue, Item
 from terminal.apdu.errors import YikatongError
 from terminal.identity import IdNumberError, check_id_number
 from terminal.roles.registry import CardRecord, CardState, UnknownCard
+from terminal.text import nfkc, person_name
 
 HEADER = ("name", "id_number", "card_number", "item", "amount_fen", "period")
 CARD_NUMBER_DIGITS = 19
 MAX_AMOUNT_FEN = 10**9  # ten million yuan: no single subsidy line comes near it
 ENCODINGS = ("utf-8-sig", "gb18030")  # spreadsheet exports from either world
 
-_CARD = re.compile(rf"^\d{{{CARD_NUMBER_DIGITS}}}$")
-_FEN = re.compile(r"^\d+$")
+# Fields are NFKC-normalised first (terminal/text.py), then these accept ASCII digits only.
+_CARD = re.compile(rf"^[0-9]{{{CARD_NUMBER_DIGITS}}}$", re.ASCII)
+_FEN = re.compile(r"^[0-9]+$", re.ASCII)
 _PERIOD = {
-    "month": (re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"), "YYYY-MM"),
-    "quarter": (re.compile(r"^(\d{4})-Q([1-4])$"), "YYYY-Qn"),
-    "year": (re.compile(r"^(\d{4})$"), "YYYY"),
+    "month": (re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII), "YYYY-MM"),
+    "quarter": (re.compile(r"^([0-9]{4})-Q([1-4])$", re.ASCII), "YYYY-Qn"),
+    "year": (re.compile(r"^([0-9]{4})$", re.ASCII), "YYYY"),
 }
 FIRST_YEAR = 2000
 
@@ -162,9 +168,9 @@ def read_roster(path: str | Path) -> list[tuple[int, list[str]]]:
 def check_amount(text: str, item: Item | None) -> tuple[int | None, str | None]:
     """(fen, None) or (None, reason). Only plain digits: no sign, decimals or spaces inside."""
     if not _FEN.match(text):
-        if re.match(r"^-\d", text):
+        if re.match(r"^-[0-9]", text):
             return None, f"amount {text!r} is negative"
-        if re.match(r"^\d*\.\d+$", text):
+        if re.match(r"^[0-9]*\.[0-9]+$", text):
             return None, f"amount {text!r} has a fraction: amounts are whole fen"
         return None, f"amount {text!r} is not a number of fen"
     fen = int(text)
@@ -221,6 +227,15 @@ def registry_lookup(get: Callable[[str], CardRecord]) -> CardLookup:
     return lookup
 
 
+def _normalised(cells: list[str]) -> dict[str, str]:
+    """The row's fields in the form they are checked and stored in: NFKC (full-width digits
+    become ASCII, so one period is one key), the name also without invisible characters."""
+    fields = dict(zip(HEADER, (nfkc(c) for c in cells), strict=False))
+    if "name" in fields:
+        fields["name"] = person_name(fields["name"])
+    return fields
+
+
 def validate_roster(
     rows: Iterable[tuple[int, list[str]]],
     catalogue: Catalogue,
@@ -235,7 +250,7 @@ def validate_roster(
     card_of_person: dict[str, tuple[str, int]] = {}
     person_of_card: dict[str, tuple[str, int]] = {}
     for row, cells in rows:
-        fields = dict(zip(HEADER, (c.strip() for c in cells), strict=False))
+        fields = _normalised(cells)
         reasons: list[str] = []
         if len(cells) != len(HEADER):
             reasons.append(f"row has {len(cells)} fields, expected {len(HEADER)}")

@@ -35,6 +35,7 @@ from gateway.subsidy.roster import (
     validate_roster,
 )
 from terminal.roles.registry import serial_of
+from terminal.text import person_name
 
 DECLARED = "declared"
 REVIEWED = "reviewed"
@@ -128,8 +129,9 @@ def list_rosters(db: Database) -> list[Roster]:
 
 
 def check_actor(actor: str) -> str:
-    """A person's name or staff id as the audit trail records it."""
-    actor = (actor or "").strip()
+    """A person's name or staff id as the audit trail records it: NFKC, invisible characters
+    (zero-width, bidi controls) removed, so one person has one spelling."""
+    actor = person_name(actor or "")
     if not actor or len(actor) > MAX_ACTOR:
         raise unprocessable("bad_actor", f"who did it must be named (1..{MAX_ACTOR} characters)")
     return actor
@@ -273,6 +275,12 @@ def stored_report(db: Database, roster_id: int) -> dict[str, Any]:
 
 
 # -- approval -------------------------------------------------------------------------------
+def _is(actor: str, earlier: str | None) -> bool:
+    """Whether two recorded names are one person (also for rows stored before names were
+    normalised): compared normalised and case-folded."""
+    return earlier is not None and person_name(actor).casefold() == person_name(earlier).casefold()
+
+
 def _same_person(what: str, actor: str, earlier: str) -> GatewayError:
     return GatewayError(
         403,
@@ -291,7 +299,7 @@ def review(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
             raise conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; only a declared one is reviewed"
             )
-        if actor == r.declared_by:
+        if _is(actor, r.declared_by):
             raise _same_person("review", actor, "declared")
         now = now_ms()
         cur.execute(
@@ -316,9 +324,9 @@ def approve(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
             raise conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; only a reviewed one is approved"
             )
-        if actor == r.declared_by:
+        if _is(actor, r.declared_by):
             raise _same_person("approve", actor, "declared")
-        if actor == r.reviewed_by:
+        if _is(actor, r.reviewed_by):
             raise _same_person("approve", actor, "reviewed")
         now = now_ms()
         cur.execute(
@@ -342,7 +350,7 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
             raise conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; it cannot be rejected"
             )
-        if actor == r.declared_by:
+        if _is(actor, r.declared_by):
             raise _same_person("reject", actor, "declared")
         now = now_ms()
         cur.execute(

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from terminal.apdu.errors import YikatongError
+from terminal.text import FileError
 
 # Each module has register(subparsers); add a module here to add a subcommand.
 COMMAND_MODULES = [
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
+    except FileError as exc:
+        print(f"ykt: {exc}", file=sys.stderr)
+        return 1
     except YikatongError as exc:
         print(f"ykt {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

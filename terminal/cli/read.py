@@ -97,6 +97,7 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
         "valid_from": info.start_date,
         "valid_to": info.expiry_date,
         "balance_fen": snap.balance,
+        "balance_flag": snap.balance_flag,
         "holder": None
         if snap.holder is None
         else {
@@ -125,7 +126,8 @@ def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-un
     out(f"Card number   {info.card_number}")
     out(f"Serial        {info.serial_hex}   issuer {info.issuer_hex}")
     out(f"Valid         {info.start_date} .. {info.expiry_date}")
-    out(f"Balance       {format_fen(snap.balance)}")
+    flag = " (flag set)" if snap.balance_flag else ""
+    out(f"Balance       {format_fen(snap.balance)}{flag}")
     if snap.holder is not None and snap.holder.name:
         out(f"Holder        {snap.holder.name}")
     out(f"Log           {len(snap.log)} record(s), newest first")

@@ -6,6 +6,14 @@ import argparse
 from datetime import date
 
 from terminal.money import format_fen, parse_yuan
+from terminal.text import arg_code, arg_int
+
+
+def _yuan(text: str) -> int:
+    try:
+        return parse_yuan(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,12 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     card = ssub.add_parser("new-card", help="personalise a new software T-Union card")
     card.add_argument("--out", required=True, metavar="FILE")
-    card.add_argument("--number", type=int, default=1, help="demo card sequence number")
+    card.add_argument("--number", type=arg_int, default=1, help="demo card sequence number")
     card.add_argument("--issuer", default="shanghai", choices=["shanghai", "beijing"])
-    card.add_argument("--balance", default="0", metavar="YUAN", help="opening balance, e.g. 50.00")
+    card.add_argument(
+        "--balance", type=_yuan, default=0, metavar="YUAN", help="opening balance, e.g. 50.00"
+    )
     card.add_argument(
         "--card-kind",
-        type=lambda s: int(s, 0),
+        type=lambda s: int(arg_code(s), 0),
         default=1,
         help="0x17 card kind (concession class), default 1",
     )
@@ -44,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     chip.add_argument("--out", required=True, metavar="FILE")
     chip.add_argument("--kind", choices=("emv", "resident", "ssse"), default="resident")
-    chip.add_argument("--number", type=int, default=1, help="demo card sequence number")
-    chip.add_argument("--ec-balance", default="100.00", metavar="YUAN")
+    chip.add_argument("--number", type=arg_int, default=1, help="demo card sequence number")
+    chip.add_argument("--ec-balance", type=_yuan, default=10_000, metavar="YUAN")
     chip.set_defaults(handler=new_chip_card)
 
     from terminal.cli.sim_plug import register_plug
@@ -67,7 +77,7 @@ def new_card(args: argparse.Namespace) -> int:
     profile = CardProfile(
         card_number=demo_card_number(issuer_id, args.number),
         issuer_id=issuer_id,
-        balance=parse_yuan(args.balance),
+        balance=args.balance,
         card_kind=args.card_kind,
         expiry_date=args.expiry,
     )
@@ -82,7 +92,7 @@ def new_card(args: argparse.Namespace) -> int:
 def new_chip_card(args: argparse.Namespace) -> int:
     from simulators.emv_profiles import emv_card, resident_card, ssse_card
 
-    ec = parse_yuan(args.ec_balance)
+    ec = args.ec_balance
     if args.kind == "emv":
         card = emv_card(args.number, ec_balance=ec, path=args.out)
     elif args.kind == "resident":

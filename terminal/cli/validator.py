@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 import threading
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from terminal.readers.sim import SimReader
 from terminal.roles.loop import TapLoop
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.text import arg_code, arg_int, hex_bytes
+
+OUT_OF_SERVICE = 3  # exit status: the journal failed, the validator stopped taking cards
 
 DESCRIPTION = """\
 Run a validator: wait for a card, compute the fare from the fare file, debit the purse
@@ -33,6 +37,10 @@ With --gateway URL --token T the hotlist (挂失) is synced from the gateway's d
 the first tap and every --hotlist-sync seconds; a card reported lost is refused and
 blocked from the first tap after the sync that brought it. Without the gateway the
 validator works offline with the hotlist it has.
+
+The journal is checked at start and in idle time: removed, replaced or damaged (or a
+write to it failing), the validator prints RED "out of service" with the reason, stops
+taking cards and exits with status 3.
 """
 
 
@@ -50,9 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE",
         help="TOML fare file (default: the demo fares)",
     )
-    p.add_argument("--station", default="0101", help="this gate's station code (4 hex digits)")
-    p.add_argument("--line", default="0001", help="line code (2 bytes hex)")
+    p.add_argument(
+        "--station", type=arg_code, default="0101", help="this gate's station code (4 hex digits)"
+    )
+    p.add_argument("--line", type=arg_code, default="0001", help="line code (2 bytes hex)")
     p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
+    p.add_argument(
+        "--journal-check",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="check the journal file for damage this often, in idle time (default 10)",
+    )
     p.add_argument(
         "--hotlist",
         default=None,
@@ -65,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--terminal-id",
+        type=arg_code,
         default="310000000201",
         help="terminal number of the software PSAM (sim only)",
     )
@@ -74,9 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE",
         help="software card file to tap (sim reader; repeatable)",
     )
-    p.add_argument("--cards", type=int, default=5, help="demo cards to tap (sim reader)")
-    p.add_argument("--taps", type=int, default=10, help="taps to simulate (sim reader)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cards", type=arg_int, default=5, help="demo cards to tap (sim reader)")
+    p.add_argument("--taps", type=arg_int, default=10, help="taps to simulate (sim reader)")
+    p.add_argument("--seed", type=arg_int, default=1)
     p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
     p.add_argument("--gateway", metavar="URL", help="gateway to sync the hotlist from")
     p.add_argument(
@@ -134,6 +152,7 @@ def _sync_hotlist(args: argparse.Namespace, hotlist: Hotlist, stop: threading.Ev
 def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.fares)
     sim = args.reader == "sim"
+    cards = _cards(args) if sim else []  # card file errors before anything is opened
     card_reader = SimReader(name="antenna") if sim else None
     if card_reader is None:
         from terminal.readers.spec import open_reader
@@ -155,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("ykt validator: --gateway needs --token")
         _sync_hotlist(args, hotlist, stop_sync)
     config = ValidatorConfig(
-        mode=Mode(args.mode), rules=rules, station=args.station, line=bytes.fromhex(args.line)
+        mode=Mode(args.mode),
+        rules=rules,
+        station=hex_bytes(args.station, "--station", size=2).hex().upper(),
+        line=hex_bytes(args.line, "--line", size=2),
     )
     validator = Validator(session, journal, hotlist, config)
     print(
@@ -170,16 +192,17 @@ def run(args: argparse.Namespace) -> int:
         served[0 if result.green else 1] += 1
         print(result.line(), flush=True)
 
-    loop = TapLoop(validator, reader, show, poll=0.2)
+    loop = TapLoop(validator, reader, show, poll=0.2, verify_every=args.journal_check)
     if sim:
-        cards = _cards(args)
         rng = random.Random(args.seed)
 
         def feed() -> None:
             for i in range(args.taps):
                 card_reader.insert(rng.choice(cards))
-                loop.wait_for_taps(i + 1)
+                served = loop.wait_for_taps(i + 1)
                 card_reader.remove()
+                if not served:
+                    return
             loop.stop()
 
         feeder = threading.Thread(target=feed, daemon=True)
@@ -191,6 +214,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         with contextlib.suppress(KeyboardInterrupt):
             loop.run()
+    if loop.fault is not None:
+        stop_sync.set()
+        print(f"RED   out of service: {loop.fault}", flush=True)
+        print(f"ykt validator: out of service: {loop.fault}", file=sys.stderr)
+        return OUT_OF_SERVICE
     settled = journal.totals()["settled"]
     print(
         f"{served[0]} green, {served[1]} red; journal: {settled[0]} settled "

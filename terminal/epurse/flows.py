@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from terminal.apdu import tlv
-from terminal.apdu.errors import MacMismatch, MalformedResponse, RecordNotFound
+from terminal.apdu.errors import MacMismatch, MalformedResponse, RecordNotFound, YikatongError
 from terminal.apdu.flow import Flow, card, sam
 from terminal.epurse import commands as c
 from terminal.epurse.host import LoadHost
 from terminal.epurse.layouts import (
     Balance,
+    BalanceWord,
     CreditResponse,
     DebitResponse,
     InitLoadResponse,
@@ -62,9 +63,36 @@ def select(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[Card
     return CardInfo.parse(public)
 
 
-def read_balance(purse: int = c.PURSE_EP) -> Flow[int]:
+class BalanceFlagSet(YikatongError):
+    """The card's balance word has its top bit set, whose meaning is not public: the
+    terminal does not debit such a card unless configured to (``allow_balance_flag``)."""
+
+    def __init__(self, word: BalanceWord, source: str):
+        super().__init__(
+            f"the card's balance word has its top bit set ({source}): its meaning is not "
+            "public, so this terminal does not debit the card; refer it to the service desk"
+        )
+        self.word = word
+
+
+def check_balance_word(word: BalanceWord, source: str, *, allow_flag: bool = False) -> int:
+    """The amount of a balance word a terminal may debit from; BalanceFlagSet when the flag
+    is set and not explicitly allowed."""
+    if word.flag and not allow_flag:
+        raise BalanceFlagSet(word, source)
+    return word.amount
+
+
+def read_balance_word(purse: int = c.PURSE_EP) -> Flow[BalanceWord]:
+    """GET BALANCE: the amount (low 31 bits) and the flag (top bit), both kept."""
     r = yield card(c.get_balance(purse))
-    return parse(Balance, r.data, "GET BALANCE response").balance
+    word: BalanceWord = parse(Balance, r.data, "GET BALANCE response").balance
+    return word
+
+
+def read_balance(purse: int = c.PURSE_EP) -> Flow[int]:
+    """The balance in fen (the low 31 bits of the word; the flag is left to display)."""
+    return (yield from read_balance_word(purse)).amount
 
 
 def read_log(sfi: int = c.SFI_TXN_LOG, records: int = LOG_RECORDS) -> Flow[list[LogEntry]]:
@@ -93,9 +121,9 @@ def read_card(aid: bytes = c.AID_TUNION_EP, *, holder: bool = True) -> Flow[Card
         r = yield card(c.read_binary(c.SFI_MANAGEMENT, length=60), check=False)
         if r.ok:
             management = Management.parse(r.data)
-    balance = yield from read_balance()
+    word = yield from read_balance_word()
     log = yield from read_log()
-    return CardSnapshot(info, balance, log, holder_info, management)
+    return CardSnapshot(info, word.amount, log, holder_info, management, balance_flag=word.flag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +155,7 @@ def prepare_purchase(
     issuer_factor: bool = True,
     cache_updates: Callable[[int], list[CacheUpdate]] | None = None,
     updates_before_mac1: bool = False,
+    allow_balance_flag: bool = False,
 ) -> Flow[PendingPurchase]:
     """INITIALIZE FOR (CAPP) PURCHASE on the card, MAC1 from the PSAM, and for a composite
     purchase the UPDATE CAPP DATA CACHE commands.
@@ -135,6 +164,8 @@ def prepare_purchase(
     records to write; they are sent after MAC1 (QSC/HDN/SHJ practice) or, with
     ``updates_before_mac1``, before it (LUA). ``issuer_factor`` sends the 8-byte issuer id as
     the PSAM's second diversification factor (JT/T 978, Lc 0x24); off for one-level schemes.
+    A balance word with its top bit set stops the flow before MAC1 (BalanceFlagSet) unless
+    ``allow_balance_flag``; nothing has been debited or journaled then.
     """
     if amount < 0:
         raise ValueError("amount must be a non-negative number of fen")
@@ -144,7 +175,10 @@ def prepare_purchase(
         c.initialize_for_purchase(sam_info.key_index, amount, sam_info.terminal_id, capp=capp)
     )
     init = parse(InitPurchaseResponse, r.data, "INITIALIZE FOR PURCHASE response")
-    updates = cache_updates(init.balance) if cache_updates is not None else []
+    balance = check_balance_word(
+        init.balance, "INITIALIZE FOR PURCHASE", allow_flag=allow_balance_flag
+    )
+    updates = cache_updates(balance) if cache_updates is not None else []
     if updates_before_mac1:
         yield from _send_updates(updates)
     txn_type = c.TxnType.CAPP_PURCHASE if capp else c.TxnType.EP_PURCHASE
@@ -172,7 +206,7 @@ def prepare_purchase(
         terminal_seq=m.terminal_seq,
         txn_type=txn_type,
         amount=amount,
-        balance_before=init.balance,
+        balance_before=balance,
         offline_atc=init.offline_atc,
         key_version=init.key_version,
         algorithm=init.algorithm,
@@ -210,9 +244,12 @@ def purchase(
     *,
     capp: bool = False,
     on_intent: Callable[[PendingPurchase], None] | None = None,
+    allow_balance_flag: bool = False,
 ) -> Flow[PurchaseResult]:
     """A whole simple (or CAPP) purchase; ``on_intent`` runs between MAC1 and DEBIT."""
-    pending = yield from prepare_purchase(info, sam_info, amount, when, capp=capp)
+    pending = yield from prepare_purchase(
+        info, sam_info, amount, when, capp=capp, allow_balance_flag=allow_balance_flag
+    )
     if on_intent is not None:
         on_intent(pending)
     return (yield from complete_purchase(pending))

@@ -5,9 +5,39 @@ Used by the terminal to parse and by the software card to build.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import construct as cs
 
 from terminal.layout import Amount, BcdDate, BcdDateTime, BcdTime
+
+# -- the balance word -------------------------------------------------------------------
+BALANCE_FLAG = 0x8000_0000
+BALANCE_AMOUNT_MASK = 0x7FFF_FFFF
+
+
+class BalanceWord(NamedTuple):
+    """The 4-byte balance a card answers to GET BALANCE and INITIALIZE FOR PURCHASE: the
+    amount is the low 31 bits; the top bit is a flag whose meaning is not public [U]
+    (Metrodroid, NFSee and CoreExtendedNFC drop it too). It is kept, shown, and a debit
+    is refused when it is set unless the terminal is configured to allow it."""
+
+    amount: int
+    flag: bool = False
+
+
+class _BalanceWord(cs.Adapter):
+    def _decode(self, obj: int, context: Any, path: str) -> BalanceWord:
+        return BalanceWord(obj & BALANCE_AMOUNT_MASK, bool(obj & BALANCE_FLAG))
+
+    def _encode(self, obj: BalanceWord | int, context: Any, path: str) -> int:
+        word = obj if isinstance(obj, BalanceWord) else BalanceWord(obj)
+        if not 0 <= word.amount <= BALANCE_AMOUNT_MASK:
+            raise cs.ExplicitError(f"balance {word.amount} fen does not fit 31 bits")
+        return word.amount | (BALANCE_FLAG if word.flag else 0)
+
+
+BalanceAmount = _BalanceWord(Amount)
 
 # -- files ------------------------------------------------------------------------------
 PublicInfo = cs.Struct(  # SFI 0x15, 30 bytes; also FCI tag 9F0C
@@ -85,7 +115,7 @@ CreditData = cs.Struct(  # CREDIT FOR LOAD, Lc 0B
 
 # -- responses --------------------------------------------------------------------------
 InitPurchaseResponse = cs.Struct(  # 15 bytes
-    "balance" / Amount,
+    "balance" / BalanceAmount,
     "offline_atc" / cs.Int16ub,
     "overdraft_limit" / cs.Int24ub,
     "key_version" / cs.Int8ub,
@@ -105,7 +135,7 @@ InitLoadResponse = cs.Struct(  # 16 bytes
 DebitResponse = cs.Struct("tac" / cs.Bytes(4), "mac2" / cs.Bytes(4))
 ProveResponse = cs.Struct("mac" / cs.Bytes(4), "tac" / cs.Bytes(4))  # reverse of DEBIT
 CreditResponse = cs.Struct("tac" / cs.Bytes(4))
-Balance = cs.Struct("balance" / Amount)
+Balance = cs.Struct("balance" / BalanceAmount)  # GET BALANCE
 
 # -- MAC and TAC inputs (reference §3.2, §3.3) --------------------------------------------
 PurchaseMac1Input = cs.Struct(

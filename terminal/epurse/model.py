@@ -149,10 +149,11 @@ class CardSnapshot:
     """Everything ``read_card`` gathers, for display and for the kiosk."""
 
     info: CardInfo
-    balance: int
+    balance: int  # fen: the low 31 bits of the balance word
     log: list[LogEntry] = field(default_factory=list)
     holder: Cardholder | None = None
     management: Management | None = None
+    balance_flag: bool = False  # the word's top bit (meaning not public), shown as is
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,44 @@
-"""Fare rules as data: loaded from a TOML fare file, validated once, integer fen throughout."""
+"""Fare rules as data: loaded from a TOML fare file, validated once, integer fen throughout.
+
+The fare file (``data/demo.toml`` is the annotated example) is checked strictly, because a
+typo must never mean "no fare":
+
+* only the keys and sections of ``SCHEMA`` exist; any other (``[buss]``, ``overtim_penalty``)
+  is refused, naming the file, the line and the known keys;
+* amounts are whole fen, 0..2^31-1 (what a card's balance word and a record hold), and the
+  largest single charge (a fare plus its penalties) must fit too;
+* minutes 0..10080, ``double_tap_seconds`` 0..86400, card kinds 0..255, percentages 0..100,
+  hex codes of their exact size (full-width digits accepted, read as ASCII);
+* ``allow_balance_flag`` (default false): debit cards whose balance word has its top bit set.
+
+Every problem is one ``FareFileError``: ``<file>:<line>: <what>`` (tomllib gives no line
+numbers; the line of the key is found in the text).
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terminal.apdu.errors import YikatongError
+from terminal.text import FileError, TextError, hex_bytes, line_of, nfkc
 
 DEMO_FARES = Path(__file__).parent / "data" / "demo.toml"
 
 
-class FareFileError(YikatongError, ValueError):
-    """A fare file that is missing a field, has a bad value, or names unknown stations."""
+MAX_FARE_FEN = 0x7FFF_FFFF  # the largest amount a card's balance word holds (31 bits)
+MAX_MINUTES = 7 * 24 * 60
+MAX_DOUBLE_TAP_SECONDS = 24 * 60 * 60
+
+
+class FareFileError(FileError):
+    """A fare file that is missing a field, has an unknown key, a bad or out-of-range value,
+    or names unknown stations; with the file and line when they are known."""
+
+    def __init__(self, what: str, *, path: str | Path | None = None, line: int | None = None):
+        super().__init__(path, line, what)
 
 
 @dataclass(frozen=True)
@@ -67,98 +92,241 @@ class FareRules:
     concessions: dict[int, Concession] = field(default_factory=dict)
     double_tap_seconds: int = 60
     concession_source: str = "management"  # card kind from 0x17 ("management") or 0x16 ("holder")
+    allow_balance_flag: bool = False  # debit cards whose balance word has its top bit set
 
     def concession(self, card_kind: int) -> Concession | None:
         return self.concessions.get(card_kind)
 
 
-def _fen(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FareFileError(f"{what} must be a non-negative whole number of fen, got {value!r}")
-    return value
+class _File:
+    """The fare file being parsed: its keys are checked against ``SCHEMA`` and every error
+    names the line of the offending key (tomllib gives no line numbers)."""
+
+    def __init__(self, data: dict[str, Any], path: str | Path | None, text: str | None):
+        self.data, self.path, self.text = data, path, text
+        self.after = 1
+
+    def error(self, keys: tuple[str, ...], what: str) -> FareFileError:
+        """The error at the line of ``keys`` (each looked for after the one before, from
+        ``after``: the table being read when it is one of an array of tables)."""
+        line: int | None = self.after if self.after > 1 else None
+        if self.text is not None:
+            for key in keys:
+                line = line_of(self.text, key, after=line or 1) or line
+        return FareFileError(what, path=self.path, line=line)
+
+    def table_line(self, name: str, index: int) -> int:
+        """The line of the ``index``-th ``[[name]]`` header (1 when unknown)."""
+        line = 0
+        for _ in range(index + 1):
+            found = line_of(self.text or "", name, after=line + 1)
+            if found is None:
+                return 1
+            line = found
+        return line
+
+    def check_keys(self, table: Any, schema: dict[str, Any], at: tuple[str, ...]) -> None:
+        if not isinstance(table, dict):
+            raise self.error(at, f"{'.'.join(at)} must be a table")
+        for key, value in table.items():
+            if key not in schema:
+                where = f"section [{'.'.join(at)}]" if at else "the fare file"
+                known = ", ".join(sorted(schema))
+                raise self.error((*at, key), f"unknown key {key!r} in {where} (known: {known})")
+            sub = schema[key]
+            if sub is ANY_KEYS and not isinstance(value, dict):
+                raise self.error((*at, key), f"{'.'.join((*at, key))} must be a table")
+            if isinstance(sub, dict):
+                self.check_keys(value, sub, (*at, key))
+            elif isinstance(sub, list):
+                if not isinstance(value, list):
+                    raise self.error((*at, key), f"{key} must be a list of tables ([[{key}]])")
+                for item in value:
+                    self.check_keys(item, sub[0], (*at, key))
+
+    def fen(self, value: Any, keys: tuple[str, ...]) -> int:
+        what = ".".join(keys)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(
+                keys, f"{what} must be a non-negative whole number of fen, got {value!r}"
+            )
+        if value > MAX_FARE_FEN:
+            raise self.error(
+                keys, f"{what} {value} fen is more than a card balance can hold ({MAX_FARE_FEN})"
+            )
+        return value
+
+    def count(self, value: Any, keys: tuple[str, ...], maximum: int) -> int:
+        what = ".".join(keys)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise self.error(keys, f"{what} must be a whole number 0..{maximum}, got {value!r}")
+        return value
+
+    def hex(self, value: Any, size: int, keys: tuple[str, ...]) -> bytes:
+        try:
+            return hex_bytes(value if isinstance(value, str) else "?", size=size)
+        except TextError:
+            raise self.error(
+                keys, f"{'.'.join(keys)} must be {size} bytes of hex, got {value!r}"
+            ) from None
+
+    def text_value(self, value: Any, keys: tuple[str, ...]) -> str:
+        if not isinstance(value, str):
+            raise self.error(keys, f"{'.'.join(keys)} must be a string, got {value!r}")
+        return value
+
+    def choice(self, value: Any, keys: tuple[str, ...], choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.error(
+                keys, f"{'.'.join(keys)} must be " + " or ".join(repr(c) for c in choices)
+            )
+        return str(value)
 
 
-def _hex(value: Any, size: int, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(str(value))
-    except ValueError:
-        raw = b""
-    if len(raw) != size:
-        raise FareFileError(f"{what} must be {size} bytes of hex, got {value!r}")
-    return raw
+# Every key a fare file may hold; anything else (a misspelt [buss]) is refused, so a
+# typo can never silently mean "no fare". ANY_KEYS: a table of any keys (stations, fares),
+# each value checked where it is used.
+ANY_KEYS = "any keys"
+SCHEMA: dict[str, Any] = {
+    "double_tap_seconds": None,
+    "concession_source": None,
+    "allow_balance_flag": None,
+    "operator": {"name": None, "city_code": None, "acquirer_id": None, "operator_code": None},
+    "bus": {"flat_fare": None},
+    "metro": {
+        "entry_debit": None,
+        "same_station_fare": None,
+        "max_trip_minutes": None,
+        "overtime_penalty": None,
+        "missing_exit_penalty": None,
+        "no_entry": None,
+        "stations": ANY_KEYS,
+        "fares": ANY_KEYS,
+    },
+    "transfer": {"window_minutes": None, "discount": None},
+    "concessions": [{"card_kind": None, "name": None, "percent": None}],
+}
 
 
-def parse_rules(data: dict[str, Any]) -> FareRules:
-    try:
-        op = data["operator"]
-        operator = Operator(
-            str(op["name"]),
-            _hex(op["city_code"], 2, "operator.city_code"),
-            _hex(op["acquirer_id"], 8, "operator.acquirer_id"),
-            _hex(op.get("operator_code", "0000"), 2, "operator.operator_code"),
+def _metro(f: _File, m: dict[str, Any]) -> MetroRules:
+    at = ("metro",)
+    stations: dict[str, str] = {}
+    for raw_code, name in m.get("stations", {}).items():
+        keys = (*at, "stations", raw_code)
+        code = f.hex(raw_code, 2, keys).hex().upper()
+        stations[code] = f.text_value(name, keys)
+    fares: dict[tuple[str, str], int] = {}
+    for pair, amount in m.get("fares", {}).items():
+        keys = (*at, "fares", pair)
+        a, _, b = nfkc(str(pair)).upper().partition("-")
+        if a not in stations or b not in stations:
+            raise f.error(keys, f"fare {pair!r} names a station not in metro.stations")
+        fen = f.fen(amount, keys)
+        fares[(a, b)] = fen
+        fares.setdefault((b, a), fen)
+    return MetroRules(
+        stations=stations,
+        fares=fares,
+        entry_debit=f.fen(m.get("entry_debit", 0), (*at, "entry_debit")),
+        same_station_fare=f.fen(m.get("same_station_fare", 0), (*at, "same_station_fare")),
+        max_trip_minutes=f.count(
+            m.get("max_trip_minutes", 240), (*at, "max_trip_minutes"), MAX_MINUTES
+        ),
+        overtime_penalty=f.fen(m.get("overtime_penalty", 0), (*at, "overtime_penalty")),
+        missing_exit_penalty=f.fen(m.get("missing_exit_penalty", 0), (*at, "missing_exit_penalty")),
+        no_entry=f.choice(m.get("no_entry", "refuse"), (*at, "no_entry"), ("refuse", "max-fare")),
+    )
+
+
+def _concessions(f: _File, items: list[dict[str, Any]]) -> dict[int, Concession]:
+    out = {}
+    for index, item in enumerate(items):
+        f.after = f.table_line("concessions", index)
+        if "card_kind" not in item:
+            raise f.error((), "a [[concessions]] entry is missing 'card_kind'")
+        kind = f.count(item["card_kind"], ("card_kind",), 0xFF)
+        if "percent" not in item:
+            raise f.error((), f"concession {kind} is missing 'percent'")
+        percent = f.fen(item["percent"], ("percent",))
+        if percent > 100:
+            raise f.error(("percent",), f"concession {kind}: percent above 100")
+        name = f.text_value(item.get("name", f"kind {kind}"), ("name",))
+        out[kind] = Concession(kind, name, percent)
+    f.after = 1
+    return out
+
+
+def _largest_charge(rules: FareRules) -> int:
+    """The most one tap can be charged under these rules (before concessions)."""
+    m = rules.metro
+    return max(
+        rules.bus_flat_fare,
+        m.entry_debit + m.missing_exit_penalty,
+        max(m.max_fare, m.same_station_fare) + m.overtime_penalty,
+    )
+
+
+def parse_rules(
+    data: dict[str, Any], *, path: str | Path | None = None, text: str | None = None
+) -> FareRules:
+    """Fare rules from a parsed fare file; ``path`` and ``text`` let errors name the line."""
+    f = _File(data, path, text)
+    f.check_keys(data, SCHEMA, ())
+    if "operator" not in data:
+        raise f.error((), "fare file is missing 'operator'")
+    op = data["operator"]
+    for key in ("name", "city_code", "acquirer_id"):
+        if key not in op:
+            raise f.error(("operator",), f"fare file is missing 'operator.{key}'")
+    operator = Operator(
+        f.text_value(op["name"], ("operator", "name")),
+        f.hex(op["city_code"], 2, ("operator", "city_code")),
+        f.hex(op["acquirer_id"], 8, ("operator", "acquirer_id")),
+        f.hex(op.get("operator_code", "0000"), 2, ("operator", "operator_code")),
+    )
+    bus = data.get("bus", {})
+    transfer = data.get("transfer", {})
+    allow_flag = data.get("allow_balance_flag", False)
+    if not isinstance(allow_flag, bool):
+        raise f.error(("allow_balance_flag",), "allow_balance_flag must be true or false")
+    rules = FareRules(
+        operator=operator,
+        bus_flat_fare=f.fen(bus.get("flat_fare", 0), ("bus", "flat_fare")),
+        metro=_metro(f, data.get("metro", {})),
+        transfer_window_minutes=f.count(
+            transfer.get("window_minutes", 0), ("transfer", "window_minutes"), MAX_MINUTES
+        ),
+        transfer_discount=f.fen(transfer.get("discount", 0), ("transfer", "discount")),
+        concessions=_concessions(f, data.get("concessions", [])),
+        double_tap_seconds=f.count(
+            data.get("double_tap_seconds", 60), ("double_tap_seconds",), MAX_DOUBLE_TAP_SECONDS
+        ),
+        concession_source=f.choice(
+            data.get("concession_source", "management"),
+            ("concession_source",),
+            ("management", "holder"),
+        ),
+        allow_balance_flag=allow_flag,
+    )
+    if _largest_charge(rules) > MAX_FARE_FEN:
+        raise f.error(
+            (), f"a fare plus its penalties can pass what a card balance holds ({MAX_FARE_FEN})"
         )
-        bus = data.get("bus", {})
-        metro_d = data.get("metro", {})
-        stations = {str(k).upper(): str(v) for k, v in metro_d.get("stations", {}).items()}
-        for code in stations:
-            _hex(code, 2, f"station code {code}")
-        fares: dict[tuple[str, str], int] = {}
-        for pair, amount in metro_d.get("fares", {}).items():
-            a, _, b = str(pair).upper().partition("-")
-            if a not in stations or b not in stations:
-                raise FareFileError(f"fare {pair!r} names a station not in metro.stations")
-            fen = _fen(amount, f"metro fare {pair}")
-            fares[(a, b)] = fen
-            fares.setdefault((b, a), fen)
-        no_entry = metro_d.get("no_entry", "refuse")
-        if no_entry not in ("refuse", "max-fare"):
-            raise FareFileError("metro.no_entry must be 'refuse' or 'max-fare'")
-        metro = MetroRules(
-            stations=stations,
-            fares=fares,
-            entry_debit=_fen(metro_d.get("entry_debit", 0), "metro.entry_debit"),
-            same_station_fare=_fen(metro_d.get("same_station_fare", 0), "metro.same_station_fare"),
-            max_trip_minutes=_fen(metro_d.get("max_trip_minutes", 240), "metro.max_trip_minutes"),
-            overtime_penalty=_fen(metro_d.get("overtime_penalty", 0), "metro.overtime_penalty"),
-            missing_exit_penalty=_fen(
-                metro_d.get("missing_exit_penalty", 0), "metro.missing_exit_penalty"
-            ),
-            no_entry=no_entry,
-        )
-        transfer = data.get("transfer", {})
-        concessions = {}
-        for item in data.get("concessions", []):
-            kind = int(item["card_kind"])
-            percent = _fen(item["percent"], f"concession {kind} percent")
-            if percent > 100:
-                raise FareFileError(f"concession {kind}: percent above 100")
-            concessions[kind] = Concession(kind, str(item.get("name", f"kind {kind}")), percent)
-        source = data.get("concession_source", "management")
-        if source not in ("management", "holder"):
-            raise FareFileError("concession_source must be 'management' (0x17) or 'holder' (0x16)")
-        return FareRules(
-            operator=operator,
-            bus_flat_fare=_fen(bus.get("flat_fare", 0), "bus.flat_fare"),
-            metro=metro,
-            transfer_window_minutes=_fen(
-                transfer.get("window_minutes", 0), "transfer.window_minutes"
-            ),
-            transfer_discount=_fen(transfer.get("discount", 0), "transfer.discount"),
-            concessions=concessions,
-            double_tap_seconds=_fen(data.get("double_tap_seconds", 60), "double_tap_seconds"),
-            concession_source=source,
-        )
-    except KeyError as exc:
-        raise FareFileError(f"fare file is missing {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, FareFileError):
-            raise
-        raise FareFileError(f"fare file has a bad value: {exc}") from None
+    return rules
 
 
 def load_rules(path: str | Path = DEMO_FARES) -> FareRules:
+    """The fare file at ``path``; FareFileError (``<file>:<line>: <what>``) if unusable."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FareFileError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    except UnicodeDecodeError:
+        raise FareFileError("not a fare file: not UTF-8 text", path=path) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise FareFileError(f"{path}: {exc}") from None
-    return parse_rules(data)
+        at = re.search(r"at line (\d+)", str(exc))
+        line = int(at.group(1)) if at else None
+        raise FareFileError(f"not valid TOML: {exc}", path=path, line=line) from None
+    return parse_rules(data, path=path, text=text)

@@ -8,6 +8,16 @@ from terminal.journal.journal import (
     Journal,
     JournalError,
     JournalRow,
+    JournalUnavailable,
 )
 
-__all__ = ["INTENT", "SETTLED", "SUSPECT", "VOID", "Journal", "JournalError", "JournalRow"]
+__all__ = [
+    "INTENT",
+    "SETTLED",
+    "SUSPECT",
+    "VOID",
+    "Journal",
+    "JournalError",
+    "JournalRow",
+    "JournalUnavailable",
+]

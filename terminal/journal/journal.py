@@ -4,13 +4,26 @@ SQLite in WAL mode with synchronous=FULL, one transaction per state change, so a
 cut between any two writes leaves a consistent journal. A row moves
 intent -> settled | suspect | void, never backwards; settled and suspect rows get a
 monotonically increasing ``upload_seq`` that fixes their upload order.
+
+A journal that is lost is money lost, so the journal also watches its own file: it is
+created 0600 (it holds card numbers), and ``verify()`` checks that the path still names
+the file that was opened (st_dev, st_ino: not removed, not replaced) and that SQLite's
+``quick_check`` passes on a fresh connection, so damage on disk is seen even when every
+page is still cached. Owners call it at start and in idle time (never on the tap path);
+every SQLite error in a write is a ``JournalUnavailable``. Either way the journal then
+refuses all further writes: a terminal must stop taking cards rather than debit cards it
+can no longer prove.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import stat
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +77,17 @@ CREATE INDEX IF NOT EXISTS txn_upload ON txn (upload_seq) WHERE uploaded_at IS N
 
 class JournalError(YikatongError):
     """A journal operation that would break its invariants (unknown row, wrong state...)."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal file is removed, replaced or damaged, or a write to it failed: the
+    terminal must stop taking cards. The message names the file and what to do."""
+
+
+_WHAT_TO_DO = (
+    "keep the file and its -wal/-shm for the operator; restore the journal from its "
+    "backup or move it aside, then start again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +170,35 @@ class Journal:
 
     def __init__(self, path: str | Path, *, clock: Any = datetime.now, autocheckpoint: bool = True):
         """``autocheckpoint=False`` keeps WAL checkpoints (and their fsyncs) off the tap path;
-        the owner then calls ``checkpoint()`` when idle. Each commit is durable either way."""
+        the owner then calls ``checkpoint()`` when idle. Each commit is durable either way.
+        A damaged or unreadable file is a JournalUnavailable saying so, never a raw
+        sqlite3 error."""
         self.path = str(path)
         self._clock = clock
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.failure: str | None = None
+        self._identity: tuple[int, int] | None = None
+        if self.path != ":memory:":
+            _create_private(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"journal {self.path} cannot be opened ({exc})") from None
+        try:
+            self._open(autocheckpoint)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise JournalUnavailable(
+                f"journal {self.path} is damaged ({exc}); {_WHAT_TO_DO}"
+            ) from None
+        if self.path != ":memory:":
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
+            for suffix in ("-wal", "-shm"):
+                _tighten(self.path + suffix)
+            self.verify()
+
+    def _open(self, autocheckpoint: bool) -> None:
         self._db.row_factory = sqlite3.Row
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if self.path != ":memory:" and mode.lower() != "wal":
@@ -165,6 +213,48 @@ class Journal:
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
 
+    # -- watching the file --------------------------------------------------------------------
+    def _fail(self, reason: str) -> JournalUnavailable:
+        """Remember the first failure (all later writes are refused) and return the error."""
+        if self.failure is None:
+            self.failure = f"journal {self.path} {reason}; {_WHAT_TO_DO}"
+        return JournalUnavailable(self.failure)
+
+    def check_identity(self) -> None:
+        """The path still names the file this journal opened: not removed, not replaced
+        (two stat calls; cheap enough for every idle moment)."""
+        if self.failure is not None:
+            raise JournalUnavailable(self.failure)
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise self._fail("was removed while in use: rows written since are lost") from None
+        except OSError as exc:
+            raise self._fail(f"cannot be checked ({exc.strerror})") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise self._fail("was replaced by another file while in use")
+
+    def verify(self) -> None:
+        """``check_identity`` and SQLite's ``quick_check`` over the file as it is on disk
+        (a fresh read-only connection, so cached pages cannot hide damage)."""
+        self.check_identity()
+        if self._identity is None:
+            return
+        with self._lock:
+            try:
+                uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+                probe = sqlite3.connect(uri, uri=True)
+                try:
+                    result = probe.execute("PRAGMA quick_check").fetchone()[0]
+                finally:
+                    probe.close()
+            except sqlite3.Error as exc:
+                raise self._fail(f"is damaged ({exc})") from None
+        if result != "ok":
+            raise self._fail(f"is damaged (quick_check: {result})")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -172,7 +262,10 @@ class Journal:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (idle time: after a card has left)."""
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                raise self._fail(f"could not be checkpointed ({exc})") from None
 
     def __enter__(self) -> Journal:
         return self
@@ -182,14 +275,36 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One durable write transaction; any SQLite failure makes the journal unavailable
+        (after a look at the file, so the error says whether it was removed or replaced)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self.failure is not None:
+                raise JournalUnavailable(self.failure)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self.check_identity()
+                raise self._fail(f"could not be written ({exc})") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read; a SQLite failure (damaged pages) makes the journal unavailable."""
+        with self._lock:
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.check_identity()
+                raise self._fail(f"could not be read ({exc})") from None
 
     def _now(self) -> str:
         return self._clock().isoformat(timespec="seconds")
@@ -320,7 +435,7 @@ class Journal:
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, row_id: int) -> JournalRow:
-        with self._lock:
+        with self._read():
             r = self._db.execute("SELECT * FROM txn WHERE id=?", (row_id,)).fetchone()
         if r is None:
             raise JournalError(f"no journal row {row_id}")
@@ -328,7 +443,7 @@ class Journal:
 
     def open_rows(self, card_serial: bytes | None = None) -> list[JournalRow]:
         """Rows still in intent: the torn transactions recovery must resolve."""
-        with self._lock:
+        with self._read():
             if card_serial is None:
                 rows = self._db.execute("SELECT * FROM txn WHERE state='intent' ORDER BY id")
             else:
@@ -342,7 +457,7 @@ class Journal:
         self, card_serial: bytes, *, states: tuple[str, ...] = UPLOADABLE
     ) -> JournalRow | None:
         marks = ",".join("?" * len(states))
-        with self._lock:
+        with self._read():
             r = self._db.execute(
                 f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks})"
                 " ORDER BY txn_time DESC, id DESC LIMIT 1",
@@ -353,14 +468,14 @@ class Journal:
     def export(self, *, limit: int = 500, include_uploaded: bool = False) -> list[JournalRow]:
         """Settled and suspect rows in upload order (not yet acknowledged unless asked)."""
         where = "upload_seq IS NOT NULL" + ("" if include_uploaded else " AND uploaded_at IS NULL")
-        with self._lock:
+        with self._read():
             rows = self._db.execute(
                 f"SELECT * FROM txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
             )
             return [_row(r) for r in rows.fetchall()]
 
     def rows(self, state: str | None = None) -> list[JournalRow]:
-        with self._lock:
+        with self._read():
             if state is None:
                 cur = self._db.execute("SELECT * FROM txn ORDER BY id")
             else:
@@ -369,7 +484,7 @@ class Journal:
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """(count, amount) per state."""
-        with self._lock:
+        with self._read():
             cur = self._db.execute(
                 "SELECT state, COUNT(*), COALESCE(SUM(amount), 0) FROM txn GROUP BY state"
             )
@@ -378,14 +493,29 @@ class Journal:
             return out
 
     def pending_upload(self) -> int:
-        with self._lock:
+        with self._read():
             return self._db.execute(
                 "SELECT COUNT(*) FROM txn WHERE upload_seq IS NOT NULL AND uploaded_at IS NULL"
             ).fetchone()[0]
 
     def check_integrity(self) -> None:
         """SQLite's own integrity check; raises JournalError on any problem."""
-        with self._lock:
+        with self._read():
             result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
             raise JournalError(f"journal {self.path} failed integrity check: {result}")
+
+
+def _create_private(path: str) -> None:
+    """Create the journal file 0600 before SQLite opens it: SQLite gives the -wal and -shm
+    files the mode of the database file. An existing file is tightened to 0600."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    _tighten(path)
+
+
+def _tighten(path: str) -> None:
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, 0o600)

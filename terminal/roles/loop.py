@@ -1,7 +1,11 @@
 """The validator's run loop: wait for a card, tap, wait for it to leave, repeat - forever.
 
 Any single card's failure is a red result, never the end of the loop; a reader fault is
-reported and the loop waits and tries again.
+reported and the loop waits and tries again. The journal is the one thing it cannot do
+without: in idle time the loop checks that the journal file is still the one it opened
+(every idle moment) and that it is undamaged (every ``verify_every`` seconds), and a
+journal that is removed, replaced, damaged or fails a write puts the validator out of
+service: the loop stops taking cards and ``fault`` says why.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from terminal.apdu.errors import TransportError
+from terminal.journal.journal import JournalError
 from terminal.readers.base import Reader
 from terminal.roles.validator import TapResult, Validator
 
@@ -27,39 +33,78 @@ class TapLoop:
         *,
         poll: float = 0.5,
         removal_timeout: float = 10.0,
+        verify_every: float = 10.0,
     ):
         self.validator = validator
         self.reader = reader
         self.on_result = on_result
         self.poll = poll
         self.removal_timeout = removal_timeout
+        self.verify_every = verify_every
         self.stop_event = threading.Event()
         self.taps = 0
+        self.fault: str | None = None  # why the validator went out of service
         self._tapped = threading.Condition()
+        self._verified = time.monotonic()
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def run(self, max_taps: int | None = None) -> int:
-        """Serve taps until stopped (or ``max_taps`` are done); returns the number served."""
+        """Serve taps until stopped, out of service (``fault``) or ``max_taps`` are done;
+        returns the number served."""
         while not self.stop_event.is_set() and (max_taps is None or self.taps < max_taps):
             try:
                 if not self.reader.wait_for_card(self.poll):
+                    self._idle(after_tap=False)
                     continue
             except TransportError as exc:
                 log.warning("reader %s: %s; retrying", self.reader.name, exc)
                 self.stop_event.wait(self.poll)
                 continue
-            result = self.validator.tap()
+            try:
+                result = self.validator.tap()
+            except JournalError as exc:
+                self._out_of_service(str(exc))
+                break
             self.on_result(result)
             with self._tapped:
                 self.taps += 1
                 self._tapped.notify_all()
-            self.validator.journal.checkpoint()  # idle work while the rider walks on
+            if not self._idle(after_tap=True):
+                break
             with contextlib.suppress(TransportError):
                 self.reader.wait_for_removal(self.removal_timeout)
         return self.taps
 
-    def wait_for_taps(self, n: int, timeout: float | None = None) -> bool:
+    def _idle(self, *, after_tap: bool) -> bool:
+        """Idle work while no card is being served: checkpoint after a tap, the journal's
+        file identity every time, its integrity every ``verify_every`` seconds."""
+        journal = self.validator.journal
+        try:
+            if after_tap:
+                journal.checkpoint()
+            now = time.monotonic()
+            if now - self._verified >= self.verify_every:
+                self._verified = now
+                journal.verify()
+            else:
+                journal.check_identity()
+        except JournalError as exc:
+            self._out_of_service(str(exc))
+            return False
+        return True
+
+    def _out_of_service(self, reason: str) -> None:
+        log.info("out of service: %s", reason)
+        self.fault = reason
+        self.stop_event.set()
         with self._tapped:
-            return self._tapped.wait_for(lambda: self.taps >= n, timeout)
+            self._tapped.notify_all()
+
+    def wait_for_taps(self, n: int, timeout: float | None = None) -> bool:
+        """Whether ``n`` taps were served (False also when the loop stopped first)."""
+        with self._tapped:
+            return self._tapped.wait_for(
+                lambda: self.taps >= n or self.stop_event.is_set(), timeout
+            ) and (self.taps >= n)

@@ -82,12 +82,14 @@ class OneCardPos:
         rule: PaymentRule | None = None,
         *,
         name: str = "POS",
+        allow_balance_flag: bool = False,
     ):
         self.session = session
         self.config = config
         self.store = store
         self.rule = rule or PaymentRule()
         self.name = name
+        self.allow_balance_flag = allow_balance_flag  # see PointOfSale
 
     def charge(
         self, amount: int, *, on_intent: Callable[[PendingPurchase], None] | None = None
@@ -146,14 +148,34 @@ class OneCardPos:
         except CardError:
             attempts.append("ep: no T-Union EP application")
             return None
-        balance = s.run(epurse.read_balance())
+        word = s.run(epurse.read_balance_word())
+        try:
+            balance = epurse.check_balance_word(
+                word, "GET BALANCE", allow_flag=self.allow_balance_flag
+            )
+        except epurse.BalanceFlagSet as exc:
+            attempts.append(f"ep: {exc}")
+            return None
         if balance < amount:
             attempts.append(f"ep: balance {balance} short of {amount}")
             return None
         if not info.valid_on(s.now().date()):
             attempts.append("ep: application not valid today")
             return None
-        result = s.run(epurse.purchase(info, s.sam, amount, s.now(), on_intent=on_intent))
+        try:
+            result = s.run(
+                epurse.purchase(
+                    info,
+                    s.sam,
+                    amount,
+                    s.now(),
+                    on_intent=on_intent,
+                    allow_balance_flag=self.allow_balance_flag,
+                )
+            )
+        except epurse.BalanceFlagSet as exc:
+            attempts.append(f"ep: {exc}")
+            return None
         return OneCardSale(
             SOURCE_EP, amount, result.balance_after, ep=result, attempts=tuple(attempts)
         )

@@ -27,11 +27,19 @@ class PointOfSale:
     """One merchant terminal: a card reader, a PSAM and (for production use) a journal."""
 
     def __init__(
-        self, session: TerminalSession, journal: Journal | None = None, *, name: str = "POS"
+        self,
+        session: TerminalSession,
+        journal: Journal | None = None,
+        *,
+        name: str = "POS",
+        allow_balance_flag: bool = False,
     ):
+        """``allow_balance_flag`` debits cards whose balance word has its top bit set (meaning
+        not public); by default they are refused with ``BalanceFlagSet`` before any debit."""
         self.session = session
         self.journal = journal
         self.name = name
+        self.allow_balance_flag = allow_balance_flag
 
     def check_card(self, info: CardInfo) -> None:
         today = self.session.now().date()
@@ -46,9 +54,20 @@ class PointOfSale:
         self.check_card(info)
         journal = self.journal
         if journal is None:
-            return Sale(info, s.run(flows.purchase(info, s.sam, amount, s.now())))
+            return Sale(
+                info,
+                s.run(
+                    flows.purchase(
+                        info, s.sam, amount, s.now(), allow_balance_flag=self.allow_balance_flag
+                    )
+                ),
+            )
         settle_open_rows(s, journal, info)
-        pending = s.run(flows.prepare_purchase(info, s.sam, amount, s.now()))
+        pending = s.run(
+            flows.prepare_purchase(
+                info, s.sam, amount, s.now(), allow_balance_flag=self.allow_balance_flag
+            )
+        )
         row_id = record_intent(journal, pending, {"role": self.name})
         try:
             result = s.run(flows.complete_purchase(pending))

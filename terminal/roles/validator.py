@@ -25,7 +25,7 @@ from terminal.apdu.errors import (
 from terminal.apdu.flow import Flow, card, sam
 from terminal.epurse import commands as c
 from terminal.epurse import flows
-from terminal.epurse.flows import CacheUpdate
+from terminal.epurse.flows import BalanceFlagSet, CacheUpdate
 from terminal.epurse.model import CardInfo, PendingPurchase
 from terminal.epurse.recovery import SETTLED, SUSPECT, ProveCounter, Resolution
 from terminal.fares.engine import (
@@ -189,8 +189,11 @@ class Validator:
                     issuer_factor=cfg.issuer_factor,
                     cache_updates=updates,
                     updates_before_mac1=cfg.updates_before_mac1,
+                    allow_balance_flag=cfg.rules.allow_balance_flag,
                 )
             )
+        except BalanceFlagSet as exc:
+            return TapResult(False, f"not charged: {exc}", number, notes=decision.notes)
         except InsufficientBalance:
             return TapResult(
                 False, "insufficient balance", number, decision.amount, notes=decision.notes

@@ -1,0 +1,380 @@
+"""Operators and their files: rosters with look-alike digits, operator names with invisible
+characters, corrupt card files, misspelt fare files, and the journal lost or damaged under a
+running validator (docs/security.md, "Operators and their files")."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.subsidy import store
+from simulators.profiles import demo_card
+from terminal.fares import DEMO_FARES
+from terminal.journal import Journal, JournalUnavailable
+from tests.subsidy_kit import PEOPLE, Centre, admin, import_roster, roster
+
+YKT = [sys.executable, "-m", "terminal.cli.main"]
+
+
+def ykt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YKT, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+    )
+
+
+def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The run failed with exactly one line on stderr and no traceback; that line."""
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+# -- Unicode digits ---------------------------------------------------------------------------
+@pytest.fixture
+def centre(gateway, clock):  # type: ignore[no-untyped-def]
+    c = Centre(gateway, clock)
+    c.records = c.issue(PEOPLE)
+    yield c
+    c.close()
+
+
+def live_lines(gateway: Any, person_id: str) -> int:
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM subsidy_lines WHERE id_number = ? AND live = 1", (person_id,)
+        )
+        return int(cur.fetchone()[0])
+
+
+def test_full_width_period_cannot_declare_the_same_line_twice(gateway, centre):
+    rec = centre.records[0]
+    who = f"{rec.holder.name},{rec.holder.id_number},{rec.card_number}"
+    first = import_roster(gateway, roster(f"{who},E01,20000,2026-09"))
+    assert first["report"]["accepted"] == 1
+    # the same person, item and period, the period typed with full-width digits
+    r = admin(
+        gateway,
+        "POST",
+        "/v1/admin/subsidies/rosters",
+        params={"declared_by": "declarer", "source": "again.csv"},
+        content=roster(f"{who},E01,20000,２０２６-０９"),
+    )
+    doc = r.json()
+    assert doc["report"]["accepted"] == 0, doc
+    reasons = doc["report"]["rejections"][0]["reasons"]
+    assert any("already declared in roster" in x for x in reasons), reasons
+    assert live_lines(gateway, rec.holder.id_number) == 1
+
+
+def test_full_width_digits_inside_one_roster_are_the_same_line(gateway, centre):
+    rec = centre.records[1]
+    full_width_card = rec.card_number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    body = roster(
+        f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},E01,100,2026-09",
+        f"{rec.holder.name},{rec.holder.id_number},{full_width_card},E01,１００,２０２６-09",
+    )
+    report = import_roster(gateway, body)["report"]
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    assert report["rejections"][0]["reasons"] == [
+        "duplicate of row 2 (same ID number, item and period)"
+    ]
+    assert live_lines(gateway, rec.holder.id_number) == 1
+
+
+def test_digits_of_other_scripts_are_refused_in_rosters_and_paths(gateway, centre):
+    rec = centre.records[2]
+    arabic = "٢٠٢٦-09"  # Arabic-Indic digits: int() reads them, NFKC keeps them
+    body = roster(f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},E01,100,{arabic}")
+    r = admin(
+        gateway,
+        "POST",
+        "/v1/admin/subsidies/rosters",
+        params={"declared_by": "declarer"},
+        content=body,
+    )
+    reasons = r.json()["report"]["rejections"][0]["reasons"]
+    assert any("period" in x and "must look like YYYY-MM" in x for x in reasons), reasons
+    assert live_lines(gateway, rec.holder.id_number) == 0
+    token = gateway.register("310000000099", "card-centre", role="kiosk")
+    odd = rec.card_number[:-1] + "٣"
+    resp = httpx.get(
+        f"{gateway.url}/v1/subsidies/cards/{odd}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert resp.status_code == 422 and resp.json()["error"] == "bad_card_number", resp.text
+    assert "other than ASCII" in resp.json()["reason"]
+
+
+def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    r = ykt("validator", "--journal", str(journal), "--taps", "٣")
+    assert r.returncode == 2 and "other than ASCII" in r.stderr and "Traceback" not in r.stderr
+    assert not journal.exists()
+    card = tmp_path / "c.json"
+    r = ykt("sim", "new-card", "--out", str(card), "--balance", "٥")
+    assert r.returncode == 2 and "not an amount" in r.stderr and not card.exists()
+    ok = ykt("sim", "new-card", "--out", str(card), "--number", "７", "--balance", "５.００")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ykt("read", "--card", str(card), "--json").stdout)["balance_fen"] == 500
+
+
+# -- invisible characters in operator names ------------------------------------------------
+@pytest.mark.parametrize("disguise", ["\u200b", "\u202e", "\ufeff", " \u2060", "\u00ad"])
+def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disguise: str):
+    rec = centre.records[0]
+    body = roster(f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},E01,100,2026-08")
+    rid = import_roster(gateway, body, by="赵审核")["roster"]["id"]
+    r = admin(
+        gateway,
+        "POST",
+        f"/v1/admin/subsidies/rosters/{rid}/review",
+        json={"actor": "赵审核" + disguise},
+    )
+    assert r.status_code == 403 and r.json()["error"] == "same_person", r.text
+    assert "may not also review" in r.json()["reason"]
+    with pytest.raises(GatewayError, match="may not also review"):
+        store.review(gateway.db, rid, "\u200d赵审核")
+    assert store.get_roster(gateway.db, rid).state == "declared"
+    assert [e["action"] for e in store.events(gateway.db, rid)] == ["declared"]
+
+
+# -- corrupt card files -------------------------------------------------------------------
+def _card_text(tmp_path: Path) -> str:
+    path = tmp_path / "good.json"
+    demo_card(3, balance=1_000).save(path)
+    return path.read_text()
+
+
+def _patched(text: str, change: Any) -> str:
+    doc = json.loads(text)
+    change(doc["state"])
+    return json.dumps(doc, indent=1)
+
+
+CARD_VARIANTS: dict[str, Any] = {
+    "empty": lambda t: "",
+    "white space": lambda t: "\n  \n",
+    "binary": lambda t: b"\x00\xff\x13\x80PK\x03\x04".decode("latin-1"),
+    "not json": lambda t: "kind = epurse\n",
+    "a json list": lambda t: "[1, 2, 3]\n",
+    "truncated after 10": lambda t: t[:10],
+    "truncated in half": lambda t: t[: len(t) // 2],
+    "truncated near the end": lambda t: t[:-3],
+    "wrong kind": lambda t: t.replace('"epurse"', '"toaster"', 1),
+    "no state": lambda t: json.dumps({"kind": "epurse"}),
+    "state not an object": lambda t: json.dumps({"kind": "epurse", "state": [1]}),
+    "missing key": lambda t: _patched(t, lambda s: s.pop("public_info")),
+    "unknown key": lambda t: _patched(t, lambda s: s.update(balanse=5)),
+    "balance a string": lambda t: _patched(t, lambda s: s.update(balance="1000")),
+    "balance negative": lambda t: _patched(t, lambda s: s.update(balance=-1)),
+    "balance huge": lambda t: _patched(t, lambda s: s.update(balance=10**30)),
+    "bad hex in the log": lambda t: _patched(t, lambda s: s.update(log=["ZZ" * 23])),
+    "short public info": lambda t: _patched(t, lambda s: s.update(public_info="00")),
+    "keys missing one": lambda t: _patched(t, lambda s: s["keys"].pop("tac")),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(CARD_VARIANTS))
+def test_corrupt_card_file_is_one_line_with_file_and_line(tmp_path: Path, variant: str) -> None:
+    bad = tmp_path / "card.json"
+    content = CARD_VARIANTS[variant](_card_text(tmp_path))
+    bad.write_bytes(content.encode("latin-1" if variant == "binary" else "utf-8"))
+    before = bad.read_bytes()
+    line = one_error_line(ykt("read", "--card", str(bad)))
+    assert line.startswith(f"ykt: {bad}:"), line
+    number, what = line[len(f"ykt: {bad}:") :].split(": ", 1)
+    assert number.isdigit() and int(number) >= 1 and what, line
+    assert bad.read_bytes() == before  # the card file is left as it was
+
+
+def test_corrupt_card_file_stops_the_validator_before_its_journal(tmp_path: Path) -> None:
+    bad, journal = tmp_path / "card.json", tmp_path / "j.db"
+    bad.write_text(CARD_VARIANTS["balance huge"](_card_text(tmp_path)))
+    line = one_error_line(ykt("validator", "--card", str(bad), "--journal", str(journal)))
+    assert "balance" in line and "out of range" in line, line
+    assert not journal.exists()
+
+
+# -- fare files -----------------------------------------------------------------------------
+def _fares(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEMO_FARES.read_text()
+    assert old in text
+    path = tmp_path / "fares.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line_no", "message"),
+    [
+        ("[bus]", "[buss]", 13, "unknown key 'buss' in the fare file"),
+        ("overtime_penalty = 300", "overtime_penalti = 300", 20, "unknown key 'overtime_penalti'"),
+        ("flat_fare = 200", "flat_fare = 99999999999", 14, "more than a card balance can hold"),
+        ("flat_fare = 200", "flat_fare = 2.5", 14, "whole number of fen"),
+        ("percent = 50", "percent = 500", 55, "percent above 100"),
+        ("max_trip_minutes = 240", "max_trip_minutes = 10000000", 19, "max_trip_minutes"),
+        ('"0101-0103" = 400', '"0101-0103" = "400"', 33, "metro.fares.0101-0103"),
+        ('city_code = "2900"', 'city_code = "29ZZ"', 9, "2 bytes of hex"),
+        ("[transfer]", "[transfer", 43, "not valid TOML"),
+    ],
+)
+def test_bad_fare_file_is_refused_with_its_line_before_any_card(
+    tmp_path: Path, old: str, new: str, line_no: int, message: str
+) -> None:
+    fares, journal, card = tmp_path / "f.toml", tmp_path / "j.db", tmp_path / "c.json"
+    fares = _fares(tmp_path, old, new)
+    demo_card(4, balance=1_000).save(card)
+    r = ykt("validator", "--fares", str(fares), "--card", str(card), "--journal", str(journal))
+    line = one_error_line(r)
+    assert line.startswith(f"ykt: {fares}:{line_no}: "), line
+    assert message in line, line
+    assert "GREEN" not in r.stdout and not journal.exists()
+    assert json.loads(card.read_text())["state"]["balance"] == 1_000
+
+
+# -- the journal lost or damaged ------------------------------------------------------------
+CHECK = ("--journal-check", "0.2")
+
+
+def _start_validator(tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*YKT, "validator", "--journal", "j.db", "--taps", "1000000", "--cards", "40", *CHECK],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _after_some_taps(proc: subprocess.Popen[str], n: int = 50) -> list[str]:
+    assert proc.stdout is not None
+    lines = []
+    while len(lines) < n:
+        line = proc.stdout.readline()
+        assert line, "validator ended early"
+        if line.startswith(("GREEN", "RED")):
+            lines.append(line)
+    return lines
+
+
+def _remove(tmp_path: Path) -> None:
+    for name in ("j.db", "j.db-wal", "j.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+
+
+def _replace(tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "j.db").read_bytes())
+    os.replace(copy, tmp_path / "j.db")
+
+
+def _corrupt(tmp_path: Path) -> None:
+    """Garbage over every page of the file, in place (the WAL's next checkpoint rewrites
+    only the pages it holds; the others stay damaged)."""
+    path = tmp_path / "j.db"
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.write(b"\xde\xad\xbe\xef" * (size // 4))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [(_remove, "was removed"), (_replace, "was replaced"), (_corrupt, "is damaged")],
+)
+def test_journal_lost_during_a_run_puts_the_validator_out_of_service(
+    tmp_path: Path, damage: Any, reason: str
+) -> None:
+    proc = _start_validator(tmp_path)
+    try:
+        _after_some_taps(proc)
+        damage(tmp_path)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, (out[-500:], err)
+    assert "Traceback" not in err and "awaiting upload" not in out
+    assert err.strip().splitlines()[-1].startswith("ykt validator: out of service: journal j.db")
+    assert reason in err
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("RED   out of service:") and reason in last
+    # no tap is served once the journal is gone: the out-of-service line is the last one,
+    # and the run stopped long before its million taps
+    taps = [x for x in out.splitlines() if x.startswith(("GREEN", "RED  "))]
+    assert len(taps) < 100_000
+
+
+def test_damaged_journal_at_start_is_one_line_with_the_path_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    journal, card = tmp_path / "j.db", tmp_path / "c.json"
+    journal.write_bytes(b"this is not a journal" * 100)
+    before = journal.read_bytes()
+    demo_card(5, balance=1_000).save(card)
+    r = ykt("validator", "--journal", str(journal), "--card", str(card), "--taps", "1")
+    line = one_error_line(r)
+    assert str(journal) in line and "is damaged" in line and "move it aside" in line, line
+    assert "GREEN" not in r.stdout
+    assert journal.read_bytes() == before
+    assert json.loads(card.read_text())["state"]["balance"] == 1_000
+
+
+def test_journal_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    old = os.umask(0o022)
+    try:
+        with Journal(path) as j:
+            j.verify()
+            modes = {
+                p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.is_file()
+            }
+    finally:
+        os.umask(old)
+    assert modes == {"j.db": 0o600, "j.db-wal": 0o600, "j.db-shm": 0o600}
+
+
+def test_a_journal_write_after_removal_is_refused_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    for name in ("j.db", "j.db-wal", "j.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with pytest.raises(JournalUnavailable, match="was removed while in use"):
+        j.check_identity()
+    with pytest.raises(JournalUnavailable, match="was removed while in use"):
+        j.record_intent(
+            terminal_id=bytes(6),
+            terminal_seq=1,
+            issuer_id=bytes(8),
+            card_serial=bytes(8),
+            txn_type=9,
+            amount=100,
+            balance_before=1_000,
+            card_atc=1,
+            key_version=1,
+            algorithm=0,
+            when=datetime(2026, 11, 30, 12, 0),
+        )
+    assert j.failure is not None
+    j.close()
+
+
+def test_corrupt_psam_file_is_one_line_too(tmp_path: Path) -> None:
+    from simulators.profiles import demo_psam
+
+    path = tmp_path / "psam.json"
+    demo_psam().save(path)
+    path.write_text(path.read_text().replace('"310000000001"', '"31000000ZZ01"'))
+    line = one_error_line(ykt("read", "--card", str(path)))
+    assert line.startswith(f"ykt: {path}:") and "terminal_id" in line, line

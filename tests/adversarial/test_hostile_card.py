@@ -1,0 +1,120 @@
+"""A card answering what it likes: the balance word with its top bit set
+(docs/security.md, "Cards and traces").
+
+Real cards answer GET BALANCE with ``8000164E``: the amount is the low 31 bits (57.10
+yuan) and the top bit is a flag whose meaning is not public. It must be shown as a flag,
+never as 21 million yuan, and no terminal may debit from a balance word it does not
+understand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulators.epurse_card import SoftEPurseCard
+from simulators.profiles import demo_card, demo_psam
+from terminal.epurse import flows
+from terminal.epurse.flows import BalanceFlagSet
+from terminal.journal import Journal
+from terminal.readers.sim import SimReader
+from terminal.roles.onecard_pos import OneCardPos, PaymentRefused
+from terminal.roles.pos import PointOfSale
+from terminal.roles.session import TerminalSession
+
+YKT = [sys.executable, "-m", "terminal.cli.main"]
+BALANCE = 5_710  # 0x164E; with the flag the card answers 8000164E
+
+
+def ykt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*YKT, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def flagged_card(number: int = 21) -> SoftEPurseCard:
+    card = demo_card(number, balance=BALANCE)
+    card.state.balance_flag = True
+    return card
+
+
+def flagged_card_file(tmp_path: Path) -> Path:
+    path = tmp_path / "flagged.json"
+    flagged_card().save(path)
+    return path
+
+
+def session_for(card: SoftEPurseCard, clock) -> TerminalSession:  # type: ignore[no-untyped-def]
+    session = TerminalSession(SimReader(card), SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    return session
+
+
+def test_the_card_really_answers_with_the_top_bit_set(clock) -> None:  # type: ignore[no-untyped-def]
+    card = flagged_card()
+    session = session_for(card, clock)
+    session.card_reader.connect()
+    session.run(flows.select())
+    raw = session.card_reader.transmit(bytes.fromhex("805C000204"))
+    assert raw.hex().upper() == "8000164E9000"
+
+
+def test_read_shows_57_10_and_the_flag(tmp_path: Path) -> None:
+    card = flagged_card_file(tmp_path)
+    text = ykt("read", "--card", str(card))
+    assert text.returncode == 0, text.stderr
+    assert "Balance       ¥57.10 (flag set)" in text.stdout
+    assert "21,474" not in text.stdout and "214748" not in text.stdout
+    doc = json.loads(ykt("read", "--card", str(card), "--json").stdout)
+    assert (doc["balance_fen"], doc["balance_flag"]) == (BALANCE, True)
+
+
+def test_validator_refuses_a_flagged_card_and_journals_nothing(tmp_path: Path) -> None:
+    card, journal = flagged_card_file(tmp_path), tmp_path / "j.db"
+    r = ykt("validator", "--card", str(card), "--journal", str(journal), "--taps", "2")
+    assert r.returncode == 0, r.stderr
+    taps = [x for x in r.stdout.splitlines() if x.startswith(("GREEN", "RED"))]
+    assert len(taps) == 2 and all(x.startswith("RED") for x in taps), r.stdout
+    assert all("top bit set" in x and "not charged" in x for x in taps), taps
+    assert json.loads(card.read_text())["state"]["balance"] == BALANCE
+    with Journal(journal) as j:
+        assert j.rows() == []
+
+
+def test_a_fare_file_may_allow_the_flag_explicitly(tmp_path: Path) -> None:
+    from terminal.fares import DEMO_FARES
+
+    fares = tmp_path / "fares.toml"
+    fares.write_text("allow_balance_flag = true\n" + DEMO_FARES.read_text())
+    card, journal = flagged_card_file(tmp_path), tmp_path / "j.db"
+    r = ykt("validator", "--fares", str(fares), "--card", str(card), "--journal", str(journal))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(card.read_text())["state"]["balance"] == BALANCE - 200
+    with Journal(journal) as j:
+        assert j.totals()["settled"] == (1, 200)
+
+
+def test_pos_refuses_a_flagged_card_and_journals_nothing(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    card = flagged_card()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = PointOfSale(session_for(card, clock), journal)
+        with pytest.raises(BalanceFlagSet, match=r"top bit set \(INITIALIZE FOR PURCHASE\)"):
+            pos.charge(150)
+        assert journal.rows() == []
+    assert (card.balance, card.state.offline_atc, card.state.log) == (BALANCE, 0, [])
+    allowed = PointOfSale(session_for(card, clock), allow_balance_flag=True).charge(150)
+    assert allowed.result.balance_after == BALANCE - 150 == card.balance
+
+
+def test_one_card_pos_refuses_the_ep_on_get_balance(clock) -> None:  # type: ignore[no-untyped-def]
+    from terminal.emv.ca_keys import CaKeyStore
+    from terminal.emv.config import TerminalConfig
+    from terminal.roles.onecard_pos import PaymentRule
+
+    card = flagged_card()
+    pos = OneCardPos(session_for(card, clock), TerminalConfig(), CaKeyStore(), PaymentRule(("ep",)))
+    with pytest.raises(PaymentRefused, match="ep: the card's balance word has its top bit set"):
+        pos.charge(150)
+    assert (card.balance, card.state.offline_atc) == (BALANCE, 0)
