@@ -35,6 +35,7 @@ from terminal.roles.registry import (
     CardState,
     serial_of,
 )
+from terminal.text import TextError, code, digits
 
 MAX_RECORDS = 1000
 STORED = "stored"
@@ -42,7 +43,7 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 CONFLICT = "conflict"
 
-_CARD_NUMBER = re.compile(r"^\d{19}$")
+_CARD_NUMBER = re.compile(r"^[0-9]{19}$")
 _HEX16 = re.compile(r"^[0-9A-F]{16}$")
 _STATES = frozenset(s.value for s in CardState)
 _COLUMNS = (
@@ -124,6 +125,15 @@ class BookCard:
 
 def _row(r: Any) -> BookCard:
     return BookCard(r[0], r[1], r[2], r[3], r[4], int(r[5]), json.loads(r[6]), *r[7:10])
+
+
+def card_number_of(text: str) -> str:
+    """A card number a person typed (full-width digits allowed) as its 19 ASCII digits;
+    a 422 refusal for anything else, so two spellings never name two cards."""
+    try:
+        return digits(text, "card number", length=19)
+    except TextError as exc:
+        raise unprocessable("bad_card_number", str(exc)) from None
 
 
 def _get(cur: Cursor, card_number: str) -> BookCard | None:
@@ -368,13 +378,16 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
     Idempotent: reporting a lost card again changes nothing. The card goes on the hotlist
     at once; terminals refuse it after their next hotlist sync.
     """
-    if not _CARD_NUMBER.match(card_number):
-        raise unprocessable("bad_card_number", "card number must be 19 digits")
+    card_number = card_number_of(card_number)
+    try:
+        id_number = code(id_number, "ID number").upper()
+    except TextError as exc:
+        raise unprocessable("bad_id_number", str(exc)) from None
     with db.tx() as cur:
         card = _get(cur, card_number)
         if card is None:
             raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
-        if card.id_number != id_number.strip().upper():
+        if card.id_number != id_number:
             raise GatewayError(
                 403, "not_the_holder", "the ID number given is not the card holder's"
             )
@@ -621,6 +634,7 @@ def proven_balance(
     before, and follow the previous one's offline counter. Anything else is a 409 refusal
     listing what is wrong, never a number."""
     rules = rules or CarryRules()
+    card_number = card_number_of(card_number)
     with db.tx() as cur:
         card = _get(cur, card_number)
         if card is None:

@@ -103,7 +103,7 @@ def cards_router(h: Hooks) -> APIRouter:
     @r.get("/v1/admin/cards/{card_number}", summary="One card of the book")
     def get_card(card_number: str, x_admin_token: str | None = Header(None)) -> Response:
         h.require_admin(x_admin_token)
-        card = cards.get_card(h.db, card_number)
+        card = cards.get_card(h.db, cards.card_number_of(card_number))
         if card is None:
             raise not_found("unknown_card", f"card {card_number} is not in the card book")
         return _json(card.to_json())

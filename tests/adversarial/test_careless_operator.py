@@ -118,6 +118,34 @@ def test_digits_of_other_scripts_are_refused_in_rosters_and_paths(gateway, centr
     assert "other than ASCII" in resp.json()["reason"]
 
 
+def test_card_book_reads_full_width_card_numbers_as_the_same_card(gateway, centre):
+    """A loss typed with full-width digits is the same card (one hotlist entry, not a 404
+    or a second card); digits of other scripts are refused with a reason, nothing listed."""
+    rec = centre.records[0]
+    token = gateway.register("310000000098", "card-centre", role="kiosk")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def loss(number: str, id_number: str) -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/cards/loss",
+            json={"card_number": number, "id_number": id_number},
+            headers=auth,
+            timeout=30,
+        )
+
+    arabic = rec.card_number[:-1] + "٣"
+    bad = loss(arabic, rec.holder.id_number)
+    assert bad.status_code == 422 and bad.json()["error"] == "bad_card_number", bad.text
+    assert gateway.count("hotlist_changes") == 0
+    wide = rec.card_number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    wide_id = rec.holder.id_number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    done = loss(wide, wide_id)
+    assert done.status_code == 200, done.text
+    assert done.json()["card_number"] == rec.card_number and done.json()["state"] == "lost"
+    assert loss(rec.card_number, rec.holder.id_number).json()["hotlist_version"] == 1
+    assert gateway.count("hotlist_changes") == 1
+
+
 def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
     journal = tmp_path / "j.db"
     r = ykt("validator", "--journal", str(journal), "--taps", "٣")
