@@ -1,24 +1,19 @@
 """State files of software cards and PSAMs: JSON, written atomically so a card survives a
-power cut mid-write with either its old or its new state, never half of each."""
+power cut mid-write with either its old or its new state, never half of each. They hold
+keys and PINs, so they are owner-only (0600)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from terminal.private_files import write_private
+
 
 def write_state(path: str | Path, document: dict[str, Any]) -> Path:
-    """Write ``document`` to ``path`` via a temp file, fsync and rename."""
-    target = Path(path)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
+    """Write ``document`` to ``path`` (mode 0600) via a temp file, fsync and rename."""
+    return write_private(path, json.dumps(document, indent=1))
 
 
 def read_state(path: str | Path, kinds: tuple[str, ...], what: str) -> dict[str, Any]:
