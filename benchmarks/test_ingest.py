@@ -141,6 +141,8 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
             loadgen(
                 "--url",
                 noop.url,
+                "--token",
+                "unused",
                 "--batches",
                 str(BATCHES),
                 "--endpoint",
