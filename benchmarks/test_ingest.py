@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 
 from gateway.auth import register_terminal
 from gateway.storage import open_storage
-from tests.servers import ROOT, PostgresCluster, ServerProcess, free_port
+from tests.servers import ROOT, PostgresCluster, ServerProcess, free_port, wait_http
 
 BATCHES = 200
 BATCH = 500
@@ -87,6 +88,30 @@ def gateway_on(url: str, tmp: Path) -> tuple[ServerProcess, str]:
     return ServerProcess(args, port, tmp / "gateway.log").start(), token
 
 
+def noop_server(tmp: Path) -> NoopServer:
+    """The no-op baseline on its own app (benchmarks/noop_server.py), in its own process."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.noop_server", "--port", str(port)],
+        cwd=ROOT,
+        stdout=open(tmp / "noop.log", "ab"),  # noqa: SIM115 - the child holds it
+        stderr=subprocess.STDOUT,
+    )
+    server = NoopServer(proc, f"http://127.0.0.1:{port}")
+    wait_http(server.url + "/health", 30, proc)
+    return server
+
+
+@dataclass
+class NoopServer:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def stored(url: str) -> int:
     db = open_storage(url)
     with db.tx() as cur:
@@ -108,11 +133,23 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
     url = pg.new_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'gw.db'}"
     gw, token = gateway_on(url, tmp_path)
     common = ["--url", gw.url, "--token", token, "--batches", str(BATCHES)]
+    noop = noop_server(tmp_path)
     try:
         record(
             benchmark,
             f"{backend}: HTTP no-op baseline, 2 clients",
-            loadgen(*common, "--endpoint", "/v1/noop", "--concurrency", "2"),
+            loadgen(
+                "--url",
+                noop.url,
+                "--token",
+                "unused",
+                "--batches",
+                str(BATCHES),
+                "--endpoint",
+                "/v1/noop",
+                "--concurrency",
+                "2",
+            ),
         )
 
         def ingest() -> dict[str, Any]:
@@ -126,6 +163,7 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
             loadgen(*common, "--concurrency", "4", "--first-seq", "1000001"),
         )
     finally:
+        noop.stop()
         gw.stop()
     expected = (BATCHES + 5) * BATCH * 2  # two timed runs, each with 5 warm-up batches
     assert stored(url) == expected

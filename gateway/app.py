@@ -23,9 +23,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 
 from gateway import auth, cards, hotlist, ingest, loads
-from gateway.errors import GatewayError, not_found
+from gateway.edges import INT64_MAX, BodyLimit, JsonValue, Text
+from gateway.errors import GatewayError, not_found, unprocessable
 from gateway.forwarder import Forwarder
 from gateway.hsm import HostSecurityModule
 from gateway.metrics import IngestCounters, render
@@ -33,6 +35,12 @@ from gateway.storage import Database
 from terminal.epurse.model import LoadRequest
 
 HEX4 = r"^[0-9A-Fa-f]{8}$"
+DEFAULT_BODY_LIMIT = 64 * 1024
+BODY_LIMITS = {  # path prefix -> bytes; every other route takes DEFAULT_BODY_LIMIT
+    "/v1/batches": ingest.MAX_BODY_BYTES,
+    "/v1/issuance/records": 4 * 1024 * 1024,
+    "/v1/admin/subsidies/rosters": 10 * 1024 * 1024,
+}
 
 
 @dataclass
@@ -49,6 +57,8 @@ class GatewaySettings:
     subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
+    body_limits: dict[str, int] = field(default_factory=lambda: dict(BODY_LIMITS))
+    default_body_limit: int = DEFAULT_BODY_LIMIT
 
 
 # -- request and response models (OpenAPI) ----------------------------------------------------
@@ -59,24 +69,26 @@ class UploadRecord(BaseModel):
     terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
     issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
     card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
-    txn_type: int = Field(description="05 ED purchase, 06 EP purchase, 09 CAPP purchase")
+    txn_type: int = Field(
+        ge=0, le=0xFF, description="05 ED purchase, 06 EP purchase, 09 CAPP purchase"
+    )
     amount: int = Field(ge=0, le=ingest.MAX_AMOUNT, description="fen")
-    balance_before: int = Field(ge=0, description="fen")
+    balance_before: int = Field(ge=0, le=ingest.MAX_BALANCE, description="fen")
     card_atc: int = Field(ge=0, le=0xFFFF)
-    key_version: int
-    algorithm: int
-    txn_time: str = Field(description="card local time, ISO 8601 without zone")
-    state: str = Field(description="settled or suspect")
+    key_version: int = Field(ge=0, le=0xFF)
+    algorithm: int = Field(ge=0, le=0xFF)
+    txn_time: Text = Field(description="card local time, ISO 8601 without zone")
+    state: Text = Field(description="settled or suspect")
     tac: str | None = Field(pattern=HEX4)
     mac2: str | None = Field(pattern=HEX4)
     mac2_verified: bool | None
-    resolution: str | None
-    context: dict[str, Any]
+    resolution: Text | None
+    context: dict[str, JsonValue]
 
 
 class UploadBatch(BaseModel):
-    batch_id: str = Field(description="the uploader's id for this body; re-sent as is on retry")
-    terminal_id: str = Field(description="must be the authenticated terminal")
+    batch_id: Text = Field(description="the uploader's id for this body; re-sent as is on retry")
+    terminal_id: Text = Field(description="must be the authenticated terminal")
     records: list[UploadRecord]
 
 
@@ -99,15 +111,15 @@ class LoadRequestBody(BaseModel):
     issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
     card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
     terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
-    amount: int = Field(gt=0, description="fen")
-    balance_before: int = Field(ge=0, description="fen")
+    amount: int = Field(gt=0, le=INT64_MAX, description="fen")
+    balance_before: int = Field(ge=0, le=INT64_MAX, description="fen")
     online_atc: int = Field(ge=0, le=0xFFFF)
     key_version: int = Field(ge=0, le=0xFF)
     algorithm: int = Field(ge=0, le=0xFF)
     card_random: str = Field(pattern=HEX4)
     mac1: str = Field(pattern=HEX4)
     when: datetime
-    purpose: str = Field(default="", max_length=200, description="e.g. a subsidy roster line")
+    purpose: Text = Field(default="", max_length=200, description="e.g. a subsidy roster line")
 
     def to_request(self) -> LoadRequest:
         return loads.load_request(self, self.when)
@@ -129,17 +141,29 @@ class VoidBody(BaseModel):
 
 
 class TerminalBody(BaseModel):
-    terminal_id: str
-    operator_id: str
-    role: str = "pos"
-    name: str = ""
+    terminal_id: Text
+    operator_id: Text
+    role: Text = "pos"
+    name: Text = Field(default="", max_length=200)
 
 
 class HotlistBody(BaseModel):
-    action: str = Field(description="add (挂失) or remove (解挂)")
-    issuer_id: str
-    card_serial: str
-    reason: str = Field(default="", max_length=200)
+    action: Text = Field(description="add (挂失) or remove (解挂)")
+    issuer_id: Text = Field(description="16 hex digits")
+    card_serial: Text = Field(description="16 hex digits (application serial)")
+    reason: Text = Field(default="", max_length=200)
+
+
+def verify_admin_token(given: str | None, expected: str) -> None:
+    """Compare an ``X-Admin-Token`` header in constant time; 401 GatewayError when wrong.
+
+    Headers arrive decoded as Latin-1, so any byte string compares (as bytes, never as
+    ``str``, which ``compare_digest`` refuses for non-ASCII)."""
+    if not given:
+        raise GatewayError(401, "unauthenticated", "admin token missing or wrong")
+    raw = given.encode("latin-1", "replace")
+    if not secrets.compare_digest(raw, expected.encode("utf-8")):
+        raise GatewayError(401, "unauthenticated", "admin token missing or wrong")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -186,11 +210,14 @@ def create_app(
     app.state.forwarders = forwarders
     app.state.settings = settings
 
-    @app.exception_handler(GatewayError)
-    async def _refused(request: Request, exc: GatewayError) -> Response:
-        if request.url.path == "/v1/batches":
+    def _refused_json(path: str, exc: GatewayError) -> Response:
+        if path == "/v1/batches":
             counters.refused()
         return _json({"error": exc.code, "reason": exc.reason}, exc.status)
+
+    @app.exception_handler(GatewayError)
+    async def _refused(request: Request, exc: GatewayError) -> Response:
+        return _refused_json(request.url.path, exc)
 
     @app.exception_handler(sqlite3.IntegrityError)
     @app.exception_handler(psycopg.errors.IntegrityError)
@@ -202,6 +229,15 @@ def create_app(
                 "reason": "a concurrent request for the same record won; retry to see its outcome",
             },
             409,
+        )
+
+    @app.exception_handler(UnicodeEncodeError)
+    @app.exception_handler(psycopg.errors.DataError)
+    async def _unstorable(request: Request, exc: Exception) -> Response:
+        # last resort: text or a number the storage cannot hold got past validation
+        return _refused_json(
+            request.url.path,
+            unprocessable("unstorable", "a field holds text or a number the gateway cannot store"),
         )
 
     @app.exception_handler(RequestValidationError)
@@ -218,8 +254,22 @@ def create_app(
     def require_admin(token: str | None) -> None:
         if not settings.admin_token:
             raise GatewayError(403, "admin_disabled", "this gateway has no admin token set")
-        if not token or not secrets.compare_digest(token, settings.admin_token):
-            raise GatewayError(401, "unauthenticated", "admin token missing or wrong")
+        verify_admin_token(token, settings.admin_token)
+
+    async def gate(path: str, headers: Headers) -> None:
+        """Refuse a request with a body before reading it: admin token or terminal token."""
+        if path.startswith("/v1/admin/"):
+            require_admin(headers.get("x-admin-token"))
+        else:
+            await run_in_threadpool(terminal_of, headers.get("authorization"))
+
+    def body_limit(path: str) -> int:
+        for prefix, limit in settings.body_limits.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return settings.default_body_limit
+
+    app.add_middleware(BodyLimit, limit_for=body_limit, gate=gate, refuse=_refused_json)
 
     def need_hsm() -> HostSecurityModule:
         if hsm is None:
@@ -250,10 +300,10 @@ def create_app(
         },
     )
     async def upload(request: Request, authorization: str | None = Header(None)) -> Response:
+        terminal = await run_in_threadpool(terminal_of, authorization)
         body = await request.body()
 
         def work() -> ingest.BatchResult:
-            terminal = terminal_of(authorization)
             batch = ingest.parse_batch(
                 body,
                 terminal,
@@ -275,16 +325,10 @@ def create_app(
             }
         )
 
-    @app.post("/v1/noop", include_in_schema=False)
-    async def noop(request: Request) -> Response:
-        """Benchmark baseline: the same HTTP request and JSON parse, nothing validated or stored."""
-        doc = json.loads(await request.body())
-        return _json({"records": len(doc.get("records", ()))})
-
     # -- hotlist --------------------------------------------------------------------------
     @app.get("/v1/hotlist", summary="Hotlist changes after a version")
     def get_hotlist(
-        since: int = Query(0, ge=0),
+        since: int = Query(0, ge=0, le=INT64_MAX),
         limit: int = Query(hotlist.MAX_DELTA, ge=1, le=hotlist.MAX_DELTA),
         authorization: str | None = Header(None),
     ) -> Response:
@@ -317,7 +361,7 @@ def create_app(
 
     @app.post("/v1/loads/{reference}/confirm", summary="Confirm a load with the card's TAC")
     def confirm_load(
-        reference: str, body: ConfirmBody, authorization: str | None = Header(None)
+        reference: Text, body: ConfirmBody, authorization: str | None = Header(None)
     ) -> Response:
         terminal = terminal_of(authorization)
         load = loads.confirm(db, need_hsm(), terminal, reference, bytes.fromhex(body.tac))
@@ -325,7 +369,7 @@ def create_app(
 
     @app.post("/v1/loads/{reference}/prove", summary="Settle a load from GET TRANSACTION PROVE")
     def prove_load(
-        reference: str, body: ProveBody, authorization: str | None = Header(None)
+        reference: Text, body: ProveBody, authorization: str | None = Header(None)
     ) -> Response:
         terminal = terminal_of(authorization)
         load = loads.prove(
@@ -346,14 +390,14 @@ def create_app(
         summary="Void a load on the card's answer to its void challenge (it never credited)",
     )
     def void_load(
-        reference: str, body: VoidBody, authorization: str | None = Header(None)
+        reference: Text, body: VoidBody, authorization: str | None = Header(None)
     ) -> Response:
         terminal = terminal_of(authorization)
         load = loads.void(db, need_hsm(), terminal, reference, body.evidence.to_request())
         return _json(load.to_json())
 
     @app.get("/v1/loads/{reference}", summary="One load of this terminal")
-    def get_load(reference: str, authorization: str | None = Header(None)) -> Response:
+    def get_load(reference: Text, authorization: str | None = Header(None)) -> Response:
         terminal = terminal_of(authorization)
         load = loads.get_load(db, reference)
         if load is None or load.terminal_id != terminal.terminal_id:
@@ -361,7 +405,7 @@ def create_app(
         return _json(load.to_json())
 
     @app.get("/v1/loads", summary="This terminal's loads, optionally by state")
-    def my_loads(state: str | None = None, authorization: str | None = Header(None)) -> Response:
+    def my_loads(state: Text | None = None, authorization: str | None = Header(None)) -> Response:
         terminal = terminal_of(authorization)
         items = loads.list_loads(db, terminal_id=terminal.terminal_id, state=state)
         return _json([x.to_json() for x in items])
@@ -376,7 +420,7 @@ def create_app(
         return _json({"terminal_id": body.terminal_id.upper(), "token": token}, 201)
 
     @app.post("/v1/admin/terminals/{terminal_id}/revoke", summary="Revoke a terminal")
-    def revoke(terminal_id: str, x_admin_token: str | None = Header(None)) -> Response:
+    def revoke(terminal_id: Text, x_admin_token: str | None = Header(None)) -> Response:
         require_admin(x_admin_token)
         auth.revoke_terminal(db, terminal_id)
         return _json({"terminal_id": terminal_id.upper(), "revoked": True})
@@ -390,7 +434,7 @@ def create_app(
         return _json({"version": version, "changed": version is not None})
 
     @app.get("/v1/admin/reconciliation", summary="Compare what was posted with clearing's books")
-    def reconcile(day: str | None = None, x_admin_token: str | None = Header(None)) -> Response:
+    def reconcile(day: Text | None = None, x_admin_token: str | None = Header(None)) -> Response:
         require_admin(x_admin_token)
         if not settings.clearing_url:
             raise GatewayError(503, "no_clearing", "this gateway has no clearing URL")

@@ -16,7 +16,7 @@ from gateway.storage import POSTGRES, Database, now_ms
 ADD = "add"
 REMOVE = "remove"
 MAX_DELTA = 10_000
-_HEX16 = re.compile(r"^[0-9A-F]{16}$")
+_HEX16 = re.compile(r"[0-9A-F]{16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +37,17 @@ class HotlistChange:
         }
 
 
+def canonical_id(name: str, value: str) -> str:
+    """An issuer id or card serial as stored: surrounding blanks stripped, 16 upper-case hex
+    digits; anything else is refused (a serial with a newline is not another card)."""
+    text = value.strip().upper()
+    if not _HEX16.fullmatch(text):
+        raise unprocessable("bad_card", f"{name} must be exactly 16 hex digits, got {value[:40]!r}")
+    return text
+
+
 def _check(issuer_id: str, card_serial: str) -> tuple[str, str]:
-    issuer_id, card_serial = issuer_id.upper(), card_serial.upper()
-    if not _HEX16.match(issuer_id) or not _HEX16.match(card_serial):
-        raise unprocessable("bad_card", "issuer_id and card_serial must be 16 hex digits each")
-    return issuer_id, card_serial
+    return canonical_id("issuer_id", issuer_id), canonical_id("card_serial", card_serial)
 
 
 def change(

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.auth import PURCHASE, Terminal, require_upload
+from gateway.edges import storable_text
 from gateway.errors import GatewayError, bad_request, conflict, unprocessable
 from gateway.loads import LoadLimits
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
@@ -109,6 +110,14 @@ def _hex(rec: dict[str, Any], key: str, length: int, *, optional: bool = False) 
     return v.upper()
 
 
+def _storable(text: str, key: str) -> None:
+    """Text every store can hold (no NUL, no lone surrogate), else the record is refused."""
+    try:
+        storable_text(text)
+    except ValueError as exc:
+        raise _Bad(f"{key}: {exc}") from None
+
+
 def _ok_int(v: Any, lo: int, hi: int) -> bool:
     return type(v) is int and lo <= v <= hi
 
@@ -188,8 +197,11 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
     if verified is not None and type(verified) is not bool:
         raise _Bad("mac2_verified must be true, false or null")
     resolution = rec["resolution"]
-    if resolution is not None and (type(resolution) is not str or len(resolution) > 200):
-        raise _Bad("resolution must be a string of at most 200 characters, or null")
+    if resolution is not None:
+        if type(resolution) is not str or len(resolution) > 200:
+            raise _Bad("resolution must be a string of at most 200 characters, or null")
+        if not resolution.isascii() or "\x00" in resolution:
+            _storable(resolution, "resolution")
     context = rec["context"]
     if type(context) is not dict:
         raise _Bad("context must be a JSON object")
@@ -198,6 +210,8 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
         if context
         else "{}"
     )
+    if not context_json.isascii():
+        _storable(context_json, "context")
     if len(context_json) > MAX_CONTEXT_BYTES // 4 and (
         len(context_json.encode("utf-8")) > MAX_CONTEXT_BYTES
     ):

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from terminal.private_files import private_sqlite
 from terminal.roles.registry import (
     Applicant,
     CardRecord,
@@ -133,7 +134,9 @@ class SqliteCardRegistry:
         self._first_sequence = first_sequence
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
-            str(path) if path else ":memory:", isolation_level=None, check_same_thread=False
+            private_sqlite(str(path)) if path else ":memory:",
+            isolation_level=None,
+            check_same_thread=False,
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -1,5 +1,6 @@
 """State files of software cards and PSAMs: JSON, written atomically so a card survives a
-power cut mid-write with either its old or its new state, never half of each.
+power cut mid-write with either its old or its new state, never half of each. They hold
+keys and PINs, so they are owner-only (0600).
 
 Reading is strict, because a person may hand any file to ``--card``: unreadable, empty,
 binary, truncated or non-JSON files, a wrong kind, unknown or missing keys, values of the
@@ -11,13 +12,13 @@ later, halfway through a tap.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from terminal.private_files import write_private
 from terminal.text import FileError, line_of
 
 T = TypeVar("T")
@@ -27,15 +28,8 @@ Check = Callable[[Any], str | None]
 
 
 def write_state(path: str | Path, document: dict[str, Any]) -> Path:
-    """Write ``document`` to ``path`` via a temp file, fsync and rename."""
-    target = Path(path)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
+    """Write ``document`` to ``path`` (mode 0600) via a temp file, fsync and rename."""
+    return write_private(path, json.dumps(document, indent=1))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from terminal.private_files import private_sqlite
+
 SQLITE = "sqlite"
 POSTGRES = "postgres"
 
@@ -89,7 +91,7 @@ class SqliteDatabase(Database):
         self.path = path
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30
+            private_sqlite(path), isolation_level=None, check_same_thread=False, timeout=30
         )
         if path != ":memory:":
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

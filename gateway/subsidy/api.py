@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from gateway.app import LoadRequestBody, ProveBody, VoidBody
 from gateway.auth import require_role
 from gateway.cards import registry_lookup
 from gateway.cards_api import Hooks
+from gateway.edges import DbId, Text
 from gateway.errors import GatewayError, unprocessable
 from gateway.hsm import HostSecurityModule
 from gateway.loads import LoadLimits
@@ -34,18 +35,18 @@ MAX_ROSTER_BYTES = 10 * 1024 * 1024
 
 
 class ActBody(BaseModel):
-    actor: str = Field(description="who reviews or approves (name or staff id)")
-    note: str = Field(default="", max_length=1000)
+    actor: Text = Field(description="who reviews or approves (name or staff id)")
+    note: Text = Field(default="", max_length=1000)
 
 
 class RejectBody(BaseModel):
-    actor: str
-    reason: str = Field(max_length=1000)
+    actor: Text
+    reason: Text = Field(max_length=1000)
 
 
 class PickupBody(BaseModel):
     load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
-    lines: list[int] = Field(description="roster line ids to pay; they add up to the amount")
+    lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -78,9 +79,9 @@ def subsidy_router(
     )
     async def import_roster(
         request: Request,
-        declared_by: str = Query(description="who declares this roster"),
-        title: str = Query(""),
-        source: str = Query("", description="the file name, for the record"),
+        declared_by: Annotated[Text, Query(description="who declares this roster")],
+        title: Text = "",
+        source: Annotated[Text, Query(description="the file name, for the record")] = "",
         x_admin_token: str | None = Header(None),
     ) -> Response:
         h.require_admin(x_admin_token)
@@ -110,7 +111,7 @@ def subsidy_router(
         return _json([x.to_json() for x in store.list_rosters(h.db)])
 
     @r.get("/v1/admin/subsidies/rosters/{roster_id}", summary="A roster, its trail, its rejections")
-    def roster(roster_id: int, x_admin_token: str | None = Header(None)) -> Response:
+    def roster(roster_id: DbId, x_admin_token: str | None = Header(None)) -> Response:
         h.require_admin(x_admin_token)
         return _json(
             {
@@ -121,20 +122,22 @@ def subsidy_router(
         )
 
     @r.post("/v1/admin/subsidies/rosters/{roster_id}/review", summary="declared → reviewed")
-    def review(roster_id: int, body: ActBody, x_admin_token: str | None = Header(None)) -> Response:
+    def review(
+        roster_id: DbId, body: ActBody, x_admin_token: str | None = Header(None)
+    ) -> Response:
         h.require_admin(x_admin_token)
         return _json(store.review(h.db, roster_id, body.actor, body.note).to_json())
 
     @r.post("/v1/admin/subsidies/rosters/{roster_id}/approve", summary="reviewed → approved")
     def approve(
-        roster_id: int, body: ActBody, x_admin_token: str | None = Header(None)
+        roster_id: DbId, body: ActBody, x_admin_token: str | None = Header(None)
     ) -> Response:
         h.require_admin(x_admin_token)
         return _json(store.approve(h.db, roster_id, body.actor, body.note).to_json())
 
     @r.post("/v1/admin/subsidies/rosters/{roster_id}/reject", summary="Reject; lines withdrawn")
     def reject(
-        roster_id: int, body: RejectBody, x_admin_token: str | None = Header(None)
+        roster_id: DbId, body: RejectBody, x_admin_token: str | None = Header(None)
     ) -> Response:
         h.require_admin(x_admin_token)
         return _json(store.reject(h.db, roster_id, body.actor, body.reason).to_json())
@@ -144,7 +147,7 @@ def subsidy_router(
         summary="The 公示 listing: names and ID numbers masked, no card numbers",
     )
     def publication(
-        roster_id: int, format: str = Query("json"), x_admin_token: str | None = Header(None)
+        roster_id: DbId, format: Text = "json", x_admin_token: str | None = Header(None)
     ) -> Response:
         h.require_admin(x_admin_token)
         report = store.roster_lines(h.db, roster_id)
@@ -153,9 +156,7 @@ def subsidy_router(
         return _json(publication_rows(report))
 
     @r.get("/v1/admin/subsidies/report", summary="What was paid and what is pending")
-    def report(
-        roster_id: int | None = Query(None), x_admin_token: str | None = Header(None)
-    ) -> Response:
+    def report(roster_id: DbId | None = None, x_admin_token: str | None = Header(None)) -> Response:
         h.require_admin(x_admin_token)
         if roster_id is not None:
             store.get_roster(h.db, roster_id)
@@ -163,7 +164,7 @@ def subsidy_router(
 
     # -- kiosks: pickup -------------------------------------------------------------------
     @r.get("/v1/subsidies/cards/{card_number}", summary="A card's subsidy lines, by status")
-    def for_card(card_number: str, authorization: str | None = Header(None)) -> Response:
+    def for_card(card_number: Text, authorization: str | None = Header(None)) -> Response:
         require_role(h.terminal_of(authorization), "kiosk")
         try:
             number = digits(card_number, "card number", length=CARD_NUMBER_DIGITS)
@@ -181,7 +182,7 @@ def subsidy_router(
 
     @r.post("/v1/subsidies/loads/{reference}/prove", summary="Settle a held pickup by PROVE")
     def prove(
-        reference: str, body: ProveBody, authorization: str | None = Header(None)
+        reference: Text, body: ProveBody, authorization: str | None = Header(None)
     ) -> Response:
         terminal = h.terminal_of(authorization)
         load = pickup.prove_held(

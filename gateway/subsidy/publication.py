@@ -7,11 +7,11 @@ last 4 characters (110101********1234). Card numbers are not published at all.
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
 from gateway.subsidy.roster import RosterReport
+from terminal.csv_cells import csv_writer
 from terminal.identity import mask_id_number, mask_name
 from terminal.money import format_fen
 
@@ -34,9 +34,10 @@ def publication_rows(report: RosterReport) -> list[dict[str, Any]]:
 
 
 def publication_csv(report: RosterReport) -> str:
-    """The listing as CSV with Chinese column heads, amounts in yuan (e.g. 120.00)."""
+    """The listing as CSV with Chinese column heads, amounts in yuan (e.g. 120.00); cells
+    that a spreadsheet would run as formulas are neutralised (terminal/csv_cells.py)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in publication_rows(report):
         writer.writerow(

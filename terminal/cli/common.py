@@ -1,9 +1,11 @@
-"""Options and helpers shared by subcommands: --reader, --trace, --json."""
+"""Options and helpers shared by subcommands: --reader, --trace, --json, gateway tokens."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -73,3 +75,43 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
+
+
+def read_secret_file(path: str) -> str:
+    """The first line of a token file, stripped (a trailing newline is not part of it)."""
+    with open(path, encoding="utf-8") as f:
+        secret = f.readline().strip()
+    if not secret:
+        raise SystemExit(f"ykt: {path} holds no token")
+    return secret
+
+
+def add_token_options(parser: argparse.ArgumentParser, *, env: str, what: str) -> None:
+    """--token-file PATH and $ENV for a terminal's gateway token; --token still works but
+    warns, because a token in argv is visible to every user of the machine (``ps``)."""
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help=f"read {what} from PATH (default: ${env})",
+    )
+    parser.add_argument(
+        "--token", help=f"{what} in the command line (visible in ps: prefer --token-file)"
+    )
+    parser.set_defaults(token_env=env)
+
+
+def resolve_token(args: argparse.Namespace) -> None:
+    """Set ``args.token`` from --token-file, then $ENV, then --token (with a warning)."""
+    env = getattr(args, "token_env", None)
+    if env is None:
+        return
+    if getattr(args, "token_file", None):
+        args.token = read_secret_file(args.token_file)
+    elif args.token:
+        print(
+            f"ykt: warning: --token on the command line is visible to other users (ps); "
+            f"use --token-file PATH or ${env}",
+            file=sys.stderr,
+        )
+    else:
+        args.token = os.environ.get(env) or None

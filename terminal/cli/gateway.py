@@ -7,6 +7,8 @@
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
+The admin API (/v1/admin) is enabled by a token in --admin-token-file PATH or
+$YKT_ADMIN_TOKEN (never on the command line, where `ps` shows it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import signal
 import threading
 from typing import Any
 
+from terminal.cli.common import read_secret_file
+
 DEFAULT_DB = "sqlite:///gateway.db"
+ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,10 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--pool", type=int, default=8, help="PostgreSQL connections")
     s.add_argument("--max-batch", type=int, default=1000, help="records per upload at most")
     s.add_argument(
-        "--admin-token",
-        default=os.environ.get("YKT_GATEWAY_ADMIN_TOKEN"),
-        help="enables /v1/admin (default: $YKT_GATEWAY_ADMIN_TOKEN)",
+        "--admin-token-file",
+        metavar="PATH",
+        help=f"enables /v1/admin with the token in PATH (default: ${ADMIN_TOKEN_ENV})",
     )
+    s.add_argument("--admin-token", help=argparse.SUPPRESS)
     s.add_argument(
         "--subsidy-catalogue", metavar="FILE", help="subsidy items, TOML or JSON (default: demo)"
     )
@@ -145,6 +151,19 @@ def _hsm(args: argparse.Namespace) -> Any:
     return None
 
 
+def admin_token(args: argparse.Namespace) -> str | None:
+    """The admin token from --admin-token-file or $YKT_ADMIN_TOKEN; never from argv, where
+    every user of the machine could read it in ``ps``."""
+    if args.admin_token is not None:
+        raise SystemExit(
+            "ykt gateway serve: --admin-token would show the token to every user (ps); "
+            f"use --admin-token-file PATH or ${ADMIN_TOKEN_ENV}"
+        )
+    if args.admin_token_file:
+        return read_secret_file(args.admin_token_file)
+    return os.environ.get(ADMIN_TOKEN_ENV) or None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -152,7 +171,7 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = GatewaySettings(
         gateway_id=args.gateway_id,
-        admin_token=args.admin_token,
+        admin_token=admin_token(args),
         clearing_url=args.clearing,
         forwarders=args.forwarders,
         lease_ms=args.lease_ms,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
-from terminal.cli.common import print_json
+from terminal.cli.common import add_token_options, print_json
 from terminal.cli.progress import Progress
 from terminal.hotlist import Hotlist
 from terminal.money import format_fen
@@ -106,11 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--trace", metavar="FILE", help="record every card exchange to FILE")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--gateway", metavar="URL", help="the gateway whose card book to keep up")
-    p.add_argument(
-        "--token",
-        default=os.environ.get("YKT_DESK_TOKEN"),
-        help="the desk's gateway token (default: $YKT_DESK_TOKEN)",
-    )
+    add_token_options(p, env="YKT_DESK_TOKEN", what="the desk's gateway token")
     p.set_defaults(handler=run)
 
 

@@ -9,13 +9,17 @@ roster lines. Each action prints a text receipt (or writes it with --receipt FIL
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.cli.common import add_reader_options, open_card_reader, print_json
+from terminal.cli.common import (
+    add_reader_options,
+    add_token_options,
+    open_card_reader,
+    print_json,
+)
 from terminal.epurse.model import CardSnapshot, LogEntry
 from terminal.money import format_fen, parse_yuan
 from terminal.roles.kiosk import Kiosk, KioskConfig, TopUpRefused
@@ -59,11 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             add_reader_options(q)
             q.add_argument("--pin", help="card PIN, when the card asks for one to load")
         q.add_argument("--gateway", metavar="URL", help="the gateway (needed to move money)")
-        q.add_argument(
-            "--token",
-            default=os.environ.get("YKT_KIOSK_TOKEN"),
-            help="the kiosk's gateway token (default: $YKT_KIOSK_TOKEN)",
-        )
+        add_token_options(q, env="YKT_KIOSK_TOKEN", what="the kiosk's gateway token")
         q.add_argument("--terminal-id", default="310000000090", help="this kiosk's terminal id")
         q.add_argument("--config", metavar="FILE", help="TOML with a [kiosk] table of limits")
         q.add_argument("--max-balance", metavar="YUAN", help="purse ceiling (default 1000.00)")

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from terminal.apdu.errors import YikatongError
+from terminal.cli.common import resolve_token
 from terminal.text import FileError
 
 # Each module has register(subparsers); add a module here to add a subcommand.
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    resolve_token(args)
     try:
         return int(args.handler(args) or 0)
     except FileError as exc:

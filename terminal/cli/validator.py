@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import random
 import sys
 import threading
 from pathlib import Path
 
+from terminal.cli.common import add_token_options
 from terminal.fares import DEMO_FARES, Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
@@ -97,11 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=arg_int, default=1)
     p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
     p.add_argument("--gateway", metavar="URL", help="gateway to sync the hotlist from")
-    p.add_argument(
-        "--token",
-        default=os.environ.get("YKT_VALIDATOR_TOKEN"),
-        help="this validator's gateway token (default: $YKT_VALIDATOR_TOKEN)",
-    )
+    add_token_options(p, env="YKT_VALIDATOR_TOKEN", what="this validator's gateway token")
     p.add_argument(
         "--hotlist-sync", type=float, default=60.0, metavar="SECONDS", help="sync interval"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from terminal.crypto.errors import KeyLengthError
 from terminal.crypto.keys import Algorithm, card_key
+from terminal.private_files import write_private
 
 KEY_FIELDS = ("purchase", "load", "tac", "maintenance")
 
@@ -77,4 +78,5 @@ def load_keysets(path: str | Path) -> dict[bytes, IssuerKeyset]:
 
 
 def save_keysets(path: str | Path, keysets: list[IssuerKeyset]) -> None:
-    Path(path).write_text(json.dumps([k.to_json() for k in keysets], indent=2), encoding="utf-8")
+    """Write key sets as JSON, owner-only (0600): the file holds issuer master keys."""
+    write_private(path, json.dumps([k.to_json() for k in keysets], indent=2))

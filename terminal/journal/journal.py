@@ -40,7 +40,16 @@ VOID = "void"
 STATES = (INTENT, SETTLED, SUSPECT, VOID)
 UPLOADABLE = (SETTLED, SUSPECT)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# schema version -> the statements that bring the previous version up to it
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # parked: the gateway refused the row's content (4xx); kept, no longer resent
+    2: (
+        "ALTER TABLE txn ADD COLUMN parked_at TEXT",
+        "ALTER TABLE txn ADD COLUMN parked_reason TEXT",
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,6 +121,7 @@ class JournalRow:
     context: dict[str, Any]
     upload_seq: int | None
     uploaded_at: str | None
+    parked_reason: str | None = None
 
     @property
     def balance_after(self) -> int:
@@ -162,6 +172,7 @@ def _row(r: sqlite3.Row) -> JournalRow:
         context=json.loads(r["context"]),
         upload_seq=r["upload_seq"],
         uploaded_at=r["uploaded_at"],
+        parked_reason=r["parked_reason"],
     )
 
 
@@ -209,9 +220,17 @@ class Journal:
             self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(SCHEMA)
         with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
+            self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring a journal written by an older version up to SCHEMA_VERSION, step by step."""
+        version = int(db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                db.execute(statement)
+            db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
 
     # -- watching the file --------------------------------------------------------------------
     def _fail(self, reason: str) -> JournalUnavailable:
@@ -433,6 +452,40 @@ class Journal:
             )
             return cur.rowcount
 
+    def mark_parked(self, upload_seqs: list[int], reason: str) -> int:
+        """Keep rows the gateway refused (4xx) aside: not resent, still here with the reason."""
+        if not upload_seqs:
+            return 0
+        with self._tx() as db:
+            marks = ",".join("?" * len(upload_seqs))
+            cur = db.execute(
+                f"UPDATE txn SET parked_at=?, parked_reason=? WHERE upload_seq IN ({marks})"
+                " AND uploaded_at IS NULL AND parked_at IS NULL",
+                (self._now(), reason, *upload_seqs),
+            )
+            return cur.rowcount
+
+    def unpark(self, upload_seqs: list[int]) -> int:
+        """Queue parked rows for upload again (after the cause was fixed at the gateway)."""
+        if not upload_seqs:
+            return 0
+        with self._tx() as db:
+            marks = ",".join("?" * len(upload_seqs))
+            cur = db.execute(
+                f"UPDATE txn SET parked_at=NULL, parked_reason=NULL WHERE upload_seq IN ({marks})"
+                " AND parked_at IS NOT NULL",
+                tuple(upload_seqs),
+            )
+            return cur.rowcount
+
+    def parked(self) -> list[JournalRow]:
+        """Rows the gateway refused, in upload order, each with its ``parked_reason``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM txn WHERE parked_at IS NOT NULL ORDER BY upload_seq"
+            )
+            return [_row(r) for r in rows.fetchall()]
+
     # -- reads ------------------------------------------------------------------------------
     def get(self, row_id: int) -> JournalRow:
         with self._read():
@@ -466,8 +519,11 @@ class Journal:
         return None if r is None else _row(r)
 
     def export(self, *, limit: int = 500, include_uploaded: bool = False) -> list[JournalRow]:
-        """Settled and suspect rows in upload order (not yet acknowledged unless asked)."""
-        where = "upload_seq IS NOT NULL" + ("" if include_uploaded else " AND uploaded_at IS NULL")
+        """Settled and suspect rows in upload order (not yet acknowledged nor parked unless
+        asked)."""
+        where = "upload_seq IS NOT NULL" + (
+            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
+        )
         with self._read():
             rows = self._db.execute(
                 f"SELECT * FROM txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
@@ -496,6 +552,7 @@ class Journal:
         with self._read():
             return self._db.execute(
                 "SELECT COUNT(*) FROM txn WHERE upload_seq IS NOT NULL AND uploaded_at IS NULL"
+                " AND parked_at IS NULL"
             ).fetchone()[0]
 
     def check_integrity(self) -> None:

@@ -7,6 +7,11 @@ outage at any point only means the same rows are sent again, which the gateway i
 Failures back off exponentially with jitter, so a fleet coming back after an outage
 does not hammer the gateway in step. Nothing about the schedule needs to survive a
 restart: the journal is the queue.
+
+A batch whose content the gateway refuses (400, 409, 413, 422: sending it again cannot
+help) is split in halves until the refused rows stand alone; those are parked in the
+journal with the gateway's reason (kept, no longer sent, counted in ``stats.parked``)
+and the rows after them go on. Network errors and 5xx are retried with back-off.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavail
 log = logging.getLogger("terminal.uplink")
 
 
+CONTENT_REFUSALS = (400, 409, 413, 422)
+
+
+def refuses_content(exc: GatewayRefused) -> bool:
+    """The gateway refused what was sent (not who sent it, and not a race worth retrying)."""
+    return exc.status in CONTENT_REFUSALS and exc.code != "concurrent_update"
+
+
 @dataclass
 class UplinkStats:
     batches: int = 0
@@ -35,7 +48,9 @@ class UplinkStats:
     conflicts: int = 0
     failures: int = 0
     refusals: int = 0
+    parked: int = 0  # rows the gateway refused, kept aside in the journal
     last_error: str = ""
+    last_parked: str = ""  # the gateway's reason for the last row parked
 
 
 @dataclass
@@ -94,8 +109,9 @@ class Uplink:
 
     # -- one upload -----------------------------------------------------------------------
     def send_batch(self) -> int:
-        """Upload the next batch; returns how many rows the gateway acknowledged (0: none
-        waiting). Raises GatewayUnavailable / GatewayRefused; nothing is marked then."""
+        """Upload the next batch; returns how many rows left the queue, acknowledged or
+        parked (0: none waiting). Raises GatewayUnavailable, or GatewayRefused for a refusal
+        of the terminal rather than of the rows (credentials, role); nothing is marked then."""
         rows = self.next_batch()
         if not rows:
             return 0
@@ -103,6 +119,10 @@ class Uplink:
         client = self.clients.get(terminal_id)
         if client is None:
             raise GatewayRefused(0, "no_credentials", f"no gateway credentials for {terminal_id}")
+        return self._send(client, rows)
+
+    def _send(self, client: GatewayClient, rows: list[JournalRow]) -> int:
+        terminal_id = rows[0].terminal_id
         by_seq = {row.terminal_seq: row.upload_seq for row in rows}
         try:
             ack = client.upload(
@@ -114,6 +134,11 @@ class Uplink:
             self.stats.last_error = str(exc)
             raise
         except GatewayRefused as exc:
+            if refuses_content(exc):
+                if len(rows) > 1:  # find the refused rows: the others still go
+                    half = len(rows) // 2
+                    return self._send(client, rows[:half]) + self._send(client, rows[half:])
+                return self._park(rows[0], exc)
             self.failures += 1
             self.stats.refusals += 1
             self.stats.last_error = str(exc)
@@ -141,8 +166,24 @@ class Uplink:
         self.stats.duplicates += counts.get("duplicate", 0)
         return len(acked)
 
+    def _park(self, row: JournalRow, exc: GatewayRefused) -> int:
+        reason = f"{exc.status} {exc.code}: {exc.reason}"
+        assert row.upload_seq is not None
+        self.journal.mark_parked([row.upload_seq], reason)
+        self.stats.parked += 1
+        self.stats.refusals += 1
+        self.stats.last_parked = self.stats.last_error = reason
+        log.error(
+            "gateway refused %s seq %s; parked in the journal, not resent: %s",
+            row.terminal_id,
+            row.terminal_seq,
+            reason,
+        )
+        return 1
+
     def drain(self, *, max_batches: int = 1_000_000) -> int:
-        """Send batches until nothing waits; raises on the first failure."""
+        """Send batches until nothing waits (parked rows stay behind); raises on the first
+        failure. Returns how many rows left the queue, acknowledged or parked."""
         total = 0
         for _ in range(max_batches):
             n = self.send_batch()

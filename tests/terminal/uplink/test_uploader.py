@@ -4,6 +4,7 @@ nothing marked before the gateway's ack, a day-long outage and terminal restarts
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import timedelta
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from gateway.app import GatewaySettings, create_app
 from gateway.hsm import HostSecurityModule
 from terminal.journal import Journal
-from terminal.uplink import GatewayClient, GatewayUnavailable, Uplink
+from terminal.uplink import GatewayClient, GatewayRefused, GatewayUnavailable, Uplink
 from tests.gateway_fixtures import demo_keysets
 from tests.servers import UvicornThread, free_port
 from tests.traffic import JournaledTerminal, make_cards
@@ -190,3 +191,105 @@ def test_gateway_down_for_a_whole_day_then_everything_arrives_once(db, tmp_path,
         t.close()
     for c in clients.values():
         c.close()
+
+
+# -- rows the gateway refuses are parked, not resent forever ------------------------------------
+def bad_row(journal: Journal, clock, seq: int = 900_000) -> int:
+    """A suspect row over the gateway's amount ceiling: a terminal bug the gateway refuses."""
+    row_id = journal.record_intent(
+        terminal_id=bytes.fromhex(TID),
+        terminal_seq=seq,
+        issuer_id=bytes.fromhex("0000000000000001"),
+        card_serial=bytes.fromhex("0000000000000042"),
+        txn_type=0x06,
+        amount=2_000_000,
+        balance_before=3_000_000,
+        card_atc=7,
+        key_version=1,
+        algorithm=0,
+        when=clock(),
+    )
+    return journal.mark_suspect(row_id, "card pulled").upload_seq or 0
+
+
+def test_a_refused_row_is_parked_and_the_rows_after_it_go_on(gateway, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    client = GatewayClient(gateway.url, gateway.register(TID))
+    up = Uplink(term.journal, {TID: client}, batch_size=50, clock=clock)
+    tap_many(term, clock, 10)
+    bad = bad_row(term.journal, clock)
+    tap_many(term, clock, 10)
+
+    assert up.drain() == 21  # 20 acknowledged, 1 parked
+    assert (up.stats.stored, up.stats.parked, up.stats.refusals) == (20, 1, 1)
+    assert up.stats.last_parked.startswith("422 invalid_record")
+    assert "amount 2000000 out of range" in up.stats.last_parked
+    parked = term.journal.parked()
+    assert [(r.upload_seq, r.terminal_seq, r.amount) for r in parked] == [(bad, 900_000, 2_000_000)]
+    assert parked[0].parked_reason == up.stats.last_parked and parked[0].uploaded_at is None
+    assert term.journal.pending_upload() == 0
+    seqs = [s for _, s in stored(gateway.db)]
+    assert len(seqs) == 20 and 900_000 not in seqs
+
+    # the parked row is not sent again: nothing waits, no refusal, nothing new stored
+    batches_before = gateway.count("batches")
+    assert up.drain() == 0 and up.send_batch() == 0
+    assert (up.stats.refusals, gateway.count("batches")) == (1, batches_before)
+    tap_many(term, clock, 3)
+    assert up.drain() == 3 and up.stats.stored == 23 and up.stats.parked == 1
+
+    # the row is still in the journal after a restart, parked with its reason
+    term.close()
+    journal = Journal(tmp_path / "j.db", clock=clock)
+    assert [r.parked_reason for r in journal.parked()] == [parked[0].parked_reason]
+    assert journal.totals()["suspect"] == (1, 2_000_000)
+    journal.close()
+    client.close()
+
+
+def test_an_unavailable_or_unauthorised_gateway_parks_nothing(gateway, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    tap_many(term, clock, 4)
+    bad_row(term.journal, clock)
+    down = GatewayClient(f"http://127.0.0.1:{free_port()}", "whatever", timeout=2)
+    with pytest.raises(GatewayUnavailable):
+        Uplink(term.journal, {TID: down}, clock=clock).drain()
+    wrong = GatewayClient(gateway.url, "ykt_not-a-token")
+    up = Uplink(term.journal, {TID: wrong}, clock=clock)
+    with pytest.raises(GatewayRefused) as refused:
+        up.drain()
+    assert (refused.value.status, refused.value.code) == (401, "unauthenticated")
+    assert term.journal.parked() == [] and term.journal.pending_upload() == 5
+    assert up.stats.parked == 0 and gateway.count("txn") == 0
+    down.close()
+    wrong.close()
+    term.close()
+
+
+def test_a_parked_row_can_be_queued_again(gateway, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    client = GatewayClient(gateway.url, gateway.register(TID))
+    bad = bad_row(term.journal, clock)
+    up = Uplink(term.journal, {TID: client}, clock=clock)
+    assert up.drain() == 1 and up.stats.parked == 1
+    assert term.journal.unpark([bad]) == 1 and term.journal.pending_upload() == 1
+    assert up.drain() == 1 and up.stats.parked == 2  # refused again, parked again
+    client.close()
+    term.close()
+
+
+def test_a_version_1_journal_is_migrated_with_its_rows(tmp_path, clock):
+    path = tmp_path / "old.db"
+    journal = Journal(path, clock=clock)
+    seq = bad_row(journal, clock)
+    journal.close()
+    with sqlite3.connect(path) as old:  # what a journal written before parking looks like
+        old.execute("ALTER TABLE txn DROP COLUMN parked_reason")
+        old.execute("ALTER TABLE txn DROP COLUMN parked_at")
+        old.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    journal = Journal(path, clock=clock)
+    assert [r.upload_seq for r in journal.export()] == [seq]
+    assert journal.mark_parked([seq], "422 test") == 1 and journal.pending_upload() == 0
+    version = journal._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert version[0] == "2"
+    journal.close()

@@ -1,0 +1,48 @@
+"""Files that hold secrets or personal data (keys, PINs, names, ID numbers): owner-only, 0600.
+
+``private_path`` makes sure a file exists with mode 0600 before anything opens it (a SQLite
+database then creates its -wal and -shm files with the same mode); ``write_private``
+replaces a file's content atomically, the new file 0600 from its first byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+PRIVATE_MODE = 0o600
+
+
+def private_path(path: str | Path) -> Path:
+    """Create ``path`` empty with mode 0600 if it is missing, or tighten it to 0600."""
+    target = Path(path)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+    return target
+
+
+def private_sqlite(path: str) -> str:
+    """A SQLite path made private before connecting (``:memory:`` and URIs are left alone)."""
+    if path and path != ":memory:" and not path.startswith("file:"):
+        private_path(path)
+    return path
+
+
+def write_private(path: str | Path, data: str | bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` via a 0600 temp file and a rename (never half written)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return target
