@@ -4,10 +4,11 @@ Every trace under tests/data (the EMV, qPBOC and social security traces in
 tests/data/emv, and the T-Union e-purse reads in tests/data/epurse, recorded here from
 the software card through the tracing reader) is mutated with a seeded generator: bit
 flips, truncations and extensions of a response, changed status words (61xx and 6Cxx
-among them), responses swapped between exchanges, exchanges duplicated or deleted, and
-BER-TLV length fields that lie. Each mutant goes through the read path in-process
-(directory discovery, e-purse read, EMV/qPBOC read with offline data authentication,
-social security read, and the printing of the report).
+among them), responses swapped between exchanges, exchanges duplicated or deleted,
+BER-TLV length fields that lie, random answers, and data nested deep in templates. Each
+mutant goes through the read path in-process (directory discovery, e-purse read,
+EMV/qPBOC read with offline data authentication, social security read, and the printing
+of the report).
 
 Property: every run ends with a report or a typed project error (``YikatongError``),
 never another exception, and within a time limit. ``YKT_FUZZ_MUTATIONS`` sets the
@@ -223,6 +224,27 @@ def tlv_length_lie(ex: Exchanges, rng: random.Random) -> str:
     return f"TLV length {length} at byte {at} of response {i} says {lie.hex().upper()}"
 
 
+def garbage(ex: Exchanges, rng: random.Random) -> str:
+    i = rng.randrange(len(ex))
+    cmd, _ = ex[i]
+    data = rng.randbytes(rng.choice((1, 4, 16, 100, 255)))
+    ex[i] = (cmd, data + b"\x90\x00")
+    return f"response {i} is {len(data)} random bytes and 9000"
+
+
+def nest(ex: Exchanges, rng: random.Random) -> str:
+    i = _with_data(ex, rng)
+    if i is None:
+        return "nest: no data"
+    cmd, rsp = ex[i]
+    data, sw = _split(rsp)
+    depth = rng.choice((2, 33, 100))
+    for _ in range(depth):
+        data = b"\x70" + tlv.encode_length(len(data)) + data
+    ex[i] = (cmd, data + sw)
+    return f"response {i} data nested {depth} deep in 70 templates"
+
+
 MUTATORS: list[Callable[[Exchanges, random.Random], str]] = [
     flip,
     flip,
@@ -236,6 +258,8 @@ MUTATORS: list[Callable[[Exchanges, random.Random], str]] = [
     tlv_length_lie,
     tlv_length_lie,
     tlv_length_lie,
+    garbage,
+    nest,
 ]
 
 
