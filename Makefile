@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench setup system-deps clean
+.PHONY: demo test lint bench fuzz setup system-deps clean
 
 demo: $(STAMP)
 	$(BIN)/ykt demo
@@ -15,6 +15,16 @@ test: $(STAMP)
 	$(BIN)/pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	  exit $$rc
+
+# The adversarial fuzzers with many more cases than `make test` runs (docs/security.md):
+# every API operation on SQLite and PostgreSQL, and mutated card traces from a fresh seed.
+FUZZ_EXAMPLES  ?= 300
+FUZZ_MUTATIONS ?= 2000
+fuzz: $(STAMP)
+	YKT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) YKT_FUZZ_MUTATIONS=$(FUZZ_MUTATIONS) \
+	  YKT_FUZZ_SEED=$${YKT_FUZZ_SEED:-$$(date +%s)} \
+	  $(BIN)/pytest -p no:cacheprovider tests/adversarial/test_api_fuzz.py \
+	  tests/adversarial/test_trace_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

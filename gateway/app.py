@@ -22,7 +22,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 
 from gateway import auth, cards, hotlist, ingest, loads
@@ -65,6 +65,8 @@ class GatewaySettings:
 class UploadRecord(BaseModel):
     """One journal row as a terminal uploads it (``JournalRow.upload_record()``)."""
 
+    model_config = ConfigDict(extra="forbid")  # ingest refuses unknown fields
+
     terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
     terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
     issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
@@ -87,6 +89,8 @@ class UploadRecord(BaseModel):
 
 
 class UploadBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     batch_id: Text = Field(description="the uploader's id for this body; re-sent as is on retry")
     terminal_id: Text = Field(description="must be the authenticated terminal")
     records: list[UploadRecord]
@@ -164,6 +168,25 @@ def verify_admin_token(given: str | None, expected: str) -> None:
     raw = given.encode("latin-1", "replace")
     if not secrets.compare_digest(raw, expected.encode("utf-8")):
         raise GatewayError(401, "unauthenticated", "admin token missing or wrong")
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` put in place: a raw-body route declares it in
+    ``openapi_extra``, where ``#/$defs/...`` would point at the OpenAPI document's root."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -284,7 +307,7 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": UploadBatch.model_json_schema()}},
+                "content": {"application/json": {"schema": inline_schema(UploadBatch)}},
             }
         },
         responses={

@@ -17,6 +17,8 @@ from terminal.apdu.tlv import read_length, read_tag
 from terminal.emv.errors import DolError
 from terminal.emv.tags import tag_format
 
+MAX_ENTRY_LENGTH = 0xFF  # EMV Book 3 §5.4: an entry's length is one byte
+
 
 @dataclass(frozen=True, slots=True)
 class DolEntry:
@@ -25,13 +27,16 @@ class DolEntry:
 
 
 def parse_dol(dol: bytes) -> list[DolEntry]:
-    """The (tag, length) pairs of a DOL; malformed lists raise DolError."""
+    """The (tag, length) pairs of a DOL; malformed lists raise DolError, and so does a length
+    past one byte's (a card's word must not make the terminal build gigabytes of data)."""
     entries: list[DolEntry] = []
     pos = 0
     try:
         while pos < len(dol):
             tag, pos = read_tag(dol, pos)
             length, pos = read_length(dol, pos)
+            if length > MAX_ENTRY_LENGTH:
+                raise TlvError(f"entry length {length} exceeds {MAX_ENTRY_LENGTH}", pos)
             entries.append(DolEntry(tag, length))
     except TlvError as exc:
         raise DolError(f"malformed DOL {dol.hex().upper()}: {exc}") from None
