@@ -495,8 +495,10 @@ def test_files_with_keys_names_and_pins_are_owner_only(tmp_path):
 
 def test_the_admin_token_is_never_taken_from_the_command_line(capsys, monkeypatch):
     monkeypatch.delenv("YKT_ADMIN_TOKEN", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        ykt(["gateway", "serve", "--admin-token", "s3cret", "--port", "1"])
+    with socket.socket() as taken, pytest.raises(SystemExit) as exc:
+        taken.bind(("127.0.0.1", 0))  # if the token were taken, serving would fail at once
+        port = str(taken.getsockname()[1])
+        ykt(["gateway", "serve", "--admin-token", "s3cret", "--port", port])
     assert "--admin-token-file" in str(exc.value) and "s3cret" not in str(exc.value)
 
 
