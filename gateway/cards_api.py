@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway import auth, cards
+from gateway.edges import JsonValue, Text
 from gateway.errors import not_found
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Database
@@ -33,12 +34,12 @@ class Hooks:
 
 
 class RecordsBody(BaseModel):
-    records: list[dict[str, Any]] = Field(description="CardRegistry.export() records")
+    records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
 
 
 class LossBody(BaseModel):
-    card_number: str = Field(description="the 19 printed digits")
-    id_number: str = Field(description="the holder's ID number, as on the card's record")
+    card_number: Text = Field(description="the 19 printed digits")
+    id_number: Text = Field(description="the holder's ID number, as on the card's record")
 
 
 def _json(data: Any, status: int = 200) -> Response:

@@ -30,7 +30,15 @@ from terminal.crypto.keyset import save_keysets
 from terminal.csv_cells import safe_cell
 from tests.gateway_fixtures import ADMIN_TOKEN, GatewayServer, demo_keysets
 from tests.servers import ServerProcess, free_port
-from tests.subsidy_kit import ADMIN, Centre, admin, id_number, import_roster, roster
+from tests.subsidy_kit import (
+    ADMIN,
+    Centre,
+    admin,
+    book_cards,
+    id_number,
+    import_roster,
+    roster,
+)
 
 MiB = 1024 * 1024
 HUGE = 400 * MiB
@@ -496,8 +504,10 @@ def test_files_with_keys_names_and_pins_are_owner_only(tmp_path):
 
 def test_the_admin_token_is_never_taken_from_the_command_line(capsys, monkeypatch):
     monkeypatch.delenv("YKT_ADMIN_TOKEN", raising=False)
-    with pytest.raises(SystemExit) as exc:
-        ykt(["gateway", "serve", "--admin-token", "s3cret", "--port", "1"])
+    with socket.socket() as taken, pytest.raises(SystemExit) as exc:
+        taken.bind(("127.0.0.1", 0))  # if the token were taken, serving would fail at once
+        port = str(taken.getsockname()[1])
+        ykt(["gateway", "serve", "--admin-token", "s3cret", "--port", port])
     assert "--admin-token-file" in str(exc.value) and "s3cret" not in str(exc.value)
 
 
@@ -518,3 +528,28 @@ def test_a_terminal_token_on_the_command_line_warns(tmp_path, capsys, monkeypatc
     resolve_token(args)
     assert args.token == "from-argv"
     assert "visible to other users" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["nul\x00", "\udc80"])
+def test_issuance_records_and_loss_reports_with_unstorable_text_are_refused(gateway, clock, bad):
+    desk = gateway.register("310000000080", role="issuance")
+    kiosk = gateway.register(KIOSK, role="kiosk")
+    registry = SqliteCardRegistry(clock=clock, first_sequence=501)
+    book_cards(registry, [("张三", id_number(5))])
+    records = registry.export()
+    registry.close()
+    records[0]["holder"]["name"] = "张" + bad
+    r = httpx.post(
+        gateway.url + "/v1/issuance/records",
+        content=raw_json({"records": records}),
+        headers={"Authorization": f"Bearer {desk}", "Content-Type": "application/json"},
+    )
+    refused(r, 422, "invalid_request", "records")
+    r = httpx.post(
+        gateway.url + "/v1/cards/loss",
+        content=raw_json({"card_number": "3100000000000000001", "id_number": bad}),
+        headers={"Authorization": f"Bearer {kiosk}", "Content-Type": "application/json"},
+    )
+    refused(r, 422, "invalid_request", "id_number")
+    assert (gateway.count("cards"), gateway.count("card_revisions")) == (0, 0)
+    assert gateway.count("hotlist_changes") == 0
