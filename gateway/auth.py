@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from gateway.errors import GatewayError, conflict, not_found, unprocessable
 from gateway.storage import Database, now_ms
 
-TERMINAL_ID = re.compile(r"^[0-9A-F]{12}$")
-OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")
+TERMINAL_ID = re.compile(r"^[0-9A-F]{12}\Z")
+OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}\Z")
 ROLES = ("pos", "validator", "kiosk", "issuance", "admin")
 PURCHASE = "purchase"
 # What each role may upload to /v1/batches: only debiting terminals report purchases. A

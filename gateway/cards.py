@@ -43,8 +43,8 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 CONFLICT = "conflict"
 
-_CARD_NUMBER = re.compile(r"^[0-9]{19}$")
-_HEX16 = re.compile(r"^[0-9A-F]{16}$")
+_CARD_NUMBER = re.compile(r"^[0-9]{19}\Z")
+_HEX16 = re.compile(r"^[0-9A-F]{16}\Z")
 _STATES = frozenset(s.value for s in CardState)
 _COLUMNS = (
     "card_number, serial, issuer_id, desk_state, desk_id, desk_revision, record, lost_at,"

@@ -40,7 +40,7 @@ DUPLICATE = "duplicate"
 CONFLICT = "conflict"
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-_BATCH_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
+_BATCH_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,64}\Z")
 BATCH_KEYS = frozenset({"batch_id", "terminal_id", "records"})
 RECORD_KEYS = (
     "terminal_id",

@@ -24,7 +24,7 @@ PROVINCE_CODES = frozenset(
     {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46}
     | {50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
 )
-_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$", re.ASCII)
+_SHAPE = re.compile(r"^[0-9]{17}[0-9X]\Z", re.ASCII)
 
 
 class IdNumberError(YikatongError, ValueError):

@@ -6,7 +6,7 @@ import re
 
 from terminal.text import nfkc
 
-_AMOUNT = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?$", re.ASCII)
+_AMOUNT = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?\Z", re.ASCII)
 
 
 def format_fen(fen: int, symbol: str = "¥") -> str:

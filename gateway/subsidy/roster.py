@@ -40,11 +40,11 @@ ENCODINGS = ("utf-8-sig", "gb18030")  # spreadsheet exports from either world
 
 # Fields are NFKC-normalised first (terminal/text.py), then these accept ASCII digits only.
 _CARD = re.compile(rf"^[0-9]{{{CARD_NUMBER_DIGITS}}}$", re.ASCII)
-_FEN = re.compile(r"^[0-9]+$", re.ASCII)
+_FEN = re.compile(r"^[0-9]+\Z", re.ASCII)
 _PERIOD = {
-    "month": (re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$", re.ASCII), "YYYY-MM"),
-    "quarter": (re.compile(r"^([0-9]{4})-Q([1-4])$", re.ASCII), "YYYY-Qn"),
-    "year": (re.compile(r"^([0-9]{4})$", re.ASCII), "YYYY"),
+    "month": (re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z", re.ASCII), "YYYY-MM"),
+    "quarter": (re.compile(r"^([0-9]{4})-Q([1-4])\Z", re.ASCII), "YYYY-Qn"),
+    "year": (re.compile(r"^([0-9]{4})\Z", re.ASCII), "YYYY"),
 }
 FIRST_YEAR = 2000
 
@@ -131,6 +131,9 @@ class RosterReport:
 # -- reading ------------------------------------------------------------------------------
 def decode_roster(raw: bytes) -> str:
     """UTF-8 (with or without BOM) or GB18030, whichever the bytes are."""
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise RosterFormatError(f"line {line}: a NUL byte; a roster is text (a CSV file)")
     for encoding in ENCODINGS:
         try:
             return raw.decode(encoding)

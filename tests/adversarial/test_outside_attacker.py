@@ -553,3 +553,42 @@ def test_issuance_records_and_loss_reports_with_unstorable_text_are_refused(gate
     refused(r, 422, "invalid_request", "id_number")
     assert (gateway.count("cards"), gateway.count("card_revisions")) == (0, 0)
     assert gateway.count("hotlist_changes") == 0
+
+
+def test_ids_with_a_trailing_newline_are_refused_not_stored(gateway, journaled):
+    """``^…$`` lets a trailing newline through; every id pattern ends at the string's end,
+    so a batch id or an issuance record with one is refused and nothing is stored."""
+    token = gateway.register(TID)
+    records = [row.upload_record() for row in journaled.journal.export()]
+    r = httpx.post(
+        gateway.url + "/v1/batches",
+        content=raw_json({"batch_id": "b1\n", "terminal_id": TID, "records": records}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    refused(r, 400, "bad_layout", "batch_id")
+    assert (gateway.count("txn"), gateway.count("batches")) == (0, 0)
+    desk = gateway.register("310000000080", role="issuance")
+    registry = SqliteCardRegistry(first_sequence=601)
+    book_cards(registry, [("张三", id_number(6))])
+    card = registry.export()
+    registry.close()
+    card[0]["issuer_id"] += "\n"
+    r = httpx.post(
+        gateway.url + "/v1/issuance/records",
+        content=raw_json({"records": card}),
+        headers={"Authorization": f"Bearer {desk}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and "issuer_id" in r.json()["reason"], r.text
+    assert (gateway.count("cards"), gateway.count("card_revisions")) == (0, 0)
+
+
+def test_a_roster_with_a_nul_byte_is_refused_on_every_store(gateway):
+    body = b"name,id_number,card_number,item,amount_fen,period\n\xe5\xbc\xa0\x00,1,2,E01,1,2026\n"
+    r = httpx.post(
+        gateway.url + "/v1/admin/subsidies/rosters",
+        params={"declared_by": "declarer"},
+        content=body,
+        headers={"X-Admin-Token": ADMIN_TOKEN},
+    )
+    refused(r, 422, "bad_roster", "line 2: a NUL byte")
+    assert (gateway.count("subsidy_rosters"), gateway.count("subsidy_lines")) == (0, 0)
