@@ -9,17 +9,20 @@ source is then tried, and the sale is refused only when every source has said no
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.flow import Flow
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig, Transaction
 from terminal.emv.ec import EcInfo, read_ec_info
+from terminal.emv.fci import ApplicationFci
 from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
 from terminal.epurse import flows as epurse
-from terminal.epurse.model import PendingPurchase, PurchaseResult
+from terminal.journal.journal import Journal
+from terminal.roles.pos import PointOfSale, Sale
 from terminal.roles.session import TerminalSession
 
 SOURCE_EC = "ec"
@@ -63,20 +66,70 @@ class PaymentRule:
 
 @dataclass(frozen=True)
 class OneCardSale:
+    """A paid sale and the source that paid it. An EP sale carries its journaled ``Sale``;
+    an EC sale carries the kernel's data (the card's TC) and is not journaled yet: the
+    journal's record has no form for an EC sale (see docs/ARCHITECTURE.md)."""
+
     source: str
     amount: int
     balance_after: int | None
     ec: ApplicationData | None = None
-    ep: PurchaseResult | None = None
+    ep: Sale | None = None
     attempts: tuple[str, ...] = ()
+
+    @property
+    def journaled(self) -> bool:
+        return self.ep is not None
+
+
+@dataclass(frozen=True)
+class EcPending:
+    """An EC purchase after the card's checks and before GPO (where a qPBOC card debits its
+    EC balance): what an EC intent row will hold once the journal has an EC record."""
+
+    aid: bytes
+    fci: ApplicationFci
+    amount: int
+    balance_before: int
+    when: datetime
+
+
+def prepare_ec_purchase(
+    candidates: list[Candidate], amount: int, when: datetime
+) -> Flow[EcPending | str]:
+    """Select the EMV application and read its EC balance; nothing is debited. Returns why
+    EC cannot pay (a string for the attempts list) instead of raising."""
+    cand = next((c for c in candidates if c.kind == KIND_EMV), None)
+    if cand is None:
+        return "ec: no EMV application"
+    fci = yield from select_application(cand)
+    info: EcInfo = yield from read_ec_info()
+    if info.balance is None or info.balance < amount:
+        return f"ec: balance {info.balance} short of {amount}"
+    return EcPending(cand.aid, fci, amount, info.balance, when)
+
+
+def complete_ec_purchase(
+    pending: EcPending, config: TerminalConfig, store: CaKeyStore
+) -> Flow[ApplicationData]:
+    """The EC card step: GPO (the card debits and answers with its cryptogram), records,
+    fDDA. The outcome says whether the terminal accepts the card's offline approval."""
+    txn = Transaction(amount=pending.amount, when=pending.when)
+    return (
+        yield from process_application(
+            pending.aid, pending.fci, config, store, txn, now=pending.when
+        )
+    )
 
 
 class OneCardPos:
-    """Card reader + PSAM, the kernel's terminal data and CA keys, and the payment rule."""
+    """Card reader + PSAM, the journal, the kernel's terminal data and CA keys, and the
+    payment rule. EP sales go through the POS's journaled debit path."""
 
     def __init__(
         self,
         session: TerminalSession,
+        journal: Journal,
         config: TerminalConfig,
         store: CaKeyStore,
         rule: PaymentRule | None = None,
@@ -85,15 +138,17 @@ class OneCardPos:
         allow_balance_flag: bool = False,
     ):
         self.session = session
+        self.pos = PointOfSale(session, journal, name=name, allow_balance_flag=allow_balance_flag)
         self.config = config
         self.store = store
         self.rule = rule or PaymentRule()
         self.name = name
-        self.allow_balance_flag = allow_balance_flag  # see PointOfSale
+        self.allow_balance_flag = allow_balance_flag
 
-    def charge(
-        self, amount: int, *, on_intent: Callable[[PendingPurchase], None] | None = None
-    ) -> OneCardSale:
+    def charge(self, amount: int) -> OneCardSale:
+        """Pay ``amount`` fen from the first source of the rule that can. A card refusal
+        moves on to the next source; an interrupted EP debit (PaymentInterrupted) does not,
+        since the card may have paid: the same card presented again settles it."""
         if amount <= 0:
             raise ValueError("amount must be a positive number of fen")
         s = self.session
@@ -105,7 +160,7 @@ class OneCardPos:
                 if source == SOURCE_EC:
                     sale = self._pay_ec(found.candidates, amount, attempts)
                 else:
-                    sale = self._pay_ep(amount, attempts, on_intent)
+                    sale = self._pay_ep(amount, attempts)
             except CardError as exc:
                 attempts.append(f"{source}: card refused ({exc})")
                 continue
@@ -117,18 +172,11 @@ class OneCardPos:
         self, candidates: list[Candidate], amount: int, attempts: list[str]
     ) -> OneCardSale | None:
         s = self.session
-        cand = next((c for c in candidates if c.kind == KIND_EMV), None)
-        if cand is None:
-            attempts.append("ec: no EMV application")
+        pending = s.run(prepare_ec_purchase(candidates, amount, s.now()))
+        if isinstance(pending, str):
+            attempts.append(pending)
             return None
-        fci = s.run(select_application(cand))
-        info: EcInfo = s.run(read_ec_info())
-        if info.balance is None or info.balance < amount:
-            attempts.append(f"ec: balance {info.balance} short of {amount}")
-            return None
-        now = s.now()
-        txn = Transaction(amount=amount, when=now)
-        app = s.run(process_application(cand.aid, fci, self.config, self.store, txn, now=now))
+        app = s.run(complete_ec_purchase(pending, self.config, self.store))
         if app.outcome != Outcome.APPROVED_OFFLINE:
             attempts.append(f"ec: {app.outcome.value} ({app.reason})")
             return None
@@ -136,12 +184,7 @@ class OneCardPos:
             SOURCE_EC, amount, app.available_offline_amount, ec=app, attempts=tuple(attempts)
         )
 
-    def _pay_ep(
-        self,
-        amount: int,
-        attempts: list[str],
-        on_intent: Callable[[PendingPurchase], None] | None,
-    ) -> OneCardSale | None:
+    def _pay_ep(self, amount: int, attempts: list[str]) -> OneCardSale | None:
         s = self.session
         try:
             info = s.run(epurse.select())
@@ -163,19 +206,8 @@ class OneCardPos:
             attempts.append("ep: application not valid today")
             return None
         try:
-            result = s.run(
-                epurse.purchase(
-                    info,
-                    s.sam,
-                    amount,
-                    s.now(),
-                    on_intent=on_intent,
-                    allow_balance_flag=self.allow_balance_flag,
-                )
-            )
+            sale = self.pos.pay(info, amount)
         except epurse.BalanceFlagSet as exc:
             attempts.append(f"ep: {exc}")
             return None
-        return OneCardSale(
-            SOURCE_EP, amount, result.balance_after, ep=result, attempts=tuple(attempts)
-        )
+        return OneCardSale(SOURCE_EP, amount, sale.balance_after, ep=sale, attempts=tuple(attempts))
