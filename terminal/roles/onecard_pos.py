@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.errors import CardError, InsufficientBalance, YikatongError
 from terminal.apdu.flow import Flow
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig, Transaction
@@ -22,6 +22,7 @@ from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
 from terminal.epurse import flows as epurse
 from terminal.journal.journal import Journal
+from terminal.money import format_fen
 from terminal.roles.pos import PointOfSale, Sale
 from terminal.roles.session import TerminalSession
 
@@ -30,11 +31,24 @@ SOURCE_EP = "ep"
 
 
 class PaymentRefused(YikatongError):
-    """No source on the card could pay; ``attempts`` says why each one did not."""
+    """No source on the card could pay; ``attempts`` says why each one did not, ``short``
+    names the sources whose balance was too low."""
 
-    def __init__(self, attempts: list[str]):
+    def __init__(self, attempts: list[str], short: frozenset[str] = frozenset()):
         self.attempts = attempts
+        self.short = short
         super().__init__("payment refused: " + "; ".join(attempts or ["no payment source"]))
+
+    @property
+    def insufficient_balance(self) -> bool:
+        """Every source tried had too little money (the card works, the purse is short)."""
+        return bool(self.short) and len(self.short) == len(self.attempts)
+
+
+def short_of(source: str, balance: int | None, amount: int) -> str:
+    """The attempt line for a source whose balance cannot pay ``amount``."""
+    shown = format_fen(balance) if balance is not None else "unknown"
+    return f"{source}: balance {shown} short of {format_fen(amount)}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,7 @@ def prepare_ec_purchase(
     fci = yield from select_application(cand)
     info: EcInfo = yield from read_ec_info()
     if info.balance is None or info.balance < amount:
-        return f"ec: balance {info.balance} short of {amount}"
+        return short_of(SOURCE_EC, info.balance, amount)
     return EcPending(cand.aid, fci, amount, info.balance, when)
 
 
@@ -155,18 +169,25 @@ class OneCardPos:
         s.card_reader.connect()
         found = s.run(discover(self.config, CONTACTLESS, kinds=(KIND_EMV, KIND_EPURSE)))
         attempts: list[str] = []
+        short: set[str] = set()
         for source in self.rule.sources_for(amount):
             try:
                 if source == SOURCE_EC:
                     sale = self._pay_ec(found.candidates, amount, attempts)
                 else:
                     sale = self._pay_ep(amount, attempts)
+            except InsufficientBalance:
+                attempts.append(short_of(source, None, amount))
+                short.add(source)
+                continue
             except CardError as exc:
                 attempts.append(f"{source}: card refused ({exc})")
                 continue
             if sale is not None:
                 return sale
-        raise PaymentRefused(attempts)
+            if " short of " in attempts[-1]:
+                short.add(source)
+        raise PaymentRefused(attempts, frozenset(short))
 
     def _pay_ec(
         self, candidates: list[Candidate], amount: int, attempts: list[str]
@@ -200,7 +221,7 @@ class OneCardPos:
             attempts.append(f"ep: {exc}")
             return None
         if balance < amount:
-            attempts.append(f"ep: balance {balance} short of {amount}")
+            attempts.append(short_of(SOURCE_EP, balance, amount))
             return None
         if not info.valid_on(s.now().date()):
             attempts.append("ep: application not valid today")
