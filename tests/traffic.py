@@ -13,10 +13,9 @@ from pathlib import Path
 
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import DEMO_ISSUERS, demo_card, demo_psam
-from terminal.epurse import flows
 from terminal.journal import Journal, JournalRow
 from terminal.readers.sim import SimReader
-from terminal.roles.journaling import record_intent
+from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 
 
@@ -39,15 +38,9 @@ class JournaledTerminal:
         self.journal = Journal(path, clock=clock)
 
     def tap(self, card: SoftEPurseCard, amount: int) -> JournalRow:
-        """One purchase: MAC1, the intent row, DEBIT, the proof row."""
-        s = self.session
+        """One purchase through the journaled debit path: MAC1, intent, DEBIT, proof."""
         self.reader.insert(card)
-        s.card_reader.connect()
-        info = s.run(flows.select())
-        p = s.run(flows.prepare_purchase(info, s.sam, amount, s.now()))
-        row_id = record_intent(self.journal, p, {"line": "71"})
-        r = s.run(flows.complete_purchase(p))
-        return self.journal.settle(row_id, tac=r.tac, mac2=r.mac2, mac2_verified=r.mac2_verified)
+        return PointOfSale(self.session, self.journal).charge(amount).row
 
     def close(self) -> None:
         self.journal.close()

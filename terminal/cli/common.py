@@ -1,4 +1,5 @@
-"""Options and helpers shared by subcommands: --reader, --trace, --json, gateway tokens."""
+"""Options and helpers shared by subcommands: --reader, --trace, --json, the PSAM options
+(--sam-reader, --terminal-id) and the terminal session they make, gateway tokens."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from datetime import date, datetime
 from typing import Any
 
 from terminal.readers.base import Reader
+from terminal.readers.sim import SimReader
 from terminal.readers.spec import open_reader
 from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
+from terminal.roles.session import TerminalSession
+from terminal.text import arg_code
 
 
 def add_reader_options(parser: argparse.ArgumentParser, *, default: str = "sim") -> None:
@@ -59,6 +63,35 @@ def open_card_reader(args: argparse.Namespace, sim_card: Callable[[], Any] | Non
         )
         reader = TracingReader(reader, writer)
     return reader
+
+
+def add_sam_options(parser: argparse.ArgumentParser, *, terminal_id: str) -> None:
+    parser.add_argument(
+        "--sam-reader", default="sim", metavar="SPEC", help="PSAM reader (default: a software PSAM)"
+    )
+    parser.add_argument(
+        "--terminal-id",
+        type=arg_code,
+        default=terminal_id,
+        help="terminal number of the software PSAM (sim only; default %(default)s)",
+    )
+
+
+def open_sam_reader(args: argparse.Namespace) -> Reader:
+    """The PSAM reader the options name: a real one, or a software PSAM numbered
+    ``--terminal-id`` (the simulators are allowed in the CLI only)."""
+    if args.sam_reader != "sim":
+        return open_reader(args.sam_reader)
+    from simulators.profiles import demo_psam
+
+    return SimReader(demo_psam(args.terminal_id), name="sam")
+
+
+def open_session(args: argparse.Namespace, card_reader: Reader) -> TerminalSession:
+    """A started terminal session: ``card_reader`` and the PSAM the options name."""
+    session = TerminalSession(card_reader, open_sam_reader(args))
+    session.start()
+    return session
 
 
 def to_jsonable(value: Any) -> Any:
@@ -115,3 +148,8 @@ def resolve_token(args: argparse.Namespace) -> None:
         )
     else:
         args.token = os.environ.get(env) or None
+
+
+def print_json_line(value: Any) -> None:
+    """One JSON object on one line (a stream of results: one line each)."""
+    print(json.dumps(to_jsonable(value), ensure_ascii=False), flush=True)

@@ -206,8 +206,8 @@ def run_demo(
             continue
         out(
             f"   GREEN {format_fen(amount):>8s}  card {sale.card.card_number}  balance "
-            f"{format_fen(sale.result.balance_after):>8s}  TSN {sale.result.pending.terminal_seq}"
-            f"  TAC {sale.result.tac.hex().upper()}"
+            f"{format_fen(sale.balance_after):>8s}  TSN {sale.row.terminal_seq}"
+            f"  TAC {sale.row.tac}"
         )
         clock.advance(3)
 

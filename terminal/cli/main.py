@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "terminal.cli.clearing",
     "terminal.cli.issue",
     "terminal.cli.kiosk",
+    "terminal.cli.pos",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
@@ -42,6 +43,8 @@ Start here:
                            batch, or the replacement of a lost card)
   ykt kiosk ACTION         the self-service kiosk: balance, top-up, subsidy pickup,
                            loss report (挂失), with text receipts
+  ykt pos --amount 12.50   a merchant POS: the card pays from its T-Union purse or
+                           Electronic Cash, a receipt, every sale journaled and uploaded
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
   ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 

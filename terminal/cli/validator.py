@@ -10,14 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
-from terminal.cli.common import add_token_options
+from terminal.cli.common import add_sam_options, add_token_options, open_session
 from terminal.fares import DEMO_FARES, Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.money import format_fen
 from terminal.readers.sim import SimReader
 from terminal.roles.loop import TapLoop
-from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.text import arg_code, arg_int, hex_bytes
 
@@ -77,15 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="hotlist database (default: in memory, empty)",
     )
     p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
-    p.add_argument(
-        "--sam-reader", default="sim", metavar="SPEC", help="PSAM reader (default: a software PSAM)"
-    )
-    p.add_argument(
-        "--terminal-id",
-        type=arg_code,
-        default="310000000201",
-        help="terminal number of the software PSAM (sim only)",
-    )
+    add_sam_options(p, terminal_id="310000000201")
     p.add_argument(
         "--card",
         action="append",
@@ -102,16 +93,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--hotlist-sync", type=float, default=60.0, metavar="SECONDS", help="sync interval"
     )
     p.set_defaults(handler=run)
-
-
-def _sam_reader(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    if args.sam_reader != "sim":
-        from terminal.readers.spec import open_reader
-
-        return open_reader(args.sam_reader)
-    from simulators.profiles import demo_psam
-
-    return SimReader(demo_psam(args.terminal_id), name="sam")
 
 
 def _cards(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
@@ -160,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
         from terminal.readers.tracing import TracingReader
 
         reader = TracingReader(card_reader, TraceWriter.open(args.trace))
-    session = TerminalSession(reader, _sam_reader(args))
-    session.start()
+    session = open_session(args, reader)
     journal = Journal(args.journal, autocheckpoint=False)
     hotlist = Hotlist(args.hotlist)
     stop_sync = threading.Event()

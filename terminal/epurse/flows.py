@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from terminal.apdu import tlv
-from terminal.apdu.errors import MacMismatch, MalformedResponse, RecordNotFound, YikatongError
+from terminal.apdu.errors import (
+    CardError,
+    MalformedResponse,
+    RecordNotFound,
+    TransportError,
+    YikatongError,
+)
 from terminal.apdu.flow import Flow, card, sam
 from terminal.epurse import commands as c
 from terminal.epurse.host import LoadHost
@@ -223,7 +229,11 @@ def _send_updates(updates: list[CacheUpdate]) -> Flow[None]:
 def complete_purchase(
     pending: PendingPurchase, *, verify_mac2: bool = True
 ) -> Flow[PurchaseResult]:
-    """DEBIT FOR PURCHASE on the card, then the PSAM checks the card's MAC2."""
+    """DEBIT FOR PURCHASE on the card, then the PSAM checks the card's MAC2.
+
+    Once the card has answered DEBIT it has debited, so nothing the PSAM does afterwards
+    (MAC2 refused, any other status word, the PSAM's reader gone) loses the proof: the
+    result says MAC2 was not verified, and the row is kept as suspect for clearing."""
     r = yield card(c.debit_for_purchase(pending.terminal_seq, pending.when, pending.mac1))
     debit = parse(DebitResponse, r.data, "DEBIT FOR PURCHASE response")
     verified = False
@@ -231,7 +241,7 @@ def complete_purchase(
         try:
             yield sam(samc.credit_sam_for_purchase(debit.mac2))
             verified = True
-        except MacMismatch:
+        except (CardError, TransportError):
             verified = False
     return PurchaseResult(pending, debit.tac, debit.mac2, verified)
 

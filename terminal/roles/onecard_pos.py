@@ -9,17 +9,21 @@ source is then tried, and the sale is refused only when every source has said no
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.errors import CardError, InsufficientBalance, YikatongError
+from terminal.apdu.flow import Flow
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig, Transaction
 from terminal.emv.ec import EcInfo, read_ec_info
+from terminal.emv.fci import ApplicationFci
 from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
 from terminal.epurse import flows as epurse
-from terminal.epurse.model import PendingPurchase, PurchaseResult
+from terminal.journal.journal import Journal
+from terminal.money import format_fen
+from terminal.roles.pos import PointOfSale, Sale
 from terminal.roles.session import TerminalSession
 
 SOURCE_EC = "ec"
@@ -27,11 +31,24 @@ SOURCE_EP = "ep"
 
 
 class PaymentRefused(YikatongError):
-    """No source on the card could pay; ``attempts`` says why each one did not."""
+    """No source on the card could pay; ``attempts`` says why each one did not, ``short``
+    names the sources whose balance was too low."""
 
-    def __init__(self, attempts: list[str]):
+    def __init__(self, attempts: list[str], short: frozenset[str] = frozenset()):
         self.attempts = attempts
+        self.short = short
         super().__init__("payment refused: " + "; ".join(attempts or ["no payment source"]))
+
+    @property
+    def insufficient_balance(self) -> bool:
+        """Every source tried had too little money (the card works, the purse is short)."""
+        return bool(self.short) and len(self.short) == len(self.attempts)
+
+
+def short_of(source: str, balance: int | None, amount: int) -> str:
+    """The attempt line for a source whose balance cannot pay ``amount``."""
+    shown = format_fen(balance) if balance is not None else "unknown"
+    return f"{source}: balance {shown} short of {format_fen(amount)}"
 
 
 @dataclass(frozen=True)
@@ -63,20 +80,70 @@ class PaymentRule:
 
 @dataclass(frozen=True)
 class OneCardSale:
+    """A paid sale and the source that paid it. An EP sale carries its journaled ``Sale``;
+    an EC sale carries the kernel's data (the card's TC) and is not journaled yet: the
+    journal's record has no form for an EC sale (see docs/ARCHITECTURE.md)."""
+
     source: str
     amount: int
     balance_after: int | None
     ec: ApplicationData | None = None
-    ep: PurchaseResult | None = None
+    ep: Sale | None = None
     attempts: tuple[str, ...] = ()
+
+    @property
+    def journaled(self) -> bool:
+        return self.ep is not None
+
+
+@dataclass(frozen=True)
+class EcPending:
+    """An EC purchase after the card's checks and before GPO (where a qPBOC card debits its
+    EC balance): what an EC intent row will hold once the journal has an EC record."""
+
+    aid: bytes
+    fci: ApplicationFci
+    amount: int
+    balance_before: int
+    when: datetime
+
+
+def prepare_ec_purchase(
+    candidates: list[Candidate], amount: int, when: datetime
+) -> Flow[EcPending | str]:
+    """Select the EMV application and read its EC balance; nothing is debited. Returns why
+    EC cannot pay (a string for the attempts list) instead of raising."""
+    cand = next((c for c in candidates if c.kind == KIND_EMV), None)
+    if cand is None:
+        return "ec: no EMV application"
+    fci = yield from select_application(cand)
+    info: EcInfo = yield from read_ec_info()
+    if info.balance is None or info.balance < amount:
+        return short_of(SOURCE_EC, info.balance, amount)
+    return EcPending(cand.aid, fci, amount, info.balance, when)
+
+
+def complete_ec_purchase(
+    pending: EcPending, config: TerminalConfig, store: CaKeyStore
+) -> Flow[ApplicationData]:
+    """The EC card step: GPO (the card debits and answers with its cryptogram), records,
+    fDDA. The outcome says whether the terminal accepts the card's offline approval."""
+    txn = Transaction(amount=pending.amount, when=pending.when)
+    return (
+        yield from process_application(
+            pending.aid, pending.fci, config, store, txn, now=pending.when
+        )
+    )
 
 
 class OneCardPos:
-    """Card reader + PSAM, the kernel's terminal data and CA keys, and the payment rule."""
+    """Card reader + PSAM, the journal, the kernel's terminal data and CA keys, and the
+    payment rule. EP sales go through the POS's journaled debit path."""
 
     def __init__(
         self,
         session: TerminalSession,
+        journal: Journal,
         config: TerminalConfig,
         store: CaKeyStore,
         rule: PaymentRule | None = None,
@@ -85,50 +152,52 @@ class OneCardPos:
         allow_balance_flag: bool = False,
     ):
         self.session = session
+        self.pos = PointOfSale(session, journal, name=name, allow_balance_flag=allow_balance_flag)
         self.config = config
         self.store = store
         self.rule = rule or PaymentRule()
         self.name = name
-        self.allow_balance_flag = allow_balance_flag  # see PointOfSale
+        self.allow_balance_flag = allow_balance_flag
 
-    def charge(
-        self, amount: int, *, on_intent: Callable[[PendingPurchase], None] | None = None
-    ) -> OneCardSale:
+    def charge(self, amount: int) -> OneCardSale:
+        """Pay ``amount`` fen from the first source of the rule that can. A card refusal
+        moves on to the next source; an interrupted EP debit (PaymentInterrupted) does not,
+        since the card may have paid: the same card presented again settles it."""
         if amount <= 0:
             raise ValueError("amount must be a positive number of fen")
         s = self.session
         s.card_reader.connect()
         found = s.run(discover(self.config, CONTACTLESS, kinds=(KIND_EMV, KIND_EPURSE)))
         attempts: list[str] = []
+        short: set[str] = set()
         for source in self.rule.sources_for(amount):
             try:
                 if source == SOURCE_EC:
                     sale = self._pay_ec(found.candidates, amount, attempts)
                 else:
-                    sale = self._pay_ep(amount, attempts, on_intent)
+                    sale = self._pay_ep(amount, attempts)
+            except InsufficientBalance:
+                attempts.append(short_of(source, None, amount))
+                short.add(source)
+                continue
             except CardError as exc:
                 attempts.append(f"{source}: card refused ({exc})")
                 continue
             if sale is not None:
                 return sale
-        raise PaymentRefused(attempts)
+            if " short of " in attempts[-1]:
+                short.add(source)
+        raise PaymentRefused(attempts, frozenset(short))
 
     def _pay_ec(
         self, candidates: list[Candidate], amount: int, attempts: list[str]
     ) -> OneCardSale | None:
         s = self.session
-        cand = next((c for c in candidates if c.kind == KIND_EMV), None)
-        if cand is None:
-            attempts.append("ec: no EMV application")
+        pending = s.run(prepare_ec_purchase(candidates, amount, s.now()))
+        if isinstance(pending, str):
+            attempts.append(pending)
             return None
-        fci = s.run(select_application(cand))
-        info: EcInfo = s.run(read_ec_info())
-        if info.balance is None or info.balance < amount:
-            attempts.append(f"ec: balance {info.balance} short of {amount}")
-            return None
-        now = s.now()
-        txn = Transaction(amount=amount, when=now)
-        app = s.run(process_application(cand.aid, fci, self.config, self.store, txn, now=now))
+        app = s.run(complete_ec_purchase(pending, self.config, self.store))
         if app.outcome != Outcome.APPROVED_OFFLINE:
             attempts.append(f"ec: {app.outcome.value} ({app.reason})")
             return None
@@ -136,12 +205,7 @@ class OneCardPos:
             SOURCE_EC, amount, app.available_offline_amount, ec=app, attempts=tuple(attempts)
         )
 
-    def _pay_ep(
-        self,
-        amount: int,
-        attempts: list[str],
-        on_intent: Callable[[PendingPurchase], None] | None,
-    ) -> OneCardSale | None:
+    def _pay_ep(self, amount: int, attempts: list[str]) -> OneCardSale | None:
         s = self.session
         try:
             info = s.run(epurse.select())
@@ -157,25 +221,14 @@ class OneCardPos:
             attempts.append(f"ep: {exc}")
             return None
         if balance < amount:
-            attempts.append(f"ep: balance {balance} short of {amount}")
+            attempts.append(short_of(SOURCE_EP, balance, amount))
             return None
         if not info.valid_on(s.now().date()):
             attempts.append("ep: application not valid today")
             return None
         try:
-            result = s.run(
-                epurse.purchase(
-                    info,
-                    s.sam,
-                    amount,
-                    s.now(),
-                    on_intent=on_intent,
-                    allow_balance_flag=self.allow_balance_flag,
-                )
-            )
+            sale = self.pos.pay(info, amount)
         except epurse.BalanceFlagSet as exc:
             attempts.append(f"ep: {exc}")
             return None
-        return OneCardSale(
-            SOURCE_EP, amount, result.balance_after, ep=result, attempts=tuple(attempts)
-        )
+        return OneCardSale(SOURCE_EP, amount, sale.balance_after, ep=sale, attempts=tuple(attempts))

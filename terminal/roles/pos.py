@@ -1,15 +1,20 @@
-"""Merchant POS: select the card, check it, debit the amount, journal it, keep the proof."""
+"""Merchant POS: select the card, check it, debit the amount through the journaled debit
+path, keep the proof."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
 from terminal.epurse.model import CardInfo, PurchaseResult
+from terminal.epurse.recovery import SETTLED, SUSPECT, Resolution
 from terminal.journal.journal import Journal, JournalRow
-from terminal.roles.journaling import record_intent, settle_open_rows
+from terminal.roles.debit import DebitPath, PurchaseStep
 from terminal.roles.session import TerminalSession
+
+RETRY_WINDOW = timedelta(seconds=120)
 
 
 class CardRefused(YikatongError):
@@ -18,28 +23,52 @@ class CardRefused(YikatongError):
 
 @dataclass(frozen=True)
 class Sale:
+    """A paid sale: its journal row (settled, or suspect when MAC2 was not verified) and,
+    when this tap made the debit, the card's answer. ``completed`` marks a sale that an
+    earlier, interrupted attempt had already debited: this tap only fetched its proof."""
+
     card: CardInfo
-    result: PurchaseResult
-    row: JournalRow | None = None
+    row: JournalRow
+    result: PurchaseResult | None = None
+    completed: bool = False
+    recovered: tuple[Resolution, ...] = field(default_factory=tuple)
+
+    @property
+    def amount(self) -> int:
+        return self.row.amount
+
+    @property
+    def balance_after(self) -> int:
+        return self.row.balance_after
+
+    @property
+    def verified(self) -> bool:
+        """The PSAM verified the card's MAC2 (or recovery fetched the card's proof)."""
+        return self.row.state == SETTLED
 
 
 class PointOfSale:
-    """One merchant terminal: a card reader, a PSAM and (for production use) a journal."""
+    """One merchant terminal: a card reader, a PSAM and its journal."""
 
     def __init__(
         self,
         session: TerminalSession,
-        journal: Journal | None = None,
+        journal: Journal,
         *,
         name: str = "POS",
         allow_balance_flag: bool = False,
+        retry_window: timedelta = RETRY_WINDOW,
     ):
         """``allow_balance_flag`` debits cards whose balance word has its top bit set (meaning
-        not public); by default they are refused with ``BalanceFlagSet`` before any debit."""
+        not public); by default they are refused with ``BalanceFlagSet`` before any debit.
+        ``retry_window``: an interrupted sale of the same amount on the same card this
+        recent, found debited when the card comes back, is this sale (not charged again)."""
         self.session = session
+        self.debits = DebitPath(session, journal)
         self.journal = journal
         self.name = name
         self.allow_balance_flag = allow_balance_flag
+        self.retry_window = retry_window
 
     def check_card(self, info: CardInfo) -> None:
         today = self.session.now().date()
@@ -48,33 +77,38 @@ class PointOfSale:
 
     def charge(self, amount: int) -> Sale:
         """Debit ``amount`` fen from the card in the field (torn debits settled first)."""
+        self.session.card_reader.connect()
+        return self.pay(self.session.run(flows.select()), amount)
+
+    def pay(self, info: CardInfo, amount: int) -> Sale:
+        """Debit ``amount`` fen from the EP application ``info`` (selected just now)."""
+        if amount <= 0:
+            raise ValueError("amount must be a positive number of fen")
         s = self.session
-        s.card_reader.connect()
-        info = s.run(flows.select())
         self.check_card(info)
-        journal = self.journal
-        if journal is None:
-            return Sale(
-                info,
-                s.run(
-                    flows.purchase(
-                        info, s.sam, amount, s.now(), allow_balance_flag=self.allow_balance_flag
-                    )
-                ),
-            )
-        settle_open_rows(s, journal, info)
-        pending = s.run(
-            flows.prepare_purchase(
-                info, s.sam, amount, s.now(), allow_balance_flag=self.allow_balance_flag
-            )
+        recovered = self.debits.recover(info)
+        resolutions = tuple(r for r, _ in recovered)
+        again = self._same_sale(recovered, amount)
+        if again is not None:
+            return Sale(info, again, completed=True, recovered=resolutions)
+        step = PurchaseStep.simple(
+            info, s, amount, s.now(), allow_balance_flag=self.allow_balance_flag
         )
-        row_id = record_intent(journal, pending, {"role": self.name})
-        try:
-            result = s.run(flows.complete_purchase(pending))
-        except CardError as exc:
-            journal.void(row_id, f"card refused DEBIT: {exc}")
-            raise
-        row = journal.settle(
-            row_id, tac=result.tac, mac2=result.mac2, mac2_verified=result.mac2_verified
-        )
-        return Sale(info, result, row)
+        debit = self.debits.debit(info, step, {"role": self.name})
+        return Sale(info, debit.row, debit.result, recovered=resolutions)
+
+    def _same_sale(
+        self, recovered: list[tuple[Resolution, JournalRow]], amount: int
+    ) -> JournalRow | None:
+        """The newest recovered debit that is this sale retried: this POS, same amount,
+        within the retry window."""
+        now = self.session.now()
+        for res, row in reversed(recovered):
+            if (
+                res.outcome in (SETTLED, SUSPECT)
+                and row.terminal_id == self.session.sam.terminal_id_hex
+                and row.amount == amount
+                and timedelta(0) <= now - row.txn_time <= self.retry_window
+            ):
+                return self.journal.get(row.id)
+        return None

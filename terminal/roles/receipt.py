@@ -1,4 +1,5 @@
-"""Kiosk receipts as plain text: what was done to which card, when, where, with its proof.
+"""Receipts as plain text (kiosk and merchant POS): what was done to which card, when,
+where, with its proof.
 
 A receipt shows the card number masked (the first 4 and last 4 digits stay), amounts in
 yuan formatted from integer fen, the kiosk's terminal id, the time, and the reference
@@ -33,11 +34,12 @@ class Receipt:
     card_number: str
     rows: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    heading: str = "yikatong 一卡通 self-service"
 
     def text(self) -> str:
         rule = "-" * WIDTH
         head = [
-            "yikatong 一卡通 self-service".center(WIDTH).rstrip(),
+            self.heading.center(WIDTH).rstrip(),
             self.title.center(WIDTH).rstrip(),
             rule,
             _row("Terminal", self.terminal_id),
@@ -124,3 +126,26 @@ def pickup_receipt(
         rows,
         [*(["Paid:", *item_lines] if item_lines else []), *notes],
     )
+
+
+def sale_receipt(
+    card_number: str,
+    terminal_id: str,
+    when: datetime,
+    amount: int,
+    paid_from: str,
+    balance: int | None,
+    proof: list[tuple[str, str]],
+    notes: list[str],
+    *,
+    merchant: str = "yikatong 一卡通",
+) -> Receipt:
+    """A merchant sale: amount, the purse that paid, the balance left and the proof
+    (terminal sequence and TAC for the T-Union purse, the card's cryptogram for EC)."""
+    rows = [
+        ("Amount", format_fen(amount)),
+        ("Paid from", paid_from),
+        ("Balance", format_fen(balance) if balance is not None else "-"),
+        *proof,
+    ]
+    return Receipt("SALE 消费", terminal_id, when, card_number, rows, notes, heading=merchant)

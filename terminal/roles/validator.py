@@ -26,7 +26,7 @@ from terminal.apdu.flow import Flow, card, sam
 from terminal.epurse import commands as c
 from terminal.epurse import flows
 from terminal.epurse.flows import BalanceFlagSet, CacheUpdate
-from terminal.epurse.model import CardInfo, PendingPurchase
+from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import SETTLED, SUSPECT, ProveCounter, Resolution
 from terminal.fares.engine import (
     INDUSTRY_BUS,
@@ -40,7 +40,7 @@ from terminal.fares.rules import FareRules
 from terminal.hotlist.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
 from terminal.money import format_fen
-from terminal.roles.journaling import record_intent, settle_open_rows
+from terminal.roles.debit import DebitPath, PaymentInterrupted, PurchaseStep
 from terminal.roles.session import TerminalSession
 from terminal.roles.trips import bus_record, metro_record, read_trip_state, trip_record
 from terminal.sam import commands as samc
@@ -99,6 +99,7 @@ class Validator:
     ):
         self.session = session
         self.journal = journal
+        self.debits = DebitPath(session, journal)
         self.hotlist = hotlist
         self.config = config
         sam_info = session.sam
@@ -131,7 +132,7 @@ class Validator:
                 return self._block(info, number)
             if not info.valid_on(now.date()):
                 return TapResult(False, "card expired or not yet valid", number)
-            recovered = settle_open_rows(s, self.journal, info, self.config.prove_counter)
+            recovered = self.debits.recover(info, counter=self.config.prove_counter)
             retry = timedelta(seconds=self.config.retry_window_seconds)
             paid = [
                 row
@@ -178,19 +179,19 @@ class Validator:
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)
 
+        step = PurchaseStep.composite(
+            info,
+            s,
+            decision.amount,
+            now,
+            cache_updates=updates,
+            issuer_factor=cfg.issuer_factor,
+            updates_before_mac1=cfg.updates_before_mac1,
+            allow_balance_flag=cfg.rules.allow_balance_flag,
+        )
         try:
-            pending = s.run(
-                flows.prepare_purchase(
-                    info,
-                    s.sam,
-                    decision.amount,
-                    now,
-                    capp=True,
-                    issuer_factor=cfg.issuer_factor,
-                    cache_updates=updates,
-                    updates_before_mac1=cfg.updates_before_mac1,
-                    allow_balance_flag=cfg.rules.allow_balance_flag,
-                )
+            debit = self.debits.debit(
+                info, step, self._context(decision), counter=cfg.prove_counter
             )
         except BalanceFlagSet as exc:
             return TapResult(False, f"not charged: {exc}", number, notes=decision.notes)
@@ -198,11 +199,7 @@ class Validator:
             return TapResult(
                 False, "insufficient balance", number, decision.amount, notes=decision.notes
             )
-        row_id = self._intent(pending, decision)
-        try:
-            result = s.run(flows.complete_purchase(pending))
-        except TransportError as exc:
-            log.warning("DEBIT torn for card %s (journal row %d): %s", number, row_id, exc)
+        except PaymentInterrupted:
             return TapResult(
                 False,
                 "card removed during payment: tap again",
@@ -210,12 +207,7 @@ class Validator:
                 decision.amount,
                 notes=decision.notes,
             )
-        except CardError as exc:
-            self.journal.void(row_id, f"card refused DEBIT: {exc}")
-            raise
-        row = self.journal.settle(
-            row_id, tac=result.tac, mac2=result.mac2, mac2_verified=result.mac2_verified
-        )
+        result, row = debit.result, debit.row
         message = "paid" if result.mac2_verified else "paid (MAC2 not verified: suspect)"
         return TapResult(
             True,
@@ -245,17 +237,13 @@ class Validator:
         out.append(CacheUpdate.trip(trip_record(decision, self.place, op, now, after)))
         return out
 
-    def _intent(self, p: PendingPurchase, decision: FareDecision) -> int:
-        return record_intent(
-            self.journal,
-            p,
-            {
-                "mode": str(self.config.mode),
-                "station": self.place.station,
-                "line": self.place.line.hex().upper(),
-                "notes": list(decision.notes),
-            },
-        )
+    def _context(self, decision: FareDecision) -> dict[str, object]:
+        return {
+            "mode": str(self.config.mode),
+            "station": self.place.station,
+            "line": self.place.line.hex().upper(),
+            "notes": list(decision.notes),
+        }
 
     # -- hotlist ---------------------------------------------------------------------------
     def _block(self, info: CardInfo, number: str) -> TapResult:

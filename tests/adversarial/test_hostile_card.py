@@ -104,17 +104,23 @@ def test_pos_refuses_a_flagged_card_and_journals_nothing(tmp_path: Path, clock) 
             pos.charge(150)
         assert journal.rows() == []
     assert (card.balance, card.state.offline_atc, card.state.log) == (BALANCE, 0, [])
-    allowed = PointOfSale(session_for(card, clock), allow_balance_flag=True).charge(150)
-    assert allowed.result.balance_after == BALANCE - 150 == card.balance
+    with Journal(tmp_path / "allowing.db") as journal:
+        allowed = PointOfSale(session_for(card, clock), journal, allow_balance_flag=True)
+        assert allowed.charge(150).balance_after == BALANCE - 150 == card.balance
+        assert journal.totals()["settled"] == (1, 150)
 
 
-def test_one_card_pos_refuses_the_ep_on_get_balance(clock) -> None:  # type: ignore[no-untyped-def]
+def test_one_card_pos_refuses_the_ep_on_get_balance(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     from terminal.emv.ca_keys import CaKeyStore
     from terminal.emv.config import TerminalConfig
     from terminal.roles.onecard_pos import PaymentRule
 
     card = flagged_card()
-    pos = OneCardPos(session_for(card, clock), TerminalConfig(), CaKeyStore(), PaymentRule(("ep",)))
-    with pytest.raises(PaymentRefused, match="ep: the card's balance word has its top bit set"):
-        pos.charge(150)
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = OneCardPos(
+            session_for(card, clock), journal, TerminalConfig(), CaKeyStore(), PaymentRule(("ep",))
+        )
+        with pytest.raises(PaymentRefused, match="ep: the card's balance word has its top bit set"):
+            pos.charge(150)
+        assert journal.rows() == []
     assert (card.balance, card.state.offline_atc) == (BALANCE, 0)

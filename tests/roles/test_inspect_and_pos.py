@@ -12,6 +12,7 @@ from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, TerminalConfig
 from terminal.emv.kernel import Outcome
 from terminal.emv.oda import OdaMethod
 from terminal.emv.selection import CONTACT, CONTACTLESS
+from terminal.journal import Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.inspect import inspect_card
 from terminal.roles.onecard_pos import OneCardPos, PaymentRefused, PaymentRule
@@ -86,11 +87,17 @@ def test_a_broken_application_is_reported_and_the_others_still_read() -> None:
 
 
 @pytest.fixture
-def pos_for(psam, clock):  # type: ignore[no-untyped-def]
+def journal(tmp_path):  # type: ignore[no-untyped-def]
+    with Journal(tmp_path / "pos.db") as j:
+        yield j
+
+
+@pytest.fixture
+def pos_for(psam, clock, journal):  # type: ignore[no-untyped-def]
     def make(card, rule: PaymentRule | None = None) -> OneCardPos:  # type: ignore[no-untyped-def]
         session = TerminalSession(SimReader(card), SimReader(psam), clock=clock)
         session.start()
-        return OneCardPos(session, CONFIG, STORE, rule)
+        return OneCardPos(session, journal, CONFIG, STORE, rule)
 
     return make
 
@@ -101,13 +108,15 @@ def test_ec_first_rule_pays_from_electronic_cash(pos_for) -> None:  # type: igno
     assert sale.source == "ec" and sale.balance_after == 3_800
     assert sale.ec is not None and sale.ec.cryptogram is not None
     assert card.app("emv").ec_balance == 3_800 and card.app("epurse").card.balance == 5_000
+    assert not sale.journaled  # the journal has no EC record yet
 
 
-def test_short_ec_falls_back_to_the_ep(pos_for) -> None:  # type: ignore[no-untyped-def]
+def test_short_ec_falls_back_to_the_ep(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
     card = resident_card(1, ec_balance=500, ep_balance=5_000)
     sale = pos_for(card).charge(1_200)
     assert sale.source == "ep" and sale.balance_after == 3_800
-    assert sale.ep is not None and sale.ep.mac2_verified
+    assert sale.ep is not None and sale.ep.verified and sale.journaled
+    assert journal.totals()["settled"] == (1, 1_200)
     assert any("ec: balance" in a for a in sale.attempts)
     assert card.app("emv").ec_balance == 500
 
@@ -120,11 +129,12 @@ def test_capped_ep_first_rule(pos_for) -> None:  # type: ignore[no-untyped-def]
     assert pos.charge(900).source == "ec"
 
 
-def test_refused_when_no_source_can_pay(pos_for) -> None:  # type: ignore[no-untyped-def]
+def test_refused_when_no_source_can_pay(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
     card = resident_card(1, ec_balance=100, ep_balance=100)
     with pytest.raises(PaymentRefused) as err:
         pos_for(card).charge(1_000)
     assert len(err.value.attempts) == 2
+    assert journal.rows() == []
 
 
 def test_emv_only_card_cannot_use_the_ep(pos_for) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from simulators.iso_dep_card import IsoDepCard, UdpCardEmulator
 from simulators.profiles import demo_card, demo_psam
 from terminal.apdu.errors import CardRemoved, NoCard
 from terminal.epurse import flows
+from terminal.journal import Journal
 from terminal.readers.events import EventKind, EventQueue
 from terminal.readers.nfc import NfcReader, atr_for_type_a, atr_for_type_b
 from terminal.readers.sim import SimReader
@@ -58,7 +59,7 @@ def test_type_a_atr_is_built_from_the_ats_historical_bytes(card_a, nfc_reader) -
     assert nfc_reader.connect() == card.atr  # PC/SC part 3: 3B 8n 80 01 + ATS historicals
 
 
-def test_read_and_purchase_over_iso_dep(card_a, nfc_reader, clock) -> None:
+def test_read_and_purchase_over_iso_dep(card_a, nfc_reader, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Card over NFC, PSAM in a contact slot (in process): a whole purchase."""
     _, card = card_a
     assert nfc_reader.wait_for_card(5.0)
@@ -66,8 +67,9 @@ def test_read_and_purchase_over_iso_dep(card_a, nfc_reader, clock) -> None:
     session.start()
     snap = session.run(flows.read_card())
     assert snap.balance == 2_500 and snap.info.serial == card.serial
-    sale = PointOfSale(session).charge(450)
-    assert sale.result.balance_after == 2_050 and sale.result.mac2_verified
+    with Journal(tmp_path / "pos.db") as journal:
+        sale = PointOfSale(session, journal).charge(450)
+    assert sale.balance_after == 2_050 and sale.verified and sale.row.amount == 450
     assert card.balance == 2_050
 
 

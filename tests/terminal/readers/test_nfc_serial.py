@@ -12,6 +12,7 @@ from simulators.pn532 import ACK, SYNTAX_ERROR, Pn532Emulator, build_frame
 from simulators.profiles import demo_card, demo_psam
 from terminal.apdu.errors import CardRemoved, ReaderUnavailable
 from terminal.epurse import flows
+from terminal.journal import Journal
 from terminal.readers.nfc import NfcReader, open_frontend
 from terminal.readers.sim import SimReader
 from terminal.readers.spec import open_reader
@@ -39,7 +40,7 @@ def test_nfcpy_pn532_driver_initialises_against_the_emulator(pn532) -> None:
     assert emulator.commands[-1] == 0x16  # PowerDown when nfcpy closes the device
 
 
-def test_read_and_purchase_through_a_serial_pn532(pn532, clock) -> None:
+def test_read_and_purchase_through_a_serial_pn532(pn532, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     emulator, card = pn532
     reader = open_reader(f"nfc:{emulator.path}")
     assert isinstance(reader, NfcReader)
@@ -49,8 +50,9 @@ def test_read_and_purchase_through_a_serial_pn532(pn532, clock) -> None:
         session = TerminalSession(reader, SimReader(demo_psam("310000000521")), clock=clock)
         session.start()
         assert session.run(flows.read_card()).balance == 3_000
-        sale = PointOfSale(session).charge(125)
-        assert sale.result.balance_after == 2_875 and card.balance == 2_875
+        with Journal(tmp_path / "pos.db") as journal:
+            sale = PointOfSale(session, journal).charge(125)
+        assert sale.balance_after == 2_875 and card.balance == 2_875
         assert 0x4A in emulator.commands and 0x42 in emulator.commands
     finally:
         reader.close()

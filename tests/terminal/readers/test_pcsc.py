@@ -15,6 +15,7 @@ from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable, TransportError
 from terminal.epurse import flows
 from terminal.epurse.commands import AID_TUNION_EP
+from terminal.journal import Journal
 from terminal.readers.events import EventKind, EventQueue
 from terminal.readers.pcsc import PcscMonitor, PcscReader, list_readers, match_reader
 from terminal.readers.spec import ReaderSpecError, open_reader
@@ -83,8 +84,10 @@ def test_read_card_end_to_end(terminal) -> None:
 
 def test_purchase_end_to_end_updates_the_card_file(terminal, hsm, tmp_path: Path) -> None:
     session, _, _ = terminal
-    sale = PointOfSale(session).charge(1_250)
+    with Journal(tmp_path / "pos.db") as journal:
+        sale = PointOfSale(session, journal).charge(1_250)
     r = sale.result
+    assert r is not None and sale.row.state == "settled"
     assert r.balance_after == 3_750 and r.mac2_verified
     assert hsm.purchase_tac_valid(
         issuer_id=r.pending.issuer_id,
