@@ -246,7 +246,8 @@ def parse_batch(
     max_records: int = MAX_BATCH_RECORDS,
     max_balance: int = MAX_BALANCE,
 ) -> Batch:
-    """Validate a whole upload body; raises a refusal (``Malformed``, ``Invalid`` …) naming the first bad record.
+    """Validate a whole upload body; a refusal (``Malformed``, ``Invalid`` …) names the first
+    bad record.
 
     ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``)."""
     require_upload(terminal, PURCHASE)
