@@ -12,7 +12,9 @@ Each ``verify_*`` recomputes the cryptogram and compares it in constant time, ra
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
+from typing import Concatenate, ParamSpec
 
 from terminal.apdu.errors import MacMismatch
 from terminal.apdu.status import SW
@@ -27,6 +29,8 @@ from terminal.epurse.layouts import (
     PurchaseTacInput,
 )
 from terminal.layout import build
+
+P = ParamSpec("P")
 
 
 def purchase_mac1(
@@ -131,105 +135,24 @@ def load_tac(
     return pboc_mac(tac_key(card_tac_key), data)
 
 
-def _verify(what: str, expected: bytes, given: bytes) -> None:
-    if not secrets.compare_digest(expected, bytes(given)):
-        raise MacMismatch(SW.MAC_ERROR, detail=f"{what} does not verify")
+def _verifier(
+    what: str, cryptogram: Callable[Concatenate[bytes, P], bytes]
+) -> Callable[Concatenate[bytes, bytes, P], None]:
+    """``verify(key, given, **fields)`` for ``cryptogram``: recompute it and compare in constant
+    time; ``MacMismatch`` when ``given`` differs."""
+
+    def verify(key: bytes, given: bytes, /, *args: P.args, **fields: P.kwargs) -> None:
+        if not secrets.compare_digest(cryptogram(key, *args, **fields), bytes(given)):
+            raise MacMismatch(SW.MAC_ERROR, detail=f"{what} does not verify")
+
+    verify.__name__ = f"verify_{cryptogram.__name__}"
+    verify.__doc__ = f"``MacMismatch`` unless ``given`` is the {what} over these fields."
+    return verify
 
 
-def verify_purchase_mac1(
-    session_key: bytes,
-    mac1: bytes,
-    *,
-    amount: int,
-    txn_type: int,
-    terminal_id: bytes,
-    when: datetime,
-) -> None:
-    """``MacMismatch`` unless ``mac1`` is the purchase MAC1 over these fields."""
-    expected = purchase_mac1(
-        session_key, amount=amount, txn_type=txn_type, terminal_id=terminal_id, when=when
-    )
-    _verify("purchase MAC1", expected, mac1)
-
-
-def verify_purchase_mac2(session_key: bytes, mac2: bytes, *, amount: int) -> None:
-    """``MacMismatch`` unless ``mac2`` is the card's MAC2 for this amount."""
-    _verify("purchase MAC2", purchase_mac2(session_key, amount=amount), mac2)
-
-
-def verify_purchase_tac(
-    card_tac_key: bytes,
-    tac: bytes,
-    *,
-    amount: int,
-    txn_type: int,
-    terminal_id: bytes,
-    terminal_seq: int,
-    when: datetime,
-) -> None:
-    """``MacMismatch`` unless ``tac`` is the card's purchase TAC over these fields."""
-    expected = purchase_tac(
-        card_tac_key,
-        amount=amount,
-        txn_type=txn_type,
-        terminal_id=terminal_id,
-        terminal_seq=terminal_seq,
-        when=when,
-    )
-    _verify("purchase TAC", expected, tac)
-
-
-def verify_load_mac1(
-    session_key: bytes,
-    mac1: bytes,
-    *,
-    balance: int,
-    amount: int,
-    terminal_id: bytes,
-    txn_type: int = TxnType.EP_LOAD,
-) -> None:
-    """``MacMismatch`` unless ``mac1`` is the card's load MAC1 over these fields."""
-    expected = load_mac1(
-        session_key, balance=balance, amount=amount, terminal_id=terminal_id, txn_type=txn_type
-    )
-    _verify("load MAC1", expected, mac1)
-
-
-def verify_load_mac2(
-    session_key: bytes,
-    mac2: bytes,
-    *,
-    amount: int,
-    terminal_id: bytes,
-    when: datetime,
-    txn_type: int = TxnType.EP_LOAD,
-) -> None:
-    """``MacMismatch`` unless ``mac2`` is the host's load MAC2 over these fields."""
-    expected = load_mac2(
-        session_key, amount=amount, terminal_id=terminal_id, when=when, txn_type=txn_type
-    )
-    _verify("load MAC2", expected, mac2)
-
-
-def verify_load_tac(
-    card_tac_key: bytes,
-    tac: bytes,
-    *,
-    new_balance: int,
-    online_atc: int,
-    amount: int,
-    terminal_id: bytes,
-    when: datetime,
-    txn_type: int = TxnType.EP_LOAD,
-) -> None:
-    """``MacMismatch`` unless ``tac`` is the card's load TAC over these fields."""
-    expected = load_tac(
-        card_tac_key,
-        new_balance=new_balance,
-        online_atc=online_atc,
-        amount=amount,
-        terminal_id=terminal_id,
-        when=when,
-        txn_type=txn_type,
-    )
-    _verify("load TAC", expected, tac)
+verify_purchase_mac1 = _verifier("purchase MAC1", purchase_mac1)
+verify_purchase_mac2 = _verifier("purchase MAC2", purchase_mac2)
+verify_purchase_tac = _verifier("purchase TAC", purchase_tac)
+verify_load_mac1 = _verifier("load MAC1", load_mac1)
+verify_load_mac2 = _verifier("load MAC2", load_mac2)
+verify_load_tac = _verifier("load TAC", load_tac)
