@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec
 
 from terminal.apdu.errors import MacMismatch
 from terminal.apdu.status import SW
@@ -33,19 +33,26 @@ from terminal.layout import build
 P = ParamSpec("P")
 
 
+def _mac(key: bytes, layout: Any, when: datetime | None = None, **fields: Any) -> bytes:
+    """The PBOC MAC under ``key`` over ``layout`` built from ``fields`` (and ``when``'s date
+    and time, for the layouts that carry them)."""
+    if when is not None:
+        fields.update(date=when.date(), time=when.time())
+    return pboc_mac(key, build(layout, **fields))
+
+
 def purchase_mac1(
     session_key: bytes, *, amount: int, txn_type: int, terminal_id: bytes, when: datetime
 ) -> bytes:
     """The PSAM's MAC1 for DEBIT FOR PURCHASE: amount, type, terminal id, date and time."""
-    data = build(
+    return _mac(
+        session_key,
         PurchaseMac1Input,
+        when,
         amount=amount,
         txn_type=txn_type,
         terminal_id=terminal_id,
-        date=when.date(),
-        time=when.time(),
     )
-    return pboc_mac(session_key, data)
 
 
 def purchase_mac2(session_key: bytes, *, amount: int) -> bytes:
@@ -62,17 +69,17 @@ def purchase_tac(
     terminal_seq: int,
     when: datetime,
 ) -> bytes:
-    """The card's purchase TAC under its 16-byte TAC key (the MAC key is derived here)."""
-    data = build(
+    """The card's purchase TAC under its 16-byte TAC key (the MAC key is derived here):
+    amount, type, terminal id, terminal sequence number, date and time."""
+    return _mac(
+        tac_key(card_tac_key),
         PurchaseTacInput,
+        when,
         amount=amount,
         txn_type=txn_type,
         terminal_id=terminal_id,
         terminal_seq=terminal_seq,
-        date=when.date(),
-        time=when.time(),
     )
-    return pboc_mac(tac_key(card_tac_key), data)
 
 
 def load_mac1(
@@ -84,10 +91,14 @@ def load_mac1(
     txn_type: int = TxnType.EP_LOAD,
 ) -> bytes:
     """The card's MAC1 in its INITIALIZE FOR LOAD answer: balance before, amount, type, id."""
-    data = build(
-        LoadMac1Input, balance=balance, amount=amount, txn_type=txn_type, terminal_id=terminal_id
+    return _mac(
+        session_key,
+        LoadMac1Input,
+        balance=balance,
+        amount=amount,
+        txn_type=txn_type,
+        terminal_id=terminal_id,
     )
-    return pboc_mac(session_key, data)
 
 
 def load_mac2(
@@ -99,15 +110,14 @@ def load_mac2(
     txn_type: int = TxnType.EP_LOAD,
 ) -> bytes:
     """The host's MAC2 for CREDIT FOR LOAD: amount, type, terminal id, host date and time."""
-    data = build(
+    return _mac(
+        session_key,
         LoadMac2Input,
+        when,
         amount=amount,
         txn_type=txn_type,
         terminal_id=terminal_id,
-        date=when.date(),
-        time=when.time(),
     )
-    return pboc_mac(session_key, data)
 
 
 def load_tac(
@@ -122,17 +132,16 @@ def load_tac(
 ) -> bytes:
     """The card's load TAC under its 16-byte TAC key: new balance, online ATC (before the
     load), amount, type, terminal id, date and time."""
-    data = build(
+    return _mac(
+        tac_key(card_tac_key),
         LoadTacInput,
+        when,
         new_balance=new_balance,
         online_atc=online_atc,
         amount=amount,
         txn_type=txn_type,
         terminal_id=terminal_id,
-        date=when.date(),
-        time=when.time(),
     )
-    return pboc_mac(tac_key(card_tac_key), data)
 
 
 def _verifier(
