@@ -2,7 +2,7 @@
 
 Tokens are 256-bit random strings, so a plain hash at rest is enough (no password
 stretching needed); the plaintext is shown once, when the terminal is registered or its
-token rotated. Unknown tokens get 401, revoked terminals 403.
+token rotated. Unknown tokens are ``Unauthenticated``, revoked terminals ``Forbidden``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def list_terminals(db: Database) -> list[Terminal]:
 
 
 def authenticate(db: Database, authorization: str | None) -> Terminal:
-    """The terminal behind an ``Authorization: Bearer`` header, or a 401/403 refusal."""
+    """The terminal behind an ``Authorization: Bearer`` header; ``Unauthenticated`` or
+    ``Forbidden`` (revoked) otherwise."""
     if not authorization:
         raise Unauthenticated("unauthenticated", "missing Authorization: Bearer token")
     scheme, _, token = authorization.partition(" ")
@@ -143,7 +144,7 @@ def require_role(terminal: Terminal, *roles: str) -> None:
 
 
 def require_upload(terminal: Terminal, kind: str) -> None:
-    """Refuse (403 ``wrong_role``) a terminal uploading records its role never makes."""
+    """Refuse (``Forbidden`` ``wrong_role``) a terminal uploading records its role never makes."""
     if kind not in UPLOAD_KINDS.get(terminal.role, frozenset()):
         allowed = sorted(r for r, kinds in UPLOAD_KINDS.items() if kind in kinds)
         raise Forbidden(

@@ -129,7 +129,7 @@ def _row(r: Any) -> BookCard:
 
 def card_number_of(text: str) -> str:
     """A card number a person typed (full-width digits allowed) as its 19 ASCII digits;
-    a 422 refusal for anything else, so two spellings never name two cards."""
+    an ``Invalid`` refusal for anything else, so two spellings never name two cards."""
     try:
         return digits(text, "card number", length=19)
     except TextError as exc:
@@ -193,7 +193,7 @@ def _int(doc: dict[str, Any], key: str, index: int, lo: int, hi: int, *, optiona
 
 
 def check_record(doc: Any, index: int = 0) -> dict[str, Any]:
-    """The record if it is a well-formed issuance record, else a 422 naming what is wrong."""
+    """The record if it is a well-formed issuance record, else ``Invalid`` naming what is wrong."""
     if not isinstance(doc, dict):
         raise _bad(index, "must be a JSON object")
     if doc.get("schema") != RECORD_SCHEMA:
@@ -629,7 +629,7 @@ def proven_balance(
     issuance record of the card's own desk; a later load still unresolved is a refusal.
     Taken off: every purchase dated from the anchor on, each of which must be settled with
     a verified TAC, within ``clock_skew`` of now, claim the running balance as its balance
-    before, and follow the previous one's offline counter. Anything else is a 409 refusal
+    before, and follow the previous one's offline counter. Anything else is a ``Conflict``
     listing what is wrong, never a number."""
     rules = rules or CarryRules()
     card_number = card_number_of(card_number)

@@ -89,7 +89,7 @@ class BatchResult:
 
 
 class _Bad(Exception):
-    """One field of one record is wrong (turned into a 422 naming the record)."""
+    """One field of one record is wrong (turned into ``Invalid`` naming the record)."""
 
 
 def _int(rec: dict[str, Any], key: str, lo: int, hi: int) -> int:
