@@ -2,7 +2,7 @@
 
 Tokens are 256-bit random strings, so a plain hash at rest is enough (no password
 stretching needed); the plaintext is shown once, when the terminal is registered or its
-token rotated. Unknown tokens get 401, revoked terminals 403.
+token rotated. Unknown tokens are ``Unauthenticated``, revoked terminals ``Forbidden``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from gateway.storage import Database, now_ms
 
 TERMINAL_ID = re.compile(r"^[0-9A-F]{12}\Z")
@@ -57,16 +57,16 @@ def register_terminal(
     """Add a terminal (PSAM terminal id, 12 hex digits) and return its new token."""
     terminal_id = terminal_id.upper()
     if not TERMINAL_ID.match(terminal_id):
-        raise unprocessable("bad_terminal_id", "terminal id must be 12 hex digits (6 bytes)")
+        raise Invalid("bad_terminal_id", "terminal id must be 12 hex digits (6 bytes)")
     if not OPERATOR_ID.match(operator_id):
-        raise unprocessable("bad_operator_id", "operator id must be 1-32 letters, digits, _.-")
+        raise Invalid("bad_operator_id", "operator id must be 1-32 letters, digits, _.-")
     if role not in ROLES:
-        raise unprocessable("bad_role", f"role must be one of {', '.join(ROLES)}")
+        raise Invalid("bad_role", f"role must be one of {', '.join(ROLES)}")
     token = new_token()
     with db.tx() as cur:
         cur.execute("SELECT 1 FROM terminals WHERE terminal_id = ?", (terminal_id,))
         if cur.fetchone() is not None:
-            raise conflict("terminal_exists", f"terminal {terminal_id} is already registered")
+            raise Conflict("terminal_exists", f"terminal {terminal_id} is already registered")
         cur.execute(
             "INSERT INTO terminals (terminal_id, operator_id, role, name, token_hash, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -84,7 +84,7 @@ def rotate_token(db: Database, terminal_id: str) -> str:
             (hash_token(token), terminal_id.upper()),
         )
         if cur.rowcount != 1:
-            raise not_found("unknown_terminal", f"no terminal {terminal_id.upper()}")
+            raise NotFound("unknown_terminal", f"no terminal {terminal_id.upper()}")
     return token
 
 
@@ -97,7 +97,7 @@ def revoke_terminal(db: Database, terminal_id: str) -> None:
         if cur.rowcount != 1:
             cur.execute("SELECT 1 FROM terminals WHERE terminal_id = ?", (terminal_id.upper(),))
             if cur.fetchone() is None:
-                raise not_found("unknown_terminal", f"no terminal {terminal_id.upper()}")
+                raise NotFound("unknown_terminal", f"no terminal {terminal_id.upper()}")
 
 
 def get_terminal(db: Database, terminal_id: str) -> Terminal | None:
@@ -114,29 +114,29 @@ def list_terminals(db: Database) -> list[Terminal]:
 
 
 def authenticate(db: Database, authorization: str | None) -> Terminal:
-    """The terminal behind an ``Authorization: Bearer`` header, or a 401/403 refusal."""
+    """The terminal behind an ``Authorization: Bearer`` header; ``Unauthenticated`` or
+    ``Forbidden`` (revoked) otherwise."""
     if not authorization:
-        raise GatewayError(401, "unauthenticated", "missing Authorization: Bearer token")
+        raise Unauthenticated("unauthenticated", "missing Authorization: Bearer token")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise GatewayError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
+        raise Unauthenticated("unauthenticated", "Authorization must be 'Bearer <token>'")
     with db.tx() as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM terminals WHERE token_hash = ?", (hash_token(token.strip()),)
         )
         r = cur.fetchone()
     if r is None:
-        raise GatewayError(401, "unauthenticated", "unknown terminal credentials")
+        raise Unauthenticated("unauthenticated", "unknown terminal credentials")
     terminal = _row(r)
     if terminal.revoked:
-        raise GatewayError(403, "revoked", f"terminal {terminal.terminal_id} is revoked")
+        raise Forbidden("revoked", f"terminal {terminal.terminal_id} is revoked")
     return terminal
 
 
 def require_role(terminal: Terminal, *roles: str) -> None:
     if terminal.role not in roles:
-        raise GatewayError(
-            403,
+        raise Forbidden(
             "wrong_role",
             f"terminal {terminal.terminal_id} is a {terminal.role}, "
             f"this needs {' or '.join(roles)}",
@@ -144,11 +144,10 @@ def require_role(terminal: Terminal, *roles: str) -> None:
 
 
 def require_upload(terminal: Terminal, kind: str) -> None:
-    """Refuse (403 ``wrong_role``) a terminal uploading records its role never makes."""
+    """Refuse (``Forbidden`` ``wrong_role``) a terminal uploading records its role never makes."""
     if kind not in UPLOAD_KINDS.get(terminal.role, frozenset()):
         allowed = sorted(r for r, kinds in UPLOAD_KINDS.items() if kind in kinds)
-        raise GatewayError(
-            403,
+        raise Forbidden(
             "wrong_role",
             f"terminal {terminal.terminal_id} is a {terminal.role}; {kind} records are "
             f"uploaded only by {' or '.join(allowed)} terminals",

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from gateway import hotlist
-from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms
 from terminal.epurse.host import LoadDeclined
@@ -129,11 +129,11 @@ def _row(r: Any) -> BookCard:
 
 def card_number_of(text: str) -> str:
     """A card number a person typed (full-width digits allowed) as its 19 ASCII digits;
-    a 422 refusal for anything else, so two spellings never name two cards."""
+    an ``Invalid`` refusal for anything else, so two spellings never name two cards."""
     try:
         return digits(text, "card number", length=19)
     except TextError as exc:
-        raise unprocessable("bad_card_number", str(exc)) from None
+        raise Invalid("bad_card_number", str(exc)) from None
 
 
 def _get(cur: Cursor, card_number: str) -> BookCard | None:
@@ -168,8 +168,8 @@ def registry_lookup(db: Database) -> Any:
 
 
 # -- validation -----------------------------------------------------------------------------
-def _bad(index: int, reason: str) -> GatewayError:
-    return unprocessable("bad_record", f"record {index}: {reason}")
+def _bad(index: int, reason: str) -> Refused:
+    return Invalid("bad_record", f"record {index}: {reason}")
 
 
 def _time(doc: dict[str, Any], key: str, index: int, *, optional: bool = True) -> None:
@@ -193,7 +193,7 @@ def _int(doc: dict[str, Any], key: str, index: int, lo: int, hi: int, *, optiona
 
 
 def check_record(doc: Any, index: int = 0) -> dict[str, Any]:
-    """The record if it is a well-formed issuance record, else a 422 naming what is wrong."""
+    """The record if it is a well-formed issuance record, else ``Invalid`` naming what is wrong."""
     if not isinstance(doc, dict):
         raise _bad(index, "must be a JSON object")
     if doc.get("schema") != RECORD_SCHEMA:
@@ -317,9 +317,9 @@ def ingest(db: Database, desk_id: str, records: list[Any]) -> list[dict[str, Any
     replaced card among them is put on the gateway's hotlist.
     """
     if not isinstance(records, list):
-        raise unprocessable("bad_layout", "records must be a list")
+        raise Invalid("bad_layout", "records must be a list")
     if len(records) > MAX_RECORDS:
-        raise GatewayError(413, "too_many_records", f"at most {MAX_RECORDS} records per request")
+        raise TooLarge("too_many_records", f"at most {MAX_RECORDS} records per request")
     docs = [check_record(doc, i) for i, doc in enumerate(records)]
     answers = []
     now = now_ms()
@@ -382,17 +382,15 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
     try:
         id_number = code(id_number, "ID number").upper()
     except TextError as exc:
-        raise unprocessable("bad_id_number", str(exc)) from None
+        raise Invalid("bad_id_number", str(exc)) from None
     with db.tx() as cur:
         card = _get(cur, card_number)
         if card is None:
-            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+            raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
         if card.id_number != id_number:
-            raise GatewayError(
-                403, "not_the_holder", "the ID number given is not the card holder's"
-            )
+            raise Forbidden("not_the_holder", "the ID number given is not the card holder's")
         if card.state in (CardState.PENDING, CardState.VOID):
-            raise conflict("not_active", f"card {card_number} is {card.state}, not in use")
+            raise Conflict("not_active", f"card {card_number} is {card.state}, not in use")
         if card.state == CardState.ACTIVE:
             cur.execute(
                 "UPDATE cards SET lost_at = ?, lost_via = ?, updated_at = ? WHERE card_number = ?",
@@ -446,8 +444,8 @@ class _Purchase:
         return f"terminal {self.terminal_id} seq {self.terminal_seq}"
 
 
-def _unproven(card_number: str, problems: list[str]) -> GatewayError:
-    return conflict(
+def _unproven(card_number: str, problems: list[str]) -> Refused:
+    return Conflict(
         "balance_unproven",
         f"the balance of card {card_number} cannot be proven from verified records, so "
         f"nothing may be carried; read the old card or settle it at the back office: "
@@ -458,7 +456,7 @@ def _unproven(card_number: str, problems: list[str]) -> GatewayError:
 def _check_settled(cur: Cursor, card: BookCard, rules: CarryRules) -> None:
     """Refuse unless the card is lost and its hotlist entry has been out ``settling`` long."""
     if card.state not in (CardState.LOST, CardState.REPLACED):
-        raise conflict(
+        raise Conflict(
             "card_in_use",
             f"card {card.card_number} is {card.state}, not reported lost: report it lost "
             "(挂失) first; its balance is given once late offline debits have had time "
@@ -470,14 +468,14 @@ def _check_settled(cur: Cursor, card: BookCard, rules: CarryRules) -> None:
         row = cur.fetchone()
         published = None if row is None else int(row[0])
     if published is None:
-        raise conflict(
+        raise Conflict(
             "balance_settling",
             f"card {card.card_number} is not on the gateway's hotlist yet; try again later",
         )
     until = published + int(rules.settling.total_seconds() * 1000)
     if now_ms() < until:
         after = datetime.fromtimestamp(until / 1000).replace(microsecond=0)
-        raise conflict(
+        raise Conflict(
             "balance_settling",
             f"card {card.card_number} was hotlisted at "
             f"{datetime.fromtimestamp(published / 1000):%Y-%m-%d %H:%M}; offline transactions "
@@ -631,14 +629,14 @@ def proven_balance(
     issuance record of the card's own desk; a later load still unresolved is a refusal.
     Taken off: every purchase dated from the anchor on, each of which must be settled with
     a verified TAC, within ``clock_skew`` of now, claim the running balance as its balance
-    before, and follow the previous one's offline counter. Anything else is a 409 refusal
+    before, and follow the previous one's offline counter. Anything else is a ``Conflict``
     listing what is wrong, never a number."""
     rules = rules or CarryRules()
     card_number = card_number_of(card_number)
     with db.tx() as cur:
         card = _get(cur, card_number)
         if card is None:
-            raise not_found("unknown_card", f"card {card_number} is not in the gateway's card book")
+            raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
         _check_settled(cur, card, rules)
         purchases = _purchases(cur, card)
         every_load = _loads(cur, card)

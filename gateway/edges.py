@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import GatewayError
+from gateway.errors import Refused, TooLarge
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -63,8 +63,8 @@ DbInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 DbId = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(413, "too_large", f"this endpoint takes a body of at most {limit} bytes")
+def too_large(limit: int) -> TooLarge:
+    return TooLarge("too_large", f"this endpoint takes a body of at most {limit} bytes")
 
 
 class _Disconnected(Exception):
@@ -92,7 +92,7 @@ class BodyLimit:
     """ASGI middleware: authenticate requests with a body from their headers, then bound it.
 
     ``limit_for(path)`` gives a route's byte limit; ``gate(path, headers)`` raises
-    ``GatewayError`` for a caller the route would refuse; ``refuse(path, error)`` renders
+    ``Refused`` for a caller the route would refuse; ``refuse(path, error)`` renders
     a refusal the way the app does.
     """
 
@@ -102,7 +102,7 @@ class BodyLimit:
         *,
         limit_for: Callable[[str], int],
         gate: Callable[[str, Headers], Awaitable[None]],
-        refuse: Callable[[str, GatewayError], Response],
+        refuse: Callable[[str, Refused], Response],
     ):
         self.app = app
         self.limit_for = limit_for
@@ -125,7 +125,7 @@ class BodyLimit:
             if length is not None and int(length) > limit:
                 raise too_large(limit)
             body = await read_body(receive, limit)
-        except GatewayError as exc:
+        except Refused as exc:
             response = self.refuse(path, exc)
             response.headers["connection"] = "close"
             await response(scope, receive, send)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.errors import unprocessable
+from gateway.errors import Invalid
 from gateway.storage import POSTGRES, Database, now_ms
 
 ADD = "add"
@@ -42,7 +42,7 @@ def canonical_id(name: str, value: str) -> str:
     digits; anything else is refused (a serial with a newline is not another card)."""
     text = value.strip().upper()
     if not _HEX16.fullmatch(text):
-        raise unprocessable("bad_card", f"{name} must be exactly 16 hex digits, got {value[:40]!r}")
+        raise Invalid("bad_card", f"{name} must be exactly 16 hex digits, got {value[:40]!r}")
     return text
 
 
@@ -61,7 +61,7 @@ def change(
 ) -> int | None:
     """List (``add``, 挂失) or unlist (``remove``, 解挂) a card; the new version, or None."""
     if action not in (ADD, REMOVE):
-        raise unprocessable("bad_action", "action must be 'add' or 'remove'")
+        raise Invalid("bad_action", "action must be 'add' or 'remove'")
     issuer_id, card_serial = _check(issuer_id, card_serial)
     listed = 1 if action == ADD else 0
     now = now_ms()

@@ -10,25 +10,18 @@ issuer master key sets loaded from a key file, and serves the demo and tests as 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from terminal.apdu.errors import MacMismatch
 from terminal.cos.commands import write_key_header
 from terminal.cos.layouts import KeyRecord
-from terminal.crypto.keys import load_session_key, tac_key
+from terminal.crypto.keys import load_session_key
 from terminal.crypto.keyset import IssuerKeyset
-from terminal.crypto.mac import pboc_mac
 from terminal.crypto.primitives import des_encrypt
 from terminal.crypto.secure import command_mac, encrypt_data, transport_key
-from terminal.epurse.commands import TxnType
+from terminal.epurse import cryptograms
 from terminal.epurse.host import LoadDeclined
-from terminal.epurse.layouts import (
-    LoadMac1Input,
-    LoadMac2Input,
-    LoadTacInput,
-    PurchaseTacInput,
-)
 from terminal.epurse.model import LoadAuthorization, LoadRequest
 from terminal.epurse.perso import KEY_NAMES, KeyLoadRequest, PersoDeclined
 from terminal.layout import build
@@ -71,18 +64,16 @@ class HostSecurityModule:
         session = load_session_key(
             keys.load, request.card_random, request.online_atc, request.algorithm
         )
-        expected = pboc_mac(
-            session,
-            build(
-                LoadMac1Input,
+        try:
+            cryptograms.verify_load_mac1(
+                session,
+                request.mac1,
                 balance=request.balance_before,
                 amount=request.amount,
-                txn_type=TxnType.EP_LOAD,
                 terminal_id=request.terminal_id,
-            ),
-        )
-        if not secrets.compare_digest(expected, request.mac1):
-            raise Mac1Invalid()
+            )
+        except MacMismatch:
+            raise Mac1Invalid() from None
         return session
 
     def verify_load_mac1(self, request: LoadRequest) -> None:
@@ -94,39 +85,28 @@ class HostSecurityModule:
         """Verify the card's MAC1 and compute MAC2 over the host's date and time."""
         session = self._load_session(request)
         when = (when or self._clock()).replace(microsecond=0)
-        mac2 = pboc_mac(
-            session,
-            build(
-                LoadMac2Input,
-                amount=request.amount,
-                txn_type=TxnType.EP_LOAD,
-                terminal_id=request.terminal_id,
-                date=when.date(),
-                time=when.time(),
-            ),
+        mac2 = cryptograms.load_mac2(
+            session, amount=request.amount, terminal_id=request.terminal_id, when=when
         )
         return LoadAuthorization(mac2, when)
 
     def load_tac_valid(
         self, request: LoadRequest, authorization: LoadAuthorization, tac: bytes
     ) -> bool:
-        ks = self._keyset(request.issuer_id)
-        keys = ks.card_keys(request.card_serial)
-        when = authorization.when
-        expected = pboc_mac(
-            tac_key(keys.tac),
-            build(
-                LoadTacInput,
+        keys = self._keyset(request.issuer_id).card_keys(request.card_serial)
+        try:
+            cryptograms.verify_load_tac(
+                keys.tac,
+                tac,
                 new_balance=request.balance_before + request.amount,
                 online_atc=request.online_atc,
                 amount=request.amount,
-                txn_type=TxnType.EP_LOAD,
                 terminal_id=request.terminal_id,
-                date=when.date(),
-                time=when.time(),
-            ),
-        )
-        return secrets.compare_digest(expected, tac)
+                when=authorization.when,
+            )
+        except MacMismatch:
+            return False
+        return True
 
     # purchase TAC (clearing) ------------------------------------------------------------------
     def purchase_tac_valid(
@@ -141,21 +121,20 @@ class HostSecurityModule:
         when: datetime,
         tac: bytes,
     ) -> bool:
-        ks = self._keyset(issuer_id)
-        keys = ks.card_keys(card_serial)
-        expected = pboc_mac(
-            tac_key(keys.tac),
-            build(
-                PurchaseTacInput,
+        keys = self._keyset(issuer_id).card_keys(card_serial)
+        try:
+            cryptograms.verify_purchase_tac(
+                keys.tac,
+                tac,
                 amount=amount,
                 txn_type=txn_type,
                 terminal_id=terminal_id,
                 terminal_seq=terminal_seq,
-                date=when.date(),
-                time=when.time(),
-            ),
-        )
-        return secrets.compare_digest(expected, tac)
+                when=when,
+            )
+        except MacMismatch:
+            return False
+        return True
 
     # personalisation (PersoHost) ---------------------------------------------------------
     def _transport_key(self, chip_id: bytes) -> bytes:

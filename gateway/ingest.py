@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.auth import PURCHASE, Terminal, require_upload
 from gateway.edges import storable_text
-from gateway.errors import GatewayError, bad_request, conflict, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
 
@@ -89,7 +89,7 @@ class BatchResult:
 
 
 class _Bad(Exception):
-    """One field of one record is wrong (turned into a 422 naming the record)."""
+    """One field of one record is wrong (turned into ``Invalid`` naming the record)."""
 
 
 def _int(rec: dict[str, Any], key: str, lo: int, hi: int) -> int:
@@ -146,8 +146,8 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
     if tid != terminal_id:
         tid = _hex(rec, "terminal_id", 12)
         if tid != terminal_id:
-            raise GatewayError(
-                403, "wrong_terminal", f"record claims terminal {tid}, batch is from {terminal_id}"
+            raise Forbidden(
+                "wrong_terminal", f"record claims terminal {tid}, batch is from {terminal_id}"
             )
     seq, txn_type, amount = rec["terminal_seq"], rec["txn_type"], rec["amount"]
     balance, atc = rec["balance_before"], rec["card_atc"]
@@ -246,35 +246,35 @@ def parse_batch(
     max_records: int = MAX_BATCH_RECORDS,
     max_balance: int = MAX_BALANCE,
 ) -> Batch:
-    """Validate a whole upload body; raises a 4xx GatewayError naming the first bad record.
+    """Validate a whole upload body; a refusal (``Malformed``, ``Invalid`` …) names the first
+    bad record.
 
     ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``)."""
     require_upload(terminal, PURCHASE)
     if len(body) > MAX_BODY_BYTES:
-        raise GatewayError(413, "too_large", f"batch body over {MAX_BODY_BYTES} bytes")
+        raise TooLarge("too_large", f"batch body over {MAX_BODY_BYTES} bytes")
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request("malformed_json", f"body is not valid JSON: {exc}") from None
+        raise Malformed("malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.keys() != BATCH_KEYS:
-        raise bad_request(
+        raise Malformed(
             "bad_layout", "body must be an object with exactly batch_id, terminal_id, records"
         )
     batch_id, terminal_id, records = doc["batch_id"], doc["terminal_id"], doc["records"]
     if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
-        raise bad_request("bad_layout", "batch_id must be 1-64 characters of [0-9A-Za-z_.:-]")
+        raise Malformed("bad_layout", "batch_id must be 1-64 characters of [0-9A-Za-z_.:-]")
     if not isinstance(terminal_id, str) or terminal_id.upper() != terminal.terminal_id:
-        raise GatewayError(
-            403,
+        raise Forbidden(
             "wrong_terminal",
             f"batch claims terminal {terminal_id!r} but the credentials are for "
             f"{terminal.terminal_id}",
         )
     if not isinstance(records, list) or not records:
-        raise bad_request("bad_layout", "records must be a non-empty list")
+        raise Malformed("bad_layout", "records must be a non-empty list")
     if len(records) > max_records:
-        raise GatewayError(
-            413, "too_many_records", f"{len(records)} records; a batch holds at most {max_records}"
+        raise TooLarge(
+            "too_many_records", f"{len(records)} records; a batch holds at most {max_records}"
         )
     rows = []
     seen: set[int] = set()
@@ -283,11 +283,9 @@ def parse_batch(
             row = _record(rec, terminal.terminal_id, max_balance)
         except _Bad as exc:
             seq = rec.get("terminal_seq") if isinstance(rec, dict) else None
-            raise unprocessable(
-                "invalid_record", f"record {i} (terminal_seq {seq}): {exc}"
-            ) from None
+            raise Invalid("invalid_record", f"record {i} (terminal_seq {seq}): {exc}") from None
         if row[0] in seen:
-            raise unprocessable(
+            raise Invalid(
                 "invalid_record", f"record {i}: terminal_seq {row[0]} appears twice in the batch"
             )
         seen.add(row[0])
@@ -397,7 +395,7 @@ def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
         )
         held = cur.fetchone()
         if held is not None and held[0] != body_hash:
-            raise conflict(
+            raise Conflict(
                 "batch_replayed",
                 f"batch {batch.batch_id} was already received with different content; "
                 "a batch id is used for one body only",

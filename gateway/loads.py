@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.auth import Terminal
-from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms
 from terminal.epurse.host import LoadDeclined
@@ -151,7 +151,7 @@ def list_loads(
 
 def _own(terminal: Terminal, load: LoadRecord | None, reference: str) -> LoadRecord:
     if load is None or load.terminal_id != terminal.terminal_id:
-        raise not_found("unknown_load", f"no load {reference} for terminal {terminal.terminal_id}")
+        raise NotFound("unknown_load", f"no load {reference} for terminal {terminal.terminal_id}")
     return load
 
 
@@ -164,9 +164,9 @@ def _card_listed(cur: Cursor, issuer_id: str, card_serial: str) -> bool:
     return bool(r and r[0])
 
 
-def load_pending(live: LoadRecord) -> GatewayError:
+def load_pending(live: LoadRecord) -> Refused:
     """The refusal for a new load at a card and counter that a live load already holds."""
-    return conflict(
+    return Conflict(
         "load_pending",
         f"card {live.card_serial} has load {live.reference} at online ATC {live.online_atc}, "
         f"authorised for kiosk {live.terminal_id} and not settled: resolve it first: prove it "
@@ -193,18 +193,17 @@ def authorize(
     lines there): if it raises, no load is recorded, so no MAC2 exists outside it."""
     limits = limits or LoadLimits()
     if request.terminal_id.hex().upper() != terminal.terminal_id:
-        raise GatewayError(
-            403,
+        raise Forbidden(
             "wrong_terminal",
             f"load request names terminal {request.terminal_id.hex().upper()}, credentials "
             f"are for {terminal.terminal_id}",
         )
     if not 0 < request.amount <= limits.max_amount:
-        raise unprocessable(
+        raise Invalid(
             "amount_limit", f"a top-up must be 1..{limits.max_amount} fen, not {request.amount}"
         )
     if request.balance_before + request.amount > limits.max_balance:
-        raise unprocessable(
+        raise Invalid(
             "balance_limit",
             f"balance {request.balance_before} + {request.amount} fen would pass the purse "
             f"ceiling of {limits.max_balance} fen",
@@ -213,11 +212,11 @@ def authorize(
     try:
         auth = hsm.load_mac2(request)
     except LoadDeclined as exc:
-        raise unprocessable("declined", exc.reason) from None
+        raise Invalid("declined", exc.reason) from None
     now = now_ms()
     with db.tx() as cur:
         if _card_listed(cur, issuer, serial):
-            raise GatewayError(403, "hotlisted", f"card {serial} is on the hotlist (挂失)")
+            raise Forbidden("hotlisted", f"card {serial} is on the hotlist (挂失)")
         cur.execute(
             f"SELECT {_COLUMNS} FROM loads WHERE issuer_id = ? AND card_serial = ?"
             " AND online_atc = ? ORDER BY id",
@@ -233,13 +232,13 @@ def authorize(
             if same and live.state != VOID:
                 return live  # a retry after a lost answer: the same MAC2 again
             if same:
-                raise conflict(
+                raise Conflict(
                     "load_void",
                     f"this INITIALIZE FOR LOAD answer was load {live.reference}, since void: "
                     "run INITIALIZE FOR LOAD again",
                 )
             if live.state == CONFIRMED:
-                raise conflict(
+                raise Conflict(
                     "counter_reused",
                     f"card {serial} already confirmed a load at online ATC "
                     f"{request.online_atc}; its counter cannot repeat",
@@ -293,15 +292,13 @@ def _confirm(
         if load.state == CONFIRMED:
             if load.tac == tac.hex().upper():
                 return load
-            raise conflict("tac_mismatch", f"load {reference} was confirmed with another TAC")
+            raise Conflict("tac_mismatch", f"load {reference} was confirmed with another TAC")
         if load.state == VOID:
-            raise conflict("load_void", f"load {reference} is void: {load.resolution}")
+            raise Conflict("load_void", f"load {reference} is void: {load.resolution}")
         if mac is not None and mac.hex().upper() != load.mac2:
-            raise unprocessable(
-                "prove_mismatch", "the card's proof is for another credit (MAC differs)"
-            )
+            raise Invalid("prove_mismatch", "the card's proof is for another credit (MAC differs)")
         if not hsm.load_tac_valid(load.request(), load.authorization(), tac):
-            raise unprocessable("bad_tac", "the card's TAC for this load does not verify")
+            raise Invalid("bad_tac", "the card's TAC for this load does not verify")
         now = now_ms()
         cur.execute(
             "UPDATE loads SET state = 'confirmed', tac = ?, resolution = ?, resolved_at = ?"
@@ -309,7 +306,7 @@ def _confirm(
             (tac.hex().upper(), resolution, now, load.id),
         )
         if cur.rowcount != 1:
-            raise conflict("concurrent_update", f"load {reference} was settled meanwhile")
+            raise Conflict("concurrent_update", f"load {reference} was settled meanwhile")
         cur.execute(
             "INSERT INTO outbox (kind, ref_id, created_at, available_at) VALUES ('load', ?, ?, ?)"
             " ON CONFLICT (kind, ref_id) DO NOTHING",
@@ -341,9 +338,9 @@ def prove(
 
 def _unsettled(load: LoadRecord) -> None:
     if load.state == CONFIRMED:
-        raise conflict("load_confirmed", f"load {load.reference} is confirmed; it cannot be void")
+        raise Conflict("load_confirmed", f"load {load.reference} is confirmed; it cannot be void")
     if load.state == VOID:
-        raise conflict("load_void", f"load {load.reference} is already void: {load.resolution}")
+        raise Conflict("load_void", f"load {load.reference} is already void: {load.resolution}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +406,7 @@ def void(
             return load  # a retry after a lost answer
         _unsettled(load)
         if challenge is None:
-            raise conflict(
+            raise Conflict(
                 "no_challenge",
                 f"load {reference} has no void challenge: evidence read before one exists "
                 "cannot show the card never credited; ask POST "
@@ -417,11 +414,11 @@ def void(
             )
         want_field, want_amount, expires_at, _, _ = challenge  # used: the load is void
         if now > int(expires_at):
-            raise conflict(
+            raise Conflict(
                 "challenge_expired", f"the void challenge of {reference} expired; ask again"
             )
         if field != want_field or evidence.amount != int(want_amount):
-            raise unprocessable(
+            raise Invalid(
                 "stale_evidence",
                 f"the evidence is not fresh: its INITIALIZE FOR LOAD names terminal {field} "
                 f"and {evidence.amount} fen, the challenge of {reference} asked for "
@@ -430,25 +427,25 @@ def void(
         try:
             hsm.verify_load_mac1(evidence)
         except LoadDeclined as exc:
-            raise unprocessable("bad_evidence", f"evidence refused: {exc.reason}") from None
+            raise Invalid("bad_evidence", f"evidence refused: {exc.reason}") from None
         same_card = (
             evidence.issuer_id.hex().upper() == load.issuer_id
             and evidence.card_serial.hex().upper() == load.card_serial
         )
         if not same_card:
-            raise unprocessable(
+            raise Invalid(
                 "not_proven",
                 f"the evidence is from card {evidence.card_serial.hex().upper()}, the load "
                 f"is card {load.card_serial}'s",
             )
         if evidence.online_atc != load.online_atc:
-            raise unprocessable(
+            raise Invalid(
                 "not_proven",
                 f"the card's online ATC is {evidence.online_atc}, not the load's "
                 f"{load.online_atc}: it credited; settle it with GET TRANSACTION PROVE instead",
             )
         if evidence.balance_before > load.balance_before:
-            raise unprocessable(
+            raise Invalid(
                 "not_proven",
                 f"the card holds {evidence.balance_before} fen, more than the "
                 f"{load.balance_before} before the load; settle it with GET TRANSACTION PROVE",
@@ -459,7 +456,7 @@ def void(
             (now, mac1, load.id),
         )
         if cur.rowcount != 1:
-            raise conflict("challenge_used", f"the void challenge of {reference} was used")
+            raise Conflict("challenge_used", f"the void challenge of {reference} was used")
         cur.execute(
             "UPDATE loads SET state = 'void', resolution = ?, resolved_at = ?"
             " WHERE id = ? AND state = 'authorized'",
@@ -471,7 +468,7 @@ def void(
             ),
         )
         if cur.rowcount != 1:
-            raise conflict("concurrent_update", f"load {reference} was settled meanwhile")
+            raise Conflict("concurrent_update", f"load {reference} was settled meanwhile")
         out = _get(cur, reference)
     assert out is not None
     return out

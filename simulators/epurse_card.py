@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,17 @@ from simulators import statefile as sf
 from simulators.statefile import write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
-from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.errors import MacMismatch, MalformedApdu
 from terminal.apdu.status import SW, wrong_le, wrong_pin
 from terminal.crypto.keys import (
     Algorithm,
     load_session_key,
     purchase_session_key,
-    tac_key,
 )
 from terminal.crypto.keyset import CardKeys
-from terminal.crypto.mac import mac_alg3, pad_method2, pboc_mac
+from terminal.crypto.mac import mac_alg3, pad_method2
 from terminal.epurse import commands as c
+from terminal.epurse import cryptograms
 from terminal.epurse.layouts import (
     Balance,
     BalanceWord,
@@ -39,11 +39,6 @@ from terminal.epurse.layouts import (
     InitializeData,
     InitLoadResponse,
     InitPurchaseResponse,
-    LoadMac1Input,
-    LoadMac2Input,
-    LoadTacInput,
-    PurchaseMac1Input,
-    PurchaseTacInput,
     TransactionRecord,
 )
 from terminal.layout import build
@@ -73,6 +68,13 @@ class CardReply(Exception):
 
 def _hex(b: bytes) -> str:
     return b.hex().upper()
+
+
+def _when(data: Any) -> datetime:
+    """The date and time a DEBIT or CREDIT carries (an all-zero date carries no valid MAC)."""
+    if data.date is None:
+        raise CardReply(SW.MAC_ERROR)
+    return datetime.combine(data.date, data.time)
 
 
 def _empty_capp_record(n: int) -> str:
@@ -394,15 +396,8 @@ class SoftEPurseCard:
                 raise CardReply(SW.CONDITIONS)
             rand = self._rng(4)
             key = load_session_key(self.card_keys().load, rand, st.online_atc, st.algorithm)
-            mac1 = pboc_mac(
-                key,
-                build(
-                    LoadMac1Input,
-                    balance=st.balance,
-                    amount=init.amount,
-                    txn_type=c.TxnType.EP_LOAD,
-                    terminal_id=init.terminal_id,
-                ),
+            mac1 = cryptograms.load_mac1(
+                key, balance=st.balance, amount=init.amount, terminal_id=init.terminal_id
             )
             self._session = _Session(
                 "load", init.amount, init.terminal_id, rand, st.online_atc, key
@@ -457,19 +452,18 @@ class SoftEPurseCard:
         key = purchase_session_key(
             self.card_keys().purchase, s.random, s.atc, d.terminal_seq, st.algorithm
         )
-        expected = pboc_mac(
-            key,
-            build(
-                PurchaseMac1Input,
+        when = _when(d)
+        try:
+            cryptograms.verify_purchase_mac1(
+                key,
+                d.mac1,
                 amount=s.amount,
                 txn_type=txn_type,
                 terminal_id=s.terminal_id,
-                date=d.date,
-                time=d.time,
-            ),
-        )
-        if not secrets.compare_digest(expected, d.mac1):
-            raise CardReply(SW.MAC_ERROR)
+                when=when,
+            )
+        except MacMismatch:
+            raise CardReply(SW.MAC_ERROR) from None
         if s.amount > st.balance:
             raise CardReply(SW.INSUFFICIENT_BALANCE)
         # commit: balance, counter, log, cached CAPP records, proof - all at once
@@ -481,18 +475,14 @@ class SoftEPurseCard:
         del st.trips[TRIP_LOG_SIZE:]
         for rid, record in s.staged_capp.items():
             st.capp[rid] = _hex(record)
-        mac2 = pboc_mac(key, s.amount.to_bytes(4, "big"))
-        tac = pboc_mac(
-            tac_key(self.card_keys().tac),
-            build(
-                PurchaseTacInput,
-                amount=s.amount,
-                txn_type=txn_type,
-                terminal_id=s.terminal_id,
-                terminal_seq=d.terminal_seq,
-                date=d.date,
-                time=d.time,
-            ),
+        mac2 = cryptograms.purchase_mac2(key, amount=s.amount)
+        tac = cryptograms.purchase_tac(
+            self.card_keys().tac,
+            amount=s.amount,
+            txn_type=txn_type,
+            terminal_id=s.terminal_id,
+            terminal_seq=d.terminal_seq,
+            when=when,
         )
         st.last_txn = {"type": int(txn_type), "atc": s.atc, "mac": _hex(mac2), "tac": _hex(tac)}
         self._commit()
@@ -507,39 +497,28 @@ class SoftEPurseCard:
         if len(cmd.data) != 11:
             raise CardReply(SW.WRONG_LENGTH)
         d = CreditData.parse(cmd.data)
-        expected = pboc_mac(
-            s.key,
-            build(
-                LoadMac2Input,
-                amount=s.amount,
-                txn_type=c.TxnType.EP_LOAD,
-                terminal_id=s.terminal_id,
-                date=d.date,
-                time=d.time,
-            ),
-        )
-        if not secrets.compare_digest(expected, d.mac2):
-            raise CardReply(SW.MAC_ERROR)
+        when = _when(d)
+        try:
+            cryptograms.verify_load_mac2(
+                s.key, d.mac2, amount=s.amount, terminal_id=s.terminal_id, when=when
+            )
+        except MacMismatch:
+            raise CardReply(SW.MAC_ERROR) from None
         st.balance += s.amount
         st.online_atc += 1
         self._append_log(s.atc, s.amount, c.TxnType.EP_LOAD, s.terminal_id, d.date, d.time)
-        tac = pboc_mac(
-            tac_key(self.card_keys().tac),
-            build(
-                LoadTacInput,
-                new_balance=st.balance,
-                online_atc=s.atc,
-                amount=s.amount,
-                txn_type=c.TxnType.EP_LOAD,
-                terminal_id=s.terminal_id,
-                date=d.date,
-                time=d.time,
-            ),
+        tac = cryptograms.load_tac(
+            self.card_keys().tac,
+            new_balance=st.balance,
+            online_atc=s.atc,
+            amount=s.amount,
+            terminal_id=s.terminal_id,
+            when=when,
         )
         st.last_txn = {
             "type": int(c.TxnType.EP_LOAD),
             "atc": s.atc,
-            "mac": _hex(expected),
+            "mac": _hex(d.mac2),
             "tac": _hex(tac),
         }
         self._commit()

@@ -8,18 +8,17 @@ advances on every INIT SAM FOR PURCHASE, so no two purchases share one.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from simulators import statefile as sf
 from simulators.statefile import write_state
 from terminal.apdu.command import CommandAPDU
-from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.errors import MacMismatch, MalformedApdu
 from terminal.apdu.status import SW, wrong_le
 from terminal.crypto.keys import Algorithm, card_key, purchase_session_key
-from terminal.crypto.mac import mac_alg3, pboc_mac
-from terminal.epurse.layouts import PurchaseMac1Input
+from terminal.crypto.mac import mac_alg3
+from terminal.epurse import cryptograms
 from terminal.layout import build
 from terminal.sam import commands as c
 from terminal.sam.layouts import Mac1Request, Mac1Response
@@ -181,16 +180,12 @@ class SoftPsam:
         self.state.terminal_seq = (seq + 1) & 0xFFFFFFFF
         self.save()
         session = purchase_session_key(dpk, req.card_random, req.offline_atc, seq, req.algorithm)
-        mac1 = pboc_mac(
+        mac1 = cryptograms.purchase_mac1(
             session,
-            build(
-                PurchaseMac1Input,
-                amount=req.amount,
-                txn_type=req.txn_type,
-                terminal_id=self.terminal_id,
-                date=req.when.date(),
-                time=req.when.time(),
-            ),
+            amount=req.amount,
+            txn_type=req.txn_type,
+            terminal_id=self.terminal_id,
+            when=req.when,
         )
         self._v.purchase = _PurchaseSession(session, req.amount)
         return build(Mac1Response, terminal_seq=seq, mac1=mac1)
@@ -201,9 +196,10 @@ class SoftPsam:
             raise SamReply(SW.CONDITIONS)
         if len(cmd.data) != 4:
             raise SamReply(SW.WRONG_LENGTH)
-        expected = pboc_mac(session.key, session.amount.to_bytes(4, "big"))
-        if not secrets.compare_digest(expected, cmd.data):
-            raise SamReply(SW.MAC_ERROR)
+        try:
+            cryptograms.verify_purchase_mac2(session.key, cmd.data, amount=session.amount)
+        except MacMismatch:
+            raise SamReply(SW.MAC_ERROR) from None
         return b""
 
     # generic DES INIT + MAC (application block) --------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway import auth, loads
 from gateway.auth import Terminal
-from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database
 from gateway.subsidy.store import APPROVED
@@ -201,9 +201,9 @@ def authorize_pickup(
     auth.require_role(terminal, "kiosk")
     ids = list(dict.fromkeys(line_ids))
     if not ids:
-        raise unprocessable("no_lines", "name the roster lines to pay")
+        raise Invalid("no_lines", "name the roster lines to pay")
     if len(ids) > MAX_LINES_PER_PICKUP:
-        raise unprocessable(
+        raise Invalid(
             "too_many_lines",
             f"at most {MAX_LINES_PER_PICKUP} lines per pickup; pick up the rest next",
         )
@@ -212,13 +212,13 @@ def authorize_pickup(
     for line_id in ids:
         s = found.get(line_id)
         if s is None:
-            raise not_found("unknown_line", f"no subsidy line {line_id}")
+            raise NotFound("unknown_line", f"no subsidy line {line_id}")
         if serial_of(s.card_number).hex().upper() != serial:
-            raise unprocessable("wrong_card", f"line {line_id} is paid to card {s.card_number}")
+            raise Invalid("wrong_card", f"line {line_id} is paid to card {s.card_number}")
         if s.status == WITHDRAWN:
-            raise conflict("withdrawn", f"line {line_id}: roster #{s.roster_id} was rejected")
+            raise Conflict("withdrawn", f"line {line_id}: roster #{s.roster_id} was rejected")
         if s.status == AWAITING:
-            raise conflict(
+            raise Conflict(
                 "not_approved",
                 f"line {line_id}: roster #{s.roster_id} is {s.roster_state}; a subsidy is paid "
                 "only once its roster is approved",
@@ -228,21 +228,21 @@ def authorize_pickup(
             if held is not None and _same_request(held, request, terminal):
                 continue  # this very request again (a retry or a replay)
             if s.status == PAID:
-                raise conflict(
+                raise Conflict(
                     "already_paid",
                     f"line {line_id} ({s.item_name} {s.period}) was paid by load "
                     f"{s.load_reference} at terminal {s.load_terminal}",
                 )
             if held is not None and held.online_atc == request.online_atc:
                 raise loads.load_pending(held)  # the card has not moved on since that load
-            raise conflict(
+            raise Conflict(
                 "held",
                 f"line {line_id} is being paid by load {s.load_reference} at terminal "
                 f"{s.load_terminal}, not yet confirmed: settle it with the card first",
             )
     total = sum(found[i].amount_fen for i in ids)
     if total != request.amount:
-        raise unprocessable(
+        raise Invalid(
             "amount_mismatch", f"the lines add up to {total} fen, the load is {request.amount}"
         )
 
@@ -255,7 +255,7 @@ def authorize_pickup(
             (load.id, *ids),
         )
         if cur.rowcount != len(ids):
-            raise conflict("taken", "a concurrent pickup took one of these lines; look again")
+            raise Conflict("taken", "a concurrent pickup took one of these lines; look again")
 
     load = loads.authorize(
         db, hsm, terminal, request, limits=limits, purpose=purpose_of(ids), reserve=reserve
@@ -270,10 +270,10 @@ def _held_load(
     auth.require_role(terminal, "kiosk")
     load = loads.get_load(db, reference)
     if load is None or not load.purpose.startswith(PURPOSE_PREFIX):
-        raise not_found("unknown_load", f"no subsidy load {reference}")
+        raise NotFound("unknown_load", f"no subsidy load {reference}")
     owner = auth.get_terminal(db, load.terminal_id)
     if owner is None:
-        raise GatewayError(409, "unknown_terminal", f"load {reference} has no terminal")
+        raise Conflict("unknown_terminal", f"load {reference} has no terminal")
     return load, owner
 
 
@@ -282,8 +282,7 @@ def _owned_held_load(db: Database, terminal: Terminal, reference: str) -> Termin
     is accepted anywhere, a void is not."""
     load, owner = _held_load(db, terminal, reference)
     if owner.terminal_id != terminal.terminal_id:
-        raise GatewayError(
-            403,
+        raise Forbidden(
             "not_owner",
             f"load {reference} is held by kiosk {load.terminal_id}: only that kiosk can void "
             "it; any kiosk can settle it with GET TRANSACTION PROVE if the card credited",

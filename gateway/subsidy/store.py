@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from gateway.errors import GatewayError, conflict, not_found, unprocessable
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from gateway.storage import Cursor, Database, now_ms
 from gateway.subsidy.catalogue import Catalogue, Item
 from gateway.subsidy.roster import (
@@ -113,7 +113,7 @@ def _get(cur: Cursor, roster_id: int) -> Roster:
     cur.execute(f"SELECT {_ROSTER_COLUMNS} FROM subsidy_rosters WHERE id = ?", (roster_id,))
     r = cur.fetchone()
     if r is None:
-        raise not_found("unknown_roster", f"no subsidy roster #{roster_id}")
+        raise NotFound("unknown_roster", f"no subsidy roster #{roster_id}")
     return _roster(r)
 
 
@@ -133,7 +133,7 @@ def check_actor(actor: str) -> str:
     (zero-width, bidi controls) removed, so one person has one spelling."""
     actor = person_name(actor or "")
     if not actor or len(actor) > MAX_ACTOR:
-        raise unprocessable("bad_actor", f"who did it must be named (1..{MAX_ACTOR} characters)")
+        raise Invalid("bad_actor", f"who did it must be named (1..{MAX_ACTOR} characters)")
     return actor
 
 
@@ -188,11 +188,11 @@ def import_roster(
     """Validate a roster file and store its valid lines as a declared roster."""
     declared_by = check_actor(declared_by)
     if len(title) > MAX_TITLE:
-        raise unprocessable("bad_title", f"a roster title has at most {MAX_TITLE} characters")
+        raise Invalid("bad_title", f"a roster title has at most {MAX_TITLE} characters")
     try:
         rows = parse_roster(decode_roster(raw))
     except RosterFormatError as exc:
-        raise unprocessable("bad_roster", str(exc)) from None
+        raise Invalid("bad_roster", str(exc)) from None
     checked = validate_roster(rows, catalogue, today=today, cards=cards)
     now = now_ms()
     with db.tx() as cur:
@@ -281,9 +281,8 @@ def _is(actor: str, earlier: str | None) -> bool:
     return earlier is not None and person_name(actor).casefold() == person_name(earlier).casefold()
 
 
-def _same_person(what: str, actor: str, earlier: str) -> GatewayError:
-    return GatewayError(
-        403,
+def _same_person(what: str, actor: str, earlier: str) -> Refused:
+    return Forbidden(
         "same_person",
         f"{actor} {earlier} this roster and may not also {what} it "
         "(declarer, reviewer and approver are three different people)",
@@ -296,7 +295,7 @@ def review(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
     with db.tx() as cur:
         r = _get(cur, roster_id)
         if r.state != DECLARED:
-            raise conflict(
+            raise Conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; only a declared one is reviewed"
             )
         if _is(actor, r.declared_by):
@@ -317,11 +316,11 @@ def approve(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
     with db.tx() as cur:
         r = _get(cur, roster_id)
         if r.state == DECLARED:
-            raise conflict(
+            raise Conflict(
                 "not_reviewed", f"roster #{roster_id} is declared: it must be reviewed first"
             )
         if r.state != REVIEWED:
-            raise conflict(
+            raise Conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; only a reviewed one is approved"
             )
         if _is(actor, r.declared_by):
@@ -343,11 +342,11 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
     actor = check_actor(actor)
     reason = (reason or "").strip()
     if not reason:
-        raise unprocessable("no_reason", "a rejection must say why")
+        raise Invalid("no_reason", "a rejection must say why")
     with db.tx() as cur:
         r = _get(cur, roster_id)
         if r.state not in (DECLARED, REVIEWED):
-            raise conflict(
+            raise Conflict(
                 "wrong_state", f"roster #{roster_id} is {r.state}; it cannot be rejected"
             )
         if _is(actor, r.declared_by):

@@ -7,18 +7,14 @@ Change any of them (an altered amount, a forged record) and the TAC no longer ve
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from terminal.crypto.keys import tac_key
+from terminal.apdu.errors import MacMismatch
 from terminal.crypto.keyset import IssuerKeyset
-from terminal.crypto.mac import pboc_mac
-from terminal.epurse.layouts import LoadTacInput, PurchaseTacInput
-from terminal.layout import build
+from terminal.epurse.cryptograms import verify_load_tac, verify_purchase_tac
 
-EP_LOAD = 0x02
 PURCHASE = "purchase"
 LOAD = "load"
 
@@ -34,12 +30,13 @@ class TacVerifier:
         self._keysets = {k.issuer_id.hex().upper(): k for k in keysets}
 
     def _tac_key(self, rec: Mapping[str, Any]) -> bytes:
+        """The card's TAC key (DTK) for the record's issuer, key version and serial."""
         ks = self._keysets.get(str(rec["issuer_id"]).upper())
         if ks is None:
             raise Rejected(f"unknown issuer {rec['issuer_id']}")
         if "key_version" in rec and rec["key_version"] != ks.key_version:
             raise Rejected(f"issuer {rec['issuer_id']} has no key version {rec['key_version']}")
-        return tac_key(ks.card_keys(bytes.fromhex(rec["card_serial"])).tac)
+        return ks.card_keys(bytes.fromhex(rec["card_serial"])).tac
 
     def check(self, rec: Mapping[str, Any]) -> None:
         """Raise Rejected unless the record's TAC is the card's."""
@@ -47,30 +44,29 @@ class TacVerifier:
         if not tac:
             raise Rejected("no TAC: a record without the card's proof cannot be cleared")
         key = self._tac_key(rec)
-        if rec["kind"] == PURCHASE:
-            when = datetime.fromisoformat(rec["txn_time"])
-            data = build(
-                PurchaseTacInput,
-                amount=rec["amount"],
-                txn_type=rec["txn_type"],
-                terminal_id=bytes.fromhex(rec["terminal_id"]),
-                terminal_seq=rec["terminal_seq"],
-                date=when.date(),
-                time=when.time(),
-            )
-        elif rec["kind"] == LOAD:
-            when = datetime.fromisoformat(rec["host_time"])
-            data = build(
-                LoadTacInput,
-                new_balance=rec["balance_before"] + rec["amount"],
-                online_atc=rec["online_atc"],
-                amount=rec["amount"],
-                txn_type=EP_LOAD,
-                terminal_id=bytes.fromhex(rec["terminal_id"]),
-                date=when.date(),
-                time=when.time(),
-            )
-        else:
-            raise Rejected(f"unknown record kind {rec['kind']!r}")
-        if not secrets.compare_digest(pboc_mac(key, data), bytes.fromhex(tac)):
-            raise Rejected("TAC does not verify: the record was altered or forged")
+        terminal_id = bytes.fromhex(rec["terminal_id"])
+        try:
+            if rec["kind"] == PURCHASE:
+                verify_purchase_tac(
+                    key,
+                    bytes.fromhex(tac),
+                    amount=rec["amount"],
+                    txn_type=rec["txn_type"],
+                    terminal_id=terminal_id,
+                    terminal_seq=rec["terminal_seq"],
+                    when=datetime.fromisoformat(rec["txn_time"]),
+                )
+            elif rec["kind"] == LOAD:
+                verify_load_tac(
+                    key,
+                    bytes.fromhex(tac),
+                    new_balance=rec["balance_before"] + rec["amount"],
+                    online_atc=rec["online_atc"],
+                    amount=rec["amount"],
+                    terminal_id=terminal_id,
+                    when=datetime.fromisoformat(rec["host_time"]),
+                )
+            else:
+                raise Rejected(f"unknown record kind {rec['kind']!r}")
+        except MacMismatch:
+            raise Rejected("TAC does not verify: the record was altered or forged") from None

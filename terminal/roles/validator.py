@@ -23,6 +23,7 @@ from terminal.apdu.errors import (
     TransportError,
 )
 from terminal.apdu.flow import Flow, card, sam
+from terminal.crypto.mac import pad_method2
 from terminal.epurse import commands as c
 from terminal.epurse import flows
 from terminal.epurse.flows import BalanceFlagSet, CacheUpdate
@@ -267,6 +268,5 @@ def block_application(info: CardInfo, key_version: int, *, permanent: bool = Fal
         samc.init_for_descrypt(KEY_USAGE_MAINTENANCE, key_version, info.serial + info.issuer_id)
     )
     header = c.application_block_header(permanent=permanent)
-    padded = header + b"\x80" + bytes(-(len(header) + 1) % 8)
-    mac = (yield sam(samc.cipher_mac(challenge[:4] + bytes(4) + padded))).data
+    mac = (yield sam(samc.cipher_mac(challenge[:4] + bytes(4) + pad_method2(header)))).data
     yield card(c.application_block(mac[:4], permanent=permanent))

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.errors import GatewayError
+from gateway.errors import Forbidden
 from gateway.subsidy import store
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
@@ -173,7 +173,7 @@ def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disgu
     )
     assert r.status_code == 403 and r.json()["error"] == "same_person", r.text
     assert "may not also review" in r.json()["reason"]
-    with pytest.raises(GatewayError, match="may not also review"):
+    with pytest.raises(Forbidden, match="may not also review"):
         store.review(gateway.db, rid, "\u200d赵审核")
     assert store.get_roster(gateway.db, rid).state == "declared"
     assert [e["action"] for e in store.events(gateway.db, rid)] == ["declared"]

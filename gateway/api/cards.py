@@ -1,0 +1,74 @@
+"""The card book: desks push issuance records, kiosks report losses, desks ask for a lost
+card's balance to carry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from gateway import cards
+from gateway.api.deps import DB, Desk, Loader, OptionalHSM, Settings, admin
+from gateway.api.http import json_response
+from gateway.errors import NotFound
+from gateway.schemas import LossBody, RecordsBody
+
+router = APIRouter(tags=["cards"])
+
+
+@router.post("/v1/issuance/records", summary="A desk pushes its issuance records")
+def push_records(body: RecordsBody, desk: Desk, db: DB) -> Response:
+    answers = cards.ingest(db, desk.terminal_id, body.records)
+    counts: dict[str, int] = {}
+    for a in answers:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    return json_response(
+        {
+            "desk_id": desk.terminal_id,
+            "counts": counts,
+            "answers": answers,
+            "cursor": cards.desk_cursor(db, desk.terminal_id),
+        }
+    )
+
+
+@router.get("/v1/issuance/cursor", summary="The newest revision this desk has delivered")
+def cursor(desk: Desk, db: DB) -> Response:
+    return json_response(
+        {"desk_id": desk.terminal_id, "revision": cards.desk_cursor(db, desk.terminal_id)}
+    )
+
+
+@router.get(
+    "/v1/cards/{card_number}/balance",
+    summary="A lost card's balance to carry, proven from verified records (or 409 why not)",
+    responses={
+        404: {"description": "the card is not in the card book"},
+        409: {
+            "description": "card_in_use (not reported lost), balance_settling (lost too"
+            " recently), or balance_unproven (the records do not prove a balance; the"
+            " reason lists each problem)"
+        },
+    },
+)
+def balance(card_number: str, desk: Desk, db: DB, settings: Settings, hsm: OptionalHSM) -> Response:
+    return json_response(cards.proven_balance(db, card_number, hsm=hsm, rules=settings.carry))
+
+
+@router.post("/v1/cards/loss", summary="Report a card lost (挂失); it goes on the hotlist")
+def report_loss(body: LossBody, terminal: Loader, db: DB) -> Response:
+    card = cards.report_loss(
+        db, body.card_number, body.id_number, via=f"{terminal.role} {terminal.terminal_id}"
+    )
+    return json_response(card.to_json())
+
+
+@router.get(
+    "/v1/admin/cards/{card_number}",
+    summary="One card of the book",
+    dependencies=[Depends(admin)],
+)
+def get_card(card_number: str, db: DB) -> Response:
+    card = cards.get_card(db, cards.card_number_of(card_number))
+    if card is None:
+        raise NotFound("unknown_card", f"card {card_number} is not in the card book")
+    return json_response(card.to_json())

@@ -1,0 +1,33 @@
+"""Operations: liveness with the outbox depth, and Prometheus metrics (no credentials)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse, Response
+
+from gateway.api.deps import DB, Counters, Forwarders
+from gateway.api.http import json_response
+from gateway.metrics import render
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", summary="Liveness and storage check")
+def health(db: DB, forwarders: Forwarders) -> Response:
+    with db.tx() as cur:
+        cur.execute("SELECT COUNT(*) FROM outbox WHERE posted_at IS NULL")
+        depth = cur.fetchone()[0]
+    return json_response(
+        {
+            "status": "ok",
+            "storage": db.dialect,
+            "outbox_depth": depth,
+            "forwarders": len(forwarders),
+        }
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(db: DB, counters: Counters, forwarders: Forwarders) -> PlainTextResponse:
+    failures = sum(f.stats.failures for f in forwarders)
+    return PlainTextResponse(render(counters, db, failures), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,180 @@
+"""Subsidies: roster import and approval (admin), pickup (kiosks).
+
+Admin endpoints take the gateway's ``X-Admin-Token`` and name the person acting in the
+body (``actor``) or query (``declared_by``): the token says the caller may administer,
+the name goes into the audit trail and the separation-of-duties rule (subsidy/store.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+
+from gateway.api.deps import DB, HSM, Caller, CatalogueDep, Kiosk, Settings, admin
+from gateway.api.http import json_response
+from gateway.cards import registry_lookup
+from gateway.edges import DbId, Text
+from gateway.errors import Invalid, TooLarge
+from gateway.schemas import ActBody, PickupBody, ProveBody, RejectBody, VoidBody
+from gateway.settings import MAX_ROSTER_BYTES
+from gateway.subsidy import pickup, store
+from gateway.subsidy.publication import publication_csv, publication_rows
+from gateway.subsidy.roster import CARD_NUMBER_DIGITS
+from terminal.text import TextError, digits
+
+router = APIRouter(tags=["subsidies"])
+ADMIN = [Depends(admin)]
+
+
+# -- admin: rosters and approval --------------------------------------------------------------
+@router.post(
+    "/v1/admin/subsidies/rosters",
+    summary="Import a roster CSV (body: the file); answers the validation report",
+    dependencies=ADMIN,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def import_roster(
+    request: Request,
+    db: DB,
+    settings: Settings,
+    catalogue: CatalogueDep,
+    declared_by: Annotated[Text, Query(description="who declares this roster")],
+    title: Text = "",
+    source: Annotated[Text, Query(description="the file name, for the record")] = "",
+) -> Response:
+    raw = await request.body()
+    if len(raw) > MAX_ROSTER_BYTES:
+        raise TooLarge("too_large", f"a roster file has at most {MAX_ROSTER_BYTES} bytes")
+
+    def work() -> store.ImportResult:
+        return store.import_roster(
+            db,
+            raw,
+            catalogue,
+            declared_by=declared_by,
+            title=title,
+            source=source,
+            cards=registry_lookup(db) if settings.subsidy_check_cards else None,
+        )
+
+    result = await run_in_threadpool(work)
+    return json_response(result.to_json(), 201 if result.roster else 200)
+
+
+@router.get("/v1/admin/subsidies/rosters", summary="Every roster and its state", dependencies=ADMIN)
+def rosters(db: DB) -> Response:
+    return json_response([x.to_json() for x in store.list_rosters(db)])
+
+
+@router.get(
+    "/v1/admin/subsidies/rosters/{roster_id}",
+    summary="A roster, its trail, its rejections",
+    dependencies=ADMIN,
+)
+def roster(roster_id: DbId, db: DB) -> Response:
+    return json_response(
+        {
+            "roster": store.get_roster(db, roster_id).to_json(),
+            "events": store.events(db, roster_id),
+            "import_report": store.stored_report(db, roster_id),
+        }
+    )
+
+
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/review",
+    summary="declared → reviewed",
+    dependencies=ADMIN,
+)
+def review(roster_id: DbId, body: ActBody, db: DB) -> Response:
+    return json_response(store.review(db, roster_id, body.actor, body.note).to_json())
+
+
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/approve",
+    summary="reviewed → approved",
+    dependencies=ADMIN,
+)
+def approve(roster_id: DbId, body: ActBody, db: DB) -> Response:
+    return json_response(store.approve(db, roster_id, body.actor, body.note).to_json())
+
+
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/reject",
+    summary="Reject; lines withdrawn",
+    dependencies=ADMIN,
+)
+def reject(roster_id: DbId, body: RejectBody, db: DB) -> Response:
+    return json_response(store.reject(db, roster_id, body.actor, body.reason).to_json())
+
+
+@router.get(
+    "/v1/admin/subsidies/rosters/{roster_id}/publication",
+    summary="The 公示 listing: names and ID numbers masked, no card numbers",
+    dependencies=ADMIN,
+)
+def publication(roster_id: DbId, db: DB, format: Text = "json") -> Response:
+    report = store.roster_lines(db, roster_id)
+    if format == "csv":
+        return PlainTextResponse(publication_csv(report), media_type="text/csv")
+    return json_response(publication_rows(report))
+
+
+@router.get(
+    "/v1/admin/subsidies/report", summary="What was paid and what is pending", dependencies=ADMIN
+)
+def report(db: DB, roster_id: DbId | None = None) -> Response:
+    if roster_id is not None:
+        store.get_roster(db, roster_id)
+    return json_response(pickup.payment_report(db, roster_id))
+
+
+# -- kiosks: pickup ---------------------------------------------------------------------------
+@router.get("/v1/subsidies/cards/{card_number}", summary="A card's subsidy lines, by status")
+def for_card(card_number: Text, kiosk: Kiosk, db: DB) -> Response:
+    try:
+        number = digits(card_number, "card number", length=CARD_NUMBER_DIGITS)
+    except TextError as exc:
+        raise Invalid("bad_card_number", str(exc)) from None
+    return json_response(pickup.for_card(db, number))
+
+
+@router.post("/v1/subsidies/pickups", summary="Authorise a load that pays approved lines")
+def pick_up(body: PickupBody, terminal: Caller, hsm: HSM, db: DB, settings: Settings) -> Response:
+    load, lines = pickup.authorize_pickup(
+        db, hsm, terminal, body.load.to_request(), body.lines, limits=settings.load_limits
+    )
+    return json_response({"load": load.to_json(), "lines": [s.to_json(full=False) for s in lines]})
+
+
+@router.post("/v1/subsidies/loads/{reference}/prove", summary="Settle a held pickup by PROVE")
+def prove(reference: Text, body: ProveBody, terminal: Caller, hsm: HSM, db: DB) -> Response:
+    load = pickup.prove_held(
+        db, hsm, terminal, reference, bytes.fromhex(body.mac), bytes.fromhex(body.tac)
+    )
+    return json_response(load.to_json())
+
+
+@router.post(
+    "/v1/subsidies/loads/{reference}/void-challenge",
+    summary="A void challenge for a held pickup (the kiosk that holds it only)",
+)
+def void_challenge(reference: str, terminal: Caller, db: DB) -> Response:
+    return json_response(pickup.void_challenge_held(db, terminal, reference).to_json())
+
+
+@router.post(
+    "/v1/subsidies/loads/{reference}/void",
+    summary="Void a held pickup on the card's answer to its challenge (holding kiosk only)",
+)
+def void(reference: str, body: VoidBody, terminal: Caller, hsm: HSM, db: DB) -> Response:
+    load = pickup.void_held(db, hsm, terminal, reference, body.evidence.to_request())
+    return json_response(load.to_json())

@@ -1,0 +1,162 @@
+"""Every request and response body of the gateway's HTTP API (and so of its OpenAPI schema).
+
+Field types come from ``gateway.edges`` (``Text``, ``DbId``, ``JsonValue``): text and numbers
+the storage can hold. The business modules never see these models, only the values in them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import ingest, loads
+from gateway.edges import INT64_MAX, DbId, JsonValue, Text
+from terminal.epurse.model import LoadRequest
+
+HEX4 = r"^[0-9A-Fa-f]{8}$"
+
+
+# -- ingest -----------------------------------------------------------------------------------
+class UploadRecord(BaseModel):
+    """One journal row as a terminal uploads it (``JournalRow.upload_record()``)."""
+
+    model_config = ConfigDict(extra="forbid")  # ingest refuses unknown fields
+
+    terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
+    terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    txn_type: int = Field(
+        ge=0, le=0xFF, description="05 ED purchase, 06 EP purchase, 09 CAPP purchase"
+    )
+    amount: int = Field(ge=0, le=ingest.MAX_AMOUNT, description="fen")
+    balance_before: int = Field(ge=0, le=ingest.MAX_BALANCE, description="fen")
+    card_atc: int = Field(ge=0, le=0xFFFF)
+    key_version: int = Field(ge=0, le=0xFF)
+    algorithm: int = Field(ge=0, le=0xFF)
+    txn_time: Text = Field(description="card local time, ISO 8601 without zone")
+    state: Text = Field(description="settled or suspect")
+    tac: str | None = Field(pattern=HEX4)
+    mac2: str | None = Field(pattern=HEX4)
+    mac2_verified: bool | None
+    resolution: Text | None
+    context: dict[str, JsonValue]
+
+
+class UploadBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: Text = Field(description="the uploader's id for this body; re-sent as is on retry")
+    terminal_id: Text = Field(description="must be the authenticated terminal")
+    records: list[UploadRecord]
+
+
+class Ack(BaseModel):
+    terminal_seq: int
+    status: str = Field(description="stored, duplicate, or conflict (kept aside, not stored)")
+
+
+class BatchAck(BaseModel):
+    batch_id: str
+    terminal_id: str
+    replay: bool
+    counts: dict[str, int]
+    acks: list[Ack]
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` put in place: a raw-body route declares it in
+    ``openapi_extra``, where ``#/$defs/...`` would point at the OpenAPI document's root."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
+# -- online loads (kiosk loads and subsidy pickups) -------------------------------------------
+class LoadRequestBody(BaseModel):
+    """The card's INITIALIZE FOR LOAD answer and what the kiosk asked it."""
+
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
+    amount: int = Field(gt=0, le=INT64_MAX, description="fen")
+    balance_before: int = Field(ge=0, le=INT64_MAX, description="fen")
+    online_atc: int = Field(ge=0, le=0xFFFF)
+    key_version: int = Field(ge=0, le=0xFF)
+    algorithm: int = Field(ge=0, le=0xFF)
+    card_random: str = Field(pattern=HEX4)
+    mac1: str = Field(pattern=HEX4)
+    when: datetime
+    purpose: Text = Field(default="", max_length=200, description="e.g. a subsidy roster line")
+
+    def to_request(self) -> LoadRequest:
+        return loads.load_request(self, self.when)
+
+
+class ConfirmBody(BaseModel):
+    tac: str = Field(pattern=HEX4)
+
+
+class ProveBody(BaseModel):
+    mac: str = Field(pattern=HEX4)
+    tac: str = Field(pattern=HEX4)
+
+
+class VoidBody(BaseModel):
+    evidence: LoadRequestBody = Field(
+        description="INITIALIZE FOR LOAD run with the void challenge's terminal id and amount"
+    )
+
+
+# -- admin -------------------------------------------------------------------------------------
+class TerminalBody(BaseModel):
+    terminal_id: Text
+    operator_id: Text
+    role: Text = "pos"
+    name: Text = Field(default="", max_length=200)
+
+
+class HotlistBody(BaseModel):
+    action: Text = Field(description="add (挂失) or remove (解挂)")
+    issuer_id: Text = Field(description="16 hex digits")
+    card_serial: Text = Field(description="16 hex digits (application serial)")
+    reason: Text = Field(default="", max_length=200)
+
+
+# -- card book ---------------------------------------------------------------------------------
+class RecordsBody(BaseModel):
+    records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
+
+
+class LossBody(BaseModel):
+    card_number: Text = Field(description="the 19 printed digits")
+    id_number: Text = Field(description="the holder's ID number, as on the card's record")
+
+
+# -- subsidies ---------------------------------------------------------------------------------
+class ActBody(BaseModel):
+    actor: Text = Field(description="who reviews or approves (name or staff id)")
+    note: Text = Field(default="", max_length=1000)
+
+
+class RejectBody(BaseModel):
+    actor: Text
+    reason: Text = Field(max_length=1000)
+
+
+class PickupBody(BaseModel):
+    load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
+    lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
