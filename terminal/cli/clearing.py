@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from terminal.text import arg_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     keys.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON)")
     keys.add_argument("--demo-keys", action="store_true", help="the demo issuers' test keys")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8979)
+    s.add_argument("--port", type=arg_int, default=8979)
     s.add_argument("--delay", type=float, default=0.0, help="seconds to hold every post")
     s.set_defaults(handler=serve)
 

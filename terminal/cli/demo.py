@@ -36,6 +36,7 @@ from terminal.roles.kiosk import Kiosk
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.text import arg_int
 
 KIOSK_ID = bytes.fromhex("310000000090")
 POS_ID = "310000000101"
@@ -52,11 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--cards", type=int, default=6, help="number of cards to issue (default 6)")
+    p.add_argument("--cards", type=arg_int, default=6, help="number of cards to issue (default 6)")
     p.add_argument(
-        "--taps", type=int, default=30, help="bus and metro taps through the day (default 30)"
+        "--taps", type=arg_int, default=30, help="bus and metro taps through the day (default 30)"
     )
-    p.add_argument("--seed", type=int, default=978, help="random seed for riders and amounts")
+    p.add_argument("--seed", type=arg_int, default=978, help="random seed for riders and amounts")
     p.add_argument(
         "--workdir",
         metavar="DIR",

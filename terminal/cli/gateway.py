@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from terminal.cli.common import read_secret_file
+from terminal.text import arg_int
 
 DEFAULT_DB = "sqlite:///gateway.db"
 ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
@@ -46,17 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = gsub.add_parser("serve", help="serve the HTTP API with uvicorn")
     db_opt(s)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8978)
+    s.add_argument("--port", type=arg_int, default=8978)
     keys = s.add_mutually_exclusive_group()
     keys.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON) for the HSM")
     keys.add_argument("--demo-keys", action="store_true", help="use the demo issuers' test keys")
     s.add_argument("--clearing", metavar="URL", help="clearing service to forward to")
     s.add_argument("--gateway-id", default="gateway")
-    s.add_argument("--forwarders", type=int, default=1, help="forwarder threads (with --clearing)")
-    s.add_argument("--lease-ms", type=int, default=30_000, help="forwarding lease (ms)")
-    s.add_argument("--forward-batch", type=int, default=500, help="records per clearing post")
-    s.add_argument("--pool", type=int, default=8, help="PostgreSQL connections")
-    s.add_argument("--max-batch", type=int, default=1000, help="records per upload at most")
+    s.add_argument(
+        "--forwarders", type=arg_int, default=1, help="forwarder threads (with --clearing)"
+    )
+    s.add_argument("--lease-ms", type=arg_int, default=30_000, help="forwarding lease (ms)")
+    s.add_argument("--forward-batch", type=arg_int, default=500, help="records per clearing post")
+    s.add_argument("--pool", type=arg_int, default=8, help="PostgreSQL connections")
+    s.add_argument("--max-batch", type=arg_int, default=1000, help="records per upload at most")
     s.add_argument(
         "--admin-token-file",
         metavar="PATH",
@@ -77,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db_opt(f)
     f.add_argument("--clearing", metavar="URL", required=True)
     f.add_argument("--gateway-id", default="gateway")
-    f.add_argument("--lease-ms", type=int, default=30_000)
-    f.add_argument("--batch", type=int, default=500)
+    f.add_argument("--lease-ms", type=arg_int, default=30_000)
+    f.add_argument("--batch", type=arg_int, default=500)
     f.add_argument("--once", action="store_true", help="drain what is due, then exit")
     f.set_defaults(handler=forward)
 
@@ -116,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         q.set_defaults(handler=hotlist_change, action=action)
     hs = hsub.add_parser("show", help="changes after a version")
     db_opt(hs)
-    hs.add_argument("--since", type=int, default=0)
+    hs.add_argument("--since", type=arg_int, default=0)
     hs.set_defaults(handler=hotlist_show)
 
     r = gsub.add_parser("reconcile", help="compare posted records with clearing's books")

@@ -30,6 +30,7 @@ from terminal.readers.tracing import TracingReader
 from terminal.roles.issuance import DeskConfig, IssuanceDesk, Issued
 from terminal.roles.registry import Applicant
 from terminal.roles.session import TerminalSession
+from terminal.text import arg_code, arg_int
 
 DESCRIPTION = """\
 Personalise blank cards at the card centre's issuance desk.
@@ -70,27 +71,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--batch", metavar="CSV", help="issue one card per CSV row")
-    mode.add_argument("--replace", metavar="CARDNO", help="replace this lost card")
-    mode.add_argument("--abandon", metavar="CARDNO", help="void a pending card whose chip is gone")
+    mode.add_argument("--replace", type=arg_code, metavar="CARDNO", help="replace this lost card")
+    mode.add_argument(
+        "--abandon", type=arg_code, metavar="CARDNO", help="void a pending card whose chip is gone"
+    )
     mode.add_argument("--export", metavar="FILE", help="write issuance records as JSON (-: stdout)")
     mode.add_argument(
         "--push", action="store_true", help="push the book's changes to --gateway, then stop"
     )
     p.add_argument("--name", help="holder's name (written in GBK, at most 10 Chinese characters)")
     p.add_argument("--id-number", help="holder's ID number (GB 11643 checked for --id-type 0)")
-    p.add_argument("--id-type", type=int, default=0, help="0x16 ID document type (default 0)")
+    p.add_argument("--id-type", type=arg_int, default=0, help="0x16 ID document type (default 0)")
     p.add_argument("--card-kind", type=lambda s: int(s, 0), default=1, help="0x17 card kind")
     p.add_argument("--card-type", type=lambda s: int(s, 0), default=1, help="0x16 card type")
     p.add_argument("--pin", help="PIN to set (default: the desk's default PIN)")
     p.add_argument("--out", metavar="FILE", help="software card file (sim reader)")
     p.add_argument("--out-dir", metavar="DIR", help="software card files for --batch")
     p.add_argument("--report", metavar="FILE", help="--batch: write the per-row report as JSON")
-    p.add_argument("--since", type=int, default=0, help="--export: records after this revision")
+    p.add_argument("--since", type=arg_int, default=0, help="--export: records after this revision")
     p.add_argument("--registry", default="ykt-cards.db", metavar="PATH", help="card registry")
     p.add_argument("--hotlist", default="ykt-hotlist.db", metavar="PATH", help="hotlist database")
     p.add_argument(
         "--replacement-wait-days",
-        type=int,
+        type=arg_int,
         default=0,
         help="days between a loss report and the replacement (default 0)",
     )

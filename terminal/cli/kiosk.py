@@ -31,6 +31,7 @@ from terminal.roles.receipt import (
     top_up_receipt,
 )
 from terminal.roles.session import TerminalSession
+from terminal.text import arg_code
 
 DESCRIPTION = """\
 The self-service kiosk.
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     u.set_defaults(handler=run_pickup)
 
     lost = ksub.add_parser("report-loss", help="report a card lost (挂失); no card needed")
-    lost.add_argument("card_number", help="the 19 printed digits")
+    lost.add_argument("card_number", type=arg_code, help="the 19 printed digits")
     lost.add_argument("id_number", help="the holder's ID number")
     common(lost, card=False)
     lost.set_defaults(handler=run_report_loss)

@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from terminal.text import arg_int
+
 
 def register_plug(ssub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = ssub.add_parser(
@@ -25,7 +27,7 @@ def register_plug(ssub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
     p.add_argument(
         "--reader",
-        type=int,
+        type=arg_int,
         default=0,
         help="virtual reader number: 0 = 'Virtual PCD 00 00' (TCP 35963), 1 = '... 00 01'",
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from terminal.cli.common import print_json
 from terminal.money import format_fen
+from terminal.text import arg_int
 
 DEFAULT_DB = "sqlite:///gateway.db"
 
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("reject", "declared/reviewed -> rejected; its lines are withdrawn"),
     ):
         q = ssub.add_parser(name, help=text)
-        q.add_argument("roster_id", type=int)
+        q.add_argument("roster_id", type=arg_int)
         q.add_argument("--by", required=True, help="who does it (name or staff id)")
         if name == "reject":
             q.add_argument("--reason", required=True, help="why")
@@ -96,19 +97,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.set_defaults(handler=run_list)
 
     show = ssub.add_parser("show", help="a roster, its audit trail and its rejected rows")
-    show.add_argument("roster_id", type=int)
+    show.add_argument("roster_id", type=arg_int)
     show.add_argument("--json", action="store_true")
     db_opt(show)
     show.set_defaults(handler=run_show)
 
     pub = ssub.add_parser("publication", help="the masked 公示 listing of a roster (CSV)")
-    pub.add_argument("roster_id", type=int)
+    pub.add_argument("roster_id", type=arg_int)
     pub.add_argument("--out", metavar="FILE", help="write it here (default: stdout)")
     db_opt(pub)
     pub.set_defaults(handler=run_publication)
 
     rep = ssub.add_parser("report", help="what was paid and what is pending")
-    rep.add_argument("--roster", type=int, help="one roster (default: all)")
+    rep.add_argument("--roster", type=arg_int, help="one roster (default: all)")
     rep.add_argument("--json", action="store_true")
     db_opt(rep)
     rep.set_defaults(handler=run_report)

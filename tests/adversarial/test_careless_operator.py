@@ -157,6 +157,16 @@ def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
     ok = ykt("sim", "new-card", "--out", str(card), "--number", "７", "--balance", "５.００")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ykt("read", "--card", str(card), "--json").stdout)["balance_fen"] == 500
+    db = f"sqlite:///{tmp_path / 'gw.db'}"
+    for args in (
+        ("subsidy", "show", "٣", "--db", db),
+        ("subsidy", "report", "--roster", "٣", "--db", db),
+        ("gateway", "hotlist", "show", "--since", "٣", "--db", db),
+        ("demo", "--cards", "٣"),
+    ):
+        r = ykt(*args)
+        assert r.returncode == 2 and "other than ASCII" in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "gw.db").exists()
 
 
 # -- invisible characters in operator names ------------------------------------------------
