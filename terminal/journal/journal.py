@@ -543,7 +543,8 @@ class Journal:
         the PSAM must be past it, or its next purchase would reuse a number."""
         with self._read():
             r = self._db.execute(
-                "SELECT MAX(terminal_seq) FROM txn WHERE terminal_id=?", (terminal_id.hex().upper(),)
+                "SELECT MAX(terminal_seq) FROM txn WHERE terminal_id=?",
+                (terminal_id.hex().upper(),),
             ).fetchone()
         return None if r[0] is None else int(r[0])
 

@@ -2,16 +2,16 @@
 
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 from terminal.uplink.hotlist import HotlistSync, sync_hotlist, sync_local_hotlist
-from terminal.uplink.uploader import UploadWorker, Uplink, UplinkStats
+from terminal.uplink.uploader import Uplink, UplinkStats, UploadWorker
 
 __all__ = [
     "GatewayClient",
     "GatewayRefused",
     "GatewayUnavailable",
     "HotlistSync",
-    "UploadWorker",
     "Uplink",
     "UplinkStats",
+    "UploadWorker",
     "sync_hotlist",
     "sync_local_hotlist",
 ]
