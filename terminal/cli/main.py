@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "terminal.cli.sim",
     "terminal.cli.subsidy",
     "terminal.cli.validator",
+    "terminal.cli.run",
     "terminal.cli.readers",
 ]
 
@@ -42,6 +43,8 @@ Start here:
                            batch, or the replacement of a lost card)
   ykt kiosk ACTION         the self-service kiosk: balance, top-up, subsidy pickup,
                            loss report (挂失), with text receipts
+  ykt run TERMINAL.toml    run a device from its configuration file as a service
+                           (ykt upload / ykt journal: send what waits, list the journal)
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
   ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 

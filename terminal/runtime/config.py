@@ -30,6 +30,7 @@ SCHEMA: dict[str, Any] = {
         "demo_cards": None,
         "taps": None,
         "seed": None,
+        "tap_interval": None,
     },
     "journal": {"path": None, "check_interval": None},
     "fares": {"file": None},
@@ -66,6 +67,7 @@ class TerminalConfig:
     demo_cards: int = 5  # fresh demo cards when no card files are given
     taps: int | None = None  # sim reader: taps to simulate, then stop (None: none)
     seed: int = 1
+    tap_interval: float = 0.0  # sim reader: seconds between simulated taps
     journal_check: float = 10.0
     fares: str = str(DEMO_FARES)
     hotlist: str | None = None
@@ -106,7 +108,7 @@ class _ConfigFile(TomlFile):
             raise self.error(keys, f"{'.'.join(keys)} must be {kind} >= {minimum}, got {value!r}")
         return value
 
-    def path(self, keys: tuple[str, ...]) -> str:
+    def file_path(self, keys: tuple[str, ...]) -> str:
         value = self.text_value(self.data[keys[0]][keys[1]], keys)
         if not value:
             raise self.error(keys, f"{'.'.join(keys)} must not be empty")
@@ -121,7 +123,7 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
     keys = (section, key)
     default = getattr(config, attr)
     if attr in ("journal", "sam_state", "trace", "fares", "hotlist", "token_file"):
-        value: Any = f.path(keys)
+        value: Any = f.file_path(keys)
     elif (isinstance(default, int) and not isinstance(default, float)) or attr == "taps":
         value = f.number(keys, whole=True, minimum=1 if attr == "batch_size" else 0)
     elif isinstance(default, float):
@@ -142,6 +144,7 @@ FIELDS = (
     ("sim", "demo_cards", "demo_cards"),
     ("sim", "taps", "taps"),
     ("sim", "seed", "seed"),
+    ("sim", "tap_interval", "tap_interval"),
     ("journal", "check_interval", "journal_check"),
     ("fares", "file", "fares"),
     ("hotlist", "path", "hotlist"),
@@ -168,7 +171,7 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     role = f.choice(terminal["role"], ("terminal", "role"), ROLES)
     if "path" not in data.get("journal", {}):
         raise f.error(("journal",), "[journal] is missing 'path' (the journal database)")
-    config = TerminalConfig(role=role, journal=f.path(("journal", "path")), source=str(path))
+    config = TerminalConfig(role=role, journal=f.file_path(("journal", "path")), source=str(path))
     for section, key, attr in FIELDS:
         _set(f, config, section, key, attr)
     cards = data.get("sim", {}).get("cards", [])
