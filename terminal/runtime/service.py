@@ -59,6 +59,7 @@ class Service:
             verify_every=terminal.config.journal_check,
         )
         self.status: StatusServer | None = None
+        self.terminal_id = terminal.session.sam.terminal_id_hex  # read once, on this thread
 
     def _result(self, result: TapResult) -> None:
         if result.green:
@@ -116,7 +117,7 @@ class Service:
         fault = self.loop.fault or journal.failure
         doc: dict[str, object] = {
             "status": "ok" if fault is None else "out_of_service",
-            "terminal_id": terminal.session.sam.terminal_id_hex,
+            "terminal_id": self.terminal_id,
             "role": terminal.config.role,
             "journal_ok": fault is None,
             "taps": self.loop.taps,

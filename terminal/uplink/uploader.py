@@ -244,7 +244,9 @@ class UploadWorker:
         """Send what waits, for at most ``timeout`` seconds (each request is bounded by the
         client's own timeout); the rows still waiting afterwards."""
         deadline = time.monotonic() + timeout
-        with self._lock:
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
+            return self.uplink.journal.pending_upload()
+        try:
             while time.monotonic() < deadline:
                 try:
                     if self.uplink.send_batch() == 0:
@@ -253,11 +255,15 @@ class UploadWorker:
                 except (GatewayUnavailable, GatewayRefused) as exc:
                     log.warning("upload before exit failed: %s", exc)
                     break
+        finally:
+            self._lock.release()
         return self.uplink.journal.pending_upload()
 
     def close(self, flush_timeout: float) -> int:
-        """Stop the thread, then flush; the rows still waiting."""
+        """Stop the thread, then flush, all within ``flush_timeout`` (plus at most one
+        request in flight); the rows still waiting."""
+        deadline = time.monotonic() + flush_timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(flush_timeout)
-        return self.flush(flush_timeout)
+        return self.flush(deadline - time.monotonic())
