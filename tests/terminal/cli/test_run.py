@@ -291,6 +291,14 @@ def test_validator_carries_on_and_refuses_a_psam_behind_its_journal(tmp_path: Pa
     with Journal(tmp_path / "v.db") as j:
         assert len(j.rows()) == settled  # nothing was tapped
 
+    config = tmp_path / "t.toml"  # ykt run assembles the same device and refuses it too
+    config.write_text(
+        '[terminal]\nrole = "bus"\n[journal]\npath = "v.db"\n[sim]\nsam_state = "sam.json"\n'
+    )
+    r = ykt("run", str(config), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"already holds seq {last}" in r.stderr and "refusing to start" in r.stderr
+
     (tmp_path / "sam.json").unlink()  # a reset (fresh) PSAM is behind too
     r = ykt(*common, "--taps", "1", check=False)
     assert r.returncode == 1 and "would number its next purchase 1" in r.stderr
