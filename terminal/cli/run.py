@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
 from terminal.journal import Journal, JournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import assemble, open_uplink
-from terminal.runtime.config import load_config
+from terminal.runtime.config import TerminalConfig, load_config
 from terminal.runtime.service import Service, log_line
-from terminal.text import arg_int
+from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
 
 OUT_OF_SERVICE = 3
@@ -85,9 +86,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal(config: TerminalConfig) -> Journal:
+    """The device's existing journal (a wrong path must not create an empty one)."""
+    if not Path(config.journal).is_file():
+        raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")
+    return Journal(config.journal)
+
+
 def upload(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    with Journal(config.journal) as j:
+    with _journal(config) as j:
         client, uplink = open_uplink(config, j)
         with client:
             try:
@@ -132,7 +140,7 @@ def _line(row: JournalRow) -> str:
 
 def journal(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    with Journal(config.journal) as j:
+    with _journal(config) as j:
         rows = j.rows()
         open_rows = j.open_rows()
         unsent = j.export(limit=1_000_000)

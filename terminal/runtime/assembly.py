@@ -62,7 +62,8 @@ def check_sam_sequence(journal: Journal, terminal_id: bytes, next_seq: int) -> N
         raise SamBehindJournal(
             f"PSAM {terminal_id.hex().upper()} would number its next purchase {next_seq}, "
             f"but journal {journal.path} already holds seq {last} for it: the PSAM was reset, "
-            f"restored from an older state or swapped; refusing to start"
+            f"restored from an older state or swapped; refusing to start (give it the PSAM "
+            f"state that belongs to this journal, or a new journal)"
         )
 
 
@@ -125,11 +126,14 @@ class OneClient(Mapping[str, GatewayClient]):
         return 0
 
 
-def open_uplink(config: TerminalConfig, journal: Journal) -> tuple[GatewayClient, Uplink]:
-    """The gateway client and the uplink that sends ``journal`` to it, as configured."""
+def open_uplink(
+    config: TerminalConfig, journal: Journal, secret: str | None = None
+) -> tuple[GatewayClient, Uplink]:
+    """The gateway client and the uplink that sends ``journal`` to it, as configured
+    (``secret``: the token when already read)."""
     if not config.gateway:
         raise StartRefused(f"{config.source}: no gateway URL configured")
-    client = GatewayClient(config.gateway, token(config), timeout=config.gateway_timeout)
+    client = GatewayClient(config.gateway, secret or token(config), timeout=config.gateway_timeout)
     uplink = Uplink(
         journal,
         OneClient(client),
@@ -165,6 +169,7 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
             f"(use its own command: ykt {config.role})"
         )
     rules = load_rules(config.fares)
+    secret = token(config) if config.gateway else None  # a bad token file stops us here
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
         raise StartRefused("sim readers need software devices")
@@ -213,7 +218,7 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         raise
     terminal = Terminal(config, session, card_reader, reader, journal, hotlist, validator, cards)
     if config.gateway:
-        client, uplink = open_uplink(config, journal)
+        client, uplink = open_uplink(config, journal, secret)
         terminal.client = client
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)

@@ -344,3 +344,12 @@ def test_the_examples_parse() -> None:
 
     roles = {load_config(p).role for p in (ROOT / "examples").glob("*.toml")}
     assert {"bus", "metro-entry", "metro-exit", "pos", "kiosk"} <= roles
+
+
+def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[terminal]\nrole = "pos"\n[journal]\npath = "typo.db"\n')
+    for command in ("upload", "journal"):
+        r = ykt(command, str(config), check=False)
+        assert r.returncode == 1 and "typo.db does not exist" in r.stderr
+    assert not (tmp_path / "typo.db").exists()
