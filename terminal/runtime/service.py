@@ -19,7 +19,7 @@ from datetime import datetime
 
 from terminal.roles.loop import TapLoop
 from terminal.roles.validator import TapResult
-from terminal.runtime.assembly import Terminal
+from terminal.runtime.assembly import StartRefused, Terminal
 from terminal.runtime.status import StatusServer
 
 
@@ -91,9 +91,15 @@ class Service:
     def run(self) -> ServiceResult:
         terminal = self.terminal
         config = terminal.config
-        terminal.start_background()
         if config.status_port:
-            self.status = StatusServer(self, config.status_port).start()
+            try:
+                self.status = StatusServer(self, config.status_port).start()
+            except OSError as exc:
+                terminal.close(flush_timeout=0)
+                raise StartRefused(
+                    f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
+                ) from None
+        terminal.start_background()
         feeder = None
         if terminal.cards and config.taps:
             feeder = threading.Thread(target=self._feed, name="sim-taps", daemon=True)
