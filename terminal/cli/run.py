@@ -75,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     result = service.run()
+    if result.fault is not None:
+        print(f"ykt run: out of service: {result.fault}", file=sys.stderr)
+        return OUT_OF_SERVICE
     print(
         f"ykt run: stopped; {result.green} green, {result.red} red, "
         f"{result.waiting} awaiting upload",
         file=sys.stderr,
     )
-    if result.fault is not None:
-        print(f"ykt run: out of service: {result.fault}", file=sys.stderr)
-        return OUT_OF_SERVICE
     return 0
 
 

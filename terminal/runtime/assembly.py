@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from terminal.apdu.errors import YikatongError
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
-from terminal.journal import Journal
+from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
@@ -91,13 +91,18 @@ class Terminal:
             self.uploader.start()
 
     def close(self, flush_timeout: float | None = None) -> int:
-        """Stop background work, send what waits (bounded), close files; rows still waiting."""
+        """Stop background work, send what waits (bounded), close files; the rows still
+        waiting (-1: unknown, the journal failed)."""
         if self.hotlist_sync is not None:
             self.hotlist_sync.stop()
-        waiting = self.journal.pending_upload()
-        if self.uploader is not None:
-            timeout = self.config.flush_timeout if flush_timeout is None else flush_timeout
-            waiting = self.uploader.close(timeout)
+        timeout = self.config.flush_timeout if flush_timeout is None else flush_timeout
+        try:
+            if self.uploader is not None:
+                waiting = self.uploader.close(timeout)
+            else:
+                waiting = self.journal.pending_upload()
+        except JournalError:  # out of service: the journal's failure is the report
+            waiting = -1
         if self.client is not None:
             self.client.close()
         for card in self.cards:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from terminal.journal import Journal, JournalRow
+from terminal.journal import Journal, JournalError, JournalRow
 from terminal.retry import backoff_delay
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
@@ -235,7 +235,11 @@ class UploadWorker:
         while not self._stop.is_set():
             with self._lock:
                 before = self.uplink.stats.batches
-                delay = self.uplink.step()
+                try:
+                    delay = self.uplink.step()
+                except JournalError as exc:  # the terminal goes out of service over it
+                    log.error("upload stopped: %s", exc)
+                    return
                 if self.uplink.stats.batches != before:
                     self.last_upload = datetime.now()
             self._stop.wait(delay)

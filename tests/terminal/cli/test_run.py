@@ -353,3 +353,20 @@ def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Pat
         r = ykt(command, str(config), check=False)
         assert r.returncode == 1 and "typo.db does not exist" in r.stderr
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_journal_removed_under_a_running_device_puts_it_out_of_service(tmp_path: Path) -> None:
+    gw_port, status_port = free_port(), free_port()
+    _register(tmp_path)
+    gateway = _gateway(tmp_path, gw_port)
+    try:
+        device = Device(_config(tmp_path, gw_port, status_port, taps=200, seed=1), status_port)
+        device.wait_until("first taps", taps=2)
+        (tmp_path / "journal.db").unlink()
+        assert device.proc.wait(30) == 3  # by itself: it stops taking cards
+        device.out.close()
+    finally:
+        gateway.stop()
+    log = (tmp_path / "run.log").read_text()
+    assert "out of service: journal" in log and "was removed" in log
+    assert "Traceback" not in log
