@@ -173,7 +173,12 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
             f"{config.source}: role {config.role!r} cannot be run as a service yet "
             f"(use its own command: ykt {config.role})"
         )
-    rules = load_rules(config.fares)
+    role_config = ValidatorConfig(  # every value checked before a file is opened
+        mode=Mode(config.role),
+        rules=load_rules(config.fares),
+        station=hex_bytes(config.station, "station", size=2).hex().upper(),
+        line=hex_bytes(config.line, "line", size=2),
+    )
     secret = token(config) if config.gateway else None  # a bad token file stops us here
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
@@ -207,17 +212,7 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         if next_seq is not None:
             check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = Hotlist(config.hotlist)
-        validator = Validator(
-            session,
-            journal,
-            hotlist,
-            ValidatorConfig(
-                mode=Mode(config.role),
-                rules=rules,
-                station=hex_bytes(config.station, "station", size=2).hex().upper(),
-                line=hex_bytes(config.line, "line", size=2),
-            ),
-        )
+        validator = Validator(session, journal, hotlist, role_config)
     except BaseException:
         journal.close()
         raise
