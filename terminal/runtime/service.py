@@ -80,8 +80,9 @@ class Service:
         for i in range(config.taps or 0):
             if self.loop.stop_event.wait(self.tap_interval if i else 0):
                 return
+            before = self.loop.taps  # read before the card goes in: the loop may be quick
             reader.insert(rng.choice(self.terminal.cards))  # type: ignore[attr-defined]
-            served = self.loop.wait_for_taps(self.loop.taps + 1)
+            served = self.loop.wait_for_taps(before + 1)
             reader.remove()  # type: ignore[attr-defined]
             if not served:
                 return
