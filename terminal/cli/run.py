@@ -60,20 +60,25 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
+
+    def banner() -> None:
+        status = f"; status http://127.0.0.1:{config.status_port}/health"
+        print(
+            f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
+            f"{config.journal}" + (status if config.status_port else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
     service = Service(
         terminal,
         lambda result: print(log_line(terminal_id, result), flush=True),
         stop_after_taps=False,
         tap_interval=config.tap_interval,
+        on_start=banner,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())
-    print(
-        f"ykt run: {config.role} {terminal_id} from {config.source}; journal {config.journal}"
-        + (f"; status http://127.0.0.1:{config.status_port}/health" if config.status_port else ""),
-        file=sys.stderr,
-        flush=True,
-    )
     result = service.run()
     if result.fault is not None:
         print(f"ykt run: out of service: {result.fault}", file=sys.stderr)

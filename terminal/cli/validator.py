@@ -162,15 +162,18 @@ def run(args: argparse.Namespace) -> int:
         )
     config = config_of(args)
     terminal = assemble(config, SoftwareDevices())
-    journal = terminal.journal
-    hotlist = terminal.hotlist
-    print(
-        f"validator {terminal.session.sam.terminal_id_hex} mode {args.mode} station "
-        f"{args.station} fares {Path(args.fares).name}; journal {args.journal} "
-        f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
-        f"({len(hotlist)} card(s))"
-    )
-    service = Service(terminal, lambda result: print(result.line(), flush=True))
+
+    def banner() -> None:
+        journal, hotlist = terminal.journal, terminal.hotlist
+        print(
+            f"validator {terminal.session.sam.terminal_id_hex} mode {args.mode} station "
+            f"{args.station} fares {Path(args.fares).name}; journal {args.journal} "
+            f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
+            f"({len(hotlist)} card(s))",
+            flush=True,
+        )
+
+    service = Service(terminal, lambda result: print(result.line(), flush=True), on_start=banner)
     for signum in (signal.SIGINT, signal.SIGTERM):  # finish the tap, upload, then stop
         signal.signal(signum, lambda *_: service.stop())
     result = service.run()

@@ -41,13 +41,16 @@ class Service:
         *,
         stop_after_taps: bool = True,
         tap_interval: float = 0.0,
+        on_start: Callable[[], None] | None = None,
     ):
         """``stop_after_taps``: with simulated taps, stop when they are done (else serve on
-        until ``stop()``); ``tap_interval``: seconds between simulated taps."""
+        until ``stop()``); ``tap_interval``: seconds between simulated taps; ``on_start``:
+        called once background work has started (the hotlist synced) before the first tap."""
         self.terminal = terminal
         self.on_result = on_result
         self.stop_after_taps = stop_after_taps
         self.tap_interval = tap_interval
+        self.on_start = on_start
         self.green = 0
         self.red = 0
         self.started = datetime.now()
@@ -101,6 +104,8 @@ class Service:
                     f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
                 ) from None
         terminal.start_background()
+        if self.on_start is not None:
+            self.on_start()
         feeder = None
         if terminal.cards and config.taps:
             feeder = threading.Thread(target=self._feed, name="sim-taps", daemon=True)
