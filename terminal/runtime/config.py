@@ -191,7 +191,9 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")
-    if clock != "system":
+    if isinstance(clock, datetime):  # a TOML date-time written without quotes
+        config.clock = clock
+    elif clock != "system":
         try:
             config.clock = datetime.fromisoformat(f.text_value(clock, ("terminal", "clock")))
         except ValueError:
