@@ -41,7 +41,7 @@ def test_paths_are_relative_to_the_file_and_defaults_fill_the_rest(tmp_path: Pat
         ("[gateway]\nbatch_size = 0\n", 6, "gateway.batch_size must be a whole number >= 1"),
         ("[gateway]\nupload_interval = -1\n", 6, "must be a number of seconds >= 0"),
         ("[sim]\ncards = [1]\n", 6, "sim.cards must be a list of software card files"),
-        ('[sim]\nterminal_id = "31"\n', 5, "sim.terminal_id must be 6 bytes"),
+        ('[sim]\nterminal_id = "31"\n', 6, "sim.terminal_id must be 6 bytes"),
         ("[status]\nport = 70000\n", 6, "status.port must be 0 (off) or a TCP port"),
         ("[readers]\ncard = 5\n", 6, "readers.card must be a string"),
         ("[terminal.extra]\nx = 1\n", 5, "unknown key 'extra' in section [terminal]"),
