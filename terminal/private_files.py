@@ -11,6 +11,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from terminal.text import FileError
+
 PRIVATE_MODE = 0o600
 
 
@@ -46,3 +48,18 @@ def write_private(path: str | Path, data: str | bytes, *, fsync: bool = True) ->
             os.fsync(f.fileno())
     os.replace(tmp, target)
     return target
+
+
+def read_secret_file(path: str | Path) -> str:
+    """The first line of a token file, stripped (a trailing newline is not part of it);
+    FileError if it cannot be read or holds no token."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError(
+            path, None, f"cannot read the token: {getattr(exc, 'strerror', exc)}"
+        ) from None
+    if not secret:
+        raise FileError(path, 1, "holds no token")
+    return secret

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from terminal.private_files import read_secret_file
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimReader
 from terminal.readers.spec import open_reader
@@ -108,15 +109,6 @@ def to_jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
-
-
-def read_secret_file(path: str) -> str:
-    """The first line of a token file, stripped (a trailing newline is not part of it)."""
-    with open(path, encoding="utf-8") as f:
-        secret = f.readline().strip()
-    if not secret:
-        raise SystemExit(f"ykt: {path} holds no token")
-    return secret
 
 
 def add_token_options(parser: argparse.ArgumentParser, *, env: str, what: str) -> None:

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "terminal.cli.sim",
     "terminal.cli.subsidy",
     "terminal.cli.validator",
+    "terminal.cli.run",
     "terminal.cli.readers",
 ]
 
@@ -45,6 +46,8 @@ Start here:
                            loss report (挂失), with text receipts
   ykt pos --amount 12.50   a merchant POS: the card pays from its T-Union purse or
                            Electronic Cash, a receipt, every sale journaled and uploaded
+  ykt run TERMINAL.toml    run a device from its configuration file as a service
+                           (ykt upload / ykt journal: send what waits, list the journal)
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
   ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import random
+import signal
 import sys
-import threading
 from pathlib import Path
 
-from terminal.cli.common import add_sam_options, add_token_options, open_session
-from terminal.fares import DEMO_FARES, Mode, load_rules
-from terminal.hotlist import Hotlist
+from terminal.cli.common import add_sam_options, add_token_options
+from terminal.cli.sim_devices import SoftwareDevices
+from terminal.fares import DEMO_FARES, Mode
 from terminal.journal import Journal
 from terminal.money import format_fen
-from terminal.readers.sim import SimReader
-from terminal.roles.loop import TapLoop
-from terminal.roles.validator import Validator, ValidatorConfig
-from terminal.text import arg_code, arg_int, hex_bytes
+from terminal.runtime.assembly import assemble
+from terminal.runtime.config import TerminalConfig
+from terminal.runtime.service import Service
+from terminal.text import arg_code, arg_int
 
 OUT_OF_SERVICE = 3  # exit status: the journal failed, the validator stopped taking cards
 
@@ -32,10 +29,17 @@ With the default sim reader, --cards software cards (or the --card files) are ta
 random order --taps times. With a real reader (pcsc:..., nfc:...) it serves taps until
 Ctrl-C.
 
-With --gateway URL --token T the hotlist (挂失) is synced from the gateway's deltas before
-the first tap and every --hotlist-sync seconds; a card reported lost is refused and
-blocked from the first tap after the sync that brought it. Without the gateway the
-validator works offline with the hotlist it has.
+With --gateway URL (and its token from --token-file or $YKT_VALIDATOR_TOKEN) what the
+validator settles is uploaded in the background (batches, back-off while the gateway is
+down, refused rows parked) and once more before exit; the summary says what was sent and
+what waits. The hotlist (挂失) is synced from the gateway's deltas before the first tap and
+every --hotlist-sync seconds; a card reported lost is refused and blocked from the first
+tap after the sync that brought it. Without the gateway the validator works offline.
+
+The software PSAM keeps its state (terminal sequence number) in --sam-state (default
+next to the journal), so a validator started again on the same journal carries on. A PSAM
+whose next sequence number its journal already holds (reset, restored, swapped) is
+refused at start with the reason.
 
 The journal is checked at start and in idle time: removed, replaced or damaged (or a
 write to it failing), the validator prints RED "out of service" with the reason, stops
@@ -78,6 +82,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
     add_sam_options(p, terminal_id="310000000201")
     p.add_argument(
+        "--sam-state",
+        metavar="PATH",
+        help="software PSAM state file (default: <journal>.psam.json, created if missing)",
+    )
+    p.add_argument(
         "--card",
         action="append",
         metavar="FILE",
@@ -87,7 +96,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--taps", type=arg_int, default=10, help="taps to simulate (sim reader)")
     p.add_argument("--seed", type=arg_int, default=1)
     p.add_argument("--trace", metavar="FILE", help="record card exchanges to FILE")
-    p.add_argument("--gateway", metavar="URL", help="gateway to sync the hotlist from")
+    p.add_argument(
+        "--gateway", metavar="URL", help="gateway to upload to and sync the hotlist from"
+    )
+    p.add_argument(
+        "--upload-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="upload settled rows at least this often (default 5)",
+    )
+    p.add_argument(
+        "--flush-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time to upload what waits before exit (default 10)",
+    )
     add_token_options(p, env="YKT_VALIDATOR_TOKEN", what="this validator's gateway token")
     p.add_argument(
         "--hotlist-sync", type=float, default=60.0, metavar="SECONDS", help="sync interval"
@@ -95,112 +120,69 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=run)
 
 
-def _cards(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
-    from simulators.files import load_device
-    from simulators.profiles import demo_card
-
-    if args.card:
-        return [load_device(path) for path in args.card]
-    return [demo_card(i + 1, balance=2_000) for i in range(args.cards)]
-
-
-def _sync_hotlist(args: argparse.Namespace, hotlist: Hotlist, stop: threading.Event) -> None:
-    """Sync now, then every --hotlist-sync seconds until ``stop``; offline is no error."""
-    from terminal.uplink import GatewayClient, GatewayUnavailable, sync_local_hotlist
-
-    client = GatewayClient(args.gateway, args.token)
-
-    def once() -> None:
-        try:
-            sync_local_hotlist(client, hotlist)
-        except GatewayUnavailable as exc:
-            logging.getLogger(__name__).warning("hotlist sync: %s", exc)
-
-    once()
-
-    def every() -> None:
-        while not stop.wait(args.hotlist_sync):
-            once()
-        client.close()
-
-    threading.Thread(target=every, name="hotlist-sync", daemon=True).start()
+def config_of(args: argparse.Namespace) -> TerminalConfig:
+    """The terminal configuration these options describe (what ``ykt run`` reads from a file)."""
+    return TerminalConfig(
+        role=args.mode,
+        journal=args.journal,
+        card_reader=args.reader,
+        sam_reader=args.sam_reader,
+        trace=args.trace,
+        station=args.station,
+        line=args.line,
+        terminal_id=args.terminal_id,
+        sam_state=args.sam_state,
+        cards=args.card or [],
+        demo_cards=args.cards,
+        taps=args.taps,
+        seed=args.seed,
+        journal_check=args.journal_check,
+        fares=args.fares,
+        hotlist=args.hotlist,
+        hotlist_sync=args.hotlist_sync,
+        gateway=args.gateway,
+        token=args.token,
+        upload_interval=args.upload_interval,
+        flush_timeout=args.flush_timeout,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    rules = load_rules(args.fares)
-    sim = args.reader == "sim"
-    cards = _cards(args) if sim else []  # card file errors before anything is opened
-    card_reader = SimReader(name="antenna") if sim else None
-    if card_reader is None:
-        from terminal.readers.spec import open_reader
+    if args.gateway and not args.token:
+        raise SystemExit(
+            "ykt validator: --gateway needs a token (--token-file or $YKT_VALIDATOR_TOKEN)"
+        )
+    config = config_of(args)
+    terminal = assemble(config, SoftwareDevices())
 
-        card_reader = open_reader(args.reader)
-    reader = card_reader
-    if args.trace:
-        from terminal.readers.trace import TraceWriter
-        from terminal.readers.tracing import TracingReader
+    def banner() -> None:
+        journal, hotlist = terminal.journal, terminal.hotlist
+        print(
+            f"validator {terminal.session.sam.terminal_id_hex} mode {args.mode} station "
+            f"{args.station} fares {Path(args.fares).name}; journal {args.journal} "
+            f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
+            f"({len(hotlist)} card(s))",
+            flush=True,
+        )
 
-        reader = TracingReader(card_reader, TraceWriter.open(args.trace))
-    session = open_session(args, reader)
-    journal = Journal(args.journal, autocheckpoint=False)
-    hotlist = Hotlist(args.hotlist)
-    stop_sync = threading.Event()
-    if args.gateway:
-        if not args.token:
-            raise SystemExit("ykt validator: --gateway needs --token")
-        _sync_hotlist(args, hotlist, stop_sync)
-    config = ValidatorConfig(
-        mode=Mode(args.mode),
-        rules=rules,
-        station=hex_bytes(args.station, "--station", size=2).hex().upper(),
-        line=hex_bytes(args.line, "--line", size=2),
-    )
-    validator = Validator(session, journal, hotlist, config)
-    print(
-        f"validator {session.sam.terminal_id_hex} mode {args.mode} station {args.station} "
-        f"fares {Path(args.fares).name}; journal {args.journal} "
-        f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
-        f"({len(hotlist)} card(s))"
-    )
-    served = [0, 0]
-
-    def show(result) -> None:  # type: ignore[no-untyped-def]
-        served[0 if result.green else 1] += 1
-        print(result.line(), flush=True)
-
-    loop = TapLoop(validator, reader, show, poll=0.2, verify_every=args.journal_check)
-    if sim:
-        rng = random.Random(args.seed)
-
-        def feed() -> None:
-            for i in range(args.taps):
-                card_reader.insert(rng.choice(cards))
-                served = loop.wait_for_taps(i + 1)
-                card_reader.remove()
-                if not served:
-                    return
-            loop.stop()
-
-        feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
-        loop.run()
-        feeder.join()
-        for card in cards:
-            card.save()
-    else:
-        with contextlib.suppress(KeyboardInterrupt):
-            loop.run()
-    if loop.fault is not None:
-        stop_sync.set()
-        print(f"RED   out of service: {loop.fault}", flush=True)
-        print(f"ykt validator: out of service: {loop.fault}", file=sys.stderr)
+    service = Service(terminal, lambda result: print(result.line(), flush=True), on_start=banner)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # finish the tap, upload, then stop
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    if result.fault is not None:
+        print(f"RED   out of service: {result.fault}", flush=True)
+        print(f"ykt validator: out of service: {result.fault}", file=sys.stderr)
         return OUT_OF_SERVICE
-    settled = journal.totals()["settled"]
-    print(
-        f"{served[0]} green, {served[1]} red; journal: {settled[0]} settled "
-        f"({format_fen(settled[1])}), {len(journal.open_rows())} open, "
-        f"{journal.pending_upload()} awaiting upload"
-    )
-    stop_sync.set()
-    journal.close()
+    with Journal(config.journal) as after:
+        settled = after.totals()["settled"]
+        sent = (
+            ""
+            if terminal.uploader is None
+            else (f"{terminal.uploader.uplink.stats.stored} uploaded now, ")
+        )
+        print(
+            f"{result.green} green, {result.red} red; journal: {settled[0]} settled "
+            f"({format_fen(settled[1])}), {len(after.open_rows())} open, {sent}"
+            f"{result.waiting} awaiting upload, {len(after.parked())} parked"
+        )
     return 0

@@ -17,13 +17,12 @@ numbers; the line of the key is found in the text).
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terminal.text import FileError, TextError, hex_bytes, line_of, nfkc
+from terminal.text import FileError, nfkc
+from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
 DEMO_FARES = Path(__file__).parent / "data" / "demo.toml"
 
@@ -98,51 +97,13 @@ class FareRules:
         return self.concessions.get(card_kind)
 
 
-class _File:
-    """The fare file being parsed: its keys are checked against ``SCHEMA`` and every error
-    names the line of the offending key (tomllib gives no line numbers)."""
+class _File(TomlFile):
+    """The fare file being parsed; its errors are ``FareFileError``."""
 
-    def __init__(self, data: dict[str, Any], path: str | Path | None, text: str | None):
-        self.data, self.path, self.text = data, path, text
-        self.after = 1
+    what = "fare file"
 
-    def error(self, keys: tuple[str, ...], what: str) -> FareFileError:
-        """The error at the line of ``keys`` (each looked for after the one before, from
-        ``after``: the table being read when it is one of an array of tables)."""
-        line: int | None = self.after if self.after > 1 else None
-        if self.text is not None:
-            for key in keys:
-                line = line_of(self.text, key, after=line or 1) or line
+    def make_error(self, what: str, line: int | None) -> FileError:
         return FareFileError(what, path=self.path, line=line)
-
-    def table_line(self, name: str, index: int) -> int:
-        """The line of the ``index``-th ``[[name]]`` header (1 when unknown)."""
-        line = 0
-        for _ in range(index + 1):
-            found = line_of(self.text or "", name, after=line + 1)
-            if found is None:
-                return 1
-            line = found
-        return line
-
-    def check_keys(self, table: Any, schema: dict[str, Any], at: tuple[str, ...]) -> None:
-        if not isinstance(table, dict):
-            raise self.error(at, f"{'.'.join(at)} must be a table")
-        for key, value in table.items():
-            if key not in schema:
-                where = f"section [{'.'.join(at)}]" if at else "the fare file"
-                known = ", ".join(sorted(schema))
-                raise self.error((*at, key), f"unknown key {key!r} in {where} (known: {known})")
-            sub = schema[key]
-            if sub is ANY_KEYS and not isinstance(value, dict):
-                raise self.error((*at, key), f"{'.'.join((*at, key))} must be a table")
-            if isinstance(sub, dict):
-                self.check_keys(value, sub, (*at, key))
-            elif isinstance(sub, list):
-                if not isinstance(value, list):
-                    raise self.error((*at, key), f"{key} must be a list of tables ([[{key}]])")
-                for item in value:
-                    self.check_keys(item, sub[0], (*at, key))
 
     def fen(self, value: Any, keys: tuple[str, ...]) -> int:
         what = ".".join(keys)
@@ -156,37 +117,10 @@ class _File:
             )
         return value
 
-    def count(self, value: Any, keys: tuple[str, ...], maximum: int) -> int:
-        what = ".".join(keys)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-            raise self.error(keys, f"{what} must be a whole number 0..{maximum}, got {value!r}")
-        return value
-
-    def hex(self, value: Any, size: int, keys: tuple[str, ...]) -> bytes:
-        try:
-            return hex_bytes(value if isinstance(value, str) else "?", size=size)
-        except TextError:
-            raise self.error(
-                keys, f"{'.'.join(keys)} must be {size} bytes of hex, got {value!r}"
-            ) from None
-
-    def text_value(self, value: Any, keys: tuple[str, ...]) -> str:
-        if not isinstance(value, str):
-            raise self.error(keys, f"{'.'.join(keys)} must be a string, got {value!r}")
-        return value
-
-    def choice(self, value: Any, keys: tuple[str, ...], choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.error(
-                keys, f"{'.'.join(keys)} must be " + " or ".join(repr(c) for c in choices)
-            )
-        return str(value)
-
 
 # Every key a fare file may hold; anything else (a misspelt [buss]) is refused, so a
 # typo can never silently mean "no fare". ANY_KEYS: a table of any keys (stations, fares),
 # each value checked where it is used.
-ANY_KEYS = "any keys"
 SCHEMA: dict[str, Any] = {
     "double_tap_seconds": None,
     "concession_source": None,
@@ -317,16 +251,7 @@ def parse_rules(
 
 def load_rules(path: str | Path = DEMO_FARES) -> FareRules:
     """The fare file at ``path``; FareFileError (``<file>:<line>: <what>``) if unusable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FareFileError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    except UnicodeDecodeError:
-        raise FareFileError("not a fare file: not UTF-8 text", path=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        at = re.search(r"at line (\d+)", str(exc))
-        line = int(at.group(1)) if at else None
-        raise FareFileError(f"not valid TOML: {exc}", path=path, line=line) from None
+    text, data = read_toml(
+        path, "fare file", lambda what, line: FareFileError(what, path=path, line=line)
+    )
     return parse_rules(data, path=path, text=text)

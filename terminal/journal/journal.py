@@ -538,6 +538,16 @@ class Journal:
                 cur = self._db.execute("SELECT * FROM txn WHERE state=? ORDER BY id", (state,))
             return [_row(r) for r in cur.fetchall()]
 
+    def last_seq(self, terminal_id: bytes) -> int | None:
+        """The highest terminal sequence number journaled for ``terminal_id`` (None: none):
+        the PSAM must be past it, or its next purchase would reuse a number."""
+        with self._read():
+            r = self._db.execute(
+                "SELECT MAX(terminal_seq) FROM txn WHERE terminal_id=?",
+                (terminal_id.hex().upper(),),
+            ).fetchone()
+        return None if r[0] is None else int(r[0])
+
     def totals(self) -> dict[str, tuple[int, int]]:
         """(count, amount) per state."""
         with self._read():

@@ -8,11 +8,16 @@ starts there; ``sync_local_hotlist`` does exactly that for a ``terminal.hotlist.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from terminal.hotlist import Hotlist
-from terminal.uplink.client import GatewayClient
+from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
+
+log = logging.getLogger("terminal.uplink")
 
 
 def sync_hotlist(
@@ -46,3 +51,45 @@ def sync_local_hotlist(client: GatewayClient, hotlist: Hotlist, *, page: int = 1
             hotlist.apply(version, removed=[serial])
 
     return sync_hotlist(client, hotlist.version, apply, page=page)
+
+
+class HotlistSync:
+    """Keep a terminal's hotlist in step with the gateway: sync once now, then every
+    ``interval`` seconds in a thread until ``stop()``; a gateway that is down is logged and
+    tried again at the next interval (the terminal works offline with the list it has)."""
+
+    def __init__(self, client: GatewayClient, hotlist: Hotlist, interval: float):
+        self.client = client
+        self.hotlist = hotlist
+        self.interval = interval
+        self.last_sync: datetime | None = None
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync_once(self) -> bool:
+        """One sync; whether it reached the gateway."""
+        try:
+            sync_local_hotlist(self.client, self.hotlist)
+        except (GatewayUnavailable, GatewayRefused) as exc:
+            self.last_error = str(exc)
+            log.warning("hotlist sync: %s", exc)
+            return False
+        self.last_sync = datetime.now()
+        self.last_error = ""
+        return True
+
+    def start(self) -> HotlistSync:
+        self.sync_once()
+        self._thread = threading.Thread(target=self._every, name="hotlist-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def _every(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sync_once()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

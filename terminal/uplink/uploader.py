@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from terminal.journal import Journal, JournalRow
+from terminal.journal import Journal, JournalError, JournalRow
 from terminal.retry import backoff_delay
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
@@ -212,3 +212,62 @@ class Uplink:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class UploadWorker:
+    """An ``Uplink`` run in a background thread: uploads what is due, backs off (capped)
+    while the gateway is down, and on ``close`` sends what still waits within a bounded
+    time. Nothing is lost by stopping at any point: the journal is the queue."""
+
+    def __init__(self, uplink: Uplink):
+        self.uplink = uplink
+        self.last_upload: datetime | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one sender at a time (the thread or a flush)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> UploadWorker:
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                before = self.uplink.stats.batches
+                try:
+                    delay = self.uplink.step()
+                except JournalError as exc:  # the terminal goes out of service over it
+                    log.error("upload stopped: %s", exc)
+                    return
+                if self.uplink.stats.batches != before:
+                    self.last_upload = datetime.now()
+            self._stop.wait(delay)
+
+    def flush(self, timeout: float) -> int:
+        """Send what waits, for at most ``timeout`` seconds (each request is bounded by the
+        client's own timeout); the rows still waiting afterwards."""
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=max(0.0, timeout)):
+            return self.uplink.journal.pending_upload()
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if self.uplink.send_batch() == 0:
+                        break
+                    self.last_upload = datetime.now()
+                except (GatewayUnavailable, GatewayRefused) as exc:
+                    log.warning("upload before exit failed: %s", exc)
+                    break
+        finally:
+            self._lock.release()
+        return self.uplink.journal.pending_upload()
+
+    def close(self, flush_timeout: float) -> int:
+        """Stop the thread, then flush, all within ``flush_timeout`` (plus at most one
+        request in flight); the rows still waiting."""
+        deadline = time.monotonic() + flush_timeout
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(flush_timeout)
+        return self.flush(deadline - time.monotonic())

@@ -4,7 +4,9 @@ nothing marked before the gateway's ack, a day-long outage and terminal restarts
 from __future__ import annotations
 
 import random
+import socket
 import sqlite3
+import time
 from datetime import timedelta
 
 import httpx
@@ -13,7 +15,13 @@ import pytest
 from gateway.app import GatewaySettings, create_app
 from gateway.hsm import HostSecurityModule
 from terminal.journal import Journal
-from terminal.uplink import GatewayClient, GatewayRefused, GatewayUnavailable, Uplink
+from terminal.uplink import (
+    GatewayClient,
+    GatewayRefused,
+    GatewayUnavailable,
+    Uplink,
+    UploadWorker,
+)
 from tests.gateway_fixtures import demo_keysets
 from tests.servers import UvicornThread, free_port
 from tests.traffic import JournaledTerminal, make_cards
@@ -293,3 +301,39 @@ def test_a_version_1_journal_is_migrated_with_its_rows(tmp_path, clock):
     version = journal._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     assert version[0] == "2"
     journal.close()
+
+
+# -- the background worker a running terminal uses ----------------------------------------------
+def test_the_worker_uploads_in_the_background_and_flushes_at_close(gateway, tmp_path, clock):
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    client = GatewayClient(gateway.url, gateway.register(TID))
+    worker = UploadWorker(Uplink(term.journal, {TID: client}, max_age=timedelta(0))).start()
+    tap_many(term, clock, 5, gap_s=1)
+    deadline = time.monotonic() + 10
+    while term.journal.pending_upload() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert term.journal.pending_upload() == 0 and worker.last_upload is not None
+    tap_many(term, clock, 3, gap_s=1)  # settled just before the stop: sent by the flush
+    assert worker.close(flush_timeout=5) == 0
+    assert len(stored(gateway.db)) == 8
+    client.close()
+    term.close()
+
+
+def test_the_flush_at_close_is_bounded_when_the_gateway_never_answers(tmp_path, clock):
+    """A gateway that accepts connections and never answers cannot hold a stop hostage."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+        tap_many(term, clock, 4, gap_s=1)
+        client = GatewayClient(f"http://127.0.0.1:{silent.getsockname()[1]}", "t", timeout=0.5)
+        worker = UploadWorker(
+            Uplink(term.journal, {TID: client}, max_age=timedelta(0), backoff_cap=0.2)
+        ).start()
+        t0 = time.monotonic()
+        assert worker.close(flush_timeout=1.0) == 4  # nothing lost: every row still waits
+        assert time.monotonic() - t0 < 2.5
+        assert term.journal.pending_upload() == 4
+        client.close()
+        term.close()

@@ -1,0 +1,169 @@
+"""``ykt run``, ``ykt upload``, ``ykt journal``: a device from its configuration file."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from terminal.cli.sim_devices import SoftwareDevices
+from terminal.csv_cells import csv_writer
+from terminal.journal import Journal, JournalRow
+from terminal.money import format_fen
+from terminal.runtime.assembly import assemble, open_uplink
+from terminal.runtime.config import TerminalConfig, load_config
+from terminal.runtime.service import Service, log_line
+from terminal.text import FileError, arg_int
+from terminal.uplink import GatewayRefused, GatewayUnavailable
+
+OUT_OF_SERVICE = 3
+
+RUN = """\
+Run the device a terminal configuration describes (docs/terminal-config.md) as a
+long-lived service: serve cards, upload the journal in the background (batches, capped
+back-off while the gateway is down), sync the hotlist, answer /health and /metrics on
+127.0.0.1:<status.port>, and print one JSON line per transaction. SIGTERM (or Ctrl-C)
+finishes the tap in progress, uploads what waits within gateway.flush_timeout and exits 0;
+started again it carries on from its journal. Exit 3: the journal failed (out of service).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "run",
+        help="run a terminal from its configuration file (a service)",
+        description=RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", metavar="TERMINAL.toml")
+    p.set_defaults(handler=run)
+    u = sub.add_parser(
+        "upload",
+        help="send what the terminal's journal has waiting, once",
+        description="Upload every waiting journal row once; exit 1 if rows still wait.",
+    )
+    u.add_argument("config", metavar="TERMINAL.toml")
+    u.set_defaults(handler=upload)
+    j = sub.add_parser(
+        "journal",
+        help="list a terminal's open, unsent, parked and recent journal rows",
+        description="List open, unsent, parked and recent rows; --csv exports every row.",
+    )
+    j.add_argument("config", metavar="TERMINAL.toml")
+    j.add_argument("--recent", type=arg_int, default=10, help="recent rows to list")
+    j.add_argument("--csv", metavar="FILE", help="write every row to FILE as CSV")
+    j.set_defaults(handler=journal)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    terminal = assemble(config, SoftwareDevices())
+    terminal_id = terminal.session.sam.terminal_id_hex
+
+    def banner() -> None:
+        status = f"; status http://127.0.0.1:{config.status_port}/health"
+        print(
+            f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
+            f"{config.journal}" + (status if config.status_port else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    service = Service(
+        terminal,
+        lambda result: print(log_line(terminal_id, result), flush=True),
+        stop_after_taps=False,
+        tap_interval=config.tap_interval,
+        on_start=banner,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    if result.fault is not None:
+        print(f"ykt run: out of service: {result.fault}", file=sys.stderr)
+        return OUT_OF_SERVICE
+    print(
+        f"ykt run: stopped; {result.green} green, {result.red} red, "
+        f"{result.waiting} awaiting upload",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _journal(config: TerminalConfig) -> Journal:
+    """The device's existing journal (a wrong path must not create an empty one)."""
+    if not Path(config.journal).is_file():
+        raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")
+    return Journal(config.journal)
+
+
+def upload(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with _journal(config) as j:
+        client, uplink = open_uplink(config, j)
+        with client:
+            try:
+                sent = uplink.drain()
+            except (GatewayUnavailable, GatewayRefused) as exc:
+                print(f"ykt upload: {exc}", file=sys.stderr)
+                sent = uplink.stats.stored + uplink.stats.duplicates
+        waiting = j.pending_upload()
+        print(
+            f"{sent} row(s) sent ({uplink.stats.stored} stored, {uplink.stats.duplicates} "
+            f"already held, {uplink.stats.parked} parked); {waiting} waiting"
+        )
+    return 1 if waiting else 0
+
+
+COLUMNS = (
+    "id",
+    "terminal_id",
+    "terminal_seq",
+    "card_serial",
+    "txn_type",
+    "amount",
+    "balance_before",
+    "txn_time",
+    "state",
+    "resolution",
+    "uploaded_at",
+    "parked_reason",
+)
+
+
+def _line(row: JournalRow) -> str:
+    sent = "sent" if row.uploaded_at else ("parked" if row.parked_reason else "unsent")
+    if row.upload_seq is None:
+        sent = "-"
+    return (
+        f"  seq {row.terminal_seq:>6d} {row.txn_time:%Y-%m-%d %H:%M:%S} {row.card_serial} "
+        f"{format_fen(row.amount):>9s} {row.state:<8s} {sent}"
+        + (f"  ({row.parked_reason})" if row.parked_reason else "")
+    )
+
+
+def journal(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with _journal(config) as j:
+        rows = j.rows()
+        open_rows = j.open_rows()
+        unsent = j.export(limit=1_000_000)
+        parked = j.parked()
+        for title, listed in (
+            ("open (resolved at the card's next tap)", open_rows),
+            ("unsent", unsent),
+            ("parked (refused by the gateway)", parked),
+            (f"recent ({min(args.recent, len(rows))} of {len(rows)})", rows[-args.recent :]),
+        ):
+            print(f"{title}: {len(listed)}" if not title.startswith("recent") else title)
+            for row in listed:
+                print(_line(row))
+        if args.csv:
+            with open(args.csv, "w", newline="", encoding="utf-8") as out:
+                writer = csv_writer(out)
+                writer.writerow(COLUMNS)
+                for row in rows:
+                    writer.writerow(getattr(row, c) for c in COLUMNS)
+            print(f"{len(rows)} row(s) written to {args.csv}")
+    return 0

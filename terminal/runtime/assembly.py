@@ -1,0 +1,225 @@
+"""One assembly: a ``TerminalConfig`` becomes a working device.
+
+Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
+client with its uplink, and the role are built here and nowhere else; ``ykt validator``
+and ``ykt run`` differ only in where their configuration comes from. Software devices
+(the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
+code never imports the simulators.
+
+Before the first card, the PSAM's next transaction sequence number is checked against the
+journal: a PSAM whose next number was already journaled (reset, restored from an old copy,
+or swapped) would make the first purchase collide with its own journal, so the device
+refuses to start and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from terminal.apdu.errors import YikatongError
+from terminal.fares import Mode, load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import Journal, JournalError
+from terminal.private_files import read_secret_file
+from terminal.readers.base import Reader
+from terminal.readers.sim import SimCard, SimReader
+from terminal.roles.session import TerminalSession
+from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.runtime.config import TerminalConfig
+from terminal.text import hex_bytes
+from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
+
+
+class StartRefused(YikatongError):
+    """The device must not take cards; the message is the one-line reason."""
+
+
+class SamBehindJournal(StartRefused):
+    """The PSAM's next sequence number was already used in this terminal's journal."""
+
+
+class SimDevices(Protocol):
+    """Software devices for ``sim`` readers (the CLI provides them from simulators/)."""
+
+    def psam(self, state_path: str, terminal_id: str) -> tuple[SimCard, int]:
+        """The software PSAM kept in ``state_path`` (created there if absent) and its next
+        terminal sequence number."""
+        ...
+
+    def cards(self, files: list[str], count: int) -> list[SimCard]:
+        """The card files, or ``count`` fresh demo cards when there are none."""
+        ...
+
+
+def check_sam_sequence(journal: Journal, terminal_id: bytes, next_seq: int) -> None:
+    """Refuse a PSAM that is behind its own journal (SamBehindJournal with the reason)."""
+    last = journal.last_seq(terminal_id)
+    if last is not None and next_seq <= last:
+        raise SamBehindJournal(
+            f"PSAM {terminal_id.hex().upper()} would number its next purchase {next_seq}, "
+            f"but journal {journal.path} already holds seq {last} for it: the PSAM was reset, "
+            f"restored from an older state or swapped; refusing to start (give it the PSAM "
+            f"state that belongs to this journal, or a new journal)"
+        )
+
+
+@dataclass
+class Terminal:
+    """One assembled device; ``close()`` releases what was opened, in reverse."""
+
+    config: TerminalConfig
+    session: TerminalSession
+    card_reader: Reader  # the reader itself (a sim reader takes cards by insert/remove)
+    reader: Reader  # what the role talks through (the trace recorder when tracing)
+    journal: Journal
+    hotlist: Hotlist
+    role: Any
+    cards: list[SimCard] = field(default_factory=list)
+    client: GatewayClient | None = None
+    uploader: UploadWorker | None = None
+    hotlist_sync: HotlistSync | None = None
+
+    def start_background(self) -> None:
+        """Start uploading and hotlist syncing in threads (when there is a gateway)."""
+        if self.hotlist_sync is not None:
+            self.hotlist_sync.start()
+        if self.uploader is not None:
+            self.uploader.start()
+
+    def close(self, flush_timeout: float | None = None) -> int:
+        """Stop background work, send what waits (bounded), close files; the rows still
+        waiting (-1: unknown, the journal failed)."""
+        if self.hotlist_sync is not None:
+            self.hotlist_sync.stop()
+        timeout = self.config.flush_timeout if flush_timeout is None else flush_timeout
+        try:
+            if self.uploader is not None:
+                waiting = self.uploader.close(timeout)
+            else:
+                waiting = self.journal.pending_upload()
+        except JournalError:  # out of service: the journal's failure is the report
+            waiting = -1
+        if self.client is not None:
+            self.client.close()
+        for card in self.cards:
+            save = getattr(card, "save", None)
+            if save is not None:
+                save()
+        with contextlib.suppress(YikatongError):
+            self.journal.close()
+        return waiting
+
+
+class OneClient(Mapping[str, GatewayClient]):
+    """Every terminal id in this device's journal uploads with the device's one token (the
+    gateway checks that the token belongs to that terminal)."""
+
+    def __init__(self, client: GatewayClient):
+        self.client = client
+
+    def __getitem__(self, terminal_id: str) -> GatewayClient:
+        return self.client
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def open_uplink(
+    config: TerminalConfig, journal: Journal, secret: str | None = None
+) -> tuple[GatewayClient, Uplink]:
+    """The gateway client and the uplink that sends ``journal`` to it, as configured
+    (``secret``: the token when already read)."""
+    if not config.gateway:
+        raise StartRefused(f"{config.source}: no gateway URL configured")
+    client = GatewayClient(config.gateway, secret or token(config), timeout=config.gateway_timeout)
+    uplink = Uplink(
+        journal,
+        OneClient(client),
+        batch_size=config.batch_size,
+        max_age=timedelta(seconds=config.upload_interval),
+        backoff_base=config.backoff_base,
+        backoff_cap=config.backoff_cap,
+    )
+    return client, uplink
+
+
+def token(config: TerminalConfig) -> str:
+    """The gateway token: given directly (CLI), else the first line of the token file."""
+    if config.token:
+        return config.token
+    if not config.token_file:
+        raise StartRefused(f"{config.source}: a gateway URL needs a token (token_file)")
+    return read_secret_file(config.token_file)
+
+
+def _clock(config: TerminalConfig) -> Callable[[], datetime]:
+    fixed = config.clock
+    if fixed is None:
+        return datetime.now
+    return lambda: fixed
+
+
+def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
+    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
+    if not config.is_validator:
+        raise StartRefused(
+            f"{config.source}: role {config.role!r} cannot be run as a service yet "
+            f"(use its own command: ykt {config.role})"
+        )
+    role_config = ValidatorConfig(  # every value checked before a file is opened
+        mode=Mode(config.role),
+        rules=load_rules(config.fares),
+        station=hex_bytes(config.station, "station", size=2).hex().upper(),
+        line=hex_bytes(config.line, "line", size=2),
+    )
+    secret = token(config) if config.gateway else None  # a bad token file stops us here
+    sim_reader = config.card_reader == "sim"
+    if (sim_reader or config.sam_reader == "sim") and sim is None:
+        raise StartRefused("sim readers need software devices")
+    cards = sim.cards(config.cards, config.demo_cards) if sim_reader and sim else []
+    if sim_reader:
+        card_reader: Reader = SimReader(name="antenna")
+    else:
+        from terminal.readers.spec import open_reader
+
+        card_reader = open_reader(config.card_reader)
+    reader = card_reader
+    if config.trace:
+        from terminal.readers.trace import TraceWriter
+        from terminal.readers.tracing import TracingReader
+
+        reader = TracingReader(card_reader, TraceWriter.open(config.trace))
+    next_seq: int | None = None
+    if config.sam_reader == "sim":
+        assert sim is not None
+        psam, next_seq = sim.psam(config.sam_state_path, config.terminal_id)
+        sam_reader: Reader = SimReader(psam, name="sam")
+    else:
+        from terminal.readers.spec import open_reader
+
+        sam_reader = open_reader(config.sam_reader)
+    journal = Journal(config.journal, autocheckpoint=False)
+    try:
+        session = TerminalSession(reader, sam_reader, clock=_clock(config))
+        info = session.start()
+        if next_seq is not None:
+            check_sam_sequence(journal, info.terminal_id, next_seq)
+        hotlist = Hotlist(config.hotlist)
+        validator = Validator(session, journal, hotlist, role_config)
+    except BaseException:
+        journal.close()
+        raise
+    terminal = Terminal(config, session, card_reader, reader, journal, hotlist, validator, cards)
+    if config.gateway:
+        client, uplink = open_uplink(config, journal, secret)
+        terminal.client = client
+        terminal.uploader = UploadWorker(uplink)
+        terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
+    return terminal

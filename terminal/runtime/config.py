@@ -1,0 +1,213 @@
+"""The terminal configuration: one TOML file per device, parsed strictly.
+
+Only the sections and keys of ``SCHEMA`` exist; anything else is refused as
+``<file>:<line>: unknown key ...``, because a misspelt ``upload_intervall`` must not quietly
+mean "the default". Relative paths are relative to the configuration file's directory, so
+a device directory can be moved as a whole. docs/terminal-config.md is the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.fares import DEMO_FARES
+from terminal.text import FileError, TextError, hex_bytes
+from terminal.tomlfile import TomlFile, read_toml
+
+VALIDATOR_ROLES = ("bus", "metro-entry", "metro-exit")
+ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
+
+SCHEMA: dict[str, Any] = {
+    "terminal": {"role": None, "station": None, "line": None, "clock": None},
+    "readers": {"card": None, "sam": None, "trace": None},
+    "sim": {
+        "terminal_id": None,
+        "sam_state": None,
+        "cards": None,
+        "demo_cards": None,
+        "taps": None,
+        "seed": None,
+        "tap_interval": None,
+    },
+    "journal": {"path": None, "check_interval": None},
+    "fares": {"file": None},
+    "hotlist": {"path": None, "sync_interval": None},
+    "gateway": {
+        "url": None,
+        "token_file": None,
+        "upload_interval": None,
+        "batch_size": None,
+        "backoff_base": None,
+        "backoff_cap": None,
+        "timeout": None,
+        "flush_timeout": None,
+    },
+    "status": {"port": None},
+}
+
+
+@dataclass
+class TerminalConfig:
+    """Everything the assembly needs to build one device (from a file or from CLI options)."""
+
+    role: str
+    journal: str
+    card_reader: str = "sim"
+    sam_reader: str = "sim"
+    trace: str | None = None
+    station: str = "0101"
+    line: str = "0001"
+    clock: datetime | None = None  # None: the system clock; else fixed (tests)
+    terminal_id: str = "310000000201"  # the software PSAM's, when it is created
+    sam_state: str | None = None  # software PSAM state file (default: next to the journal)
+    cards: list[str] = field(default_factory=list)  # software card files (sim reader)
+    demo_cards: int = 5  # fresh demo cards when no card files are given
+    taps: int | None = None  # sim reader: taps to simulate, then stop (None: none)
+    seed: int = 1
+    tap_interval: float = 0.0  # sim reader: seconds between simulated taps
+    journal_check: float = 10.0
+    fares: str = str(DEMO_FARES)
+    hotlist: str | None = None
+    hotlist_sync: float = 60.0
+    gateway: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    upload_interval: float = 30.0
+    batch_size: int = 500
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    gateway_timeout: float = 10.0
+    flush_timeout: float = 10.0
+    status_port: int = 0  # 0: no status server
+    source: str = "command line"  # the file this came from, for messages
+
+    @property
+    def sam_state_path(self) -> str:
+        """The software PSAM's state file: as configured, else ``<journal>.psam.json``."""
+        if self.sam_state:
+            return self.sam_state
+        journal = Path(self.journal)
+        return str(journal.with_name(journal.stem + ".psam.json"))
+
+    @property
+    def is_validator(self) -> bool:
+        return self.role in VALIDATOR_ROLES
+
+
+class _ConfigFile(TomlFile):
+    what = "terminal configuration"
+
+    def number(self, keys: tuple[str, ...], *, whole: bool = False, minimum: float = 0) -> Any:
+        value = self.data[keys[0]][keys[1]]
+        kinds = (int,) if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
+            kind = "a whole number" if whole else "a number of seconds"
+            raise self.error(keys, f"{'.'.join(keys)} must be {kind} >= {minimum}, got {value!r}")
+        return value
+
+    def file_path(self, keys: tuple[str, ...]) -> str:
+        value = self.text_value(self.data[keys[0]][keys[1]], keys)
+        if not value:
+            raise self.error(keys, f"{'.'.join(keys)} must not be empty")
+        return str(Path(self.path or ".").parent / Path(value).expanduser())
+
+
+def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: str) -> None:
+    """Copy ``[section] key`` into ``config.attr``, checked by the type of its default."""
+    table = f.data.get(section, {})
+    if key not in table:
+        return
+    keys = (section, key)
+    default = getattr(config, attr)
+    if attr in ("journal", "sam_state", "trace", "fares", "hotlist", "token_file"):
+        value: Any = f.file_path(keys)
+    elif (isinstance(default, int) and not isinstance(default, float)) or attr == "taps":
+        value = f.number(keys, whole=True, minimum=1 if attr == "batch_size" else 0)
+    elif isinstance(default, float):
+        value = float(f.number(keys))
+    else:
+        value = f.text_value(table[key], keys)
+    setattr(config, attr, value)
+
+
+FIELDS = (
+    ("terminal", "station", "station"),
+    ("terminal", "line", "line"),
+    ("readers", "card", "card_reader"),
+    ("readers", "sam", "sam_reader"),
+    ("readers", "trace", "trace"),
+    ("sim", "terminal_id", "terminal_id"),
+    ("sim", "sam_state", "sam_state"),
+    ("sim", "demo_cards", "demo_cards"),
+    ("sim", "taps", "taps"),
+    ("sim", "seed", "seed"),
+    ("sim", "tap_interval", "tap_interval"),
+    ("journal", "check_interval", "journal_check"),
+    ("fares", "file", "fares"),
+    ("hotlist", "path", "hotlist"),
+    ("hotlist", "sync_interval", "hotlist_sync"),
+    ("gateway", "url", "gateway"),
+    ("gateway", "token_file", "token_file"),
+    ("gateway", "upload_interval", "upload_interval"),
+    ("gateway", "batch_size", "batch_size"),
+    ("gateway", "backoff_base", "backoff_base"),
+    ("gateway", "backoff_cap", "backoff_cap"),
+    ("gateway", "timeout", "gateway_timeout"),
+    ("gateway", "flush_timeout", "flush_timeout"),
+    ("status", "port", "status_port"),
+)
+
+
+def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> TerminalConfig:
+    """The configuration in ``data`` (parsed from ``text``); FileError naming the line."""
+    f = _ConfigFile(data, str(path), text)
+    f.check_keys(data, SCHEMA, ())
+    terminal = data.get("terminal", {})
+    if "role" not in terminal:
+        raise f.error(("terminal",), "[terminal] is missing 'role' (" + ", ".join(ROLES) + ")")
+    role = f.choice(terminal["role"], ("terminal", "role"), ROLES)
+    if "path" not in data.get("journal", {}):
+        raise f.error(("journal",), "[journal] is missing 'path' (the journal database)")
+    config = TerminalConfig(role=role, journal=f.file_path(("journal", "path")), source=str(path))
+    for section, key, attr in FIELDS:
+        _set(f, config, section, key, attr)
+    cards = data.get("sim", {}).get("cards", [])
+    if not isinstance(cards, list) or not all(isinstance(c, str) and c for c in cards):
+        raise f.error(("sim", "cards"), "sim.cards must be a list of software card files")
+    base = Path(path).parent
+    config.cards = [str(base / c) for c in cards]
+    for keys, size in ((("terminal", "station"), 2), (("terminal", "line"), 2)):
+        try:
+            hex_bytes(getattr(config, keys[1]), ".".join(keys), size=size)
+        except TextError as exc:
+            raise f.error(keys, str(exc)) from None
+    try:
+        hex_bytes(config.terminal_id, "sim.terminal_id", size=6)
+    except TextError as exc:
+        raise f.error(("sim", "terminal_id"), str(exc)) from None
+    if config.status_port > 65535:
+        raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
+    clock = terminal.get("clock", "system")
+    if isinstance(clock, datetime):  # a TOML date-time written without quotes
+        config.clock = clock
+    elif clock != "system":
+        try:
+            config.clock = datetime.fromisoformat(f.text_value(clock, ("terminal", "clock")))
+        except ValueError:
+            raise f.error(
+                ("terminal", "clock"),
+                f"terminal.clock must be 'system' or a date and time (2026-03-01T08:00:00), "
+                f"got {clock!r}",
+            ) from None
+    if config.gateway and not config.token_file:
+        raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
+    return config
+
+
+def load_config(path: str | Path) -> TerminalConfig:
+    """The terminal configuration at ``path``; FileError (``<file>:<line>: <what>``)."""
+    text, data = read_toml(path, "terminal configuration", lambda w, n: FileError(path, n, w))
+    return parse_config(data, path=path, text=text)

@@ -1,0 +1,61 @@
+"""The device's local status page: ``/health`` (JSON) and ``/metrics`` (Prometheus text) on
+127.0.0.1 only, in a thread, so a supervisor or a field engineer's laptop can ask how the
+terminal is doing without touching the journal."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    def health(self) -> dict[str, object]: ...
+
+    def metrics(self) -> str: ...
+
+
+class StatusServer:
+    def __init__(self, reporter: Reporter, port: int, host: str = "127.0.0.1"):
+        handler = _handler(reporter)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="status", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> StatusServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler(reporter: Reporter) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                health = reporter.health()
+                status = 200 if health.get("journal_ok") else 503
+                self._send(status, "application/json", json.dumps(health))
+            elif self.path == "/metrics":
+                self._send(200, "text/plain; version=0.0.4", reporter.metrics())
+            else:
+                self._send(404, "text/plain", "not found\n")
+
+        def _send(self, status: int, kind: str, body: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler

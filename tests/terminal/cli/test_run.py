@@ -1,0 +1,374 @@
+"""``ykt run`` / ``ykt upload`` / ``ykt journal`` and the carrying-on ``ykt validator``, as real
+subprocesses against a real gateway process (``ykt gateway serve`` on SQLite): stopped,
+killed and restarted, with the gateway down and up again, every settled transaction
+reaches the gateway exactly once and nothing is left open."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from simulators.profiles import demo_card
+from terminal.fares import DEMO_FARES
+from terminal.journal import Journal
+from tests.servers import ROOT, ServerProcess, free_port
+from tests.terminal.cli.test_cli import YKT, ykt
+
+TERMINAL_ID = "310000000201"
+
+
+def _cards(tmp: Path, n: int) -> list[str]:
+    """``n`` software card files, and a fare file under which every tap pays (no
+    double-tap window), in ``tmp``."""
+    fares = DEMO_FARES.read_text(encoding="utf-8")
+    (tmp / "fares.toml").write_text(
+        fares.replace("double_tap_seconds = 60", "double_tap_seconds = 0")
+    )
+    paths = []
+    for i in range(n):
+        path = tmp / f"card{i + 1}.json"
+        demo_card(i + 1, balance=50_000).save(path)
+        paths.append(path.name)
+    return paths
+
+
+def _config(tmp: Path, gateway_port: int, status_port: int, *, taps: int, seed: int) -> Path:
+    if not (tmp / "card1.json").exists():
+        _cards(tmp, 8)
+    cards = ", ".join(f'"card{i}.json"' for i in range(1, 9))
+    path = tmp / "terminal.toml"
+    path.write_text(
+        f"""\
+[terminal]
+role = "bus"
+
+[readers]
+card = "sim"
+sam = "sim"
+
+[sim]
+terminal_id = "{TERMINAL_ID}"
+sam_state = "psam.json"
+cards = [{cards}]
+taps = {taps}
+tap_interval = 0.35
+seed = {seed}
+
+[journal]
+path = "journal.db"
+check_interval = 1.0
+
+[fares]
+file = "fares.toml"
+
+[hotlist]
+path = "hotlist.db"
+sync_interval = 1.0
+
+[gateway]
+url = "http://127.0.0.1:{gateway_port}"
+token_file = "terminal.token"
+upload_interval = 0.3
+backoff_base = 0.1
+backoff_cap = 0.5
+timeout = 2.0
+flush_timeout = 5.0
+
+[status]
+port = {status_port}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Device:
+    """``ykt run`` in its own process, watched through its /health."""
+
+    def __init__(self, config: Path, status_port: int):
+        self.config, self.status_port = config, status_port
+        self.out = open(config.parent / "run.log", "ab")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [*YKT, "run", str(config)], stdout=self.out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    def health(self) -> dict[str, object] | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.status_port}/health", timeout=1).json()
+        except httpx.HTTPError:
+            return None
+
+    def wait_until(self, what: str, timeout: float = 30.0, **want: int) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"ykt run exited {self.proc.returncode}"
+            h = self.health()
+            if h is not None and all(int(h.get(k, -1)) >= v for k, v in want.items()):  # type: ignore[call-overload]
+                return h
+            time.sleep(0.05)
+        raise AssertionError(f"{what}: /health never showed {want}: {self.health()}")
+
+    def wait_until_sent(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            h = self.health()
+            if h is not None and h.get("waiting_upload") == 0 and h.get("open_rows") == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"rows still waiting: {self.health()}")
+
+    def signal(self, signum: int) -> int:
+        os.kill(self.proc.pid, signum)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self.out.close()
+
+
+def _gateway(tmp: Path, port: int) -> ServerProcess:
+    args = ["gateway", "serve", "--db", f"sqlite:///{tmp / 'gateway.db'}", "--demo-keys"]
+    return ServerProcess([*args, "--port", str(port)], port, tmp / "gateway.log").start()
+
+
+def _gateway_rows(tmp: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(tmp / "gateway.db") as db:
+        return db.execute(
+            "SELECT terminal_id, terminal_seq FROM txn ORDER BY terminal_seq"
+        ).fetchall()
+
+
+def _journal_rows(tmp: Path) -> list[tuple[str, int]]:
+    with Journal(tmp / "journal.db") as j:
+        assert j.open_rows() == [], "rows left open"
+        rows = j.export(limit=100_000, include_uploaded=True)
+        assert j.pending_upload() == 0 and j.parked() == []
+        return [(r.terminal_id, r.terminal_seq) for r in rows]
+
+
+def _register(tmp: Path) -> None:
+    token = ykt(
+        "gateway",
+        "terminal",
+        "add",
+        TERMINAL_ID,
+        "--operator",
+        "bus-co",
+        "--role",
+        "validator",
+        "--db",
+        f"sqlite:///{tmp / 'gateway.db'}",
+    ).stdout.strip()
+    (tmp / "terminal.token").write_text(token + "\n")
+    (tmp / "terminal.token").chmod(0o600)
+
+
+def test_run_survives_sigterm_sigkill_and_a_gateway_outage_exactly_once(tmp_path: Path) -> None:
+    gw_port, status_port = free_port(), free_port()
+    _register(tmp_path)
+    gateway = _gateway(tmp_path, gw_port)
+    try:
+        # 1. serve taps, SIGTERM mid-run: exits 0 after uploading what it settled
+        config = _config(tmp_path, gw_port, status_port, taps=12, seed=1)
+        device = Device(config, status_port)
+        device.wait_until("first taps", taps=3)
+        assert device.signal(signal.SIGTERM) == 0
+        first = _journal_rows(tmp_path)
+        assert first and _gateway_rows(tmp_path) == first
+
+        # 2. the gateway goes down; the device keeps serving and keeps every row
+        gateway.stop()
+        config = _config(tmp_path, gw_port, status_port, taps=6, seed=2)
+        device = Device(config, status_port)
+        h = device.wait_until("taps while the gateway is down", taps=6)
+        assert h["waiting_upload"] and h["journal_ok"]  # type: ignore[truthy-bool]
+        assert device.signal(signal.SIGTERM) == 0  # the flush fails, the rows stay queued
+
+        # 3. the gateway comes back; SIGKILL while uploads and taps are under way
+        gateway = _gateway(tmp_path, gw_port)
+        config = _config(tmp_path, gw_port, status_port, taps=9, seed=3)
+        device = Device(config, status_port)
+        device.wait_until("taps after the outage", taps=2)
+        assert device.signal(signal.SIGKILL) == -signal.SIGKILL
+
+        # 4. started again: carries on (PSAM state and journal), settles what was open,
+        #    and uploads everything
+        config = _config(tmp_path, gw_port, status_port, taps=12, seed=4)
+        device = Device(config, status_port)
+        device.wait_until("taps after the kill", taps=12)
+        device.wait_until_sent()
+        metrics = httpx.get(f"http://127.0.0.1:{status_port}/metrics").text
+        assert f'ykt_upload_waiting_rows{{terminal="{TERMINAL_ID}"}} 0' in metrics
+        assert device.signal(signal.SIGTERM) == 0
+    finally:
+        gateway.stop()
+
+    journal = _journal_rows(tmp_path)
+    at_gateway = _gateway_rows(tmp_path)
+    assert len(journal) > 12
+    assert at_gateway == journal  # every settled row, once, no duplicates, nothing else
+    assert len(set(at_gateway)) == len(at_gateway)
+    log = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in log
+    tx_lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert {(TERMINAL_ID, t["seq"]) for t in tx_lines if t["state"] == "settled"} <= set(journal)
+
+
+def test_upload_sends_what_waits_once_and_says_what_is_left(tmp_path: Path) -> None:
+    gw_port = free_port()
+    _register(tmp_path)
+    config = _config(tmp_path, gw_port, 0, taps=4, seed=1)
+    # settle offline: no gateway yet (the validator's flush fails, rows wait)
+    r = ykt(
+        "validator",
+        "--journal",
+        str(tmp_path / "journal.db"),
+        "--sam-state",
+        str(tmp_path / "psam.json"),
+        "--card",
+        str(tmp_path / "card1.json"),
+        "--taps",
+        "1",
+        "--gateway",
+        f"http://127.0.0.1:{gw_port}",
+        "--token-file",
+        str(tmp_path / "terminal.token"),
+        "--flush-timeout",
+        "1",
+    )
+    assert "1 awaiting upload" in r.stdout
+    r = ykt("upload", str(config), check=False)
+    assert r.returncode == 1 and "1 waiting" in r.stdout
+    gateway = _gateway(tmp_path, gw_port)
+    try:
+        r = ykt("upload", str(config))
+        assert "1 stored" in r.stdout and "0 waiting" in r.stdout
+        assert _gateway_rows(tmp_path) == _journal_rows(tmp_path)
+    finally:
+        gateway.stop()
+    listing = ykt("journal", str(config), "--csv", str(tmp_path / "j.csv")).stdout
+    assert "unsent: 0" in listing and "open (resolved at the card's next tap): 0" in listing
+    lines = (tmp_path / "j.csv").read_text().splitlines()
+    assert lines[0].startswith("id,terminal_id,terminal_seq") and len(lines) == 2
+
+
+def test_validator_carries_on_and_refuses_a_psam_behind_its_journal(tmp_path: Path) -> None:
+    _cards(tmp_path, 3)
+    common = [
+        "validator",
+        "--journal",
+        str(tmp_path / "v.db"),
+        "--sam-state",
+        str(tmp_path / "sam.json"),
+        "--fares",
+        str(tmp_path / "fares.toml"),
+        *(f"--card={tmp_path / f'card{i}.json'}" for i in (1, 2, 3)),
+    ]
+    ykt(*common, "--taps", "3")
+    with Journal(tmp_path / "v.db") as j:
+        first = len(j.rows("settled"))
+    shutil.copy(tmp_path / "sam.json", tmp_path / "sam-old.json")
+    r = ykt(*common, "--taps", "3", "--seed", "9")  # carries on: no "already journaled"
+    with Journal(tmp_path / "v.db") as j:
+        settled = len(j.rows("settled"))
+        last = j.last_seq(bytes.fromhex(TERMINAL_ID))
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert settled > first and last == settled  # numbered on from where the PSAM stopped
+
+    shutil.copy(tmp_path / "sam-old.json", tmp_path / "sam.json")  # an older PSAM state
+    r = ykt(*common, "--taps", "3", check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    reason = r.stderr.strip()
+    assert len(reason.splitlines()) == 1
+    assert f"PSAM {TERMINAL_ID}" in reason and f"already holds seq {last}" in reason
+    assert "refusing to start" in reason
+    with Journal(tmp_path / "v.db") as j:
+        assert len(j.rows()) == settled  # nothing was tapped
+
+    config = tmp_path / "t.toml"  # ykt run assembles the same device and refuses it too
+    config.write_text(
+        '[terminal]\nrole = "bus"\n[journal]\npath = "v.db"\n[sim]\nsam_state = "sam.json"\n'
+    )
+    r = ykt("run", str(config), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"already holds seq {last}" in r.stderr and "refusing to start" in r.stderr
+
+    (tmp_path / "sam.json").unlink()  # a reset (fresh) PSAM is behind too
+    r = ykt(*common, "--taps", "1", check=False)
+    assert r.returncode == 1 and "would number its next purchase 1" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        (
+            '[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n[gateway]\nupload_intervall = 5\n',
+            6,
+            "unknown key 'upload_intervall' in section [gateway]",
+        ),
+        ('[terminal]\nrole = "bus"\n\n[jornal]\npath = "j.db"\n', 4, "unknown key 'jornal'"),
+        ('[terminal]\nrole = "buss"\n[journal]\npath = "j.db"\n', 2, "terminal.role must be"),
+        (
+            '[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n[status]\nport = "x"\n',
+            6,
+            "status.port must be a whole number",
+        ),
+        ('[terminal]\nrole = "bus"\n', 1, "missing 'path'"),
+        (
+            '[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n[gateway]\nurl = "http://x"\n',
+            5,
+            "needs token_file",
+        ),
+    ],
+)
+def test_a_configuration_with_a_typo_is_refused_with_file_and_line(
+    tmp_path: Path, text: str, line: int, what: str
+) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text(text)
+    for command in ("run", "upload", "journal"):
+        r = ykt(command, str(config), check=False)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.startswith(f"ykt: {config}:{line}: ") and what in r.stderr, r.stderr
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_the_examples_parse() -> None:
+    from terminal.runtime.config import load_config
+
+    roles = {load_config(p).role for p in (ROOT / "examples").glob("*.toml")}
+    assert {"bus", "metro-entry", "metro-exit", "pos", "kiosk"} <= roles
+
+
+def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[terminal]\nrole = "pos"\n[journal]\npath = "typo.db"\n')
+    for command in ("upload", "journal"):
+        r = ykt(command, str(config), check=False)
+        assert r.returncode == 1 and "typo.db does not exist" in r.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_journal_removed_under_a_running_device_puts_it_out_of_service(tmp_path: Path) -> None:
+    gw_port, status_port = free_port(), free_port()
+    _register(tmp_path)
+    gateway = _gateway(tmp_path, gw_port)
+    try:
+        device = Device(_config(tmp_path, gw_port, status_port, taps=200, seed=1), status_port)
+        device.wait_until("first taps", taps=2)
+        (tmp_path / "journal.db").unlink()
+        assert device.proc.wait(30) == 3  # by itself: it stops taking cards
+        device.out.close()
+    finally:
+        gateway.stop()
+    log = (tmp_path / "run.log").read_text()
+    assert "out of service: journal" in log and "was removed" in log
+    assert "Traceback" not in log

@@ -1,0 +1,56 @@
+"""The terminal configuration file: paths relative to the file, defaults, strict values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from terminal.runtime.config import load_config
+from terminal.text import FileError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dev" / "t.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_paths_are_relative_to_the_file_and_defaults_fill_the_rest(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[terminal]\nrole = "metro-exit"\nstation = "0102"\nclock = 2026-03-01T08:00:00\n'
+        '[journal]\npath = "j.db"\n[sim]\ncards = ["c1.json"]\ntaps = 3\n'
+        '[gateway]\nurl = "http://gw"\ntoken_file = "/etc/ykt/t.token"\nbatch_size = 50\n',
+    )
+    config = load_config(path)
+    assert config.role == "metro-exit" and config.is_validator
+    assert config.journal == str(path.parent / "j.db")
+    assert config.sam_state_path == str(path.parent / "j.psam.json")
+    assert config.cards == [str(path.parent / "c1.json")] and config.taps == 3
+    assert config.token_file == "/etc/ykt/t.token" and config.batch_size == 50
+    assert config.clock == datetime(2026, 3, 1, 8, 0)
+    assert config.upload_interval == 30.0 and config.status_port == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "what"),
+    [
+        ("[gateway]\nbatch_size = 0\n", 6, "gateway.batch_size must be a whole number >= 1"),
+        ("[gateway]\nupload_interval = -1\n", 6, "must be a number of seconds >= 0"),
+        ("[sim]\ncards = [1]\n", 6, "sim.cards must be a list of software card files"),
+        ('[sim]\nterminal_id = "31"\n', 6, "sim.terminal_id must be 6 bytes"),
+        ("[status]\nport = 70000\n", 6, "status.port must be 0 (off) or a TCP port"),
+        ("[readers]\ncard = 5\n", 6, "readers.card must be a string"),
+        ("[terminal.extra]\nx = 1\n", 5, "unknown key 'extra' in section [terminal]"),
+    ],
+)
+def test_bad_values_are_refused_at_their_line(
+    tmp_path: Path, body: str, line: int, what: str
+) -> None:
+    path = write(tmp_path, f'[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n{body}')
+    with pytest.raises(FileError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and what in str(err.value)
