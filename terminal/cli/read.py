@@ -16,7 +16,6 @@ from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import CONTACT, CONTACTLESS
 from terminal.emv.tags import tag_name
 from terminal.epurse import flows as epurse_flows
-from terminal.epurse.commands import AID_TUNION_EP
 from terminal.epurse.model import CardSnapshot
 from terminal.money import format_fen
 from terminal.roles.inspect import AppReport, CardReport, inspect_card
@@ -86,10 +85,19 @@ def _un(text: str) -> bytes:
 # -- the legacy T-Union view -------------------------------------------------------------
 
 
+def _hexes(value: bytes | None) -> str | None:
+    return None if value is None else value.hex().upper()
+
+
 def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
+    """The e-purse as JSON: the application by its own AID and label and how it was found;
+    items the card did not give are null, with the reason under ``errors``."""
     info = snap.info
+    m = snap.management
     return {
-        "application": AID_TUNION_EP.hex().upper(),
+        "application": snap.aid.hex().upper(),
+        "application_label": snap.label,
+        "found_by": snap.found_by or None,
         "card_number": info.card_number,
         "serial": info.serial_hex,
         "issuer_id": info.issuer_hex,
@@ -97,7 +105,7 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
         "valid_from": info.start_date,
         "valid_to": info.expiry_date,
         "balance_fen": snap.balance,
-        "balance_flag": snap.balance_flag,
+        "balance_flag": snap.balance_flag if snap.balance is not None else None,
         "holder": None
         if snap.holder is None
         else {
@@ -105,8 +113,17 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
             "id_number": snap.holder.id_number,
             "card_type": snap.holder.card_type,
         },
-        "card_kind": None if snap.management is None else snap.management.card_kind,
-        "interoperable": None if snap.management is None else snap.management.interoperable,
+        "card_kind": None if m is None else m.card_kind,
+        "interoperable": None if m is None else m.interoperable,
+        "management": None
+        if m is None
+        else {
+            "country_code": _hexes(m.country_code),
+            "province_code": _hexes(m.province_code),
+            "city_code": _hexes(m.city_code),
+            "interop_type": _hexes(m.interop_type),
+            "card_kind": m.card_kind,
+        },
         "log": [
             {
                 "atc": e.atc,
@@ -117,26 +134,77 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
             }
             for e in snap.log
         ],
+        "log_end": snap.log_end or None,
+        "trips": None
+        if snap.trips is None
+        else [
+            {
+                "type": t.txn_type,
+                "amount_fen": t.amount,
+                "balance_fen": t.balance,
+                "time": t.when,
+                "line": _hexes(t.line),
+                "station": _hexes(t.station),
+                "raw": t.raw.hex().upper(),
+            }
+            for t in snap.trips
+        ],
+        "capp_records": None
+        if snap.capp is None
+        else [
+            {"record": e.number, "id": e.record_id, "raw": e.raw.hex().upper()} for e in snap.capp
+        ],
+        "errors": dict(snap.errors),
     }
+
+
+def _not_read(snap: CardSnapshot, item: str) -> str:
+    return f"not read: {snap.errors[item]}"
 
 
 def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-untyped-def]
     info = snap.info
-    out(f"Application   T-Union EP ({AID_TUNION_EP.hex().upper()})")
+    out(f"Application   {snap.label} ({snap.aid.hex().upper()})")
+    if snap.found_by:
+        out(f"Found by      {snap.found_by}")
     out(f"Card number   {info.card_number}")
     out(f"Serial        {info.serial_hex}   issuer {info.issuer_hex}")
-    out(f"Valid         {info.start_date} .. {info.expiry_date}")
-    flag = " (flag set)" if snap.balance_flag else ""
-    out(f"Balance       {format_fen(snap.balance)}{flag}")
+    out(f"Valid         {info.start_date or '-'} .. {info.expiry_date or '-'}")
+    if snap.balance is None:
+        out(f"Balance       ({_not_read(snap, 'balance')})")
+    else:
+        flag = " (flag set)" if snap.balance_flag else ""
+        out(f"Balance       {format_fen(snap.balance)}{flag}")
     if snap.holder is not None and snap.holder.name:
         out(f"Holder        {snap.holder.name}")
-    out(f"Log           {len(snap.log)} record(s), newest first")
+    for item, title in (("holder", "Holder"), ("management", "Management")):
+        if item in snap.errors:
+            out(f"{title:<14s}({_not_read(snap, item)})")
+    if "log" in snap.errors:
+        out(f"Log           ({_not_read(snap, 'log')})")
+    else:
+        out(f"Log           {len(snap.log)} record(s), newest first")
     for e in snap.log:
         when = e.when.strftime("%Y-%m-%d %H:%M:%S") if e.when else "-"
         out(
             f"  #{e.atc:<5d} {when}  {e.type_name:<14s} {format_fen(e.signed_amount):>10s}"
             f"  terminal {e.terminal_id.hex().upper()}"
         )
+    if snap.log_end:
+        out(f"  (log ends early: {snap.log_end})")
+    if snap.trips:
+        out(f"Trips         {len(snap.trips)} record(s) (0x1E), newest first")
+        for t in snap.trips:
+            when = t.when.strftime("%Y-%m-%d %H:%M:%S") if t.when else "-"
+            amount = "-" if t.amount is None else format_fen(t.amount)
+            out(f"  {when}  type {t.txn_type if t.txn_type is not None else '--'}  {amount:>10s}")
+    if "trips" in snap.errors:
+        out(f"Trips         ({_not_read(snap, 'trips')})")
+    if snap.capp:
+        ids = ", ".join(e.record_id for e in snap.capp)
+        out(f"Composite     {len(snap.capp)} record(s) in use (0x1A): {ids}")
+    if "capp" in snap.errors:
+        out(f"Composite     ({_not_read(snap, 'capp')})")
 
 
 # -- every application ---------------------------------------------------------------------

@@ -73,7 +73,9 @@ def _read_one(
                 cand, config, store, interface=interface, now=now
             )
         elif cand.kind == KIND_EPURSE:
-            report.epurse = yield from epurse.read_card(cand.aid)
+            report.epurse = yield from epurse.read_card(
+                cand.aid, full=True, label=cand.display_name, found_by=cand.source
+            )
         elif cand.kind == KIND_SSSE:
             report.ssse = yield from read_ssse(ssse_pin)
     except TransportError:

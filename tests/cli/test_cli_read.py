@@ -153,3 +153,75 @@ def test_a_card_with_nothing_known_fails_with_the_typed_error(capsys, tmp_path: 
     assert main(["read", "--replay", str(empty)]) == 1
     err = capsys.readouterr().err
     assert "InsNotSupported" in err and "Traceback" not in err
+
+
+# -- issue 12: cards as they are in the field ------------------------------------------------
+
+EPURSE_DATA = DATA.parent / "epurse"
+
+
+def read_json(capsys, trace: Path, *argv: str) -> dict:  # type: ignore[no-untyped-def]
+    code, out = run_cli(
+        capsys, "--replay", str(trace), "--terminal-data", str(TERMINAL_FILE), "--json", *argv
+    )
+    assert code == 0
+    return json.loads(out)
+
+
+def test_partial_read_keeps_what_was_read_and_says_what_was_not(capsys) -> None:  # type: ignore[no-untyped-def]
+    """0x17 of 11 bytes, no 0x16, log record 2 failing, one trip record, no 0x1A."""
+    data = read_json(capsys, EPURSE_DATA / "field-partial-read.trace")
+    assert data["balance_fen"] == 8400 and data["balance_flag"] is False
+    assert data["holder"] is None and "holder" not in data["errors"]  # 6A82: absent, no error
+    assert data["management"] == {
+        "country_code": "00000156",
+        "province_code": "3100",
+        "city_code": "2900",
+        "interop_type": "0001",
+        "card_kind": 1,
+    }
+    assert [e["atc"] for e in data["log"]] == [2]
+    assert data["log_end"].startswith("record 2: UnknownStatus: SW 6581")
+    (trip,) = data["trips"]
+    assert (trip["amount_fen"], trip["balance_fen"], trip["line"]) == (200, 8000, "0012")
+    assert data["capp_records"] is None and data["errors"] == {}
+
+
+def _edited(tmp_path: Path, replace: dict[str, str]) -> Path:
+    text = (EPURSE_DATA / "field-partial-read.trace").read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "edited.trace"
+    path.write_text(text)
+    return path
+
+
+def test_a_failing_balance_keeps_the_log_and_prints_no_number(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = _edited(tmp_path, {"805C000204 : 000020D09000": "805C000204 : 6581"})
+    data = read_json(capsys, trace)
+    assert data["balance_fen"] is None and data["balance_flag"] is None
+    assert data["errors"]["balance"].startswith("UnknownStatus: SW 6581")
+    assert [e["atc"] for e in data["log"]] == [2]
+    code, out = run_cli(capsys, "--replay", str(trace), "--terminal-data", str(TERMINAL_FILE))
+    assert "Balance       (not read: UnknownStatus: SW 6581" in out and "¥84.00" not in out
+
+
+def test_a_failing_first_log_record_is_reported_on_the_log(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = _edited(
+        tmp_path,
+        {"00B201C400 : 0002000000000000C809310000000007202611280830159000": "00B201C400 : 6F00"},
+    )
+    data = read_json(capsys, trace)
+    assert data["log"] == [] and data["balance_fen"] == 8400
+    assert data["errors"]["log"].startswith("record 1: ") and "6F00" in data["errors"]["log"]
+
+
+def test_a_short_management_file_marks_the_missing_fields_absent(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = _edited(
+        tmp_path, {"00B0970000 : 00000156310029000001019000": "00B0970000 : 0000015631009000"}
+    )
+    data = read_json(capsys, trace)
+    m = data["management"]
+    assert (m["country_code"], m["province_code"]) == ("00000156", "3100")
+    assert m["city_code"] is None and m["card_kind"] is None and data["interoperable"] is None
