@@ -204,6 +204,7 @@ def test_a_failing_balance_keeps_the_log_and_prints_no_number(capsys, tmp_path: 
     assert data["errors"]["balance"].startswith("UnknownStatus: SW 6581")
     assert [e["atc"] for e in data["log"]] == [2]
     code, out = run_cli(capsys, "--replay", str(trace), "--terminal-data", str(TERMINAL_FILE))
+    assert code == 0
     assert "Balance       (not read: UnknownStatus: SW 6581" in out and "¥84.00" not in out
 
 
