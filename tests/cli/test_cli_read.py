@@ -226,3 +226,40 @@ def test_a_short_management_file_marks_the_missing_fields_absent(capsys, tmp_pat
     m = data["management"]
     assert (m["country_code"], m["province_code"]) == ("00000156", "3100")
     assert m["city_code"] is None and m["card_kind"] is None and data["interoperable"] is None
+
+
+def test_older_pboc_city_card_is_found_by_the_pboc_directory(capsys) -> None:  # type: ignore[no-untyped-def]
+    """No PPSE, no T-Union AID (6D00 to both): 1PUB.SYS.DDF01 lists the purse."""
+    data = read_json(capsys, EPURSE_DATA / "pboc-city-directory.trace")
+    assert data["application"] == "A00000000386980701"
+    assert data["application_label"] == "CITY EP"
+    assert data["found_by"] == "PBOC directory 1PUB.SYS.DDF01"
+    assert data["balance_fen"] == 3000 and [e["amount_fen"] for e in data["log"]] == [100]
+    code, out = run_cli(
+        capsys,
+        "--replay",
+        str(EPURSE_DATA / "pboc-city-directory.trace"),
+        "--terminal-data",
+        str(TERMINAL_FILE),
+    )
+    assert code == 0 and out.splitlines()[0] == "Application   CITY EP (A00000000386980701)"
+    assert "T-Union" not in out
+
+
+def test_older_pboc_city_card_without_directory_is_found_by_its_known_aid(
+    capsys, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    text = (EPURSE_DATA / "pboc-city-directory.trace").read_text()
+    kept = [line for line in text.splitlines() if "315055422E" not in line and "0C00 :" not in line]
+    trace = tmp_path / "no-directory.trace"
+    trace.write_text("\n".join(kept) + "\n")
+    data = read_json(capsys, trace)
+    assert data["application"] == "A00000000386980701"
+    assert data["application_label"] == "City Union EP"
+    assert data["found_by"] == "known city AID list" and data["balance_fen"] == 3000
+
+
+def test_older_pboc_card_with_only_mf_and_df_1001(capsys) -> None:  # type: ignore[no-untyped-def]
+    data = read_json(capsys, EPURSE_DATA / "pboc-mf-df1001.trace")
+    assert data["application"] == "3F001001" and data["found_by"] == "MF 3F00 / DF 1001"
+    assert data["balance_fen"] == 1234 and data["log"] == []
