@@ -16,7 +16,12 @@ from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import CONTACT, CONTACTLESS
 from terminal.emv.tags import tag_name
 from terminal.epurse import flows as epurse_flows
-from terminal.epurse.model import CardSnapshot
+from terminal.epurse.model import (
+    BALANCE_RULE_MAIN,
+    BALANCE_RULES,
+    CardSnapshot,
+    displayed_balance,
+)
 from terminal.money import format_fen
 from terminal.roles.inspect import AppReport, CardReport, inspect_card
 from terminal.roles.session import TerminalSession
@@ -68,6 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=SIM_KINDS,
         help="which demo software card the sim reader holds (default: T-Union)",
     )
+    p.add_argument(
+        "--balance-rule",
+        choices=BALANCE_RULES,
+        default=BALANCE_RULE_MAIN,
+        help="how the shown balance is formed on cards with a second purse (805C0102): the "
+        "main purse alone, or main minus second (default: %(default)s; docs/readers.md)",
+    )
     p.add_argument("--ssse-pin", metavar="PIN", help="PIN for protected social security files")
     p.set_defaults(handler=run)
 
@@ -89,7 +101,7 @@ def _hexes(value: bytes | None) -> str | None:
     return None if value is None else value.hex().upper()
 
 
-def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
+def snapshot_dict(snap: CardSnapshot, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
     """The e-purse as JSON: the application by its own AID and label and how it was found;
     items the card did not give are null, with the reason under ``errors``."""
     info = snap.info
@@ -106,6 +118,11 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
         "valid_to": info.expiry_date,
         "balance_fen": snap.balance,
         "balance_flag": snap.balance_flag if snap.balance is not None else None,
+        "second_purse": None
+        if snap.second_purse is None
+        else {"balance_fen": snap.second_purse, "balance_flag": snap.second_purse_flag},
+        "balance_rule": rule,
+        "displayed_balance_fen": displayed_balance(snap, rule),
         "holder": None
         if snap.holder is None
         else {
@@ -162,7 +179,7 @@ def _not_read(snap: CardSnapshot, item: str) -> str:
     return f"not read: {snap.errors[item]}"
 
 
-def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-untyped-def]
+def print_snapshot(snap: CardSnapshot, out=print, rule: str = BALANCE_RULE_MAIN) -> None:  # type: ignore[no-untyped-def]
     info = snap.info
     out(f"Application   {snap.label} ({snap.aid.hex().upper()})")
     if snap.found_by:
@@ -175,6 +192,11 @@ def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-un
     else:
         flag = " (flag set)" if snap.balance_flag else ""
         out(f"Balance       {format_fen(snap.balance)}{flag}")
+    if snap.second_purse is not None:
+        flag = " (flag set)" if snap.second_purse_flag else ""
+        shown = displayed_balance(snap, rule)
+        out(f"Second purse  {format_fen(snap.second_purse)}{flag}   (805C0102)")
+        out(f"Shown balance {_fen(shown)}   rule {rule}")
     if snap.holder is not None and snap.holder.name:
         out(f"Holder        {snap.holder.name}")
     for item, title in (("holder", "Holder"), ("management", "Management")):
@@ -285,7 +307,7 @@ def ssse_dict(r: SsseReport) -> dict[str, Any]:
     }
 
 
-def app_dict(a: AppReport) -> dict[str, Any]:
+def app_dict(a: AppReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
     out: dict[str, Any] = {
         "aid": a.candidate.aid,
         "kind": a.kind,
@@ -296,17 +318,17 @@ def app_dict(a: AppReport) -> dict[str, Any]:
     if a.emv is not None:
         out["emv"] = emv_dict(a.emv)
     if a.epurse is not None:
-        out["epurse"] = snapshot_dict(a.epurse)
+        out["epurse"] = snapshot_dict(a.epurse, rule)
     if a.ssse is not None:
         out["ssse"] = ssse_dict(a.ssse)
     return out
 
 
-def report_dict(report: CardReport) -> dict[str, Any]:
+def report_dict(report: CardReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
     return {
         "interface": report.interface,
         "directory": report.source,
-        "applications": [app_dict(a) for a in report.apps],
+        "applications": [app_dict(a, rule) for a in report.apps],
     }
 
 
@@ -343,7 +365,7 @@ def print_ssse(r: SsseReport, out=print) -> None:  # type: ignore[no-untyped-def
         out(f"  Holder        ({r.holder_note})")
 
 
-def print_report(report: CardReport, out=print) -> None:  # type: ignore[no-untyped-def]
+def print_report(report: CardReport, out=print, rule: str = BALANCE_RULE_MAIN) -> None:  # type: ignore[no-untyped-def]
     out(
         f"Card          {len(report.apps)} application(s), {report.interface}, "
         f"found by {report.source}"
@@ -356,16 +378,12 @@ def print_report(report: CardReport, out=print) -> None:  # type: ignore[no-unty
         if a.emv is not None:
             print_emv(a.emv, out)
         if a.epurse is not None:
-            for line in _lines(print_snapshot, a.epurse):
+            lines: list[str] = []
+            print_snapshot(a.epurse, lines.append, rule)
+            for line in lines:
                 out("  " + line)
         if a.ssse is not None:
             print_ssse(a.ssse, out)
-
-
-def _lines(printer, value) -> list[str]:  # type: ignore[no-untyped-def]
-    lines: list[str] = []
-    printer(value, lines.append)
-    return lines
 
 
 # -- running -------------------------------------------------------------------------------
@@ -423,6 +441,7 @@ def run(args: argparse.Namespace) -> int:
     now = (
         datetime.combine(config.date, config.time or datetime.now().time()) if config.date else None
     )
+    rule = args.balance_rule
     report = session.run(
         inspect_card(config, store, interface=args.interface, now=now, ssse_pin=args.ssse_pin)
     )
@@ -430,23 +449,23 @@ def run(args: argparse.Namespace) -> int:
         snap = report.apps[0].epurse
         assert snap is not None
         if args.json:
-            print_json(snapshot_dict(snap))
+            print_json(snapshot_dict(snap, rule))
         else:
-            print_snapshot(snap)
+            print_snapshot(snap, rule=rule)
         return 0
     if not report.apps:
         # nothing answered: read the e-purse as ykt read always did, so the card's own
         # refusal surfaces as the typed one-line error it always was
         report_snap = session.run(epurse_flows.read_card())
         if args.json:
-            print_json(snapshot_dict(report_snap))
+            print_json(snapshot_dict(report_snap, rule))
         else:
-            print_snapshot(report_snap)
+            print_snapshot(report_snap, rule=rule)
         return 0
     if args.json:
-        print_json(report_dict(report))
+        print_json(report_dict(report, rule))
     else:
-        print_report(report)
+        print_report(report, rule=rule)
     return 0
 
 

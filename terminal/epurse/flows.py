@@ -219,6 +219,20 @@ def _optional_file(
         return None
 
 
+def _second_purse(errors: dict[str, str]) -> Flow[BalanceWord | None]:
+    """GET BALANCE P1 01: the second purse when the card answers 9000 (most refuse: None)."""
+    command = c.get_balance(c.PURSE_EP, p1=c.SECOND_PURSE_P1)
+    r = yield card(command, check=False)
+    if not r.ok:
+        return None
+    try:
+        word: BalanceWord = parse(Balance, r.data, "GET BALANCE (second purse) response").balance
+    except YikatongError as exc:
+        errors["second_purse"] = _describe(exc)
+        return None
+    return word
+
+
 def read_card(
     aid: bytes = c.AID_TUNION_EP,
     *,
@@ -267,6 +281,7 @@ def read_card(
         raise
     except YikatongError as exc:
         errors["balance"] = _describe(exc)
+    second = yield from _second_purse(errors)
     log = yield from read_records(c.SFI_TXN_LOG, LOG_RECORDS, lambda n, raw: LogEntry.parse(raw))
     trips = yield from read_records(c.SFI_TRIP, TRIP_RECORDS, lambda n, raw: TripEntry.parse(raw))
     capp = yield from read_records(c.SFI_CAPP_VARIABLE, CAPP_RECORDS, CappEntry)
@@ -284,6 +299,8 @@ def read_card(
         log_end=log.end,
         trips=None if trips.absent or trips.error else trips.items,
         capp=None if capp.absent or capp.error else [e for e in capp.items if e.used],
+        second_purse=None if second is None else second.amount,
+        second_purse_flag=False if second is None else second.flag,
         **ident,
     )
 

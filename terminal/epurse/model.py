@@ -223,6 +223,8 @@ class CardSnapshot:
     log_end: str = ""  # why the log stopped, when it was not the card's 6A83/6A82
     trips: list[TripEntry] | None = None  # 0x1E, None when not read
     capp: list[CappEntry] | None = None  # 0x1A, None when not read
+    second_purse: int | None = None  # fen, GET BALANCE P1 01, when the card answers it
+    second_purse_flag: bool = False
     aid: bytes = AID_TUNION_EP  # the application's own DF name (FCI 84) or the AID selected
     label: str = "T-Union EP"  # FCI 50, else the name of the AID it was found under
     found_by: str = ""  # the discovery rule that found it (PPSE, AID list, PBOC directory...)
@@ -296,3 +298,22 @@ class LoadResult:
     @property
     def balance_after(self) -> int:
         return self.request.balance_before + self.request.amount
+
+
+# How the balance shown to the holder is formed when the card also has a second purse
+# (GET BALANCE P1 01). Sources disagree (docs/readers.md); the default does no arithmetic.
+BALANCE_RULE_MAIN = "main"  # the main purse alone; the second purse is shown beside it
+BALANCE_RULE_SUBTRACT = "main-minus-second"  # the second purse holds what is owed
+BALANCE_RULES = (BALANCE_RULE_MAIN, BALANCE_RULE_SUBTRACT)
+
+
+def displayed_balance(snap: CardSnapshot, rule: str = BALANCE_RULE_MAIN) -> int | None:
+    """The balance to show under ``rule`` (fen, may be negative); None when a purse it
+    needs was not read."""
+    if rule not in BALANCE_RULES:
+        raise ValueError(f"unknown balance rule {rule!r}")
+    if snap.balance is None:
+        return None
+    if rule == BALANCE_RULE_MAIN or snap.second_purse is None:
+        return snap.balance
+    return snap.balance - snap.second_purse

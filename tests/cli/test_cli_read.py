@@ -263,3 +263,19 @@ def test_older_pboc_card_with_only_mf_and_df_1001(capsys) -> None:  # type: igno
     data = read_json(capsys, EPURSE_DATA / "pboc-mf-df1001.trace")
     assert data["application"] == "3F001001" and data["found_by"] == "MF 3F00 / DF 1001"
     assert data["balance_fen"] == 1234 and data["log"] == []
+
+
+def test_second_purse_is_read_and_both_are_reported(capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = EPURSE_DATA / "second-purse.trace"
+    data = read_json(capsys, trace)
+    assert data["balance_fen"] == 8400
+    assert data["second_purse"] == {"balance_fen": 500, "balance_flag": False}
+    assert data["balance_rule"] == "main" and data["displayed_balance_fen"] == 8400
+    data = read_json(capsys, trace, "--balance-rule", "main-minus-second")
+    assert data["balance_rule"] == "main-minus-second" and data["displayed_balance_fen"] == 7900
+
+
+def test_a_card_refusing_the_second_purse_reports_none(capsys) -> None:  # type: ignore[no-untyped-def]
+    data = read_json(capsys, EPURSE_DATA / "tunion-read-with-log.trace")
+    assert data["second_purse"] is None and data["displayed_balance_fen"] == data["balance_fen"]
+    assert "second_purse" not in data["errors"]
