@@ -12,6 +12,7 @@ from typing import Any
 from terminal.cli.common import add_reader_options, open_card_reader, print_json
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
+from terminal.emv.kernel import CID_FROM_9F27
 from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import CONTACT, CONTACTLESS
 from terminal.emv.tags import tag_name
@@ -256,7 +257,11 @@ def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
         "outcome": app.outcome.value,
         "cryptogram": None
         if app.cryptogram is None
-        else {"type": app.cryptogram.kind_name, "value": app.cryptogram.cryptogram},
+        else {
+            "type": app.cryptogram.kind_name,
+            "value": app.cryptogram.cryptogram,
+            "type_from": app.cryptogram.cid_from,
+        },
         "atc": r.atc,
         "last_online_atc": r.last_online_atc,
         "pin_tries": r.pin_tries,
@@ -339,7 +344,11 @@ def print_emv(r: EmvApplicationReport, out=print) -> None:  # type: ignore[no-un
         out(f"  Cardholder    {app.cardholder_name}")
     out(f"  Valid         {app.effective} .. {app.expiry}")
     out(f"  ODA           {app.oda.describe()}")
-    crypt = f" - {app.cryptogram.kind_name}" if app.cryptogram else ""
+    crypt = ""
+    if app.cryptogram is not None:
+        crypt = f" - {app.cryptogram.kind_name}"
+        if app.cryptogram.cid_from != CID_FROM_9F27:
+            crypt += f" (type from the {app.cryptogram.cid_from}: the card sent no 9F27)"
     out(f"  Outcome       {app.outcome.value}{crypt}")
     out(f"  ATC           {r.atc if r.atc is not None else '-'}")
     if r.ec.present:
