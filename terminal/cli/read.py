@@ -14,7 +14,7 @@ from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.emv.kernel import CID_FROM_9F27
 from terminal.emv.read import EmvApplicationReport
-from terminal.emv.selection import CONTACT, CONTACTLESS
+from terminal.emv.selection import AUTO, CONTACT, CONTACTLESS, interface_from_atr
 from terminal.emv.tags import tag_name
 from terminal.epurse import flows as epurse_flows
 from terminal.epurse.model import (
@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
         "--interface",
-        choices=(CONTACTLESS, CONTACT),
-        default=CONTACTLESS,
-        help="contactless (PPSE, qPBOC) or contact (PSE, PBOC) (default: %(default)s)",
+        choices=(AUTO, CONTACTLESS, CONTACT),
+        default=AUTO,
+        help="contactless (PPSE, qPBOC), contact (PSE, PBOC) or auto: from the reader and the "
+        "ATR, then the other directory when the first is absent (default: %(default)s)",
     )
     p.add_argument(
         "--unpredictable-number",
@@ -412,7 +413,7 @@ def _sim_factory(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         from simulators.files import load_device
 
         card = load_device(args.card) if args.card else demo_sim_card(args.sim_card or "tunion")
-        if hasattr(card, "interface"):
+        if hasattr(card, "interface") and args.interface != AUTO:
             card.interface = args.interface
         return card
 
@@ -446,13 +447,23 @@ def run(args: argparse.Namespace) -> int:
     store = load_store(args, config)
     reader = open_card_reader(args, _sim_factory(args))
     session = TerminalSession(reader)
-    reader.connect()
+    atr = reader.connect()
+    interface = args.interface
+    if interface == AUTO:
+        interface = interface_from_atr(atr or b"", getattr(reader, "name", "") or "")
     now = (
         datetime.combine(config.date, config.time or datetime.now().time()) if config.date else None
     )
     rule = args.balance_rule
     report = session.run(
-        inspect_card(config, store, interface=args.interface, now=now, ssse_pin=args.ssse_pin)
+        inspect_card(
+            config,
+            store,
+            interface=interface,
+            now=now,
+            ssse_pin=args.ssse_pin,
+            fallback=args.interface == AUTO,
+        )
     )
     if report.only_epurse:
         snap = report.apps[0].epurse

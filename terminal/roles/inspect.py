@@ -19,7 +19,15 @@ from terminal.apdu.flow import Flow, card
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, SupportedAid, TerminalConfig
 from terminal.emv.read import EmvApplicationReport, read_application
-from terminal.emv.selection import CONTACTLESS, Candidate, discover, list_selection
+from terminal.emv.selection import (
+    CONTACT,
+    CONTACTLESS,
+    SOURCE_PPSE,
+    SOURCE_PSE,
+    Candidate,
+    discover,
+    list_selection,
+)
 from terminal.epurse import flows as epurse
 from terminal.epurse.commands import FID_EP, FID_MF, select_fid
 from terminal.epurse.discovery import RULE_MF, Located, locate_epurse
@@ -106,9 +114,15 @@ def inspect_card(
     interface: str = CONTACTLESS,
     now: datetime | None = None,
     ssse_pin: str | None = None,
+    fallback: bool = False,
 ) -> Flow[CardReport]:
-    """Discover and read every application the terminal knows how to read."""
-    found = yield from discover(config, interface, kinds=ALL_KINDS)
+    """Discover and read every application the terminal knows how to read.
+
+    With ``fallback`` a card without the directory of ``interface`` is asked for the other
+    one, and the applications are read the way of the directory that answered."""
+    found = yield from discover(config, interface, kinds=ALL_KINDS, other_directory=fallback)
+    if found.source in (SOURCE_PPSE, SOURCE_PSE):
+        interface = CONTACTLESS if found.source == SOURCE_PPSE else CONTACT
     candidates = list(found.candidates)
     missing = tuple(k for k in (KIND_EPURSE, KIND_SSSE) if all(c.kind != k for c in candidates))
     if missing and found.source != "AID list":

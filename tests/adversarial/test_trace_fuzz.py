@@ -50,10 +50,11 @@ TIME_LIMIT = 10.0  # seconds per replay; a good read takes well under one
 
 # how each trace was taken: its interface, and its terminal data if not terminal.json
 CONTACT = {"uics-contact-upi", "ssse-contact-read", "contact-ec-top-up", "emvtools-dda"}
-CONTACT |= {"emvtools-sda"}
+CONTACT |= {"emvtools-sda", "contact-atr-auto"}
 _EMVTOOLS = {"unpredictable_number": "00000000", "capabilities": "E0F8C0"}
 OWN_TERMINAL = {
     "uics-contact-upi": {"date": "2015-03-16", "unpredictable_number": "7863AFC6"},
+    "contact-atr-auto": {"date": "2015-03-16", "unpredictable_number": "7863AFC6"},
     "emvtools-sda": {"date": "2009-01-01", "supported_aids": [{"aid": "A0000000031010"}]}
     | _EMVTOOLS,
     "emvtools-dda": {"date": "2015-01-01", "supported_aids": [{"aid": "A0000000041010"}]}

@@ -279,3 +279,35 @@ def test_a_card_refusing_the_second_purse_reports_none(capsys) -> None:  # type:
     data = read_json(capsys, EPURSE_DATA / "tunion-read-with-log.trace")
     assert data["second_purse"] is None and data["displayed_balance_fen"] == data["balance_fen"]
     assert "second_purse" not in data["errors"]
+
+
+def test_contact_atr_reads_the_contact_way_without_being_told(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    terminal = tmp_path / "terminal.json"
+    terminal.write_text('{"date": "2015-03-16"}')
+    argv = ["--replay", str(DATA / "contact-atr-auto.trace"), "--terminal-data", str(terminal)]
+    code, out = run_cli(capsys, *argv, "--unpredictable-number", "7863AFC6")
+    assert code == 0
+    assert "contact, found by PSE" in out
+    assert "ODA           DDA passed (CA A000000333/09)" in out
+
+
+def test_auto_falls_back_to_the_other_directory(capsys) -> None:  # type: ignore[no-untyped-def]
+    """A contactless pseudo-ATR but no PPSE: the PSE answers, and the card is read the
+    contact way (the social security card trace was recorded over contact)."""
+    data = read_json(capsys, DATA / "ssse-contact-read.trace")
+    assert data["interface"] == "contact" and data["directory"] == "PSE"
+    kinds = {a["kind"]: a for a in data["applications"]}
+    assert kinds["ssse"]["ssse"]["holder"]["name"] == "张三"
+
+
+def test_interface_from_the_atr() -> None:
+    from terminal.emv.selection import interface_from_atr
+
+    assert interface_from_atr(bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")) == (
+        "contactless"
+    )
+    assert interface_from_atr(bytes.fromhex("3B6800000073C84013009000")) == "contact"
+    assert interface_from_atr(bytes.fromhex("3B6800000073C84013009000"), "nfc:usb") == (
+        "contactless"
+    )
+    assert interface_from_atr(b"") == "contactless"

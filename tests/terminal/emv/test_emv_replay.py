@@ -213,7 +213,7 @@ def test_replayed_contact_ec_top_up() -> None:
 
 def test_every_checked_in_trace_parses() -> None:
     names = sorted(p.name for p in Path(DATA).glob("*.trace"))
-    assert len(names) == 10
+    assert len(names) == 11
     for name in names:
         assert load_trace(DATA / name).exchanges
 
