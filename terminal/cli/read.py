@@ -13,6 +13,7 @@ from terminal.cli.common import add_reader_options, open_card_reader, print_json
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.emv.kernel import CID_FROM_9F27
+from terminal.emv.oda import OdaMethod
 from terminal.emv.read import EmvApplicationReport
 from terminal.emv.selection import AUTO, CONTACT, CONTACTLESS, interface_from_atr
 from terminal.emv.tags import tag_name
@@ -24,6 +25,7 @@ from terminal.epurse.model import (
     displayed_balance,
 )
 from terminal.money import format_fen
+from terminal.readers.replay import LOOSE_INS, LooseMatch
 from terminal.roles.inspect import AppReport, CardReport, inspect_card
 from terminal.roles.session import TerminalSession
 from terminal.ssse.flows import SsseReport
@@ -238,8 +240,25 @@ def _fen(value: int | None) -> str:
     return "-" if value is None else format_fen(value)
 
 
-def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
+# what each dynamic signature covers of the terminal's own data: the command carrying it
+ODA_NEEDS = {OdaMethod.FDDA: 0xA8, OdaMethod.DDA: 0x88, OdaMethod.CDA: 0xAE}
+
+
+def unverifiable(r: EmvApplicationReport, loose_ins: frozenset[int]) -> str:
+    """Why this application's ODA cannot be judged from a foreign trace ('' when it can):
+    the card signed the other tool's terminal data, which this read did not send."""
+    ins = ODA_NEEDS.get(r.app.oda.method)
+    if ins is None or ins not in loose_ins:
+        return ""
+    return (
+        f"{r.app.oda.method.value} not verifiable from this trace: the card signed the "
+        f"recording terminal's own {LOOSE_INS[ins]} data"
+    )
+
+
+def emv_dict(r: EmvApplicationReport, loose_ins: frozenset[int] = frozenset()) -> dict[str, Any]:
     app = r.app
+    why = unverifiable(r, loose_ins)
     return {
         "pan": app.pan,
         "pan_sequence": app.psn,
@@ -254,8 +273,18 @@ def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
             "failure": app.oda.failure.name if app.oda.failure else None,
             "detail": app.oda.detail,
             "ca_key": app.oda.ca_key,
+            "verifiable": True,
+        }
+        if not why
+        else {
+            "method": app.oda.method.value,
+            "passed": None,
+            "failure": None,
+            "detail": why,
+            "ca_key": app.oda.ca_key,
+            "verifiable": False,
         },
-        "outcome": app.outcome.value,
+        "outcome": app.outcome.value if not why else f"not decided ({why})",
         "cryptogram": None
         if app.cryptogram is None
         else {
@@ -313,7 +342,9 @@ def ssse_dict(r: SsseReport) -> dict[str, Any]:
     }
 
 
-def app_dict(a: AppReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
+def app_dict(
+    a: AppReport, rule: str = BALANCE_RULE_MAIN, loose_ins: frozenset[int] = frozenset()
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "aid": a.candidate.aid,
         "kind": a.kind,
@@ -322,7 +353,7 @@ def app_dict(a: AppReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
         "error": a.error or None,
     }
     if a.emv is not None:
-        out["emv"] = emv_dict(a.emv)
+        out["emv"] = emv_dict(a.emv, loose_ins)
     if a.epurse is not None:
         out["epurse"] = snapshot_dict(a.epurse, rule)
     if a.ssse is not None:
@@ -330,27 +361,44 @@ def app_dict(a: AppReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
     return out
 
 
-def report_dict(report: CardReport, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
-    return {
+def report_dict(
+    report: CardReport, rule: str = BALANCE_RULE_MAIN, loose: list[LooseMatch] | None = None
+) -> dict[str, Any]:
+    loose = loose or []
+    ins = frozenset(m.ins for m in loose)
+    out: dict[str, Any] = {
         "interface": report.interface,
         "directory": report.source,
-        "applications": [app_dict(a, rule) for a in report.apps],
+        "applications": [app_dict(a, rule, ins) for a in report.apps],
     }
+    if loose:
+        out["loosely_matched"] = [
+            {
+                "trace_exchange": m.line + 1,
+                "command": m.name,
+                "sent": m.sent.hex().upper(),
+                "recorded": m.recorded.hex().upper(),
+            }
+            for m in loose
+        ]
+    return out
 
 
-def print_emv(r: EmvApplicationReport, out=print) -> None:  # type: ignore[no-untyped-def]
+def print_emv(r: EmvApplicationReport, out=print, loose_ins: frozenset[int] = frozenset()) -> None:  # type: ignore[no-untyped-def]
+    why = unverifiable(r, loose_ins)
     app = r.app
     out(f"  PAN           {app.pan}  (sequence {app.psn})")
     if app.cardholder_name:
         out(f"  Cardholder    {app.cardholder_name}")
     out(f"  Valid         {app.effective} .. {app.expiry}")
-    out(f"  ODA           {app.oda.describe()}")
+    out(f"  ODA           {why or app.oda.describe()}")
     crypt = ""
     if app.cryptogram is not None:
         crypt = f" - {app.cryptogram.kind_name}"
         if app.cryptogram.cid_from != CID_FROM_9F27:
             crypt += f" (type from the {app.cryptogram.cid_from}: the card sent no 9F27)"
-    out(f"  Outcome       {app.outcome.value}{crypt}")
+    outcome = "not decided (ODA not verifiable from this trace)" if why else app.outcome.value
+    out(f"  Outcome       {outcome}{crypt}")
     out(f"  ATC           {r.atc if r.atc is not None else '-'}")
     if r.ec.present:
         out(
@@ -375,18 +423,30 @@ def print_ssse(r: SsseReport, out=print) -> None:  # type: ignore[no-untyped-def
         out(f"  Holder        ({r.holder_note})")
 
 
-def print_report(report: CardReport, out=print, rule: str = BALANCE_RULE_MAIN) -> None:  # type: ignore[no-untyped-def]
+def print_report(  # type: ignore[no-untyped-def]
+    report: CardReport,
+    out=print,
+    rule: str = BALANCE_RULE_MAIN,
+    loose: list[LooseMatch] | None = None,
+) -> None:
+    loose = loose or []
+    ins = frozenset(m.ins for m in loose)
     out(
         f"Card          {len(report.apps)} application(s), {report.interface}, "
         f"found by {report.source}"
     )
+    for m in loose:
+        out(
+            f"Replay        {m.name} matched loosely (header and position, trace exchange "
+            f"{m.line + 1}): the trace holds another terminal's data"
+        )
     for a in report.apps:
         out("")
         out(f"[{a.candidate.display_name}]  {a.candidate.aid.hex().upper()}  ({a.kind})")
         if a.error:
             out(f"  ERROR         {a.error}")
         if a.emv is not None:
-            print_emv(a.emv, out)
+            print_emv(a.emv, out, ins)
         if a.epurse is not None:
             lines: list[str] = []
             print_snapshot(a.epurse, lines.append, rule)
@@ -440,6 +500,12 @@ def load_store(args: argparse.Namespace, config: TerminalConfig) -> CaKeyStore:
     return store
 
 
+def loose_matches(reader: Any) -> list[LooseMatch]:
+    """The exchanges a replay answered by header and position (none for live readers)."""
+    inner = getattr(reader, "inner", reader)
+    return list(getattr(inner, "loose", []))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         args.reader = f"replay:{args.replay}"
@@ -483,9 +549,9 @@ def run(args: argparse.Namespace) -> int:
             print_snapshot(report_snap, rule=rule)
         return 0
     if args.json:
-        print_json(report_dict(report, rule))
+        print_json(report_dict(report, rule, loose_matches(reader)))
     else:
-        print_report(report, rule=rule)
+        print_report(report, rule=rule, loose=loose_matches(reader))
     return 0
 
 

@@ -56,6 +56,7 @@ def test_social_security_card_over_contact_json(capsys) -> None:  # type: ignore
         "failure": None,
         "detail": "",
         "ca_key": "A000000333/E0",
+        "verifiable": True,
     }
 
 
@@ -311,3 +312,54 @@ def test_interface_from_the_atr() -> None:
         "contactless"
     )
     assert interface_from_atr(b"") == "contactless"
+
+
+def test_foreign_trace_gpo_matches_loosely_and_fdda_is_not_judged(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The trace's GPO carries its recorder's amount (12.34); ykt read sends its own. The
+    GPO is matched by header and position and said so; fDDA, signed over the recorder's
+    data, is neither passed nor failed. 9F27 is absent: the type comes from the CVR."""
+    data = read_json(capsys, DATA / "qpboc-no-cid.trace")
+    (loose,) = data["loosely_matched"]
+    assert loose["command"] == "GET PROCESSING OPTIONS" and loose["recorded"].startswith("80A8")
+    assert loose["sent"] != loose["recorded"]
+    (app,) = data["applications"]
+    oda = app["emv"]["oda"]
+    assert oda["verifiable"] is False and oda["passed"] is None and oda["failure"] is None
+    assert oda["detail"].startswith("fDDA not verifiable from this trace")
+    assert app["emv"]["outcome"].startswith("not decided")
+    assert app["emv"]["cryptogram"]["type"] == "TC"
+    assert app["emv"]["cryptogram"]["type_from"] == "CVR in 9F10"
+
+
+def test_exact_replays_report_no_loose_match(capsys) -> None:  # type: ignore[no-untyped-def]
+    data = read_json(capsys, DATA / "resident-contactless-read.trace")
+    assert "loosely_matched" not in data
+    assert data["applications"][0]["emv"]["oda"]["passed"] is True
+
+
+def test_replay_never_matches_a_select_loosely() -> None:
+    from terminal.readers.replay import ReplayReader
+    from terminal.readers.trace import parse_trace
+
+    reader = ReplayReader(
+        parse_trace("00A4040008A00000033301010100 : 9000\n80A8000004830211220000 : 77009000\n")
+    )
+    assert reader.transmit(bytes.fromhex("00A4040008A00000033301010200")) == b"\x6d\x00"
+    assert reader.transmit(bytes.fromhex("80A8000004830233440000")) == bytes.fromhex("77009000")
+    (m,) = reader.loose
+    assert m.name == "GET PROCESSING OPTIONS" and m.line == 1
+    assert reader.transmit(bytes.fromhex("80AE8000020000")) == b"\x6d\x00"  # no such header
+
+
+def test_dda_over_another_unpredictable_number_is_not_verifiable(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The recorded INTERNAL AUTHENTICATE was for UN 7863AFC6; this read sends its own."""
+    terminal = tmp_path / "terminal.json"
+    terminal.write_text('{"date": "2015-03-16", "unpredictable_number": "11111111"}')
+    argv = ["--replay", str(DATA / "uics-contact-upi.trace"), "--interface", "contact"]
+    code, out = run_cli(capsys, *argv, "--terminal-data", str(terminal), "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert [m["command"] for m in data["loosely_matched"]] == ["INTERNAL AUTHENTICATE"]
+    oda = data["applications"][0]["emv"]["oda"]
+    assert oda["method"] == "DDA" and oda["verifiable"] is False and oda["passed"] is None
+    assert "FAILED" not in out and "passed" not in oda["detail"]
