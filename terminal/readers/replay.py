@@ -8,8 +8,9 @@ from pathlib import Path
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
 from terminal.apdu.status import SW
+from terminal.readers.importers import FORMAT_TRACE, import_file
 from terminal.readers.spec import ReaderSpecError
-from terminal.readers.trace import Trace, load_trace
+from terminal.readers.trace import Trace
 
 NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
 
@@ -46,9 +47,12 @@ class ReplayReader:
     no line gets 6D00."""
 
     def __init__(self, trace: Trace | str | Path, name: str | None = None):
+        self.format = FORMAT_TRACE
+        self.skipped = 0
         if not isinstance(trace, Trace):
             name = name or f"replay:{trace}"
-            trace = load_trace(trace)
+            imported = import_file(trace)
+            trace, self.format, self.skipped = imported.trace, imported.format, imported.skipped
         self.trace = trace
         self.name = name or "replay"
         self._used = [False] * len(trace.exchanges)
