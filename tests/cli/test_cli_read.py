@@ -363,3 +363,12 @@ def test_dda_over_another_unpredictable_number_is_not_verifiable(capsys, tmp_pat
     oda = data["applications"][0]["emv"]["oda"]
     assert oda["method"] == "DDA" and oda["verifiable"] is False and oda["passed"] is None
     assert "FAILED" not in out and "passed" not in oda["detail"]
+
+
+def test_balance_word_top_bit_is_a_flag_not_money(capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = EPURSE_DATA / "balance-top-bit.trace"
+    data = read_json(capsys, trace)
+    assert data["balance_fen"] == 5710 and data["balance_flag"] is True
+    code, out = run_cli(capsys, "--replay", str(trace), "--terminal-data", str(TERMINAL_FILE))
+    assert code == 0 and "Balance       ¥57.10 (flag set)" in out
+    assert "21,474,893.58" not in out
