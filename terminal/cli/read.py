@@ -516,7 +516,7 @@ def run(args: argparse.Namespace) -> int:
     atr = reader.connect()
     interface = args.interface
     if interface == AUTO:
-        interface = interface_from_atr(atr or b"", getattr(reader, "name", "") or "")
+        interface = interface_from_atr(bytes(atr or b""), str(getattr(reader, "name", "") or ""))
     now = (
         datetime.combine(config.date, config.time or datetime.now().time()) if config.date else None
     )
