@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from terminal.apdu import tlv
 from terminal.apdu.channel import check
+from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import (
     CardError,
     FileNotFound,
@@ -24,16 +25,20 @@ from terminal.apdu.errors import (
     YikatongError,
 )
 from terminal.apdu.flow import Flow, card, sam
+from terminal.apdu.response import ResponseAPDU
 from terminal.apdu.status import SW
 from terminal.epurse import commands as c
 from terminal.epurse.host import LoadHost
 from terminal.epurse.layouts import (
     Balance,
     BalanceWord,
+    CardholderInfo,
     CreditResponse,
     DebitResponse,
     InitLoadResponse,
     InitPurchaseResponse,
+    ManagementInfo,
+    PublicInfo,
 )
 from terminal.epurse.model import (
     CappEntry,
@@ -95,7 +100,8 @@ def select_application(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) 
         if text is not None:
             label = text.value.decode("ascii", errors="replace").strip()
     if public is None:
-        r = yield card(c.read_binary(c.SFI_PUBLIC_INFO))
+        command, r = yield from read_file(c.SFI_PUBLIC_INFO, PublicInfo.sizeof())
+        check(r, command)
         public = r.data
     return Selected(CardInfo.parse(public), df_name, label)
 
@@ -200,14 +206,28 @@ def read_records(
     return Records(items)
 
 
-def _optional_file(
-    sfi: int, parse_file: Callable[[bytes], T], errors: dict[str, str], item: str
-) -> Flow[T | None]:
-    """READ BINARY of an optional file with Le 00 (the card gives its length); its parsed
-    fields, or None with the reason in ``errors[item]`` (absent files, 6A82, say nothing)."""
-    try:
-        command = c.read_binary(sfi)
+def read_file(sfi: int, spec_length: int) -> Flow[tuple[CommandAPDU, ResponseAPDU]]:
+    """READ BINARY with Le 00, so the card answers with its file's own length; a card that
+    refuses Le 00 (6700) is asked again for the specification's length."""
+    command = c.read_binary(sfi)
+    r = yield card(command, check=False)
+    if r.sw == SW.WRONG_LENGTH:
+        command = c.read_binary(sfi, length=spec_length)
         r = yield card(command, check=False)
+    return command, r
+
+
+def _optional_file(
+    sfi: int,
+    parse_file: Callable[[bytes], T],
+    errors: dict[str, str],
+    item: str,
+    spec_length: int,
+) -> Flow[T | None]:
+    """READ BINARY of an optional file (``read_file``); its parsed fields, or None with the
+    reason in ``errors[item]`` (absent files, 6A82, say nothing)."""
+    try:
+        command, r = yield from read_file(sfi, spec_length)
         if r.sw == SW.FILE_NOT_FOUND:
             return None
         check(r, command)
@@ -261,10 +281,10 @@ def read_card(
     holder_info = management = None
     if holder:
         holder_info = yield from _optional_file(
-            c.SFI_CARDHOLDER, Cardholder.parse, errors, "holder"
+            c.SFI_CARDHOLDER, Cardholder.parse, errors, "holder", CardholderInfo.sizeof()
         )
         management = yield from _optional_file(
-            c.SFI_MANAGEMENT, Management.parse, errors, "management"
+            c.SFI_MANAGEMENT, Management.parse, errors, "management", ManagementInfo.sizeof()
         )
     if not full:
         word = yield from read_balance_word()

@@ -372,3 +372,16 @@ def test_balance_word_top_bit_is_a_flag_not_money(capsys) -> None:  # type: igno
     code, out = run_cli(capsys, "--replay", str(trace), "--terminal-data", str(TERMINAL_FILE))
     assert code == 0 and "Balance       ¥57.10 (flag set)" in out
     assert "21,474,893.58" not in out
+
+
+def test_a_card_refusing_le_00_is_asked_for_the_specified_length(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = _edited(
+        tmp_path,
+        {
+            "00B0970000 : 00000156310029000001019000": (
+                "00B0970000 : 6700\n00B097003C : 00000156310029000001019000"
+            )
+        },
+    )
+    data = read_json(capsys, trace)
+    assert data["management"]["card_kind"] == 1 and "management" not in data["errors"]
