@@ -87,6 +87,26 @@ def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | N
         raise MalformedResponse(f"{what}: {exc}", raw=bytes(data), command=command) from None
 
 
+def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:
+    """The fields of a fixed-size ``layout`` that a shorter (or longer) ``data`` holds whole;
+    the fields past its end are None (absent). Cards personalise files shorter than the
+    specification's length, and what they hold must still be read (issue 12, item 5)."""
+    out: dict[str, Any] = {}
+    pos = 0
+    for sub in layout.subcons:
+        size = sub.sizeof()
+        if pos + size > len(data):
+            out[sub.name] = None
+            pos = len(data) + 1  # every later field is absent too
+            continue
+        try:
+            out[sub.name] = sub.parse(data[pos : pos + size])
+        except (cs.ConstructError, BcdError) as exc:
+            raise MalformedResponse(f"{what}: {sub.name}: {exc}", raw=bytes(data)) from None
+        pos += size
+    return out
+
+
 def build(layout: cs.Construct, **fields: Any) -> bytes:
     """Build bytes from field values (programming errors surface as construct errors)."""
     return _fast(layout)[0].build(fields)

@@ -12,13 +12,20 @@ from typing import Any
 from terminal.cli.common import add_reader_options, open_card_reader, print_json
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
+from terminal.emv.kernel import CID_FROM_9F27
+from terminal.emv.oda import OdaMethod
 from terminal.emv.read import EmvApplicationReport
-from terminal.emv.selection import CONTACT, CONTACTLESS
+from terminal.emv.selection import AUTO, CONTACT, CONTACTLESS, interface_from_atr
 from terminal.emv.tags import tag_name
 from terminal.epurse import flows as epurse_flows
-from terminal.epurse.commands import AID_TUNION_EP
-from terminal.epurse.model import CardSnapshot
+from terminal.epurse.model import (
+    BALANCE_RULE_MAIN,
+    BALANCE_RULES,
+    CardSnapshot,
+    displayed_balance,
+)
 from terminal.money import format_fen
+from terminal.readers.replay import LOOSE_INS, LooseMatch
 from terminal.roles.inspect import AppReport, CardReport, inspect_card
 from terminal.roles.session import TerminalSession
 from terminal.ssse.flows import SsseReport
@@ -43,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
         "--interface",
-        choices=(CONTACTLESS, CONTACT),
-        default=CONTACTLESS,
-        help="contactless (PPSE, qPBOC) or contact (PSE, PBOC) (default: %(default)s)",
+        choices=(AUTO, CONTACTLESS, CONTACT),
+        default=AUTO,
+        help="contactless (PPSE, qPBOC), contact (PSE, PBOC) or auto: from the reader and the "
+        "ATR, then the other directory when the first is absent (default: %(default)s)",
     )
     p.add_argument(
         "--unpredictable-number",
@@ -69,6 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=SIM_KINDS,
         help="which demo software card the sim reader holds (default: T-Union)",
     )
+    p.add_argument(
+        "--balance-rule",
+        choices=BALANCE_RULES,
+        default=BALANCE_RULE_MAIN,
+        help="how the shown balance is formed on cards with a second purse (805C0102): the "
+        "main purse alone, or main minus second (default: %(default)s; docs/readers.md)",
+    )
     p.add_argument("--ssse-pin", metavar="PIN", help="PIN for protected social security files")
     p.set_defaults(handler=run)
 
@@ -86,10 +101,19 @@ def _un(text: str) -> bytes:
 # -- the legacy T-Union view -------------------------------------------------------------
 
 
-def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
+def _hexes(value: bytes | None) -> str | None:
+    return None if value is None else value.hex().upper()
+
+
+def snapshot_dict(snap: CardSnapshot, rule: str = BALANCE_RULE_MAIN) -> dict[str, Any]:
+    """The e-purse as JSON: the application by its own AID and label and how it was found;
+    items the card did not give are null, with the reason under ``errors``."""
     info = snap.info
+    m = snap.management
     return {
-        "application": AID_TUNION_EP.hex().upper(),
+        "application": snap.aid.hex().upper(),
+        "application_label": snap.label,
+        "found_by": snap.found_by or None,
         "card_number": info.card_number,
         "serial": info.serial_hex,
         "issuer_id": info.issuer_hex,
@@ -97,7 +121,12 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
         "valid_from": info.start_date,
         "valid_to": info.expiry_date,
         "balance_fen": snap.balance,
-        "balance_flag": snap.balance_flag,
+        "balance_flag": snap.balance_flag if snap.balance is not None else None,
+        "second_purse": None
+        if snap.second_purse is None
+        else {"balance_fen": snap.second_purse, "balance_flag": snap.second_purse_flag},
+        "balance_rule": rule,
+        "displayed_balance_fen": displayed_balance(snap, rule),
         "holder": None
         if snap.holder is None
         else {
@@ -105,8 +134,17 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
             "id_number": snap.holder.id_number,
             "card_type": snap.holder.card_type,
         },
-        "card_kind": None if snap.management is None else snap.management.card_kind,
-        "interoperable": None if snap.management is None else snap.management.interoperable,
+        "card_kind": None if m is None else m.card_kind,
+        "interoperable": None if m is None else m.interoperable,
+        "management": None
+        if m is None
+        else {
+            "country_code": _hexes(m.country_code),
+            "province_code": _hexes(m.province_code),
+            "city_code": _hexes(m.city_code),
+            "interop_type": _hexes(m.interop_type),
+            "card_kind": m.card_kind,
+        },
         "log": [
             {
                 "atc": e.atc,
@@ -117,26 +155,82 @@ def snapshot_dict(snap: CardSnapshot) -> dict[str, Any]:
             }
             for e in snap.log
         ],
+        "log_end": snap.log_end or None,
+        "trips": None
+        if snap.trips is None
+        else [
+            {
+                "type": t.txn_type,
+                "amount_fen": t.amount,
+                "balance_fen": t.balance,
+                "time": t.when,
+                "line": _hexes(t.line),
+                "station": _hexes(t.station),
+                "raw": t.raw.hex().upper(),
+            }
+            for t in snap.trips
+        ],
+        "capp_records": None
+        if snap.capp is None
+        else [
+            {"record": e.number, "id": e.record_id, "raw": e.raw.hex().upper()} for e in snap.capp
+        ],
+        "errors": dict(snap.errors),
     }
 
 
-def print_snapshot(snap: CardSnapshot, out=print) -> None:  # type: ignore[no-untyped-def]
+def _not_read(snap: CardSnapshot, item: str) -> str:
+    return f"not read: {snap.errors[item]}"
+
+
+def print_snapshot(snap: CardSnapshot, out=print, rule: str = BALANCE_RULE_MAIN) -> None:  # type: ignore[no-untyped-def]
     info = snap.info
-    out(f"Application   T-Union EP ({AID_TUNION_EP.hex().upper()})")
+    out(f"Application   {snap.label} ({snap.aid.hex().upper()})")
+    if snap.found_by:
+        out(f"Found by      {snap.found_by}")
     out(f"Card number   {info.card_number}")
     out(f"Serial        {info.serial_hex}   issuer {info.issuer_hex}")
-    out(f"Valid         {info.start_date} .. {info.expiry_date}")
-    flag = " (flag set)" if snap.balance_flag else ""
-    out(f"Balance       {format_fen(snap.balance)}{flag}")
+    out(f"Valid         {info.start_date or '-'} .. {info.expiry_date or '-'}")
+    if snap.balance is None:
+        out(f"Balance       ({_not_read(snap, 'balance')})")
+    else:
+        flag = " (flag set)" if snap.balance_flag else ""
+        out(f"Balance       {format_fen(snap.balance)}{flag}")
+    if snap.second_purse is not None:
+        flag = " (flag set)" if snap.second_purse_flag else ""
+        shown = displayed_balance(snap, rule)
+        out(f"Second purse  {format_fen(snap.second_purse)}{flag}   (805C0102)")
+        out(f"Shown balance {_fen(shown)}   rule {rule}")
     if snap.holder is not None and snap.holder.name:
         out(f"Holder        {snap.holder.name}")
-    out(f"Log           {len(snap.log)} record(s), newest first")
+    for item, title in (("holder", "Holder"), ("management", "Management")):
+        if item in snap.errors:
+            out(f"{title:<14s}({_not_read(snap, item)})")
+    if "log" in snap.errors:
+        out(f"Log           ({_not_read(snap, 'log')})")
+    else:
+        out(f"Log           {len(snap.log)} record(s), newest first")
     for e in snap.log:
         when = e.when.strftime("%Y-%m-%d %H:%M:%S") if e.when else "-"
         out(
             f"  #{e.atc:<5d} {when}  {e.type_name:<14s} {format_fen(e.signed_amount):>10s}"
             f"  terminal {e.terminal_id.hex().upper()}"
         )
+    if snap.log_end:
+        out(f"  (log ends early: {snap.log_end})")
+    if snap.trips:
+        out(f"Trips         {len(snap.trips)} record(s) (0x1E), newest first")
+        for t in snap.trips:
+            when = t.when.strftime("%Y-%m-%d %H:%M:%S") if t.when else "-"
+            amount = "-" if t.amount is None else format_fen(t.amount)
+            out(f"  {when}  type {t.txn_type if t.txn_type is not None else '--'}  {amount:>10s}")
+    if "trips" in snap.errors:
+        out(f"Trips         ({_not_read(snap, 'trips')})")
+    if snap.capp:
+        ids = ", ".join(e.record_id for e in snap.capp)
+        out(f"Composite     {len(snap.capp)} record(s) in use (0x1A): {ids}")
+    if "capp" in snap.errors:
+        out(f"Composite     ({_not_read(snap, 'capp')})")
 
 
 # -- every application ---------------------------------------------------------------------
@@ -146,8 +240,25 @@ def _fen(value: int | None) -> str:
     return "-" if value is None else format_fen(value)
 
 
-def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
+# what each dynamic signature covers of the terminal's own data: the command carrying it
+ODA_NEEDS = {OdaMethod.FDDA: 0xA8, OdaMethod.DDA: 0x88, OdaMethod.CDA: 0xAE}
+
+
+def unverifiable(r: EmvApplicationReport, loose_ins: frozenset[int]) -> str:
+    """Why this application's ODA cannot be judged from a foreign trace ('' when it can):
+    the card signed the other tool's terminal data, which this read did not send."""
+    ins = ODA_NEEDS.get(r.app.oda.method)
+    if ins is None or ins not in loose_ins:
+        return ""
+    return (
+        f"{r.app.oda.method.value} not verifiable from this trace: the card signed the "
+        f"recording terminal's own {LOOSE_INS[ins]} data"
+    )
+
+
+def emv_dict(r: EmvApplicationReport, loose_ins: frozenset[int] = frozenset()) -> dict[str, Any]:
     app = r.app
+    why = unverifiable(r, loose_ins)
     return {
         "pan": app.pan,
         "pan_sequence": app.psn,
@@ -162,11 +273,25 @@ def emv_dict(r: EmvApplicationReport) -> dict[str, Any]:
             "failure": app.oda.failure.name if app.oda.failure else None,
             "detail": app.oda.detail,
             "ca_key": app.oda.ca_key,
+            "verifiable": True,
+        }
+        if not why
+        else {
+            "method": app.oda.method.value,
+            "passed": None,
+            "failure": None,
+            "detail": why,
+            "ca_key": app.oda.ca_key,
+            "verifiable": False,
         },
-        "outcome": app.outcome.value,
+        "outcome": app.outcome.value if not why else f"not decided ({why})",
         "cryptogram": None
         if app.cryptogram is None
-        else {"type": app.cryptogram.kind_name, "value": app.cryptogram.cryptogram},
+        else {
+            "type": app.cryptogram.kind_name,
+            "value": app.cryptogram.cryptogram,
+            "type_from": app.cryptogram.cid_from,
+        },
         "atc": r.atc,
         "last_online_atc": r.last_online_atc,
         "pin_tries": r.pin_tries,
@@ -217,7 +342,9 @@ def ssse_dict(r: SsseReport) -> dict[str, Any]:
     }
 
 
-def app_dict(a: AppReport) -> dict[str, Any]:
+def app_dict(
+    a: AppReport, rule: str = BALANCE_RULE_MAIN, loose_ins: frozenset[int] = frozenset()
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "aid": a.candidate.aid,
         "kind": a.kind,
@@ -226,31 +353,52 @@ def app_dict(a: AppReport) -> dict[str, Any]:
         "error": a.error or None,
     }
     if a.emv is not None:
-        out["emv"] = emv_dict(a.emv)
+        out["emv"] = emv_dict(a.emv, loose_ins)
     if a.epurse is not None:
-        out["epurse"] = snapshot_dict(a.epurse)
+        out["epurse"] = snapshot_dict(a.epurse, rule)
     if a.ssse is not None:
         out["ssse"] = ssse_dict(a.ssse)
     return out
 
 
-def report_dict(report: CardReport) -> dict[str, Any]:
-    return {
+def report_dict(
+    report: CardReport, rule: str = BALANCE_RULE_MAIN, loose: list[LooseMatch] | None = None
+) -> dict[str, Any]:
+    loose = loose or []
+    ins = frozenset(m.ins for m in loose)
+    out: dict[str, Any] = {
         "interface": report.interface,
         "directory": report.source,
-        "applications": [app_dict(a) for a in report.apps],
+        "applications": [app_dict(a, rule, ins) for a in report.apps],
     }
+    if loose:
+        out["loosely_matched"] = [
+            {
+                "trace_exchange": m.line + 1,
+                "command": m.name,
+                "sent": m.sent.hex().upper(),
+                "recorded": m.recorded.hex().upper(),
+            }
+            for m in loose
+        ]
+    return out
 
 
-def print_emv(r: EmvApplicationReport, out=print) -> None:  # type: ignore[no-untyped-def]
+def print_emv(r: EmvApplicationReport, out=print, loose_ins: frozenset[int] = frozenset()) -> None:  # type: ignore[no-untyped-def]
+    why = unverifiable(r, loose_ins)
     app = r.app
     out(f"  PAN           {app.pan}  (sequence {app.psn})")
     if app.cardholder_name:
         out(f"  Cardholder    {app.cardholder_name}")
     out(f"  Valid         {app.effective} .. {app.expiry}")
-    out(f"  ODA           {app.oda.describe()}")
-    crypt = f" - {app.cryptogram.kind_name}" if app.cryptogram else ""
-    out(f"  Outcome       {app.outcome.value}{crypt}")
+    out(f"  ODA           {why or app.oda.describe()}")
+    crypt = ""
+    if app.cryptogram is not None:
+        crypt = f" - {app.cryptogram.kind_name}"
+        if app.cryptogram.cid_from != CID_FROM_9F27:
+            crypt += f" (type from the {app.cryptogram.cid_from}: the card sent no 9F27)"
+    outcome = "not decided (ODA not verifiable from this trace)" if why else app.outcome.value
+    out(f"  Outcome       {outcome}{crypt}")
     out(f"  ATC           {r.atc if r.atc is not None else '-'}")
     if r.ec.present:
         out(
@@ -275,29 +423,37 @@ def print_ssse(r: SsseReport, out=print) -> None:  # type: ignore[no-untyped-def
         out(f"  Holder        ({r.holder_note})")
 
 
-def print_report(report: CardReport, out=print) -> None:  # type: ignore[no-untyped-def]
+def print_report(  # type: ignore[no-untyped-def]
+    report: CardReport,
+    out=print,
+    rule: str = BALANCE_RULE_MAIN,
+    loose: list[LooseMatch] | None = None,
+) -> None:
+    loose = loose or []
+    ins = frozenset(m.ins for m in loose)
     out(
         f"Card          {len(report.apps)} application(s), {report.interface}, "
         f"found by {report.source}"
     )
+    for m in loose:
+        out(
+            f"Replay        {m.name} matched loosely (header and position, trace exchange "
+            f"{m.line + 1}): the trace holds another terminal's data"
+        )
     for a in report.apps:
         out("")
         out(f"[{a.candidate.display_name}]  {a.candidate.aid.hex().upper()}  ({a.kind})")
         if a.error:
             out(f"  ERROR         {a.error}")
         if a.emv is not None:
-            print_emv(a.emv, out)
+            print_emv(a.emv, out, ins)
         if a.epurse is not None:
-            for line in _lines(print_snapshot, a.epurse):
+            lines: list[str] = []
+            print_snapshot(a.epurse, lines.append, rule)
+            for line in lines:
                 out("  " + line)
         if a.ssse is not None:
             print_ssse(a.ssse, out)
-
-
-def _lines(printer, value) -> list[str]:  # type: ignore[no-untyped-def]
-    lines: list[str] = []
-    printer(value, lines.append)
-    return lines
 
 
 # -- running -------------------------------------------------------------------------------
@@ -317,7 +473,7 @@ def _sim_factory(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         from simulators.files import load_device
 
         card = load_device(args.card) if args.card else demo_sim_card(args.sim_card or "tunion")
-        if hasattr(card, "interface"):
+        if hasattr(card, "interface") and args.interface != AUTO:
             card.interface = args.interface
         return card
 
@@ -344,6 +500,12 @@ def load_store(args: argparse.Namespace, config: TerminalConfig) -> CaKeyStore:
     return store
 
 
+def loose_matches(reader: Any) -> list[LooseMatch]:
+    """The exchanges a replay answered by header and position (none for live readers)."""
+    inner = getattr(reader, "inner", reader)
+    return list(getattr(inner, "loose", []))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         args.reader = f"replay:{args.replay}"
@@ -351,34 +513,45 @@ def run(args: argparse.Namespace) -> int:
     store = load_store(args, config)
     reader = open_card_reader(args, _sim_factory(args))
     session = TerminalSession(reader)
-    reader.connect()
+    atr = reader.connect()
+    interface = args.interface
+    if interface == AUTO:
+        interface = interface_from_atr(bytes(atr or b""), str(getattr(reader, "name", "") or ""))
     now = (
         datetime.combine(config.date, config.time or datetime.now().time()) if config.date else None
     )
+    rule = args.balance_rule
     report = session.run(
-        inspect_card(config, store, interface=args.interface, now=now, ssse_pin=args.ssse_pin)
+        inspect_card(
+            config,
+            store,
+            interface=interface,
+            now=now,
+            ssse_pin=args.ssse_pin,
+            fallback=args.interface == AUTO,
+        )
     )
     if report.only_epurse:
         snap = report.apps[0].epurse
         assert snap is not None
         if args.json:
-            print_json(snapshot_dict(snap))
+            print_json(snapshot_dict(snap, rule))
         else:
-            print_snapshot(snap)
+            print_snapshot(snap, rule=rule)
         return 0
     if not report.apps:
         # nothing answered: read the e-purse as ykt read always did, so the card's own
         # refusal surfaces as the typed one-line error it always was
         report_snap = session.run(epurse_flows.read_card())
         if args.json:
-            print_json(snapshot_dict(report_snap))
+            print_json(snapshot_dict(report_snap, rule))
         else:
-            print_snapshot(report_snap)
+            print_snapshot(report_snap, rule=rule)
         return 0
     if args.json:
-        print_json(report_dict(report))
+        print_json(report_dict(report, rule, loose_matches(reader)))
     else:
-        print_report(report)
+        print_report(report, rule=rule, loose=loose_matches(reader))
     return 0
 
 

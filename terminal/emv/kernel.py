@@ -71,12 +71,17 @@ class Outcome(StrEnum):
     READ_ONLY = "read only (no cryptogram requested)"
 
 
+CID_FROM_9F27 = "9F27"
+CID_FROM_CVR = "CVR in 9F10"
+
+
 @dataclass(frozen=True, slots=True)
 class Cryptogram:
     cid: int
     cryptogram: bytes
     atc: bytes
     iad: bytes = b""
+    cid_from: str = CID_FROM_9F27  # where the type came from: the card's CID, or the CVR
 
     @property
     def kind(self) -> c.CryptogramType:
@@ -115,6 +120,45 @@ def cryptogram_from(objects: dict[int, bytes], raw: bytes = b"") -> Cryptogram:
     if len(cid) != 1 or len(ac) != 8 or len(atc) != 2:
         raise MalformedResponse("CID/AC/ATC of the wrong length", raw=raw)
     return Cryptogram(cid[0], ac, atc, objects.get(Tag.IAD, b""))
+
+
+# CVR byte 2 bits 6-5 (IAD byte 5 in the VIS/PBOC layout): the type of the first AC
+_CVR_FIRST_AC = {0x00: c.CryptogramType.AAC, 0x10: c.CryptogramType.TC, 0x20: c.CryptogramType.ARQC}
+
+
+def cid_from_iad(iad: bytes) -> int | None:
+    """The cryptogram type a qPBOC/qVSDC card states in its CVR when it sends no 9F27.
+
+    The issuer application data in the VIS/PBOC layout is: length (06..0F), key index,
+    cryptogram version, then the CVR (its own length 03, then the CVR bytes); bits 6-5 of
+    the CVR's second byte say which AC the card returned (00 AAC, 01 TC, 10 ARQC), as
+    contactless kernels read it. None when 9F10 is not in that layout or says 11 (RFU).
+    """
+    if len(iad) < 5 or not 0x06 <= iad[0] <= 0x0F or iad[0] + 1 > len(iad) or iad[3] != 0x03:
+        return None
+    kind = _CVR_FIRST_AC.get(iad[4] & 0x30)
+    return None if kind is None else int(kind)
+
+
+def qpboc_cryptogram(objects: dict[int, bytes], raw: bytes = b"") -> Cryptogram:
+    """The cryptogram of a qPBOC GPO answer: 9F27 when present, else the CVR's type."""
+    if Tag.CID in objects:
+        return cryptogram_from(objects, raw)
+    iad = objects.get(Tag.IAD, b"")
+    cid = cid_from_iad(iad)
+    if cid is None:
+        raise MissingCardData(
+            "qPBOC GPO response carries no 9F27 and its 9F10 "
+            + ("is absent" if not iad else f"({iad.hex().upper()}) states no cryptogram type"),
+            raw=raw,
+        )
+    try:
+        ac, atc = objects[Tag.CRYPTOGRAM], objects[Tag.ATC]
+    except KeyError as exc:
+        raise MissingCardData(f"cryptogram response lacks tag {exc.args[0]:X}", raw=raw) from None
+    if len(ac) != 8 or len(atc) != 2:
+        raise MalformedResponse("AC/ATC of the wrong length", raw=raw)
+    return Cryptogram(cid, ac, atc, iad, CID_FROM_CVR)
 
 
 def _date_yymmdd(raw: bytes | None) -> date | None:
@@ -235,8 +279,8 @@ def process_application(
             data.oda = run_sda(data.card, ctx)
         else:
             data.oda = OdaResult(OdaMethod.NONE, OdaFailure.NOT_SUPPORTED)
-        if Tag.CID in data.gpo.data:
-            data.cryptogram = cryptogram_from(data.gpo.data)
+        if Tag.CID in data.gpo.data or Tag.CRYPTOGRAM in data.gpo.data:
+            data.cryptogram = qpboc_cryptogram(data.gpo.data)
         _qpboc_outcome(data, config, today)
     else:
         if gpo.aip_has(AIP_DDA) and config.supports_dda:

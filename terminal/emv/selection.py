@@ -37,6 +37,7 @@ from terminal.emv.tags import Tag
 
 CONTACT = "contact"
 CONTACTLESS = "contactless"
+AUTO = "auto"  # from the reader and the ATR, then the other directory when the first is absent
 
 SOURCE_PPSE = "PPSE"
 SOURCE_PSE = "PSE"
@@ -216,17 +217,43 @@ def list_selection(
     return order(found)
 
 
-def discover(
-    config: TerminalConfig, interface: str = CONTACTLESS, *, kinds: tuple[str, ...] = (KIND_EMV,)
-) -> Flow[Discovery]:
-    """Candidates from the PPSE (contactless) or PSE (contact), else from list selection."""
+def interface_from_atr(atr: bytes, reader_name: str = "") -> str:
+    """The interface a card was reached over: NFC readers and the PC/SC contactless
+    pseudo-ATR (3B 8x 80 01 ..., PC/SC part 3) mean contactless; any other ATR is a
+    contact card's own (3B 68 ..., 3B 6x, 3F ...). No ATR at all: contactless."""
+    if reader_name.startswith(("nfc:", "pn532:")):
+        return CONTACTLESS
+    if len(atr) >= 4 and atr[0] == 0x3B and atr[1] & 0xF0 == 0x80 and atr[2:4] == b"\x80\x01":
+        return CONTACTLESS
+    return CONTACT if atr else CONTACTLESS
+
+
+def _directory(interface: str) -> Flow[list[DirectoryEntry] | None]:
     if interface == CONTACTLESS:
         fci = yield from read_ppse()
-        entries = fci.entries if fci is not None else None
-        source = SOURCE_PPSE
-    else:
-        entries = yield from read_pse()
-        source = SOURCE_PSE
+        return fci.entries if fci is not None else None
+    return (yield from read_pse())
+
+
+def discover(
+    config: TerminalConfig,
+    interface: str = CONTACTLESS,
+    *,
+    kinds: tuple[str, ...] = (KIND_EMV,),
+    other_directory: bool = False,
+) -> Flow[Discovery]:
+    """Candidates from the PPSE (contactless) or PSE (contact), else from list selection.
+
+    With ``other_directory`` (``--interface auto``) a card without the first directory is
+    asked for the other one; ``Discovery.source`` then says which answered.
+    """
+    source = SOURCE_PPSE if interface == CONTACTLESS else SOURCE_PSE
+    entries = yield from _directory(interface)
+    if entries is None and other_directory:
+        other = CONTACT if interface == CONTACTLESS else CONTACTLESS
+        entries = yield from _directory(other)
+        if entries is not None:
+            source = SOURCE_PPSE if other == CONTACTLESS else SOURCE_PSE
     if entries is not None:
         found = [cand for cand in candidates_from(entries, config, source) if cand.kind in kinds]
         if found:

@@ -57,6 +57,8 @@ class InitP1(IntEnum):
 
 PURSE_EP = 0x02
 PURSE_ED = 0x01
+# GET BALANCE with P1 01 (805C010204): the second ("negative") purse some city cards keep
+SECOND_PURSE_P1 = 0x01
 
 
 def select_aid(aid: bytes) -> CommandAPDU:
@@ -79,8 +81,8 @@ def read_record(sfi: int, record: int, length: int = 256) -> CommandAPDU:
     return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=length)
 
 
-def get_balance(purse: int = PURSE_EP) -> CommandAPDU:
-    return CommandAPDU(0x80, 0x5C, 0x00, purse, le=4)
+def get_balance(purse: int = PURSE_EP, *, p1: int = 0x00) -> CommandAPDU:
+    return CommandAPDU(0x80, 0x5C, p1, purse, le=4)
 
 
 def initialize(

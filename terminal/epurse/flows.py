@@ -11,27 +11,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from terminal.apdu import tlv
+from terminal.apdu.channel import check
+from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import (
     CardError,
+    FileNotFound,
     MalformedResponse,
     RecordNotFound,
     TransportError,
     YikatongError,
 )
 from terminal.apdu.flow import Flow, card, sam
+from terminal.apdu.response import ResponseAPDU
+from terminal.apdu.status import SW
 from terminal.epurse import commands as c
 from terminal.epurse.host import LoadHost
 from terminal.epurse.layouts import (
     Balance,
     BalanceWord,
+    CardholderInfo,
     CreditResponse,
     DebitResponse,
     InitLoadResponse,
     InitPurchaseResponse,
+    ManagementInfo,
+    PublicInfo,
 )
 from terminal.epurse.model import (
+    CappEntry,
     Cardholder,
     CardInfo,
     CardSnapshot,
@@ -42,6 +52,7 @@ from terminal.epurse.model import (
     Management,
     PendingPurchase,
     PurchaseResult,
+    TripEntry,
 )
 from terminal.layout import parse
 from terminal.sam import commands as samc
@@ -50,7 +61,11 @@ from terminal.sam.psam import SamInfo, mac1
 TAG_FCI = 0x6F
 TAG_FCI_PROPRIETARY = 0xA5
 TAG_PUBLIC_INFO = 0x9F0C
+TAG_DF_NAME = 0x84
+TAG_LABEL = 0x50
 LOG_RECORDS = 10
+TRIP_RECORDS = 10  # 0x1E is cyclic; cards keep up to 10 (reference §5.6)
+CAPP_RECORDS = 16  # 0x1A records 27xx: the known ones are 2701..2708; read until 6A83
 
 
 def select(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[CardInfo]:
@@ -58,15 +73,37 @@ def select(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[Card
 
     The 0x15 image comes from FCI tag 9F0C when the card sends it, else from READ BINARY.
     """
+    return (yield from select_application(aid, fid=fid)).info
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """The selected EP: file 0x15, and the DF name (84) and label (50) of its FCI if sent."""
+
+    info: CardInfo
+    df_name: bytes | None
+    label: str
+
+
+def select_application(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[Selected]:
+    """``select`` that also keeps what the FCI says the application is."""
     r = yield card(c.select_fid(fid) if fid is not None else c.select_aid(aid))
-    public = None
+    public = df_name = None
+    label = ""
     if r.data:
-        fci = tlv.find(tlv.parse(r.data), TAG_PUBLIC_INFO)
-        public = fci.value if fci is not None else None
+        fci = tlv.parse(r.data)
+        found = tlv.find(fci, TAG_PUBLIC_INFO)
+        public = found.value if found is not None else None
+        name = tlv.find(fci, TAG_DF_NAME)
+        df_name = name.value if name is not None and 5 <= len(name.value) <= 16 else None
+        text = tlv.find(fci, TAG_LABEL)
+        if text is not None:
+            label = text.value.decode("ascii", errors="replace").strip()
     if public is None:
-        r = yield card(c.read_binary(c.SFI_PUBLIC_INFO, length=30))
+        command, r = yield from read_file(c.SFI_PUBLIC_INFO, PublicInfo.sizeof())
+        check(r, command)
         public = r.data
-    return CardInfo.parse(public)
+    return Selected(CardInfo.parse(public), df_name, label)
 
 
 class BalanceFlagSet(YikatongError):
@@ -102,12 +139,12 @@ def read_balance(purse: int = c.PURSE_EP) -> Flow[int]:
 
 
 def read_log(sfi: int = c.SFI_TXN_LOG, records: int = LOG_RECORDS) -> Flow[list[LogEntry]]:
-    """Read the cyclic transaction log, newest first, until the card says 6A83."""
+    """Read the cyclic transaction log, newest first, until the card says 6A83 (or 6A82)."""
     entries: list[LogEntry] = []
     for number in range(1, records + 1):
         try:
             r = yield card(c.read_record(sfi, number))
-        except RecordNotFound:
+        except (RecordNotFound, FileNotFound):
             break
         entry = LogEntry.parse(r.data)
         if entry is None:
@@ -116,20 +153,176 @@ def read_log(sfi: int = c.SFI_TXN_LOG, records: int = LOG_RECORDS) -> Flow[list[
     return entries
 
 
-def read_card(aid: bytes = c.AID_TUNION_EP, *, holder: bool = True) -> Flow[CardSnapshot]:
-    """Select, then gather balance, log, and (when present) holder and management files."""
-    info = yield from select(aid)
+T = TypeVar("T")
+
+# the end of a record file: no such record (6A83) or no such file (6A82)
+END_OF_RECORDS = (SW.RECORD_NOT_FOUND, SW.FILE_NOT_FOUND)
+
+
+@dataclass(frozen=True, slots=True)
+class Records(Generic[T]):
+    """Records read one by one: what was read, and why reading stopped.
+
+    ``error`` is set only when the first record could not be read for a reason other than
+    the file's end; ``end`` says why a log with records in it stopped early."""
+
+    items: list[T]
+    end: str = ""
+    error: str = ""
+    absent: bool = False  # the card has no such file (6A82 on the first record)
+
+
+def _describe(exc: YikatongError) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def read_records(
+    sfi: int, limit: int, parse_record: Callable[[int, bytes], T | None]
+) -> Flow[Records[T]]:
+    """READ RECORD 1..``limit`` of ``sfi`` (Le 00: the card's own length), each on its own.
+
+    6A83/6A82 ends the file cleanly; so does an empty record (``parse_record`` gives None).
+    Any other failure after at least one record also ends it, with the reason in ``end``;
+    a failure on the first record is the file's ``error``. Records already read are kept.
+    """
+    items: list[T] = []
+    for number in range(1, limit + 1):
+        try:
+            command = c.read_record(sfi, number)
+            r = yield card(command, check=False)
+            if r.sw in END_OF_RECORDS:
+                return Records(items, absent=not items and r.sw == SW.FILE_NOT_FOUND)
+            check(r, command)
+            item = parse_record(number, r.data)
+        except TransportError:
+            raise
+        except YikatongError as exc:
+            if items:
+                return Records(items, end=f"record {number}: {_describe(exc)}")
+            return Records(items, error=f"record {number}: {_describe(exc)}")
+        if item is None:
+            break
+        items.append(item)
+    return Records(items)
+
+
+def read_file(sfi: int, spec_length: int) -> Flow[tuple[CommandAPDU, ResponseAPDU]]:
+    """READ BINARY with Le 00, so the card answers with its file's own length; a card that
+    refuses Le 00 (6700) is asked again for the specification's length."""
+    command = c.read_binary(sfi)
+    r = yield card(command, check=False)
+    if r.sw == SW.WRONG_LENGTH:
+        command = c.read_binary(sfi, length=spec_length)
+        r = yield card(command, check=False)
+    return command, r
+
+
+def _optional_file(
+    sfi: int,
+    parse_file: Callable[[bytes], T],
+    errors: dict[str, str],
+    item: str,
+    spec_length: int,
+) -> Flow[T | None]:
+    """READ BINARY of an optional file (``read_file``); its parsed fields, or None with the
+    reason in ``errors[item]`` (absent files, 6A82, say nothing)."""
+    try:
+        command, r = yield from read_file(sfi, spec_length)
+        if r.sw == SW.FILE_NOT_FOUND:
+            return None
+        check(r, command)
+        return parse_file(r.data)
+    except TransportError:
+        raise
+    except YikatongError as exc:
+        errors[item] = _describe(exc)
+        return None
+
+
+def _second_purse(errors: dict[str, str]) -> Flow[BalanceWord | None]:
+    """GET BALANCE P1 01: the second purse when the card answers 9000 (most refuse: None)."""
+    command = c.get_balance(c.PURSE_EP, p1=c.SECOND_PURSE_P1)
+    r = yield card(command, check=False)
+    if not r.ok:
+        return None
+    try:
+        word: BalanceWord = parse(Balance, r.data, "GET BALANCE (second purse) response").balance
+    except YikatongError as exc:
+        errors["second_purse"] = _describe(exc)
+        return None
+    return word
+
+
+def read_card(
+    aid: bytes = c.AID_TUNION_EP,
+    *,
+    holder: bool = True,
+    full: bool = False,
+    fid: int | None = None,
+    label: str = "T-Union EP",
+    found_by: str = "",
+) -> Flow[CardSnapshot]:
+    """Select, then gather balance, log, and (when present) holder and management files.
+
+    ``full`` is the reader's view (``ykt read``): every item is read on its own, a failure
+    is kept in ``errors`` next to the item and the rest is still read (the balance too may
+    be missing then), and the trip (0x1E) and composite (0x1A) records are read as well.
+    Without it (kiosk, issuance) an unreadable balance or log is an error. The snapshot
+    names the application by its FCI's DF name and label, else by ``aid`` and ``label``.
+    """
+    selected = yield from select_application(aid, fid=fid)
+    info = selected.info
+    ident = {
+        "aid": selected.df_name or aid,
+        "label": selected.label or label,
+        "found_by": found_by,
+    }
+    errors: dict[str, str] = {}
     holder_info = management = None
     if holder:
-        r = yield card(c.read_binary(c.SFI_CARDHOLDER, length=55), check=False)
-        if r.ok:
-            holder_info = Cardholder.parse(r.data)
-        r = yield card(c.read_binary(c.SFI_MANAGEMENT, length=60), check=False)
-        if r.ok:
-            management = Management.parse(r.data)
-    word = yield from read_balance_word()
-    log = yield from read_log()
-    return CardSnapshot(info, word.amount, log, holder_info, management, balance_flag=word.flag)
+        holder_info = yield from _optional_file(
+            c.SFI_CARDHOLDER, Cardholder.parse, errors, "holder", CardholderInfo.sizeof()
+        )
+        management = yield from _optional_file(
+            c.SFI_MANAGEMENT, Management.parse, errors, "management", ManagementInfo.sizeof()
+        )
+    if not full:
+        word = yield from read_balance_word()
+        log = yield from read_log()
+        return CardSnapshot(
+            info, word.amount, log, holder_info, management, word.flag, errors=errors, **ident
+        )
+    balance: int | None = None
+    flag = False
+    try:
+        word = yield from read_balance_word()
+        balance, flag = word.amount, word.flag
+    except TransportError:
+        raise
+    except YikatongError as exc:
+        errors["balance"] = _describe(exc)
+    second = yield from _second_purse(errors)
+    log = yield from read_records(c.SFI_TXN_LOG, LOG_RECORDS, lambda n, raw: LogEntry.parse(raw))
+    trips = yield from read_records(c.SFI_TRIP, TRIP_RECORDS, lambda n, raw: TripEntry.parse(raw))
+    capp = yield from read_records(c.SFI_CAPP_VARIABLE, CAPP_RECORDS, CappEntry)
+    for name, records in (("log", log), ("trips", trips), ("capp", capp)):
+        if records.error:
+            errors[name] = records.error
+    return CardSnapshot(
+        info,
+        balance,
+        log.items,
+        holder_info,
+        management,
+        flag,
+        errors=errors,
+        log_end=log.end,
+        trips=None if trips.absent or trips.error else trips.items,
+        capp=None if capp.absent or capp.error else [e for e in capp.items if e.used],
+        second_purse=None if second is None else second.amount,
+        second_purse_flag=False if second is None else second.flag,
+        **ident,
+    )
 
 
 @dataclass(frozen=True, slots=True)

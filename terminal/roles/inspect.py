@@ -3,9 +3,10 @@ the T-Union EP and the social security application, each with its balances and l
 
 Discovery uses the PPSE (contactless) or PSE (contact) and falls back to selecting the
 terminal's AID list; applications a directory does not list (the EP often, the SSSE
-always) are probed by selecting them. One application failing (a malformed record, a
-refused command) is reported on that application and the others are still read; a
-card pulled from the field stops the read.
+always) are probed by selecting them, and an e-purse still not found is looked for the
+PBOC way (``terminal.epurse.discovery``: 1PUB.SYS.DDF01, known city AIDs, MF/DF 1001).
+One application failing (a malformed record, a refused command) is reported on that
+application and the others are still read; a card pulled from the field stops the read.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from terminal.apdu.errors import TransportError, YikatongError
-from terminal.apdu.flow import Flow
+from terminal.apdu.flow import Flow, card
 from terminal.emv.ca_keys import CaKeyStore
-from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, TerminalConfig
+from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, SupportedAid, TerminalConfig
 from terminal.emv.read import EmvApplicationReport, read_application
-from terminal.emv.selection import CONTACTLESS, Candidate, discover, list_selection
+from terminal.emv.selection import (
+    CONTACT,
+    CONTACTLESS,
+    SOURCE_PPSE,
+    SOURCE_PSE,
+    Candidate,
+    discover,
+    list_selection,
+)
 from terminal.epurse import flows as epurse
+from terminal.epurse.commands import FID_EP, FID_MF, select_fid
+from terminal.epurse.discovery import RULE_MF, Located, locate_epurse
 from terminal.epurse.model import CardSnapshot
 from terminal.ssse.flows import SsseReport, read_ssse
 
@@ -72,8 +83,15 @@ def _read_one(
             report.emv = yield from read_application(
                 cand, config, store, interface=interface, now=now
             )
+        elif cand.kind == KIND_EPURSE and cand.source == RULE_MF:
+            yield card(select_fid(FID_MF))
+            report.epurse = yield from epurse.read_card(
+                cand.aid, full=True, fid=FID_EP, label=cand.display_name, found_by=cand.source
+            )
         elif cand.kind == KIND_EPURSE:
-            report.epurse = yield from epurse.read_card(cand.aid)
+            report.epurse = yield from epurse.read_card(
+                cand.aid, full=True, label=cand.display_name, found_by=cand.source
+            )
         elif cand.kind == KIND_SSSE:
             report.ssse = yield from read_ssse(ssse_pin)
     except TransportError:
@@ -83,6 +101,12 @@ def _read_one(
     return report
 
 
+def _epurse_candidate(at: Located) -> Candidate:
+    """An e-purse found by the PBOC rules (directory, known AIDs, MF/DF) as a candidate."""
+    supported = SupportedAid(at.aid, at.label, partial=False, kind=KIND_EPURSE)
+    return Candidate(at.aid, supported, at.label, source=at.rule)
+
+
 def inspect_card(
     config: TerminalConfig,
     store: CaKeyStore,
@@ -90,13 +114,21 @@ def inspect_card(
     interface: str = CONTACTLESS,
     now: datetime | None = None,
     ssse_pin: str | None = None,
+    fallback: bool = False,
 ) -> Flow[CardReport]:
-    """Discover and read every application the terminal knows how to read."""
-    found = yield from discover(config, interface, kinds=ALL_KINDS)
+    """Discover and read every application the terminal knows how to read.
+
+    With ``fallback`` a card without the directory of ``interface`` is asked for the other
+    one, and the applications are read the way of the directory that answered."""
+    found = yield from discover(config, interface, kinds=ALL_KINDS, other_directory=fallback)
+    if found.source in (SOURCE_PPSE, SOURCE_PSE):
+        interface = CONTACTLESS if found.source == SOURCE_PPSE else CONTACT
     candidates = list(found.candidates)
     missing = tuple(k for k in (KIND_EPURSE, KIND_SSSE) if all(c.kind != k for c in candidates))
     if missing and found.source != "AID list":
         candidates += yield from list_selection(config, missing)
+    if all(c.kind != KIND_EPURSE for c in candidates):
+        candidates += [_epurse_candidate(at) for at in (yield from locate_epurse())]
     report = CardReport(interface, found.source)
     for cand in candidates:
         report.apps.append((yield from _read_one(cand, config, store, interface, now, ssse_pin)))

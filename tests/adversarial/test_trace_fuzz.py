@@ -1,8 +1,9 @@
 """Recorded card traces, mutated, replayed through ``ykt read --replay``'s own code.
 
 Every trace under tests/data (the EMV, qPBOC and social security traces in
-tests/data/emv, and the T-Union e-purse reads in tests/data/epurse, recorded here from
-the software card through the tracing reader) is mutated with a seeded generator: bit
+tests/data/emv, the T-Union e-purse reads in tests/data/epurse, recorded here from
+the software card through the tracing reader, and the other tools' dumps in
+tests/data/imports) is mutated with a seeded generator: bit
 flips, truncations and extensions of a response, changed status words (61xx and 6Cxx
 among them), responses swapped between exchanges, exchanges duplicated or deleted,
 BER-TLV length fields that lie, random answers, and data nested deep in templates. Each
@@ -38,22 +39,25 @@ from terminal.apdu import tlv
 from terminal.apdu.errors import TlvError, YikatongError
 from terminal.cli.main import build_parser
 from terminal.cli.read import run as read_run
+from terminal.readers.importers import import_file
 from terminal.readers.trace import Trace, TraceWriter, load_trace
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EPURSE = DATA / "epurse"
 TERMINAL_FILE = DATA / "emv" / "terminal.json"
-TRACES = sorted(DATA.rglob("*.trace"))
+# the traces, and the other tools' dumps that ``--replay`` imports (tests/data/imports)
+TRACES = sorted(DATA.rglob("*.trace")) + sorted((DATA / "imports").iterdir())
 MUTATIONS = int(os.environ.get("YKT_FUZZ_MUTATIONS", "40"))
 FIRST_SEED = int(os.environ.get("YKT_FUZZ_SEED", "0"))
 TIME_LIMIT = 10.0  # seconds per replay; a good read takes well under one
 
 # how each trace was taken: its interface, and its terminal data if not terminal.json
 CONTACT = {"uics-contact-upi", "ssse-contact-read", "contact-ec-top-up", "emvtools-dda"}
-CONTACT |= {"emvtools-sda"}
+CONTACT |= {"emvtools-sda", "contact-atr-auto"}
 _EMVTOOLS = {"unpredictable_number": "00000000", "capabilities": "E0F8C0"}
 OWN_TERMINAL = {
     "uics-contact-upi": {"date": "2015-03-16", "unpredictable_number": "7863AFC6"},
+    "contact-atr-auto": {"date": "2015-03-16", "unpredictable_number": "7863AFC6"},
     "emvtools-sda": {"date": "2009-01-01", "supported_aids": [{"aid": "A0000000031010"}]}
     | _EMVTOOLS,
     "emvtools-dda": {"date": "2015-01-01", "supported_aids": [{"aid": "A0000000041010"}]}
@@ -316,7 +320,7 @@ def replay_read(argv: list[str], trace_file: Path) -> str:
 @pytest.mark.parametrize("path", TRACES, ids=lambda p: str(p.relative_to(DATA)))
 def test_mutated_trace_ends_in_a_result_or_a_typed_error(path: Path, tmp_path: Path) -> None:
     argv = read_argv(path, tmp_path)
-    original = load_trace(path)
+    original = import_file(path).trace
     assert replay_read(argv, path)  # the trace itself reads
     base = FIRST_SEED + zlib.crc32(path.name.encode())
     failures, typed = [], 0

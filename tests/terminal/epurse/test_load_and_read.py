@@ -101,7 +101,7 @@ def replay_session(lines: str) -> TerminalSession:
         (
             "00A4040008A00000063201010500 : 6F03840100 9000\n00B095001E : 00119000",
             MalformedResponse,
-            "expected 30 bytes",
+            "2 bytes, too short for the issuer id and serial",
         ),
         ("00A4040008A00000063201010500 : 6F05A503 9F0C05 9000", TlvError, "claims 5 bytes"),
     ],
