@@ -296,9 +296,7 @@ PURCHASE = RecordKind(
         Field("tac", bytes, "the card's TAC", length=4, nullable=True),
         Field("mac2", bytes, "the card's MAC2", length=4, nullable=True),
         Field("mac2_verified", bool, "the PSAM accepted MAC2", nullable=True),
-        Field(
-            "resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True
-        ),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
         Field("context", dict, "the role's own notes (line, station)", max_len=MAX_CONTEXT_BYTES),
     ),
     cleared=(

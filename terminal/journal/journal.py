@@ -18,7 +18,6 @@ can no longer prove.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import stat
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
+from terminal.record import PURCHASE
 
 INTENT = "intent"
 SETTLED = "settled"
@@ -129,47 +129,33 @@ class JournalRow:
 
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
-        return {
-            "terminal_id": self.terminal_id,
-            "terminal_seq": self.terminal_seq,
-            "issuer_id": self.issuer_id,
-            "card_serial": self.card_serial,
-            "txn_type": self.txn_type,
-            "amount": self.amount,
-            "balance_before": self.balance_before,
-            "card_atc": self.card_atc,
-            "key_version": self.key_version,
-            "algorithm": self.algorithm,
-            "txn_time": self.txn_time.isoformat(),
-            "state": self.state,
-            "tac": self.tac,
-            "mac2": self.mac2,
-            "mac2_verified": self.mac2_verified,
-            "resolution": self.resolution,
-            "context": self.context,
-        }
+        return PURCHASE.to_wire({name: getattr(self, name) for name in PURCHASE.names})
+
+
+# the record's fields the intent row is written with; the rest come with its resolution
+RESOLUTION_FIELDS = ("state", "tac", "mac2", "mac2_verified", "resolution")
+INTENT_FIELDS = tuple(n for n in PURCHASE.names if n not in (*RESOLUTION_FIELDS, "context"))
+
+# the journal's own columns beside the record's (tests/terminal/test_record.py checks both)
+BOOKKEEPING = (
+    "id",
+    "created_at",
+    "resolved_at",
+    "upload_seq",
+    "uploaded_at",
+    "parked_at",
+    "parked_reason",
+)
+_INSERT = (
+    f"INSERT INTO txn ({', '.join(PURCHASE.names)}, created_at)"
+    f" VALUES ({', '.join('?' * (len(PURCHASE.names) + 1))})"
+)
 
 
 def _row(r: sqlite3.Row) -> JournalRow:
     return JournalRow(
         id=r["id"],
-        terminal_id=r["terminal_id"],
-        terminal_seq=r["terminal_seq"],
-        issuer_id=r["issuer_id"],
-        card_serial=r["card_serial"],
-        txn_type=r["txn_type"],
-        amount=r["amount"],
-        balance_before=r["balance_before"],
-        card_atc=r["card_atc"],
-        key_version=r["key_version"],
-        algorithm=r["algorithm"],
-        txn_time=datetime.fromisoformat(r["txn_time"]),
-        state=r["state"],
-        tac=r["tac"],
-        mac2=r["mac2"],
-        mac2_verified=None if r["mac2_verified"] is None else bool(r["mac2_verified"]),
-        resolution=r["resolution"],
-        context=json.loads(r["context"]),
+        **PURCHASE.from_columns(r),
         upload_seq=r["upload_seq"],
         uploaded_at=r["uploaded_at"],
         parked_reason=r["parked_reason"],
@@ -342,35 +328,35 @@ class Journal:
         card_atc: int,
         key_version: int,
         algorithm: int,
-        when: datetime,
+        txn_time: datetime,
         context: dict[str, Any] | None = None,
     ) -> int:
-        """Write the intent row before DEBIT is sent; returns its id."""
+        """Write the intent row before DEBIT is sent (the record's ``INTENT_FIELDS`` and the
+        role's context); returns its id."""
         if amount < 0:
             raise JournalError("amount must be a non-negative number of fen")
+        values = {
+            "terminal_id": terminal_id,
+            "terminal_seq": terminal_seq,
+            "issuer_id": issuer_id,
+            "card_serial": card_serial,
+            "txn_type": txn_type,
+            "amount": amount,
+            "balance_before": balance_before,
+            "card_atc": card_atc,
+            "key_version": key_version,
+            "algorithm": algorithm,
+            "txn_time": txn_time,
+            "state": INTENT,
+            "tac": None,
+            "mac2": None,
+            "mac2_verified": None,
+            "resolution": None,
+            "context": context or {},
+        }
         with self._tx() as db:
             try:
-                cur = db.execute(
-                    "INSERT INTO txn (terminal_id, terminal_seq, issuer_id, card_serial, txn_type,"
-                    " amount, balance_before, card_atc, key_version, algorithm, txn_time, state,"
-                    " context, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        terminal_id.hex().upper(),
-                        terminal_seq,
-                        issuer_id.hex().upper(),
-                        card_serial.hex().upper(),
-                        txn_type,
-                        amount,
-                        balance_before,
-                        card_atc,
-                        key_version,
-                        algorithm,
-                        when.isoformat(timespec="seconds"),
-                        INTENT,
-                        json.dumps(context or {}, sort_keys=True),
-                        self._now(),
-                    ),
-                )
+                cur = db.execute(_INSERT, (*PURCHASE.to_columns(values), self._now()))
             except sqlite3.IntegrityError as exc:
                 raise JournalError(
                     f"terminal {terminal_id.hex().upper()} seq {terminal_seq} already journaled"
@@ -401,9 +387,9 @@ class Journal:
                 " resolved_at=?, upload_seq=? WHERE id=?",
                 (
                     state,
-                    tac.hex().upper() if tac else None,
-                    mac2.hex().upper() if mac2 else None,
-                    None if mac2_verified is None else int(mac2_verified),
+                    PURCHASE["tac"].to_column(tac or None),
+                    PURCHASE["mac2"].to_column(mac2 or None),
+                    PURCHASE["mac2_verified"].to_column(mac2_verified),
                     resolution,
                     self._now(),
                     seq,
