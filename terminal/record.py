@@ -33,6 +33,7 @@ MAX_AMOUNT = 1_000_000  # 10,000 yuan: far above any purse ceiling, far below ov
 MAX_BALANCE = 100_000  # the usual purse ceiling; a gateway applies its own configured one
 MAX_CONTEXT_BYTES = 2048
 MAX_RESOLUTION = 200
+CARD_YEARS = (2000, 2099)  # a card time outside these years is not one a card wrote
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -84,7 +85,7 @@ class Field:
         if self.type is bool:
             return int(value)
         if self.type is dict:
-            return _json(value)
+            return json_column(value)
         return value
 
     def from_column(self, value: Any) -> Any:
@@ -151,13 +152,13 @@ class Field:
             return v
         if type(v) is not dict:
             raise RecordError(f"{self.name} must be a JSON object")
-        text = _json(v)
+        text = json_column(v)
         if len(text.encode("utf-8")) > self.max_len:
             raise RecordError(f"{self.name} larger than {self.max_len} bytes")
         return text
 
 
-def _json(value: dict[str, Any]) -> str:
+def json_column(value: dict[str, Any]) -> str:
     """A dict's column form: compact, sorted keys, UTF-8 as is ("{}" when empty)."""
     if not value:
         return "{}"
@@ -171,8 +172,9 @@ def _check_time(name: str, v: Any) -> str:
         when = datetime.fromisoformat(v)
     except ValueError:
         raise RecordError(f"{name} {v!r} is not an ISO date-time") from None
-    if when.tzinfo is not None or not 2000 <= when.year <= 2099:
-        raise RecordError(f"{name} must be a local card time (no zone) between 2000 and 2099")
+    lo, hi = CARD_YEARS
+    if when.tzinfo is not None or not lo <= when.year <= hi:
+        raise RecordError(f"{name} must be a local card time (no zone) between {lo} and {hi}")
     return when.isoformat(timespec="seconds")
 
 
