@@ -100,6 +100,17 @@ class Field:
             return json.loads(value)
         return value
 
+    def decode(self, value: Any) -> Any:
+        """A wire value as its Python type (hex text to bytes, ISO text to datetime); no
+        bounds are checked (``check`` does that)."""
+        if value is None:
+            return None
+        if self.type is bytes:
+            return bytes.fromhex(value)
+        if self.type is datetime:
+            return datetime.fromisoformat(value)
+        return value
+
     def to_wire(self, value: Any) -> Any:
         """A value as the upload JSON carries it."""
         if value is None:
@@ -195,6 +206,8 @@ class RecordKind:
         unknown = set(self.cleared) - set(self.by_name)
         if unknown:
             raise ValueError(f"{self.name}: cleared field(s) {sorted(unknown)} not declared")
+        if any(self.by_name[n].type in (bool, dict) for n in self.cleared):
+            raise ValueError(f"{self.name}: a cleared field's column form must be its wire form")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -250,10 +263,20 @@ class RecordKind:
             rule(named)
         return columns
 
-    def cleared_from_columns(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The fields clearing receives, from a stored row, in wire form."""
-        by_name = self.by_name
-        return {n: by_name[n].to_wire(by_name[n].from_column(row[n])) for n in self.cleared}
+    def clearing_record(self, row: Mapping[str, Any], operator_id: str) -> dict[str, Any]:
+        """What clearing receives for a stored row or an upload (the cleared fields' column
+        form is their wire form): those fields, the operator, the kind and the key."""
+        out = {n: row[n] for n in self.cleared}
+        out.update(key=self.key(row), kind=self.name, operator_id=operator_id)
+        return out
+
+    def read_cleared(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """A clearing record's fields as Python values (bytes as bytes, times as datetime);
+        RecordError names the fields missing."""
+        missing = [n for n in (*self.cleared, "operator_id") if n not in rec]
+        if missing:
+            raise RecordError(f"missing field(s) {', '.join(missing)}")
+        return {n: self[n].decode(rec[n]) for n in self.cleared}
 
 
 # -- the e-purse purchase ------------------------------------------------------------------
