@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from simulators.clearing.verify import LOAD, PURCHASE, Rejected, TacVerifier
+from terminal.record import PURCHASE as PURCHASE_RECORD
+from terminal.record import RecordError
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -47,34 +49,22 @@ CREATE TABLE IF NOT EXISTS rejections (
 );
 """
 
-_REQUIRED = {
-    PURCHASE: (
-        "terminal_id",
-        "terminal_seq",
-        "operator_id",
-        "issuer_id",
-        "card_serial",
-        "txn_type",
-        "amount",
-        "txn_time",
-    ),
-    LOAD: (
-        "terminal_id",
-        "operator_id",
-        "issuer_id",
-        "card_serial",
-        "amount",
-        "balance_before",
-        "online_atc",
-        "host_time",
-    ),
-}
+_LOAD_FIELDS = (
+    "terminal_id",
+    "operator_id",
+    "issuer_id",
+    "card_serial",
+    "amount",
+    "balance_before",
+    "online_atc",
+    "host_time",
+)
 
 
 def record_key(rec: Mapping[str, Any]) -> str:
     """The identity clearing de-duplicates on (the gateway sends it; checked here)."""
     if rec["kind"] == PURCHASE:
-        return f"P:{rec['terminal_id']}:{rec['terminal_seq']}"
+        return PURCHASE_RECORD.key(rec)
     return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
 
 
@@ -97,11 +87,17 @@ class Ledger:
             self._db.close()
 
     def _validate(self, rec: Any) -> dict[str, Any]:
-        if not isinstance(rec, dict) or rec.get("kind") not in _REQUIRED:
+        if not isinstance(rec, dict) or rec.get("kind") not in (PURCHASE, LOAD):
             raise Rejected("record must be an object with kind 'purchase' or 'load'")
-        missing = [k for k in _REQUIRED[rec["kind"]] if k not in rec]
-        if missing:
-            raise Rejected(f"missing field(s) {', '.join(missing)}")
+        if rec["kind"] == PURCHASE:
+            try:
+                PURCHASE_RECORD.read_cleared(rec)
+            except RecordError as exc:
+                raise Rejected(str(exc)) from None
+        else:
+            missing = [k for k in _LOAD_FIELDS if k not in rec]
+            if missing:
+                raise Rejected(f"missing field(s) {', '.join(missing)}")
         if type(rec["amount"]) is not int or rec["amount"] < 0:
             raise Rejected("amount must be a non-negative integer number of fen")
         if rec.get("key") != record_key(rec):
