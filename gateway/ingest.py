@@ -276,23 +276,9 @@ def batch_digest(batch: Batch) -> str:
 
 
 _INSERT_COLUMNS = "terminal_id, operator_id, batch_id, received_at, " + ", ".join(ROW_COLUMNS)
+# PostgreSQL casts per row column: integers (and flags, stored 0/1) as bigint, the rest text
 _PG_TYPES = (
-    "bigint",
-    "text",
-    "text",
-    "int",
-    "bigint",
-    "bigint",
-    "int",
-    "int",
-    "int",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int",
-    "text",
-    "text",
+    *("bigint" if RECORD[c].type in (int, bool) else "text" for c in RECORD.names[1:]),
     "text",
 )
 # The rows travel as one JSON array of arrays: PostgreSQL unpacks it in C, which is many
