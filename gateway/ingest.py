@@ -165,6 +165,7 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
         and _ALG_LO <= algorithm <= _ALG_HI
         and _ok_hex(issuer, _ISSUER_LEN)
         and _ok_hex(serial, _SERIAL_LEN)
+        and type(state) is str
         and state in _STATES
         and (_ok_hex(tac, _TAC_LEN) if tac is not None else state != "settled")
         and (mac2 is None or _ok_hex(mac2, _MAC2_LEN))
