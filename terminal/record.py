@@ -82,8 +82,8 @@ class Field:
             return value.hex().upper() if isinstance(value, bytes | bytearray) else value.upper()
         if self.type is datetime:
             return value.isoformat(timespec="seconds")
-        if self.type is bool:
-            return int(value)
+        if self.type is bool or self.type is int:
+            return int(value)  # an IntEnum (TxnType) becomes its number
         if self.type is dict:
             return json_column(value)
         return value
@@ -119,6 +119,8 @@ class Field:
             return value.hex().upper() if isinstance(value, bytes | bytearray) else value.upper()
         if self.type is datetime:
             return value.isoformat(timespec="seconds")
+        if self.type is int:
+            return int(value)
         return value
 
     def check(self, v: Any, *, hi: int | None = None) -> Any:
