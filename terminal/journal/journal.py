@@ -17,10 +17,8 @@ can no longer prove.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-import stat
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from typing import Any
 
 from terminal.apdu.errors import YikatongError
 from terminal.record import PURCHASE
+from terminal.sqlite import NotDurable, connect, transaction
 
 INTENT = "intent"
 SETTLED = "settled"
@@ -175,14 +174,31 @@ class Journal:
         self._lock = threading.RLock()
         self.failure: str | None = None
         self._identity: tuple[int, int] | None = None
-        if self.path != ":memory:":
-            _create_private(self.path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = connect(
+                self.path,
+                autocheckpoint=autocheckpoint,
+                foreign_keys=True,
+                row_factory=sqlite3.Row,
+            )
+        except OSError as exc:
+            raise JournalUnavailable(
+                f"journal {self.path} cannot be opened ({exc.strerror})"
+            ) from None
+        except NotDurable as exc:
+            raise JournalError(f"journal {exc}") from None
         except sqlite3.Error as exc:
-            raise JournalUnavailable(f"journal {self.path} cannot be opened ({exc})") from None
+            raise JournalUnavailable(
+                f"journal {self.path} is damaged ({exc}); {_WHAT_TO_DO}"
+            ) from None
         try:
-            self._open(autocheckpoint)
+            self._db.executescript(SCHEMA)
+            with self._tx() as db:
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
+                self._migrate(db)
+        except JournalUnavailable:
+            self._db.close()
+            raise
         except sqlite3.Error as exc:
             self._db.close()
             raise JournalUnavailable(
@@ -191,23 +207,7 @@ class Journal:
         if self.path != ":memory:":
             st = os.stat(self.path)
             self._identity = (st.st_dev, st.st_ino)
-            for suffix in ("-wal", "-shm"):
-                _tighten(self.path + suffix)
             self.verify()
-
-    def _open(self, autocheckpoint: bool) -> None:
-        self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if self.path != ":memory:" and mode.lower() != "wal":
-            raise JournalError(f"journal {self.path} could not switch to WAL (got {mode})")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        if not autocheckpoint:
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(SCHEMA)
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
-            self._migrate(db)
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -286,18 +286,11 @@ class Journal:
             if self.failure is not None:
                 raise JournalUnavailable(self.failure)
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                with transaction(self._db) as db:
+                    yield db
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
                 self.check_identity()
                 raise self._fail(f"could not be written ({exc})") from None
 
@@ -557,18 +550,3 @@ class Journal:
             result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
             raise JournalError(f"journal {self.path} failed integrity check: {result}")
-
-
-def _create_private(path: str) -> None:
-    """Create the journal file 0600 before SQLite opens it: SQLite gives the -wal and -shm
-    files the mode of the database file. An existing file is tightened to 0600."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-    _tighten(path)
-
-
-def _tighten(path: str) -> None:
-    with contextlib.suppress(OSError):
-        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
-            os.chmod(path, 0o600)
