@@ -8,7 +8,6 @@ once). Settlement groups accepted records by business day, issuer and operator.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 from simulators.clearing.verify import LOAD, PURCHASE, Rejected, TacVerifier
 from terminal.record import PURCHASE as PURCHASE_RECORD
 from terminal.record import RecordError
+from terminal.sqlite import connect, transaction
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -76,10 +76,7 @@ class Ledger:
     def __init__(self, path: str, verifier: TacVerifier):
         self.verifier = verifier
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect(path)
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -108,15 +105,9 @@ class Ledger:
         """Verify and book each record; one result per record, in order."""
         results = []
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for raw in records:
-                    results.append(self._post_one(gateway_id, raw, now))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db):
+            for raw in records:
+                results.append(self._post_one(gateway_id, raw, now))
         return results
 
     def _post_one(self, gateway_id: str, raw: Any, now: float) -> dict[str, Any]:
