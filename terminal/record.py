@@ -75,18 +75,16 @@ class Field:
 
     # -- conversions ----------------------------------------------------------------------
     def to_column(self, value: Any) -> Any:
-        """A value (bytes as bytes or hex text) as stored in a column."""
-        if value is None:
+        """A value (bytes as bytes or hex text) as stored in a column: its wire form, with a
+        flag as 0/1 and an object as JSON text."""
+        wire = self.to_wire(value)
+        if wire is None:
             return None
-        if self.type is bytes:
-            return value.hex().upper() if isinstance(value, bytes | bytearray) else value.upper()
-        if self.type is datetime:
-            return value.isoformat(timespec="seconds")
-        if self.type is bool or self.type is int:
-            return int(value)  # an IntEnum (TxnType) becomes its number
+        if self.type is bool:
+            return int(wire)
         if self.type is dict:
-            return json_column(value)
-        return value
+            return json_column(wire)
+        return wire
 
     def from_column(self, value: Any) -> Any:
         """A column as a value (bytes stay hex text)."""
@@ -120,7 +118,7 @@ class Field:
         if self.type is datetime:
             return value.isoformat(timespec="seconds")
         if self.type is int:
-            return int(value)
+            return int(value)  # an IntEnum (TxnType) becomes its number
         return value
 
     def check(self, v: Any, *, hi: int | None = None) -> Any:
