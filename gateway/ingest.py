@@ -114,11 +114,8 @@ def _storable(text: str, key: str) -> None:
         raise _Bad(f"{key}: {exc}") from None
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
 def _ok_hex(v: Any, length: int) -> bool:
-    return type(v) is str and len(v) == length and _HEX.issuperset(v)
+    return type(v) is str and len(v) == length and _HEX_DIGITS.issuperset(v)
 
 
 def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple[Any, ...]:
