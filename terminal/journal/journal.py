@@ -100,6 +100,9 @@ _WHAT_TO_DO = (
 
 @dataclass(frozen=True, slots=True)
 class JournalRow:
+    """One journal row: the record's fields (``terminal.record.PURCHASE``, byte fields as
+    hex text) and the journal's own (``BOOKKEEPING``)."""
+
     id: int
     terminal_id: str
     terminal_seq: int
