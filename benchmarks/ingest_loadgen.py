@@ -17,18 +17,25 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-RECORD_TEMPLATE: dict[str, Any] = {
-    "issuer_id": "02902900FFFFFFFF",
-    "card_serial": "0290000000000001",
-    "txn_type": 6,
+from terminal.epurse.commands import TxnType
+from terminal.record import PURCHASE
+
+# one purchase's values; each record varies the identity, the card, amount, counter and time
+BASE_VALUES: dict[str, Any] = {
+    "terminal_id": bytes(6),
+    "terminal_seq": 0,
+    "issuer_id": bytes.fromhex("02902900FFFFFFFF"),
+    "card_serial": bytes(8),
+    "txn_type": TxnType.EP_PURCHASE,
     "amount": 200,
     "balance_before": 10_000,
     "card_atc": 1,
     "key_version": 1,
     "algorithm": 0,
+    "txn_time": datetime(2026, 11, 28, 6, 0, 0),
     "state": "settled",
-    "tac": "1A2B3C4D",
-    "mac2": "5E6F7A8B",
+    "tac": bytes.fromhex("1A2B3C4D"),
+    "mac2": bytes.fromhex("5E6F7A8B"),
     "mac2_verified": True,
     "resolution": "online",
     "context": {"line": "71", "station": "0203"},
@@ -36,22 +43,22 @@ RECORD_TEMPLATE: dict[str, Any] = {
 
 
 def make_bodies(terminal_id: str, batches: int, size: int, first_seq: int) -> list[bytes]:
-    start = datetime(2026, 11, 28, 6, 0, 0)
+    start = BASE_VALUES["txn_time"]
     bodies = []
     seq = first_seq
     for b in range(batches):
         records = []
         for _ in range(size):
-            rec = dict(RECORD_TEMPLATE)
-            rec.update(
-                terminal_id=terminal_id,
+            values = dict(
+                BASE_VALUES,
+                terminal_id=bytes.fromhex(terminal_id),
                 terminal_seq=seq,
-                card_serial=f"02900000{seq % 50_000:08d}",
+                card_serial=bytes.fromhex(f"02900000{seq % 50_000:08d}"),
                 amount=100 + seq % 700,
                 card_atc=seq % 65_000,
-                txn_time=(start + timedelta(seconds=seq % 80_000)).isoformat(),
+                txn_time=start + timedelta(seconds=seq % 80_000),
             )
-            records.append(rec)
+            records.append(PURCHASE.to_wire(values))
             seq += 1
         body = {
             "batch_id": f"bench-{terminal_id}-{first_seq}-{b}",

@@ -126,7 +126,7 @@ def test_journal_cost_per_transaction(benchmark) -> None:  # type: ignore[no-unt
             card_atc=1,
             key_version=1,
             algorithm=0,
-            when=when,
+            txn_time=when,
         )
         j.settle(rid, tac=b"TTTT", mac2=b"MMMM", mac2_verified=True)
 

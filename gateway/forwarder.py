@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
+from terminal.record import PURCHASE as RECORD
 from terminal.retry import backoff_delay
 
 log = logging.getLogger("gateway.forwarder")
@@ -114,31 +115,14 @@ class Forwarder:
             marks = ",".join("?" * len(ids))
             if kind == "txn":
                 cur.execute(
-                    "SELECT id, terminal_id, terminal_seq, operator_id, issuer_id, card_serial,"
-                    " txn_type, amount, balance_before, card_atc, key_version, algorithm,"
-                    f" txn_time, state, tac, mac2 FROM txn WHERE id IN ({marks})",
+                    f"SELECT id, operator_id, {', '.join(RECORD.cleared)} FROM txn"
+                    f" WHERE id IN ({marks})",
                     ids,
                 )
+                names = ("id", "operator_id", *RECORD.cleared)
                 for r in cur.fetchall():
-                    out[refs[r[0]]] = {
-                        "key": f"P:{r[1]}:{r[2]}",
-                        "kind": "purchase",
-                        "terminal_id": r[1],
-                        "terminal_seq": r[2],
-                        "operator_id": r[3],
-                        "issuer_id": r[4],
-                        "card_serial": r[5],
-                        "txn_type": r[6],
-                        "amount": r[7],
-                        "balance_before": r[8],
-                        "card_atc": r[9],
-                        "key_version": r[10],
-                        "algorithm": r[11],
-                        "txn_time": r[12],
-                        "state": r[13],
-                        "tac": r[14],
-                        "mac2": r[15],
-                    }
+                    row = dict(zip(names, r, strict=True))
+                    out[refs[row["id"]]] = RECORD.clearing_record(row, row["operator_id"])
             elif kind == "load":
                 cur.execute(
                     "SELECT id, terminal_id, operator_id, issuer_id, card_serial, online_atc,"

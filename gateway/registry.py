@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from terminal.private_files import private_sqlite
 from terminal.roles.registry import (
     Applicant,
     CardRecord,
@@ -32,6 +31,7 @@ from terminal.roles.registry import (
     UnknownCard,
     serial_of,
 )
+from terminal.sqlite import connect, transaction
 
 DEFAULT_FIRST_SEQUENCE = 10_000_001
 
@@ -133,15 +133,7 @@ class SqliteCardRegistry:
         self.replacement_wait = replacement_wait
         self._first_sequence = first_sequence
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            private_sqlite(str(path)) if path else ":memory:",
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db = connect(path, foreign_keys=True, row_factory=sqlite3.Row)
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -153,14 +145,8 @@ class SqliteCardRegistry:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     def _revision(self, db: sqlite3.Connection) -> int:
         row = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()

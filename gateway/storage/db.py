@@ -8,13 +8,12 @@ PostgreSQL is a small pool so request threads and the forwarder work side by sid
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from terminal.private_files import private_sqlite
+from terminal.sqlite import NotDurable, connect, transaction
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -90,27 +89,15 @@ class SqliteDatabase(Database):
         self.url = f"sqlite:///{path}"
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            private_sqlite(path), isolation_level=None, check_same_thread=False, timeout=30
-        )
-        if path != ":memory:":
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StorageError(f"{path}: could not switch to WAL (got {mode})")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            self._conn = connect(path, busy_timeout=30)
+        except NotDurable as exc:
+            raise StorageError(str(exc)) from None
 
     @contextmanager
     def tx(self) -> Iterator[Cursor]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        with self._lock, transaction(self._conn) as conn:
+            yield conn.cursor()
 
     def close(self) -> None:
         with self._lock:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from gateway.storage.db import POSTGRES, Cursor
 
+# The txn table holds the transaction record's fields (terminal/record.py) and these of the
+# gateway's own; tests/terminal/test_record.py checks the table against both.
+TXN_GATEWAY_COLUMNS = ("id", "operator_id", "content_hash", "batch_id", "received_at")
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,

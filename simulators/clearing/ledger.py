@@ -8,7 +8,6 @@ once). Settlement groups accepted records by business day, issuer and operator.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from simulators.clearing.verify import LOAD, PURCHASE, Rejected, TacVerifier
+from terminal.record import PURCHASE as PURCHASE_RECORD
+from terminal.record import RecordError
+from terminal.sqlite import connect, transaction
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -47,34 +49,22 @@ CREATE TABLE IF NOT EXISTS rejections (
 );
 """
 
-_REQUIRED = {
-    PURCHASE: (
-        "terminal_id",
-        "terminal_seq",
-        "operator_id",
-        "issuer_id",
-        "card_serial",
-        "txn_type",
-        "amount",
-        "txn_time",
-    ),
-    LOAD: (
-        "terminal_id",
-        "operator_id",
-        "issuer_id",
-        "card_serial",
-        "amount",
-        "balance_before",
-        "online_atc",
-        "host_time",
-    ),
-}
+_LOAD_FIELDS = (
+    "terminal_id",
+    "operator_id",
+    "issuer_id",
+    "card_serial",
+    "amount",
+    "balance_before",
+    "online_atc",
+    "host_time",
+)
 
 
 def record_key(rec: Mapping[str, Any]) -> str:
     """The identity clearing de-duplicates on (the gateway sends it; checked here)."""
     if rec["kind"] == PURCHASE:
-        return f"P:{rec['terminal_id']}:{rec['terminal_seq']}"
+        return PURCHASE_RECORD.key(rec)
     return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
 
 
@@ -86,10 +76,7 @@ class Ledger:
     def __init__(self, path: str, verifier: TacVerifier):
         self.verifier = verifier
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect(path)
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -97,11 +84,17 @@ class Ledger:
             self._db.close()
 
     def _validate(self, rec: Any) -> dict[str, Any]:
-        if not isinstance(rec, dict) or rec.get("kind") not in _REQUIRED:
+        if not isinstance(rec, dict) or rec.get("kind") not in (PURCHASE, LOAD):
             raise Rejected("record must be an object with kind 'purchase' or 'load'")
-        missing = [k for k in _REQUIRED[rec["kind"]] if k not in rec]
-        if missing:
-            raise Rejected(f"missing field(s) {', '.join(missing)}")
+        if rec["kind"] == PURCHASE:
+            try:
+                PURCHASE_RECORD.read_cleared(rec)
+            except RecordError as exc:
+                raise Rejected(str(exc)) from None
+        else:
+            missing = [k for k in _LOAD_FIELDS if k not in rec]
+            if missing:
+                raise Rejected(f"missing field(s) {', '.join(missing)}")
         if type(rec["amount"]) is not int or rec["amount"] < 0:
             raise Rejected("amount must be a non-negative integer number of fen")
         if rec.get("key") != record_key(rec):
@@ -112,15 +105,9 @@ class Ledger:
         """Verify and book each record; one result per record, in order."""
         results = []
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for raw in records:
-                    results.append(self._post_one(gateway_id, raw, now))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db):
+            for raw in records:
+                results.append(self._post_one(gateway_id, raw, now))
         return results
 
     def _post_one(self, gateway_id: str, raw: Any, now: float) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from typing import Any
 from terminal.apdu.errors import MacMismatch
 from terminal.crypto.keyset import IssuerKeyset
 from terminal.epurse.cryptograms import verify_load_tac, verify_purchase_tac
+from terminal.record import PURCHASE as PURCHASE_RECORD
 
-PURCHASE = "purchase"
+PURCHASE = PURCHASE_RECORD.name
 LOAD = "load"
 
 
@@ -47,14 +48,15 @@ class TacVerifier:
         terminal_id = bytes.fromhex(rec["terminal_id"])
         try:
             if rec["kind"] == PURCHASE:
+                v = PURCHASE_RECORD.read_cleared(rec)
                 verify_purchase_tac(
                     key,
-                    bytes.fromhex(tac),
-                    amount=rec["amount"],
-                    txn_type=rec["txn_type"],
-                    terminal_id=terminal_id,
-                    terminal_seq=rec["terminal_seq"],
-                    when=datetime.fromisoformat(rec["txn_time"]),
+                    v["tac"],
+                    amount=v["amount"],
+                    txn_type=v["txn_type"],
+                    terminal_id=v["terminal_id"],
+                    terminal_seq=v["terminal_seq"],
+                    when=v["txn_time"],
                 )
             elif rec["kind"] == LOAD:
                 verify_load_tac(

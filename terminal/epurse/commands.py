@@ -37,14 +37,22 @@ class TxnType(IntEnum):
 
     @property
     def is_debit(self) -> bool:
-        return self in (
-            TxnType.ED_PURCHASE,
-            TxnType.EP_PURCHASE,
-            TxnType.CAPP_PURCHASE,
+        """The purse balance goes down (a card log entry shown with a minus sign)."""
+        return self.is_purchase or self in (
             TxnType.ED_CASH_WITHDRAW,
             TxnType.UNLOAD,
             TxnType.CREDIT_PURCHASE,
         )
+
+    @property
+    def is_purchase(self) -> bool:
+        """An offline purchase: DEBIT FOR PURCHASE with the PSAM's MAC1, counted by the card's
+        offline counter, proven by its TAC. The only types a terminal journals and a gateway
+        accepts, and the ones recovery looks for in the card's log."""
+        return self in (TxnType.ED_PURCHASE, TxnType.EP_PURCHASE, TxnType.CAPP_PURCHASE)
+
+
+PURCHASE_TYPES = frozenset(int(t) for t in TxnType if t.is_purchase)
 
 
 class InitP1(IntEnum):

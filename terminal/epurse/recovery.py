@@ -84,7 +84,7 @@ def resolve_torn_debit(
     log = yield from read_log()
     if any(_is_ours(entry, torn) for entry in log):
         return Resolution(SUSPECT, "card log shows the debit; proof no longer available")
-    debits = [e.atc for e in log if e.txn_type in (c.TxnType.EP_PURCHASE, c.TxnType.CAPP_PURCHASE)]
+    debits = [e.atc for e in log if e.txn_type in c.PURCHASE_TYPES]
     if debits and min(debits) <= saved:
         return Resolution(VOID, f"card log covers counter {saved} and has no such debit")
     return Resolution(SUSPECT, f"card moved on to counter {now}; log too short to decide")

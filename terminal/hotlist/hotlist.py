@@ -7,7 +7,6 @@ its version persist in SQLite; deltas from the gateway apply atomically and in o
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from array import array
 from bisect import bisect_left
@@ -15,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from terminal.apdu.errors import YikatongError
+from terminal.sqlite import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hotlist (serial INTEGER PRIMARY KEY) WITHOUT ROWID;
@@ -46,11 +46,7 @@ class Hotlist:
 
     def __init__(self, path: str | Path | None = None):
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            str(path) if path else ":memory:", isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect(path)
         self._db.executescript(SCHEMA)
         row = self._db.execute("SELECT value FROM hotlist_meta WHERE key='version'").fetchone()
         self.version = row[0] if row else 0
@@ -85,21 +81,14 @@ class Hotlist:
                 )
             if version <= self.version:
                 raise HotlistError(f"version {version} is not newer than {self.version}")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
+            with transaction(self._db) as db:
+                db.executemany(
                     "INSERT OR IGNORE INTO hotlist VALUES (?)", ((_to_sql(k),) for k in add)
                 )
-                self._db.executemany(
+                db.executemany(
                     "DELETE FROM hotlist WHERE serial = ?", ((_to_sql(k),) for k in remove - add)
                 )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO hotlist_meta VALUES ('version', ?)", (version,)
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                db.execute("INSERT OR REPLACE INTO hotlist_meta VALUES ('version', ?)", (version,))
             self._merge(add, remove - add)
             self.version = version
 
@@ -122,19 +111,10 @@ class Hotlist:
         """Install a full list (first sync, or after a version gap)."""
         keys = sorted({serial_key(s) for s in serials})
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM hotlist")
-                self._db.executemany(
-                    "INSERT INTO hotlist VALUES (?)", ((_to_sql(k),) for k in keys)
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO hotlist_meta VALUES ('version', ?)", (version,)
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            with transaction(self._db) as db:
+                db.execute("DELETE FROM hotlist")
+                db.executemany("INSERT INTO hotlist VALUES (?)", ((_to_sql(k),) for k in keys))
+                db.execute("INSERT OR REPLACE INTO hotlist_meta VALUES ('version', ?)", (version,))
             self._keys = array("Q", keys)
             self.version = version
 

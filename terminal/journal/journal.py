@@ -17,11 +17,8 @@ can no longer prove.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sqlite3
-import stat
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -32,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
+from terminal.record import PURCHASE
+from terminal.sqlite import NotDurable, connect, transaction
 
 INTENT = "intent"
 SETTLED = "settled"
@@ -101,6 +100,9 @@ _WHAT_TO_DO = (
 
 @dataclass(frozen=True, slots=True)
 class JournalRow:
+    """One journal row: the record's fields (``terminal.record.PURCHASE``, byte fields as
+    hex text) and the journal's own (``BOOKKEEPING``)."""
+
     id: int
     terminal_id: str
     terminal_seq: int
@@ -129,47 +131,33 @@ class JournalRow:
 
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
-        return {
-            "terminal_id": self.terminal_id,
-            "terminal_seq": self.terminal_seq,
-            "issuer_id": self.issuer_id,
-            "card_serial": self.card_serial,
-            "txn_type": self.txn_type,
-            "amount": self.amount,
-            "balance_before": self.balance_before,
-            "card_atc": self.card_atc,
-            "key_version": self.key_version,
-            "algorithm": self.algorithm,
-            "txn_time": self.txn_time.isoformat(),
-            "state": self.state,
-            "tac": self.tac,
-            "mac2": self.mac2,
-            "mac2_verified": self.mac2_verified,
-            "resolution": self.resolution,
-            "context": self.context,
-        }
+        return PURCHASE.to_wire({name: getattr(self, name) for name in PURCHASE.names})
+
+
+# the record's fields the intent row is written with; the rest come with its resolution
+RESOLUTION_FIELDS = ("state", "tac", "mac2", "mac2_verified", "resolution")
+INTENT_FIELDS = tuple(n for n in PURCHASE.names if n not in (*RESOLUTION_FIELDS, "context"))
+
+# the journal's own columns beside the record's (tests/terminal/test_record.py checks both)
+BOOKKEEPING = (
+    "id",
+    "created_at",
+    "resolved_at",
+    "upload_seq",
+    "uploaded_at",
+    "parked_at",
+    "parked_reason",
+)
+_INSERT = (
+    f"INSERT INTO txn ({', '.join(PURCHASE.names)}, created_at)"
+    f" VALUES ({', '.join('?' * (len(PURCHASE.names) + 1))})"
+)
 
 
 def _row(r: sqlite3.Row) -> JournalRow:
     return JournalRow(
         id=r["id"],
-        terminal_id=r["terminal_id"],
-        terminal_seq=r["terminal_seq"],
-        issuer_id=r["issuer_id"],
-        card_serial=r["card_serial"],
-        txn_type=r["txn_type"],
-        amount=r["amount"],
-        balance_before=r["balance_before"],
-        card_atc=r["card_atc"],
-        key_version=r["key_version"],
-        algorithm=r["algorithm"],
-        txn_time=datetime.fromisoformat(r["txn_time"]),
-        state=r["state"],
-        tac=r["tac"],
-        mac2=r["mac2"],
-        mac2_verified=None if r["mac2_verified"] is None else bool(r["mac2_verified"]),
-        resolution=r["resolution"],
-        context=json.loads(r["context"]),
+        **PURCHASE.from_columns(r),
         upload_seq=r["upload_seq"],
         uploaded_at=r["uploaded_at"],
         parked_reason=r["parked_reason"],
@@ -189,14 +177,31 @@ class Journal:
         self._lock = threading.RLock()
         self.failure: str | None = None
         self._identity: tuple[int, int] | None = None
-        if self.path != ":memory:":
-            _create_private(self.path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = connect(
+                self.path,
+                autocheckpoint=autocheckpoint,
+                foreign_keys=True,
+                row_factory=sqlite3.Row,
+            )
+        except OSError as exc:
+            raise JournalUnavailable(
+                f"journal {self.path} cannot be opened ({exc.strerror})"
+            ) from None
+        except NotDurable as exc:
+            raise JournalError(f"journal {exc}") from None
         except sqlite3.Error as exc:
-            raise JournalUnavailable(f"journal {self.path} cannot be opened ({exc})") from None
+            raise JournalUnavailable(
+                f"journal {self.path} is damaged ({exc}); {_WHAT_TO_DO}"
+            ) from None
         try:
-            self._open(autocheckpoint)
+            self._db.executescript(SCHEMA)
+            with self._tx() as db:
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
+                self._migrate(db)
+        except JournalUnavailable:
+            self._db.close()
+            raise
         except sqlite3.Error as exc:
             self._db.close()
             raise JournalUnavailable(
@@ -205,23 +210,7 @@ class Journal:
         if self.path != ":memory:":
             st = os.stat(self.path)
             self._identity = (st.st_dev, st.st_ino)
-            for suffix in ("-wal", "-shm"):
-                _tighten(self.path + suffix)
             self.verify()
-
-    def _open(self, autocheckpoint: bool) -> None:
-        self._db.row_factory = sqlite3.Row
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if self.path != ":memory:" and mode.lower() != "wal":
-            raise JournalError(f"journal {self.path} could not switch to WAL (got {mode})")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        if not autocheckpoint:
-            self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(SCHEMA)
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
-            self._migrate(db)
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -300,18 +289,11 @@ class Journal:
             if self.failure is not None:
                 raise JournalUnavailable(self.failure)
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                with transaction(self._db) as db:
+                    yield db
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
                 self.check_identity()
                 raise self._fail(f"could not be written ({exc})") from None
 
@@ -342,35 +324,35 @@ class Journal:
         card_atc: int,
         key_version: int,
         algorithm: int,
-        when: datetime,
+        txn_time: datetime,
         context: dict[str, Any] | None = None,
     ) -> int:
-        """Write the intent row before DEBIT is sent; returns its id."""
+        """Write the intent row before DEBIT is sent (the record's ``INTENT_FIELDS`` and the
+        role's context); returns its id."""
         if amount < 0:
             raise JournalError("amount must be a non-negative number of fen")
+        values = {
+            "terminal_id": terminal_id,
+            "terminal_seq": terminal_seq,
+            "issuer_id": issuer_id,
+            "card_serial": card_serial,
+            "txn_type": txn_type,
+            "amount": amount,
+            "balance_before": balance_before,
+            "card_atc": card_atc,
+            "key_version": key_version,
+            "algorithm": algorithm,
+            "txn_time": txn_time,
+            "state": INTENT,
+            "tac": None,
+            "mac2": None,
+            "mac2_verified": None,
+            "resolution": None,
+            "context": context or {},
+        }
         with self._tx() as db:
             try:
-                cur = db.execute(
-                    "INSERT INTO txn (terminal_id, terminal_seq, issuer_id, card_serial, txn_type,"
-                    " amount, balance_before, card_atc, key_version, algorithm, txn_time, state,"
-                    " context, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        terminal_id.hex().upper(),
-                        terminal_seq,
-                        issuer_id.hex().upper(),
-                        card_serial.hex().upper(),
-                        txn_type,
-                        amount,
-                        balance_before,
-                        card_atc,
-                        key_version,
-                        algorithm,
-                        when.isoformat(timespec="seconds"),
-                        INTENT,
-                        json.dumps(context or {}, sort_keys=True),
-                        self._now(),
-                    ),
-                )
+                cur = db.execute(_INSERT, (*PURCHASE.to_columns(values), self._now()))
             except sqlite3.IntegrityError as exc:
                 raise JournalError(
                     f"terminal {terminal_id.hex().upper()} seq {terminal_seq} already journaled"
@@ -401,9 +383,9 @@ class Journal:
                 " resolved_at=?, upload_seq=? WHERE id=?",
                 (
                     state,
-                    tac.hex().upper() if tac else None,
-                    mac2.hex().upper() if mac2 else None,
-                    None if mac2_verified is None else int(mac2_verified),
+                    PURCHASE["tac"].to_column(tac or None),
+                    PURCHASE["mac2"].to_column(mac2 or None),
+                    PURCHASE["mac2_verified"].to_column(mac2_verified),
                     resolution,
                     self._now(),
                     seq,
@@ -571,18 +553,3 @@ class Journal:
             result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
         if result != "ok":
             raise JournalError(f"journal {self.path} failed integrity check: {result}")
-
-
-def _create_private(path: str) -> None:
-    """Create the journal file 0600 before SQLite opens it: SQLite gives the -wal and -shm
-    files the mode of the database file. An existing file is tightened to 0600."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-    _tighten(path)
-
-
-def _tighten(path: str) -> None:
-    with contextlib.suppress(OSError):
-        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
-            os.chmod(path, 0o600)

@@ -16,28 +16,20 @@ from terminal.epurse.recovery import (
     TornDebit,
     resolve_torn_debit,
 )
-from terminal.journal.journal import Journal, JournalRow
+from terminal.journal.journal import INTENT_FIELDS, Journal, JournalRow
 from terminal.roles.session import TerminalSession
 
 log = logging.getLogger(__name__)
 
 
+# the PendingPurchase attribute for each intent field not named as in the record
+_PENDING_ATTR = {"card_atc": "offline_atc", "txn_time": "when"}
+
+
 def record_intent(journal: Journal, p: PendingPurchase, context: dict[str, Any]) -> int:
-    """The row written before DEBIT is sent."""
-    return journal.record_intent(
-        terminal_id=p.terminal_id,
-        terminal_seq=p.terminal_seq,
-        issuer_id=p.issuer_id,
-        card_serial=p.card_serial,
-        txn_type=p.txn_type,
-        amount=p.amount,
-        balance_before=p.balance_before,
-        card_atc=p.offline_atc,
-        key_version=p.key_version,
-        algorithm=p.algorithm,
-        when=p.when,
-        context=context,
-    )
+    """The row written before DEBIT is sent: every intent field of the record, from ``p``."""
+    values = {name: getattr(p, _PENDING_ATTR.get(name, name)) for name in INTENT_FIELDS}
+    return journal.record_intent(**values, context=context)
 
 
 def settle_open_rows(

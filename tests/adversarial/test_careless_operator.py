@@ -402,7 +402,7 @@ def test_a_journal_write_after_removal_is_refused_and_says_so(tmp_path: Path) ->
             card_atc=1,
             key_version=1,
             algorithm=0,
-            when=datetime(2026, 11, 30, 12, 0),
+            txn_time=datetime(2026, 11, 30, 12, 0),
         )
     assert j.failure is not None
     j.close()

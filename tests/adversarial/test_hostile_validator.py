@@ -364,6 +364,9 @@ def card_for_number(n: int) -> SoftEPurseCard:
     [
         ("balance_before", 200, "amount 300 is more than the balance before 200"),
         ("balance_before", 100_001, "balance_before 100001 out of range 0..100000"),
+        # an unhashable state once reached a set lookup and answered 500
+        ("state", ["settled"], "state must be 'settled' or 'suspect'"),
+        ("state", {"settled": True}, "state must be 'settled' or 'suspect'"),
     ],
 )
 def test_a_record_no_purse_could_make_is_refused(gw, clock, tmp_path, field, value, why):

@@ -13,6 +13,7 @@ from simulators.clearing.report import format_settlement
 from simulators.clearing.verify import TacVerifier
 from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset
 from terminal.readers.sim import SimReader
+from terminal.record import PURCHASE as RECORD
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.session import TerminalSession
 from tests.servers import UvicornThread
@@ -29,12 +30,7 @@ def purchase_records(tmp_path, clock, n=6, terminal_id="310000000101", operator=
         term.tap(cards[i % 3], 100 * (i + 1))
     out = []
     for row in term.journal.export():
-        rec = row.upload_record()
-        rec.update(kind="purchase", operator_id=operator)
-        for k in ("mac2_verified", "resolution", "context", "state"):
-            rec.pop(k)
-        rec["key"] = record_key(rec)
-        out.append(rec)
+        out.append(RECORD.clearing_record(row.upload_record(), operator))
     term.close()
     return out
 

@@ -21,7 +21,7 @@ def intent(j: Journal, seq: int, amount: int = 200, serial: bytes = b"\x01" * 8)
         card_atc=seq,
         key_version=1,
         algorithm=0,
-        when=T0,
+        txn_time=T0,
         context={"mode": "bus"},
     )
 

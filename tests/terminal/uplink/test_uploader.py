@@ -215,7 +215,7 @@ def bad_row(journal: Journal, clock, seq: int = 900_000) -> int:
         card_atc=7,
         key_version=1,
         algorithm=0,
-        when=clock(),
+        txn_time=clock(),
     )
     return journal.mark_suspect(row_id, "card pulled").upload_seq or 0
 

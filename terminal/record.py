@@ -1,0 +1,346 @@
+"""The settled-transaction record, declared once: its fields, their types, bounds, wire form.
+
+A terminal journals it, uploads it, the gateway validates and stores it, and forwards it to
+clearing. Every one of those derives its columns, keys and checks from the ``RecordKind``
+here, so a field is added or changed in one place (tests/terminal/test_record.py proves
+the journal, ingest, storage and forwarder agree with it).
+
+Three forms of each value:
+  - **value**: what Python code holds: ``int``, ``str``, ``bool``, ``dict``, ``datetime``;
+    a ``bytes`` field is held as upper-case hex text once it leaves the card (journal rows,
+    gateway rows), because every reader of it (operators, URLs, keys) wants the text;
+  - **wire**: the upload JSON (and clearing's JSON): hex text for bytes, ISO 8601 text for
+    times (seconds, no zone: the card's local clock), JSON types for the rest;
+  - **column**: what SQLite and PostgreSQL store: as the wire, except ``bool`` as 0/1 and a
+    ``dict`` as compact JSON text with sorted keys.
+
+A record kind is a declaration: ``PURCHASE`` is the e-purse purchase a POS or validator
+settles with the card's TAC. Other kinds (Electronic Cash sales, ride QR codes) are added
+by declaring their fields and identity the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from terminal.epurse.commands import PURCHASE_TYPES
+
+MAX_AMOUNT = 1_000_000  # 10,000 yuan: far above any purse ceiling, far below overflow
+MAX_BALANCE = 100_000  # the usual purse ceiling; a gateway applies its own configured one
+MAX_CONTEXT_BYTES = 2048
+MAX_RESOLUTION = 200
+CARD_YEARS = (2000, 2099)  # a card time outside these years is not one a card wrote
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+class RecordError(ValueError):
+    """One field of a record is wrong; the message names the field and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field: its Python type, its bounds, whether it may be null, and its wire form.
+
+    ``lo``/``hi`` bound an int (inclusive); ``length`` is a bytes field's size in bytes
+    (wire: twice as many hex digits); ``max_len`` bounds a text in characters or a dict's
+    JSON in bytes; ``choices`` lists the only values allowed."""
+
+    name: str
+    type: type
+    doc: str
+    lo: int = 0
+    hi: int = 0
+    length: int = 0
+    max_len: int = 0
+    choices: tuple[Any, ...] = ()
+    nullable: bool = False
+    identity: bool = False
+
+    @property
+    def wire_type(self) -> str:
+        """The JSON type on the wire (for documents and the OpenAPI check)."""
+        return {
+            bytes: "string",
+            datetime: "string",
+            str: "string",
+            int: "integer",
+            bool: "boolean",
+            dict: "object",
+        }[self.type]
+
+    # -- conversions ----------------------------------------------------------------------
+    def to_column(self, value: Any) -> Any:
+        """A value (bytes as bytes or hex text) as stored in a column: its wire form, with a
+        flag as 0/1 and an object as JSON text."""
+        wire = self.to_wire(value)
+        if wire is None:
+            return None
+        if self.type is bool:
+            return int(wire)
+        if self.type is dict:
+            return json_column(wire)
+        return wire
+
+    def from_column(self, value: Any) -> Any:
+        """A column as a value (bytes stay hex text)."""
+        if value is None:
+            return None
+        if self.type is datetime:
+            return datetime.fromisoformat(value)
+        if self.type is bool:
+            return bool(value)
+        if self.type is dict:
+            return json.loads(value)
+        return value
+
+    def decode(self, value: Any) -> Any:
+        """A wire value as its Python type (hex text to bytes, ISO text to datetime); no
+        bounds are checked (``check`` does that)."""
+        if value is None:
+            return None
+        if self.type is bytes:
+            return bytes.fromhex(value)
+        if self.type is datetime:
+            return datetime.fromisoformat(value)
+        return value
+
+    def to_wire(self, value: Any) -> Any:
+        """A value as the upload JSON carries it."""
+        if value is None:
+            return None
+        if self.type is bytes:
+            return value.hex().upper() if isinstance(value, bytes | bytearray) else value.upper()
+        if self.type is datetime:
+            return value.isoformat(timespec="seconds")
+        if self.type is int:
+            return int(value)  # an IntEnum (TxnType) becomes its number
+        return value
+
+    def check(self, v: Any, *, hi: int | None = None) -> Any:
+        """A wire value checked against the declaration and returned in column form; raises
+        RecordError saying what is wrong. ``hi`` overrides an int's upper bound (a
+        gateway's own purse ceiling)."""
+        if v is None:
+            if self.nullable:
+                return None
+            raise RecordError(f"{self.name} must not be null")
+        if self.type is int:
+            if type(v) is not int:
+                raise RecordError(f"{self.name} must be an integer, got {type(v).__name__}")
+            top = self.hi if hi is None else hi
+            if not self.lo <= v <= top:
+                raise RecordError(f"{self.name} {v} out of range {self.lo}..{top}")
+            if self.choices and v not in self.choices:
+                raise RecordError(f"{self.name} {v:#04x} is not a known {self.doc}")
+            return v
+        if self.type is bytes:
+            digits = 2 * self.length
+            if type(v) is not str or len(v) != digits or not _HEX_DIGITS.issuperset(v):
+                raise RecordError(f"{self.name} must be {digits} hex digits")
+            return v.upper()
+        if self.type is datetime:
+            return _check_time(self.name, v)
+        if self.type is bool:
+            if type(v) is not bool:
+                raise RecordError(f"{self.name} must be true, false or null")
+            return int(v)
+        if self.type is str:
+            if self.choices:
+                if v not in self.choices:
+                    allowed = " or ".join(repr(c) for c in self.choices)
+                    raise RecordError(f"{self.name} must be {allowed}")
+                return v
+            if type(v) is not str or len(v) > self.max_len:
+                raise RecordError(
+                    f"{self.name} must be a string of at most {self.max_len} characters"
+                    + (", or null" if self.nullable else "")
+                )
+            return v
+        if type(v) is not dict:
+            raise RecordError(f"{self.name} must be a JSON object")
+        text = json_column(v)
+        if len(text.encode("utf-8")) > self.max_len:
+            raise RecordError(f"{self.name} larger than {self.max_len} bytes")
+        return text
+
+
+def json_column(value: dict[str, Any]) -> str:
+    """A dict's column form: compact, sorted keys, UTF-8 as is ("{}" when empty)."""
+    if not value:
+        return "{}"
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_time(name: str, v: Any) -> str:
+    if type(v) is not str or len(v) > 32:
+        raise RecordError(f"{name} must be an ISO date-time string")
+    try:
+        when = datetime.fromisoformat(v)
+    except ValueError:
+        raise RecordError(f"{name} {v!r} is not an ISO date-time") from None
+    lo, hi = CARD_YEARS
+    if when.tzinfo is not None or not lo <= when.year <= hi:
+        raise RecordError(f"{name} must be a local card time (no zone) between {lo} and {hi}")
+    return when.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One kind of record: its fields in order, which form its identity, which clearing
+    receives, and the rules that tie fields together (each raises RecordError)."""
+
+    name: str
+    key_prefix: str
+    fields: tuple[Field, ...]
+    cleared: tuple[str, ...]
+    rules: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
+    by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+        unknown = set(self.cleared) - set(self.by_name)
+        if unknown:
+            raise ValueError(f"{self.name}: cleared field(s) {sorted(unknown)} not declared")
+        if any(self.by_name[n].type in (bool, dict) for n in self.cleared):
+            raise ValueError(f"{self.name}: a cleared field's column form must be its wire form")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The field names in order: journal columns, upload keys and storage columns."""
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.identity)
+
+    def __getitem__(self, name: str) -> Field:
+        return self.by_name[name]
+
+    def key(self, values: Mapping[str, Any]) -> str:
+        """The idempotency key clearing de-duplicates on: the prefix and the identity."""
+        parts = (str(self[n].to_wire(values[n])) for n in self.identity)
+        return ":".join((self.key_prefix, *parts))
+
+    def to_columns(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """Values (all fields) in column form, in field order."""
+        return tuple(f.to_column(values[f.name]) for f in self.fields)
+
+    def from_columns(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored row (sqlite3.Row or a dict keyed by column) as values."""
+        return {f.name: f.from_column(row[f.name]) for f in self.fields}
+
+    def to_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Values as the upload JSON."""
+        return {f.name: f.to_wire(values[f.name]) for f in self.fields}
+
+    def check_keys(self, doc: Mapping[str, Any]) -> None:
+        """Exactly the declared keys, else a RecordError naming the unknown and missing."""
+        if doc.keys() == self.by_name.keys():
+            return
+        extra = sorted(set(doc) - set(self.by_name))
+        missing = sorted(set(self.by_name) - set(doc))
+        parts = [
+            f"unknown field(s) {', '.join(extra)}" if extra else "",
+            f"missing field(s) {', '.join(missing)}" if missing else "",
+        ]
+        raise RecordError("; ".join(p for p in parts if p))
+
+    def from_wire(self, doc: Any, *, bounds: Mapping[str, int] | None = None) -> tuple[Any, ...]:
+        """A wire record checked field by field and by the kind's rules, in column form and
+        field order. ``bounds`` overrides int upper bounds by field name."""
+        if type(doc) is not dict:
+            raise RecordError("a record must be a JSON object")
+        self.check_keys(doc)
+        bounds = bounds or {}
+        columns = tuple(f.check(doc[f.name], hi=bounds.get(f.name)) for f in self.fields)
+        named = dict(zip(self.names, columns, strict=True))
+        for rule in self.rules:
+            rule(named)
+        return columns
+
+    def clearing_record(self, row: Mapping[str, Any], operator_id: str) -> dict[str, Any]:
+        """What clearing receives for a stored row or an upload (the cleared fields' column
+        form is their wire form): those fields, the operator, the kind and the key."""
+        out = {n: row[n] for n in self.cleared}
+        out.update(key=self.key(row), kind=self.name, operator_id=operator_id)
+        return out
+
+    def read_cleared(self, rec: Mapping[str, Any]) -> dict[str, Any]:
+        """A clearing record's fields as Python values (bytes as bytes, times as datetime);
+        RecordError names the fields missing."""
+        missing = [n for n in (*self.cleared, "operator_id") if n not in rec]
+        if missing:
+            raise RecordError(f"missing field(s) {', '.join(missing)}")
+        return {n: self[n].decode(rec[n]) for n in self.cleared}
+
+
+# -- the e-purse purchase ------------------------------------------------------------------
+UPLOADED_STATES = ("settled", "suspect")
+
+
+def _never_overdraws(r: Mapping[str, Any]) -> None:
+    if r["amount"] > r["balance_before"]:
+        raise RecordError(
+            f"amount {r['amount']} is more than the balance before {r['balance_before']}:"
+            " a purse never overdraws"
+        )
+
+
+def _settled_has_tac(r: Mapping[str, Any]) -> None:
+    if r["state"] == "settled" and r["tac"] is None:
+        raise RecordError("a settled record must carry the card's TAC")
+
+
+PURCHASE = RecordKind(
+    name="purchase",
+    key_prefix="P",
+    fields=(
+        Field("terminal_id", bytes, "the PSAM's terminal id", length=6, identity=True),
+        Field("terminal_seq", int, "the PSAM's transaction number", hi=0xFFFFFFFF, identity=True),
+        Field("issuer_id", bytes, "card issuer", length=8),
+        Field("card_serial", bytes, "card application serial", length=8),
+        Field(
+            "txn_type",
+            int,
+            "purchase type (05 ED, 06 EP, 09 CAPP)",
+            hi=0xFF,
+            choices=tuple(sorted(PURCHASE_TYPES)),
+        ),
+        Field("amount", int, "fen", hi=MAX_AMOUNT),
+        Field("balance_before", int, "fen", hi=MAX_BALANCE),
+        Field("card_atc", int, "the card's offline counter before the purchase", hi=0xFFFF),
+        Field("key_version", int, "purchase key version", hi=0xFF),
+        Field("algorithm", int, "purchase key algorithm", hi=0xFF),
+        Field("txn_time", datetime, "card local time, ISO 8601 without zone"),
+        Field("state", str, "settled or suspect", choices=UPLOADED_STATES),
+        Field("tac", bytes, "the card's TAC", length=4, nullable=True),
+        Field("mac2", bytes, "the card's MAC2", length=4, nullable=True),
+        Field("mac2_verified", bool, "the PSAM accepted MAC2", nullable=True),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
+        Field("context", dict, "the role's own notes (line, station)", max_len=MAX_CONTEXT_BYTES),
+    ),
+    cleared=(
+        "terminal_id",
+        "terminal_seq",
+        "issuer_id",
+        "card_serial",
+        "txn_type",
+        "amount",
+        "balance_before",
+        "card_atc",
+        "key_version",
+        "algorithm",
+        "txn_time",
+        "state",
+        "tac",
+        "mac2",
+    ),
+    rules=(_never_overdraws, _settled_has_tac),
+)
+
+KINDS = {k.name: k for k in (PURCHASE,)}
