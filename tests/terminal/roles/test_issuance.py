@@ -3,7 +3,7 @@ card pulled away after every APDU of an issuance and of a replacement."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -412,30 +412,27 @@ class GatewayDesk:
         self.gw.server.stop()
 
 
-def gateway_desk(db, tmp_path: Path, **settings: object) -> Iterator[GatewayDesk]:  # type: ignore[no-untyped-def]
-    desk = GatewayDesk(start_gateway(db, **settings), tmp_path)
-    try:
-        yield desk
-    finally:
+@pytest.fixture
+def open_desk(db, tmp_path: Path) -> Iterator[Callable[..., GatewayDesk]]:  # type: ignore[no-untyped-def]
+    """Opens a ``GatewayDesk`` on a gateway with the given settings; closes it after."""
+    opened: list[GatewayDesk] = []
+
+    def open_(**settings: object) -> GatewayDesk:
+        opened.append(GatewayDesk(start_gateway(db, **settings), tmp_path))
+        return opened[-1]
+
+    yield open_
+    for desk in opened:
         desk.close()
 
 
-@pytest.fixture
-def settled_desk(db, tmp_path: Path) -> Iterator[GatewayDesk]:  # type: ignore[no-untyped-def]
-    """The gateway gives a lost card's balance as soon as it is hotlisted."""
-    yield from gateway_desk(db, tmp_path, carry=CarryRules(settling=timedelta(0)))
-
-
-@pytest.fixture
-def settling_desk(db, tmp_path: Path) -> Iterator[GatewayDesk]:  # type: ignore[no-untyped-def]
-    """The gateway waits the default settling period before it vouches for a balance."""
-    yield from gateway_desk(db, tmp_path)
+SETTLED_AT_ONCE = CarryRules(settling=timedelta(0))  # a balance as soon as it is hotlisted
 
 
 def test_replace_with_the_card_book_carries_the_balance_the_gateway_proves(
-    settled_desk: GatewayDesk,
+    open_desk: Callable[..., GatewayDesk],
 ) -> None:
-    d = settled_desk
+    d = open_desk(carry=SETTLED_AT_ONCE)
     new_card = new_blank(2)
     d.reader.insert(new_card)
     issued = d.desk.replace(d.old.card_number, card_book=d.book)
@@ -449,9 +446,9 @@ def test_replace_with_the_card_book_carries_the_balance_the_gateway_proves(
 
 
 def test_replace_with_the_card_book_is_refused_with_the_gateways_reason_and_carries_nothing(
-    settling_desk: GatewayDesk,
+    open_desk: Callable[..., GatewayDesk],
 ) -> None:
-    d = settling_desk
+    d = open_desk()  # the default settling period: no balance yet
     new_card = new_blank(2)
     d.reader.insert(new_card)
     loads = d.gw.count("loads")
@@ -466,10 +463,10 @@ def test_replace_with_the_card_book_is_refused_with_the_gateways_reason_and_carr
 
 
 def test_replace_with_the_card_book_is_refused_when_the_desk_book_disagrees(
-    settled_desk: GatewayDesk,
+    open_desk: Callable[..., GatewayDesk],
 ) -> None:
     """The desk's book has a newer balance than the one the gateway proves: refused."""
-    d = settled_desk
+    d = open_desk(carry=SETTLED_AT_ONCE)
     d.registry.report_balance(d.old.card_number, 4_000, datetime.now() + timedelta(hours=1))
     new_card = new_blank(2)
     d.reader.insert(new_card)
