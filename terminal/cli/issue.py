@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from terminal.apdu.errors import YikatongError
 from terminal.cli.common import add_token_options, print_json
 from terminal.cli.progress import Progress
 from terminal.hotlist import Hotlist
@@ -27,7 +26,7 @@ from terminal.readers.sim import SimReader
 from terminal.readers.spec import open_reader
 from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
-from terminal.roles.issuance import DeskConfig, IssuanceDesk, Issued
+from terminal.roles.issuance import BatchRow, DeskConfig, IssuanceDesk, Issued
 from terminal.roles.registry import Applicant
 from terminal.roles.session import TerminalSession
 from terminal.text import arg_code, arg_int
@@ -214,9 +213,7 @@ def run(args: argparse.Namespace) -> int:
         desk.insert_software_card(out)
     try:
         if args.replace:
-            if args.gateway:
-                _balance_from_gateway(args, desk, args.replace)
-            issued = desk.desk.replace(args.replace, pin=args.pin)
+            issued = _replace(args, desk)
         else:
             issued = desk.desk.issue(_applicant(args), pin=args.pin)
     except BaseException:
@@ -240,14 +237,7 @@ def _gateway_client(args: argparse.Namespace) -> Any:
     return GatewayClient(args.gateway, args.token)
 
 
-def _push(args: argparse.Namespace) -> int:
-    """Send the records changed since the gateway's cursor for this desk."""
-    from gateway.registry import SqliteCardRegistry
-    from terminal.uplink.issuance import push_issuance
-
-    registry = SqliteCardRegistry(args.registry)
-    with _gateway_client(args) as client:
-        result = push_issuance(client, registry.export)
+def _print_push(result: Any) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(
         f"gateway card book: {result.sent} record(s) sent ({counts or 'nothing new'}), "
@@ -256,43 +246,28 @@ def _push(args: argparse.Namespace) -> int:
     )
     for refused in result.refused:
         print(f"  card {refused['card_number']}: {refused.get('reason', '')}", file=sys.stderr)
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Send the records changed since the gateway's cursor for this desk."""
+    from gateway.registry import SqliteCardRegistry
+    from terminal.uplink.issuance import GatewayCardBook
+
+    registry = SqliteCardRegistry(args.registry)
+    with _gateway_client(args) as client:
+        result = GatewayCardBook(client, registry.export, pushed=_print_push).push()
     return 1 if result.refused else 0
 
 
-def _balance_from_gateway(args: argparse.Namespace, desk: _Desk, card_number: str) -> None:
-    """Take the lost card's carried balance from the gateway, which vouches only for a
-    balance it proved from verified records (docs/security.md); a refusal stops the
-    replacement before any card work, with the gateway's reason, and nothing is carried.
+def _replace(args: argparse.Namespace, desk: _Desk) -> Issued:
+    """Replace the lost card; with --gateway its balance is the one the gateway proves."""
+    from terminal.uplink.issuance import GatewayCardBook
 
-    The gateway answers only for a card it knows is lost, so the loss is recorded and
-    pushed first."""
-    from datetime import datetime
-
-    from terminal.roles.issuance import IssuanceError
-    from terminal.roles.registry import CardState
-    from terminal.uplink import GatewayRefused
-    from terminal.uplink.issuance import last_known_balance
-
-    if desk.registry.get(card_number).state == CardState.ACTIVE:
-        desk.registry.report_lost(card_number)
-    _push(args)
-    try:
-        with _gateway_client(args) as client:
-            found = last_known_balance(client, card_number)
-    except GatewayRefused as exc:
-        raise IssuanceError(
-            f"card {card_number} is not replaced, nothing is carried: {exc.reason}"
-        ) from None
-    if found is None:
-        raise IssuanceError(f"card {card_number} is not replaced: the gateway gave no balance")
-    proven = int(found["balance_fen"])
-    book = desk.registry.report_balance(card_number, proven, datetime.fromisoformat(found["as_of"]))
-    if book.balance_fen != proven:
-        raise IssuanceError(
-            f"card {card_number} is not replaced: the desk's book holds {book.balance_fen} fen "
-            f"as of {book.balance_as_of}, the gateway proves {proven} fen; settle it at the "
-            "back office"
-        )
+    if not args.gateway:
+        return desk.desk.replace(args.replace, pin=args.pin)
+    with _gateway_client(args) as client:
+        book = GatewayCardBook(client, desk.registry.export, pushed=_print_push)
+        return desk.desk.replace(args.replace, pin=args.pin, card_book=book)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -318,58 +293,55 @@ def _read_batch(path: str) -> list[tuple[int, dict[str, str]]]:
     return [(n, row) for n, row in rows if any((row.get(c) or "").strip() for c in BATCH_REQUIRED)]
 
 
-def _row_applicant(row: dict[str, str]) -> Applicant:
-    def number(key: str, default: int) -> int:
-        text = (row.get(key) or "").strip()
-        try:
-            return int(text, 0) if text else default
-        except ValueError:
-            raise ValueError(f"{key} {text!r} is not a number") from None
+class _SoftwareCards:
+    """Batch cards as software card files in ``out_dir``: a blank one per row, renamed
+    after its card number once issued, removed again if the row was refused untouched."""
 
-    return Applicant(
-        (row.get("name") or "").strip(),
-        (row.get("id_number") or "").strip(),
-        number("card_kind", 1),
-        number("id_type", 0),
-        number("card_type", 1),
-    )
+    def __init__(self, desk: _Desk, out_dir: Path):
+        self.desk = desk
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def _blank(self, line: int) -> Path:
+        return self.out_dir / f".row-{line}.json"
+
+    def present(self, line: int) -> None:
+        self.desk.insert_software_card(self._blank(line))
+
+    def refused(self, line: int) -> None:
+        _discard_if_untouched(self._blank(line))
+
+    def issued(self, line: int, card_number: str) -> str:
+        target = self.out_dir / f"{card_number}.json"
+        os.replace(self._blank(line), target)
+        return str(target)
+
+
+class _ReaderCards:
+    """Batch cards on a real reader: the operator is asked for each blank card."""
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+
+    def present(self, line: int) -> None:
+        print(f"row {line}: put a blank card in the reader", file=sys.stderr)
+        self.reader.wait_for_card()
+
+    def refused(self, line: int) -> None:
+        pass
+
+    def issued(self, line: int, card_number: str) -> None:
+        print(f"row {line}: card {card_number} done, take it out", file=sys.stderr)
+        self.reader.wait_for_removal()
 
 
 def _batch(args: argparse.Namespace, desk: _Desk) -> int:
     rows = _read_batch(args.batch)
     out_dir = Path(args.out_dir or ".")
-    if desk.sim is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    report: list[dict[str, Any]] = []
+    feeder = _SoftwareCards(desk, out_dir) if desk.sim is not None else _ReaderCards(desk.reader)
     with Progress(len(rows), "issuing", sys.stderr, enabled=not args.json) as progress:
-        for line, row in rows:
-            entry: dict[str, Any] = {"row": line, "name": row.get("name", "")}
-            blank = out_dir / f".row-{line}.json"
-            try:
-                applicant = _row_applicant(row)
-                desk.desk.check_applicant(applicant, row.get("pin") or None)
-                if desk.sim is not None:
-                    desk.insert_software_card(blank)
-                else:
-                    print(f"row {line}: put a blank card in the reader", file=sys.stderr)
-                    desk.reader.wait_for_card()
-                issued = desk.desk.issue(applicant, pin=(row.get("pin") or None))
-            except (YikatongError, ValueError) as exc:
-                entry.update(status="refused", reason=f"{type(exc).__name__}: {exc}")
-                if desk.sim is not None:
-                    _discard_if_untouched(blank)
-            else:
-                number = issued.record.card_number
-                entry.update(status="ok", card_number=number)
-                if desk.sim is not None:
-                    target = out_dir / f"{number}.json"
-                    os.replace(blank, target)
-                    entry["file"] = str(target)
-                else:
-                    print(f"row {line}: card {number} done, take it out", file=sys.stderr)
-                    desk.reader.wait_for_removal()
-            report.append(entry)
-            progress.advance()
+        results = desk.desk.issue_batch(rows, feeder, done=lambda _: progress.advance())
+    report = [r.to_json() for r in results]
     if args.report:
         Path(args.report).write_text(
             json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
@@ -377,12 +349,16 @@ def _batch(args: argparse.Namespace, desk: _Desk) -> int:
     if args.json:
         print_json(report)
     else:
-        for e in report:
-            detail = e.get("card_number") if e["status"] == "ok" else e["reason"]
-            print(f"row {e['row']:<4d} {e['status']:<8s} {e['name']:<10s} {detail}")
-        ok = sum(e["status"] == "ok" for e in report)
-        print(f"{ok} issued, {len(report) - ok} refused")
-    return 0 if all(e["status"] == "ok" for e in report) else 1
+        _print_batch(results)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _print_batch(results: list[BatchRow]) -> None:
+    for r in results:
+        detail = r.card_number if r.ok else r.reason
+        print(f"row {r.row:<4d} {r.status:<8s} {r.name:<10s} {detail}")
+    ok = sum(r.ok for r in results)
+    print(f"{ok} issued, {len(results) - ok} refused")
 
 
 def _discard_if_untouched(path: Path) -> None:

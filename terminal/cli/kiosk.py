@@ -22,7 +22,7 @@ from terminal.cli.common import (
 )
 from terminal.epurse.model import CardSnapshot, LogEntry
 from terminal.money import format_fen, parse_yuan
-from terminal.roles.kiosk import Kiosk, KioskConfig, TopUpRefused
+from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.receipt import (
     Receipt,
     balance_receipt,
@@ -126,7 +126,7 @@ def _kiosk(args: argparse.Namespace, client: Any | None) -> Kiosk:
         reader.wait_for_card()
     terminal_id = bytes.fromhex(args.terminal_id)
     if client is None:
-        return Kiosk(TerminalSession(reader), _NoHost(), terminal_id, config=_config(args))
+        return Kiosk(TerminalSession(reader), None, terminal_id, config=_config(args))
     return Kiosk(
         TerminalSession(reader),
         HttpLoadHost(client),
@@ -134,16 +134,6 @@ def _kiosk(args: argparse.Namespace, client: Any | None) -> Kiosk:
         config=_config(args),
         subsidies=HttpSubsidyHost(client),
     )
-
-
-class _NoHost:
-    """A kiosk without a gateway reads cards but does not load them."""
-
-    def authorize_load(self, request: Any) -> Any:
-        raise TopUpRefused("this kiosk has no gateway: top-ups need --gateway and --token")
-
-    def confirm_load(self, request: Any, authorization: Any, tac: bytes) -> None:
-        raise TopUpRefused("this kiosk has no gateway")
 
 
 def _emit(args: argparse.Namespace, receipt: Receipt, doc: dict[str, Any]) -> None:

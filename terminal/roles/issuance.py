@@ -7,15 +7,20 @@ active. An interrupted card is recognised on the next attempt: a half-personalis
 is erased and redone under the same number, an activated one whose registration did not
 finish is read back and registered. A replacement first makes sure the lost card is
 reported and hotlisted, then issues the new card and loads the carried balance with a
-normal online load through the ``LoadHost`` - never by writing a balance.
+normal online load through the ``LoadHost`` - never by writing a balance. With a
+``CardBook`` (the gateway's), the carried balance is the one the gateway proves, and a
+replacement it cannot vouch for is refused before any card work. A batch issues one card
+per row and reports each row, refused or issued, without stopping at the first refusal.
 
 The desk holds no key: the ``PersoHost`` hands out cryptograms, the ``LoadHost`` MAC2.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
 from terminal.cos.layouts import LifeCycle
@@ -27,6 +32,7 @@ from terminal.hotlist import Hotlist
 from terminal.identity import check_id_number
 from terminal.roles.registry import Applicant, CardRecord, CardRegistry, CardState
 from terminal.roles.session import TerminalSession
+from terminal.uplink.client import GatewayRefused
 
 ID_TYPE_RESIDENT = 0x00
 PLACEHOLDER_NUMBER = "0" * 19
@@ -68,6 +74,78 @@ class Issued:
     snapshot: CardSnapshot
     resumed: bool = False  # finished an earlier, interrupted attempt on this card
     carried: LoadResult | None = None
+
+
+class CardBook(Protocol):
+    """The gateway's book of cards as a desk sees it: where the desk's changes go, and the
+    one source of a lost card's carried balance (proven from verified records only)."""
+
+    def push(self) -> Any:
+        """Send the desk's changes since the gateway's cursor."""
+        ...
+
+    def last_known_balance(self, card_number: str) -> Mapping[str, Any] | None:
+        """``{"balance_fen", "as_of"}`` after the card's newest verified transaction, or
+        None; raises ``GatewayRefused`` with the reason when the gateway cannot vouch."""
+        ...
+
+
+class CardFeeder(Protocol):
+    """Puts each batch row's blank card in the desk's reader and takes it away again."""
+
+    def present(self, line: int) -> None: ...
+
+    def refused(self, line: int) -> None: ...
+
+    def issued(self, line: int, card_number: str) -> str | None:
+        """Take the finished card; the file it lives in, for software cards."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One row of a batch: issued (with its card number) or refused (with the reason)."""
+
+    row: int
+    name: str
+    status: str  # "ok" or "refused"
+    card_number: str | None = None
+    reason: str | None = None
+    file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"row": self.row, "name": self.name, "status": self.status}
+        if not self.ok:
+            doc["reason"] = self.reason
+            return doc
+        doc["card_number"] = self.card_number
+        if self.file is not None:
+            doc["file"] = self.file
+        return doc
+
+
+def row_applicant(row: Mapping[str, str | None]) -> Applicant:
+    """The applicant of a batch row (name, id_number, card_kind; optional id_type,
+    card_type); a ValueError names a cell that is not a number."""
+
+    def number(key: str, default: int) -> int:
+        text = (row.get(key) or "").strip()
+        try:
+            return int(text, 0) if text else default
+        except ValueError:
+            raise ValueError(f"{key} {text!r} is not a number") from None
+
+    return Applicant(
+        (row.get("name") or "").strip(),
+        (row.get("id_number") or "").strip(),
+        number("card_kind", 1),
+        number("id_type", 0),
+        number("card_type", 1),
+    )
 
 
 def _years_later(day: date, years: int) -> date:
@@ -123,10 +201,43 @@ class IssuanceDesk:
         self._plan_for(PLACEHOLDER_NUMBER, self.config.issuer_id, applicant, pin)
         return applicant
 
+    def issue_batch(
+        self,
+        rows: Iterable[tuple[int, Mapping[str, str | None]]],
+        feeder: CardFeeder,
+        *,
+        done: Callable[[BatchRow], None] | None = None,
+    ) -> list[BatchRow]:
+        """Issue one card per ``(line, row)``; a refused row (bad data, a duplicate, a
+        card error) is reported with its reason and the batch goes on."""
+        results: list[BatchRow] = []
+        for line, row in rows:
+            name = row.get("name") or ""
+            pin = row.get("pin") or None
+            try:
+                applicant = self.check_applicant(row_applicant(row), pin)
+                feeder.present(line)
+                issued = self.issue(applicant, pin=pin)
+            except (YikatongError, ValueError) as exc:
+                result = BatchRow(line, name, "refused", reason=f"{type(exc).__name__}: {exc}")
+                feeder.refused(line)
+            else:
+                number = issued.record.card_number
+                result = BatchRow(line, name, "ok", number, file=feeder.issued(line, number))
+            results.append(result)
+            if done is not None:
+                done(result)
+        return results
+
     # -- replacement ------------------------------------------------------------------------
-    def replace(self, old_card_number: str, *, pin: str | None = None) -> Issued:
+    def replace(
+        self, old_card_number: str, *, pin: str | None = None, card_book: CardBook | None = None
+    ) -> Issued:
         """Report ``old_card_number`` lost if it is not yet, hotlist it, and issue its
-        replacement on the card in the reader with the old card's balance loaded."""
+        replacement on the card in the reader with the old card's balance loaded; with a
+        ``card_book`` that balance is the one the gateway proves."""
+        if card_book is not None:
+            self.carry_from(card_book, old_card_number)
         old = self.registry.get(old_card_number)
         if old.state == CardState.ACTIVE:
             old = self.registry.report_lost(old_card_number)
@@ -138,6 +249,34 @@ class IssuanceDesk:
         assert probe.chip_id is not None
         record = self.registry.begin_replacement(old_card_number, probe.chip_id)
         return self._personalise(record, probe, pin)
+
+    def carry_from(self, card_book: CardBook, card_number: str) -> None:
+        """Take the lost card's carried balance from the gateway, which vouches only for a
+        balance it proved from verified records (docs/security.md); a refusal stops the
+        replacement before any card work, with the gateway's reason, and nothing is carried.
+
+        The gateway answers only for a card it knows is lost, so the loss is recorded and
+        pushed first."""
+        if self.registry.get(card_number).state == CardState.ACTIVE:
+            self.registry.report_lost(card_number)
+        card_book.push()
+        try:
+            found = card_book.last_known_balance(card_number)
+        except GatewayRefused as exc:
+            raise IssuanceError(
+                f"card {card_number} is not replaced, nothing is carried: {exc.reason}"
+            ) from None
+        if found is None:
+            raise IssuanceError(f"card {card_number} is not replaced: the gateway gave no balance")
+        proven = int(found["balance_fen"])
+        as_of = datetime.fromisoformat(found["as_of"])
+        book = self.registry.report_balance(card_number, proven, as_of)
+        if book.balance_fen != proven:
+            raise IssuanceError(
+                f"card {card_number} is not replaced: the desk's book holds {book.balance_fen} "
+                f"fen as of {book.balance_as_of}, the gateway proves {proven} fen; settle it at "
+                "the back office"
+            )
 
     def _hotlist(self, old: CardRecord) -> CardRecord:
         hotlist = self.hotlist

@@ -69,7 +69,7 @@ class Kiosk:
     def __init__(
         self,
         session: TerminalSession,
-        host: LoadHost,
+        host: LoadHost | None,
         terminal_id: bytes,
         *,
         config: KioskConfig | None = None,
@@ -100,6 +100,9 @@ class Kiosk:
 
     def _top_up(self, amount: int, pin: str | None, *, retried: bool) -> TopUp:
         self.check_amount(amount)
+        host = self.host
+        if host is None:
+            raise TopUpRefused("this kiosk has no load host (no gateway): it reads cards only")
         s = self.session
         s.card_reader.connect()
         info = s.run(flows.select())
@@ -112,11 +115,11 @@ class Kiosk:
                 f"top up {format_fen(room)} or less"
             )
         try:
-            result = s.run(flows.load(info, self.terminal_id, amount, s.now(), self.host, pin=pin))
+            result = s.run(flows.load(info, self.terminal_id, amount, s.now(), host, pin=pin))
         except LoadPending:
-            if retried or not isinstance(self.host, HttpLoadHost):
+            if retried or not isinstance(host, HttpLoadHost):
                 raise
-            if not settled_any(settle_own_loads(s, self.host, info)):
+            if not settled_any(settle_own_loads(s, host, info)):
                 raise
             return self._top_up(amount, pin, retried=True)
         return TopUp(info.card_number, result)

@@ -57,3 +57,28 @@ def last_known_balance(client: GatewayClient, card_number: str) -> dict[str, Any
         if exc.code == "no_transactions":
             return None
         raise
+
+
+class GatewayCardBook:
+    """The gateway's card book for one desk (``IssuanceDesk``'s ``CardBook``): pushes the
+    desk's ``export`` and asks for a lost card's proven balance; ``pushed`` sees each push."""
+
+    def __init__(
+        self,
+        client: GatewayClient,
+        export: Callable[[int], list[dict[str, Any]]],
+        *,
+        pushed: Callable[[PushResult], None] | None = None,
+    ):
+        self.client = client
+        self.export = export
+        self.pushed = pushed
+
+    def push(self) -> PushResult:
+        result = push_issuance(self.client, self.export)
+        if self.pushed is not None:
+            self.pushed(result)
+        return result
+
+    def last_known_balance(self, card_number: str) -> dict[str, Any] | None:
+        return last_known_balance(self.client, card_number)

@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,8 @@ from gateway.subsidy import store
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal, JournalUnavailable
+from tests.cli_kit import YKT, ykt
 from tests.subsidy_kit import PEOPLE, Centre, admin, import_roster, roster
-
-YKT = [sys.executable, "-m", "terminal.cli.main"]
-
-
-def ykt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*YKT, *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False
-    )
 
 
 def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
@@ -148,11 +140,11 @@ def test_card_book_reads_full_width_card_numbers_as_the_same_card(gateway, centr
 
 def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
     journal = tmp_path / "j.db"
-    r = ykt("validator", "--journal", str(journal), "--taps", "٣")
+    r = ykt("validator", "--journal", str(journal), "--taps", "٣", check=False)
     assert r.returncode == 2 and "other than ASCII" in r.stderr and "Traceback" not in r.stderr
     assert not journal.exists()
     card = tmp_path / "c.json"
-    r = ykt("sim", "new-card", "--out", str(card), "--balance", "٥")
+    r = ykt("sim", "new-card", "--out", str(card), "--balance", "٥", check=False)
     assert r.returncode == 2 and "not an amount" in r.stderr and not card.exists()
     ok = ykt("sim", "new-card", "--out", str(card), "--number", "７", "--balance", "５.００")
     assert ok.returncode == 0, ok.stderr
@@ -164,7 +156,7 @@ def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
         ("gateway", "hotlist", "show", "--since", "٣", "--db", db),
         ("demo", "--cards", "٣"),
     ):
-        r = ykt(*args)
+        r = ykt(*args, check=False)
         assert r.returncode == 2 and "other than ASCII" in r.stderr, (args, r.stderr)
     assert not (tmp_path / "gw.db").exists()
 
@@ -231,7 +223,7 @@ def test_corrupt_card_file_is_one_line_with_file_and_line(tmp_path: Path, varian
     content = CARD_VARIANTS[variant](_card_text(tmp_path))
     bad.write_bytes(content.encode("latin-1" if variant == "binary" else "utf-8"))
     before = bad.read_bytes()
-    line = one_error_line(ykt("read", "--card", str(bad)))
+    line = one_error_line(ykt("read", "--card", str(bad), check=False))
     assert line.startswith(f"ykt: {bad}:"), line
     number, what = line[len(f"ykt: {bad}:") :].split(": ", 1)
     assert number.isdigit() and int(number) >= 1 and what, line
@@ -241,7 +233,9 @@ def test_corrupt_card_file_is_one_line_with_file_and_line(tmp_path: Path, varian
 def test_corrupt_card_file_stops_the_validator_before_its_journal(tmp_path: Path) -> None:
     bad, journal = tmp_path / "card.json", tmp_path / "j.db"
     bad.write_text(CARD_VARIANTS["balance huge"](_card_text(tmp_path)))
-    line = one_error_line(ykt("validator", "--card", str(bad), "--journal", str(journal)))
+    line = one_error_line(
+        ykt("validator", "--card", str(bad), "--journal", str(journal), check=False)
+    )
     assert "balance" in line and "out of range" in line, line
     assert not journal.exists()
 
@@ -275,7 +269,16 @@ def test_bad_fare_file_is_refused_with_its_line_before_any_card(
     fares, journal, card = tmp_path / "f.toml", tmp_path / "j.db", tmp_path / "c.json"
     fares = _fares(tmp_path, old, new)
     demo_card(4, balance=1_000).save(card)
-    r = ykt("validator", "--fares", str(fares), "--card", str(card), "--journal", str(journal))
+    r = ykt(
+        "validator",
+        "--fares",
+        str(fares),
+        "--card",
+        str(card),
+        "--journal",
+        str(journal),
+        check=False,
+    )
     line = one_error_line(r)
     assert line.startswith(f"ykt: {fares}:{line_no}: "), line
     assert message in line, line
@@ -361,7 +364,7 @@ def test_damaged_journal_at_start_is_one_line_with_the_path_and_what_to_do(
     journal.write_bytes(b"this is not a journal" * 100)
     before = journal.read_bytes()
     demo_card(5, balance=1_000).save(card)
-    r = ykt("validator", "--journal", str(journal), "--card", str(card), "--taps", "1")
+    r = ykt("validator", "--journal", str(journal), "--card", str(card), "--taps", "1", check=False)
     line = one_error_line(r)
     assert str(journal) in line and "is damaged" in line and "move it aside" in line, line
     assert "GREEN" not in r.stdout
@@ -414,5 +417,5 @@ def test_corrupt_psam_file_is_one_line_too(tmp_path: Path) -> None:
     path = tmp_path / "psam.json"
     demo_psam().save(path)
     path.write_text(path.read_text().replace('"310000000001"', '"31000000ZZ01"'))
-    line = one_error_line(ykt("read", "--card", str(path)))
+    line = one_error_line(ykt("read", "--card", str(path), check=False))
     assert line.startswith(f"ykt: {path}:") and "terminal_id" in line, line

@@ -10,8 +10,6 @@ understand.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,13 +23,9 @@ from terminal.readers.sim import SimReader
 from terminal.roles.onecard_pos import OneCardPos, PaymentRefused
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
+from tests.cli_kit import ykt
 
-YKT = [sys.executable, "-m", "terminal.cli.main"]
 BALANCE = 5_710  # 0x164E; with the flag the card answers 8000164E
-
-
-def ykt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*YKT, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def flagged_card(number: int = 21) -> SoftEPurseCard:

@@ -1,15 +1,9 @@
 """The ykt command line, run as a real subprocess."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-YKT = [sys.executable, "-m", "terminal.cli.main"]
-
-
-def ykt(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*YKT, *args], capture_output=True, text=True, check=check, timeout=120)
+from tests.cli_kit import ykt
 
 
 def test_help_explains_where_to_start() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,8 @@ import pytest
 
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card
+from tests.cli_kit import YKT, ykt
 from tests.stacks import CARD_READER, SAM_READER, pcscd, plug, wait_reader_state  # noqa: F401
-
-YKT = [sys.executable, "-m", "terminal.cli.main"]
-
-
-def ykt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*YKT, *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -109,6 +103,6 @@ def test_read_over_nfc_udp_from_the_command_line() -> None:
 
 
 def test_missing_nfc_usb_reader_is_a_clear_error() -> None:
-    r = ykt("read", "--reader", "nfc:usb")
+    r = ykt("read", "--reader", "nfc:usb", check=False)
     assert r.returncode == 1
     assert "ReaderUnavailable" in r.stderr and "no NFC device" in r.stderr

@@ -12,12 +12,12 @@ from gateway.hsm import HostSecurityModule, LocalLoadHost
 from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import DEMO_ISSUERS, demo_keyset
-from terminal.cli.main import main
 from terminal.hotlist import Hotlist
 from terminal.readers.sim import SimReader
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.registry import serial_of
 from terminal.roles.session import TerminalSession
+from tests.cli_kit import ykt_here
 from tests.issuance_kit import VALID_ID
 
 LI = "110101199003074514"
@@ -29,18 +29,16 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def ykt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def test_issue_one_card_then_refuse_the_same_person(capsys, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
-    rc, out, _ = ykt(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "a.json")
+    rc, out, _ = ykt_here(
+        capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "a.json"
+    )
     assert rc == 0 and "issued card 3100029000010000001 to 张三" in out
-    rc, out, _ = ykt(capsys, "read", "--card", "a.json", "--json")
+    rc, out, _ = ykt_here(capsys, "read", "--card", "a.json", "--json")
     assert json.loads(out)["holder"]["id_number"] == VALID_ID
-    rc, _, err = ykt(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "b.json")
+    rc, _, err = ykt_here(
+        capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "b.json"
+    )
     assert rc == 1 and "DuplicateCard" in err and "3100029000010000001" in err
     assert not (in_tmp / "b.json").exists()  # the untouched blank card file is not left over
 
@@ -54,7 +52,7 @@ def test_batch_issue_reports_every_row(capsys, in_tmp: Path) -> None:  # type: i
         f"张三,{VALID_ID},1,\n",
         encoding="utf-8",
     )
-    rc, out, err = ykt(
+    rc, out, err = ykt_here(
         capsys, "issue", "--batch", "people.csv", "--out-dir", "cards", "--report", "r.json"
     )
     assert rc == 1 and "2 issued, 2 refused" in out and "issuing [" in err
@@ -73,7 +71,7 @@ def test_batch_issue_reports_every_row(capsys, in_tmp: Path) -> None:  # type: i
 
 
 def test_replace_a_lost_card_carries_its_balance(capsys, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
-    ykt(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "old.json")
+    ykt_here(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "old.json")
     old = SoftEPurseCard.load("old.json")
     keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
     kiosk = Kiosk(
@@ -85,15 +83,15 @@ def test_replace_a_lost_card_carries_its_balance(capsys, in_tmp: Path) -> None: 
     number = "3100029000010000001"
     SqliteCardRegistry("ykt-cards.db").report_balance(number, old.balance, datetime.now())
 
-    rc, out, _ = ykt(capsys, "issue", "--replace", number, "--out", "new.json", "--json")
+    rc, out, _ = ykt_here(capsys, "issue", "--replace", number, "--out", "new.json", "--json")
     result = json.loads(out)
     assert rc == 0 and result["carried_fen"] == 1_234 and result["balance_fen"] == 1_234
     assert result["record"]["replaces"] == number
     assert serial_of(number) in Hotlist("ykt-hotlist.db")
-    rc, out, _ = ykt(capsys, "read", "--card", "new.json", "--json")
+    rc, out, _ = ykt_here(capsys, "read", "--card", "new.json", "--json")
     assert json.loads(out)["balance_fen"] == 1_234
 
-    rc, _, err = ykt(capsys, "issue", "--export", "records.json", "--since", "0")
+    rc, _, err = ykt_here(capsys, "issue", "--export", "records.json", "--since", "0")
     records = json.loads((in_tmp / "records.json").read_text(encoding="utf-8"))
     states = {r["card_number"]: r["state"] for r in records}
     assert states == {number: "replaced", result["record"]["card_number"]: "active"}
@@ -109,10 +107,10 @@ def test_subsidy_check_reports_rejections_and_writes_the_masked_listing(
         f"李四,{LI},3100029000010000002,E99,100,2026-10\n",
         encoding="utf-8",
     )
-    rc, out, _ = ykt(capsys, "subsidy", "check", "roster.csv", "--publication", "pub.csv")
+    rc, out, _ = ykt_here(capsys, "subsidy", "check", "roster.csv", "--publication", "pub.csv")
     assert rc == 1 and "1 accepted (¥200.00), 1 rejected" in out
     assert "row 3: unknown subsidy item 'E99'" in out
     listing = (in_tmp / "pub.csv").read_text(encoding="utf-8")
     assert "张*丰,110105********002X,高龄津贴,200.00,2026-10" in listing
-    rc, out, _ = ykt(capsys, "subsidy", "check", "roster.csv", "--json")
+    rc, out, _ = ykt_here(capsys, "subsidy", "check", "roster.csv", "--json")
     assert json.loads(out)["rejections"][0]["row"] == 3

@@ -10,7 +10,7 @@ import pytest
 
 from gateway import cards
 from simulators.epurse_card import SoftEPurseCard
-from terminal.cli.main import main
+from tests.cli_kit import ykt_here
 from tests.subsidy_kit import PEOPLE, Centre, card_for
 
 KIOSK = "310000000090"
@@ -28,12 +28,6 @@ def kiosk_env(gateway, clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     centre.close()
 
 
-def ykt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def balance() -> int:
     return SoftEPurseCard.load("card.json").balance
 
@@ -43,11 +37,11 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
 ):
     record, opts = kiosk_env
     masked = record.card_number[:4] + "*" * 11 + record.card_number[-4:]
-    rc, out, _ = ykt(capsys, "kiosk", "balance", "--card", "card.json")
+    rc, out, _ = ykt_here(capsys, "kiosk", "balance", "--card", "card.json")
     assert rc == 0 and "BALANCE" in out and masked in out and "¥10.00" in out
     assert record.card_number not in out
 
-    rc, out, _ = ykt(capsys, "kiosk", "top-up", "50", *opts)
+    rc, out, _ = ykt_here(capsys, "kiosk", "top-up", "50", *opts)
     assert rc == 0 and balance() == 6_000
     lines = dict(line.split(None, 1) for line in out.splitlines()[3:10])
     assert lines["Terminal"] == KIOSK and lines["Card"] == masked
@@ -58,14 +52,14 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
     assert lines["TAC"] == tac and lines["Reference"] == reference
     assert lines["Time"].startswith(f"{clock.now:%Y-%m-%d %H:%M}")
 
-    rc, _, err = ykt(capsys, "kiosk", "top-up", "995", *opts)
+    rc, _, err = ykt_here(capsys, "kiosk", "top-up", "995", *opts)
     assert rc == 1 and "holds ¥60.00 and at most ¥1000.00: top up ¥940.00 or less" in err
-    rc, _, err = ykt(capsys, "kiosk", "top-up", "0.50", *opts)
+    rc, _, err = ykt_here(capsys, "kiosk", "top-up", "0.50", *opts)
     assert rc == 1 and "between ¥1.00 and ¥1000.00" in err
     (Path("kiosk.toml")).write_text("[kiosk]\nmax_top_up_fen = 2000\n", encoding="utf-8")
-    rc, _, err = ykt(capsys, "kiosk", "top-up", "30", *opts, "--config", "kiosk.toml")
+    rc, _, err = ykt_here(capsys, "kiosk", "top-up", "30", *opts, "--config", "kiosk.toml")
     assert rc == 1 and "between ¥1.00 and ¥20.00" in err
-    rc, out, _ = ykt(capsys, "kiosk", "top-up", "12.34", *opts, "--json")
+    rc, out, _ = ykt_here(capsys, "kiosk", "top-up", "12.34", *opts, "--json")
     assert rc == 0 and json.loads(out)["balance_fen"] == 7_234 == balance()
     assert gateway.count("loads") == 2
 
@@ -83,56 +77,60 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
         f"{holder},D01,-5,2026-10\n",
         encoding="utf-8",
     )
-    rc, out, _ = ykt(capsys, "subsidy", "import", "roster.csv", "--by", "王会计", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "import", "roster.csv", "--by", "王会计", *db)
     assert rc == 1 and "3 row(s): 1 accepted (¥200.00), 2 rejected" in out
     assert "row 3: unknown subsidy item 'E99'" in out and "row 4: amount '-5' is negative" in out
     assert "roster #1 declared by 王会计: 1 line(s)" in out
-    rc, out, _ = ykt(capsys, "kiosk", "pickup", *opts)
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
     assert rc == 0 and "1 line(s) await approval" in out and balance() == 1_000
-    rc, _, err = ykt(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
+    rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
     assert rc == 1 and "must be reviewed first" in err
-    assert ykt(capsys, "subsidy", "review", "1", "--by", "赵审核", *db)[0] == 0
-    rc, _, err = ykt(capsys, "subsidy", "approve", "1", "--by", "赵审核", *db)
+    assert ykt_here(capsys, "subsidy", "review", "1", "--by", "赵审核", *db)[0] == 0
+    rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "赵审核", *db)
     assert rc == 1 and "may not also approve" in err
-    rc, out, _ = ykt(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
     assert rc == 0 and "roster #1 is approved (李科长)" in out
-    rc, out, _ = ykt(capsys, "subsidy", "show", "1", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "show", "1", *db)
     assert [line.split()[2:5] for line in out.splitlines()[1:4]] == [
         ["declared", "by", "王会计"],
         ["reviewed", "by", "赵审核"],
         ["approved", "by", "李科长"],
     ]
-    rc, out, _ = ykt(capsys, "subsidy", "report", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "report", *db)
     assert "total: pending 1 (¥200.00)" in out
 
-    rc, out, _ = ykt(capsys, "kiosk", "pickup", *opts)
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
     assert rc == 0 and "SUBSIDY" in out and "高龄津贴 2026-10: ¥200.00" in out
     assert "paid 1 line(s), ¥200.00" in out and balance() == 21_000
-    rc, out, _ = ykt(capsys, "kiosk", "pickup", *opts, "--json")
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, "--json")
     assert json.loads(out)["message"] == "no subsidy to pick up" and balance() == 21_000
-    rc, out, _ = ykt(capsys, "subsidy", "report", "--json", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "report", "--json", *db)
     doc = json.loads(out)
     assert doc["totals"]["paid"] == {"lines": 1, "amount_fen": 20_000}
     assert doc["totals"]["pending"] == {"lines": 0, "amount_fen": 0}
-    rc, out, _ = ykt(capsys, "subsidy", "publication", "1", *db)
+    rc, out, _ = ykt_here(capsys, "subsidy", "publication", "1", *db)
     assert out.splitlines()[1].startswith("1,张*,110101********")
 
 
 def test_report_loss_on_the_command_line(capsys, gateway, kiosk_env):
     record, opts = kiosk_env
     no_card = opts[2:]
-    rc, _, err = ykt(capsys, "kiosk", "report-loss", record.card_number, PEOPLE[1][1], *no_card)
+    rc, _, err = ykt_here(
+        capsys, "kiosk", "report-loss", record.card_number, PEOPLE[1][1], *no_card
+    )
     assert rc == 1 and "not the card holder" in err
-    rc, out, _ = ykt(capsys, "kiosk", "report-loss", record.card_number, PEOPLE[0][1], *no_card)
+    rc, out, _ = ykt_here(
+        capsys, "kiosk", "report-loss", record.card_number, PEOPLE[0][1], *no_card
+    )
     assert rc == 0 and "LOSS REPORT" in out and "version 1" in out
     book = cards.get_card(gateway.db, record.card_number)
     assert book is not None and book.state == "lost" and book.hotlist_version == 1
-    rc, _, err = ykt(capsys, "kiosk", "top-up", "5", *opts)
+    rc, _, err = ykt_here(capsys, "kiosk", "top-up", "5", *opts)
     assert rc == 1 and "hotlist" in err
     # a validator started with the gateway syncs the hotlist first and refuses the card
     token = gateway.register("310000000201", "bus-co", role="validator")
     validator = ["validator", "--card", "card.json", "--taps", "2", "--journal", "v.db"]
-    rc, out, _ = ykt(capsys, *validator, "--gateway", gateway.url, "--token", token)
+    rc, out, _ = ykt_here(capsys, *validator, "--gateway", gateway.url, "--token", token)
     assert rc == 0 and "hotlist version 1 (1 card(s))" in out
     assert "card reported lost: blocked" in out and "0 green, 2 red" in out
     assert balance() == 1_000
@@ -142,11 +140,11 @@ def test_issue_pushes_its_book_to_the_gateway_once(capsys, gateway, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     token = gateway.register("310000000080", "card-centre", role="issuance")
     gw = ["--gateway", gateway.url, "--token", token]
-    rc, _, err = ykt(
+    rc, _, err = ykt_here(
         capsys, "issue", "--name", "张三", "--id-number", PEOPLE[0][1], "--out", "a.json", *gw
     )
     assert rc == 0 and "1 record(s) sent (1 stored)" in err
-    rc, _, err = ykt(capsys, "issue", "--push", *gw)
+    rc, _, err = ykt_here(capsys, "issue", "--push", *gw)
     assert rc == 0 and "0 record(s) sent (nothing new)" in err
     assert gateway.count("card_revisions") == 1
     (number,) = [r["card_number"] for r in json.loads(_export(capsys))]
@@ -155,6 +153,6 @@ def test_issue_pushes_its_book_to_the_gateway_once(capsys, gateway, tmp_path, mo
 
 
 def _export(capsys: pytest.CaptureFixture[str]) -> str:
-    rc, out, _ = ykt(capsys, "issue", "--export", "-")
+    rc, out, _ = ykt_here(capsys, "issue", "--export", "-")
     assert rc == 0
     return out

@@ -20,8 +20,8 @@ import pytest
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal
+from tests.cli_kit import YKT, ykt
 from tests.servers import ROOT, ServerProcess, free_port
-from tests.terminal.cli.test_cli import YKT, ykt
 
 TERMINAL_ID = "310000000201"
 

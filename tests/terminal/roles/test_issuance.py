@@ -3,12 +3,15 @@ card pulled away after every APDU of an issuance and of a replacement."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
 import pytest
 
+from gateway.cards import CarryRules
 from gateway.hsm import HostSecurityModule, LocalLoadHost
 from gateway.registry import SqliteCardRegistry
 from simulators.blank_card import SoftBlankCard
@@ -23,17 +26,22 @@ from terminal.hotlist import Hotlist
 from terminal.identity import IdNumberError
 from terminal.journal import Journal
 from terminal.readers.sim import AFTER, BEFORE, SimReader
-from terminal.roles.issuance import CardAlreadyIssued, DeskConfig, IssuanceDesk
+from terminal.roles.issuance import CardAlreadyIssued, DeskConfig, IssuanceDesk, IssuanceError
 from terminal.roles.kiosk import Kiosk
+from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant, CardState, DuplicateCard
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.uplink import GatewayClient
+from terminal.uplink.issuance import GatewayCardBook, PushResult
 from tests.conftest import FrozenClock
+from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, new_blank, perso_hsm
 
 DESK_ID = bytes.fromhex("310000000080")
 KIOSK_ID = bytes.fromhex("310000000090")
 ZHANG = Applicant("张三", VALID_ID)
+LI = "110101199003074514"
 
 
 @dataclass
@@ -278,3 +286,191 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
         found_loaded.append(issued.carried is None)
     # some cuts came after the card had credited: the desk found the balance, loaded nothing
     assert any(found_loaded) and not all(found_loaded)
+
+
+# -- a batch ------------------------------------------------------------------------------------
+@dataclass
+class BlankCards:
+    """The desk's card feeder: a fresh blank chip per row, and what happened to each row."""
+
+    centre: CardCentre
+    chips: dict[int, SoftBlankCard] = field(default_factory=dict)
+    events: list[tuple[str, int]] = field(default_factory=list)
+
+    def present(self, line: int) -> None:
+        self.chips[line] = new_blank(line)
+        self.centre.at_desk(self.chips[line])
+        self.events.append(("present", line))
+
+    def refused(self, line: int) -> None:
+        self.events.append(("refused", line))
+
+    def issued(self, line: int, card_number: str) -> str:
+        self.events.append(("issued", line))
+        return f"chip-{line}"
+
+
+def test_a_batch_issues_every_good_row_and_reports_why_the_others_were_refused(
+    centre: CardCentre,
+) -> None:
+    rows = [
+        (2, {"name": "张三", "id_number": VALID_ID, "card_kind": "1", "pin": ""}),
+        (3, {"name": "王五", "id_number": "110105194912310021", "card_kind": "1"}),
+        (4, {"name": "李四", "id_number": LI, "card_kind": "x"}),
+        (5, {"name": "李四", "id_number": LI, "card_kind": "2", "pin": "2468"}),
+        (6, {"name": "张三", "id_number": VALID_ID, "card_kind": "1"}),
+    ]
+    feeder = BlankCards(centre)
+    seen: list[int] = []
+    results = centre.desk.issue_batch(rows, feeder, done=lambda r: seen.append(r.row))
+
+    assert [(r.row, r.status) for r in results] == [
+        (2, "ok"),
+        (3, "refused"),
+        (4, "refused"),
+        (5, "ok"),
+        (6, "refused"),
+    ]
+    assert seen == [2, 3, 4, 5, 6]
+    assert "IdNumberError" in (results[1].reason or "") and "check character" in (
+        results[1].reason or ""
+    )
+    assert results[2].reason == "ValueError: card_kind 'x' is not a number"
+    assert (results[4].reason or "").startswith("DuplicateCard")
+    # bad data is refused before a card is asked for; a duplicate before the card is written
+    assert feeder.events == [
+        ("present", 2),
+        ("issued", 2),
+        ("refused", 3),
+        ("refused", 4),
+        ("present", 5),
+        ("issued", 5),
+        ("present", 6),
+        ("refused", 6),
+    ]
+    assert feeder.chips[2].activated and feeder.chips[5].activated
+    assert feeder.chips[6].life_cycle == LifeCycle.CREATION
+    assert results[3].to_json() == {
+        "row": 5,
+        "name": "李四",
+        "status": "ok",
+        "card_number": results[3].card_number,
+        "file": "chip-5",
+    }
+    assert results[2].to_json() == {
+        "row": 4,
+        "name": "李四",
+        "status": "refused",
+        "reason": "ValueError: card_kind 'x' is not a number",
+    }
+    live = {r.card_number for r in centre.live_records(VALID_ID) + centre.live_records(LI)}
+    assert live == {results[0].card_number, results[3].card_number}
+
+
+# -- a replacement the gateway vouches for ------------------------------------------------------
+DESK = "310000000080"
+KIOSK = "310000000090"
+
+
+@dataclass
+class GatewayDesk:
+    """A desk on the real clock keeping a real gateway's card book, with one issued card
+    that a kiosk topped up through that gateway."""
+
+    gw: GatewayServer
+    tmp: Path
+    registry: SqliteCardRegistry = field(init=False)
+    desk: IssuanceDesk = field(init=False)
+    book: GatewayCardBook = field(init=False)
+    pushes: list[PushResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        hsm = perso_hsm(datetime.now)
+        self.registry = SqliteCardRegistry(self.tmp / "cards.db")
+        self.reader = SimReader(name="desk")
+        self.desk = IssuanceDesk(
+            TerminalSession(self.reader),
+            hsm,
+            self.registry,
+            DeskConfig(SHANGHAI, DESK_ID),
+            load_host=LocalLoadHost(hsm),
+            hotlist=Hotlist(),
+        )
+        client = GatewayClient(self.gw.url, self.gw.register(DESK, "card-centre", "issuance"))
+        self.book = GatewayCardBook(client, self.registry.export, pushed=self.pushes.append)
+        self.old_card = new_blank(1)
+        self.reader.insert(self.old_card)
+        self.old = self.desk.issue(ZHANG).record
+        self.book.push()
+        with GatewayClient(self.gw.url, self.gw.register(KIOSK, "card-centre", "kiosk")) as kc:
+            kiosk = Kiosk(TerminalSession(SimReader(self.old_card)), HttpLoadHost(kc), KIOSK_ID)
+            assert kiosk.top_up(5_000).result.balance_after == 5_000
+
+    def close(self) -> None:
+        self.book.client.close()
+        self.registry.close()
+        self.gw.server.stop()
+
+
+@pytest.fixture
+def open_desk(db, tmp_path: Path) -> Iterator[Callable[..., GatewayDesk]]:  # type: ignore[no-untyped-def]
+    """Opens a ``GatewayDesk`` on a gateway with the given settings; closes it after."""
+    opened: list[GatewayDesk] = []
+
+    def open_(**settings: object) -> GatewayDesk:
+        opened.append(GatewayDesk(start_gateway(db, **settings), tmp_path))
+        return opened[-1]
+
+    yield open_
+    for desk in opened:
+        desk.close()
+
+
+SETTLED_AT_ONCE = CarryRules(settling=timedelta(0))  # a balance as soon as it is hotlisted
+
+
+def test_replace_with_the_card_book_carries_the_balance_the_gateway_proves(
+    open_desk: Callable[..., GatewayDesk],
+) -> None:
+    d = open_desk(carry=SETTLED_AT_ONCE)
+    new_card = new_blank(2)
+    d.reader.insert(new_card)
+    issued = d.desk.replace(d.old.card_number, card_book=d.book)
+
+    assert issued.record.carry_fen == 5_000 and new_card.purse.balance == 5_000  # type: ignore[union-attr]
+    assert issued.carried is not None and issued.carried.request.amount == 5_000
+    lost = d.registry.get(d.old.card_number)
+    assert lost.state == CardState.REPLACED and lost.balance_fen == 5_000
+    # the loss reached the gateway before the balance was asked for
+    assert len(d.pushes) == 2 and d.pushes[1].counts
+
+
+def test_replace_with_the_card_book_is_refused_with_the_gateways_reason_and_carries_nothing(
+    open_desk: Callable[..., GatewayDesk],
+) -> None:
+    d = open_desk()  # the default settling period: no balance yet
+    new_card = new_blank(2)
+    d.reader.insert(new_card)
+    loads = d.gw.count("loads")
+    with pytest.raises(IssuanceError, match=r"nothing is carried: .*offline transactions"):
+        d.desk.replace(d.old.card_number, card_book=d.book)
+
+    assert new_card.life_cycle == LifeCycle.CREATION  # no card work at all
+    old = d.registry.get(d.old.card_number)
+    assert old.state == CardState.LOST and old.replaced_by is None
+    assert [r["card_number"] for r in d.registry.export(0)] == [d.old.card_number]
+    assert d.gw.count("loads") == loads
+
+
+def test_replace_with_the_card_book_is_refused_when_the_desk_book_disagrees(
+    open_desk: Callable[..., GatewayDesk],
+) -> None:
+    """The desk's book has a newer balance than the one the gateway proves: refused."""
+    d = open_desk(carry=SETTLED_AT_ONCE)
+    d.registry.report_balance(d.old.card_number, 4_000, datetime.now() + timedelta(hours=1))
+    new_card = new_blank(2)
+    d.reader.insert(new_card)
+    with pytest.raises(IssuanceError, match=r"book holds 4000 fen .* the gateway proves 5000"):
+        d.desk.replace(d.old.card_number, card_book=d.book)
+    assert new_card.life_cycle == LifeCycle.CREATION
+    assert d.registry.get(d.old.card_number).replaced_by is None
