@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.role == "pos" and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
+        )
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
 
@@ -81,11 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
     service: Service | PosService
     if config.role == "pos":
-        if not config.status_port:
-            terminal.close(flush_timeout=0)
-            raise StartRefused(
-                f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
-            )
         service = PosService(
             terminal, lambda sale: print(pos_log_line(terminal_id, sale), flush=True)
         )
