@@ -170,16 +170,24 @@ def _clock(config: TerminalConfig) -> Callable[[], datetime]:
     return lambda: fixed
 
 
-def _kernel(config: TerminalConfig) -> tuple[EmvConfig, CaKeyStore]:
-    """The EMV kernel's terminal data and CA keys a POS pays Electronic Cash with."""
-    kernel = EmvConfig.from_file(config.terminal_data) if config.terminal_data else EmvConfig()
-    if config.trust_test_keys or config.card_reader == "sim":
+def kernel_config(
+    terminal_data: str | None, *, trust_test_keys: bool, card_reader: str
+) -> EmvConfig:
+    """The EMV kernel's terminal data (from the file, else the defaults); test CA keys are
+    trusted when asked, and always with the sim reader (software cards carry test keys)."""
+    kernel = EmvConfig.from_file(terminal_data) if terminal_data else EmvConfig()
+    if trust_test_keys or card_reader == "sim":
         kernel = kernel.with_overrides(trust_test_keys=True)
+    return kernel
+
+
+def ca_store(kernel: EmvConfig, extra: str | None) -> CaKeyStore:
+    """The built-in CA public keys, plus the terminal data's key file and ``extra``."""
     store = CaKeyStore.builtin()
-    for path in (kernel.ca_keys_file, config.ca_keys):
+    for path in (kernel.ca_keys_file, extra):
         if path:
             store.update_from_file(path)
-    return kernel, store
+    return store
 
 
 def _role_maker(
@@ -197,7 +205,12 @@ def _role_maker(
         return lambda session, journal, hotlist: Validator(session, journal, hotlist, role_config)
     if config.role == "pos":
         rule = PaymentRule.named(config.pay)
-        kernel, store = _kernel(config)
+        kernel = kernel_config(
+            config.terminal_data,
+            trust_test_keys=config.trust_test_keys,
+            card_reader=config.card_reader,
+        )
+        store = ca_store(kernel, config.ca_keys)
         return lambda session, journal, _hotlist: OneCardPos(session, journal, kernel, store, rule)
     raise StartRefused(
         f"{config.source}: role {config.role!r} cannot be run as a service yet "
