@@ -21,6 +21,7 @@ from terminal.emv.fci import ApplicationFci
 from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
 from terminal.epurse import flows as epurse
+from terminal.hotlist import Hotlist
 from terminal.journal.journal import Journal
 from terminal.money import format_fen
 from terminal.roles.pos import PointOfSale, Sale
@@ -156,9 +157,13 @@ class OneCardPos:
         *,
         name: str = "POS",
         allow_balance_flag: bool = False,
+        hotlist: Hotlist | None = None,
     ):
+        """``hotlist``: T-Union cards on it are refused before the EP pays."""
         self.session = session
-        self.pos = PointOfSale(session, journal, name=name, allow_balance_flag=allow_balance_flag)
+        self.pos = PointOfSale(
+            session, journal, name=name, allow_balance_flag=allow_balance_flag, hotlist=hotlist
+        )
         self.config = config
         self.store = store
         self.rule = rule or PaymentRule()

@@ -211,7 +211,9 @@ def _role_maker(
             card_reader=config.card_reader,
         )
         store = ca_store(kernel, config.ca_keys)
-        return lambda session, journal, _hotlist: OneCardPos(session, journal, kernel, store, rule)
+        return lambda session, journal, hotlist: OneCardPos(
+            session, journal, kernel, store, rule, hotlist=hotlist
+        )
     raise StartRefused(
         f"{config.source}: role {config.role!r} cannot be run as a service yet "
         f"(use its own command: ykt {config.role})"

@@ -16,6 +16,7 @@ import httpx
 
 from simulators.files import load_device
 from simulators.profiles import demo_card
+from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, Journal
 from tests.servers import free_port
 from tests.terminal.cli.run_kit import Device, gateway_rows, journal_rows, register, start_gateway
@@ -286,3 +287,32 @@ def test_ykt_pos_restarted_on_its_journal_carries_on(tmp_path: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "already holds seq 2" in r.stderr and "refusing to start" in r.stderr
     assert load_device(tmp_path / "card.json").state.balance == START_BALANCE - 300
+
+
+def test_a_pos_service_refuses_a_card_on_its_hotlist_and_debits_nothing(tmp_path: Path) -> None:
+    """A card reported lost (on the hotlist the service syncs) cannot pay at the POS."""
+    status_port = free_port()
+    config = _config(tmp_path, None, status_port)
+    lost = load_device(tmp_path / "card2.json")
+    hotlist = Hotlist(tmp_path / "hotlist.db")
+    hotlist.replace_all(7, [lost.serial])
+    hotlist.close()
+    device = Device(config, status_port)
+    try:
+        device.wait_until("started", sales=0)
+        status, first = _sale(device, {"amount_fen": 500})  # card 1
+        assert status == 200 and first["ok"]
+        status, doc = _sale(device, {"amount_fen": 500})  # card 2, reported lost
+        assert status == 200 and doc["ok"] is False
+        assert doc["refused"] == (  # demo card 2's printed number
+            "card refused: card 3100029000000000002 is reported lost or stolen (hotlist)"
+        )
+        assert device.signal(signal.SIGTERM) == 0
+    finally:
+        if device.proc.poll() is None:
+            device.signal(signal.SIGKILL)
+    assert load_device(tmp_path / "card2.json").state.balance == START_BALANCE
+    with Journal(tmp_path / "journal.db") as j:
+        assert [(r.card_serial, r.amount) for r in j.rows()] == [
+            (load_device(tmp_path / "card1.json").serial.hex().upper(), 500)
+        ]
