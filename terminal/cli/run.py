@@ -13,8 +13,7 @@ from terminal.journal import Journal, JournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
-from terminal.runtime.pos import PosService
-from terminal.runtime.pos import log_line as pos_log_line
+from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
@@ -86,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
     service: Service | PosService
     if config.role == "pos":
         service = PosService(
-            terminal, lambda sale: print(pos_log_line(terminal_id, sale), flush=True)
+            terminal,
+            lambda sale: print(sale_log_line(terminal_id, sale), flush=True),
+            on_start=banner,
         )
-        service.on_start = banner
         counts = "{} approved, {} refused"
     else:
         service = Service(

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +81,6 @@ class SaleOutcome:
     receipt: Receipt | None = None
     sale: OneCardSale | None = None
     ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -176,7 +175,7 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
     )
 
 
-def log_line(terminal_id: str, outcome: SaleOutcome) -> str:
+def sale_log_line(terminal_id: str, outcome: SaleOutcome) -> str:
     """One structured JSON line per sale (what a log collector indexes)."""
     doc = outcome.doc
     return json.dumps(
