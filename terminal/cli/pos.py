@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="ep (default), ec, auto (EC then EP) or a rule like 'ep<=500,ec'",
     )
     p.add_argument("--journal", default="pos-journal.db", metavar="PATH")
+    p.add_argument(
+        "--hotlist",
+        metavar="PATH",
+        help="hotlist database: cards on it are refused (default: in memory; synced from "
+        "--gateway)",
+    )
     add_reader_options(p)
     add_sam_options(p, terminal_id="310000000101")
     p.add_argument("--merchant", default="yikatong 一卡通", help="name printed on receipts")
@@ -124,6 +130,7 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
         sam_state=args.sam_state,
         cards=[args.card] if args.card else [],
         demo_cards=1,
+        hotlist=args.hotlist,
         gateway=args.gateway,
         token=args.token,
         upload_interval=args.upload_interval,

@@ -316,3 +316,17 @@ def test_a_pos_service_refuses_a_card_on_its_hotlist_and_debits_nothing(tmp_path
         assert [(r.card_serial, r.amount) for r in j.rows()] == [
             (load_device(tmp_path / "card1.json").serial.hex().upper(), 500)
         ]
+
+
+def test_a_journal_removed_under_a_running_pos_puts_it_out_of_service(tmp_path: Path) -> None:
+    status_port = free_port()
+    device = Device(_config(tmp_path, None, status_port), status_port)
+    device.wait_until("started", sales=0)
+    _sales(device, [100], [])
+    (tmp_path / "journal.db").unlink()
+    assert device.proc.wait(30) == 3  # by itself: it stops taking sales
+    device.out.close()
+    log = (tmp_path / "run.log").read_text()
+    assert "out of service: journal" in log and "was removed" in log
+    assert "Traceback" not in log
+    assert _paid(tmp_path) == 100  # nothing was charged after the sale that was answered
