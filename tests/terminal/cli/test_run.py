@@ -254,6 +254,16 @@ def test_validator_carries_on_and_refuses_a_psam_behind_its_journal(tmp_path: Pa
             5,
             "needs token_file",
         ),
+        (
+            '[terminal]\nrole = "pos"\n[journal]\npath = "j.db"\n[pos]\npay = "cash"\n',
+            6,
+            "pos.pay 'cash': payment sources are 'ec' and 'ep'",
+        ),
+        (
+            '[terminal]\nrole = "pos"\n[journal]\npath = "j.db"\n[pos]\ntrust_test_keys = 1\n',
+            6,
+            "pos.trust_test_keys must be true or false, got 1",
+        ),
     ],
 )
 def test_a_configuration_with_a_typo_is_refused_with_file_and_line(
