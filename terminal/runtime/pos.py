@@ -27,6 +27,7 @@ from terminal.apdu.errors import (
 from terminal.epurse.flows import BalanceFlagSet
 from terminal.journal import JournalError
 from terminal.roles.debit import PaymentInterrupted
+from terminal.roles.loop import JournalWatch
 from terminal.roles.onecard_pos import (
     SOURCE_EC,
     SOURCE_EP,
@@ -37,8 +38,8 @@ from terminal.roles.onecard_pos import (
 )
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
-from terminal.runtime.assembly import StartRefused, Terminal
-from terminal.runtime.service import ServiceResult, device_health, prometheus
+from terminal.runtime.assembly import Terminal
+from terminal.runtime.service import ServiceResult, device_health, prometheus, start_status
 from terminal.runtime.status import StatusServer
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
@@ -249,7 +250,7 @@ class PosService:
         self._busy = False
         self._closing = False
         self._next_card = 0
-        self._verified = time.monotonic()
+        self.watch = JournalWatch(terminal.journal, terminal.config.journal_check)
 
     def stop(self) -> None:
         """Stop after the sale in progress (safe from a signal handler: sets an event)."""
@@ -329,16 +330,10 @@ class PosService:
 
     # -- the service ----------------------------------------------------------------------
     def _idle(self) -> None:
-        """The journal's file identity every poll, its integrity every ``check_interval``."""
-        journal = self.terminal.journal
+        """The journal checks of idle time (``JournalWatch``), never during a sale."""
         with self._work:
             try:
-                now = time.monotonic()
-                if now - self._verified >= self.terminal.config.journal_check:
-                    self._verified = now
-                    journal.verify()
-                else:
-                    journal.check_identity()
+                self.watch.check()
             except JournalError as exc:
                 self._out_of_service(str(exc))
 
@@ -348,17 +343,7 @@ class PosService:
 
     def run(self) -> ServiceResult:
         terminal = self.terminal
-        config = terminal.config
-        if config.status_port:
-            try:
-                self.status = StatusServer(
-                    self, config.status_port, actions={"/sale": self.post_sale}
-                ).start()
-            except OSError as exc:
-                terminal.close(flush_timeout=0)
-                raise StartRefused(
-                    f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
-                ) from None
+        self.status = start_status(terminal, self, actions={"/sale": self.post_sale})
         try:
             terminal.start_background()
             if self.on_start is not None:

@@ -20,7 +20,7 @@ from datetime import datetime
 from terminal.roles.loop import TapLoop
 from terminal.roles.validator import TapResult
 from terminal.runtime.assembly import StartRefused, Terminal
-from terminal.runtime.status import StatusServer
+from terminal.runtime.status import Action, Reporter, StatusServer
 
 
 @dataclass
@@ -95,14 +95,7 @@ class Service:
     def run(self) -> ServiceResult:
         terminal = self.terminal
         config = terminal.config
-        if config.status_port:
-            try:
-                self.status = StatusServer(self, config.status_port).start()
-            except OSError as exc:
-                terminal.close(flush_timeout=0)
-                raise StartRefused(
-                    f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
-                ) from None
+        self.status = start_status(terminal, self)
         terminal.start_background()
         if self.on_start is not None:
             self.on_start()
@@ -140,6 +133,23 @@ class Service:
                 "ykt_taps_red_total": h["red"],
             },
         )
+
+
+def start_status(
+    terminal: Terminal, reporter: Reporter, actions: dict[str, Action] | None = None
+) -> StatusServer | None:
+    """The status server on ``[status] port`` (None when off); a port that cannot be
+    bound closes the device and refuses the start (StartRefused)."""
+    config = terminal.config
+    if not config.status_port:
+        return None
+    try:
+        return StatusServer(reporter, config.status_port, actions=actions).start()
+    except OSError as exc:
+        terminal.close(flush_timeout=0)
+        raise StartRefused(
+            f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
+        ) from None
 
 
 def device_health(
