@@ -63,6 +63,21 @@ class Device:
             self.out.close()
 
 
+def gateway_section(port: int) -> str:
+    """A ``[gateway]`` section for a test device: quick uploads and retries, a token file
+    ``terminal.token`` next to the configuration (``register`` writes it)."""
+    return f"""\
+[gateway]
+url = "http://127.0.0.1:{port}"
+token_file = "terminal.token"
+upload_interval = 0.3
+backoff_base = 0.1
+backoff_cap = 0.5
+timeout = 2.0
+flush_timeout = 5.0
+"""
+
+
 def start_gateway(tmp: Path, port: int) -> ServerProcess:
     """``ykt gateway serve`` on ``tmp/gateway.db``, in its own process."""
     args = ["gateway", "serve", "--db", f"sqlite:///{tmp / 'gateway.db'}", "--demo-keys"]

@@ -20,6 +20,7 @@ from tests.servers import ROOT, free_port
 from tests.terminal.cli.run_kit import (
     Device,
     gateway_rows,
+    gateway_section,
     journal_rows,
     register,
     start_gateway,
@@ -77,15 +78,7 @@ file = "fares.toml"
 path = "hotlist.db"
 sync_interval = 1.0
 
-[gateway]
-url = "http://127.0.0.1:{gateway_port}"
-token_file = "terminal.token"
-upload_interval = 0.3
-backoff_base = 0.1
-backoff_cap = 0.5
-timeout = 2.0
-flush_timeout = 5.0
-
+{gateway_section(gateway_port)}
 [status]
 port = {status_port}
 """,

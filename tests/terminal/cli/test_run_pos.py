@@ -19,7 +19,14 @@ from simulators.profiles import demo_card
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, Journal
 from tests.servers import free_port
-from tests.terminal.cli.run_kit import Device, gateway_rows, journal_rows, register, start_gateway
+from tests.terminal.cli.run_kit import (
+    Device,
+    gateway_rows,
+    gateway_section,
+    journal_rows,
+    register,
+    start_gateway,
+)
 from tests.terminal.cli.test_cli import ykt
 
 TERMINAL_ID = "310000000101"
@@ -56,7 +63,7 @@ check_interval = 1.0
 path = "hotlist.db"
 sync_interval = 1.0
 
-{_gateway(gateway_port)}
+{gateway_section(gateway_port) if gateway_port else ""}
 [status]
 port = {status_port}
 
@@ -67,21 +74,6 @@ merchant = "corner shop"
         encoding="utf-8",
     )
     return path
-
-
-def _gateway(port: int | None) -> str:
-    if port is None:
-        return ""
-    return f"""\
-[gateway]
-url = "http://127.0.0.1:{port}"
-token_file = "terminal.token"
-upload_interval = 0.3
-backoff_base = 0.1
-backoff_cap = 0.5
-timeout = 2.0
-flush_timeout = 5.0
-"""
 
 
 def _sale(device: Device, body: Any) -> tuple[int, dict[str, Any]]:
