@@ -1,5 +1,5 @@
 """Options and helpers shared by subcommands: --reader, --trace, --json, the PSAM options
-(--sam-reader, --terminal-id) and the terminal session they make, gateway tokens."""
+(--sam-reader, --terminal-id, --sam-state), gateway tokens."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from typing import Any
 
 from terminal.private_files import read_secret_file
 from terminal.readers.base import Reader
-from terminal.readers.sim import SimReader
 from terminal.readers.spec import open_reader
 from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
-from terminal.roles.session import TerminalSession
 from terminal.text import arg_code
 
 
@@ -76,23 +74,11 @@ def add_sam_options(parser: argparse.ArgumentParser, *, terminal_id: str) -> Non
         default=terminal_id,
         help="terminal number of the software PSAM (sim only; default %(default)s)",
     )
-
-
-def open_sam_reader(args: argparse.Namespace) -> Reader:
-    """The PSAM reader the options name: a real one, or a software PSAM numbered
-    ``--terminal-id`` (the simulators are allowed in the CLI only)."""
-    if args.sam_reader != "sim":
-        return open_reader(args.sam_reader)
-    from simulators.profiles import demo_psam
-
-    return SimReader(demo_psam(args.terminal_id), name="sam")
-
-
-def open_session(args: argparse.Namespace, card_reader: Reader) -> TerminalSession:
-    """A started terminal session: ``card_reader`` and the PSAM the options name."""
-    session = TerminalSession(card_reader, open_sam_reader(args))
-    session.start()
-    return session
+    parser.add_argument(
+        "--sam-state",
+        metavar="PATH",
+        help="software PSAM state file (default: <journal>.psam.json, created if missing)",
+    )
 
 
 def to_jsonable(value: Any) -> Any:

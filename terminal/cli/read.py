@@ -28,6 +28,7 @@ from terminal.money import format_fen
 from terminal.readers.replay import LOOSE_INS, LooseMatch
 from terminal.roles.inspect import AppReport, CardReport, inspect_card
 from terminal.roles.session import TerminalSession
+from terminal.runtime.assembly import ca_store, kernel_config
 from terminal.ssse.flows import SsseReport
 
 SIM_KINDS = ("tunion", "emv", "resident", "ssse")
@@ -481,23 +482,16 @@ def _sim_factory(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def load_config(args: argparse.Namespace) -> TerminalConfig:
-    config = (
-        TerminalConfig.from_file(args.terminal_data) if args.terminal_data else TerminalConfig()
+    config = kernel_config(
+        args.terminal_data, trust_test_keys=args.trust_test_keys, card_reader=args.reader
     )
-    changes: dict[str, Any] = {}
     if args.unpredictable_number is not None:
-        changes["unpredictable_number"] = args.unpredictable_number
-    if args.trust_test_keys or args.reader == "sim":
-        changes["trust_test_keys"] = True
-    return config.with_overrides(**changes) if changes else config
+        return config.with_overrides(unpredictable_number=args.unpredictable_number)
+    return config
 
 
 def load_store(args: argparse.Namespace, config: TerminalConfig) -> CaKeyStore:
-    store = CaKeyStore.builtin()
-    for path in (config.ca_keys_file, args.ca_keys):
-        if path:
-            store.update_from_file(path)
-    return store
+    return ca_store(config, args.ca_keys)
 
 
 def loose_matches(reader: Any) -> list[LooseMatch]:

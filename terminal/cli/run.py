@@ -11,8 +11,9 @@ from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
 from terminal.journal import Journal, JournalRow
 from terminal.money import format_fen
-from terminal.runtime.assembly import assemble, open_uplink
+from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
+from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
@@ -26,6 +27,11 @@ back-off while the gateway is down), sync the hotlist, answer /health and /metri
 127.0.0.1:<status.port>, and print one JSON line per transaction. SIGTERM (or Ctrl-C)
 finishes the tap in progress, uploads what waits within gateway.flush_timeout and exits 0;
 started again it carries on from its journal. Exit 3: the journal failed (out of service).
+
+A POS (role "pos") takes its sales from the cash register: POST /sale with
+{"amount_fen": N, "pay": "ep|ec|auto"} on the status port answers the sale's result as JSON
+(approved with the balance and the receipt, or refused with the reason in words); one
+sale at a time; SIGTERM finishes the sale in progress first.
 """
 
 
@@ -58,11 +64,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if config.role == "pos" and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
+        )
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
 
     def banner() -> None:
         status = f"; status http://127.0.0.1:{config.status_port}/health"
+        if config.role == "pos":
+            status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
         print(
             f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
             f"{config.journal}" + (status if config.status_port else ""),
@@ -70,13 +82,23 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    service = Service(
-        terminal,
-        lambda result: print(log_line(terminal_id, result), flush=True),
-        stop_after_taps=False,
-        tap_interval=config.tap_interval,
-        on_start=banner,
-    )
+    service: Service | PosService
+    if config.role == "pos":
+        service = PosService(
+            terminal,
+            lambda sale: print(sale_log_line(terminal_id, sale), flush=True),
+            on_start=banner,
+        )
+        counts = "{} approved, {} refused"
+    else:
+        service = Service(
+            terminal,
+            lambda result: print(log_line(terminal_id, result), flush=True),
+            stop_after_taps=False,
+            tap_interval=config.tap_interval,
+            on_start=banner,
+        )
+        counts = "{} green, {} red"
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())
     result = service.run()
@@ -84,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ykt run: out of service: {result.fault}", file=sys.stderr)
         return OUT_OF_SERVICE
     print(
-        f"ykt run: stopped; {result.green} green, {result.red} red, "
+        f"ykt run: stopped; {counts.format(result.green, result.red)}, "
         f"{result.waiting} awaiting upload",
         file=sys.stderr,
     )

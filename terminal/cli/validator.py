@@ -82,11 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--reader", default="sim", metavar="SPEC", help="card reader (default sim)")
     add_sam_options(p, terminal_id="310000000201")
     p.add_argument(
-        "--sam-state",
-        metavar="PATH",
-        help="software PSAM state file (default: <journal>.psam.json, created if missing)",
-    )
-    p.add_argument(
         "--card",
         action="append",
         metavar="FILE",

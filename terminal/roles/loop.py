@@ -17,11 +17,29 @@ import time
 from collections.abc import Callable
 
 from terminal.apdu.errors import TransportError
-from terminal.journal.journal import JournalError
+from terminal.journal.journal import Journal, JournalError
 from terminal.readers.base import Reader
 from terminal.roles.validator import TapResult, Validator
 
 log = logging.getLogger(__name__)
+
+
+class JournalWatch:
+    """Idle-time checks of a journal: its file identity every time, its integrity every
+    ``every`` seconds; ``check`` raises the JournalError that takes a device out of service."""
+
+    def __init__(self, journal: Journal, every: float):
+        self.journal = journal
+        self.every = every
+        self._verified = time.monotonic()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self._verified >= self.every:
+            self._verified = now
+            self.journal.verify()
+        else:
+            self.journal.check_identity()
 
 
 class TapLoop:
@@ -40,12 +58,11 @@ class TapLoop:
         self.on_result = on_result
         self.poll = poll
         self.removal_timeout = removal_timeout
-        self.verify_every = verify_every
+        self.watch = JournalWatch(validator.journal, verify_every)
         self.stop_event = threading.Event()
         self.taps = 0
         self.fault: str | None = None  # why the validator went out of service
         self._tapped = threading.Condition()
-        self._verified = time.monotonic()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -80,16 +97,10 @@ class TapLoop:
     def _idle(self, *, after_tap: bool) -> bool:
         """Idle work while no card is being served: checkpoint after a tap, the journal's
         file identity every time, its integrity every ``verify_every`` seconds."""
-        journal = self.validator.journal
         try:
             if after_tap:
-                journal.checkpoint()
-            now = time.monotonic()
-            if now - self._verified >= self.verify_every:
-                self._verified = now
-                journal.verify()
-            else:
-                journal.check_identity()
+                self.validator.journal.checkpoint()
+            self.watch.check()
         except JournalError as exc:
             self._out_of_service(str(exc))
             return False

@@ -21,6 +21,7 @@ from terminal.emv.fci import ApplicationFci
 from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
 from terminal.epurse import flows as epurse
+from terminal.hotlist import Hotlist
 from terminal.journal.journal import Journal
 from terminal.money import format_fen
 from terminal.roles.pos import PointOfSale, Sale
@@ -28,6 +29,7 @@ from terminal.roles.session import TerminalSession
 
 SOURCE_EC = "ec"
 SOURCE_EP = "ep"
+NAMED_RULES = {"ep": "ep", "ec": "ec", "auto": "ec,ep"}
 
 
 class PaymentRefused(YikatongError):
@@ -65,6 +67,11 @@ class PaymentRule:
 
     def sources_for(self, amount: int) -> list[str]:
         return [s for s in self.order if amount <= self.caps.get(s, amount)]
+
+    @classmethod
+    def named(cls, text: str) -> PaymentRule:
+        """``ep``, ``ec``, ``auto`` (EC, then EP) or a rule for ``parse``; ValueError."""
+        return cls.parse(NAMED_RULES.get(text, text))
 
     @classmethod
     def parse(cls, text: str) -> PaymentRule:
@@ -150,17 +157,22 @@ class OneCardPos:
         *,
         name: str = "POS",
         allow_balance_flag: bool = False,
+        hotlist: Hotlist | None = None,
     ):
+        """``hotlist``: T-Union cards on it are refused before the EP pays."""
         self.session = session
-        self.pos = PointOfSale(session, journal, name=name, allow_balance_flag=allow_balance_flag)
+        self.pos = PointOfSale(
+            session, journal, name=name, allow_balance_flag=allow_balance_flag, hotlist=hotlist
+        )
         self.config = config
         self.store = store
         self.rule = rule or PaymentRule()
         self.name = name
         self.allow_balance_flag = allow_balance_flag
 
-    def charge(self, amount: int) -> OneCardSale:
-        """Pay ``amount`` fen from the first source of the rule that can. A card refusal
+    def charge(self, amount: int, rule: PaymentRule | None = None) -> OneCardSale:
+        """Pay ``amount`` fen from the first source of ``rule`` (default: the POS's) that
+        can. A card refusal
         moves on to the next source; an interrupted EP debit (PaymentInterrupted) does not,
         since the card may have paid: the same card presented again settles it."""
         if amount <= 0:
@@ -170,7 +182,7 @@ class OneCardPos:
         found = s.run(discover(self.config, CONTACTLESS, kinds=(KIND_EMV, KIND_EPURSE)))
         attempts: list[str] = []
         short: set[str] = set()
-        for source in self.rule.sources_for(amount):
+        for source in (rule or self.rule).sources_for(amount):
             try:
                 if source == SOURCE_EC:
                     sale = self._pay_ec(found.candidates, amount, attempts)

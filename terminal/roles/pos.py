@@ -10,6 +10,7 @@ from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
 from terminal.epurse.model import CardInfo, PurchaseResult
 from terminal.epurse.recovery import SETTLED, SUSPECT, Resolution
+from terminal.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
 from terminal.roles.debit import DebitPath, PurchaseStep
 from terminal.roles.session import TerminalSession
@@ -58,19 +59,24 @@ class PointOfSale:
         name: str = "POS",
         allow_balance_flag: bool = False,
         retry_window: timedelta = RETRY_WINDOW,
+        hotlist: Hotlist | None = None,
     ):
         """``allow_balance_flag`` debits cards whose balance word has its top bit set (meaning
         not public); by default they are refused with ``BalanceFlagSet`` before any debit.
         ``retry_window``: an interrupted sale of the same amount on the same card this
-        recent, found debited when the card comes back, is this sale (not charged again)."""
+        recent, found debited when the card comes back, is this sale (not charged again).
+        ``hotlist``: cards on it (reported lost or stolen) are refused before any debit."""
         self.session = session
         self.debits = DebitPath(session, journal)
         self.journal = journal
         self.name = name
         self.allow_balance_flag = allow_balance_flag
         self.retry_window = retry_window
+        self.hotlist = hotlist
 
     def check_card(self, info: CardInfo) -> None:
+        if self.hotlist is not None and info.serial in self.hotlist:
+            raise CardRefused(f"card {info.card_number} is reported lost or stolen (hotlist)")
         today = self.session.now().date()
         if not info.valid_on(today):
             raise CardRefused(f"card {info.card_number} is not valid on {today.isoformat()}")

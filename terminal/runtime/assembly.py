@@ -1,8 +1,9 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role are built here and nowhere else; ``ykt validator``
-and ``ykt run`` differ only in where their configuration comes from. Software devices
+client with its uplink, and the role (a validator or a POS) are built here and nowhere
+else; ``ykt validator``, ``ykt pos`` and ``ykt run`` differ only in where their
+configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
 code never imports the simulators.
 
@@ -21,12 +22,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import TerminalConfig as EmvConfig
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
+from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.runtime.config import TerminalConfig
@@ -166,19 +170,59 @@ def _clock(config: TerminalConfig) -> Callable[[], datetime]:
     return lambda: fixed
 
 
+def kernel_config(
+    terminal_data: str | None, *, trust_test_keys: bool, card_reader: str
+) -> EmvConfig:
+    """The EMV kernel's terminal data (from the file, else the defaults); test CA keys are
+    trusted when asked, and always with the sim reader (software cards carry test keys)."""
+    kernel = EmvConfig.from_file(terminal_data) if terminal_data else EmvConfig()
+    if trust_test_keys or card_reader == "sim":
+        kernel = kernel.with_overrides(trust_test_keys=True)
+    return kernel
+
+
+def ca_store(kernel: EmvConfig, extra: str | None) -> CaKeyStore:
+    """The built-in CA public keys, plus the terminal data's key file and ``extra``."""
+    store = CaKeyStore.builtin()
+    for path in (kernel.ca_keys_file, extra):
+        if path:
+            store.update_from_file(path)
+    return store
+
+
+def _role_maker(
+    config: TerminalConfig,
+) -> Callable[[TerminalSession, Journal, Hotlist], Any]:
+    """What builds the role once the session and journal are open; every value of the
+    configuration is checked here, before a file is opened."""
+    if config.is_validator:
+        role_config = ValidatorConfig(
+            mode=Mode(config.role),
+            rules=load_rules(config.fares),
+            station=hex_bytes(config.station, "station", size=2).hex().upper(),
+            line=hex_bytes(config.line, "line", size=2),
+        )
+        return lambda session, journal, hotlist: Validator(session, journal, hotlist, role_config)
+    if config.role == "pos":
+        rule = PaymentRule.named(config.pay)
+        kernel = kernel_config(
+            config.terminal_data,
+            trust_test_keys=config.trust_test_keys,
+            card_reader=config.card_reader,
+        )
+        store = ca_store(kernel, config.ca_keys)
+        return lambda session, journal, hotlist: OneCardPos(
+            session, journal, kernel, store, rule, hotlist=hotlist
+        )
+    raise StartRefused(
+        f"{config.source}: role {config.role!r} cannot be run as a service yet "
+        f"(use its own command: ykt {config.role})"
+    )
+
+
 def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
     """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
-    if not config.is_validator:
-        raise StartRefused(
-            f"{config.source}: role {config.role!r} cannot be run as a service yet "
-            f"(use its own command: ykt {config.role})"
-        )
-    role_config = ValidatorConfig(  # every value checked before a file is opened
-        mode=Mode(config.role),
-        rules=load_rules(config.fares),
-        station=hex_bytes(config.station, "station", size=2).hex().upper(),
-        line=hex_bytes(config.line, "line", size=2),
-    )
+    make_role = _role_maker(config)
     secret = token(config) if config.gateway else None  # a bad token file stops us here
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
@@ -212,11 +256,11 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         if next_seq is not None:
             check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = Hotlist(config.hotlist)
-        validator = Validator(session, journal, hotlist, role_config)
+        role = make_role(session, journal, hotlist)
     except BaseException:
         journal.close()
         raise
-    terminal = Terminal(config, session, card_reader, reader, journal, hotlist, validator, cards)
+    terminal = Terminal(config, session, card_reader, reader, journal, hotlist, role, cards)
     if config.gateway:
         client, uplink = open_uplink(config, journal, secret)
         terminal.client = client

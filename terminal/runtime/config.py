@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.fares import DEMO_FARES
+from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
@@ -46,6 +47,14 @@ SCHEMA: dict[str, Any] = {
         "flush_timeout": None,
     },
     "status": {"port": None},
+    "pos": {
+        "pay": None,
+        "merchant": None,
+        "card_wait": None,
+        "terminal_data": None,
+        "ca_keys": None,
+        "trust_test_keys": None,
+    },
 }
 
 
@@ -82,6 +91,12 @@ class TerminalConfig:
     gateway_timeout: float = 10.0
     flush_timeout: float = 10.0
     status_port: int = 0  # 0: no status server
+    pay: str = "ep"  # POS: ep, ec, auto (EC then EP) or a rule like "ep<=500,ec"
+    merchant: str = "yikatong 一卡通"  # POS: the name printed on receipts
+    card_wait: float = 15.0  # POS service: seconds a sale waits for a card in the field
+    terminal_data: str | None = None  # POS: the EMV kernel's terminal data (JSON)
+    ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
+    trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -115,6 +130,18 @@ class _ConfigFile(TomlFile):
         return str(Path(self.path or ".").parent / Path(value).expanduser())
 
 
+PATHS = (
+    "journal",
+    "sam_state",
+    "trace",
+    "fares",
+    "hotlist",
+    "token_file",
+    "terminal_data",
+    "ca_keys",
+)
+
+
 def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: str) -> None:
     """Copy ``[section] key`` into ``config.attr``, checked by the type of its default."""
     table = f.data.get(section, {})
@@ -122,8 +149,12 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
         return
     keys = (section, key)
     default = getattr(config, attr)
-    if attr in ("journal", "sam_state", "trace", "fares", "hotlist", "token_file"):
+    if attr in PATHS:
         value: Any = f.file_path(keys)
+    elif isinstance(default, bool):
+        value = table[key]
+        if not isinstance(value, bool):
+            raise f.error(keys, f"{'.'.join(keys)} must be true or false, got {value!r}")
     elif (isinstance(default, int) and not isinstance(default, float)) or attr == "taps":
         value = f.number(keys, whole=True, minimum=1 if attr == "batch_size" else 0)
     elif isinstance(default, float):
@@ -158,6 +189,12 @@ FIELDS = (
     ("gateway", "timeout", "gateway_timeout"),
     ("gateway", "flush_timeout", "flush_timeout"),
     ("status", "port", "status_port"),
+    ("pos", "pay", "pay"),
+    ("pos", "merchant", "merchant"),
+    ("pos", "card_wait", "card_wait"),
+    ("pos", "terminal_data", "terminal_data"),
+    ("pos", "ca_keys", "ca_keys"),
+    ("pos", "trust_test_keys", "trust_test_keys"),
 )
 
 
@@ -188,6 +225,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         hex_bytes(config.terminal_id, "sim.terminal_id", size=6)
     except TextError as exc:
         raise f.error(("sim", "terminal_id"), str(exc)) from None
+    try:
+        PaymentRule.named(config.pay)
+    except ValueError as exc:
+        raise f.error(("pos", "pay"), f"pos.pay {config.pay!r}: {exc}") from None
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")

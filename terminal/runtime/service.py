@@ -20,7 +20,7 @@ from datetime import datetime
 from terminal.roles.loop import TapLoop
 from terminal.roles.validator import TapResult
 from terminal.runtime.assembly import StartRefused, Terminal
-from terminal.runtime.status import StatusServer
+from terminal.runtime.status import Action, Reporter, StatusServer
 
 
 @dataclass
@@ -95,14 +95,7 @@ class Service:
     def run(self) -> ServiceResult:
         terminal = self.terminal
         config = terminal.config
-        if config.status_port:
-            try:
-                self.status = StatusServer(self, config.status_port).start()
-            except OSError as exc:
-                terminal.close(flush_timeout=0)
-                raise StartRefused(
-                    f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
-                ) from None
+        self.status = start_status(terminal, self)
         terminal.start_background()
         if self.on_start is not None:
             self.on_start()
@@ -123,56 +116,90 @@ class Service:
 
     # -- status ---------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
-        """What /health answers: is the journal usable, what is open, waiting, parked."""
-        terminal = self.terminal
-        journal = terminal.journal
-        fault = self.loop.fault or journal.failure
-        doc: dict[str, object] = {
-            "status": "ok" if fault is None else "out_of_service",
-            "terminal_id": self.terminal_id,
-            "role": terminal.config.role,
-            "journal_ok": fault is None,
-            "taps": self.loop.taps,
-            "green": self.green,
-            "red": self.red,
-            "hotlist_version": terminal.hotlist.version,
-            "started": self.started.isoformat(timespec="seconds"),
-        }
-        if fault is not None:
-            doc["reason"] = fault
-            return doc
-        uploader = terminal.uploader
-        doc.update(
-            open_rows=len(journal.open_rows()),
-            waiting_upload=journal.pending_upload(),
-            parked=len(journal.parked()),
-            last_upload=(
-                uploader.last_upload.isoformat(timespec="seconds")
-                if uploader is not None and uploader.last_upload is not None
-                else None
-            ),
-            upload_error=uploader.uplink.stats.last_error if uploader is not None else "",
-        )
+        """What /health answers: the device's journal and upload state, and the taps."""
+        doc = device_health(self.terminal, self.terminal_id, self.loop.fault, self.started)
+        doc.update(taps=self.loop.taps, green=self.green, red=self.red)
         return doc
 
     def metrics(self) -> str:
         """/metrics in the Prometheus text format."""
         h = self.health()
-        stats = self.terminal.uploader.uplink.stats if self.terminal.uploader else None
-        values = {
-            "ykt_up": 1 if h["journal_ok"] else 0,
-            "ykt_taps_total": h["taps"],
-            "ykt_taps_green_total": h["green"],
-            "ykt_taps_red_total": h["red"],
-            "ykt_journal_open_rows": h.get("open_rows", 0),
-            "ykt_upload_waiting_rows": h.get("waiting_upload", 0),
-            "ykt_upload_parked_rows": h.get("parked", 0),
-            "ykt_upload_batches_total": stats.batches if stats else 0,
-            "ykt_upload_failures_total": stats.failures if stats else 0,
-            "ykt_hotlist_version": h["hotlist_version"],
-        }
-        label = json.dumps(str(h["terminal_id"]))
-        return "".join(f"{k}{{terminal={label}}} {v}\n" for k, v in values.items())
+        return prometheus(
+            self.terminal,
+            h,
+            {
+                "ykt_taps_total": h["taps"],
+                "ykt_taps_green_total": h["green"],
+                "ykt_taps_red_total": h["red"],
+            },
+        )
+
+
+def start_status(
+    terminal: Terminal, reporter: Reporter, actions: dict[str, Action] | None = None
+) -> StatusServer | None:
+    """The status server on ``[status] port`` (None when off); a port that cannot be
+    bound closes the device and refuses the start (StartRefused)."""
+    config = terminal.config
+    if not config.status_port:
+        return None
+    try:
+        return StatusServer(reporter, config.status_port, actions=actions).start()
+    except OSError as exc:
+        terminal.close(flush_timeout=0)
+        raise StartRefused(
+            f"{config.source}: status port {config.status_port}: {exc.strerror or exc}"
+        ) from None
+
+
+def device_health(
+    terminal: Terminal, terminal_id: str, fault: str | None, started: datetime
+) -> dict[str, object]:
+    """The /health fields every role has: is the journal usable, what is open, waiting,
+    parked, when the last upload went and why the last one failed."""
+    journal = terminal.journal
+    fault = fault or journal.failure
+    doc: dict[str, object] = {
+        "status": "ok" if fault is None else "out_of_service",
+        "terminal_id": terminal_id,
+        "role": terminal.config.role,
+        "journal_ok": fault is None,
+        "hotlist_version": terminal.hotlist.version,
+        "started": started.isoformat(timespec="seconds"),
+    }
+    if fault is not None:
+        doc["reason"] = fault
+        return doc
+    uploader = terminal.uploader
+    doc.update(
+        open_rows=len(journal.open_rows()),
+        waiting_upload=journal.pending_upload(),
+        parked=len(journal.parked()),
+        last_upload=(
+            uploader.last_upload.isoformat(timespec="seconds")
+            if uploader is not None and uploader.last_upload is not None
+            else None
+        ),
+        upload_error=uploader.uplink.stats.last_error if uploader is not None else "",
+    )
+    return doc
+
+
+def prometheus(terminal: Terminal, health: dict[str, object], role: dict[str, object]) -> str:
+    """/metrics in the Prometheus text format: the device's gauges and the role's counters."""
+    stats = terminal.uploader.uplink.stats if terminal.uploader else None
+    values = {
+        "ykt_up": 1 if health["journal_ok"] else 0,
+        **role,
+        "ykt_journal_open_rows": health.get("open_rows", 0),
+        "ykt_upload_waiting_rows": health.get("waiting_upload", 0),
+        "ykt_upload_parked_rows": health.get("parked", 0),
+        "ykt_upload_batches_total": stats.batches if stats else 0,
+        "ykt_upload_failures_total": stats.failures if stats else 0,
+        "ykt_hotlist_version": health["hotlist_version"],
+    }
+    label = json.dumps(str(health["terminal_id"]))
+    return "".join(f"{k}{{terminal={label}}} {v}\n" for k, v in values.items())
 
 
 def log_line(terminal_id: str, result: TapResult) -> str:

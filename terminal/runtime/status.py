@@ -1,11 +1,13 @@
 """The device's local status page: ``/health`` (JSON) and ``/metrics`` (Prometheus text) on
 127.0.0.1 only, in a thread, so a supervisor or a field engineer's laptop can ask how the
-terminal is doing without touching the journal."""
+terminal is doing without touching the journal; a POS also takes ``POST /sale`` from the
+cash register here."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -16,9 +18,22 @@ class Reporter(Protocol):
     def metrics(self) -> str: ...
 
 
+Action = Callable[[Any], tuple[int, dict[str, Any]]]
+MAX_BODY = 4096  # a sale request is a few dozen bytes
+
+
 class StatusServer:
-    def __init__(self, reporter: Reporter, port: int, host: str = "127.0.0.1"):
-        handler = _handler(reporter)
+    """``actions``: POST paths (``/sale``) and what answers them: the parsed JSON body in,
+    an HTTP status and a JSON document out."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        port: int,
+        host: str = "127.0.0.1",
+        actions: dict[str, Action] | None = None,
+    ):
+        handler = _handler(reporter, actions or {})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="status", daemon=True)
 
@@ -35,7 +50,7 @@ class StatusServer:
         self.httpd.server_close()
 
 
-def _handler(reporter: Reporter) -> type[BaseHTTPRequestHandler]:
+def _handler(reporter: Reporter, actions: dict[str, Action]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/health":
@@ -46,6 +61,28 @@ def _handler(reporter: Reporter) -> type[BaseHTTPRequestHandler]:
                 self._send(200, "text/plain; version=0.0.4", reporter.metrics())
             else:
                 self._send(404, "text/plain", "not found\n")
+
+        def do_POST(self) -> None:
+            action = actions.get(self.path)
+            if action is None:
+                self._send(404, "text/plain", "not found\n")
+                return
+            try:
+                size = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                size = -1
+            if not 0 <= size <= MAX_BODY:
+                self._json(400, {"ok": False, "refused": f"a body of 0..{MAX_BODY} bytes needed"})
+                return
+            try:
+                body = json.loads(self.rfile.read(size) or b"null")
+            except (ValueError, UnicodeDecodeError):
+                self._json(400, {"ok": False, "refused": "the body is not JSON"})
+                return
+            self._json(*action(body))
+
+        def _json(self, status: int, doc: dict[str, Any]) -> None:
+            self._send(status, "application/json", json.dumps(doc, ensure_ascii=False))
 
         def _send(self, status: int, kind: str, body: str) -> None:
             data = body.encode()

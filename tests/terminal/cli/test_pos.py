@@ -4,27 +4,13 @@ Electronic Cash, the journal, and the upload to a real gateway."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 from terminal.journal import SETTLED, Journal
+from tests import cli_kit
 
-YKT = [sys.executable, "-m", "terminal.cli.main"]
-
-
-def ykt(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*YKT, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+ykt = partial(cli_kit.ykt, check=False)  # each test checks the exit status itself
 
 
 def new_card(path: Path, balance: str) -> Path:

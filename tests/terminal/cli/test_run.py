@@ -6,12 +6,8 @@ reaches the gateway exactly once and nothing is left open."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import sqlite3
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -20,8 +16,16 @@ import pytest
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal
-from tests.cli_kit import YKT, ykt
-from tests.servers import ROOT, ServerProcess, free_port
+from tests.cli_kit import ykt
+from tests.servers import ROOT, free_port
+from tests.terminal.cli.run_kit import (
+    Device,
+    gateway_rows,
+    gateway_section,
+    journal_rows,
+    register,
+    start_gateway,
+)
 
 TERMINAL_ID = "310000000201"
 
@@ -74,15 +78,7 @@ file = "fares.toml"
 path = "hotlist.db"
 sync_interval = 1.0
 
-[gateway]
-url = "http://127.0.0.1:{gateway_port}"
-token_file = "terminal.token"
-upload_interval = 0.3
-backoff_base = 0.1
-backoff_cap = 0.5
-timeout = 2.0
-flush_timeout = 5.0
-
+{gateway_section(gateway_port)}
 [status]
 port = {status_port}
 """,
@@ -91,98 +87,22 @@ port = {status_port}
     return path
 
 
-class Device:
-    """``ykt run`` in its own process, watched through its /health."""
-
-    def __init__(self, config: Path, status_port: int):
-        self.config, self.status_port = config, status_port
-        self.out = open(config.parent / "run.log", "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [*YKT, "run", str(config)], stdout=self.out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-    def health(self) -> dict[str, object] | None:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.status_port}/health", timeout=1).json()
-        except httpx.HTTPError:
-            return None
-
-    def wait_until(self, what: str, timeout: float = 30.0, **want: int) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"ykt run exited {self.proc.returncode}"
-            h = self.health()
-            if h is not None and all(int(h.get(k, -1)) >= v for k, v in want.items()):  # type: ignore[call-overload]
-                return h
-            time.sleep(0.05)
-        raise AssertionError(f"{what}: /health never showed {want}: {self.health()}")
-
-    def wait_until_sent(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            h = self.health()
-            if h is not None and h.get("waiting_upload") == 0 and h.get("open_rows") == 0:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"rows still waiting: {self.health()}")
-
-    def signal(self, signum: int) -> int:
-        os.kill(self.proc.pid, signum)
-        try:
-            return self.proc.wait(30)
-        finally:
-            self.out.close()
-
-
-def _gateway(tmp: Path, port: int) -> ServerProcess:
-    args = ["gateway", "serve", "--db", f"sqlite:///{tmp / 'gateway.db'}", "--demo-keys"]
-    return ServerProcess([*args, "--port", str(port)], port, tmp / "gateway.log").start()
-
-
-def _gateway_rows(tmp: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(tmp / "gateway.db") as db:
-        return db.execute(
-            "SELECT terminal_id, terminal_seq FROM txn ORDER BY terminal_seq"
-        ).fetchall()
-
-
-def _journal_rows(tmp: Path) -> list[tuple[str, int]]:
-    with Journal(tmp / "journal.db") as j:
-        assert j.open_rows() == [], "rows left open"
-        rows = j.export(limit=100_000, include_uploaded=True)
-        assert j.pending_upload() == 0 and j.parked() == []
-        return [(r.terminal_id, r.terminal_seq) for r in rows]
-
-
 def _register(tmp: Path) -> None:
-    token = ykt(
-        "gateway",
-        "terminal",
-        "add",
-        TERMINAL_ID,
-        "--operator",
-        "bus-co",
-        "--role",
-        "validator",
-        "--db",
-        f"sqlite:///{tmp / 'gateway.db'}",
-    ).stdout.strip()
-    (tmp / "terminal.token").write_text(token + "\n")
-    (tmp / "terminal.token").chmod(0o600)
+    register(tmp, TERMINAL_ID, "validator", "bus-co")
 
 
 def test_run_survives_sigterm_sigkill_and_a_gateway_outage_exactly_once(tmp_path: Path) -> None:
     gw_port, status_port = free_port(), free_port()
     _register(tmp_path)
-    gateway = _gateway(tmp_path, gw_port)
+    gateway = start_gateway(tmp_path, gw_port)
     try:
         # 1. serve taps, SIGTERM mid-run: exits 0 after uploading what it settled
         config = _config(tmp_path, gw_port, status_port, taps=12, seed=1)
         device = Device(config, status_port)
         device.wait_until("first taps", taps=3)
         assert device.signal(signal.SIGTERM) == 0
-        first = _journal_rows(tmp_path)
-        assert first and _gateway_rows(tmp_path) == first
+        first = journal_rows(tmp_path / "journal.db")
+        assert first and gateway_rows(tmp_path) == first
 
         # 2. the gateway goes down; the device keeps serving and keeps every row
         gateway.stop()
@@ -193,7 +113,7 @@ def test_run_survives_sigterm_sigkill_and_a_gateway_outage_exactly_once(tmp_path
         assert device.signal(signal.SIGTERM) == 0  # the flush fails, the rows stay queued
 
         # 3. the gateway comes back; SIGKILL while uploads and taps are under way
-        gateway = _gateway(tmp_path, gw_port)
+        gateway = start_gateway(tmp_path, gw_port)
         config = _config(tmp_path, gw_port, status_port, taps=9, seed=3)
         device = Device(config, status_port)
         device.wait_until("taps after the outage", taps=2)
@@ -211,8 +131,8 @@ def test_run_survives_sigterm_sigkill_and_a_gateway_outage_exactly_once(tmp_path
     finally:
         gateway.stop()
 
-    journal = _journal_rows(tmp_path)
-    at_gateway = _gateway_rows(tmp_path)
+    journal = journal_rows(tmp_path / "journal.db")
+    at_gateway = gateway_rows(tmp_path)
     assert len(journal) > 12
     assert at_gateway == journal  # every settled row, once, no duplicates, nothing else
     assert len(set(at_gateway)) == len(at_gateway)
@@ -247,11 +167,11 @@ def test_upload_sends_what_waits_once_and_says_what_is_left(tmp_path: Path) -> N
     assert "1 awaiting upload" in r.stdout
     r = ykt("upload", str(config), check=False)
     assert r.returncode == 1 and "1 waiting" in r.stdout
-    gateway = _gateway(tmp_path, gw_port)
+    gateway = start_gateway(tmp_path, gw_port)
     try:
         r = ykt("upload", str(config))
         assert "1 stored" in r.stdout and "0 waiting" in r.stdout
-        assert _gateway_rows(tmp_path) == _journal_rows(tmp_path)
+        assert gateway_rows(tmp_path) == journal_rows(tmp_path / "journal.db")
     finally:
         gateway.stop()
     listing = ykt("journal", str(config), "--csv", str(tmp_path / "j.csv")).stdout
@@ -327,6 +247,16 @@ def test_validator_carries_on_and_refuses_a_psam_behind_its_journal(tmp_path: Pa
             5,
             "needs token_file",
         ),
+        (
+            '[terminal]\nrole = "pos"\n[journal]\npath = "j.db"\n[pos]\npay = "cash"\n',
+            6,
+            "pos.pay 'cash': payment sources are 'ec' and 'ep'",
+        ),
+        (
+            '[terminal]\nrole = "pos"\n[journal]\npath = "j.db"\n[pos]\ntrust_test_keys = 1\n',
+            6,
+            "pos.trust_test_keys must be true or false, got 1",
+        ),
     ],
 )
 def test_a_configuration_with_a_typo_is_refused_with_file_and_line(
@@ -360,7 +290,7 @@ def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Pat
 def test_a_journal_removed_under_a_running_device_puts_it_out_of_service(tmp_path: Path) -> None:
     gw_port, status_port = free_port(), free_port()
     _register(tmp_path)
-    gateway = _gateway(tmp_path, gw_port)
+    gateway = start_gateway(tmp_path, gw_port)
     try:
         device = Device(_config(tmp_path, gw_port, status_port, taps=200, seed=1), status_port)
         device.wait_until("first taps", taps=2)

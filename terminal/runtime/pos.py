@@ -1,0 +1,380 @@
+"""A merchant POS at work: one sale (the card pays, a receipt, a result in words), shared by
+``ykt pos`` and the POS service that ``ykt run`` serves to a cash register over
+``POST /sale`` on the status port.
+
+The service makes one sale at a time: a second request while a card is being debited is
+answered 409 at once rather than queued behind it. SIGTERM lets the sale in progress
+finish (and its answer go out); then what waits is uploaded and the files are closed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from terminal.apdu.errors import (
+    CardError,
+    InsufficientBalance,
+    MalformedResponse,
+    TlvError,
+    TransportError,
+)
+from terminal.epurse.flows import BalanceFlagSet
+from terminal.journal import JournalError
+from terminal.roles.debit import PaymentInterrupted
+from terminal.roles.loop import JournalWatch
+from terminal.roles.onecard_pos import (
+    SOURCE_EC,
+    SOURCE_EP,
+    OneCardPos,
+    OneCardSale,
+    PaymentRefused,
+    PaymentRule,
+)
+from terminal.roles.pos import CardRefused
+from terminal.roles.receipt import Receipt, sale_receipt
+from terminal.runtime.assembly import Terminal
+from terminal.runtime.service import ServiceResult, device_health, prometheus, start_status
+from terminal.runtime.status import StatusServer
+
+PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
+SALE_ERRORS = (
+    CardError,
+    TransportError,
+    MalformedResponse,
+    TlvError,
+    PaymentRefused,
+    BalanceFlagSet,
+    CardRefused,
+)
+
+
+def refusal(exc: Exception) -> str:
+    """What the cashier tells the customer, in words (the status word stays in the log)."""
+    if isinstance(exc, InsufficientBalance):
+        return "insufficient balance"
+    if isinstance(exc, PaymentRefused):
+        if exc.insufficient_balance:
+            return "insufficient balance (" + "; ".join(exc.attempts) + ")"
+        return "card cannot pay: " + "; ".join(exc.attempts or ["no payment application"])
+    if isinstance(exc, PaymentInterrupted):
+        return "card removed during payment: present the same card and make the same sale again"
+    if isinstance(exc, TransportError):
+        return f"card not read, present it again ({exc})"
+    if isinstance(exc, BalanceFlagSet | CardRefused):
+        return f"card refused: {exc}"
+    if isinstance(exc, CardError):
+        return f"card refused the payment ({type(exc).__name__})"
+    return f"card answer not understood, present it again ({exc})"
+
+
+@dataclass
+class SaleOutcome:
+    """One sale's result: ``doc`` is the JSON answer (``ok`` true with the balance and the
+    receipt, or false with ``refused`` in words)."""
+
+    doc: dict[str, Any]
+    receipt: Receipt | None = None
+    sale: OneCardSale | None = None
+    ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.doc["ok"])
+
+
+def refused(amount: int, terminal_id: str, why: str) -> SaleOutcome:
+    return SaleOutcome(
+        {"ok": False, "amount_fen": amount, "terminal_id": terminal_id, "refused": why}
+    )
+
+
+def sell(
+    pos: OneCardPos,
+    amount: int,
+    terminal_id: str,
+    *,
+    merchant: str,
+    rule: PaymentRule | None = None,
+) -> SaleOutcome:
+    """Charge ``amount`` fen to the card in the field; a card's refusal is an outcome,
+    a failing journal (JournalError) is raised: the device must stop taking cards."""
+    started = time.monotonic()
+    try:
+        sale = pos.charge(amount, rule)
+    except SALE_ERRORS as exc:
+        outcome = refused(amount, terminal_id, refusal(exc))
+    else:
+        receipt = _receipt(sale, terminal_id, pos.session.now(), merchant)
+        outcome = SaleOutcome(_document(sale, terminal_id, receipt), receipt, sale)
+    outcome.ms = (time.monotonic() - started) * 1000
+    return outcome
+
+
+def _document(sale: OneCardSale, terminal_id: str, receipt: Receipt) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "ok": True,
+        "source": sale.source,
+        "amount_fen": sale.amount,
+        "balance_fen": sale.balance_after,
+        "card_number": receipt.card_number,
+        "terminal_id": terminal_id,
+        "journaled": sale.journaled,
+        "attempts": list(sale.attempts),
+    }
+    if sale.ep is not None:
+        row = sale.ep.row
+        doc.update(
+            terminal_seq=row.terminal_seq,
+            tac=row.tac,
+            state=row.state,
+            completed=sale.ep.completed,
+            time=row.txn_time.isoformat(),
+        )
+    if sale.ec is not None and sale.ec.cryptogram is not None:
+        doc.update(
+            cryptogram=sale.ec.cryptogram.cryptogram.hex().upper(),
+            atc=sale.ec.cryptogram.atc.hex().upper(),
+        )
+    return doc
+
+
+def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) -> Receipt:
+    notes: list[str] = []
+    if sale.ep is not None:
+        row = sale.ep.row
+        card_number, when = sale.ep.card.card_number, row.txn_time
+        proof = [("TSN", str(row.terminal_seq)), ("TAC", row.tac or "-")]
+        if sale.ep.completed:
+            notes.append("An interrupted payment was completed: charged once.")
+        if not sale.ep.verified:
+            notes.append("Card proof not verified by the PSAM: sent for checking.")
+    else:
+        app = sale.ec
+        assert app is not None
+        card_number, when = app.pan, now
+        crypt = app.cryptogram
+        proof = []
+        if crypt is not None:
+            proof = [("ATC", crypt.atc.hex().upper()), ("TC", crypt.cryptogram.hex().upper())]
+        notes.append("Electronic Cash sale: not journaled yet.")
+    return sale_receipt(
+        card_number,
+        terminal_id,
+        when,
+        sale.amount,
+        PAID_FROM[sale.source],
+        sale.balance_after,
+        proof,
+        notes,
+        merchant=merchant,
+    )
+
+
+def sale_log_line(terminal_id: str, outcome: SaleOutcome) -> str:
+    """One structured JSON line per sale (what a log collector indexes)."""
+    doc = outcome.doc
+    return json.dumps(
+        {
+            "time": datetime.now().isoformat(timespec="milliseconds"),
+            "terminal_id": terminal_id,
+            "ok": outcome.ok,
+            "amount": doc["amount_fen"],
+            "source": doc.get("source"),
+            "card": doc.get("card_number"),
+            "balance": doc.get("balance_fen"),
+            "ms": round(outcome.ms, 1),
+            "seq": doc.get("terminal_seq"),
+            "state": doc.get("state"),
+            "refused": doc.get("refused"),
+        },
+        ensure_ascii=False,
+    )
+
+
+class BadSale(ValueError):
+    """A sale request the cash register got wrong (answered 400 with this reason)."""
+
+
+def sale_request(body: Any) -> tuple[int, PaymentRule | None]:
+    """The amount (fen) and payment rule of a ``POST /sale`` body; BadSale says why not."""
+    if not isinstance(body, dict):
+        raise BadSale('the body must be a JSON object {"amount_fen": N, "pay": "ep|ec|auto"}')
+    unknown = sorted(set(body) - {"amount_fen", "pay"})
+    if unknown:
+        raise BadSale(f"unknown field(s) {', '.join(unknown)} (amount_fen, pay)")
+    amount = body.get("amount_fen")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise BadSale(f"amount_fen must be a whole number of fen above 0, got {amount!r}")
+    pay = body.get("pay")
+    if pay is None:
+        return amount, None
+    if not isinstance(pay, str):
+        raise BadSale(f"pay must be ep, ec or auto, got {pay!r}")
+    try:
+        return amount, PaymentRule.named(pay)
+    except ValueError as exc:
+        raise BadSale(f"pay {pay!r}: {exc}") from None
+
+
+class PosService:
+    """One assembled POS run as a service: sales from ``POST /sale``, the journal checked
+    in idle time, background upload and hotlist sync."""
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        on_sale: Callable[[SaleOutcome], None],
+        *,
+        on_start: Callable[[], None] | None = None,
+        poll: float = 0.2,
+    ):
+        self.terminal = terminal
+        self.on_sale = on_sale
+        self.on_start = on_start
+        self.poll = poll
+        self.role: OneCardPos = terminal.role
+        self.terminal_id = terminal.session.sam.terminal_id_hex
+        self.stop_event = threading.Event()
+        self.fault: str | None = None  # why the POS went out of service
+        self.sales = self.approved = self.refused = 0
+        self.started = datetime.now()
+        self.status: StatusServer | None = None
+        self._work = threading.Lock()  # a sale or the idle journal check, never both
+        self._guard = threading.Lock()  # protects _busy and _closing
+        self._busy = False
+        self._closing = False
+        self._next_card = 0
+        self.watch = JournalWatch(terminal.journal, terminal.config.journal_check)
+
+    def stop(self) -> None:
+        """Stop after the sale in progress (safe from a signal handler: sets an event)."""
+        self.stop_event.set()
+
+    # -- sales ----------------------------------------------------------------------------
+    def post_sale(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """``POST /sale``: 200 with the sale's result (approved or refused in words), 400 for
+        a bad request, 409 while another sale runs, 503 when stopping or out of service."""
+        try:
+            amount, rule = sale_request(body)
+        except BadSale as exc:
+            return 400, {"ok": False, "refused": f"bad sale request: {exc}"}
+        with self._guard:
+            if self._closing or self.fault is not None or self.stop_event.is_set():
+                why = f"out of service: {self.fault}" if self.fault else "the POS is stopping"
+                return 503, {"ok": False, "amount_fen": amount, "refused": why}
+            if self._busy:
+                return 409, {
+                    "ok": False,
+                    "amount_fen": amount,
+                    "refused": "another sale is in progress; send this one when it is done",
+                }
+            self._busy = True
+        try:
+            with self._work:
+                outcome = self._sale(amount, rule)
+        finally:
+            with self._guard:
+                self._busy = False
+        if outcome is None:
+            return 503, {
+                "ok": False,
+                "amount_fen": amount,
+                "refused": f"out of service: {self.fault}",
+            }
+        return 200, outcome.doc
+
+    def _sale(self, amount: int, rule: PaymentRule | None) -> SaleOutcome | None:
+        terminal = self.terminal
+        config = terminal.config
+        sim = bool(terminal.cards) and config.card_reader == "sim"
+        if sim:  # the software cards are presented in turn
+            card = terminal.cards[self._next_card % len(terminal.cards)]
+            self._next_card += 1
+            terminal.card_reader.insert(card)  # type: ignore[attr-defined]
+        try:
+            if not sim and not terminal.reader.wait_for_card(config.card_wait):
+                outcome = refused(
+                    amount,
+                    self.terminal_id,
+                    f"no card in the field within {config.card_wait:g} s: present the card "
+                    f"and send the sale again",
+                )
+            else:
+                outcome = sell(
+                    self.role, amount, self.terminal_id, merchant=config.merchant, rule=rule
+                )
+            terminal.journal.checkpoint()
+        except JournalError as exc:
+            self._out_of_service(str(exc))
+            return None
+        except TransportError as exc:
+            outcome = refused(amount, self.terminal_id, refusal(exc))
+        finally:
+            if sim:
+                terminal.card_reader.remove()  # type: ignore[attr-defined]
+        if outcome.receipt is not None:
+            outcome.doc["receipt"] = outcome.receipt.text()
+        self.sales += 1
+        if outcome.ok:
+            self.approved += 1
+        else:
+            self.refused += 1
+        self.on_sale(outcome)
+        return outcome
+
+    # -- the service ----------------------------------------------------------------------
+    def _idle(self) -> None:
+        """The journal checks of idle time (``JournalWatch``), never during a sale."""
+        with self._work:
+            try:
+                self.watch.check()
+            except JournalError as exc:
+                self._out_of_service(str(exc))
+
+    def _out_of_service(self, reason: str) -> None:
+        self.fault = reason
+        self.stop_event.set()
+
+    def run(self) -> ServiceResult:
+        terminal = self.terminal
+        self.status = start_status(terminal, self, actions={"/sale": self.post_sale})
+        try:
+            terminal.start_background()
+            if self.on_start is not None:
+                self.on_start()
+            while not self.stop_event.wait(self.poll):
+                self._idle()
+        finally:
+            with self._guard:
+                self._closing = True  # new sales are refused from here on
+            with self._work:  # the sale in progress finishes (and is answered) first
+                pass
+            if self.status is not None:
+                self.status.stop()
+            waiting = terminal.close()
+        return ServiceResult(self.approved, self.refused, self.fault, waiting)
+
+    # -- status ---------------------------------------------------------------------------
+    def health(self) -> dict[str, object]:
+        """What /health answers: the device's journal and upload state, and the sales."""
+        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
+        doc.update(sales=self.sales, approved=self.approved, refused=self.refused)
+        return doc
+
+    def metrics(self) -> str:
+        h = self.health()
+        return prometheus(
+            self.terminal,
+            h,
+            {
+                "ykt_sales_total": h["sales"],
+                "ykt_sales_approved_total": h["approved"],
+                "ykt_sales_refused_total": h["refused"],
+            },
+        )

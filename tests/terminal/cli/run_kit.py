@@ -1,0 +1,120 @@
+"""A device run by ``ykt run`` in its own process and a real gateway process (``ykt gateway
+serve`` on SQLite) for it to upload to, shared by the validator and POS service tests."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from terminal.journal import Journal
+from tests.cli_kit import YKT, ykt
+from tests.servers import ROOT, ServerProcess
+
+
+class Device:
+    """``ykt run`` in its own process, watched through its /health."""
+
+    def __init__(self, config: Path, status_port: int):
+        self.config, self.status_port = config, status_port
+        self.out = open(config.parent / "run.log", "ab")  # noqa: SIM115 - closed in signal()
+        self.proc = subprocess.Popen(
+            [*YKT, "run", str(config)], stdout=self.out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}"
+
+    def health(self) -> dict[str, object] | None:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).json()
+        except httpx.HTTPError:
+            return None
+
+    def wait_until(self, what: str, timeout: float = 30.0, **want: int) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"ykt run exited {self.proc.returncode}"
+            h = self.health()
+            if h is not None and all(int(h.get(k, -1)) >= v for k, v in want.items()):  # type: ignore[call-overload]
+                return h
+            time.sleep(0.05)
+        raise AssertionError(f"{what}: /health never showed {want}: {self.health()}")
+
+    def wait_until_sent(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            h = self.health()
+            if h is not None and h.get("waiting_upload") == 0 and h.get("open_rows") == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"rows still waiting: {self.health()}")
+
+    def signal(self, signum: int) -> int:
+        os.kill(self.proc.pid, signum)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self.out.close()
+
+
+def gateway_section(port: int) -> str:
+    """A ``[gateway]`` section for a test device: quick uploads and retries, a token file
+    ``terminal.token`` next to the configuration (``register`` writes it)."""
+    return f"""\
+[gateway]
+url = "http://127.0.0.1:{port}"
+token_file = "terminal.token"
+upload_interval = 0.3
+backoff_base = 0.1
+backoff_cap = 0.5
+timeout = 2.0
+flush_timeout = 5.0
+"""
+
+
+def start_gateway(tmp: Path, port: int) -> ServerProcess:
+    """``ykt gateway serve`` on ``tmp/gateway.db``, in its own process."""
+    args = ["gateway", "serve", "--db", f"sqlite:///{tmp / 'gateway.db'}", "--demo-keys"]
+    return ServerProcess([*args, "--port", str(port)], port, tmp / "gateway.log").start()
+
+
+def gateway_rows(tmp: Path) -> list[tuple[str, int]]:
+    """(terminal id, terminal seq) of every transaction the gateway stored."""
+    with sqlite3.connect(tmp / "gateway.db") as db:
+        return db.execute(
+            "SELECT terminal_id, terminal_seq FROM txn ORDER BY terminal_seq"
+        ).fetchall()
+
+
+def journal_rows(path: Path) -> list[tuple[str, int]]:
+    """(terminal id, terminal seq) of every journal row, once none is open, waiting or
+    parked (asserted)."""
+    with Journal(path) as j:
+        assert j.open_rows() == [], "rows left open"
+        rows = j.export(limit=100_000, include_uploaded=True)
+        assert j.pending_upload() == 0 and j.parked() == []
+        return [(r.terminal_id, r.terminal_seq) for r in rows]
+
+
+def register(tmp: Path, terminal_id: str, role: str, operator: str) -> None:
+    """Register the terminal at the gateway; its token goes to ``tmp/terminal.token``."""
+    token = ykt(
+        "gateway",
+        "terminal",
+        "add",
+        terminal_id,
+        "--operator",
+        operator,
+        "--role",
+        role,
+        "--db",
+        f"sqlite:///{tmp / 'gateway.db'}",
+    ).stdout.strip()
+    (tmp / "terminal.token").write_text(token + "\n")
+    (tmp / "terminal.token").chmod(0o600)
