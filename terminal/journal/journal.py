@@ -52,13 +52,15 @@ def _kind_table(kind: RecordKind, table: str) -> tuple[str, ...]:
         if f.name not in ("state", "context")
     ]
     return (
-        f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, {', '.join(columns)},"
+        f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        f" {', '.join(columns)},"
         " state TEXT NOT NULL CHECK (state IN ('intent','settled','suspect','void')),"
         " context TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, resolved_at TEXT,"
         " upload_seq INTEGER UNIQUE, uploaded_at TEXT, parked_at TEXT, parked_reason TEXT,"
         f" UNIQUE ({', '.join(kind.identity)}))",
         f"CREATE INDEX IF NOT EXISTS {table}_open ON {table} (pan) WHERE state = 'intent'",
-        f"CREATE INDEX IF NOT EXISTS {table}_upload ON {table} (upload_seq) WHERE uploaded_at IS NULL",
+        f"CREATE INDEX IF NOT EXISTS {table}_upload ON {table} (upload_seq)"
+        " WHERE uploaded_at IS NULL",
     )
 
 
