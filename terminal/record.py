@@ -361,6 +361,8 @@ def _hex_text(name: str, *, even: bool = True) -> Callable[[Mapping[str, Any]], 
 
 
 def _pan_digits(r: Mapping[str, Any]) -> None:
+    if r["pan"] is None:
+        return
     if not (r["pan"].isdigit() and r["pan"].isascii() and 12 <= len(r["pan"]) <= 19):
         raise RecordError("pan must be 12 to 19 digits")
 
@@ -373,8 +375,8 @@ def _ec_never_overdraws(r: Mapping[str, Any]) -> None:
 
 
 def _settled_has_cryptogram(r: Mapping[str, Any]) -> None:
-    if r["state"] == "settled" and (r["cryptogram"] is None or r["atc"] is None):
-        raise RecordError("a settled EC record must carry the card's cryptogram and ATC")
+    if r["state"] == "settled" and None in (r["cryptogram"], r["atc"], r["pan"]):
+        raise RecordError("a settled EC record must carry the card's PAN, cryptogram and ATC")
 
 
 EC_PURCHASE = RecordKind(
@@ -390,8 +392,10 @@ EC_PURCHASE = RecordKind(
             hi=0xFFFFFFFF,
             identity=True,
         ),
-        Field("pan", str, "application PAN (5A), digits", max_len=19),
-        Field("pan_seq", int, "PAN sequence number (5F34)", hi=0xFF),
+        Field(
+            "pan", str, "application PAN (5A), digits: read after GPO", max_len=19, nullable=True
+        ),
+        Field("pan_seq", int, "PAN sequence number (5F34)", hi=0xFF, nullable=True),
         Field("aid", str, "the EMV application's AID, hex", max_len=32),
         Field("txn_type", int, "transaction type (9C)", hi=0xFF),
         Field("amount", int, "authorised amount (9F02), fen", lo=1, hi=MAX_AMOUNT),

@@ -198,6 +198,8 @@ class EcJournalRow:
 
 # the EC record's fields written after GPO: the card's proof and the row's resolution
 EC_PROOF_FIELDS = (
+    "pan",
+    "pan_seq",
     "cryptogram",
     "cid",
     "atc",

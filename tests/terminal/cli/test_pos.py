@@ -86,10 +86,13 @@ def test_electronic_cash_sale_on_a_resident_card(tmp_path: Path) -> None:
     r = ykt("pos", "--card", str(card), "--amount", "7", "--pay", "ec", "--journal", str(journal))
     assert r.returncode == 0, r.stderr
     assert "Electronic Cash" in r.stdout and "¥23.00" in r.stdout and "TC " in r.stdout
-    assert "not journaled yet" in r.stdout
+    assert "Electronic Cash sale 1 journaled" in r.stdout
     assert purses(card) == (2_300, 5_000)
     with Journal(journal) as j:
-        assert j.rows() == []  # the journal has no EC record yet
+        assert j.rows() == []  # no e-purse row: the sale is an EC row
+        (ec,) = j.ec_rows()
+        assert (ec.state, ec["amount"], ec["ec_balance_after"]) == ("settled", 700, 2_300)
+        assert ec["cryptogram"] is not None and j.pending_upload() == 1
     auto = ykt(
         "pos",
         *("--card", str(card), "--amount", "25", "--pay", "auto", "--json"),

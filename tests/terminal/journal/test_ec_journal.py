@@ -115,7 +115,7 @@ def test_a_settled_ec_record_without_cryptogram_is_refused_on_the_wire() -> None
         country=156, txn_time="2026-11-28T09:00:00", ec_balance_before=500,
         unpredictable_number="01020304", state="settled", context={},
     )  # fmt: skip
-    with pytest.raises(RecordError, match="must carry the card's cryptogram"):
+    with pytest.raises(RecordError, match="PAN, cryptogram and ATC"):
         EC_PURCHASE.from_wire(wire)
     with pytest.raises(RecordError, match="pan must be 12 to 19 digits"):
         EC_PURCHASE.from_wire({**wire, "pan": "62350000X"})
