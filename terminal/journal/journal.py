@@ -153,6 +153,13 @@ class JournalRow:
     uploaded_at: str | None
     parked_reason: str | None = None
 
+    kind = PURCHASE
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity (the PSAM's)."""
+        return self.terminal_seq
+
     @property
     def balance_after(self) -> int:
         return self.balance_before - self.amount
@@ -186,6 +193,11 @@ class EcJournalRow:
     @property
     def terminal_id(self) -> str:
         return str(self.values["terminal_id"])
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity (the terminal's EC sequence)."""
+        return int(self.values["ec_seq"])
 
     @property
     def txn_time(self) -> datetime:
