@@ -28,6 +28,7 @@ from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.model import CardInfo, PendingPurchase, PurchaseResult
 from terminal.epurse.recovery import ProveCounter, Resolution
 from terminal.journal.journal import SUSPECT, VOID, EcJournalRow, Journal, JournalRow
+from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.roles.journaling import record_intent, settle_open_rows
 from terminal.roles.session import TerminalSession
 
@@ -188,7 +189,15 @@ class DebitPath:
         GPO), the card step (GPO, where the card debits), then the row resolved by
         ``proof(result)`` -> (state, resolution, proof fields). A card refusal voids the
         row and is raised; a torn exchange leaves it suspect and raises EcPaymentUncertain
-        (an EC card has no proof to fetch on a later tap)."""
+        (an EC card has no proof to fetch on a later tap). An intent this terminal left open
+        (stopped between the intent and its resolution) is made suspect first, so it is
+        uploaded and checked rather than forgotten."""
+        tid = str(EC_RECORD["terminal_id"].to_wire(intent["terminal_id"]))
+        for stale in self.journal.open_ec_rows():
+            if stale.terminal_id == tid:
+                self.journal.resolve_ec(
+                    stale.id, SUSPECT, "left open by a terminal stopped during the sale"
+                )
         row_id = self.journal.record_ec_intent(intent)
         try:
             result = self.session.run(complete())

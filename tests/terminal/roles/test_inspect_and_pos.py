@@ -182,3 +182,29 @@ def test_emv_only_card_cannot_use_the_ep(pos_for) -> None:  # type: ignore[no-un
 def test_rule_parsing_rejects_unknown_sources() -> None:
     with pytest.raises(ValueError):
         PaymentRule.parse("cash")
+
+
+def test_an_ec_intent_left_open_by_a_stopped_terminal_is_made_suspect(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
+    card = resident_card(1, ec_balance=5_000, ep_balance=5_000)
+    pos = pos_for(card)
+    tid = pos.session.sam.terminal_id
+    stale = journal.record_ec_intent(
+        {
+            "terminal_id": tid,
+            "ec_seq": journal.next_ec_seq(tid),
+            "aid": "A000000333010101",
+            "txn_type": 0,
+            "amount": 300,
+            "amount_other": 0,
+            "currency": 156,
+            "country": 156,
+            "txn_time": pos.session.now(),
+            "ec_balance_before": 5_000,
+            "unpredictable_number": bytes(4),
+        }
+    )
+    sale = pos.charge(1_200)
+    assert sale.ec_row is not None and sale.ec_row["ec_seq"] == 2
+    old = journal.ec_rows()[0]
+    assert old.id == stale and old.state == SUSPECT and "stopped" in (old["resolution"] or "")
+    assert journal.open_ec_rows() == [] and journal.pending_upload() == 2
