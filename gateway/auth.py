@@ -19,10 +19,12 @@ TERMINAL_ID = re.compile(r"^[0-9A-F]{12}\Z")
 OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}\Z")
 ROLES = ("pos", "validator", "kiosk", "issuance", "admin")
 PURCHASE = "purchase"
-# What each role may upload to /v1/batches: only debiting terminals report purchases. A
-# kiosk or desk moves money through the online load endpoints, which the HSM checks.
+EC_PURCHASE = "ec_purchase"
+# What each role may upload to /v1/batches: only debiting terminals report purchases, and
+# only a merchant POS takes Electronic Cash. A kiosk or desk moves money through the online
+# load endpoints, which the HSM checks.
 UPLOAD_KINDS: dict[str, frozenset[str]] = {
-    "pos": frozenset({PURCHASE}),
+    "pos": frozenset({PURCHASE, EC_PURCHASE}),
     "validator": frozenset({PURCHASE}),
 }
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from gateway.auth import PURCHASE, Terminal, require_upload
+from gateway.auth import PURCHASE, UPLOAD_KINDS, Terminal, require_upload
 from gateway.edges import storable_text
 from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
-from terminal.record import CARD_YEARS, RecordError, json_column
+from terminal.record import CARD_YEARS, EC_PURCHASE, RecordError, json_column
 from terminal.record import PURCHASE as RECORD
 
 MAX_BATCH_RECORDS = 1000
@@ -42,6 +42,9 @@ CONFLICT = "conflict"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _BATCH_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,64}\Z")
 BATCH_KEYS = frozenset({"batch_id", "terminal_id", "records"})
+# a batch of another kind than purchases names it; one kind per batch
+KINDED_BATCH_KEYS = BATCH_KEYS | {"kind"}
+BATCH_KINDS = {k.name: k for k in (RECORD, EC_PURCHASE)}
 RECORD_KEYS = RECORD.names
 _RECORD_KEYSET = frozenset(RECORD_KEYS)
 
@@ -76,7 +79,8 @@ _YEAR_LO, _YEAR_HI = CARD_YEARS
 class Batch:
     batch_id: str
     terminal_id: str
-    rows: list[tuple[Any, ...]]  # ROW_COLUMNS, validated and normalised
+    rows: list[tuple[Any, ...]]  # ROW_COLUMNS (or EC_ROW_COLUMNS), validated and normalised
+    kind: str = PURCHASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,13 @@ class BatchResult:
     batch_id: str
     terminal_id: str
     replay: bool
-    acks: list[tuple[int, str]]  # (terminal_seq, STORED | DUPLICATE | CONFLICT) in batch order
+    acks: list[tuple[int, str]]  # (identity seq, STORED | DUPLICATE | CONFLICT) in batch order
+    kind: str = PURCHASE
+
+    @property
+    def seq_name(self) -> str:
+        """The record's sequence field each ack names (terminal_seq, ec_seq)."""
+        return BATCH_KINDS[self.kind].identity[-1]
 
     def counts(self) -> dict[str, int]:
         out = {STORED: 0, DUPLICATE: 0, CONFLICT: 0}
@@ -211,6 +221,27 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
     return tuple(row)
 
 
+# an EC sale's stored row after terminal_id: its fields in order, then its content hash
+EC_ROW_COLUMNS = (*EC_PURCHASE.names[1:], "content_hash")
+
+
+def _ec_record(rec: Any, terminal_id: str) -> tuple[Any, ...]:
+    """One EC sale record checked against ``EC_PURCHASE``, as EC_ROW_COLUMNS."""
+    try:
+        columns = EC_PURCHASE.from_wire(rec)
+    except RecordError as exc:
+        raise _Bad(str(exc)) from None
+    if columns[0] != terminal_id:
+        raise Forbidden(
+            "wrong_terminal", f"record claims terminal {columns[0]}, batch is from {terminal_id}"
+        )
+    for name, value in zip(EC_PURCHASE.names, columns, strict=True):
+        if type(value) is str and not value.isascii():
+            _storable(value, name)
+    digest = hashlib.sha256("|".join(map(str, columns[1:])).encode("utf-8")).hexdigest()
+    return (*columns[1:], digest)
+
+
 def parse_batch(
     body: bytes,
     terminal: Terminal,
@@ -222,18 +253,25 @@ def parse_batch(
     bad record.
 
     ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``)."""
-    require_upload(terminal, PURCHASE)
+    if not UPLOAD_KINDS.get(terminal.role):  # a role that uploads nothing: refused unread
+        require_upload(terminal, PURCHASE)
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge("too_large", f"batch body over {MAX_BODY_BYTES} bytes")
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed("malformed_json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.keys() != BATCH_KEYS:
+    if not isinstance(doc, dict) or doc.keys() not in (BATCH_KEYS, KINDED_BATCH_KEYS):
         raise Malformed(
-            "bad_layout", "body must be an object with exactly batch_id, terminal_id, records"
+            "bad_layout",
+            "body must be an object with exactly batch_id, terminal_id, records (and kind)",
         )
     batch_id, terminal_id, records = doc["batch_id"], doc["terminal_id"], doc["records"]
+    kind = doc.get("kind", PURCHASE)
+    if kind not in BATCH_KINDS:
+        raise Malformed("bad_layout", f"kind must be one of {', '.join(sorted(BATCH_KINDS))}")
+    require_upload(terminal, kind)
+    seq_name = BATCH_KINDS[kind].identity[-1]
     if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
         raise Malformed("bad_layout", "batch_id must be 1-64 characters of [0-9A-Za-z_.:-]")
     if not isinstance(terminal_id, str) or terminal_id.upper() != terminal.terminal_id:
@@ -252,22 +290,27 @@ def parse_batch(
     seen: set[int] = set()
     for i, rec in enumerate(records):
         try:
-            row = _record(rec, terminal.terminal_id, max_balance)
+            if kind == PURCHASE:
+                row = _record(rec, terminal.terminal_id, max_balance)
+            else:
+                row = _ec_record(rec, terminal.terminal_id)
         except _Bad as exc:
-            seq = rec.get("terminal_seq") if isinstance(rec, dict) else None
-            raise Invalid("invalid_record", f"record {i} (terminal_seq {seq}): {exc}") from None
+            seq = rec.get(seq_name) if isinstance(rec, dict) else None
+            raise Invalid("invalid_record", f"record {i} ({seq_name} {seq}): {exc}") from None
         if row[0] in seen:
             raise Invalid(
-                "invalid_record", f"record {i}: terminal_seq {row[0]} appears twice in the batch"
+                "invalid_record", f"record {i}: {seq_name} {row[0]} appears twice in the batch"
             )
         seen.add(row[0])
         rows.append(row)
-    return Batch(batch_id, terminal.terminal_id, rows)
+    return Batch(batch_id, terminal.terminal_id, rows, kind)
 
 
 def batch_digest(batch: Batch) -> str:
-    """What a batch id is bound to: its records' content, whatever the JSON spacing."""
+    """What a batch id is bound to: its kind and records' content, whatever the JSON spacing."""
     h = hashlib.sha256(batch.terminal_id.encode())
+    if batch.kind != PURCHASE:
+        h.update(batch.kind.encode())
     for row in batch.rows:
         h.update(row[-1].encode())
     return h.hexdigest()
@@ -342,6 +385,51 @@ def _held_hashes(cur: Cursor, dialect: str, terminal_id: str, seqs: list[int]) -
     return out
 
 
+_EC_INSERT = (
+    "INSERT INTO ec_txn (terminal_id, operator_id, batch_id, received_at, "
+    + ", ".join(EC_ROW_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * (4 + len(EC_ROW_COLUMNS)))
+    + ") ON CONFLICT (terminal_id, ec_seq) DO NOTHING RETURNING id"
+)
+
+
+def _store_ec(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[tuple[int, str]]:
+    """Store EC sale rows, each new one with its clearing record in the outbox (the
+    forwarder posts an outbox payload as is); conflicts go to ``txn_conflicts``."""
+    acks: list[tuple[int, str]] = []
+    for row in batch.rows:
+        cur.execute(_EC_INSERT, (batch.terminal_id, operator_id, batch.batch_id, now, *row))
+        new = cur.fetchone()
+        if new is not None:
+            values = dict(zip(EC_ROW_COLUMNS, row, strict=True), terminal_id=batch.terminal_id)
+            record = EC_PURCHASE.clearing_record(values, operator_id)
+            cur.execute(
+                "INSERT INTO outbox (kind, ref_id, payload, created_at, available_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (EC_PURCHASE.name, new[0], json.dumps(record, sort_keys=True), now, now),
+            )
+            acks.append((row[0], STORED))
+            continue
+        cur.execute(
+            "SELECT content_hash FROM ec_txn WHERE terminal_id = ? AND ec_seq = ?",
+            (batch.terminal_id, row[0]),
+        )
+        if cur.fetchone()[0] == row[-1]:
+            acks.append((row[0], DUPLICATE))
+            continue
+        acks.append((row[0], CONFLICT))
+        record = dict(zip(EC_ROW_COLUMNS, row, strict=True), kind=EC_PURCHASE.name)
+        cur.execute(
+            "INSERT INTO txn_conflicts (terminal_id, terminal_seq, content_hash, record,"
+            " batch_id, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (terminal_id, terminal_seq, content_hash) DO NOTHING",
+            (batch.terminal_id, row[0], row[-1], json.dumps(record, sort_keys=True),
+             batch.batch_id, now),
+        )  # fmt: skip
+    return acks
+
+
 def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
     """Store a validated batch in one transaction and say what happened to each record."""
     now = now_ms()
@@ -357,6 +445,19 @@ def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
                 "batch_replayed",
                 f"batch {batch.batch_id} was already received with different content; "
                 "a batch id is used for one body only",
+            )
+        if batch.kind != PURCHASE:
+            acks = _store_ec(cur, batch, terminal.operator_id, now)
+            if held is None:
+                stored = sum(status == STORED for _, status in acks)
+                cur.execute(
+                    "INSERT INTO batches (terminal_id, batch_id, body_hash, records, stored,"
+                    " received_at) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (terminal_id, batch_id) DO NOTHING",
+                    (batch.terminal_id, batch.batch_id, body_hash, len(batch.rows), stored, now),
+                )
+            return BatchResult(
+                batch.batch_id, batch.terminal_id, held is not None, acks, batch.kind
             )
         new = _insert_new(cur, db.dialect, batch, terminal.operator_id, now)
         acks: list[tuple[int, str]] = []

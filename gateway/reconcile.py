@@ -1,6 +1,6 @@
 """Reconciliation: what this gateway had accepted by clearing, against clearing's own books.
 
-Per terminal and kind (purchase, load) the counts and amounts must match; any difference
+Per terminal and kind (purchase, EC sale, load) the counts and amounts must match; any difference
 is listed. A record clearing rejected (a forged TAC, say) is a mismatch too, listed with
 its terminal, sequence (or load reference) and clearing's reason: the books agreeing on
 what was accepted does not make a refused record fine. Optionally for one business day
@@ -28,6 +28,12 @@ _SENT = {
         " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY l.terminal_id",
         "substr(l.host_time, 1, 10) = ?",
     ),
+    "ec_purchase": (
+        "SELECT e.terminal_id, COUNT(*), COALESCE(SUM(e.amount), 0) FROM outbox o"
+        " JOIN ec_txn e ON o.kind = 'ec_purchase' AND o.ref_id = e.id"
+        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY e.terminal_id",
+        "substr(e.txn_time, 1, 10) = ?",
+    ),
 }
 
 
@@ -39,6 +45,10 @@ _REJECTED = (
     " SELECT 'load', l.terminal_id, NULL, l.reference, l.amount, o.reason FROM outbox o"
     " JOIN loads l ON o.kind = 'load' AND o.ref_id = l.id"
     " WHERE o.outcome = 'rejected' {load_day}"
+    " UNION ALL"
+    " SELECT 'ec_purchase', e.terminal_id, e.ec_seq, NULL, e.amount, o.reason FROM outbox o"
+    " JOIN ec_txn e ON o.kind = 'ec_purchase' AND o.ref_id = e.id"
+    " WHERE o.outcome = 'rejected' {ec_day}"
     " ORDER BY 1, 2, 3, 4"
 )
 
@@ -48,15 +58,18 @@ def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
     sql = _REJECTED.format(
         txn_day=f"AND {_SENT['purchase'][1]}" if day else "",
         load_day=f"AND {_SENT['load'][1]}" if day else "",
+        ec_day=f"AND {_SENT['ec_purchase'][1]}" if day else "",
     )
     with db.tx() as cur:
-        cur.execute(sql, (day, day) if day else ())
+        cur.execute(sql, (day, day, day) if day else ())
         rows = cur.fetchall()
     out = []
     for kind, terminal_id, seq, reference, amount, reason in rows:
         item: dict[str, Any] = {"kind": kind, "terminal_id": terminal_id}
         if kind == "purchase":
             item["terminal_seq"] = int(seq)
+        elif kind == "ec_purchase":
+            item["ec_seq"] = int(seq)
         else:
             item["reference"] = reference
         item.update(amount=int(amount), reason=reason or "")

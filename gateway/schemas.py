@@ -50,11 +50,16 @@ class UploadBatch(BaseModel):
 
     batch_id: Text = Field(description="the uploader's id for this body; re-sent as is on retry")
     terminal_id: Text = Field(description="must be the authenticated terminal")
+    kind: Text = Field(
+        default="purchase",
+        description="purchase, or ec_purchase (POS only): the records' kind, one per batch",
+    )
     records: list[UploadRecord]
 
 
 class Ack(BaseModel):
-    terminal_seq: int
+    terminal_seq: int | None = Field(default=None, description="a purchase's sequence")
+    ec_seq: int | None = Field(default=None, description="an EC sale's sequence")
     status: str = Field(description="stored, duplicate, or conflict (kept aside, not stored)")
 
 

@@ -27,6 +27,24 @@ ARC_APPROVED = b"00"
 ARC_DECLINED = b"05"
 
 
+def ac_valid(
+    imk_ac: bytes,
+    pan: str,
+    psn: str,
+    ac_input: bytes,
+    aip: bytes,
+    atc: bytes,
+    iad: bytes,
+    cryptogram: bytes,
+) -> bool:
+    """The software card's application cryptogram (ARQC or TC) recomputed with the issuer's
+    AC master key: the card's key for its PAN and PSN, the PBOC session key for the ATC,
+    over the AC input, AIP, ATC and the CVR in the IAD."""
+    key = pboc_session_key(icc_master_key(imk_ac, pan, psn), int.from_bytes(atc, "big"))
+    data = ac_input[:AC_INPUT_LENGTH] + aip + atc + iad[3:7]
+    return secrets.compare_digest(application_cryptogram(key, data), cryptogram)
+
+
 class SoftEmvIssuer:
     """An ``EcLoadHost`` for the software cards."""
 
@@ -40,10 +58,16 @@ class SoftEmvIssuer:
         return pboc_session_key(udk, int.from_bytes(request.atc, "big"))
 
     def arqc_valid(self, request: EcLoadRequest) -> bool:
-        key = self._session_key(self.issuer.imk_ac, request)
-        cvr = request.iad[3:7]
-        data = request.cdol1_data[:AC_INPUT_LENGTH] + request.aip + request.atc + cvr
-        return secrets.compare_digest(application_cryptogram(key, data), request.arqc)
+        return ac_valid(
+            self.issuer.imk_ac,
+            request.pan,
+            request.psn,
+            request.cdol1_data,
+            request.aip,
+            request.atc,
+            request.iad,
+            request.arqc,
+        )
 
     def authorize_ec_load(self, request: EcLoadRequest) -> EcLoadAuthorization:
         ac_key = self._session_key(self.issuer.imk_ac, request)

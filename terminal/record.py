@@ -15,8 +15,9 @@ Three forms of each value:
     ``dict`` as compact JSON text with sorted keys.
 
 A record kind is a declaration: ``PURCHASE`` is the e-purse purchase a POS or validator
-settles with the card's TAC. Other kinds (Electronic Cash sales, ride QR codes) are added
-by declaring their fields and identity the same way.
+settles with the card's TAC; ``EC_PURCHASE`` is an Electronic Cash sale a POS settles with
+the card's application cryptogram. Other kinds (ride QR codes) are added by declaring
+their fields and identity the same way.
 """
 
 from __future__ import annotations
@@ -343,4 +344,129 @@ PURCHASE = RecordKind(
     rules=(_never_overdraws, _settled_has_tac),
 )
 
-KINDS = {k.name: k for k in (PURCHASE,)}
+
+# -- the Electronic Cash sale ---------------------------------------------------------------
+MAX_HEX_TEXT = 512  # a DOL's data or an IAD as hex text: far above what any card sends
+
+
+def _hex_text(name: str, *, even: bool = True) -> Callable[[Mapping[str, Any]], None]:
+    """A rule: ``name`` (a text field) is hex digits, an even number of them."""
+
+    def rule(r: Mapping[str, Any]) -> None:
+        v = r[name]
+        if v is not None and (not _HEX_DIGITS.issuperset(v) or (even and len(v) % 2)):
+            raise RecordError(f"{name} must be hex digits, whole bytes")
+
+    return rule
+
+
+def _pan_digits(r: Mapping[str, Any]) -> None:
+    if r["pan"] is None:
+        return
+    if not (r["pan"].isdigit() and r["pan"].isascii() and 12 <= len(r["pan"]) <= 19):
+        raise RecordError("pan must be 12 to 19 digits")
+
+
+def _ec_never_overdraws(r: Mapping[str, Any]) -> None:
+    if r["amount"] > r["ec_balance_before"]:
+        raise RecordError(
+            f"amount {r['amount']} is more than the EC balance before {r['ec_balance_before']}"
+        )
+
+
+def _settled_has_cryptogram(r: Mapping[str, Any]) -> None:
+    if r["state"] == "settled" and None in (r["cryptogram"], r["atc"], r["pan"]):
+        raise RecordError("a settled EC record must carry the card's PAN, cryptogram and ATC")
+
+
+EC_PURCHASE = RecordKind(
+    name="ec_purchase",
+    key_prefix="E",
+    fields=(
+        Field("terminal_id", bytes, "the terminal's id (its PSAM's)", length=6, identity=True),
+        Field(
+            "ec_seq",
+            int,
+            "the terminal's EC transaction sequence counter (9F41), its own number space",
+            lo=1,
+            hi=0xFFFFFFFF,
+            identity=True,
+        ),
+        Field(
+            "pan", str, "application PAN (5A), digits: read after GPO", max_len=19, nullable=True
+        ),
+        Field("pan_seq", int, "PAN sequence number (5F34)", hi=0xFF, nullable=True),
+        Field("aid", str, "the EMV application's AID, hex", max_len=32),
+        Field("txn_type", int, "transaction type (9C)", hi=0xFF),
+        Field("amount", int, "authorised amount (9F02), fen", lo=1, hi=MAX_AMOUNT),
+        Field("amount_other", int, "amount other (9F03), fen", hi=MAX_AMOUNT),
+        Field("currency", int, "transaction currency code (5F2A)", hi=999),
+        Field("country", int, "terminal country code (9F1A)", hi=999),
+        Field("txn_time", datetime, "terminal local time (9A, 9F21), ISO 8601 without zone"),
+        Field("ec_balance_before", int, "EC balance read before GPO (9F79), fen", hi=MAX_AMOUNT),
+        Field(
+            "unpredictable_number", bytes, "the terminal's unpredictable number (9F37)", length=4
+        ),
+        Field("state", str, "settled or suspect", choices=UPLOADED_STATES),
+        Field(
+            "cryptogram", bytes, "the card's application cryptogram (9F26)", length=8, nullable=True
+        ),
+        Field("cid", int, "cryptogram information data (9F27)", hi=0xFF, nullable=True),
+        Field(
+            "atc",
+            int,
+            "the card's application transaction counter (9F36)",
+            hi=0xFFFF,
+            nullable=True,
+        ),
+        Field("iad", str, "issuer application data (9F10), hex", max_len=64, nullable=True),
+        Field("aip", bytes, "application interchange profile (82)", length=2, nullable=True),
+        Field("tvr", bytes, "terminal verification results (95)", length=5, nullable=True),
+        Field(
+            "dol_data",
+            str,
+            "the PDOL data sent with GPO, hex: what the AC covers",
+            max_len=MAX_HEX_TEXT,
+            nullable=True,
+        ),
+        Field(
+            "ec_balance_after", int, "EC balance after (9F5D), fen", hi=MAX_AMOUNT, nullable=True
+        ),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
+        Field("context", dict, "the role's own notes (merchant, lane)", max_len=MAX_CONTEXT_BYTES),
+    ),
+    cleared=(
+        "terminal_id",
+        "ec_seq",
+        "pan",
+        "pan_seq",
+        "aid",
+        "txn_type",
+        "amount",
+        "amount_other",
+        "currency",
+        "country",
+        "txn_time",
+        "ec_balance_before",
+        "unpredictable_number",
+        "state",
+        "cryptogram",
+        "cid",
+        "atc",
+        "iad",
+        "aip",
+        "tvr",
+        "dol_data",
+        "ec_balance_after",
+    ),
+    rules=(
+        _pan_digits,
+        _hex_text("aid"),
+        _hex_text("iad"),
+        _hex_text("dol_data"),
+        _ec_never_overdraws,
+        _settled_has_cryptogram,
+    ),
+)
+
+KINDS = {k.name: k for k in (PURCHASE, EC_PURCHASE)}

@@ -21,6 +21,7 @@ from gateway.storage import Database, open_storage
 from simulators.clearing.app import create_app as create_clearing_app
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
+from simulators.emv_profiles import default_issuer
 from simulators.profiles import DEMO_ISSUERS, demo_keyset
 from tests.servers import PostgresCluster, UvicornThread
 
@@ -71,7 +72,9 @@ class ClearingServer:
 
 @pytest.fixture
 def clearing(tmp_path: Path) -> Iterator[ClearingServer]:
-    ledger = Ledger(str(tmp_path / "clearing.db"), TacVerifier(demo_keysets()))
+    ledger = Ledger(
+        str(tmp_path / "clearing.db"), TacVerifier(demo_keysets(), ec_issuers=(default_issuer(),))
+    )
     server = UvicornThread(create_clearing_app(ledger)).start()
     yield ClearingServer(ledger, server)
     server.stop()

@@ -59,6 +59,6 @@ async def upload(
             "terminal_id": result.terminal_id,
             "replay": result.replay,
             "counts": counts,
-            "acks": [{"terminal_seq": s, "status": st} for s, st in result.acks],
+            "acks": [{result.seq_name: s, "status": st} for s, st in result.acks],
         }
     )

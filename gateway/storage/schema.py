@@ -8,10 +8,29 @@ times ISO text as the terminal sent them, money BIGINT fen.
 from __future__ import annotations
 
 from gateway.storage.db import POSTGRES, Cursor
+from terminal.record import EC_PURCHASE
 
 # The txn table holds the transaction record's fields (terminal/record.py) and these of the
 # gateway's own; tests/terminal/test_record.py checks the table against both.
 TXN_GATEWAY_COLUMNS = ("id", "operator_id", "content_hash", "batch_id", "received_at")
+
+
+def _ec_table() -> str:
+    """The ec_txn table: the EC sale record's fields (terminal/record.py ``EC_PURCHASE``) and
+    the gateway's own (``TXN_GATEWAY_COLUMNS``), unique by the record's identity."""
+    columns = ",\n    ".join(
+        f"{f.name} {'{big}' if f.type in (int, bool) else 'TEXT'}"
+        + ("" if f.nullable else " NOT NULL")
+        for f in EC_PURCHASE.fields
+    )
+    return (
+        "CREATE TABLE ec_txn (\n    id {id},\n    operator_id TEXT NOT NULL,\n    "
+        + columns
+        + ",\n    content_hash TEXT NOT NULL,\n    batch_id TEXT NOT NULL,"
+        "\n    received_at {big} NOT NULL,\n"
+        f"    UNIQUE ({', '.join(EC_PURCHASE.identity)})\n);\n"
+    )
+
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -237,6 +256,7 @@ CREATE TABLE load_void_challenges (
 );
 """,
     ),
+    (4, "Electronic Cash sales uploaded by POS terminals", _ec_table()),
 ]
 
 _TYPES = {

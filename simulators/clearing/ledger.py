@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from simulators.clearing.verify import LOAD, PURCHASE, Rejected, TacVerifier
+from simulators.clearing.verify import (
+    EC_PURCHASE,
+    LOAD,
+    PURCHASE,
+    Rejected,
+    TacVerifier,
+    ec_issuer_id,
+)
+from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
 from terminal.record import RecordError
 from terminal.sqlite import connect, transaction
@@ -65,6 +73,8 @@ def record_key(rec: Mapping[str, Any]) -> str:
     """The identity clearing de-duplicates on (the gateway sends it; checked here)."""
     if rec["kind"] == PURCHASE:
         return PURCHASE_RECORD.key(rec)
+    if rec["kind"] == EC_PURCHASE:
+        return EC_RECORD.key(rec)
     return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
 
 
@@ -84,11 +94,11 @@ class Ledger:
             self._db.close()
 
     def _validate(self, rec: Any) -> dict[str, Any]:
-        if not isinstance(rec, dict) or rec.get("kind") not in (PURCHASE, LOAD):
-            raise Rejected("record must be an object with kind 'purchase' or 'load'")
-        if rec["kind"] == PURCHASE:
+        if not isinstance(rec, dict) or rec.get("kind") not in (PURCHASE, EC_PURCHASE, LOAD):
+            raise Rejected("record must be an object with kind 'purchase', 'ec_purchase' or 'load'")
+        if rec["kind"] in (PURCHASE, EC_PURCHASE):
             try:
-                PURCHASE_RECORD.read_cleared(rec)
+                (PURCHASE_RECORD if rec["kind"] == PURCHASE else EC_RECORD).read_cleared(rec)
             except RecordError as exc:
                 raise Rejected(str(exc)) from None
         else:
@@ -131,7 +141,11 @@ class Ledger:
                 (str(key), gateway_id, reason, json.dumps(raw, sort_keys=True, default=str), now),
             )
             return {"key": key, "status": REJECTED, "reason": reason}
-        when = rec["txn_time"] if rec["kind"] == PURCHASE else rec["host_time"]
+        when = rec["host_time"] if rec["kind"] == LOAD else rec["txn_time"]
+        if rec["kind"] == EC_PURCHASE:  # settled with the EMV issuer, the card by its PAN
+            issuer_id, card = ec_issuer_id(rec["pan"]), rec["pan"]
+        else:
+            issuer_id, card = rec["issuer_id"], rec["card_serial"]
         self._db.execute(
             "INSERT INTO cleared (key, kind, gateway_id, terminal_id, operator_id, issuer_id,"
             " card_serial, amount, business_day, body, received_at)"
@@ -142,8 +156,8 @@ class Ledger:
                 gateway_id,
                 rec["terminal_id"],
                 rec["operator_id"],
-                rec["issuer_id"],
-                rec["card_serial"],
+                issuer_id,
+                card,
                 rec["amount"],
                 datetime.fromisoformat(when).date().isoformat(),
                 _canonical(rec),
@@ -166,7 +180,9 @@ class Ledger:
                 f"SELECT {cols},"
                 " SUM(kind = 'purchase'), COALESCE(SUM(CASE WHEN kind = 'purchase'"
                 " THEN amount END), 0), SUM(kind = 'load'),"
-                " COALESCE(SUM(CASE WHEN kind = 'load' THEN amount END), 0)"
+                " COALESCE(SUM(CASE WHEN kind = 'load' THEN amount END), 0),"
+                " SUM(kind = 'ec_purchase'),"
+                " COALESCE(SUM(CASE WHEN kind = 'ec_purchase' THEN amount END), 0)"
                 f" FROM cleared {where} GROUP BY {cols} ORDER BY {cols}",
                 params,
             )
@@ -174,8 +190,10 @@ class Ledger:
             out = []
             for r in rows:
                 item = dict(zip(names, r[: len(names)], strict=True))
-                p_n, p_amt, l_n, l_amt = r[len(names) :]
+                p_n, p_amt, l_n, l_amt, ec_n, ec_amt = r[len(names) :]
                 item.update(purchases=p_n, purchase_amount=p_amt, loads=l_n, load_amount=l_amt)
+                if ec_n:  # EC sales settle with their EMV issuer, apart from the e-purse
+                    item.update(ec_sales=ec_n, ec_amount=ec_amt)
                 out.append(item)
             return out
 
@@ -184,8 +202,12 @@ class Ledger:
         for item in by_issuer:
             item["issuer_net"] = item["load_amount"] - item["purchase_amount"]
         by_operator = grouped("operator_id")
+        for item in by_issuer:
+            item["issuer_net"] -= item.get("ec_amount", 0)
         for item in by_operator:
-            item["operator_net"] = item["purchase_amount"] - item["load_amount"]
+            item["operator_net"] = (
+                item["purchase_amount"] - item["load_amount"] + item.get("ec_amount", 0)
+            )
         rejected = self._query("SELECT COUNT(*) FROM rejections")[0][0]
         totals = {
             "purchases": sum(i["purchases"] for i in by_issuer),
@@ -193,6 +215,12 @@ class Ledger:
             "loads": sum(i["loads"] for i in by_issuer),
             "load_amount": sum(i["load_amount"] for i in by_issuer),
         }
+        ec_sales = sum(i.get("ec_sales", 0) for i in by_issuer)
+        if ec_sales:  # EC sales settle with their EMV issuers, apart from the e-purse
+            totals.update(
+                ec_sales=ec_sales,
+                ec_amount=sum(i["ec_amount"] for i in by_issuer if "ec_amount" in i),
+            )
         return {
             "day": day,
             "by_issuer": by_issuer,

@@ -32,8 +32,8 @@ again with the same card.
 
 --pay ep (default) pays from the T-Union purse; ec from Electronic Cash; auto tries EC,
 then EP; a rule such as 'ep<=500,ec' (caps in fen) sets the order and caps. EC sales are
-not journaled yet (the journal has no EC record): they are not uploaded or cleared, and
-their receipt says so.
+journaled with the card's cryptogram (TC) and uploaded like the others; a card pulled
+away during an EC payment is recorded as suspect for checking, not charged again.
 
 With --gateway URL the journal is uploaded in the background during the day and once
 more before exit; the token is read from --token-file PATH or $YKT_POS_TOKEN. An

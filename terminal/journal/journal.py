@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
-from terminal.record import PURCHASE
+from terminal.record import EC_PURCHASE, PURCHASE, RecordKind
 from terminal.sqlite import NotDurable, connect, transaction
 
 INTENT = "intent"
@@ -39,7 +39,30 @@ VOID = "void"
 STATES = (INTENT, SETTLED, SUSPECT, VOID)
 UPLOADABLE = (SETTLED, SUSPECT)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def _kind_table(kind: RecordKind, table: str) -> tuple[str, ...]:
+    """A table holding one record kind's rows: the kind's fields as columns (a flag or a
+    number as INTEGER, the rest as TEXT), the journal's bookkeeping, its identity unique."""
+    columns = [
+        f"{f.name} {'INTEGER' if f.type in (int, bool) else 'TEXT'}"
+        + ("" if f.nullable or f.name == "state" else " NOT NULL")
+        for f in kind.fields
+        if f.name not in ("state", "context")
+    ]
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        f" {', '.join(columns)},"
+        " state TEXT NOT NULL CHECK (state IN ('intent','settled','suspect','void')),"
+        " context TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, resolved_at TEXT,"
+        " upload_seq INTEGER UNIQUE, uploaded_at TEXT, parked_at TEXT, parked_reason TEXT,"
+        f" UNIQUE ({', '.join(kind.identity)}))",
+        f"CREATE INDEX IF NOT EXISTS {table}_open ON {table} (pan) WHERE state = 'intent'",
+        f"CREATE INDEX IF NOT EXISTS {table}_upload ON {table} (upload_seq)"
+        " WHERE uploaded_at IS NULL",
+    )
+
 
 # schema version -> the statements that bring the previous version up to it
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -48,7 +71,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE txn ADD COLUMN parked_at TEXT",
         "ALTER TABLE txn ADD COLUMN parked_reason TEXT",
     ),
+    # Electronic Cash sales: their own record (``EC_PURCHASE``) and sequence, one upload order
+    3: _kind_table(EC_PURCHASE, "ec_txn"),
 }
+
+# the tables holding uploadable rows; upload_seq is one order across all of them
+ROW_TABLES = ("txn", "ec_txn")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,6 +153,13 @@ class JournalRow:
     uploaded_at: str | None
     parked_reason: str | None = None
 
+    kind = PURCHASE
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity (the PSAM's)."""
+        return self.terminal_seq
+
     @property
     def balance_after(self) -> int:
         return self.balance_before - self.amount
@@ -133,6 +168,59 @@ class JournalRow:
         """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
         return PURCHASE.to_wire({name: getattr(self, name) for name in PURCHASE.names})
 
+
+@dataclass(frozen=True, slots=True)
+class EcJournalRow:
+    """One Electronic Cash sale in the journal: the record's fields
+    (``terminal.record.EC_PURCHASE``, byte fields as hex text, read with ``row["atc"]``)
+    and the journal's own."""
+
+    id: int
+    values: dict[str, Any]
+    upload_seq: int | None
+    uploaded_at: str | None
+    parked_reason: str | None = None
+
+    kind = EC_PURCHASE
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def state(self) -> str:
+        return str(self.values["state"])
+
+    @property
+    def terminal_id(self) -> str:
+        return str(self.values["terminal_id"])
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity (the terminal's EC sequence)."""
+        return int(self.values["ec_seq"])
+
+    @property
+    def txn_time(self) -> datetime:
+        return self.values["txn_time"]  # type: ignore[no-any-return]
+
+    def upload_record(self) -> dict[str, Any]:
+        """The record as the gateway ingests it (identity: terminal id + EC sequence)."""
+        return EC_PURCHASE.to_wire(self.values)
+
+
+# the EC record's fields written after GPO: the card's proof and the row's resolution
+EC_PROOF_FIELDS = (
+    "pan",
+    "pan_seq",
+    "cryptogram",
+    "cid",
+    "atc",
+    "iad",
+    "aip",
+    "tvr",
+    "dol_data",
+    "ec_balance_after",
+)
 
 # the record's fields the intent row is written with; the rest come with its resolution
 RESOLUTION_FIELDS = ("state", "tac", "mac2", "mac2_verified", "resolution")
@@ -162,6 +250,27 @@ def _row(r: sqlite3.Row) -> JournalRow:
         uploaded_at=r["uploaded_at"],
         parked_reason=r["parked_reason"],
     )
+
+
+def _ec_row(r: sqlite3.Row) -> EcJournalRow:
+    return EcJournalRow(
+        id=r["id"],
+        values=EC_PURCHASE.from_columns(r),
+        upload_seq=r["upload_seq"],
+        uploaded_at=r["uploaded_at"],
+        parked_reason=r["parked_reason"],
+    )
+
+
+_EC_INSERT = (
+    f"INSERT INTO ec_txn ({', '.join(EC_PURCHASE.names)}, created_at)"
+    f" VALUES ({', '.join('?' * (len(EC_PURCHASE.names) + 1))})"
+)
+_NEXT_UPLOAD_SEQ = (
+    "SELECT COALESCE(MAX(s), 0) + 1 FROM ("
+    + " UNION ALL ".join(f"SELECT MAX(upload_seq) AS s FROM {t}" for t in ROW_TABLES)
+    + ")"
+)
 
 
 class Journal:
@@ -377,7 +486,7 @@ class Journal:
                 raise JournalError(f"row {row_id} is already {cur['state']}")
             seq = None
             if state in UPLOADABLE:
-                seq = db.execute("SELECT COALESCE(MAX(upload_seq), 0) + 1 FROM txn").fetchone()[0]
+                seq = db.execute(_NEXT_UPLOAD_SEQ).fetchone()[0]
             db.execute(
                 "UPDATE txn SET state=?, tac=?, mac2=?, mac2_verified=?, resolution=?,"
                 " resolved_at=?, upload_seq=? WHERE id=?",
@@ -427,12 +536,14 @@ class Journal:
             return 0
         with self._tx() as db:
             marks = ",".join("?" * len(upload_seqs))
-            cur = db.execute(
-                f"UPDATE txn SET uploaded_at=? WHERE upload_seq IN ({marks})"
-                " AND uploaded_at IS NULL",
-                (self._now(), *upload_seqs),
+            return sum(
+                db.execute(
+                    f"UPDATE {table} SET uploaded_at=? WHERE upload_seq IN ({marks})"
+                    " AND uploaded_at IS NULL",
+                    (self._now(), *upload_seqs),
+                ).rowcount
+                for table in ROW_TABLES
             )
-            return cur.rowcount
 
     def mark_parked(self, upload_seqs: list[int], reason: str) -> int:
         """Keep rows the gateway refused (4xx) aside: not resent, still here with the reason."""
@@ -440,12 +551,14 @@ class Journal:
             return 0
         with self._tx() as db:
             marks = ",".join("?" * len(upload_seqs))
-            cur = db.execute(
-                f"UPDATE txn SET parked_at=?, parked_reason=? WHERE upload_seq IN ({marks})"
-                " AND uploaded_at IS NULL AND parked_at IS NULL",
-                (self._now(), reason, *upload_seqs),
+            return sum(
+                db.execute(
+                    f"UPDATE {table} SET parked_at=?, parked_reason=? WHERE upload_seq IN"
+                    f" ({marks}) AND uploaded_at IS NULL AND parked_at IS NULL",
+                    (self._now(), reason, *upload_seqs),
+                ).rowcount
+                for table in ROW_TABLES
             )
-            return cur.rowcount
 
     def unpark(self, upload_seqs: list[int]) -> int:
         """Queue parked rows for upload again (after the cause was fixed at the gateway)."""
@@ -453,12 +566,14 @@ class Journal:
             return 0
         with self._tx() as db:
             marks = ",".join("?" * len(upload_seqs))
-            cur = db.execute(
-                f"UPDATE txn SET parked_at=NULL, parked_reason=NULL WHERE upload_seq IN ({marks})"
-                " AND parked_at IS NOT NULL",
-                tuple(upload_seqs),
+            return sum(
+                db.execute(
+                    f"UPDATE {table} SET parked_at=NULL, parked_reason=NULL WHERE upload_seq"
+                    f" IN ({marks}) AND parked_at IS NOT NULL",
+                    tuple(upload_seqs),
+                ).rowcount
+                for table in ROW_TABLES
             )
-            return cur.rowcount
 
     def parked(self) -> list[JournalRow]:
         """Rows the gateway refused, in upload order, each with its ``parked_reason``."""
@@ -541,11 +656,102 @@ class Journal:
             return out
 
     def pending_upload(self) -> int:
+        """Rows of every kind settled or suspect and not yet acknowledged nor parked."""
         with self._read():
-            return self._db.execute(
-                "SELECT COUNT(*) FROM txn WHERE upload_seq IS NOT NULL AND uploaded_at IS NULL"
-                " AND parked_at IS NULL"
-            ).fetchone()[0]
+            return sum(
+                self._db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE upload_seq IS NOT NULL"
+                    " AND uploaded_at IS NULL AND parked_at IS NULL"
+                ).fetchone()[0]
+                for table in ROW_TABLES
+            )
+
+    # -- Electronic Cash sales ----------------------------------------------------------------
+    def next_ec_seq(self, terminal_id: bytes) -> int:
+        """The terminal's next EC transaction sequence number (9F41): its own number space,
+        kept in the journal since an EC sale involves no PSAM."""
+        with self._read():
+            r = self._db.execute(
+                "SELECT COALESCE(MAX(ec_seq), 0) + 1 FROM ec_txn WHERE terminal_id=?",
+                (terminal_id.hex().upper(),),
+            ).fetchone()
+        return int(r[0])
+
+    def record_ec_intent(self, values: dict[str, Any]) -> int:
+        """Write an EC sale's intent row before GPO (where the card debits): every field of
+        ``EC_PURCHASE`` but the proof and the resolution; returns its id."""
+        unknown = set(values) - set(EC_PURCHASE.names)
+        if unknown:
+            raise JournalError(f"not EC record fields: {', '.join(sorted(unknown))}")
+        row = dict.fromkeys(EC_PURCHASE.names)
+        row.update(values, state=INTENT, resolution=None, context=values.get("context") or {})
+        with self._tx() as db:
+            try:
+                cur = db.execute(_EC_INSERT, (*EC_PURCHASE.to_columns(row), self._now()))
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(
+                    f"terminal {EC_PURCHASE['terminal_id'].to_wire(row['terminal_id'])}"
+                    f" EC seq {row['ec_seq']} already journaled ({exc})"
+                ) from exc
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def resolve_ec(
+        self, row_id: int, state: str, resolution: str, proof: dict[str, Any] | None = None
+    ) -> EcJournalRow:
+        """Settle, mark suspect or void an EC intent row; ``proof`` holds what the card
+        answered (``EC_PROOF_FIELDS``), as far as it answered."""
+        proof = proof or {}
+        unknown = set(proof) - set(EC_PROOF_FIELDS)
+        if unknown or state not in (SETTLED, SUSPECT, VOID):
+            raise JournalError(f"cannot resolve an EC row to {state} with {sorted(unknown)}")
+        sets = ", ".join(f"{n}=?" for n in proof)
+        with self._tx() as db:
+            cur = db.execute("SELECT state FROM ec_txn WHERE id = ?", (row_id,)).fetchone()
+            if cur is None:
+                raise JournalError(f"no EC journal row {row_id}")
+            if cur["state"] != INTENT:
+                raise JournalError(f"EC row {row_id} is already {cur['state']}")
+            seq = db.execute(_NEXT_UPLOAD_SEQ).fetchone()[0] if state in UPLOADABLE else None
+            db.execute(
+                f"UPDATE ec_txn SET {sets + ', ' if sets else ''}state=?, resolution=?,"
+                " resolved_at=?, upload_seq=? WHERE id=?",
+                (
+                    *(EC_PURCHASE[n].to_column(v) for n, v in proof.items()),
+                    state,
+                    resolution,
+                    self._now(),
+                    seq,
+                    row_id,
+                ),
+            )
+            return _ec_row(db.execute("SELECT * FROM ec_txn WHERE id=?", (row_id,)).fetchone())
+
+    def ec_rows(self, state: str | None = None) -> list[EcJournalRow]:
+        """EC sales in the order they were journaled (of one state when asked)."""
+        with self._read():
+            if state is None:
+                cur = self._db.execute("SELECT * FROM ec_txn ORDER BY id")
+            else:
+                cur = self._db.execute("SELECT * FROM ec_txn WHERE state=? ORDER BY id", (state,))
+            return [_ec_row(r) for r in cur.fetchall()]
+
+    def open_ec_rows(self, pan: str | None = None) -> list[EcJournalRow]:
+        """EC sales still in intent (a torn GPO): the card's next tap settles them by its ATC
+        and balance, or they stay for the operator."""
+        rows = self.ec_rows(INTENT)
+        return [r for r in rows if pan is None or r["pan"] == pan]
+
+    def export_ec(self, *, limit: int = 500, include_uploaded: bool = False) -> list[EcJournalRow]:
+        """Settled and suspect EC sales in upload order (not yet acknowledged nor parked
+        unless asked)."""
+        where = "upload_seq IS NOT NULL" + (
+            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
+        )
+        with self._read():
+            rows = self._db.execute(
+                f"SELECT * FROM ec_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
+            )
+            return [_ec_row(r) for r in rows.fetchall()]
 
     def check_integrity(self) -> None:
         """SQLite's own integrity check; raises JournalError on any problem."""

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from terminal.apdu.errors import CardError, MalformedResponse, TlvError, TransportError
 from terminal.apdu.flow import Flow
@@ -27,13 +27,15 @@ from terminal.epurse import flows
 from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.model import CardInfo, PendingPurchase, PurchaseResult
 from terminal.epurse.recovery import ProveCounter, Resolution
-from terminal.journal.journal import Journal, JournalRow
+from terminal.journal.journal import SUSPECT, VOID, EcJournalRow, Journal, JournalRow
+from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.roles.journaling import record_intent, settle_open_rows
 from terminal.roles.session import TerminalSession
 
 log = logging.getLogger(__name__)
 
 Recovered = list[tuple[Resolution, JournalRow]]
+T = TypeVar("T")
 
 
 class PaymentInterrupted(TransportError):
@@ -43,6 +45,21 @@ class PaymentInterrupted(TransportError):
     def __init__(self, row_id: int, cause: Exception):
         super().__init__(
             f"card removed during payment: present the same card again to finish ({cause})"
+        )
+        self.row_id = row_id
+        self.cause = cause
+
+
+class EcPaymentUncertain(PaymentInterrupted):
+    """An EC exchange broke after GPO was sent: the card may have debited its EC balance and
+    there is no proof to fetch afterwards. The journal row is suspect (uploaded, listed at
+    clearing for the operator); the sale is not complete."""
+
+    def __init__(self, row_id: int, cause: Exception):
+        TransportError.__init__(
+            self,
+            f"card removed during an Electronic Cash payment: the card may have been charged;"
+            f" the sale is recorded as suspect for checking, do not charge again ({cause})",
         )
         self.row_id = row_id
         self.cause = cause
@@ -161,3 +178,35 @@ class DebitPath:
             row_id, tac=result.tac, mac2=result.mac2, mac2_verified=result.mac2_verified
         )
         return Debit(result, row, tuple(recovered))
+
+    def ec_purchase(
+        self,
+        intent: dict[str, Any],
+        complete: Callable[[], Flow[T]],
+        proof: Callable[[T], tuple[str, str, dict[str, Any]]],
+    ) -> tuple[T, EcJournalRow]:
+        """An Electronic Cash purchase: the intent row (``EC_PURCHASE`` fields known before
+        GPO), the card step (GPO, where the card debits), then the row resolved by
+        ``proof(result)`` -> (state, resolution, proof fields). A card refusal voids the
+        row and is raised; a torn exchange leaves it suspect and raises EcPaymentUncertain
+        (an EC card has no proof to fetch on a later tap). An intent this terminal left open
+        (stopped between the intent and its resolution) is made suspect first, so it is
+        uploaded and checked rather than forgotten."""
+        tid = str(EC_RECORD["terminal_id"].to_wire(intent["terminal_id"]))
+        for stale in self.journal.open_ec_rows():
+            if stale.terminal_id == tid:
+                self.journal.resolve_ec(
+                    stale.id, SUSPECT, "left open by a terminal stopped during the sale"
+                )
+        row_id = self.journal.record_ec_intent(intent)
+        try:
+            result = self.session.run(complete())
+        except CardError as exc:
+            self.journal.resolve_ec(row_id, VOID, f"card refused GPO: {exc}")
+            raise
+        except (TransportError, MalformedResponse, TlvError) as exc:
+            log.warning("EC GPO torn (journal EC row %d): %s", row_id, exc)
+            self.journal.resolve_ec(row_id, SUSPECT, f"GPO torn, the card may have debited: {exc}")
+            raise EcPaymentUncertain(row_id, exc) from exc
+        state, resolution, fields = proof(result)
+        return result, self.journal.resolve_ec(row_id, state, resolution, fields)

@@ -9,20 +9,25 @@ source is then tried, and the sale is refused only when every source has said no
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from terminal.apdu.errors import CardError, InsufficientBalance, YikatongError
 from terminal.apdu.flow import Flow
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig, Transaction
+from terminal.emv.dol import build_dol_data
 from terminal.emv.ec import EcInfo, read_ec_info
 from terminal.emv.fci import ApplicationFci
 from terminal.emv.kernel import ApplicationData, Outcome, process_application
 from terminal.emv.selection import CONTACTLESS, Candidate, discover, select_application
+from terminal.emv.tags import Tag
 from terminal.epurse import flows as epurse
 from terminal.hotlist import Hotlist
-from terminal.journal.journal import Journal
+from terminal.journal.journal import SETTLED, SUSPECT, VOID, EcJournalRow, Journal
 from terminal.money import format_fen
 from terminal.roles.pos import PointOfSale, Sale
 from terminal.roles.session import TerminalSession
@@ -88,8 +93,7 @@ class PaymentRule:
 @dataclass(frozen=True)
 class OneCardSale:
     """A paid sale and the source that paid it. An EP sale carries its journaled ``Sale``;
-    an EC sale carries the kernel's data (the card's TC) and is not journaled yet: the
-    journal's record has no form for an EC sale (see docs/ARCHITECTURE.md)."""
+    an EC sale the kernel's data (the card's TC) and its journaled ``EcJournalRow``."""
 
     source: str
     amount: int
@@ -97,22 +101,25 @@ class OneCardSale:
     ec: ApplicationData | None = None
     ep: Sale | None = None
     attempts: tuple[str, ...] = ()
+    ec_row: EcJournalRow | None = None
 
     @property
     def journaled(self) -> bool:
-        return self.ep is not None
+        return self.ep is not None or self.ec_row is not None
 
 
 @dataclass(frozen=True)
 class EcPending:
     """An EC purchase after the card's checks and before GPO (where a qPBOC card debits its
-    EC balance): what an EC intent row will hold once the journal has an EC record."""
+    EC balance): what its intent row holds, the unpredictable number included, so the
+    cryptogram the card returns can be tied to this sale."""
 
     aid: bytes
     fci: ApplicationFci
     amount: int
     balance_before: int
     when: datetime
+    unpredictable_number: bytes = b""
 
 
 def prepare_ec_purchase(
@@ -130,12 +137,64 @@ def prepare_ec_purchase(
     return EcPending(cand.aid, fci, amount, info.balance, when)
 
 
+def ec_intent(
+    pending: EcPending, config: TerminalConfig, terminal_id: bytes, ec_seq: int, context: Any
+) -> dict[str, Any]:
+    """The ``EC_PURCHASE`` fields known before GPO."""
+    return {
+        "terminal_id": terminal_id,
+        "ec_seq": ec_seq,
+        "aid": pending.aid.hex().upper(),
+        "txn_type": 0x00,  # goods and services (9C), what ``Transaction`` sends by default
+        "amount": pending.amount,
+        "amount_other": 0,
+        "currency": int(config.currency),
+        "country": int(config.country),
+        "txn_time": pending.when,
+        "ec_balance_before": pending.balance_before,
+        "unpredictable_number": pending.unpredictable_number,
+        "context": context,
+    }
+
+
+def ec_proof(app: ApplicationData) -> tuple[str, str, dict[str, Any]]:
+    """An EC card step's outcome as the journal row's resolution: a TC the terminal accepts
+    settles; a TC it does not accept (the card has debited) is suspect; an AAC, an ARQC or
+    no cryptogram at all voids (nothing was debited offline)."""
+    crypt = app.cryptogram
+    fields: dict[str, Any] = {}
+    if app.gpo is not None:
+        fields["aip"] = app.gpo.aip
+        fields["dol_data"] = build_dol_data(app.fci.pdol or b"", app.terminal).hex().upper()
+    if crypt is not None:
+        fields.update(
+            pan=app.pan or None,
+            pan_seq=int(app.psn, 16) if app.card.get(Tag.PAN_SEQUENCE) else None,
+            cryptogram=crypt.cryptogram,
+            cid=crypt.cid,
+            atc=int.from_bytes(crypt.atc, "big"),
+            iad=crypt.iad.hex().upper() or None,
+            tvr=app.terminal.get(Tag.TVR, bytes(5)),
+            ec_balance_after=app.available_offline_amount,
+        )
+    approved = app.outcome == Outcome.APPROVED_OFFLINE
+    if approved:
+        return SETTLED, f"TC: {app.reason}", fields
+    if crypt is not None and crypt.kind_name == "TC":
+        return SUSPECT, f"card debited (TC) but not accepted: {app.reason}", fields
+    return VOID, f"{app.outcome.value}: {app.reason}", fields
+
+
 def complete_ec_purchase(
     pending: EcPending, config: TerminalConfig, store: CaKeyStore
 ) -> Flow[ApplicationData]:
     """The EC card step: GPO (the card debits and answers with its cryptogram), records,
     fDDA. The outcome says whether the terminal accepts the card's offline approval."""
-    txn = Transaction(amount=pending.amount, when=pending.when)
+    txn = Transaction(
+        amount=pending.amount,
+        when=pending.when,
+        unpredictable_number=pending.unpredictable_number or None,
+    )
     return (
         yield from process_application(
             pending.aid, pending.fci, config, store, txn, now=pending.when
@@ -209,12 +268,31 @@ class OneCardPos:
         if isinstance(pending, str):
             attempts.append(pending)
             return None
-        app = s.run(complete_ec_purchase(pending, self.config, self.store))
-        if app.outcome != Outcome.APPROVED_OFFLINE:
+        un = self.config.unpredictable_number or secrets.token_bytes(4)
+        pending = dataclasses.replace(pending, unpredictable_number=un)
+        terminal_id = s.sam.terminal_id
+        intent = ec_intent(
+            pending,
+            self.config,
+            terminal_id,
+            self.pos.journal.next_ec_seq(terminal_id),
+            {"pos": self.name},
+        )
+        app, row = self.pos.debits.ec_purchase(
+            intent, lambda: complete_ec_purchase(pending, self.config, self.store), ec_proof
+        )
+        if row.state != SETTLED:
             attempts.append(f"ec: {app.outcome.value} ({app.reason})")
+            if row.state == SUSPECT:  # the card has paid: trying another source charges twice
+                raise PaymentRefused(attempts)
             return None
         return OneCardSale(
-            SOURCE_EC, amount, app.available_offline_amount, ec=app, attempts=tuple(attempts)
+            SOURCE_EC,
+            amount,
+            app.available_offline_amount,
+            ec=app,
+            attempts=tuple(attempts),
+            ec_row=row,
         )
 
     def _pay_ep(self, amount: int, attempts: list[str]) -> OneCardSale | None:

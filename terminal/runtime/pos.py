@@ -162,7 +162,8 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
         proof = []
         if crypt is not None:
             proof = [("ATC", crypt.atc.hex().upper()), ("TC", crypt.cryptogram.hex().upper())]
-        notes.append("Electronic Cash sale: not journaled yet.")
+        if sale.ec_row is not None:
+            notes.append(f"Electronic Cash sale {sale.ec_row['ec_seq']} journaled.")
     return sale_receipt(
         card_number,
         terminal_id,

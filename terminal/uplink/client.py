@@ -75,9 +75,18 @@ class GatewayClient:
         except ValueError as exc:
             raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from exc
 
-    def upload(self, batch_id: str, terminal_id: str, records: list[dict[str, Any]]) -> Any:
-        """POST one batch; the gateway's per-transaction acknowledgement."""
-        body = {"batch_id": batch_id, "terminal_id": terminal_id, "records": records}
+    def upload(
+        self,
+        batch_id: str,
+        terminal_id: str,
+        records: list[dict[str, Any]],
+        kind: str = "purchase",
+    ) -> Any:
+        """POST one batch of one record kind; the gateway's per-transaction acknowledgement."""
+        body: dict[str, Any] = {"batch_id": batch_id, "terminal_id": terminal_id}
+        if kind != "purchase":  # a purchase batch keeps the layout every gateway reads
+            body["kind"] = kind
+        body["records"] = records
         return self.request("POST", "/v1/batches", json=body)
 
     def hotlist(self, since: int = 0, limit: int = 10_000) -> Any:

@@ -25,11 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from terminal.journal import Journal, JournalError, JournalRow
+from terminal.journal import EcJournalRow, Journal, JournalError, JournalRow
 from terminal.retry import backoff_delay
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
 log = logging.getLogger("terminal.uplink")
+
+Row = JournalRow | EcJournalRow
 
 
 CONTENT_REFUSALS = (400, 409, 413, 422)
@@ -73,9 +75,18 @@ class Uplink:
         self._stop = threading.Event()
 
     # -- what to send ---------------------------------------------------------------------
-    def next_batch(self) -> list[JournalRow]:
-        """The oldest waiting rows of one terminal id, at most ``batch_size``."""
-        rows = self.journal.export(limit=self.batch_size)
+    def _waiting(self) -> list[Row]:
+        """The waiting rows of the kind whose oldest row is first in upload order."""
+        kinds: list[list[Row]] = [
+            list(self.journal.export(limit=self.batch_size)),
+            list(self.journal.export_ec(limit=self.batch_size)),
+        ]
+        kinds = [rows for rows in kinds if rows]
+        return min(kinds, key=lambda rows: rows[0].upload_seq or 0) if kinds else []
+
+    def next_batch(self) -> list[Row]:
+        """The oldest waiting rows of one kind and one terminal id, at most ``batch_size``."""
+        rows = self._waiting()
         if not rows:
             return []
         first = rows[0].terminal_id
@@ -88,7 +99,7 @@ class Uplink:
 
     def due(self) -> bool:
         """A full batch is waiting, or the oldest waiting row is older than ``max_age``."""
-        rows = self.journal.export(limit=self.batch_size)
+        rows = self._waiting()
         if not rows:
             return False
         if len(rows) >= self.batch_size:
@@ -96,7 +107,7 @@ class Uplink:
         return self.clock() - rows[0].txn_time >= self.max_age
 
     @staticmethod
-    def batch_id(rows: list[JournalRow]) -> str:
+    def batch_id(rows: list[Row]) -> str:
         """Stable for the same rows, so a retry is recognised as the same batch."""
         h = hashlib.sha256(rows[0].terminal_id.encode())
         for row in rows:
@@ -121,12 +132,17 @@ class Uplink:
             raise GatewayRefused(0, "no_credentials", f"no gateway credentials for {terminal_id}")
         return self._send(client, rows)
 
-    def _send(self, client: GatewayClient, rows: list[JournalRow]) -> int:
+    def _send(self, client: GatewayClient, rows: list[Row]) -> int:
         terminal_id = rows[0].terminal_id
-        by_seq = {row.terminal_seq: row.upload_seq for row in rows}
+        kind = rows[0].kind
+        seq_name = kind.identity[-1]
+        by_seq = {row.seq: row.upload_seq for row in rows}
         try:
             ack = client.upload(
-                self.batch_id(rows), terminal_id, [row.upload_record() for row in rows]
+                self.batch_id(rows),
+                terminal_id,
+                [row.upload_record() for row in rows],
+                kind.name,
             )
         except GatewayUnavailable as exc:
             self.failures += 1
@@ -146,7 +162,7 @@ class Uplink:
             raise
         acked = []
         for item in ack.get("acks", ()):
-            seq = item.get("terminal_seq")
+            seq = item.get(seq_name)
             if seq in by_seq and item.get("status") in ("stored", "duplicate", "conflict"):
                 acked.append(by_seq[seq])
                 if item["status"] == "conflict":
@@ -166,7 +182,7 @@ class Uplink:
         self.stats.duplicates += counts.get("duplicate", 0)
         return len(acked)
 
-    def _park(self, row: JournalRow, exc: GatewayRefused) -> int:
+    def _park(self, row: Row, exc: GatewayRefused) -> int:
         reason = f"{exc.status} {exc.code}: {exc.reason}"
         assert row.upload_seq is not None
         self.journal.mark_parked([row.upload_seq], reason)
@@ -174,9 +190,10 @@ class Uplink:
         self.stats.refusals += 1
         self.stats.last_parked = self.stats.last_error = reason
         log.error(
-            "gateway refused %s seq %s; parked in the journal, not resent: %s",
+            "gateway refused %s %s %s; parked in the journal, not resent: %s",
             row.terminal_id,
-            row.terminal_seq,
+            row.kind.name,
+            row.seq,
             reason,
         )
         return 1

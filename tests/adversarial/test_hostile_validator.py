@@ -21,12 +21,17 @@ from gateway.cards import CarryRules
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
 from gateway.registry import SqliteCardRegistry
+from simulators.emv_profiles import resident_card
 from simulators.epurse_card import SoftEPurseCard
 from terminal.apdu.errors import CardRemoved
 from terminal.cli.main import main
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import TerminalConfig
+from terminal.journal import Journal
 from terminal.readers.sim import AFTER, SimReader
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
+from terminal.roles.onecard_pos import OneCardPos
 from terminal.roles.registry import CardState
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient, GatewayRefused
@@ -403,3 +408,67 @@ def test_reconciliation_after_a_forged_tac_is_not_matched(gw, clearing, clock, t
     # the two sides agree on what was accepted; the forged record was paid to nobody
     assert [(r["sent_count"], r["cleared_count"]) for r in report["rows"]] == [(2, 2)]
     assert clearing.settlement()["totals"]["purchase_amount"] == 400
+
+
+# -- Electronic Cash sales ---------------------------------------------------------------------
+def genuine_ec_record(psam: Any, clock: Any, tmp_path: Path) -> dict[str, Any]:
+    """One real EC sale at a one-card POS (software resident card, real kernel): its upload."""
+    card = resident_card(1, ec_balance=5_000, ep_balance=5_000)
+    session = TerminalSession(SimReader(card), SimReader(psam), clock=clock)
+    session.start()
+    with Journal(tmp_path / "ec-pos.db") as journal:
+        pos = OneCardPos(
+            session, journal, TerminalConfig(trust_test_keys=True), CaKeyStore.builtin()
+        )
+        sale = pos.charge(1_200)
+        assert sale.ec_row is not None
+        return sale.ec_row.upload_record()
+
+
+def upload_kind(gw: GatewayServer, token: str, tid: str, kind: str, records: list[Any]):
+    return httpx.post(
+        gw.url + "/v1/batches",
+        json={"batch_id": f"ec-{kind}", "terminal_id": tid, "kind": kind, "records": records},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def test_an_ec_sale_with_a_forged_cryptogram_is_rejected_and_listed(
+    gw, clearing, psam, clock, tmp_path
+):
+    """A POS that invents an EC sale (its own TC, all other fields consistent) gets it stored,
+    since the gateway holds no EMV keys; clearing recomputes the TC and refuses it, pays
+    nothing, and reconciliation lists it."""
+    rec = genuine_ec_record(psam, clock, tmp_path)
+    tid = rec["terminal_id"]
+    token = gw.register(tid, "corner-shop", role="pos")
+    forged = {**rec, "ec_seq": 2, "cryptogram": "0123456789ABCDEF"}
+    r = upload_kind(gw, token, tid, "ec_purchase", [rec, forged])
+    assert r.status_code == 200, r.text
+    assert [a["status"] for a in r.json()["acks"]] == ["stored", "stored"]
+    fwd = Forwarder(gw.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == 2 and fwd.stats.accepted == 1 and fwd.stats.rejected == 1
+    (rej,) = clearing.ledger.rejections()
+    assert rej["key"] == f"E:{tid}:2" and "TC does not verify" in rej["reason"]
+    report = reconcile(gw.db, clearing.url, "gw-test")
+    assert not report["matched"]
+    (listed,) = report["rejected"]
+    assert (listed["kind"], listed["ec_seq"], listed["amount"]) == ("ec_purchase", 2, 1_200)
+    assert "TC does not verify" in listed["reason"]
+    totals = clearing.settlement()["totals"]
+    assert (totals["ec_sales"], totals["ec_amount"]) == (1, 1_200)  # the genuine sale only
+
+
+@pytest.mark.parametrize("role", ["kiosk", "validator"])
+def test_ec_records_from_a_terminal_that_takes_no_ec_are_refused(gw, psam, clock, tmp_path, role):
+    """Only a merchant POS takes Electronic Cash: a kiosk or validator token uploading EC
+    sales is refused before anything is stored."""
+    rec = genuine_ec_record(psam, clock, tmp_path)
+    tid = rec["terminal_id"]
+    token = gw.register(tid, "bus-co", role=role)
+    r = upload_kind(gw, token, tid, "ec_purchase", [rec])
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "wrong_role"
+    assert f"is a {role}" in r.json()["reason"] and "pos" in r.json()["reason"]
+    assert gw.count("ec_txn") == 0 and gw.count("outbox") == 0 and gw.count("batches") == 0

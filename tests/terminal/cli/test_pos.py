@@ -7,6 +7,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+from gateway.forwarder import Forwarder
 from terminal.journal import SETTLED, Journal
 from tests import cli_kit
 
@@ -86,10 +87,13 @@ def test_electronic_cash_sale_on_a_resident_card(tmp_path: Path) -> None:
     r = ykt("pos", "--card", str(card), "--amount", "7", "--pay", "ec", "--journal", str(journal))
     assert r.returncode == 0, r.stderr
     assert "Electronic Cash" in r.stdout and "¥23.00" in r.stdout and "TC " in r.stdout
-    assert "not journaled yet" in r.stdout
+    assert "Electronic Cash sale 1 journaled" in r.stdout
     assert purses(card) == (2_300, 5_000)
     with Journal(journal) as j:
-        assert j.rows() == []  # the journal has no EC record yet
+        assert j.rows() == []  # no e-purse row: the sale is an EC row
+        (ec,) = j.ec_rows()
+        assert (ec.state, ec["amount"], ec["ec_balance_after"]) == ("settled", 700, 2_300)
+        assert ec["cryptogram"] is not None and j.pending_upload() == 1
     auto = ykt(
         "pos",
         *("--card", str(card), "--amount", "25", "--pay", "auto", "--json"),
@@ -139,3 +143,38 @@ def test_a_gateway_without_a_token_is_refused_before_any_sale(tmp_path: Path) ->
     )
     assert r.returncode != 0 and "--token-file PATH or $YKT_POS_TOKEN" in r.stderr
     assert balance(card) == 5_000
+
+
+def test_an_ec_sale_is_journaled_uploaded_and_cleared(tmp_path: Path, gateway, clearing) -> None:  # type: ignore[no-untyped-def]
+    card, journal = tmp_path / "resident.json", tmp_path / "pos.db"
+    made = ykt(
+        "sim", "new-chip-card", "--kind", "resident", "--out", str(card), "--ec-balance", "30"
+    )
+    assert made.returncode == 0, made.stderr
+    token = tmp_path / "token"
+    token.write_text(gateway.register("310000000101", "corner-shop", role="pos") + "\n")
+    r = ykt(
+        *("pos", "--card", str(card), "--amount", "7", "--pay", "ec"),
+        *("--journal", str(journal), "--gateway", gateway.url, "--token-file", str(token)),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "0 awaiting upload" in r.stdout and "upload failed" not in r.stderr
+    assert purses(card) == (2_300, 5_000)
+    with Journal(journal) as j:
+        (row,) = j.ec_rows()
+        assert row.state == SETTLED and row.uploaded_at is not None and j.pending_upload() == 0
+    assert gateway.count("ec_txn") == 1 and gateway.count("txn") == 0
+    fwd = Forwarder(gateway.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == 1 and fwd.stats.accepted == 1, clearing.ledger.rejections()
+    totals = clearing.settlement()["totals"]
+    assert (totals["ec_sales"], totals["ec_amount"], totals["purchases"]) == (1, 700, 0)
+    (issuer,) = clearing.settlement()["by_issuer"]
+    assert issuer["issuer_id"] == "EC" + row["pan"][:6] and issuer["issuer_net"] == -700
+    # the same sale with its amount altered, under a fresh sequence number: clearing refuses
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT payload FROM outbox WHERE kind = 'ec_purchase'")
+        record = json.loads(cur.fetchone()[0])
+    altered = {**record, "amount": 70, "ec_seq": 2, "key": "E:310000000101:2"}
+    (result,) = clearing.ledger.post("gw-test", [altered])
+    assert result["status"] == "rejected" and "amount" in result["reason"]
+    assert clearing.ledger.stats()["accepted"] == 1

@@ -299,7 +299,7 @@ def test_a_version_1_journal_is_migrated_with_its_rows(tmp_path, clock):
     assert [r.upload_seq for r in journal.export()] == [seq]
     assert journal.mark_parked([seq], "422 test") == 1 and journal.pending_upload() == 0
     version = journal._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert version[0] == "2"
+    assert version[0] == "3"
     journal.close()
 
 
