@@ -29,7 +29,7 @@ from terminal.epurse import flows as epurse
 from terminal.hotlist import Hotlist
 from terminal.journal.journal import SETTLED, SUSPECT, VOID, EcJournalRow, Journal
 from terminal.money import format_fen
-from terminal.roles.pos import PointOfSale, Sale
+from terminal.roles.pos import CardRefused, PointOfSale, Sale
 from terminal.roles.session import TerminalSession
 
 SOURCE_EC = "ec"
@@ -239,6 +239,7 @@ class OneCardPos:
         s = self.session
         s.card_reader.connect()
         found = s.run(discover(self.config, CONTACTLESS, kinds=(KIND_EMV, KIND_EPURSE)))
+        self._refuse_lost(found.candidates)
         attempts: list[str] = []
         short: set[str] = set()
         for source in (rule or self.rule).sources_for(amount):
@@ -294,6 +295,16 @@ class OneCardPos:
             attempts=tuple(attempts),
             ec_row=row,
         )
+
+    def _refuse_lost(self, candidates: Any) -> None:
+        """A card whose T-Union application is on the hotlist (挂失) is refused whole, before
+        any source pays: a lost resident card must not go on paying from Electronic Cash."""
+        hotlist = self.pos.hotlist
+        if hotlist is None or not any(c.kind == KIND_EPURSE for c in candidates):
+            return
+        info = self.session.run(epurse.select())
+        if info.serial in hotlist:
+            raise CardRefused(f"card {info.card_number} is reported lost or stolen (hotlist)")
 
     def _pay_ep(self, amount: int, attempts: list[str]) -> OneCardSale | None:
         s = self.session
