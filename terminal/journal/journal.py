@@ -530,50 +530,44 @@ class Journal:
         """The card never debited."""
         return self._resolve(row_id, VOID, reason)
 
-    def mark_uploaded(self, upload_seqs: list[int]) -> int:
-        """Record the gateway's acknowledgement; returns how many rows it newly covered."""
+    def _by_upload_seq(
+        self, upload_seqs: list[int], assignments: str, condition: str, values: tuple[Any, ...]
+    ) -> int:
+        """``UPDATE … SET assignments`` on the rows of every kind with these upload numbers
+        that meet ``condition``, in one transaction; how many rows changed."""
         if not upload_seqs:
             return 0
+        marks = ",".join("?" * len(upload_seqs))
         with self._tx() as db:
-            marks = ",".join("?" * len(upload_seqs))
             return sum(
                 db.execute(
-                    f"UPDATE {table} SET uploaded_at=? WHERE upload_seq IN ({marks})"
-                    " AND uploaded_at IS NULL",
-                    (self._now(), *upload_seqs),
+                    f"UPDATE {table} SET {assignments} WHERE upload_seq IN ({marks})"
+                    f" AND {condition}",
+                    (*values, *upload_seqs),
                 ).rowcount
                 for table in ROW_TABLES
             )
+
+    def mark_uploaded(self, upload_seqs: list[int]) -> int:
+        """Record the gateway's acknowledgement; returns how many rows it newly covered."""
+        return self._by_upload_seq(
+            upload_seqs, "uploaded_at=?", "uploaded_at IS NULL", (self._now(),)
+        )
 
     def mark_parked(self, upload_seqs: list[int], reason: str) -> int:
         """Keep rows the gateway refused (4xx) aside: not resent, still here with the reason."""
-        if not upload_seqs:
-            return 0
-        with self._tx() as db:
-            marks = ",".join("?" * len(upload_seqs))
-            return sum(
-                db.execute(
-                    f"UPDATE {table} SET parked_at=?, parked_reason=? WHERE upload_seq IN"
-                    f" ({marks}) AND uploaded_at IS NULL AND parked_at IS NULL",
-                    (self._now(), reason, *upload_seqs),
-                ).rowcount
-                for table in ROW_TABLES
-            )
+        return self._by_upload_seq(
+            upload_seqs,
+            "parked_at=?, parked_reason=?",
+            "uploaded_at IS NULL AND parked_at IS NULL",
+            (self._now(), reason),
+        )
 
     def unpark(self, upload_seqs: list[int]) -> int:
         """Queue parked rows for upload again (after the cause was fixed at the gateway)."""
-        if not upload_seqs:
-            return 0
-        with self._tx() as db:
-            marks = ",".join("?" * len(upload_seqs))
-            return sum(
-                db.execute(
-                    f"UPDATE {table} SET parked_at=NULL, parked_reason=NULL WHERE upload_seq"
-                    f" IN ({marks}) AND parked_at IS NOT NULL",
-                    tuple(upload_seqs),
-                ).rowcount
-                for table in ROW_TABLES
-            )
+        return self._by_upload_seq(
+            upload_seqs, "parked_at=NULL, parked_reason=NULL", "parked_at IS NOT NULL", ()
+        )
 
     def parked(self) -> list[JournalRow]:
         """Rows the gateway refused, in upload order, each with its ``parked_reason``."""
