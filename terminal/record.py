@@ -198,12 +198,14 @@ class RecordKind:
     name: str
     key_prefix: str
     fields: tuple[Field, ...]
-    cleared: tuple[str, ...]
+    cleared: tuple[str, ...] | Callable[[tuple[Field, ...]], tuple[str, ...]]
     rules: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
     by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+        if callable(self.cleared):
+            object.__setattr__(self, "cleared", self.cleared(self.fields))
         unknown = set(self.cleared) - set(self.by_name)
         if unknown:
             raise ValueError(f"{self.name}: cleared field(s) {sorted(unknown)} not declared")
@@ -292,6 +294,12 @@ def _never_overdraws(r: Mapping[str, Any]) -> None:
         )
 
 
+def withholding(*names: str) -> Callable[[tuple[Field, ...]], tuple[str, ...]]:
+    """``cleared`` for a kind whose every field goes to clearing but ``names`` (the
+    terminal's own notes), so the list of fields is written once, in ``fields``."""
+    return lambda fields: tuple(f.name for f in fields if f.name not in names)
+
+
 def _settled_has_tac(r: Mapping[str, Any]) -> None:
     if r["state"] == "settled" and r["tac"] is None:
         raise RecordError("a settled record must carry the card's TAC")
@@ -325,22 +333,7 @@ PURCHASE = RecordKind(
         Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
         Field("context", dict, "the role's own notes (line, station)", max_len=MAX_CONTEXT_BYTES),
     ),
-    cleared=(
-        "terminal_id",
-        "terminal_seq",
-        "issuer_id",
-        "card_serial",
-        "txn_type",
-        "amount",
-        "balance_before",
-        "card_atc",
-        "key_version",
-        "algorithm",
-        "txn_time",
-        "state",
-        "tac",
-        "mac2",
-    ),
+    cleared=withholding("mac2_verified", "resolution", "context"),
     rules=(_never_overdraws, _settled_has_tac),
 )
 
@@ -435,30 +428,7 @@ EC_PURCHASE = RecordKind(
         Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
         Field("context", dict, "the role's own notes (merchant, lane)", max_len=MAX_CONTEXT_BYTES),
     ),
-    cleared=(
-        "terminal_id",
-        "ec_seq",
-        "pan",
-        "pan_seq",
-        "aid",
-        "txn_type",
-        "amount",
-        "amount_other",
-        "currency",
-        "country",
-        "txn_time",
-        "ec_balance_before",
-        "unpredictable_number",
-        "state",
-        "cryptogram",
-        "cid",
-        "atc",
-        "iad",
-        "aip",
-        "tvr",
-        "dol_data",
-        "ec_balance_after",
-    ),
+    cleared=withholding("resolution", "context"),
     rules=(
         _pan_digits,
         _hex_text("aid"),
