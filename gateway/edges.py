@@ -92,8 +92,9 @@ class BodyLimit:
     """ASGI middleware: authenticate requests with a body from their headers, then bound it.
 
     ``limit_for(path)`` gives a route's byte limit; ``gate(path, headers)`` raises
-    ``Refused`` for a caller the route would refuse; ``refuse(path, error)`` renders
-    a refusal the way the app does.
+    ``Refused`` for a caller the route would refuse, else returns what the request's state
+    keeps (the authenticated terminal, so the route does not look it up again);
+    ``refuse(path, error)`` renders a refusal the way the app does.
     """
 
     def __init__(
@@ -101,7 +102,7 @@ class BodyLimit:
         app: ASGIApp,
         *,
         limit_for: Callable[[str], int],
-        gate: Callable[[str, Headers], Awaitable[None]],
+        gate: Callable[[str, Headers], Awaitable[dict[str, Any]]],
         refuse: Callable[[str, Refused], Response],
     ):
         self.app = app
@@ -121,7 +122,7 @@ class BodyLimit:
         path = scope["path"]
         limit = self.limit_for(path)
         try:
-            await self.gate(path, headers)
+            scope.setdefault("state", {}).update(await self.gate(path, headers))
             if length is not None and int(length) > limit:
                 raise too_large(limit)
             body = await read_body(receive, limit)

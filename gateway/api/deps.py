@@ -89,9 +89,13 @@ def admin(settings: Settings, x_admin_token: Annotated[str | None, Header()] = N
     check_admin(settings, x_admin_token)
 
 
-def caller(db: DB, authorization: Annotated[str | None, Header()] = None) -> auth.Terminal:
-    """Route dependency: the terminal named by the bearer token (401/403 otherwise)."""
-    return auth.authenticate(db, authorization)
+def caller(
+    request: Request, db: DB, authorization: Annotated[str | None, Header()] = None
+) -> auth.Terminal:
+    """Route dependency: the terminal named by the bearer token (401/403 otherwise); for a
+    request with a body, the one ``gate`` already authenticated from the same header."""
+    known = getattr(request.state, GATED, None)
+    return known if known is not None else auth.authenticate(db, authorization)
 
 
 Caller = Annotated[auth.Terminal, Depends(caller)]
@@ -113,9 +117,17 @@ Desk = with_role("issuance")
 Loader = with_role("kiosk", "issuance")  # the roles that move money onto cards
 
 
-async def gate(app: Any, path: str, headers: Headers) -> None:
-    """Refuse a request with a body before reading it: admin token or terminal token."""
+GATED = "gated_terminal"  # request state: the terminal ``gate`` authenticated
+
+
+async def gate(app: Any, path: str, headers: Headers) -> dict[str, Any]:
+    """Refuse a request with a body before reading it: admin token or terminal token.
+    Returns what the request's state keeps: the terminal, so routes need not look it up
+    again."""
     if path.startswith("/v1/admin/"):
         check_admin(app.state.settings, headers.get("x-admin-token"))
-    else:
-        await run_in_threadpool(auth.authenticate, app.state.db, headers.get("authorization"))
+        return {}
+    terminal = await run_in_threadpool(
+        auth.authenticate, app.state.db, headers.get("authorization")
+    )
+    return {GATED: terminal}
