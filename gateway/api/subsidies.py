@@ -15,15 +15,13 @@ from fastapi.responses import PlainTextResponse, Response
 
 from gateway.api.deps import DB, HSM, Caller, CatalogueDep, Kiosk, Settings, admin
 from gateway.api.http import json_response
-from gateway.cards import registry_lookup
+from gateway.cards import card_number_of, registry_lookup
 from gateway.edges import DbId, Text
-from gateway.errors import Invalid, TooLarge
+from gateway.errors import TooLarge
 from gateway.schemas import ActBody, PickupBody, ProveBody, RejectBody, VoidBody
 from gateway.settings import MAX_ROSTER_BYTES
 from gateway.subsidy import pickup, store
 from gateway.subsidy.publication import publication_csv, publication_rows
-from gateway.subsidy.roster import CARD_NUMBER_DIGITS
-from terminal.text import TextError, digits
 
 router = APIRouter(tags=["subsidies"])
 ADMIN = [Depends(admin)]
@@ -140,11 +138,7 @@ def report(db: DB, roster_id: DbId | None = None) -> Response:
 # -- kiosks: pickup ---------------------------------------------------------------------------
 @router.get("/v1/subsidies/cards/{card_number}", summary="A card's subsidy lines, by status")
 def for_card(card_number: Text, kiosk: Kiosk, db: DB) -> Response:
-    try:
-        number = digits(card_number, "card number", length=CARD_NUMBER_DIGITS)
-    except TextError as exc:
-        raise Invalid("bad_card_number", str(exc)) from None
-    return json_response(pickup.for_card(db, number))
+    return json_response(pickup.for_card(db, card_number_of(card_number)))
 
 
 @router.post("/v1/subsidies/pickups", summary="Authorise a load that pays approved lines")

@@ -39,7 +39,7 @@ MAX_AMOUNT_FEN = 10**9  # ten million yuan: no single subsidy line comes near it
 ENCODINGS = ("utf-8-sig", "gb18030")  # spreadsheet exports from either world
 
 # Fields are NFKC-normalised first (terminal/text.py), then these accept ASCII digits only.
-_CARD = re.compile(rf"^[0-9]{{{CARD_NUMBER_DIGITS}}}$", re.ASCII)
+_CARD = re.compile(rf"^[0-9]{{{CARD_NUMBER_DIGITS}}}\Z", re.ASCII)
 _FEN = re.compile(r"^[0-9]+\Z", re.ASCII)
 _PERIOD = {
     "month": (re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z", re.ASCII), "YYYY-MM"),
