@@ -49,7 +49,11 @@ IdentityFile = cs.Struct(  # SFI 0x19, 32 bytes, written by the issuance desk
 
 
 class NotGenuine(YikatongError):
-    """The card did not prove it holds the key for the serial it claims."""
+    """The card did not prove it holds the key for the serial it claims (``serial``, hex)."""
+
+    def __init__(self, message: str, serial: str | None = None):
+        super().__init__(message)
+        self.serial = serial
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +151,16 @@ def authenticate() -> Flow[CampusCard]:
     try:
         r = yield card(internal_authenticate(challenge))
     except CardError as exc:
-        raise NotGenuine(f"card refused INTERNAL AUTHENTICATE ({exc})") from None
+        raise NotGenuine(f"card refused INTERNAL AUTHENTICATE ({exc})", info.serial_hex) from None
     if len(r.data) != CHALLENGE_LEN:
-        raise NotGenuine(f"card answered INTERNAL AUTHENTICATE with {len(r.data)} bytes")
+        raise NotGenuine(
+            f"card answered INTERNAL AUTHENTICATE with {len(r.data)} bytes", info.serial_hex
+        )
     try:
         yield sam(sam_verify(info.serial, info.issuer_id, r.data))
     except CardError as exc:
         raise NotGenuine(
-            f"card {info.serial_hex} does not hold its campus key (SAM: {exc})"
+            f"card {info.serial_hex} does not hold its campus key (SAM: {exc})", info.serial_hex
         ) from None
     r = yield card(read_identity())
     return CampusCard(info, Identity.parse(r.data))
