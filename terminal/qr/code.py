@@ -63,6 +63,9 @@ class QrReason(enum.StrEnum):
     REPLAY = "replay"
     DEBOUNCE = "debounce"
     TOO_SOON = "too-soon"
+    # at a validator
+    MODE = "mode"
+    FARE = "fare-refused"
 
 
 class QrError(YikatongError, ValueError):
