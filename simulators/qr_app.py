@@ -171,3 +171,10 @@ class RideCodeApp:
         key = account.to_bytes(10, "big").hex().upper()
         acct = iss.accounts.get(key) or iss.open_account(account)
         return phone_code(iss.authorise(acct, **override), acct, now, iss.signer_id)
+
+
+def qr_image(raw: bytes, path: str, *, scale: int = 4) -> None:
+    """The code as a QR symbol (byte mode, level L, as phones show it) in a PNG file."""
+    import segno
+
+    segno.make_qr(raw, error="l", mode="byte", boost_error=False).save(path, scale=scale, border=4)

@@ -59,6 +59,7 @@ class QrPolicy:
     issuers: Mapping[str, IssuerRule] = field(default_factory=dict)  # by issuer code
     any_issuer: bool = False  # accept issuers not listed (ykt qr verify without a list)
     root_signer_id: bytes = sm2.DEFAULT_SIGNER_ID
+    signer_id: bytes = sm2.DEFAULT_SIGNER_ID  # for issuers without an entry of their own
 
 
 class RideHistory(Protocol):
@@ -181,7 +182,7 @@ def check_policy(code: RideCode, policy: QrPolicy) -> IssuerRule:
                 QrReason.UNKNOWN_ISSUER,
                 f"issuer {code.issuer_code} platform {code.platform_code} is not accepted here",
             )
-        rule = IssuerRule(code.issuer_code, code.platform_code)
+        rule = IssuerRule(code.issuer_code, code.platform_code, signer_id=policy.signer_id)
     if policy.account_types is not None and code.account_type not in policy.account_types:
         raise _refuse(
             QrReason.ACCOUNT_TYPE, f"account type {code.account_type:02X} is not accepted here"
@@ -233,7 +234,7 @@ def verify(
     code = raw if isinstance(raw, RideCode) else parse(raw, min_version=policy.min_version)
     at = unix(now)
     rule = policy.issuers.get(code.issuer_code)
-    signer_id = rule.signer_id if rule is not None else sm2.DEFAULT_SIGNER_ID
+    signer_id = rule.signer_id if rule is not None else policy.signer_id
     check_chain(code, roots, policy, now.date(), signer_id)
     check_times(code, at, policy)
     rule = check_policy(code, policy)
