@@ -100,6 +100,7 @@ class EmvCardState:
     fdda_format: int = FORMAT_SDAD
     blocked: bool = False
     directory_priority: int = 1
+    keeps_log: bool = True  # False: a card without a transaction log (no 9F4D, nothing logged)
 
 
 @dataclass
@@ -205,9 +206,15 @@ class EmvApplication:
                         tlv.build(Tag.LANGUAGE, b"zhen"),
                         tlv.build(Tag.ISSUER_CODE_TABLE, b"\x01"),
                         tlv.build(Tag.PREFERRED_NAME, st.preferred_name.encode("ascii")),
-                        tlv.build(
-                            Tag.FCI_ISSUER_DISCRETIONARY,
-                            [tlv.build(Tag.LOG_ENTRY, bytes((LOG_SFI, LOG_SIZE)))],
+                        *(
+                            [
+                                tlv.build(
+                                    Tag.FCI_ISSUER_DISCRETIONARY,
+                                    [tlv.build(Tag.LOG_ENTRY, bytes((LOG_SFI, LOG_SIZE)))],
+                                )
+                            ]
+                            if st.keeps_log
+                            else []
                         ),
                     ],
                 ),
@@ -326,6 +333,8 @@ class EmvApplication:
         return tlv.build(Tag.RESPONSE_FORMAT_2, objects).encode()
 
     def _append_log(self, t: dict[int, bytes], atc: bytes) -> None:
+        if not self.state.keeps_log:
+            return
         record = build_dol_data(LOG_FORMAT, t, {Tag.ATC: atc})
         self.state.log.insert(0, record.hex().upper())
         del self.state.log[LOG_SIZE:]

@@ -729,6 +729,12 @@ class Journal:
                 cur = self._db.execute("SELECT * FROM ec_txn WHERE state=? ORDER BY id", (state,))
             return [_ec_row(r) for r in cur.fetchall()]
 
+    def ec_rows_after(self, row_id: int) -> list[EcJournalRow]:
+        """EC sales journaled after row ``row_id`` (what a torn sale's card did here since)."""
+        with self._read():
+            cur = self._db.execute("SELECT * FROM ec_txn WHERE id > ? ORDER BY id", (row_id,))
+            return [_ec_row(r) for r in cur.fetchall()]
+
     def open_ec_rows(self, pan: str | None = None) -> list[EcJournalRow]:
         """EC sales still in intent (a torn GPO): the card's next tap settles them by its ATC
         and balance, or they stay for the operator."""
