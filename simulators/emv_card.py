@@ -101,6 +101,8 @@ class EmvCardState:
     blocked: bool = False
     directory_priority: int = 1
     keeps_log: bool = True  # False: a card without a transaction log (no 9F4D, nothing logged)
+    # the qPBOC PDOL: the TTQ (4 bytes), then the AC input's objects in the issuer's order
+    contactless_pdol: str = CONTACTLESS_PDOL.hex().upper()
 
 
 @dataclass
@@ -189,10 +191,15 @@ class EmvApplication:
             raise CardReply(SW.CONDITIONS)
         return handler(self, cmd)
 
+    def _pdol(self) -> bytes:
+        if self.interface == CONTACTLESS:
+            return bytes.fromhex(self.state.contactless_pdol)
+        return CONTACT_PDOL
+
     # SELECT ---------------------------------------------------------------------------------
     def fci(self) -> bytes:
         st = self.state
-        pdol = CONTACTLESS_PDOL if self.interface == CONTACTLESS else CONTACT_PDOL
+        pdol = self._pdol()
         return tlv.build(
             Tag.FCI,
             [
@@ -276,7 +283,7 @@ class EmvApplication:
             template = tlv.parse_one(cmd.data, Tag.COMMAND_TEMPLATE)
         except ValueError:
             raise CardReply(SW.WRONG_DATA) from None
-        pdol = CONTACTLESS_PDOL if self.interface == CONTACTLESS else CONTACT_PDOL
+        pdol = self._pdol()
         if len(template.value) != dol_length(pdol):
             raise CardReply(SW.WRONG_LENGTH)
         if self.interface == CONTACT:
