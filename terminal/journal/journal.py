@@ -171,6 +171,11 @@ class JournalRow:
     def balance_after(self) -> int:
         return self.balance_before - self.amount
 
+    @property
+    def card(self) -> str:
+        """The card as listings show it (its serial)."""
+        return self.card_serial
+
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
         return PURCHASE.to_wire({name: getattr(self, name) for name in PURCHASE.names})
@@ -209,6 +214,27 @@ class EcJournalRow:
     @property
     def txn_time(self) -> datetime:
         return self.values["txn_time"]  # type: ignore[no-any-return]
+
+    @property
+    def card(self) -> str:
+        """The card as listings show it (its PAN; "-" before GPO answered)."""
+        return str(self.values["pan"] or "-")
+
+    @property
+    def amount(self) -> int:
+        return int(self.values["amount"])
+
+    @property
+    def txn_type(self) -> int:
+        return int(self.values["txn_type"])
+
+    @property
+    def balance_before(self) -> int:
+        return int(self.values["ec_balance_before"])
+
+    @property
+    def resolution(self) -> str | None:
+        return self.values["resolution"]  # type: ignore[no-any-return]
 
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + EC sequence)."""
@@ -630,13 +656,14 @@ class Journal:
             upload_seqs, "parked_at=NULL, parked_reason=NULL", "parked_at IS NOT NULL", ()
         )
 
-    def parked(self) -> list[JournalRow]:
-        """Rows the gateway refused, in upload order, each with its ``parked_reason``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM txn WHERE parked_at IS NOT NULL ORDER BY upload_seq"
-            )
-            return [_row(r) for r in rows.fetchall()]
+    def parked(self) -> list[JournalRow | EcJournalRow]:
+        """Rows of every kind the gateway refused, in upload order, each with its
+        ``parked_reason``."""
+        with self._read():
+            ep = self._db.execute("SELECT * FROM txn WHERE parked_at IS NOT NULL").fetchall()
+            ec = self._db.execute("SELECT * FROM ec_txn WHERE parked_at IS NOT NULL").fetchall()
+        rows: list[JournalRow | EcJournalRow] = [*map(_row, ep), *map(_ec_row, ec)]
+        return sorted(rows, key=lambda r: r.upload_seq or 0)
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, row_id: int) -> JournalRow:
@@ -788,6 +815,12 @@ class Journal:
                 cur = self._db.execute("SELECT * FROM ec_txn ORDER BY id")
             else:
                 cur = self._db.execute("SELECT * FROM ec_txn WHERE state=? ORDER BY id", (state,))
+            return [_ec_row(r) for r in cur.fetchall()]
+
+    def ec_rows_after(self, row_id: int) -> list[EcJournalRow]:
+        """EC sales journaled after row ``row_id`` (what a torn sale's card did here since)."""
+        with self._read():
+            cur = self._db.execute("SELECT * FROM ec_txn WHERE id > ? ORDER BY id", (row_id,))
             return [_ec_row(r) for r in cur.fetchall()]
 
     def open_ec_rows(self, pan: str | None = None) -> list[EcJournalRow]:
