@@ -98,7 +98,10 @@ class Kiosk:
             self.credits = CreditPath(session, journal, host)
 
     def read(self) -> CardSnapshot:
+        """Balance and history; a torn load of this card is finished first (journaled)."""
         self.session.card_reader.connect()
+        if self.credits is not None:
+            self.credits.recover(self.session.run(flows.select()))
         return self.session.run(flows.read_card())
 
     def check_amount(self, amount: int) -> None:
