@@ -439,6 +439,33 @@ EC_PURCHASE = RecordKind(
     ),
 )
 
+
+# -- the campus access event ------------------------------------------------------------------
+ACCESS_EVENT = RecordKind(
+    name="access_event",
+    key_prefix="A",
+    fields=(
+        Field("terminal_id", bytes, "the door's or clock's terminal id", length=6, identity=True),
+        Field("event_seq", int, "the terminal's own event number", lo=1, hi=2**53, identity=True),
+        Field(
+            "card_serial",
+            bytes,
+            "the card's serial (as claimed if refused)",
+            length=8,
+            nullable=True,
+        ),
+        Field("person_no", str, "the person the card proved to be", max_len=16, nullable=True),
+        Field("point", str, "the door or clock's name", max_len=32),
+        Field("area", str, "the area the point leads into", max_len=32),
+        Field("purpose", str, "door or attendance", choices=("door", "attendance")),
+        Field("direction", str, "in or out", choices=("in", "out")),
+        Field("result", str, "granted or refused", choices=("granted", "refused")),
+        Field("reason", str, "why (refused: what was wrong)", max_len=MAX_RESOLUTION),
+        Field("event_time", datetime, "terminal local time, ISO 8601 without zone"),
+    ),
+    cleared=(),  # campus events stay with the campus back office: nothing to clear
+)
+
 KINDS = {k.name: k for k in (PURCHASE, EC_PURCHASE)}
 
 
