@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 
 from gateway.forwarder import Forwarder
-
 from simulators.profiles import demo_card
 from terminal.epurse.layouts import ModeRecord, TripRecord
 from terminal.fares.engine import Mode
@@ -143,7 +142,7 @@ def test_coach_ticket_at_boarding_by_origin_and_destination(fleet: Fleet) -> Non
     assert fleet.journal.rows(SETTLED)[0].context["destination"] == "0203"
     nowhere = fleet.tap(fleet.cards[1], fleet.gate(Mode.COACH, "0201", Ride(destination="0299")))
     assert not nowhere.green and "no coach fare from 0201 to 0299" in nowhere.message
-    with pytest.raises(ModeUnavailable, match="0101 is not in coach.stations"):
+    with pytest.raises(ModeUnavailable, match=r"0101 is not in coach\.stations"):
         fleet.gate(Mode.COACH, "0101")
     fleet.check_invariants()
 
