@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.errors import MalformedResponse, YikatongError
 from terminal.apdu.flow import Flow, card
 from terminal.epurse import commands as c
 from terminal.epurse import flows
@@ -40,7 +40,7 @@ CLOSED = 0x00
 LOG_RECORDS = 10  # the card's COS keeps 10 records in 0x18
 
 
-class ModeUnavailable(ValueError):
+class ModeUnavailable(YikatongError):
     """The fare file has no section for this mode, or the ride lacks what the mode needs."""
 
 

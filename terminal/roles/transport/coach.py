@@ -46,7 +46,7 @@ class CoachBoarding(ModeValidator):
     ) -> TapResult:
         coach = self.rules.modes.coach
         assert coach is not None
-        to = self.ride.destination
+        to = self.ride.destination.upper() if self.ride.destination else None
         if to is None:
             return TapResult(False, "no destination chosen", number)
         fare = coach.fare(self.place.station, to)
