@@ -102,7 +102,7 @@ def test_bike_rent_then_return_at_another_dock(fleet: Fleet, clock) -> None:  # 
 
 
 def test_bike_deposit_check_and_hold(fleet: Fleet, clock) -> None:  # type: ignore[no-untyped-def]
-    poor = demo_card(9, balance=9_999)
+    poor = demo_card(9, balance=2_999)
     r = fleet.tap(poor, fleet.gate(Mode.BIKE_RENT))
     assert not r.green and "insufficient balance for the deposit" in r.message
     assert poor.state.offline_atc == 0 and "2706" not in poor.state.capp
@@ -112,8 +112,8 @@ def test_bike_deposit_check_and_hold(fleet: Fleet, clock) -> None:  # type: igno
     rent = fleet.gate(Mode.BIKE_RENT)
     rent.config = replace(rent.config, rules=held)
     card = fleet.cards[0]
-    assert fleet.tap(card, rent).fare == 10_000 and card.balance == 10_000
-    clock.advance(hours=5)  # 300 + 200 = 500 fee, the 10 000 deposit credited
+    assert fleet.tap(card, rent).fare == 3_000 and card.balance == 17_000
+    clock.advance(hours=5)  # 300 + 200 = 500 fee, the 3 000 deposit credited
     back = fleet.gate(Mode.BIKE_RETURN, "0302")
     back.config = replace(back.config, rules=held)
     r = fleet.tap(card, back)
