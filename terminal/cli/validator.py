@@ -1,4 +1,5 @@
-"""``ykt validator``: run a bus or metro validator loop, one line per tap."""
+"""``ykt validator``: run a validator loop (bus, metro, taxi, bike, coach, parking), one line
+per tap."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ Run a validator: wait for a card, compute the fare from the fare file, debit the
 time taken), and carry on after any card's failure. Every debit is journaled before DEBIT
 and after; a card pulled away mid-payment is settled or voided at its next tap.
 
+Modes: bus, metro-entry/metro-exit, taxi (pays --meter FEN; --driver and --vehicle go in
+the card's record and the journal), bike-rent/bike-return (--vehicle: the bike), coach (a
+ticket at boarding from --station to --to), parking-entry/parking-exit. Fares of every
+mode are in the fare file (docs/fares.md).
+
 With the default sim reader, --cards software cards (or the --card files) are tapped in
 random order --taps times. With a real reader (pcsc:..., nfc:...) it serves taps until
 Ctrl-C.
@@ -50,7 +56,7 @@ taking cards and exits with status 3.
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "validator",
-        help="run a bus/metro validator loop",
+        help="run a validator loop (bus, metro, taxi, bike, coach, parking)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--station", type=arg_code, default="0101", help="this gate's station code (4 hex digits)"
     )
     p.add_argument("--line", type=arg_code, default="0001", help="line code (2 bytes hex)")
+    p.add_argument(
+        "--meter", type=arg_int, metavar="FEN", help="taxi: the meter's amount each tap pays"
+    )
+    p.add_argument("--driver", default="", help="taxi: the driver's id (8 characters)")
+    p.add_argument("--vehicle", default="", help="taxi plate or bike number (8 characters)")
+    p.add_argument("--to", type=arg_code, metavar="STATION", help="coach: the destination")
     p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
     p.add_argument(
         "--journal-check",
@@ -133,6 +145,10 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
         seed=args.seed,
         journal_check=args.journal_check,
         fares=args.fares,
+        meter=args.meter,
+        driver=args.driver,
+        vehicle=args.vehicle,
+        destination=args.to,
         hotlist=args.hotlist,
         hotlist_sync=args.hotlist_sync,
         gateway=args.gateway,

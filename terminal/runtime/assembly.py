@@ -33,7 +33,8 @@ from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
-from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.roles.transport import Ride, make_validator
+from terminal.roles.validator import ValidatorConfig
 from terminal.runtime.config import TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
@@ -234,8 +235,11 @@ def _role_maker(config: TerminalConfig) -> RoleMaker:
             station=hex_bytes(config.station, "station", size=2).hex().upper(),
             line=hex_bytes(config.line, "line", size=2),
         )
-        return lambda session, journal, hotlist, client: Validator(
-            session, journal, hotlist, role_config
+        to = config.destination
+        to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
+        ride = Ride(config.meter, config.driver, config.vehicle, to)
+        return lambda session, journal, hotlist, client: make_validator(
+            session, journal, hotlist, role_config, ride
         )
     if config.role == "pos":
         rule = PaymentRule.named(config.pay)

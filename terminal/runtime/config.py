@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.fares import DEMO_FARES
+from terminal.fares import DEMO_FARES, Mode
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
-VALIDATOR_ROLES = ("bus", "metro-entry", "metro-exit")
+VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach, parking
 ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
 
 SCHEMA: dict[str, Any] = {
@@ -47,6 +47,7 @@ SCHEMA: dict[str, Any] = {
         "flush_timeout": None,
     },
     "status": {"port": None},
+    "ride": {"meter": None, "driver": None, "vehicle": None, "destination": None},
     "pos": {
         "pay": None,
         "merchant": None,
@@ -84,6 +85,10 @@ class TerminalConfig:
     seed: int = 1
     tap_interval: float = 0.0  # sim reader: seconds between simulated taps
     journal_check: float = 10.0
+    meter: int | None = None  # taxi: the meter's amount (fen) each simulated tap pays
+    driver: str = ""  # taxi driver id, in the record and the journal
+    vehicle: str = ""  # taxi plate, bike number
+    destination: str | None = None  # coach: where the rider is going (station code)
     fares: str = str(DEMO_FARES)
     hotlist: str | None = None
     hotlist_sync: float = 60.0
@@ -165,7 +170,10 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
         value = table[key]
         if not isinstance(value, bool):
             raise f.error(keys, f"{'.'.join(keys)} must be true or false, got {value!r}")
-    elif (isinstance(default, int) and not isinstance(default, float)) or attr == "taps":
+    elif (isinstance(default, int) and not isinstance(default, float)) or attr in (
+        "taps",
+        "meter",
+    ):
         value = f.number(keys, whole=True, minimum=1 if attr == "batch_size" else 0)
     elif isinstance(default, float):
         value = float(f.number(keys))
@@ -199,6 +207,10 @@ FIELDS = (
     ("gateway", "timeout", "gateway_timeout"),
     ("gateway", "flush_timeout", "flush_timeout"),
     ("status", "port", "status_port"),
+    ("ride", "meter", "meter"),
+    ("ride", "driver", "driver"),
+    ("ride", "vehicle", "vehicle"),
+    ("ride", "destination", "destination"),
     ("pos", "pay", "pay"),
     ("pos", "merchant", "merchant"),
     ("pos", "card_wait", "card_wait"),
@@ -230,7 +242,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         raise f.error(("sim", "cards"), "sim.cards must be a list of software card files")
     base = Path(path).parent
     config.cards = [str(base / c) for c in cards]
-    for keys, size in ((("terminal", "station"), 2), (("terminal", "line"), 2)):
+    codes = [(("terminal", "station"), 2), (("terminal", "line"), 2)]
+    if config.destination is not None:
+        codes.append((("ride", "destination"), 2))
+    for keys, size in codes:
         try:
             hex_bytes(getattr(config, keys[1]), ".".join(keys), size=size)
         except TextError as exc:
