@@ -19,7 +19,7 @@ from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
 VALIDATOR_ROLES = ("bus", "metro-entry", "metro-exit")
-ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
+ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", "door")
 
 SCHEMA: dict[str, Any] = {
     "terminal": {"role": None, "station": None, "line": None, "clock": None},
@@ -55,6 +55,7 @@ SCHEMA: dict[str, Any] = {
         "ca_keys": None,
         "trust_test_keys": None,
     },
+    "door": {"rules": None, "point": None},
 }
 
 
@@ -97,6 +98,8 @@ class TerminalConfig:
     terminal_data: str | None = None  # POS: the EMV kernel's terminal data (JSON)
     ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
     trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
+    door_rules: str | None = None  # door: the door rules file (docs/campus.md)
+    door_point: str | None = None  # door: which of the rules' doors this reader is
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -139,6 +142,7 @@ PATHS = (
     "token_file",
     "terminal_data",
     "ca_keys",
+    "door_rules",
 )
 
 
@@ -195,6 +199,8 @@ FIELDS = (
     ("pos", "terminal_data", "terminal_data"),
     ("pos", "ca_keys", "ca_keys"),
     ("pos", "trust_test_keys", "trust_test_keys"),
+    ("door", "rules", "door_rules"),
+    ("door", "point", "door_point"),
 )
 
 
@@ -243,6 +249,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
                 f"terminal.clock must be 'system' or a date and time (2026-03-01T08:00:00), "
                 f"got {clock!r}",
             ) from None
+    if role == "door":
+        for key in ("rules", "point"):
+            if key not in data.get("door", {}):
+                raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
