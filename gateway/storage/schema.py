@@ -259,6 +259,7 @@ CREATE TABLE load_void_challenges (
     ),
     (4, "Electronic Cash sales uploaded by POS terminals", _ec_table()),
     (5, campus_schema.DESCRIPTION, campus_schema.campus_tables()),
+    (6, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
 ]
 
 _TYPES = {

@@ -240,3 +240,17 @@ BusRecord = cs.Struct(  # 2702, offsets after the Handan bus AFC (HDN)
     "mileage" / cs.Int16ub,
     "reserved" / cs.Bytes(26),
 )
+
+
+# -- the campus application (docs/campus.md): identity file and internal authentication key --
+SFI_CAMPUS_IDENTITY = 0x19
+CAMPUS_IDENTITY_LEN = 32
+CAMPUS_KEY_INDEX = 1  # the internal authentication key's index in the card's key file
+
+CampusIdentityFile = cs.Struct(  # SFI 0x19, 32 bytes, written by the issuance desk
+    "person_no" / cs.Bytes(16),  # ASCII, padded with 00
+    "category" / cs.Int8ub,
+    "valid_from" / BcdDate,
+    "valid_until" / BcdDate,
+    "reserved" / cs.Bytes(7),
+)
