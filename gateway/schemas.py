@@ -224,3 +224,26 @@ class CampusEventsBody(BaseModel):
 
     terminal_id: Text
     events: list[dict[str, JsonValue]]
+
+
+class AllowanceRosterBody(BaseModel):
+    """A month's allowance roster: each line ``{"person_no", "amount_fen"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: Text = Field(description="YYYY-MM")
+    roster: Text = Field(description="the roster's name, as the back office approved it")
+    lines: list[dict[str, JsonValue]]
+
+
+class AllowanceSpendBody(BaseModel):
+    """A canteen sale paid from the allowance purse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+    card_serial: Text
+    person_no: Text
+    amount_fen: JsonValue
+    meal: Text

@@ -351,6 +351,7 @@ CREATE TABLE subsidy_line_events (
 CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
 """,
     ),
+    (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
 ]
 
 _TYPES = {

@@ -13,8 +13,9 @@ from terminal.cli.sim_devices import SoftwareDevices
 from terminal.fares import DEMO_FARES, Mode
 from terminal.journal import Journal
 from terminal.money import format_fen
-from terminal.runtime.assembly import assemble
+from terminal.runtime.assembly import assemble, assemble_door
 from terminal.runtime.config import TerminalConfig
+from terminal.runtime.door import DoorService, decision_text
 from terminal.runtime.service import Service
 from terminal.text import arg_code, arg_int
 
@@ -60,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=[m.value for m in Mode], default="bus")
+    p.add_argument("--mode", choices=[*(m.value for m in Mode), "door"], default="bus")
+    p.add_argument("--rules", metavar="FILE", help="door: the door rules file (docs/campus.md)")
+    p.add_argument("--point", metavar="NAME", help="door: which of the rules' doors this is")
     p.add_argument(
         "--fares",
         default=str(DEMO_FARES),
@@ -155,6 +158,8 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
         token=args.token,
         upload_interval=args.upload_interval,
         flush_timeout=args.flush_timeout,
+        door_rules=args.rules,
+        door_point=args.point,
     )
 
 
@@ -164,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
             "ykt validator: --gateway needs a token (--token-file or $YKT_VALIDATOR_TOKEN)"
         )
     config = config_of(args)
+    if args.mode == "door":
+        return run_door(config)
     terminal = assemble(config, SoftwareDevices())
 
     def banner() -> None:
@@ -196,4 +203,30 @@ def run(args: argparse.Namespace) -> int:
             f"({format_fen(settled[1])}), {len(after.open_rows())} open, {sent}"
             f"{result.waiting} awaiting upload, {len(after.parked())} parked"
         )
+    return 0
+
+
+def run_door(config: TerminalConfig) -> int:
+    """A door reader (docs/campus.md): one line per decision, then the counts."""
+    if not config.door_rules or not config.door_point:
+        raise SystemExit("ykt validator: --mode door needs --rules FILE and --point NAME")
+    device = assemble_door(config, SoftwareDevices())
+
+    def banner() -> None:
+        door = device.door
+        print(
+            f"door {door.session.sam.terminal_id_hex} point {device.point} rules "
+            f"{Path(config.door_rules or '').name}; store {config.journal} "
+            f"({door.journal.count(uploaded=False)} event(s) waiting); allow list version "
+            f"{door.access.version}, hotlist version {door.hotlist.version}",
+            flush=True,
+        )
+
+    service = DoorService(
+        device, lambda decision: print(decision_text(decision), flush=True), on_start=banner
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    print(f"{result.granted} granted, {result.refused} refused; {result.waiting} awaiting upload")
     return 0

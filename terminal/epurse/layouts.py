@@ -261,3 +261,16 @@ ModeRecord = cs.Struct(  # 27xx of taxi, bike, parking, coach: this project's la
     "driver" / cs.Bytes(8),  # ASCII, space padded: taxi driver id
     "reserved" / cs.Bytes(55),
 )
+
+# -- the campus application (docs/campus.md): identity file and internal authentication key --
+SFI_CAMPUS_IDENTITY = 0x19
+CAMPUS_IDENTITY_LEN = 32
+CAMPUS_KEY_INDEX = 1  # the internal authentication key's index in the card's key file
+
+CampusIdentityFile = cs.Struct(  # SFI 0x19, 32 bytes, written by the issuance desk
+    "person_no" / cs.Bytes(16),  # ASCII, padded with 00
+    "category" / cs.Int8ub,
+    "valid_from" / BcdDate,
+    "valid_until" / BcdDate,
+    "reserved" / cs.Bytes(7),
+)

@@ -19,7 +19,7 @@ from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
 VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach, parking
-ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
+ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", "door")
 
 SCHEMA: dict[str, Any] = {
     "terminal": {"role": None, "station": None, "line": None, "clock": None},
@@ -62,6 +62,7 @@ SCHEMA: dict[str, Any] = {
         "max_balance_fen": None,
         "pickup": None,
     },
+    "door": {"rules": None, "point": None},
 }
 
 
@@ -112,6 +113,8 @@ class TerminalConfig:
     max_top_up: int = 100_000  # kiosk: the largest top-up, fen
     max_balance: int = 100_000  # kiosk: the purse ceiling checked before loading, fen
     pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
+    door_rules: str | None = None  # door: the door rules file (docs/campus.md)
+    door_point: str | None = None  # door: which of the rules' doors this reader is
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -154,6 +157,7 @@ PATHS = (
     "token_file",
     "terminal_data",
     "ca_keys",
+    "door_rules",
 )
 
 
@@ -221,6 +225,8 @@ FIELDS = (
     ("kiosk", "max_top_up_fen", "max_top_up"),
     ("kiosk", "max_balance_fen", "max_balance"),
     ("kiosk", "pickup", "pickup"),
+    ("door", "rules", "door_rules"),
+    ("door", "point", "door_point"),
 )
 
 
@@ -277,6 +283,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
                 f"terminal.clock must be 'system' or a date and time (2026-03-01T08:00:00), "
                 f"got {clock!r}",
             ) from None
+    if role == "door":
+        for key in ("rules", "point"):
+            if key not in data.get("door", {}):
+                raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
