@@ -25,13 +25,20 @@ class CommandAPDU:
     extended: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            value = getattr(self, name)
-            if not 0 <= value <= 0xFF:
-                raise MalformedApdu(f"{name} must be a byte, got {value!r}")
-        if not isinstance(self.data, bytes | bytearray):
-            raise MalformedApdu("data must be bytes")
-        object.__setattr__(self, "data", bytes(self.data))
+        if not (
+            0 <= self.cla <= 0xFF
+            and 0 <= self.ins <= 0xFF
+            and 0 <= self.p1 <= 0xFF
+            and 0 <= self.p2 <= 0xFF
+        ):
+            for name in ("cla", "ins", "p1", "p2"):
+                value = getattr(self, name)
+                if not 0 <= value <= 0xFF:
+                    raise MalformedApdu(f"{name} must be a byte, got {value!r}")
+        if type(self.data) is not bytes:
+            if not isinstance(self.data, bytes | bytearray):
+                raise MalformedApdu("data must be bytes")
+            object.__setattr__(self, "data", bytes(self.data))
         if len(self.data) > EXTENDED_MAX:
             raise MalformedApdu(f"data of {len(self.data)} bytes exceeds 65535")
         if self.le is not None and not 0 < self.le <= EXTENDED_MAX_LE:
