@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.frozen import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResponseAPDU:
     data: bytes

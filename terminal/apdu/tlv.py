@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from terminal.apdu.errors import TlvError
+from terminal.apdu.frozen import quick_init
 
 MAX_TAG_BYTES = 4
 MAX_LENGTH_BYTES = 4
@@ -39,6 +40,7 @@ def encode_length(n: int) -> bytes:
     return bytes((0x80 | len(body),)) + body
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Tlv:
     """One data object. Constructed objects also carry their parsed children."""
