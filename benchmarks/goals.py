@@ -19,11 +19,22 @@ GOALS: list[Goal] = []
 
 
 def goal(
-    name: str, value: float, target: float, unit: str, *, below: bool = True, note: str = ""
+    name: str,
+    value: float,
+    target: float,
+    unit: str,
+    *,
+    below: bool = True,
+    inclusive: bool = False,
+    note: str = "",
 ) -> bool:
-    """Record one goal: ``value`` must be below ``target`` (or at least it, ``below=False``)."""
-    met = value < target if below else value >= target
-    sign = "<" if below else ">="
+    """Record one goal: ``value`` must be below ``target`` (at most it with ``inclusive``),
+    or with ``below=False`` at least it."""
+    if below:
+        met = value <= target if inclusive else value < target
+        sign = "<=" if inclusive else "<"
+    else:
+        met, sign = value >= target, ">="
     GOALS.append(
         Goal(name, f"{value:.3g} {unit}".strip(), f"{sign} {target:g} {unit}".strip(), met, note)
     )
