@@ -189,6 +189,26 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
     goal(f"ingest {backend}: p99 batch ack, 4 clients", four["p99_ms"], 100, "ms")
 
 
+def test_small_batches_one_gateway(benchmark, pg, tmp_path):
+    """Requests per second one gateway process serves when validators upload often (the
+    province model in docs/scaling.md is bound by requests, not rows): batches of 20."""
+    url = pg.new_database()
+    gw, token = gateway_on(url, tmp_path, name="gateway-small")
+    try:
+        result = benchmark.pedantic(
+            lambda: loadgen(
+                "--url", gw.url, "--token", token, "--batches", "1500", "--batch-size", "20",
+                "--concurrency", "4",
+            ),
+            rounds=1,
+            iterations=1,
+        )  # fmt: skip
+    finally:
+        gw.stop()
+    record(benchmark, "postgres: ingest, batches of 20, 4 clients", result)
+    print(f"\nbatches of 20: {result['txn_per_s'] / 20:.0f} requests/s from one gateway process")
+
+
 def test_two_gateways_one_postgres(benchmark, pg, tmp_path):
     """Two gateway processes against one PostgreSQL, a load generator on each at once: the
     combined rate is what a second process adds (docs/scaling.md)."""
