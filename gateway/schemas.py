@@ -165,3 +165,37 @@ class RejectBody(BaseModel):
 class PickupBody(BaseModel):
     load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
+
+
+# -- campus back office (gateway/api/campus.py) -----------------------------------------------
+class CampusPersonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_no: Text = Field(pattern=r"^[0-9A-Za-z]{1,16}$")
+    name: Text
+    group: Text
+    valid_from: Text = Field(description="YYYY-MM-DD")
+    valid_until: Text = Field(description="YYYY-MM-DD")
+
+
+class CampusCardBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_serial: Text
+    issuer_id: Text
+    person_no: Text
+
+
+class CampusLossBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = ""
+
+
+class CampusEventsBody(BaseModel):
+    """A door's batch of access events (``terminal.record.ACCESS_EVENT`` each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    events: list[dict[str, JsonValue]]

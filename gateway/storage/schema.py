@@ -7,6 +7,7 @@ times ISO text as the terminal sent them, money BIGINT fen.
 
 from __future__ import annotations
 
+from gateway.campus import schema as campus_schema
 from gateway.storage.db import POSTGRES, Cursor
 from terminal.record import EC_PURCHASE
 
@@ -257,6 +258,7 @@ CREATE TABLE load_void_challenges (
 """,
     ),
     (4, "Electronic Cash sales uploaded by POS terminals", _ec_table()),
+    (5, campus_schema.DESCRIPTION, campus_schema.campus_tables()),
 ]
 
 _TYPES = {

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "terminal.cli.issue",
     "terminal.cli.kiosk",
     "terminal.cli.pos",
+    "terminal.cli.qr",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
@@ -48,6 +49,7 @@ Start here:
                            Electronic Cash, a receipt, every sale journaled and uploaded
   ykt run TERMINAL.toml    run a device from its configuration file as a service
                            (ykt upload / ykt journal: send what waits, list the journal)
+  ykt qr verify FILE       check a ride QR code offline (ykt sim qr makes one)
   ykt subsidy check FILE   validate a subsidy roster and print its masked listing
   ykt subsidy import FILE  import a roster into the gateway; review, approve, report
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
-from terminal.journal import Journal, JournalRow
+from terminal.journal import EcJournalRow, Journal, JournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
@@ -139,10 +139,11 @@ def upload(args: argparse.Namespace) -> int:
 
 
 COLUMNS = (
+    "kind",
     "id",
     "terminal_id",
-    "terminal_seq",
-    "card_serial",
+    "seq",
+    "card",
     "txn_type",
     "amount",
     "balance_before",
@@ -152,15 +153,20 @@ COLUMNS = (
     "uploaded_at",
     "parked_reason",
 )
+KIND_SHOWN = {"purchase": "EP", "ec_purchase": "EC"}  # e-purse purchase, Electronic Cash sale
 
 
-def _line(row: JournalRow) -> str:
+def _cell(row: JournalRow | EcJournalRow, column: str) -> object:
+    return row.kind.name if column == "kind" else getattr(row, column)
+
+
+def _line(row: JournalRow | EcJournalRow) -> str:
     sent = "sent" if row.uploaded_at else ("parked" if row.parked_reason else "unsent")
     if row.upload_seq is None:
         sent = "-"
     return (
-        f"  seq {row.terminal_seq:>6d} {row.txn_time:%Y-%m-%d %H:%M:%S} {row.card_serial} "
-        f"{format_fen(row.amount):>9s} {row.state:<8s} {sent}"
+        f"  {KIND_SHOWN[row.kind.name]} seq {row.seq:>6d} {row.txn_time:%Y-%m-%d %H:%M:%S}"
+        f" {row.card} {format_fen(row.amount):>9s} {row.state:<8s} {sent}"
         + (f"  ({row.parked_reason})" if row.parked_reason else "")
     )
 
@@ -168,9 +174,14 @@ def _line(row: JournalRow) -> str:
 def journal(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with _journal(config) as j:
-        rows = j.rows()
-        open_rows = j.open_rows()
-        unsent = j.export(limit=1_000_000)
+        rows: list[JournalRow | EcJournalRow] = sorted(
+            [*j.rows(), *j.ec_rows()], key=lambda r: r.txn_time
+        )
+        open_rows = [*j.open_rows(), *j.open_ec_rows()]
+        unsent = sorted(
+            [*j.export(limit=1_000_000), *j.export_ec(limit=1_000_000)],
+            key=lambda r: r.upload_seq or 0,
+        )
         parked = j.parked()
         for title, listed in (
             ("open (resolved at the card's next tap)", open_rows),
@@ -186,6 +197,6 @@ def journal(args: argparse.Namespace) -> int:
                 writer = csv_writer(out)
                 writer.writerow(COLUMNS)
                 for row in rows:
-                    writer.writerow(getattr(row, c) for c in COLUMNS)
+                    writer.writerow(_cell(row, c) for c in COLUMNS)
             print(f"{len(rows)} row(s) written to {args.csv}")
     return 0

@@ -27,8 +27,7 @@ from terminal.epurse import flows
 from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.model import CardInfo, PendingPurchase, PurchaseResult
 from terminal.epurse.recovery import ProveCounter, Resolution
-from terminal.journal.journal import SUSPECT, VOID, EcJournalRow, Journal, JournalRow
-from terminal.record import EC_PURCHASE as EC_RECORD
+from terminal.journal.journal import VOID, EcJournalRow, Journal, JournalRow
 from terminal.roles.journaling import record_intent, settle_open_rows
 from terminal.roles.session import TerminalSession
 
@@ -51,15 +50,15 @@ class PaymentInterrupted(TransportError):
 
 
 class EcPaymentUncertain(PaymentInterrupted):
-    """An EC exchange broke after GPO was sent: the card may have debited its EC balance and
-    there is no proof to fetch afterwards. The journal row is suspect (uploaded, listed at
-    clearing for the operator); the sale is not complete."""
+    """An EC exchange broke after the intent: the card may have debited its EC balance and
+    will not repeat its cryptogram. The journal row stays open; the card's next tap at this
+    POS settles or voids it from what the card proves (ATC, balance, its log)."""
 
     def __init__(self, row_id: int, cause: Exception):
         TransportError.__init__(
             self,
             f"card removed during an Electronic Cash payment: the card may have been charged;"
-            f" the sale is recorded as suspect for checking, do not charge again ({cause})",
+            f" present the same card again to finish, do not charge it another way ({cause})",
         )
         self.row_id = row_id
         self.cause = cause
@@ -188,16 +187,8 @@ class DebitPath:
         """An Electronic Cash purchase: the intent row (``EC_PURCHASE`` fields known before
         GPO), the card step (GPO, where the card debits), then the row resolved by
         ``proof(result)`` -> (state, resolution, proof fields). A card refusal voids the
-        row and is raised; a torn exchange leaves it suspect and raises EcPaymentUncertain
-        (an EC card has no proof to fetch on a later tap). An intent this terminal left open
-        (stopped between the intent and its resolution) is made suspect first, so it is
-        uploaded and checked rather than forgotten."""
-        tid = str(EC_RECORD["terminal_id"].to_wire(intent["terminal_id"]))
-        for stale in self.journal.open_ec_rows():
-            if stale.terminal_id == tid:
-                self.journal.resolve_ec(
-                    stale.id, SUSPECT, "left open by a terminal stopped during the sale"
-                )
+        row and is raised; a torn exchange leaves it open and raises EcPaymentUncertain:
+        the role matches it with what the card proves at its next tap."""
         row_id = self.journal.record_ec_intent(intent)
         try:
             result = self.session.run(complete())
@@ -206,7 +197,6 @@ class DebitPath:
             raise
         except (TransportError, MalformedResponse, TlvError) as exc:
             log.warning("EC GPO torn (journal EC row %d): %s", row_id, exc)
-            self.journal.resolve_ec(row_id, SUSPECT, f"GPO torn, the card may have debited: {exc}")
             raise EcPaymentUncertain(row_id, exc) from exc
         state, resolution, fields = proof(result)
         return result, self.journal.resolve_ec(row_id, state, resolution, fields)

@@ -156,12 +156,13 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
             notes.append("Card proof not verified by the PSAM: sent for checking.")
     else:
         app = sale.ec
-        assert app is not None
-        card_number, when = app.pan, now
-        crypt = app.cryptogram
+        card_number, when = (app.pan if app is not None else "-"), now
+        crypt = app.cryptogram if app is not None else None
         proof = []
         if crypt is not None:
             proof = [("ATC", crypt.atc.hex().upper()), ("TC", crypt.cryptogram.hex().upper())]
+        if sale.completed:
+            notes.append("An interrupted payment was completed: charged once.")
         if sale.ec_row is not None:
             notes.append(f"Electronic Cash sale {sale.ec_row['ec_seq']} journaled.")
     return sale_receipt(
@@ -347,6 +348,8 @@ class PosService:
         self.status = start_status(terminal, self, actions={"/sale": self.post_sale})
         try:
             terminal.start_background()
+            with self._work:  # torn EC sales of a card still in the field: matched now
+                self.role.recover_present()
             if self.on_start is not None:
                 self.on_start()
             while not self.stop_event.wait(self.poll):

@@ -1,0 +1,48 @@
+"""The campus migration's tables (docs/campus.md); appended to the gateway's migrations."""
+
+from __future__ import annotations
+
+from terminal.record import ACCESS_EVENT
+
+DESCRIPTION = "campus one-card: people, card bindings, the doors' allow list, access events"
+
+
+def campus_tables() -> str:
+    events = ",\n    ".join(
+        f"{f.name} {'{big}' if f.type is int else 'TEXT'}{'' if f.nullable else ' NOT NULL'}"
+        for f in ACCESS_EVENT.fields
+    )
+    return f"""
+CREATE TABLE campus_people (
+    person_no   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    valid_from  TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    created_at  {{big}} NOT NULL
+);
+CREATE TABLE campus_cards (
+    card_serial TEXT PRIMARY KEY,
+    person_no   TEXT NOT NULL REFERENCES campus_people (person_no),
+    issuer_id   TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('active', 'lost')),
+    bound_at    {{big}} NOT NULL
+);
+CREATE TABLE campus_access_changes (
+    version     {{id}},
+    card_serial TEXT NOT NULL,
+    action      TEXT NOT NULL CHECK (action IN ('allow', 'deny')),
+    person_no   TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    valid_from  TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          {{big}} NOT NULL
+);
+CREATE TABLE campus_events (
+    {events},
+    received_at {{big}} NOT NULL,
+    PRIMARY KEY (terminal_id, event_seq)
+);
+CREATE INDEX campus_events_by_area ON campus_events (area, event_time);
+"""
