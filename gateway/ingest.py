@@ -46,6 +46,8 @@ BATCH_KEYS = frozenset({"batch_id", "terminal_id", "records"})
 KINDED_BATCH_KEYS = BATCH_KEYS | {"kind"}
 BATCH_KINDS = {k.name: k for k in (RECORD, EC_PURCHASE)}
 RECORD_KEYS = RECORD.names
+# each kind's sequence field (the last of its identity), looked up once per ack
+_SEQ_NAMES = {name: kind.identity[-1] for name, kind in BATCH_KINDS.items()}
 _RECORD_KEYSET = frozenset(RECORD_KEYS)
 
 # the columns a stored row carries after terminal_id, in this order
@@ -94,7 +96,7 @@ class BatchResult:
     @property
     def seq_name(self) -> str:
         """The record's sequence field each ack names (terminal_seq, ec_seq)."""
-        return BATCH_KINDS[self.kind].identity[-1]
+        return _SEQ_NAMES[self.kind]
 
     def counts(self) -> dict[str, int]:
         out = {STORED: 0, DUPLICATE: 0, CONFLICT: 0}
@@ -271,7 +273,7 @@ def parse_batch(
     if kind not in BATCH_KINDS:
         raise Malformed("bad_layout", f"kind must be one of {', '.join(sorted(BATCH_KINDS))}")
     require_upload(terminal, kind)
-    seq_name = BATCH_KINDS[kind].identity[-1]
+    seq_name = _SEQ_NAMES[kind]
     if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
         raise Malformed("bad_layout", "batch_id must be 1-64 characters of [0-9A-Za-z_.:-]")
     if not isinstance(terminal_id, str) or terminal_id.upper() != terminal.terminal_id:
