@@ -28,6 +28,7 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
+from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
@@ -202,7 +203,15 @@ def _role_maker(
             station=hex_bytes(config.station, "station", size=2).hex().upper(),
             line=hex_bytes(config.line, "line", size=2),
         )
-        return lambda session, journal, hotlist: Validator(session, journal, hotlist, role_config)
+        qr = config.qr.load() if config.qr is not None else None
+
+        def validator(session: TerminalSession, journal: Journal, hotlist: Hotlist) -> Validator:
+            role = Validator(session, journal, hotlist, role_config)
+            if qr is not None:
+                role.qr = QrGate(journal, qr[0], qr[1], session.sam.terminal_id)
+            return role
+
+        return validator
     if config.role == "pos":
         rule = PaymentRule.named(config.pay)
         kernel = kernel_config(
