@@ -6,8 +6,8 @@ the storage can hold. The business modules never see these models, only the valu
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -194,6 +194,31 @@ class ActBody(BaseModel):
 class RejectBody(BaseModel):
     actor: Text
     reason: Text = Field(max_length=1000)
+
+
+class PublishBody(BaseModel):
+    actor: Text = Field(description="who puts the roster on display (公示)")
+    starts_on: date
+    ends_on: date
+    place: Text = Field(default="", max_length=200)
+
+
+class ObjectionBody(BaseModel):
+    actor: Text = Field(description="who records the objection")
+    row: int = Field(ge=2, le=1_000_000, description="the roster row objected to")
+    reason: Text = Field(max_length=1000)
+
+
+class ResolveBody(BaseModel):
+    actor: Text
+    outcome: Literal["upheld", "dismissed"]
+    note: Text = Field(max_length=1000)
+
+
+class SignOffBody(BaseModel):
+    actor: Text = Field(description="who collected the signed sheet (群众签字认可)")
+    signatures: int = Field(ge=1, le=1_000_000)
+    note: Text = Field(default="", max_length=1000)
 
 
 class PickupBody(BaseModel):

@@ -518,3 +518,34 @@ QR_RIDE = RecordKind(
 )
 
 KINDS = {k.name: k for k in (PURCHASE, EC_PURCHASE, QR_RIDE)}
+
+
+# -- the kiosk's online load (top-up) ---------------------------------------------------------
+LOAD_STATES = ("intent", "settled", "suspect", "void")
+
+LOAD = RecordKind(
+    name="load",
+    key_prefix="L",
+    fields=(
+        Field("reference", str, "the gateway's reference for the load", max_len=64, identity=True),
+        Field("terminal_id", bytes, "the kiosk's terminal id", length=6),
+        Field("issuer_id", bytes, "card issuer", length=8),
+        Field("card_serial", bytes, "card application serial", length=8),
+        Field("online_atc", int, "the card's online counter before the load", hi=0xFFFF),
+        Field("amount", int, "fen", lo=1, hi=MAX_AMOUNT),
+        Field("balance_before", int, "fen", hi=MAX_AMOUNT),
+        Field("key_version", int, "load key version", hi=0xFF),
+        Field("algorithm", int, "load key algorithm", hi=0xFF),
+        Field("txn_time", datetime, "the host's time the card credits at (CREDIT FOR LOAD)"),
+        Field("purpose", str, "what the load pays (empty: a top-up)", max_len=64),
+        Field("state", str, "intent, settled, suspect or void", choices=LOAD_STATES),
+        Field("tac", bytes, "the card's TAC (once it credited)", length=4, nullable=True),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
+        Field("context", dict, "the role's own notes", max_len=MAX_CONTEXT_BYTES),
+    ),
+    cleared=(),
+)
+"""A kiosk's load as its journal keeps it: written after the gateway's MAC2 and before CREDIT
+FOR LOAD, settled with the TAC the gateway confirmed, or voided when the card proved it never
+credited. Not uploaded: the gateway's own ``loads`` table (gateway/loads.py) is the load's
+record, built from the authorise/confirm/prove/void calls, so it is never counted twice."""

@@ -14,6 +14,8 @@ from terminal.journal.journal import QrJournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
+from terminal.runtime.counter import CounterService
+from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
@@ -33,6 +35,12 @@ A POS (role "pos") takes its sales from the cash register: POST /sale with
 {"amount_fen": N, "pay": "ep|ec|auto"} on the status port answers the sale's result as JSON
 (approved with the balance and the receipt, or refused with the reason in words); one
 sale at a time; SIGTERM finishes the sale in progress first.
+
+A kiosk (role "kiosk") takes its requests from the kiosk's screen application the same
+way: POST /top-up with {"amount_fen": N} once the customer has paid N in, POST /pickup
+(approved subsidies, with [kiosk] pickup = true) and POST /balance; each loads the card
+in the field through the gateway and answers JSON with the receipt. A top-up interrupted
+by a card pulled away or a power cut is finished at the card's next visit.
 """
 
 
@@ -69,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise StartRefused(
             f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
         )
+    if config.role == "kiosk" and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a kiosk takes its top-ups on [status] port (POST /top-up): set it"
+        )
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
 
@@ -76,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         status = f"; status http://127.0.0.1:{config.status_port}/health"
         if config.role == "pos":
             status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
+        if config.role == "kiosk":
+            status += f", top-ups POST http://127.0.0.1:{config.status_port}/top-up"
         print(
             f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
             f"{config.journal}" + (status if config.status_port else ""),
@@ -83,8 +97,15 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    service: Service | PosService
-    if config.role == "pos":
+    service: Service | CounterService
+    if config.role == "kiosk":
+        service = KioskService(
+            terminal,
+            lambda outcome: print(kiosk_log_line(terminal_id, outcome), flush=True),
+            on_start=banner,
+        )
+        counts = "{} done, {} refused"
+    elif config.role == "pos":
         service = PosService(
             terminal,
             lambda sale: print(sale_log_line(terminal_id, sale), flush=True),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
-from terminal.record import EC_PURCHASE, PURCHASE, QR_RIDE, RecordKind
+from terminal.record import EC_PURCHASE, LOAD, PURCHASE, QR_RIDE, RecordKind
 from terminal.sqlite import NotDurable, connect, transaction
 
 INTENT = "intent"
@@ -39,7 +39,7 @@ VOID = "void"
 STATES = (INTENT, SETTLED, SUSPECT, VOID)
 UPLOADABLE = (SETTLED, SUSPECT)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _kind_table(kind: RecordKind, table: str, holder: str = "pan") -> tuple[str, ...]:
@@ -80,6 +80,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE UNIQUE INDEX IF NOT EXISTS qr_txn_code ON qr_txn (code_hash)",
         "CREATE INDEX IF NOT EXISTS qr_txn_account ON qr_txn (user_account, generated)",
     ),
+    # a kiosk's online loads (``LOAD``): intent before CREDIT FOR LOAD; never uploaded
+    5: _kind_table(LOAD, "load_txn", "card_serial"),
 }
 
 # the tables holding uploadable rows; upload_seq is one order across all of them
@@ -293,6 +295,38 @@ class QrJournalRow:
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + ride-code seq)."""
         return QR_RIDE.to_wire(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJournalRow:
+    """One kiosk load in the journal: the ``terminal.record.LOAD`` fields (bytes as hex
+    text, read with ``row["online_atc"]``) and the row id."""
+
+    id: int
+    values: dict[str, Any]
+
+    kind = LOAD
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def state(self) -> str:
+        return str(self.values["state"])
+
+    @property
+    def reference(self) -> str:
+        return str(self.values["reference"])
+
+
+def _load_row(r: sqlite3.Row) -> LoadJournalRow:
+    return LoadJournalRow(id=r["id"], values=LOAD.from_columns(r))
+
+
+_LOAD_INSERT = (
+    f"INSERT INTO load_txn ({', '.join(LOAD.names)}, created_at)"
+    f" VALUES ({', '.join('?' * (len(LOAD.names) + 1))})"
+)
 
 
 # the EC record's fields written after GPO: the card's proof and the row's resolution
@@ -921,6 +955,82 @@ class Journal:
                 f"SELECT * FROM qr_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
             )
             return [_qr_row(r) for r in rows.fetchall()]
+
+    # -- kiosk loads ------------------------------------------------------------------------
+    def record_load_intent(self, values: dict[str, Any]) -> int:
+        """Write a load's intent row once the host gave MAC2 and before CREDIT FOR LOAD is
+        sent: every ``LOAD`` field but the TAC and the resolution; returns its id."""
+        unknown = set(values) - set(LOAD.names)
+        if unknown:
+            raise JournalError(f"not load record fields: {', '.join(sorted(unknown))}")
+        row = dict.fromkeys(LOAD.names)
+        row.update(values, state=INTENT, tac=None, resolution=None)
+        row["context"] = values.get("context") or {}
+        with self._tx() as db:
+            try:
+                cur = db.execute(_LOAD_INSERT, (*LOAD.to_columns(row), self._now()))
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"load {row['reference']} already journaled") from exc
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def note_load_tac(self, row_id: int, tac: bytes) -> LoadJournalRow:
+        """The card credited and answered its TAC; the row stays open until the gateway has
+        confirmed it (so a confirmation lost on the way is sent again)."""
+        with self._tx() as db:
+            n = db.execute(
+                "UPDATE load_txn SET tac=? WHERE id=? AND state='intent'",
+                (LOAD["tac"].to_column(tac), row_id),
+            ).rowcount
+            if n != 1:
+                raise JournalError(f"no open load row {row_id}")
+            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+
+    def resolve_load(
+        self, row_id: int, state: str, resolution: str, *, tac: bytes | None = None
+    ) -> LoadJournalRow:
+        """Settle (the gateway confirmed the TAC), mark suspect (credited, TAC refused) or
+        void (the card never credited) an open load row."""
+        if state not in (SETTLED, SUSPECT, VOID):
+            raise JournalError(f"cannot resolve a load row to {state}")
+        with self._tx() as db:
+            cur = db.execute("SELECT state, tac FROM load_txn WHERE id=?", (row_id,)).fetchone()
+            if cur is None:
+                raise JournalError(f"no load journal row {row_id}")
+            if cur["state"] != INTENT:
+                raise JournalError(f"load row {row_id} is already {cur['state']}")
+            db.execute(
+                "UPDATE load_txn SET state=?, tac=?, resolution=?, resolved_at=? WHERE id=?",
+                (
+                    state,
+                    LOAD["tac"].to_column(tac) if tac else cur["tac"],
+                    resolution,
+                    self._now(),
+                    row_id,
+                ),
+            )
+            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+
+    def load_rows(self, state: str | None = None) -> list[LoadJournalRow]:
+        """Loads in the order they were journaled (of one state when asked)."""
+        with self._read():
+            if state is None:
+                cur = self._db.execute("SELECT * FROM load_txn ORDER BY id")
+            else:
+                cur = self._db.execute("SELECT * FROM load_txn WHERE state=? ORDER BY id", (state,))
+            return [_load_row(r) for r in cur.fetchall()]
+
+    def open_loads(self, card_serial: bytes | None = None) -> list[LoadJournalRow]:
+        """Loads still in intent (torn after MAC2): the card's next visit settles or voids
+        them; those with a TAC only wait for the gateway's confirmation."""
+        with self._read():
+            if card_serial is None:
+                cur = self._db.execute("SELECT * FROM load_txn WHERE state='intent' ORDER BY id")
+            else:
+                cur = self._db.execute(
+                    "SELECT * FROM load_txn WHERE state='intent' AND card_serial=? ORDER BY id",
+                    (card_serial.hex().upper(),),
+                )
+            return [_load_row(r) for r in cur.fetchall()]
 
     def check_integrity(self) -> None:
         """SQLite's own integrity check; raises JournalError on any problem."""

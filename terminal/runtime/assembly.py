@@ -1,9 +1,9 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role (a validator or a POS) are built here and nowhere
-else; ``ykt validator``, ``ykt pos`` and ``ykt run`` differ only in where their
-configuration comes from. Software devices
+client with its uplink, and the role (a validator, a POS, a kiosk) are built here and
+nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run`` differ only in
+where their configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
 code never imports the simulators.
 
@@ -31,6 +31,7 @@ from terminal.private_files import read_secret_file
 from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
+from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
@@ -191,11 +192,42 @@ def ca_store(kernel: EmvConfig, extra: str | None) -> CaKeyStore:
     return store
 
 
-def _role_maker(
-    config: TerminalConfig,
-) -> Callable[[TerminalSession, Journal, Hotlist], Any]:
-    """What builds the role once the session and journal are open; every value of the
-    configuration is checked here, before a file is opened."""
+RoleMaker = Callable[[TerminalSession, Journal, Hotlist, GatewayClient | None], Any]
+
+
+def _kiosk_maker(config: TerminalConfig) -> RoleMaker:
+    """A kiosk: top-ups through the gateway's load host on the one journaled credit path,
+    subsidy pickup when ``[kiosk] pickup`` is on."""
+    if not config.gateway:
+        raise StartRefused(
+            f"{config.source}: a kiosk loads cards through the gateway: set [gateway] url"
+        )
+    limits = KioskConfig(config.min_top_up, config.max_top_up, config.max_balance)
+
+    def make(
+        session: TerminalSession, journal: Journal, hotlist: Hotlist, client: GatewayClient | None
+    ) -> Kiosk:
+        from terminal.roles.kiosk_host import HttpSubsidyHost
+        from terminal.roles.load_host import HttpLoadHost
+
+        assert client is not None
+        return Kiosk(
+            session,
+            HttpLoadHost(client),
+            session.sam.terminal_id,
+            config=limits,
+            subsidies=HttpSubsidyHost(client) if config.pickup else None,
+            journal=journal,
+        )
+
+    return make
+
+
+def _role_maker(config: TerminalConfig) -> RoleMaker:
+    """What builds the role once the session, journal and gateway client are open; every
+    value of the configuration is checked here, before a file is opened."""
+    if config.role == "kiosk":
+        return _kiosk_maker(config)
     if config.is_validator:
         role_config = ValidatorConfig(
             mode=Mode(config.role),
@@ -205,7 +237,9 @@ def _role_maker(
         )
         qr = config.qr.load() if config.qr is not None else None
 
-        def validator(session: TerminalSession, journal: Journal, hotlist: Hotlist) -> Validator:
+        def validator(
+            session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
+        ) -> Validator:
             role = Validator(session, journal, hotlist, role_config)
             if qr is not None:
                 role.qr = QrGate(journal, qr[0], qr[1], session.sam.terminal_id)
@@ -220,7 +254,7 @@ def _role_maker(
             card_reader=config.card_reader,
         )
         store = ca_store(kernel, config.ca_keys)
-        return lambda session, journal, hotlist: OneCardPos(
+        return lambda session, journal, hotlist, client: OneCardPos(
             session, journal, kernel, store, rule, hotlist=hotlist
         )
     raise StartRefused(
@@ -259,19 +293,23 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
 
         sam_reader = open_reader(config.sam_reader)
     journal = Journal(config.journal, autocheckpoint=False)
+    client: GatewayClient | None = None
     try:
         session = TerminalSession(reader, sam_reader, clock=_clock(config))
         info = session.start()
         if next_seq is not None:
             check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = Hotlist(config.hotlist)
-        role = make_role(session, journal, hotlist)
+        if config.gateway:
+            client, uplink = open_uplink(config, journal, secret)
+        role = make_role(session, journal, hotlist, client)
     except BaseException:
+        if client is not None:
+            client.close()
         journal.close()
         raise
     terminal = Terminal(config, session, card_reader, reader, journal, hotlist, role, cards)
-    if config.gateway:
-        client, uplink = open_uplink(config, journal, secret)
+    if client is not None:
         terminal.client = client
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)

@@ -66,6 +66,12 @@ SCHEMA: dict[str, Any] = {
         "ca_keys": None,
         "trust_test_keys": None,
     },
+    "kiosk": {
+        "min_top_up_fen": None,
+        "max_top_up_fen": None,
+        "max_balance_fen": None,
+        "pickup": None,
+    },
 }
 
 
@@ -108,6 +114,10 @@ class TerminalConfig:
     terminal_data: str | None = None  # POS: the EMV kernel's terminal data (JSON)
     ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
     trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
+    min_top_up: int = 100  # kiosk: the smallest top-up, fen
+    max_top_up: int = 100_000  # kiosk: the largest top-up, fen
+    max_balance: int = 100_000  # kiosk: the purse ceiling checked before loading, fen
+    pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     source: str = "command line"  # the file this came from, for messages
 
@@ -207,6 +217,10 @@ FIELDS = (
     ("pos", "terminal_data", "terminal_data"),
     ("pos", "ca_keys", "ca_keys"),
     ("pos", "trust_test_keys", "trust_test_keys"),
+    ("kiosk", "min_top_up_fen", "min_top_up"),
+    ("kiosk", "max_top_up_fen", "max_top_up"),
+    ("kiosk", "max_balance_fen", "max_balance"),
+    ("kiosk", "pickup", "pickup"),
 )
 
 
@@ -241,6 +255,11 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         PaymentRule.named(config.pay)
     except ValueError as exc:
         raise f.error(("pos", "pay"), f"pos.pay {config.pay!r}: {exc}") from None
+    if not 0 < config.min_top_up <= config.max_top_up or config.max_balance <= 0:
+        raise f.error(
+            ("kiosk",),
+            "[kiosk] limits must be above 0 with min_top_up_fen <= max_top_up_fen",
+        )
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")

@@ -118,3 +118,79 @@ def test_one_card_pos_refuses_the_ep_on_get_balance(tmp_path: Path, clock) -> No
             pos.charge(150)
         assert journal.rows() == []
     assert (card.balance, card.state.offline_atc) == (BALANCE, 0)
+
+
+# -- a card pulled away right after CREDIT FOR LOAD --------------------------------------------
+KIOSK = "310000000090"
+
+
+def _loads(gateway, serial: str) -> dict[str, tuple[str, int, int]]:  # type: ignore[no-untyped-def]
+    """The gateway's loads of the card: reference -> (state, amount, outbox rows)."""
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT l.reference, l.state, l.amount, (SELECT COUNT(*) FROM outbox o"
+            " WHERE o.kind = 'load' AND o.ref_id = l.id) FROM loads l"
+            " WHERE l.card_serial = ?",
+            (serial,),
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in cur.fetchall()}
+
+
+def test_a_card_pulled_after_credit_then_a_kiosk_restart_cannot_keep_unbooked_money(
+    gateway, clock, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The holder pulls the card the moment CREDIT FOR LOAD is sent; the kiosk loses power.
+    The card holds the money but the gateway only an authorised load, which clearing never
+    sees. At the card's next visit the restarted kiosk's journal names the load: the card
+    is made to prove it (confirmed and booked for clearing), the holder's new top-up above
+    the ceiling is refused in words, and a void of the credited load is refused."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import Kiosk, KioskConfig, TopUpRefused
+    from terminal.roles.load_host import HttpLoadHost
+    from terminal.uplink import GatewayClient, GatewayRefused
+
+    client = GatewayClient(gateway.url, gateway.register(KIOSK, "card-centre", role="kiosk"))
+    host = HttpLoadHost(client, sleep=lambda s: None)
+    card = demo_card(66, balance=90_000)
+    serial = card.serial.hex().upper()
+    limits = KioskConfig(max_balance=100_000)
+    path = tmp_path / "kiosk.db"
+    reader = SimReader(card)
+    with Journal(path) as journal:
+        kiosk = Kiosk(
+            TerminalSession(reader, clock=clock),
+            host,
+            bytes.fromhex(KIOSK),
+            config=limits,
+            journal=journal,
+        )
+        reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+        with pytest.raises(LoadInterrupted):
+            kiosk.top_up(5_000)
+    assert card.balance == 95_000
+    ((ref, (state, amount, _)),) = _loads(gateway, serial).items()
+    assert (state, amount) == ("authorized", 5_000)  # the hole the journal closes
+    # power back; the same card comes back and asks for more than fits under the ceiling
+    reader = SimReader(card)
+    with Journal(path) as journal:
+        kiosk = Kiosk(
+            TerminalSession(reader, clock=clock),
+            host,
+            bytes.fromhex(KIOSK),
+            config=limits,
+            journal=journal,
+        )
+        with pytest.raises(TopUpRefused) as caught:
+            kiosk.top_up(10_000)
+        assert "the card holds ¥950.00 and at most ¥1000.00" in caught.value.reason
+        (row,) = journal.load_rows()
+        assert (row.reference, row.state, row["amount"]) == (ref, "settled", 5_000)
+        assert row["tac"] is not None and journal.open_loads() == []
+    assert card.balance == 95_000  # credited once, nothing more
+    assert _loads(gateway, serial) == {ref: ("confirmed", 5_000, 1)}  # booked for clearing
+    with pytest.raises(GatewayRefused) as void:
+        host.void_challenge(ref)
+    assert (void.value.status, void.value.code) == (409, "load_confirmed")
+    assert "cannot be void" in void.value.reason
+    client.close()

@@ -54,3 +54,21 @@ def test_bad_values_are_refused_at_their_line(
     with pytest.raises(FileError) as err:
         load_config(path)
     assert str(err.value).startswith(f"{path}:{line}: ") and what in str(err.value)
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.toml")))
+def test_every_example_is_a_valid_configuration(example: Path) -> None:
+    config = load_config(example)
+    assert config.role in example.read_text(encoding="utf-8")
+
+
+def test_kiosk_limits_are_read_and_checked(tmp_path: Path) -> None:
+    body = '[terminal]\nrole = "kiosk"\n[journal]\npath = "j.db"\n[kiosk]\n'
+    config = load_config(write(tmp_path, body + "max_top_up_fen = 5000\npickup = true\n"))
+    assert (config.min_top_up, config.max_top_up, config.pickup) == (100, 5000, True)
+    with pytest.raises(FileError) as err:
+        load_config(write(tmp_path, body + "min_top_up_fen = 900\nmax_top_up_fen = 800\n"))
+    assert "min_top_up_fen <= max_top_up_fen" in str(err.value)
