@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from gateway import ingest, loads
+from gateway import ingest, loads, numbers
 from gateway.edges import INT64_MAX, DbId, JsonValue, Text
 from terminal.epurse.model import LoadRequest
 from terminal.record import QR_RIDE, RecordKind
@@ -178,6 +178,33 @@ class HotlistBody(BaseModel):
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk whose book this is; refused unless it is the token's desk",
+    )
+
+
+class LeaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    count: int = Field(ge=1, le=numbers.MAX_BLOCK, description="how many card numbers")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk the block is for; refused unless it is the token's desk",
+    )
+
+
+class ClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_number: Text = Field(description="the 19 printed digits")
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    id_number: Text = Field(description="the holder's identity number")
+    card_kind: int = Field(ge=0, le=0xFF)
+    replaces: Text | None = Field(default=None, description="the lost card it replaces")
 
 
 class LossBody(BaseModel):
@@ -258,3 +285,26 @@ class CampusEventsBody(BaseModel):
 
     terminal_id: Text
     events: list[dict[str, JsonValue]]
+
+
+class AllowanceRosterBody(BaseModel):
+    """A month's allowance roster: each line ``{"person_no", "amount_fen"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: Text = Field(description="YYYY-MM")
+    roster: Text = Field(description="the roster's name, as the back office approved it")
+    lines: list[dict[str, JsonValue]]
+
+
+class AllowanceSpendBody(BaseModel):
+    """A canteen sale paid from the allowance purse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+    card_serial: Text
+    person_no: Text
+    amount_fen: JsonValue
+    meal: Text

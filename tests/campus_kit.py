@@ -10,9 +10,11 @@ import httpx
 
 from simulators.campus import campus_psam
 from simulators.epurse_card import SoftEPurseCard
+from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
 from terminal.campus.door import AccessList, Door, EventJournal, sync_access, upload_events
 from terminal.campus.rules import load_rules
 from terminal.hotlist import Hotlist
+from terminal.journal import Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
@@ -103,3 +105,64 @@ class Site:
 
     def upload(self) -> int:
         return upload_events(self.client, self.door.journal, DOOR_ID)
+
+
+CANTEEN_ID = "310000000301"
+CANTEEN_RULES = """
+day_limit = 4000
+[meals.breakfast]
+from = "06:30"
+until = "09:00"
+limit = 1000
+[meals.lunch]
+from = "11:00"
+until = "13:30"
+limit = 2500
+"""
+
+
+@dataclass
+class Till:
+    """A canteen till: a campus SAM, its journal, rules, hotlist and sales ledger."""
+
+    tmp: Path
+    clock: Any
+    url: str | None
+    token: str
+    reader: SimReader = field(init=False)
+    canteen: Canteen = field(init=False)
+
+    def __post_init__(self) -> None:
+        (self.tmp / "canteen.toml").write_text(CANTEEN_RULES, encoding="utf-8")
+        self.reader = SimReader(name="till")
+        session = TerminalSession(self.reader, SimReader(campus_psam(CANTEEN_ID)), clock=self.clock)
+        session.start()
+        self.hotlist = Hotlist(self.tmp / "till-hotlist.db")
+        self.canteen = Canteen(
+            session,
+            Journal(self.tmp / "till-journal.db"),
+            load_canteen_rules(self.tmp / "canteen.toml"),
+            self.hotlist,
+            SalesLedger(self.tmp / "sales.db"),
+            GatewayClient(self.url, self.token, timeout=1.0) if self.url else None,
+        )
+
+    def sell(self, card: SoftEPurseCard, amount: int, purse: str) -> Any:
+        self.reader.insert(card)
+        try:
+            return self.canteen.sell(amount, purse)
+        finally:
+            self.reader.remove()
+
+
+def credit(url: str, month: str, lines: list[dict[str, Any]], roster: str = "r1") -> httpx.Response:
+    return admin(
+        url, "/v1/admin/campus/allowance", {"month": month, "roster": roster, "lines": lines}
+    )
+
+
+def allowance_of(url: str, person_no: str) -> int:
+    r = httpx.get(
+        f"{url}/v1/admin/campus/allowance/{person_no}", headers={"X-Admin-Token": ADMIN_TOKEN}
+    )
+    return int(r.json()["balance_fen"])

@@ -9,13 +9,21 @@ from fastapi.responses import Response
 
 from gateway.api.deps import DB, admin, with_role
 from gateway.api.http import json_response
-from gateway.campus import store
+from gateway.campus import allowance, store
 from gateway.edges import INT64_MAX, Text
 from gateway.errors import Invalid
-from gateway.schemas import CampusCardBody, CampusEventsBody, CampusLossBody, CampusPersonBody
+from gateway.schemas import (
+    AllowanceRosterBody,
+    AllowanceSpendBody,
+    CampusCardBody,
+    CampusEventsBody,
+    CampusLossBody,
+    CampusPersonBody,
+)
 
 router = APIRouter(tags=["campus"])
 Door = with_role("door")
+Canteen = with_role("pos")
 MAX_DELTA = 10_000
 
 
@@ -89,3 +97,26 @@ def access(
 @router.post("/v1/campus/events", summary="A door's access events, each stored once")
 def events(terminal: Door, body: CampusEventsBody, db: DB) -> Response:
     return json_response(store.store_events(db, terminal, body.model_dump()))
+
+
+@router.post(
+    "/v1/admin/campus/allowance",
+    summary="Credit a month's allowance roster (each person once a month)",
+    dependencies=[Depends(admin)],
+)
+def credit_allowance(body: AllowanceRosterBody, db: DB) -> Response:
+    return json_response(allowance.credit_month(db, body.month, body.roster, body.lines))
+
+
+@router.get(
+    "/v1/admin/campus/allowance/{person_no}",
+    summary="A person's allowance balance",
+    dependencies=[Depends(admin)],
+)
+def allowance_balance(person_no: Text, db: DB) -> Response:
+    return json_response({"person_no": person_no, "balance_fen": allowance.balance(db, person_no)})
+
+
+@router.post("/v1/campus/allowance/spend", summary="A canteen sale paid from the allowance")
+def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Response:
+    return json_response(allowance.spend(db, terminal, body.model_dump()))

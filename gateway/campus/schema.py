@@ -46,3 +46,35 @@ CREATE TABLE campus_events (
 );
 CREATE INDEX campus_events_by_area ON campus_events (area, event_time);
 """
+
+
+ALLOWANCE_DESCRIPTION = "campus allowance purse: monthly credits per person, canteen spends"
+
+
+def allowance_tables() -> str:
+    """The allowance purse (补助): one credit per person and month, one spend per sale."""
+    return """
+CREATE TABLE campus_allowance_accounts (
+    person_no   TEXT PRIMARY KEY REFERENCES campus_people (person_no),
+    balance     {big} NOT NULL CHECK (balance >= 0)
+);
+CREATE TABLE campus_allowance_credits (
+    person_no   TEXT NOT NULL REFERENCES campus_people (person_no),
+    month       TEXT NOT NULL,
+    amount      {big} NOT NULL CHECK (amount > 0),
+    roster      TEXT NOT NULL,
+    at          {big} NOT NULL,
+    PRIMARY KEY (person_no, month)
+);
+CREATE TABLE campus_allowance_spends (
+    terminal_id   TEXT NOT NULL,
+    sale_seq      {big} NOT NULL,
+    card_serial   TEXT NOT NULL,
+    person_no     TEXT NOT NULL REFERENCES campus_people (person_no),
+    amount        {big} NOT NULL CHECK (amount > 0),
+    meal          TEXT NOT NULL,
+    balance_after {big} NOT NULL,
+    at            {big} NOT NULL,
+    PRIMARY KEY (terminal_id, sale_seq)
+);
+"""

@@ -19,33 +19,30 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-import construct as cs
-
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import CardError, MacMismatch, YikatongError
 from terminal.apdu.flow import Flow, card, sam
 from terminal.crypto.primitives import des_encrypt
 from terminal.epurse import flows
+from terminal.epurse.layouts import (
+    CAMPUS_IDENTITY_LEN,
+    CAMPUS_KEY_INDEX,
+    SFI_CAMPUS_IDENTITY,
+    CampusIdentityFile,
+)
 from terminal.epurse.model import CardInfo
-from terminal.layout import BcdDate, build, parse
+from terminal.layout import build, parse
 
-SFI_IDENTITY = 0x19
-IDENTITY_LEN = 32
+SFI_IDENTITY = SFI_CAMPUS_IDENTITY  # the card's layout lives with the others (epurse.layouts)
+IDENTITY_LEN = CAMPUS_IDENTITY_LEN
+KEY_INDEX = CAMPUS_KEY_INDEX
+IdentityFile = CampusIdentityFile
 CHALLENGE_LEN = 8
-KEY_INDEX = 1  # the internal authentication key's index in the card's key file
 KEY_VERSION = 1  # the campus master's version the SAM holds
 INS_INTERNAL_AUTH = 0x88
 INS_SAM_VERIFY = 0x82  # the SAM authenticates the card's answer (as EXTERNAL AUTHENTICATE)
 
 CATEGORIES = {1: "student", 2: "staff", 3: "visitor"}
-
-IdentityFile = cs.Struct(  # SFI 0x19, 32 bytes, written by the issuance desk
-    "person_no" / cs.Bytes(16),  # ASCII, padded with 00
-    "category" / cs.Int8ub,
-    "valid_from" / BcdDate,
-    "valid_until" / BcdDate,
-    "reserved" / cs.Bytes(7),
-)
 
 
 class NotGenuine(YikatongError):

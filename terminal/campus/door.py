@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS access (
 );
 CREATE TABLE IF NOT EXISTS access_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_PRESENCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS presence (
+    area TEXT NOT NULL, person_no TEXT NOT NULL, direction TEXT NOT NULL,
+    PRIMARY KEY (area, person_no)
+);
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,36 @@ class AccessList:
                 )
                 db.execute("INSERT OR REPLACE INTO access_meta VALUES ('version', ?)", (version,))
             self.version = version
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Presence:
+    """Anti-passback state: which way each person last passed into or out of each area.
+
+    Kept in the door's local store (the file its events and allow list live in), so a door
+    restarted, or a second reader of the same controller sharing the store, still knows
+    who is inside."""
+
+    def __init__(self, path: str | Path | None = None):
+        self._lock = threading.RLock()
+        self._db = connect(path)
+        self._db.executescript(_PRESENCE_SCHEMA)
+
+    def last(self, area: str, person_no: str) -> str | None:
+        with self._lock:
+            r = self._db.execute(
+                "SELECT direction FROM presence WHERE area = ? AND person_no = ?",
+                (area, person_no),
+            ).fetchone()
+        return None if r is None else str(r[0])
+
+    def passed(self, area: str, person_no: str, direction: str) -> None:
+        with self._lock, transaction(self._db) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO presence VALUES (?, ?, ?)", (area, person_no, direction)
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -203,13 +239,15 @@ class Door:
         access: AccessList,
         hotlist: Hotlist,
         journal: EventJournal,
+        presence: Presence | None = None,
     ):
+        """``presence``: the anti-passback state (None: in memory, lost at a restart)."""
         self.session = session
         self.rules = rules
         self.access = access
         self.hotlist = hotlist
         self.journal = journal
-        self._inside: dict[tuple[str, str], str] = {}  # (area, person) -> last direction
+        self.presence = presence if presence is not None else Presence()
         self.counts: dict[str, dict[str, int]] = {}  # area -> {"in": n, "out": n}
 
     def present(self, point: str) -> Decision:
@@ -250,6 +288,11 @@ class Door:
         )
         return Decision(granted, reason, point, person, serial, event["event_seq"])
 
+    def close(self) -> None:
+        """Close the door's local store (events, allow list, presence) and its hotlist."""
+        for part in (self.journal, self.access, self.presence, self.hotlist):
+            part.close()
+
     def _refusal(self, card: CampusCard, door: DoorPoint, now: datetime) -> str | None:
         if card.serial in self.hotlist:
             return "card reported lost or blocked (hotlist)"
@@ -271,13 +314,13 @@ class Door:
         if rule:
             return rule
         if door.paired is not None:
-            last = self._inside.get((door.area, binding.person_no))
+            last = self.presence.last(door.area, binding.person_no)
             if last == door.direction:
                 side = "inside" if last == "in" else "outside"
                 return f"anti-passback: already {side} {door.area!r}"
         return None
 
     def _pass(self, door: DoorPoint, person: str) -> None:
-        self._inside[(door.area, person)] = door.direction
+        self.presence.passed(door.area, person, door.direction)
         area = self.counts.setdefault(door.area, {"in": 0, "out": 0})
         area[door.direction] += 1

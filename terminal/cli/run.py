@@ -12,9 +12,10 @@ from terminal.csv_cells import csv_writer
 from terminal.journal import EcJournalRow, Journal, JournalRow
 from terminal.journal.journal import QrJournalRow
 from terminal.money import format_fen
-from terminal.runtime.assembly import StartRefused, assemble, open_uplink
+from terminal.runtime.assembly import StartRefused, assemble, assemble_door, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
 from terminal.runtime.counter import CounterService
+from terminal.runtime.door import DoorService, decision_line
 from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise StartRefused(
             f"{config.source}: a kiosk takes its top-ups on [status] port (POST /top-up): set it"
         )
+    if config.role == "door":
+        return run_door(config)
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
 
@@ -130,6 +133,37 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"ykt run: stopped; {counts.format(result.green, result.red)}, "
         f"{result.waiting} awaiting upload",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_door(config: TerminalConfig) -> int:
+    """A door reader as a service: one JSON line per decision (docs/campus.md)."""
+    device = assemble_door(config, SoftwareDevices())
+    terminal_id = device.door.session.sam.terminal_id_hex
+
+    def banner() -> None:
+        status = f"; status http://127.0.0.1:{config.status_port}/health"
+        print(
+            f"ykt run: door {terminal_id} point {device.point} from {config.source}; store "
+            f"{config.journal}" + (status if config.status_port else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    service = DoorService(
+        device,
+        lambda decision: print(decision_line(terminal_id, decision), flush=True),
+        stop_after_taps=False,
+        on_start=banner,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    print(
+        f"ykt run: stopped; {result.granted} granted, {result.refused} refused, "
+        f"{result.waiting} event(s) awaiting upload",
         file=sys.stderr,
     )
     return 0

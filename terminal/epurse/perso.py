@@ -22,7 +22,6 @@ from terminal.apdu import tlv
 from terminal.apdu.bcd import to_bcd
 from terminal.apdu.errors import TlvError, WrongPin, YikatongError
 from terminal.apdu.flow import Flow, card
-from terminal.campus import card as campus
 from terminal.cos import commands as cc
 from terminal.cos.layouts import (
     BinaryHeader,
@@ -37,7 +36,13 @@ from terminal.cos.layouts import (
 )
 from terminal.epurse import commands as c
 from terminal.epurse import flows
-from terminal.epurse.layouts import CardholderInfo, ManagementInfo, PublicInfo
+from terminal.epurse.layouts import (
+    CAMPUS_KEY_INDEX,
+    SFI_CAMPUS_IDENTITY,
+    CardholderInfo,
+    ManagementInfo,
+    PublicInfo,
+)
 from terminal.epurse.model import CardInfo, CardSnapshot
 from terminal.layout import build
 
@@ -294,13 +299,13 @@ def personalise(
 def _campus(plan: PersoPlan, host: PersoHost, chip_id: bytes) -> Flow[None]:
     """The campus application: its identity file and its internal authentication key."""
     size = len(plan.campus_identity)
-    yield card(cc.create_file(campus.SFI_IDENTITY, build(BinaryHeader, size=size)))
+    yield card(cc.create_file(SFI_CAMPUS_IDENTITY, build(BinaryHeader, size=size)))
     r = yield card(c.get_challenge(4))
     request = KeyLoadRequest(
-        plan.issuer_id, plan.serial, chip_id, KeyType.INTERNAL, campus.KEY_INDEX, r.data
+        plan.issuer_id, plan.serial, chip_id, KeyType.INTERNAL, CAMPUS_KEY_INDEX, r.data
     )
-    yield card(cc.write_key(campus.KEY_INDEX, host.protected_key(request)))
-    yield card(cc.update_binary(campus.SFI_IDENTITY, plan.campus_identity))
+    yield card(cc.write_key(CAMPUS_KEY_INDEX, host.protected_key(request)))
+    yield card(cc.update_binary(SFI_CAMPUS_IDENTITY, plan.campus_identity))
 
 
 def verify(plan: PersoPlan) -> Flow[CardSnapshot]:

@@ -741,14 +741,25 @@ class Journal:
             return [_row(r) for r in rows.fetchall()]
 
     def last_for_card(
-        self, card_serial: bytes, *, states: tuple[str, ...] = UPLOADABLE
+        self,
+        card_serial: bytes,
+        *,
+        states: tuple[str, ...] = UPLOADABLE,
+        modes: tuple[str, ...] = (),
     ) -> JournalRow | None:
+        """The card's newest row in ``states``; with ``modes``, the newest whose context names
+        one of them (a bike's rent and return, a car park's entry and exit)."""
         marks = ",".join("?" * len(states))
+        by_mode = (
+            f" AND json_extract(context, '$.mode') IN ({','.join('?' * len(modes))})"
+            if modes
+            else ""
+        )
         with self._read():
             r = self._db.execute(
-                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks})"
+                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks}){by_mode}"
                 " ORDER BY txn_time DESC, id DESC LIMIT 1",
-                (card_serial.hex().upper(), *states),
+                (card_serial.hex().upper(), *states, *modes),
             ).fetchone()
         return None if r is None else _row(r)
 

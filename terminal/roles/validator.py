@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -208,6 +209,21 @@ class Validator:
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)
 
+        return self._pay(info, number, now, decision, updates, self._context(decision), recovered)
+
+    def _pay(
+        self,
+        info: CardInfo,
+        number: str,
+        now: datetime,
+        decision: FareDecision,
+        updates: Callable[[int], list[CacheUpdate]],
+        context: dict[str, object],
+        recovered: tuple[Resolution, ...],
+    ) -> TapResult:
+        """The composite purchase of ``decision.amount`` writing ``updates``, through the
+        debit path; every way it ends as a tap result (shared with terminal/roles/transport)."""
+        s, cfg = self.session, self.config
         step = PurchaseStep.composite(
             info,
             s,
@@ -219,9 +235,7 @@ class Validator:
             allow_balance_flag=cfg.rules.allow_balance_flag,
         )
         try:
-            debit = self.debits.debit(
-                info, step, self._context(decision), counter=cfg.prove_counter
-            )
+            debit = self.debits.debit(info, step, context, counter=cfg.prove_counter)
         except BalanceFlagSet as exc:
             return TapResult(False, f"not charged: {exc}", number, notes=decision.notes)
         except InsufficientBalance:

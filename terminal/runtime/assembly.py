@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.campus.door import AccessList, Door, EventJournal, Presence
+from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
 from terminal.fares import Mode, load_rules
@@ -34,6 +36,7 @@ from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
+from terminal.roles.transport import Ride, make_validator
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.runtime.config import TerminalConfig
 from terminal.text import hex_bytes
@@ -56,8 +59,9 @@ class SimDevices(Protocol):
         terminal sequence number."""
         ...
 
-    def cards(self, files: list[str], count: int) -> list[SimCard]:
-        """The card files, or ``count`` fresh demo cards when there are none."""
+    def cards(self, files: list[str], count: int, *, campus: bool = False) -> list[SimCard]:
+        """The card files, or ``count`` fresh demo cards when there are none (``campus``:
+        demo cards carrying the campus application, for a door)."""
         ...
 
 
@@ -235,12 +239,15 @@ def _role_maker(config: TerminalConfig) -> RoleMaker:
             station=hex_bytes(config.station, "station", size=2).hex().upper(),
             line=hex_bytes(config.line, "line", size=2),
         )
+        to = config.destination
+        to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
+        ride = Ride(config.meter, config.driver, config.vehicle, to)
         qr = config.qr.load() if config.qr is not None else None
 
         def validator(
             session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
         ) -> Validator:
-            role = Validator(session, journal, hotlist, role_config)
+            role = make_validator(session, journal, hotlist, role_config, ride)
             if qr is not None:
                 role.qr = QrGate(journal, qr[0], qr[1], session.sam.terminal_id)
             return role
@@ -263,14 +270,19 @@ def _role_maker(config: TerminalConfig) -> RoleMaker:
     )
 
 
-def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
-    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
-    make_role = _role_maker(config)
-    secret = token(config) if config.gateway else None  # a bad token file stops us here
+def open_readers(
+    config: TerminalConfig, sim: SimDevices | None
+) -> tuple[list[SimCard], Reader, Reader, Reader, int | None]:
+    """The software cards, the card reader, what the role talks through (its trace when
+    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware)."""
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
         raise StartRefused("sim readers need software devices")
-    cards = sim.cards(config.cards, config.demo_cards) if sim_reader and sim else []
+    cards = (
+        sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
+        if sim_reader and sim
+        else []
+    )
     if sim_reader:
         card_reader: Reader = SimReader(name="antenna")
     else:
@@ -292,6 +304,14 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         from terminal.readers.spec import open_reader
 
         sam_reader = open_reader(config.sam_reader)
+    return cards, card_reader, reader, sam_reader, next_seq
+
+
+def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
+    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
+    make_role = _role_maker(config)
+    secret = token(config) if config.gateway else None  # a bad token file stops us here
+    cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim)
     journal = Journal(config.journal, autocheckpoint=False)
     client: GatewayClient | None = None
     try:
@@ -314,3 +334,51 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
     return terminal
+
+
+@dataclass
+class DoorDevice:
+    """One assembled door reader: the door controller, the reader point it serves, and the
+    gateway client that syncs its lists and takes its events (None: offline)."""
+
+    config: TerminalConfig
+    door: Door
+    point: str
+    card_reader: Reader
+    reader: Reader
+    cards: list[SimCard] = field(default_factory=list)
+    client: GatewayClient | None = None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.door.close()
+
+
+def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> DoorDevice:
+    """Build the door reader ``config`` describes: rules, its point, the local store at
+    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client."""
+    assert config.door_rules and config.door_point, "a door configuration names rules and point"
+    rules = load_door_rules(config.door_rules)
+    if config.door_point not in rules.doors:
+        raise StartRefused(
+            f"{config.source}: door point {config.door_point!r} is not a door of "
+            f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
+        )
+    secret = token(config) if config.gateway else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim)
+    session = TerminalSession(reader, sam_reader, clock=_clock(config))
+    session.start()
+    door = Door(
+        session,
+        rules,
+        AccessList(config.journal),
+        Hotlist(config.hotlist),
+        EventJournal(config.journal),
+        Presence(config.journal),
+    )
+    client = None
+    if config.gateway:
+        assert secret is not None
+        client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client)

@@ -10,7 +10,17 @@ import pytest
 
 from simulators.campus import campus_card, clone
 from simulators.epurse_card import SoftEPurseCard
-from tests.campus_kit import DOOR_ID, Site, enrol
+from terminal.campus.canteen import CanteenRefused
+from tests.campus_kit import (
+    CANTEEN_ID,
+    DOOR_ID,
+    Site,
+    Till,
+    admin,
+    allowance_of,
+    credit,
+    enrol,
+)
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer
 
@@ -122,3 +132,81 @@ def test_a_validator_token_cannot_upload_door_events(site: Site, gateway: Gatewa
     )
     assert (r.status_code, r.json()["error"]) == (403, "wrong_role")
     assert gateway.count("campus_events") == 0
+
+
+# -- the allowance purse (补助) ---------------------------------------------------------------
+def _credits(gateway: GatewayServer) -> list[tuple[str, str, int]]:
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT person_no, month, amount FROM campus_allowance_credits ORDER BY 1")
+        return [(r[0], r[1], int(r[2])) for r in cur.fetchall()]
+
+
+def test_a_second_credit_of_the_same_month_is_refused(gateway: GatewayServer) -> None:
+    enrol(gateway.url, "S1", "students", campus_card(1, "S1"))
+    assert (
+        credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}]).status_code
+        == 200
+    )
+    again = credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_500}], "r2")
+    assert again.status_code == 409 and again.json()["error"] == "already_credited"
+    assert "credited once a month" in again.json()["reason"]
+    resent = credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    assert resent.json() == {"credited": 0, "already_held": 1}
+    assert _credits(gateway) == [("S1", "2026-11", 3_000)]
+    assert allowance_of(gateway.url, "S1") == 3_000
+
+
+@pytest.mark.parametrize(
+    ("lines", "code", "why"),
+    [
+        (
+            [{"person_no": "S1", "amount_fen": 500}, {"person_no": "X9", "amount_fen": 500}],
+            "unknown_person",
+            "no person X9",
+        ),
+        ([{"person_no": "S1", "amount_fen": -500}], "bad_amount", "1..500000"),
+        ([{"person_no": "S1", "amount_fen": 99_999_999}], "bad_amount", "1..500000"),
+        (
+            [{"person_no": "S1", "amount_fen": 500}, {"person_no": "S1", "amount_fen": 500}],
+            "bad_roster",
+            "listed twice",
+        ),
+        ([{"person_no": "S1", "amount_fen": 500, "note": "x"}], "bad_roster", "exactly"),
+    ],
+)
+def test_a_hostile_roster_is_refused_whole(
+    gateway: GatewayServer, lines: list[dict[str, object]], code: str, why: str
+) -> None:
+    enrol(gateway.url, "S1", "students", campus_card(1, "S1"))
+    r = credit(gateway.url, "2026-11", lines)
+    assert r.status_code in (404, 422) and r.json()["error"] == code and why in r.json()["reason"]
+    assert _credits(gateway) == [] and allowance_of(gateway.url, "S1") == 0
+
+
+def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    serial = card.serial.hex().upper()
+    assert admin(gateway.url, f"/v1/admin/campus/cards/{serial}/loss", {}).status_code == 200
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
+    with pytest.raises(CanteenRefused, match=r"allowance refused: .*card_lost.*reported lost"):
+        till.sell(card, 1_000, "allowance")  # the till has not synced its hotlist: online says no
+    direct = httpx.post(
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 99,
+            "card_serial": serial,
+            "person_no": "S1",
+            "amount_fen": 1_000,
+            "meal": "lunch",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert direct.status_code == 403 and direct.json()["error"] == "card_lost"
+    assert gateway.count("campus_allowance_spends") == 0
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (3_000, 5_000)

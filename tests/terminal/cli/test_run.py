@@ -276,6 +276,7 @@ def test_the_examples_parse() -> None:
 
     roles = {load_config(p).role for p in (ROOT / "examples").glob("*.toml")}
     assert {"bus", "metro-entry", "metro-exit", "pos", "kiosk"} <= roles
+    assert {"taxi", "bike-return", "coach", "parking-exit"} <= roles
 
 
 def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Path) -> None:
