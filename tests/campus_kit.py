@@ -33,7 +33,7 @@ holidays = true
 doors = ["east-in", "east-out"]
 zone = "daytime"
 [groups.staff]
-doors = ["east-in", "east-out", "lab"]
+doors = ["east-in", "east-out", "lab", "clock-in", "clock-out"]
 zone = "always"
 [doors.east-in]
 area = "campus"
@@ -45,6 +45,13 @@ direction = "out"
 paired = "east-in"
 [doors.lab]
 area = "lab"
+[doors.clock-in]
+area = "office"
+purpose = "attendance"
+[doors.clock-out]
+area = "office"
+direction = "out"
+purpose = "attendance"
 """
 
 
