@@ -236,6 +236,29 @@ class AllowanceRosterBody(BaseModel):
     lines: list[dict[str, JsonValue]]
 
 
+class LibraryLoanBody(BaseModel):
+    """A library desk lends a book to the card's holder (named by the desk's loan number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    loan_no: JsonValue
+    card_serial: Text
+    person_no: Text
+    book: Text
+    limit: JsonValue
+
+
+class LibraryReturnBody(BaseModel):
+    """A library desk takes a book back (named by the desk's return number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    return_no: JsonValue
+    book: Text
+
+
 class AllowanceSpendBody(BaseModel):
     """A canteen sale paid from the allowance purse."""
 

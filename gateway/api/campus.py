@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from gateway.api.deps import DB, admin, with_role
 from gateway.api.http import json_response
-from gateway.campus import allowance, store
+from gateway.campus import allowance, library, store
 from gateway.edges import INT64_MAX, Text
 from gateway.errors import Invalid
 from gateway.schemas import (
@@ -19,10 +19,14 @@ from gateway.schemas import (
     CampusEventsBody,
     CampusLossBody,
     CampusPersonBody,
+    LibraryLoanBody,
+    LibraryReturnBody,
 )
 
 router = APIRouter(tags=["campus"])
 Door = with_role("door")
+Listed = with_role("door", "library")  # the terminals that keep the allow list
+Library = with_role("library")
 Canteen = with_role("pos")
 MAX_DELTA = 10_000
 
@@ -84,7 +88,7 @@ def counts(db: DB, day: Text | None = None) -> Response:
 
 @router.get("/v1/campus/access", summary="The doors' allow list: changes after a version")
 def access(
-    terminal: Door,
+    terminal: Listed,
     db: DB,
     since: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(MAX_DELTA, ge=1, le=MAX_DELTA),
@@ -120,3 +124,13 @@ def allowance_balance(person_no: Text, db: DB) -> Response:
 @router.post("/v1/campus/allowance/spend", summary="A canteen sale paid from the allowance")
 def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Response:
     return json_response(allowance.spend(db, terminal, body.model_dump()))
+
+
+@router.post("/v1/campus/library/loans", summary="A library desk lends a book (once per loan)")
+def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Response:
+    return json_response(library.borrow(db, terminal, body.model_dump()))
+
+
+@router.post("/v1/campus/library/returns", summary="A library desk takes a book back")
+def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Response:
+    return json_response(library.give_back(db, terminal, body.model_dump()))

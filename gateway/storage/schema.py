@@ -352,6 +352,7 @@ CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
 """,
     ),
     (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
+    (8, campus_schema.BACK_OFFICE_DESCRIPTION, campus_schema.back_office_tables()),
 ]
 
 _TYPES = {

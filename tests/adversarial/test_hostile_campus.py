@@ -11,9 +11,12 @@ import pytest
 from simulators.campus import campus_card, clone
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import CanteenRefused
+from terminal.campus.library import LibraryRefused
 from tests.campus_kit import (
     CANTEEN_ID,
     DOOR_ID,
+    LIBRARY_ID,
+    LibrarySite,
     Site,
     Till,
     admin,
@@ -210,3 +213,55 @@ def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
     assert direct.status_code == 403 and direct.json()["error"] == "card_lost"
     assert gateway.count("campus_allowance_spends") == 0
     assert (allowance_of(gateway.url, "S1"), card.balance) == (3_000, 5_000)
+
+
+# -- the library desk -------------------------------------------------------------------------
+def _loan(url: str, token: str, **fields: object) -> httpx.Response:
+    body = {"terminal_id": LIBRARY_ID, "loan_no": 1, "book": "B-0001", "limit": 2, **fields}
+    return httpx.post(
+        url + "/v1/campus/library/loans",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+@pytest.fixture
+def library(gateway: GatewayServer, tmp_path: Path) -> LibrarySite:
+    token = gateway.register(LIBRARY_ID, "campus", role="library")
+    return LibrarySite(tmp_path, FrozenClock(datetime(2026, 11, 30, 15, 0)), gateway.url, token)
+
+
+def test_a_lost_card_borrows_nothing_even_at_a_desk_not_yet_synced(
+    library: LibrarySite, gateway: GatewayServer
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    library.sync()
+    admin(gateway.url, f"/v1/admin/campus/cards/{card.serial.hex().upper()}/loss", {})
+    with pytest.raises(LibraryRefused, match=r"403 card_lost.*reported lost: no loans on it"):
+        library.borrow(card, "B-0001")  # the desk's lists still allow it: the gateway says no
+    assert gateway.count("campus_library_loans") == 0
+
+
+def test_a_desk_cannot_lend_on_a_card_to_another_person_or_rewrite_a_loan(
+    library: LibrarySite, gateway: GatewayServer
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    enrol(gateway.url, "S2", "students", campus_card(2, "S2"))
+    serial = card.serial.hex().upper()
+    r = _loan(gateway.url, library.token, card_serial=serial, person_no="S2")
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_person")
+    assert "is not bound to person S2" in r.json()["reason"]
+    assert _loan(gateway.url, library.token, card_serial=serial, person_no="S1").json()["held"] == 1
+    again = _loan(gateway.url, library.token, card_serial=serial, person_no="S1")
+    assert again.json() == {"held": 1, "duplicate": True}
+    rewritten = _loan(gateway.url, library.token, card_serial=serial, person_no="S1", book="B-0002")
+    assert (rewritten.status_code, rewritten.json()["error"]) == (409, "loan_conflict")
+    assert "recorded with other content" in rewritten.json()["reason"]
+    door = gateway.register(DOOR_ID, "campus", role="door")
+    r = _loan(gateway.url, door, terminal_id=DOOR_ID, loan_no=2, card_serial=serial, person_no="S1")
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_role")
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT terminal_id, loan_no, person_no, book FROM campus_library_loans")
+        assert cur.fetchall() == [(LIBRARY_ID, 1, "S1", "B-0001")]
