@@ -259,6 +259,25 @@ class LibraryReturnBody(BaseModel):
     book: Text
 
 
+class AllowanceVoidBody(BaseModel):
+    """A canteen voids a sale whose answer it lost (the customer was refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+
+
+class CampusLimitBody(BaseModel):
+    """An allowance day limit for a person or a group (fen)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Text = Field(description="person or group")
+    name: Text = Field(description="the person number or the group's name")
+    day_limit_fen: JsonValue
+
+
 class AllowanceSpendBody(BaseModel):
     """A canteen sale paid from the allowance purse."""
 

@@ -9,14 +9,16 @@ from fastapi.responses import Response
 
 from gateway.api.deps import DB, admin, with_role
 from gateway.api.http import json_response
-from gateway.campus import allowance, library, store
+from gateway.campus import allowance, library, reports, store
 from gateway.edges import INT64_MAX, Text
 from gateway.errors import Invalid
 from gateway.schemas import (
     AllowanceRosterBody,
     AllowanceSpendBody,
+    AllowanceVoidBody,
     CampusCardBody,
     CampusEventsBody,
+    CampusLimitBody,
     CampusLossBody,
     CampusPersonBody,
     LibraryLoanBody,
@@ -134,3 +136,56 @@ def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Response:
 @router.post("/v1/campus/library/returns", summary="A library desk takes a book back")
 def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Response:
     return json_response(library.give_back(db, terminal, body.model_dump()))
+
+
+@router.post(
+    "/v1/campus/allowance/void",
+    summary="Void a sale whose answer the canteen lost (refunded if it was taken)",
+)
+def void_allowance(terminal: Canteen, body: AllowanceVoidBody, db: DB) -> Response:
+    return json_response(allowance.void(db, terminal, body.model_dump()))
+
+
+@router.post(
+    "/v1/admin/campus/limits",
+    summary="Set a person's or a group's allowance day limit",
+    dependencies=[Depends(admin)],
+)
+def set_limit(body: CampusLimitBody, db: DB) -> Response:
+    allowance.set_day_limit(db, body.scope, body.name, body.day_limit_fen)
+    return json_response(body.model_dump())
+
+
+@router.get(
+    "/v1/admin/campus/accounts",
+    summary="Account review: people, their cards and status, allowance, day limit",
+    dependencies=[Depends(admin)],
+)
+def accounts(db: DB) -> Response:
+    return json_response({"people": reports.accounts(db)})
+
+
+def _range(since: str, until: str | None) -> tuple[str, str]:
+    lo = _day("since", since)
+    hi = _day("until", until) if until is not None else lo
+    if hi < lo or (hi - lo).days > 366:
+        raise Invalid("bad_date", "until must be on or after since, at most a year later")
+    return lo.isoformat(), hi.isoformat()
+
+
+@router.get(
+    "/v1/admin/campus/reports/entries",
+    summary="Entries and exits per area per day",
+    dependencies=[Depends(admin)],
+)
+def entries_report(db: DB, since: Text, until: Text | None = None) -> Response:
+    return json_response({"days": reports.entries(db, *_range(since, until))})
+
+
+@router.get(
+    "/v1/admin/campus/reports/sales",
+    summary="Canteen allowance sales per meal period per day",
+    dependencies=[Depends(admin)],
+)
+def sales_report(db: DB, since: Text, until: Text | None = None) -> Response:
+    return json_response({"days": reports.sales(db, *_range(since, until))})

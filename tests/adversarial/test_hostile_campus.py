@@ -12,6 +12,7 @@ from simulators.campus import campus_card, clone
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import CanteenRefused
 from terminal.campus.library import LibraryRefused
+from terminal.uplink import GatewayClient
 from tests.campus_kit import (
     CANTEEN_ID,
     DOOR_ID,
@@ -265,3 +266,87 @@ def test_a_desk_cannot_lend_on_a_card_to_another_person_or_rewrite_a_loan(
     with gateway.db.tx() as cur:
         cur.execute("SELECT terminal_id, loan_no, person_no, book FROM campus_library_loans")
         assert cur.fetchall() == [(LIBRARY_ID, 1, "S1", "B-0001")]
+
+
+class LosesAnswers(httpx.BaseTransport):
+    """The network between till and gateway: the request arrives, its answer is lost."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        raise httpx.ReadTimeout("the answer was lost", request=request)
+
+
+def test_a_lost_allowance_answer_never_charges_twice(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
+    good = till.canteen.client
+    till.canteen.client = GatewayClient(gateway.url, token, transport=LosesAnswers())
+    with pytest.raises(CanteenRefused, match=r"did not answer.*pay cash.*voided at the gateway"):
+        till.sell(card, 1_200, "allowance")
+    assert allowance_of(gateway.url, "S1") == 1_800  # the gateway took it; the till never heard
+    assert till.canteen.ledger.state(1) == "unanswered"
+    assert till.sell(card, 1_200, "cash").balance_after == 3_800  # still unresolved: no gateway
+    assert till.canteen.ledger.state(1) == "unanswered"
+
+    till.canteen.client = good  # the next chance: the till voids sale 1 before selling
+    assert till.sell(card, 300, "allowance").balance_after == 2_700
+    assert till.canteen.ledger.state(1) == "voided"
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (2_700, 3_800)  # 1,200 once, cash
+    late = httpx.post(  # the lost request delivered again (a retrying proxy, an attacker)
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 1,
+            "card_serial": card.serial.hex().upper(),
+            "person_no": "S1",
+            "amount_fen": 1_200,
+            "meal": "lunch",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (late.status_code, late.json()["error"]) == (409, "sale_voided")
+    assert "voided by the till" in late.json()["reason"]
+    assert allowance_of(gateway.url, "S1") == 2_700
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
+        assert cur.fetchall() == [(1, 1_200)]
+
+
+def test_a_spend_that_arrives_after_its_void_is_refused(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    auth = {"Authorization": f"Bearer {token}"}
+    void = httpx.post(
+        gateway.url + "/v1/campus/allowance/void",
+        json={"terminal_id": CANTEEN_ID, "sale_seq": 7},
+        headers=auth,
+    )
+    assert void.json() == {"sale_seq": 7, "refunded_fen": 0, "duplicate": False}
+    spend = httpx.post(
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 7,
+            "card_serial": card.serial.hex().upper(),
+            "person_no": "S1",
+            "amount_fen": 1_000,
+            "meal": "lunch",
+        },
+        headers=auth,
+    )
+    assert (spend.status_code, spend.json()["error"]) == (409, "sale_voided")
+    assert gateway.count("campus_allowance_spends") == 0
+    assert allowance_of(gateway.url, "S1") == 3_000
