@@ -49,7 +49,7 @@ def test_borrow_up_to_the_group_limit_then_return(
     other = campus_card(2, "S2")
     enrol(gateway.url, "S2", "staff", other)
     library.sync()
-    with pytest.raises(LibraryRefused, match="book_on_loan.*B-0003 is on loan already"):
+    with pytest.raises(LibraryRefused, match=r"book_on_loan.*B-0003 is on loan already"):
         library.borrow(other, "B-0003")
     assert _open_loans(gateway) == [("S1", "B-0002"), ("S1", "B-0003")]
 
