@@ -7,7 +7,9 @@ gateway already holds with the same amount is recognised and not credited again,
 that would credit a person a second time that month (another amount) refuses the whole
 roster. A spend names the canteen's sale (terminal id, sale number), so a resent spend is
 answered as before and debits nothing; the card must be bound, not lost, and its holder
-the person the canteen read from the card's identity file.
+the person the canteen read from the card's identity file, and the day's spends stay
+within the person's (or group's) day limit. A sale whose answer the till lost is voided
+by its key: refunded if taken, refused if it arrives later.
 """
 
 from __future__ import annotations
