@@ -297,6 +297,48 @@ class AllowanceRosterBody(BaseModel):
     lines: list[dict[str, JsonValue]]
 
 
+class LibraryLoanBody(BaseModel):
+    """A library desk lends a book to the card's holder (named by the desk's loan number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    loan_no: JsonValue
+    card_serial: Text
+    person_no: Text
+    book: Text
+    limit: JsonValue
+
+
+class LibraryReturnBody(BaseModel):
+    """A library desk takes a book back (named by the desk's return number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    return_no: JsonValue
+    book: Text
+
+
+class AllowanceVoidBody(BaseModel):
+    """A canteen voids a sale whose answer it lost (the customer was refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+
+
+class CampusLimitBody(BaseModel):
+    """An allowance day limit for a person or a group (fen)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Text = Field(description="person or group")
+    name: Text = Field(description="the person number or the group's name")
+    day_limit_fen: JsonValue
+
+
 class AllowanceSpendBody(BaseModel):
     """A canteen sale paid from the allowance purse."""
 

@@ -392,6 +392,7 @@ CREATE UNIQUE INDEX card_claims_one_live ON card_claims (id_number, card_kind) W
         "rides paid by QR codes, uploaded by validators",
         kind_table(QR_RIDE) + "CREATE INDEX qr_txn_code ON qr_txn (code_hash);\n",
     ),
+    (10, campus_schema.BACK_OFFICE_DESCRIPTION, campus_schema.back_office_tables()),
 ]
 
 _TYPES = {

@@ -171,6 +171,13 @@ def run_door(config: TerminalConfig) -> int:
 
 def _journal(config: TerminalConfig) -> Journal:
     """The device's existing journal (a wrong path must not create an empty one)."""
+    if config.role == "door":
+        raise FileError(
+            config.source,
+            None,
+            f"a door keeps its events in its own store ({config.journal}), not a payment "
+            "journal: ykt run uploads them (GET /health shows waiting_upload)",
+        )
     if not Path(config.journal).is_file():
         raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")
     return Journal(config.journal)
