@@ -13,6 +13,7 @@ from terminal.journal import Journal, JournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
+from terminal.words import set_lang
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
@@ -64,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.lang is None and config.lang is not None:
+        set_lang(config.lang)
     if config.role == "pos" and not config.status_port:
         raise StartRefused(
             f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"

@@ -22,7 +22,7 @@ VALIDATOR_ROLES = ("bus", "metro-entry", "metro-exit")
 ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
 
 SCHEMA: dict[str, Any] = {
-    "terminal": {"role": None, "station": None, "line": None, "clock": None},
+    "terminal": {"role": None, "station": None, "line": None, "clock": None, "lang": None},
     "readers": {"card": None, "sam": None, "trace": None},
     "sim": {
         "terminal_id": None,
@@ -97,6 +97,7 @@ class TerminalConfig:
     terminal_data: str | None = None  # POS: the EMV kernel's terminal data (JSON)
     ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
     trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
+    lang: str | None = None  # operator lines: "zh" or "en" (None: from the locale)
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -167,6 +168,7 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
 FIELDS = (
     ("terminal", "station", "station"),
     ("terminal", "line", "line"),
+    ("terminal", "lang", "lang"),
     ("readers", "card", "card_reader"),
     ("readers", "sam", "sam_reader"),
     ("readers", "trace", "trace"),
@@ -229,6 +231,8 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         PaymentRule.named(config.pay)
     except ValueError as exc:
         raise f.error(("pos", "pay"), f"pos.pay {config.pay!r}: {exc}") from None
+    if config.lang is not None and config.lang not in ("zh", "en"):
+        raise f.error(("terminal", "lang"), f"terminal.lang must be zh or en, got {config.lang!r}")
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")
