@@ -12,12 +12,15 @@ from __future__ import annotations
 import locale
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from terminal.apdu.errors import CardError, YikatongError
 from terminal.apdu.status import SW
 from terminal.epurse.commands import TxnType
 from terminal.money import format_fen
+
+if TYPE_CHECKING:
+    from terminal.roles.validator import TapResult
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -38,14 +41,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "余额不足（车费 {fare}），请到自助机充值",
         "insufficient balance (fare {fare}): top up at a kiosk",
     ),
-    "tap.blocked": ("卡已锁定（挂失），请到服务网点", "card blocked (挂失): refer to the service desk"),
+    "tap.blocked": (
+        "卡已锁定（挂失），请到服务网点",
+        "card blocked (挂失): refer to the service desk",
+    ),
     "tap.lost": ("此卡已挂失，已锁定", "card reported lost (挂失): blocked"),
     "tap.lost_unblocked": ("此卡已挂失，拒绝", "card reported lost (挂失): refused"),
     "tap.expired": ("卡已过期或未到启用日期", "card expired or not yet valid"),
     "tap.not_read": ("读卡失败，请重新刷卡", "card not read: tap again"),
     "tap.removed": ("扣款时卡片离开，请重新刷卡", "card removed during payment: tap again"),
     "tap.unusable": ("不是可用的交通卡", "not a usable transport card"),
-    "tap.not_interoperable": ("非互联互通卡，此处不能使用", "card not accepted here (not interoperable)"),
+    "tap.not_interoperable": (
+        "非互联互通卡，此处不能使用",
+        "card not accepted here (not interoperable)",
+    ),
     "tap.not_charged": ("未扣款：卡片余额标志异常", "not charged: the card's balance flag is set"),
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
@@ -77,9 +86,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "txn.CAPP_PURCHASE": ("乘车", "ride"),
     "txn.unknown": ("其他交易", "other transaction"),
     # -- card refusals by status word name (terminal.apdu.status.SW) ---------------------------
-    "sw.SELECTED_FILE_INVALIDATED": ("卡已锁定，请到服务网点", "card blocked: refer to the service desk"),
-    "sw.WRONG_LENGTH": ("卡片不接受此操作（数据长度）", "the card did not accept the request (length)"),
-    "sw.SECURITY_STATUS": ("需要先输入密码或认证", "the card needs its PIN or an authentication first"),
+    "sw.SELECTED_FILE_INVALIDATED": (
+        "卡已锁定，请到服务网点",
+        "card blocked: refer to the service desk",
+    ),
+    "sw.WRONG_LENGTH": (
+        "卡片不接受此操作（数据长度）",
+        "the card did not accept the request (length)",
+    ),
+    "sw.SECURITY_STATUS": (
+        "需要先输入密码或认证",
+        "the card needs its PIN or an authentication first",
+    ),
     "sw.PIN_BLOCKED": ("密码已锁，请到服务网点解锁", "PIN locked: unlock it at the service desk"),
     "sw.CONDITIONS": ("卡片当前不允许此操作", "the card does not allow this now"),
     "sw.STATE_MISMATCH": ("操作顺序有误，请重新刷卡", "steps out of order: present the card again"),
@@ -92,11 +110,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "sw.FILE_NOT_FOUND": ("卡上没有此应用", "the card has no such application"),
     "sw.RECORD_NOT_FOUND": ("卡上没有此记录", "the card has no such record"),
     "sw.FILE_EXISTS": ("卡片已个人化过", "the card is already personalised"),
-    "sw.WRONG_P1P2": ("卡片不接受此操作（参数）", "the card did not accept the request (parameters)"),
+    "sw.WRONG_P1P2": (
+        "卡片不接受此操作（参数）",
+        "the card did not accept the request (parameters)",
+    ),
     "sw.INS_NOT_SUPPORTED": ("卡片不支持此操作", "the card does not support this request"),
     "sw.CLA_NOT_SUPPORTED": ("卡片不支持此操作", "the card does not support this request"),
     "sw.MAC_ERROR": ("安全校验失败，交易未完成", "security check failed: nothing was done"),
-    "sw.APP_LOCKED": ("卡已永久锁定，请到服务网点", "card locked for good: refer to the service desk"),
+    "sw.APP_LOCKED": (
+        "卡已永久锁定，请到服务网点",
+        "card locked for good: refer to the service desk",
+    ),
     "sw.INSUFFICIENT_BALANCE": ("余额不足", "insufficient balance"),
     "sw.KEY_NOT_FOUND": (
         "卡片与本终端密钥版本不符",
@@ -153,10 +177,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "the card centre (gateway) could not be reached: {detail}. Check --gateway and the "
         "network, then try again; nothing was changed.",
     ),
-    "error.card_removed": ("读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
-                           "the card left the reader (or the reader went away): put it back and try again."),
-    "error.no_card": ("读卡器上没有卡，请放卡后重试。", "no card on the reader: put the card on and try again."),
-    "error.card": ("{words}", "{words}"),
+    "error.card_removed": (
+        "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
+        "the card left the reader (or the reader went away): put it back and try again.",
+    ),
+    "error.no_card": (
+        "读卡器上没有卡，请放卡后重试。",
+        "no card on the reader: put the card on and try again.",
+    ),
     # gateway refusal codes -> the rule and what to do
     "gw.unauthenticated": (
         "卡务中心不认识此终端的令牌：请检查 --token-file 或环境变量中的令牌。",
@@ -237,14 +265,19 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "gw.unknown_roster": ("没有这份补贴名单。", "there is no such subsidy roster."),
     "gw.too_large": ("请求过大：请分批发送。", "the request is too large: send it in parts."),
-    "gw.too_many_records": ("记录过多：请分批发送。", "too many records at once: send them in parts."),
+    "gw.too_many_records": (
+        "记录过多：请分批发送。",
+        "too many records at once: send them in parts.",
+    ),
     "gw.bad_id_number": ("身份证号无效：请核对。", "the ID number is not valid: check it."),
-    "gw.bad_card_number": ("卡号无效：请核对 19 位卡号。", "the card number is not valid: check the 19 digits."),
-    "gw.card_problem": ("{reason}", "{reason}"),
+    "gw.bad_card_number": (
+        "卡号无效：请核对 19 位卡号。",
+        "the card number is not valid: check the 19 digits.",
+    ),
     # -- servers -------------------------------------------------------------------------------
     "serve.gateway": (
-        "卡务中心网关：终端接口 http://{host}:{port}/v1，存储 {storage}，密钥 {keys}，管理接口 {admin}；"
-        "按 Ctrl-C 停止。",
+        "卡务中心网关：终端接口 http://{host}:{port}/v1，存储 {storage}，密钥 {keys}，"
+        "管理接口 {admin}；按 Ctrl-C 停止。",
         "gateway: terminal API at http://{host}:{port}/v1, storage {storage}, keys {keys}, "
         "admin {admin}; Ctrl-C to stop.",
     ),
@@ -293,10 +326,6 @@ def say(key: str, **fields: object) -> str:
     return (zh if lang() == "zh" else en).format(**fields)
 
 
-def fen(amount: int) -> str:
-    return format_fen(amount)
-
-
 def card_refusal(exc: CardError) -> str:
     """A card's status word as an operator reads it: the SW's declared name picks the words."""
     if exc.sw & 0xFFF0 == SW.WRONG_PIN_ANY:
@@ -342,3 +371,58 @@ def error_words(exc: BaseException) -> str:
     if isinstance(exc, YikatongError):
         return str(exc)
     return str(exc)
+
+
+# The validator's outcome messages (terminal.roles.validator.TapResult.message), by their
+# leading words, to the catalogue key that says them to a rider or driver.
+TAP_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("paid (interrupted", "tap.completed"),
+    ("paid (MAC2", "tap.suspect"),
+    ("paid", "tap.paid"),
+    ("already paid", "tap.already_paid"),
+    ("insufficient balance", "tap.insufficient"),
+    ("card blocked", "tap.blocked"),
+    ("card reported lost (block failed)", "tap.lost_unblocked"),
+    ("card reported lost", "tap.lost"),
+    ("card expired", "tap.expired"),
+    ("card not read", "tap.not_read"),
+    ("card removed", "tap.removed"),
+    ("not a usable", "tap.unusable"),
+    ("card is not interoperable", "tap.not_interoperable"),
+    ("not charged", "tap.not_charged"),
+    ("card refused", "tap.card_refused"),
+    ("out of service", "tap.out_of_service"),
+)
+
+PAID_BY_MODE = {"bus": "tap.bus_paid", "metro-exit": "tap.exit_paid"}
+
+
+def tap_outcome(message: str) -> str:
+    """The catalogue key for a validator's outcome message ("tap.refused" if none fits)."""
+    return next((key for prefix, key in TAP_OUTCOMES if message.startswith(prefix)), "tap.refused")
+
+
+def tap_words(message: str, fare: int, mode: str | None) -> str:
+    """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
+    key = tap_outcome(message)
+    if key == "tap.paid":
+        key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
+    reason = message
+    if key == "tap.card_refused":
+        reason = say("sw.unknown")
+    elif key == "tap.out_of_service":
+        reason = message.split(":", 1)[-1].strip()
+    return say(key, fare=format_fen(fare), reason=reason)
+
+
+def tap_line(result: TapResult, mode: str | None) -> str:
+    """One operator line for a tap: green/red, card number, what happened, balance, time.
+    The technical detail (status words, proof) stays in the journal and the logs."""
+    words = tap_words(result.message, result.fare, mode)
+    balance = result.balance
+    shown = f"; {say('tap.balance', balance=format_fen(balance))}" if balance is not None else ""
+    extra = f"  ({'; '.join(result.notes)})" if result.notes else ""
+    return (
+        f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
+        f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
+    )

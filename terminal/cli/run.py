@@ -13,11 +13,11 @@ from terminal.journal import Journal, JournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
-from terminal.words import set_lang
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
+from terminal.words import set_lang
 
 OUT_OF_SERVICE = 3
 
