@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
-from terminal.apdu.errors import CardError, YikatongError
+from terminal.apdu.errors import CardError
 from terminal.apdu.status import SW
 from terminal.epurse.commands import TxnType
 from terminal.money import format_fen
@@ -206,11 +206,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "the card centre's admin interface is off: start it with YKT_ADMIN_TOKEN set.",
     ),
     "gw.unknown_card": (
-        "卡务中心没有这张卡：卡须先在卡务中心发卡或登记（ykt issue --gateway …），"
-        "之后才能挂失、充值或领补贴。",
-        "the card centre has no such card: a card must be issued (or registered) at the card "
-        "centre first (ykt issue --gateway …) before it can be reported lost, topped up or "
-        "paid a subsidy.",
+        "卡务中心没有这张卡：卡须先在发卡柜台发卡并报送卡务中心（ykt issue … --gateway URL，"
+        "或 ykt issue --push --gateway URL），之后才能挂失、充值或领补贴。",
+        "the card centre has no such card: a card must first be issued at an issuance desk that "
+        "reports to the card centre (ykt issue … --gateway URL, or ykt issue --push --gateway "
+        "URL); then it can be reported lost, topped up or paid a subsidy.",
     ),
     "gw.not_the_holder": (
         "身份证号与此卡持卡人不符：请持卡人本人办理，或核对卡号和身份证号。",
@@ -358,8 +358,9 @@ def error_words(exc: BaseException) -> str:
     from terminal.apdu.errors import CardRemoved, NoCard
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
-    if isinstance(exc, GatewayRefused):
-        return gateway_refusal(exc.code, exc.reason)
+    code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
+    if isinstance(exc, GatewayRefused) or (isinstance(code, str) and isinstance(reason, str)):
+        return gateway_refusal(str(code), str(reason))
     if isinstance(exc, GatewayUnavailable):
         return say("error.unavailable", detail=exc)
     if isinstance(exc, NoCard):
@@ -368,8 +369,6 @@ def error_words(exc: BaseException) -> str:
         return say("error.card_removed")
     if isinstance(exc, CardError):
         return card_refusal(exc)
-    if isinstance(exc, YikatongError):
-        return str(exc)
     return str(exc)
 
 
