@@ -202,8 +202,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "(kiosk, desk, POS …).",
     ),
     "gw.admin_disabled": (
-        "卡务中心未启用管理接口：启动时设置 YKT_ADMIN_TOKEN。",
-        "the card centre's admin interface is off: start it with YKT_ADMIN_TOKEN set.",
+        "卡务中心未启用管理接口：启动时用 --admin-token-file 或设置 YKT_ADMIN_TOKEN。",
+        "the card centre's admin interface is off: start it with --admin-token-file PATH or "
+        "YKT_ADMIN_TOKEN set.",
     ),
     "gw.unknown_card": (
         "卡务中心没有这张卡：卡须先在发卡柜台发卡并报送卡务中心（ykt issue … --gateway URL，"
@@ -250,13 +251,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "gw.declined": ("卡务中心拒绝了此次充值。", "the card centre declined the top-up."),
     "gw.no_hsm": (
-        "卡务中心未配置密钥（HSM），不能充值：启动时设置 YKT_HSM_KEYS。",
+        "卡务中心未配置密钥（HSM），不能充值：启动时用 --keys FILE。",
         "the card centre has no keys (HSM) configured and cannot load cards: start it with "
-        "YKT_HSM_KEYS.",
+        "--keys FILE.",
     ),
     "gw.no_clearing": (
-        "卡务中心未连接清算：启动时设置 YKT_CLEARING_URL。",
-        "the card centre has no clearing house: start it with YKT_CLEARING_URL.",
+        "卡务中心未连接清算：启动时用 --clearing URL。",
+        "the card centre has no clearing house: start it with --clearing URL.",
     ),
     "gw.unknown_terminal": ("卡务中心没有这个终端。", "the card centre has no such terminal."),
     "gw.terminal_exists": (
