@@ -55,7 +55,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "非互联互通卡，此处不能使用",
         "card not accepted here (not interoperable)",
     ),
-    "tap.not_charged": ("未扣款：卡片余额标志异常", "not charged: the card's balance flag is set"),
+    "tap.not_charged": (
+        "未扣款：卡片余额字最高位被置位，请到服务网点",
+        "not charged: the card's balance word has its top bit set; refer it to the service desk",
+    ),
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
