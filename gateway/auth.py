@@ -17,7 +17,7 @@ from gateway.storage import Database, now_ms
 
 TERMINAL_ID = re.compile(r"^[0-9A-F]{12}\Z")
 OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}\Z")
-ROLES = ("pos", "validator", "kiosk", "issuance", "admin")
+ROLES = ("pos", "validator", "kiosk", "issuance", "admin", "door")
 PURCHASE = "purchase"
 EC_PURCHASE = "ec_purchase"
 # What each role may upload to /v1/batches: only debiting terminals report purchases, and

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from terminal.apdu.errors import MacMismatch
 from terminal.cos.commands import write_key_header
-from terminal.cos.layouts import KeyRecord
-from terminal.crypto.keys import load_session_key
+from terminal.cos.layouts import KeyRecord, KeyType
+from terminal.crypto.keys import card_key, load_session_key
 from terminal.crypto.keyset import IssuerKeyset
 from terminal.crypto.primitives import des_encrypt
 from terminal.crypto.secure import command_mac, encrypt_data, transport_key
@@ -43,10 +43,12 @@ class HostSecurityModule:
         clock: Callable[[], datetime] = datetime.now,
         *,
         transport_master: bytes | None = None,
+        campus_master: bytes | None = None,
     ):
         self._keysets = {k.issuer_id: k for k in keysets}
         self._clock = clock
         self._transport_master = transport_master
+        self._campus_master = campus_master  # campus INTERNAL AUTHENTICATE keys (docs/campus.md)
 
     def _keyset(self, issuer_id: bytes, key_version: int | None = None) -> IssuerKeyset:
         ks = self._keysets.get(issuer_id)
@@ -159,17 +161,23 @@ class HostSecurityModule:
         if ks is None:
             raise PersoDeclined(f"unknown issuer {request.issuer_id.hex().upper()}")
         name = KEY_NAMES.get(request.key_type)
-        if name is None:
+        if name is None and request.key_type != KeyType.INTERNAL:
             raise PersoDeclined(f"key type {int(request.key_type):02X} is not a card key")
         if len(request.card_serial) != 8 or not 0 <= request.key_index <= 0xFF:
             raise PersoDeclined("card serial must be 8 bytes and the key index one byte")
+        if name is None:
+            if self._campus_master is None:
+                raise PersoDeclined("this HSM holds no campus master key")
+            card = card_key(self._campus_master, request.card_serial, ks.issuer_id, ks.algorithm)
+        else:
+            card = getattr(ks.card_keys(request.card_serial), name)
         record = build(
             KeyRecord,
             key_type=request.key_type,
             key_index=request.key_index,
             key_version=ks.key_version,
             algorithm=ks.algorithm,
-            key=getattr(ks.card_keys(request.card_serial), name),
+            key=card,
         )
         key = self._transport_key(request.chip_id)
         body = encrypt_data(key, record)

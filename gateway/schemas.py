@@ -6,8 +6,8 @@ the storage can hold. The business modules never see these models, only the valu
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,6 +162,88 @@ class RejectBody(BaseModel):
     reason: Text = Field(max_length=1000)
 
 
+class PublishBody(BaseModel):
+    actor: Text = Field(description="who puts the roster on display (公示)")
+    starts_on: date
+    ends_on: date
+    place: Text = Field(default="", max_length=200)
+
+
+class ObjectionBody(BaseModel):
+    actor: Text = Field(description="who records the objection")
+    row: int = Field(ge=2, le=1_000_000, description="the roster row objected to")
+    reason: Text = Field(max_length=1000)
+
+
+class ResolveBody(BaseModel):
+    actor: Text
+    outcome: Literal["upheld", "dismissed"]
+    note: Text = Field(max_length=1000)
+
+
+class SignOffBody(BaseModel):
+    actor: Text = Field(description="who collected the signed sheet (群众签字认可)")
+    signatures: int = Field(ge=1, le=1_000_000)
+    note: Text = Field(default="", max_length=1000)
+
+
 class PickupBody(BaseModel):
     load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
+
+
+# -- campus back office (gateway/api/campus.py) -----------------------------------------------
+class CampusPersonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_no: Text = Field(pattern=r"^[0-9A-Za-z]{1,16}$")
+    name: Text
+    group: Text
+    valid_from: Text = Field(description="YYYY-MM-DD")
+    valid_until: Text = Field(description="YYYY-MM-DD")
+
+
+class CampusCardBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_serial: Text
+    issuer_id: Text
+    person_no: Text
+
+
+class CampusLossBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = ""
+
+
+class CampusEventsBody(BaseModel):
+    """A door's batch of access events (``terminal.record.ACCESS_EVENT`` each)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    events: list[dict[str, JsonValue]]
+
+
+class AllowanceRosterBody(BaseModel):
+    """A month's allowance roster: each line ``{"person_no", "amount_fen"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: Text = Field(description="YYYY-MM")
+    roster: Text = Field(description="the roster's name, as the back office approved it")
+    lines: list[dict[str, JsonValue]]
+
+
+class AllowanceSpendBody(BaseModel):
+    """A canteen sale paid from the allowance purse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+    card_serial: Text
+    person_no: Text
+    amount_fen: JsonValue
+    meal: Text

@@ -37,6 +37,7 @@ from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu, MalformedResponse
 from terminal.apdu.status import SW, wrong_le, wrong_pin
+from terminal.campus import card as campus
 from terminal.cos import commands as cc
 from terminal.cos.layouts import (
     BinaryHeader,
@@ -79,6 +80,9 @@ EP_KEYS = {
     KeyType.TAC: "tac",
     KeyType.MAINTENANCE: "maintenance",
 }
+# The campus application (docs/campus.md): optional, both parts or neither.
+CAMPUS_KEY = "campus"
+CAMPUS_FILE_SIZE = campus.IDENTITY_LEN
 # Instructions of the e-purse application: refused (6985) until the card is activated.
 _EP_INS = {0x50, 0x52, 0x54, 0x5A, 0x5C, 0xB0, 0xB2, 0xDC, 0x20, 0x1E, 0x18}
 
@@ -311,9 +315,10 @@ class SoftBlankCard:
                 "max_balance": h.max_balance,
                 "overdraft_limit": h.overdraft_limit,
             }
-        if fid == sfi and file_type == FileType.BINARY and sfi in BINARY_FILES:
+        sizes = {**BINARY_FILES, campus.SFI_IDENTITY: CAMPUS_FILE_SIZE}
+        if fid == sfi and file_type == FileType.BINARY and sfi in sizes:
             h = _parse(BinaryHeader, data)
-            if h.size != BINARY_FILES[sfi]:
+            if h.size != sizes[sfi]:
                 raise CardReply(SW.WRONG_DATA)
             return {"type": file_type, "size": h.size, "data": "", "written": False}
         if fid == sfi and sfi in RECORD_FILES:
@@ -348,7 +353,7 @@ class SoftBlankCard:
         except CryptoError:
             raise CardReply(SW.WRONG_DATA) from None
         record = _parse(KeyRecord, clear)
-        name = EP_KEYS.get(record.key_type)
+        name = {**EP_KEYS, KeyType.INTERNAL: CAMPUS_KEY}.get(record.key_type)
         if name is None or record.key_index != cmd.p2:
             raise CardReply(SW.WRONG_DATA)
         if record.algorithm not in (Algorithm.DES3, Algorithm.SM4):
@@ -426,12 +431,16 @@ class SoftBlankCard:
             bool(st.adf)
             and all(_fid(f) in files for f in required)
             and all(files[_fid(sfi)]["written"] for sfi in BINARY_FILES)
-            and set(st.keys) == set(EP_KEYS.values())
+            and set(st.keys) - {CAMPUS_KEY} == set(EP_KEYS.values())
             and bool(st.pin)
         )
+        identity = files.get(_fid(campus.SFI_IDENTITY))
+        has_campus = CAMPUS_KEY in st.keys or identity is not None
+        if has_campus and not (CAMPUS_KEY in st.keys and identity and identity["written"]):
+            complete = False  # a campus card needs its key and its written identity file
         if not complete:
             raise CardReply(SW.CONDITIONS)
-        keys = st.keys
+        keys = {name: k for name, k in st.keys.items() if name != CAMPUS_KEY}
         if len({(k["version"], k["algorithm"]) for k in keys.values()}) != 1:
             raise CardReply(SW.CONDITIONS)  # one key version and algorithm per card
         purse = files[_fid(cc.FID_EP_PURSE)]
@@ -452,6 +461,8 @@ class SoftBlankCard:
             max_balance=int(purse["max_balance"]),
             pin=st.pin,
             atr=st.atr,
+            campus_key=str(st.keys[CAMPUS_KEY]["key"]) if has_campus else "",
+            campus_identity=str(identity["data"]) if identity else "",
         )
 
 

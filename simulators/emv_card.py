@@ -100,6 +100,9 @@ class EmvCardState:
     fdda_format: int = FORMAT_SDAD
     blocked: bool = False
     directory_priority: int = 1
+    keeps_log: bool = True  # False: a card without a transaction log (no 9F4D, nothing logged)
+    # the qPBOC PDOL: the TTQ (4 bytes), then the AC input's objects in the issuer's order
+    contactless_pdol: str = CONTACTLESS_PDOL.hex().upper()
 
 
 @dataclass
@@ -188,10 +191,15 @@ class EmvApplication:
             raise CardReply(SW.CONDITIONS)
         return handler(self, cmd)
 
+    def _pdol(self) -> bytes:
+        if self.interface == CONTACTLESS:
+            return bytes.fromhex(self.state.contactless_pdol)
+        return CONTACT_PDOL
+
     # SELECT ---------------------------------------------------------------------------------
     def fci(self) -> bytes:
         st = self.state
-        pdol = CONTACTLESS_PDOL if self.interface == CONTACTLESS else CONTACT_PDOL
+        pdol = self._pdol()
         return tlv.build(
             Tag.FCI,
             [
@@ -205,9 +213,15 @@ class EmvApplication:
                         tlv.build(Tag.LANGUAGE, b"zhen"),
                         tlv.build(Tag.ISSUER_CODE_TABLE, b"\x01"),
                         tlv.build(Tag.PREFERRED_NAME, st.preferred_name.encode("ascii")),
-                        tlv.build(
-                            Tag.FCI_ISSUER_DISCRETIONARY,
-                            [tlv.build(Tag.LOG_ENTRY, bytes((LOG_SFI, LOG_SIZE)))],
+                        *(
+                            [
+                                tlv.build(
+                                    Tag.FCI_ISSUER_DISCRETIONARY,
+                                    [tlv.build(Tag.LOG_ENTRY, bytes((LOG_SFI, LOG_SIZE)))],
+                                )
+                            ]
+                            if st.keeps_log
+                            else []
                         ),
                     ],
                 ),
@@ -269,7 +283,7 @@ class EmvApplication:
             template = tlv.parse_one(cmd.data, Tag.COMMAND_TEMPLATE)
         except ValueError:
             raise CardReply(SW.WRONG_DATA) from None
-        pdol = CONTACTLESS_PDOL if self.interface == CONTACTLESS else CONTACT_PDOL
+        pdol = self._pdol()
         if len(template.value) != dol_length(pdol):
             raise CardReply(SW.WRONG_LENGTH)
         if self.interface == CONTACT:
@@ -326,6 +340,8 @@ class EmvApplication:
         return tlv.build(Tag.RESPONSE_FORMAT_2, objects).encode()
 
     def _append_log(self, t: dict[int, bytes], atc: bytes) -> None:
+        if not self.state.keeps_log:
+            return
         record = build_dol_data(LOG_FORMAT, t, {Tag.ATC: atc})
         self.state.log.insert(0, record.hex().upper())
         del self.state.log[LOG_SIZE:]

@@ -22,6 +22,7 @@ from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
 from terminal.apdu.status import SW, wrong_le, wrong_pin
+from terminal.campus import card as campus
 from terminal.crypto.keys import (
     Algorithm,
     load_session_key,
@@ -111,6 +112,9 @@ class EPurseState:
     last_txn: dict[str, Any] = field(default_factory=dict)  # for GET TRANSACTION PROVE
     prove_counter: str = PROVE_NEXT
     atr: str = _hex(DEFAULT_ATR)
+    # campus application (docs/campus.md): internal authentication key and identity file
+    campus_key: str = ""
+    campus_identity: str = ""
 
 
 KEY_NAMES = ("purchase", "load", "tac", "maintenance")
@@ -155,6 +159,8 @@ STATE_CHECKS: dict[str, sf.Check] = {
     "last_txn": _check_last_txn,
     "prove_counter": sf.one_of(PROVE_NEXT, PROVE_SAME),
     "atr": sf.hex_string(),
+    "campus_key": sf.optional(sf.hex_string(16)),
+    "campus_identity": sf.optional(sf.hex_string(campus.IDENTITY_LEN)),
 }
 
 
@@ -310,6 +316,8 @@ class SoftEPurseCard:
             c.SFI_CARDHOLDER: self.state.holder,
             c.SFI_MANAGEMENT: self.state.management,
         }
+        if self.state.campus_identity:
+            files[campus.SFI_IDENTITY] = self.state.campus_identity
         if sfi not in files:
             raise CardReply(SW.FILE_NOT_FOUND)
         return bytes.fromhex(files[sfi])
@@ -605,6 +613,14 @@ class SoftEPurseCard:
         self._commit()
         return b""
 
+    # INTERNAL AUTHENTICATE (campus identity) ------------------------------------------
+    def _internal_authenticate(self, cmd: CommandAPDU) -> bytes:
+        if not self.state.campus_key or cmd.p2 != campus.KEY_INDEX:
+            raise CardReply(SW.KEY_NOT_FOUND)
+        if len(cmd.data) != campus.CHALLENGE_LEN:
+            raise CardReply(SW.WRONG_LENGTH)
+        return campus.auth_cryptogram(bytes.fromhex(self.state.campus_key), cmd.data)
+
 
 _HANDLERS = {
     (0x00, 0xA4): SoftEPurseCard._select,
@@ -620,4 +636,5 @@ _HANDLERS = {
     (0x00, 0x84): SoftEPurseCard._get_challenge,
     (0x80, 0x1E): SoftEPurseCard._application_block,
     (0x80, 0x18): SoftEPurseCard._application_unblock,
+    (0x00, 0x88): SoftEPurseCard._internal_authenticate,
 }

@@ -8,6 +8,7 @@ advances on every INIT SAM FOR PURCHASE, so no two purchases share one.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from simulators.statefile import write_state
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
 from terminal.apdu.status import SW, wrong_le
+from terminal.campus import card as campus
 from terminal.crypto.keys import Algorithm, card_key, purchase_session_key
 from terminal.crypto.mac import mac_alg3
 from terminal.epurse import cryptograms
@@ -44,6 +46,7 @@ class PsamState:
     terminal_seq: int = 1
     algorithm: int = Algorithm.DES3
     atr: str = DEFAULT_ATR.hex().upper()
+    campus: dict[str, str] = field(default_factory=dict)  # key version -> campus master
 
 
 def _check_masters(v: object) -> str | None:
@@ -69,6 +72,7 @@ PSAM_CHECKS: dict[str, sf.Check] = {
     "terminal_seq": sf.integer(0xFFFF_FFFF),
     "algorithm": sf.integer(0xFF),
     "atr": sf.hex_string(),
+    "campus": sf.hex_map(16),
 }
 
 
@@ -83,6 +87,7 @@ class _Volatile:
     in_app: bool = False
     purchase: _PurchaseSession | None = None
     cipher_key: bytes | None = None
+    challenge: bytes | None = None  # the last GET CHALLENGE, used once by VERIFY CARD
     extra: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -224,6 +229,32 @@ class SoftPsam:
         iv, padded = cmd.data[:8], cmd.data[8:]
         return mac_alg3(key, padded, iv)[:4]
 
+    # campus card authentication (docs/campus.md) ----------------------------------------
+    def _get_challenge(self, cmd: CommandAPDU) -> bytes:
+        if cmd.le != campus.CHALLENGE_LEN:
+            raise SamReply(wrong_le(campus.CHALLENGE_LEN))
+        self._v.challenge = secrets.token_bytes(campus.CHALLENGE_LEN)
+        return self._v.challenge
+
+    def _verify_card(self, cmd: CommandAPDU) -> bytes:
+        """The card's answer to this SAM's last challenge, under the campus key derived for
+        the serial and issuer given; the challenge is spent whatever the outcome."""
+        challenge, self._v.challenge = self._v.challenge, None
+        if challenge is None:
+            raise SamReply(SW.CONDITIONS)
+        master = self.state.campus.get(str(cmd.p2))
+        if master is None:
+            raise SamReply(SW.KEY_NOT_FOUND)
+        if len(cmd.data) != 24:
+            raise SamReply(SW.WRONG_LENGTH)
+        serial, issuer, answer = cmd.data[:8], cmd.data[8:16], cmd.data[16:]
+        key = card_key(bytes.fromhex(master), serial, issuer, self.state.algorithm)
+        try:
+            campus.verify_auth_cryptogram(key, challenge, answer)
+        except MacMismatch:
+            raise SamReply(SW.MAC_ERROR) from None
+        return b""
+
 
 _HANDLERS = {
     (0x00, 0xA4): SoftPsam._select,
@@ -232,4 +263,6 @@ _HANDLERS = {
     (0x80, 0x72): SoftPsam._credit_for_purchase,
     (0x80, 0x1A): SoftPsam._init_for_descrypt,
     (0x80, 0xFA): SoftPsam._cipher_data,
+    (0x00, 0x84): SoftPsam._get_challenge,
+    (0x80, campus.INS_SAM_VERIFY): SoftPsam._verify_card,
 }

@@ -113,6 +113,11 @@ def hex_string(size: int | None = None) -> Check:
     return check
 
 
+def optional(check: Check) -> Check:
+    """``check``, or the empty string (a part the card was not personalised with)."""
+    return lambda v: None if v == "" else check(v)
+
+
 def hex_list(size: int, limit: int) -> Check:
     item = hex_string(size)
 

@@ -16,8 +16,8 @@ Three forms of each value:
 
 A record kind is a declaration: ``PURCHASE`` is the e-purse purchase a POS or validator
 settles with the card's TAC; ``EC_PURCHASE`` is an Electronic Cash sale a POS settles with
-the card's application cryptogram. Other kinds (ride QR codes) are added by declaring
-their fields and identity the same way.
+the card's application cryptogram; ``QR_RIDE`` is a ride paid by a transport QR code,
+charged to the code's issuing platform (no card is debited: the code is the proof).
 """
 
 from __future__ import annotations
@@ -439,4 +439,113 @@ EC_PURCHASE = RecordKind(
     ),
 )
 
-KINDS = {k.name: k for k in (PURCHASE, EC_PURCHASE)}
+
+# -- the campus access event ------------------------------------------------------------------
+ACCESS_EVENT = RecordKind(
+    name="access_event",
+    key_prefix="A",
+    fields=(
+        Field("terminal_id", bytes, "the door's or clock's terminal id", length=6, identity=True),
+        Field("event_seq", int, "the terminal's own event number", lo=1, hi=2**53, identity=True),
+        Field(
+            "card_serial",
+            bytes,
+            "the card's serial (as claimed if refused)",
+            length=8,
+            nullable=True,
+        ),
+        Field("person_no", str, "the person the card proved to be", max_len=16, nullable=True),
+        Field("point", str, "the door or clock's name", max_len=32),
+        Field("area", str, "the area the point leads into", max_len=32),
+        Field("purpose", str, "door or attendance", choices=("door", "attendance")),
+        Field("direction", str, "in or out", choices=("in", "out")),
+        Field("result", str, "granted or refused", choices=("granted", "refused")),
+        Field("reason", str, "why (refused: what was wrong)", max_len=MAX_RESOLUTION),
+        Field("event_time", datetime, "terminal local time, ISO 8601 without zone"),
+    ),
+    cleared=(),  # campus events stay with the campus back office: nothing to clear
+)
+
+# -- the ride QR code ------------------------------------------------------------------------
+MAX_QR_HEX = 2 * 364  # a ride code's bytes as hex text (332..364 bytes)
+
+
+def _whole_code(r: Mapping[str, Any]) -> None:
+    v = r["code"]
+    if not (2 * 332 <= len(v) <= MAX_QR_HEX) or len(v) % 2 or not _HEX_DIGITS.issuperset(v):
+        raise RecordError("code must be the ride code's 332..364 bytes as hex digits")
+
+
+QR_RIDE = RecordKind(
+    name="qr_ride",
+    key_prefix="Q",
+    fields=(
+        Field(
+            "terminal_id",
+            bytes,
+            "the validator's terminal id (its PSAM's)",
+            length=6,
+            identity=True,
+        ),
+        Field(
+            "qr_seq",
+            int,
+            "the terminal's ride-code sequence number, its own number space",
+            lo=1,
+            hi=0xFFFFFFFF,
+            identity=True,
+        ),
+        Field(
+            "code",
+            str,
+            "the ride code's bytes, hex: what the issuer re-verifies",
+            max_len=MAX_QR_HEX,
+        ),
+        Field("code_hash", bytes, "SM3 of the code's bytes", length=32),
+        Field("user_account", bytes, "the code's user account", length=10),
+        Field("issuer_code", bytes, "issuer code (assigned by clearing)", length=4),
+        Field("platform_code", bytes, "issuing platform: clearing charges it", length=4),
+        Field("account_type", int, "account type (JT/T 978 card kind)", hi=0xFF),
+        Field("generated", int, "the code's generation time, Unix seconds", hi=0xFFFFFFFF),
+        Field("txn_time", datetime, "terminal local time, ISO 8601 without zone"),
+        Field("amount", int, "fare charged to the platform, fen", hi=MAX_AMOUNT),
+        Field("state", str, "settled", choices=("settled",)),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
+        Field("context", dict, "the role's own notes (line, station)", max_len=MAX_CONTEXT_BYTES),
+    ),
+    cleared=withholding("resolution", "context"),
+    rules=(_whole_code,),
+)
+
+KINDS = {k.name: k for k in (PURCHASE, EC_PURCHASE, QR_RIDE)}
+
+
+# -- the kiosk's online load (top-up) ---------------------------------------------------------
+LOAD_STATES = ("intent", "settled", "suspect", "void")
+
+LOAD = RecordKind(
+    name="load",
+    key_prefix="L",
+    fields=(
+        Field("reference", str, "the gateway's reference for the load", max_len=64, identity=True),
+        Field("terminal_id", bytes, "the kiosk's terminal id", length=6),
+        Field("issuer_id", bytes, "card issuer", length=8),
+        Field("card_serial", bytes, "card application serial", length=8),
+        Field("online_atc", int, "the card's online counter before the load", hi=0xFFFF),
+        Field("amount", int, "fen", lo=1, hi=MAX_AMOUNT),
+        Field("balance_before", int, "fen", hi=MAX_AMOUNT),
+        Field("key_version", int, "load key version", hi=0xFF),
+        Field("algorithm", int, "load key algorithm", hi=0xFF),
+        Field("txn_time", datetime, "the host's time the card credits at (CREDIT FOR LOAD)"),
+        Field("purpose", str, "what the load pays (empty: a top-up)", max_len=64),
+        Field("state", str, "intent, settled, suspect or void", choices=LOAD_STATES),
+        Field("tac", bytes, "the card's TAC (once it credited)", length=4, nullable=True),
+        Field("resolution", str, "how the row was settled", max_len=MAX_RESOLUTION, nullable=True),
+        Field("context", dict, "the role's own notes", max_len=MAX_CONTEXT_BYTES),
+    ),
+    cleared=(),
+)
+"""A kiosk's load as its journal keeps it: written after the gateway's MAC2 and before CREDIT
+FOR LOAD, settled with the TAC the gateway confirmed, or voided when the card proved it never
+credited. Not uploaded: the gateway's own ``loads`` table (gateway/loads.py) is the load's
+record, built from the authorise/confirm/prove/void calls, so it is never counted twice."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -78,12 +79,31 @@ def import_roster(gw: Any, body: bytes, by: str = "declarer") -> dict[str, Any]:
     return dict(r.json())
 
 
+def publish_roster(gw: Any, roster_id: int, *, days_ago: int = 10) -> None:
+    """Review a roster and record a finished 公示 with its sign-off (display period over)."""
+    base = f"/v1/admin/subsidies/rosters/{roster_id}"
+    r = admin(gw, "POST", f"{base}/review", json={"actor": "reviewer"})
+    assert r.status_code == 200, r.text
+    start = date.today() - timedelta(days=days_ago)
+    body = {
+        "actor": "clerk",
+        "starts_on": start.isoformat(),
+        "ends_on": (start + timedelta(days=7)).isoformat(),
+        "place": "村委会公示栏",
+    }
+    r = admin(gw, "POST", f"{base}/publication", json=body)
+    assert r.status_code == 201, r.text
+    r = admin(gw, "POST", f"{base}/signoff", json={"actor": "clerk", "signatures": 3})
+    assert r.status_code == 200, r.text
+
+
 def approve_roster(gw: Any, roster_id: int) -> None:
-    for step, who in (("review", "reviewer"), ("approve", "approver")):
-        r = admin(
-            gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/{step}", json={"actor": who}
-        )
-        assert r.status_code == 200, r.text
+    """declared → reviewed → 公示 over and signed → approved."""
+    publish_roster(gw, roster_id)
+    r = admin(
+        gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/approve", json={"actor": "approver"}
+    )
+    assert r.status_code == 200, r.text
 
 
 @contextmanager

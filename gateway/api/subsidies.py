@@ -11,17 +11,32 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from gateway.api.deps import DB, HSM, Caller, CatalogueDep, Kiosk, Settings, admin
 from gateway.api.http import json_response
 from gateway.cards import card_number_of, registry_lookup
 from gateway.edges import DbId, Text
-from gateway.errors import TooLarge
-from gateway.schemas import ActBody, PickupBody, ProveBody, RejectBody, VoidBody
+from gateway.errors import Conflict, TooLarge
+from gateway.schemas import (
+    ActBody,
+    ObjectionBody,
+    PickupBody,
+    ProveBody,
+    PublishBody,
+    RejectBody,
+    ResolveBody,
+    SignOffBody,
+    VoidBody,
+)
 from gateway.settings import MAX_ROSTER_BYTES
 from gateway.subsidy import pickup, store
-from gateway.subsidy.publication import publication_csv, publication_rows
+from gateway.subsidy.publication import (
+    publication_csv,
+    publication_html,
+    publication_rows,
+    publication_xlsx,
+)
 
 router = APIRouter(tags=["subsidies"])
 ADMIN = [Depends(admin)]
@@ -30,12 +45,17 @@ ADMIN = [Depends(admin)]
 # -- admin: rosters and approval --------------------------------------------------------------
 @router.post(
     "/v1/admin/subsidies/rosters",
-    summary="Import a roster CSV (body: the file); answers the validation report",
+    summary="Import a roster, CSV (UTF-8/GBK) or XLSX (body: the file); answers the report",
     dependencies=ADMIN,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
         }
     },
 )
@@ -82,6 +102,8 @@ def roster(roster_id: DbId, db: DB) -> Response:
         {
             "roster": store.get_roster(db, roster_id).to_json(),
             "events": store.events(db, roster_id),
+            "publication": pub.to_json() if (pub := store.get_publication(db, roster_id)) else None,
+            "objections": store.objections(db, roster_id),
             "import_report": store.stored_report(db, roster_id),
         }
     )
@@ -114,16 +136,83 @@ def reject(roster_id: DbId, body: RejectBody, db: DB) -> Response:
     return json_response(store.reject(db, roster_id, body.actor, body.reason).to_json())
 
 
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/send",
+    summary="approved → sent to finance",
+    dependencies=ADMIN,
+)
+def send(roster_id: DbId, body: ActBody, db: DB) -> Response:
+    return json_response(store.send_to_finance(db, roster_id, body.actor, body.note).to_json())
+
+
+# -- 公示 -------------------------------------------------------------------------------------
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/publication",
+    summary="Put a reviewed roster on display (公示) from starts_on to ends_on",
+    dependencies=ADMIN,
+)
+def publish(roster_id: DbId, body: PublishBody, db: DB) -> Response:
+    pub = store.publish(db, roster_id, body.actor, body.starts_on, body.ends_on, body.place)
+    return json_response(pub.to_json(), 201)
+
+
 @router.get(
     "/v1/admin/subsidies/rosters/{roster_id}/publication",
-    summary="The 公示 listing: names and ID numbers masked, no card numbers",
+    summary="The 公示 listing (json, csv, xlsx or a printable html page), names and IDs masked",
     dependencies=ADMIN,
 )
 def publication(roster_id: DbId, db: DB, format: Text = "json") -> Response:
     report = store.roster_lines(db, roster_id)
+    roster = store.get_roster(db, roster_id)
+    pub = store.get_publication(db, roster_id)
     if format == "csv":
         return PlainTextResponse(publication_csv(report), media_type="text/csv")
+    if format == "xlsx":
+        return Response(
+            publication_xlsx(report, roster.title),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    if format == "html":
+        if pub is None:
+            raise Conflict("not_published", f"roster #{roster_id} is not published yet")
+        page = publication_html(
+            report,
+            title=roster.title,
+            starts_on=pub.starts_on.isoformat(),
+            ends_on=pub.ends_on.isoformat(),
+            place=pub.place,
+        )
+        return HTMLResponse(page)
     return json_response(publication_rows(report))
+
+
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/objections",
+    summary="Record an objection against a line during 公示",
+    dependencies=ADMIN,
+)
+def object_to(roster_id: DbId, body: ObjectionBody, db: DB) -> Response:
+    return json_response(store.object_to(db, roster_id, body.row, body.actor, body.reason), 201)
+
+
+@router.post(
+    "/v1/admin/subsidies/objections/{objection_id}/resolve",
+    summary="Uphold (line withdrawn) or dismiss an objection",
+    dependencies=ADMIN,
+)
+def resolve(objection_id: DbId, body: ResolveBody, db: DB) -> Response:
+    doc = store.resolve_objection(db, objection_id, body.actor, body.outcome, body.note)
+    return json_response(doc)
+
+
+@router.post(
+    "/v1/admin/subsidies/rosters/{roster_id}/signoff",
+    summary="Record the residents' sign-off (群众签字认可): who, when, how many signatures",
+    dependencies=ADMIN,
+)
+def sign_off(roster_id: DbId, body: SignOffBody, db: DB) -> Response:
+    pub = store.sign_off(db, roster_id, body.actor, body.signatures, body.note)
+    return json_response(pub.to_json())
 
 
 @router.get(

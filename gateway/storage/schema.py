@@ -7,6 +7,7 @@ times ISO text as the terminal sent them, money BIGINT fen.
 
 from __future__ import annotations
 
+from gateway.campus import schema as campus_schema
 from gateway.storage.db import POSTGRES, Cursor
 from terminal.record import EC_PURCHASE
 
@@ -257,6 +258,100 @@ CREATE TABLE load_void_challenges (
 """,
     ),
     (4, "Electronic Cash sales uploaded by POS terminals", _ec_table()),
+    (5, campus_schema.DESCRIPTION, campus_schema.campus_tables()),
+    (
+        6,
+        "subsidy office: households and places on lines, 公示 with objections and sign-off,"
+        " sent to finance, agent-bank payments, audit findings",
+        """
+ALTER TABLE subsidy_lines ADD COLUMN payee TEXT NOT NULL DEFAULT 'person';
+ALTER TABLE subsidy_lines ADD COLUMN member_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN member_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN household_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN township TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN village TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN department TEXT NOT NULL DEFAULT '';
+ALTER TABLE subsidy_lines ADD COLUMN bank_line_id {big};
+ALTER TABLE subsidy_rosters ADD COLUMN sent_by TEXT;
+ALTER TABLE subsidy_rosters ADD COLUMN sent_at {big};
+CREATE INDEX subsidy_lines_by_period ON subsidy_lines (id_number, period);
+CREATE TABLE subsidy_publications (
+    roster_id     {big} PRIMARY KEY REFERENCES subsidy_rosters (id),
+    starts_on     TEXT NOT NULL,
+    ends_on       TEXT NOT NULL,
+    place         TEXT NOT NULL,
+    published_by  TEXT NOT NULL,
+    published_at  {big} NOT NULL,
+    signed_by     TEXT,
+    signed_at     {big},
+    signatures    INTEGER,
+    signoff_note  TEXT
+);
+CREATE TABLE subsidy_objections (
+    id           {id},
+    roster_id    {big} NOT NULL REFERENCES subsidy_rosters (id),
+    line_id      {big} NOT NULL REFERENCES subsidy_lines (id),
+    raised_by    TEXT NOT NULL,
+    raised_at    {big} NOT NULL,
+    reason       TEXT NOT NULL,
+    outcome      TEXT CHECK (outcome IN ('upheld', 'dismissed')),
+    resolved_by  TEXT,
+    resolved_at  {big},
+    resolution   TEXT
+);
+CREATE TABLE subsidy_bank_batches (
+    id           {id},
+    reference    TEXT NOT NULL UNIQUE,
+    created_by   TEXT NOT NULL,
+    created_at   {big} NOT NULL,
+    line_count   INTEGER NOT NULL,
+    total_fen    {big} NOT NULL,
+    result_hash  TEXT UNIQUE,
+    result_by    TEXT,
+    result_at    {big}
+);
+CREATE TABLE subsidy_bank_lines (
+    id           {id},
+    batch_id     {big} NOT NULL REFERENCES subsidy_bank_batches (id),
+    seq          INTEGER NOT NULL,
+    line_id      {big} NOT NULL REFERENCES subsidy_lines (id),
+    card_number  TEXT NOT NULL,
+    amount_fen   {big} NOT NULL CHECK (amount_fen > 0),
+    state        TEXT NOT NULL CHECK (state IN ('sent', 'paid', 'failed')),
+    reason       TEXT NOT NULL DEFAULT '',
+    bank_ref     TEXT NOT NULL DEFAULT '',
+    sent_on      TEXT NOT NULL,
+    result_at    {big},
+    UNIQUE (batch_id, seq)
+);
+CREATE UNIQUE INDEX subsidy_bank_lines_once ON subsidy_bank_lines (line_id)
+    WHERE state <> 'failed';
+CREATE TABLE subsidy_findings (
+    id           {id},
+    kind         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    detail       TEXT NOT NULL,
+    found_by     TEXT NOT NULL,
+    found_at     {big} NOT NULL,
+    rectify_by   TEXT,
+    rectify_at   {big},
+    closed_by    TEXT,
+    closed_at    {big},
+    note         TEXT,
+    UNIQUE (kind, subject)
+);
+CREATE TABLE subsidy_line_events (
+    id       {id},
+    line_id  {big} NOT NULL REFERENCES subsidy_lines (id),
+    action   TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    at       {big} NOT NULL,
+    note     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
+""",
+    ),
+    (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
 ]
 
 _TYPES = {

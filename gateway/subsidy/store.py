@@ -30,8 +30,7 @@ from gateway.subsidy.roster import (
     RosterFormatError,
     RosterLine,
     RosterReport,
-    decode_roster,
-    parse_roster,
+    load_roster,
     validate_roster,
 )
 from terminal.roles.registry import serial_of
@@ -41,13 +40,16 @@ DECLARED = "declared"
 REVIEWED = "reviewed"
 APPROVED = "approved"
 REJECTED = "rejected"
+SENT = "sent_to_finance"
+PUBLISHED = "published"
+MIN_DISPLAY_DAYS = 7  # 公示 runs at least a week (the rule chosen; docs/subsidy.md)
 MAX_ACTOR = 64
 MAX_TITLE = 200
 
 _ROSTER_COLUMNS = (
     "id, title, source, state, line_count, total_fen, rejected_rows, declared_by, declared_at,"
     " reviewed_by, reviewed_at, approved_by, approved_at, rejected_by, rejected_at,"
-    " rejected_reason"
+    " rejected_reason, sent_by, sent_at"
 )
 
 
@@ -69,6 +71,8 @@ class Roster:
     rejected_by: str | None
     rejected_at: int | None
     rejected_reason: str | None
+    sent_by: str | None
+    sent_at: int | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,8 @@ class Roster:
             "rejected_by": self.rejected_by,
             "rejected_at_ms": self.rejected_at,
             "rejected_reason": self.rejected_reason,
+            "sent_by": self.sent_by,
+            "sent_at_ms": self.sent_at,
         }
 
 
@@ -160,16 +166,26 @@ def events(db: Database, roster_id: int) -> list[dict[str, Any]]:
 
 # -- import ---------------------------------------------------------------------------------
 def _declared_elsewhere(cur: Cursor, line: RosterLine) -> str | None:
+    """Why the line clashes with a live line of another roster: the same payee (person, or
+    head of household) for the same item and period, or for an item it excludes."""
+    items = [line.item.code, *sorted(line.item.excludes)]
     cur.execute(
-        "SELECT l.roster_id, l.row_no FROM subsidy_lines l WHERE l.id_number = ? AND l.item = ?"
-        " AND l.period = ? AND l.live = 1",
-        (line.id_number, line.item.code, line.period),
+        "SELECT l.roster_id, l.row_no, l.item FROM subsidy_lines l WHERE l.id_number = ?"
+        f" AND l.item IN ({','.join('?' * len(items))}) AND l.period = ? AND l.live = 1"
+        " ORDER BY l.id",
+        (line.id_number, *items, line.period),
     )
     r = cur.fetchone()
     if r is None:
         return None
+    if r[2] != line.item.code:
+        return (
+            f"excluded by roster #{r[0]} row {r[1]} ({r[2]}): {r[2]} and {line.item.code} are "
+            "never paid to one person in one period"
+        )
+    who = "household" if line.item.per_household else "ID number"
     return (
-        f"already declared in roster #{r[0]} row {r[1]} (same ID number, item and period): "
+        f"already declared in roster #{r[0]} row {r[1]} (same {who}, item and period): "
         "a subsidy line is paid once"
     )
 
@@ -190,7 +206,7 @@ def import_roster(
     if len(title) > MAX_TITLE:
         raise Invalid("bad_title", f"a roster title has at most {MAX_TITLE} characters")
     try:
-        rows = parse_roster(decode_roster(raw))
+        rows = load_roster(raw)
     except RosterFormatError as exc:
         raise Invalid("bad_roster", str(exc)) from None
     checked = validate_roster(rows, catalogue, today=today, cards=cards)
@@ -202,14 +218,7 @@ def import_roster(
             if reason is None:
                 lines.append(line)
             else:
-                fields = {
-                    "name": line.name,
-                    "id_number": line.id_number,
-                    "card_number": line.card_number,
-                    "item": line.item.code,
-                    "amount_fen": str(line.amount_fen),
-                    "period": line.period,
-                }
+                fields = {k: str(v) for k, v in line.to_json().items()}
                 rejected.append(Rejection(line.row, fields, (reason,)))
         rejected.sort(key=lambda r: r.row)
         report = RosterReport(lines, rejected)
@@ -235,8 +244,9 @@ def import_roster(
         roster_id = int(cur.fetchone()[0])
         cur.executemany(
             "INSERT INTO subsidy_lines (roster_id, row_no, name, id_number, card_number,"
-            " card_serial, item, item_name, category, amount_fen, period)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " card_serial, item, item_name, category, amount_fen, period, payee, member_name,"
+            " member_id, household_id, township, village, department)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     roster_id,
@@ -250,6 +260,13 @@ def import_roster(
                     line.item.category,
                     line.amount_fen,
                     line.period,
+                    line.item.payee,
+                    line.member_name,
+                    line.member_id,
+                    line.household_id,
+                    line.township,
+                    line.village,
+                    line.department,
                 )
                 for line in lines
             ],
@@ -310,9 +327,13 @@ def review(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
         return _get(cur, roster_id)
 
 
-def approve(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
-    """reviewed → approved, by a third person; from then on its lines can be picked up."""
+def approve(
+    db: Database, roster_id: int, actor: str, note: str = "", *, today: date | None = None
+) -> Roster:
+    """reviewed → approved (the department), by a third person, and only after 公示: the
+    display period over, every objection resolved and the residents' sign-off recorded."""
     actor = check_actor(actor)
+    today = today or date.today()
     with db.tx() as cur:
         r = _get(cur, roster_id)
         if r.state == DECLARED:
@@ -327,6 +348,35 @@ def approve(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
             raise _same_person("approve", actor, "declared")
         if _is(actor, r.reviewed_by):
             raise _same_person("approve", actor, "reviewed")
+        pub = _publication(cur, roster_id)
+        if pub is None:
+            raise Conflict(
+                "not_published",
+                f"roster #{roster_id} was never published (公示): publish it, let the display "
+                "period run and record the residents' sign-off before approval",
+            )
+        if today <= pub.ends_on:
+            raise Conflict(
+                "display_period",
+                f"roster #{roster_id} is on display until {pub.ends_on.isoformat()}: it can be "
+                "approved from the day after",
+            )
+        cur.execute(
+            "SELECT id FROM subsidy_objections WHERE roster_id = ? AND outcome IS NULL ORDER BY id",
+            (roster_id,),
+        )
+        open_ids = [int(x[0]) for x in cur.fetchall()]
+        if open_ids:
+            raise Conflict(
+                "open_objections",
+                f"roster #{roster_id} has {len(open_ids)} open objection(s) "
+                f"(#{', #'.join(map(str, open_ids))}): resolve them first",
+            )
+        if pub.signed_by is None:
+            raise Conflict(
+                "not_signed",
+                f"roster #{roster_id} has no sign-off (群众签字认可) recorded after its 公示",
+            )
         now = now_ms()
         cur.execute(
             "UPDATE subsidy_rosters SET state = 'approved', approved_by = ?, approved_at = ?"
@@ -334,6 +384,26 @@ def approve(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
             (actor, now, roster_id),
         )
         _event(cur, roster_id, APPROVED, actor, now, note)
+        return _get(cur, roster_id)
+
+
+def send_to_finance(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
+    """approved → sent to finance (报财政): from then on the agent bank may be paid for it."""
+    actor = check_actor(actor)
+    with db.tx() as cur:
+        r = _get(cur, roster_id)
+        if r.state != APPROVED:
+            raise Conflict(
+                "not_approved", f"roster #{roster_id} is {r.state}; only an approved one is sent"
+            )
+        if r.sent_at is not None:
+            raise Conflict("already_sent", f"roster #{roster_id} was sent by {r.sent_by}")
+        now = now_ms()
+        cur.execute(
+            "UPDATE subsidy_rosters SET sent_by = ?, sent_at = ? WHERE id = ? AND sent_at IS NULL",
+            (actor, now, roster_id),
+        )
+        _event(cur, roster_id, SENT, actor, now, note)
         return _get(cur, roster_id)
 
 
@@ -369,12 +439,230 @@ def roster_lines(db: Database, roster_id: int) -> RosterReport:
         _get(cur, roster_id)
         cur.execute(
             "SELECT row_no, name, id_number, card_number, item, item_name, category, amount_fen,"
-            " period FROM subsidy_lines WHERE roster_id = ? ORDER BY row_no",
+            " period, payee, member_name, member_id, household_id, township, village, department"
+            " FROM subsidy_lines WHERE roster_id = ? AND live = 1 ORDER BY row_no",
             (roster_id,),
         )
         rows = cur.fetchall()
     lines = [
-        RosterLine(r[0], r[1], r[2], r[3], Item(r[4], r[5], r[6], ""), int(r[7]), r[8])
+        RosterLine(
+            r[0], r[1], r[2], r[3], Item(r[4], r[5], r[6], "", payee=r[9]), int(r[7]), r[8], *r[10:]
+        )
         for r in rows
     ]
     return RosterReport(lines, [])
+
+
+# -- 公示: publication, objections, sign-off ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Publication:
+    roster_id: int
+    starts_on: date
+    ends_on: date
+    place: str
+    published_by: str
+    published_at: int
+    signed_by: str | None
+    signed_at: int | None
+    signatures: int | None
+    signoff_note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "roster_id": self.roster_id,
+            "starts_on": self.starts_on.isoformat(),
+            "ends_on": self.ends_on.isoformat(),
+            "place": self.place,
+            "published_by": self.published_by,
+            "published_at_ms": self.published_at,
+            "signed_by": self.signed_by,
+            "signed_at_ms": self.signed_at,
+            "signatures": self.signatures,
+            "signoff_note": self.signoff_note,
+        }
+
+
+def _publication(cur: Cursor, roster_id: int) -> Publication | None:
+    cur.execute(
+        "SELECT roster_id, starts_on, ends_on, place, published_by, published_at, signed_by,"
+        " signed_at, signatures, signoff_note FROM subsidy_publications WHERE roster_id = ?",
+        (roster_id,),
+    )
+    r = cur.fetchone()
+    if r is None:
+        return None
+    return Publication(int(r[0]), date.fromisoformat(r[1]), date.fromisoformat(r[2]), *r[3:])
+
+
+def get_publication(db: Database, roster_id: int) -> Publication | None:
+    with db.tx() as cur:
+        _get(cur, roster_id)
+        return _publication(cur, roster_id)
+
+
+def publish(
+    db: Database, roster_id: int, actor: str, starts_on: date, ends_on: date, place: str = ""
+) -> Publication:
+    """Record the 公示 of a reviewed roster: where it hangs and from when to when (at least
+    ``MIN_DISPLAY_DAYS`` days, both ends included). Published once."""
+    actor = check_actor(actor)
+    if (ends_on - starts_on).days + 1 < MIN_DISPLAY_DAYS:
+        raise Invalid(
+            "short_display",
+            f"公示 runs at least {MIN_DISPLAY_DAYS} days; {starts_on}..{ends_on} is "
+            f"{(ends_on - starts_on).days + 1}",
+        )
+    with db.tx() as cur:
+        r = _get(cur, roster_id)
+        if r.state != REVIEWED:
+            raise Conflict(
+                "wrong_state", f"roster #{roster_id} is {r.state}; a reviewed roster is published"
+            )
+        if _publication(cur, roster_id) is not None:
+            raise Conflict("already_published", f"roster #{roster_id} is already published")
+        now = now_ms()
+        cur.execute(
+            "INSERT INTO subsidy_publications (roster_id, starts_on, ends_on, place,"
+            " published_by, published_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (roster_id, starts_on.isoformat(), ends_on.isoformat(), place[:200], actor, now),
+        )
+        _event(cur, roster_id, PUBLISHED, actor, now, f"{starts_on}..{ends_on} {place}".strip())
+        pub = _publication(cur, roster_id)
+        assert pub is not None
+        return pub
+
+
+def _on_display(cur: Cursor, roster_id: int) -> Publication:
+    r = _get(cur, roster_id)
+    pub = _publication(cur, roster_id)
+    if pub is None or r.state != REVIEWED:
+        raise Conflict(
+            "not_on_display",
+            f"roster #{roster_id} is {r.state}"
+            + ("" if pub else ", not published")
+            + ": objections and sign-off belong to a published roster before approval",
+        )
+    return pub
+
+
+def object_to(db: Database, roster_id: int, row: int, actor: str, reason: str) -> dict[str, Any]:
+    """Record an objection (异议) raised during 公示 against the line of roster row ``row``."""
+    actor = check_actor(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("no_reason", "an objection must say what is wrong")
+    with db.tx() as cur:
+        _on_display(cur, roster_id)
+        cur.execute(
+            "SELECT id FROM subsidy_lines WHERE roster_id = ? AND row_no = ? AND live = 1",
+            (roster_id, row),
+        )
+        found = cur.fetchone()
+        if found is None:
+            raise NotFound("unknown_line", f"roster #{roster_id} has no live line in row {row}")
+        now = now_ms()
+        cur.execute(
+            "INSERT INTO subsidy_objections (roster_id, line_id, raised_by, raised_at, reason)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (roster_id, int(found[0]), actor, now, reason[:1000]),
+        )
+        oid = int(cur.fetchone()[0])
+        _event(cur, roster_id, "objection", actor, now, f"#{oid} row {row}: {reason}")
+        return _objection(cur, oid)
+
+
+def resolve_objection(
+    db: Database, objection_id: int, actor: str, outcome: str, note: str
+) -> dict[str, Any]:
+    """Close an objection: ``upheld`` withdraws its line from the roster, ``dismissed``
+    keeps it; either way with who, when and why."""
+    actor = check_actor(actor)
+    note = (note or "").strip()
+    if outcome not in ("upheld", "dismissed"):
+        raise Invalid("bad_outcome", "an objection is upheld or dismissed")
+    if not note:
+        raise Invalid("no_reason", "say how the objection was resolved")
+    with db.tx() as cur:
+        o = _objection(cur, objection_id)
+        if o["outcome"] is not None:
+            raise Conflict("resolved", f"objection #{objection_id} is already {o['outcome']}")
+        _on_display(cur, o["roster_id"])
+        now = now_ms()
+        cur.execute(
+            "UPDATE subsidy_objections SET outcome = ?, resolved_by = ?, resolved_at = ?,"
+            " resolution = ? WHERE id = ? AND outcome IS NULL",
+            (outcome, actor, now, note[:1000], objection_id),
+        )
+        if outcome == "upheld":
+            cur.execute(
+                "UPDATE subsidy_lines SET live = 0 WHERE id = ? AND live = 1", (o["line_id"],)
+            )
+            cur.execute(
+                "UPDATE subsidy_rosters SET line_count = (SELECT COUNT(*) FROM subsidy_lines"
+                " WHERE roster_id = ? AND live = 1), total_fen = (SELECT COALESCE(SUM(amount_fen),"
+                " 0) FROM subsidy_lines WHERE roster_id = ? AND live = 1) WHERE id = ?",
+                (o["roster_id"], o["roster_id"], o["roster_id"]),
+            )
+        _event(cur, o["roster_id"], f"objection_{outcome}", actor, now, f"#{objection_id}: {note}")
+        return _objection(cur, objection_id)
+
+
+def _objection(cur: Cursor, objection_id: int) -> dict[str, Any]:
+    cur.execute(
+        "SELECT o.id, o.roster_id, o.line_id, l.row_no, o.raised_by, o.raised_at, o.reason,"
+        " o.outcome, o.resolved_by, o.resolved_at, o.resolution FROM subsidy_objections o"
+        " JOIN subsidy_lines l ON l.id = o.line_id WHERE o.id = ?",
+        (objection_id,),
+    )
+    r = cur.fetchone()
+    if r is None:
+        raise NotFound("unknown_objection", f"no objection #{objection_id}")
+    keys = [
+        "id",
+        "roster_id",
+        "line_id",
+        "row",
+        "raised_by",
+        "raised_at_ms",
+        "reason",
+        "outcome",
+        "resolved_by",
+        "resolved_at_ms",
+        "resolution",
+    ]
+    return dict(zip(keys, r, strict=True))
+
+
+def objections(db: Database, roster_id: int) -> list[dict[str, Any]]:
+    with db.tx() as cur:
+        _get(cur, roster_id)
+        cur.execute(
+            "SELECT id FROM subsidy_objections WHERE roster_id = ? ORDER BY id", (roster_id,)
+        )
+        return [_objection(cur, int(r[0])) for r in cur.fetchall()]
+
+
+def sign_off(
+    db: Database, roster_id: int, actor: str, signatures: int, note: str = ""
+) -> Publication:
+    """Record the residents' acknowledgement (群众签字认可) of a published roster: who
+    collected it, when, and how many signatures the signed sheet holds."""
+    actor = check_actor(actor)
+    if not 0 < signatures <= 1_000_000:
+        raise Invalid("bad_signatures", "a sign-off counts at least one signature")
+    with db.tx() as cur:
+        pub = _on_display(cur, roster_id)
+        if pub.signed_by is not None:
+            raise Conflict(
+                "already_signed", f"roster #{roster_id} was signed off by {pub.signed_by}"
+            )
+        now = now_ms()
+        cur.execute(
+            "UPDATE subsidy_publications SET signed_by = ?, signed_at = ?, signatures = ?,"
+            " signoff_note = ? WHERE roster_id = ? AND signed_by IS NULL",
+            (actor, now, signatures, note[:1000], roster_id),
+        )
+        _event(cur, roster_id, "signed_off", actor, now, f"{signatures} signature(s) {note}")
+        signed = _publication(cur, roster_id)
+        assert signed is not None
+        return signed

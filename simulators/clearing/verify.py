@@ -6,20 +6,26 @@ a load TAC covers the new balance, online ATC, amount, type, terminal id, date a
 An EC sale's TC covers the PDOL data the terminal sent (amount, country, TVR, currency,
 date, type, unpredictable number); clearing checks the record's fields are those data and
 the TC is the card's. Change any of them (an altered amount, a forged record) and the
-proof no longer verifies.
+proof no longer verifies. Which PDOL data the AC covers, in which order, is the card's
+issuer's choice: an ``AcLayout`` per EMV issuer BIN (default: the software card's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from simulators.emv_card import CONTACTLESS_PDOL
 from simulators.emv_issuer import ac_valid
 from simulators.emv_profiles import IssuerPki
 from terminal.apdu.bcd import bcd_int
 from terminal.apdu.errors import MacMismatch
 from terminal.crypto.keyset import IssuerKeyset
+from terminal.emv.dol import parse_dol, split_dol_data
+from terminal.emv.errors import DolError
+from terminal.emv.tags import Tag
 from terminal.epurse.cryptograms import verify_load_tac, verify_purchase_tac
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
@@ -29,11 +35,67 @@ PURCHASE = PURCHASE_RECORD.name
 EC_PURCHASE = EC_RECORD.name
 LOAD = "load"
 TC = 0x40  # the CID of a transaction certificate: the card approved offline
-PDOL_HEAD = 4  # the TTQ (9F66) comes before the AC input in the software card's PDOL
+
+# a PDOL object the AC covers -> the record field stating it, and how its bytes read
+STATED_BY: dict[int, tuple[str, Any]] = {
+    Tag.AMOUNT: ("amount", bcd_int),
+    Tag.AMOUNT_OTHER: ("amount_other", bcd_int),
+    Tag.TERMINAL_COUNTRY: ("country", bcd_int),
+    Tag.TVR: ("tvr", bytes),
+    Tag.CURRENCY: ("currency", bcd_int),
+    Tag.DATE: ("date", bytes.hex),
+    Tag.TXN_TYPE: ("txn_type", lambda b: b[0]),
+    Tag.UNPREDICTABLE_NUMBER: ("unpredictable_number", bytes),
+}
+# what a TC must cover for clearing to pay on it
+MUST_COVER = (Tag.AMOUNT, Tag.CURRENCY, Tag.DATE, Tag.UNPREDICTABLE_NUMBER)
 
 
 class Rejected(Exception):
     """A record clearing will not settle; the message is the reason given back."""
+
+
+@dataclass(frozen=True)
+class AcLayout:
+    """How an EMV issuer's cards build the AC input of a qPBOC TC: from the PDOL data the
+    terminal sent (``pdol``: the DOL it was built by), the objects after the first
+    ``skip`` ones (the TTQ), in PDOL order. ValueError when the AC would not cover the
+    amount, currency, date and unpredictable number."""
+
+    name: str
+    pdol: bytes
+    skip: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            tags = [e.tag for e in parse_dol(self.pdol)[self.skip :]]
+        except DolError as exc:
+            raise ValueError(f"AC layout {self.name}: {exc}") from None
+        missing = [f"{t:X}" for t in MUST_COVER if t not in tags]
+        unknown = [f"{t:X}" for t in tags if t not in STATED_BY]
+        if missing or unknown:
+            raise ValueError(
+                f"AC layout {self.name}: the AC must cover {', '.join(missing) or '-'};"
+                f" no record field states {', '.join(unknown) or '-'}"
+            )
+
+    def read(self, dol_data: bytes) -> tuple[bytes, dict[str, Any]]:
+        """The AC input in the PDOL data, and what it says by record field; Rejected when
+        the data is not this layout's."""
+        try:
+            values = split_dol_data(self.pdol, dol_data)
+        except DolError as exc:
+            raise Rejected(f"the PDOL data is not the {self.name} layout: {exc}") from None
+        covered = [e.tag for e in parse_dol(self.pdol)[self.skip :]]
+        try:
+            said = {STATED_BY[t][0]: STATED_BY[t][1](values[t]) for t in covered}
+        except ValueError:
+            raise Rejected(f"the PDOL data does not read as the {self.name} layout") from None
+        return b"".join(values[t] for t in covered), said
+
+
+# the software card's (simulators/emv_card.py): TTQ, then 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37
+SOFTWARE_CARD = AcLayout("software card", CONTACTLESS_PDOL)
 
 
 def ec_issuer_id(pan: str) -> str:
@@ -41,27 +103,26 @@ def ec_issuer_id(pan: str) -> str:
     return f"EC{pan[:6]}"
 
 
-def _ac_input_fields(ac_input: bytes) -> dict[str, Any]:
-    """What the AC input says (9F02 9F03 9F1A 95 5F2A 9A 9C 9F37, in that order)."""
-    return {
-        "amount": bcd_int(ac_input[0:6]),
-        "amount_other": bcd_int(ac_input[6:12]),
-        "country": bcd_int(ac_input[12:14]),
-        "tvr": ac_input[14:19],
-        "currency": bcd_int(ac_input[19:21]),
-        "date": ac_input[21:24].hex(),
-        "txn_type": ac_input[24],
-        "unpredictable_number": ac_input[25:29],
-    }
-
-
 class TacVerifier:
-    """Issuer key sets by issuer id (hex) and EMV issuers by BIN; checks one record's TAC (or
-    an EC sale's TC) or says why it cannot."""
+    """Issuer key sets by issuer id (hex) and EMV issuers by BIN, each with the AC layout of
+    its cards (``ec_layouts`` by BIN; the software card's when not named); checks one
+    record's TAC (or an EC sale's TC) or says why it cannot."""
 
-    def __init__(self, keysets: Iterable[IssuerKeyset], ec_issuers: Iterable[IssuerPki] = ()):
+    def __init__(
+        self,
+        keysets: Iterable[IssuerKeyset],
+        ec_issuers: Iterable[IssuerPki] = (),
+        ec_layouts: Mapping[str, AcLayout] | None = None,
+    ):
         self._keysets = {k.issuer_id.hex().upper(): k for k in keysets}
         self._ec_issuers = {i.issuer_id.hex().upper().rstrip("F"): i for i in ec_issuers}
+        self._ec_layouts = dict(ec_layouts or {})
+
+    def ac_layout(self, pan: str) -> AcLayout:
+        """The AC layout of the EC issuer whose BIN starts ``pan``."""
+        return next(
+            (lay for b, lay in self._ec_layouts.items() if pan.startswith(b)), SOFTWARE_CARD
+        )
 
     def check_ec(self, rec: Mapping[str, Any]) -> None:
         """Raise Rejected unless the EC sale's TC is the card's, over the data the record
@@ -78,8 +139,7 @@ class TacVerifier:
             raise Rejected(f"no AC key for the EC issuer of PAN {pan[:6]}")
         if None in (v["aip"], v["iad"], v["atc"], v["dol_data"]):
             raise Rejected("an EC sale must carry AIP, IAD, ATC and the PDOL data")
-        ac_input = bytes.fromhex(v["dol_data"])[PDOL_HEAD:]
-        said = _ac_input_fields(ac_input)
+        ac_input, said = self.ac_layout(pan).read(bytes.fromhex(v["dol_data"]))
         when = v["txn_time"]
         stated = {
             "amount": v["amount"],
@@ -91,7 +151,7 @@ class TacVerifier:
             "txn_type": v["txn_type"],
             "unpredictable_number": v["unpredictable_number"],
         }
-        wrong = [k for k in stated if said[k] != stated[k]]
+        wrong = [k for k in said if said[k] != stated[k]]
         if wrong:
             raise Rejected(
                 f"EC record's {', '.join(wrong)} differ from the data the TC covers:"

@@ -114,6 +114,7 @@ def run_demo(
     """Run the day; ``load_host`` is the kiosk's host (the gateway), a local HSM if None."""
     from gateway.hsm import HostSecurityModule, LocalLoadHost
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
+    from terminal.cli.demo_modes import run_modes_demo
 
     rng = random.Random(seed)
     clock = DemoClock(datetime.now().replace(microsecond=0))  # loads use the host clock
@@ -256,6 +257,7 @@ def run_demo(
                 tap(rider, bus, "bus 7")
             clock.advance(rng.uniform(1, 9))
             bar.advance()
+    run_modes_demo(result, session, journal("modes"), hotlist, rules, tap, clock.advance, out)
     antenna.remove()
     return result
 

@@ -3,8 +3,10 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
 
 1. The issuance desk personalises a blank card for a resident and pushes its book's
    records to the gateway's card book.
-2. A roster (one row with a bad ID number, to show the report) is imported as declared,
-   reviewed and approved by three different people; its 公示 listing is printed masked.
+2. A township's 分户清册 with the Chinese header, amounts in yuan and Henan's items (one
+   row with a bad ID number, to show the report) is declared, reviewed by the station,
+   published (公示, its masked listing printed) and signed off by the residents, approved
+   by the department and sent to finance.
 3. The resident taps the card at the kiosk: the approved lines are loaded with one
    normal online load through the gateway, recorded against the roster lines.
 4. The paid/pending report. The card and its load join the demo's outcome, so the
@@ -13,7 +15,7 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from terminal.money import format_fen
@@ -70,19 +72,20 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
 
     holder = f"{RESIDENT.name},{RESIDENT.id_number},{record.card_number}"
     today = date.today()
-    month, quarter = f"{today:%Y-%m}", f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    month = f"{today:%Y-%m}"
+    place = "城关镇,东街社区,民政局"
     roster = (
-        "name,id_number,card_number,item,amount_fen,period\n"
-        f"{holder},E01,20000,{month}\n"
-        f"{holder},E02,15000,{quarter}\n"
-        f"李四,{BAD_ID},{record.card_number},E01,20000,{month}\n"
+        "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发放期间,乡镇(街道),村(社区),主管部门\n"
+        f"{holder},农村分散供养五保户补助资金,200.00,{month},{place}\n"
+        f"{holder},抚恤(优抚)补助资金,150.00,{month},{place}\n"
+        f"李四,{BAD_ID},{record.card_number},农村分散供养五保户补助资金,200.00,{month},{place}\n"
     ).encode()
     imported = store.import_roster(
         path.db,
         roster,
         load_catalogue(),
         declared_by="王会计",
-        title=f"{month} elderly subsidies",
+        title=f"{month} 城关镇民政补贴",
         source="demo-roster.csv",
         cards=registry_lookup(path.db),
     )
@@ -95,13 +98,20 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
     for rej in imported.report.rejected:
         out(f"      row {rej.row} rejected: {'; '.join(rej.reasons)}")
     store.review(path.db, r.id, "赵审核")
-    approved = store.approve(path.db, r.id, "李科长")
-    out(f"   reviewed by {approved.reviewed_by}, approved by {approved.approved_by}")
+    start = today - timedelta(days=10)
+    pub = store.publish(path.db, r.id, "钱站长", start, start + timedelta(days=6), "东街社区公示栏")
     for row in publication_rows(store.roster_lines(path.db, r.id)):
         out(
             f"      公示 {row['no']}  {row['name']}  {row['id_number']}  {row['item']}  "
             f"{format_fen(row['amount_fen'])}  {row['period']}"
         )
+    store.sign_off(path.db, r.id, "钱站长", 12, "签字表存档")
+    approved = store.approve(path.db, r.id, "李科长")
+    sent = store.send_to_finance(path.db, r.id, "孙财政")
+    out(
+        f"   reviewed by {approved.reviewed_by}; 公示 {pub.starts_on}..{pub.ends_on}, signed off; "
+        f"approved by {approved.approved_by}; sent to finance by {sent.sent_by}"
+    )
 
     kiosk_hex = kiosk_id.hex().upper()
     with GatewayClient(path.gateway.url, path.tokens[kiosk_hex]) as client:

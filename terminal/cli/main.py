@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "terminal.cli.issue",
     "terminal.cli.kiosk",
     "terminal.cli.pos",
+    "terminal.cli.qr",
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
@@ -36,10 +37,11 @@ yikatong - terminal middleware for China's financial IC one cards
 
 Commands by who uses them:
 
- Validator (bus, metro gates)
+ Validator (bus, metro, taxi, bike, coach, parking; campus doors)
   ykt validator            a bus or metro validator: one line per tap (fare, balance)
   ykt run TERMINAL.toml    run a device from its configuration file as a service
                            (ykt upload / ykt journal: send what waits, list the journal)
+  ykt qr verify FILE       check a ride QR code offline (ykt sim qr makes one)
  Merchant POS
   ykt pos --amount 12.50   a sale from the T-Union purse or Electronic Cash, a receipt,
                            every sale journaled and uploaded

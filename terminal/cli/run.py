@@ -9,10 +9,13 @@ from pathlib import Path
 
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
-from terminal.journal import Journal, JournalRow
+from terminal.journal import EcJournalRow, Journal, JournalRow
 from terminal.money import format_fen
-from terminal.runtime.assembly import StartRefused, assemble, open_uplink
+from terminal.runtime.assembly import StartRefused, assemble, assemble_door, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
+from terminal.runtime.counter import CounterService
+from terminal.runtime.door import DoorService, decision_line
+from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
@@ -33,6 +36,12 @@ A POS (role "pos") takes its sales from the cash register: POST /sale with
 {"amount_fen": N, "pay": "ep|ec|auto"} on the status port answers the sale's result as JSON
 (approved with the balance and the receipt, or refused with the reason in words); one
 sale at a time; SIGTERM finishes the sale in progress first.
+
+A kiosk (role "kiosk") takes its requests from the kiosk's screen application the same
+way: POST /top-up with {"amount_fen": N} once the customer has paid N in, POST /pickup
+(approved subsidies, with [kiosk] pickup = true) and POST /balance; each loads the card
+in the field through the gateway and answers JSON with the receipt. A top-up interrupted
+by a card pulled away or a power cut is finished at the card's next visit.
 """
 
 
@@ -71,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         raise StartRefused(
             f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
         )
+    if config.role == "kiosk" and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a kiosk takes its top-ups on [status] port (POST /top-up): set it"
+        )
+    if config.role == "door":
+        return run_door(config)
     terminal = assemble(config, SoftwareDevices())
     terminal_id = terminal.session.sam.terminal_id_hex
 
@@ -78,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         status = f"; status http://127.0.0.1:{config.status_port}/health"
         if config.role == "pos":
             status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
+        if config.role == "kiosk":
+            status += f", top-ups POST http://127.0.0.1:{config.status_port}/top-up"
         print(
             f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
             f"{config.journal}" + (status if config.status_port else ""),
@@ -85,8 +102,15 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    service: Service | PosService
-    if config.role == "pos":
+    service: Service | CounterService
+    if config.role == "kiosk":
+        service = KioskService(
+            terminal,
+            lambda outcome: print(kiosk_log_line(terminal_id, outcome), flush=True),
+            on_start=banner,
+        )
+        counts = "{} done, {} refused"
+    elif config.role == "pos":
         service = PosService(
             terminal,
             lambda sale: print(sale_log_line(terminal_id, sale), flush=True),
@@ -111,6 +135,37 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"ykt run: stopped; {counts.format(result.green, result.red)}, "
         f"{result.waiting} awaiting upload",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_door(config: TerminalConfig) -> int:
+    """A door reader as a service: one JSON line per decision (docs/campus.md)."""
+    device = assemble_door(config, SoftwareDevices())
+    terminal_id = device.door.session.sam.terminal_id_hex
+
+    def banner() -> None:
+        status = f"; status http://127.0.0.1:{config.status_port}/health"
+        print(
+            f"ykt run: door {terminal_id} point {device.point} from {config.source}; store "
+            f"{config.journal}" + (status if config.status_port else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    service = DoorService(
+        device,
+        lambda decision: print(decision_line(terminal_id, decision), flush=True),
+        stop_after_taps=False,
+        on_start=banner,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    print(
+        f"ykt run: stopped; {result.granted} granted, {result.refused} refused, "
+        f"{result.waiting} event(s) awaiting upload",
         file=sys.stderr,
     )
     return 0
@@ -142,10 +197,11 @@ def upload(args: argparse.Namespace) -> int:
 
 
 COLUMNS = (
+    "kind",
     "id",
     "terminal_id",
-    "terminal_seq",
-    "card_serial",
+    "seq",
+    "card",
     "txn_type",
     "amount",
     "balance_before",
@@ -155,15 +211,20 @@ COLUMNS = (
     "uploaded_at",
     "parked_reason",
 )
+KIND_SHOWN = {"purchase": "EP", "ec_purchase": "EC"}  # e-purse purchase, Electronic Cash sale
 
 
-def _line(row: JournalRow) -> str:
+def _cell(row: JournalRow | EcJournalRow, column: str) -> object:
+    return row.kind.name if column == "kind" else getattr(row, column)
+
+
+def _line(row: JournalRow | EcJournalRow) -> str:
     sent = "sent" if row.uploaded_at else ("parked" if row.parked_reason else "unsent")
     if row.upload_seq is None:
         sent = "-"
     return (
-        f"  seq {row.terminal_seq:>6d} {row.txn_time:%Y-%m-%d %H:%M:%S} {row.card_serial} "
-        f"{format_fen(row.amount):>9s} {row.state:<8s} {sent}"
+        f"  {KIND_SHOWN[row.kind.name]} seq {row.seq:>6d} {row.txn_time:%Y-%m-%d %H:%M:%S}"
+        f" {row.card} {format_fen(row.amount):>9s} {row.state:<8s} {sent}"
         + (f"  ({row.parked_reason})" if row.parked_reason else "")
     )
 
@@ -171,9 +232,14 @@ def _line(row: JournalRow) -> str:
 def journal(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with _journal(config) as j:
-        rows = j.rows()
-        open_rows = j.open_rows()
-        unsent = j.export(limit=1_000_000)
+        rows: list[JournalRow | EcJournalRow] = sorted(
+            [*j.rows(), *j.ec_rows()], key=lambda r: r.txn_time
+        )
+        open_rows = [*j.open_rows(), *j.open_ec_rows()]
+        unsent = sorted(
+            [*j.export(limit=1_000_000), *j.export_ec(limit=1_000_000)],
+            key=lambda r: r.upload_seq or 0,
+        )
         parked = j.parked()
         for title, listed in (
             ("open (resolved at the card's next tap)", open_rows),
@@ -189,6 +255,6 @@ def journal(args: argparse.Namespace) -> int:
                 writer = csv_writer(out)
                 writer.writerow(COLUMNS)
                 for row in rows:
-                    writer.writerow(getattr(row, c) for c in COLUMNS)
+                    writer.writerow(_cell(row, c) for c in COLUMNS)
             print(f"{len(rows)} row(s) written to {args.csv}")
     return 0

@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from terminal.cli.sim_plug import register_plug
 
     register_plug(ssub)
+    from terminal.cli.qr import register_sim
+
+    register_sim(ssub)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from terminal.cli.common import print_json
 from terminal.money import format_fen
-from terminal.text import arg_int
+from terminal.text import arg_int, code
 
 DEFAULT_DB = "sqlite:///gateway.db"
 
@@ -33,13 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ssub = p.add_subparsers(dest="subsidy_command", metavar="SUBCOMMAND")
     check = ssub.add_parser(
         "check",
-        help="validate a roster CSV and report every rejected row",
-        description="Validate a roster with the header "
-        "name,id_number,card_number,item,amount_fen,period: ID numbers (GB 11643), card "
-        "numbers, items from the catalogue, amounts in whole fen, periods, duplicates and "
-        "one person one card. Exit status 1 when any row is rejected.",
+        help="validate a roster (CSV or XLSX) and report every rejected row",
+        description="Validate a roster (CSV in UTF-8 or GBK, or XLSX) with the Chinese header "
+        "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发放期间 (amounts in yuan) or "
+        "name,id_number,card_number,item,amount_fen,period (whole fen), optionally "
+        "户主姓名,户主身份证号码,乡镇(街道),村(社区),主管部门: ID numbers (GB 11643), card "
+        "numbers, catalogue items, amounts, periods, duplicates, exclusive items and one "
+        "person one card (docs/subsidy.md). Exit status 1 when any row is rejected.",
     )
-    check.add_argument("roster", metavar="ROSTER.csv")
+    check.add_argument("roster", metavar="ROSTER.csv|xlsx")
     check.add_argument("--catalogue", metavar="FILE", help="TOML or JSON catalogue (default demo)")
     check.add_argument(
         "--registry", metavar="PATH", help="card registry: cards must be active and the holder's"
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "in state 'declared'. Exit status 1 when any row is rejected (the valid lines are "
         "imported all the same).",
     )
-    imp.add_argument("roster", metavar="ROSTER.csv")
+    imp.add_argument("roster", metavar="ROSTER.csv|xlsx")
     imp.add_argument("--by", required=True, help="who declares the roster (name or staff id)")
     imp.add_argument("--title", default="", help="a title for the roster")
     imp.add_argument("--catalogue", metavar="FILE", help="TOML or JSON catalogue (default demo)")
@@ -77,8 +79,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     for name, text in (
         ("review", "declared -> reviewed (not by the declarer)"),
-        ("approve", "reviewed -> approved (neither by the declarer nor the reviewer)"),
+        (
+            "approve",
+            "reviewed and 公示 done -> approved (neither by the declarer nor the reviewer; "
+            "after the display period, no open objection, sign-off recorded)",
+        ),
         ("reject", "declared/reviewed -> rejected; its lines are withdrawn"),
+        ("send", "approved -> sent to finance (the agent bank may then be paid)"),
     ):
         q = ssub.add_parser(name, help=text)
         q.add_argument("roster_id", type=arg_int)
@@ -102,9 +109,40 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db_opt(show)
     show.set_defaults(handler=run_show)
 
-    pub = ssub.add_parser("publication", help="the masked 公示 listing of a roster (CSV)")
+    put = ssub.add_parser("publish", help="put a reviewed roster on display (公示)")
+    put.add_argument("roster_id", type=arg_int)
+    put.add_argument("--from", dest="starts_on", required=True, type=arg_date, help="YYYY-MM-DD")
+    put.add_argument("--to", dest="ends_on", required=True, type=arg_date, help="YYYY-MM-DD")
+    put.add_argument("--place", default="", help="where the notice hangs")
+    put.add_argument("--by", required=True, help="who publishes it")
+    db_opt(put)
+    put.set_defaults(handler=run_gongshi, step="publish")
+    obj = ssub.add_parser("object", help="record an objection against a roster row during 公示")
+    obj.add_argument("roster_id", type=arg_int)
+    obj.add_argument("--row", type=arg_int, required=True, help="the roster row objected to")
+    obj.add_argument("--reason", required=True)
+    obj.add_argument("--by", required=True, help="who records it")
+    db_opt(obj)
+    obj.set_defaults(handler=run_gongshi, step="object")
+    res = ssub.add_parser("resolve", help="uphold (line withdrawn) or dismiss an objection")
+    res.add_argument("objection_id", type=arg_int)
+    res.add_argument("--outcome", choices=("upheld", "dismissed"), required=True)
+    res.add_argument("--note", required=True, help="how it was checked")
+    res.add_argument("--by", required=True)
+    db_opt(res)
+    res.set_defaults(handler=run_gongshi, step="resolve")
+    sig = ssub.add_parser("signoff", help="record the residents' sign-off (群众签字认可)")
+    sig.add_argument("roster_id", type=arg_int)
+    sig.add_argument("--signatures", type=arg_int, required=True, help="how many signed")
+    sig.add_argument("--note", default="")
+    sig.add_argument("--by", required=True, help="who collected the signed sheet")
+    db_opt(sig)
+    sig.set_defaults(handler=run_gongshi, step="signoff")
+
+    pub = ssub.add_parser("publication", help="the masked 公示 listing (CSV, XLSX or HTML)")
     pub.add_argument("roster_id", type=arg_int)
-    pub.add_argument("--out", metavar="FILE", help="write it here (default: stdout)")
+    pub.add_argument("--format", choices=("csv", "xlsx", "html"), default="csv")
+    pub.add_argument("--out", metavar="FILE", help="write it here (default: stdout; CSV only)")
     db_opt(pub)
     pub.set_defaults(handler=run_publication)
 
@@ -114,6 +152,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db_opt(rep)
     rep.set_defaults(handler=run_report)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
+
+
+def arg_date(text: str) -> date:
+    """argparse ``type=`` for a calendar date YYYY-MM-DD (full-width digits accepted)."""
+    try:
+        return date.fromisoformat(code(text, "date"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is no date YYYY-MM-DD ({exc})") from None
 
 
 def _db(args: argparse.Namespace) -> Any:
@@ -131,9 +177,9 @@ def _print_report_rows(report: Any) -> None:
         f"{report.rows} row(s): {len(report.lines)} accepted "
         f"({format_fen(report.total_fen)}), {len(report.rejected)} rejected"
     )
-    for code, item in report.by_item().items():
+    for item_code, item in report.by_item().items():
         amount = format_fen(item["amount_fen"])
-        print(f"  {code} {item['name']}: {item['lines']} line(s), {amount}")
+        print(f"  {item_code} {item['name']}: {item['lines']} line(s), {amount}")
     for r in report.rejected:
         print(f"row {r.row}: " + "; ".join(r.reasons))
 
@@ -198,6 +244,8 @@ def run_step(args: argparse.Namespace) -> int:
             roster = store.review(db, args.roster_id, args.by, args.note)
         elif args.step == "approve":
             roster = store.approve(db, args.roster_id, args.by, args.note)
+        elif args.step == "send":
+            roster = store.send_to_finance(db, args.roster_id, args.by, args.note)
         else:
             roster = store.reject(db, args.roster_id, args.by, args.reason)
     finally:
@@ -205,7 +253,33 @@ def run_step(args: argparse.Namespace) -> int:
     if args.json:
         print_json(roster.to_json())
     else:
-        print(f"roster #{roster.id} is {roster.state} ({args.by})")
+        state = "sent to finance" if roster.sent_at else roster.state
+        print(f"roster #{roster.id} is {state} ({args.by})")
+    return 0
+
+
+def run_gongshi(args: argparse.Namespace) -> int:
+    """publish / object / resolve / signoff: the 公示 steps."""
+    from gateway.subsidy import store
+
+    db = _db(args)
+    try:
+        if args.step == "publish":
+            pub = store.publish(
+                db, args.roster_id, args.by, args.starts_on, args.ends_on, args.place
+            )
+            print(f"roster #{pub.roster_id} on display {pub.starts_on}..{pub.ends_on} ({args.by})")
+        elif args.step == "object":
+            o = store.object_to(db, args.roster_id, args.row, args.by, args.reason)
+            print(f"objection #{o['id']} against row {o['row']} of roster #{o['roster_id']}")
+        elif args.step == "resolve":
+            o = store.resolve_objection(db, args.objection_id, args.by, args.outcome, args.note)
+            print(f"objection #{o['id']} {o['outcome']} ({args.by})")
+        else:
+            pub = store.sign_off(db, args.roster_id, args.by, args.signatures, args.note)
+            print(f"roster #{pub.roster_id} signed off: {pub.signatures} signature(s) ({args.by})")
+    finally:
+        db.close()
     return 0
 
 
@@ -255,13 +329,33 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_publication(args: argparse.Namespace) -> int:
     from gateway.subsidy import store
-    from gateway.subsidy.publication import publication_csv
+    from gateway.subsidy.publication import publication_csv, publication_html, publication_xlsx
 
     db = _db(args)
     try:
-        text = publication_csv(store.roster_lines(db, args.roster_id))
+        report = store.roster_lines(db, args.roster_id)
+        roster = store.get_roster(db, args.roster_id)
+        pub = store.get_publication(db, args.roster_id)
     finally:
         db.close()
+    if args.format == "xlsx":
+        if not args.out:
+            raise SystemExit("ykt subsidy publication --format xlsx needs --out FILE")
+        Path(args.out).write_bytes(publication_xlsx(report, roster.title))
+        print(f"公示 listing -> {args.out}")
+        return 0
+    if args.format == "html":
+        if pub is None:
+            raise SystemExit(f"roster #{args.roster_id} is not published yet (ykt subsidy publish)")
+        text = publication_html(
+            report,
+            title=roster.title,
+            starts_on=pub.starts_on.isoformat(),
+            ends_on=pub.ends_on.isoformat(),
+            place=pub.place,
+        )
+    else:
+        text = publication_csv(report)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"公示 listing -> {args.out}")

@@ -1,4 +1,5 @@
-"""``ykt validator``: run a bus or metro validator loop, one line per tap."""
+"""``ykt validator``: run a validator loop (bus, metro, taxi, bike, coach, parking), one line
+per tap."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from terminal.cli.sim_devices import SoftwareDevices
 from terminal.fares import DEMO_FARES, Mode
 from terminal.journal import Journal
 from terminal.money import format_fen
-from terminal.runtime.assembly import assemble
+from terminal.runtime.assembly import assemble, assemble_door
 from terminal.runtime.config import TerminalConfig
+from terminal.runtime.door import DoorService, decision_text
 from terminal.runtime.service import Service
 from terminal.text import arg_code, arg_int
 from terminal.words import CATALOGUE, say, tap_line
@@ -25,6 +27,11 @@ Run a validator: wait for a card, compute the fare from the fare file, debit the
 (composite purchase with trip records), print one line per tap (green/red, fare, balance,
 time taken), and carry on after any card's failure. Every debit is journaled before DEBIT
 and after; a card pulled away mid-payment is settled or voided at its next tap.
+
+Modes: bus, metro-entry/metro-exit, taxi (pays --meter FEN; --driver and --vehicle go in
+the card's record and the journal), bike-rent/bike-return (--vehicle: the bike), coach (a
+ticket at boarding from --station to --to), parking-entry/parking-exit. Fares of every
+mode are in the fare file (docs/fares.md).
 
 With the default sim reader, --cards software cards (or the --card files) are tapped in
 random order --taps times. With a real reader (pcsc:..., nfc:...) it serves taps until
@@ -51,11 +58,13 @@ taking cards and exits with status 3.
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "validator",
-        help="run a bus/metro validator loop",
+        help="run a validator loop (bus, metro, taxi, bike, coach, parking)",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=[m.value for m in Mode], default="bus")
+    p.add_argument("--mode", choices=[*(m.value for m in Mode), "door"], default="bus")
+    p.add_argument("--rules", metavar="FILE", help="door: the door rules file (docs/campus.md)")
+    p.add_argument("--point", metavar="NAME", help="door: which of the rules' doors this is")
     p.add_argument(
         "--fares",
         default=str(DEMO_FARES),
@@ -66,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--station", type=arg_code, default="0101", help="this gate's station code (4 hex digits)"
     )
     p.add_argument("--line", type=arg_code, default="0001", help="line code (2 bytes hex)")
+    p.add_argument(
+        "--meter", type=arg_int, metavar="FEN", help="taxi: the meter's amount each tap pays"
+    )
+    p.add_argument("--driver", default="", help="taxi: the driver's id (8 characters)")
+    p.add_argument("--vehicle", default="", help="taxi plate or bike number (8 characters)")
+    p.add_argument("--to", type=arg_code, metavar="STATION", help="coach: the destination")
     p.add_argument("--journal", default="validator-journal.db", metavar="PATH")
     p.add_argument(
         "--journal-check",
@@ -134,12 +149,18 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
         seed=args.seed,
         journal_check=args.journal_check,
         fares=args.fares,
+        meter=args.meter,
+        driver=args.driver,
+        vehicle=args.vehicle,
+        destination=args.to,
         hotlist=args.hotlist,
         hotlist_sync=args.hotlist_sync,
         gateway=args.gateway,
         token=args.token,
         upload_interval=args.upload_interval,
         flush_timeout=args.flush_timeout,
+        door_rules=args.rules,
+        door_point=args.point,
     )
 
 
@@ -149,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
             "ykt validator: --gateway needs a token (--token-file or $YKT_VALIDATOR_TOKEN)"
         )
     config = config_of(args)
+    if args.mode == "door":
+        return run_door(config)
     terminal = assemble(config, SoftwareDevices())
 
     def banner() -> None:
@@ -191,4 +214,30 @@ def run(args: argparse.Namespace) -> int:
             f"({format_fen(settled[1])}), {len(after.open_rows())} open, {sent}"
             f"{result.waiting} awaiting upload, {len(after.parked())} parked"
         )
+    return 0
+
+
+def run_door(config: TerminalConfig) -> int:
+    """A door reader (docs/campus.md): one line per decision, then the counts."""
+    if not config.door_rules or not config.door_point:
+        raise SystemExit("ykt validator: --mode door needs --rules FILE and --point NAME")
+    device = assemble_door(config, SoftwareDevices())
+
+    def banner() -> None:
+        door = device.door
+        print(
+            f"door {door.session.sam.terminal_id_hex} point {device.point} rules "
+            f"{Path(config.door_rules or '').name}; store {config.journal} "
+            f"({door.journal.count(uploaded=False)} event(s) waiting); allow list version "
+            f"{door.access.version}, hotlist version {door.hotlist.version}",
+            flush=True,
+        )
+
+    service = DoorService(
+        device, lambda decision: print(decision_text(decision), flush=True), on_start=banner
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: service.stop())
+    result = service.run()
+    print(f"{result.granted} granted, {result.refused} refused; {result.waiting} awaiting upload")
     return 0

@@ -33,6 +33,7 @@ class KeyType(IntEnum):
     LOAD = 0x3F
     TAC = 0x34
     MAINTENANCE = 0x36
+    INTERNAL = 0x30  # FMCOS internal key: the campus INTERNAL AUTHENTICATE key
 
 
 class LifeCycle(IntEnum):

@@ -240,3 +240,37 @@ BusRecord = cs.Struct(  # 2702, offsets after the Handan bus AFC (HDN)
     "mileage" / cs.Int16ub,
     "reserved" / cs.Bytes(26),
 )
+
+ModeRecord = cs.Struct(  # 27xx of taxi, bike, parking, coach: this project's layout [U]
+    "tag" / cs.Const(b"\x27"),
+    "record_no" / cs.Int8ub,  # xx: the industry code by default (taxi 04, bike 06, ...)
+    "length" / cs.Const(bytes((CAPP_HEADER_LEN,))),
+    "valid" / cs.Int8ub,
+    "status" / cs.Int8ub,  # 00 none or closed, 01 open (renting, parked)
+    "open_time" / BcdDateTime,
+    "open_city" / cs.Bytes(2),
+    "open_institution" / cs.Bytes(8),
+    "open_place" / cs.Bytes(2),  # dock, car park or boarding station
+    "open_device" / cs.Bytes(8),
+    "close_time" / BcdDateTime,
+    "close_place" / cs.Bytes(2),  # return dock, exit, or the coach's destination
+    "close_device" / cs.Bytes(8),
+    "held" / Amount,  # charged when opened (a bike deposit hold)
+    "charged" / Amount,  # charged when closed (fare, fee)
+    "vehicle" / cs.Bytes(8),  # ASCII, space padded: taxi plate, bike number
+    "driver" / cs.Bytes(8),  # ASCII, space padded: taxi driver id
+    "reserved" / cs.Bytes(55),
+)
+
+# -- the campus application (docs/campus.md): identity file and internal authentication key --
+SFI_CAMPUS_IDENTITY = 0x19
+CAMPUS_IDENTITY_LEN = 32
+CAMPUS_KEY_INDEX = 1  # the internal authentication key's index in the card's key file
+
+CampusIdentityFile = cs.Struct(  # SFI 0x19, 32 bytes, written by the issuance desk
+    "person_no" / cs.Bytes(16),  # ASCII, padded with 00
+    "category" / cs.Int8ub,
+    "valid_from" / BcdDate,
+    "valid_until" / BcdDate,
+    "reserved" / cs.Bytes(7),
+)

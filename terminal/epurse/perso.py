@@ -36,7 +36,13 @@ from terminal.cos.layouts import (
 )
 from terminal.epurse import commands as c
 from terminal.epurse import flows
-from terminal.epurse.layouts import CardholderInfo, ManagementInfo, PublicInfo
+from terminal.epurse.layouts import (
+    CAMPUS_KEY_INDEX,
+    SFI_CAMPUS_IDENTITY,
+    CardholderInfo,
+    ManagementInfo,
+    PublicInfo,
+)
 from terminal.epurse.model import CardInfo, CardSnapshot
 from terminal.layout import build
 
@@ -143,6 +149,7 @@ class PersoPlan:
     load_key_index: int = 1
     max_balance: int = 100_000
     overdraft_limit: int = 0
+    campus_identity: bytes = b""  # the campus identity file (docs/campus.md); empty: none
 
     def __post_init__(self) -> None:
         if len(self.issuer_id) != 8:
@@ -280,11 +287,25 @@ def personalise(
         r = yield card(c.get_challenge(4))
         request = KeyLoadRequest(plan.issuer_id, plan.serial, chip_id, key_type, index, r.data)
         yield card(cc.write_key(index, host.protected_key(request)))
+    if plan.campus_identity:
+        yield from _campus(plan, host, chip_id)
     yield card(cc.set_pin(build(PinRecord, pin=c.encode_pin(plan.pin))))
     yield card(cc.update_binary(c.SFI_PUBLIC_INFO, plan.public_info()))
     yield card(cc.update_binary(c.SFI_CARDHOLDER, plan.holder()))
     yield card(cc.update_binary(c.SFI_MANAGEMENT, plan.management()))
     yield card(cc.activate())
+
+
+def _campus(plan: PersoPlan, host: PersoHost, chip_id: bytes) -> Flow[None]:
+    """The campus application: its identity file and its internal authentication key."""
+    size = len(plan.campus_identity)
+    yield card(cc.create_file(SFI_CAMPUS_IDENTITY, build(BinaryHeader, size=size)))
+    r = yield card(c.get_challenge(4))
+    request = KeyLoadRequest(
+        plan.issuer_id, plan.serial, chip_id, KeyType.INTERNAL, CAMPUS_KEY_INDEX, r.data
+    )
+    yield card(cc.write_key(CAMPUS_KEY_INDEX, host.protected_key(request)))
+    yield card(cc.update_binary(SFI_CAMPUS_IDENTITY, plan.campus_identity))
 
 
 def verify(plan: PersoPlan) -> Flow[CardSnapshot]:

@@ -30,6 +30,15 @@ class Mode(StrEnum):
     BUS = "bus"
     METRO_ENTRY = "metro-entry"
     METRO_EXIT = "metro-exit"
+    TAXI = "taxi"
+    BIKE_RENT = "bike-rent"
+    BIKE_RETURN = "bike-return"
+    COACH = "coach"
+    PARKING_ENTRY = "parking-entry"
+    PARKING_EXIT = "parking-exit"
+
+
+BUS_METRO = (Mode.BUS, Mode.METRO_ENTRY, Mode.METRO_EXIT)  # what ``decide`` prices
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ def decide(
         return _bus(rules, place, state, now)
     if mode is Mode.METRO_ENTRY:
         return _metro_entry(rules, place, state)
+    if mode is not Mode.METRO_EXIT:
+        raise ValueError(f"{mode} is priced by its own role (terminal/roles/transport)")
     return _metro_exit(rules, place, state, now)
 
 

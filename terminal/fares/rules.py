@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from terminal.fares.modes import MODE_SCHEMA, ModeRules, largest_mode_charge, parse_modes
 from terminal.text import FileError, nfkc
 from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
@@ -92,6 +93,7 @@ class FareRules:
     double_tap_seconds: int = 60
     concession_source: str = "management"  # card kind from 0x17 ("management") or 0x16 ("holder")
     allow_balance_flag: bool = False  # debit cards whose balance word has its top bit set
+    modes: ModeRules = field(default_factory=ModeRules)  # taxi, bike, coach, parking
 
     def concession(self, card_kind: int) -> Concession | None:
         return self.concessions.get(card_kind)
@@ -139,6 +141,7 @@ SCHEMA: dict[str, Any] = {
     },
     "transfer": {"window_minutes": None, "discount": None},
     "concessions": [{"card_kind": None, "name": None, "percent": None}],
+    **MODE_SCHEMA,
 }
 
 
@@ -195,6 +198,7 @@ def _largest_charge(rules: FareRules) -> int:
     m = rules.metro
     return max(
         rules.bus_flat_fare,
+        largest_mode_charge(rules.modes),
         m.entry_debit + m.missing_exit_penalty,
         max(m.max_fare, m.same_station_fare) + m.overtime_penalty,
     )
@@ -241,6 +245,7 @@ def parse_rules(
             ("management", "holder"),
         ),
         allow_balance_flag=allow_flag,
+        modes=parse_modes(f, data),
     )
     if _largest_charge(rules) > MAX_FARE_FEN:
         raise f.error(

@@ -10,6 +10,7 @@ from terminal.journal.journal import (
     JournalError,
     JournalRow,
     JournalUnavailable,
+    LoadJournalRow,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "JournalError",
     "JournalRow",
     "JournalUnavailable",
+    "LoadJournalRow",
 ]

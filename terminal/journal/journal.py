@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
-from terminal.record import EC_PURCHASE, PURCHASE, RecordKind
+from terminal.record import EC_PURCHASE, LOAD, PURCHASE, QR_RIDE, RecordKind
 from terminal.sqlite import NotDurable, connect, transaction
 
 INTENT = "intent"
@@ -39,12 +39,13 @@ VOID = "void"
 STATES = (INTENT, SETTLED, SUSPECT, VOID)
 UPLOADABLE = (SETTLED, SUSPECT)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 
-def _kind_table(kind: RecordKind, table: str) -> tuple[str, ...]:
+def _kind_table(kind: RecordKind, table: str, holder: str = "pan") -> tuple[str, ...]:
     """A table holding one record kind's rows: the kind's fields as columns (a flag or a
-    number as INTEGER, the rest as TEXT), the journal's bookkeeping, its identity unique."""
+    number as INTEGER, the rest as TEXT), the journal's bookkeeping, its identity unique;
+    open rows are found by ``holder`` (whose card or account)."""
     columns = [
         f"{f.name} {'INTEGER' if f.type in (int, bool) else 'TEXT'}"
         + ("" if f.nullable or f.name == "state" else " NOT NULL")
@@ -58,7 +59,7 @@ def _kind_table(kind: RecordKind, table: str) -> tuple[str, ...]:
         " context TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, resolved_at TEXT,"
         " upload_seq INTEGER UNIQUE, uploaded_at TEXT, parked_at TEXT, parked_reason TEXT,"
         f" UNIQUE ({', '.join(kind.identity)}))",
-        f"CREATE INDEX IF NOT EXISTS {table}_open ON {table} (pan) WHERE state = 'intent'",
+        f"CREATE INDEX IF NOT EXISTS {table}_open ON {table} ({holder}) WHERE state = 'intent'",
         f"CREATE INDEX IF NOT EXISTS {table}_upload ON {table} (upload_seq)"
         " WHERE uploaded_at IS NULL",
     )
@@ -73,10 +74,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Electronic Cash sales: their own record (``EC_PURCHASE``) and sequence, one upload order
     3: _kind_table(EC_PURCHASE, "ec_txn"),
+    # ride QR codes: their own record (``QR_RIDE``), found by code and by account
+    4: (
+        *_kind_table(QR_RIDE, "qr_txn", "user_account"),
+        "CREATE UNIQUE INDEX IF NOT EXISTS qr_txn_code ON qr_txn (code_hash)",
+        "CREATE INDEX IF NOT EXISTS qr_txn_account ON qr_txn (user_account, generated)",
+    ),
+    # a kiosk's online loads (``LOAD``): intent before CREDIT FOR LOAD; never uploaded
+    5: _kind_table(LOAD, "load_txn", "card_serial"),
 }
 
 # the tables holding uploadable rows; upload_seq is one order across all of them
-ROW_TABLES = ("txn", "ec_txn")
+ROW_TABLES = ("txn", "ec_txn", "qr_txn")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -164,6 +173,11 @@ class JournalRow:
     def balance_after(self) -> int:
         return self.balance_before - self.amount
 
+    @property
+    def card(self) -> str:
+        """The card as listings show it (its serial)."""
+        return self.card_serial
+
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + terminal seq)."""
         return PURCHASE.to_wire({name: getattr(self, name) for name in PURCHASE.names})
@@ -203,9 +217,100 @@ class EcJournalRow:
     def txn_time(self) -> datetime:
         return self.values["txn_time"]  # type: ignore[no-any-return]
 
+    @property
+    def card(self) -> str:
+        """The card as listings show it (its PAN; "-" before GPO answered)."""
+        return str(self.values["pan"] or "-")
+
+    @property
+    def amount(self) -> int:
+        return int(self.values["amount"])
+
+    @property
+    def txn_type(self) -> int:
+        return int(self.values["txn_type"])
+
+    @property
+    def balance_before(self) -> int:
+        return int(self.values["ec_balance_before"])
+
+    @property
+    def resolution(self) -> str | None:
+        return self.values["resolution"]  # type: ignore[no-any-return]
+
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + EC sequence)."""
         return EC_PURCHASE.to_wire(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class QrJournalRow:
+    """One ride paid by a QR code: the record's fields (``terminal.record.QR_RIDE``, byte
+    fields as hex text, read with ``row["user_account"]``) and the journal's own."""
+
+    id: int
+    values: dict[str, Any]
+    upload_seq: int | None
+    uploaded_at: str | None
+    parked_reason: str | None = None
+
+    kind = QR_RIDE
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def state(self) -> str:
+        return str(self.values["state"])
+
+    @property
+    def terminal_id(self) -> str:
+        return str(self.values["terminal_id"])
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity (the terminal's ride-code sequence)."""
+        return int(self.values["qr_seq"])
+
+    @property
+    def txn_time(self) -> datetime:
+        return self.values["txn_time"]  # type: ignore[no-any-return]
+
+    def upload_record(self) -> dict[str, Any]:
+        """The record as the gateway ingests it (identity: terminal id + ride-code seq)."""
+        return QR_RIDE.to_wire(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJournalRow:
+    """One kiosk load in the journal: the ``terminal.record.LOAD`` fields (bytes as hex
+    text, read with ``row["online_atc"]``) and the row id."""
+
+    id: int
+    values: dict[str, Any]
+
+    kind = LOAD
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def state(self) -> str:
+        return str(self.values["state"])
+
+    @property
+    def reference(self) -> str:
+        return str(self.values["reference"])
+
+
+def _load_row(r: sqlite3.Row) -> LoadJournalRow:
+    return LoadJournalRow(id=r["id"], values=LOAD.from_columns(r))
+
+
+_LOAD_INSERT = (
+    f"INSERT INTO load_txn ({', '.join(LOAD.names)}, created_at)"
+    f" VALUES ({', '.join('?' * (len(LOAD.names) + 1))})"
+)
 
 
 # the EC record's fields written after GPO: the card's proof and the row's resolution
@@ -266,6 +371,22 @@ _EC_INSERT = (
     f"INSERT INTO ec_txn ({', '.join(EC_PURCHASE.names)}, created_at)"
     f" VALUES ({', '.join('?' * (len(EC_PURCHASE.names) + 1))})"
 )
+_QR_INSERT = (
+    f"INSERT INTO qr_txn ({', '.join(QR_RIDE.names)}, created_at, resolved_at, upload_seq)"
+    f" VALUES ({', '.join('?' * (len(QR_RIDE.names) + 3))})"
+)
+
+
+def _qr_row(r: sqlite3.Row) -> QrJournalRow:
+    return QrJournalRow(
+        id=r["id"],
+        values=QR_RIDE.from_columns(r),
+        upload_seq=r["upload_seq"],
+        uploaded_at=r["uploaded_at"],
+        parked_reason=r["parked_reason"],
+    )
+
+
 _NEXT_UPLOAD_SEQ = (
     "SELECT COALESCE(MAX(s), 0) + 1 FROM ("
     + " UNION ALL ".join(f"SELECT MAX(upload_seq) AS s FROM {t}" for t in ROW_TABLES)
@@ -569,13 +690,14 @@ class Journal:
             upload_seqs, "parked_at=NULL, parked_reason=NULL", "parked_at IS NOT NULL", ()
         )
 
-    def parked(self) -> list[JournalRow]:
-        """Rows the gateway refused, in upload order, each with its ``parked_reason``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM txn WHERE parked_at IS NOT NULL ORDER BY upload_seq"
-            )
-            return [_row(r) for r in rows.fetchall()]
+    def parked(self) -> list[JournalRow | EcJournalRow]:
+        """Rows of every kind the gateway refused, in upload order, each with its
+        ``parked_reason``."""
+        with self._read():
+            ep = self._db.execute("SELECT * FROM txn WHERE parked_at IS NOT NULL").fetchall()
+            ec = self._db.execute("SELECT * FROM ec_txn WHERE parked_at IS NOT NULL").fetchall()
+        rows: list[JournalRow | EcJournalRow] = [*map(_row, ep), *map(_ec_row, ec)]
+        return sorted(rows, key=lambda r: r.upload_seq or 0)
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, row_id: int) -> JournalRow:
@@ -598,14 +720,25 @@ class Journal:
             return [_row(r) for r in rows.fetchall()]
 
     def last_for_card(
-        self, card_serial: bytes, *, states: tuple[str, ...] = UPLOADABLE
+        self,
+        card_serial: bytes,
+        *,
+        states: tuple[str, ...] = UPLOADABLE,
+        modes: tuple[str, ...] = (),
     ) -> JournalRow | None:
+        """The card's newest row in ``states``; with ``modes``, the newest whose context names
+        one of them (a bike's rent and return, a car park's entry and exit)."""
         marks = ",".join("?" * len(states))
+        by_mode = (
+            f" AND json_extract(context, '$.mode') IN ({','.join('?' * len(modes))})"
+            if modes
+            else ""
+        )
         with self._read():
             r = self._db.execute(
-                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks})"
+                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks}){by_mode}"
                 " ORDER BY txn_time DESC, id DESC LIMIT 1",
-                (card_serial.hex().upper(), *states),
+                (card_serial.hex().upper(), *states, *modes),
             ).fetchone()
         return None if r is None else _row(r)
 
@@ -729,6 +862,12 @@ class Journal:
                 cur = self._db.execute("SELECT * FROM ec_txn WHERE state=? ORDER BY id", (state,))
             return [_ec_row(r) for r in cur.fetchall()]
 
+    def ec_rows_after(self, row_id: int) -> list[EcJournalRow]:
+        """EC sales journaled after row ``row_id`` (what a torn sale's card did here since)."""
+        with self._read():
+            cur = self._db.execute("SELECT * FROM ec_txn WHERE id > ? ORDER BY id", (row_id,))
+            return [_ec_row(r) for r in cur.fetchall()]
+
     def open_ec_rows(self, pan: str | None = None) -> list[EcJournalRow]:
         """EC sales still in intent (a torn GPO): the card's next tap settles them by its ATC
         and balance, or they stay for the operator."""
@@ -746,6 +885,142 @@ class Journal:
                 f"SELECT * FROM ec_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
             )
             return [_ec_row(r) for r in rows.fetchall()]
+
+    # -- ride QR codes --------------------------------------------------------------------------
+    def record_qr_ride(self, values: dict[str, Any]) -> QrJournalRow:
+        """Journal an accepted ride code, settled, in one durable transaction, before the gate
+        opens: no card is debited (clearing charges the issuing platform), so there is no
+        intent to resolve. ``qr_seq`` is the terminal's next; a code already journaled is a
+        JournalError (the replay check should have refused it first)."""
+        unknown = set(values) - set(QR_RIDE.names)
+        if unknown:
+            raise JournalError(f"not QR ride fields: {', '.join(sorted(unknown))}")
+        row = dict.fromkeys(QR_RIDE.names)
+        row.update(values, state=SETTLED, context=values.get("context") or {})
+        tid = QR_RIDE["terminal_id"].to_wire(row["terminal_id"])
+        with self._tx() as db:
+            row["qr_seq"] = db.execute(
+                "SELECT COALESCE(MAX(qr_seq), 0) + 1 FROM qr_txn WHERE terminal_id=?", (tid,)
+            ).fetchone()[0]
+            seq = db.execute(_NEXT_UPLOAD_SEQ).fetchone()[0]
+            now = self._now()
+            try:
+                cur = db.execute(_QR_INSERT, (*QR_RIDE.to_columns(row), now, now, seq))
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"ride code already journaled ({exc})") from exc
+            return _qr_row(
+                db.execute("SELECT * FROM qr_txn WHERE id=?", (cur.lastrowid,)).fetchone()
+            )
+
+    def qr_rows(self) -> list[QrJournalRow]:
+        """Ride-code rides in the order they were journaled."""
+        with self._read():
+            return [_qr_row(r) for r in self._db.execute("SELECT * FROM qr_txn ORDER BY id")]
+
+    def qr_seen(self, code_hash: bytes, user_account: str, generated: int) -> bool:
+        """This code, or the same account's code of the same generation time, was journaled."""
+        with self._read():
+            r = self._db.execute(
+                "SELECT 1 FROM qr_txn WHERE code_hash=? OR (user_account=? AND generated=?)",
+                (code_hash.hex().upper(), user_account.upper(), generated),
+            ).fetchone()
+        return r is not None
+
+    def last_qr_ride(self, user_account: str) -> QrJournalRow | None:
+        """This account's newest journaled ride."""
+        with self._read():
+            r = self._db.execute(
+                "SELECT * FROM qr_txn WHERE user_account=? ORDER BY txn_time DESC, id DESC LIMIT 1",
+                (user_account.upper(),),
+            ).fetchone()
+        return None if r is None else _qr_row(r)
+
+    def export_qr(self, *, limit: int = 500, include_uploaded: bool = False) -> list[QrJournalRow]:
+        """Ride-code rides in upload order (not yet acknowledged nor parked unless asked)."""
+        where = "upload_seq IS NOT NULL" + (
+            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
+        )
+        with self._read():
+            rows = self._db.execute(
+                f"SELECT * FROM qr_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
+            )
+            return [_qr_row(r) for r in rows.fetchall()]
+
+    # -- kiosk loads ------------------------------------------------------------------------
+    def record_load_intent(self, values: dict[str, Any]) -> int:
+        """Write a load's intent row once the host gave MAC2 and before CREDIT FOR LOAD is
+        sent: every ``LOAD`` field but the TAC and the resolution; returns its id."""
+        unknown = set(values) - set(LOAD.names)
+        if unknown:
+            raise JournalError(f"not load record fields: {', '.join(sorted(unknown))}")
+        row = dict.fromkeys(LOAD.names)
+        row.update(values, state=INTENT, tac=None, resolution=None)
+        row["context"] = values.get("context") or {}
+        with self._tx() as db:
+            try:
+                cur = db.execute(_LOAD_INSERT, (*LOAD.to_columns(row), self._now()))
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"load {row['reference']} already journaled") from exc
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def note_load_tac(self, row_id: int, tac: bytes) -> LoadJournalRow:
+        """The card credited and answered its TAC; the row stays open until the gateway has
+        confirmed it (so a confirmation lost on the way is sent again)."""
+        with self._tx() as db:
+            n = db.execute(
+                "UPDATE load_txn SET tac=? WHERE id=? AND state='intent'",
+                (LOAD["tac"].to_column(tac), row_id),
+            ).rowcount
+            if n != 1:
+                raise JournalError(f"no open load row {row_id}")
+            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+
+    def resolve_load(
+        self, row_id: int, state: str, resolution: str, *, tac: bytes | None = None
+    ) -> LoadJournalRow:
+        """Settle (the gateway confirmed the TAC), mark suspect (credited, TAC refused) or
+        void (the card never credited) an open load row."""
+        if state not in (SETTLED, SUSPECT, VOID):
+            raise JournalError(f"cannot resolve a load row to {state}")
+        with self._tx() as db:
+            cur = db.execute("SELECT state, tac FROM load_txn WHERE id=?", (row_id,)).fetchone()
+            if cur is None:
+                raise JournalError(f"no load journal row {row_id}")
+            if cur["state"] != INTENT:
+                raise JournalError(f"load row {row_id} is already {cur['state']}")
+            db.execute(
+                "UPDATE load_txn SET state=?, tac=?, resolution=?, resolved_at=? WHERE id=?",
+                (
+                    state,
+                    LOAD["tac"].to_column(tac) if tac else cur["tac"],
+                    resolution,
+                    self._now(),
+                    row_id,
+                ),
+            )
+            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+
+    def load_rows(self, state: str | None = None) -> list[LoadJournalRow]:
+        """Loads in the order they were journaled (of one state when asked)."""
+        with self._read():
+            if state is None:
+                cur = self._db.execute("SELECT * FROM load_txn ORDER BY id")
+            else:
+                cur = self._db.execute("SELECT * FROM load_txn WHERE state=? ORDER BY id", (state,))
+            return [_load_row(r) for r in cur.fetchall()]
+
+    def open_loads(self, card_serial: bytes | None = None) -> list[LoadJournalRow]:
+        """Loads still in intent (torn after MAC2): the card's next visit settles or voids
+        them; those with a TAC only wait for the gateway's confirmation."""
+        with self._read():
+            if card_serial is None:
+                cur = self._db.execute("SELECT * FROM load_txn WHERE state='intent' ORDER BY id")
+            else:
+                cur = self._db.execute(
+                    "SELECT * FROM load_txn WHERE state='intent' AND card_serial=? ORDER BY id",
+                    (card_serial.hex().upper(),),
+                )
+            return [_load_row(r) for r in cur.fetchall()]
 
     def check_integrity(self) -> None:
         """SQLite's own integrity check; raises JournalError on any problem."""

@@ -11,6 +11,13 @@ required: there is no way to debit without it.
 What differs between roles is only the card step (``PurchaseStep``: a simple purchase at
 a POS, a composite purchase with trip records at a validator), passed in as flow
 factories, and the context the role keeps in the row.
+
+Credits take the twin path, ``CreditPath.load``: resolve this card's open load rows;
+INITIALIZE FOR LOAD; the host's MAC2 (nothing is journaled when it declines); the intent
+row; CREDIT FOR LOAD; the TAC noted; the gateway's confirmation; the row settled. A card
+pulled after CREDIT leaves the row open, and the card's next visit proves it (GET
+TRANSACTION PROVE: the gateway confirms) or voids it (a fresh INITIALIZE FOR LOAD answering
+the gateway's void challenge), so the card's balance and the gateway's load always agree.
 """
 
 from __future__ import annotations
@@ -25,12 +32,29 @@ from terminal.apdu.errors import CardError, MalformedResponse, TlvError, Transpo
 from terminal.apdu.flow import Flow
 from terminal.epurse import flows
 from terminal.epurse.flows import CacheUpdate
-from terminal.epurse.model import CardInfo, PendingPurchase, PurchaseResult
+from terminal.epurse.host import LoadDeclined
+from terminal.epurse.model import (
+    CardInfo,
+    LoadAuthorization,
+    LoadRequest,
+    LoadResult,
+    PendingPurchase,
+    PurchaseResult,
+)
 from terminal.epurse.recovery import ProveCounter, Resolution
-from terminal.journal.journal import SUSPECT, VOID, EcJournalRow, Journal, JournalRow
-from terminal.record import EC_PURCHASE as EC_RECORD
+from terminal.journal.journal import (
+    SETTLED,
+    SUSPECT,
+    VOID,
+    EcJournalRow,
+    Journal,
+    JournalRow,
+    LoadJournalRow,
+)
 from terminal.roles.journaling import record_intent, settle_open_rows
+from terminal.roles.load_host import HttpLoadHost, resolve_load_doc
 from terminal.roles.session import TerminalSession
+from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +75,15 @@ class PaymentInterrupted(TransportError):
 
 
 class EcPaymentUncertain(PaymentInterrupted):
-    """An EC exchange broke after GPO was sent: the card may have debited its EC balance and
-    there is no proof to fetch afterwards. The journal row is suspect (uploaded, listed at
-    clearing for the operator); the sale is not complete."""
+    """An EC exchange broke after the intent: the card may have debited its EC balance and
+    will not repeat its cryptogram. The journal row stays open; the card's next tap at this
+    POS settles or voids it from what the card proves (ATC, balance, its log)."""
 
     def __init__(self, row_id: int, cause: Exception):
         TransportError.__init__(
             self,
             f"card removed during an Electronic Cash payment: the card may have been charged;"
-            f" the sale is recorded as suspect for checking, do not charge again ({cause})",
+            f" present the same card again to finish, do not charge it another way ({cause})",
         )
         self.row_id = row_id
         self.cause = cause
@@ -188,16 +212,8 @@ class DebitPath:
         """An Electronic Cash purchase: the intent row (``EC_PURCHASE`` fields known before
         GPO), the card step (GPO, where the card debits), then the row resolved by
         ``proof(result)`` -> (state, resolution, proof fields). A card refusal voids the
-        row and is raised; a torn exchange leaves it suspect and raises EcPaymentUncertain
-        (an EC card has no proof to fetch on a later tap). An intent this terminal left open
-        (stopped between the intent and its resolution) is made suspect first, so it is
-        uploaded and checked rather than forgotten."""
-        tid = str(EC_RECORD["terminal_id"].to_wire(intent["terminal_id"]))
-        for stale in self.journal.open_ec_rows():
-            if stale.terminal_id == tid:
-                self.journal.resolve_ec(
-                    stale.id, SUSPECT, "left open by a terminal stopped during the sale"
-                )
+        row and is raised; a torn exchange leaves it open and raises EcPaymentUncertain:
+        the role matches it with what the card proves at its next tap."""
         row_id = self.journal.record_ec_intent(intent)
         try:
             result = self.session.run(complete())
@@ -206,7 +222,197 @@ class DebitPath:
             raise
         except (TransportError, MalformedResponse, TlvError) as exc:
             log.warning("EC GPO torn (journal EC row %d): %s", row_id, exc)
-            self.journal.resolve_ec(row_id, SUSPECT, f"GPO torn, the card may have debited: {exc}")
             raise EcPaymentUncertain(row_id, exc) from exc
         state, resolution, fields = proof(result)
         return result, self.journal.resolve_ec(row_id, state, resolution, fields)
+
+
+# -- credits --------------------------------------------------------------------------------
+class LoadInterrupted(TransportError):
+    """The exchange broke after the host's MAC2 was journaled: the card may have credited.
+    The row stays open; the card's next visit proves the load (confirmed) or voids it."""
+
+    def __init__(self, row_id: int, cause: Exception):
+        super().__init__(
+            "card removed during the top-up: present the same card again to finish "
+            f"(it is credited once or not at all) ({cause})"
+        )
+        self.row_id = row_id
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A load the card credited; ``row`` is settled once the gateway confirmed the TAC, or
+    still open (with the TAC) when the gateway could not be told yet."""
+
+    result: LoadResult
+    row: LoadJournalRow
+    recovered: tuple[tuple[str, LoadJournalRow], ...] = ()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.row.state == SETTLED
+
+
+Settled = list[tuple[str, LoadJournalRow]]
+
+
+def _load_doc(row: LoadJournalRow) -> dict[str, Any]:
+    """The row as ``resolve_load`` reads a gateway load (its wire form)."""
+    return {
+        "reference": row.reference,
+        "card_serial": row["card_serial"],
+        "issuer_id": row["issuer_id"],
+        "online_atc": row["online_atc"],
+    }
+
+
+class CreditPath:
+    """One kiosk's way to CREDIT FOR LOAD: its session, its journal and the gateway."""
+
+    def __init__(self, session: TerminalSession, journal: Journal, host: HttpLoadHost):
+        if not isinstance(journal, Journal):
+            raise TypeError(
+                f"a crediting role needs a journal, got {type(journal).__name__}: "
+                "every load is journaled before and after CREDIT FOR LOAD"
+            )
+        self.session = session
+        self.journal = journal
+        self.host = host
+
+    def _apply(self, row: LoadJournalRow, doc: dict[str, Any], how: str) -> LoadJournalRow:
+        """Bring the row to the gateway's state for its load (settled, void or still open)."""
+        state = doc.get("state")
+        if state == "confirmed":
+            tac = doc.get("tac")
+            return self.journal.resolve_load(
+                row.id, SETTLED, f"{how}: confirmed", tac=bytes.fromhex(tac) if tac else None
+            )
+        if state == "void":
+            return self.journal.resolve_load(row.id, VOID, f"{how}: void ({doc.get('resolution')})")
+        return row
+
+    def _confirm_noted(self, row: LoadJournalRow, how: str) -> LoadJournalRow:
+        """Send a credited row's TAC to the gateway again (idempotent)."""
+        try:
+            doc = self.host.confirm(row.reference, bytes.fromhex(row["tac"]))
+        except GatewayRefused as exc:
+            return self.journal.resolve_load(
+                row.id, SUSPECT, f"{how}: the gateway refused the TAC: {exc.reason}"
+            )
+        return self._apply(row, doc, how)
+
+    def recover(self, info: CardInfo) -> Settled:
+        """Settle or void this card's open load rows with the card in the field:
+        (outcome, row), outcome the row's state after (``intent``: still open)."""
+        out = []
+        for row in self.journal.open_loads(info.serial):
+            if row["tac"]:
+                row = self._confirm_noted(row, "at the next tap")
+            else:
+                doc = resolve_load_doc(self.session, self.host, _load_doc(row))
+                if doc is not None:
+                    row = self._apply(row, doc, "at the next tap")
+            log.info("load %s for card %s: %s", row.reference, info.card_number, row.state)
+            out.append((row.state, row))
+            self.session.run(flows.select())  # a probing INITIALIZE left a session open
+        return out
+
+    def recover_without_card(self) -> Settled:
+        """At start and in idle time: confirm the TACs the gateway has not acknowledged, and
+        follow loads the gateway settled meanwhile (another kiosk proved them). Loads still
+        authorised wait for their card. A gateway that cannot be reached changes nothing."""
+        out = []
+        for row in self.journal.open_loads():
+            try:
+                if row["tac"]:
+                    row = self._confirm_noted(row, "confirmed later")
+                else:
+                    row = self._apply(row, self.host.get(row.reference), "at the gateway")
+            except GatewayUnavailable as exc:
+                log.info("load %s stays open, the gateway is unreachable: %s", row.reference, exc)
+                break
+            except GatewayRefused as exc:
+                log.warning("load %s stays open: %s", row.reference, exc)
+                continue
+            out.append((row.state, row))
+        return out
+
+    def load(
+        self,
+        info: CardInfo,
+        amount: int,
+        terminal_id: bytes,
+        *,
+        pin: str | None = None,
+        key_index: int = 1,
+        purpose: str = "",
+        context: dict[str, Any] | None = None,
+    ) -> Credit:
+        """Recover, INITIALIZE FOR LOAD, MAC2 from the host, intent, CREDIT, TAC noted,
+        confirmed, settled. A host's refusal journals nothing; a card refusal of CREDIT
+        voids the load with the card still in the field; an interrupted exchange leaves the
+        row open and raises LoadInterrupted."""
+        recovered = self.recover(info)
+        s = self.session
+        request = s.run(
+            flows.prepare_load(info, terminal_id, amount, s.now(), pin=pin, key_index=key_index)
+        )
+        authorization = self.host.authorize_load(request)
+        row_id = self.journal.record_load_intent(_intent(request, authorization, purpose, context))
+        try:
+            result = s.run(flows.complete_load(request, authorization))
+        except CardError as exc:
+            log.warning("card %s refused CREDIT FOR LOAD: %s", info.card_number, exc)
+            self._void_refused(row_id)
+            raise
+        except (TransportError, MalformedResponse, TlvError) as exc:
+            log.warning("CREDIT torn for card %s (load row %d): %s", info.card_number, row_id, exc)
+            raise LoadInterrupted(row_id, exc) from exc
+        row = self.journal.note_load_tac(row_id, result.tac)
+        try:
+            self.host.confirm_load(request, authorization, result.tac)
+        except GatewayUnavailable as exc:
+            log.warning("load %s credited, confirmation waits: %s", row.reference, exc)
+        except LoadDeclined as exc:
+            row = self.journal.resolve_load(
+                row_id, SUSPECT, f"the gateway refused the card's TAC: {exc.reason}"
+            )
+        else:
+            row = self.journal.resolve_load(row_id, SETTLED, "online", tac=result.tac)
+        return Credit(result, row, tuple(recovered))
+
+    def _void_refused(self, row_id: int) -> None:
+        """The card refused CREDIT (nothing credited): void the load now, with the card."""
+        row = next(r for r in self.journal.open_loads() if r.id == row_id)
+        try:
+            doc = resolve_load_doc(self.session, self.host, _load_doc(row))
+        except (CardError, TransportError, MalformedResponse, TlvError) as exc:
+            log.warning("load %s stays open for the next tap: %s", row.reference, exc)
+            return
+        if doc is not None:
+            self._apply(row, doc, "card refused CREDIT")
+
+
+def _intent(
+    request: LoadRequest,
+    authorization: LoadAuthorization,
+    purpose: str,
+    context: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The load's intent row: the request the host authorised and its reference."""
+    return {
+        "reference": authorization.reference,
+        "terminal_id": request.terminal_id,
+        "issuer_id": request.issuer_id,
+        "card_serial": request.card_serial,
+        "online_atc": request.online_atc,
+        "amount": request.amount,
+        "balance_before": request.balance_before,
+        "key_version": request.key_version,
+        "algorithm": request.algorithm,
+        "txn_time": authorization.when,
+        "purpose": purpose,
+        "context": context or {},
+    }

@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.campus.card import Identity
 from terminal.cos.layouts import LifeCycle
 from terminal.epurse import flows, perso
 from terminal.epurse.host import LoadHost
@@ -64,6 +65,30 @@ class DeskConfig:
     def __post_init__(self) -> None:
         if len(self.issuer_id) != 8 or len(self.terminal_id) != 6:
             raise ValueError("issuer id must be 8 bytes and the terminal id 6")
+
+
+@dataclass(frozen=True)
+class CampusProfile:
+    """A desk that issues campus cards (docs/campus.md): each card also gets the campus
+    application, its identity file naming the person's campus number (学工号) that the
+    back office assigned to the applicant's ID number."""
+
+    persons: Mapping[str, str]  # ID number -> campus person number
+    category: int = 1  # terminal.campus.card.CATEGORIES
+    validity_years: int = 4
+
+    def identity(self, holder: Applicant, start: date) -> bytes:
+        person_no = self.persons.get(holder.id_number)
+        if person_no is None:
+            raise IssuanceError(
+                f"no campus person number for ID {holder.id_number[:6]}...: "
+                "enter the person in the back office first"
+            )
+        until = _years_later(start, self.validity_years)
+        try:
+            return Identity(person_no, self.category, start, until).to_bytes()
+        except ValueError as exc:
+            raise IssuanceError(f"campus identity: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -165,6 +190,7 @@ class IssuanceDesk:
         *,
         load_host: LoadHost | None = None,
         hotlist: Hotlist | None = None,
+        campus: CampusProfile | None = None,
     ):
         self.session = session
         self.host = host
@@ -172,6 +198,7 @@ class IssuanceDesk:
         self.config = config
         self.load_host = load_host
         self.hotlist = hotlist
+        self.campus = campus
 
     # -- new card -------------------------------------------------------------------------
     def issue(self, applicant: Applicant, *, pin: str | None = None) -> Issued:
@@ -316,6 +343,7 @@ class IssuanceDesk:
             key_index=cfg.key_index,
             load_key_index=cfg.load_key_index,
             max_balance=cfg.max_balance,
+            campus_identity=self.campus.identity(holder, start) if self.campus else b"",
         )
 
     def _plan(self, record: CardRecord, pin: str | None) -> PersoPlan:

@@ -1,6 +1,11 @@
 """Self-service kiosk: balance and history, online top-up through a LoadHost, and subsidy
 pickup through the gateway's subsidy services (terminal/roles/pickup.py).
 
+With a journal (``ykt run``, ``ykt kiosk``), a top-up goes through the one journaled
+credit path (``CreditPath`` in terminal/roles/debit.py): the load's intent is written
+before CREDIT FOR LOAD and settled or voided after, and a torn load is finished at the
+card's next visit or, when only the gateway's confirmation is missing, at start.
+
 A top-up is checked against the kiosk's configured limits and, with the balance read
 from the card, against the purse's maximum before INITIALIZE FOR LOAD is sent, so a
 refused top-up never touches the card's counters. When the gateway refuses it because a
@@ -19,7 +24,9 @@ from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
 from terminal.epurse.host import LoadHost
 from terminal.epurse.model import CardSnapshot, LoadResult
+from terminal.journal import Journal
 from terminal.money import format_fen
+from terminal.roles.debit import Credit, CreditPath
 from terminal.roles.load_host import HttpLoadHost, LoadPending, settle_own_loads, settled_any
 from terminal.roles.pickup import Pickup, SubsidyHost, pick_up
 from terminal.roles.session import TerminalSession
@@ -63,6 +70,7 @@ class KioskConfig:
 class TopUp:
     card_number: str
     result: LoadResult
+    credit: Credit | None = None  # the journal's row (journaled kiosks)
 
 
 class Kiosk:
@@ -74,6 +82,7 @@ class Kiosk:
         *,
         config: KioskConfig | None = None,
         subsidies: SubsidyHost | None = None,
+        journal: Journal | None = None,
     ):
         if len(terminal_id) != 6:
             raise ValueError("kiosk terminal id must be 6 bytes")
@@ -82,9 +91,17 @@ class Kiosk:
         self.terminal_id = terminal_id
         self.config = config or KioskConfig()
         self.subsidies = subsidies
+        self.credits: CreditPath | None = None
+        if journal is not None:
+            if not isinstance(host, HttpLoadHost):
+                raise TypeError("a journaled kiosk loads through the gateway (HttpLoadHost)")
+            self.credits = CreditPath(session, journal, host)
 
     def read(self) -> CardSnapshot:
+        """Balance and history; a torn load of this card is finished first (journaled)."""
         self.session.card_reader.connect()
+        if self.credits is not None:
+            self.credits.recover(self.session.run(flows.select()))
         return self.session.run(flows.read_card())
 
     def check_amount(self, amount: int) -> None:
@@ -106,6 +123,8 @@ class Kiosk:
         s = self.session
         s.card_reader.connect()
         info = s.run(flows.select())
+        if self.credits is not None:  # a torn load of this card is finished first
+            self.credits.recover(info)
         balance = s.run(flows.read_balance())
         ceiling = self.config.max_balance
         if balance + amount > ceiling:
@@ -115,6 +134,9 @@ class Kiosk:
                 f"top up {format_fen(room)} or less"
             )
         try:
+            if self.credits is not None:
+                credit = self.credits.load(info, amount, self.terminal_id, pin=pin)
+                return TopUp(info.card_number, credit.result, credit)
             result = s.run(flows.load(info, self.terminal_id, amount, s.now(), host, pin=pin))
         except LoadPending:
             if retried or not isinstance(host, HttpLoadHost):

@@ -98,11 +98,7 @@ class HttpLoadHost:
         self, request: LoadRequest, authorization: LoadAuthorization, tac: bytes
     ) -> None:
         try:
-            self._call(
-                "POST",
-                f"/v1/loads/{authorization.reference}/confirm",
-                json={"tac": tac.hex().upper()},
-            )
+            self.confirm(authorization.reference, tac)
         except GatewayUnavailable:
             # the card has the money; the gateway learns it later via resolve_load
             self.unconfirmed[authorization.reference] = (request, authorization, tac)
@@ -110,6 +106,16 @@ class HttpLoadHost:
         except GatewayRefused as exc:
             raise LoadDeclined(exc.reason) from exc
         self.unconfirmed.pop(authorization.reference, None)
+
+    def confirm(self, reference: str, tac: bytes) -> dict[str, Any]:
+        """Report the card's TAC for load ``reference``; the gateway's load as it now is."""
+        return dict(
+            self._call("POST", f"/v1/loads/{reference}/confirm", json={"tac": tac.hex().upper()})
+        )
+
+    def get(self, reference: str) -> dict[str, Any]:
+        """One of this kiosk's loads as the gateway holds it (its state and TAC)."""
+        return dict(self._call("GET", f"/v1/loads/{reference}"))
 
     def pending(self) -> list[dict[str, Any]]:
         """This kiosk's loads the gateway still holds as authorised but unconfirmed."""
@@ -158,6 +164,19 @@ def resolve_load(
     """Settle one unconfirmed load with the card in the field: 'confirmed', 'void' or
     'unresolved' (the card can no longer prove either way, or the load is another
     kiosk's to void; an operator decides)."""
+    settled = resolve_load_doc(session, host, load, counter=counter)
+    return "unresolved" if settled is None else str(settled["state"])
+
+
+def resolve_load_doc(
+    session: TerminalSession,
+    host: HttpLoadHost,
+    load: dict[str, Any],
+    *,
+    counter: str = PROVE_NEXT,
+) -> dict[str, Any] | None:
+    """``resolve_load`` answering the gateway's load as settled (state, TAC), or None when it
+    stays open."""
     session.card_reader.connect()
     info = session.run(flows.select())
     if info.serial_hex != load["card_serial"] or info.issuer_hex != load["issuer_id"]:
@@ -168,7 +187,7 @@ def resolve_load(
         pass
     else:
         try:
-            return str(host.prove(load["reference"], mac, tac)["state"])
+            return dict(host.prove(load["reference"], mac, tac))
         except GatewayRefused as exc:
             log.warning("proof for %s refused: %s", load["reference"], exc)
     try:
@@ -178,10 +197,10 @@ def resolve_load(
                 info, bytes.fromhex(challenge["terminal_id"]), challenge["amount"], session.now()
             )
         )
-        return str(host.void(load["reference"], evidence)["state"])
+        return dict(host.void(load["reference"], evidence))
     except GatewayRefused as exc:
         log.warning("load %s stays open: %s", load["reference"], exc)
-        return "unresolved"
+        return None
 
 
 def settle_own_loads(

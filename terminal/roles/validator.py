@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -41,6 +42,8 @@ from terminal.fares.rules import FareRules
 from terminal.hotlist.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
 from terminal.money import format_fen
+from terminal.qr.code import QrError
+from terminal.qr.ride import QrGate
 from terminal.roles.debit import DebitPath, PaymentInterrupted, PurchaseStep
 from terminal.roles.session import TerminalSession
 from terminal.roles.trips import bus_record, metro_record, read_trip_state, trip_record
@@ -80,6 +83,7 @@ class TapResult:
     notes: tuple[str, ...] = ()
     row: JournalRow | None = None
     recovered: tuple[Resolution, ...] = field(default_factory=tuple)
+    reason: str | None = None  # a refused ride code's QrReason
 
     def line(self) -> str:
         colour = "GREEN" if self.green else "RED  "
@@ -103,6 +107,7 @@ class Validator:
         self.debits = DebitPath(session, journal)
         self.hotlist = hotlist
         self.config = config
+        self.qr: QrGate | None = None  # set by the assembly when ride codes are accepted
         sam_info = session.sam
         industry = INDUSTRY_BUS if config.mode is Mode.BUS else INDUSTRY_METRO
         self.place = Place(
@@ -114,6 +119,30 @@ class Validator:
         t0 = time.perf_counter()
         result = self._tap()
         return replace(result, elapsed_ms=(time.perf_counter() - t0) * 1e3)
+
+    def scan(self, raw: bytes) -> TapResult:
+        """A ride code presented instead of a card (terminal/qr/ride.py)."""
+        t0 = time.perf_counter()
+        result = self._scan(raw)
+        return replace(result, elapsed_ms=(time.perf_counter() - t0) * 1e3)
+
+    def _scan(self, raw: bytes) -> TapResult:
+        if self.qr is None:
+            return TapResult(False, "ride codes are not accepted here", reason="not-accepted")
+        try:
+            ride = self.qr.ride(
+                raw, self.session.now(), self.config.rules, self.config.mode, self.place
+            )
+        except QrError as exc:
+            return TapResult(False, f"ride code refused: {exc.detail}", reason=str(exc.reason))
+        code = ride.verified.code
+        return TapResult(
+            True,
+            f"paid by ride code (platform {code.platform_code})",
+            code.user_account,
+            ride.decision.amount,
+            notes=ride.decision.notes,
+        )
 
     def _tap(self) -> TapResult:
         s = self.session
@@ -180,6 +209,21 @@ class Validator:
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)
 
+        return self._pay(info, number, now, decision, updates, self._context(decision), recovered)
+
+    def _pay(
+        self,
+        info: CardInfo,
+        number: str,
+        now: datetime,
+        decision: FareDecision,
+        updates: Callable[[int], list[CacheUpdate]],
+        context: dict[str, object],
+        recovered: tuple[Resolution, ...],
+    ) -> TapResult:
+        """The composite purchase of ``decision.amount`` writing ``updates``, through the
+        debit path; every way it ends as a tap result (shared with terminal/roles/transport)."""
+        s, cfg = self.session, self.config
         step = PurchaseStep.composite(
             info,
             s,
@@ -191,9 +235,7 @@ class Validator:
             allow_balance_flag=cfg.rules.allow_balance_flag,
         )
         try:
-            debit = self.debits.debit(
-                info, step, self._context(decision), counter=cfg.prove_counter
-            )
+            debit = self.debits.debit(info, step, context, counter=cfg.prove_counter)
         except BalanceFlagSet as exc:
             return TapResult(False, f"not charged: {exc}", number, notes=decision.notes)
         except InsufficientBalance:

@@ -1,9 +1,9 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role (a validator or a POS) are built here and nowhere
-else; ``ykt validator``, ``ykt pos`` and ``ykt run`` differ only in where their
-configuration comes from. Software devices
+client with its uplink, and the role (a validator, a POS, a kiosk) are built here and
+nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run`` differ only in
+where their configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
 code never imports the simulators.
 
@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.campus.door import AccessList, Door, EventJournal, Presence
+from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
 from terminal.fares import Mode, load_rules
@@ -30,9 +32,11 @@ from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
+from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
-from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.roles.transport import Ride, make_validator
+from terminal.roles.validator import ValidatorConfig
 from terminal.runtime.config import TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
@@ -54,8 +58,9 @@ class SimDevices(Protocol):
         terminal sequence number."""
         ...
 
-    def cards(self, files: list[str], count: int) -> list[SimCard]:
-        """The card files, or ``count`` fresh demo cards when there are none."""
+    def cards(self, files: list[str], count: int, *, campus: bool = False) -> list[SimCard]:
+        """The card files, or ``count`` fresh demo cards when there are none (``campus``:
+        demo cards carrying the campus application, for a door)."""
         ...
 
 
@@ -190,11 +195,42 @@ def ca_store(kernel: EmvConfig, extra: str | None) -> CaKeyStore:
     return store
 
 
-def _role_maker(
-    config: TerminalConfig,
-) -> Callable[[TerminalSession, Journal, Hotlist], Any]:
-    """What builds the role once the session and journal are open; every value of the
-    configuration is checked here, before a file is opened."""
+RoleMaker = Callable[[TerminalSession, Journal, Hotlist, GatewayClient | None], Any]
+
+
+def _kiosk_maker(config: TerminalConfig) -> RoleMaker:
+    """A kiosk: top-ups through the gateway's load host on the one journaled credit path,
+    subsidy pickup when ``[kiosk] pickup`` is on."""
+    if not config.gateway:
+        raise StartRefused(
+            f"{config.source}: a kiosk loads cards through the gateway: set [gateway] url"
+        )
+    limits = KioskConfig(config.min_top_up, config.max_top_up, config.max_balance)
+
+    def make(
+        session: TerminalSession, journal: Journal, hotlist: Hotlist, client: GatewayClient | None
+    ) -> Kiosk:
+        from terminal.roles.kiosk_host import HttpSubsidyHost
+        from terminal.roles.load_host import HttpLoadHost
+
+        assert client is not None
+        return Kiosk(
+            session,
+            HttpLoadHost(client),
+            session.sam.terminal_id,
+            config=limits,
+            subsidies=HttpSubsidyHost(client) if config.pickup else None,
+            journal=journal,
+        )
+
+    return make
+
+
+def _role_maker(config: TerminalConfig) -> RoleMaker:
+    """What builds the role once the session, journal and gateway client are open; every
+    value of the configuration is checked here, before a file is opened."""
+    if config.role == "kiosk":
+        return _kiosk_maker(config)
     if config.is_validator:
         role_config = ValidatorConfig(
             mode=Mode(config.role),
@@ -202,7 +238,12 @@ def _role_maker(
             station=hex_bytes(config.station, "station", size=2).hex().upper(),
             line=hex_bytes(config.line, "line", size=2),
         )
-        return lambda session, journal, hotlist: Validator(session, journal, hotlist, role_config)
+        to = config.destination
+        to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
+        ride = Ride(config.meter, config.driver, config.vehicle, to)
+        return lambda session, journal, hotlist, client: make_validator(
+            session, journal, hotlist, role_config, ride
+        )
     if config.role == "pos":
         rule = PaymentRule.named(config.pay)
         kernel = kernel_config(
@@ -211,7 +252,7 @@ def _role_maker(
             card_reader=config.card_reader,
         )
         store = ca_store(kernel, config.ca_keys)
-        return lambda session, journal, hotlist: OneCardPos(
+        return lambda session, journal, hotlist, client: OneCardPos(
             session, journal, kernel, store, rule, hotlist=hotlist
         )
     raise StartRefused(
@@ -220,14 +261,19 @@ def _role_maker(
     )
 
 
-def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
-    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
-    make_role = _role_maker(config)
-    secret = token(config) if config.gateway else None  # a bad token file stops us here
+def open_readers(
+    config: TerminalConfig, sim: SimDevices | None
+) -> tuple[list[SimCard], Reader, Reader, Reader, int | None]:
+    """The software cards, the card reader, what the role talks through (its trace when
+    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware)."""
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
         raise StartRefused("sim readers need software devices")
-    cards = sim.cards(config.cards, config.demo_cards) if sim_reader and sim else []
+    cards = (
+        sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
+        if sim_reader and sim
+        else []
+    )
     if sim_reader:
         card_reader: Reader = SimReader(name="antenna")
     else:
@@ -249,21 +295,81 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         from terminal.readers.spec import open_reader
 
         sam_reader = open_reader(config.sam_reader)
+    return cards, card_reader, reader, sam_reader, next_seq
+
+
+def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
+    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
+    make_role = _role_maker(config)
+    secret = token(config) if config.gateway else None  # a bad token file stops us here
+    cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim)
     journal = Journal(config.journal, autocheckpoint=False)
+    client: GatewayClient | None = None
     try:
         session = TerminalSession(reader, sam_reader, clock=_clock(config))
         info = session.start()
         if next_seq is not None:
             check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = Hotlist(config.hotlist)
-        role = make_role(session, journal, hotlist)
+        if config.gateway:
+            client, uplink = open_uplink(config, journal, secret)
+        role = make_role(session, journal, hotlist, client)
     except BaseException:
+        if client is not None:
+            client.close()
         journal.close()
         raise
     terminal = Terminal(config, session, card_reader, reader, journal, hotlist, role, cards)
-    if config.gateway:
-        client, uplink = open_uplink(config, journal, secret)
+    if client is not None:
         terminal.client = client
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
     return terminal
+
+
+@dataclass
+class DoorDevice:
+    """One assembled door reader: the door controller, the reader point it serves, and the
+    gateway client that syncs its lists and takes its events (None: offline)."""
+
+    config: TerminalConfig
+    door: Door
+    point: str
+    card_reader: Reader
+    reader: Reader
+    cards: list[SimCard] = field(default_factory=list)
+    client: GatewayClient | None = None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.door.close()
+
+
+def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> DoorDevice:
+    """Build the door reader ``config`` describes: rules, its point, the local store at
+    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client."""
+    assert config.door_rules and config.door_point, "a door configuration names rules and point"
+    rules = load_door_rules(config.door_rules)
+    if config.door_point not in rules.doors:
+        raise StartRefused(
+            f"{config.source}: door point {config.door_point!r} is not a door of "
+            f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
+        )
+    secret = token(config) if config.gateway else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim)
+    session = TerminalSession(reader, sam_reader, clock=_clock(config))
+    session.start()
+    door = Door(
+        session,
+        rules,
+        AccessList(config.journal),
+        Hotlist(config.hotlist),
+        EventJournal(config.journal),
+        Presence(config.journal),
+    )
+    client = None
+    if config.gateway:
+        assert secret is not None
+        client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client)

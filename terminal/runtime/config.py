@@ -13,13 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.fares import DEMO_FARES
+from terminal.fares import DEMO_FARES, Mode
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
-VALIDATOR_ROLES = ("bus", "metro-entry", "metro-exit")
-ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk")
+VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach, parking
+ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", "door")
 
 SCHEMA: dict[str, Any] = {
     "terminal": {"role": None, "station": None, "line": None, "clock": None, "lang": None},
@@ -47,6 +47,7 @@ SCHEMA: dict[str, Any] = {
         "flush_timeout": None,
     },
     "status": {"port": None},
+    "ride": {"meter": None, "driver": None, "vehicle": None, "destination": None},
     "pos": {
         "pay": None,
         "merchant": None,
@@ -55,6 +56,13 @@ SCHEMA: dict[str, Any] = {
         "ca_keys": None,
         "trust_test_keys": None,
     },
+    "kiosk": {
+        "min_top_up_fen": None,
+        "max_top_up_fen": None,
+        "max_balance_fen": None,
+        "pickup": None,
+    },
+    "door": {"rules": None, "point": None},
 }
 
 
@@ -78,6 +86,10 @@ class TerminalConfig:
     seed: int = 1
     tap_interval: float = 0.0  # sim reader: seconds between simulated taps
     journal_check: float = 10.0
+    meter: int | None = None  # taxi: the meter's amount (fen) each simulated tap pays
+    driver: str = ""  # taxi driver id, in the record and the journal
+    vehicle: str = ""  # taxi plate, bike number
+    destination: str | None = None  # coach: where the rider is going (station code)
     fares: str = str(DEMO_FARES)
     hotlist: str | None = None
     hotlist_sync: float = 60.0
@@ -98,6 +110,12 @@ class TerminalConfig:
     ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
     trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
     lang: str | None = None  # operator lines: "zh" or "en" (None: from the locale)
+    min_top_up: int = 100  # kiosk: the smallest top-up, fen
+    max_top_up: int = 100_000  # kiosk: the largest top-up, fen
+    max_balance: int = 100_000  # kiosk: the purse ceiling checked before loading, fen
+    pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
+    door_rules: str | None = None  # door: the door rules file (docs/campus.md)
+    door_point: str | None = None  # door: which of the rules' doors this reader is
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -140,6 +158,7 @@ PATHS = (
     "token_file",
     "terminal_data",
     "ca_keys",
+    "door_rules",
 )
 
 
@@ -156,7 +175,10 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
         value = table[key]
         if not isinstance(value, bool):
             raise f.error(keys, f"{'.'.join(keys)} must be true or false, got {value!r}")
-    elif (isinstance(default, int) and not isinstance(default, float)) or attr == "taps":
+    elif (isinstance(default, int) and not isinstance(default, float)) or attr in (
+        "taps",
+        "meter",
+    ):
         value = f.number(keys, whole=True, minimum=1 if attr == "batch_size" else 0)
     elif isinstance(default, float):
         value = float(f.number(keys))
@@ -191,12 +213,22 @@ FIELDS = (
     ("gateway", "timeout", "gateway_timeout"),
     ("gateway", "flush_timeout", "flush_timeout"),
     ("status", "port", "status_port"),
+    ("ride", "meter", "meter"),
+    ("ride", "driver", "driver"),
+    ("ride", "vehicle", "vehicle"),
+    ("ride", "destination", "destination"),
     ("pos", "pay", "pay"),
     ("pos", "merchant", "merchant"),
     ("pos", "card_wait", "card_wait"),
     ("pos", "terminal_data", "terminal_data"),
     ("pos", "ca_keys", "ca_keys"),
     ("pos", "trust_test_keys", "trust_test_keys"),
+    ("kiosk", "min_top_up_fen", "min_top_up"),
+    ("kiosk", "max_top_up_fen", "max_top_up"),
+    ("kiosk", "max_balance_fen", "max_balance"),
+    ("kiosk", "pickup", "pickup"),
+    ("door", "rules", "door_rules"),
+    ("door", "point", "door_point"),
 )
 
 
@@ -218,7 +250,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         raise f.error(("sim", "cards"), "sim.cards must be a list of software card files")
     base = Path(path).parent
     config.cards = [str(base / c) for c in cards]
-    for keys, size in ((("terminal", "station"), 2), (("terminal", "line"), 2)):
+    codes = [(("terminal", "station"), 2), (("terminal", "line"), 2)]
+    if config.destination is not None:
+        codes.append((("ride", "destination"), 2))
+    for keys, size in codes:
         try:
             hex_bytes(getattr(config, keys[1]), ".".join(keys), size=size)
         except TextError as exc:
@@ -233,6 +268,11 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         raise f.error(("pos", "pay"), f"pos.pay {config.pay!r}: {exc}") from None
     if config.lang is not None and config.lang not in ("zh", "en"):
         raise f.error(("terminal", "lang"), f"terminal.lang must be zh or en, got {config.lang!r}")
+    if not 0 < config.min_top_up <= config.max_top_up or config.max_balance <= 0:
+        raise f.error(
+            ("kiosk",),
+            "[kiosk] limits must be above 0 with min_top_up_fen <= max_top_up_fen",
+        )
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")
@@ -247,6 +287,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
                 f"terminal.clock must be 'system' or a date and time (2026-03-01T08:00:00), "
                 f"got {clock!r}",
             ) from None
+    if role == "door":
+        for key in ("rules", "point"):
+            if key not in data.get("door", {}):
+                raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config

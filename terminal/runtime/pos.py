@@ -2,18 +2,17 @@
 ``ykt pos`` and the POS service that ``ykt run`` serves to a cash register over
 ``POST /sale`` on the status port.
 
-The service makes one sale at a time: a second request while a card is being debited is
-answered 409 at once rather than queued behind it. SIGTERM lets the sale in progress
-finish (and its answer go out); then what waits is uploaded and the files are closed.
+The service (a ``CounterService``, terminal/runtime/counter.py) makes one sale at a time: a
+second request while a card is being debited is answered 409 at once rather than queued
+behind it. SIGTERM lets the sale in progress finish (and its answer go out); then what
+waits is uploaded and the files are closed.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +24,7 @@ from terminal.apdu.errors import (
     TransportError,
 )
 from terminal.epurse.flows import BalanceFlagSet
-from terminal.journal import JournalError
 from terminal.roles.debit import PaymentInterrupted
-from terminal.roles.loop import JournalWatch
 from terminal.roles.onecard_pos import (
     SOURCE_EC,
     SOURCE_EP,
@@ -39,8 +36,8 @@ from terminal.roles.onecard_pos import (
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
 from terminal.runtime.assembly import Terminal
-from terminal.runtime.service import ServiceResult, device_health, prometheus, start_status
-from terminal.runtime.status import StatusServer
+from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.service import device_health, prometheus
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
 SALE_ERRORS = (
@@ -73,25 +70,7 @@ def refusal(exc: Exception) -> str:
     return f"card answer not understood, present it again ({exc})"
 
 
-@dataclass
-class SaleOutcome:
-    """One sale's result: ``doc`` is the JSON answer (``ok`` true with the balance and the
-    receipt, or false with ``refused`` in words)."""
-
-    doc: dict[str, Any]
-    receipt: Receipt | None = None
-    sale: OneCardSale | None = None
-    ms: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.doc["ok"])
-
-
-def refused(amount: int, terminal_id: str, why: str) -> SaleOutcome:
-    return SaleOutcome(
-        {"ok": False, "amount_fen": amount, "terminal_id": terminal_id, "refused": why}
-    )
+SaleOutcome = Outcome  # a sale's result
 
 
 def sell(
@@ -156,12 +135,13 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
             notes.append("Card proof not verified by the PSAM: sent for checking.")
     else:
         app = sale.ec
-        assert app is not None
-        card_number, when = app.pan, now
-        crypt = app.cryptogram
+        card_number, when = (app.pan if app is not None else "-"), now
+        crypt = app.cryptogram if app is not None else None
         proof = []
         if crypt is not None:
             proof = [("ATC", crypt.atc.hex().upper()), ("TC", crypt.cryptogram.hex().upper())]
+        if sale.completed:
+            notes.append("An interrupted payment was completed: charged once.")
         if sale.ec_row is not None:
             notes.append(f"Electronic Cash sale {sale.ec_row['ec_seq']} journaled.")
     return sale_receipt(
@@ -223,9 +203,12 @@ def sale_request(body: Any) -> tuple[int, PaymentRule | None]:
         raise BadSale(f"pay {pay!r}: {exc}") from None
 
 
-class PosService:
+class PosService(CounterService):
     """One assembled POS run as a service: sales from ``POST /sale``, the journal checked
     in idle time, background upload and hotlist sync."""
+
+    noun = "sale"
+    device = "POS"
 
     def __init__(
         self,
@@ -235,29 +218,14 @@ class PosService:
         on_start: Callable[[], None] | None = None,
         poll: float = 0.2,
     ):
-        self.terminal = terminal
-        self.on_sale = on_sale
-        self.on_start = on_start
-        self.poll = poll
+        super().__init__(terminal, on_sale, on_start=on_start, poll=poll)
         self.role: OneCardPos = terminal.role
-        self.terminal_id = terminal.session.sam.terminal_id_hex
-        self.stop_event = threading.Event()
-        self.fault: str | None = None  # why the POS went out of service
-        self.sales = self.approved = self.refused = 0
-        self.started = datetime.now()
-        self.status: StatusServer | None = None
-        self._work = threading.Lock()  # a sale or the idle journal check, never both
-        self._guard = threading.Lock()  # protects _busy and _closing
-        self._busy = False
-        self._closing = False
-        self._next_card = 0
-        self.watch = JournalWatch(terminal.journal, terminal.config.journal_check)
+        self.actions = {"/sale": self.post_sale}
 
-    def stop(self) -> None:
-        """Stop after the sale in progress (safe from a signal handler: sets an event)."""
-        self.stop_event.set()
+    @property
+    def sales(self) -> int:
+        return self.served
 
-    # -- sales ----------------------------------------------------------------------------
     def post_sale(self, body: Any) -> tuple[int, dict[str, Any]]:
         """``POST /sale``: 200 with the sale's result (approved or refused in words), 400 for
         a bad request, 409 while another sale runs, 503 when stopping or out of service."""
@@ -265,107 +233,23 @@ class PosService:
             amount, rule = sale_request(body)
         except BadSale as exc:
             return 400, {"ok": False, "refused": f"bad sale request: {exc}"}
-        with self._guard:
-            if self._closing or self.fault is not None or self.stop_event.is_set():
-                why = f"out of service: {self.fault}" if self.fault else "the POS is stopping"
-                return 503, {"ok": False, "amount_fen": amount, "refused": why}
-            if self._busy:
-                return 409, {
-                    "ok": False,
-                    "amount_fen": amount,
-                    "refused": "another sale is in progress; send this one when it is done",
-                }
-            self._busy = True
-        try:
-            with self._work:
-                outcome = self._sale(amount, rule)
-        finally:
-            with self._guard:
-                self._busy = False
-        if outcome is None:
-            return 503, {
-                "ok": False,
-                "amount_fen": amount,
-                "refused": f"out of service: {self.fault}",
-            }
-        return 200, outcome.doc
+        return self.serve(
+            {"amount_fen": amount},
+            lambda: sell(
+                self.role, amount, self.terminal_id, merchant=self.config.merchant, rule=rule
+            ),
+            refusal,
+        )
 
-    def _sale(self, amount: int, rule: PaymentRule | None) -> SaleOutcome | None:
-        terminal = self.terminal
-        config = terminal.config
-        sim = bool(terminal.cards) and config.card_reader == "sim"
-        if sim:  # the software cards are presented in turn
-            card = terminal.cards[self._next_card % len(terminal.cards)]
-            self._next_card += 1
-            terminal.card_reader.insert(card)  # type: ignore[attr-defined]
-        try:
-            if not sim and not terminal.reader.wait_for_card(config.card_wait):
-                outcome = refused(
-                    amount,
-                    self.terminal_id,
-                    f"no card in the field within {config.card_wait:g} s: present the card "
-                    f"and send the sale again",
-                )
-            else:
-                outcome = sell(
-                    self.role, amount, self.terminal_id, merchant=config.merchant, rule=rule
-                )
-            terminal.journal.checkpoint()
-        except JournalError as exc:
-            self._out_of_service(str(exc))
-            return None
-        except TransportError as exc:
-            outcome = refused(amount, self.terminal_id, refusal(exc))
-        finally:
-            if sim:
-                terminal.card_reader.remove()  # type: ignore[attr-defined]
-        if outcome.receipt is not None:
-            outcome.doc["receipt"] = outcome.receipt.text()
-        self.sales += 1
-        if outcome.ok:
-            self.approved += 1
-        else:
-            self.refused += 1
-        self.on_sale(outcome)
-        return outcome
-
-    # -- the service ----------------------------------------------------------------------
-    def _idle(self) -> None:
-        """The journal checks of idle time (``JournalWatch``), never during a sale."""
-        with self._work:
-            try:
-                self.watch.check()
-            except JournalError as exc:
-                self._out_of_service(str(exc))
-
-    def _out_of_service(self, reason: str) -> None:
-        self.fault = reason
-        self.stop_event.set()
-
-    def run(self) -> ServiceResult:
-        terminal = self.terminal
-        self.status = start_status(terminal, self, actions={"/sale": self.post_sale})
-        try:
-            terminal.start_background()
-            if self.on_start is not None:
-                self.on_start()
-            while not self.stop_event.wait(self.poll):
-                self._idle()
-        finally:
-            with self._guard:
-                self._closing = True  # new sales are refused from here on
-            with self._work:  # the sale in progress finishes (and is answered) first
-                pass
-            if self.status is not None:
-                self.status.stop()
-            waiting = terminal.close()
-        return ServiceResult(self.approved, self.refused, self.fault, waiting)
+    def start_work(self) -> None:
+        """Torn Electronic Cash sales of a card still in the field are matched now."""
+        self.role.recover_present()
 
     # -- status ---------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
         """What /health answers: the device's journal and upload state, and the sales."""
         doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
-        doc.update(sales=self.sales, approved=self.approved, refused=self.refused)
+        doc.update(sales=self.served, approved=self.approved, refused=self.refused)
         return doc
 
     def metrics(self) -> str:

@@ -26,11 +26,14 @@ def sync_hotlist(
     apply: Callable[[dict[str, Any]], None],
     *,
     page: int = 10_000,
+    fetch: Callable[[int, int], Any] | None = None,
 ) -> int:
-    """Apply every change after ``since`` (``action`` add = 挂失, remove = 解挂) in order."""
+    """Apply every change after ``since`` (``action`` add = 挂失, remove = 解挂) in order.
+    ``fetch(since, limit)`` reads another numbered list the same way (a door's allow list)."""
+    fetch = fetch or (lambda since, limit: client.hotlist(since, limit=limit))
     version = since
     while True:
-        doc = client.hotlist(version, limit=page)
+        doc = fetch(version, page)
         for change in doc["changes"]:
             apply(change)
             version = int(change["version"])

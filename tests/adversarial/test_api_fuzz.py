@@ -133,7 +133,7 @@ def stage(fuzzed_gateway: GatewayServer, clock: Any, tmp_path: Any) -> Iterator[
     centre = Centre(gateway, clock)
     records = centre.issue(PEOPLE)
     first = records[0]
-    line = f"{first.holder.name},{first.holder.id_number},{first.card_number},E01,20000,2026-10"
+    line = f"{first.holder.name},{first.holder.id_number},{first.card_number},H18,20000,2026-10"
     rid = int(import_roster(gateway, roster(line))["roster"]["id"])
     approve_roster(gateway, rid)
     kiosk, _ = centre.kiosk(card=card_for(records[1], balance=1_000))

@@ -10,6 +10,8 @@ understand.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,16 @@ from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card, demo_psam
 from terminal.epurse import flows
 from terminal.epurse.flows import BalanceFlagSet
+from terminal.epurse.layouts import ModeRecord
+from terminal.fares.engine import Mode
 from terminal.journal import Journal
+from terminal.layout import build, parse
 from terminal.readers.sim import SimReader
 from terminal.roles.onecard_pos import OneCardPos, PaymentRefused
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from tests.cli_kit import ykt
+from tests.terminal.roles.fleet import RULES, Fleet
 
 BALANCE = 5_710  # 0x164E; with the flag the card answers 8000164E
 
@@ -118,3 +124,229 @@ def test_one_card_pos_refuses_the_ep_on_get_balance(tmp_path: Path, clock) -> No
             pos.charge(150)
         assert journal.rows() == []
     assert (card.balance, card.state.offline_atc) == (BALANCE, 0)
+
+
+# -- a card pulled away right after CREDIT FOR LOAD --------------------------------------------
+KIOSK = "310000000090"
+
+
+def _loads(gateway, serial: str) -> dict[str, tuple[str, int, int]]:  # type: ignore[no-untyped-def]
+    """The gateway's loads of the card: reference -> (state, amount, outbox rows)."""
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT l.reference, l.state, l.amount, (SELECT COUNT(*) FROM outbox o"
+            " WHERE o.kind = 'load' AND o.ref_id = l.id) FROM loads l"
+            " WHERE l.card_serial = ?",
+            (serial,),
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in cur.fetchall()}
+
+
+def test_a_card_pulled_after_credit_then_a_kiosk_restart_cannot_keep_unbooked_money(
+    gateway, clock, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The holder pulls the card the moment CREDIT FOR LOAD is sent; the kiosk loses power.
+    The card holds the money but the gateway only an authorised load, which clearing never
+    sees. At the card's next visit the restarted kiosk's journal names the load: the card
+    is made to prove it (confirmed and booked for clearing), the holder's new top-up above
+    the ceiling is refused in words, and a void of the credited load is refused."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import Kiosk, KioskConfig, TopUpRefused
+    from terminal.roles.load_host import HttpLoadHost
+    from terminal.uplink import GatewayClient, GatewayRefused
+
+    client = GatewayClient(gateway.url, gateway.register(KIOSK, "card-centre", role="kiosk"))
+    host = HttpLoadHost(client, sleep=lambda s: None)
+    card = demo_card(66, balance=90_000)
+    serial = card.serial.hex().upper()
+    limits = KioskConfig(max_balance=100_000)
+    path = tmp_path / "kiosk.db"
+    reader = SimReader(card)
+    with Journal(path) as journal:
+        kiosk = Kiosk(
+            TerminalSession(reader, clock=clock),
+            host,
+            bytes.fromhex(KIOSK),
+            config=limits,
+            journal=journal,
+        )
+        reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+        with pytest.raises(LoadInterrupted):
+            kiosk.top_up(5_000)
+    assert card.balance == 95_000
+    ((ref, (state, amount, _)),) = _loads(gateway, serial).items()
+    assert (state, amount) == ("authorized", 5_000)  # the hole the journal closes
+    # power back; the same card comes back and asks for more than fits under the ceiling
+    reader = SimReader(card)
+    with Journal(path) as journal:
+        kiosk = Kiosk(
+            TerminalSession(reader, clock=clock),
+            host,
+            bytes.fromhex(KIOSK),
+            config=limits,
+            journal=journal,
+        )
+        with pytest.raises(TopUpRefused) as caught:
+            kiosk.top_up(10_000)
+        assert "the card holds ¥950.00 and at most ¥1000.00" in caught.value.reason
+        (row,) = journal.load_rows()
+        assert (row.reference, row.state, row["amount"]) == (ref, "settled", 5_000)
+        assert row["tac"] is not None and journal.open_loads() == []
+    assert card.balance == 95_000  # credited once, nothing more
+    assert _loads(gateway, serial) == {ref: ("confirmed", 5_000, 1)}  # booked for clearing
+    with pytest.raises(GatewayRefused) as void:
+        host.void_challenge(ref)
+    assert (void.value.status, void.value.code) == (409, "load_confirmed")
+    assert "cannot be void" in void.value.reason
+    client.close()
+
+
+# -- forged trip records: a bike rent mark cleared, a parking entry moved forward -----------
+# A card's 0x1A records are written by UPDATE CAPP DATA CACHE and covered by no MAC, so a
+# hostile card can answer any record it likes. What it claims about an opening (a rent, an
+# entry) is believed only when its 0x18 log, which the COS keeps at every DEBIT, holds the
+# debit that wrote it; else the journal's opening is used, else the full charge or a refusal.
+
+
+def forge(card: SoftEPurseCard, record_no: int, **changes: object) -> None:
+    """The card now answers its 27xx record with ``changes`` (nothing else moves)."""
+    rid = f"27{record_no:02X}"
+    rec = dict(parse(ModeRecord, bytes.fromhex(card.state.capp[rid]), rid))
+    rec.pop("_io", None)
+    for const in ("tag", "length"):
+        rec.pop(const)
+    rec.update(changes)
+    card.state.capp[rid] = build(ModeRecord, **rec).hex().upper()
+
+
+def modes_fleet(tmp_path: Path, clock, name: str = "j.db") -> Fleet:  # type: ignore[no-untyped-def]
+    f = Fleet(tmp_path / name, clock)
+    f.add_cards(1, balance=20_000)
+    return f
+
+
+def rows(f: Fleet) -> list[tuple[str, int, str]]:
+    return [(r.context["mode"], r.amount, r.state) for r in f.journal.rows()]
+
+
+def test_bike_mark_cleared_then_returned_at_the_same_station_pays_from_the_journal(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    f = modes_fleet(tmp_path, clock)
+    card = f.cards[0]
+    assert f.tap(card, f.gate(Mode.BIKE_RENT, "0301")).green
+    clock.advance(hours=3)
+    forge(card, 0x06, status=0, open_time=None)
+    r = f.tap(card, f.gate(Mode.BIKE_RETURN, "0302"))
+    assert r.green and r.fare == 300  # 3 hours: the table's 300, as if the mark were there
+    assert card.balance == 19_700
+    assert rows(f) == [("bike-rent", 0, "settled"), ("bike-return", 300, "settled")]
+    assert f.journal.rows()[-1].context["rented"] == (clock.now - timedelta(hours=3)).isoformat()
+    f.check_invariants()
+
+
+def test_bike_mark_cleared_then_returned_at_another_station_pays_the_maximum(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    rent_station = modes_fleet(tmp_path, clock, "a.db")
+    card = rent_station.cards[0]
+    assert rent_station.tap(card, rent_station.gate(Mode.BIKE_RENT, "0301")).green
+    clock.advance(minutes=30)
+    forge(card, 0x06, status=0)
+    other = Fleet(tmp_path / "b.db", clock)
+    r = other.tap(card, other.gate(Mode.BIKE_RETURN, "0305"))
+    assert r.green and r.fare == 2_000 and "no rent found: maximum fee" in r.notes
+    assert card.balance == 18_000
+    assert rows(other) == [("bike-return", 2_000, "settled")]
+
+
+def test_bike_rent_time_moved_forward_is_not_believed(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = modes_fleet(tmp_path, clock)
+    card = f.cards[0]
+    rented = clock.now
+    f.tap(card, f.gate(Mode.BIKE_RENT, "0301"))
+    clock.advance(hours=3)
+    forge(card, 0x06, open_time=clock.now - timedelta(minutes=10))  # "rented 10 min ago"
+    r = f.tap(card, f.gate(Mode.BIKE_RETURN, "0302"))
+    assert r.green and r.fare == 300  # 3 hours, not the 10 minutes' 0
+    assert "the card's opening is not in its transaction log" in r.notes
+    assert f.journal.rows()[-1].context["rented"] == rented.isoformat()
+    f.check_invariants()
+
+
+def test_bike_mark_cleared_cannot_rent_a_second_bike_here(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = modes_fleet(tmp_path, clock)
+    card = f.cards[0]
+    f.tap(card, f.gate(Mode.BIKE_RENT, "0301"))
+    clock.advance(minutes=5)
+    forge(card, 0x06, status=0, close_time=clock.now, charged=0)  # a return that never was
+    atc = card.state.offline_atc
+    r = f.tap(card, f.gate(Mode.BIKE_RENT, "0302"))
+    assert not r.green and "already renting" in r.message and "not returned" in r.message
+    assert (card.state.offline_atc, card.balance) == (atc, 20_000)
+    assert rows(f) == [("bike-rent", 0, "settled")]
+
+
+def test_bike_deposit_hold_inflated_on_the_card_is_not_credited(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    held = replace(
+        RULES,
+        modes=replace(
+            RULES.modes, bike=replace(RULES.modes.bike, deposit=1_000, deposit_mode="hold")
+        ),
+    )
+    other = Fleet(tmp_path / "b.db", clock)
+    f = modes_fleet(tmp_path, clock)
+    card = f.cards[0]
+    rent = f.gate(Mode.BIKE_RENT, "0301")
+    rent.config = replace(rent.config, rules=held)
+    assert f.tap(card, rent).fare == 1_000
+    clock.advance(hours=2)
+    forge(card, 0x06, held=9_000)  # "I left 90 yuan with you"
+    back = other.gate(Mode.BIKE_RETURN, "0305")
+    back.config = replace(back.config, rules=held)
+    r = other.tap(card, back)
+    assert r.green and r.fare == 2_000 and "no rent found: maximum fee" in r.notes
+    assert card.balance == 20_000 - 1_000 - 2_000
+    assert rows(other) == [("bike-return", 2_000, "settled")]
+
+
+def test_parking_entry_moved_forward_pays_from_the_car_parks_journal(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    f = modes_fleet(tmp_path, clock)
+    card = f.cards[0]
+    f.tap(card, f.gate(Mode.PARKING_ENTRY, "0401"))
+    clock.advance(hours=9)
+    forge(card, 0x07, open_time=clock.now - timedelta(minutes=10))  # "parked 10 min ago"
+    r = f.tap(card, f.gate(Mode.PARKING_EXIT, "0402"))
+    assert r.green and r.fare == 3_100  # 9 hours (600 + 400 + 7 x 300), not 10 min's 0
+    assert "the card's opening is not in its transaction log" in r.notes
+    assert rows(f) == [("parking-entry", 0, "settled"), ("parking-exit", 3_100, "settled")]
+    assert card.balance == 16_900
+    f.check_invariants()
+
+
+def test_parking_entry_moved_forward_with_no_journal_is_refused(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    entry = modes_fleet(tmp_path, clock, "entry.db")
+    card = entry.cards[0]
+    entry.tap(card, entry.gate(Mode.PARKING_ENTRY, "0401"))
+    clock.advance(hours=9)
+    forge(card, 0x07, open_time=clock.now - timedelta(minutes=10))
+    exit_gate = Fleet(tmp_path / "exit.db", clock)
+    atc = card.state.offline_atc
+    r = exit_gate.tap(card, exit_gate.gate(Mode.PARKING_EXIT, "0402"))
+    assert not r.green and "not in its transaction log" in r.message
+    assert "see the attendant" in r.message
+    assert (card.state.offline_atc, card.balance) == (atc, 20_000)
+    assert exit_gate.journal.rows() == []
+
+
+def test_parking_entry_in_the_future_is_refused(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    entry = modes_fleet(tmp_path, clock, "entry.db")
+    card = entry.cards[0]
+    entry.tap(card, entry.gate(Mode.PARKING_ENTRY, "0401"))
+    clock.advance(hours=2)
+    forge(card, 0x07, open_time=clock.now + timedelta(hours=1))
+    exit_gate = Fleet(tmp_path / "exit.db", clock)
+    r = exit_gate.tap(card, exit_gate.gate(Mode.PARKING_EXIT, "0402"))
+    assert not r.green and "opening time is in the future" in r.message
+    assert card.balance == 20_000 and exit_gate.journal.rows() == []

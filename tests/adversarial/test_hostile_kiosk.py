@@ -300,7 +300,7 @@ def approved_line(centre: Centre, amount: int) -> tuple[int, int]:
     r = centre.records[0]  # type: ignore[attr-defined]
     doc = import_roster(
         centre.gw,
-        roster(f"{r.holder.name},{r.holder.id_number},{r.card_number},E01,{amount},2026-10"),
+        roster(f"{r.holder.name},{r.holder.id_number},{r.card_number},H18,{amount},2026-10"),
     )
     rid = int(doc["roster"]["id"])
     approve_roster(centre.gw, rid)

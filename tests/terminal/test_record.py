@@ -224,7 +224,7 @@ def test_another_kind_is_a_declaration():
     wire = {"terminal_id": TID, "qr_id": "abc", "fare": 200}
     assert ride.from_wire(wire) == (TID, "abc", 200)
     assert ride.clearing_record(wire, "bus")["key"] == f"Q:{TID}:abc"
-    assert set(KINDS) == {"purchase", "ec_purchase"}
+    assert set(KINDS) == {"purchase", "ec_purchase", "qr_ride"}
     with pytest.raises(ValueError, match="column form must be its wire form"):
         RecordKind("bad", "B", (Field("flag", bool, "a flag"),), cleared=("flag",))
 

@@ -32,6 +32,7 @@ from tests.subsidy_kit import (
     approve_roster,
     card_for,
     import_roster,
+    publish_roster,
     roster,
 )
 
@@ -78,17 +79,17 @@ def cleared_loads(gw: Any, clearing: Any) -> tuple[int, int]:
 def test_paid_only_once_approved_then_never_again(gateway, clearing, centre):
     card = card_for(centre.records[0], balance=1_000)
     kiosk, _ = centre.kiosk(card=card)
-    rid = declare(centre, "E01,20000,2026-10", "D01,5000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10", "H17,5000,2026-10")
     early = kiosk.pick_up()
     assert early.paid == [] and len(early.awaiting) == 2 and card.balance == 1_000
     assert early.message() == "2 line(s) await approval"
-    admin(gateway, "POST", f"/v1/admin/subsidies/rosters/{rid}/review", json={"actor": "reviewer"})
-    assert len(kiosk.pick_up().awaiting) == 2  # reviewed is not approved
+    publish_roster(gateway, rid)
+    assert len(kiosk.pick_up().awaiting) == 2  # reviewed and published is not approved
     assert totals(report(gateway)) == {"awaiting_approval": (2, 25_000)}
     admin(gateway, "POST", f"/v1/admin/subsidies/rosters/{rid}/approve", json={"actor": "approver"})
 
     done = kiosk.pick_up()
-    assert [line["item"] for line in done.paid] == ["E01", "D01"]
+    assert [line["item"] for line in done.paid] == ["H18", "H17"]
     assert done.paid_fen == 25_000 and done.balance_after == card.balance == 26_000
     assert done.load is not None and done.message() == "paid 2 line(s), ¥250.00"
     again = kiosk.pick_up()
@@ -106,7 +107,7 @@ def test_paid_only_once_approved_then_never_again(gateway, clearing, centre):
 
 def test_requests_for_lines_that_are_not_payable_are_refused(gateway, centre, clock):
     zhang, li = card_for(centre.records[0]), card_for(centre.records[1])
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     (line_id,) = [line["line_id"] for line in report(gateway, rid)["lines"]]
     kiosk, reader = centre.kiosk(card=zhang)
     host = kiosk.subsidies
@@ -139,11 +140,11 @@ def test_requests_for_lines_that_are_not_payable_are_refused(gateway, centre, cl
 def test_pickup_pays_what_fits_under_the_purse_maximum_and_leaves_the_rest(gateway, centre):
     card = card_for(centre.records[0], balance=90_000)
     kiosk, _ = centre.kiosk(card=card, config=KioskConfig(max_balance=100_000))
-    rid = declare(centre, "E01,5000,2026-09", "D01,8000,2026-09", "D02,3000,2026-09")
+    rid = declare(centre, "H18,5000,2026-09", "H17,8000,2026-09", "H01,3000,2026-09")
     approve_roster(gateway, rid)
     got = kiosk.pick_up()
-    assert [x["item"] for x in got.paid] == ["E01", "D02"]  # the 80 yuan line does not fit
-    assert [x["item"] for x in got.left] == ["D01"] and card.balance == 98_000
+    assert [x["item"] for x in got.paid] == ["H18", "H01"]  # the 80 yuan line does not fit
+    assert [x["item"] for x in got.left] == ["H17"] and card.balance == 98_000
     assert "1 line(s), ¥80.00, left pending: the purse holds at most ¥1000.00" in got.message()
     assert totals(report(gateway, rid)) == {"paid": (2, 8_000), "pending": (1, 8_000)}
     full = kiosk.pick_up()
@@ -154,7 +155,7 @@ def test_pickup_pays_what_fits_under_the_purse_maximum_and_leaves_the_rest(gatew
 def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clearing, centre, where):
     card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(card=card)
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     tear_on_credit(reader, AFTER)  # CREDIT reached the card, its answer did not
     with pytest.raises(CardRemoved):
@@ -166,7 +167,7 @@ def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clear
     reader.insert(card)
     retry = kiosk.pick_up()
     assert retry.paid == [] and retry.settled[0][1] == "confirmed"
-    assert [x["item"] for x in retry.completed] == ["E01"]
+    assert [x["item"] for x in retry.completed] == ["H18"]
     assert retry.message().startswith("an interrupted pickup was completed: 1 line(s), ¥200.00")
     assert card.balance == 20_500 and kiosk.pick_up().paid == []
     assert totals(report(gateway, rid)) == {"paid": (1, 20_000)}
@@ -176,7 +177,7 @@ def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clear
 def test_card_pulled_before_credit_and_pickup_retried_is_paid_once(gateway, clearing, centre):
     card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(card=card)
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     tear_on_credit(reader, BEFORE)
     with pytest.raises(CardRemoved):
@@ -184,7 +185,7 @@ def test_card_pulled_before_credit_and_pickup_retried_is_paid_once(gateway, clea
     assert card.balance == 500 and totals(report(gateway, rid)) == {"held": (1, 20_000)}
     reader.insert(card)
     retry = kiosk.pick_up()
-    assert retry.settled[0][1] == "void" and [x["item"] for x in retry.paid] == ["E01"]
+    assert retry.settled[0][1] == "void" and [x["item"] for x in retry.paid] == ["H18"]
     assert card.balance == 20_500 and totals(report(gateway, rid)) == {"paid": (1, 20_000)}
     assert cleared_loads(gateway, clearing) == (1, 20_000)
 
@@ -204,7 +205,7 @@ class Recorder(httpx.BaseTransport):
 
 def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre):
     card = card_for(centre.records[0], balance=0)
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     token = gateway.register("310000000092", "card-centre", role="kiosk")
     recorder = Recorder()
@@ -241,7 +242,7 @@ def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre):
 
 def test_a_card_moved_to_another_kiosk_mid_pickup_is_paid_once(gateway, centre):
     card = card_for(centre.records[0], balance=0)
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     kiosk_a, reader_a = centre.kiosk(KIOSK_A, card=card)
     kiosk_b, _ = centre.kiosk(KIOSK_B, card=card)
@@ -277,7 +278,7 @@ def test_a_card_moved_to_another_kiosk_mid_pickup_is_paid_once(gateway, centre):
 
 def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
     card = card_for(centre.records[0], balance=0)
-    rid = declare(centre, "E01,20000,2026-10")
+    rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     line_id = report(gateway, rid)["lines"][0]["line_id"]
     # the same card once more, one credit further on (another online counter), so both

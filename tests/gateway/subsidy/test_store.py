@@ -4,10 +4,13 @@ the admin HTTP API - on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
+from datetime import date, timedelta
+
 import httpx
 import pytest
 
-from gateway.errors import Conflict, Forbidden, Refused
+from gateway.errors import Conflict, Forbidden, Invalid, Refused
 from gateway.subsidy import store
 from gateway.subsidy.catalogue import load_catalogue
 from tests.subsidy_kit import (
@@ -39,14 +42,14 @@ def rows(centre: Centre) -> list[str]:
 def test_import_reports_every_rejected_row_with_its_reason(gateway, centre):
     zhang, li, wang = rows(centre)
     body = roster(
-        f"{zhang},E01,20000,2026-10",
-        f"张三,110105194912310021,{centre.records[0].card_number},E01,100,2026-10",  # bad check
+        f"{zhang},H18,20000,2026-10",
+        f"张三,110105194912310021,{centre.records[0].card_number},H18,100,2026-10",  # bad check
         f"{li},E99,100,2026-10",  # unknown item
-        f"{li},E01,-500,2026-10",  # negative amount
-        f"{zhang},E01,300,2026-10",  # duplicate of row 2
-        f"{wang},D01,15000,2026-11",
-        f"{wang.replace(wang.split(',')[1], PEOPLE[0][1])},F01,100,2026",  # someone else's card
-        f"钱七,{id_number(9)},3100029000099999999,E01,100,2026-10",  # card not in the book
+        f"{li},H18,0,2026-10",  # zero amount
+        f"{zhang},H18,300,2026-10",  # duplicate of row 2
+        f"{wang},H17,15000,2026-11",
+        f"{wang.replace(wang.split(',')[1], PEOPLE[0][1])},H02,100,2026",  # someone else's card
+        f"钱七,{id_number(9)},3100029000099999999,H18,100,2026-10",  # card not in the book
     )
     doc = import_roster(gateway, body)
     report = doc["report"]
@@ -54,7 +57,7 @@ def test_import_reports_every_rejected_row_with_its_reason(gateway, centre):
     reasons = {r["row"]: r["reasons"] for r in report["rejections"]}
     assert "ID number: check character is 1, should be X" in reasons[3]
     assert reasons[4] == ["unknown subsidy item 'E99'"]
-    assert reasons[5] == ["amount '-500' is negative"]
+    assert reasons[5] == ["amount is zero"]
     assert reasons[6] == ["duplicate of row 2 (same ID number, item and period)"]
     assert any("belongs to another ID number" in r for r in reasons[8])
     assert reasons[9] == ["card 3100029000099999999 is not in the card registry"]
@@ -69,9 +72,9 @@ def test_import_reports_every_rejected_row_with_its_reason(gateway, centre):
 
 def test_a_line_is_never_declared_twice_across_rosters(gateway, centre):
     zhang, li, _ = rows(centre)
-    first = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10"))
+    first = import_roster(gateway, roster(f"{zhang},H18,20000,2026-10"))
     second = import_roster(
-        gateway, roster(f"{li},E01,20000,2026-10", f"{zhang},E01,20000,2026-10"), by="other"
+        gateway, roster(f"{li},H18,20000,2026-10", f"{zhang},H18,20000,2026-10"), by="other"
     )
     (rejection,) = second["report"]["rejections"]
     assert rejection["row"] == 3
@@ -80,7 +83,7 @@ def test_a_line_is_never_declared_twice_across_rosters(gateway, centre):
         "period): a subsidy line is paid once"
     ]
     # the same file again: nothing valid, so no roster is stored
-    again = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10"))
+    again = import_roster(gateway, roster(f"{zhang},H18,20000,2026-10"))
     assert again["roster"] is None and again["report"]["rejected"] == 1
     assert gateway.count("subsidy_rosters") == 2 and gateway.count("subsidy_lines") == 2
     # and the database itself refuses a second live line, whatever the code above did
@@ -89,14 +92,14 @@ def test_a_line_is_never_declared_twice_across_rosters(gateway, centre):
             "INSERT INTO subsidy_lines (roster_id, row_no, name, id_number, card_number,"
             " card_serial, item, item_name, category, amount_fen, period)"
             " SELECT roster_id, 99, name, id_number, card_number, card_serial, item, item_name,"
-            " category, amount_fen, period FROM subsidy_lines WHERE row_no = 2 AND item = 'E01'"
+            " category, amount_fen, period FROM subsidy_lines WHERE row_no = 2 AND item = 'H18'"
             " AND name = '张三'"
         )
 
 
 def test_approval_goes_declared_reviewed_approved_by_three_people(gateway, centre):
     zhang, _, _ = rows(centre)
-    rid = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10"), by="王会计")["roster"]["id"]
+    rid = import_roster(gateway, roster(f"{zhang},H18,20000,2026-10"), by="王会计")["roster"]["id"]
     db = gateway.db
     with pytest.raises(Conflict, match="must be reviewed first"):
         store.approve(db, rid, "李科长")
@@ -108,8 +111,31 @@ def test_approval_goes_declared_reviewed_approved_by_three_people(gateway, centr
             store.approve(db, rid, who)
     with pytest.raises(Refused, match="named"):
         store.approve(db, rid, "  ")
-    approved = store.approve(db, rid, "李科长")
+    with pytest.raises(Conflict, match="never published"):
+        store.approve(db, rid, "李科长")
+    start = date(2026, 10, 1)
+    with pytest.raises(Invalid, match="at least 7 days"):
+        store.publish(db, rid, "钱站长", start, start + timedelta(days=5))
+    pub = store.publish(db, rid, "钱站长", start, start + timedelta(days=6), "村委会")
+    assert pub.ends_on == date(2026, 10, 7) and pub.published_by == "钱站长"
+    with pytest.raises(Conflict, match="on display until 2026-10-07"):
+        store.approve(db, rid, "李科长", today=date(2026, 10, 7))
+    objection = store.object_to(db, rid, 2, "村民甲", "他家有财政供养人员")
+    with pytest.raises(Conflict, match="1 open objection"):
+        store.approve(db, rid, "李科长", today=date(2026, 10, 8))
+    store.resolve_objection(db, objection["id"], "赵审核", "dismissed", "核实不属实")
+    with pytest.raises(Conflict, match="no sign-off"):
+        store.approve(db, rid, "李科长", today=date(2026, 10, 8))
+    signed = store.sign_off(db, rid, "钱站长", 37, "签字表存档")
+    assert signed.signatures == 37 and signed.signed_by == "钱站长" and signed.signed_at
+    approved = store.approve(db, rid, "李科长", today=date(2026, 10, 8))
     assert approved.state == "approved" and approved.approved_by == "李科长"
+    with pytest.raises(Conflict, match="objections and sign-off belong"):
+        store.object_to(db, rid, 2, "村民乙", "late")
+    sent = store.send_to_finance(db, rid, "孙财政")
+    assert sent.sent_by == "孙财政" and sent.sent_at
+    with pytest.raises(Conflict, match="was sent by"):
+        store.send_to_finance(db, rid, "孙财政")
     with pytest.raises(Refused, match="cannot be rejected"):
         store.reject(db, rid, "李科长", "too late")
     with pytest.raises(Refused, match="only a declared one"):
@@ -118,15 +144,37 @@ def test_approval_goes_declared_reviewed_approved_by_three_people(gateway, centr
     assert [(e["action"], e["actor"]) for e in trail] == [
         ("declared", "王会计"),
         ("reviewed", "赵审核"),
+        ("published", "钱站长"),
+        ("objection", "村民甲"),
+        ("objection_dismissed", "赵审核"),
+        ("signed_off", "钱站长"),
         ("approved", "李科长"),
+        ("sent_to_finance", "孙财政"),
     ]
     assert trail[1]["note"] == "checked against the 2026-10 register"
-    assert trail[0]["at_ms"] <= trail[1]["at_ms"] <= trail[2]["at_ms"]
+    assert all(a["at_ms"] <= b["at_ms"] for a, b in itertools.pairwise(trail))
+
+
+def test_an_upheld_objection_withdraws_its_line(gateway, centre):
+    zhang, li, _ = rows(centre)
+    body = roster(f"{zhang},H18,20000,2026-10", f"{li},H18,30000,2026-10")
+    rid = import_roster(gateway, body)["roster"]["id"]
+    db = gateway.db
+    store.review(db, rid, "赵审核")
+    store.publish(db, rid, "钱站长", date(2026, 10, 1), date(2026, 10, 7))
+    o = store.object_to(db, rid, 3, "村民甲", "已迁出本村")
+    done = store.resolve_objection(db, o["id"], "赵审核", "upheld", "核实已迁出")
+    assert done["outcome"] == "upheld" and done["resolved_by"] == "赵审核"
+    r = store.get_roster(db, rid)
+    assert (r.line_count, r.total_fen) == (1, 20_000)
+    assert [line.row for line in store.roster_lines(db, rid).lines] == [2]
+    with pytest.raises(Conflict, match="already upheld"):
+        store.resolve_objection(db, o["id"], "赵审核", "dismissed", "x")
 
 
 def test_a_rejected_roster_withdraws_its_lines_so_a_corrected_one_can_declare_them(gateway, centre):
     zhang, _, _ = rows(centre)
-    rid = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10"))["roster"]["id"]
+    rid = import_roster(gateway, roster(f"{zhang},H18,20000,2026-10"))["roster"]["id"]
     r = admin(
         gateway,
         "POST",
@@ -141,7 +189,7 @@ def test_a_rejected_roster_withdraws_its_lines_so_a_corrected_one_can_declare_th
         json={"actor": "reviewer", "reason": "amount is for 2026-09"},
     )
     assert r.status_code == 200 and r.json()["state"] == "rejected"
-    fixed = import_roster(gateway, roster(f"{zhang},E01,18000,2026-10"))
+    fixed = import_roster(gateway, roster(f"{zhang},H18,18000,2026-10"))
     assert fixed["roster"] is not None and fixed["report"]["rejected"] == 0
     r = admin(gateway, "POST", f"/v1/admin/subsidies/rosters/{rid}/review", json={"actor": "y"})
     assert r.status_code == 409 and r.json()["error"] == "wrong_state"
@@ -152,7 +200,7 @@ def test_admin_api_needs_the_token_and_bad_files_are_refused_whole(gateway, cent
     r = httpx.post(
         gateway.url + "/v1/admin/subsidies/rosters",
         params={"declared_by": "x"},
-        content=roster(f"{zhang},E01,20000,2026-10"),
+        content=roster(f"{zhang},H18,20000,2026-10"),
     )
     assert r.status_code == 401
     r = admin(
@@ -162,13 +210,13 @@ def test_admin_api_needs_the_token_and_bad_files_are_refused_whole(gateway, cent
         params={"declared_by": "x"},
         content=b"name,amount\n",
     )
-    assert r.status_code == 422 and "header must be" in r.json()["reason"]
+    assert r.status_code == 422 and "line 1: unknown column 'amount'" in r.json()["reason"]
     r = admin(
         gateway,
         "POST",
         "/v1/admin/subsidies/rosters",
         params={"declared_by": ""},
-        content=roster(f"{zhang},E01,20000,2026-10"),
+        content=roster(f"{zhang},H18,20000,2026-10"),
     )
     assert r.status_code == 422 and r.json()["error"] == "bad_actor"
     r = admin(gateway, "POST", "/v1/admin/subsidies/rosters/99/review", json={"actor": "y"})
@@ -178,7 +226,7 @@ def test_admin_api_needs_the_token_and_bad_files_are_refused_whole(gateway, cent
 
 def test_publication_masks_names_and_id_numbers(gateway, centre):
     zhang, _, wang = rows(centre)
-    rid = import_roster(gateway, roster(f"{zhang},E01,20000,2026-10", f"{wang},D01,15000,2026-10"))[
+    rid = import_roster(gateway, roster(f"{zhang},H18,20000,2026-10", f"{wang},H17,15000,2026-10"))[
         "roster"
     ]["id"]
     approve_roster(gateway, rid)
@@ -191,7 +239,7 @@ def test_publication_masks_names_and_id_numbers(gateway, centre):
         gateway, "GET", f"/v1/admin/subsidies/rosters/{rid}/publication", params={"format": "csv"}
     ).text
     assert (
-        text.splitlines()[1]
-        == f"1,张*,{PEOPLE[0][1][:6]}********{PEOPLE[0][1][-4:]},高龄津贴,200.00,2026-10"
+        text.splitlines()[1] == f"1,2,,,张*,{PEOPLE[0][1][:6]}********{PEOPLE[0][1][-4:]},"
+        "农村分散供养五保户补助资金,200.00,2026-10"
     )
     assert centre.records[0].card_number not in text and PEOPLE[0][1] not in text

@@ -44,8 +44,10 @@ def test_demo_issues_a_card_and_pays_a_subsidy_roster_onto_it():
     assert "1 issuance record(s) -> gateway: {'stored': 1}" in out
     assert "declared by 王会计: 2 line(s) ¥350.00, 1 row(s) rejected" in out
     assert "ID number: check character is 1, should be X" in out
-    assert "reviewed by 赵审核, approved by 李科长" in out
-    assert "公示 1  张*  110105********002X  高龄津贴  ¥200.00" in out
+    assert (
+        "reviewed by 赵审核; 公示" in out and "approved by 李科长; sent to finance by 孙财政" in out
+    )
+    assert "公示 1  张*  110105********002X  农村分散供养五保户补助资金  ¥200.00" in out
     assert "kiosk pickup: paid 2 line(s), ¥350.00; balance ¥350.00" in out
     assert "report: paid 2 line(s) ¥350.00, pending 0 line(s) ¥0.00" in out
     assert "3100029000010000001  balance ¥350.00" in out  # the subsidy card, in the check

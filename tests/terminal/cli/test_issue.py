@@ -103,7 +103,7 @@ def test_subsidy_check_reports_rejections_and_writes_the_masked_listing(
 ) -> None:  # type: ignore[no-untyped-def]
     (in_tmp / "roster.csv").write_text(
         "name,id_number,card_number,item,amount_fen,period\n"
-        f"张三丰,{VALID_ID},3100029000010000001,E01,20000,2026-10\n"
+        f"张三丰,{VALID_ID},3100029000010000001,H18,20000,2026-10\n"
         f"李四,{LI},3100029000010000002,E99,100,2026-10\n",
         encoding="utf-8",
     )
@@ -111,6 +111,6 @@ def test_subsidy_check_reports_rejections_and_writes_the_masked_listing(
     assert rc == 1 and "1 accepted (¥200.00), 1 rejected" in out
     assert "row 3: unknown subsidy item 'E99'" in out
     listing = (in_tmp / "pub.csv").read_text(encoding="utf-8")
-    assert "张*丰,110105********002X,高龄津贴,200.00,2026-10" in listing
+    assert "张*丰,110105********002X,农村分散供养五保户补助资金,200.00,2026-10" in listing
     rc, out, _ = ykt_here(capsys, "subsidy", "check", "roster.csv", "--json")
     assert json.loads(out)["rejections"][0]["row"] == 3

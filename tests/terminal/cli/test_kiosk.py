@@ -4,6 +4,7 @@ process against a real gateway: receipts, limits, the purse ceiling, 挂失, sub
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,14 +73,14 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     holder = f"{record.holder.name},{record.holder.id_number},{record.card_number}"
     Path("roster.csv").write_text(
         "name,id_number,card_number,item,amount_fen,period\n"
-        f"{holder},E01,20000,2026-10\n"
+        f"{holder},H18,20000,2026-10\n"
         f"{holder},E99,100,2026-10\n"
-        f"{holder},D01,-5,2026-10\n",
+        f"{holder},H17,0,2026-10\n",
         encoding="utf-8",
     )
     rc, out, _ = ykt_here(capsys, "subsidy", "import", "roster.csv", "--by", "王会计", *db)
     assert rc == 1 and "3 row(s): 1 accepted (¥200.00), 2 rejected" in out
-    assert "row 3: unknown subsidy item 'E99'" in out and "row 4: amount '-5' is negative" in out
+    assert "row 3: unknown subsidy item 'E99'" in out and "row 4: amount is zero" in out
     assert "roster #1 declared by 王会计: 1 line(s)" in out
     rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
     assert rc == 0 and "1 line(s) await approval" in out and balance() == 1_000
@@ -88,19 +89,36 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     assert ykt_here(capsys, "subsidy", "review", "1", "--by", "赵审核", *db)[0] == 0
     rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "赵审核", *db)
     assert rc == 1 and "four eyes" in err
+    rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
+    assert rc == 1 and "never published (公示)" in err
+    start = date.today() - timedelta(days=9)
+    span = ["--from", str(start), "--to", str(start + timedelta(days=7))]
+    rc, out, _ = ykt_here(capsys, "subsidy", "publish", "1", *span, "--by", "钱站长", *db)
+    assert rc == 0 and "on display" in out
+    rc, out, _ = ykt_here(capsys, "subsidy", "publication", "1", "--format", "html", *db)
+    assert rc == 0 and "公示期" in out and record.card_number not in out
+    rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
+    assert rc == 1 and "no sign-off" in err
+    sign = ["--signatures", "12", "--by", "钱站长"]
+    assert ykt_here(capsys, "subsidy", "signoff", "1", *sign, *db)[0] == 0
     rc, out, _ = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
     assert rc == 0 and "roster #1 is approved (李科长)" in out
+    rc, out, _ = ykt_here(capsys, "subsidy", "send", "1", "--by", "孙财政", *db)
+    assert rc == 0 and "roster #1 is sent to finance (孙财政)" in out
     rc, out, _ = ykt_here(capsys, "subsidy", "show", "1", *db)
-    assert [line.split()[2:5] for line in out.splitlines()[1:4]] == [
+    assert [line.split()[2:5] for line in out.splitlines()[1:7]] == [
         ["declared", "by", "王会计"],
         ["reviewed", "by", "赵审核"],
+        ["published", "by", "钱站长"],
+        ["signed_off", "by", "钱站长"],
         ["approved", "by", "李科长"],
+        ["sent_to_finance", "by", "孙财政"],
     ]
     rc, out, _ = ykt_here(capsys, "subsidy", "report", *db)
     assert "total: pending 1 (¥200.00)" in out
 
     rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
-    assert rc == 0 and "SUBSIDY" in out and "高龄津贴 2026-10: ¥200.00" in out
+    assert rc == 0 and "SUBSIDY" in out and "农村分散供养五保户补助资金 2026-10: ¥200.00" in out
     assert "paid 1 line(s), ¥200.00" in out and balance() == 21_000
     rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, "--json")
     assert json.loads(out)["message"] == "no subsidy to pick up" and balance() == 21_000
@@ -109,7 +127,7 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     assert doc["totals"]["paid"] == {"lines": 1, "amount_fen": 20_000}
     assert doc["totals"]["pending"] == {"lines": 0, "amount_fen": 0}
     rc, out, _ = ykt_here(capsys, "subsidy", "publication", "1", *db)
-    assert out.splitlines()[1].startswith("1,张*,110101********")
+    assert out.splitlines()[1].startswith("1,2,,,张*,110101********")
 
 
 def test_report_loss_on_the_command_line(capsys, gateway, kiosk_env):

@@ -15,7 +15,7 @@ import pytest
 
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
-from terminal.journal import Journal
+from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt
 from tests.servers import ROOT, free_port
 from tests.terminal.cli.run_kit import (
@@ -177,7 +177,7 @@ def test_upload_sends_what_waits_once_and_says_what_is_left(tmp_path: Path) -> N
     listing = ykt("journal", str(config), "--csv", str(tmp_path / "j.csv")).stdout
     assert "unsent: 0" in listing and "open (resolved at the card's next tap): 0" in listing
     lines = (tmp_path / "j.csv").read_text().splitlines()
-    assert lines[0].startswith("id,terminal_id,terminal_seq") and len(lines) == 2
+    assert lines[0].startswith("kind,id,terminal_id,seq,card") and len(lines) == 2
 
 
 def test_validator_carries_on_and_refuses_a_psam_behind_its_journal(tmp_path: Path) -> None:
@@ -276,6 +276,7 @@ def test_the_examples_parse() -> None:
 
     roles = {load_config(p).role for p in (ROOT / "examples").glob("*.toml")}
     assert {"bus", "metro-entry", "metro-exit", "pos", "kiosk"} <= roles
+    assert {"taxi", "bike-return", "coach", "parking-exit"} <= roles
 
 
 def test_upload_and_journal_never_create_a_journal_at_a_wrong_path(tmp_path: Path) -> None:
@@ -302,3 +303,29 @@ def test_a_journal_removed_under_a_running_device_puts_it_out_of_service(tmp_pat
     log = (tmp_path / "run.log").read_text()
     assert "out of service: journal" in log and "was removed" in log
     assert "Traceback" not in log
+
+
+def test_journal_lists_and_exports_electronic_cash_rows_with_their_kind(tmp_path: Path) -> None:
+    from tests.terminal.journal.test_ec_journal import PROOF, ec_intent
+    from tests.terminal.journal.test_journal import intent
+
+    config = _config(tmp_path, free_port(), free_port(), taps=1, seed=1)
+    with Journal(tmp_path / "journal.db") as j:
+        j.settle(intent(j, 1), tac=b"\x01" * 4, mac2=b"\x02" * 4, mac2_verified=True)
+        ec_intent(j)  # torn: open until the card comes back
+        sold = j.resolve_ec(ec_intent(j, amount=800), SETTLED, "TC", PROOF)
+        refused = j.resolve_ec(ec_intent(j, amount=500), SETTLED, "TC", PROOF)
+        assert j.mark_parked([refused.upload_seq], "conflict: held with other content") == 1
+        assert [r.kind.name for r in j.parked()] == ["ec_purchase"]
+        assert sold.upload_seq == 2
+    listing = ykt("journal", str(config), "--csv", str(tmp_path / "j.csv")).stdout
+    sections = listing.split("\n")
+    assert "open (resolved at the card's next tap): 1" in listing
+    assert "unsent: 2" in listing and "parked (refused by the gateway): 1" in listing
+    open_line = sections[sections.index("open (resolved at the card's next tap): 1") + 1]
+    assert open_line.split()[:3] == ["EC", "seq", "1"] and "intent" in open_line
+    assert "EC seq      3" in listing and "conflict: held with other content" in listing
+    assert "recent (4 of 4)" in listing and "EP seq      1" in listing
+    lines = (tmp_path / "j.csv").read_text().splitlines()
+    assert len(lines) == 5 and sum(line.startswith("ec_purchase,") for line in lines) == 3
+    assert any(",6235000000000000017," in line and ",800," in line for line in lines)

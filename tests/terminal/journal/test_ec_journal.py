@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from terminal.journal import INTENT, SETTLED, SUSPECT, VOID, Journal, JournalError
+from terminal.journal.journal import SCHEMA_VERSION
 from terminal.record import EC_PURCHASE, RecordError
 
 from .test_journal import intent
@@ -103,7 +104,9 @@ def test_a_version_2_journal_migrates_and_keeps_its_rows(tmp_path) -> None:  # t
     assert [r.terminal_seq for r in j.export()] == [1]
     j.resolve_ec(ec_intent(j), SETTLED, "TC", PROOF)
     assert j.pending_upload() == 2
-    assert j._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
+    assert j._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        SCHEMA_VERSION
+    )
     j.close()
 
 

@@ -12,6 +12,7 @@ from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.session import TerminalSession
+from terminal.roles.transport import Ride, make_validator
 from terminal.roles.validator import Validator, ValidatorConfig
 
 RULES = load_rules()
@@ -67,6 +68,18 @@ class Fleet:
         self.bus = gate("310000000201", Mode.BUS, "0001")
         self.entry = gate("310000000301", Mode.METRO_ENTRY, "0101")
         self.exit = gate("310000000302", Mode.METRO_EXIT, "0103")
+
+    def gate(
+        self, mode: Mode, station: str = "0101", ride: Ride | None = None, tid: str | None = None
+    ) -> Validator:
+        """A validator of any mode (taxi, bike, coach, parking too) on its own PSAM, sharing
+        the fleet's reader, journal and hotlist."""
+        tid = tid or f"3100000004{len(self.psams):02d}"
+        psam = self.psams.setdefault(tid, demo_psam(tid))
+        s = TerminalSession(self.reader, SimReader(psam), clock=self.clock)
+        s.start()
+        config = ValidatorConfig(mode=mode, rules=RULES, station=station)
+        return make_validator(s, self.journal, self.hotlist, config, ride)
 
     def tap(self, card: SoftEPurseCard, gate: Validator):  # type: ignore[no-untyped-def]
         self.reader.insert(card)

@@ -12,9 +12,8 @@ from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, TerminalConfig
 from terminal.emv.kernel import Outcome
 from terminal.emv.oda import OdaMethod
 from terminal.emv.selection import CONTACT, CONTACTLESS
-from terminal.journal import SETTLED, SUSPECT, VOID, Journal
-from terminal.readers.sim import AFTER, SimReader
-from terminal.roles.debit import EcPaymentUncertain
+from terminal.journal import SETTLED, VOID, Journal
+from terminal.readers.sim import SimReader
 from terminal.roles.inspect import inspect_card
 from terminal.roles.onecard_pos import OneCardPos, PaymentRefused, PaymentRule
 from terminal.roles.session import TerminalSession
@@ -134,19 +133,6 @@ def test_a_card_decline_voids_the_ec_row_and_the_ep_pays(psam, clock, journal) -
     assert journal.pending_upload() == 1  # the EP sale only
 
 
-def test_a_torn_ec_exchange_is_suspect_and_not_charged_again(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
-    card = resident_card(1, ec_balance=5_000, ep_balance=5_000)
-    pos = pos_for(card)
-    pos.session.card_reader.tear_when(lambda apdu: AFTER if apdu[1] == 0xA8 else None)  # GPO
-    with pytest.raises(EcPaymentUncertain, match="may have been charged"):
-        pos.charge(1_200)
-    (ec,) = journal.ec_rows()
-    assert ec.state == SUSPECT and "GPO torn" in (ec["resolution"] or "")
-    assert ec["cryptogram"] is None and ec.upload_seq == 1 and journal.pending_upload() == 1
-    assert card.app("emv").ec_balance == 3_800 and card.app("epurse").card.balance == 5_000
-    assert journal.rows() == []  # the EP was not tried: the card may already have paid
-
-
 def test_short_ec_falls_back_to_the_ep(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
     card = resident_card(1, ec_balance=500, ep_balance=5_000)
     sale = pos_for(card).charge(1_200)
@@ -182,29 +168,3 @@ def test_emv_only_card_cannot_use_the_ep(pos_for) -> None:  # type: ignore[no-un
 def test_rule_parsing_rejects_unknown_sources() -> None:
     with pytest.raises(ValueError):
         PaymentRule.parse("cash")
-
-
-def test_an_ec_intent_left_open_by_a_stopped_terminal_is_made_suspect(pos_for, journal) -> None:  # type: ignore[no-untyped-def]
-    card = resident_card(1, ec_balance=5_000, ep_balance=5_000)
-    pos = pos_for(card)
-    tid = pos.session.sam.terminal_id
-    stale = journal.record_ec_intent(
-        {
-            "terminal_id": tid,
-            "ec_seq": journal.next_ec_seq(tid),
-            "aid": "A000000333010101",
-            "txn_type": 0,
-            "amount": 300,
-            "amount_other": 0,
-            "currency": 156,
-            "country": 156,
-            "txn_time": pos.session.now(),
-            "ec_balance_before": 5_000,
-            "unpredictable_number": bytes(4),
-        }
-    )
-    sale = pos.charge(1_200)
-    assert sale.ec_row is not None and sale.ec_row["ec_seq"] == 2
-    old = journal.ec_rows()[0]
-    assert old.id == stale and old.state == SUSPECT and "stopped" in (old["resolution"] or "")
-    assert journal.open_ec_rows() == [] and journal.pending_upload() == 2

@@ -45,6 +45,9 @@ def test_paths_are_relative_to_the_file_and_defaults_fill_the_rest(tmp_path: Pat
         ("[status]\nport = 70000\n", 6, "status.port must be 0 (off) or a TCP port"),
         ("[readers]\ncard = 5\n", 6, "readers.card must be a string"),
         ("[terminal.extra]\nx = 1\n", 5, "unknown key 'extra' in section [terminal]"),
+        ("[ride]\nmeter = -5\n", 6, "ride.meter must be a whole number >= 0"),
+        ('[ride]\ndestination = "02"\n', 6, "ride.destination"),
+        ("[ride]\nmetre = 5\n", 6, "unknown key 'metre' in section [ride]"),
     ],
 )
 def test_bad_values_are_refused_at_their_line(
@@ -54,3 +57,37 @@ def test_bad_values_are_refused_at_their_line(
     with pytest.raises(FileError) as err:
         load_config(path)
     assert str(err.value).startswith(f"{path}:{line}: ") and what in str(err.value)
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.toml")))
+def test_every_example_is_a_valid_configuration(example: Path) -> None:
+    config = load_config(example)
+    assert config.role in example.read_text(encoding="utf-8")
+
+
+def test_kiosk_limits_are_read_and_checked(tmp_path: Path) -> None:
+    body = '[terminal]\nrole = "kiosk"\n[journal]\npath = "j.db"\n[kiosk]\n'
+    config = load_config(write(tmp_path, body + "max_top_up_fen = 5000\npickup = true\n"))
+    assert (config.min_top_up, config.max_top_up, config.pickup) == (100, 5000, True)
+    with pytest.raises(FileError) as err:
+        load_config(write(tmp_path, body + "min_top_up_fen = 900\nmax_top_up_fen = 800\n"))
+    assert "min_top_up_fen <= max_top_up_fen" in str(err.value)
+
+
+def test_a_taxi_ride_is_configured_in_its_own_section(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[terminal]\nrole = "taxi"\n[journal]\npath = "j.db"\n'
+        '[ride]\nmeter = 2350\ndriver = "D0042"\nvehicle = "HU-A1234"\n',
+    )
+    config = load_config(path)
+    assert (config.role, config.meter, config.driver, config.vehicle) == (
+        "taxi",
+        2_350,
+        "D0042",
+        "HU-A1234",
+    )
+    assert config.is_validator

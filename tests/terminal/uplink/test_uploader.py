@@ -15,6 +15,7 @@ import pytest
 from gateway.app import GatewaySettings, create_app
 from gateway.hsm import HostSecurityModule
 from terminal.journal import Journal
+from terminal.journal.journal import SCHEMA_VERSION
 from terminal.uplink import (
     GatewayClient,
     GatewayRefused,
@@ -299,7 +300,7 @@ def test_a_version_1_journal_is_migrated_with_its_rows(tmp_path, clock):
     assert [r.upload_seq for r in journal.export()] == [seq]
     assert journal.mark_parked([seq], "422 test") == 1 and journal.pending_upload() == 0
     version = journal._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert version[0] == "3"
+    assert version[0] == str(SCHEMA_VERSION)
     journal.close()
 
 

@@ -1,0 +1,140 @@
+"""Public bike: rent marks the card as renting in its bike record (0x1A) after a deposit
+check (the balance must hold the deposit; nothing charged) or hold (the deposit charged
+and credited against the return fee); return charges the fee by rental time from the fare
+file's table and clears the mark. A card cannot rent twice; a return at any dock works
+(the mark is on the card). What a hostile card's record claims is checked (base module):
+a return with no believable rent pays the maximum fee.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from terminal.epurse import flows
+from terminal.epurse.model import CardInfo
+from terminal.epurse.recovery import Resolution
+from terminal.fares.engine import TRIP_EP_ENTRY, TRIP_EP_EXIT, FareDecision, Mode
+from terminal.fares.modes import DEPOSIT_CHECK, INDUSTRY_BIKE, BikeRules
+from terminal.money import format_fen
+from terminal.roles.transport.base import (
+    CLOSED,
+    OPEN,
+    ModeUnavailable,
+    ModeValidator,
+    logged,
+    read_mode_record,
+)
+from terminal.roles.validator import TapResult
+
+BIKE_MODES = (str(Mode.BIKE_RENT), str(Mode.BIKE_RETURN))
+
+
+class _BikeDock(ModeValidator):
+    industry = INDUSTRY_BIKE
+    opening_mode = str(Mode.BIKE_RENT)
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        if self.rules.modes.bike is None:
+            raise ModeUnavailable("the fare file has no [bike] section")
+
+    @property
+    def bike(self) -> BikeRules:
+        assert self.rules.modes.bike is not None
+        return self.rules.modes.bike
+
+
+class BikeRent(_BikeDock):
+    def price(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        bike = self.bike
+        rec = self.session.run(read_mode_record(bike.record))
+        if rec is not None and rec.valid and rec.status == OPEN:
+            what = rec.vehicle.decode("ascii", "replace").strip() or "a bike"
+            return TapResult(False, f"card already renting {what} since {rec.open_time}", number)
+        row = self.journal_opening(info, BIKE_MODES)
+        if row is not None and not _returned_after(self, rec, row.txn_time):
+            return TapResult(
+                False, f"card already renting: rented here at {row.txn_time}, not returned", number
+            )
+        if bike.deposit_mode == DEPOSIT_CHECK:
+            balance = self.session.run(flows.read_balance())
+            if balance < bike.deposit:
+                return TapResult(
+                    False,
+                    f"insufficient balance for the deposit ({format_fen(bike.deposit)})",
+                    number,
+                    balance=balance,
+                )
+        held = bike.held
+        decision = FareDecision(held, TRIP_EP_ENTRY)
+
+        def record(balance_after: int) -> bytes:
+            return self.record(bike.record, status=OPEN, open_time=now, held=held)
+
+        return self._pay(
+            info,
+            number,
+            now,
+            decision,
+            self.updates(decision, now, record),
+            self.context(decision),
+            recovered,
+        )
+
+
+def _returned_after(dock: ModeValidator, rec: Any | None, since: datetime) -> bool:
+    """The card's bike record shows a return after ``since`` that its log confirms (a rent
+    the journal holds was closed at a dock with another journal)."""
+    if rec is None or not rec.valid or rec.status != CLOSED or rec.close_time is None:
+        return False
+    if rec.close_time <= since:
+        return False
+    return logged(dock.card_log(), rec.close_device, rec.close_time, rec.charged)
+
+
+class BikeReturn(_BikeDock):
+    def price(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        bike = self.bike
+        rec = self.session.run(read_mode_record(bike.record))
+        opening, notes = self.find_opening(info, rec, BIKE_MODES, now)
+        if opening is None:
+            fee, credit = bike.max_fee, 0
+            notes.append("no rent found: maximum fee")
+            kept: dict[str, Any] = {}
+        else:
+            fee, credit = bike.fee(opening.when, now), opening.held
+            kept = dict(open_time=opening.when, held=opening.held)
+            if rec is not None and opening.source == "card":
+                kept.update(
+                    open_city=rec.open_city,
+                    open_institution=rec.open_institution,
+                    open_place=rec.open_place,
+                    open_device=rec.open_device,
+                )
+        amount = max(0, fee - credit)
+        if credit:
+            notes.append(f"deposit {format_fen(credit)} credited")
+        decision = FareDecision(amount, TRIP_EP_EXIT, tuple(notes))
+
+        def record(balance_after: int) -> bytes:
+            return self.record(
+                bike.record,
+                status=CLOSED,
+                close_time=now,
+                close_place=bytes.fromhex(self.place.station),
+                close_device=self.place.device,
+                charged=amount,
+                **kept,
+            )
+
+        context = self.context(
+            decision, rented=opening.when.isoformat() if opening else None, fee=fee
+        )
+        return self._pay(
+            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        )

@@ -1,0 +1,109 @@
+"""Parking: entry writes the entry time in the card's parking record (0x1A, a composite
+purchase of 0 fen); exit charges the fare file's tariff (free minutes, per-hour steps, a
+daily cap for each 24 hours) and closes the record. An entry time the card's log does not
+confirm is not believed (base module): the car park's journal is asked, else the exit is
+refused or charged one daily cap (``parking.no_entry``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from terminal.epurse.model import CardInfo
+from terminal.epurse.recovery import Resolution
+from terminal.fares.engine import TRIP_EP_ENTRY, TRIP_EP_EXIT, FareDecision, Mode
+from terminal.fares.modes import INDUSTRY_PARKING, MAX_STAY_DAYS, NO_ENTRY_REFUSE, ParkingRules
+from terminal.roles.transport.base import (
+    CLOSED,
+    OPEN,
+    ModeUnavailable,
+    ModeValidator,
+    read_mode_record,
+)
+from terminal.roles.validator import TapResult
+
+PARKING_MODES = (str(Mode.PARKING_ENTRY), str(Mode.PARKING_EXIT))
+
+
+class _Gate(ModeValidator):
+    industry = INDUSTRY_PARKING
+    opening_mode = str(Mode.PARKING_ENTRY)
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        if self.rules.modes.parking is None:
+            raise ModeUnavailable("the fare file has no [parking] section")
+
+    @property
+    def tariff(self) -> ParkingRules:
+        assert self.rules.modes.parking is not None
+        return self.rules.modes.parking
+
+
+class ParkingEntry(_Gate):
+    def price(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        tariff = self.tariff
+        rec = self.session.run(read_mode_record(tariff.record))
+        if rec is not None and rec.valid and rec.status == OPEN:
+            return TapResult(
+                False, f"card already parked since {rec.open_time}: exit first", number
+            )
+        decision = FareDecision(0, TRIP_EP_ENTRY)
+
+        def record(balance_after: int) -> bytes:
+            return self.record(tariff.record, status=OPEN, open_time=now)
+
+        return self._pay(
+            info,
+            number,
+            now,
+            decision,
+            self.updates(decision, now, record),
+            self.context(decision),
+            recovered,
+        )
+
+
+class ParkingExit(_Gate):
+    def price(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        tariff = self.tariff
+        rec = self.session.run(read_mode_record(tariff.record))
+        opening, notes = self.find_opening(info, rec, PARKING_MODES, now)
+        kept: dict[str, Any] = {}
+        if opening is None:
+            if tariff.no_entry == NO_ENTRY_REFUSE:
+                reason = "; ".join([*notes, "no entry recorded"])
+                return TapResult(False, f"refused: {reason}: see the attendant", number)
+            fee = tariff.daily_cap
+            notes.append("no entry recorded: one daily cap")
+        else:
+            if now - opening.when > timedelta(days=MAX_STAY_DAYS):
+                return TapResult(
+                    False, f"entry {opening.when} is over {MAX_STAY_DAYS} days ago", number
+                )
+            fee = tariff.fee(opening.when, now)
+            kept = dict(open_time=opening.when)
+            if rec is not None and opening.source == "card":
+                kept.update(open_place=rec.open_place, open_device=rec.open_device)
+        decision = FareDecision(fee, TRIP_EP_EXIT, tuple(notes))
+
+        def record(balance_after: int) -> bytes:
+            return self.record(
+                tariff.record,
+                status=CLOSED,
+                close_time=now,
+                close_place=bytes.fromhex(self.place.station),
+                close_device=self.place.device,
+                charged=fee,
+                **kept,
+            )
+
+        context = self.context(decision, entered=opening.when.isoformat() if opening else None)
+        return self._pay(
+            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        )

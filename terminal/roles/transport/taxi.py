@@ -1,0 +1,66 @@
+"""Taxi: the meter's amount at trip end, paid by a composite purchase that writes the taxi's
+0x1A record (vehicle, driver, amount) and a 0x1E process record.
+
+The amount comes with the ride: fixed for every tap in a quick run (``ykt validator --mode
+taxi --meter FEN``), or one trip at a time (``set_meter``) when the meter sends it; a trip's
+amount is used once, so the next card waits for the next trip.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from terminal.epurse.model import CardInfo
+from terminal.epurse.recovery import Resolution
+from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
+from terminal.fares.modes import INDUSTRY_TAXI
+from terminal.money import format_fen
+from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
+from terminal.roles.validator import TapResult
+
+
+class TaxiMeter(ModeValidator):
+    industry = INDUSTRY_TAXI
+
+    def __init__(self, *args: object, one_trip: bool = False, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        if self.rules.modes.taxi is None:
+            raise ModeUnavailable("the fare file has no [taxi] section")
+        self.one_trip = one_trip  # the amount is for one payment (set_meter), not every tap
+
+    def set_meter(self, amount: int) -> None:
+        """The meter's amount for the trip that just ended (the next card pays it)."""
+        self.ride = Ride(amount, self.ride.driver, self.ride.vehicle)
+
+    def tap(self) -> TapResult:
+        result = super().tap()
+        if result.green and result.fare and self.one_trip:
+            self.ride = Ride(None, self.ride.driver, self.ride.vehicle)
+        return result
+
+    def price(
+        self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
+    ) -> TapResult:
+        taxi = self.rules.modes.taxi
+        assert taxi is not None
+        amount = self.ride.meter
+        if not amount:
+            return TapResult(False, "no fare on the meter", number)
+        if amount > taxi.max_fare:
+            return TapResult(
+                False,
+                f"meter amount {format_fen(amount)} is above the fare file's "
+                f"maximum {format_fen(taxi.max_fare)}",
+                number,
+            )
+        decision = FareDecision(amount, TRIP_EP_SINGLE)
+
+        def record(balance_after: int) -> bytes:
+            return self.record(
+                taxi.record, status=CLOSED, open_time=now, close_time=now, charged=amount
+            )
+
+        context = self.context(decision, driver=self.ride.driver or None)
+        return self._pay(
+            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        )

@@ -1,0 +1,212 @@
+"""A device that serves one request at a time from its local screen or till: the POS's
+``POST /sale``, the kiosk's ``POST /top-up`` and ``POST /pickup``, the desk's ``POST /issue``.
+
+Each request waits for the card (the sim reader presents the configured software cards in
+turn), runs the role's operation with it and answers JSON. A second request while one runs
+is answered 409 at once rather than queued; SIGTERM lets the operation in progress finish
+and its answer go out, then what waits is uploaded and the files are closed. A failing
+journal puts the device out of service (503 from then on, exit 3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from terminal.apdu.errors import TransportError
+from terminal.journal import JournalError
+from terminal.roles.loop import JournalWatch
+from terminal.roles.receipt import Receipt
+from terminal.runtime.assembly import Terminal
+from terminal.runtime.service import ServiceResult, start_status
+from terminal.runtime.status import Action, StatusServer
+
+
+@dataclass
+class Outcome:
+    """One request's result: ``doc`` is the JSON answer (``ok`` true with what was done, or
+    false with ``refused`` in words); ``receipt`` when one was printed."""
+
+    doc: dict[str, Any]
+    receipt: Receipt | None = None
+    sale: Any = None  # the role's own result (a POS sale, a kiosk top-up, an issued card)
+    ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.doc["ok"])
+
+
+def refused(amount: int | None, terminal_id: str, why: str) -> Outcome:
+    doc: dict[str, Any] = {"ok": False, "terminal_id": terminal_id, "refused": why}
+    if amount is not None:
+        doc["amount_fen"] = amount
+    return Outcome(doc)
+
+
+class CounterService:
+    """One assembled device serving requests on its status port (``actions``), the journal
+    checked in idle time (and ``idle_work`` run there), background upload and hotlist sync."""
+
+    noun = "request"  # what one operation is called in answers
+    device = "device"  # what the device is called in answers
+    actions: dict[str, Action]
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        on_outcome: Callable[[Outcome], None],
+        *,
+        on_start: Callable[[], None] | None = None,
+        poll: float = 0.2,
+    ):
+        self.terminal = terminal
+        self.config = terminal.config
+        self.on_outcome = on_outcome
+        self.on_start = on_start
+        self.poll = poll
+        self.terminal_id = terminal.session.sam.terminal_id_hex
+        self.stop_event = threading.Event()
+        self.fault: str | None = None  # why the device went out of service
+        self.served = self.approved = self.refused = 0
+        self.started = datetime.now()
+        self.status: StatusServer | None = None
+        self._work = threading.Lock()  # an operation or the idle checks, never both
+        self._guard = threading.Lock()  # protects _busy and _closing
+        self._busy = False
+        self._closing = False
+        self._next_card = 0
+        self.watch = JournalWatch(terminal.journal, terminal.config.journal_check)
+
+    def stop(self) -> None:
+        """Stop after the operation in progress (safe from a signal handler: sets an event)."""
+        self.stop_event.set()
+
+    # -- requests -------------------------------------------------------------------------
+    def serve(
+        self,
+        echo: dict[str, Any],
+        operate: Callable[[], Outcome],
+        words: Callable[[Exception], str],
+    ) -> tuple[int, dict[str, Any]]:
+        """Run ``operate`` with the card in the field, one at a time: 200 with its result,
+        409 while another runs, 503 when stopping or out of service. ``echo`` goes into
+        every refusal (the amount asked); ``words`` says a card error in the customer's."""
+        with self._guard:
+            if self._closing or self.fault is not None or self.stop_event.is_set():
+                why = (
+                    f"out of service: {self.fault}"
+                    if self.fault
+                    else f"the {self.device} is stopping"
+                )
+                return 503, {"ok": False, **echo, "refused": why}
+            if self._busy:
+                return 409, {
+                    "ok": False,
+                    **echo,
+                    "refused": f"another {self.noun} is in progress; send this one when it is done",
+                }
+            self._busy = True
+        try:
+            with self._work:
+                outcome = self._with_card(echo, operate, words)
+        finally:
+            with self._guard:
+                self._busy = False
+        if outcome is None:
+            return 503, {"ok": False, **echo, "refused": f"out of service: {self.fault}"}
+        return 200, outcome.doc
+
+    def _with_card(
+        self,
+        echo: dict[str, Any],
+        operate: Callable[[], Outcome],
+        words: Callable[[Exception], str],
+    ) -> Outcome | None:
+        terminal = self.terminal
+        config = self.config
+        amount = echo.get("amount_fen")
+        sim = bool(terminal.cards) and config.card_reader == "sim"
+        if sim:  # the software cards are presented in turn
+            card = terminal.cards[self._next_card % len(terminal.cards)]
+            self._next_card += 1
+            terminal.card_reader.insert(card)  # type: ignore[attr-defined]
+        try:
+            if not sim and not terminal.reader.wait_for_card(config.card_wait):
+                outcome = refused(
+                    amount,
+                    self.terminal_id,
+                    f"no card in the field within {config.card_wait:g} s: present the card "
+                    f"and send the {self.noun} again",
+                )
+            else:
+                outcome = operate()
+            terminal.journal.checkpoint()
+        except JournalError as exc:
+            self._out_of_service(str(exc))
+            return None
+        except TransportError as exc:
+            outcome = refused(amount, self.terminal_id, words(exc))
+        finally:
+            if sim:
+                terminal.card_reader.remove()  # type: ignore[attr-defined]
+        if outcome.receipt is not None:
+            outcome.doc["receipt"] = outcome.receipt.text()
+        self.served += 1
+        if outcome.ok:
+            self.approved += 1
+        else:
+            self.refused += 1
+        self.on_outcome(outcome)
+        return outcome
+
+    # -- the service ----------------------------------------------------------------------
+    def start_work(self) -> None:
+        """What the role does once at start, before the first request (nothing here)."""
+
+    def idle_work(self) -> None:
+        """What the role does in idle time besides the journal checks (nothing here)."""
+
+    def _idle(self) -> None:
+        """The journal checks of idle time (``JournalWatch``), never during an operation."""
+        with self._work:
+            try:
+                self.watch.check()
+                self.idle_work()
+            except JournalError as exc:
+                self._out_of_service(str(exc))
+
+    def _out_of_service(self, reason: str) -> None:
+        self.fault = reason
+        self.stop_event.set()
+
+    def run(self) -> ServiceResult:
+        terminal = self.terminal
+        self.status = start_status(terminal, self, actions=self.actions)
+        try:
+            terminal.start_background()
+            with self._work:
+                self.start_work()
+            if self.on_start is not None:
+                self.on_start()
+            self._idle()
+            while not self.stop_event.wait(self.poll):
+                self._idle()
+        finally:
+            with self._guard:
+                self._closing = True  # new requests are refused from here on
+            with self._work:  # the operation in progress finishes (and is answered) first
+                pass
+            if self.status is not None:
+                self.status.stop()
+            waiting = terminal.close()
+        return ServiceResult(self.approved, self.refused, self.fault, waiting)
+
+    def health(self) -> dict[str, object]:  # pragma: no cover - each role answers its own
+        raise NotImplementedError
+
+    def metrics(self) -> str:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,212 @@
+"""Campus attacks: a cloned card, a replayed authentication answer, a door lying in uploads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from simulators.campus import campus_card, clone
+from simulators.epurse_card import SoftEPurseCard
+from terminal.campus.canteen import CanteenRefused
+from tests.campus_kit import (
+    CANTEEN_ID,
+    DOOR_ID,
+    Site,
+    Till,
+    admin,
+    allowance_of,
+    credit,
+    enrol,
+)
+from tests.conftest import FrozenClock
+from tests.gateway_fixtures import GatewayServer
+
+
+@pytest.fixture
+def site(gateway: GatewayServer, tmp_path: Path) -> Site:
+    token = gateway.register(DOOR_ID, "campus", role="door")
+    s = Site(tmp_path, FrozenClock(datetime(2026, 11, 30, 8, 30)), gateway.url, token)
+    return s
+
+
+class ReplayingCard:
+    """A card that answers INTERNAL AUTHENTICATE with an answer recorded from the real card."""
+
+    def __init__(self, card: SoftEPurseCard, recorded: bytes):
+        self.card, self.recorded = card, recorded
+        self.atr = card.atr
+
+    def reset(self) -> None:
+        self.card.reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[1] == 0x88:
+            return self.recorded + b"\x90\x00"
+        return self.card.process(apdu)
+
+
+def test_a_cloned_uid_card_opens_nothing(site: Site, gateway: GatewayServer) -> None:
+    genuine = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", genuine)
+    site.sync()
+    fake = site.tap(clone(genuine), "east-in")
+    assert not fake.granted
+    assert "does not hold its campus key" in fake.reason
+    assert site.door.counts == {}
+    assert site.upload() == 1
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT result, person_no FROM campus_events")
+        assert cur.fetchall() == [("refused", None)]
+
+
+def test_a_replayed_authentication_answer_is_refused(site: Site, gateway: GatewayServer) -> None:
+    genuine = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", genuine)
+    site.sync()
+    recorded: list[bytes] = []
+    original = genuine.process
+
+    def listen(apdu: bytes) -> bytes:
+        answer = original(apdu)
+        if apdu[1] == 0x88:
+            recorded.append(answer[:-2])
+        return answer
+
+    genuine.process = listen  # type: ignore[method-assign]
+    assert site.tap(genuine, "east-in").granted
+    replay = site.tap(ReplayingCard(clone(genuine), recorded[0]), "east-out")  # type: ignore[arg-type]
+    assert not replay.granted
+    assert "does not hold its campus key" in replay.reason
+    assert site.door.counts == {"campus": {"in": 1, "out": 0}}
+
+
+def test_a_door_cannot_upload_events_for_another_door(site: Site, gateway: GatewayServer) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    site.sync()
+    site.tap(card, "east-in")
+    events = site.door.journal.pending()
+    forged = [{**e, "terminal_id": "310000000999"} for e in events]
+    r = httpx.post(
+        gateway.url + "/v1/campus/events",
+        json={"terminal_id": "310000000999", "events": forged},
+        headers={"Authorization": f"Bearer {site.token}"},
+    )
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_terminal")
+    assert "uploads only its own events" in r.json()["reason"]
+    assert gateway.count("campus_events") == 0
+
+
+def test_a_replayed_batch_with_changed_content_is_refused(
+    site: Site, gateway: GatewayServer
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    site.sync()
+    site.tap(card, "east-in")
+    site.tap(card, "east-in")  # refused: anti-passback
+    events = site.door.journal.pending()
+    assert site.upload() == 2
+    rewritten = [{**e, "result": "granted", "reason": "granted"} for e in events]
+    r = httpx.post(
+        gateway.url + "/v1/campus/events",
+        json={"terminal_id": DOOR_ID, "events": rewritten},
+        headers={"Authorization": f"Bearer {site.token}"},
+    )
+    assert (r.status_code, r.json()["error"]) == (409, "event_conflict")
+    assert "stored with other content" in r.json()["reason"]
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT result FROM campus_events ORDER BY event_seq")
+        assert [row[0] for row in cur.fetchall()] == ["granted", "refused"]
+
+
+def test_a_validator_token_cannot_upload_door_events(site: Site, gateway: GatewayServer) -> None:
+    token = gateway.register("310000000555", "bus-co", role="validator")
+    r = httpx.post(
+        gateway.url + "/v1/campus/events",
+        json={"terminal_id": "310000000555", "events": []},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_role")
+    assert gateway.count("campus_events") == 0
+
+
+# -- the allowance purse (补助) ---------------------------------------------------------------
+def _credits(gateway: GatewayServer) -> list[tuple[str, str, int]]:
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT person_no, month, amount FROM campus_allowance_credits ORDER BY 1")
+        return [(r[0], r[1], int(r[2])) for r in cur.fetchall()]
+
+
+def test_a_second_credit_of_the_same_month_is_refused(gateway: GatewayServer) -> None:
+    enrol(gateway.url, "S1", "students", campus_card(1, "S1"))
+    assert (
+        credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}]).status_code
+        == 200
+    )
+    again = credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_500}], "r2")
+    assert again.status_code == 409 and again.json()["error"] == "already_credited"
+    assert "credited once a month" in again.json()["reason"]
+    resent = credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    assert resent.json() == {"credited": 0, "already_held": 1}
+    assert _credits(gateway) == [("S1", "2026-11", 3_000)]
+    assert allowance_of(gateway.url, "S1") == 3_000
+
+
+@pytest.mark.parametrize(
+    ("lines", "code", "why"),
+    [
+        (
+            [{"person_no": "S1", "amount_fen": 500}, {"person_no": "X9", "amount_fen": 500}],
+            "unknown_person",
+            "no person X9",
+        ),
+        ([{"person_no": "S1", "amount_fen": -500}], "bad_amount", "1..500000"),
+        ([{"person_no": "S1", "amount_fen": 99_999_999}], "bad_amount", "1..500000"),
+        (
+            [{"person_no": "S1", "amount_fen": 500}, {"person_no": "S1", "amount_fen": 500}],
+            "bad_roster",
+            "listed twice",
+        ),
+        ([{"person_no": "S1", "amount_fen": 500, "note": "x"}], "bad_roster", "exactly"),
+    ],
+)
+def test_a_hostile_roster_is_refused_whole(
+    gateway: GatewayServer, lines: list[dict[str, object]], code: str, why: str
+) -> None:
+    enrol(gateway.url, "S1", "students", campus_card(1, "S1"))
+    r = credit(gateway.url, "2026-11", lines)
+    assert r.status_code in (404, 422) and r.json()["error"] == code and why in r.json()["reason"]
+    assert _credits(gateway) == [] and allowance_of(gateway.url, "S1") == 0
+
+
+def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    serial = card.serial.hex().upper()
+    assert admin(gateway.url, f"/v1/admin/campus/cards/{serial}/loss", {}).status_code == 200
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
+    with pytest.raises(CanteenRefused, match=r"allowance refused: .*card_lost.*reported lost"):
+        till.sell(card, 1_000, "allowance")  # the till has not synced its hotlist: online says no
+    direct = httpx.post(
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 99,
+            "card_serial": serial,
+            "person_no": "S1",
+            "amount_fen": 1_000,
+            "meal": "lunch",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert direct.status_code == 403 and direct.json()["error"] == "card_lost"
+    assert gateway.count("campus_allowance_spends") == 0
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (3_000, 5_000)

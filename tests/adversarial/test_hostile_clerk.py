@@ -1,0 +1,148 @@
+"""A hostile township clerk: skips the 公示, sends hostile roster files, slips in a
+household twice or a person on two exclusive items. Each is refused with its reason and
+nothing is stored, approved or paid."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from typing import Any
+
+import openpyxl
+import pytest
+
+from tests.subsidy_kit import (
+    PEOPLE,
+    Centre,
+    admin,
+    card_for,
+    import_roster,
+    roster,
+)
+
+CN_HEADER = "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发放期间"
+
+
+@pytest.fixture
+def centre(gateway, clock):  # type: ignore[no-untyped-def]
+    c = Centre(gateway, clock)
+    c.records = c.issue(PEOPLE)
+    yield c
+    c.close()
+
+
+def who(centre: Centre, i: int = 0) -> str:
+    r = centre.records[i]
+    return f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+
+
+def post(gateway: Any, body: bytes) -> Any:
+    return admin(
+        gateway,
+        "POST",
+        "/v1/admin/subsidies/rosters",
+        params={"declared_by": "clerk"},
+        content=body,
+    )
+
+
+def nothing_stored(gateway: Any) -> None:
+    assert gateway.count("subsidy_rosters") == 0 and gateway.count("subsidy_lines") == 0
+    assert gateway.count("subsidy_events") == 0
+
+
+def test_approving_without_publication_is_refused_and_pays_nothing(gateway, centre):
+    card = card_for(centre.records[0], balance=0)
+    kiosk, _ = centre.kiosk(card=card)
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    assert admin(gateway, "POST", f"{base}/review", json={"actor": "station"}).status_code == 200
+    r = admin(gateway, "POST", f"{base}/approve", json={"actor": "dept"})
+    assert r.status_code == 409 and r.json()["error"] == "not_published", r.text
+    assert "never published (公示)" in r.json()["reason"]
+    # published, but the display period still runs: refused too
+    today = date.today()
+    span = {"starts_on": str(today - timedelta(days=2)), "ends_on": str(today + timedelta(days=5))}
+    r = admin(gateway, "POST", f"{base}/publication", json={"actor": "clerk", **span})
+    assert r.status_code == 201, r.text
+    admin(gateway, "POST", f"{base}/signoff", json={"actor": "clerk", "signatures": 40})
+    r = admin(gateway, "POST", f"{base}/approve", json={"actor": "dept"})
+    assert r.status_code == 409 and r.json()["error"] == "display_period", r.text
+    assert f"on display until {today + timedelta(days=5)}" in r.json()["reason"]
+    doc = admin(gateway, "GET", base).json()
+    assert doc["roster"]["state"] == "reviewed" and doc["roster"]["approved_by"] is None
+    assert "approved" not in [e["action"] for e in doc["events"]]
+    got = kiosk.pick_up()
+    assert got.paid == [] and card.balance == 0 and gateway.count("loads") == 0
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("1e3", "line 3: amount '1e3' is not a plain amount in yuan"),
+        ("580.001", "line 3: amount '580.001' has more than two decimals"),
+        ("-580.00", "line 3: amount '-580.00' is negative"),
+        ("５８０.００", "line 3: amount '５８０.００' has full-width"),
+    ],
+)
+def test_hostile_amounts_refuse_the_whole_file(gateway, centre, amount, reason):
+    body = f"{CN_HEADER}\n{who(centre)},H18,200.00,2026-10\n{who(centre, 1)},H18,{amount},2026-10\n"
+    r = post(gateway, body.encode())
+    assert r.status_code == 422 and r.json()["error"] == "bad_roster", r.text
+    assert r.json()["reason"].startswith(reason)
+    nothing_stored(gateway)
+
+
+def test_mixed_encodings_and_huge_files_are_refused(gateway, centre):
+    gbk = f"{CN_HEADER}\n{who(centre)},H18,200.00,2026-10\n".encode("gbk")
+    mixed = gbk + f"{who(centre, 1)},H18,200.00,2026-10\n".encode()
+    r = post(gateway, mixed)
+    assert r.status_code == 422 and r.json()["reason"].startswith("line 3: UTF-8 text in a GBK"), (
+        r.text
+    )
+    huge = (f"{CN_HEADER}\n" + f"{who(centre)},H18,1.00,2026-10\n" * 60_000).encode()
+    r = post(gateway, huge)
+    assert r.status_code == 422 and "more than 50000 rows" in r.json()["reason"], r.text
+    nothing_stored(gateway)
+
+
+def test_an_xlsx_with_a_formula_cell_is_refused(gateway, centre):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(CN_HEADER.split(","))
+    r0 = centre.records[0]
+    sheet.append([r0.holder.name, r0.holder.id_number, r0.card_number, "H18", 200, "2026-10"])
+    sheet.append(['=HYPERLINK("http://evil")', PEOPLE[1][1], "1" * 19, "H18", 1, "2026-10"])
+    out = io.BytesIO()
+    book.save(out)
+    r = post(gateway, out.getvalue())
+    assert r.status_code == 422 and r.json()["reason"].startswith("line 3: cell '=HYPERLINK"), (
+        r.text
+    )
+    nothing_stored(gateway)
+
+
+def test_exclusive_items_and_a_second_household_line_are_refused_across_rosters(gateway, centre):
+    first = import_roster(gateway, roster(f"{who(centre)},H20,30000,2026-10"))
+    assert first["report"]["accepted"] == 1
+    again = import_roster(gateway, roster(f"{who(centre)},H21,50000,2026-10"))
+    assert again["roster"] is None
+    (why,) = again["report"]["rejections"][0]["reasons"]
+    assert why.startswith("excluded by roster #1 row 2 (H20): H20 and H21 are never paid")
+    # a household's production subsidy is paid to its head, once per period: a second
+    # member listing the same household is refused
+    head = centre.records[0]
+    grain = roster(f"{who(centre)},H02,12000,2026")
+    assert import_roster(gateway, grain)["report"]["accepted"] == 1
+    hdr = "name,id_number,card_number,item,amount_fen,period,household_name,household_id"
+    member = (
+        f"{hdr}\n李四,{PEOPLE[1][1]},{head.card_number},H02,12000,2026,"
+        f"{head.holder.name},{head.holder.id_number}\n"
+    )
+    second = import_roster(gateway, member.encode())
+    assert second["roster"] is None
+    assert second["report"]["rejections"][0]["reasons"] == [
+        "already declared in roster #2 row 2 (same household, item and period): "
+        "a subsidy line is paid once"
+    ]
+    assert gateway.count("subsidy_lines") == 2

@@ -1,0 +1,168 @@
+"""A campus site for tests: door rules, a door controller and its lists, the back office."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from simulators.campus import campus_psam
+from simulators.epurse_card import SoftEPurseCard
+from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
+from terminal.campus.door import AccessList, Door, EventJournal, sync_access, upload_events
+from terminal.campus.rules import load_rules
+from terminal.hotlist import Hotlist
+from terminal.journal import Journal
+from terminal.readers.sim import SimReader
+from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayClient
+from tests.gateway_fixtures import ADMIN_TOKEN
+
+DOOR_ID = "310000000101"
+RULES = """
+holidays = [2026-12-25]
+[zones.daytime]
+days = [1, 2, 3, 4, 5]
+from = "07:00"
+until = "22:00"
+[zones.always]
+holidays = true
+[groups.students]
+doors = ["east-in", "east-out"]
+zone = "daytime"
+[groups.staff]
+doors = ["east-in", "east-out", "lab"]
+zone = "always"
+[doors.east-in]
+area = "campus"
+direction = "in"
+paired = "east-out"
+[doors.east-out]
+area = "campus"
+direction = "out"
+paired = "east-in"
+[doors.lab]
+area = "lab"
+"""
+
+
+def admin(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(url + path, json=body, headers={"X-Admin-Token": ADMIN_TOKEN})
+
+
+def enrol(url: str, person_no: str, group: str, card: SoftEPurseCard) -> None:
+    person = {
+        "person_no": person_no,
+        "name": person_no,
+        "group": group,
+        "valid_from": "2024-09-01",
+        "valid_until": "2028-07-31",
+    }
+    assert admin(url, "/v1/admin/campus/people", person).status_code == 201
+    bind = {
+        "card_serial": card.serial.hex(),
+        "issuer_id": card.issuer_id.hex(),
+        "person_no": person_no,
+    }
+    assert admin(url, "/v1/admin/campus/cards", bind).status_code == 201
+
+
+@dataclass
+class Site:
+    tmp: Path
+    clock: Any
+    url: str
+    token: str
+    reader: SimReader = field(init=False)
+    door: Door = field(init=False)
+    client: GatewayClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        (self.tmp / "rules.toml").write_text(RULES, encoding="utf-8")
+        self.reader = SimReader(name="door")
+        session = TerminalSession(self.reader, SimReader(campus_psam(DOOR_ID)), clock=self.clock)
+        session.start()
+        self.door = Door(
+            session,
+            load_rules(self.tmp / "rules.toml"),
+            AccessList(self.tmp / "access.db"),
+            Hotlist(self.tmp / "hotlist.db"),
+            EventJournal(self.tmp / "events.db"),
+        )
+        self.client = GatewayClient(self.url, self.token)
+
+    def tap(self, card: SoftEPurseCard, point: str) -> Any:
+        self.reader.insert(card)
+        try:
+            return self.door.present(point)
+        finally:
+            self.reader.remove()
+
+    def sync(self) -> int:
+        return sync_access(self.client, self.door.access, self.door.hotlist)
+
+    def upload(self) -> int:
+        return upload_events(self.client, self.door.journal, DOOR_ID)
+
+
+CANTEEN_ID = "310000000301"
+CANTEEN_RULES = """
+day_limit = 4000
+[meals.breakfast]
+from = "06:30"
+until = "09:00"
+limit = 1000
+[meals.lunch]
+from = "11:00"
+until = "13:30"
+limit = 2500
+"""
+
+
+@dataclass
+class Till:
+    """A canteen till: a campus SAM, its journal, rules, hotlist and sales ledger."""
+
+    tmp: Path
+    clock: Any
+    url: str | None
+    token: str
+    reader: SimReader = field(init=False)
+    canteen: Canteen = field(init=False)
+
+    def __post_init__(self) -> None:
+        (self.tmp / "canteen.toml").write_text(CANTEEN_RULES, encoding="utf-8")
+        self.reader = SimReader(name="till")
+        session = TerminalSession(self.reader, SimReader(campus_psam(CANTEEN_ID)), clock=self.clock)
+        session.start()
+        self.hotlist = Hotlist(self.tmp / "till-hotlist.db")
+        self.canteen = Canteen(
+            session,
+            Journal(self.tmp / "till-journal.db"),
+            load_canteen_rules(self.tmp / "canteen.toml"),
+            self.hotlist,
+            SalesLedger(self.tmp / "sales.db"),
+            GatewayClient(self.url, self.token, timeout=1.0) if self.url else None,
+        )
+
+    def sell(self, card: SoftEPurseCard, amount: int, purse: str) -> Any:
+        self.reader.insert(card)
+        try:
+            return self.canteen.sell(amount, purse)
+        finally:
+            self.reader.remove()
+
+
+def credit(url: str, month: str, lines: list[dict[str, Any]], roster: str = "r1") -> httpx.Response:
+    return admin(
+        url, "/v1/admin/campus/allowance", {"month": month, "roster": roster, "lines": lines}
+    )
+
+
+def allowance_of(url: str, person_no: str) -> int:
+    r = httpx.get(
+        f"{url}/v1/admin/campus/allowance/{person_no}", headers={"X-Admin-Token": ADMIN_TOKEN}
+    )
+    return int(r.json()["balance_fen"])

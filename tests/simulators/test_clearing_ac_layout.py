@@ -1,0 +1,65 @@
+"""Clearing reads an Electronic Cash TC's input by its issuer's AC layout (a setting per
+EMV issuer BIN; the software card's by default): a card whose issuer orders the PDOL
+differently clears under its own layout and is refused under the wrong one."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulators.clearing.verify import SOFTWARE_CARD, AcLayout, Rejected, TacVerifier
+from simulators.emv_profiles import default_issuer, emv_card
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import TerminalConfig
+from terminal.journal import SETTLED, Journal
+from terminal.readers.sim import SimReader
+from terminal.roles.onecard_pos import OneCardPos, PaymentRule
+from terminal.roles.session import TerminalSession
+
+# TTQ, then the unpredictable number and date first: another issuer's order of the same data
+SECOND = AcLayout(
+    "date and UN first", bytes.fromhex("9F66049F37049A039F02069F03069F1A0295055F2A029C01")
+)
+
+
+def ec_sale(card, psam, clock, tmp_path) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """One real EC sale by the software card at the one-card POS, as the gateway sends it."""
+    session = TerminalSession(SimReader(card), SimReader(psam), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as j:
+        pos = OneCardPos(
+            session, j, TerminalConfig(trust_test_keys=True), CaKeyStore.builtin(),
+            PaymentRule.named("ec"),
+        )  # fmt: skip
+        row = pos.charge(1_200).ec_row
+        assert row is not None and row.state == SETTLED
+        return {**row.upload_record(), "kind": "ec_purchase", "operator_id": "corner-shop"}
+
+
+def test_a_second_layout_clears_under_its_issuers_setting_only(psam, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    card = emv_card(1, ec_balance=5_000)
+    card.app("emv").state.contactless_pdol = SECOND.pdol.hex()
+    record = ec_sale(card, psam, clock, tmp_path)
+    bin_ = record["pan"][:6]
+    own = TacVerifier([], [default_issuer()], {bin_: SECOND})
+    own.check(record)
+    wrong = r"altered or forged|does not read as the software card layout"
+    with pytest.raises(Rejected, match=wrong):
+        TacVerifier([], [default_issuer()]).check(record)  # read as the software card's
+    with pytest.raises(Rejected, match="amount differ"):
+        own.check({**record, "amount": 120})
+
+
+def test_the_software_card_layout_is_the_default(psam, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    record = ec_sale(emv_card(1, ec_balance=5_000), psam, clock, tmp_path)
+    verifier = TacVerifier([], [default_issuer()])
+    assert verifier.ac_layout(record["pan"]) is SOFTWARE_CARD
+    verifier.check(record)
+    with pytest.raises(Rejected, match=r"altered or forged|does not read as the date and UN"):
+        TacVerifier([], [default_issuer()], {record["pan"][:6]: SECOND}).check(record)
+
+
+def test_a_layout_that_leaves_the_amount_uncovered_is_refused() -> None:
+    with pytest.raises(ValueError, match="must cover 9F02"):
+        AcLayout("no amount", bytes.fromhex("9F66049F03069F1A0295055F2A029A039C019F3704"))
+    with pytest.raises(ValueError, match="no record field states 9F21"):
+        AcLayout("time", bytes.fromhex("9F66049F02069F21035F2A029A039F3704"))

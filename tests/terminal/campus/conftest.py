@@ -1,0 +1,3 @@
+from tests.gateway_fixtures import clearing, db, db_url, gateway, pg_cluster
+
+__all__ = ["clearing", "db", "db_url", "gateway", "pg_cluster"]
