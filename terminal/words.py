@@ -63,11 +63,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
     "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
-    "banner.validator.bus": (
-        "公交验票机 {terminal}，线路 {line}，票价表 {fares}；流水 {journal}（{open} 笔未完成）；"
-        "挂失名单版本 {version}（{cards} 张卡）",
-        "bus validator {terminal} line {line}, fares {fares}; journal {journal} ({open} open "
-        "row(s)); hotlist version {version} ({cards} card(s))",
+    "banner.validator.line": (
+        "验票机 {terminal}，模式 {mode}，线路 {line}，票价表 {fares}；"
+        "流水 {journal}（{open} 笔未完成）；挂失名单版本 {version}（{cards} 张卡）",
+        "validator {terminal} mode {mode} line {line}, fares {fares}; journal {journal} ({open} "
+        "open row(s)); hotlist version {version} ({cards} card(s))",
     ),
     "banner.validator.station": (
         "{mode}闸机 {terminal}，车站 {station}，票价表 {fares}；流水 {journal}（{open} 笔未完成）；"

@@ -178,7 +178,9 @@ def run(args: argparse.Namespace) -> int:
         journal, hotlist = terminal.journal, terminal.hotlist
         print(
             say(
-                "banner.validator.bus" if args.mode == "bus" else "banner.validator.station",
+                "banner.validator.station"
+                if args.mode.startswith("metro")
+                else "banner.validator.line",
                 mode=say(f"mode.{args.mode}") if f"mode.{args.mode}" in CATALOGUE else args.mode,
                 terminal=terminal.session.sam.terminal_id_hex,
                 line=args.line,

@@ -52,7 +52,7 @@ def test_bus_taps_in_both_languages(tmp_path: Path) -> None:
     common = ["validator", "--taps", "4", "--cards", "2", "--seed", "3"]
     en = ykt("--lang", "en", *common, "--journal", str(tmp_path / "en.db")).stdout
     zh = ykt("--lang", "zh", *common, "--journal", str(tmp_path / "zh.db")).stdout
-    assert en.splitlines()[0].startswith("bus validator") and "station" not in en.splitlines()[0]
+    assert "mode bus line 0001" in en.splitlines()[0] and "station" not in en.splitlines()[0]
     assert any("bus fare ¥2.00 paid; balance ¥18.00" in x for x in _taps(en)), en
     assert any("公交车费 ¥2.00 已付; 余额 ¥18.00" in x for x in _taps(zh)), zh
     assert len(_taps(en)) == len(_taps(zh)) == 4
