@@ -9,11 +9,13 @@ roster lines. Each action prints a text receipt (or writes it with --receipt FIL
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from terminal.apdu.errors import FileNotFound, YikatongError
 from terminal.cli.common import (
     add_reader_options,
     add_token_options,
@@ -32,6 +34,9 @@ from terminal.roles.receipt import (
 )
 from terminal.roles.session import TerminalSession
 from terminal.text import arg_code
+from terminal.words import say, txn_words
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 The self-service kiosk.
@@ -148,11 +153,11 @@ def _emit(args: argparse.Namespace, receipt: Receipt, doc: dict[str, Any]) -> No
         print(text, end="")
 
 
-def _history(log: list[LogEntry]) -> list[str]:
-    out = ["Last transactions:"] if log else ["No transactions yet."]
-    for e in log[:5]:
+def _history(entries: list[LogEntry]) -> list[str]:
+    out = [say("receipt.history")] if entries else [say("receipt.no_history")]
+    for e in entries[:5]:
         when = f"{e.when:%m-%d %H:%M}" if e.when else "-"
-        out.append(f"  {when} {e.type_name:<13s}{format_fen(e.signed_amount):>11s}")
+        out.append(f"  {when} {txn_words(e.txn_type):<13s}{format_fen(e.signed_amount):>11s}")
     return out
 
 
@@ -173,10 +178,40 @@ def _snapshot_json(snap: CardSnapshot) -> dict[str, Any]:
     }
 
 
+def _no_epurse(kiosk: Kiosk, args: argparse.Namespace) -> SystemExit:
+    """A card without the T-Union purse (a social security or bank card): say so, and what
+    its financial application holds, read as ``ykt read`` reads it."""
+    from terminal.roles.inspect import inspect_card
+    from terminal.runtime.assembly import ca_store, kernel_config
+
+    ec = None
+    try:
+        config = kernel_config(None, trust_test_keys=args.reader == "sim", card_reader=args.reader)
+        report = kiosk.session.run(
+            inspect_card(config, ca_store(config, None), interface="contact", fallback=True)
+        )
+        ec = next(
+            (a.emv.ec.balance for a in report.apps if a.emv is not None and a.emv.ec.present),
+            None,
+        )
+    except YikatongError as exc:
+        log.info("kiosk: the card's other applications could not be read: %s", exc)
+    more = (
+        say("kiosk.no_epurse.ec", balance=format_fen(ec))
+        if ec is not None
+        else say("kiosk.no_epurse.none")
+    )
+    return SystemExit(f"ykt kiosk: {say('kiosk.no_epurse', more=more)}")
+
+
 # -- actions --------------------------------------------------------------------------------
 def run_balance(args: argparse.Namespace) -> int:
     kiosk = _kiosk(args, None)
-    snap = kiosk.read()
+    try:
+        snap = kiosk.read()
+    except FileNotFound as exc:
+        log.info("kiosk: no e-purse on the card: %s", exc)
+        raise _no_epurse(kiosk, args) from None
     receipt = balance_receipt(
         snap.info.card_number, kiosk.terminal_id, datetime.now(), snap.balance, _history(snap.log)
     )
@@ -189,7 +224,11 @@ def run_top_up(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         kiosk = _kiosk(args, client)
-        top = kiosk.top_up(amount, pin=args.pin)
+        try:
+            top = kiosk.top_up(amount, pin=args.pin)
+        except FileNotFound as exc:
+            log.info("kiosk: no e-purse on the card: %s", exc)
+            raise _no_epurse(kiosk, args) from None
     finally:
         client.close()
     r = top.result

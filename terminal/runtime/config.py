@@ -23,7 +23,7 @@ VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach,
 ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", "door")
 
 SCHEMA: dict[str, Any] = {
-    "terminal": {"role": None, "station": None, "line": None, "clock": None},
+    "terminal": {"role": None, "station": None, "line": None, "clock": None, "lang": None},
     "readers": {"card": None, "sam": None, "trace": None},
     "sim": {
         "terminal_id": None,
@@ -120,6 +120,7 @@ class TerminalConfig:
     terminal_data: str | None = None  # POS: the EMV kernel's terminal data (JSON)
     ca_keys: str | None = None  # POS: CA public keys added to the built-in ones
     trust_test_keys: bool = False  # POS: accept test CA keys (always with the sim reader)
+    lang: str | None = None  # operator lines: "zh" or "en" (None: from the locale)
     min_top_up: int = 100  # kiosk: the smallest top-up, fen
     max_top_up: int = 100_000  # kiosk: the largest top-up, fen
     max_balance: int = 100_000  # kiosk: the purse ceiling checked before loading, fen
@@ -201,6 +202,7 @@ def _set(f: _ConfigFile, config: TerminalConfig, section: str, key: str, attr: s
 FIELDS = (
     ("terminal", "station", "station"),
     ("terminal", "line", "line"),
+    ("terminal", "lang", "lang"),
     ("readers", "card", "card_reader"),
     ("readers", "sam", "sam_reader"),
     ("readers", "trace", "trace"),
@@ -276,6 +278,8 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         PaymentRule.named(config.pay)
     except ValueError as exc:
         raise f.error(("pos", "pay"), f"pos.pay {config.pay!r}: {exc}") from None
+    if config.lang is not None and config.lang not in ("zh", "en"):
+        raise f.error(("terminal", "lang"), f"terminal.lang must be zh or en, got {config.lang!r}")
     if not 0 < config.min_top_up <= config.max_top_up or config.max_balance <= 0:
         raise f.error(
             ("kiosk",),
