@@ -1,16 +1,28 @@
-"""Issue 3: tap-to-result host-side time (bus, metro exit) with card and PSAM in process and
-the journal on disk at synchronous=FULL; the journal's own cost per transaction; and, in
-the same run, this disk's raw fsync latency. Target: host-side p99 under 5 ms."""
+"""Tap-to-result host-side time (bus, metro exit) with card and PSAM in process and the
+journal on disk at synchronous=FULL, while a CPU-bound process runs on the other core (the
+benchmark starts it and prints the load average); interleaved blocks under Python's default
+GC and under the tap loop's policy (TapGc: frozen start-up heap, no collection inside a tap,
+young generations collected in idle time), p50/p99/p99.9 of each. Also the journal's own
+cost per transaction and this disk's raw fsync latency. Goal: p99 under 5 ms (issue 15)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from benchmarks.baseline import measure
+from benchmarks.goals import goal
 from terminal.journal import Journal
+from terminal.roles.loop import TapGc
 from tests.terminal.roles.fleet import Fleet
 
 WORKDIR = Path(__file__).resolve().parents[1] / ".benchmarks"
@@ -62,23 +74,103 @@ def measure_with_idle(fn, idle, rounds: int) -> dict[str, float]:  # type: ignor
     return {"median_us": samples[len(samples) // 2], "p99_us": samples[int(len(samples) * 0.99)]}
 
 
-def test_bus_tap(benchmark, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+BLOCKS = 6  # alternating: Python's default GC, then the tap loop's policy (TapGc)
+TAPS_PER_BLOCK = 700
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    """A CPU-bound process for the other core: a validator's CPU is always shared."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(0.3)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    n = len(s)
+    return {
+        "median_us": s[n // 2],
+        "p99_us": s[min(n - 1, int(n * 0.99))],
+        "p999_us": s[min(n - 1, int(n * 0.999))],
+        "max_us": s[-1],
+    }
+
+
+def _gc_blocks(prepare, timed, idle) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Interleaved blocks of taps under the default GC and under TapGc, in one run."""
+    policy = TapGc()
+    samples: dict[str, list[float]] = {"default": [], "policy": []}
+    try:
+        for block in range(BLOCKS):
+            on = block % 2 == 1
+            if on:
+                policy.start()
+            else:
+                gc.unfreeze()
+            for _ in range(TAPS_PER_BLOCK):
+                prepare()
+                with policy.tap() if on else contextlib.nullcontext():
+                    t0 = time.perf_counter_ns()
+                    timed()
+                    dt = (time.perf_counter_ns() - t0) / 1000
+                samples["policy" if on else "default"].append(dt)
+                idle()
+                if on:
+                    policy.idle()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    return {k: _percentiles(v) for k, v in samples.items()}
+
+
+def _report_tap(benchmark, name: str, stats: dict[str, dict[str, float]]) -> None:  # type: ignore[no-untyped-def]
+    load = os.getloadavg()[0]
+    print(
+        f"\n{name} host-side, {BLOCKS // 2} x {TAPS_PER_BLOCK} taps each way, interleaved, "
+        f"a CPU-bound process on the other core, load average {load:.2f} "
+        f"on {os.cpu_count()} CPUs:"
+    )
+    for label, st in stats.items():
+        print(
+            f"  GC {label:<8s} p50 {st['median_us'] / 1000:6.2f} ms  p99 {st['p99_us'] / 1000:6.2f}"
+            f" ms  p99.9 {st['p999_us'] / 1000:6.2f} ms  max {st['max_us'] / 1000:6.2f} ms"
+        )
+        for k, v in st.items():
+            benchmark.extra_info[f"{name}_{label}_{k}"] = round(v, 1)
+    benchmark.extra_info["load_average"] = round(load, 2)
+    p = stats["policy"]
+    goal(
+        f"{name} p99 under CPU load",
+        p["p99_us"] / 1000,
+        5.0,
+        "ms",
+        note=f"p99.9 {p['p999_us'] / 1000:.2f} ms, load {load:.1f}",
+    )
+
+
+def test_bus_tap(benchmark, tmp_path, clock, cpu_load) -> None:  # type: ignore[no-untyped-def]
     f = _fleet(tmp_path, clock)
     i = iter(range(10**9))
 
+    def insert() -> None:
+        f.reader.insert(f.cards[next(i) % len(f.cards)])
+
     def tap() -> None:
-        card = f.cards[next(i) % len(f.cards)]
-        f.reader.insert(card)
         assert f.bus.tap().green
         clock.advance(seconds=120)
 
-    stats = measure_with_idle(tap, f.journal.checkpoint, rounds=2000)
-    benchmark.pedantic(tap, teardown=f.journal.checkpoint, rounds=500, iterations=1)
-    _record(benchmark, stats, "bus_tap")
+    stats = _gc_blocks(insert, tap, f.journal.checkpoint)
+    benchmark.pedantic(tap, setup=insert, teardown=f.journal.checkpoint, rounds=200, iterations=1)
+    _report_tap(benchmark, "bus_tap", stats)
     _record(benchmark, fsync_latency(), "fsync")
 
 
-def test_metro_exit_tap(benchmark, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+def test_metro_exit_tap(benchmark, tmp_path, clock, cpu_load) -> None:  # type: ignore[no-untyped-def]
     f = _fleet(tmp_path, clock)
     n = iter(range(10**9))
 
@@ -86,6 +178,7 @@ def test_metro_exit_tap(benchmark, tmp_path, clock) -> None:  # type: ignore[no-
         card = f.cards[next(n) % len(f.cards)]
         f.reader.insert(card)
         assert f.entry.tap().green
+        f.journal.checkpoint()
         clock.advance(minutes=20)
         f.reader.insert(card)
         return (), {}
@@ -94,17 +187,9 @@ def test_metro_exit_tap(benchmark, tmp_path, clock) -> None:  # type: ignore[no-
         r = f.exit.tap()
         assert r.green and r.fare == 400
 
-    samples = []
-    for _ in range(1000):
-        enter()
-        f.journal.checkpoint()
-        t0 = time.perf_counter_ns()
-        leave()
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-    samples.sort()
-    stats = {"median_us": samples[len(samples) // 2], "p99_us": samples[int(len(samples) * 0.99)]}
-    benchmark.pedantic(leave, setup=enter, rounds=300, iterations=1)
-    _record(benchmark, stats, "metro_exit_tap")
+    stats = _gc_blocks(enter, leave, f.journal.checkpoint)
+    benchmark.pedantic(leave, setup=enter, rounds=100, iterations=1)
+    _report_tap(benchmark, "metro_exit_tap", stats)
 
 
 def test_journal_cost_per_transaction(benchmark) -> None:  # type: ignore[no-untyped-def]

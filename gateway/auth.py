@@ -17,15 +17,16 @@ from gateway.storage import Database, now_ms
 
 TERMINAL_ID = re.compile(r"^[0-9A-F]{12}\Z")
 OPERATOR_ID = re.compile(r"^[0-9A-Za-z_.-]{1,32}\Z")
-ROLES = ("pos", "validator", "kiosk", "issuance", "admin", "door")
+ROLES = ("pos", "validator", "kiosk", "issuance", "admin", "door", "library")
 PURCHASE = "purchase"
 EC_PURCHASE = "ec_purchase"
-# What each role may upload to /v1/batches: only debiting terminals report purchases, and
-# only a merchant POS takes Electronic Cash. A kiosk or desk moves money through the online
-# load endpoints, which the HSM checks.
+QR_RIDE = "qr_ride"
+# What each role may upload to /v1/batches: only debiting terminals report purchases, only
+# a merchant POS takes Electronic Cash, only a validator takes ride QR codes. A kiosk or
+# desk moves money through the online load endpoints, which the HSM checks.
 UPLOAD_KINDS: dict[str, frozenset[str]] = {
     "pos": frozenset({PURCHASE, EC_PURCHASE}),
-    "validator": frozenset({PURCHASE}),
+    "validator": frozenset({PURCHASE, QR_RIDE}),
 }
 
 

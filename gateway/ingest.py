@@ -26,7 +26,10 @@ from gateway.edges import storable_text
 from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
 from gateway.storage import POSTGRES, Cursor, Database, now_ms
-from terminal.record import CARD_YEARS, EC_PURCHASE, RecordError, json_column
+from gateway.storage.schema import KIND_TABLES
+from terminal.qr.checks import check_record
+from terminal.qr.code import QrError
+from terminal.record import CARD_YEARS, EC_PURCHASE, QR_RIDE, RecordError, RecordKind, json_column
 from terminal.record import PURCHASE as RECORD
 
 MAX_BATCH_RECORDS = 1000
@@ -44,8 +47,10 @@ _BATCH_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,64}\Z")
 BATCH_KEYS = frozenset({"batch_id", "terminal_id", "records"})
 # a batch of another kind than purchases names it; one kind per batch
 KINDED_BATCH_KEYS = BATCH_KEYS | {"kind"}
-BATCH_KINDS = {k.name: k for k in (RECORD, EC_PURCHASE)}
+BATCH_KINDS = {k.name: k for k in (RECORD, EC_PURCHASE, QR_RIDE)}
 RECORD_KEYS = RECORD.names
+# each kind's sequence field (the last of its identity), looked up once per ack
+_SEQ_NAMES = {name: kind.identity[-1] for name, kind in BATCH_KINDS.items()}
 _RECORD_KEYSET = frozenset(RECORD_KEYS)
 
 # the columns a stored row carries after terminal_id, in this order
@@ -79,7 +84,7 @@ _YEAR_LO, _YEAR_HI = CARD_YEARS
 class Batch:
     batch_id: str
     terminal_id: str
-    rows: list[tuple[Any, ...]]  # ROW_COLUMNS (or EC_ROW_COLUMNS), validated and normalised
+    rows: list[tuple[Any, ...]]  # ROW_COLUMNS (or kind_row_columns), validated and normalised
     kind: str = PURCHASE
 
 
@@ -93,8 +98,8 @@ class BatchResult:
 
     @property
     def seq_name(self) -> str:
-        """The record's sequence field each ack names (terminal_seq, ec_seq)."""
-        return BATCH_KINDS[self.kind].identity[-1]
+        """The record's sequence field each ack names (terminal_seq, ec_seq, qr_seq)."""
+        return _SEQ_NAMES[self.kind]
 
     def counts(self) -> dict[str, int]:
         out = {STORED: 0, DUPLICATE: 0, CONFLICT: 0}
@@ -221,23 +226,48 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
     return tuple(row)
 
 
-# an EC sale's stored row after terminal_id: its fields in order, then its content hash
-EC_ROW_COLUMNS = (*EC_PURCHASE.names[1:], "content_hash")
+def kind_row_columns(kind: RecordKind) -> tuple[str, ...]:
+    """A stored row of a kind after purchases, after terminal_id: its fields in order, then
+    its content hash."""
+    return (*kind.names[1:], "content_hash")
 
 
-def _ec_record(rec: Any, terminal_id: str) -> tuple[Any, ...]:
-    """One EC sale record checked against ``EC_PURCHASE``, as EC_ROW_COLUMNS."""
+# EC sales are stored as the ec_txn table; QR rides as qr_txn (gateway/storage/schema.py)
+EC_ROW_COLUMNS = kind_row_columns(EC_PURCHASE)
+
+
+def _ride_is_the_codes(values: dict[str, Any]) -> None:
+    """A ride record restates the code it carries and charges within its limit (the chain
+    is clearing's to re-verify: the gateway holds no root keys)."""
     try:
-        columns = EC_PURCHASE.from_wire(rec)
+        check_record(values)
+    except QrError as exc:
+        raise _Bad(str(exc)) from None
+
+
+# what a kind checks beyond its declaration, by kind name
+_KIND_CHECKS = {QR_RIDE.name: _ride_is_the_codes}
+# a field one record of the kind alone may hold, whatever its identity: a code pays one ride
+_ONCE_ONLY = {QR_RIDE.name: ("code_hash", "a ride code pays one ride")}
+
+
+def _kind_record(kind: RecordKind, rec: Any, terminal_id: str) -> tuple[Any, ...]:
+    """One record of a kind after purchases checked against its declaration (and its kind's
+    own check), as ``kind_row_columns(kind)``."""
+    try:
+        columns = kind.from_wire(rec)
     except RecordError as exc:
         raise _Bad(str(exc)) from None
     if columns[0] != terminal_id:
         raise Forbidden(
             "wrong_terminal", f"record claims terminal {columns[0]}, batch is from {terminal_id}"
         )
-    for name, value in zip(EC_PURCHASE.names, columns, strict=True):
+    for name, value in zip(kind.names, columns, strict=True):
         if type(value) is str and not value.isascii():
             _storable(value, name)
+    extra = _KIND_CHECKS.get(kind.name)
+    if extra is not None:
+        extra(dict(zip(kind.names, columns, strict=True)))
     digest = hashlib.sha256("|".join(map(str, columns[1:])).encode("utf-8")).hexdigest()
     return (*columns[1:], digest)
 
@@ -271,7 +301,7 @@ def parse_batch(
     if kind not in BATCH_KINDS:
         raise Malformed("bad_layout", f"kind must be one of {', '.join(sorted(BATCH_KINDS))}")
     require_upload(terminal, kind)
-    seq_name = BATCH_KINDS[kind].identity[-1]
+    seq_name = _SEQ_NAMES[kind]
     if not isinstance(batch_id, str) or not _BATCH_ID.match(batch_id):
         raise Malformed("bad_layout", "batch_id must be 1-64 characters of [0-9A-Za-z_.:-]")
     if not isinstance(terminal_id, str) or terminal_id.upper() != terminal.terminal_id:
@@ -288,12 +318,13 @@ def parse_batch(
         )
     rows = []
     seen: set[int] = set()
+    seen_once: set[Any] = set()
     for i, rec in enumerate(records):
         try:
             if kind == PURCHASE:
                 row = _record(rec, terminal.terminal_id, max_balance)
             else:
-                row = _ec_record(rec, terminal.terminal_id)
+                row = _kind_record(BATCH_KINDS[kind], rec, terminal.terminal_id)
         except _Bad as exc:
             seq = rec.get(seq_name) if isinstance(rec, dict) else None
             raise Invalid("invalid_record", f"record {i} ({seq_name} {seq}): {exc}") from None
@@ -302,6 +333,12 @@ def parse_batch(
                 "invalid_record", f"record {i}: {seq_name} {row[0]} appears twice in the batch"
             )
         seen.add(row[0])
+        once, _ = _ONCE_ONLY.get(kind, (None, ""))
+        if once is not None:
+            value = row[BATCH_KINDS[kind].names.index(once) - 1]
+            if value in seen_once:
+                raise Invalid("invalid_record", f"record {i}: {once} {value} appears twice")
+            seen_once.add(value)
         rows.append(row)
     return Batch(batch_id, terminal.terminal_id, rows, kind)
 
@@ -385,41 +422,65 @@ def _held_hashes(cur: Cursor, dialect: str, terminal_id: str, seqs: list[int]) -
     return out
 
 
-_EC_INSERT = (
-    "INSERT INTO ec_txn (terminal_id, operator_id, batch_id, received_at, "
-    + ", ".join(EC_ROW_COLUMNS)
-    + ") VALUES ("
-    + ", ".join("?" * (4 + len(EC_ROW_COLUMNS)))
-    + ") ON CONFLICT (terminal_id, ec_seq) DO NOTHING RETURNING id"
-)
+def _kind_insert(kind: RecordKind) -> str:
+    columns = kind_row_columns(kind)
+    return (
+        f"INSERT INTO {KIND_TABLES[kind.name]} (terminal_id, operator_id, batch_id, received_at, "
+        + ", ".join(columns)
+        + ") VALUES ("
+        + ", ".join("?" * (4 + len(columns)))
+        + f") ON CONFLICT ({', '.join(kind.identity)}) DO NOTHING RETURNING id"
+    )
 
 
-def _store_ec(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[tuple[int, str]]:
-    """Store EC sale rows, each new one with its clearing record in the outbox (the
-    forwarder posts an outbox payload as is); conflicts go to ``txn_conflicts``."""
+_KIND_INSERTS = {name: _kind_insert(BATCH_KINDS[name]) for name in KIND_TABLES}
+
+
+def _store_kind(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[tuple[int, str]]:
+    """Store rows of a kind after purchases, each new one with its clearing record in the
+    outbox (the forwarder posts an outbox payload as is); conflicts go to ``txn_conflicts``."""
+    kind = BATCH_KINDS[batch.kind]
+    columns = kind_row_columns(kind)
+    seq_name = kind.identity[-1]
+    table = KIND_TABLES[kind.name]
     acks: list[tuple[int, str]] = []
     for row in batch.rows:
-        cur.execute(_EC_INSERT, (batch.terminal_id, operator_id, batch.batch_id, now, *row))
+        once, why = _ONCE_ONLY.get(kind.name, (None, ""))
+        if once is not None:
+            cur.execute(
+                f"SELECT terminal_id, {seq_name} FROM {table} WHERE {once} = ?",
+                (row[columns.index(once)],),
+            )
+            held = cur.fetchone()
+            if held is not None and tuple(held) != (batch.terminal_id, row[0]):
+                raise Conflict(
+                    f"{once}_held",
+                    f"{seq_name} {row[0]}: its {once} is already held as terminal {held[0]}"
+                    f" {seq_name} {held[1]}: {why}",
+                )
+        cur.execute(
+            _KIND_INSERTS[kind.name], (batch.terminal_id, operator_id, batch.batch_id, now, *row)
+        )
         new = cur.fetchone()
         if new is not None:
-            values = dict(zip(EC_ROW_COLUMNS, row, strict=True), terminal_id=batch.terminal_id)
-            record = EC_PURCHASE.clearing_record(values, operator_id)
+            values = dict(zip(columns, row, strict=True), terminal_id=batch.terminal_id)
+            record = kind.clearing_record(values, operator_id)
             cur.execute(
                 "INSERT INTO outbox (kind, ref_id, payload, created_at, available_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (EC_PURCHASE.name, new[0], json.dumps(record, sort_keys=True), now, now),
+                (kind.name, new[0], json.dumps(record, sort_keys=True), now, now),
             )
             acks.append((row[0], STORED))
             continue
         cur.execute(
-            "SELECT content_hash FROM ec_txn WHERE terminal_id = ? AND ec_seq = ?",
+            f"SELECT content_hash FROM {table} WHERE terminal_id = ? AND {seq_name} = ?",
             (batch.terminal_id, row[0]),
         )
         if cur.fetchone()[0] == row[-1]:
             acks.append((row[0], DUPLICATE))
             continue
         acks.append((row[0], CONFLICT))
-        record = dict(zip(EC_ROW_COLUMNS, row, strict=True), kind=EC_PURCHASE.name)
+        record = dict(zip(columns, row, strict=True), kind=kind.name)
         cur.execute(
             "INSERT INTO txn_conflicts (terminal_id, terminal_seq, content_hash, record,"
             " batch_id, received_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -447,7 +508,7 @@ def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
                 "a batch id is used for one body only",
             )
         if batch.kind != PURCHASE:
-            acks = _store_ec(cur, batch, terminal.operator_id, now)
+            acks = _store_kind(cur, batch, terminal.operator_id, now)
             if held is None:
                 stored = sum(status == STORED for _, status in acks)
                 cur.execute(

@@ -34,6 +34,12 @@ _SENT = {
         " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY e.terminal_id",
         "substr(e.txn_time, 1, 10) = ?",
     ),
+    "qr_ride": (
+        "SELECT q.terminal_id, COUNT(*), COALESCE(SUM(q.amount), 0) FROM outbox o"
+        " JOIN qr_txn q ON o.kind = 'qr_ride' AND o.ref_id = q.id"
+        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY q.terminal_id",
+        "substr(q.txn_time, 1, 10) = ?",
+    ),
 }
 
 
@@ -49,6 +55,10 @@ _REJECTED = (
     " SELECT 'ec_purchase', e.terminal_id, e.ec_seq, NULL, e.amount, o.reason FROM outbox o"
     " JOIN ec_txn e ON o.kind = 'ec_purchase' AND o.ref_id = e.id"
     " WHERE o.outcome = 'rejected' {ec_day}"
+    " UNION ALL"
+    " SELECT 'qr_ride', q.terminal_id, q.qr_seq, NULL, q.amount, o.reason FROM outbox o"
+    " JOIN qr_txn q ON o.kind = 'qr_ride' AND o.ref_id = q.id"
+    " WHERE o.outcome = 'rejected' {qr_day}"
     " ORDER BY 1, 2, 3, 4"
 )
 
@@ -59,9 +69,10 @@ def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
         txn_day=f"AND {_SENT['purchase'][1]}" if day else "",
         load_day=f"AND {_SENT['load'][1]}" if day else "",
         ec_day=f"AND {_SENT['ec_purchase'][1]}" if day else "",
+        qr_day=f"AND {_SENT['qr_ride'][1]}" if day else "",
     )
     with db.tx() as cur:
-        cur.execute(sql, (day, day, day) if day else ())
+        cur.execute(sql, (day,) * len(_SENT) if day else ())
         rows = cur.fetchall()
     out = []
     for kind, terminal_id, seq, reference, amount, reason in rows:
@@ -70,6 +81,8 @@ def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
             item["terminal_seq"] = int(seq)
         elif kind == "ec_purchase":
             item["ec_seq"] = int(seq)
+        elif kind == "qr_ride":
+            item["qr_seq"] = int(seq)
         else:
             item["reference"] = reference
         item.update(amount=int(amount), reason=reason or "")

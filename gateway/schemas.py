@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from gateway import ingest, loads
+from gateway import ingest, loads, numbers
 from gateway.edges import INT64_MAX, DbId, JsonValue, Text
 from terminal.epurse.model import LoadRequest
+from terminal.record import QR_RIDE, RecordKind
+from terminal.record import Field as RecordField
 
 HEX4 = r"^[0-9A-Fa-f]{8}$"
 
@@ -45,6 +47,36 @@ class UploadRecord(BaseModel):
     context: dict[str, JsonValue]
 
 
+def _record_field(f: RecordField) -> tuple[Any, Any]:
+    """A record field as a pydantic field: its wire type and bounds (terminal/record.py)."""
+    if f.type is bytes:
+        kind: Any = str
+        info = Field(pattern=f"^[0-9A-Fa-f]{{{2 * f.length}}}$", description=f.doc)
+    elif f.type is int:
+        kind, info = int, Field(ge=f.lo, le=f.hi, description=f.doc)
+    elif f.type is dict:
+        kind, info = dict[str, JsonValue], Field(description=f.doc)
+    elif f.type is bool:
+        kind, info = bool, Field(description=f.doc)
+    else:
+        kind, info = Text, Field(max_length=f.max_len or None, description=f.doc)
+    return (kind | None if f.nullable else kind), info
+
+
+def record_model(kind: RecordKind, name: str) -> type[BaseModel]:
+    """The upload form of a record kind, derived from its declaration."""
+    model = create_model(  # type: ignore[call-overload]
+        name,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"One {kind.name} record as a terminal uploads it.",
+        **{f.name: _record_field(f) for f in kind.fields},
+    )
+    return model  # type: ignore[no-any-return]
+
+
+QrRideRecord = record_model(QR_RIDE, "QrRideRecord")
+
+
 class UploadBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,14 +84,16 @@ class UploadBatch(BaseModel):
     terminal_id: Text = Field(description="must be the authenticated terminal")
     kind: Text = Field(
         default="purchase",
-        description="purchase, or ec_purchase (POS only): the records' kind, one per batch",
+        description="purchase, ec_purchase (POS only) or qr_ride (validators only): the"
+        " records' kind, one per batch",
     )
-    records: list[UploadRecord]
+    records: list[UploadRecord | QrRideRecord]  # type: ignore[valid-type]
 
 
 class Ack(BaseModel):
     terminal_seq: int | None = Field(default=None, description="a purchase's sequence")
     ec_seq: int | None = Field(default=None, description="an EC sale's sequence")
+    qr_seq: int | None = Field(default=None, description="a QR ride's sequence")
     status: str = Field(description="stored, duplicate, or conflict (kept aside, not stored)")
 
 
@@ -144,6 +178,33 @@ class HotlistBody(BaseModel):
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk whose book this is; refused unless it is the token's desk",
+    )
+
+
+class LeaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    count: int = Field(ge=1, le=numbers.MAX_BLOCK, description="how many card numbers")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk the block is for; refused unless it is the token's desk",
+    )
+
+
+class ClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_number: Text = Field(description="the 19 printed digits")
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    id_number: Text = Field(description="the holder's identity number")
+    card_kind: int = Field(ge=0, le=0xFF)
+    replaces: Text | None = Field(default=None, description="the lost card it replaces")
 
 
 class LossBody(BaseModel):
@@ -234,6 +295,48 @@ class AllowanceRosterBody(BaseModel):
     month: Text = Field(description="YYYY-MM")
     roster: Text = Field(description="the roster's name, as the back office approved it")
     lines: list[dict[str, JsonValue]]
+
+
+class LibraryLoanBody(BaseModel):
+    """A library desk lends a book to the card's holder (named by the desk's loan number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    loan_no: JsonValue
+    card_serial: Text
+    person_no: Text
+    book: Text
+    limit: JsonValue
+
+
+class LibraryReturnBody(BaseModel):
+    """A library desk takes a book back (named by the desk's return number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    return_no: JsonValue
+    book: Text
+
+
+class AllowanceVoidBody(BaseModel):
+    """A canteen voids a sale whose answer it lost (the customer was refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terminal_id: Text
+    sale_seq: JsonValue
+
+
+class CampusLimitBody(BaseModel):
+    """An allowance day limit for a person or a group (fen)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Text = Field(description="person or group")
+    name: Text = Field(description="the person number or the group's name")
+    day_limit_fen: JsonValue
 
 
 class AllowanceSpendBody(BaseModel):

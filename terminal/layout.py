@@ -7,6 +7,7 @@ typed ``MalformedResponse`` so bad bytes never surface as an IndexError.
 
 from __future__ import annotations
 
+import struct
 from datetime import date, datetime, time
 from typing import Any
 
@@ -55,13 +56,126 @@ BcdDateTime = _BcdDateTime(cs.Bytes(7))
 Amount = cs.Int32ub  # fen, unsigned 4 bytes
 
 
-_COMPILED: dict[int, tuple[cs.Construct, cs.Construct, int | None]] = {}
+class _Plain:
+    """A fixed-size construct Struct of plain fields (Bytes, big-endian integers, Const, and
+    adapters over them) as one precompiled ``struct.Struct``: the layout stays declared once
+    in construct; this is only its fast path (about 5x construct's compiled form). A
+    trailing ``GreedyRange(Bytes(n))`` (the PSAM's extra factors) is built, not parsed.
+
+    Anything unexpected (a missing field, a wrong length, a value out of range) falls back to
+    construct itself, so errors and edge cases stay exactly construct's."""
+
+    __slots__ = ("decode", "encode", "lengths", "names", "packer", "size", "tail", "tail_name")
+
+    def __init__(self, layout: cs.Struct):
+        fmt, names, decode, encode, lengths = [">"], [], [], [], []
+        self.tail: int | None = None
+        self.tail_name = ""
+        subcons = list(layout.subcons)
+        last = subcons[-1].subcon if subcons and isinstance(subcons[-1], cs.Renamed) else None
+        if isinstance(last, cs.GreedyRange) and isinstance(last.subcon, cs.Bytes):
+            if not isinstance(last.subcon.length, int):
+                raise NotImplementedError
+            self.tail, self.tail_name = last.subcon.length, subcons[-1].name
+            subcons.pop()
+        for i, sc in enumerate(subcons):
+            if not isinstance(sc, cs.Renamed) or not sc.name:
+                raise NotImplementedError
+            field = sc.subcon
+            adapter = None
+            if type(field).__base__ is cs.Adapter:
+                adapter, field = field, field.subcon
+            code, to_py, from_py, length = _plain_field(field)
+            if adapter is not None:
+                dec, enc = adapter._decode, adapter._encode
+                to_py = _then(to_py, lambda v, dec=dec: dec(v, None, ""))
+                from_py = _then(lambda v, enc=enc: enc(v, None, ""), from_py)
+            fmt.append(code)
+            names.append(sc.name)
+            if to_py is not None:
+                decode.append((i, to_py))
+            if from_py is not None:
+                encode.append((i, from_py))
+            if length is not None:
+                lengths.append((i, length))
+        self.names = tuple(names)
+        self.packer = struct.Struct("".join(fmt))
+        self.size = self.packer.size
+        # (field index, conversion) only for the fields that have one
+        self.decode = tuple(decode)
+        self.encode = tuple(encode)
+        self.lengths = tuple(lengths)
+
+    def parse(self, data: bytes) -> cs.Container:
+        values = self.packer.unpack(data)
+        if self.decode:
+            values = list(values)
+            for i, f in self.decode:
+                values[i] = f(values[i])
+        return cs.Container(zip(self.names, values, strict=True))
+
+    def build(self, fields: dict[str, Any]) -> bytes:
+        values = [fields[name] for name in self.names]
+        for i, f in self.encode:
+            values[i] = f(values[i])
+        for i, length in self.lengths:
+            v = values[i]
+            if type(v) is not bytes or len(v) != length:
+                raise ValueError(self.names[i])
+        out = self.packer.pack(*values)
+        if self.tail is None:
+            return out
+        extra = fields[self.tail_name]
+        if any(type(v) is not bytes or len(v) != self.tail for v in extra):
+            raise ValueError(self.tail_name)
+        return out + b"".join(extra)
 
 
-def _fast(layout: cs.Construct) -> tuple[cs.Construct, int | None]:
-    """construct's compiled form of a layout (3-5x faster) and its fixed size, made once."""
+def _then(first: Any, second: Any) -> Any:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return lambda v: second(first(v))
+
+
+def _plain_field(field: cs.Construct) -> tuple[str, Any, Any, int | None]:
+    """(struct code, bytes->value, value->packable, exact bytes length) of one plain field."""
+    if type(field) is cs.FormatField and field.fmtstr[0] == ">":
+        return field.fmtstr[1:], None, None, None
+    if type(field) is cs.Bytes and isinstance(field.length, int):
+        return f"{field.length}s", None, None, field.length
+    if type(field) is cs.BytesInteger and isinstance(field.length, int):
+        if field.signed or field.swapped:
+            raise NotImplementedError
+        n = field.length
+        return (
+            f"{n}s",
+            lambda v: int.from_bytes(v, "big"),
+            lambda v, n=n: v.to_bytes(n, "big"),
+            n,
+        )
+    if type(field) is cs.Const and type(field.subcon) is cs.Bytes:
+        value = field.value
+
+        def check(v: bytes, value: bytes = value) -> bytes:
+            if v != value:
+                raise cs.ConstError(f"parsing expected {value!r} but parsed {v!r}")
+            return v
+
+        return f"{len(value)}s", check, lambda v, value=value: value if v is None else v, len(value)
+    raise NotImplementedError
+
+
+_COMPILED: dict[int, tuple[cs.Construct, int | None, _Plain | None, cs.Construct]] = {}
+
+
+def _fast(layout: cs.Construct) -> tuple[cs.Construct, int | None, _Plain | None, cs.Construct]:
+    """construct's compiled form of a layout (3-5x faster), its fixed size, and its plain
+    ``struct`` form when it has one; made once per layout (the entry keeps the layout alive,
+    so its id stays its own)."""
     entry = _COMPILED.get(id(layout))
-    if entry is None or entry[0] is not layout:
+    if entry is None:
         try:
             compiled = layout.compile()
         except NotImplementedError:
@@ -70,17 +184,26 @@ def _fast(layout: cs.Construct) -> tuple[cs.Construct, int | None]:
             size = layout.sizeof()
         except cs.SizeofError:
             size = None
-        entry = _COMPILED[id(layout)] = (layout, compiled, size)
-    return entry[1], entry[2]
+        try:
+            plain = _Plain(layout) if isinstance(layout, cs.Struct) else None
+        except NotImplementedError:
+            plain = None
+        entry = _COMPILED[id(layout)] = (compiled, size, plain, layout)
+    return entry
 
 
 def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | None = None) -> Any:
     """Parse ``data`` that must fill ``layout`` exactly; a MalformedResponse otherwise."""
-    compiled, size = _fast(layout)
+    compiled, size, plain, _ = _fast(layout)
     if size is not None and len(data) != size:
         raise MalformedResponse(
             f"{what}: expected {size} bytes, got {len(data)}", raw=bytes(data), command=command
         )
+    if plain is not None and plain.tail is None:
+        try:
+            return plain.parse(data)
+        except Exception:
+            pass
     try:
         return compiled.parse(data)
     except (cs.ConstructError, BcdError) as exc:
@@ -91,6 +214,12 @@ def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:
     """The fields of a fixed-size ``layout`` that a shorter (or longer) ``data`` holds whole;
     the fields past its end are None (absent). Cards personalise files shorter than the
     specification's length, and what they hold must still be read (issue 12, item 5)."""
+    _, size, plain, _ = _fast(layout)
+    if plain is not None and len(data) == size:
+        try:
+            return dict(plain.parse(data))
+        except Exception:
+            pass  # the field-by-field parse below names the bad field
     out: dict[str, Any] = {}
     pos = 0
     for sub in layout.subcons:
@@ -109,4 +238,10 @@ def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:
 
 def build(layout: cs.Construct, **fields: Any) -> bytes:
     """Build bytes from field values (programming errors surface as construct errors)."""
-    return _fast(layout)[0].build(fields)
+    compiled, _, plain, _ = _fast(layout)
+    if plain is not None:
+        try:
+            return plain.build(fields)
+        except Exception:
+            pass
+    return compiled.build(fields)

@@ -12,6 +12,7 @@ from simulators.campus import campus_psam
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
 from terminal.campus.door import AccessList, Door, EventJournal, sync_access, upload_events
+from terminal.campus.library import DeskNumbers, LibraryDesk, parse_library_rules
 from terminal.campus.rules import load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
@@ -33,7 +34,7 @@ holidays = true
 doors = ["east-in", "east-out"]
 zone = "daytime"
 [groups.staff]
-doors = ["east-in", "east-out", "lab"]
+doors = ["east-in", "east-out", "lab", "clock-in", "clock-out"]
 zone = "always"
 [doors.east-in]
 area = "campus"
@@ -45,6 +46,13 @@ direction = "out"
 paired = "east-in"
 [doors.lab]
 area = "lab"
+[doors.clock-in]
+area = "office"
+purpose = "attendance"
+[doors.clock-out]
+area = "office"
+direction = "out"
+purpose = "attendance"
 """
 
 
@@ -166,3 +174,42 @@ def allowance_of(url: str, person_no: str) -> int:
         f"{url}/v1/admin/campus/allowance/{person_no}", headers={"X-Admin-Token": ADMIN_TOKEN}
     )
     return int(r.json()["balance_fen"])
+
+
+LIBRARY_ID = "310000000401"
+
+
+@dataclass
+class LibrarySite:
+    """A library desk: a campus SAM, its synced lists, its numbers, limits 2 / 5."""
+
+    tmp: Path
+    clock: Any
+    url: str
+    token: str
+    reader: SimReader = field(init=False)
+    desk: LibraryDesk = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = SimReader(name="library")
+        session = TerminalSession(self.reader, SimReader(campus_psam(LIBRARY_ID)), clock=self.clock)
+        session.start()
+        text = "[limits]\nstudents = 2\nstaff = 5\n"
+        self.desk = LibraryDesk(
+            session,
+            parse_library_rules({"limits": {"students": 2, "staff": 5}}, path="lib", text=text),
+            AccessList(self.tmp / "library-access.db"),
+            Hotlist(self.tmp / "library-hotlist.db"),
+            DeskNumbers(self.tmp / "library-numbers.db"),
+            GatewayClient(self.url, self.token, timeout=1.0),
+        )
+
+    def sync(self) -> int:
+        return sync_access(self.desk.client, self.desk.access, self.desk.hotlist)
+
+    def borrow(self, card: SoftEPurseCard, book: str) -> Any:
+        self.reader.insert(card)
+        try:
+            return self.desk.borrow(book)
+        finally:
+            self.reader.remove()

@@ -23,6 +23,7 @@ from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from simulators.emv_profiles import default_issuer
 from simulators.profiles import DEMO_ISSUERS, demo_keyset
+from simulators.qr_app import RideCodeApp
 from tests.servers import PostgresCluster, UvicornThread
 
 ADMIN_TOKEN = "test-admin-token"
@@ -70,11 +71,21 @@ class ClearingServer:
         return httpx.get(self.url + "/v1/settlement", params=params).json()
 
 
+def clearing_verifier() -> TacVerifier:
+    """Clearing's keys for the software cards, EMV issuer and ride-code app (its default
+    root CA and issuer: the names derive the same keys in every run)."""
+    app = RideCodeApp()
+    return TacVerifier(
+        demo_keysets(),
+        ec_issuers=(default_issuer(),),
+        qr_roots={app.root.index: app.root.root_key},
+        qr_issuers=(app.issuer().rule,),
+    )
+
+
 @pytest.fixture
 def clearing(tmp_path: Path) -> Iterator[ClearingServer]:
-    ledger = Ledger(
-        str(tmp_path / "clearing.db"), TacVerifier(demo_keysets(), ec_issuers=(default_issuer(),))
-    )
+    ledger = Ledger(str(tmp_path / "clearing.db"), clearing_verifier())
     server = UvicornThread(create_clearing_app(ledger)).start()
     yield ClearingServer(ledger, server)
     server.stop()

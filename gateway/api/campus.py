@@ -9,20 +9,26 @@ from fastapi.responses import Response
 
 from gateway.api.deps import DB, admin, with_role
 from gateway.api.http import json_response
-from gateway.campus import allowance, store
+from gateway.campus import allowance, library, reports, store
 from gateway.edges import INT64_MAX, Text
 from gateway.errors import Invalid
 from gateway.schemas import (
     AllowanceRosterBody,
     AllowanceSpendBody,
+    AllowanceVoidBody,
     CampusCardBody,
     CampusEventsBody,
+    CampusLimitBody,
     CampusLossBody,
     CampusPersonBody,
+    LibraryLoanBody,
+    LibraryReturnBody,
 )
 
 router = APIRouter(tags=["campus"])
 Door = with_role("door")
+Listed = with_role("door", "library")  # the terminals that keep the allow list
+Library = with_role("library")
 Canteen = with_role("pos")
 MAX_DELTA = 10_000
 
@@ -84,7 +90,7 @@ def counts(db: DB, day: Text | None = None) -> Response:
 
 @router.get("/v1/campus/access", summary="The doors' allow list: changes after a version")
 def access(
-    terminal: Door,
+    terminal: Listed,
     db: DB,
     since: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(MAX_DELTA, ge=1, le=MAX_DELTA),
@@ -120,3 +126,66 @@ def allowance_balance(person_no: Text, db: DB) -> Response:
 @router.post("/v1/campus/allowance/spend", summary="A canteen sale paid from the allowance")
 def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Response:
     return json_response(allowance.spend(db, terminal, body.model_dump()))
+
+
+@router.post("/v1/campus/library/loans", summary="A library desk lends a book (once per loan)")
+def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Response:
+    return json_response(library.borrow(db, terminal, body.model_dump()))
+
+
+@router.post("/v1/campus/library/returns", summary="A library desk takes a book back")
+def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Response:
+    return json_response(library.give_back(db, terminal, body.model_dump()))
+
+
+@router.post(
+    "/v1/campus/allowance/void",
+    summary="Void a sale whose answer the canteen lost (refunded if it was taken)",
+)
+def void_allowance(terminal: Canteen, body: AllowanceVoidBody, db: DB) -> Response:
+    return json_response(allowance.void(db, terminal, body.model_dump()))
+
+
+@router.post(
+    "/v1/admin/campus/limits",
+    summary="Set a person's or a group's allowance day limit",
+    dependencies=[Depends(admin)],
+)
+def set_limit(body: CampusLimitBody, db: DB) -> Response:
+    allowance.set_day_limit(db, body.scope, body.name, body.day_limit_fen)
+    return json_response(body.model_dump())
+
+
+@router.get(
+    "/v1/admin/campus/accounts",
+    summary="Account review: people, their cards and status, allowance, day limit",
+    dependencies=[Depends(admin)],
+)
+def accounts(db: DB) -> Response:
+    return json_response({"people": reports.accounts(db)})
+
+
+def _range(since: str, until: str | None) -> tuple[str, str]:
+    lo = _day("since", since)
+    hi = _day("until", until) if until is not None else lo
+    if hi < lo or (hi - lo).days > 366:
+        raise Invalid("bad_date", "until must be on or after since, at most a year later")
+    return lo.isoformat(), hi.isoformat()
+
+
+@router.get(
+    "/v1/admin/campus/reports/entries",
+    summary="Entries and exits per area per day",
+    dependencies=[Depends(admin)],
+)
+def entries_report(db: DB, since: Text, until: Text | None = None) -> Response:
+    return json_response({"days": reports.entries(db, *_range(since, until))})
+
+
+@router.get(
+    "/v1/admin/campus/reports/sales",
+    summary="Canteen allowance sales per meal period per day",
+    dependencies=[Depends(admin)],
+)
+def sales_report(db: DB, since: Text, until: Text | None = None) -> Response:
+    return json_response({"days": reports.sales(db, *_range(since, until))})

@@ -7,13 +7,16 @@ gateway already holds with the same amount is recognised and not credited again,
 that would credit a person a second time that month (another amount) refuses the whole
 roster. A spend names the canteen's sale (terminal id, sale number), so a resent spend is
 answered as before and debits nothing; the card must be bound, not lost, and its holder
-the person the canteen read from the card's identity file.
+the person the canteen read from the card's identity file, and the day's spends stay
+within the person's (or group's) day limit. A sale whose answer the till lost is voided
+by its key: refunded if taken, refused if it arrives later.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from gateway.auth import Terminal
@@ -26,6 +29,7 @@ MONTH = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])\Z")
 MAX_CREDIT = 500_000  # 5,000 yuan a month: beyond any allowance, the mark of a typo
 MAX_SPEND = 100_000
 MAX_ROSTER = 20_000
+CST = timezone(timedelta(hours=8), "CST")  # the day a limit counts is China's day
 MEAL = re.compile(r"^[a-z][a-z0-9_-]{0,31}\Z")
 
 
@@ -119,6 +123,8 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
             (terminal.terminal_id, seq),
         )
         old = cur.fetchone()
+        if _voided(cur, terminal.terminal_id, seq):
+            raise Conflict("sale_voided", f"sale {seq} was voided by the till: it is not paid")
         if old is not None:
             if (old[0], old[1], int(old[2]), old[3]) != sale:
                 raise Conflict("sale_conflict", f"sale {seq} was paid with other content before")
@@ -131,6 +137,15 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
             raise Forbidden("card_lost", f"card {serial} is reported lost: its allowance is held")
         if card[0] != person:
             raise Forbidden("wrong_person", f"card {serial} is not bound to person {person}")
+        limit = day_limit_in(cur, person)
+        if limit is not None:
+            spent = spent_today_in(cur, person)
+            if spent + amount > limit:
+                raise Conflict(
+                    "over_limit",
+                    f"{person} spent {spent} fen of the allowance today, the day limit is"
+                    f" {limit}; the sale is {amount}",
+                )
         cur.execute(
             "UPDATE campus_allowance_accounts SET balance = balance - ?"
             " WHERE person_no = ? AND balance >= ? RETURNING balance",
@@ -149,6 +164,102 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
             (terminal.terminal_id, seq, serial, person, amount, meal, after, now_ms()),
         )
     return {"balance_fen": after, "duplicate": False}
+
+
+def void(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Void a sale whose answer the till lost (the customer was refused): a spend the
+    gateway took is refunded, one it never saw is refused if it arrives later; once."""
+    if doc.get("terminal_id") != terminal.terminal_id:
+        raise Forbidden("wrong_terminal", f"terminal {terminal.terminal_id} voids only its own")
+    seq = doc.get("sale_seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
+        raise Invalid("bad_sale", "sale_seq must be a positive whole number")
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT refunded FROM campus_allowance_voids WHERE terminal_id = ? AND sale_seq = ?",
+            (terminal.terminal_id, seq),
+        )
+        old = cur.fetchone()
+        if old is not None:
+            return {"sale_seq": seq, "refunded_fen": int(old[0]), "duplicate": True}
+        cur.execute(
+            "SELECT person_no, amount FROM campus_allowance_spends"
+            " WHERE terminal_id = ? AND sale_seq = ?",
+            (terminal.terminal_id, seq),
+        )
+        spent = cur.fetchone()
+        refunded = 0
+        if spent is not None:
+            refunded = int(spent[1])
+            cur.execute(
+                "UPDATE campus_allowance_accounts SET balance = balance + ? WHERE person_no = ?",
+                (refunded, spent[0]),
+            )
+        cur.execute(
+            "INSERT INTO campus_allowance_voids VALUES (?, ?, ?, ?)",
+            (terminal.terminal_id, seq, refunded, now_ms()),
+        )
+    return {"sale_seq": seq, "refunded_fen": refunded, "duplicate": False}
+
+
+def set_day_limit(db: Database, scope: str, name: str, day_limit: Any) -> None:
+    """A person's or a group's allowance day limit in fen (a person's wins over the group's)."""
+    if scope not in ("person", "group"):
+        raise Invalid("bad_limit", "scope must be person or group")
+    if isinstance(day_limit, bool) or not isinstance(day_limit, int) or day_limit < 0:
+        raise Invalid("bad_limit", "day_limit_fen must be a whole number of fen >= 0")
+    with db.tx() as cur:
+        if scope == "person":
+            cur.execute("SELECT 1 FROM campus_people WHERE person_no = ?", (name,))
+        else:
+            cur.execute("SELECT 1 FROM campus_people WHERE grp = ?", (name,))
+        if cur.fetchone() is None:
+            raise NotFound("unknown_" + scope, f"no {scope} {name}")
+        cur.execute("DELETE FROM campus_spend_limits WHERE scope = ? AND name = ?", (scope, name))
+        cur.execute(
+            "INSERT INTO campus_spend_limits VALUES (?, ?, ?, ?)",
+            (scope, name, day_limit, now_ms()),
+        )
+
+
+def day_limit_in(cur: Any, person_no: str) -> int | None:
+    cur.execute(
+        "SELECT l.scope, l.day_limit FROM campus_spend_limits l JOIN campus_people p"
+        " ON (l.scope = 'person' AND l.name = p.person_no)"
+        " OR (l.scope = 'group' AND l.name = p.grp)"
+        " WHERE p.person_no = ?",
+        (person_no,),
+    )
+    limits = dict(cur.fetchall())
+    value = limits.get("person", limits.get("group"))
+    return None if value is None else int(value)
+
+
+def day_bounds(ms: int) -> tuple[int, int]:
+    """The China Standard Time day (UTC+8) that ``ms`` falls in, as [start, end) in ms."""
+    day = datetime.fromtimestamp(ms / 1000, CST).date()
+    start = int(datetime.combine(day, time(), CST).timestamp() * 1000)
+    return start, start + 86_400_000
+
+
+def spent_today_in(cur: Any, person_no: str) -> int:
+    start, end = day_bounds(now_ms())
+    cur.execute(
+        "SELECT COALESCE(SUM(s.amount), 0) FROM campus_allowance_spends s"
+        " WHERE s.person_no = ? AND s.at >= ? AND s.at < ? AND NOT EXISTS (SELECT 1 FROM"
+        " campus_allowance_voids v"
+        " WHERE v.terminal_id = s.terminal_id AND v.sale_seq = s.sale_seq)",
+        (person_no, start, end),
+    )
+    return int(cur.fetchone()[0])
+
+
+def _voided(cur: Any, terminal_id: str, seq: int) -> bool:
+    cur.execute(
+        "SELECT 1 FROM campus_allowance_voids WHERE terminal_id = ? AND sale_seq = ?",
+        (terminal_id, seq),
+    )
+    return cur.fetchone() is not None
 
 
 def balance_in(cur: Any, person_no: str) -> int:

@@ -78,3 +78,45 @@ CREATE TABLE campus_allowance_spends (
     PRIMARY KEY (terminal_id, sale_seq)
 );
 """
+
+
+BACK_OFFICE_DESCRIPTION = (
+    "campus library loans, allowance spending limits, voided allowance sales (unanswered)"
+)
+
+
+def back_office_tables() -> str:
+    """Loans named by the desk's numbers; day limits per person or group; voided sales."""
+    return """
+CREATE TABLE campus_library_loans (
+    terminal_id     TEXT NOT NULL,
+    loan_no         {big} NOT NULL,
+    card_serial     TEXT NOT NULL,
+    person_no       TEXT NOT NULL REFERENCES campus_people (person_no),
+    book            TEXT NOT NULL,
+    loan_limit      {big} NOT NULL,
+    borrowed_at     {big} NOT NULL,
+    return_terminal TEXT,
+    return_no       {big},
+    returned_at     {big},
+    PRIMARY KEY (terminal_id, loan_no),
+    UNIQUE (return_terminal, return_no)
+);
+CREATE INDEX campus_library_loans_by_book ON campus_library_loans (book, returned_at);
+CREATE INDEX campus_library_loans_by_person ON campus_library_loans (person_no, returned_at);
+CREATE TABLE campus_spend_limits (
+    scope       TEXT NOT NULL CHECK (scope IN ('person', 'group')),
+    name        TEXT NOT NULL,
+    day_limit   {big} NOT NULL CHECK (day_limit >= 0),
+    set_at      {big} NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+CREATE TABLE campus_allowance_voids (
+    terminal_id TEXT NOT NULL,
+    sale_seq    {big} NOT NULL,
+    refunded    {big} NOT NULL,
+    at          {big} NOT NULL,
+    PRIMARY KEY (terminal_id, sale_seq)
+);
+CREATE INDEX campus_allowance_spends_by_person ON campus_allowance_spends (person_no, at);
+"""

@@ -199,3 +199,16 @@ def area_counts(db: Database, day: str | None = None) -> dict[str, dict[str, int
         for area, direction, n in cur.fetchall():
             out.setdefault(area, {"in": 0, "out": 0})[direction] = int(n)
     return out
+
+
+def attendance_events(db: Database, month: str) -> list[dict[str, Any]]:
+    """The granted time-clock events of ``month`` (YYYY-MM), oldest first."""
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT person_no, direction, event_time FROM campus_events"
+            " WHERE result = 'granted' AND purpose = 'attendance' AND event_time LIKE ?"
+            " ORDER BY event_time, terminal_id, event_seq",
+            (month + "-%",),
+        )
+        keys = ("person_no", "direction", "event_time")
+        return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]

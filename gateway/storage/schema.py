@@ -9,27 +9,30 @@ from __future__ import annotations
 
 from gateway.campus import schema as campus_schema
 from gateway.storage.db import POSTGRES, Cursor
-from terminal.record import EC_PURCHASE
+from terminal.record import EC_PURCHASE, QR_RIDE, RecordKind
 
 # The txn table holds the transaction record's fields (terminal/record.py) and these of the
 # gateway's own; tests/terminal/test_record.py checks the table against both.
 TXN_GATEWAY_COLUMNS = ("id", "operator_id", "content_hash", "batch_id", "received_at")
+# the table of each kind after purchases (whose table is txn), by record kind name
+KIND_TABLES = {EC_PURCHASE.name: "ec_txn", QR_RIDE.name: "qr_txn"}
 
 
-def _ec_table() -> str:
-    """The ec_txn table: the EC sale record's fields (terminal/record.py ``EC_PURCHASE``) and
-    the gateway's own (``TXN_GATEWAY_COLUMNS``), unique by the record's identity."""
+def kind_table(kind: RecordKind) -> str:
+    """The table of a record kind after purchases: the record's fields (terminal/record.py)
+    and the gateway's own (``TXN_GATEWAY_COLUMNS``), unique by the record's identity."""
     columns = ",\n    ".join(
         f"{f.name} {'{big}' if f.type in (int, bool) else 'TEXT'}"
         + ("" if f.nullable else " NOT NULL")
-        for f in EC_PURCHASE.fields
+        for f in kind.fields
     )
     return (
-        "CREATE TABLE ec_txn (\n    id {id},\n    operator_id TEXT NOT NULL,\n    "
+        f"CREATE TABLE {KIND_TABLES[kind.name]} (\n    id {{id}},"
+        "\n    operator_id TEXT NOT NULL,\n    "
         + columns
         + ",\n    content_hash TEXT NOT NULL,\n    batch_id TEXT NOT NULL,"
         "\n    received_at {big} NOT NULL,\n"
-        f"    UNIQUE ({', '.join(EC_PURCHASE.identity)})\n);\n"
+        f"    UNIQUE ({', '.join(kind.identity)})\n);\n"
     )
 
 
@@ -257,7 +260,7 @@ CREATE TABLE load_void_challenges (
 );
 """,
     ),
-    (4, "Electronic Cash sales uploaded by POS terminals", _ec_table()),
+    (4, "Electronic Cash sales uploaded by POS terminals", kind_table(EC_PURCHASE)),
     (5, campus_schema.DESCRIPTION, campus_schema.campus_tables()),
     (
         6,
@@ -352,6 +355,44 @@ CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
 """,
     ),
     (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
+    (
+        8,
+        "card numbers: blocks leased to desks, and each number's use (one person, one card)",
+        """
+CREATE TABLE number_sequences (
+    issuer_id  TEXT PRIMARY KEY,
+    next_seq   {big} NOT NULL
+);
+CREATE TABLE number_blocks (
+    id         {id},
+    issuer_id  TEXT NOT NULL,
+    desk_id    TEXT NOT NULL,
+    first_seq  {big} NOT NULL,
+    last_seq   {big} NOT NULL CHECK (last_seq >= first_seq),
+    leased_at  {big} NOT NULL,
+    UNIQUE (issuer_id, first_seq)
+);
+CREATE INDEX number_blocks_by_desk ON number_blocks (desk_id, issuer_id);
+CREATE TABLE card_claims (
+    card_number  TEXT PRIMARY KEY,
+    issuer_id    TEXT NOT NULL,
+    desk_id      TEXT NOT NULL,
+    block_id     {big} REFERENCES number_blocks (id),
+    id_number    TEXT NOT NULL,
+    card_kind    INTEGER NOT NULL,
+    replaces     TEXT,
+    live         INTEGER NOT NULL,
+    claimed_at   {big} NOT NULL
+);
+CREATE UNIQUE INDEX card_claims_one_live ON card_claims (id_number, card_kind) WHERE live = 1;
+""",
+    ),
+    (
+        9,
+        "rides paid by QR codes, uploaded by validators",
+        kind_table(QR_RIDE) + "CREATE INDEX qr_txn_code ON qr_txn (code_hash);\n",
+    ),
+    (10, campus_schema.BACK_OFFICE_DESCRIPTION, campus_schema.back_office_tables()),
 ]
 
 _TYPES = {

@@ -17,13 +17,15 @@ from typing import Any
 from simulators.clearing.verify import (
     EC_PURCHASE,
     LOAD,
-    PURCHASE,
+    QR_RIDE,
     Rejected,
     TacVerifier,
     ec_issuer_id,
+    qr_platform_id,
 )
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
+from terminal.record import QR_RIDE as QR_RECORD
 from terminal.record import RecordError
 from terminal.sqlite import connect, transaction
 
@@ -69,12 +71,14 @@ _LOAD_FIELDS = (
 )
 
 
+# the declared record kinds clearing takes (loads are the gateway's own record)
+RECORD_KINDS = {k.name: k for k in (PURCHASE_RECORD, EC_RECORD, QR_RECORD)}
+
+
 def record_key(rec: Mapping[str, Any]) -> str:
     """The identity clearing de-duplicates on (the gateway sends it; checked here)."""
-    if rec["kind"] == PURCHASE:
-        return PURCHASE_RECORD.key(rec)
-    if rec["kind"] == EC_PURCHASE:
-        return EC_RECORD.key(rec)
+    if rec["kind"] in RECORD_KINDS:
+        return RECORD_KINDS[rec["kind"]].key(rec)
     return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
 
 
@@ -94,11 +98,13 @@ class Ledger:
             self._db.close()
 
     def _validate(self, rec: Any) -> dict[str, Any]:
-        if not isinstance(rec, dict) or rec.get("kind") not in (PURCHASE, EC_PURCHASE, LOAD):
-            raise Rejected("record must be an object with kind 'purchase', 'ec_purchase' or 'load'")
-        if rec["kind"] in (PURCHASE, EC_PURCHASE):
+        if not isinstance(rec, dict) or rec.get("kind") not in (*RECORD_KINDS, LOAD):
+            raise Rejected(
+                f"record must be an object with kind {', '.join(map(repr, RECORD_KINDS))} or 'load'"
+            )
+        if rec["kind"] in RECORD_KINDS:
             try:
-                (PURCHASE_RECORD if rec["kind"] == PURCHASE else EC_RECORD).read_cleared(rec)
+                RECORD_KINDS[rec["kind"]].read_cleared(rec)
             except RecordError as exc:
                 raise Rejected(str(exc)) from None
         else:
@@ -133,6 +139,8 @@ class Ledger:
                 )
                 return {"key": key, "status": DUPLICATE}
             self.verifier.check(rec)
+            if rec["kind"] == QR_RIDE:
+                self._first_ride(rec)
         except (Rejected, KeyError, ValueError, TypeError) as exc:
             reason = str(exc) if isinstance(exc, Rejected) else f"malformed record: {exc!r}"
             self._db.execute(
@@ -144,6 +152,8 @@ class Ledger:
         when = rec["host_time"] if rec["kind"] == LOAD else rec["txn_time"]
         if rec["kind"] == EC_PURCHASE:  # settled with the EMV issuer, the card by its PAN
             issuer_id, card = ec_issuer_id(rec["pan"]), rec["pan"]
+        elif rec["kind"] == QR_RIDE:  # charged to the issuing platform, the rider's account
+            issuer_id, card = qr_platform_id(rec["platform_code"]), rec["user_account"]
         else:
             issuer_id, card = rec["issuer_id"], rec["card_serial"]
         self._db.execute(
@@ -166,6 +176,17 @@ class Ledger:
         )
         return {"key": key, "status": ACCEPTED}
 
+    def _first_ride(self, rec: Mapping[str, Any]) -> None:
+        """A code pays one ride: the same code from another validator (offline gates do not
+        share their history) is refused."""
+        held = self._db.execute(
+            "SELECT key FROM cleared WHERE kind = ? AND card_serial = ?"
+            " AND json_extract(body, '$.code_hash') = ?",
+            (QR_RIDE, rec["user_account"], str(rec["code_hash"]).upper()),
+        ).fetchone()
+        if held is not None:
+            raise Rejected(f"ride code already paid a ride ({held[0]}): a code rides once")
+
     # -- reports ----------------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -182,7 +203,9 @@ class Ledger:
                 " THEN amount END), 0), SUM(kind = 'load'),"
                 " COALESCE(SUM(CASE WHEN kind = 'load' THEN amount END), 0),"
                 " SUM(kind = 'ec_purchase'),"
-                " COALESCE(SUM(CASE WHEN kind = 'ec_purchase' THEN amount END), 0)"
+                " COALESCE(SUM(CASE WHEN kind = 'ec_purchase' THEN amount END), 0),"
+                " SUM(kind = 'qr_ride'),"
+                " COALESCE(SUM(CASE WHEN kind = 'qr_ride' THEN amount END), 0)"
                 f" FROM cleared {where} GROUP BY {cols} ORDER BY {cols}",
                 params,
             )
@@ -190,10 +213,12 @@ class Ledger:
             out = []
             for r in rows:
                 item = dict(zip(names, r[: len(names)], strict=True))
-                p_n, p_amt, l_n, l_amt, ec_n, ec_amt = r[len(names) :]
+                p_n, p_amt, l_n, l_amt, ec_n, ec_amt, qr_n, qr_amt = r[len(names) :]
                 item.update(purchases=p_n, purchase_amount=p_amt, loads=l_n, load_amount=l_amt)
                 if ec_n:  # EC sales settle with their EMV issuer, apart from the e-purse
                     item.update(ec_sales=ec_n, ec_amount=ec_amt)
+                if qr_n:  # QR rides are charged to their issuing platform, apart from cards
+                    item.update(qr_rides=qr_n, qr_amount=qr_amt)
                 out.append(item)
             return out
 
@@ -203,10 +228,13 @@ class Ledger:
             item["issuer_net"] = item["load_amount"] - item["purchase_amount"]
         by_operator = grouped("operator_id")
         for item in by_issuer:
-            item["issuer_net"] -= item.get("ec_amount", 0)
+            item["issuer_net"] -= item.get("ec_amount", 0) + item.get("qr_amount", 0)
         for item in by_operator:
             item["operator_net"] = (
-                item["purchase_amount"] - item["load_amount"] + item.get("ec_amount", 0)
+                item["purchase_amount"]
+                - item["load_amount"]
+                + item.get("ec_amount", 0)
+                + item.get("qr_amount", 0)
             )
         rejected = self._query("SELECT COUNT(*) FROM rejections")[0][0]
         totals = {
@@ -220,6 +248,12 @@ class Ledger:
             totals.update(
                 ec_sales=ec_sales,
                 ec_amount=sum(i["ec_amount"] for i in by_issuer if "ec_amount" in i),
+            )
+        qr_rides = sum(i.get("qr_rides", 0) for i in by_issuer)
+        if qr_rides:  # charged to the issuing platforms, apart from cards
+            totals.update(
+                qr_rides=qr_rides,
+                qr_amount=sum(i["qr_amount"] for i in by_issuer if "qr_amount" in i),
             )
         return {
             "day": day,

@@ -5,9 +5,12 @@ A purchase TAC covers amount, type, terminal id, terminal sequence number, date 
 a load TAC covers the new balance, online ATC, amount, type, terminal id, date and time.
 An EC sale's TC covers the PDOL data the terminal sent (amount, country, TVR, currency,
 date, type, unpredictable number); clearing checks the record's fields are those data and
-the TC is the card's. Change any of them (an altered amount, a forged record) and the
-proof no longer verifies. Which PDOL data the AC covers, in which order, is the card's
-issuer's choice: an ``AcLayout`` per EMV issuer BIN (default: the software card's).
+the TC is the card's. A ride paid by a QR code carries the whole code: clearing checks the
+record restates it, the fare is within its limit, and re-verifies its chain (root key,
+issuer certificate, issuer and user signatures). Change any of them (an altered amount, a
+forged record) and the proof no longer verifies. Which PDOL data the AC covers, in which
+order, is the card's issuer's choice: an ``AcLayout`` per EMV issuer BIN (default: the
+software card's).
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from terminal.emv.dol import parse_dol, split_dol_data
 from terminal.emv.errors import DolError
 from terminal.emv.tags import Tag
 from terminal.epurse.cryptograms import verify_load_tac, verify_purchase_tac
+from terminal.qr import sm2
+from terminal.qr.checks import IssuerRule, QrPolicy, RootKey, check_chain, check_record
+from terminal.qr.code import QrError
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
+from terminal.record import QR_RIDE as QR_RECORD
 from terminal.record import RecordError
 
 PURCHASE = PURCHASE_RECORD.name
 EC_PURCHASE = EC_RECORD.name
+QR_RIDE = QR_RECORD.name
 LOAD = "load"
 TC = 0x40  # the CID of a transaction certificate: the card approved offline
 
@@ -103,20 +111,44 @@ def ec_issuer_id(pan: str) -> str:
     return f"EC{pan[:6]}"
 
 
+def qr_platform_id(platform_code: str) -> str:
+    """The issuing platform a QR ride is charged to, in the settlement's issuer column."""
+    return f"QR{platform_code.upper()}"
+
+
 class TacVerifier:
     """Issuer key sets by issuer id (hex) and EMV issuers by BIN, each with the AC layout of
-    its cards (``ec_layouts`` by BIN; the software card's when not named); checks one
-    record's TAC (or an EC sale's TC) or says why it cannot."""
+    its cards (``ec_layouts`` by BIN; the software card's when not named), and the ride-code
+    root keys by index with the issuing platforms' signer IDs (``qr_issuers``); checks one
+    record's TAC (an EC sale's TC, a QR ride's code) or says why it cannot."""
 
     def __init__(
         self,
         keysets: Iterable[IssuerKeyset],
         ec_issuers: Iterable[IssuerPki] = (),
         ec_layouts: Mapping[str, AcLayout] | None = None,
+        qr_roots: Mapping[int, RootKey] | None = None,
+        qr_issuers: Iterable[IssuerRule] = (),
     ):
         self._keysets = {k.issuer_id.hex().upper(): k for k in keysets}
         self._ec_issuers = {i.issuer_id.hex().upper().rstrip("F"): i for i in ec_issuers}
         self._ec_layouts = dict(ec_layouts or {})
+        self._qr_roots = dict(qr_roots or {})
+        self._qr_issuers = {r.issuer_code.upper(): r for r in qr_issuers}
+
+    def check_qr(self, rec: Mapping[str, Any]) -> None:
+        """Raise Rejected unless the ride's code is one the issuing platform signed for this
+        rider: the record restates the code, the fare is within its limit, and the chain
+        verifies with the root key it names (as of the ride's day)."""
+        try:
+            QR_RECORD.read_cleared(rec)
+            code = check_record(rec)
+            rule = self._qr_issuers.get(code.issuer_code)
+            signer_id = rule.signer_id if rule is not None else sm2.DEFAULT_SIGNER_ID
+            day = datetime.fromisoformat(rec["txn_time"]).date()
+            check_chain(code, self._qr_roots, QrPolicy(), day, signer_id)
+        except (QrError, RecordError) as exc:
+            raise Rejected(f"ride code does not verify: {exc}") from None
 
     def ac_layout(self, pan: str) -> AcLayout:
         """The AC layout of the EC issuer whose BIN starts ``pan``."""
@@ -186,6 +218,9 @@ class TacVerifier:
         """Raise Rejected unless the record's TAC (an EC sale: TC) is the card's."""
         if rec.get("kind") == EC_PURCHASE:
             self.check_ec(rec)
+            return
+        if rec.get("kind") == QR_RIDE:
+            self.check_qr(rec)
             return
         tac = rec.get("tac")
         if not tac:

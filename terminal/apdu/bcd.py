@@ -34,7 +34,7 @@ def bcd_int(data: bytes) -> int:
 
 
 def encode_date(d: date) -> bytes:
-    return to_bcd(d.strftime("%Y%m%d"), 4)
+    return bytes.fromhex(f"{d.year:04d}{d.month:02d}{d.day:02d}")
 
 
 def decode_date(data: bytes) -> date | None:
@@ -49,7 +49,7 @@ def decode_date(data: bytes) -> date | None:
 
 
 def encode_time(t: time) -> bytes:
-    return to_bcd(t.strftime("%H%M%S"), 3)
+    return bytes.fromhex(f"{t.hour:02d}{t.minute:02d}{t.second:02d}")
 
 
 def decode_time(data: bytes) -> time:
@@ -61,7 +61,9 @@ def decode_time(data: bytes) -> time:
 
 
 def encode_datetime(dt: datetime) -> bytes:
-    return to_bcd(dt.strftime("%Y%m%d%H%M%S"), 7)
+    return bytes.fromhex(
+        f"{dt.year:04d}{dt.month:02d}{dt.day:02d}{dt.hour:02d}{dt.minute:02d}{dt.second:02d}"
+    )
 
 
 def decode_datetime(data: bytes) -> datetime | None:

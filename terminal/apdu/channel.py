@@ -16,6 +16,8 @@ from terminal.apdu.status import SW
 
 MAX_GET_RESPONSE = 256  # 256 x 256 bytes: more than any card sends; stops a looping card
 MAX_LE_REISSUE = 3
+_SW1_WRONG_LE = SW.WRONG_LE_ANY >> 8  # 6Cxx
+_SW1_MORE_DATA = SW.MORE_DATA_ANY >> 8  # 61xx
 
 
 class Transport(Protocol):
@@ -24,7 +26,7 @@ class Transport(Protocol):
 
 def check(response: ResponseAPDU, command: CommandAPDU | None = None) -> ResponseAPDU:
     """Return the response when its SW is 9000, else raise the SW's typed exception."""
-    if response.sw != SW.OK:
+    if not response.ok:
         raise error_for(response.sw, command)
     return response
 
@@ -40,7 +42,7 @@ class Channel:
         """Exchange one command, following 6Cxx and 61xx; the final SW is not checked."""
         response = self._raw(command)
         reissues = 0
-        while response.sw1 == SW.WRONG_LE_ANY >> 8:
+        while response.sw1 == _SW1_WRONG_LE:
             if reissues == MAX_LE_REISSUE:
                 raise MalformedResponse(
                     f"card keeps answering 6Cxx to {command}",
@@ -50,16 +52,16 @@ class Channel:
             reissues += 1
             command = command.with_le(response.sw2 or 256)
             response = self._raw(command)
-        if response.sw1 != SW.MORE_DATA_ANY >> 8:
+        if response.sw1 != _SW1_MORE_DATA:
             return response
         data = bytearray(response.data)
         for _ in range(MAX_GET_RESPONSE):
             get = CommandAPDU(command.cla & 0x03, 0xC0, 0x00, 0x00, le=response.sw2 or 256)
             response = self._raw(get)
-            if response.sw1 == SW.WRONG_LE_ANY >> 8:
+            if response.sw1 == _SW1_WRONG_LE:
                 response = self._raw(get.with_le(response.sw2 or 256))
             data += response.data
-            if response.sw1 != SW.MORE_DATA_ANY >> 8:
+            if response.sw1 != _SW1_MORE_DATA:
                 return ResponseAPDU(bytes(data), response.sw1, response.sw2)
         raise MalformedResponse(
             f"more than {MAX_GET_RESPONSE} GET RESPONSE rounds for {command}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.frozen import quick_init
 
 SHORT_MAX_LC = 255
 SHORT_MAX_LE = 256
@@ -12,6 +13,7 @@ EXTENDED_MAX = 65535
 EXTENDED_MAX_LE = 65536
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CommandAPDU:
     """A command APDU. ``le`` is the expected length (None = case 1/3, 256/65536 = "all")."""
@@ -25,13 +27,23 @@ class CommandAPDU:
     extended: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            value = getattr(self, name)
-            if not 0 <= value <= 0xFF:
-                raise MalformedApdu(f"{name} must be a byte, got {value!r}")
-        if not isinstance(self.data, bytes | bytearray):
-            raise MalformedApdu("data must be bytes")
-        object.__setattr__(self, "data", bytes(self.data))
+        if not (
+            0 <= self.cla <= 0xFF
+            and 0 <= self.ins <= 0xFF
+            and 0 <= self.p1 <= 0xFF
+            and 0 <= self.p2 <= 0xFF
+        ):
+            for name in ("cla", "ins", "p1", "p2"):
+                value = getattr(self, name)
+                if not 0 <= value <= 0xFF:
+                    raise MalformedApdu(f"{name} must be a byte, got {value!r}")
+        if type(self.data) is not bytes:
+            if not isinstance(self.data, bytes | bytearray):
+                raise MalformedApdu("data must be bytes")
+            object.__setattr__(self, "data", bytes(self.data))
+        le = self.le
+        if not self.extended and len(self.data) <= SHORT_MAX_LC and (le is None or 0 < le <= 256):
+            return  # a short command: nothing below applies
         if len(self.data) > EXTENDED_MAX:
             raise MalformedApdu(f"data of {len(self.data)} bytes exceeds 65535")
         if self.le is not None and not 0 < self.le <= EXTENDED_MAX_LE:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from terminal.apdu.channel import Channel, check
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import CardError, TransportError
+from terminal.apdu.frozen import quick_init
 from terminal.apdu.response import ResponseAPDU
 
 CARD = "card"
@@ -21,6 +22,7 @@ SAM = "sam"
 T = TypeVar("T")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Step:
     """The next command of a flow, for ``target`` ("card" or "sam").

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.frozen import quick_init
+from terminal.apdu.status import SW
+
+_OK_SW1, _OK_SW2 = SW.OK >> 8, SW.OK & 0xFF
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResponseAPDU:
     data: bytes
@@ -19,7 +24,7 @@ class ResponseAPDU:
 
     @property
     def ok(self) -> bool:
-        return self.sw == 0x9000
+        return self.sw1 == _OK_SW1 and self.sw2 == _OK_SW2
 
     def encode(self) -> bytes:
         return self.data + bytes((self.sw1, self.sw2))

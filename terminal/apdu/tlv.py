@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from terminal.apdu.errors import TlvError
+from terminal.apdu.frozen import quick_init
 
 MAX_TAG_BYTES = 4
 MAX_LENGTH_BYTES = 4
@@ -39,6 +40,7 @@ def encode_length(n: int) -> bytes:
     return bytes((0x80 | len(body),)) + body
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Tlv:
     """One data object. Constructed objects also carry their parsed children."""
@@ -112,34 +114,46 @@ def read_length(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 1 + count], "big"), pos + 1 + count
 
 
-def iter_parse(data: bytes, *, offset: int = 0, depth: int = 0) -> Iterator[Tlv]:
+def _parse(data: bytes, offset: int, depth: int) -> list[Tlv]:
     if depth > MAX_DEPTH:
         raise TlvError(f"nesting deeper than {MAX_DEPTH}", offset)
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
+    out: list[Tlv] = []
     pos = 0
-    while pos < len(data):
-        if data[pos] in PADDING:
+    end = len(data)
+    while pos < end:
+        first = data[pos]
+        if first in PADDING:
             pos += 1
             continue
         start = pos
-        tag, pos = read_tag(data, pos)
-        length, pos = read_length(data, pos)
-        if pos + length > len(data):
+        if first & 0x1F != 0x1F and pos + 1 < end and data[pos + 1] < 0x80:
+            tag, length, pos = first, data[pos + 1], pos + 2  # the common one-byte tag and length
+        else:
+            tag, pos = read_tag(data, pos)
+            length, pos = read_length(data, pos)
+        if pos + length > end:
             raise TlvError(
-                f"tag {tag:X} claims {length} bytes but only {len(data) - pos} remain",
+                f"tag {tag:X} claims {length} bytes but only {end - pos} remain",
                 offset + start,
             )
         value = data[pos : pos + length]
-        children: tuple[Tlv, ...] = ()
-        if is_constructed(tag) and value:
-            children = tuple(iter_parse(value, offset=offset + pos, depth=depth + 1))
-        yield Tlv(tag, value, children)
+        if first & 0x20 and value:  # constructed: bit 6 of the tag's first byte
+            out.append(Tlv(tag, value, tuple(_parse(value, offset + pos, depth + 1))))
+        else:
+            out.append(Tlv(tag, value))
         pos += length
+    return out
+
+
+def iter_parse(data: bytes, *, offset: int = 0, depth: int = 0) -> Iterator[Tlv]:
+    return iter(_parse(data, offset, depth))
 
 
 def parse(data: bytes) -> list[Tlv]:
     """Parse a sequence of TLVs (constructed ones recursively)."""
-    return list(iter_parse(data))
+    return _parse(data, 0, 0)
 
 
 def parse_one(data: bytes, tag: int | None = None) -> Tlv:
@@ -160,8 +174,15 @@ def walk(tlvs: Iterable[Tlv]) -> Iterator[Tlv]:
 
 
 def find(tlvs: Iterable[Tlv], tag: int) -> Tlv | None:
-    """The first object with ``tag`` anywhere in the tree, or None."""
-    return next((t for t in walk(tlvs) if t.tag == tag), None)
+    """The first object with ``tag`` anywhere in the tree (depth first), or None."""
+    for t in tlvs:
+        if t.tag == tag:
+            return t
+        if t.children:
+            found = find(t.children, tag)
+            if found is not None:
+                return found
+    return None
 
 
 def find_all(tlvs: Iterable[Tlv], tag: int) -> list[Tlv]:

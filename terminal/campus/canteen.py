@@ -19,6 +19,7 @@ limit = 2500               # fen per person in this meal
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -39,6 +40,7 @@ from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 from terminal.uplink import GatewayClient, GatewayRefused, GatewayUnavailable
 
 SPEND_PATH = "/v1/campus/allowance/spend"
+VOID_PATH = "/v1/campus/allowance/void"
 ALLOWANCE, CASH = "allowance", "cash"
 PURSES = (ALLOWANCE, CASH)
 SCHEMA: dict[str, Any] = {"meals": ANY_KEYS, "day_limit": None}
@@ -51,6 +53,9 @@ CREATE TABLE IF NOT EXISTS sales (
     amount INTEGER NOT NULL, state TEXT NOT NULL, at TEXT NOT NULL
 );
 """
+
+
+log = logging.getLogger(__name__)
 
 
 class CanteenRefused(YikatongError):
@@ -143,8 +148,22 @@ class SalesLedger:
             )
             return int(cur.lastrowid or 0)
 
+    def unanswered(self) -> list[int]:
+        """The allowance sales whose gateway answer was lost, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sale_seq FROM sales WHERE state = 'unanswered' ORDER BY sale_seq"
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def state(self, seq: int) -> str | None:
+        with self._lock:
+            r = self._db.execute("SELECT state FROM sales WHERE sale_seq = ?", (seq,)).fetchone()
+        return None if r is None else str(r[0])
+
     def close_sale(self, seq: int, state: str) -> None:
-        """``paid``, ``refused``, or ``unanswered`` (the gateway's answer was lost)."""
+        """``paid``, ``refused``, ``unanswered`` (the gateway's answer was lost) or
+        ``voided`` (an unanswered sale the gateway has since voided)."""
         with self._lock, transaction(self._db) as db:
             db.execute("UPDATE sales SET state = ? WHERE sale_seq = ?", (state, seq))
 
@@ -200,6 +219,7 @@ class Canteen:
         """Charge ``amount`` fen for the card in the field from ``purse``; CanteenRefused."""
         if purse not in PURSES or amount <= 0:
             raise CanteenRefused(f"a sale is a positive amount from one of {PURSES}")
+        self.resolve_unanswered()
         now = self.session.now()
         meal = self.rules.meal_at(now)
         if meal is None:
@@ -241,6 +261,25 @@ class Canteen:
             self._receipt(card, now, meal.name, purse, amount, after, seq),
         )
 
+    def resolve_unanswered(self) -> int:
+        """Void at the gateway, by sale number, each allowance sale whose answer was lost
+        (the customer was refused and paid otherwise): refunded there if it was taken,
+        refused there if it arrives later. Left for the next chance while the gateway is
+        away. How many were resolved."""
+        if self.client is None:
+            return 0
+        done = 0
+        for seq in self.ledger.unanswered():
+            body = {"terminal_id": self.session.sam.terminal_id_hex, "sale_seq": seq}
+            try:
+                self.client.request("POST", VOID_PATH, json=body)
+            except (GatewayUnavailable, GatewayRefused) as exc:
+                log.warning("canteen: unanswered sale %d not resolved yet: %s", seq, exc)
+                break
+            self.ledger.close_sale(seq, "voided")
+            done += 1
+        return done
+
     def _card(self) -> CampusCard:
         try:
             card = self.session.run(authenticate())
@@ -275,7 +314,7 @@ class Canteen:
             self.ledger.close_sale(seq, "unanswered")
             raise CanteenRefused(
                 f"the allowance purse needs the gateway, which did not answer ({exc}): pay cash;"
-                f" sale {seq} is for the back office to check"
+                f" sale {seq} is voided at the gateway at the next chance"
             ) from None
         return int(answer["balance_fen"])
 

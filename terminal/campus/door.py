@@ -219,6 +219,28 @@ def upload_events(client: GatewayClient, journal: EventJournal, terminal_id: str
     return sent
 
 
+def card_refusal(
+    card: CampusCard, binding: Binding | None, hotlist: Hotlist, day: date
+) -> str | None:
+    """Why an authenticated card may not be served today from the local lists, or None:
+    lost (hotlist), not enrolled, blocked, not its holder's identity, outside its dates."""
+    if card.serial in hotlist:
+        return "card reported lost or blocked (hotlist)"
+    if binding is None:
+        return "card is not enrolled at this site"
+    if not binding.allowed:
+        return "card blocked by the back office"
+    if binding.person_no != card.identity.person_no:
+        return "identity file does not match the card's binding"
+    for lo, hi in (
+        (binding.valid_from, binding.valid_until),
+        (card.identity.valid_from, card.identity.valid_until),
+    ):
+        if not lo <= day <= hi:
+            return f"card not valid on {day.isoformat()} ({lo}..{hi})"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     granted: bool
@@ -294,22 +316,10 @@ class Door:
             part.close()
 
     def _refusal(self, card: CampusCard, door: DoorPoint, now: datetime) -> str | None:
-        if card.serial in self.hotlist:
-            return "card reported lost or blocked (hotlist)"
         binding = self.access.get(card.serial_hex)
-        if binding is None:
-            return "card is not enrolled at this site"
-        if not binding.allowed:
-            return "card blocked by the back office"
-        if binding.person_no != card.identity.person_no:
-            return "identity file does not match the card's binding"
-        day = now.date()
-        for lo, hi in (
-            (binding.valid_from, binding.valid_until),
-            (card.identity.valid_from, card.identity.valid_until),
-        ):
-            if not lo <= day <= hi:
-                return f"card not valid on {day.isoformat()} ({lo}..{hi})"
+        refused = card_refusal(card, binding, self.hotlist, now.date())
+        if refused or binding is None:
+            return refused
         rule = self.rules.check(binding.group, door.name, now)
         if rule:
             return rule

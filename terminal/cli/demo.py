@@ -327,6 +327,7 @@ def print_report(result: Outcome, out: Out = print) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from terminal.cli.demo_campus import run_campus_demo
     from terminal.cli.demo_clearing import ClearingPath, clear_outcome
     from terminal.cli.demo_subsidy import run_subsidy_demo
 
@@ -349,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
                 load_host=path.load_host(KIOSK_ID.hex().upper()),
             )
             subsidy_ok = run_subsidy_demo(path, result, KIOSK_ID, out)
+            subsidy_ok = run_campus_demo(path, workdir, out) and subsidy_ok
             ok = print_report(result) and subsidy_ok
             ok = clear_outcome(path, result) and ok
             for j in result.journals.values():

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "terminal.cli.read",
     "terminal.cli.sim",
     "terminal.cli.subsidy",
+    "terminal.cli.campus",
     "terminal.cli.validator",
     "terminal.cli.run",
     "terminal.cli.readers",

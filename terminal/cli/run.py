@@ -10,6 +10,7 @@ from pathlib import Path
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
 from terminal.journal import EcJournalRow, Journal, JournalRow
+from terminal.journal.journal import QrJournalRow
 from terminal.money import format_fen
 from terminal.runtime.assembly import StartRefused, assemble, assemble_door, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
@@ -170,6 +171,13 @@ def run_door(config: TerminalConfig) -> int:
 
 def _journal(config: TerminalConfig) -> Journal:
     """The device's existing journal (a wrong path must not create an empty one)."""
+    if config.role == "door":
+        raise FileError(
+            config.source,
+            None,
+            f"a door keeps its events in its own store ({config.journal}), not a payment "
+            "journal: ykt run uploads them (GET /health shows waiting_upload)",
+        )
     if not Path(config.journal).is_file():
         raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")
     return Journal(config.journal)
@@ -208,14 +216,15 @@ COLUMNS = (
     "uploaded_at",
     "parked_reason",
 )
-KIND_SHOWN = {"purchase": "EP", "ec_purchase": "EC"}  # e-purse purchase, Electronic Cash sale
+# e-purse purchase, Electronic Cash sale, ride paid by a QR code
+KIND_SHOWN = {"purchase": "EP", "ec_purchase": "EC", "qr_ride": "QR"}
 
 
-def _cell(row: JournalRow | EcJournalRow, column: str) -> object:
+def _cell(row: JournalRow | EcJournalRow | QrJournalRow, column: str) -> object:
     return row.kind.name if column == "kind" else getattr(row, column)
 
 
-def _line(row: JournalRow | EcJournalRow) -> str:
+def _line(row: JournalRow | EcJournalRow | QrJournalRow) -> str:
     sent = "sent" if row.uploaded_at else ("parked" if row.parked_reason else "unsent")
     if row.upload_seq is None:
         sent = "-"
@@ -229,12 +238,16 @@ def _line(row: JournalRow | EcJournalRow) -> str:
 def journal(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with _journal(config) as j:
-        rows: list[JournalRow | EcJournalRow] = sorted(
-            [*j.rows(), *j.ec_rows()], key=lambda r: r.txn_time
+        rows: list[JournalRow | EcJournalRow | QrJournalRow] = sorted(
+            [*j.rows(), *j.ec_rows(), *j.qr_rows()], key=lambda r: r.txn_time
         )
         open_rows = [*j.open_rows(), *j.open_ec_rows()]
         unsent = sorted(
-            [*j.export(limit=1_000_000), *j.export_ec(limit=1_000_000)],
+            [
+                *j.export(limit=1_000_000),
+                *j.export_ec(limit=1_000_000),
+                *j.export_qr(limit=1_000_000),
+            ],
             key=lambda r: r.upload_seq or 0,
         )
         parked = j.parked()

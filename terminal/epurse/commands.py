@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from enum import IntEnum
+from typing import Any, TypeVar
 
 from terminal.apdu.command import CommandAPDU
 from terminal.epurse.layouts import CreditData, DebitData, InitializeData
@@ -69,30 +72,55 @@ PURSE_ED = 0x01
 SECOND_PURSE_P1 = 0x01
 
 
+F = TypeVar("F", bound=Callable[..., CommandAPDU])
+
+
+def template(fn: F) -> F:
+    """A command that depends only on its arguments is built once and reused (a
+    CommandAPDU is immutable): SELECT, READ, GET BALANCE and INITIALIZE at one fare repeat
+    every tap. Unhashable arguments (a bytearray) are built afresh."""
+    cached = functools.lru_cache(maxsize=256)(fn)
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> CommandAPDU:
+        try:
+            return cached(*args, **kwargs)
+        except TypeError:
+            return fn(*args, **kwargs)
+
+    return command  # type: ignore[return-value]
+
+
+@template
 def select_aid(aid: bytes) -> CommandAPDU:
     return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)
 
 
+@template
 def select_fid(fid: int) -> CommandAPDU:
     return CommandAPDU(0x00, 0xA4, 0x00, 0x00, fid.to_bytes(2, "big"))
 
 
+@template
 def read_binary(sfi: int, offset: int = 0, length: int = 256) -> CommandAPDU:
     if not 1 <= sfi <= 30:
         raise ValueError(f"SFI {sfi} out of range 1..30")
     return CommandAPDU(0x00, 0xB0, 0x80 | sfi, offset, le=length)
 
 
+@template
 def read_record(sfi: int, record: int, length: int = 256) -> CommandAPDU:
     if not 1 <= sfi <= 30:
         raise ValueError(f"SFI {sfi} out of range 1..30")
     return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=length)
 
 
+@template
 def get_balance(purse: int = PURSE_EP, *, p1: int = 0x00) -> CommandAPDU:
     return CommandAPDU(0x80, 0x5C, p1, purse, le=4)
 
 
+@template
 def initialize(
     p1: int, key_index: int, amount: int, terminal_id: bytes, *, purse: int = PURSE_EP
 ) -> CommandAPDU:

@@ -25,6 +25,7 @@ from terminal.apdu.errors import (
     YikatongError,
 )
 from terminal.apdu.flow import Flow, card, sam
+from terminal.apdu.frozen import quick_init
 from terminal.apdu.response import ResponseAPDU
 from terminal.apdu.status import SW
 from terminal.epurse import commands as c
@@ -76,6 +77,7 @@ def select(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[Card
     return (yield from select_application(aid, fid=fid)).info
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Selected:
     """The selected EP: file 0x15, and the DF name (84) and label (50) of its FCI if sent."""

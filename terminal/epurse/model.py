@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from terminal.apdu.bcd import decode_time
 from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.frozen import quick_init
 from terminal.epurse.commands import AID_TUNION_EP, TxnType
 from terminal.epurse.layouts import (
     CardholderInfo,
@@ -27,6 +28,7 @@ def _text(raw: bytes | None, encoding: str) -> str | None:
     return raw.rstrip(b"\x00\xff ").decode(encoding, errors="replace")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CardInfo:
     """Public application data (file 0x15): who issued the card and its serial."""
@@ -230,6 +232,7 @@ class CardSnapshot:
     found_by: str = ""  # the discovery rule that found it (PPSE, AID list, PBOC directory...)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PendingPurchase:
     """A purchase after MAC1 and before DEBIT: what the journal must hold before sending DEBIT."""
@@ -248,6 +251,7 @@ class PendingPurchase:
     mac1: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PurchaseResult:
     """A completed debit with its proof. ``mac2_verified`` False means the PSAM refused MAC2:

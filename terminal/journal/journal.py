@@ -276,6 +276,22 @@ class QrJournalRow:
     def txn_time(self) -> datetime:
         return self.values["txn_time"]  # type: ignore[no-any-return]
 
+    @property
+    def card(self) -> str:
+        """The rider as listings show it (the code's user account)."""
+        return str(self.values["user_account"])
+
+    @property
+    def amount(self) -> int:
+        return int(self.values["amount"])
+
+    @property
+    def resolution(self) -> str | None:
+        return self.values["resolution"]  # type: ignore[no-any-return]
+
+    txn_type = None  # no card transaction type: the listing's column stays empty
+    balance_before = None  # no purse: the platform is charged
+
     def upload_record(self) -> dict[str, Any]:
         """The record as the gateway ingests it (identity: terminal id + ride-code seq)."""
         return QR_RIDE.to_wire(self.values)
@@ -690,13 +706,18 @@ class Journal:
             upload_seqs, "parked_at=NULL, parked_reason=NULL", "parked_at IS NOT NULL", ()
         )
 
-    def parked(self) -> list[JournalRow | EcJournalRow]:
+    def parked(self) -> list[JournalRow | EcJournalRow | QrJournalRow]:
         """Rows of every kind the gateway refused, in upload order, each with its
         ``parked_reason``."""
         with self._read():
             ep = self._db.execute("SELECT * FROM txn WHERE parked_at IS NOT NULL").fetchall()
             ec = self._db.execute("SELECT * FROM ec_txn WHERE parked_at IS NOT NULL").fetchall()
-        rows: list[JournalRow | EcJournalRow] = [*map(_row, ep), *map(_ec_row, ec)]
+            qr = self._db.execute("SELECT * FROM qr_txn WHERE parked_at IS NOT NULL").fetchall()
+        rows: list[JournalRow | EcJournalRow | QrJournalRow] = [
+            *map(_row, ep),
+            *map(_ec_row, ec),
+            *map(_qr_row, qr),
+        ]
         return sorted(rows, key=lambda r: r.upload_seq or 0)
 
     # -- reads ------------------------------------------------------------------------------

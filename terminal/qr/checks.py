@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from terminal.money import format_fen
 from terminal.qr import sm2
-from terminal.qr.code import MIN_VERSION, QrReason, QrRefused, RideCode, parse
+from terminal.qr.code import MIN_VERSION, QrMalformed, QrReason, QrRefused, RideCode, parse
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,8 @@ def check_chain(
     root = roots.get(cert.root_index)
     if root is None:
         raise _refuse(
-            QrReason.UNKNOWN_ROOT_KEY, f"no root key {cert.root_index:02X} on this terminal"
+            QrReason.UNKNOWN_ROOT_KEY,
+            f"no root key {cert.root_index:02X} among the trusted root keys",
         )
     if root.expiry is not None and today > root.expiry:
         raise _refuse(QrReason.ROOT_KEY_EXPIRED, f"root key {root.index:02X} expired {root.expiry}")
@@ -218,6 +219,35 @@ def check_limit(code: RideCode, fare: int) -> None:
             f"fare {format_fen(fare)} is above the code's per-ride limit"
             f" {format_fen(code.ride_limit)}",
         )
+
+
+# a ride record's fields that restate the code (terminal/record.py QR_RIDE), and how the
+# code says each
+RESTATED = ("user_account", "issuer_code", "platform_code", "account_type", "generated")
+
+
+def check_record(values: Mapping[str, Any], *, min_version: int = MIN_VERSION) -> RideCode:
+    """A ride record (``QR_RIDE`` values, bytes as hex text) against the code it carries:
+    the code parses, its SM3 and the restated fields are the record's, and the fare is
+    within the code's per-ride limit. No key is needed: the gateway runs it at ingest,
+    clearing before it re-verifies the chain. QrMalformed or QrRefused otherwise."""
+    try:
+        raw = bytes.fromhex(values["code"])
+    except ValueError:
+        raise QrMalformed(QrReason.SIZE, "the record's code is not hex") from None
+    code = parse(raw, min_version=min_version)
+    said = {n: values[n].upper() if isinstance(values[n], str) else values[n] for n in RESTATED}
+    wrong = [n for n in RESTATED if said[n] != getattr(code, n)]
+    if str(values["code_hash"]).upper() != code_hash(raw).hex().upper():
+        wrong.insert(0, "code_hash")
+    if wrong:
+        raise _refuse(
+            QrReason.RECORD,
+            f"the record's {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not the"
+            " code's: the record was altered or forged",
+        )
+    check_limit(code, values["amount"])
+    return code
 
 
 def verify(

@@ -66,6 +66,8 @@ class QrReason(enum.StrEnum):
     # at a validator
     MODE = "mode"
     FARE = "fare-refused"
+    # a ride record (gateway, clearing)
+    RECORD = "record-mismatch"
 
 
 class QrError(YikatongError, ValueError):

@@ -11,10 +11,11 @@ service: the loop stops taking cards and ``fault`` says why.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from terminal.apdu.errors import TransportError
 from terminal.journal.journal import Journal, JournalError
@@ -22,6 +23,38 @@ from terminal.readers.base import Reader
 from terminal.roles.validator import TapResult, Validator
 
 log = logging.getLogger(__name__)
+
+
+class TapGc:
+    """The tap loop's garbage-collection policy: no automatic collection during a tap, the
+    young generations collected in idle time, and everything alive after start-up frozen
+    out of the collector's scans (``gc.freeze``), so a collection never walks the
+    configuration, keys, tariffs and code. A full collection of a large heap would
+    otherwise land inside a tap at a random moment (docs/scaling.md, "The tap path")."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+
+    def start(self) -> None:
+        """After start-up: collect once, then freeze what is left (it lives for the process)."""
+        gc.collect()
+        gc.freeze()
+        self.frozen = True
+
+    @contextlib.contextmanager
+    def tap(self) -> Iterator[None]:
+        """Automatic collection off for the duration of one tap (left as it was after)."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def idle(self) -> None:
+        """In idle time: collect the young generations (what the taps left behind)."""
+        gc.collect(1)
 
 
 class JournalWatch:
@@ -63,6 +96,7 @@ class TapLoop:
         self.taps = 0
         self.fault: str | None = None  # why the validator went out of service
         self._tapped = threading.Condition()
+        self.gc = TapGc()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -70,6 +104,8 @@ class TapLoop:
     def run(self, max_taps: int | None = None) -> int:
         """Serve taps until stopped, out of service (``fault``) or ``max_taps`` are done;
         returns the number served."""
+        if not self.gc.frozen:
+            self.gc.start()
         while not self.stop_event.is_set() and (max_taps is None or self.taps < max_taps):
             try:
                 if not self.reader.wait_for_card(self.poll):
@@ -80,7 +116,8 @@ class TapLoop:
                 self.stop_event.wait(self.poll)
                 continue
             try:
-                result = self.validator.tap()
+                with self.gc.tap():
+                    result = self.validator.tap()
             except JournalError as exc:
                 self._out_of_service(str(exc))
                 break
@@ -100,6 +137,7 @@ class TapLoop:
         try:
             if after_tap:
                 self.validator.journal.checkpoint()
+                self.gc.idle()
             self.watch.check()
         except JournalError as exc:
             self._out_of_service(str(exc))

@@ -30,13 +30,14 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
+from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.session import TerminalSession
 from terminal.roles.transport import Ride, make_validator
-from terminal.roles.validator import ValidatorConfig
+from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.runtime.config import TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
@@ -241,9 +242,17 @@ def _role_maker(config: TerminalConfig) -> RoleMaker:
         to = config.destination
         to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
         ride = Ride(config.meter, config.driver, config.vehicle, to)
-        return lambda session, journal, hotlist, client: make_validator(
-            session, journal, hotlist, role_config, ride
-        )
+        qr = config.qr.load() if config.qr is not None else None
+
+        def validator(
+            session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
+        ) -> Validator:
+            role = make_validator(session, journal, hotlist, role_config, ride)
+            if qr is not None:
+                role.qr = QrGate(journal, qr[0], qr[1], session.sam.terminal_id)
+            return role
+
+        return validator
     if config.role == "pos":
         rule = PaymentRule.named(config.pay)
         kernel = kernel_config(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.fares import DEMO_FARES, Mode
+from terminal.qr.params import POLICY_NUMBERS, QrSettings
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
@@ -48,6 +49,16 @@ SCHEMA: dict[str, Any] = {
     },
     "status": {"port": None},
     "ride": {"meter": None, "driver": None, "vehicle": None, "destination": None},
+    "qr": {
+        "root_keys": None,
+        "issuers": None,
+        "min_version": None,
+        "future_skew": None,
+        "max_validity": None,
+        "debounce": None,
+        "min_interval": None,
+        "account_types": None,
+    },
     "pos": {
         "pay": None,
         "merchant": None,
@@ -115,6 +126,7 @@ class TerminalConfig:
     pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
     door_rules: str | None = None  # door: the door rules file (docs/campus.md)
     door_point: str | None = None  # door: which of the rules' doors this reader is
+    qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -287,9 +299,32 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         for key in ("rules", "point"):
             if key not in data.get("door", {}):
                 raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
+    if "qr" in data:
+        config.qr = _qr_settings(f, data["qr"], role)
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
+
+
+def _qr_settings(f: _ConfigFile, table: dict[str, Any], role: str) -> QrSettings:
+    """``[qr]``: the root keys and issuer whitelist files (both needed), and policy values."""
+    if role != "bus":
+        raise f.error(("qr",), f"[qr]: ride codes are taken on buses, not by a {role} terminal")
+    for key in ("root_keys", "issuers"):
+        if key not in table:
+            raise f.error(("qr",), f"[qr] is missing '{key}' (the {key.replace('_', ' ')} file)")
+    policy: dict[str, Any] = {}
+    for key in POLICY_NUMBERS:
+        if key in table:
+            policy[key] = f.number(("qr", key), whole=True)
+    if not 0x80 <= policy.get("min_version", 0x80) <= 0xFF:
+        raise f.error(("qr", "min_version"), "qr.min_version must be 128..255 (0x80 interoperable)")
+    if "account_types" in table:
+        types = table["account_types"]
+        if not isinstance(types, list) or not all(type(t) is int and 0 <= t <= 0xFF for t in types):
+            raise f.error(("qr", "account_types"), "qr.account_types must be a list of 0..255")
+        policy["account_types"] = frozenset(types)
+    return QrSettings(f.file_path(("qr", "root_keys")), f.file_path(("qr", "issuers")), policy)
 
 
 def load_config(path: str | Path) -> TerminalConfig:

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from terminal.journal import EcJournalRow, Journal, JournalError, JournalRow
+from terminal.journal.journal import QrJournalRow
 from terminal.retry import backoff_delay
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
 log = logging.getLogger("terminal.uplink")
 
-Row = JournalRow | EcJournalRow
+Row = JournalRow | EcJournalRow | QrJournalRow
 
 
 CONTENT_REFUSALS = (400, 409, 413, 422)
@@ -80,6 +81,7 @@ class Uplink:
         kinds: list[list[Row]] = [
             list(self.journal.export(limit=self.batch_size)),
             list(self.journal.export_ec(limit=self.batch_size)),
+            list(self.journal.export_qr(limit=self.batch_size)),
         ]
         kinds = [rows for rows in kinds if rows]
         return min(kinds, key=lambda rows: rows[0].upload_seq or 0) if kinds else []

@@ -11,9 +11,13 @@ import pytest
 from simulators.campus import campus_card, clone
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import CanteenRefused
+from terminal.campus.library import LibraryRefused
+from terminal.uplink import GatewayClient
 from tests.campus_kit import (
     CANTEEN_ID,
     DOOR_ID,
+    LIBRARY_ID,
+    LibrarySite,
     Site,
     Till,
     admin,
@@ -210,3 +214,139 @@ def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
     assert direct.status_code == 403 and direct.json()["error"] == "card_lost"
     assert gateway.count("campus_allowance_spends") == 0
     assert (allowance_of(gateway.url, "S1"), card.balance) == (3_000, 5_000)
+
+
+# -- the library desk -------------------------------------------------------------------------
+def _loan(url: str, token: str, **fields: object) -> httpx.Response:
+    body = {"terminal_id": LIBRARY_ID, "loan_no": 1, "book": "B-0001", "limit": 2, **fields}
+    return httpx.post(
+        url + "/v1/campus/library/loans",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+@pytest.fixture
+def library(gateway: GatewayServer, tmp_path: Path) -> LibrarySite:
+    token = gateway.register(LIBRARY_ID, "campus", role="library")
+    return LibrarySite(tmp_path, FrozenClock(datetime(2026, 11, 30, 15, 0)), gateway.url, token)
+
+
+def test_a_lost_card_borrows_nothing_even_at_a_desk_not_yet_synced(
+    library: LibrarySite, gateway: GatewayServer
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    library.sync()
+    admin(gateway.url, f"/v1/admin/campus/cards/{card.serial.hex().upper()}/loss", {})
+    with pytest.raises(LibraryRefused, match=r"403 card_lost.*reported lost: no loans on it"):
+        library.borrow(card, "B-0001")  # the desk's lists still allow it: the gateway says no
+    assert gateway.count("campus_library_loans") == 0
+
+
+def test_a_desk_cannot_lend_on_a_card_to_another_person_or_rewrite_a_loan(
+    library: LibrarySite, gateway: GatewayServer
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    enrol(gateway.url, "S2", "students", campus_card(2, "S2"))
+    serial = card.serial.hex().upper()
+    r = _loan(gateway.url, library.token, card_serial=serial, person_no="S2")
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_person")
+    assert "is not bound to person S2" in r.json()["reason"]
+    assert _loan(gateway.url, library.token, card_serial=serial, person_no="S1").json()["held"] == 1
+    again = _loan(gateway.url, library.token, card_serial=serial, person_no="S1")
+    assert again.json() == {"held": 1, "duplicate": True}
+    rewritten = _loan(gateway.url, library.token, card_serial=serial, person_no="S1", book="B-0002")
+    assert (rewritten.status_code, rewritten.json()["error"]) == (409, "loan_conflict")
+    assert "recorded with other content" in rewritten.json()["reason"]
+    door = gateway.register(DOOR_ID, "campus", role="door")
+    r = _loan(gateway.url, door, terminal_id=DOOR_ID, loan_no=2, card_serial=serial, person_no="S1")
+    assert (r.status_code, r.json()["error"]) == (403, "wrong_role")
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT terminal_id, loan_no, person_no, book FROM campus_library_loans")
+        assert cur.fetchall() == [(LIBRARY_ID, 1, "S1", "B-0001")]
+
+
+class LosesAnswers(httpx.BaseTransport):
+    """The network between till and gateway: the request arrives, its answer is lost."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        raise httpx.ReadTimeout("the answer was lost", request=request)
+
+
+def test_a_lost_allowance_answer_never_charges_twice(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
+    good = till.canteen.client
+    till.canteen.client = GatewayClient(gateway.url, token, transport=LosesAnswers())
+    with pytest.raises(CanteenRefused, match=r"did not answer.*pay cash.*voided at the gateway"):
+        till.sell(card, 1_200, "allowance")
+    assert allowance_of(gateway.url, "S1") == 1_800  # the gateway took it; the till never heard
+    assert till.canteen.ledger.state(1) == "unanswered"
+    assert till.sell(card, 1_200, "cash").balance_after == 3_800  # still unresolved: no gateway
+    assert till.canteen.ledger.state(1) == "unanswered"
+
+    till.canteen.client = good  # the next chance: the till voids sale 1 before selling
+    assert till.sell(card, 300, "allowance").balance_after == 2_700
+    assert till.canteen.ledger.state(1) == "voided"
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (2_700, 3_800)  # 1,200 once, cash
+    late = httpx.post(  # the lost request delivered again (a retrying proxy, an attacker)
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 1,
+            "card_serial": card.serial.hex().upper(),
+            "person_no": "S1",
+            "amount_fen": 1_200,
+            "meal": "lunch",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (late.status_code, late.json()["error"]) == (409, "sale_voided")
+    assert "voided by the till" in late.json()["reason"]
+    assert allowance_of(gateway.url, "S1") == 2_700
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
+        assert cur.fetchall() == [(1, 1_200)]
+
+
+def test_a_spend_that_arrives_after_its_void_is_refused(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    auth = {"Authorization": f"Bearer {token}"}
+    void = httpx.post(
+        gateway.url + "/v1/campus/allowance/void",
+        json={"terminal_id": CANTEEN_ID, "sale_seq": 7},
+        headers=auth,
+    )
+    assert void.json() == {"sale_seq": 7, "refunded_fen": 0, "duplicate": False}
+    spend = httpx.post(
+        gateway.url + "/v1/campus/allowance/spend",
+        json={
+            "terminal_id": CANTEEN_ID,
+            "sale_seq": 7,
+            "card_serial": card.serial.hex().upper(),
+            "person_no": "S1",
+            "amount_fen": 1_000,
+            "meal": "lunch",
+        },
+        headers=auth,
+    )
+    assert (spend.status_code, spend.json()["error"]) == (409, "sale_voided")
+    assert gateway.count("campus_allowance_spends") == 0
+    assert allowance_of(gateway.url, "S1") == 3_000

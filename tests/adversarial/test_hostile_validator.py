@@ -478,3 +478,111 @@ def test_ec_records_from_a_terminal_that_takes_no_ec_are_refused(gw, psam, clock
     assert r.json()["error"] == "wrong_role"
     assert f"is a {role}" in r.json()["reason"] and "pos" in r.json()["reason"]
     assert gw.count("ec_txn") == 0 and gw.count("outbox") == 0 and gw.count("batches") == 0
+
+
+# -- rides paid by QR codes ----------------------------------------------------------------------
+def qr_rides(clock: FrozenClock, tmp_path: Path, n: int = 1, **app: Any) -> list[dict[str, Any]]:
+    """``n`` real rides at a bus validator (software ride-code app, accounts 1..n): uploads."""
+    from simulators.qr_app import RideCodeApp
+    from tests.terminal.qr.kit import QrBus
+
+    bus = QrBus(tmp_path / "qr-bus.db", clock, RideCodeApp(**app))
+    for account in range(1, n + 1):
+        assert bus.scan(bus.code(account=account)).green
+    return [row.upload_record() for row in bus.journal.export_qr()]
+
+
+def qr_held(gw: GatewayServer) -> tuple[int, int, int]:
+    return gw.count("qr_txn"), gw.count("outbox"), gw.count("batches")
+
+
+def test_qr_rides_from_a_pos_token_are_refused(gw, clock, tmp_path):
+    """Ride codes are taken at validators: a POS token uploading QR rides is refused before
+    anything is stored."""
+    recs = qr_rides(clock, tmp_path)
+    tid = recs[0]["terminal_id"]
+    token = gw.register(tid, "corner-shop", role="pos")
+    r = upload_kind(gw, token, tid, "qr_ride", recs)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "wrong_role"
+    assert "is a pos" in r.json()["reason"] and "validator" in r.json()["reason"]
+    assert qr_held(gw) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"amount": 5_001},
+            "over-ride-limit: fare ¥50.01 is above the code's per-ride limit ¥50.00",
+        ),
+        ({"platform_code": "20000002"}, "platform_code is not the code's"),
+        ({"user_account": "00000000000000000002"}, "user_account is not the code's"),
+    ],
+    ids=["over-limit", "other-platform", "other-account"],
+)
+def test_a_ride_the_code_does_not_back_is_refused_at_ingest(gw, clock, tmp_path, change, reason):
+    """A validator charging more than the code allows, or booking the ride to a platform or
+    account the code does not name, is refused whole: the code in the record says otherwise."""
+    (rec,) = qr_rides(clock, tmp_path)
+    tid = rec["terminal_id"]
+    token = gw.register(tid, "bus-co", role="validator")
+    r = upload_kind(gw, token, tid, "qr_ride", [{**rec, **change}])
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_record" and reason in r.json()["reason"]
+    assert qr_held(gw) == (0, 0, 0)
+
+
+def test_a_ride_whose_code_does_not_verify_is_rejected_at_clearing(gw, clearing, clock, tmp_path):
+    """A validator journaling rides from codes a forger's own root CA signed (same root index,
+    every field consistent) gets them stored, since the gateway holds no root keys; clearing
+    re-verifies the chain, books nothing and reconciliation lists the ride."""
+    from simulators.qr_app import RootCA
+
+    forged = RootCA(private_key=bytes.fromhex("11" * 32))
+    (rec,) = qr_rides(clock, tmp_path, root=forged)
+    tid = rec["terminal_id"]
+    token = gw.register(tid, "bus-co", role="validator")
+    r = upload_kind(gw, token, tid, "qr_ride", [rec])
+    assert r.status_code == 200, r.text
+    fwd = Forwarder(gw.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == 1 and fwd.stats.rejected == 1
+    (rej,) = clearing.ledger.rejections()
+    assert rej["key"] == f"Q:{tid}:1"
+    assert "certificate-signature" in rej["reason"] and "not signed by root key 01" in rej["reason"]
+    (listed,) = reconcile(gw.db, clearing.url, "gw-test")["rejected"]
+    assert (listed["kind"], listed["qr_seq"], listed["amount"]) == ("qr_ride", 1, 200)
+    assert "qr_rides" not in clearing.settlement()["totals"]
+    assert clearing.ledger.stats()["accepted"] == 0
+
+
+def test_a_replayed_qr_batch_is_refused_and_booked_once(gw, clearing, clock, tmp_path):
+    """The same batch id with other content, and the same codes resent as new rides (new
+    sequence numbers, new batch id), are refused; the rides are stored and booked once."""
+    recs = qr_rides(clock, tmp_path, n=2)
+    tid = recs[0]["terminal_id"]
+    token = gw.register(tid, "bus-co", role="validator")
+    first = upload_kind(gw, token, tid, "qr_ride", recs)
+    assert [a["status"] for a in first.json()["acks"]] == ["stored", "stored"], first.text
+    assert [a["qr_seq"] for a in first.json()["acks"]] == [1, 2]
+
+    other = upload_kind(gw, token, tid, "qr_ride", recs[:1])  # same batch id, other body
+    assert other.status_code == 409 and other.json()["error"] == "batch_replayed", other.text
+
+    again = [{**rec, "qr_seq": rec["qr_seq"] + 10} for rec in recs]
+    r = httpx.post(
+        gw.url + "/v1/batches",
+        json={"batch_id": "again", "terminal_id": tid, "kind": "qr_ride", "records": again},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 409 and r.json()["error"] == "code_hash_held", r.text
+    assert "a ride code pays one ride" in r.json()["reason"] and "qr_seq 1" in r.json()["reason"]
+    twice = upload_kind(gw, token, tid, "qr_ride", [recs[0], {**recs[0], "qr_seq": 11}])
+    assert twice.status_code == 422 and "appears twice" in twice.json()["reason"], twice.text
+    assert qr_held(gw) == (2, 2, 1)
+
+    fwd = Forwarder(gw.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == 2 and fwd.stats.accepted == 2
+    totals = clearing.settlement()["totals"]
+    assert (totals["qr_rides"], totals["qr_amount"]) == (2, 400)

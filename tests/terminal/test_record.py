@@ -18,13 +18,14 @@ from gateway.app import create_app
 from gateway.auth import get_terminal, register_terminal
 from gateway.forwarder import Forwarder
 from gateway.storage import POSTGRES, Database, open_storage
-from gateway.storage.schema import TXN_GATEWAY_COLUMNS
+from gateway.storage.schema import KIND_TABLES, TXN_GATEWAY_COLUMNS
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from terminal.epurse.commands import PURCHASE_TYPES, TxnType
 from terminal.journal.journal import BOOKKEEPING, INTENT_FIELDS, Journal, JournalRow
-from terminal.record import KINDS, PURCHASE, Field, RecordError, RecordKind
-from tests.gateway_fixtures import db, db_url, pg_cluster
+from terminal.record import KINDS, PURCHASE, QR_RIDE, Field, RecordError, RecordKind
+from tests.gateway_fixtures import clearing_verifier, db, db_url, pg_cluster
+from tests.terminal.qr.kit import QrBus
 from tests.traffic import JournaledTerminal, make_cards
 
 __all__ = ["db", "db_url", "pg_cluster"]  # the gateway's storage fixtures, on both backends
@@ -95,17 +96,24 @@ def test_the_gateways_txn_table_is_the_record_plus_the_gateways_own(db):
     assert set(cols) == {*NAMES, *TXN_GATEWAY_COLUMNS}
 
 
-def test_the_openapi_upload_record_matches_the_declaration(tmp_path):
+def upload_record_schemas(tmp_path: Path) -> list[dict[str, Any]]:
+    """The OpenAPI document's record schemas of POST /v1/batches (one per kind)."""
     database = open_storage(f"sqlite:///{tmp_path / 'gw.db'}")
     try:
         doc = create_app(database).openapi()
     finally:
         database.close()
     body = doc["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]
-    schema = body["schema"]["properties"]["records"]["items"]
-    assert list(schema["properties"]) == NAMES
-    assert schema["required"] == NAMES and schema["additionalProperties"] is False
-    for f in PURCHASE.fields:
+    items = body["schema"]["properties"]["records"]["items"]
+    return list(items.get("anyOf", [items]))
+
+
+@pytest.mark.parametrize("kind", [PURCHASE, QR_RIDE], ids=lambda k: k.name)
+def test_the_openapi_upload_record_matches_the_declaration(tmp_path, kind):
+    names = list(kind.names)
+    (schema,) = [s for s in upload_record_schemas(tmp_path) if list(s["properties"]) == names]
+    assert schema["required"] == names and schema["additionalProperties"] is False
+    for f in kind.fields:
         prop = schema["properties"][f.name]
         variants = prop.get("anyOf", [prop])
         types = {v["type"] for v in variants}
@@ -115,6 +123,31 @@ def test_the_openapi_upload_record_matches_the_declaration(tmp_path):
             assert (main["minimum"], main["maximum"]) == (f.lo, f.hi), f.name
         if f.type is bytes:
             assert main["pattern"] == f"^[0-9A-Fa-f]{{{2 * f.length}}}$", f.name
+
+
+# -- the QR ride: the same places, through its own table ---------------------------------------
+QR_NAMES = list(QR_RIDE.names)
+
+
+def test_the_journals_qr_table_is_the_ride_record_plus_the_journals_own(tmp_path, clock):
+    bus = QrBus(tmp_path / "j.db", clock)
+    cols = [r[1] for r in bus.journal._db.execute("PRAGMA table_info(qr_txn)").fetchall()]
+    assert set(cols) == {*QR_NAMES, *BOOKKEEPING}
+    assert bus.scan(bus.code()).green
+    (row,) = bus.journal.export_qr()
+    assert list(row.upload_record()) == QR_NAMES
+
+
+def test_ingest_takes_qr_rides_by_their_declaration():
+    assert ingest.BATCH_KINDS["qr_ride"] is QR_RIDE
+    assert list(ingest.kind_row_columns(QR_RIDE)) == [*QR_NAMES[1:], "content_hash"]
+    assert KIND_TABLES["qr_ride"] == "qr_txn"
+
+
+def test_the_gateways_qr_table_is_the_ride_record_plus_the_gateways_own(db):
+    cols = table_columns(db, "qr_txn")
+    assert [c for c in cols if c not in TXN_GATEWAY_COLUMNS] == QR_NAMES
+    assert set(cols) == {*QR_NAMES, *TXN_GATEWAY_COLUMNS}
 
 
 def test_txn_type_alone_says_what_a_purchase_is():
@@ -299,3 +332,63 @@ def test_an_old_journal_row_reads_through_the_record(tmp_path):
     wire = row.upload_record()
     assert wire["context"] == {"line": "71", "stop": 3} and wire["mac2_verified"] is True
     assert PURCHASE.from_wire(wire)[0] == TID
+
+
+# -- one ride paid by a code, from the validator's journal to clearing -------------------------
+def test_a_qr_ride_round_trips_journal_to_ingest_to_forwarder_to_clearing(db, tmp_path, clock):
+    bus = QrBus(tmp_path / "journal.db", clock)
+    ride = bus.scan(bus.code())
+    assert (ride.green, ride.fare) == (True, 200), ride.line()
+    (row,) = bus.journal.export_qr()
+    wire = row.upload_record()
+    assert json.loads(json.dumps(wire)) == wire and wire["qr_seq"] == 1
+    tid = wire["terminal_id"]
+
+    register_terminal(db, tid, "bus-co", role="validator")
+    terminal = get_terminal(db, tid)
+    assert terminal is not None
+    body = {"batch_id": "q1", "terminal_id": tid, "kind": "qr_ride", "records": [wire]}
+    batch = ingest.parse_batch(json.dumps(body).encode(), terminal)
+    (ingested,) = batch.rows
+    assert ingested[:-1] == QR_RIDE.from_wire(wire)[1:]
+    result = ingest.store_batch(db, terminal, batch)
+    assert (result.counts()["stored"], result.seq_name) == (1, "qr_seq")
+    with db.tx() as cur:
+        cur.execute(f"SELECT {', '.join(QR_NAMES)} FROM qr_txn")
+        stored = dict(zip(QR_NAMES, cur.fetchone(), strict=True))
+    assert QR_RIDE.to_wire(QR_RIDE.from_columns(stored)) == wire
+
+    fwd = Forwarder(db, "http://127.0.0.1:9")
+    try:
+        claimed = fwd.claim()
+        with db.tx() as cur:
+            (cleared,) = fwd._records(cur, claimed).values()
+    finally:
+        fwd._client.close()
+    assert cleared == QR_RIDE.clearing_record(wire, "bus-co")
+    assert set(cleared) == {*QR_RIDE.cleared, "key", "kind", "operator_id"}
+    assert cleared["key"] == f"Q:{tid}:1" and cleared["kind"] == "qr_ride"
+
+    ledger = Ledger(str(tmp_path / "clearing.db"), clearing_verifier())
+    try:
+        elsewhere, over = ledger.post(
+            "gw", [dict(cleared, platform_code="20000002"), dict(cleared, amount=5_001)]
+        )
+        (accepted,) = ledger.post("gw", [cleared])
+        settlement = ledger.settlement()
+    finally:
+        ledger.close()
+    assert (
+        elsewhere["status"] == "rejected"
+        and "platform_code is not the code's" in (elsewhere["reason"])
+    )
+    assert over["status"] == "rejected" and "over-ride-limit" in over["reason"]
+    assert accepted == {"key": cleared["key"], "status": "accepted"}
+    (platform,) = settlement["by_issuer"]
+    assert (platform["issuer_id"], platform["qr_rides"], platform["qr_amount"]) == (
+        "QR20000001",
+        1,
+        200,
+    )
+    assert (platform["purchases"], settlement["totals"]["purchase_amount"]) == (0, 0)
+    assert settlement["totals"]["qr_amount"] == 200

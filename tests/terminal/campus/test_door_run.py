@@ -124,3 +124,13 @@ def test_a_door_configuration_names_its_rules_and_a_known_point(door_dir: Path) 
     r = ykt("run", str(path), check=False)
     assert r.returncode == 1
     assert "a door needs [door] point" in r.stderr
+
+
+def test_upload_and_journal_refuse_a_door_configuration(door_dir: Path) -> None:
+    path = _config(door_dir, "http://127.0.0.1:9", 0, "east-in")
+    for command in ("upload", "journal"):
+        r = ykt(command, str(path), check=False)
+        assert r.returncode == 1
+        assert "a door keeps its events in its own store" in r.stderr
+        assert "ykt run uploads them" in r.stderr
+    assert not (door_dir / "door.db").exists()

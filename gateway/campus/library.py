@@ -1,0 +1,132 @@
+"""Library loans and returns, named by the desk's own numbers (terminal id, loan number).
+
+A loan is stored once: the same loan sent again is answered as before and lends nothing
+more; one that reuses the number with other content is refused. The card must be bound,
+not lost, and its holder the person the desk read from the card; the patron's open loans
+are counted against the desk's limit in the same transaction, and a book on loan is not
+lent again. A return names the book and the desk's return number, and closes the book's
+open loan once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.auth import Terminal
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound
+from gateway.hotlist import canonical_id
+from gateway.storage import POSTGRES, Database, now_ms
+
+BOOK = re.compile(r"^[0-9A-Za-z._/-]{1,32}\Z")
+MAX_LIMIT = 100
+
+
+def _number(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**62:
+        raise Invalid("bad_number", f"{what} must be a positive whole number")
+    return value
+
+
+def _book(value: Any) -> str:
+    if not isinstance(value, str) or not BOOK.match(value):
+        raise Invalid("bad_book", "book must be 1-32 letters, digits or . _ / - (its barcode)")
+    return value
+
+
+def _own(terminal: Terminal, doc: Mapping[str, Any]) -> None:
+    if doc.get("terminal_id") != terminal.terminal_id:
+        raise Forbidden("wrong_terminal", f"terminal {terminal.terminal_id} acts only as itself")
+
+
+def borrow(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Lend a book to the card's holder; how many books they hold now, or a refusal."""
+    _own(terminal, doc)
+    loan_no = _number(doc.get("loan_no"), "loan_no")
+    book = _book(doc.get("book"))
+    limit = doc.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIMIT:
+        raise Invalid("bad_limit", f"limit must be 1..{MAX_LIMIT} books")
+    serial = canonical_id("card_serial", str(doc.get("card_serial", "")))
+    person = doc.get("person_no")
+    loan = (serial, person, book)
+    with db.tx() as cur:
+        if db.dialect == POSTGRES:
+            cur.execute("SELECT pg_advisory_xact_lock(978018)")  # counts and lends in order
+        cur.execute(
+            "SELECT card_serial, person_no, book FROM campus_library_loans"
+            " WHERE terminal_id = ? AND loan_no = ?",
+            (terminal.terminal_id, loan_no),
+        )
+        old = cur.fetchone()
+        if old is not None:
+            if tuple(old) != loan:
+                raise Conflict("loan_conflict", f"loan {loan_no} was recorded with other content")
+            return {"held": _held(cur, str(person)), "duplicate": True}
+        cur.execute("SELECT person_no, state FROM campus_cards WHERE card_serial = ?", (serial,))
+        card = cur.fetchone()
+        if card is None:
+            raise NotFound("unknown_card", f"card {serial} is not a campus card here")
+        if card[1] != "active":
+            raise Forbidden("card_lost", f"card {serial} is reported lost: no loans on it")
+        if card[0] != person:
+            raise Forbidden("wrong_person", f"card {serial} is not bound to person {person}")
+        cur.execute(
+            "SELECT 1 FROM campus_library_loans WHERE book = ? AND returned_at IS NULL", (book,)
+        )
+        if cur.fetchone() is not None:
+            raise Conflict("book_on_loan", f"book {book} is on loan already (return it first)")
+        held = _held(cur, person)
+        if held >= limit:
+            raise Conflict(
+                "loan_limit", f"person {person} holds {held} book(s), the limit is {limit}"
+            )
+        cur.execute(
+            "INSERT INTO campus_library_loans (terminal_id, loan_no, card_serial, person_no,"
+            " book, loan_limit, borrowed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (terminal.terminal_id, loan_no, serial, person, book, limit, now_ms()),
+        )
+    return {"held": held + 1, "duplicate": False}
+
+
+def give_back(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Close the book's open loan; a return sent again is answered as before."""
+    _own(terminal, doc)
+    return_no = _number(doc.get("return_no"), "return_no")
+    book = _book(doc.get("book"))
+    with db.tx() as cur:
+        if db.dialect == POSTGRES:
+            cur.execute("SELECT pg_advisory_xact_lock(978018)")
+        cur.execute(
+            "SELECT book, person_no FROM campus_library_loans"
+            " WHERE return_terminal = ? AND return_no = ?",
+            (terminal.terminal_id, return_no),
+        )
+        old = cur.fetchone()
+        if old is not None:
+            if old[0] != book:
+                raise Conflict("return_conflict", f"return {return_no} took back another book")
+            return {"book": book, "person_no": old[1], "duplicate": True}
+        cur.execute(
+            "SELECT terminal_id, loan_no, person_no FROM campus_library_loans"
+            " WHERE book = ? AND returned_at IS NULL",
+            (book,),
+        )
+        loan = cur.fetchone()
+        if loan is None:
+            raise NotFound("not_on_loan", f"book {book} is not on loan")
+        cur.execute(
+            "UPDATE campus_library_loans SET return_terminal = ?, return_no = ?, returned_at = ?"
+            " WHERE terminal_id = ? AND loan_no = ?",
+            (terminal.terminal_id, return_no, now_ms(), loan[0], loan[1]),
+        )
+    return {"book": book, "person_no": loan[2], "duplicate": False}
+
+
+def _held(cur: Any, person_no: str) -> int:
+    cur.execute(
+        "SELECT COUNT(*) FROM campus_library_loans WHERE person_no = ? AND returned_at IS NULL",
+        (person_no,),
+    )
+    return int(cur.fetchone()[0])

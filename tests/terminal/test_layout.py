@@ -1,0 +1,132 @@
+"""The struct fast path of terminal/layout.py gives exactly what construct gives: the same
+fields from the same bytes, the same bytes from the same fields, and construct's own errors
+for anything it refuses."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time
+
+import construct as cs
+import pytest
+
+from terminal.apdu.errors import MalformedResponse
+from terminal.epurse import layouts as ep
+from terminal.layout import _fast, build, parse, parse_present
+from terminal.sam import layouts as sam
+
+LAYOUTS = {
+    f"{mod.__name__.rsplit('.', 2)[-2]}.{name}": value
+    for mod in (ep, sam)
+    for name, value in vars(mod).items()
+    if isinstance(value, cs.Struct)
+}
+
+
+def _valid_bytes(layout: cs.Struct, rnd: random.Random) -> bytes:
+    """Bytes construct parses: random, with BCD dates/times and constants made valid."""
+    sample = {
+        "date": date(2026, 11, 28),
+        "time": time(8, 30, 15),
+        "datetime": datetime(2026, 11, 28, 8, 30, 15),
+    }
+    fields = {}
+    for sc in layout.subcons:
+        inner = sc.subcon
+        if isinstance(inner, cs.GreedyRange):
+            fields[sc.name] = [rnd.randbytes(8)]
+        elif isinstance(inner, cs.Const):
+            fields[sc.name] = None
+        elif inner is ep.BalanceAmount:
+            fields[sc.name] = ep.BalanceWord(rnd.randrange(2**31), rnd.random() < 0.5)
+        elif type(inner).__name__ == "_BcdDate":
+            fields[sc.name] = sample["date"]
+        elif type(inner).__name__ == "_BcdTime":
+            fields[sc.name] = sample["time"]
+        elif type(inner).__name__ == "_BcdDateTime":
+            fields[sc.name] = sample["datetime"]
+        elif isinstance(inner, cs.Bytes):
+            fields[sc.name] = rnd.randbytes(inner.length)
+        else:
+            fields[sc.name] = rnd.randrange(2 ** (8 * inner.sizeof()))
+    return layout.build(fields)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_fast_path_parses_and_builds_what_construct_does(name: str) -> None:
+    layout = LAYOUTS[name]
+    assert _fast(layout)[2] is not None, f"{name} has no struct form"
+    rnd = random.Random(name)
+    for _ in range(20):
+        data = _valid_bytes(layout, rnd)
+        expected = layout.parse(data)
+        fields = {k: v for k, v in expected.items() if not k.startswith("_")}
+        assert build(layout, **fields) == data
+        try:
+            size = layout.sizeof()
+        except cs.SizeofError:
+            continue  # built, never parsed (the PSAM's MAC1 request)
+        parsed = parse(layout, data, name)
+        assert dict(parsed) == fields
+        assert parse_present(layout, data, name) == fields
+        assert len(data) == size
+
+
+BAD_BUILDS = {
+    "MAC1 of 5 bytes": (
+        ep.DebitData,
+        {"terminal_seq": 1, "date": date(2026, 1, 1), "time": time(), "mac1": b"12345"},
+    ),
+    "key index over a byte": (
+        ep.InitializeData,
+        {"key_index": 256, "amount": 1, "terminal_id": bytes(6)},
+    ),
+    "amount not an integer": (
+        ep.InitializeData,
+        {"key_index": 1, "amount": "1", "terminal_id": bytes(6)},
+    ),
+    "factor of 7 bytes": (
+        sam.Mac1Request,
+        {
+            "card_random": bytes(4),
+            "offline_atc": 1,
+            "amount": 1,
+            "txn_type": 6,
+            "when": datetime(2026, 1, 1),
+            "key_version": 1,
+            "algorithm": 0,
+            "card_serial": bytes(8),
+            "factors": [bytes(7)],
+        },
+    ),
+    "field missing": (ep.CreditData, {"date": date(2026, 1, 1), "time": time()}),
+}
+
+
+def _outcome(fn):  # type: ignore[no-untyped-def]
+    try:
+        return fn()
+    except Exception as exc:  # the type is what is compared
+        return type(exc)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BUILDS))
+def test_fast_path_builds_odd_values_as_construct_compiled_did(case: str) -> None:
+    """What the fast path does not take goes to construct's compiled form, as before it
+    existed: the same bytes or the same exception type."""
+    layout, fields = BAD_BUILDS[case]
+    assert _outcome(lambda: build(layout, **fields)) == _outcome(
+        lambda: layout.compile().build(fields)
+    )
+
+
+def test_fast_path_refuses_what_construct_refuses() -> None:
+    bad_date = bytes(8) + b"\x01\x01" + bytes(10) + bytes.fromhex("20261399") + bytes(6)
+    with pytest.raises(MalformedResponse, match="not a calendar date"):
+        parse(ep.PublicInfo, bad_date, "0x15")
+    with pytest.raises(MalformedResponse, match="start_date"):  # names the field, as before
+        parse_present(ep.PublicInfo, bad_date, "0x15")
+    metro = bytearray(_valid_bytes(ep.MetroRecord, random.Random(1)))
+    metro[0] = 0x28  # not the 2701 tag
+    with pytest.raises(MalformedResponse):
+        parse(ep.MetroRecord, bytes(metro), "2701")
