@@ -3,9 +3,12 @@ demo software cards, pushing it to a gateway, rosters, admin calls and kiosks ov
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card
 from terminal.identity import check_character
+from terminal.journal import Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.kiosk_host import HttpSubsidyHost
@@ -124,7 +128,15 @@ class Centre:
         self.registry = SqliteCardRegistry(clock=clock)
         self.registry.hold(leased(gw, DESK))
         self._clients: list[GatewayClient] = []
+        self._journals: dict[str, Journal] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix="centre-"))
         self.desk = self._client(DESK, "issuance")
+
+    def journal(self, terminal_id: str) -> Journal:
+        """The kiosk's journal (one per terminal id, shared by its kiosks in a test)."""
+        if terminal_id not in self._journals:
+            self._journals[terminal_id] = Journal(self._dir / f"{terminal_id}.db")
+        return self._journals[terminal_id]
 
     def _client(self, terminal_id: str, role: str) -> GatewayClient:
         client = GatewayClient(self.gw.url, self.gw.register(terminal_id, "card-centre", role=role))
@@ -145,11 +157,19 @@ class Centre:
         session = TerminalSession(reader, clock=self.clock)
         top_ups = HttpLoadHost(client, sleep=lambda s: None)
         kiosk = Kiosk(
-            session, top_ups, bytes.fromhex(terminal_id), config=config, subsidies=subsidies
+            session,
+            top_ups,
+            bytes.fromhex(terminal_id),
+            journal=self.journal(terminal_id),
+            config=config,
+            subsidies=subsidies,
         )
         return kiosk, reader
 
     def close(self) -> None:
         for c in self._clients:
             c.close()
+        for j in self._journals.values():
+            j.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
         self.registry.close()
