@@ -192,6 +192,12 @@ class PickupBody(BaseModel):
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
 
 
+class BankBatchBody(BaseModel):
+    actor: Text = Field(description="who builds the payment batch for the agent bank")
+    rosters: list[DbId] | None = Field(default=None, description="only these rosters")
+    reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
+
+
 # -- campus back office (gateway/api/campus.py) -----------------------------------------------
 class CampusPersonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -352,6 +352,29 @@ CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
 """,
     ),
     (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
+    (
+        8,
+        "subsidy office: bank result files, the kiosk pickup's holder check lock-out",
+        """
+CREATE TABLE subsidy_bank_results (
+    id           {id},
+    batch_id     {big} NOT NULL REFERENCES subsidy_bank_batches (id),
+    content_hash TEXT NOT NULL UNIQUE,
+    imported_by  TEXT NOT NULL,
+    imported_at  {big} NOT NULL,
+    paid         INTEGER NOT NULL,
+    failed       INTEGER NOT NULL,
+    paid_fen     {big} NOT NULL
+);
+ALTER TABLE subsidy_bank_lines ADD COLUMN result_id {big};
+CREATE TABLE subsidy_pickup_guard (
+    card_number   TEXT PRIMARY KEY,
+    failures      INTEGER NOT NULL,
+    last_at       {big} NOT NULL,
+    locked_until  {big}
+);
+""",
+    ),
 ]
 
 _TYPES = {
