@@ -198,6 +198,12 @@ class BankBatchBody(BaseModel):
     reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
 
 
+class RedirectBody(BaseModel):
+    actor: Text = Field(description="who moves the line")
+    card_number: Text = Field(description="another card of the line's payee")
+    note: Text = Field(default="", max_length=1000)
+
+
 # -- campus back office (gateway/api/campus.py) -----------------------------------------------
 class CampusPersonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -26,13 +26,14 @@ from gateway.schemas import (
     PickupBody,
     ProveBody,
     PublishBody,
+    RedirectBody,
     RejectBody,
     ResolveBody,
     SignOffBody,
     VoidBody,
 )
 from gateway.settings import MAX_ROSTER_BYTES
-from gateway.subsidy import bank, pickup, store
+from gateway.subsidy import bank, cardchange, pickup, store
 from gateway.subsidy.publication import (
     publication_csv,
     publication_html,
@@ -224,6 +225,25 @@ def report(db: DB, roster_id: DbId | None = None) -> Response:
     if roster_id is not None:
         store.get_roster(db, roster_id)
     return json_response(pickup.payment_report(db, roster_id))
+
+
+@router.post(
+    "/v1/admin/subsidies/lines/{line_id}/card",
+    summary="Move an unpaid line to another card of its payee (recorded in the line's trail)",
+    dependencies=ADMIN,
+)
+def redirect(line_id: DbId, body: RedirectBody, db: DB) -> Response:
+    card = card_number_of(body.card_number)
+    return json_response(cardchange.redirect_line(db, line_id, card, body.actor, body.note))
+
+
+@router.get(
+    "/v1/admin/subsidies/lines/{line_id}/events",
+    summary="A line's own trail: bank, card changes",
+    dependencies=ADMIN,
+)
+def line_events(line_id: DbId, db: DB) -> Response:
+    return json_response(cardchange.line_trail(db, line_id))
 
 
 # -- the agent bank ---------------------------------------------------------------------------
