@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from gateway import hotlist
+from gateway import hotlist, numbers
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms
@@ -241,7 +241,7 @@ def content_hash(doc: dict[str, Any]) -> str:
 
 
 # -- ingest ---------------------------------------------------------------------------------
-def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tuple[str, str]:
+def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tuple[str, str, str]:
     number, revision = doc["card_number"], doc["revision"]
     digest = content_hash(doc)
     cur.execute(
@@ -251,11 +251,19 @@ def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tupl
     held = cur.fetchone()
     if held is not None:
         if held[0] == digest:
-            return DUPLICATE, ""
-        return CONFLICT, f"revision {revision} of card {number} is held with other content"
+            return DUPLICATE, "", ""
+        return (
+            CONFLICT,
+            f"revision {revision} of card {number} is held with other content",
+            "revision_held",
+        )
     current = _get(cur, number)
     if current is not None and current.desk_id != desk_id:
-        return CONFLICT, f"card {number} belongs to the book of desk {current.desk_id}"
+        return (
+            CONFLICT,
+            f"card {number} belongs to the book of desk {current.desk_id}",
+            "other_desk",
+        )
     if current is None:
         cur.execute(
             "SELECT card_number FROM cards WHERE issuer_id = ? AND serial = ?",
@@ -263,7 +271,15 @@ def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tupl
         )
         clash = cur.fetchone()
         if clash is not None:
-            return CONFLICT, f"serial {doc['serial']} already belongs to card {clash[0]}"
+            return (
+                CONFLICT,
+                f"serial {doc['serial']} already belongs to card {clash[0]}",
+                "serial_used",
+            )
+    stale = current is not None and revision < current.desk_revision
+    broken = numbers.use(cur, desk_id, doc, in_book=current is not None, apply=not stale)
+    if broken is not None:
+        return CONFLICT, broken.reason, broken.code
     text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
     cur.execute(
         "INSERT INTO card_revisions (card_number, revision, desk_id, content_hash, record,"
@@ -297,9 +313,9 @@ def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tupl
             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*values, number),
         )
-        return STORED, ""
+        return STORED, "", ""
     if revision < current.desk_revision:
-        return STALE, f"the book holds the newer revision {current.desk_revision}"
+        return STALE, f"the book holds the newer revision {current.desk_revision}", ""
     cur.execute(
         "UPDATE cards SET serial = ?, issuer_id = ?, chip_id = ?, name = ?, id_type = ?,"
         " id_number = ?, card_kind = ?, card_type = ?, desk_state = ?, replaces = ?,"
@@ -307,16 +323,21 @@ def _store_one(cur: Cursor, desk_id: str, doc: dict[str, Any], now: int) -> tupl
         " updated_at = ? WHERE card_number = ?",
         (*values, number),
     )
-    return STORED, ""
+    return STORED, "", ""
 
 
-def ingest(db: Database, desk_id: str, records: list[Any]) -> list[dict[str, Any]]:
+def ingest(
+    db: Database, desk_id: str, records: list[Any], *, book_of: str | None = None
+) -> list[dict[str, Any]]:
     """Store a desk's issuance records; one answer per record, in order.
 
-    Every record is checked first: one malformed record refuses the whole request and
-    nothing is stored. Then the records are stored in one transaction, and every lost or
-    replaced card among them is put on the gateway's hotlist.
+    ``book_of``: the desk whose book the records come from, refused (``not_this_desk``)
+    unless it is the caller. Every record is checked first: one malformed record refuses
+    the whole request and nothing is stored. Then the records are stored in one
+    transaction; one that breaks the numbering rules (gateway/numbers.py) is a conflict
+    with its code and reason. Every lost or replaced card is put on the gateway's hotlist.
     """
+    numbers.check_desk(desk_id, book_of)
     if not isinstance(records, list):
         raise Invalid("bad_layout", "records must be a list")
     if len(records) > MAX_RECORDS:
@@ -326,12 +347,14 @@ def ingest(db: Database, desk_id: str, records: list[Any]) -> list[dict[str, Any
     now = now_ms()
     with db.tx() as cur:
         for doc in docs:
-            status, reason = _store_one(cur, desk_id, doc, now)
+            status, reason, code = _store_one(cur, desk_id, doc, now)
             if status == STORED and doc.get("replaces") and doc["state"] == CardState.ACTIVE:
                 # 补卡: unpaid subsidy lines follow the holder to the new card
                 follow_replacement(cur, doc["replaces"], doc["card_number"], f"desk {desk_id}")
             answer = {"card_number": doc["card_number"], "revision": doc["revision"]}
             answer["status"] = status
+            if code:
+                answer["code"] = code
             if reason:
                 answer["reason"] = reason
             answers.append(answer)
@@ -400,6 +423,7 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
                 "UPDATE cards SET lost_at = ?, lost_via = ?, updated_at = ? WHERE card_number = ?",
                 (now_ms(), via, now_ms(), card_number),
             )
+            numbers.ended(cur, card_number)
     ensure_hotlisted(db, card_number, actor=via)
     out = get_card(db, card_number)
     assert out is not None

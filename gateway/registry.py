@@ -6,8 +6,12 @@ and active records, so no interleaving of two desks can create a second live car
 Every change bumps a registry-wide revision stored on the changed row; ``export``
 returns records changed after a revision, as JSON the gateway can ingest.
 
-Card numbers are allocated per issuer: ``3100`` ‖ the issuer's city (0x15 bytes 0..1)
-‖ an 11-digit sequence, the 19 printed digits of a T-Union number.
+Card numbers (``card_number_for``: ``3100`` ‖ the issuer's city ‖ an 11-digit sequence)
+come from blocks the card centre leased to this desk (``hold``), used in order, oldest
+block first; a desk without an unused number refuses (``NoNumbers``). The blocks and the
+position in them are rows of this file, so a restart goes on where the desk stopped.
+Only a book made with ``first_sequence`` numbers cards itself: a card centre with one desk
+and no gateway (the demo, tests); such numbers are refused by a gateway.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from terminal.roles.registry import (
     CardState,
     DuplicateCard,
     IssuanceInProgress,
+    NoNumbers,
+    NotThisDesk,
+    NumberBlock,
     RegistryRefused,
     ReplacementRefused,
     UnknownCard,
+    card_number_for,
     serial_of,
 )
 from terminal.sqlite import connect, transaction
@@ -66,6 +74,15 @@ CREATE INDEX IF NOT EXISTS cards_by_id ON cards (id_number);
 CREATE INDEX IF NOT EXISTS cards_by_revision ON cards (revision);
 CREATE TABLE IF NOT EXISTS sequences (issuer_id TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    block_id  INTEGER PRIMARY KEY,
+    issuer_id TEXT NOT NULL,
+    desk_id   TEXT NOT NULL,
+    first     INTEGER NOT NULL,
+    last      INTEGER NOT NULL,
+    next      INTEGER NOT NULL CHECK (next BETWEEN first AND last + 1)
+);
+CREATE TABLE IF NOT EXISTS desk (one INTEGER PRIMARY KEY CHECK (one = 1), desk_id TEXT NOT NULL);
 """
 
 _COLUMNS = (
@@ -73,13 +90,6 @@ _COLUMNS = (
     "created_at, activated_at, lost_at, hotlist_version, replaces, replaced_by, carry_fen, "
     "carry_loaded_at, balance_fen, balance_as_of, revision"
 )
-
-
-def card_number_for(issuer_id: bytes, sequence: int) -> str:
-    """3100 ‖ issuer city (4 hex digits of BCD) ‖ 11-digit sequence: 19 printed digits."""
-    if not 0 < sequence < 10**11:
-        raise RegistryRefused(f"card sequence {sequence} does not fit 11 digits")
-    return f"3100{issuer_id[:2].hex()}{sequence:011d}"
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -127,7 +137,7 @@ class SqliteCardRegistry:
         *,
         clock: Callable[[], datetime] = datetime.now,
         replacement_wait: timedelta = timedelta(0),
-        first_sequence: int = DEFAULT_FIRST_SEQUENCE,
+        first_sequence: int | None = None,
     ):
         self._clock = clock
         self.replacement_wait = replacement_wait
@@ -176,10 +186,69 @@ class SqliteCardRegistry:
 
     def _allocate(self, db: sqlite3.Connection, issuer_id: bytes) -> str:
         key = issuer_id.hex().upper()
+        block = db.execute(
+            "SELECT block_id, next FROM blocks WHERE issuer_id = ? AND next <= last"
+            " ORDER BY block_id LIMIT 1",
+            (key,),
+        ).fetchone()
+        if block is not None:
+            db.execute("UPDATE blocks SET next = next + 1 WHERE block_id = ?", (block[0],))
+            return card_number_for(issuer_id, block[1])
+        if self._first_sequence is None:
+            raise NoNumbers(
+                f"this desk holds no unused card number of issuer {key}: lease a block from "
+                "the card centre while online (ykt issue --lease N --gateway URL)"
+            )
         row = db.execute("SELECT next FROM sequences WHERE issuer_id = ?", (key,)).fetchone()
         sequence = row[0] if row else self._first_sequence
         db.execute("INSERT OR REPLACE INTO sequences VALUES (?, ?)", (key, sequence + 1))
         return card_number_for(issuer_id, sequence)
+
+    # -- numbers leased from the card centre ----------------------------------------------
+    @property
+    def desk_id(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT desk_id FROM desk").fetchone()
+        return None if row is None else str(row[0])
+
+    def hold(self, block: NumberBlock) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT desk_id FROM desk").fetchone()
+            if row is not None and row[0] != block.desk_id:
+                raise NotThisDesk(
+                    f"this book belongs to desk {row[0]}; block {block.block_id} was leased "
+                    f"to desk {block.desk_id}"
+                )
+            if row is None:
+                db.execute("INSERT INTO desk VALUES (1, ?)", (block.desk_id,))
+            db.execute(
+                "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    block.block_id,
+                    block.issuer_id.hex().upper(),
+                    block.desk_id,
+                    block.first,
+                    block.last,
+                    block.first,
+                ),
+            )
+
+    def numbers_left(self, issuer_id: bytes) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(last - next + 1), 0) FROM blocks WHERE issuer_id = ?",
+                (issuer_id.hex().upper(),),
+            ).fetchone()
+        return int(row[0])
+
+    def blocks(self) -> list[tuple[NumberBlock, int]]:
+        """Every block held, oldest first, with its next unused sequence."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT block_id, issuer_id, desk_id, first, last, next FROM blocks"
+                " ORDER BY block_id"
+            ).fetchall()
+        return [(NumberBlock(r[0], bytes.fromhex(r[1]), r[2], r[3], r[4]), r[5]) for r in rows]
 
     def _insert(
         self,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import ingest, loads
+from gateway import ingest, loads, numbers
 from gateway.edges import INT64_MAX, DbId, JsonValue, Text
 from terminal.epurse.model import LoadRequest
 
@@ -144,6 +144,33 @@ class HotlistBody(BaseModel):
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk whose book this is; refused unless it is the token's desk",
+    )
+
+
+class LeaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    count: int = Field(ge=1, le=numbers.MAX_BLOCK, description="how many card numbers")
+    desk_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Fa-f]{12}$",
+        description="the desk the block is for; refused unless it is the token's desk",
+    )
+
+
+class ClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_number: Text = Field(description="the 19 printed digits")
+    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    id_number: Text = Field(description="the holder's identity number")
+    card_kind: int = Field(ge=0, le=0xFF)
+    replaces: Text | None = Field(default=None, description="the lost card it replaces")
 
 
 class LossBody(BaseModel):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from gateway import numbers
 from gateway.hsm import HostSecurityModule
 from simulators.blank_card import SoftBlankCard
 from simulators.profiles import (
@@ -17,10 +19,17 @@ from simulators.profiles import (
 )
 from terminal.epurse.perso import PersoPlan
 from terminal.readers.sim import SimReader
+from terminal.roles.registry import NumberBlock
 from terminal.roles.session import TerminalSession
 
 SHANGHAI = DEMO_ISSUERS["shanghai"]
 VALID_ID = "11010519491231002X"  # the GB 11643 worked example
+
+
+def leased(gw: Any, desk_id: str, count: int = 100, issuer: bytes = SHANGHAI) -> NumberBlock:
+    """A block of card numbers the gateway ``gw`` leased to ``desk_id`` (for a desk's book)."""
+    doc = numbers.lease(gw.db, desk_id, issuer.hex(), count)
+    return NumberBlock(doc["block_id"], issuer, desk_id, doc["first"], doc["last"])
 
 
 def perso_hsm(clock: Callable[[], datetime]) -> HostSecurityModule:

@@ -23,7 +23,7 @@ from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
 from tests.gateway_fixtures import ADMIN_TOKEN
-from tests.issuance_kit import SHANGHAI
+from tests.issuance_kit import SHANGHAI, leased
 
 HEADER = "name,id_number,card_number,item,amount_fen,period"
 ADMIN = {"X-Admin-Token": ADMIN_TOKEN}
@@ -42,8 +42,8 @@ PEOPLE = [("张三", id_number(1)), ("李四", id_number(2)), ("王小五", id_n
 
 
 def book_cards(registry: SqliteCardRegistry, people: list[tuple[str, str]]) -> list[CardRecord]:
-    """Active cards for ``people``; the registry was made with ``first_sequence`` so the
-    numbers equal ``demo_card(first_sequence + i)``'s."""
+    """Active cards for ``people``, numbered from the registry's blocks (``card_for`` makes
+    the demo software card of each number)."""
     out = []
     for i, (name, number) in enumerate(people):
         chip = bytes.fromhex(f"59460000{i + 1:08d}")
@@ -118,10 +118,11 @@ def client_for(gw: Any, terminal_id: str, role: str) -> Iterator[GatewayClient]:
 class Centre:
     """A desk's book pushed to the gateway, and kiosks talking to it over HTTP."""
 
-    def __init__(self, gw: Any, clock: Any, first_sequence: int = 501):
+    def __init__(self, gw: Any, clock: Any):
         self.gw = gw
         self.clock = clock
-        self.registry = SqliteCardRegistry(clock=clock, first_sequence=first_sequence)
+        self.registry = SqliteCardRegistry(clock=clock)
+        self.registry.hold(leased(gw, DESK))
         self._clients: list[GatewayClient] = []
         self.desk = self._client(DESK, "issuance")
 

@@ -17,7 +17,7 @@ router = APIRouter(tags=["cards"])
 
 @router.post("/v1/issuance/records", summary="A desk pushes its issuance records")
 def push_records(body: RecordsBody, desk: Desk, db: DB) -> Response:
-    answers = cards.ingest(db, desk.terminal_id, body.records)
+    answers = cards.ingest(db, desk.terminal_id, body.records, book_of=body.desk_id)
     counts: dict[str, int] = {}
     for a in answers:
         counts[a["status"]] = counts.get(a["status"], 0) + 1

@@ -354,6 +354,38 @@ CREATE INDEX subsidy_line_events_by_line ON subsidy_line_events (line_id, id);
     (7, campus_schema.ALLOWANCE_DESCRIPTION, campus_schema.allowance_tables()),
     (
         8,
+        "card numbers: blocks leased to desks, and each number's use (one person, one card)",
+        """
+CREATE TABLE number_sequences (
+    issuer_id  TEXT PRIMARY KEY,
+    next_seq   {big} NOT NULL
+);
+CREATE TABLE number_blocks (
+    id         {id},
+    issuer_id  TEXT NOT NULL,
+    desk_id    TEXT NOT NULL,
+    first_seq  {big} NOT NULL,
+    last_seq   {big} NOT NULL CHECK (last_seq >= first_seq),
+    leased_at  {big} NOT NULL,
+    UNIQUE (issuer_id, first_seq)
+);
+CREATE INDEX number_blocks_by_desk ON number_blocks (desk_id, issuer_id);
+CREATE TABLE card_claims (
+    card_number  TEXT PRIMARY KEY,
+    issuer_id    TEXT NOT NULL,
+    desk_id      TEXT NOT NULL,
+    block_id     {big} REFERENCES number_blocks (id),
+    id_number    TEXT NOT NULL,
+    card_kind    INTEGER NOT NULL,
+    replaces     TEXT,
+    live         INTEGER NOT NULL,
+    claimed_at   {big} NOT NULL
+);
+CREATE UNIQUE INDEX card_claims_one_live ON card_claims (id_number, card_kind) WHERE live = 1;
+""",
+    ),
+    (
+        9,
         "subsidy office: bank result files, the kiosk pickup's holder check lock-out",
         """
 CREATE TABLE subsidy_bank_results (

@@ -27,7 +27,7 @@ from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
-from terminal.uplink.issuance import push_issuance
+from terminal.uplink.issuance import GatewayCentre, push_issuance
 
 DESK_ID = "310000000080"
 RESIDENT = Applicant("张三", "11010519491231002X", card_kind=3)  # GB 11643's worked example
@@ -55,16 +55,18 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
     hsm = HostSecurityModule(keysets, transport_master=demo_transport_master())
     registry = SqliteCardRegistry()
     blank = blank_card(demo_chip_id(978))
+    desk_client = path.register(DESK_ID, "card-centre", role="issuance")
     desk = IssuanceDesk(
         TerminalSession(SimReader(blank, name="desk")),
         hsm,
         registry,
         DeskConfig(DEMO_ISSUERS["shanghai"], bytes.fromhex(DESK_ID)),
+        centre=GatewayCentre(desk_client),
     )
     record = desk.issue(RESIDENT).record
     card = blank.purse
     assert card is not None
-    pushed = push_issuance(path.register(DESK_ID, "card-centre", role="issuance"), registry.export)
+    pushed = push_issuance(desk_client, registry.export, desk_id=registry.desk_id)
     out(
         f"   issued {record.card_number} to {RESIDENT.name} (elderly card); "
         f"{pushed.sent} issuance record(s) -> gateway: {pushed.counts}"

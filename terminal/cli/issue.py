@@ -39,6 +39,7 @@ Personalise blank cards at the card centre's issuance desk.
   ykt issue --replace 3100029000010000001 --out new.json
   ykt issue --export records.json --since 0
   ykt issue --push --gateway URL --token T   send the book's changes to the gateway
+  ykt issue --lease 200 --gateway URL --token T   hold 200 more card numbers (for offline)
 
 With the default sim reader, --out (or each row's file in --out-dir) is a software card:
 a fresh blank card is made there unless the file already holds one (an interrupted
@@ -49,6 +50,12 @@ card is replaced with --replace: it is reported lost, put in the --hotlist, and 
 known balance is loaded onto the new card through the host security module.
 
 Batch CSV header: name,id_number,card_kind (optional columns: id_type, card_type, pin).
+
+Card numbers come from the card centre (the gateway), never from the desk: with --gateway
+the desk leases blocks of numbers as it needs them (the registry keeps them, so a restart
+goes on where it stopped) and checks each holder against the central book before the card
+is written. Without --gateway (offline) it issues only from numbers it already holds and
+refuses when it has none; its next push reports any card the central book refuses.
 
 With --gateway URL --token T (the desk's credentials, role issuance) every issuance,
 replacement or batch ends by pushing the book's changes to the gateway's card book, and
@@ -77,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     mode.add_argument("--export", metavar="FILE", help="write issuance records as JSON (-: stdout)")
     mode.add_argument(
         "--push", action="store_true", help="push the book's changes to --gateway, then stop"
+    )
+    mode.add_argument(
+        "--lease",
+        type=arg_int,
+        metavar="N",
+        help="lease N more card numbers from --gateway (to issue offline later), then stop",
     )
     p.add_argument("--name", help="holder's name (written in GBK, at most 10 Chinese characters)")
     p.add_argument("--id-number", help="holder's ID number (GB 11643 checked for --id-type 0)")
@@ -121,6 +134,7 @@ class _Desk:
         from gateway.registry import SqliteCardRegistry
         from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
         from terminal.crypto.keyset import load_keysets
+        from terminal.uplink.issuance import GatewayCentre
 
         issuer_id = DEMO_ISSUERS[args.issuer]
         keysets = (
@@ -137,6 +151,7 @@ class _Desk:
             args.registry, replacement_wait=timedelta(days=args.replacement_wait_days)
         )
         self.hotlist = Hotlist(args.hotlist)
+        self.client = _gateway_client(args) if args.gateway else None
         self.sim = SimReader(name="desk") if args.reader == "sim" else None
         reader: Reader = self.sim if self.sim is not None else open_reader(args.reader)
         if args.trace:
@@ -151,6 +166,7 @@ class _Desk:
             DeskConfig(issuer_id, bytes.fromhex(args.terminal_id)),
             load_host=LocalLoadHost(self.hsm),
             hotlist=self.hotlist,
+            centre=GatewayCentre(self.client) if self.client is not None else None,
         )
 
     def insert_software_card(self, path: Path) -> None:
@@ -195,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
     if args.push:
         return _push(args)
     desk = _Desk(args)
+    if args.lease is not None:
+        return _lease(args, desk)
     if args.abandon:
         record = desk.registry.abandon(args.abandon)
         print(f"card {record.card_number} is {record.state.value}")
@@ -237,6 +255,18 @@ def _gateway_client(args: argparse.Namespace) -> Any:
     return GatewayClient(args.gateway, args.token)
 
 
+def _lease(args: argparse.Namespace, desk: _Desk) -> int:
+    if desk.client is None:
+        raise SystemExit("ykt issue: --lease needs --gateway URL and --token (the card centre)")
+    issuer_id = desk.desk.config.issuer_id
+    held = desk.desk.lease(issuer_id, args.lease)
+    print(
+        f"desk {desk.desk.desk_id} holds {held} unused card number(s) of issuer "
+        f"{issuer_id.hex().upper()}"
+    )
+    return 0
+
+
 def _print_push(result: Any) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
     print(
@@ -244,6 +274,12 @@ def _print_push(result: Any) -> None:
         f"now at revision {result.cursor}",
         file=sys.stderr,
     )
+    if result.refused:
+        print(
+            f"the card centre refused {len(result.refused)} card(s); settle each at the back "
+            "office (void the card issued in error):",
+            file=sys.stderr,
+        )
     for refused in result.refused:
         print(f"  card {refused['card_number']}: {refused.get('reason', '')}", file=sys.stderr)
 
@@ -255,7 +291,10 @@ def _push(args: argparse.Namespace) -> int:
 
     registry = SqliteCardRegistry(args.registry)
     with _gateway_client(args) as client:
-        result = GatewayCardBook(client, registry.export, pushed=_print_push).push()
+        book = GatewayCardBook(
+            client, registry.export, pushed=_print_push, desk_id=registry.desk_id
+        )
+        result = book.push()
     return 1 if result.refused else 0
 
 
@@ -266,7 +305,9 @@ def _replace(args: argparse.Namespace, desk: _Desk) -> Issued:
     if not args.gateway:
         return desk.desk.replace(args.replace, pin=args.pin)
     with _gateway_client(args) as client:
-        book = GatewayCardBook(client, desk.registry.export, pushed=_print_push)
+        book = GatewayCardBook(
+            client, desk.registry.export, pushed=_print_push, desk_id=desk.registry.desk_id
+        )
         return desk.desk.replace(args.replace, pin=args.pin, card_book=book)
 
 

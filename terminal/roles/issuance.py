@@ -12,6 +12,12 @@ normal online load through the ``LoadHost`` - never by writing a balance. With a
 replacement it cannot vouch for is refused before any card work. A batch issues one card
 per row and reports each row, refused or issued, without stopping at the first refusal.
 
+Numbers come from blocks the card centre (``CardCentre``, the gateway) leased to this desk
+and the registry keeps; online, the desk tops its blocks up and claims each number for
+the holder before the card is written (the person check against the central book), and a
+refusal voids the number before any card work. Offline it issues from the blocks it holds,
+refuses when it holds none, and the push reconciles what it issued (docs/issuance.md §3).
+
 The desk holds no key: the ``PersoHost`` hands out cryptograms, the ``LoadHost`` MAC2.
 """
 
@@ -31,7 +37,16 @@ from terminal.epurse.model import CardSnapshot, LoadResult
 from terminal.epurse.perso import CardProbe, PersoHost, PersoPlan
 from terminal.hotlist import Hotlist
 from terminal.identity import check_id_number
-from terminal.roles.registry import Applicant, CardRecord, CardRegistry, CardState
+from terminal.roles.registry import (
+    Applicant,
+    CardCentre,
+    CardRecord,
+    CardRegistry,
+    CardState,
+    CentreRefused,
+    CentreUnreachable,
+    NoNumbers,
+)
 from terminal.roles.session import TerminalSession
 from terminal.uplink.client import GatewayRefused
 
@@ -61,6 +76,8 @@ class DeskConfig:
     key_index: int = 1
     load_key_index: int = 1
     max_balance: int = 100_000
+    block_size: int = 100  # card numbers leased at a time
+    low_water: int = 10  # lease the next block when fewer are left (online)
 
     def __post_init__(self) -> None:
         if len(self.issuer_id) != 8 or len(self.terminal_id) != 6:
@@ -191,6 +208,7 @@ class IssuanceDesk:
         load_host: LoadHost | None = None,
         hotlist: Hotlist | None = None,
         campus: CampusProfile | None = None,
+        centre: CardCentre | None = None,
     ):
         self.session = session
         self.host = host
@@ -199,6 +217,56 @@ class IssuanceDesk:
         self.load_host = load_host
         self.hotlist = hotlist
         self.campus = campus
+        self.centre = centre
+
+    @property
+    def desk_id(self) -> str:
+        """This desk's identity at the card centre: its terminal number."""
+        return self.config.terminal_id.hex().upper()
+
+    # -- numbers and the person check -----------------------------------------------------
+    def lease(self, issuer_id: bytes, count: int | None = None) -> int:
+        """Lease a block of card numbers from the card centre and keep it; how many unused
+        numbers of the issuer the desk holds now."""
+        if self.centre is None:
+            raise IssuanceError("this desk has no card centre to lease card numbers from")
+        try:
+            block = self.centre.lease(issuer_id, self.desk_id, count or self.config.block_size)
+        except CentreRefused as exc:
+            raise IssuanceError(f"the card centre leases no numbers: {exc.reason}") from None
+        except CentreUnreachable as exc:
+            raise IssuanceError(f"{exc}: try again when the gateway answers") from None
+        self.registry.hold(block)
+        return self.registry.numbers_left(issuer_id)
+
+    def _begin(self, issuer_id: bytes, begin: Callable[[], CardRecord]) -> CardRecord:
+        """Take a number (topping the blocks up first when online and running low), then
+        claim it for the holder at the card centre; offline, the push reconciles later."""
+        offline = ""
+        if self.centre is not None and (
+            self.registry.numbers_left(issuer_id) < self.config.low_water
+        ):
+            try:
+                self.lease(issuer_id)
+            except IssuanceError as exc:
+                offline = f" ({exc})"
+        try:
+            record = begin()
+        except NoNumbers as exc:
+            raise IssuanceError(f"no card issued: {exc.reason}{offline}") from None
+        if self.centre is None:
+            return record
+        try:
+            self.centre.claim(record)
+        except CentreUnreachable:
+            return record
+        except CentreRefused as exc:
+            if record.state == CardState.PENDING:
+                self.registry.abandon(record.card_number)
+            raise IssuanceError(
+                f"no card issued, number {record.card_number} voided: {exc.reason}"
+            ) from None
+        return record
 
     # -- new card -------------------------------------------------------------------------
     def issue(self, applicant: Applicant, *, pin: str | None = None) -> Issued:
@@ -208,7 +276,10 @@ class IssuanceDesk:
         if probe.operational:
             return self._resume_operational(probe, applicant, pin)
         assert probe.chip_id is not None
-        record = self.registry.begin_issue(self.config.issuer_id, applicant, probe.chip_id)
+        issuer_id, chip_id = self.config.issuer_id, probe.chip_id
+        record = self._begin(
+            issuer_id, lambda: self.registry.begin_issue(issuer_id, applicant, chip_id)
+        )
         return self._personalise(record, probe, pin)
 
     def check_applicant(self, applicant: Applicant, pin: str | None = None) -> Applicant:
@@ -274,7 +345,10 @@ class IssuanceDesk:
         if probe.operational:
             return self._resume_operational(probe, old.holder, pin)
         assert probe.chip_id is not None
-        record = self.registry.begin_replacement(old_card_number, probe.chip_id)
+        chip_id = probe.chip_id
+        record = self._begin(
+            old.issuer_id, lambda: self.registry.begin_replacement(old_card_number, chip_id)
+        )
         return self._personalise(record, probe, pin)
 
     def carry_from(self, card_book: CardBook, card_number: str) -> None:

@@ -58,6 +58,34 @@ class ReplacementRefused(RegistryRefused):
     """The card cannot be replaced (yet): not lost, not hotlisted, waiting period, done."""
 
 
+class NoNumbers(RegistryRefused):
+    """The desk holds no unused card number of the issuer: it must lease a block first."""
+
+
+class NotThisDesk(RegistryRefused):
+    """A block or a push names another desk than the one this book belongs to."""
+
+
+@dataclass(frozen=True, slots=True)
+class NumberBlock:
+    """Card numbers the card centre leased to one desk: sequences ``first..last`` of one
+    issuer, used in order and never by anyone else."""
+
+    block_id: int
+    issuer_id: bytes
+    desk_id: str
+    first: int
+    last: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first <= self.last < SEQUENCE_LIMIT:
+            raise ValueError(f"block {self.first}..{self.last} is not a sequence range")
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+
 @dataclass(frozen=True, slots=True)
 class Applicant:
     """Who a card is for."""
@@ -67,6 +95,27 @@ class Applicant:
     card_kind: int = 0x01  # 0x17 card kind: the "kind" of one-person-one-card
     id_type: int = 0x00  # 0x16 identity document type, 00 resident identity card
     card_type: int = 0x01  # 0x16 card type
+
+
+SEQUENCE_LIMIT = 10**11  # the card number's last 11 digits
+
+
+def card_number_for(issuer_id: bytes, sequence: int) -> str:
+    """3100 ‖ issuer city (4 hex digits of BCD) ‖ 11-digit sequence: the 19 printed digits
+    of a T-Union number (docs/issuance.md §3)."""
+    if not 0 < sequence < SEQUENCE_LIMIT:
+        raise RegistryRefused(f"card sequence {sequence} does not fit 11 digits")
+    return f"3100{issuer_id[:2].hex()}{sequence:011d}"
+
+
+def sequence_of(card_number: str, issuer_id: bytes) -> int | None:
+    """The sequence of an issuer's card number, or None when the number is not one of the
+    issuer's (the inverse of ``card_number_for``)."""
+    prefix = card_number_for(issuer_id, 1)[:8]
+    tail = card_number[8:]
+    if len(card_number) != 19 or not card_number.startswith(prefix) or not tail.isdigit():
+        return None
+    return int(tail) or None
 
 
 def serial_of(card_number: str) -> bytes:
@@ -188,3 +237,42 @@ class CardRegistry(Protocol):
     def export(self, since_revision: int = 0) -> list[dict[str, Any]]:
         """Every record changed after ``since_revision``, oldest change first, as JSON."""
         ...
+
+    @property
+    def desk_id(self) -> str | None:
+        """The desk this book belongs to (set by its first leased block), or None."""
+        ...
+
+    def hold(self, block: NumberBlock) -> None:
+        """Keep a block the card centre leased to this desk (again: nothing changes);
+        NotThisDesk for a block of another desk."""
+        ...
+
+    def numbers_left(self, issuer_id: bytes) -> int:
+        """How many unused numbers of the issuer this desk holds."""
+        ...
+
+
+class CardCentre(Protocol):
+    """The one numbering authority as a desk sees it (the gateway): blocks of card numbers
+    and the person check against the central book before a card is written. Raises
+    ``CentreRefused`` with the reason, or ``CentreUnreachable`` when the desk is offline."""
+
+    def lease(self, issuer_id: bytes, desk_id: str, count: int) -> NumberBlock: ...
+
+    def claim(self, record: CardRecord) -> None:
+        """The number is this desk's and unused, and the holder has no other live card of
+        the kind in the central book; refused otherwise."""
+        ...
+
+
+class CentreRefused(RegistryRefused):
+    """The card centre refused; ``code`` is its machine code."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+
+
+class CentreUnreachable(YikatongError):
+    """The card centre did not answer: the desk is offline."""

@@ -8,6 +8,7 @@ nothing was stored, paid or lost. Modules:
 - ``test_hostile_validator.py``  a validator or POS lying in its uploads
 - ``test_outside_attacker.py``   anyone on the network: bodies, headers, tokens, encodings
 - ``test_careless_operator.py``  operators and their files: rosters, fares, cards, tokens
+- ``test_hostile_desk.py``       an issuance desk numbering cards itself or posing as another
 - ``test_hostile_card.py``       a card (or a recorded trace) answering what it likes
 - ``test_api_fuzz.py``           every endpoint of the OpenAPI schema, fuzzed
 """

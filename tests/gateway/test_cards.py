@@ -26,7 +26,7 @@ from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.uplink import GatewayRefused, Uplink, sync_local_hotlist
 from terminal.uplink.issuance import last_known_balance, push_issuance
 from tests.gateway_fixtures import GatewayServer, start_gateway
-from tests.issuance_kit import SHANGHAI, new_blank, perso_hsm
+from tests.issuance_kit import SHANGHAI, leased, new_blank, perso_hsm
 from tests.subsidy_kit import DESK, KIOSK_A, PEOPLE, Centre, book_cards, card_for, client_for
 from tests.traffic import JournaledTerminal
 
@@ -41,8 +41,9 @@ def gateway(db, clock) -> Iterator[GatewayServer]:
 
 
 @pytest.fixture
-def registry(clock):
-    reg = SqliteCardRegistry(clock=clock, first_sequence=501)
+def registry(clock, gateway):
+    reg = SqliteCardRegistry(clock=clock)
+    reg.hold(leased(gateway, DESK))
     yield reg
     reg.close()
 
@@ -107,6 +108,7 @@ def test_conflicts_stale_revisions_and_malformed_records(gateway, registry):
             "card_number": newer["card_number"],
             "revision": 10,
             "status": "conflict",
+            "code": "other_desk",
             "reason": f"card {newer['card_number']} belongs to the book of desk {DESK}",
         }
     with client_for(gateway, "310000000001", "pos") as pos, pytest.raises(GatewayRefused) as exc:

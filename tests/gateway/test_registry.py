@@ -16,6 +16,9 @@ from terminal.roles.registry import (
     CardState,
     DuplicateCard,
     IssuanceInProgress,
+    NoNumbers,
+    NotThisDesk,
+    NumberBlock,
     RegistryRefused,
     ReplacementRefused,
     UnknownCard,
@@ -29,9 +32,20 @@ LI = Applicant("李四", "110101199003074514", card_kind=1)
 CHIP_A, CHIP_B = bytes.fromhex("5946000000000001"), bytes.fromhex("5946000000000002")
 
 
+DESK = "310000000080"
+BLOCK = NumberBlock(1, SHANGHAI, DESK, 10_000_001, 10_000_100)
+
+
+def desk_book(path: object = None, **kw: object) -> SqliteCardRegistry:
+    """A desk's book holding the card centre's block ``BLOCK``."""
+    reg = SqliteCardRegistry(path, **kw)  # type: ignore[arg-type]
+    reg.hold(BLOCK)
+    return reg
+
+
 @pytest.fixture
 def registry(clock: FrozenClock) -> SqliteCardRegistry:
-    return SqliteCardRegistry(clock=clock)
+    return desk_book(clock=clock)
 
 
 def issued(registry: SqliteCardRegistry, who: Applicant = ZHANG, chip: bytes = CHIP_A) -> str:
@@ -60,7 +74,7 @@ def test_one_person_one_live_card_per_kind(registry) -> None:  # type: ignore[no
 
 def test_the_database_itself_refuses_a_second_live_card(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "cards.db"
-    reg = SqliteCardRegistry(path)
+    reg = desk_book(path)
     issued(reg)
     reg.close()
     db = sqlite3.connect(path)
@@ -144,7 +158,7 @@ def test_export_returns_changes_after_a_revision_as_json(registry, tmp_path) -> 
 
 def test_the_book_survives_a_restart(tmp_path, clock: FrozenClock) -> None:
     path = tmp_path / "cards.db"
-    reg = SqliteCardRegistry(path, clock=clock)
+    reg = desk_book(path, clock=clock)
     number = issued(reg)
     reg.close()
     again = SqliteCardRegistry(path, clock=clock)
@@ -154,3 +168,30 @@ def test_the_book_survives_a_restart(tmp_path, clock: FrozenClock) -> None:
         again.get("3100029099999999999")
     with pytest.raises(RegistryRefused):
         again.report_balance(number, -1, datetime(2026, 1, 1))
+
+
+def test_numbers_come_from_held_blocks_in_order_and_the_position_survives_a_restart(
+    tmp_path, clock: FrozenClock
+) -> None:
+    path = tmp_path / "cards.db"
+    reg = SqliteCardRegistry(path, clock=clock)
+    with pytest.raises(NoNumbers, match=r"holds no unused card number.*lease a block"):
+        reg.begin_issue(SHANGHAI, ZHANG, CHIP_A)
+    assert reg.export() == []  # refused before anything was written
+    reg.hold(NumberBlock(7, SHANGHAI, DESK, 500, 501))
+    reg.hold(NumberBlock(9, SHANGHAI, DESK, 900, 900))
+    first = reg.begin_issue(SHANGHAI, ZHANG, CHIP_A).card_number
+    reg.close()
+    again = SqliteCardRegistry(path, clock=clock)
+    again.hold(NumberBlock(7, SHANGHAI, DESK, 500, 501))  # held again: the position stays
+    assert (again.desk_id, again.numbers_left(SHANGHAI)) == (DESK, 2)
+    second = again.begin_issue(SHANGHAI, LI, CHIP_B).card_number
+    third = again.begin_issue(SHANGHAI, Applicant("王五", "110101198001010011"), bytes(8))
+    assert [first, second, third.card_number] == [
+        card_number_for(SHANGHAI, n) for n in (500, 501, 900)
+    ]
+    with pytest.raises(NoNumbers):
+        again.begin_issue(SHANGHAI, Applicant("赵六", "110101198001010038"), bytes(7) + b"\1")
+    with pytest.raises(NotThisDesk, match="belongs to desk 310000000080"):
+        again.hold(NumberBlock(10, SHANGHAI, "310000000081", 901, 950))
+    assert again.numbers_left(SHANGHAI) == 0

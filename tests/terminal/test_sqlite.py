@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.registry import SqliteCardRegistry
+from gateway.registry import DEFAULT_FIRST_SEQUENCE, SqliteCardRegistry
 from gateway.storage.db import SqliteDatabase
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
@@ -70,7 +70,7 @@ def test_a_failed_commit_is_rolled_back_and_raised(tmp_path: Path):
 def test_every_store_opens_through_it(tmp_path: Path, keysets):
     journal = Journal(tmp_path / "journal.db", autocheckpoint=False)
     hotlist = Hotlist(tmp_path / "hotlist.db")
-    registry = SqliteCardRegistry(tmp_path / "registry.db")
+    registry = SqliteCardRegistry(tmp_path / "registry.db", first_sequence=DEFAULT_FIRST_SEQUENCE)
     storage = SqliteDatabase(str(tmp_path / "gateway.db"))
     ledger = Ledger(str(tmp_path / "clearing.db"), TacVerifier(keysets))
     conns = [journal._db, hotlist._db, registry._db, storage._conn, ledger._db]

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from gateway.registry import SqliteCardRegistry
+from gateway.registry import DEFAULT_FIRST_SEQUENCE, SqliteCardRegistry
 from gateway.subsidy.catalogue import Catalogue, CatalogueError, load_catalogue
 from gateway.subsidy.publication import publication_csv, publication_rows
 from gateway.subsidy.roster import (
@@ -149,7 +149,7 @@ def test_one_person_one_card_within_the_roster() -> None:
 
 
 def test_cards_are_checked_against_the_registry(clock) -> None:  # type: ignore[no-untyped-def]
-    registry = SqliteCardRegistry(clock=clock)
+    registry = SqliteCardRegistry(clock=clock, first_sequence=DEFAULT_FIRST_SEQUENCE)
     zhang = Applicant("张三", "11010519491231002X")
     number = registry.begin_issue(SHANGHAI, zhang, bytes(8)).card_number
     registry.activate(number)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.hsm import HostSecurityModule
-from gateway.registry import SqliteCardRegistry
+from gateway.registry import DEFAULT_FIRST_SEQUENCE, SqliteCardRegistry
 from simulators.campus import campus_card, campus_psam, clone, demo_campus_master
 from simulators.profiles import (
     DEMO_ISSUERS,
@@ -65,7 +65,7 @@ def test_the_desk_issues_a_campus_card_that_authenticates(clock: FrozenClock) ->
     desk = IssuanceDesk(
         TerminalSession(reader, clock=clock),
         hsm,
-        SqliteCardRegistry(clock=clock),
+        SqliteCardRegistry(clock=clock, first_sequence=DEFAULT_FIRST_SEQUENCE),
         DeskConfig(DEMO_ISSUERS["shanghai"], bytes.fromhex("310000000901")),
         campus=CampusProfile({VALID_ID: "T1001"}, category=2),
     )

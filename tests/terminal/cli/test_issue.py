@@ -15,18 +15,55 @@ from simulators.profiles import DEMO_ISSUERS, demo_keyset
 from terminal.hotlist import Hotlist
 from terminal.readers.sim import SimReader
 from terminal.roles.kiosk import Kiosk
-from terminal.roles.registry import serial_of
+from terminal.roles.registry import NumberBlock, serial_of
 from terminal.roles.session import TerminalSession
 from tests.cli_kit import ykt_here
-from tests.issuance_kit import VALID_ID
+from tests.issuance_kit import SHANGHAI, VALID_ID
 
 LI = "110101199003074514"
+DESKS = ("310000000080", "310000000081")
 
 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The desk works offline from a block of numbers it leased earlier."""
     monkeypatch.chdir(tmp_path)
+    desk = SqliteCardRegistry("ykt-cards.db")
+    desk.hold(NumberBlock(1, SHANGHAI, "310000000080", 10_000_001, 10_000_100))
+    desk.close()
     return tmp_path
+
+
+def test_a_desk_without_numbers_refuses_and_two_desks_share_none(capsys, gateway) -> None:  # type: ignore[no-untyped-def]
+    who = ["--name", "李四", "--id-number", LI]
+    rc, _, err = ykt_here(capsys, "issue", *who, "--registry", "b.db", "--out", "x.json")
+    assert rc == 1 and "holds no unused card number" in err and "--lease" in err
+    tokens = [gateway.register(t, "card-centre", role="issuance") for t in DESKS]
+    a = ["--gateway", gateway.url, "--token", tokens[0], "--registry", "a.db"]
+    b = ["--gateway", gateway.url, "--terminal-id", DESKS[1], "--registry", "b.db"]
+    rc, out, _ = ykt_here(
+        capsys, "issue", "--name", "张三", "--id-number", VALID_ID, *a, "--out", "a.json"
+    )
+    assert rc == 0 and "issued card 3100029000010000001" in out
+    rc, out, _ = ykt_here(capsys, "issue", *who, *b, "--token", tokens[1], "--out", "b.json")
+    assert rc == 0 and "issued card 3100029000010000101" in out  # after desk A's block
+    rc, _, err = ykt_here(capsys, "issue", "--push", *b, "--token", tokens[0])
+    assert rc == 1 and f"this book belongs to desk {DESKS[1]}, but the token is desk" in err
+    rc, _, err = ykt_here(
+        capsys,
+        "issue",
+        "--name",
+        "张三",
+        "--id-number",
+        VALID_ID,
+        *b,
+        "--token",
+        tokens[1],
+        "--out",
+        "c.json",
+    )
+    assert rc == 1 and "one person, one card" in err and "3100029000010000001" in err
+    assert gateway.count("cards") == 2
 
 
 def test_issue_one_card_then_refuse_the_same_person(capsys, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]

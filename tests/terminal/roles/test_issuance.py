@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cards import CarryRules
 from gateway.hsm import HostSecurityModule, LocalLoadHost
-from gateway.registry import SqliteCardRegistry
+from gateway.registry import DEFAULT_FIRST_SEQUENCE, SqliteCardRegistry
 from simulators.blank_card import SoftBlankCard
 from simulators.profiles import demo_card, demo_psam
 from terminal.apdu.errors import ApplicationBlocked, FileNotFound, TransportError
@@ -33,7 +33,7 @@ from terminal.roles.registry import Applicant, CardState, DuplicateCard
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.uplink import GatewayClient
-from terminal.uplink.issuance import GatewayCardBook, PushResult
+from terminal.uplink.issuance import GatewayCardBook, GatewayCentre, PushResult
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, new_blank, perso_hsm
@@ -59,7 +59,7 @@ class CardCentre:
 
     def __post_init__(self) -> None:
         self.hsm = perso_hsm(self.clock)
-        self.registry = SqliteCardRegistry(clock=self.clock)
+        self.registry = SqliteCardRegistry(clock=self.clock, first_sequence=DEFAULT_FIRST_SEQUENCE)
         self.hotlist = Hotlist()
         self.load_host = LocalLoadHost(self.hsm)
         self.desk_reader = SimReader(name="desk")
@@ -388,6 +388,7 @@ class GatewayDesk:
         hsm = perso_hsm(datetime.now)
         self.registry = SqliteCardRegistry(self.tmp / "cards.db")
         self.reader = SimReader(name="desk")
+        client = GatewayClient(self.gw.url, self.gw.register(DESK, "card-centre", "issuance"))
         self.desk = IssuanceDesk(
             TerminalSession(self.reader),
             hsm,
@@ -395,8 +396,8 @@ class GatewayDesk:
             DeskConfig(SHANGHAI, DESK_ID),
             load_host=LocalLoadHost(hsm),
             hotlist=Hotlist(),
+            centre=GatewayCentre(client),
         )
-        client = GatewayClient(self.gw.url, self.gw.register(DESK, "card-centre", "issuance"))
         self.book = GatewayCardBook(client, self.registry.export, pushed=self.pushes.append)
         self.old_card = new_blank(1)
         self.reader.insert(self.old_card)
