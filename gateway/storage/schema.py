@@ -393,6 +393,22 @@ CREATE UNIQUE INDEX card_claims_one_live ON card_claims (id_number, card_kind) W
         kind_table(QR_RIDE) + "CREATE INDEX qr_txn_code ON qr_txn (code_hash);\n",
     ),
     (10, campus_schema.BACK_OFFICE_DESCRIPTION, campus_schema.back_office_tables()),
+    (
+        11,
+        "ride-code parameter files (root keys, issuer whitelist) for validators",
+        """
+CREATE TABLE qr_params (
+    version  {id},
+    kind     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    entries  INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    at       {big} NOT NULL
+);
+CREATE INDEX qr_params_kind ON qr_params (kind, version);
+""",
+    ),
 ]
 
 _TYPES = {

@@ -343,6 +343,11 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         terminal.client = client
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
+        gate = getattr(role, "qr", None)
+        if gate is not None and config.qr is not None:
+            from terminal.uplink.qr_params import QrParamSync
+
+            terminal.hotlist_sync.also.append(QrParamSync(client, gate, config.qr).sync_once)
     return terminal
 
 
