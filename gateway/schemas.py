@@ -175,6 +175,10 @@ class HotlistBody(BaseModel):
     reason: Text = Field(default="", max_length=200)
 
 
+class QrParamsBody(BaseModel):
+    text: str = Field(description="the whole file: one entry a line (docs/qr.md)")
+
+
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")

@@ -416,6 +416,22 @@ CREATE TABLE subsidy_pickup_guard (
 );
 """,
     ),
+    (
+        12,
+        "ride-code parameter files (root keys, issuer whitelist) for validators",
+        """
+CREATE TABLE qr_params (
+    version  {id},
+    kind     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    entries  INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    at       {big} NOT NULL
+);
+CREATE INDEX qr_params_kind ON qr_params (kind, version);
+""",
+    ),
 ]
 
 _TYPES = {
