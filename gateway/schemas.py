@@ -259,6 +259,12 @@ class BankBatchBody(BaseModel):
     reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
 
 
+class UnblockBody(BaseModel):
+    actor: Text = Field(description="who lifts the loss (解挂)")
+    id_number: Text = Field(description="the holder's ID number, as on the card's record")
+    note: Text = Field(default="", max_length=150)
+
+
 class AuditStaffBody(BaseModel):
     name: Text
     id_number: Text
