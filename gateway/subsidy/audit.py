@@ -9,7 +9,7 @@ declared relation); amounts above the item's cap; lines paid to a card after it 
 Each finding is stored once (``subsidy_findings`` UNIQUE(kind, subject)); running the
 audit again adds only new ones. A finding is marked for rectification (整改) and closed
 with a note, each with who and when. Reports per item, township, department or month
-(月报) as CSV and XLSX. docs/subsidy.md §5a.
+(月报) as CSV and XLSX. docs/subsidy.md §4c.
 """
 
 from __future__ import annotations
