@@ -12,7 +12,10 @@ reason, stored nowhere. A unique index over live claims holds the rule under any
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
+
+import psycopg
 
 from gateway.errors import Conflict, Forbidden, Invalid, Refused
 from gateway.storage import Cursor, Database, now_ms
@@ -162,6 +165,10 @@ def _holder_conflict(
     return None
 
 
+# a concurrent claim for the same number or person won the unique index meanwhile
+_RACED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
+
+
 def claim(
     db: Database,
     desk_id: str,
@@ -172,7 +179,24 @@ def claim(
     replaces: str | None = None,
 ) -> dict[str, Any]:
     """Before a card is written: the number is this desk's and unused, the holder has no
-    other live card of the kind. The same claim again is accepted (a resumed issuance)."""
+    other live card of the kind. The same claim again is accepted (a resumed issuance). A
+    claim that lost a race to another desk is checked once more, so its refusal says which
+    rule the winner's claim now breaks (one person, one card) instead of a bare conflict."""
+    try:
+        return _claim(db, desk_id, card_number, issuer_id, id_number, card_kind, replaces)
+    except _RACED:
+        return _claim(db, desk_id, card_number, issuer_id, id_number, card_kind, replaces)
+
+
+def _claim(
+    db: Database,
+    desk_id: str,
+    card_number: str,
+    issuer_id: str,
+    id_number: str,
+    card_kind: int,
+    replaces: str | None = None,
+) -> dict[str, Any]:
     issuer_id, id_number = issuer_id.upper(), id_number.upper()
     _issuer(issuer_id)
     with db.tx() as cur:

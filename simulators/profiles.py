@@ -201,8 +201,9 @@ def issue_psam(
 
 
 def demo_card_number(issuer_id: bytes, number: int) -> str:
-    """20 BCD digits whose printed 19 (first nibble dropped) read 3100 <issuer city> <number>."""
-    return f"03100{issuer_id[:2].hex()}{number:011d}"
+    """The printed 19 digits, 3100 <issuer city> <number> (stored as 10 BCD bytes, a 0 nibble
+    first)."""
+    return f"3100{issuer_id[:2].hex()}{number:011d}"
 
 
 def demo_card(

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from terminal.text import arg_int
+from terminal.words import say
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,6 +57,10 @@ def serve(args: argparse.Namespace) -> int:
     from simulators.clearing.verify import TacVerifier
 
     ledger = Ledger(args.db, TacVerifier(_keysets(args)))
+    print(
+        say("serve.clearing", host=args.host, port=args.port, storage=f"SQLite {args.db}"),
+        flush=True,
+    )
     uvicorn.run(
         create_app(ledger, delay=args.delay), host=args.host, port=args.port, log_level="warning"
     )

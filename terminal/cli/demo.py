@@ -37,11 +37,14 @@ from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.text import arg_int
+from terminal.words import error_words, say, tap_line, txn_words
 
 KIOSK_ID = bytes.fromhex("310000000090")
 POS_ID = "310000000101"
 BUS_ID = "310000000201"
 STATIONS = ["0101", "0102", "0103", "0104", "0105"]
+LOW_BALANCE = 1_000  # a rider whose purse holds less than this tops up before the next ride
+TOP_UP = 5_000
 
 Out = Callable[[str], None]
 
@@ -106,10 +109,11 @@ def run_demo(
     workdir: Path,
     out: Out = print,
     progress: bool = False,
-    load_host: Any = None,
+    *,
+    load_host: Any,
 ) -> Outcome:
-    """Run the day; ``load_host`` is the kiosk's host (the gateway), a local HSM if None."""
-    from gateway.hsm import HostSecurityModule, LocalLoadHost
+    """Run the day; ``load_host`` is the kiosk's host (the gateway's load endpoints)."""
+    from gateway.hsm import HostSecurityModule
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
     from terminal.cli.demo_modes import run_modes_demo
 
@@ -117,10 +121,7 @@ def run_demo(
     clock = DemoClock(datetime.now().replace(microsecond=0))  # loads use the host clock
     result = Outcome()
     issuers = list(DEMO_ISSUERS)
-    result.hsm = hsm = HostSecurityModule(
-        (demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock
-    )
-    host = load_host or LocalLoadHost(hsm)
+    result.hsm = HostSecurityModule((demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock)
 
     out(f"== Issuing {n_cards} software T-Union cards")
     kinds = {1: "ordinary", 2: "student", 3: "elderly"}
@@ -129,10 +130,7 @@ def run_demo(
         card = demo_card(i + 1, balance=0, issuer=issuers[i % len(issuers)], card_kind=kind)
         result.cards.append(card)
         result.opening[card.serial] = card.balance
-        out(
-            f"   card {card.public_info[10:20].hex().upper()[1:]}  issuer "
-            f"{card.issuer_id.hex().upper()}  {kinds[kind]}"
-        )
+        out(f"   card {card_number(card)}  issuer {card.issuer_id.hex().upper()}  {kinds[kind]}")
 
     antenna = SimReader(name="antenna")
 
@@ -148,7 +146,9 @@ def run_demo(
 
     rules = load_rules()
     hotlist = Hotlist()
-    kiosk = Kiosk(TerminalSession(antenna, clock=clock), host, KIOSK_ID)
+    kiosk = Kiosk(
+        TerminalSession(antenna, clock=clock), load_host, KIOSK_ID, journal=journal("kiosk")
+    )
     pos = PointOfSale(session(POS_ID), journal("pos"), name="POS")
     metro_journal = journal("metro-station")
     bus = Validator(
@@ -184,19 +184,21 @@ def run_demo(
         result.roles[entry_id] = f"metro entry {code}"
         result.roles[exit_id] = f"metro exit {code}"
 
-    out("== Kiosk top-ups (online load: card MAC1 -> HSM MAC2 -> card TAC)")
-    for i, card in enumerate(result.cards):
-        amount = 5_000 if i != n_cards - 1 else 300
+    def top_up(card: Any, amount: int) -> None:
         antenna.insert(card)
         top = kiosk.top_up(amount)
         result.loads.append(top.result)
         out(
-            f"   {top.card_number}  +{format_fen(amount):>8s}  balance "
-            f"{format_fen(top.result.balance_after):>8s}  TAC {top.result.tac.hex().upper()}"
+            f"   {top.card_number}  {say('txn.EP_LOAD')} {format_fen(amount):>8s}; "
+            f"{say('tap.balance', balance=format_fen(top.result.balance_after))}"
         )
         clock.advance(1)
 
-    out("== Merchant POS purchases (INIT -> PSAM MAC1 -> journal -> DEBIT -> PSAM MAC2)")
+    out("== Kiosk top-ups (online, through the card centre)")
+    for i, card in enumerate(result.cards):
+        top_up(card, 5_000 if i != n_cards - 1 else 300)
+
+    out("== Merchant POS sales (each journaled before and after the card pays)")
     for card in result.cards:
         antenna.insert(card)
         amount = rng.choice([350, 800, 1250, 1999])
@@ -204,12 +206,12 @@ def run_demo(
             sale = pos.charge(amount)
         except YikatongError as exc:
             result.refused[POS_ID] = result.refused.get(POS_ID, 0) + 1
-            out(f"   RED   {format_fen(amount):>8s}  {exc}")
+            logging.getLogger(__name__).info("POS sale refused: %s", exc)
+            out(f"   {say('tap.red')} {format_fen(amount):>8s}  {error_words(exc)}")
             continue
         out(
-            f"   GREEN {format_fen(amount):>8s}  card {sale.card.card_number}  balance "
-            f"{format_fen(sale.balance_after):>8s}  TSN {sale.row.terminal_seq}"
-            f"  TAC {sale.row.tac}"
+            f"   {say('tap.green')} {format_fen(amount):>8s}  card {sale.card.card_number}  "
+            f"{say('tap.balance', balance=format_fen(sale.balance_after))}"
         )
         clock.advance(3)
 
@@ -220,13 +222,16 @@ def run_demo(
     inside: dict[bytes, str] = {}
 
     def tap(card: Any, validator: Validator, label: str) -> None:
+        if card.balance < LOW_BALANCE:  # riders top up at the kiosk when the purse runs low
+            out(f"   {'kiosk':<11s} balance low, the rider tops up")
+            top_up(card, TOP_UP)
         antenna.insert(card)
         r = validator.tap()
         if not r.green:
             tid = validator.session.sam.terminal_id_hex
             result.refused[tid] = result.refused.get(tid, 0) + 1
         result.recovered += len(r.recovered)
-        out(f"   {label:<11s} {r.line()}")
+        out(f"   {label:<11s} {tap_line(r, str(validator.config.mode))}")
 
     with Progress(taps, "   taps", enabled=progress) as bar:
         for n in range(taps):
@@ -257,6 +262,13 @@ def run_demo(
     return result
 
 
+def card_number(card: Any) -> str:
+    """A software card's printed number, read as a terminal reads it."""
+    reader = SimReader(card)
+    reader.connect()
+    return TerminalSession(reader).run(flows.select()).card_number
+
+
 def print_report(result: Outcome, out: Out = print) -> bool:
     """Balances, logs, terminal summary and checks; True when everything balances."""
     out("\n== Card balances and logs (newest first)")
@@ -265,10 +277,11 @@ def print_report(result: Outcome, out: Out = print) -> bool:
         reader.connect()
         snap = TerminalSession(reader).run(flows.read_card())
         out(f"   {snap.info.card_number}  balance {format_fen(snap.balance)}")
-        for e in snap.log:
+        for n, e in enumerate(snap.log, 1):
+            tid = e.terminal_id.hex().upper()
             out(
-                f"      #{e.atc:<3d} {e.when:%H:%M:%S}  {e.type_name:<13s} "
-                f"{format_fen(e.signed_amount):>9s}  terminal {e.terminal_id.hex().upper()}"
+                f"      {n:>2d}. {e.when:%H:%M:%S}  {txn_words(e.txn_type):<10s} "
+                f"{format_fen(e.signed_amount):>9s}  at {result.roles.get(tid, tid)}"
             )
 
     rows = result.rows()

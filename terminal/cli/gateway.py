@@ -23,6 +23,7 @@ from typing import Any
 
 from terminal.cli.common import read_secret_file
 from terminal.text import arg_int
+from terminal.words import say
 
 DEFAULT_DB = "sqlite:///gateway.db"
 ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
@@ -113,8 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             action, help=f"{action} a card ({'挂失' if action == 'add' else '解挂'})"
         )
         db_opt(q)
-        q.add_argument("issuer_id", help="16 hex digits")
-        q.add_argument("card_serial", help="16 hex digits (application serial)")
+        q.add_argument(
+            "card",
+            nargs="+",
+            metavar="CARD",
+            help="the 19-digit card number (as printed), or ISSUER_ID SERIAL (16 hex digits "
+            "each: the application's issuer id and serial)",
+        )
         q.add_argument("--reason", default="")
         q.set_defaults(handler=hotlist_change, action=action)
     hs = hsub.add_parser("show", help="changes after a version")
@@ -183,9 +189,31 @@ def serve(args: argparse.Namespace) -> int:
         subsidy_catalogue=args.subsidy_catalogue,
         subsidy_check_cards=not args.no_subsidy_card_check,
     )
-    app = create_app(_db(args, args.pool), hsm=_hsm(args), settings=settings)
+    hsm = _hsm(args)
+    app = create_app(_db(args, args.pool), hsm=hsm, settings=settings)
+    keys = args.keys or ("demo test keys" if args.demo_keys else say("serve.none"))
+    admin = say("serve.on") if settings.admin_token else say("serve.off")
+    print(
+        say(
+            "serve.gateway",
+            host=args.host,
+            port=args.port,
+            storage=storage_words(args.db),
+            keys=keys,
+            admin=admin,
+        ),
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def storage_words(url: str) -> str:
+    """Where a storage URL keeps its data, without the password in it."""
+    if "://" not in url:
+        return f"SQLite {url}"
+    scheme, rest = url.split("://", 1)
+    return f"{scheme} {rest.split('@')[-1]}"
 
 
 def forward(args: argparse.Namespace) -> int:
@@ -245,11 +273,21 @@ def terminal_list(args: argparse.Namespace) -> int:
 
 
 def hotlist_change(args: argparse.Namespace) -> int:
+    from gateway.cards import card_number_of, get_card
+    from gateway.errors import Invalid, NotFound
     from gateway.hotlist import change
 
-    version = change(
-        _db(args), args.action, args.issuer_id, args.card_serial, reason=args.reason, actor="cli"
-    )
+    db = _db(args)
+    if len(args.card) == 1:
+        card = get_card(db, card_number_of(args.card[0]))
+        if card is None:
+            raise NotFound("unknown_card", f"card {args.card[0]} is not in the card book")
+        issuer_id, serial = card.issuer_id, card.serial
+    elif len(args.card) == 2:
+        issuer_id, serial = args.card
+    else:
+        raise Invalid("bad_card", "give the card number, or the issuer id and the serial")
+    version = change(db, args.action, issuer_id, serial, reason=args.reason, actor="cli")
     print("no change" if version is None else f"hotlist version {version}")
     return 0
 

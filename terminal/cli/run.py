@@ -21,6 +21,7 @@ from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
+from terminal.words import set_lang
 
 OUT_OF_SERVICE = 3
 
@@ -74,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.lang is None and config.lang is not None:
+        set_lang(config.lang)
     if config.role == "pos" and not config.status_port:
         raise StartRefused(
             f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"

@@ -18,6 +18,7 @@ from terminal.runtime.config import TerminalConfig
 from terminal.runtime.door import DoorService, decision_text
 from terminal.runtime.service import Service
 from terminal.text import arg_code, arg_int
+from terminal.words import CATALOGUE, say, tap_line
 
 OUT_OF_SERVICE = 3  # exit status: the journal failed, the validator stopped taking cards
 
@@ -176,19 +177,31 @@ def run(args: argparse.Namespace) -> int:
     def banner() -> None:
         journal, hotlist = terminal.journal, terminal.hotlist
         print(
-            f"validator {terminal.session.sam.terminal_id_hex} mode {args.mode} station "
-            f"{args.station} fares {Path(args.fares).name}; journal {args.journal} "
-            f"({len(journal.open_rows())} open row(s)); hotlist version {hotlist.version} "
-            f"({len(hotlist)} card(s))",
+            say(
+                "banner.validator.station"
+                if args.mode.startswith("metro")
+                else "banner.validator.line",
+                mode=say(f"mode.{args.mode}") if f"mode.{args.mode}" in CATALOGUE else args.mode,
+                terminal=terminal.session.sam.terminal_id_hex,
+                line=args.line,
+                station=args.station,
+                fares=Path(args.fares).name,
+                journal=args.journal,
+                open=len(journal.open_rows()),
+                version=hotlist.version,
+                cards=len(hotlist),
+            ),
             flush=True,
         )
 
-    service = Service(terminal, lambda result: print(result.line(), flush=True), on_start=banner)
+    service = Service(
+        terminal, lambda result: print(tap_line(result, args.mode), flush=True), on_start=banner
+    )
     for signum in (signal.SIGINT, signal.SIGTERM):  # finish the tap, upload, then stop
         signal.signal(signum, lambda *_: service.stop())
     result = service.run()
     if result.fault is not None:
-        print(f"RED   out of service: {result.fault}", flush=True)
+        print(f"{say('tap.red')} {say('tap.out_of_service', reason=result.fault)}", flush=True)
         print(f"ykt validator: out of service: {result.fault}", file=sys.stderr)
         return OUT_OF_SERVICE
     with Journal(config.journal) as after:

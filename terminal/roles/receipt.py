@@ -13,6 +13,7 @@ from datetime import datetime
 
 from terminal.epurse.model import LoadResult
 from terminal.money import format_fen
+from terminal.words import say
 
 WIDTH = 40
 
@@ -34,39 +35,41 @@ class Receipt:
     card_number: str
     rows: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    heading: str = "yikatong 一卡通 self-service"
+    heading: str | None = None  # None: the self-service heading in the chosen language
 
     def text(self) -> str:
         rule = "-" * WIDTH
         head = [
-            self.heading.center(WIDTH).rstrip(),
+            (self.heading or say("receipt.heading")).center(WIDTH).rstrip(),
             self.title.center(WIDTH).rstrip(),
             rule,
-            _row("Terminal", self.terminal_id),
-            _row("Time", f"{self.when:%Y-%m-%d %H:%M:%S}"),
-            _row("Card", mask_card_number(self.card_number)),
+            _row(say("receipt.terminal"), self.terminal_id),
+            _row(say("receipt.time"), f"{self.when:%Y-%m-%d %H:%M:%S}"),
+            _row(say("receipt.card"), mask_card_number(self.card_number)),
         ]
         body = [_row(label, value) for label, value in self.rows]
         notes = [rule, *self.notes] if self.notes else []
-        return "\n".join([*head, *body, *notes, rule, "Keep this receipt."]) + "\n"
+        return "\n".join([*head, *body, *notes, rule, say("receipt.keep")]) + "\n"
 
 
 def _row(label: str, value: str) -> str:
-    return f"{label:<12s}{value:>{WIDTH - 12}s}"
+    """A label left and a value right; Chinese characters take two columns on a slip."""
+    wide = sum(1 for ch in label if ord(ch) > 0x2E7F)
+    return f"{label:<{12 - wide}s}{value:>{WIDTH - 12}s}"
 
 
 def _load_rows(result: LoadResult) -> list[tuple[str, str]]:
     return [
-        ("Amount", format_fen(result.request.amount)),
-        ("Balance", format_fen(result.balance_after)),
-        ("TAC", result.tac.hex().upper()),
-        ("Reference", result.authorization.reference or "-"),
+        (say("receipt.amount"), format_fen(result.request.amount)),
+        (say("receipt.balance_row"), format_fen(result.balance_after)),
+        (say("receipt.proof"), result.tac.hex().upper()),
+        (say("receipt.reference"), result.authorization.reference or "-"),
     ]
 
 
 def top_up_receipt(card_number: str, result: LoadResult) -> Receipt:
     return Receipt(
-        "TOP-UP 充值",
+        say("receipt.top_up"),
         result.request.terminal_id.hex().upper(),
         result.authorization.when,
         card_number,
@@ -78,11 +81,11 @@ def balance_receipt(
     card_number: str, terminal_id: bytes, when: datetime, balance: int, history: list[str]
 ) -> Receipt:
     return Receipt(
-        "BALANCE 余额查询",
+        say("receipt.balance"),
         terminal_id.hex().upper(),
         when,
         card_number,
-        [("Balance", format_fen(balance))],
+        [(say("receipt.balance_row"), format_fen(balance))],
         history,
     )
 
@@ -91,17 +94,17 @@ def loss_receipt(
     card_number: str, terminal_id: bytes, when: datetime, version: int | None
 ) -> Receipt:
     return Receipt(
-        "LOSS REPORT 挂失",
+        say("receipt.loss"),
         terminal_id.hex().upper(),
         when,
         card_number,
-        [("Hotlist", f"version {version}" if version is not None else "-")],
         [
-            "The card is blocked at each terminal",
-            "at its next hotlist update. Apply for a",
-            "replacement at the service desk: the",
-            "balance is carried over.",
+            (
+                say("receipt.hotlist"),
+                say("receipt.hotlist_version", version=version) if version is not None else "-",
+            )
         ],
+        say("receipt.loss_note").splitlines(),
     )
 
 
@@ -119,12 +122,12 @@ def pickup_receipt(
     ]
     rows = _load_rows(result) if result is not None else []
     return Receipt(
-        "SUBSIDY 惠民补贴领取",
+        say("receipt.subsidy"),
         terminal_id.hex().upper(),
         result.authorization.when if result is not None else when,
         card_number,
         rows,
-        [*(["Paid:", *item_lines] if item_lines else []), *notes],
+        [*([say("receipt.paid"), *item_lines] if item_lines else []), *notes],
     )
 
 
@@ -138,14 +141,16 @@ def sale_receipt(
     proof: list[tuple[str, str]],
     notes: list[str],
     *,
-    merchant: str = "yikatong 一卡通",
+    merchant: str | None = None,
 ) -> Receipt:
     """A merchant sale: amount, the purse that paid, the balance left and the proof
     (terminal sequence and TAC for the T-Union purse, the card's cryptogram for EC)."""
     rows = [
-        ("Amount", format_fen(amount)),
-        ("Paid from", paid_from),
-        ("Balance", format_fen(balance) if balance is not None else "-"),
+        (say("receipt.amount"), format_fen(amount)),
+        (say("receipt.paid_from"), paid_from),
+        (say("receipt.balance_row"), format_fen(balance) if balance is not None else "-"),
         *proof,
     ]
-    return Receipt("SALE 消费", terminal_id, when, card_number, rows, notes, heading=merchant)
+    return Receipt(
+        say("receipt.sale"), terminal_id, when, card_number, rows, notes, heading=merchant
+    )

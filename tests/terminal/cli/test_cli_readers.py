@@ -105,4 +105,4 @@ def test_read_over_nfc_udp_from_the_command_line() -> None:
 def test_missing_nfc_usb_reader_is_a_clear_error() -> None:
     r = ykt("read", "--reader", "nfc:usb", check=False)
     assert r.returncode == 1
-    assert "ReaderUnavailable" in r.stderr and "no NFC device" in r.stderr
+    assert "no NFC device" in r.stderr

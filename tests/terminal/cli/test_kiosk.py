@@ -11,6 +11,7 @@ import pytest
 
 from gateway import cards
 from simulators.epurse_card import SoftEPurseCard
+from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt_here
 from tests.subsidy_kit import PEOPLE, Centre, card_for
 
@@ -63,6 +64,10 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
     rc, out, _ = ykt_here(capsys, "kiosk", "top-up", "12.34", *opts, "--json")
     assert rc == 0 and json.loads(out)["balance_fen"] == 7_234 == balance()
     assert gateway.count("loads") == 2
+    with Journal("kiosk-journal.db") as journal:  # the quick command journals like ykt run
+        rows = journal.load_rows()
+        assert [(r.state, r["amount"]) for r in rows] == [(SETTLED, 5_000), (SETTLED, 1_234)]
+        assert journal.open_loads() == []
 
 
 def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
@@ -85,10 +90,10 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
     assert rc == 0 and "1 line(s) await approval" in out and balance() == 1_000
     rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
-    assert rc == 1 and "must be reviewed first" in err
+    assert rc == 1 and "not reviewed yet: review it before approving" in err
     assert ykt_here(capsys, "subsidy", "review", "1", "--by", "赵审核", *db)[0] == 0
     rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "赵审核", *db)
-    assert rc == 1 and "may not also approve" in err
+    assert rc == 1 and "four eyes" in err
     rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
     assert rc == 1 and "never published (公示)" in err
     start = date.today() - timedelta(days=9)
@@ -150,7 +155,7 @@ def test_report_loss_on_the_command_line(capsys, gateway, kiosk_env):
     validator = ["validator", "--card", "card.json", "--taps", "2", "--journal", "v.db"]
     rc, out, _ = ykt_here(capsys, *validator, "--gateway", gateway.url, "--token", token)
     assert rc == 0 and "hotlist version 1 (1 card(s))" in out
-    assert "card reported lost: blocked" in out and "0 green, 2 red" in out
+    assert "card reported lost (挂失): blocked" in out and "0 green, 2 red" in out
     assert balance() == 1_000
 
 

@@ -1,0 +1,431 @@
+"""The sentences an operator reads, in Chinese and English: one catalogue, one language choice.
+
+Operator lines (tap lines, receipts, kiosk and desk messages, CLI errors) are built from
+this catalogue and say what happened in words; status words, counters and command names
+stay in ``--json`` and the logs. Card refusals are worded by the status word's name in
+``terminal.apdu.status.SW`` (the one place status words are declared), gateway refusals by
+the gateway's error code, card log entries by ``TxnType`` name.
+"""
+
+from __future__ import annotations
+
+import locale
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from terminal.apdu.errors import CardError
+from terminal.apdu.status import SW
+from terminal.epurse.commands import TxnType
+from terminal.money import format_fen
+
+if TYPE_CHECKING:
+    from terminal.roles.validator import TapResult
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+# key -> (中文, English). Fields in braces are filled by ``say``.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # -- tap outcomes (validators) -----------------------------------------------------------
+    "tap.green": ("通过", "GREEN"),
+    "tap.red": ("拒绝", "RED  "),
+    "tap.bus_paid": ("公交车费 {fare} 已付", "bus fare {fare} paid"),
+    "tap.entry": ("地铁进站，出站时扣费", "metro entry - no fare, paid at the exit"),
+    "tap.exit_paid": ("地铁车费 {fare} 已付", "metro fare {fare} paid"),
+    "tap.paid": ("车费 {fare} 已付", "fare {fare} paid"),
+    "tap.suspect": ("车费 {fare} 已扣，待核对", "fare {fare} taken, kept for checking"),
+    "tap.completed": ("上次中断的扣款已完成 {fare}", "interrupted payment completed: {fare}"),
+    "tap.already_paid": ("已付过，不重复扣款", "already paid - not charged again"),
+    "tap.insufficient": (
+        "余额不足（车费 {fare}），请到自助机充值",
+        "insufficient balance (fare {fare}): top up at a kiosk",
+    ),
+    "tap.blocked": (
+        "卡已锁定（挂失），请到服务网点",
+        "card blocked (挂失): refer to the service desk",
+    ),
+    "tap.lost": ("此卡已挂失，已锁定", "card reported lost (挂失): blocked"),
+    "tap.lost_unblocked": ("此卡已挂失，拒绝", "card reported lost (挂失): refused"),
+    "tap.expired": ("卡已过期或未到启用日期", "card expired or not yet valid"),
+    "tap.not_read": ("读卡失败，请重新刷卡", "card not read: tap again"),
+    "tap.removed": ("扣款时卡片离开，请重新刷卡", "card removed during payment: tap again"),
+    "tap.unusable": ("不是可用的交通卡", "not a usable transport card"),
+    "tap.not_interoperable": (
+        "非互联互通卡，此处不能使用",
+        "card not accepted here (not interoperable)",
+    ),
+    "tap.not_charged": (
+        "未扣款：卡片余额字最高位被置位，请到服务网点",
+        "not charged: the card's balance word has its top bit set; refer it to the service desk",
+    ),
+    "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
+    "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "tap.balance": ("余额 {balance}", "balance {balance}"),
+    "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
+    "banner.validator.line": (
+        "验票机 {terminal}，模式 {mode}，线路 {line}，票价表 {fares}；"
+        "流水 {journal}（{open} 笔未完成）；挂失名单版本 {version}（{cards} 张卡）",
+        "validator {terminal} mode {mode} line {line}, fares {fares}; journal {journal} ({open} "
+        "open row(s)); hotlist version {version} ({cards} card(s))",
+    ),
+    "banner.validator.station": (
+        "{mode}闸机 {terminal}，车站 {station}，票价表 {fares}；流水 {journal}（{open} 笔未完成）；"
+        "挂失名单版本 {version}（{cards} 张卡）",
+        "{mode} gate {terminal} station {station}, fares {fares}; journal {journal} ({open} "
+        "open row(s)); hotlist version {version} ({cards} card(s))",
+    ),
+    "mode.metro-entry": ("地铁进站", "metro entry"),
+    "mode.metro-exit": ("地铁出站", "metro exit"),
+    # -- card log entries (TxnType names) ------------------------------------------------------
+    "txn.ED_LOAD": ("存折圈存", "passbook top-up"),
+    "txn.EP_LOAD": ("充值", "top-up"),
+    "txn.UNLOAD": ("圈提", "unload"),
+    "txn.ED_CASH_WITHDRAW": ("取现", "cash withdrawal"),
+    "txn.ED_PURCHASE": ("存折消费", "passbook payment"),
+    "txn.EP_PURCHASE": ("消费", "payment"),
+    "txn.OVERDRAFT_UPDATE": ("透支限额修改", "overdraft limit change"),
+    "txn.CREDIT_PURCHASE": ("信用消费", "credit payment"),
+    "txn.CAPP_PURCHASE": ("乘车", "ride"),
+    "txn.unknown": ("其他交易", "other transaction"),
+    # -- card refusals by status word name (terminal.apdu.status.SW) ---------------------------
+    "sw.SELECTED_FILE_INVALIDATED": (
+        "卡已锁定，请到服务网点",
+        "card blocked: refer to the service desk",
+    ),
+    "sw.WRONG_LENGTH": (
+        "卡片不接受此操作（数据长度）",
+        "the card did not accept the request (length)",
+    ),
+    "sw.SECURITY_STATUS": (
+        "需要先输入密码或认证",
+        "the card needs its PIN or an authentication first",
+    ),
+    "sw.PIN_BLOCKED": ("密码已锁，请到服务网点解锁", "PIN locked: unlock it at the service desk"),
+    "sw.CONDITIONS": ("卡片当前不允许此操作", "the card does not allow this now"),
+    "sw.STATE_MISMATCH": ("操作顺序有误，请重新刷卡", "steps out of order: present the card again"),
+    "sw.CAPP_CACHE_FAILED": ("乘车记录写入失败，请重新刷卡", "trip record not written: tap again"),
+    "sw.WRONG_DATA": ("卡片不接受此数据", "the card did not accept the data"),
+    "sw.FUNCTION_NOT_SUPPORTED": (
+        "卡片不支持此功能（可能已锁定）",
+        "the card does not support this (it may be blocked)",
+    ),
+    "sw.FILE_NOT_FOUND": ("卡上没有此应用", "the card has no such application"),
+    "sw.RECORD_NOT_FOUND": ("卡上没有此记录", "the card has no such record"),
+    "sw.FILE_EXISTS": ("卡片已个人化过", "the card is already personalised"),
+    "sw.WRONG_P1P2": (
+        "卡片不接受此操作（参数）",
+        "the card did not accept the request (parameters)",
+    ),
+    "sw.INS_NOT_SUPPORTED": ("卡片不支持此操作", "the card does not support this request"),
+    "sw.CLA_NOT_SUPPORTED": ("卡片不支持此操作", "the card does not support this request"),
+    "sw.MAC_ERROR": ("安全校验失败，交易未完成", "security check failed: nothing was done"),
+    "sw.APP_LOCKED": (
+        "卡已永久锁定，请到服务网点",
+        "card locked for good: refer to the service desk",
+    ),
+    "sw.INSUFFICIENT_BALANCE": ("余额不足", "insufficient balance"),
+    "sw.KEY_NOT_FOUND": (
+        "卡片与本终端密钥版本不符",
+        "the card's keys do not match this terminal's",
+    ),
+    "sw.MAC_UNAVAILABLE": ("无法取得交易证明", "the card's proof of the payment is not available"),
+    "sw.WRONG_PIN_ANY": ("密码错误", "wrong PIN"),
+    "sw.unknown": ("卡片拒绝了此操作", "the card refused the request"),
+    # -- kiosk ---------------------------------------------------------------------------------
+    "kiosk.no_epurse": (
+        "这张卡没有电子钱包（交通卡应用），不能在自助机查询或充值。{more}",
+        "This card has no e-purse (transport application): the kiosk cannot show or top up a "
+        "balance on it. {more}",
+    ),
+    "kiosk.no_epurse.ec": (
+        "卡内金融应用的电子现金余额为 {balance}，可在商户 POS 使用（ykt pos --pay ec）。",
+        "Its bank application's Electronic Cash holds {balance}, usable at a merchant POS "
+        "(ykt pos --pay ec).",
+    ),
+    "kiosk.no_epurse.none": (
+        "请持卡到发卡网点办理。",
+        "Take it to the card's issuer for its own services.",
+    ),
+    "receipt.heading": ("一卡通自助服务", "yikatong self-service"),
+    "receipt.top_up": ("充值", "TOP-UP"),
+    "receipt.balance": ("余额查询", "BALANCE"),
+    "receipt.loss": ("挂失", "LOSS REPORT"),
+    "receipt.subsidy": ("惠民补贴领取", "SUBSIDY PICKUP"),
+    "receipt.sale": ("消费", "SALE"),
+    "receipt.terminal": ("终端", "Terminal"),
+    "receipt.time": ("时间", "Time"),
+    "receipt.card": ("卡号", "Card"),
+    "receipt.amount": ("金额", "Amount"),
+    "receipt.balance_row": ("余额", "Balance"),
+    "receipt.proof": ("交易认证码", "TAC"),
+    "receipt.reference": ("流水号", "Reference"),
+    "receipt.hotlist": ("挂失名单", "Hotlist"),
+    "receipt.hotlist_version": ("第 {version} 版", "version {version}"),
+    "receipt.paid_from": ("支付方式", "Paid from"),
+    "receipt.paid": ("已领取：", "Paid:"),
+    "receipt.keep": ("请保留此凭条。", "Keep this receipt."),
+    "receipt.history": ("最近交易：", "Last transactions:"),
+    "receipt.no_history": ("暂无交易。", "No transactions yet."),
+    "receipt.loss_note": (
+        "各终端下次更新挂失名单后即拒绝此卡。\n请到服务网点补办新卡，余额转入新卡。",
+        "The card is blocked at each terminal\nat its next hotlist update. Apply for a\n"
+        "replacement at the service desk: the\nbalance is carried over.",
+    ),
+    # -- CLI errors ----------------------------------------------------------------------------
+    "error.prefix": ("ykt {command}：{text}", "ykt {command}: {text}"),
+    "error.detail": ("（代码 {code}）", "(code {code})"),
+    "error.unavailable": (
+        "无法连接卡务中心（网关）：{detail}。请检查 --gateway 地址和网络，稍后重试；没有任何改动。",
+        "the card centre (gateway) could not be reached: {detail}. Check --gateway and the "
+        "network, then try again; nothing was changed.",
+    ),
+    "error.card_removed": (
+        "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
+        "the card left the reader (or the reader went away): put it back and try again.",
+    ),
+    "error.no_card": (
+        "读卡器上没有卡，请放卡后重试。",
+        "no card on the reader: put the card on and try again.",
+    ),
+    # gateway refusal codes -> the rule and what to do
+    "gw.unauthenticated": (
+        "卡务中心不认识此终端的令牌：请检查 --token-file 或环境变量中的令牌。",
+        "the card centre does not know this terminal's token: check --token-file or the token "
+        "variable.",
+    ),
+    "gw.revoked": (
+        "此终端的令牌已被吊销：请向运营方申请新令牌（ykt gateway terminal add）。",
+        "this terminal's token was revoked: ask the operator for a new one (ykt gateway "
+        "terminal add).",
+    ),
+    "gw.wrong_role": (
+        "此终端的角色不允许此操作：请用对应角色的令牌（自助机、柜台、POS …）。",
+        "this terminal's role may not do this: use the token of a terminal with that role "
+        "(kiosk, desk, POS …).",
+    ),
+    "gw.admin_disabled": (
+        "卡务中心未启用管理接口：启动时用 --admin-token-file 或设置 YKT_ADMIN_TOKEN。",
+        "the card centre's admin interface is off: start it with --admin-token-file PATH or "
+        "YKT_ADMIN_TOKEN set.",
+    ),
+    "gw.unknown_card": (
+        "卡务中心没有这张卡：卡须先在发卡柜台发卡并报送卡务中心（ykt issue … --gateway URL，"
+        "或 ykt issue --push --gateway URL），之后才能挂失、充值或领补贴。",
+        "the card centre has no such card: a card must first be issued at an issuance desk that "
+        "reports to the card centre (ykt issue … --gateway URL, or ykt issue --push --gateway "
+        "URL); then it can be reported lost, topped up or paid a subsidy.",
+    ),
+    "gw.not_the_holder": (
+        "身份证号与此卡持卡人不符：请持卡人本人办理，或核对卡号和身份证号。",
+        "the ID number is not the card holder's: the holder must report it, or check the card "
+        "and ID numbers.",
+    ),
+    "gw.hotlisted": (
+        "此卡已挂失，不能充值：请到服务网点补办新卡，余额转入新卡。",
+        "this card is reported lost and cannot be topped up: apply for a replacement at the "
+        "service desk; the balance is carried over.",
+    ),
+    "gw.card_in_use": (
+        "原卡仍在使用中，尚未挂失：请先挂失原卡，再补办新卡。",
+        "the old card is still in use, not reported lost: report it lost (挂失) first, then "
+        "replace it.",
+    ),
+    "gw.same_person": (
+        "同一人不能既申报又审核或审批（四眼原则）：请由另一位工作人员办理。",
+        "one person may not both declare and review or approve (four eyes): another member of "
+        "staff must do this step.",
+    ),
+    "gw.not_reviewed": (
+        "名单尚未审核：请先审核，再审批。",
+        "the roster is not reviewed yet: review it before approving.",
+    ),
+    "gw.wrong_state": (
+        "名单当前状态不允许此步骤：请用 ykt subsidy show 查看状态。",
+        "the roster's state does not allow this step: see ykt subsidy show.",
+    ),
+    "gw.amount_limit": (
+        "充值金额超出限额：请选择较小的金额。",
+        "the top-up is over the limit: choose a smaller amount.",
+    ),
+    "gw.balance_limit": (
+        "充值后余额将超过上限：请选择较小的金额。",
+        "the balance would go over the purse ceiling: choose a smaller amount.",
+    ),
+    "gw.declined": ("卡务中心拒绝了此次充值。", "the card centre declined the top-up."),
+    "gw.no_hsm": (
+        "卡务中心未配置密钥（HSM），不能充值：启动时用 --keys FILE。",
+        "the card centre has no keys (HSM) configured and cannot load cards: start it with "
+        "--keys FILE.",
+    ),
+    "gw.no_clearing": (
+        "卡务中心未连接清算：启动时用 --clearing URL。",
+        "the card centre has no clearing house: start it with --clearing URL.",
+    ),
+    "gw.unknown_terminal": ("卡务中心没有这个终端。", "the card centre has no such terminal."),
+    "gw.terminal_exists": (
+        "此终端号已登记：换一个终端号，或吊销原终端。",
+        "this terminal number is already registered: choose another or revoke the old one.",
+    ),
+    "gw.unknown_roster": ("没有这份补贴名单。", "there is no such subsidy roster."),
+    "gw.too_large": ("请求过大：请分批发送。", "the request is too large: send it in parts."),
+    "gw.too_many_records": (
+        "记录过多：请分批发送。",
+        "too many records at once: send them in parts.",
+    ),
+    "gw.bad_id_number": ("身份证号无效：请核对。", "the ID number is not valid: check it."),
+    "gw.bad_card_number": (
+        "卡号无效：请核对 19 位卡号。",
+        "the card number is not valid: check the 19 digits.",
+    ),
+    # -- servers -------------------------------------------------------------------------------
+    "serve.gateway": (
+        "卡务中心网关：终端接口 http://{host}:{port}/v1，存储 {storage}，密钥 {keys}，"
+        "管理接口 {admin}；按 Ctrl-C 停止。",
+        "gateway: terminal API at http://{host}:{port}/v1, storage {storage}, keys {keys}, "
+        "admin {admin}; Ctrl-C to stop.",
+    ),
+    "serve.clearing": (
+        "清算中心：http://{host}:{port}，存储 {storage}；按 Ctrl-C 停止。",
+        "clearing house at http://{host}:{port}, storage {storage}; Ctrl-C to stop.",
+    ),
+    "serve.on": ("已启用", "on"),
+    "serve.off": ("未启用", "off"),
+    "serve.none": ("无（不能充值）", "none (no loads)"),
+}
+
+_lang: Lang | None = None
+
+
+def lang_from_locale(env: Mapping[str, str] | None = None) -> Lang:
+    """Chinese when the locale says so (LC_ALL, LC_MESSAGES, LANG), English otherwise."""
+    env = os.environ if env is None else env
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    try:
+        found = locale.getlocale()[0] or ""
+    except ValueError:
+        found = ""
+    return "zh" if found.lower().startswith("zh") else "en"
+
+
+def set_lang(lang: str | None) -> Lang:
+    """Choose the language of operator lines (None: from the locale)."""
+    global _lang
+    if lang is not None and lang not in LANGS:
+        raise ValueError(f"language {lang!r}: zh or en")
+    _lang = lang if lang is not None else lang_from_locale()  # type: ignore[assignment]
+    return _lang  # type: ignore[return-value]
+
+
+def lang() -> Lang:
+    return _lang if _lang is not None else set_lang(None)
+
+
+def say(key: str, **fields: object) -> str:
+    """The catalogue sentence ``key`` in the chosen language, fields filled in."""
+    zh, en = CATALOGUE[key]
+    return (zh if lang() == "zh" else en).format(**fields)
+
+
+def card_refusal(exc: CardError) -> str:
+    """A card's status word as an operator reads it: the SW's declared name picks the words."""
+    if exc.sw & 0xFFF0 == SW.WRONG_PIN_ANY:
+        return say("sw.WRONG_PIN_ANY")
+    try:
+        key = f"sw.{SW(exc.sw).name}"
+    except ValueError:
+        key = "sw.unknown"
+    return say(key if key in CATALOGUE else "sw.unknown")
+
+
+def txn_words(txn_type: int) -> str:
+    """A card log entry's kind in words (its ``TxnType`` name picks them)."""
+    try:
+        return say(f"txn.{TxnType(txn_type).name}")
+    except ValueError:
+        return say("txn.unknown")
+
+
+def gateway_refusal(code: str, reason: str) -> str:
+    """A gateway refusal as the rule broken and what to do; the gateway's own reason when
+    the catalogue has no sentence for the code (it is written for people too)."""
+    key = f"gw.{code}"
+    return say(key) if key in CATALOGUE else reason
+
+
+def error_words(exc: BaseException) -> str:
+    """The sentence for an error that ended a command (the class name and codes go to the
+    log and --json)."""
+    from terminal.apdu.errors import CardRemoved, NoCard
+    from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+
+    code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
+    if isinstance(exc, GatewayRefused) or (isinstance(code, str) and isinstance(reason, str)):
+        return gateway_refusal(str(code), str(reason))
+    if isinstance(exc, GatewayUnavailable):
+        return say("error.unavailable", detail=exc)
+    if isinstance(exc, NoCard):
+        return say("error.no_card")
+    if isinstance(exc, CardRemoved):
+        return say("error.card_removed")
+    if isinstance(exc, CardError):
+        return card_refusal(exc)
+    return str(exc)
+
+
+# The validator's outcome messages (terminal.roles.validator.TapResult.message), by their
+# leading words, to the catalogue key that says them to a rider or driver.
+TAP_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("paid (interrupted", "tap.completed"),
+    ("paid (MAC2", "tap.suspect"),
+    ("paid", "tap.paid"),
+    ("already paid", "tap.already_paid"),
+    ("insufficient balance", "tap.insufficient"),
+    ("card blocked", "tap.blocked"),
+    ("card reported lost (block failed)", "tap.lost_unblocked"),
+    ("card reported lost", "tap.lost"),
+    ("card expired", "tap.expired"),
+    ("card not read", "tap.not_read"),
+    ("card removed", "tap.removed"),
+    ("not a usable", "tap.unusable"),
+    ("card is not interoperable", "tap.not_interoperable"),
+    ("not charged", "tap.not_charged"),
+    ("card refused", "tap.card_refused"),
+    ("out of service", "tap.out_of_service"),
+)
+
+PAID_BY_MODE = {"bus": "tap.bus_paid", "metro-exit": "tap.exit_paid"}
+
+
+def tap_outcome(message: str) -> str:
+    """The catalogue key for a validator's outcome message ("tap.refused" if none fits)."""
+    return next((key for prefix, key in TAP_OUTCOMES if message.startswith(prefix)), "tap.refused")
+
+
+def tap_words(message: str, fare: int, mode: str | None) -> str:
+    """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
+    key = tap_outcome(message)
+    if key == "tap.paid":
+        key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
+    reason = message
+    if key == "tap.card_refused":
+        reason = say("sw.unknown")
+    elif key == "tap.out_of_service":
+        reason = message.split(":", 1)[-1].strip()
+    return say(key, fare=format_fen(fare), reason=reason)
+
+
+def tap_line(result: TapResult, mode: str | None) -> str:
+    """One operator line for a tap: green/red, card number, what happened, balance, time.
+    The technical detail (status words, proof) stays in the journal and the logs."""
+    words = tap_words(result.message, result.fare, mode)
+    balance = result.balance
+    shown = f"; {say('tap.balance', balance=format_fen(balance))}" if balance is not None else ""
+    extra = f"  ({'; '.join(result.notes)})" if result.notes else ""
+    return (
+        f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
+        f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
+    )

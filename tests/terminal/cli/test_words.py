@@ -1,0 +1,171 @@
+"""Operator lines in words (Chinese and English), no status words or command names in them,
+the technical detail kept in --json; each dead end ends in a sentence that says what to do."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from terminal.apdu.errors import error_for
+from terminal.apdu.status import SW
+from terminal.cli.demo import run_demo
+from terminal.words import CATALOGUE, card_refusal, lang_from_locale, set_lang
+from tests.cli_kit import YKT, ykt
+
+JARGON = re.compile(r"\bSW\b|\b[0-9A-F]{4}\b to|TSN|CAPP_PURCHASE|EP_LOAD|EP_PURCHASE|MAC[12]")
+
+
+@pytest.fixture(autouse=True)
+def english_after() -> object:
+    yield
+    set_lang("en")
+
+
+def test_every_status_word_has_words_in_both_languages() -> None:
+    for sw in SW:
+        if sw in (SW.OK, SW.MORE_DATA_ANY, SW.WRONG_LE_ANY):
+            continue
+        assert f"sw.{sw.name}" in CATALOGUE, sw.name
+    set_lang("zh")
+    assert card_refusal(error_for(SW.INSUFFICIENT_BALANCE)) == "余额不足"
+    set_lang("en")
+    assert card_refusal(error_for(SW.INSUFFICIENT_BALANCE)) == "insufficient balance"
+    assert card_refusal(error_for(0x63C2)) == "wrong PIN"
+
+
+def test_language_comes_from_the_locale_else_english() -> None:
+    assert lang_from_locale({"LANG": "zh_CN.UTF-8"}) == "zh"
+    assert lang_from_locale({"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}) == "en"
+    assert lang_from_locale({"LANG": "C.UTF-8"}) == "en"
+
+
+def _taps(stdout: str) -> list[str]:
+    return [x for x in stdout.splitlines() if x.startswith(("GREEN", "RED", "通过", "拒绝"))]
+
+
+def test_bus_taps_in_both_languages(tmp_path: Path) -> None:
+    common = ["validator", "--taps", "4", "--cards", "2", "--seed", "3"]
+    en = ykt("--lang", "en", *common, "--journal", str(tmp_path / "en.db")).stdout
+    zh = ykt("--lang", "zh", *common, "--journal", str(tmp_path / "zh.db")).stdout
+    assert "mode bus line 0001" in en.splitlines()[0] and "station" not in en.splitlines()[0]
+    assert any("bus fare ¥2.00 paid; balance ¥18.00" in x for x in _taps(en)), en
+    assert any("公交车费 ¥2.00 已付; 余额 ¥18.00" in x for x in _taps(zh)), zh
+    assert len(_taps(en)) == len(_taps(zh)) == 4
+    assert not any(JARGON.search(x) for x in _taps(en) + _taps(zh))
+
+
+def test_metro_entry_is_no_fare_not_a_zero_payment(tmp_path: Path) -> None:
+    r = ykt("validator", "--mode", "metro-entry", "--taps", "2", "--journal", str(tmp_path / "j"))
+    taps = _taps(r.stdout)
+    assert taps and all("metro entry - no fare, paid at the exit" in x for x in taps[:1])
+    assert not any("¥0.00" in x and "paid;" in x for x in taps)
+    assert "station 0101" in r.stdout.splitlines()[0]
+
+
+def test_insufficient_balance_in_words_and_the_card_log_kept_in_json(tmp_path: Path) -> None:
+    card = tmp_path / "c.json"
+    ykt("sim", "new-card", "--out", str(card), "--balance", "1.00")
+    r = ykt("--lang", "zh", "validator", "--card", str(card), "--taps", "1", "--journal", "j.db",
+            cwd=tmp_path)  # fmt: skip
+    assert "余额不足（车费 ¥2.00），请到自助机充值" in _taps(r.stdout)[0]
+    ykt("validator", "--mode", "metro-entry", "--card", str(card), "--taps", "1",
+        "--journal", "m.db", cwd=tmp_path)  # fmt: skip
+    text = ykt("kiosk", "balance", "--card", str(card)).stdout
+    assert "ride" in text and not JARGON.search(text)
+    doc = json.loads(ykt("kiosk", "balance", "--card", str(card), "--json").stdout)
+    assert doc["log"][0]["type"] == "CAPP_PURCHASE" and "atc" in doc["log"][0]
+
+
+def test_demo_lines_are_words_and_log_lines_are_numbered_once() -> None:
+    r = ykt("demo", "--cards", "3", "--taps", "8")
+    before_checks = r.stdout.split("== Checks")[0]
+    assert not JARGON.search(before_checks), JARGON.search(before_checks)
+    assert "#0" not in r.stdout and "top-up" in r.stdout and "bus fare" in r.stdout
+
+
+def test_demo_riders_top_up_when_low(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(20, 1000, 978, tmp_path, out=lines.append)
+    refused = sum(result.refused.values())
+    topped_up = sum(1 for x in lines if "the rider tops up" in x)
+    # the torn tap and the POS sale of the card loaded with ¥3.00; never hundreds
+    assert refused <= 5 and topped_up >= 10, (refused, topped_up)
+    for j in result.journals.values():
+        j.close()
+
+
+def test_sim_new_card_prints_the_19_digit_number(tmp_path: Path) -> None:
+    out = ykt("sim", "new-card", "--out", str(tmp_path / "c.json"), "--number", "7").stdout
+    number = re.search(r"card (\d+) ", out)
+    assert number is not None and number.group(1) == "3100029000000000007"
+    doc = json.loads(ykt("read", "--card", str(tmp_path / "c.json"), "--json").stdout)
+    assert doc["card_number"] == number.group(1)
+
+
+def test_hotlist_by_card_number_of_an_unknown_card_says_to_issue_it_first(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "gw.db")
+    r = ykt("gateway", "hotlist", "add", "3100029000000000001", "--db", db, check=False)
+    assert r.returncode == 1 and "must first be issued at an issuance desk" in r.stderr
+    assert "unknown_card" not in r.stderr and "NotFound" not in r.stderr
+    assert (
+        "hotlist version 1"
+        in ykt(
+            "gateway", "hotlist", "add", "02902900FFFFFFFF", "0029000000000001", "--db", db
+        ).stdout
+    )
+    zh = ykt("--lang", "zh", "gateway", "hotlist", "add", "3100029000000000009", "--db", db,
+             check=False)  # fmt: skip
+    assert "卡务中心没有这张卡" in zh.stderr
+
+
+def test_kiosk_on_a_social_security_card_says_it_has_no_e_purse(tmp_path: Path) -> None:
+    card = tmp_path / "ss.json"
+    ykt("sim", "new-chip-card", "--kind", "ssse", "--out", str(card), "--ec-balance", "20")
+    r = ykt("kiosk", "balance", "--card", str(card), check=False)
+    assert r.returncode == 1 and "has no e-purse" in r.stderr
+    assert "Electronic Cash holds ¥20.00" in r.stderr and "6A82" not in r.stderr
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["gateway", "serve", "--db", "gw.db"], "gateway: terminal API at http://127.0.0.1:"),
+        (["clearing", "serve", "--db", "cl.db"], "clearing house at http://127.0.0.1:"),
+    ],
+)
+def test_servers_say_what_they_serve(tmp_path: Path, args: list[str], said: str) -> None:
+    port = _port()
+    proc = subprocess.Popen(
+        [*YKT, *args, "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert said in first and f":{port}" in first and "SQLite" in first and "Ctrl-C" in first
+
+
+def test_help_groups_commands_by_who_uses_them() -> None:
+    out = ykt("--help").stdout
+    for heading in ("Validator", "Merchant POS", "Kiosk", "Issuance desk", "Subsidy office",
+                    "Operator / card centre", "Developer tools"):  # fmt: skip
+        assert f" {heading}" in out, heading
