@@ -253,6 +253,18 @@ class PickupBody(BaseModel):
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
 
 
+class BankBatchBody(BaseModel):
+    actor: Text = Field(description="who builds the payment batch for the agent bank")
+    rosters: list[DbId] | None = Field(default=None, description="only these rosters")
+    reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
+
+
+class RedirectBody(BaseModel):
+    actor: Text = Field(description="who moves the line")
+    card_number: Text = Field(description="another card of the line's payee")
+    note: Text = Field(default="", max_length=1000)
+
+
 # -- campus back office (gateway/api/campus.py) -----------------------------------------------
 class CampusPersonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")

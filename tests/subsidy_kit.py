@@ -173,3 +173,44 @@ class Centre:
             j.close()
         shutil.rmtree(self._dir, ignore_errors=True)
         self.registry.close()
+
+
+def send_roster(gw: Any, roster_id: int) -> None:
+    """Approve a roster and send it to finance (the agent bank may then be paid)."""
+    approve_roster(gw, roster_id)
+    r = admin(
+        gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/send", json={"actor": "finance"}
+    )
+    assert r.status_code == 200, r.text
+
+
+def bank_batch(gw: Any, **body: Any) -> dict[str, Any]:
+    r = admin(gw, "POST", "/v1/admin/subsidies/bank/batches", json={"actor": "finance", **body})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def payment_file(gw: Any, batch: str, fmt: str = "csv") -> bytes:
+    r = admin(gw, "GET", f"/v1/admin/subsidies/bank/batches/{batch}/file", params={"format": fmt})
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def bank_result(payment_csv: str, failed: dict[int, str] | None = None) -> bytes:
+    """What the bank answers for a payment file: every line paid, or failed with a reason."""
+    failed = failed or {}
+    rows = [line.split(",") for line in payment_csv.strip().splitlines()]
+    out = [",".join(rows[0])]
+    details = [r for r in rows if r[0] == "D"]
+    for d in details:
+        seq = int(d[1])
+        state, why = ("F", failed[seq]) if seq in failed else ("S", "")
+        out.append(f"D,{seq},{d[2]},{d[5]},{d[6]},{state},{why},BK{seq:08d}")
+    out.append(f"T,{len(details)},{sum(int(d[5]) for d in details)}")
+    return ("\n".join(out) + "\n").encode()
+
+
+def post_result(gw: Any, body: bytes, by: str = "finance") -> httpx.Response:
+    return admin(
+        gw, "POST", "/v1/admin/subsidies/bank/results", params={"imported_by": by}, content=body
+    )
