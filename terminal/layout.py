@@ -67,16 +67,18 @@ class _Plain:
     construct's own (interpreted) build, so errors and edge cases stay exactly construct's."""
 
     __slots__ = (
+        "build",
         "decode",
         "encode",
         "fields",
         "lengths",
         "names",
         "packer",
+        "parse",
         "size",
         "tail",
         "tail_name",
-        "unpack",
+        "values",
     )
 
     def __init__(self, layout: cs.Struct):
@@ -113,40 +115,56 @@ class _Plain:
         self.names = tuple(names)
         self.fields = _fields_class(self.names)
         self.packer = struct.Struct("".join(fmt))
-        self.unpack = self.packer.unpack
         self.size = self.packer.size
         # (field index, conversion) only for the fields that have one
         self.decode = tuple(decode)
         self.encode = tuple(encode)
         self.lengths = tuple(lengths)
+        self._generate()
 
-    def values(self, data: bytes) -> Any:
-        """The fields' values in order."""
-        values = self.unpack(data)
-        if self.decode:
-            values = list(values)
-            for i, f in self.decode:
-                values[i] = f(values[i])
-        return values
+    def _generate(self) -> None:
+        """``values``, ``parse`` and ``build`` as straight-line code for this layout (no loop
+        over fields, no list per call), generated once from the tables above.
 
-    def parse(self, data: bytes) -> cs.Container:
-        return self.fields(zip(self.names, self.values(data), strict=True))
-
-    def build(self, fields: dict[str, Any]) -> bytes:
-        values = [fields[name] for name in self.names]
-        for i, f in self.encode:
-            values[i] = f(values[i])
-        for i, length in self.lengths:
-            v = values[i]
-            if type(v) is not bytes or len(v) != length:
-                raise ValueError(self.names[i])
-        out = self.packer.pack(*values)
+        values(data): the fields' values in order; parse(data): them as a Container;
+        build(fields): the bytes, ValueError for a value of the wrong type or length."""
+        n = len(self.names)
+        if n == 0:
+            raise NotImplementedError  # nothing to unpack: construct's own form does
+        dec, enc, lengths = dict(self.decode), dict(self.encode), dict(self.lengths)
+        env: dict[str, Any] = {"unpack": self.packer.unpack, "pack": self.packer.pack}
+        env.update({f"d{i}": f for i, f in dec.items()})
+        env.update({f"e{i}": f for i, f in enc.items()})
+        env.update({"fields_class": self.fields, "names": self.names})
+        v = ", ".join(f"v{i}" for i in range(n)) + ","
+        out = ", ".join(f"d{i}(v{i})" if i in dec else f"v{i}" for i in range(n)) + ","
+        lines = [
+            "def values(data):",
+            f"    {v} = unpack(data)",
+            f"    return ({out})",
+            "def parse(data):",
+            f"    {v} = unpack(data)",
+            f"    return fields_class(zip(names, ({out})))",
+            "def build(fields):",
+        ]
+        for i, name in enumerate(self.names):
+            value = f"fields[{name!r}]"
+            lines.append(f"    v{i} = e{i}({value})" if i in enc else f"    v{i} = {value}")
+            if i in lengths:
+                lines.append(f"    if type(v{i}) is not bytes or len(v{i}) != {lengths[i]}:")
+                lines.append(f"        raise ValueError({name!r})")
         if self.tail is None:
-            return out
-        extra = fields[self.tail_name]
-        if any(type(v) is not bytes or len(v) != self.tail for v in extra):
-            raise ValueError(self.tail_name)
-        return out + b"".join(extra)
+            lines.append(f"    return pack({v})")
+        else:
+            lines += [
+                f"    extra = fields[{self.tail_name!r}]",
+                "    for x in extra:",
+                f"        if type(x) is not bytes or len(x) != {self.tail}:",
+                f"            raise ValueError({self.tail_name!r})",
+                f"    return pack({v}) + b''.join(extra)",
+            ]
+        exec("\n".join(lines), env)
+        self.values, self.parse, self.build = env["values"], env["parse"], env["build"]
 
 
 def _fields_class(names: tuple[str, ...]) -> type[cs.Container]:

@@ -27,12 +27,11 @@ class CommandAPDU:
     extended: bool = False
 
     def __post_init__(self) -> None:
-        if not (
-            0 <= self.cla <= 0xFF
-            and 0 <= self.ins <= 0xFF
-            and 0 <= self.p1 <= 0xFF
-            and 0 <= self.p2 <= 0xFF
-        ):
+        try:
+            wide = (self.cla | self.ins | self.p1 | self.p2) >> 8  # 0 when all four are bytes
+        except TypeError:
+            wide = 1
+        if wide:
             for name in ("cla", "ins", "p1", "p2"):
                 value = getattr(self, name)
                 if not 0 <= value <= 0xFF:
