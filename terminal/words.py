@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from terminal.apdu.errors import CardError
+from terminal.apdu.errors import CardError, TransportError, YikatongError
 from terminal.apdu.status import SW
 from terminal.epurse.commands import TxnType
 from terminal.money import format_fen
@@ -64,6 +64,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "tap.detail": ("{sentence}（{detail}）", "{sentence} ({detail})"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
     "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
     "tap.code_paid": ("乘车码支付，车费 {fare}", "fare {fare} paid by ride code"),
@@ -175,6 +176,51 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "sw.MAC_UNAVAILABLE": ("无法取得交易证明", "the card's proof of the payment is not available"),
     "sw.WRONG_PIN_ANY": ("密码错误", "wrong PIN"),
     "sw.unknown": ("卡片拒绝了此操作", "the card refused the request"),
+    # -- POS and kiosk services (ykt run): the ``text`` of a sale's or a request's log line --
+    "sale.paid": ("消费 {amount} 已付；余额 {balance}", "sale {amount} paid; balance {balance}"),
+    "sale.insufficient": (
+        "余额不足，请换卡或充值",
+        "insufficient balance: another card or a top-up",
+    ),
+    "sale.cannot_pay": (
+        "此卡不能支付：{reason}",
+        "the card cannot pay: {reason}",
+    ),
+    "sale.interrupted": (
+        "扣款时卡片离开：请放同一张卡，重做同一笔消费",
+        "card removed during payment: present the same card and make the same sale again",
+    ),
+    "sale.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "sale.not_understood": ("读卡异常，请重新放卡", "the card's answer was not understood: again"),
+    "kiosk.topped_up": (
+        "充值 {amount} 成功；余额 {balance}",
+        "top-up {amount} done; balance {balance}",
+    ),
+    "kiosk.picked_up": (
+        "补贴 {amount} 已领取；余额 {balance}",
+        "subsidy {amount} paid; balance {balance}",
+    ),
+    "kiosk.balance_read": ("余额 {balance}", "balance {balance}"),
+    "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
+    "kiosk.unavailable": (
+        "暂时无法连接卡务中心，未充值，请稍后再试",
+        "the card centre cannot be reached now; nothing was loaded, try later",
+    ),
+    "run.banner.counts.validator": ("{green} 次通过，{red} 次拒绝", "{green} green, {red} red"),
+    "run.banner.counts.pos": ("{green} 笔成功，{red} 笔拒绝", "{green} approved, {red} refused"),
+    "run.banner.counts.kiosk": ("{green} 笔完成，{red} 笔拒绝", "{green} done, {red} refused"),
+    "run.stopped": (
+        "ykt run：已停止；{counts}，{waiting} 笔待上传",
+        "ykt run: stopped; {counts}, {waiting} awaiting upload",
+    ),
+    "validator.summary": (
+        "{counts}；流水：{settled} 笔已完成（{amount}），{open} 笔未完成，"
+        "{sent}{waiting} 笔待上传，{parked} 笔搁置",
+        "{counts}; journal: {settled} settled ({amount}), {open} open, {sent}{waiting} awaiting "
+        "upload, {parked} parked",
+    ),
+    "validator.uploaded": ("本次上传 {count} 笔，", "{count} uploaded now, "),
+    "run.out_of_service": ("ykt run：暂停服务：{reason}", "ykt run: out of service: {reason}"),
     # -- kiosk ---------------------------------------------------------------------------------
     "kiosk.no_epurse": (
         "这张卡没有电子钱包（交通卡应用），不能在自助机查询或充值。{more}",
@@ -502,6 +548,20 @@ CODE_WORDS: dict[QrReason, str] = {
 
 PAID_BY_MODE = {"bus": "tap.bus_paid", "metro-exit": "tap.exit_paid"}
 
+# Outcomes whose message names what the sentence cannot (the bike, the entry time, the
+# route, the deposit): the sentence is followed by it.
+WITH_DETAIL = frozenset(
+    {
+        TapOutcome.OVER_METER_LIMIT,
+        TapOutcome.ALREADY_RENTING,
+        TapOutcome.DEPOSIT_SHORT,
+        TapOutcome.NO_ROUTE_FARE,
+        TapOutcome.ALREADY_PARKED,
+        TapOutcome.SEE_ATTENDANT,
+        TapOutcome.STAY_TOO_LONG,
+    }
+)
+
 
 def code_refusal(reason: str | None) -> str:
     """A refused ride code's reason (a QrReason value) in words."""
@@ -521,7 +581,10 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         reason = say("sw.unknown")
     elif result.outcome is TapOutcome.CODE_REFUSED:
         reason = code_refusal(result.reason)
-    return say(key, fare=format_fen(result.fare), reason=reason)
+    said = say(key, fare=format_fen(result.fare), reason=reason)
+    if result.outcome in WITH_DETAIL:
+        return say("tap.detail", sentence=said, detail=result.message)
+    return said
 
 
 def tap_line(result: TapResult, mode: str | None) -> str:
@@ -535,3 +598,70 @@ def tap_line(result: TapResult, mode: str | None) -> str:
         f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
         f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
     )
+
+
+def sale_refusal(exc: Exception) -> str:
+    """Why a POS sale was refused, as the cashier says it (the status word stays in the log)."""
+    from terminal.apdu.errors import InsufficientBalance, TransportError
+    from terminal.epurse.flows import BalanceFlagSet
+    from terminal.roles.debit import PaymentInterrupted
+    from terminal.roles.onecard_pos import PaymentRefused
+
+    if isinstance(exc, InsufficientBalance):
+        return say("sale.insufficient")
+    if isinstance(exc, PaymentRefused):
+        if exc.insufficient_balance:
+            return say("sale.insufficient")
+        return say("sale.cannot_pay", reason="; ".join(exc.attempts) or "-")
+    if isinstance(exc, PaymentInterrupted):
+        return say("sale.interrupted")
+    if isinstance(exc, TransportError):
+        return say("error.card_removed")
+    if isinstance(exc, BalanceFlagSet):
+        return say("tap.not_charged")
+    if isinstance(exc, CardError):
+        return say("sale.card_refused", reason=card_refusal(exc))
+    if isinstance(exc, YikatongError):
+        return say("sale.card_refused", reason=exc)
+    return say("sale.not_understood")
+
+
+def kiosk_refusal(exc: Exception) -> str:
+    """Why a kiosk request was not done, as its screen says it."""
+    from terminal.epurse.host import LoadDeclined
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import TopUpRefused
+    from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+
+    if isinstance(exc, TopUpRefused):
+        return say("kiosk.refused", reason=exc.reason)
+    if isinstance(exc, LoadDeclined):
+        return say("error.gateway_said", sentence=say("gw.declined"), reason=exc.reason)
+    if isinstance(exc, GatewayUnavailable):
+        return say("kiosk.unavailable")
+    if isinstance(exc, GatewayRefused):
+        return error_words(exc)
+    if isinstance(exc, LoadInterrupted):
+        return str(exc)  # says where to bring the card back, in the customer's terms
+    if isinstance(exc, TransportError):
+        return say("error.card_removed")
+    if isinstance(exc, CardError):
+        return card_refusal(exc)
+    return say("sale.not_understood")
+
+
+def outcome_text(doc: Mapping[str, object]) -> str:
+    """The operator's sentence for a POS sale's or kiosk request's answer (``doc``): what was
+    done, or the refusal's words (``text``, else the ``refused`` reason)."""
+    if not doc.get("ok"):
+        return str(doc.get("text") or doc.get("refused") or "")
+    amount, balance = doc.get("amount_fen"), doc.get("balance_fen")
+    shown = {
+        "amount": format_fen(amount) if isinstance(amount, int) else "-",
+        "balance": format_fen(balance) if isinstance(balance, int) else "-",
+    }
+    key = {"top-up": "kiosk.topped_up", "pickup": "kiosk.picked_up"}.get(
+        str(doc.get("action")),
+        "kiosk.balance_read" if doc.get("action") == "balance" else "sale.paid",
+    )
+    return say(key, **shown)
