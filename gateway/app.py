@@ -17,7 +17,19 @@ from functools import partial
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from gateway.api import admin, campus, cards, deps, hotlist, ingest, loads, numbers, ops, subsidies
+from gateway.api import (
+    admin,
+    campus,
+    cards,
+    deps,
+    hotlist,
+    ingest,
+    loads,
+    numbers,
+    ops,
+    qr_params,
+    subsidies,
+)
 from gateway.api.http import install_error_handlers, refusal
 from gateway.edges import BodyLimit
 from gateway.forwarder import Forwarder
@@ -28,7 +40,7 @@ from gateway.storage import Database
 from gateway.subsidy.catalogue import DEMO_CATALOGUE, load_catalogue
 
 __all__ = ["GatewaySettings", "create_app"]
-ROUTERS = (ingest, hotlist, loads, cards, numbers, subsidies, admin, ops, campus)
+ROUTERS = (ingest, hotlist, loads, cards, numbers, subsidies, admin, ops, campus, qr_params)
 
 
 @asynccontextmanager

@@ -27,6 +27,7 @@ from gateway import hotlist, numbers
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms
+from gateway.subsidy.cardchange import follow_replacement
 from terminal.epurse.host import LoadDeclined
 from terminal.roles.registry import (
     RECORD_SCHEMA,
@@ -347,6 +348,9 @@ def ingest(
     with db.tx() as cur:
         for doc in docs:
             status, reason, code = _store_one(cur, desk_id, doc, now)
+            if status == STORED and doc.get("replaces") and doc["state"] == CardState.ACTIVE:
+                # 补卡: unpaid subsidy lines follow the holder to the new card
+                follow_replacement(cur, doc["replaces"], doc["card_number"], f"desk {desk_id}")
             answer = {"card_number": doc["card_number"], "revision": doc["revision"]}
             answer["status"] = status
             if code:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.storage import Database
+from gateway.subsidy.bank import funds
 
 _SENT = {
     "purchase": (
@@ -137,4 +138,6 @@ def reconcile(
         "rows": rows,
         "mismatches": mismatches,
         "rejected": refused,
+        # subsidy money by item, period and channel, apart from the e-purse top-ups
+        "funds": funds(db),
     }

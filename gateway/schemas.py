@@ -175,6 +175,10 @@ class HotlistBody(BaseModel):
     reason: Text = Field(default="", max_length=200)
 
 
+class QrParamsBody(BaseModel):
+    text: str = Field(description="the whole file: one entry a line (docs/qr.md)")
+
+
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
@@ -251,6 +255,18 @@ class SignOffBody(BaseModel):
 class PickupBody(BaseModel):
     load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
+
+
+class BankBatchBody(BaseModel):
+    actor: Text = Field(description="who builds the payment batch for the agent bank")
+    rosters: list[DbId] | None = Field(default=None, description="only these rosters")
+    reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
+
+
+class RedirectBody(BaseModel):
+    actor: Text = Field(description="who moves the line")
+    card_number: Text = Field(description="another card of the line's payee")
+    note: Text = Field(default="", max_length=1000)
 
 
 # -- campus back office (gateway/api/campus.py) -----------------------------------------------

@@ -3,9 +3,12 @@ demo software cards, pushing it to a gateway, rosters, admin calls and kiosks ov
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card
 from terminal.identity import check_character
+from terminal.journal import Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.kiosk_host import HttpSubsidyHost
@@ -124,7 +128,15 @@ class Centre:
         self.registry = SqliteCardRegistry(clock=clock)
         self.registry.hold(leased(gw, DESK))
         self._clients: list[GatewayClient] = []
+        self._journals: dict[str, Journal] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix="centre-"))
         self.desk = self._client(DESK, "issuance")
+
+    def journal(self, terminal_id: str) -> Journal:
+        """The kiosk's journal (one per terminal id, shared by its kiosks in a test)."""
+        if terminal_id not in self._journals:
+            self._journals[terminal_id] = Journal(self._dir / f"{terminal_id}.db")
+        return self._journals[terminal_id]
 
     def _client(self, terminal_id: str, role: str) -> GatewayClient:
         client = GatewayClient(self.gw.url, self.gw.register(terminal_id, "card-centre", role=role))
@@ -145,11 +157,60 @@ class Centre:
         session = TerminalSession(reader, clock=self.clock)
         top_ups = HttpLoadHost(client, sleep=lambda s: None)
         kiosk = Kiosk(
-            session, top_ups, bytes.fromhex(terminal_id), config=config, subsidies=subsidies
+            session,
+            top_ups,
+            bytes.fromhex(terminal_id),
+            journal=self.journal(terminal_id),
+            config=config,
+            subsidies=subsidies,
         )
         return kiosk, reader
 
     def close(self) -> None:
         for c in self._clients:
             c.close()
+        for j in self._journals.values():
+            j.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
         self.registry.close()
+
+
+def send_roster(gw: Any, roster_id: int) -> None:
+    """Approve a roster and send it to finance (the agent bank may then be paid)."""
+    approve_roster(gw, roster_id)
+    r = admin(
+        gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/send", json={"actor": "finance"}
+    )
+    assert r.status_code == 200, r.text
+
+
+def bank_batch(gw: Any, **body: Any) -> dict[str, Any]:
+    r = admin(gw, "POST", "/v1/admin/subsidies/bank/batches", json={"actor": "finance", **body})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def payment_file(gw: Any, batch: str, fmt: str = "csv") -> bytes:
+    r = admin(gw, "GET", f"/v1/admin/subsidies/bank/batches/{batch}/file", params={"format": fmt})
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def bank_result(payment_csv: str, failed: dict[int, str] | None = None) -> bytes:
+    """What the bank answers for a payment file: every line paid, or failed with a reason."""
+    failed = failed or {}
+    rows = [line.split(",") for line in payment_csv.strip().splitlines()]
+    out = [",".join(rows[0])]
+    details = [r for r in rows if r[0] == "D"]
+    for d in details:
+        seq = int(d[1])
+        state, why = ("F", failed[seq]) if seq in failed else ("S", "")
+        out.append(f"D,{seq},{d[2]},{d[5]},{d[6]},{state},{why},BK{seq:08d}")
+    out.append(f"T,{len(details)},{sum(int(d[5]) for d in details)}")
+    return ("\n".join(out) + "\n").encode()
+
+
+def post_result(gw: Any, body: bytes, by: str = "finance") -> httpx.Response:
+    return admin(
+        gw, "POST", "/v1/admin/subsidies/bank/results", params={"imported_by": by}, content=body
+    )

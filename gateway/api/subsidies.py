@@ -7,6 +7,7 @@ the name goes into the audit trail and the separation-of-duties rule (subsidy/st
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,17 +21,19 @@ from gateway.edges import DbId, Text
 from gateway.errors import Conflict, TooLarge
 from gateway.schemas import (
     ActBody,
+    BankBatchBody,
     ObjectionBody,
     PickupBody,
     ProveBody,
     PublishBody,
+    RedirectBody,
     RejectBody,
     ResolveBody,
     SignOffBody,
     VoidBody,
 )
 from gateway.settings import MAX_ROSTER_BYTES
-from gateway.subsidy import pickup, store
+from gateway.subsidy import bank, cardchange, pickup, store
 from gateway.subsidy.publication import (
     publication_csv,
     publication_html,
@@ -222,6 +225,89 @@ def report(db: DB, roster_id: DbId | None = None) -> Response:
     if roster_id is not None:
         store.get_roster(db, roster_id)
     return json_response(pickup.payment_report(db, roster_id))
+
+
+@router.post(
+    "/v1/admin/subsidies/lines/{line_id}/card",
+    summary="Move an unpaid line to another card of its payee (recorded in the line's trail)",
+    dependencies=ADMIN,
+)
+def redirect(line_id: DbId, body: RedirectBody, db: DB) -> Response:
+    card = card_number_of(body.card_number)
+    return json_response(cardchange.redirect_line(db, line_id, card, body.actor, body.note))
+
+
+@router.get(
+    "/v1/admin/subsidies/lines/{line_id}/events",
+    summary="A line's own trail: bank, card changes",
+    dependencies=ADMIN,
+)
+def line_events(line_id: DbId, db: DB) -> Response:
+    return json_response(cardchange.line_trail(db, line_id))
+
+
+# -- the agent bank ---------------------------------------------------------------------------
+@router.post(
+    "/v1/admin/subsidies/bank/batches",
+    summary="A payment batch for the agent bank: every line of rosters sent to finance not yet "
+    "paid or at the bank, or a batch's failed lines again (reissue_of)",
+    dependencies=ADMIN,
+)
+def bank_batch(body: BankBatchBody, db: DB) -> Response:
+    doc = bank.create_batch(db, body.actor, roster_ids=body.rosters, reissue_of=body.reissue_of)
+    return json_response(doc, 201)
+
+
+@router.get(
+    "/v1/admin/subsidies/bank/batches/{batch}/file",
+    summary="The payment file of a batch: csv (UTF-8) or fixed (fixed width, GBK)",
+    dependencies=ADMIN,
+)
+def bank_file(batch: Text, db: DB, format: Text = "csv") -> Response:
+    head, lines = bank.batch_lines(db, batch)
+    if format == "fixed":
+        return Response(bank.payment_fixed(head, lines), media_type="text/plain; charset=gbk")
+    return PlainTextResponse(bank.payment_csv(head, lines), media_type="text/csv")
+
+
+@router.post(
+    "/v1/admin/subsidies/bank/results",
+    summary="Import the agent bank's result file (all or nothing)",
+    dependencies=ADMIN,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def bank_result(
+    request: Request,
+    db: DB,
+    imported_by: Annotated[Text, Query(description="who imports the bank's file")],
+) -> Response:
+    raw = await request.body()
+    return json_response(await run_in_threadpool(bank.import_result, db, raw, imported_by))
+
+
+@router.get(
+    "/v1/admin/subsidies/bank/tracking",
+    summary="Every bank line: paid, failed, sent or overdue past 3 working days",
+    dependencies=ADMIN,
+)
+def bank_tracking(
+    db: DB,
+    batch: Text | None = None,
+    holiday: Annotated[list[date] | None, Query(description="a holiday (repeat)")] = None,
+) -> Response:
+    calendar = bank.Calendar(frozenset(holiday or ()))
+    return json_response(bank.tracking(db, calendar=calendar, batch=batch))
+
+
+@router.get(
+    "/v1/admin/subsidies/funds",
+    summary="Subsidy funds per item and period by channel; e-purse top-ups apart",
+    dependencies=ADMIN,
+)
+def funds(db: DB) -> Response:
+    return json_response(bank.funds(db))
 
 
 # -- kiosks: pickup ---------------------------------------------------------------------------

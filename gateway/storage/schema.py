@@ -393,6 +393,45 @@ CREATE UNIQUE INDEX card_claims_one_live ON card_claims (id_number, card_kind) W
         kind_table(QR_RIDE) + "CREATE INDEX qr_txn_code ON qr_txn (code_hash);\n",
     ),
     (10, campus_schema.BACK_OFFICE_DESCRIPTION, campus_schema.back_office_tables()),
+    (
+        11,
+        "subsidy office: bank result files, the kiosk pickup's holder check lock-out",
+        """
+CREATE TABLE subsidy_bank_results (
+    id           {id},
+    batch_id     {big} NOT NULL REFERENCES subsidy_bank_batches (id),
+    content_hash TEXT NOT NULL UNIQUE,
+    imported_by  TEXT NOT NULL,
+    imported_at  {big} NOT NULL,
+    paid         INTEGER NOT NULL,
+    failed       INTEGER NOT NULL,
+    paid_fen     {big} NOT NULL
+);
+ALTER TABLE subsidy_bank_lines ADD COLUMN result_id {big};
+CREATE TABLE subsidy_pickup_guard (
+    card_number   TEXT PRIMARY KEY,
+    failures      INTEGER NOT NULL,
+    last_at       {big} NOT NULL,
+    locked_until  {big}
+);
+""",
+    ),
+    (
+        12,
+        "ride-code parameter files (root keys, issuer whitelist) for validators",
+        """
+CREATE TABLE qr_params (
+    version  {id},
+    kind     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    entries  INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    at       {big} NOT NULL
+);
+CREATE INDEX qr_params_kind ON qr_params (kind, version);
+""",
+    ),
 ]
 
 _TYPES = {

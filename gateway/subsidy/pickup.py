@@ -27,6 +27,7 @@ from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database
+from gateway.subsidy.bank import free_of_bank
 from gateway.subsidy.store import APPROVED
 from terminal.epurse.model import LoadRequest
 from terminal.roles.registry import serial_of
@@ -36,16 +37,19 @@ HELD = "held"
 PAID = "paid"
 AWAITING = "awaiting_approval"
 WITHDRAWN = "withdrawn"
-STATUSES = (PAID, HELD, PENDING, AWAITING, WITHDRAWN)
+AT_BANK = "at_bank"
+STATUSES = (PAID, HELD, AT_BANK, PENDING, AWAITING, WITHDRAWN)
 PURPOSE_PREFIX = "subsidy:"
 MAX_LINES_PER_PICKUP = 16  # keeps the load's purpose (the line ids) within 200 characters
 
 _SELECT = (
     "SELECT l.id, l.roster_id, r.state, l.row_no, l.name, l.card_number, l.item, l.item_name,"
     " l.period, l.amount_fen, l.live, ld.id, ld.state, ld.reference, ld.terminal_id,"
-    " ld.resolved_at, ld.tac, ld.online_atc"
+    " ld.resolved_at, ld.tac, ld.online_atc, b.state, bb.reference, b.seq, b.result_at"
     " FROM subsidy_lines l JOIN subsidy_rosters r ON r.id = l.roster_id"
     " LEFT JOIN loads ld ON ld.id = l.load_id"
+    " LEFT JOIN subsidy_bank_lines b ON b.id = l.bank_line_id"
+    " LEFT JOIN subsidy_bank_batches bb ON bb.id = b.batch_id"
 )
 
 
@@ -69,17 +73,32 @@ class LineStatus:
     load_resolved_at: int | None
     load_tac: str | None
     load_online_atc: int | None
+    bank_state: str | None = None
+    bank_batch: str | None = None
+    bank_seq: int | None = None
+    bank_result_at: int | None = None
+
+    @property
+    def channel(self) -> str | None:
+        """Who pays (paid or paying) the line: ``bank``, ``kiosk`` or nobody yet."""
+        if self.bank_state in ("sent", "paid"):
+            return "bank"
+        if self.load_state in (loads.CONFIRMED, loads.AUTHORIZED):
+            return "kiosk"
+        return None
 
     @property
     def status(self) -> str:
         if not self.live:
             return WITHDRAWN
-        if self.load_state == loads.CONFIRMED:
+        if self.load_state == loads.CONFIRMED or self.bank_state == "paid":
             return PAID
         if self.roster_state != APPROVED:
             return AWAITING
         if self.load_state == loads.AUTHORIZED:
             return HELD
+        if self.bank_state == "sent":
+            return AT_BANK
         return PENDING
 
     def to_json(self, *, full: bool = True) -> dict[str, Any]:
@@ -92,8 +111,15 @@ class LineStatus:
             "amount_fen": self.amount_fen,
             "status": self.status,
         }
-        if self.status in (PAID, HELD):
+        if self.channel == "bank":
             out.update(
+                channel="bank",
+                bank_reference=f"{self.bank_batch}-{self.bank_seq:05d}",
+                paid_at_ms=self.bank_result_at if self.status == PAID else None,
+            )
+        elif self.status in (PAID, HELD):
+            out.update(
+                channel="kiosk",
                 load_reference=self.load_reference,
                 load_terminal=self.load_terminal,
                 paid_at_ms=self.load_resolved_at if self.status == PAID else None,
@@ -124,6 +150,10 @@ def _status(r: Any) -> LineStatus:
         None if r[15] is None else int(r[15]),
         r[16],
         None if r[17] is None else int(r[17]),
+        r[18],
+        r[19],
+        None if r[20] is None else int(r[20]),
+        None if r[21] is None else int(r[21]),
     )
 
 
@@ -166,6 +196,7 @@ def for_card(db: Database, card_number: str) -> dict[str, Any]:
         "held": by[HELD],
         "held_loads": [x.to_json() for x in held_loads if x is not None],
         "awaiting_approval": by[AWAITING],
+        "at_bank": by[AT_BANK],
         "paid": by[PAID],
     }
 
@@ -223,6 +254,13 @@ def authorize_pickup(
                 f"line {line_id}: roster #{s.roster_id} is {s.roster_state}; a subsidy is paid "
                 "only once its roster is approved",
             )
+        if s.channel == "bank":
+            raise Conflict(
+                "bank_channel",
+                f"line {line_id} ({s.item_name} {s.period}) is "
+                + ("paid" if s.status == PAID else "being paid")
+                + f" by the agent bank (batch {s.bank_batch}): it is never paid at a kiosk",
+            )
         if s.status in (PAID, HELD):
             held = loads.get_load(db, s.load_reference or "")
             if held is not None and _same_request(held, request, terminal):
@@ -251,7 +289,8 @@ def authorize_pickup(
         cur.execute(
             f"UPDATE subsidy_lines SET load_id = ? WHERE id IN ({marks}) AND live = 1"
             " AND (load_id IS NULL OR EXISTS (SELECT 1 FROM loads"
-            " WHERE loads.id = subsidy_lines.load_id AND loads.state = 'void'))",
+            " WHERE loads.id = subsidy_lines.load_id AND loads.state = 'void'))"
+            f" AND {free_of_bank('subsidy_lines')}",
             (load.id, *ids),
         )
         if cur.rowcount != len(ids):

@@ -109,10 +109,11 @@ def run_demo(
     workdir: Path,
     out: Out = print,
     progress: bool = False,
-    load_host: Any = None,
+    *,
+    load_host: Any,
 ) -> Outcome:
-    """Run the day; ``load_host`` is the kiosk's host (the gateway), a local HSM if None."""
-    from gateway.hsm import HostSecurityModule, LocalLoadHost
+    """Run the day; ``load_host`` is the kiosk's host (the gateway's load endpoints)."""
+    from gateway.hsm import HostSecurityModule
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
     from terminal.cli.demo_modes import run_modes_demo
 
@@ -120,10 +121,7 @@ def run_demo(
     clock = DemoClock(datetime.now().replace(microsecond=0))  # loads use the host clock
     result = Outcome()
     issuers = list(DEMO_ISSUERS)
-    result.hsm = hsm = HostSecurityModule(
-        (demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock
-    )
-    host = load_host or LocalLoadHost(hsm)
+    result.hsm = HostSecurityModule((demo_keyset(DEMO_ISSUERS[n]) for n in issuers), clock=clock)
 
     out(f"== Issuing {n_cards} software T-Union cards")
     kinds = {1: "ordinary", 2: "student", 3: "elderly"}
@@ -148,7 +146,9 @@ def run_demo(
 
     rules = load_rules()
     hotlist = Hotlist()
-    kiosk = Kiosk(TerminalSession(antenna, clock=clock), host, KIOSK_ID)
+    kiosk = Kiosk(
+        TerminalSession(antenna, clock=clock), load_host, KIOSK_ID, journal=journal("kiosk")
+    )
     pos = PointOfSale(session(POS_ID), journal("pos"), name="POS")
     metro_journal = journal("metro-station")
     bus = Validator(

@@ -122,6 +122,7 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             TerminalSession(SimReader(blank, name="kiosk")),
             HttpLoadHost(client),
             kiosk_id,
+            journal=result.journals["kiosk"],
             subsidies=HttpSubsidyHost(client),
         )
         got = kiosk.pick_up()

@@ -3,7 +3,9 @@
 Every action that moves money goes through the gateway (--gateway URL --token TOKEN, the
 kiosk's terminal credentials): the top-up is a normal online load (MAC1 checked by the
 gateway's HSM, MAC2, TAC confirmed), the subsidy pickup the same load paying approved
-roster lines. Each action prints a text receipt (or writes it with --receipt FILE).
+roster lines. Both are built by the runtime's assembly from the options, exactly as ``ykt
+run`` builds a kiosk from its file, so every load is journaled (--journal) on the one
+credit path. Each action prints a text receipt (or writes it with --receipt FILE).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 from terminal.apdu.errors import FileNotFound, YikatongError
 from terminal.cli.common import (
     add_reader_options,
+    add_sam_options,
     add_token_options,
     open_card_reader,
     print_json,
 )
+from terminal.epurse import flows
 from terminal.epurse.model import CardSnapshot, LogEntry
 from terminal.money import format_fen, parse_yuan
 from terminal.roles.kiosk import Kiosk, KioskConfig
@@ -33,10 +37,14 @@ from terminal.roles.receipt import (
     top_up_receipt,
 )
 from terminal.roles.session import TerminalSession
+from terminal.runtime.assembly import Terminal
+from terminal.runtime.config import TerminalConfig
 from terminal.text import arg_code
 from terminal.words import say, txn_words
 
 log = logging.getLogger(__name__)
+
+KIOSK_ID = "310000000090"
 
 DESCRIPTION = """\
 The self-service kiosk.
@@ -47,7 +55,9 @@ The self-service kiosk.
   ykt kiosk report-loss CARDNO IDNUMBER --gateway ... report a card lost (挂失)
 
 The sim reader (default) uses the software card in --card FILE (changes are saved to
-it), or a fresh demo card. --reader pcsc:NAME / nfc:... use a real reader. Top-up
+it), or a fresh demo card. --reader pcsc:NAME / nfc:... use a real reader. Top-ups and
+pickups are journaled in --journal (default kiosk-journal.db): a card pulled mid-load is
+finished at its next visit, like at a kiosk under ykt run. Top-up
 limits and the purse ceiling come from --config FILE ([kiosk] min_top_up_fen,
 max_top_up_fen, max_balance_fen) or the options below; the ceiling is checked before
 the card is asked to load. The token is the kiosk's gateway credential (role kiosk), also
@@ -64,13 +74,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     ksub = p.add_subparsers(dest="kiosk_command", metavar="ACTION", required=True)
 
-    def common(q: argparse.ArgumentParser, *, card: bool = True) -> None:
+    def common(q: argparse.ArgumentParser, *, card: bool = True, loads: bool = False) -> None:
         if card:
             add_reader_options(q)
             q.add_argument("--pin", help="card PIN, when the card asks for one to load")
         q.add_argument("--gateway", metavar="URL", help="the gateway (needed to move money)")
         add_token_options(q, env="YKT_KIOSK_TOKEN", what="the kiosk's gateway token")
-        q.add_argument("--terminal-id", default="310000000090", help="this kiosk's terminal id")
+        if loads:
+            q.add_argument("--journal", default="kiosk-journal.db", metavar="PATH")
+            add_sam_options(q, terminal_id=KIOSK_ID)
+        else:
+            q.add_argument("--terminal-id", default=KIOSK_ID, help="this kiosk's terminal id")
         q.add_argument("--config", metavar="FILE", help="TOML with a [kiosk] table of limits")
         q.add_argument("--max-balance", metavar="YUAN", help="purse ceiling (default 1000.00)")
         q.add_argument("--receipt", metavar="FILE", help="write the receipt here, not stdout")
@@ -82,13 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     t = ksub.add_parser("top-up", help="online top-up through the gateway")
     t.add_argument("amount", metavar="YUAN", help="e.g. 50 or 50.00")
-    common(t)
+    common(t, loads=True)
     t.add_argument("--min-top-up", metavar="YUAN", help="smallest top-up (default 1.00)")
     t.add_argument("--max-top-up", metavar="YUAN", help="largest top-up (default 1000.00)")
     t.set_defaults(handler=run_top_up)
 
     u = ksub.add_parser("pickup", help="load the card's approved subsidies")
-    common(u)
+    common(u, loads=True)
     u.set_defaults(handler=run_pickup)
 
     lost = ksub.add_parser("report-loss", help="report a card lost (挂失); no card needed")
@@ -121,24 +135,50 @@ def _client(args: argparse.Namespace) -> Any:
     return GatewayClient(args.gateway, args.token)
 
 
-def _kiosk(args: argparse.Namespace, client: Any | None) -> Kiosk:
-    from terminal.roles.kiosk_host import HttpSubsidyHost
-    from terminal.roles.load_host import HttpLoadHost
-
-    reader = open_card_reader(args)
-    if args.reader != "sim":
-        print("put the card on the reader", file=sys.stderr, flush=True)
-        reader.wait_for_card()
-    terminal_id = bytes.fromhex(args.terminal_id)
-    if client is None:
-        return Kiosk(TerminalSession(reader), None, terminal_id, config=_config(args))
-    return Kiosk(
-        TerminalSession(reader),
-        HttpLoadHost(client),
-        terminal_id,
-        config=_config(args),
-        subsidies=HttpSubsidyHost(client),
+def config_of(args: argparse.Namespace) -> TerminalConfig:
+    """The terminal configuration these options describe (what ``ykt run`` reads from a file)."""
+    limits = _config(args)
+    return TerminalConfig(
+        role="kiosk",
+        journal=args.journal,
+        card_reader=args.reader,
+        sam_reader=args.sam_reader,
+        trace=args.trace,
+        terminal_id=args.terminal_id,
+        sam_state=args.sam_state,
+        cards=[args.card] if args.card else [],
+        demo_cards=1,
+        gateway=args.gateway,
+        token=args.token,
+        min_top_up=limits.min_top_up,
+        max_top_up=limits.max_top_up,
+        max_balance=limits.max_balance,
+        pickup=args.kiosk_command == "pickup",
     )
+
+
+def _kiosk(args: argparse.Namespace) -> Terminal:
+    """The kiosk assembled from the options, its card in the field and its journal's loads
+    whose confirmation the gateway has not acknowledged sent again."""
+    from terminal.cli.sim_devices import SoftwareDevices
+    from terminal.runtime.assembly import assemble
+
+    if not args.gateway or not args.token:
+        raise SystemExit(f"ykt kiosk {args.kiosk_command}: needs --gateway URL and --token")
+    terminal = assemble(config_of(args), SoftwareDevices())
+    try:
+        if terminal.cards:
+            terminal.card_reader.insert(terminal.cards[0])  # type: ignore[attr-defined]
+        else:
+            print("put the card on the reader", file=sys.stderr, flush=True)
+            terminal.reader.wait_for_card()
+        kiosk: Kiosk = terminal.role
+        assert kiosk.credits is not None
+        kiosk.credits.recover_without_card()
+    except BaseException:
+        terminal.close()
+        raise
+    return terminal
 
 
 def _emit(args: argparse.Namespace, receipt: Receipt, doc: dict[str, Any]) -> None:
@@ -178,7 +218,7 @@ def _snapshot_json(snap: CardSnapshot) -> dict[str, Any]:
     }
 
 
-def _no_epurse(kiosk: Kiosk, args: argparse.Namespace) -> SystemExit:
+def _no_epurse(session: TerminalSession, args: argparse.Namespace) -> SystemExit:
     """A card without the T-Union purse (a social security or bank card): say so, and what
     its financial application holds, read as ``ykt read`` reads it."""
     from terminal.roles.inspect import inspect_card
@@ -187,7 +227,7 @@ def _no_epurse(kiosk: Kiosk, args: argparse.Namespace) -> SystemExit:
     ec = None
     try:
         config = kernel_config(None, trust_test_keys=args.reader == "sim", card_reader=args.reader)
-        report = kiosk.session.run(
+        report = session.run(
             inspect_card(config, ca_store(config, None), interface="contact", fallback=True)
         )
         ec = next(
@@ -206,14 +246,22 @@ def _no_epurse(kiosk: Kiosk, args: argparse.Namespace) -> SystemExit:
 
 # -- actions --------------------------------------------------------------------------------
 def run_balance(args: argparse.Namespace) -> int:
-    kiosk = _kiosk(args, None)
+    reader = open_card_reader(args)
+    if args.reader != "sim":
+        print("put the card on the reader", file=sys.stderr, flush=True)
+        reader.wait_for_card()
+    session = TerminalSession(reader)
     try:
-        snap = kiosk.read()
+        snap = session.run(flows.read_card())
     except FileNotFound as exc:
         log.info("kiosk: no e-purse on the card: %s", exc)
-        raise _no_epurse(kiosk, args) from None
+        raise _no_epurse(session, args) from None
     receipt = balance_receipt(
-        snap.info.card_number, kiosk.terminal_id, datetime.now(), snap.balance, _history(snap.log)
+        snap.info.card_number,
+        bytes.fromhex(args.terminal_id),
+        datetime.now(),
+        snap.balance,
+        _history(snap.log),
     )
     _emit(args, receipt, _snapshot_json(snap))
     return 0
@@ -221,16 +269,15 @@ def run_balance(args: argparse.Namespace) -> int:
 
 def run_top_up(args: argparse.Namespace) -> int:
     amount = parse_yuan(args.amount)
-    client = _client(args)
+    terminal = _kiosk(args)
     try:
-        kiosk = _kiosk(args, client)
         try:
-            top = kiosk.top_up(amount, pin=args.pin)
+            top = terminal.role.top_up(amount, pin=args.pin)
         except FileNotFound as exc:
             log.info("kiosk: no e-purse on the card: %s", exc)
-            raise _no_epurse(kiosk, args) from None
+            raise _no_epurse(terminal.role.session, args) from None
     finally:
-        client.close()
+        terminal.close()
     r = top.result
     doc = {
         "card_number": top.card_number,
@@ -240,18 +287,19 @@ def run_top_up(args: argparse.Namespace) -> int:
         "reference": r.authorization.reference,
         "terminal_id": r.request.terminal_id.hex().upper(),
         "time": r.authorization.when.isoformat(),
+        "confirmed": top.credit.confirmed,
     }
     _emit(args, top_up_receipt(top.card_number, r), doc)
     return 0
 
 
 def run_pickup(args: argparse.Namespace) -> int:
-    client = _client(args)
+    terminal = _kiosk(args)
     try:
-        kiosk = _kiosk(args, client)
+        kiosk: Kiosk = terminal.role
         got = kiosk.pick_up(pin=args.pin)
     finally:
-        client.close()
+        terminal.close()
     doc = {
         "card_number": got.card_number,
         "message": got.message(),

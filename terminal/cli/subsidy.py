@@ -151,7 +151,106 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rep.add_argument("--json", action="store_true")
     db_opt(rep)
     rep.set_defaults(handler=run_report)
+    _register_bank(ssub, db_opt)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
+
+
+def _register_bank(ssub: Any, db_opt: Any) -> None:
+    """``ykt subsidy bank batch|file|result|track|funds``: the agent bank (代发)."""
+    b = ssub.add_parser("bank", help="agent bank: payment files, result files, tracking, funds")
+    bsub = b.add_subparsers(dest="bank_command", metavar="ACTION")
+    q = bsub.add_parser("batch", help="a payment batch of the lines sent to finance")
+    q.add_argument("--by", required=True, help="who builds it")
+    q.add_argument("--roster", type=arg_int, action="append", help="only this roster (repeat)")
+    q.add_argument("--reissue", metavar="BATCH", help="send this batch's failed lines again")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(bank_step="batch")
+    q = bsub.add_parser("file", help="write a batch's payment file")
+    q.add_argument("batch")
+    q.add_argument("--format", choices=("csv", "fixed"), default="csv")
+    q.add_argument("--out", metavar="FILE", required=True)
+    q.set_defaults(bank_step="file")
+    q = bsub.add_parser("result", help="import the bank's result file (all or nothing)")
+    q.add_argument("file")
+    q.add_argument("--by", required=True, help="who imports it")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(bank_step="result")
+    q = bsub.add_parser("track", help="bank lines: paid, failed, sent or overdue")
+    q.add_argument("--batch")
+    q.add_argument("--holidays", metavar="FILE", help="holiday list (docs/subsidy.md)")
+    q.add_argument("--today", type=arg_date, help="the day to judge overdue lines on")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(bank_step="track")
+    q = bsub.add_parser("funds", help="subsidy funds per item and period; top-ups apart")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(bank_step="funds")
+    for sp in bsub.choices.values():
+        db_opt(sp)
+        sp.set_defaults(handler=run_bank)
+    b.set_defaults(handler=lambda a: b.print_help() or 2)
+
+
+def run_bank(args: argparse.Namespace) -> int:
+    from gateway.subsidy import bank
+
+    db = _db(args)
+    try:
+        if args.bank_step == "batch":
+            doc = bank.create_batch(db, args.by, roster_ids=args.roster, reissue_of=args.reissue)
+            if not args.json:
+                print(
+                    f"batch {doc['batch']}: {doc['lines']} line(s), {format_fen(doc['total_fen'])}"
+                )
+                for s in doc["skipped"]:
+                    print(f"  line {s['line_id']} not sent: {s['reason']}")
+        elif args.bank_step == "file":
+            head, lines = bank.batch_lines(db, args.batch)
+            if args.format == "fixed":
+                Path(args.out).write_bytes(bank.payment_fixed(head, lines))
+            else:
+                Path(args.out).write_text(bank.payment_csv(head, lines), encoding="utf-8")
+            print(f"payment file {args.batch} ({args.format}) -> {args.out}")
+            return 0
+        elif args.bank_step == "result":
+            doc = bank.import_result(db, Path(args.file).read_bytes(), args.by)
+            if not args.json:
+                print(
+                    f"batch {doc['batch']}: {doc['paid']} paid ({format_fen(doc['paid_fen'])}),"
+                    f" {len(doc['failed'])} failed"
+                )
+                for f in doc["failed"]:
+                    print(f"  {f['reference']} failed: {f['reason']}")
+        elif args.bank_step == "track":
+            doc = bank.tracking(
+                db, today=args.today, calendar=bank.load_calendar(args.holidays), batch=args.batch
+            )
+            if not args.json:
+                for state, t in doc["totals"].items():
+                    print(f"{state}: {t['lines']} line(s), {format_fen(t['amount_fen'])}")
+                for x in doc["lines"]:
+                    if x["state"] != "paid":
+                        print(
+                            f"  {x['reference']} {x['state']:<7s} due {x['due_on']} "
+                            f"{x['item']} {x['period']} {format_fen(x['amount_fen'])} {x['reason']}"
+                        )
+        else:
+            doc = bank.funds(db)
+            if not args.json:
+                for x in doc["subsidies"]:
+                    print(
+                        f"{x['item']} {x['period']}: approved {format_fen(x['approved_fen'])}, "
+                        f"bank {format_fen(x['bank_paid_fen'])}, kiosk "
+                        f"{format_fen(x['kiosk_paid_fen'])}, unpaid {format_fen(x['unpaid_fen'])}"
+                    )
+                t = doc["top_ups"]
+                print(
+                    f"e-purse top-ups (not subsidies): {t['loads']}, {format_fen(t['amount_fen'])}"
+                )
+    finally:
+        db.close()
+    if args.json:
+        print_json(doc)
+    return 0
 
 
 def arg_date(text: str) -> date:

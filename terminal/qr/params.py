@@ -42,6 +42,8 @@ def parse_root_key(text: str) -> RootKey:
         raise TextError(f"root key expiry {parts[2]!r} must be YYYY-MM-DD") from None
     if not 0 <= index <= 0xFF:
         raise TextError(f"root key index {index} must be 00..FF")
+    if not sm2.public_key_valid(b"\x04" + key):
+        raise TextError(f"root key {index:02X} is not a point on the SM2 curve")
     return RootKey(index, key, expiry)
 
 

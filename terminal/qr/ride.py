@@ -11,7 +11,7 @@ share it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from terminal.fares.engine import (
@@ -28,6 +28,7 @@ from terminal.fares.engine import (
 from terminal.fares.rules import FareRules
 from terminal.journal.journal import Journal, QrJournalRow
 from terminal.qr.checks import (
+    IssuerRule,
     QrPolicy,
     RootKey,
     VerifiedCode,
@@ -73,10 +74,28 @@ class QrGate:
         terminal_id: bytes,
     ):
         self.journal = journal
-        self.roots = roots
-        self.policy = policy
+        self._trust = (roots, policy)
         self.terminal_id = terminal_id
         self.history = JournalHistory(journal)
+
+    @property
+    def roots(self) -> Mapping[int, RootKey]:
+        return self._trust[0]
+
+    @property
+    def policy(self) -> QrPolicy:
+        return self._trust[1]
+
+    def reload(
+        self,
+        roots: Mapping[int, RootKey] | None = None,
+        issuers: Mapping[str, IssuerRule] | None = None,
+    ) -> None:
+        """New root keys and/or issuer whitelist, in one swap: a ride in progress finishes
+        with the trust it started with (the parameter sync calls this; no restart)."""
+        old_roots, old_policy = self._trust
+        policy = old_policy if issuers is None else replace(old_policy, issuers=dict(issuers))
+        self._trust = (old_roots if roots is None else dict(roots), policy)
 
     def ride(self, raw: bytes, now: datetime, rules: FareRules, mode: Mode, place: Place) -> QrRide:
         """Verify, decide the fare (the bus's concession by account type and transfer from
@@ -84,9 +103,10 @@ class QrGate:
         with nothing journaled."""
         if mode is not Mode.BUS:
             raise QrRefused(QrReason.MODE, f"ride codes are accepted on buses, not at {mode}")
-        v = verify(raw, now=now, roots=self.roots, policy=self.policy)
+        roots, policy = self._trust
+        v = verify(raw, now=now, roots=roots, policy=policy)
         code = v.code
-        check_history(code, v.code_hash, v.checked_at, self.policy, self.history)
+        check_history(code, v.code_hash, v.checked_at, policy, self.history)
         decision = decide(
             rules, mode, place, self._trips(code.user_account, code.account_type), now
         )

@@ -269,7 +269,8 @@ def _load_doc(row: LoadJournalRow) -> dict[str, Any]:
 
 
 class CreditPath:
-    """One kiosk's way to CREDIT FOR LOAD: its session, its journal and the gateway."""
+    """One terminal's way to CREDIT FOR LOAD (a kiosk's top-up and subsidy pickup, a desk's
+    carried balance): its session, its journal and the gateway."""
 
     def __init__(self, session: TerminalSession, journal: Journal, host: HttpLoadHost):
         if not isinstance(journal, Journal):
@@ -349,17 +350,21 @@ class CreditPath:
         key_index: int = 1,
         purpose: str = "",
         context: dict[str, Any] | None = None,
+        host: HttpLoadHost | None = None,
     ) -> Credit:
         """Recover, INITIALIZE FOR LOAD, MAC2 from the host, intent, CREDIT, TAC noted,
         confirmed, settled. A host's refusal journals nothing; a card refusal of CREDIT
         voids the load with the card still in the field; an interrupted exchange leaves the
-        row open and raises LoadInterrupted."""
+        row open and raises LoadInterrupted. ``host`` authorises this one load instead of
+        the path's own (a subsidy pickup's, which pays roster lines); the row is recovered
+        through the path's host like any load of this terminal."""
         recovered = self.recover(info)
+        authorizer = host or self.host
         s = self.session
         request = s.run(
             flows.prepare_load(info, terminal_id, amount, s.now(), pin=pin, key_index=key_index)
         )
-        authorization = self.host.authorize_load(request)
+        authorization = authorizer.authorize_load(request)
         row_id = self.journal.record_load_intent(_intent(request, authorization, purpose, context))
         try:
             result = s.run(flows.complete_load(request, authorization))
@@ -372,7 +377,7 @@ class CreditPath:
             raise LoadInterrupted(row_id, exc) from exc
         row = self.journal.note_load_tac(row_id, result.tac)
         try:
-            self.host.confirm_load(request, authorization, result.tac)
+            authorizer.confirm_load(request, authorization, result.tac)
         except GatewayUnavailable as exc:
             log.warning("load %s credited, confirmation waits: %s", row.reference, exc)
         except LoadDeclined as exc:

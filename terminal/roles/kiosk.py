@@ -1,10 +1,11 @@
 """Self-service kiosk: balance and history, online top-up through a LoadHost, and subsidy
 pickup through the gateway's subsidy services (terminal/roles/pickup.py).
 
-With a journal (``ykt run``, ``ykt kiosk``), a top-up goes through the one journaled
-credit path (``CreditPath`` in terminal/roles/debit.py): the load's intent is written
-before CREDIT FOR LOAD and settled or voided after, and a torn load is finished at the
-card's next visit or, when only the gateway's confirmation is missing, at start.
+Every load - a top-up or a subsidy pickup - goes through the one journaled credit path
+(``CreditPath`` in terminal/roles/debit.py): the load's intent is written before CREDIT
+FOR LOAD and settled or voided after, and a torn load is finished at the card's next visit
+or, when only the gateway's confirmation is missing, at start. The journal is required; a
+kiosk without a load host (no gateway) reads cards only.
 
 A top-up is checked against the kiosk's configured limits and, with the balance read
 from the card, against the purse's maximum before INITIALIZE FOR LOAD is sent, so a
@@ -22,7 +23,6 @@ from pathlib import Path
 
 from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
-from terminal.epurse.host import LoadHost
 from terminal.epurse.model import CardSnapshot, LoadResult
 from terminal.journal import Journal
 from terminal.money import format_fen
@@ -70,19 +70,19 @@ class KioskConfig:
 class TopUp:
     card_number: str
     result: LoadResult
-    credit: Credit | None = None  # the journal's row (journaled kiosks)
+    credit: Credit  # the journal's row
 
 
 class Kiosk:
     def __init__(
         self,
         session: TerminalSession,
-        host: LoadHost | None,
+        host: HttpLoadHost | None,
         terminal_id: bytes,
         *,
+        journal: Journal,
         config: KioskConfig | None = None,
         subsidies: SubsidyHost | None = None,
-        journal: Journal | None = None,
     ):
         if len(terminal_id) != 6:
             raise ValueError("kiosk terminal id must be 6 bytes")
@@ -91,10 +91,11 @@ class Kiosk:
         self.terminal_id = terminal_id
         self.config = config or KioskConfig()
         self.subsidies = subsidies
+        self.journal = journal
         self.credits: CreditPath | None = None
-        if journal is not None:
+        if host is not None:
             if not isinstance(host, HttpLoadHost):
-                raise TypeError("a journaled kiosk loads through the gateway (HttpLoadHost)")
+                raise TypeError("a kiosk loads through the gateway (HttpLoadHost)")
             self.credits = CreditPath(session, journal, host)
 
     def read(self) -> CardSnapshot:
@@ -117,14 +118,13 @@ class Kiosk:
 
     def _top_up(self, amount: int, pin: str | None, *, retried: bool) -> TopUp:
         self.check_amount(amount)
-        host = self.host
-        if host is None:
+        host, credits = self.host, self.credits
+        if host is None or credits is None:
             raise TopUpRefused("this kiosk has no load host (no gateway): it reads cards only")
         s = self.session
         s.card_reader.connect()
         info = s.run(flows.select())
-        if self.credits is not None:  # a torn load of this card is finished first
-            self.credits.recover(info)
+        credits.recover(info)  # a torn load of this card is finished first
         balance = s.run(flows.read_balance())
         ceiling = self.config.max_balance
         if balance + amount > ceiling:
@@ -134,26 +134,22 @@ class Kiosk:
                 f"top up {format_fen(room)} or less"
             )
         try:
-            if self.credits is not None:
-                credit = self.credits.load(info, amount, self.terminal_id, pin=pin)
-                return TopUp(info.card_number, credit.result, credit)
-            result = s.run(flows.load(info, self.terminal_id, amount, s.now(), host, pin=pin))
+            credit = credits.load(info, amount, self.terminal_id, pin=pin)
         except LoadPending:
-            if retried or not isinstance(host, HttpLoadHost):
-                raise
-            if not settled_any(settle_own_loads(s, host, info)):
+            if retried or not settled_any(settle_own_loads(s, host, info)):
                 raise
             return self._top_up(amount, pin, retried=True)
-        return TopUp(info.card_number, result)
+        return TopUp(info.card_number, credit.result, credit)
 
     def pick_up(self, *, pin: str | None = None) -> Pickup:
         """Load the card's approved subsidies that fit under the purse's maximum."""
-        if self.subsidies is None:
+        if self.subsidies is None or self.credits is None:
             raise TopUpRefused("this kiosk has no subsidy service (no gateway)")
         return pick_up(
             self.session,
             self.subsidies,
             self.terminal_id,
             max_balance=self.config.max_balance,
+            credits=self.credits,
             pin=pin,
         )

@@ -1,4 +1,6 @@
 """The validator's run loop: wait for a card, tap, wait for it to leave, repeat - forever.
+Ride codes from scanners (``present``, from a ``ScanPump`` thread) are served on the same
+loop, between cards, through ``Validator.scan``.
 
 Any single card's failure is a red result, never the end of the loop; a reader fault is
 reported and the loop waits and tries again. The journal is the one thing it cannot do
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterator
 from terminal.apdu.errors import TransportError
 from terminal.journal.journal import Journal, JournalError
 from terminal.readers.base import Reader
+from terminal.readers.scanner import Scan, ScanError
 from terminal.roles.validator import TapResult, Validator
 
 log = logging.getLogger(__name__)
@@ -97,6 +101,11 @@ class TapLoop:
         self.fault: str | None = None  # why the validator went out of service
         self._tapped = threading.Condition()
         self.gc = TapGc()
+        self.codes: queue.SimpleQueue[Scan] = queue.SimpleQueue()
+
+    def present(self, scan: Scan) -> None:
+        """A scanned code (or why a frame carried none), served at the loop's next turn."""
+        self.codes.put(scan)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -107,6 +116,10 @@ class TapLoop:
         if not self.gc.frozen:
             self.gc.start()
         while not self.stop_event.is_set() and (max_taps is None or self.taps < max_taps):
+            if not self.codes.empty():
+                if not self._scan(self.codes.get()):
+                    break
+                continue
             try:
                 if not self.reader.wait_for_card(self.poll):
                     self._idle(after_tap=False)
@@ -121,15 +134,32 @@ class TapLoop:
             except JournalError as exc:
                 self._out_of_service(str(exc))
                 break
-            self.on_result(result)
-            with self._tapped:
-                self.taps += 1
-                self._tapped.notify_all()
-            if not self._idle(after_tap=True):
+            if not self._served(result):
                 break
             with contextlib.suppress(TransportError):
                 self.reader.wait_for_removal(self.removal_timeout)
         return self.taps
+
+    def _scan(self, scan: Scan) -> bool:
+        """Serve one scanned code like a tap; a frame that carried none is a red result
+        with its reason. Whether the loop may go on."""
+        if isinstance(scan, ScanError):
+            result = TapResult(False, f"code not read: {scan.detail}", reason=scan.reason)
+        else:
+            try:
+                with self.gc.tap():
+                    result = self.validator.scan(scan)
+            except JournalError as exc:
+                self._out_of_service(str(exc))
+                return False
+        return self._served(result)
+
+    def _served(self, result: TapResult) -> bool:
+        self.on_result(result)
+        with self._tapped:
+            self.taps += 1
+            self._tapped.notify_all()
+        return self._idle(after_tap=True)
 
     def _idle(self, *, after_tap: bool) -> bool:
         """Idle work while no card is being served: checkpoint after a tap, the journal's

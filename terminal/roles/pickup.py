@@ -9,8 +9,11 @@
 3. Read the balance and take pending lines oldest first while the balance stays within
    the purse's maximum (a line that does not fit is skipped, a later smaller one may
    still fit); the rest stays pending and the result says so.
-4. One online load for the lines taken: INITIALIZE FOR LOAD, the gateway checks MAC1,
-   reserves the lines and returns MAC2, CREDIT FOR LOAD, the TAC is confirmed. If the
+4. One online load for the lines taken, through the kiosk's one journaled credit path
+   (``CreditPath``): INITIALIZE FOR LOAD, the gateway checks MAC1, reserves the lines and
+   returns MAC2, the intent row, CREDIT FOR LOAD, the TAC is confirmed, the row settled; a
+   card pulled mid-load leaves the row open and the card's next visit (step 2, from the
+   journal first) proves or voids it like a torn top-up. If the
    gateway refuses it because a load of this kiosk (a top-up) still holds the card's
    counter, that load is settled with the card and the pickup tried once more.
 """
@@ -21,9 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from terminal.epurse import flows
-from terminal.epurse.host import LoadHost
 from terminal.epurse.model import LoadRequest, LoadResult
+from terminal.journal import SETTLED, VOID
 from terminal.money import format_fen
+from terminal.roles.debit import CreditPath
 from terminal.roles.load_host import (
     HttpLoadHost,
     LoadPending,
@@ -34,6 +38,7 @@ from terminal.roles.load_host import (
 from terminal.roles.session import TerminalSession
 
 MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
+JOURNALED = {SETTLED: "confirmed", VOID: "void"}  # a recovered journal row's outcome
 
 
 class SubsidyHost(Protocol):
@@ -41,7 +46,7 @@ class SubsidyHost(Protocol):
 
     def for_card(self, card_number: str) -> dict[str, Any]: ...
 
-    def paying(self, line_ids: list[int]) -> LoadHost: ...
+    def paying(self, line_ids: list[int]) -> HttpLoadHost: ...
 
     def prove(self, reference: str, mac: bytes, tac: bytes) -> Any: ...
 
@@ -126,6 +131,7 @@ def pick_up(
     terminal_id: bytes,
     *,
     max_balance: int,
+    credits: CreditPath,
     pin: str | None = None,
     key_index: int = 1,
     retried: bool = False,
@@ -133,8 +139,12 @@ def pick_up(
     """Pick up what the card can take now; see the module docstring for the steps."""
     session.card_reader.connect()
     info = session.run(flows.select())
+    settled = [  # this kiosk's torn loads of the card, from its journal first
+        (row.reference, JOURNALED[state])
+        for state, row in credits.recover(info)
+        if state in JOURNALED
+    ]
     view = host.for_card(info.card_number)
-    settled: list[tuple[str, str]] = []
     for load in view["held_loads"]:
         settled.append((load["reference"], resolve_load(session, host, load)))  # type: ignore[arg-type]
     completed: list[dict[str, Any]] = []
@@ -162,11 +172,16 @@ def pick_up(
     amount = sum(line["amount_fen"] for line in take)
     paying = host.paying([line["line_id"] for line in take])
     try:
-        result = session.run(
-            flows.load(
-                info, terminal_id, amount, session.now(), paying, key_index=key_index, pin=pin
-            )
-        )
+        result = credits.load(
+            info,
+            amount,
+            terminal_id,
+            pin=pin,
+            key_index=key_index,
+            purpose="subsidy pickup",
+            context={"lines": [line["line_id"] for line in take]},
+            host=paying,
+        ).result
     except LoadPending:
         if retried or not isinstance(host, HttpLoadHost):
             raise
@@ -177,6 +192,7 @@ def pick_up(
             host,
             terminal_id,
             max_balance=max_balance,
+            credits=credits,
             pin=pin,
             key_index=key_index,
             retried=True,

@@ -32,6 +32,7 @@ from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
 from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
+from terminal.readers.scanner import CodeSource
 from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
@@ -92,6 +93,7 @@ class Terminal:
     client: GatewayClient | None = None
     uploader: UploadWorker | None = None
     hotlist_sync: HotlistSync | None = None
+    code_sources: list[CodeSource] = field(default_factory=list)  # QR scanners, image folder
 
     def start_background(self) -> None:
         """Start uploading and hotlist syncing in threads (when there is a gateway)."""
@@ -119,6 +121,9 @@ class Terminal:
             save = getattr(card, "save", None)
             if save is not None:
                 save()
+        for source in self.code_sources:
+            with contextlib.suppress(OSError, YikatongError):
+                source.close()
         with contextlib.suppress(YikatongError):
             self.journal.close()
         return waiting
@@ -329,11 +334,41 @@ def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
         journal.close()
         raise
     terminal = Terminal(config, session, card_reader, reader, journal, hotlist, role, cards)
+    try:
+        terminal.code_sources = open_code_sources(config)
+    except BaseException:
+        terminal.close(flush_timeout=0)
+        raise
     if client is not None:
         terminal.client = client
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
+        gate = getattr(role, "qr", None)
+        if gate is not None and config.qr is not None:
+            from terminal.uplink.qr_params import QrParamSync
+
+            terminal.hotlist_sync.also.append(QrParamSync(client, gate, config.qr).sync_once)
     return terminal
+
+
+def open_code_sources(config: TerminalConfig) -> list[CodeSource]:
+    """The ride-code inputs ``[qr]`` names: a serial scanner, an image folder; one that
+    cannot be opened refuses the start with the reason."""
+    sources: list[CodeSource] = []
+    try:
+        if config.qr_scanner is not None:
+            from terminal.readers.scanner import SerialScanner
+
+            sources.append(SerialScanner(config.qr_scanner))
+        if config.qr_images is not None:
+            from terminal.readers.images import ImageFolder
+
+            sources.append(ImageFolder(config.qr_images))
+    except (OSError, YikatongError) as exc:
+        for source in sources:
+            source.close()
+        raise StartRefused(f"{config.source}: ride-code input: {exc}") from None
+    return sources
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 
 from terminal.fares import DEMO_FARES, Mode
 from terminal.qr.params import POLICY_NUMBERS, QrSettings
+from terminal.readers.scanner import DATA, FRAMINGS, ScannerSettings
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
@@ -58,6 +59,11 @@ SCHEMA: dict[str, Any] = {
         "debounce": None,
         "min_interval": None,
         "account_types": None,
+        "scanner": None,
+        "scanner_baud": None,
+        "scanner_data": None,
+        "scanner_framing": None,
+        "images": None,
     },
     "pos": {
         "pay": None,
@@ -128,6 +134,8 @@ class TerminalConfig:
     door_rules: str | None = None  # door: the door rules file (docs/campus.md)
     door_point: str | None = None  # door: which of the rules' doors this reader is
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
+    qr_scanner: ScannerSettings | None = None  # [qr] scanner: a serial QR scanner module
+    qr_images: str | None = None  # [qr] images: a folder a camera drops code snapshots in
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -305,6 +313,7 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
                 raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
     if "qr" in data:
         config.qr = _qr_settings(f, data["qr"], role)
+        config.qr_scanner, config.qr_images = _qr_inputs(f, data["qr"])
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
@@ -329,6 +338,27 @@ def _qr_settings(f: _ConfigFile, table: dict[str, Any], role: str) -> QrSettings
             raise f.error(("qr", "account_types"), "qr.account_types must be a list of 0..255")
         policy["account_types"] = frozenset(types)
     return QrSettings(f.file_path(("qr", "root_keys")), f.file_path(("qr", "issuers")), policy)
+
+
+def _qr_inputs(f: _ConfigFile, table: dict[str, Any]) -> tuple[ScannerSettings | None, str | None]:
+    """``[qr] scanner`` (and its baud, data, framing) and ``[qr] images``: where codes come
+    from besides a direct ``scan``."""
+    images = f.file_path(("qr", "images")) if "images" in table else None
+    if "scanner" not in table:
+        for key in ("scanner_baud", "scanner_data", "scanner_framing"):
+            if key in table:
+                raise f.error(("qr", key), f"qr.{key} needs qr.scanner (the scanner's port)")
+        return None, images
+    port = f.text_value(table["scanner"], ("qr", "scanner"))
+    baud = (
+        f.number(("qr", "scanner_baud"), whole=True, minimum=1) if "scanner_baud" in table else 9600
+    )
+    data = f.choice(table.get("scanner_data", "base64"), ("qr", "scanner_data"), DATA)
+    framing = f.choice(table.get("scanner_framing", "line"), ("qr", "scanner_framing"), FRAMINGS)
+    try:
+        return ScannerSettings(port, baud, data, framing), images
+    except ValueError as exc:
+        raise f.error(("qr", "scanner_data"), f"qr.scanner_data: {exc}") from None
 
 
 def load_config(path: str | Path) -> TerminalConfig:

@@ -158,7 +158,7 @@ class KioskService(CounterService):
                 "terminal_id": self.terminal_id,
                 "reference": r.authorization.reference,
                 "tac": r.tac.hex().upper(),
-                "confirmed": top.credit.confirmed if top.credit else True,
+                "confirmed": top.credit.confirmed,
                 "time": r.authorization.when.isoformat(),
             }
             return Outcome(doc, top_up_receipt(top.card_number, r), top)

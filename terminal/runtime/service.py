@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from terminal.readers.scanner import ScanPump
 from terminal.roles.loop import TapLoop
 from terminal.roles.validator import TapResult
 from terminal.runtime.assembly import StartRefused, Terminal
@@ -100,6 +101,7 @@ class Service:
         terminal.start_background()
         if self.on_start is not None:
             self.on_start()
+        pumps = [ScanPump(s, self.loop.present).start() for s in terminal.code_sources]
         feeder = None
         if terminal.cards and config.taps:
             feeder = threading.Thread(target=self._feed, name="sim-taps", daemon=True)
@@ -110,6 +112,8 @@ class Service:
             self.loop.stop()
             if feeder is not None:
                 feeder.join(5)
+            for pump in pumps:
+                pump.stop()
             if self.status is not None:
                 self.status.stop()
             waiting = terminal.close()

@@ -92,3 +92,7 @@ class GatewayClient:
     def hotlist(self, since: int = 0, limit: int = 10_000) -> Any:
         """Hotlist changes after version ``since``, at most ``limit`` (``more`` says if cut)."""
         return self.request("GET", "/v1/hotlist", params={"since": since, "limit": limit})
+
+    def qr_params(self, since: int = 0) -> Any:
+        """The ride-code parameter files newer than version ``since`` (newest of each kind)."""
+        return self.request("GET", "/v1/qr-params", params={"since": since})

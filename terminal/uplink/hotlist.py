@@ -67,11 +67,15 @@ class HotlistSync:
         self.interval = interval
         self.last_sync: datetime | None = None
         self.last_error = ""
+        self.also: list[Callable[[], object]] = []  # other lists synced on the same beat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sync_once(self) -> bool:
-        """One sync; whether it reached the gateway."""
+        """One sync (the hotlist, then each of ``also``); whether the hotlist reached the
+        gateway."""
+        for sync in self.also:
+            sync()
         try:
             sync_local_hotlist(self.client, self.hotlist)
         except (GatewayUnavailable, GatewayRefused) as exc:

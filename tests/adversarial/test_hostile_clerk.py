@@ -146,3 +146,16 @@ def test_exclusive_items_and_a_second_household_line_are_refused_across_rosters(
         "a subsidy line is paid once"
     ]
     assert gateway.count("subsidy_lines") == 2
+
+
+def test_a_line_redirected_to_someone_elses_card_is_refused(gateway, centre):
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    (line,) = admin(gateway, "GET", "/v1/admin/subsidies/report").json()["lines"]
+    other = centre.records[1].card_number
+    body = {"actor": "clerk", "card_number": other, "note": "换卡"}
+    r = admin(gateway, "POST", f"/v1/admin/subsidies/lines/{line['line_id']}/card", json=body)
+    assert (r.status_code, r.json()["error"]) == (403, "not_the_payee"), r.text
+    assert "belongs to another ID number than line" in r.json()["reason"]
+    after = admin(gateway, "GET", "/v1/admin/subsidies/report", params={"roster_id": rid}).json()
+    assert after["lines"][0]["card_number"] == centre.records[0].card_number
+    assert gateway.count("subsidy_line_events") == 0

@@ -18,10 +18,11 @@ import pytest
 
 from gateway.forwarder import Forwarder
 from simulators.profiles import demo_card
-from terminal.apdu.errors import CardRemoved
 from terminal.epurse import flows
 from terminal.epurse.model import CardInfo, LoadAuthorization, LoadRequest
+from terminal.journal import Journal
 from terminal.readers.sim import AFTER, BEFORE, SimReader
+from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.kiosk_host import HttpSubsidyHost
 from terminal.roles.load_host import (
@@ -243,14 +244,15 @@ def test_void_challenges_are_single_use_live_per_load_and_per_card(gateway, clie
 
 
 def test_card_pulled_before_credit_is_voided_with_a_challenge_and_topped_up_once(
-    gateway, clients, clearing, clock
+    gateway, clients, clearing, clock, tmp_path
 ):
     host = HttpLoadHost(clients(KIOSK), sleep=lambda s: None)
     card = demo_card(47, balance=500)
     reader = SimReader(card)
-    kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK))
+    journal = Journal(tmp_path / "kiosk.db")
+    kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
     reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (first,) = host.pending()
     reader.tear_when(None)
@@ -266,13 +268,14 @@ def test_card_pulled_before_credit_is_voided_with_a_challenge_and_topped_up_once
     assert (totals["loads"], totals["load_amount"]) == (1, 1_000)
 
 
-def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, clients, clock):
+def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, clients, clock, tmp_path):
     host = HttpLoadHost(clients(KIOSK), sleep=lambda s: None)
     card = demo_card(48, balance=500)
     reader = SimReader(card)
-    kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK))
+    journal = Journal(tmp_path / "kiosk.db")
+    kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
     reader.tear_when(lambda apdu: AFTER if apdu[1] == CREDIT else None)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert card.balance == 1_500
     (pending,) = host.pending()
@@ -379,7 +382,7 @@ def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centr
     card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
     reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.pick_up()
     assert line_statuses(gateway, rid)[0]["status"] == "held" and card.balance == 500
     # at another kiosk the card cannot void it: the line stays held, nothing is paid
@@ -406,7 +409,7 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
     reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (top_up,) = kiosk.host.pending()  # type: ignore[attr-defined]
     reader.tear_when(None)

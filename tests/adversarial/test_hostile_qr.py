@@ -7,6 +7,8 @@ and the journal has no row for it (nothing is charged to any platform).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simulators.qr_app import RideCodeApp, phone_code
@@ -158,3 +160,79 @@ def test_signer_id_is_the_issuers(tmp_path, clock: FrozenClock) -> None:  # type
     refused(bus, bus.code(), QrReason.ISSUER_SIGNATURE)
     right = QrBus(tmp_path / "b.db", clock, app)
     assert right.scan(right.code()).green
+
+
+# -- the parameter files: an upload that would break every validator's trust -----------------
+from tests.adversarial.conftest import db, db_url, gateway, pg_cluster  # noqa: E402
+from tests.terminal.qr.kit import TERMINAL_ID, param_files, put_params, root_line  # noqa: E402
+
+__all__ = ["db", "db_url", "gateway", "pg_cluster"]
+
+OFF_CURVE = "01:" + "11" * 64  # X, Y of no point on the SM2 curve
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "headers", "status", "error", "reason"),
+    [
+        ("root_keys", "01:ZZ\n", None, 422, "bad_params", "root_keys:1: root key 'ZZ' must be hex"),
+        ("root_keys", OFF_CURVE + "\n", None, 422, "bad_params", "not a point on the SM2 curve"),
+        ("root_keys", "# nothing\n", None, 422, "bad_params", "lists nothing"),
+        ("issuers", "10000001:20000001\n10000001:*\n", None, 422, "bad_params", "listed twice"),
+        ("issuers", "10000001:2\x000000001\n", None, 400, "bad_params", "NUL byte"),
+        ("issuers", "#" * 40_000 + "\n10000001:*\n", None, 413, "too_large", "is over 32768"),
+        ("keys", "x\n", None, 422, "bad_kind", "must be one of root_keys, issuers"),
+        ("issuers", "10000001:*\n", {}, 401, "unauthenticated", "admin token missing or wrong"),
+        ("issuers", "10000001:*\n", {"X-Admin-Token": "guess"}, 401, "unauthenticated", "wrong"),
+    ],
+)
+def test_a_hostile_parameter_upload_is_refused_and_terminals_keep_the_last_good_version(
+    gateway, tmp_path, clock: FrozenClock, kind, text, headers, status, error, reason
+) -> None:
+    from terminal.uplink import GatewayClient
+    from terminal.uplink.qr_params import QrParamSync, held_version
+
+    bus = QrBus(tmp_path / "journal.db", clock)
+    settings = param_files(tmp_path, bus.app)
+    good = put_params(gateway.url, "root_keys", root_line(bus.app) + "\n")
+    assert good.status_code == 201, good.text
+    token = gateway.register(TERMINAL_ID, role="validator")
+    if headers == {}:  # a terminal's own token is not an admin's
+        headers = {"Authorization": f"Bearer {token}"}
+    sync = QrParamSync(GatewayClient(gateway.url, token), bus.validator.qr, settings)
+    assert sync.sync_once() and held_version(settings.root_keys) == 1
+    on_disk = Path(settings.root_keys).read_text(encoding="utf-8")
+
+    r = put_params(gateway.url, kind, text, headers)
+    doc = r.json()
+    assert (r.status_code, doc["error"]) == (status, error), r.text
+    assert reason in doc["reason"], doc
+    assert gateway.count("qr_params") == 1  # nothing stored
+    assert not sync.sync_once()  # nothing to fetch
+    assert Path(settings.root_keys).read_text(encoding="utf-8") == on_disk
+    assert set(bus.validator.qr.roots) == {1}
+    assert bus.scan(bus.code()).green  # the last good version still verifies codes
+
+
+def test_a_hostile_file_reaching_a_terminal_changes_nothing_there(
+    gateway, tmp_path, clock: FrozenClock
+) -> None:
+    """Defence in depth: a file stored behind the gateway's back (a restored backup, a
+    hand-edited row) is checked again by the validator and refused with the reason."""
+    from terminal.uplink import GatewayClient
+    from terminal.uplink.qr_params import QrParamSync
+
+    bus = QrBus(tmp_path / "journal.db", clock)
+    settings = param_files(tmp_path, bus.app)
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "INSERT INTO qr_params (kind, body, sha256, entries, actor, at)"
+            " VALUES ('root_keys', ?, '', 1, 'db', 0)",
+            (OFF_CURVE + "\n",),
+        )
+    token = gateway.register(TERMINAL_ID, role="validator")
+    sync = QrParamSync(GatewayClient(gateway.url, token), bus.validator.qr, settings)
+    before = Path(settings.root_keys).read_text(encoding="utf-8")
+    assert not sync.sync_once()
+    assert "not a point on the SM2 curve" in sync.last_error
+    assert Path(settings.root_keys).read_text(encoding="utf-8") == before
+    assert bus.scan(bus.code()).green and bus.rows() == 1

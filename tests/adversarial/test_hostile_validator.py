@@ -23,12 +23,12 @@ from gateway.reconcile import reconcile
 from gateway.registry import SqliteCardRegistry
 from simulators.emv_profiles import resident_card
 from simulators.epurse_card import SoftEPurseCard
-from terminal.apdu.errors import CardRemoved
 from terminal.cli.main import main
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.journal import Journal
 from terminal.readers.sim import AFTER, SimReader
+from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.onecard_pos import OneCardPos
@@ -255,7 +255,7 @@ def test_an_unresolved_load_gives_no_balance(rider, gw):
     """A top-up torn after CREDIT FOR LOAD: the card holds it, the gateway cannot say so yet."""
     kiosk, reader = rider.centre.kiosk(KIOSK_B, card=rider.card)
     reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert rider.card.balance == 6_000
     rider.report_lost()
@@ -324,8 +324,14 @@ def test_replacement_at_the_desk_carries_the_proven_balance(desk, tmp_path, caps
     """The honest path through ``ykt issue --replace``: loaded at a kiosk, ridden, replaced."""
     gw, at = desk
     old = SoftEPurseCard.load("old.json")
-    with GatewayClient(gw.url, gw.register(KIOSK_A, "card-centre", role="kiosk")) as kc:
-        kiosk = Kiosk(TerminalSession(SimReader(old)), HttpLoadHost(kc), bytes.fromhex(KIOSK_A))
+    token = gw.register(KIOSK_A, "card-centre", role="kiosk")
+    with GatewayClient(gw.url, token) as kc, Journal(tmp_path / "kiosk.db") as journal:
+        kiosk = Kiosk(
+            TerminalSession(SimReader(old)),
+            HttpLoadHost(kc),
+            bytes.fromhex(KIOSK_A),
+            journal=journal,
+        )
         kiosk.top_up(5_000)
     later = FrozenClock(datetime.now().replace(microsecond=0) + timedelta(minutes=1))
     bus = JournaledTerminal(BUS, tmp_path / "bus.db", later)

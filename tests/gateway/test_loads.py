@@ -10,10 +10,11 @@ import pytest
 
 from gateway.forwarder import Forwarder
 from simulators.profiles import demo_card
-from terminal.apdu.errors import CardRemoved
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
+from terminal.journal import Journal
 from terminal.readers.sim import AFTER, BEFORE, SimReader
+from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost, LoadPending, resolve_load
 from terminal.roles.session import TerminalSession
@@ -30,9 +31,20 @@ def kiosk_host(gateway):
     client.close()
 
 
-def make_kiosk(host, clock, card):
-    reader = SimReader(card, name="kiosk")
-    return Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK)), reader
+@pytest.fixture
+def make_kiosk(tmp_path):
+    """Kiosks with their journals (each its own file) on the sim reader."""
+    journals: list[Journal] = []
+
+    def make(host, clock, card):
+        reader = SimReader(card, name="kiosk")
+        journals.append(Journal(tmp_path / f"kiosk-{len(journals)}.db"))
+        session = TerminalSession(reader, clock=clock)
+        return Kiosk(session, host, bytes.fromhex(KIOSK), journal=journals[-1]), reader
+
+    yield make
+    for journal in journals:
+        journal.close()
 
 
 def tear_on(reader: SimReader, ins: int, when: str) -> None:
@@ -40,7 +52,7 @@ def tear_on(reader: SimReader, ins: int, when: str) -> None:
 
 
 def test_kiosk_tops_up_through_the_gateway_and_clearing_counts_it_once(
-    gateway, clearing, kiosk_host, clock
+    gateway, clearing, kiosk_host, clock, make_kiosk
 ):
     card = demo_card(5, balance=1_000)
     kiosk, _ = make_kiosk(kiosk_host, clock, card)
@@ -84,11 +96,13 @@ def test_authorize_is_idempotent_and_a_new_initialize_waits_for_the_old_load(
     assert card.balance == 2_000
 
 
-def test_card_pulled_after_credit_is_settled_by_prove(gateway, clearing, kiosk_host, clock):
+def test_card_pulled_after_credit_is_settled_by_prove(
+    gateway, clearing, kiosk_host, clock, make_kiosk
+):
     card = demo_card(7, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
     tear_on(reader, 0x52, AFTER)  # CREDIT FOR LOAD reached the card; the answer did not
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert card.balance == 1_500
     (pending,) = kiosk_host.pending()
@@ -103,11 +117,13 @@ def test_card_pulled_after_credit_is_settled_by_prove(gateway, clearing, kiosk_h
     assert clearing.settlement()["totals"]["load_amount"] == 1_000
 
 
-def test_card_pulled_before_credit_is_voided_on_the_cards_word(gateway, kiosk_host, clock):
+def test_card_pulled_before_credit_is_voided_on_the_cards_word(
+    gateway, kiosk_host, clock, make_kiosk
+):
     card = demo_card(8, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
     tear_on(reader, 0x52, BEFORE)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert card.balance == 500
     (pending,) = kiosk_host.pending()
@@ -120,11 +136,11 @@ def test_card_pulled_before_credit_is_voided_on_the_cards_word(gateway, kiosk_ho
     assert card.balance == 1_500
 
 
-def test_void_needs_the_card_to_prove_it(gateway, kiosk_host, clock):
+def test_void_needs_the_card_to_prove_it(gateway, kiosk_host, clock, make_kiosk):
     card = demo_card(9, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
     tear_on(reader, 0x52, AFTER)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (pending,) = kiosk_host.pending()
     reader.insert(card)
@@ -165,7 +181,7 @@ def test_bad_load_requests_are_declined(gateway, kiosk_host, clock, change, reas
     assert gateway.count("loads") == 0
 
 
-def test_only_kiosks_load_and_hotlisted_cards_are_refused(gateway, kiosk_host, clock):
+def test_only_kiosks_load_and_hotlisted_cards_are_refused(gateway, kiosk_host, clock, make_kiosk):
     pos_token = gateway.register("310000000001", "shop", role="pos")
     card = demo_card(11, balance=0)
     with GatewayClient(gateway.url, pos_token) as client:

@@ -12,9 +12,9 @@ from simulators.clearing.ledger import Ledger, record_key
 from simulators.clearing.report import format_settlement
 from simulators.clearing.verify import TacVerifier
 from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset
+from terminal.epurse import flows
 from terminal.readers.sim import SimReader
 from terminal.record import PURCHASE as RECORD
-from terminal.roles.kiosk import Kiosk
 from terminal.roles.session import TerminalSession
 from tests.servers import UvicornThread
 from tests.traffic import JournaledTerminal, make_cards
@@ -38,10 +38,12 @@ def purchase_records(tmp_path, clock, n=6, terminal_id="310000000101", operator=
 def load_record(clock, amount=3_000):
     card = demo_card(21, balance=1_000)
     host = LocalLoadHost(HostSecurityModule(KEYSETS, clock=clock))
-    top = Kiosk(
-        TerminalSession(SimReader(card), clock=clock), host, bytes.fromhex("310000000090")
-    ).top_up(amount)
-    req, auth = top.result.request, top.result.authorization
+    session = TerminalSession(SimReader(card), clock=clock)
+    info = session.run(flows.select())
+    result = session.run(
+        flows.load(info, bytes.fromhex("310000000090"), amount, session.now(), host)
+    )
+    req, auth = result.request, result.authorization
     rec = {
         "kind": "load",
         "terminal_id": req.terminal_id.hex().upper(),
@@ -53,7 +55,7 @@ def load_record(clock, amount=3_000):
         "balance_before": req.balance_before,
         "key_version": req.key_version,
         "host_time": auth.when.isoformat(),
-        "tac": top.result.tac.hex().upper(),
+        "tac": result.tac.hex().upper(),
     }
     rec["key"] = record_key(rec)
     return rec

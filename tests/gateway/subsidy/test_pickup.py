@@ -14,12 +14,15 @@ import pytest
 
 from gateway.forwarder import Forwarder
 from gateway.hsm import HostSecurityModule, LocalLoadHost
-from terminal.apdu.errors import CardError, CardRemoved
+from terminal.apdu.errors import CardError
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
+from terminal.journal import Journal
 from terminal.readers.sim import AFTER, BEFORE, SimReader
-from terminal.roles.kiosk import Kiosk, KioskConfig
+from terminal.roles.debit import CreditPath, LoadInterrupted
+from terminal.roles.kiosk import KioskConfig
 from terminal.roles.kiosk_host import HttpSubsidyHost
+from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from tests.gateway_fixtures import demo_keysets
@@ -158,7 +161,7 @@ def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clear
     rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     tear_on_credit(reader, AFTER)  # CREDIT reached the card, its answer did not
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.pick_up()
     assert card.balance == 20_500
     assert totals(report(gateway, rid)) == {"held": (1, 20_000)}
@@ -180,7 +183,7 @@ def test_card_pulled_before_credit_and_pickup_retried_is_paid_once(gateway, clea
     rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
     tear_on_credit(reader, BEFORE)
-    with pytest.raises(CardRemoved):
+    with pytest.raises(LoadInterrupted):
         kiosk.pick_up()
     assert card.balance == 500 and totals(report(gateway, rid)) == {"held": (1, 20_000)}
     reader.insert(card)
@@ -203,7 +206,7 @@ class Recorder(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
-def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre):
+def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre, tmp_path):
     card = card_for(centre.records[0], balance=0)
     rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
@@ -214,7 +217,11 @@ def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre):
     session = TerminalSession(SimReader(card), clock=centre.clock)
     from terminal.roles.pickup import pick_up
 
-    done = pick_up(session, host, bytes.fromhex("310000000092"), max_balance=100_000)
+    with Journal(tmp_path / "kiosk.db") as journal:
+        credits = CreditPath(session, journal, HttpLoadHost(client))
+        done = pick_up(
+            session, host, bytes.fromhex("310000000092"), max_balance=100_000, credits=credits
+        )
     assert done.paid_fen == 20_000 and card.balance == 20_000
     posts = [(url, body) for method, url, body in recorder.sent if method == "POST"]
     assert [url.rsplit("/v1/", 1)[1].split("/")[0] for url, _ in posts] == ["subsidies", "loads"]
@@ -285,8 +292,9 @@ def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
     # requests are valid and neither supersedes the other at the gateway
     twin = copy.deepcopy(card)
     k_twin, _ = centre.kiosk(KIOSK_B, card=twin)
-    local = Kiosk(k_twin.session, LocalLoadHost(HostSecurityModule(demo_keysets())), bytes(6))
-    local.top_up(100)
+    local = LocalLoadHost(HostSecurityModule(demo_keysets()))
+    info = k_twin.session.run(flows.select())
+    k_twin.session.run(flows.load(info, bytes(6), 100, centre.clock(), local))
     requests = []
     kiosks = [centre.kiosk(KIOSK_A, card=card)[0], k_twin]
     for kiosk in kiosks:

@@ -12,9 +12,9 @@ from gateway.hsm import HostSecurityModule, LocalLoadHost
 from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import DEMO_ISSUERS, demo_keyset
+from terminal.epurse import flows
 from terminal.hotlist import Hotlist
 from terminal.readers.sim import SimReader
-from terminal.roles.kiosk import Kiosk
 from terminal.roles.registry import NumberBlock, serial_of
 from terminal.roles.session import TerminalSession
 from tests.cli_kit import ykt_here
@@ -111,12 +111,10 @@ def test_replace_a_lost_card_carries_its_balance(capsys, in_tmp: Path) -> None: 
     ykt_here(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "old.json")
     old = SoftEPurseCard.load("old.json")
     keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-    kiosk = Kiosk(
-        TerminalSession(SimReader(old)),
-        LocalLoadHost(HostSecurityModule(keysets)),
-        bytes.fromhex("310000000090"),
-    )
-    kiosk.top_up(1_234)
+    session = TerminalSession(SimReader(old))
+    info = session.run(flows.select())
+    host = LocalLoadHost(HostSecurityModule(keysets))
+    session.run(flows.load(info, bytes.fromhex("310000000090"), 1_234, session.now(), host))
     number = "3100029000010000001"
     SqliteCardRegistry("ykt-cards.db").report_balance(number, old.balance, datetime.now())
 

@@ -11,6 +11,7 @@ import pytest
 
 from gateway import cards
 from simulators.epurse_card import SoftEPurseCard
+from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt_here
 from tests.subsidy_kit import PEOPLE, Centre, card_for
 
@@ -63,6 +64,10 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
     rc, out, _ = ykt_here(capsys, "kiosk", "top-up", "12.34", *opts, "--json")
     assert rc == 0 and json.loads(out)["balance_fen"] == 7_234 == balance()
     assert gateway.count("loads") == 2
+    with Journal("kiosk-journal.db") as journal:  # the quick command journals like ykt run
+        rows = journal.load_rows()
+        assert [(r.state, r["amount"]) for r in rows] == [(SETTLED, 5_000), (SETTLED, 1_234)]
+        assert journal.open_loads() == []
 
 
 def test_subsidy_roster_from_import_to_pickup_on_the_command_line(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from simulators.profiles import demo_psam
 from simulators.qr_app import RideCodeApp
@@ -11,6 +14,7 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.qr.checks import QrPolicy
+from terminal.qr.params import QrSettings
 from terminal.qr.ride import QrGate
 from terminal.readers.sim import SimReader
 from terminal.roles.session import TerminalSession
@@ -56,3 +60,27 @@ class QrBus:
 
     def rows(self) -> int:
         return len(self.journal.qr_rows())
+
+
+ADMIN = {"X-Admin-Token": "test-admin-token"}
+
+
+def root_line(app: RideCodeApp) -> str:
+    key = app.root.root_key
+    return f"{key.index:02X}:{key.public_key.hex().upper()}"
+
+
+def param_files(tmp_path: Path, app: RideCodeApp) -> QrSettings:
+    """A validator's parameter files as installed: the app's root key, its first issuer."""
+    (tmp_path / "roots.txt").write_text(root_line(app) + "\n", encoding="utf-8")
+    (tmp_path / "issuers.txt").write_text("10000001:20000001:qr\n", encoding="utf-8")
+    return QrSettings(str(tmp_path / "roots.txt"), str(tmp_path / "issuers.txt"))
+
+
+def put_params(url: str, kind: str, text: str, headers: dict[str, str] | None = None) -> Any:
+    """An admin's upload of a parameter file (``headers``: someone else's)."""
+    return httpx.put(
+        f"{url}/v1/admin/qr-params/{kind}",
+        json={"text": text},
+        headers=ADMIN if headers is None else headers,
+    )

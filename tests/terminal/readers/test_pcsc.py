@@ -19,7 +19,6 @@ from terminal.journal import Journal
 from terminal.readers.events import EventKind, EventQueue
 from terminal.readers.pcsc import PcscMonitor, PcscReader, list_readers, match_reader
 from terminal.readers.spec import ReaderSpecError, open_reader
-from terminal.roles.kiosk import Kiosk
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from tests.stacks import CARD_READER, SAM_READER, pcscd, plug  # noqa: F401
@@ -106,8 +105,9 @@ def test_purchase_end_to_end_updates_the_card_file(terminal, hsm, tmp_path: Path
 
 def test_load_end_to_end(terminal, load_host) -> None:
     session, card, _ = terminal
-    top = Kiosk(session, load_host, KIOSK_ID).top_up(2_000)
-    assert top.result.balance_after == 7_000
+    info = session.run(flows.select())
+    result = session.run(flows.load(info, KIOSK_ID, 2_000, session.now(), load_host))
+    assert result.balance_after == 7_000
     assert card.balance == 7_000
     snap = session.run(flows.read_card())
     assert snap.log[0].amount == 2_000

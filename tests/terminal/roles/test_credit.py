@@ -1,10 +1,10 @@
 """The one journaled credit path (``CreditPath``): a kiosk's top-up journaled before CREDIT
 FOR LOAD and settled or voided after, against the real gateway and the software card.
 
-The card is cut away after every APDU of a top-up in turn; each time the next visit (or a
-start, when only the gateway's confirmation is missing) settles the journal row, and the
-card's balance, the journal and the gateway's loads agree: every confirmed load is on the
-card once, nothing is left authorised, no journal row is left open.
+The card is cut away after every APDU of a top-up (and of a subsidy pickup) in turn; each
+time the next visit (or a start, when only the gateway's confirmation is missing) settles
+the journal row, and the card's balance, the journal and the gateway's loads agree: every
+confirmed load is on the card once, nothing is left authorised, no journal row is left open.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient, GatewayUnavailable
+from tests.subsidy_kit import (
+    KIOSK_A,
+    PEOPLE,
+    Centre,
+    approve_roster,
+    card_for,
+    import_roster,
+    roster,
+)
 
 KIOSK = "310000000090"
 CREDIT = 0x52
@@ -193,3 +202,48 @@ def test_a_lost_confirmation_is_sent_at_the_next_start(gateway, host, clock, tmp
         ((outcome, _),) = path_.recover_without_card()
         assert outcome == SETTLED
         assert_agree(gateway, journal, card, 0)
+
+
+def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
+    """Subsidy pickup on the same credit path: tear after the n-th APDU for every n, then
+    present the card again: the roster line ends paid exactly once, the card holds it once,
+    and the kiosk's journal, the gateway's loads and the card agree."""
+    centre = Centre(gateway, clock)
+    try:
+        (r,) = centre.issue(PEOPLE[:1])
+        card = card_for(r, balance=0)
+        holder = f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+        kiosk, reader = centre.kiosk(card=card)
+        torn_after_credit = n = 0
+        while True:
+            doc = import_roster(gateway, roster(f"{holder},H18,{100 + n},2026-{n % 12 + 1:02d}"))
+            approve_roster(gateway, int(doc["roster"]["id"]))
+            reader.insert(card)
+            start = card.balance
+            seen: list[int] = []
+
+            def rule(apdu: bytes, n: int = n, seen: list[int] = seen) -> str | None:
+                seen.append(apdu[1])
+                return AFTER if len(seen) == n + 1 else None
+
+            reader.tear_when(rule)
+            try:
+                done = kiosk.pick_up()
+            except (CardRemoved, LoadInterrupted):
+                torn_after_credit += seen[-1] == CREDIT
+                reader.tear_when(None)
+                reader.insert(card)
+                done = kiosk.pick_up()  # the next visit: the torn load first, then pay
+                assert done.unresolved == []
+                paid = done.paid_fen + sum(x["amount_fen"] for x in done.completed)
+                assert paid == 100 + n and card.balance == start + paid
+                assert_agree(gateway, centre.journal(KIOSK_A), card, 0)
+                n += 1
+                continue
+            reader.tear_when(None)
+            assert done.paid_fen == 100 + n and card.balance == start + 100 + n
+            break
+        assert torn_after_credit == 1 and n >= 4
+        assert_agree(gateway, centre.journal(KIOSK_A), card, 0)
+    finally:
+        centre.close()

@@ -74,9 +74,7 @@ class CardCentre:
         )
         self.tap_reader = SimReader(name="bus")
         self.kiosk_reader = SimReader(name="kiosk")
-        self.kiosk = Kiosk(
-            TerminalSession(self.kiosk_reader, clock=self.clock), self.load_host, KIOSK_ID
-        )
+        self.kiosk = TerminalSession(self.kiosk_reader, clock=self.clock)
 
     @cached_property
     def bus(self) -> Validator:
@@ -100,7 +98,9 @@ class CardCentre:
 
     def top_up(self, card: object, amount: int) -> int:
         self.kiosk_reader.insert(card)  # type: ignore[arg-type]
-        return self.kiosk.top_up(amount).result.balance_after
+        s = self.kiosk
+        info = s.run(flows.select())
+        return s.run(flows.load(info, KIOSK_ID, amount, s.now(), self.load_host)).balance_after
 
     def live_records(self, id_number: str = VALID_ID) -> list:  # type: ignore[type-arg]
         return [r for r in self.registry.by_id_number(id_number) if r.state != CardState.VOID]
@@ -404,7 +404,12 @@ class GatewayDesk:
         self.old = self.desk.issue(ZHANG).record
         self.book.push()
         with GatewayClient(self.gw.url, self.gw.register(KIOSK, "card-centre", "kiosk")) as kc:
-            kiosk = Kiosk(TerminalSession(SimReader(self.old_card)), HttpLoadHost(kc), KIOSK_ID)
+            kiosk = Kiosk(
+                TerminalSession(SimReader(self.old_card)),
+                HttpLoadHost(kc),
+                KIOSK_ID,
+                journal=Journal(self.tmp / "kiosk.db"),
+            )
             assert kiosk.top_up(5_000).result.balance_after == 5_000
 
     def close(self) -> None:

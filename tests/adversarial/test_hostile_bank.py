@@ -1,0 +1,172 @@
+"""A hostile (or careless) agent-bank result file, and a kiosk reaching for a line the bank
+pays: forged, altered, replayed or mismatched result files are refused as a whole with the
+reason and nothing changes; a line is paid by the bank or at a kiosk, never both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from terminal.epurse import flows
+from terminal.epurse.host import LoadDeclined
+from terminal.readers.sim import SimReader
+from terminal.roles.kiosk_host import HttpSubsidyHost
+from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayRefused
+from tests.subsidy_kit import (
+    KIOSK_A,
+    PEOPLE,
+    Centre,
+    admin,
+    bank_batch,
+    bank_result,
+    card_for,
+    import_roster,
+    payment_file,
+    post_result,
+    roster,
+    send_roster,
+)
+
+
+@pytest.fixture
+def centre(gateway, clock) -> Iterator[Centre]:
+    c = Centre(gateway, clock)
+    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
+    yield c
+    c.close()
+
+
+def sent_batch(gw: Any, centre: Centre) -> tuple[str, str]:
+    """Two lines (¥15,000 危房改造, ¥450 五保) sent to the bank: (batch, payment CSV)."""
+    z, li, _ = centre.records  # type: ignore[attr-defined]
+    doc = import_roster(
+        gw,
+        roster(
+            f"{z.holder.name},{z.holder.id_number},{z.card_number},H31,1500000,2026-10-08",
+            f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10",
+        ),
+    )
+    send_roster(gw, doc["roster"]["id"])
+    ref = bank_batch(gw)["batch"]
+    return ref, payment_file(gw, ref).decode()
+
+
+def unchanged(gw: Any) -> None:
+    """Every bank line still sent, no result stored, no line event but the sending."""
+    with gw.db.tx() as cur:
+        cur.execute("SELECT state, COUNT(*) FROM subsidy_bank_lines GROUP BY state")
+        assert dict(cur.fetchall()) == {"sent": 2}
+        cur.execute("SELECT action, COUNT(*) FROM subsidy_line_events GROUP BY action")
+        assert dict(cur.fetchall()) == {"bank_sent": 2}
+    assert gw.count("subsidy_bank_results") == 0
+
+
+def edit(body: bytes, old: str, new: str) -> bytes:
+    text = body.decode()
+    assert old in text
+    return text.replace(old, new, 1).encode()
+
+
+def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
+    ref, text = sent_batch(gateway, centre)
+    good = bank_result(text)
+    z, li, wang = centre.records  # type: ignore[attr-defined]
+    d1 = next(x for x in good.decode().splitlines() if x.startswith("D,1,"))
+    d2 = next(x for x in good.decode().splitlines() if x.startswith("D,2,"))
+    cases = [
+        # a forged file for a batch never sent
+        (edit(good, f"H,{ref}", "H,B20260101999999"), 404, "unknown_batch", "was ever sent"),
+        # the amount raised (and the totals line with it)
+        (
+            edit(edit(good, ",1500000,", ",1600000,"), "T,2,1545000", "T,2,1645000"),
+            409,
+            "amount_mismatch",
+            "says 1600000 fen; 1500000 fen was sent",
+        ),
+        # paid to another card
+        (
+            edit(good, f"D,1,{z.card_number}", f"D,1,{wang.card_number}"),
+            409,
+            "card_mismatch",
+            f"names card {wang.card_number}; it was sent to {z.card_number}",
+        ),
+        # a line twice
+        (
+            edit(good, d2, d1).replace(b"T,2,1545000", b"T,2,3000000"),
+            409,
+            "duplicate_line",
+            "appears twice in the file",
+        ),
+        # a reference the batch does not have
+        (
+            edit(
+                good,
+                f"D,2,{li.card_number},45000,{ref}-00002",
+                f"D,3,{li.card_number},45000,{ref}-00003",
+            ),
+            409,
+            "unknown_line",
+            f"'{ref}-00003' is no line of batch {ref}",
+        ),
+        # the totals line does not add up
+        (edit(good, "T,2,1545000", "T,2,1544999"), 422, "bad_result", "the totals line says"),
+    ]
+    for body, status, code, why in cases:
+        r = post_result(gateway, body)
+        assert (r.status_code, r.json()["error"]) == (status, code), r.text
+        assert why in r.json()["reason"], r.text
+        unchanged(gateway)
+    # the genuine file goes through once; the same file again is a replay
+    assert post_result(gateway, good).status_code == 200
+    r = post_result(gateway, good)
+    assert (r.status_code, r.json()["error"]) == (409, "replayed"), r.text
+    # a re-signed copy with another bank serial still cannot settle a line twice
+    r = post_result(gateway, good.replace(b",BK", b",XK"))
+    assert (r.status_code, r.json()["error"]) == (409, "already_settled"), r.text
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT COUNT(*) FROM subsidy_line_events WHERE action = 'bank_paid'")
+        assert cur.fetchone()[0] == 2
+    assert gateway.count("subsidy_bank_results") == 1
+
+
+def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
+    _, text = sent_batch(gateway, centre)
+    li = centre.records[1]  # type: ignore[attr-defined]
+    report = admin(gateway, "GET", "/v1/admin/subsidies/report").json()
+    line_id = next(x["line_id"] for x in report["lines"] if x["item"] == "H18")
+    card = card_for(li, balance=0)
+    session = TerminalSession(SimReader(card), clock=clock)
+    session.card_reader.connect()
+    info = session.run(flows.select())
+    request = session.run(flows.prepare_load(info, bytes.fromhex(KIOSK_A), 45_000, clock()))
+    host = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
+    for _ in ("at the bank", "paid by the bank"):
+        with pytest.raises(LoadDeclined) as caught:
+            host.paying([line_id]).authorize_load(request)
+        cause = caught.value.__cause__
+        assert isinstance(cause, GatewayRefused)
+        assert (cause.status, cause.code) == (409, "bank_channel")
+        assert (
+            "by the agent bank (batch B" in cause.reason and "never paid at a kiosk" in cause.reason
+        )
+        assert card.balance == 0 and gateway.count("loads") == 0
+        post_result(gateway, bank_result(text))
+
+
+def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
+    li = centre.records[1]  # type: ignore[attr-defined]
+    doc = import_roster(
+        gateway,
+        roster(f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10"),
+    )
+    send_roster(gateway, doc["roster"]["id"])
+    card = card_for(li, balance=0)
+    kiosk, _ = centre.kiosk(card=card)
+    assert kiosk.pick_up().paid_fen == 45_000
+    r = admin(gateway, "POST", "/v1/admin/subsidies/bank/batches", json={"actor": "finance"})
+    assert (r.status_code, r.json()["error"]) == (409, "nothing_to_send"), r.text
+    assert gateway.count("subsidy_bank_lines") == 0 and gateway.count("subsidy_bank_batches") == 0
+    assert card.balance == 45_000

@@ -1,0 +1,155 @@
+"""The agent bank: payment batches of rosters sent to finance (CSV and fixed width), the
+bank's result file, tracking to paid / failed / overdue past 3 working days, re-issue of
+failed lines, and funds per item apart from top-ups - on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from gateway.subsidy import bank
+from tests.subsidy_kit import (
+    PEOPLE,
+    Centre,
+    admin,
+    bank_batch,
+    bank_result,
+    card_for,
+    import_roster,
+    payment_file,
+    post_result,
+    roster,
+    send_roster,
+)
+
+
+@pytest.fixture
+def centre(gateway, clock):
+    c = Centre(gateway, clock)
+    c.records = c.issue(PEOPLE)
+    yield c
+    c.close()
+
+
+def seeded(gateway, centre) -> int:
+    """危房改造 ¥15,000 for 张三's household, 五保 for 李四, 城市低保 for 王小五; sent."""
+    zhang, li, wang = (
+        f"{r.holder.name},{r.holder.id_number},{r.card_number}" for r in centre.records
+    )
+    doc = import_roster(
+        gateway,
+        roster(
+            f"{zhang},H31,1500000,2026-10-08",
+            f"{li},H18,45000,2026-10",
+            f"{wang},H21,58050,2026-10",
+        ),
+    )
+    rid = doc["roster"]["id"]
+    send_roster(gateway, rid)
+    return int(rid)
+
+
+def test_the_payment_file_lists_each_line_once_with_totals(gateway, centre):
+    seeded(gateway, centre)
+    got = bank_batch(gateway)
+    ref = got["batch"]
+    assert (got["lines"], got["total_fen"], got["skipped"]) == (3, 1_603_050, [])
+    text = payment_file(gateway, ref).decode()
+    day = date.today().strftime("%Y%m%d")
+    (z, li, w) = centre.records
+    assert text.splitlines() == [
+        f"H,{ref},{day},3,1603050",
+        f"D,1,{z.card_number},张三,{z.holder.id_number},1500000,{ref}-00001",
+        f"D,2,{li.card_number},李四,{li.holder.id_number},45000,{ref}-00002",
+        f"D,3,{w.card_number},王小五,{w.holder.id_number},58050,{ref}-00003",
+        "T,3,1603050",
+    ]
+    fixed = payment_file(gateway, ref, "fixed").split(b"\r\n")
+    assert [len(x) for x in fixed] == [52, 131, 131, 131, 24, 0]
+    assert fixed[1][26:30].decode("gbk") == "张三" and fixed[1][26:66].endswith(b" " * 36)
+    assert fixed[1][84:99] == b"000000001500000"
+    assert fixed[4] == b"T00000003000000001603050"
+    # nothing is sent twice: every line is at the bank now
+    r = admin(gateway, "POST", "/v1/admin/subsidies/bank/batches", json={"actor": "finance"})
+    assert r.status_code == 409 and r.json()["error"] == "nothing_to_send", r.text
+
+
+def test_result_failed_lines_reissued_and_paid(gateway, centre):
+    seeded(gateway, centre)
+    ref = bank_batch(gateway)["batch"]
+    text = payment_file(gateway, ref).decode()
+    r = post_result(gateway, bank_result(text, failed={2: "账户已冻结"}))
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "batch": ref,
+        "paid": 2,
+        "paid_fen": 1_558_050,
+        "failed": [{"reference": f"{ref}-00002", "reason": "账户已冻结"}],
+    }
+    track = admin(gateway, "GET", "/v1/admin/subsidies/bank/tracking").json()
+    assert [x["state"] for x in track["lines"]] == ["paid", "failed", "paid"]
+    # the ¥15,000 line is paid through the bank
+    report = admin(gateway, "GET", "/v1/admin/subsidies/report").json()
+    by_item = {x["item"]: x for x in report["lines"]}
+    assert by_item["H31"]["status"] == "paid" and by_item["H31"]["channel"] == "bank"
+    assert by_item["H18"]["status"] == "pending"
+    again = bank_batch(gateway, reissue_of=ref)
+    assert (again["lines"], again["total_fen"], again["reissue_of"]) == (1, 45_000, ref)
+    text2 = payment_file(gateway, again["batch"]).decode()
+    assert post_result(gateway, bank_result(text2)).status_code == 200
+    funds = admin(gateway, "GET", "/v1/admin/subsidies/funds").json()
+    assert funds["subsidy_totals"]["bank_paid_fen"] == 1_603_050
+    assert funds["subsidy_totals"]["unpaid_fen"] == 0
+    assert funds["top_ups"] == {"loads": 0, "amount_fen": 0}
+    trail = gateway.db
+    with trail.tx() as cur:
+        cur.execute(
+            "SELECT e.action FROM subsidy_line_events e JOIN subsidy_lines l ON l.id = e.line_id"
+            " WHERE l.item = 'H18' ORDER BY e.id"
+        )
+        assert [x[0] for x in cur.fetchall()] == [
+            "bank_sent",
+            "bank_failed",
+            "bank_sent",
+            "bank_paid",
+        ]
+
+
+def test_a_line_is_overdue_three_working_days_after_it_was_sent(gateway, centre):
+    seeded(gateway, centre)
+    ref = bank_batch(gateway)["batch"]
+    with gateway.db.tx() as cur:  # sent on Friday 2026-09-25, before 国庆
+        cur.execute("UPDATE subsidy_bank_lines SET sent_on = '2026-09-25'")
+    cal = bank.Calendar(
+        frozenset(date(2026, 10, d) for d in range(1, 9)), frozenset({date(2026, 9, 27)})
+    )
+    # working days after Fri 25th: Sun 27th (调休), Mon 28th, Tue 29th -> due 29th
+    assert cal.add_working_days(date(2026, 9, 25), 3) == date(2026, 9, 29)
+    on_time = bank.tracking(gateway.db, today=date(2026, 9, 29), calendar=cal, batch=ref)
+    late = bank.tracking(gateway.db, today=date(2026, 9, 30), calendar=cal, batch=ref)
+    assert on_time["totals"]["sent"]["lines"] == 3 and on_time["totals"]["overdue"]["lines"] == 0
+    assert late["totals"]["overdue"] == {"lines": 3, "amount_fen": 1_603_050}
+    assert late["lines"][0]["due_on"] == "2026-09-29"
+
+
+def test_holiday_file(tmp_path):
+    f = tmp_path / "holidays.txt"
+    f.write_text("# 2026 国庆\n2026-10-01\n2026-10-02  # 国庆\n+2026-10-10\n", encoding="utf-8")
+    cal = bank.load_calendar(f)
+    assert cal.add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 5)
+    assert cal.is_working(date(2026, 10, 10)) and not cal.is_working(date(2026, 10, 11))
+
+
+def test_kiosk_pickup_leaves_bank_lines_alone_and_funds_keep_top_ups_apart(gateway, centre):
+    seeded(gateway, centre)
+    bank_batch(gateway)
+    card = card_for(centre.records[1], balance=0)
+    kiosk, _ = centre.kiosk(card=card)
+    got = kiosk.pick_up()
+    assert got.paid == [] and card.balance == 0 and gateway.count("loads") == 0
+    kiosk.top_up(5_000)
+    funds = admin(gateway, "GET", "/v1/admin/subsidies/funds").json()
+    assert funds["top_ups"] == {"loads": 1, "amount_fen": 5_000}
+    assert funds["subsidy_totals"]["kiosk_paid_fen"] == 0
+    assert funds["subsidy_totals"]["at_bank_fen"] == 1_603_050
