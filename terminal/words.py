@@ -72,6 +72,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "此处不接受乘车码，请刷卡",
         "ride codes are not accepted here: tap a card",
     ),
+    "tap.code_not_read": ("未能读取乘车码，请重新扫码", "code not read: scan it again"),
     "tap.code_refused": ("乘车码无效：{reason}", "ride code refused: {reason}"),
     "code.invalid": (
         "无法识别此码，请刷新乘车码",
@@ -496,6 +497,7 @@ TAP_WORDS: dict[TapOutcome, str] = {
     TapOutcome.FARE_REFUSED: "tap.refused",
     TapOutcome.CODE_NOT_ACCEPTED: "tap.code_not_accepted",
     TapOutcome.CODE_REFUSED: "tap.code_refused",
+    TapOutcome.CODE_NOT_READ: "tap.code_not_read",
     TapOutcome.NO_METER_FARE: "tap.no_meter_fare",
     TapOutcome.OVER_METER_LIMIT: "tap.over_meter_limit",
     TapOutcome.ALREADY_RENTING: "tap.already_renting",

@@ -98,6 +98,7 @@ class TapOutcome(enum.StrEnum):
     FARE_REFUSED = "fare-refused"  # the fare rules refuse this ride
     CODE_NOT_ACCEPTED = "code-not-accepted"
     CODE_REFUSED = "code-refused"
+    CODE_NOT_READ = "code-not-read"  # the scanner's frame carried no code
     # the transport modes (terminal/roles/transport)
     NO_METER_FARE = "no-meter-fare"
     OVER_METER_LIMIT = "over-meter-limit"

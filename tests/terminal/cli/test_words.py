@@ -13,7 +13,8 @@ import pytest
 
 from terminal.apdu.errors import error_for
 from terminal.apdu.status import SW
-from terminal.cli.demo import run_demo
+from terminal.cli.demo import KIOSK_ID, run_demo
+from terminal.cli.demo_clearing import ClearingPath
 from terminal.qr.code import QrReason
 from terminal.roles.validator import TapOutcome, TapResult
 from terminal.words import (
@@ -132,7 +133,10 @@ def test_demo_lines_are_words_and_log_lines_are_numbered_once() -> None:
 
 def test_demo_riders_top_up_when_low(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(20, 1000, 978, tmp_path, out=lines.append)
+    (tmp_path / "servers").mkdir()
+    with ClearingPath(str(tmp_path / "servers")) as path:
+        host = path.load_host(KIOSK_ID.hex().upper())
+        result = run_demo(20, 1000, 978, tmp_path, out=lines.append, load_host=host)
     refused = sum(result.refused.values())
     topped_up = sum(1 for x in lines if "the rider tops up" in x)
     # the torn tap and the POS sale of the card loaded with ¥3.00; never hundreds
