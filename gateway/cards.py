@@ -430,6 +430,57 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
     return out
 
 
+def unblock(db: Database, card_number: str, id_number: str, *, actor: str, note: str) -> BookCard:
+    """解挂: the holder (the ID number on the card's record) found a card reported lost at the
+    gateway; the book has it active again and it leaves the hotlist. The hotlist change is
+    the trail entry (who, when, ``解挂 <card>: <note>``). A loss the desk recorded is lifted
+    at the desk (its book is the authority); a replaced card, or one whose holder has a
+    new card claimed meanwhile, never comes back."""
+    card_number = card_number_of(card_number)
+    try:
+        id_number = code(id_number, "ID number").upper()
+    except TextError as exc:
+        raise Invalid("bad_id_number", str(exc)) from None
+    with db.tx() as cur:
+        card = _get(cur, card_number)
+        if card is None:
+            raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
+        if card.id_number != id_number:
+            raise Forbidden("not_the_holder", "the ID number given is not the card holder's")
+        if card.desk_state != CardState.ACTIVE:
+            raise Conflict(
+                "desk_state",
+                f"card {card_number} is {card.desk_state} in its desk's book: a desk's loss "
+                "is lifted at the desk; a replaced card never comes back",
+            )
+        if card.lost_at is None:
+            raise Conflict("not_lost", f"card {card_number} is not reported lost")
+        cur.execute(
+            "SELECT card_number FROM card_claims WHERE live = 1 AND card_number <> ?"
+            " AND id_number = ?",
+            (card_number, id_number),
+        )
+        other = cur.fetchone()
+        if other is not None:
+            raise Conflict(
+                "replacement_claimed",
+                f"card {other[0]} is claimed for this holder meanwhile: the lost card stays lost",
+            )
+        cur.execute(
+            "UPDATE cards SET lost_at = NULL, lost_via = NULL, hotlist_version = NULL,"
+            " updated_at = ? WHERE card_number = ? AND lost_at IS NOT NULL",
+            (now_ms(), card_number),
+        )
+        cur.execute("UPDATE card_claims SET live = 1 WHERE card_number = ?", (card_number,))
+    hotlist.change(
+        db, hotlist.REMOVE, card.issuer_id, card.serial,
+        reason=f"解挂 {card_number}: {note}"[:200], actor=actor,
+    )  # fmt: skip
+    out = get_card(db, card_number)
+    assert out is not None
+    return out
+
+
 # -- balances -----------------------------------------------------------------------------
 # The replacement balance (补卡 carry-over, docs/security.md): only what the host verified.
 # A purchase TAC covers amount, type, terminal, sequence and card time but not the balance

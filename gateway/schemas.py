@@ -263,6 +263,33 @@ class BankBatchBody(BaseModel):
     reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
 
 
+class UnblockBody(BaseModel):
+    actor: Text = Field(description="who lifts the loss (解挂)")
+    id_number: Text = Field(description="the holder's ID number, as on the card's record")
+    note: Text = Field(default="", max_length=150)
+
+
+class AuditStaffBody(BaseModel):
+    name: Text
+    id_number: Text
+    household_id: Text = Field(default="", description="their head of household's ID number")
+    village: Text = ""
+    relatives: list[Text] = Field(default=[], max_length=100, description="declared relatives")
+
+
+class AuditBody(BaseModel):
+    actor: Text = Field(description="who runs the audit (专项治理)")
+    deceased: list[Text] = Field(
+        default=[], max_length=100_000, description="ID numbers on civil affairs' list"
+    )
+    staff: list[AuditStaffBody] = Field(default=[], max_length=10_000)
+
+
+class FindingCloseBody(BaseModel):
+    actor: Text
+    note: Text = Field(max_length=1000, description="what was done (整改 result)")
+
+
 class RedirectBody(BaseModel):
     actor: Text = Field(description="who moves the line")
     card_number: Text = Field(description="another card of the line's payee")

@@ -10,7 +10,8 @@ from gateway import cards
 from gateway.api.deps import DB, Desk, Loader, OptionalHSM, Settings, admin
 from gateway.api.http import json_response
 from gateway.errors import NotFound
-from gateway.schemas import LossBody, RecordsBody
+from gateway.schemas import LossBody, RecordsBody, UnblockBody
+from gateway.subsidy.store import check_actor
 
 router = APIRouter(tags=["cards"])
 
@@ -71,4 +72,15 @@ def get_card(card_number: str, db: DB) -> Response:
     card = cards.get_card(db, cards.card_number_of(card_number))
     if card is None:
         raise NotFound("unknown_card", f"card {card_number} is not in the card book")
+    return json_response(card.to_json())
+
+
+@router.post(
+    "/v1/admin/cards/{card_number}/unblock",
+    summary="解挂: a card reported lost at the gateway is active again and leaves the hotlist",
+    dependencies=[Depends(admin)],
+)
+def unblock(card_number: str, body: UnblockBody, db: DB) -> Response:
+    actor = check_actor(body.actor)
+    card = cards.unblock(db, card_number, body.id_number, actor=actor, note=body.note)
     return json_response(card.to_json())

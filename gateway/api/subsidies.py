@@ -21,7 +21,9 @@ from gateway.edges import DbId, Text
 from gateway.errors import Conflict, TooLarge
 from gateway.schemas import (
     ActBody,
+    AuditBody,
     BankBatchBody,
+    FindingCloseBody,
     ObjectionBody,
     PickupBody,
     ProveBody,
@@ -33,7 +35,7 @@ from gateway.schemas import (
     VoidBody,
 )
 from gateway.settings import MAX_ROSTER_BYTES
-from gateway.subsidy import bank, cardchange, pickup, store
+from gateway.subsidy import audit, bank, cardchange, pickup, store
 from gateway.subsidy.publication import (
     publication_csv,
     publication_html,
@@ -308,6 +310,59 @@ def bank_tracking(
 )
 def funds(db: DB) -> Response:
     return json_response(bank.funds(db))
+
+
+# -- audits (专项治理) ----------------------------------------------------------------------------
+@router.post(
+    "/v1/admin/subsidies/audit",
+    summary="Run the audit: exclusive items, twice in a period, several cards, deceased, "
+    "优亲厚友, above cap, paid to lost cards; stores new findings",
+    dependencies=ADMIN,
+)
+def run_audit(body: AuditBody, db: DB, catalogue: CatalogueDep) -> Response:
+    deceased = audit.checked_ids(body.deceased, "deceased")
+    staff = [audit.staff_of(s.model_dump()) for s in body.staff]
+    return json_response(audit.run_audit(db, catalogue, body.actor, deceased=deceased, staff=staff))
+
+
+@router.get("/v1/admin/subsidies/findings", summary="Audit findings", dependencies=ADMIN)
+def findings(db: DB, state: Text | None = None) -> Response:
+    return json_response(audit.list_findings(db, state))
+
+
+@router.post(
+    "/v1/admin/subsidies/findings/{finding_id}/rectify",
+    summary="Hand a finding for rectification (整改)",
+    dependencies=ADMIN,
+)
+def rectify(finding_id: DbId, body: ActBody, db: DB) -> Response:
+    return json_response(audit.rectify(db, finding_id, body.actor))
+
+
+@router.post(
+    "/v1/admin/subsidies/findings/{finding_id}/close",
+    summary="Close a finding with a note",
+    dependencies=ADMIN,
+)
+def close_finding(finding_id: DbId, body: FindingCloseBody, db: DB) -> Response:
+    return json_response(audit.close(db, finding_id, body.actor, body.note))
+
+
+@router.get(
+    "/v1/admin/subsidies/audit/report",
+    summary="Lines, paid, unpaid and open findings by item, township, department or month",
+    dependencies=ADMIN,
+)
+def audit_report(db: DB, by: Text = "item", format: Text = "json") -> Response:
+    rows = audit.report(db, by)
+    if format == "csv":
+        return PlainTextResponse(audit.report_csv(rows), media_type="text/csv")
+    if format == "xlsx":
+        return Response(
+            audit.report_xlsx(rows, f"补贴报表 ({by})"),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    return json_response(rows)
 
 
 # -- kiosks: pickup ---------------------------------------------------------------------------

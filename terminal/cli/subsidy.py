@@ -152,6 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db_opt(rep)
     rep.set_defaults(handler=run_report)
     _register_bank(ssub, db_opt)
+    _register_audit(ssub, db_opt)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
 
 
@@ -246,6 +247,98 @@ def run_bank(args: argparse.Namespace) -> int:
                 print(
                     f"e-purse top-ups (not subsidies): {t['loads']}, {format_fen(t['amount_fen'])}"
                 )
+    finally:
+        db.close()
+    if args.json:
+        print_json(doc)
+    return 0
+
+
+def _register_audit(ssub: Any, db_opt: Any) -> None:
+    """``ykt subsidy audit run|list|rectify|close|report``: special audits (专项治理)."""
+    a = ssub.add_parser("audit", help="special audit (专项治理): findings, 整改, reports")
+    asub = a.add_subparsers(dest="audit_command", metavar="ACTION")
+    q = asub.add_parser("run", help="find and store new findings")
+    q.add_argument("--by", required=True, help="who runs the audit")
+    q.add_argument("--deceased", metavar="FILE", help="civil affairs' list (身份证号码 column)")
+    q.add_argument(
+        "--staff", metavar="FILE", help="staff and relatives (姓名,身份证号码,户主身份证号码,"
+        "村(社区),亲属身份证号码,关系)",
+    )  # fmt: skip
+    q.add_argument("--catalogue", metavar="FILE", help="TOML or JSON catalogue (default demo)")
+    q.set_defaults(audit_step="run")
+    q = asub.add_parser("list", help="stored findings")
+    q.add_argument("--state", choices=("open", "rectifying", "closed"))
+    q.set_defaults(audit_step="list")
+    q = asub.add_parser("rectify", help="hand a finding for rectification (整改)")
+    q.add_argument("finding", type=arg_int)
+    q.add_argument("--by", required=True)
+    q.set_defaults(audit_step="rectify")
+    q = asub.add_parser("close", help="close a finding with a note")
+    q.add_argument("finding", type=arg_int)
+    q.add_argument("--by", required=True)
+    q.add_argument("--note", required=True, help="what was done")
+    q.set_defaults(audit_step="close")
+    q = asub.add_parser("report", help="by item, township, department or month (月报)")
+    q.add_argument("--by", dest="group", choices=("item", "township", "department", "month"),
+                   default="item")  # fmt: skip
+    q.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    q.add_argument("--out", metavar="FILE", help="write the report here (default: print CSV)")
+    q.set_defaults(audit_step="report")
+    for sp in asub.choices.values():
+        sp.add_argument("--json", action="store_true")
+        db_opt(sp)
+        sp.set_defaults(handler=run_audit)
+    a.set_defaults(handler=lambda _: a.print_help() or 2)
+
+
+def _print_finding(f: dict[str, Any]) -> None:
+    print(f"#{f['id']} {f['kind']} [{f['state']}] {f['what']}")
+    if f["rectify_by"]:
+        print(f"    整改 by {f['rectify_by']} at {_when(f['rectify_at_ms'])}")
+    if f["closed_by"]:
+        print(f"    closed by {f['closed_by']} at {_when(f['closed_at_ms'])}: {f['note']}")
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from gateway.subsidy import audit
+    from gateway.subsidy.catalogue import DEMO_CATALOGUE, load_catalogue
+
+    db = _db(args)
+    try:
+        if args.audit_step == "run":
+            deceased = (
+                audit.read_deceased(Path(args.deceased).read_bytes()) if args.deceased else []
+            )
+            staff = audit.read_staff(Path(args.staff).read_bytes()) if args.staff else []
+            catalogue = load_catalogue(args.catalogue or DEMO_CATALOGUE)
+            doc: Any = audit.run_audit(db, catalogue, args.by, deceased=deceased, staff=staff)
+            if not args.json:
+                print(f"{doc['found']} finding(s) hold, {len(doc['new'])} new; open:")
+                for f in doc["open"]:
+                    _print_finding(f)
+        elif args.audit_step == "list":
+            doc = audit.list_findings(db, args.state)
+            if not args.json:
+                for f in doc:
+                    _print_finding(f)
+        elif args.audit_step in ("rectify", "close"):
+            if args.audit_step == "rectify":
+                doc = audit.rectify(db, args.finding, args.by)
+            else:
+                doc = audit.close(db, args.finding, args.by, args.note)
+            if not args.json:
+                _print_finding(doc)
+        else:
+            doc = audit.report(db, args.group)
+            if args.out:
+                if args.format == "xlsx":
+                    Path(args.out).write_bytes(audit.report_xlsx(doc, f"补贴报表 ({args.group})"))
+                else:
+                    Path(args.out).write_text(audit.report_csv(doc), encoding="utf-8")
+                print(f"report by {args.group} ({args.format}) -> {args.out}")
+            elif not args.json:
+                print(audit.report_csv(doc), end="")
     finally:
         db.close()
     if args.json:
