@@ -329,8 +329,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
 
 def _qr_settings(f: _ConfigFile, table: dict[str, Any], role: str) -> QrSettings:
     """``[qr]``: the root keys and issuer whitelist files (both needed), and policy values."""
-    if role != "bus":
-        raise f.error(("qr",), f"[qr]: ride codes are taken on buses, not by a {role} terminal")
+    if role not in ("bus", "taxi"):
+        raise f.error(
+            ("qr",), f"[qr]: ride codes are taken on buses and in taxis, not by a {role} terminal"
+        )
     for key in ("root_keys", "issuers"):
         if key not in table:
             raise f.error(("qr",), f"[qr] is missing '{key}' (the {key.replace('_', ' ')} file)")
