@@ -124,13 +124,13 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             journal=result.journals["kiosk"],
             subsidies=HttpSubsidyHost(client),
         )
-        got = kiosk.pick_up()
+        got = kiosk.pick_up(RESIDENT.id_number[-6:])
         assert got.load is not None
         out(
             f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}  "
             f"TAC {got.load.tac.hex().upper()}"
         )
-        again = kiosk.pick_up()
+        again = kiosk.pick_up(RESIDENT.id_number[-6:])
     result.cards.append(card)
     result.opening[card.serial] = 0
     result.loads.append(got.load)
