@@ -156,7 +156,9 @@ def pick_up(
     key_index: int = 1,
     retried: bool = False,
 ) -> Pickup:
-    """Pick up what the card can take now; see the module docstring for the steps."""
+    """Pick up what the card can take now; see the module docstring for the steps.
+    ``holder`` is the holder's typed answer (ValueError when it cannot be one)."""
+    holder = holder_answer(holder)
     session.card_reader.connect()
     info = session.run(flows.select())
     settled = [  # this kiosk's torn loads of the card, from its journal first

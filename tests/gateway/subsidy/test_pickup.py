@@ -334,3 +334,19 @@ def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
     with gateway.db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM loads WHERE state = 'authorized' AND purpose <> ''")
         assert cur.fetchone()[0] == 1
+
+
+def test_a_right_answer_clears_the_wrong_ones_before_the_lock(gateway, centre):
+    card = card_for(centre.records[0], balance=0)
+    rid = declare(centre, "H18,20000,2026-10")
+    approve_roster(gateway, rid)
+    kiosk, _ = centre.kiosk(card=card)
+    wrong = answer(1)  # 李四's digits on 张三's card
+    for left in (2, 1):
+        with pytest.raises(LoadDeclined, match=f"{left} more wrong answer"):
+            kiosk.pick_up(wrong)
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT failures, locked_until FROM subsidy_pickup_guard")
+        assert cur.fetchall() == [(2, None)]
+    assert kiosk.pick_up(answer(0).lower()).paid_fen == 20_000 and card.balance == 20_000
+    assert gateway.count("subsidy_pickup_guard") == 0 and gateway.count("loads") == 1
