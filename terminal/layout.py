@@ -23,7 +23,7 @@ from terminal.apdu.bcd import (
     encode_time,
 )
 from terminal.apdu.command import CommandAPDU
-from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.errors import LayoutBuildError, MalformedResponse
 
 
 class _BcdDate(cs.Adapter):
@@ -63,7 +63,7 @@ class _Plain:
     trailing ``GreedyRange(Bytes(n))`` (the PSAM's extra factors) is built, not parsed.
 
     Anything unexpected (a missing field, a wrong length, a value out of range) falls back to
-    construct itself, so errors and edge cases stay exactly construct's."""
+    construct's own (interpreted) build, so errors and edge cases stay exactly construct's."""
 
     __slots__ = ("decode", "encode", "lengths", "names", "packer", "size", "tail", "tail_name")
 
@@ -237,11 +237,25 @@ def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:
 
 
 def build(layout: cs.Construct, **fields: Any) -> bytes:
-    """Build bytes from field values (programming errors surface as construct errors)."""
-    compiled, _, plain, _ = _fast(layout)
+    """Build bytes from field values; a LayoutBuildError when they do not fit the layout.
+
+    A value the struct fast path does not take goes to construct's interpreted build, never
+    its compiled one: the compiled form writes a ``Bytes`` field of the wrong length as it is
+    (a 5-byte MAC1 would go to the card as 5 bytes), the interpreted one checks it."""
+    _, _, plain, _ = _fast(layout)
     if plain is not None:
         try:
             return plain.build(fields)
         except Exception:
             pass
-    return compiled.build(fields)
+    try:
+        return layout.build(fields)
+    except (cs.ConstructError, BcdError, KeyError, TypeError, ValueError, struct.error) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc).replace("\n", ": ")
+        raise LayoutBuildError(f"cannot build {_name(layout)}: {what}") from None
+
+
+def _name(layout: cs.Construct) -> str:
+    """The fields a layout has, to say which layout refused (construct layouts are unnamed)."""
+    subcons = getattr(layout, "subcons", ())
+    return "(" + ", ".join(sc.name for sc in subcons if sc.name) + ")" if subcons else "layout"

@@ -1,8 +1,9 @@
 """One small database handle over sqlite3 or psycopg: transactions, ``?`` placeholders, a pool.
 
 The gateway writes plain SQL once, with ``?`` placeholders; the PostgreSQL handle turns
-them into ``%s``. SQLite is one connection behind a lock (SQLite has one writer anyway);
-PostgreSQL is a small pool so request threads and the forwarder work side by side.
+them into ``%s``. SQLite is one connection behind a lock (SQLite has one writer anyway),
+plus a read connection for ``read()``; PostgreSQL is a small pool so request threads and the
+forwarder work side by side.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Database:
     def tx(self) -> Iterator[Cursor]:  # pragma: no cover - abstract
         raise NotImplementedError
         yield
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A cursor for one read-only statement outside any explicit transaction: one round
+        trip, and on SQLite not behind the writer's lock (WAL readers see the last commit)."""
+        with self.tx() as cur:  # pragma: no cover - both handles override it
+            yield cur
 
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -91,15 +99,25 @@ class SqliteDatabase(Database):
         self._lock = threading.RLock()
         try:
             self._conn = connect(path, busy_timeout=30)
+            self._reader = connect(path, busy_timeout=30)
         except NotDurable as exc:
             raise StorageError(str(exc)) from None
+        self._reader.execute("PRAGMA query_only=ON")
+        self._read_lock = threading.Lock()
 
     @contextmanager
     def tx(self) -> Iterator[Cursor]:
         with self._lock, transaction(self._conn) as conn:
             yield conn.cursor()
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        with self._read_lock:
+            yield self._reader.cursor()
+
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._conn.close()
 
@@ -150,6 +168,15 @@ class PostgresDatabase(Database):
         conn = self._get()
         try:
             with conn.transaction(), conn.cursor() as cur:
+                yield _PgCursor(cur)
+        finally:
+            self._put(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        conn = self._get()  # autocommit: the statement alone, no BEGIN/COMMIT round trips
+        try:
+            with conn.cursor() as cur:
                 yield _PgCursor(cur)
         finally:
             self._put(conn)

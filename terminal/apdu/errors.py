@@ -31,6 +31,11 @@ class MalformedResponse(YikatongError, ValueError):
         self.command = command
 
 
+class LayoutBuildError(YikatongError, ValueError):
+    """Field values that do not fit a byte layout (a field missing, of the wrong length or out
+    of range): nothing is built, so a short MAC never goes to a card as fewer bytes."""
+
+
 class TlvError(YikatongError, ValueError):
     """BER-TLV that is truncated, overlong or otherwise not well formed."""
 

@@ -47,7 +47,10 @@ card is then finished). With a real reader (pcsc:...), put a blank card in it.
 
 One person, one card: an ID number holds one live card of each --card-kind. A lost
 card is replaced with --replace: it is reported lost, put in the --hotlist, and its last
-known balance is loaded onto the new card through the host security module.
+known balance is loaded onto the new card through the gateway (--gateway), journaled in
+--journal like a kiosk's top-up: a card pulled mid-load is finished at its next visit, so
+the balance is carried exactly once. Without --gateway the desk replaces only a card with
+nothing to carry.
 
 Batch CSV header: name,id_number,card_kind (optional columns: id_type, card_type, pin).
 
@@ -104,6 +107,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--registry", default="ykt-cards.db", metavar="PATH", help="card registry")
     p.add_argument("--hotlist", default="ykt-hotlist.db", metavar="PATH", help="hotlist database")
     p.add_argument(
+        "--journal",
+        default="desk-journal.db",
+        metavar="PATH",
+        help="the desk's load journal (carried balances, with --gateway)",
+    )
+    p.add_argument(
         "--replacement-wait-days",
         type=arg_int,
         default=0,
@@ -127,13 +136,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 # -- wiring ---------------------------------------------------------------------------------
 class _Desk:
-    """The desk with its registry, hotlist, local HSM and card reader."""
+    """The desk with its registry, hotlist, local HSM (personalisation), card reader and,
+    with --gateway, its journaled credit path for carried balances."""
 
     def __init__(self, args: argparse.Namespace):
-        from gateway.hsm import HostSecurityModule, LocalLoadHost
+        from gateway.hsm import HostSecurityModule
         from gateway.registry import SqliteCardRegistry
         from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
         from terminal.crypto.keyset import load_keysets
+        from terminal.journal import Journal
+        from terminal.roles.debit import CreditPath
+        from terminal.roles.load_host import HttpLoadHost
         from terminal.uplink.issuance import GatewayCentre
 
         issuer_id = DEMO_ISSUERS[args.issuer]
@@ -159,12 +172,17 @@ class _Desk:
             writer.comment(f"ykt issue --reader {args.reader}")
             reader = TracingReader(reader, writer)
         self.reader = reader
+        session = TerminalSession(reader)
+        credits = None
+        if self.client is not None:
+            credits = CreditPath(session, Journal(args.journal), HttpLoadHost(self.client))
+            credits.recover_without_card()  # confirmations the gateway has not acknowledged
         self.desk = IssuanceDesk(
-            TerminalSession(reader),
+            session,
             self.hsm,
             self.registry,
             DeskConfig(issuer_id, bytes.fromhex(args.terminal_id)),
-            load_host=LocalLoadHost(self.hsm),
+            credits=credits,
             hotlist=self.hotlist,
             centre=GatewayCentre(self.client) if self.client is not None else None,
         )

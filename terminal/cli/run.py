@@ -19,6 +19,7 @@ from terminal.runtime.door import DoorService, decision_line
 from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
+from terminal.runtime.trips import TripService, trip_log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
 from terminal.words import set_lang
@@ -43,6 +44,11 @@ way: POST /top-up with {"amount_fen": N} once the customer has paid N in, POST /
 (approved subsidies, with [kiosk] pickup = true) and POST /balance; each loads the card
 in the field through the gateway and answers JSON with the receipt. A top-up interrupted
 by a card pulled away or a power cut is finished at the card's next visit.
+
+A taxi (without a fixed [ride] meter) takes each trip's fare from its meter: POST /trip
+with {"amount_fen": N}; a coach conductor's terminal (without a fixed [ride] destination)
+POST /trip with {"destination": "0203"}. The next card in the field pays that trip once;
+the answer is the tap's result as JSON.
 """
 
 
@@ -85,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         raise StartRefused(
             f"{config.source}: a kiosk takes its top-ups on [status] port (POST /top-up): set it"
         )
+    if config.takes_trips and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a {config.role} takes each trip on [status] port (POST /trip): "
+            "set it"
+        )
     if config.role == "door":
         return run_door(config)
     terminal = assemble(config, SoftwareDevices())
@@ -96,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
         if config.role == "kiosk":
             status += f", top-ups POST http://127.0.0.1:{config.status_port}/top-up"
+        if config.takes_trips:
+            status += f", trips POST http://127.0.0.1:{config.status_port}/trip"
         print(
             f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
             f"{config.journal}" + (status if config.status_port else ""),
@@ -111,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
             on_start=banner,
         )
         counts = "{} done, {} refused"
+    elif config.takes_trips:
+        service = TripService(
+            terminal,
+            lambda outcome: print(trip_log_line(terminal_id, outcome), flush=True),
+            on_start=banner,
+        )
+        counts = "{} paid, {} refused"
     elif config.role == "pos":
         service = PosService(
             terminal,

@@ -7,7 +7,10 @@ active. An interrupted card is recognised on the next attempt: a half-personalis
 is erased and redone under the same number, an activated one whose registration did not
 finish is read back and registered. A replacement first makes sure the lost card is
 reported and hotlisted, then issues the new card and loads the carried balance with a
-normal online load through the ``LoadHost`` - never by writing a balance. With a
+normal online load on the journaled credit path (``CreditPath``: the gateway's load host
+and the desk's journal) - never by writing a balance. A carried load torn at any APDU is
+finished at the card's next visit, so the balance is carried exactly once; a desk without
+a credit path (offline) replaces only cards with nothing to carry. With a
 ``CardBook`` (the gateway's), the carried balance is the one the gateway proves, and a
 replacement it cannot vouch for is refused before any card work. A batch issues one card
 per row and reports each row, refused or issued, without stopping at the first refusal.
@@ -18,7 +21,7 @@ the holder before the card is written (the person check against the central book
 refusal voids the number before any card work. Offline it issues from the blocks it holds,
 refuses when it holds none, and the push reconciles what it issued (docs/issuance.md §3).
 
-The desk holds no key: the ``PersoHost`` hands out cryptograms, the ``LoadHost`` MAC2.
+The desk holds no key: the ``PersoHost`` hands out cryptograms, the gateway MAC2.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from terminal.apdu.errors import YikatongError
 from terminal.campus.card import Identity
 from terminal.cos.layouts import LifeCycle
 from terminal.epurse import flows, perso
-from terminal.epurse.host import LoadHost
 from terminal.epurse.model import CardSnapshot, LoadResult
 from terminal.epurse.perso import CardProbe, PersoHost, PersoPlan
 from terminal.hotlist import Hotlist
 from terminal.identity import check_id_number
+from terminal.roles.debit import CreditPath
+from terminal.roles.load_host import LoadPending, settle_own_loads, settled_any
 from terminal.roles.registry import (
     Applicant,
     CardCentre,
@@ -51,6 +55,7 @@ from terminal.roles.session import TerminalSession
 from terminal.uplink.client import GatewayRefused
 
 ID_TYPE_RESIDENT = 0x00
+CARRY_PURPOSE = "carried balance"  # the purpose of a replacement's load, journal and gateway
 PLACEHOLDER_NUMBER = "0" * 19
 
 
@@ -205,7 +210,7 @@ class IssuanceDesk:
         registry: CardRegistry,
         config: DeskConfig,
         *,
-        load_host: LoadHost | None = None,
+        credits: CreditPath | None = None,
         hotlist: Hotlist | None = None,
         campus: CampusProfile | None = None,
         centre: CardCentre | None = None,
@@ -214,7 +219,7 @@ class IssuanceDesk:
         self.host = host
         self.registry = registry
         self.config = config
-        self.load_host = load_host
+        self.credits = credits
         self.hotlist = hotlist
         self.campus = campus
         self.centre = centre
@@ -337,6 +342,12 @@ class IssuanceDesk:
         if card_book is not None:
             self.carry_from(card_book, old_card_number)
         old = self.registry.get(old_card_number)
+        if self.credits is None and (old.balance_fen or 0) > 0:
+            raise IssuanceError(
+                f"card {old_card_number} is not replaced: its balance of "
+                f"{old.balance_fen} fen is carried only through the gateway's journaled load; "
+                "connect the desk to the gateway"
+            )
         if old.state == CardState.ACTIVE:
             old = self.registry.report_lost(old_card_number)
         if old.state == CardState.LOST and old.hotlist_version is None:
@@ -442,28 +453,48 @@ class IssuanceDesk:
         return Issued(record, snap, resumed, carried)
 
     def _load_carry(self, record: CardRecord, snap: CardSnapshot) -> LoadResult | None:
-        """Load the carried balance, unless an interrupted earlier load already did."""
+        """Load the carried balance on the journaled credit path, unless an interrupted
+        earlier load already did: that load is proved or voided first, with the card."""
         amount = record.carry_fen
-        if amount == 0 or snap.balance == amount:
+        if amount == 0:
             return None
-        if snap.balance != 0:
+        credits = self.credits
+        if credits is None:
             raise IssuanceError(
-                f"replacement {record.card_number} holds {snap.balance} fen, expected 0 or "
-                f"the carried {amount}: hand it to the back office"
+                f"replacement {record.card_number} waits for its carried {amount} fen: "
+                "this desk has no gateway to load it through"
             )
-        if self.load_host is None:
-            raise IssuanceError("this desk has no load host to carry the balance over")
-        s = self.session
-        return s.run(
-            flows.load(
-                snap.info,
-                self.config.terminal_id,
-                amount,
-                s.now(),
-                self.load_host,
-                key_index=self.config.load_key_index,
-            )
-        )
+        s, info = self.session, snap.info
+        for retried in (False, True):
+            credits.recover(info)
+            if credits.journal.open_loads(info.serial):
+                raise IssuanceError(
+                    f"replacement {record.card_number}: an earlier carried load is not "
+                    "settled yet; try again when the gateway answers"
+                )
+            balance = s.run(flows.read_balance())
+            if balance == amount:
+                return None
+            if balance != 0:
+                raise IssuanceError(
+                    f"replacement {record.card_number} holds {balance} fen, expected 0 or "
+                    f"the carried {amount}: hand it to the back office"
+                )
+            try:
+                credit = credits.load(
+                    info,
+                    amount,
+                    self.config.terminal_id,
+                    key_index=self.config.load_key_index,
+                    purpose=CARRY_PURPOSE,
+                    context={"card_number": record.card_number, "replaces": record.replaces},
+                )
+            except LoadPending:
+                if retried or not settled_any(settle_own_loads(s, credits.host, info)):
+                    raise
+                continue
+            return credit.result
+        raise AssertionError("unreachable")
 
     def _resume_operational(
         self, probe: CardProbe, applicant: Applicant, pin: str | None

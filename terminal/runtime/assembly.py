@@ -252,7 +252,9 @@ def _role_maker(config: TerminalConfig) -> RoleMaker:
         def validator(
             session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
         ) -> Validator:
-            role = make_validator(session, journal, hotlist, role_config, ride)
+            role = make_validator(
+                session, journal, hotlist, role_config, ride, one_trip=config.takes_trips
+            )
             if qr is not None:
                 role.qr = QrGate(journal, qr[0], qr[1], session.sam.terminal_id)
             return role

@@ -150,6 +150,14 @@ class TerminalConfig:
     def is_validator(self) -> bool:
         return self.role in VALIDATOR_ROLES
 
+    @property
+    def takes_trips(self) -> bool:
+        """A taxi without a fixed [ride] meter, a coach without a fixed destination: each
+        trip's input arrives over ``POST /trip`` and pays once."""
+        return (self.role == "taxi" and self.meter is None) or (
+            self.role == "coach" and self.destination is None
+        )
+
 
 class _ConfigFile(TomlFile):
     what = "terminal configuration"

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.auth import rotate_token
 from gateway.cards import CarryRules
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
@@ -362,6 +363,28 @@ def test_kiosk_or_desk_token_cannot_upload_purchases(gw, clock, tmp_path, role):
         in (r.json()["reason"])
     )
     assert (gw.count("txn"), gw.count("outbox"), gw.count("batches")) == (0, 0, 0)
+
+
+def test_a_stolen_token_stops_at_its_revocation_and_rotation(gw, clock, tmp_path):
+    """A token that has just authenticated uploads (so any lookup path is warm) is refused on
+    the very next request once the operator revokes the terminal, and its old value stays
+    refused after a rotation: token lookups read the last commit, nothing caches them."""
+    tid = "310000000091"
+    token = gw.register(tid, "bus-co", role="validator")
+    term = JournaledTerminal(tid, tmp_path / "j.db", clock)
+    recs = [term.tap(card_for_number(1), 100 + i).upload_record() for i in range(3)]
+    term.close()
+    assert upload(gw, token, tid, recs[:1], "b1").status_code == 200
+    admin = {"X-Admin-Token": "test-admin-token"}
+    assert httpx.post(f"{gw.url}/v1/admin/terminals/{tid}/revoke", headers=admin).is_success
+    r = upload(gw, token, tid, recs[1:2], "b2")
+    assert r.status_code == 403 and r.json()["error"] == "revoked"
+    assert r.json()["reason"] == f"terminal {tid} is revoked"
+    new_token = rotate_token(gw.db, tid)  # the operator's `ykt gateway terminal rotate`
+    r = upload(gw, token, tid, recs[2:], "b3")
+    assert r.status_code == 401 and r.json()["reason"] == "unknown terminal credentials"
+    assert (gw.count("txn"), gw.count("outbox"), gw.count("batches")) == (1, 1, 1)
+    assert upload(gw, new_token, tid, recs[1:], "b4").status_code == 200
 
 
 def card_for_number(n: int) -> SoftEPurseCard:

@@ -18,6 +18,7 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.readers.sim import SimReader
+from terminal.roles.debit import CreditPath
 from terminal.roles.issuance import DeskConfig, IssuanceDesk
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant, CardState
@@ -196,12 +197,14 @@ def test_a_replacement_at_the_desk_reaches_the_gateway_and_every_validator(
     and the carry loaded through the gateway; the old card is a hotlist delta."""
     centre = Centre(gateway, clock)
     desk_reader = SimReader(name="desk")
+    desk_session = TerminalSession(desk_reader, clock=clock)
+    desk_journal = Journal(tmp_path / "desk.db", clock=clock)
     desk = IssuanceDesk(
-        TerminalSession(desk_reader, clock=clock),
+        desk_session,
         perso_hsm(clock),
         centre.registry,
         DeskConfig(SHANGHAI, bytes.fromhex(DESK)),
-        load_host=HttpLoadHost(centre.desk),
+        credits=CreditPath(desk_session, desk_journal, HttpLoadHost(centre.desk)),
         hotlist=Hotlist(),
     )
     old_card = new_blank(1)

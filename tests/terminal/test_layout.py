@@ -10,7 +10,8 @@ from datetime import date, datetime, time
 import construct as cs
 import pytest
 
-from terminal.apdu.errors import MalformedResponse
+from terminal.apdu.errors import LayoutBuildError, MalformedResponse
+from terminal.epurse import commands
 from terminal.epurse import layouts as ep
 from terminal.layout import _fast, build, parse, parse_present
 from terminal.sam import layouts as sam
@@ -103,21 +104,38 @@ BAD_BUILDS = {
 }
 
 
-def _outcome(fn):  # type: ignore[no-untyped-def]
-    try:
-        return fn()
-    except Exception as exc:  # the type is what is compared
-        return type(exc)
-
-
 @pytest.mark.parametrize("case", sorted(BAD_BUILDS))
-def test_fast_path_builds_odd_values_as_construct_compiled_did(case: str) -> None:
-    """What the fast path does not take goes to construct's compiled form, as before it
-    existed: the same bytes or the same exception type."""
+def test_build_refuses_values_that_do_not_fit(case: str) -> None:
+    """A value the layout cannot hold is refused with a typed error naming the field, never
+    written as it is (construct's compiled form writes a 5-byte MAC1 as 5 bytes)."""
     layout, fields = BAD_BUILDS[case]
-    assert _outcome(lambda: build(layout, **fields)) == _outcome(
-        lambda: layout.compile().build(fields)
-    )
+    field = {
+        "MAC1 of 5 bytes": "mac1",
+        "key index over a byte": "key_index",
+        "amount not an integer": "amount",
+        "factor of 7 bytes": "factors",
+        "field missing": "mac2",
+    }[case]
+    with pytest.raises(LayoutBuildError, match=field):
+        build(layout, **fields)
+
+
+def test_debit_command_refuses_a_short_or_long_mac1() -> None:
+    when = datetime(2026, 1, 1, 8, 0, 0)
+    assert len(commands.debit_for_purchase(1, when, bytes(4)).data) == 15
+    for mac1 in (b"12345", b"123", bytearray(5)):
+        with pytest.raises(LayoutBuildError, match=r"mac1.*wrong length"):
+            commands.debit_for_purchase(1, when, mac1)
+
+
+def test_construct_path_refuses_a_wrong_length_field() -> None:
+    """A layout with no struct form (a greedy field) is built by construct, which checks too."""
+    layout = cs.Struct("tag" / cs.Int8ub, "mac" / cs.Bytes(4), "rest" / cs.GreedyBytes)
+    assert _fast(layout)[2] is None
+    assert build(layout, tag=1, mac=bytes(4), rest=b"xy") == b"\x01" + bytes(4) + b"xy"
+    assert layout.compile().build({"tag": 1, "mac": b"12345", "rest": b""}) == b"\x0112345"
+    with pytest.raises(LayoutBuildError, match=r"mac.*expected 4, found 5"):
+        build(layout, tag=1, mac=b"12345", rest=b"")
 
 
 def test_fast_path_refuses_what_construct_refuses() -> None:

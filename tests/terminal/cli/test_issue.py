@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from gateway.hsm import HostSecurityModule, LocalLoadHost
+from gateway.cards import CarryRules
 from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
-from simulators.profiles import DEMO_ISSUERS, demo_keyset
 from terminal.epurse import flows
 from terminal.hotlist import Hotlist
+from terminal.journal import Journal
 from terminal.readers.sim import SimReader
+from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import NumberBlock, serial_of
 from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayClient
 from tests.cli_kit import ykt_here
+from tests.gateway_fixtures import start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID
 
 LI = "110101199003074514"
@@ -107,30 +110,61 @@ def test_batch_issue_reports_every_row(capsys, in_tmp: Path) -> None:  # type: i
     assert li.state.pin == "2468"
 
 
-def test_replace_a_lost_card_carries_its_balance(capsys, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_offline_desk_refuses_to_replace_a_card_with_a_balance(capsys, in_tmp: Path) -> None:  # type: ignore[no-untyped-def]
     ykt_here(capsys, "issue", "--name", "张三", "--id-number", VALID_ID, "--out", "old.json")
-    old = SoftEPurseCard.load("old.json")
-    keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-    session = TerminalSession(SimReader(old))
-    info = session.run(flows.select())
-    host = LocalLoadHost(HostSecurityModule(keysets))
-    session.run(flows.load(info, bytes.fromhex("310000000090"), 1_234, session.now(), host))
     number = "3100029000010000001"
-    SqliteCardRegistry("ykt-cards.db").report_balance(number, old.balance, datetime.now())
+    SqliteCardRegistry("ykt-cards.db").report_balance(number, 1_234, datetime.now())
+    rc, _, err = ykt_here(capsys, "issue", "--replace", number, "--out", "new.json")
+    assert rc == 1 and "balance of 1234 fen is carried only through the gateway" in err
+    assert not (in_tmp / "new.json").exists()  # no card work
+    assert SqliteCardRegistry("ykt-cards.db").get(number).replaced_by is None
 
-    rc, out, _ = ykt_here(capsys, "issue", "--replace", number, "--out", "new.json", "--json")
-    result = json.loads(out)
-    assert rc == 0 and result["carried_fen"] == 1_234 and result["balance_fen"] == 1_234
-    assert result["record"]["replaces"] == number
-    assert serial_of(number) in Hotlist("ykt-hotlist.db")
-    rc, out, _ = ykt_here(capsys, "read", "--card", "new.json", "--json")
-    assert json.loads(out)["balance_fen"] == 1_234
 
-    rc, _, err = ykt_here(capsys, "issue", "--export", "records.json", "--since", "0")
-    records = json.loads((in_tmp / "records.json").read_text(encoding="utf-8"))
-    states = {r["card_number"]: r["state"] for r in records}
-    assert states == {number: "replaced", result["record"]["card_number"]: "active"}
-    assert "2 record(s)" in err
+def test_replace_a_lost_card_carries_its_balance_through_the_gateway(  # type: ignore[no-untyped-def]
+    capsys, in_tmp: Path, db
+) -> None:
+    gw = start_gateway(db, carry=CarryRules(settling=timedelta(0)))
+    try:
+        token = gw.register(DESKS[0], "card-centre", "issuance")
+        desk = ["--gateway", gw.url, "--token", token, "--registry", "online.db"]
+        who = ["--name", "张三", "--id-number", VALID_ID]
+        assert ykt_here(capsys, "issue", *who, *desk, "--out", "old.json")[0] == 0
+        old = SoftEPurseCard.load("old.json")
+        session = TerminalSession(SimReader(old))
+        info = session.run(flows.select())
+        with GatewayClient(gw.url, gw.register("310000000090", "card-centre", "kiosk")) as kc:
+            load = flows.load(
+                info, bytes.fromhex("310000000090"), 1_234, session.now(), HttpLoadHost(kc)
+            )
+            session.run(load)
+        number = "3100029000010000001"
+
+        rc, out, err = ykt_here(
+            capsys, "issue", "--replace", number, *desk, "--out", "new.json", "--json"
+        )
+        assert rc == 0, err
+        result = json.loads(out)
+        assert rc == 0 and result["carried_fen"] == 1_234 and result["balance_fen"] == 1_234
+        assert result["record"]["replaces"] == number
+        assert serial_of(number) in Hotlist("ykt-hotlist.db")
+        rc, out, _ = ykt_here(capsys, "read", "--card", "new.json", "--json")
+        assert json.loads(out)["balance_fen"] == 1_234
+        # journaled at the desk and confirmed at the gateway, nothing open
+        journal = Journal("desk-journal.db")
+        [row] = journal.load_rows()
+        assert (row.state, row["amount"], row["purpose"]) == ("settled", 1_234, "carried balance")
+        with db.tx() as cur:
+            cur.execute("SELECT state FROM loads WHERE reference = ?", (row.reference,))
+            assert cur.fetchone()[0] == "confirmed"
+
+        rc, _, _ = ykt_here(
+            capsys, "issue", "--export", "records.json", "--since", "0", "--registry", "online.db"
+        )
+        records = json.loads((in_tmp / "records.json").read_text(encoding="utf-8"))
+        states = {r["card_number"]: r["state"] for r in records}
+        assert states == {number: "replaced", result["record"]["card_number"]: "active"}
+    finally:
+        gw.server.stop()
 
 
 def test_subsidy_check_reports_rejections_and_writes_the_masked_listing(

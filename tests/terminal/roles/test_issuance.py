@@ -20,13 +20,22 @@ from terminal.apdu.errors import ApplicationBlocked, FileNotFound, TransportErro
 from terminal.cos.layouts import LifeCycle
 from terminal.epurse import flows, perso
 from terminal.epurse.commands import TxnType
+from terminal.epurse.host import LoadHost
 from terminal.epurse.perso import PersoError
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.identity import IdNumberError
 from terminal.journal import Journal
+from terminal.journal.journal import SETTLED
 from terminal.readers.sim import AFTER, BEFORE, SimReader
-from terminal.roles.issuance import CardAlreadyIssued, DeskConfig, IssuanceDesk, IssuanceError
+from terminal.roles.debit import CreditPath
+from terminal.roles.issuance import (
+    CARRY_PURPOSE,
+    CardAlreadyIssued,
+    DeskConfig,
+    IssuanceDesk,
+    IssuanceError,
+)
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant, CardState, DuplicateCard
@@ -44,32 +53,55 @@ ZHANG = Applicant("张三", VALID_ID)
 LI = "110101199003074514"
 
 
+@dataclass(frozen=True)
+class Online:
+    """A real gateway with the desk's and the kiosk's credentials."""
+
+    gw: GatewayServer
+    desk_token: str
+    kiosk_token: str
+
+
 @dataclass
 class CardCentre:
-    """A desk, its registry and HSM, a kiosk, and a bus validator sharing the hotlist."""
+    """A desk, its registry and HSM, a kiosk, and a bus validator sharing the hotlist. With
+    a gateway (``online``) the desk carries balances through its journaled credit path and
+    the kiosk tops up through the gateway; without one the desk has no credit path."""
 
     clock: FrozenClock
     tmp: Path
+    online: Online | None = None
+    first_sequence: int = DEFAULT_FIRST_SEQUENCE
     hsm: HostSecurityModule = field(init=False)
     registry: SqliteCardRegistry = field(init=False)
     hotlist: Hotlist = field(init=False)
-    load_host: LocalLoadHost = field(init=False)
+    kiosk_host: LoadHost = field(init=False)
     desk_reader: SimReader = field(init=False)
     desk: IssuanceDesk = field(init=False)
+    journal: Journal | None = None
 
     def __post_init__(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.hsm = perso_hsm(self.clock)
-        self.registry = SqliteCardRegistry(clock=self.clock, first_sequence=DEFAULT_FIRST_SEQUENCE)
+        self.registry = SqliteCardRegistry(clock=self.clock, first_sequence=self.first_sequence)
         self.hotlist = Hotlist()
-        self.load_host = LocalLoadHost(self.hsm)
         self.desk_reader = SimReader(name="desk")
         session = TerminalSession(self.desk_reader, clock=self.clock)
+        credits = None
+        if self.online is None:
+            self.kiosk_host = LocalLoadHost(self.hsm)
+        else:
+            url = self.online.gw.url
+            self.kiosk_host = HttpLoadHost(GatewayClient(url, self.online.kiosk_token))
+            self.journal = Journal(self.tmp / "desk.db", clock=self.clock)
+            desk_host = HttpLoadHost(GatewayClient(url, self.online.desk_token))
+            credits = CreditPath(session, self.journal, desk_host)
         self.desk = IssuanceDesk(
             session,
             self.hsm,
             self.registry,
             DeskConfig(SHANGHAI, DESK_ID),
-            load_host=self.load_host,
+            credits=credits,
             hotlist=self.hotlist,
         )
         self.tap_reader = SimReader(name="bus")
@@ -100,15 +132,40 @@ class CardCentre:
         self.kiosk_reader.insert(card)  # type: ignore[arg-type]
         s = self.kiosk
         info = s.run(flows.select())
-        return s.run(flows.load(info, KIOSK_ID, amount, s.now(), self.load_host)).balance_after
+        return s.run(flows.load(info, KIOSK_ID, amount, s.now(), self.kiosk_host)).balance_after
 
     def live_records(self, id_number: str = VALID_ID) -> list:  # type: ignore[type-arg]
         return [r for r in self.registry.by_id_number(id_number) if r.state != CardState.VOID]
+
+    def desk_loads(self, card_serial: str) -> list[tuple[str, int, str]]:
+        """The gateway's loads by this desk onto one card: (reference, amount, state)."""
+        assert self.online is not None
+        with self.online.gw.db.tx() as cur:
+            cur.execute(
+                "SELECT reference, amount, state FROM loads WHERE terminal_id = ?"
+                " AND card_serial = ? ORDER BY id",
+                (DESK_ID.hex().upper(), card_serial),
+            )
+            return [(r, int(a), st) for r, a, st in cur.fetchall()]
 
 
 @pytest.fixture
 def centre(clock: FrozenClock, tmp_path: Path) -> CardCentre:
     return CardCentre(clock, tmp_path)
+
+
+@pytest.fixture
+def online(gateway: GatewayServer) -> Online:
+    return Online(
+        gateway,
+        gateway.register(DESK_ID.hex(), "card-centre", "issuance"),
+        gateway.register(KIOSK_ID.hex(), "card-centre", "kiosk"),
+    )
+
+
+@pytest.fixture
+def online_centre(clock: FrozenClock, tmp_path: Path, online: Online) -> CardCentre:
+    return CardCentre(clock, tmp_path, online)
 
 
 def test_a_new_card_is_registered_and_works_at_kiosk_and_bus(centre: CardCentre) -> None:
@@ -163,7 +220,10 @@ def test_an_operational_card_that_is_not_ours_is_refused(centre: CardCentre) -> 
         centre.desk.issue(ZHANG)
 
 
-def test_replacement_hotlists_the_lost_card_and_carries_its_balance(centre: CardCentre) -> None:
+def test_replacement_hotlists_the_lost_card_and_carries_its_balance(
+    online_centre: CardCentre,
+) -> None:
+    centre = online_centre
     old_card = new_blank(1)
     centre.at_desk(old_card)
     old = centre.desk.issue(ZHANG).record
@@ -183,7 +243,13 @@ def test_replacement_hotlists_the_lost_card_and_carries_its_balance(centre: Card
     assert issued.carried is not None and issued.carried.request.terminal_id == DESK_ID
     newest = issued.snapshot.log[0]
     assert (newest.txn_type, newest.amount, newest.terminal_id) == (TxnType.EP_LOAD, 4_800, DESK_ID)
-    assert centre.load_host.confirmed[-1][2] == issued.carried.tac  # TAC checked by the HSM
+    # one load at the gateway, confirmed with the card's TAC, and the desk's journal agrees
+    [(reference, amount, state)] = centre.desk_loads(issued.snapshot.info.serial_hex)
+    assert (amount, state) == (4_800, "confirmed")
+    assert centre.journal is not None and centre.journal.open_loads() == []
+    [row] = centre.journal.load_rows()
+    assert (row.reference, row.state, row["purpose"]) == (reference, SETTLED, CARRY_PURPOSE)
+    assert row["tac"] == issued.carried.tac.hex().upper()
     book = centre.registry.get(old.card_number)
     assert (book.state, book.replaced_by) == (CardState.REPLACED, issued.record.card_number)
 
@@ -250,10 +316,16 @@ def test_issuance_interrupted_after_any_apdu_is_detected_and_restarts(
 
 @pytest.mark.parametrize("when", [BEFORE, AFTER])
 def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once(
-    clock: FrozenClock, tmp_path: Path, when: str
+    clock: FrozenClock, tmp_path: Path, online: Online, when: str
 ) -> None:
-    def lost_card_centre(path: Path) -> tuple[CardCentre, str]:
-        centre = CardCentre(clock, path)
+    """Cut the card after (or before) every APDU of a replacement, carried load included:
+    the next visit finishes it, the balance is carried once, the gateway's loads and the
+    desk's journal agree and nothing is left open."""
+    runs = iter(range(10_000))
+
+    def lost_card_centre(name: str) -> tuple[CardCentre, str]:
+        first = DEFAULT_FIRST_SEQUENCE + 10 * next(runs)  # a new card serial at the gateway
+        centre = CardCentre(clock, tmp_path / name, online, first)
         old_card = new_blank(1)
         centre.at_desk(old_card)
         old = centre.desk.issue(ZHANG).record
@@ -261,7 +333,7 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
         centre.registry.report_balance(old.card_number, 2_500, clock.now)
         return centre, old.card_number
 
-    centre, old_number = lost_card_centre(tmp_path / "probe")
+    centre, old_number = lost_card_centre("probe")
     centre.at_desk(new_blank(2))
     start = centre.desk_reader.exchanges
     centre.desk.replace(old_number)
@@ -269,7 +341,7 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
     assert total >= 30
     found_loaded: list[bool] = []
     for index in range(total):
-        centre, old_number = lost_card_centre(tmp_path / f"{when}-{index}")
+        centre, old_number = lost_card_centre(f"{when}-{index}")
         card = new_blank(2)
         centre.at_desk(card)
         centre.desk_reader.tear_at(index, when)
@@ -284,8 +356,41 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
         loads = [e for e in issued.snapshot.log if e.txn_type == TxnType.EP_LOAD]
         assert len(loads) == 1 and loads[0].amount == 2_500
         found_loaded.append(issued.carried is None)
+        # the gateway's loads by this desk and its journal agree, one confirmed, none open
+        assert centre.journal is not None and centre.journal.open_loads() == []
+        at_gateway = {
+            ref: (amount, state)
+            for ref, amount, state in centre.desk_loads(issued.snapshot.info.serial_hex)
+        }
+        in_journal = {
+            r.reference: (r["amount"], "confirmed" if r.state == SETTLED else r.state)
+            for r in centre.journal.load_rows()
+        }
+        assert at_gateway == in_journal, (index, when)
+        assert sorted(at_gateway.values()).count((2_500, "confirmed")) == 1
+        assert all(state in ("confirmed", "void") for _, state in at_gateway.values())
     # some cuts came after the card had credited: the desk found the balance, loaded nothing
     assert any(found_loaded) and not all(found_loaded)
+
+
+def test_an_offline_desk_refuses_a_replacement_with_a_balance_to_carry(
+    centre: CardCentre,
+) -> None:
+    """Without the gateway's journaled load the desk carries nothing: refused before any
+    card work, the old card's balance stays on the book for a desk that can carry it."""
+    old_card = new_blank(1)
+    centre.at_desk(old_card)
+    old = centre.desk.issue(ZHANG).record
+    centre.top_up(old_card, 2_500)
+    centre.registry.report_balance(old.card_number, 2_500, centre.clock.now)
+    new_card = new_blank(2)
+    centre.at_desk(new_card)
+    with pytest.raises(IssuanceError, match=r"balance of 2500 fen is carried only through"):
+        centre.desk.replace(old.card_number)
+    assert new_card.life_cycle == LifeCycle.CREATION  # no card work at all
+    book = centre.registry.get(old.card_number)
+    assert book.replaced_by is None and book.balance_fen == 2_500
+    assert [r.card_number for r in centre.live_records()] == [old.card_number]
 
 
 # -- a batch ------------------------------------------------------------------------------------
@@ -389,12 +494,14 @@ class GatewayDesk:
         self.registry = SqliteCardRegistry(self.tmp / "cards.db")
         self.reader = SimReader(name="desk")
         client = GatewayClient(self.gw.url, self.gw.register(DESK, "card-centre", "issuance"))
+        session = TerminalSession(self.reader)
+        self.journal = Journal(self.tmp / "desk.db")
         self.desk = IssuanceDesk(
-            TerminalSession(self.reader),
+            session,
             hsm,
             self.registry,
             DeskConfig(SHANGHAI, DESK_ID),
-            load_host=LocalLoadHost(hsm),
+            credits=CreditPath(session, self.journal, HttpLoadHost(client)),
             hotlist=Hotlist(),
             centre=GatewayCentre(client),
         )
