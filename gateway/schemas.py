@@ -258,7 +258,7 @@ class PickupBody(BaseModel):
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
     holder: str = Field(
         pattern=HOLDER_PATTERN,
-        description="the last 6 characters of the holder's ID number, typed by the holder",
+        description="the holder's whole ID number, typed by the holder",
     )
 
 

@@ -1,7 +1,8 @@
 """The holder check of a kiosk pickup: a card alone does not collect a subsidy.
 
-The kiosk asks the holder for the last 6 characters of their ID number and sends them with
-the pickup; they are compared with the card book's holder of the card. Wrong answers are
+The kiosk asks the holder for their whole ID number and sends it with the pickup (the
+公示 listing shows its first 6 and last 4 characters, so a part of it would be half public);
+it is compared with the card book's holder of the card. Wrong answers are
 counted per card in ``subsidy_pickup_guard``, each in its own transaction (the refusal
 rolls nothing else back); after ``tries`` of them pickup is locked for ``lock_ms``, and
 a right answer then is refused too until the lock expires. A right answer clears the
@@ -17,7 +18,6 @@ from datetime import datetime
 from gateway import cards
 from gateway.errors import Conflict, Forbidden
 from gateway.storage import Database, now_ms
-from terminal.roles.pickup import HOLDER_DIGITS
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ def _locked(card_number: str, until: int, rules: HolderRules) -> Forbidden:
 
 
 def check_holder(db: Database, card_number: str, holder: str, rules: HolderRules) -> None:
-    """Pass when ``holder`` (``PickupBody`` checked its form) is the last 6 characters of
-    the card's holder's ID number and the card's pickup is not locked; otherwise count the
+    """Pass when ``holder`` (``PickupBody`` checked its form) is the card's holder's
+    ID number and the card's pickup is not locked; otherwise count the
     failure and refuse."""
     card = cards.get_card(db, card_number)
     if card is None:
@@ -48,7 +48,7 @@ def check_holder(db: Database, card_number: str, holder: str, rules: HolderRules
             f"card {card_number} is not in the gateway's card book: its holder cannot be "
             "checked, so it is paid by the agent bank, not at a kiosk",
         )
-    right = hmac.compare_digest(card.id_number[-HOLDER_DIGITS:].encode(), holder.encode())
+    right = hmac.compare_digest(card.id_number.upper().encode(), holder.encode())
     now = now_ms()
     with db.tx() as cur:
         # touch (and so lock) the card's row first; an expired lock starts a fresh count
@@ -78,10 +78,7 @@ def check_holder(db: Database, card_number: str, holder: str, rules: HolderRules
             " WHERE card_number = ?",
             (failures, now, lock, card_number),
         )
-    wrong = (
-        f"the last {HOLDER_DIGITS} characters of the ID number do not match the holder of "
-        f"card {card_number}"
-    )
+    wrong = f"the ID number does not match the holder of card {card_number}"
     if lock is not None:
         raise Forbidden(
             "not_the_holder",

@@ -229,7 +229,7 @@ def authorize_pickup(
     limits: loads.LoadLimits | None = None,
     rules: HolderRules | None = None,
 ) -> tuple[loads.LoadRecord, list[LineStatus]]:
-    """Check that ``line_ids`` are this card's, that ``holder`` (the last 6 characters of the
+    """Check that ``line_ids`` are this card's, that ``holder`` (the whole
     ID number) is its holder's (``holder.check_holder``), that the lines are approved and
     unpaid and add up to the load's amount; authorise the load (MAC1 → MAC2) and reserve
     the lines for it. Idempotent: the same request again returns the same load, whatever

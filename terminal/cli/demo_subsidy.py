@@ -9,7 +9,7 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
    by the department and sent to finance.
 3. The resident taps the card at the kiosk: the approved lines are loaded with one
    normal online load through the gateway, recorded against the roster lines.
-   The holder types the last 6 characters of their ID number: the card alone collects
+   The holder types their ID number: the card alone collects
    nothing.
 4. The paid/pending report. The card and its load join the demo's outcome, so the
    settlement check to the fen includes the subsidy.
@@ -132,8 +132,8 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             journal=result.journals["kiosk"],
             subsidies=HttpSubsidyHost(client),
         )
-        out("   at the kiosk the holder taps the card and types the last 6 of the ID number")
-        got = kiosk.pick_up(RESIDENT.id_number[-6:])
+        out("   at the kiosk the holder taps the card and types the ID number")
+        got = kiosk.pick_up(RESIDENT.id_number)
         assert got.load is not None
         out(f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}")
         logging.getLogger(__name__).info(
@@ -141,7 +141,7 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             got.load.authorization.reference,
             got.load.tac.hex().upper(),
         )
-        again = kiosk.pick_up(RESIDENT.id_number[-6:])
+        again = kiosk.pick_up(RESIDENT.id_number)
     result.cards.append(card)
     result.opening[card.serial] = 0
     result.loads.append(got.load)

@@ -54,7 +54,7 @@ The self-service kiosk.
   ykt kiosk balance                                   balance and last transactions
   ykt kiosk top-up 50.00 --gateway URL --token T      online top-up through the gateway
   ykt kiosk pickup --gateway URL --token T            pick up approved subsidies (惠民补贴);
-                                                      the holder types the last 6 of the ID
+                                                      the holder types the ID number
   ykt kiosk report-loss CARDNO IDNUMBER --gateway ... report a card lost (挂失)
 
 The sim reader (default) uses the software card in --card FILE (changes are saved to
@@ -109,8 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     u.add_argument(
         "--holder",
         type=arg_holder,
-        metavar="XXXXXX",
-        help="the last 6 characters of the holder's ID number (asked for when interactive)",
+        metavar="ID",
+        help="the holder's ID number (asked for when interactive; on the command line it is "
+        "visible to other users, so prefer the prompt)",
     )
     u.set_defaults(handler=run_pickup)
 
@@ -316,7 +317,7 @@ def _holder(args: argparse.Namespace) -> str | None:
     if not sys.stdin.isatty():
         return None
     try:
-        return holder_answer(getpass.getpass("last 6 characters of the holder's ID number: "))
+        return holder_answer(getpass.getpass("the holder's ID number: "))
     except ValueError as exc:
         print(f"ykt kiosk pickup: {exc}", file=sys.stderr)
         return None
@@ -326,8 +327,7 @@ def run_pickup(args: argparse.Namespace) -> int:
     holder = _holder(args)
     if holder is None:
         print(
-            "ykt kiosk pickup: the holder must answer the last 6 characters of their ID "
-            "number (--holder, or at the prompt)",
+            "ykt kiosk pickup: the holder must type their ID number (--holder, or at the prompt)",
             file=sys.stderr,
         )
         return 2

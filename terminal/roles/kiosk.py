@@ -143,7 +143,7 @@ class Kiosk:
 
     def pick_up(self, holder: str, *, pin: str | None = None) -> Pickup:
         """Load the card's approved subsidies that fit under the purse's maximum, for the
-        holder who typed ``holder`` (the last 6 characters of their ID number)."""
+        holder who typed ``holder`` (their ID number)."""
         if self.subsidies is None or self.credits is None:
             raise TopUpRefused("this kiosk has no subsidy service (no gateway)")
         return pick_up(

@@ -2,7 +2,7 @@
 
 ``HttpSubsidyHost`` is an ``HttpLoadHost`` whose loads pay roster lines: ``paying(ids)``
 gives a ``LoadHost`` that asks ``/v1/subsidies/pickups`` with the holder's answer (the
-last 6 characters of the ID number; the gateway checks it against the card book, then
+whole ID number; the gateway checks it against the card book, then
 reserves the lines in the same request that returns MAC2) and confirms the TAC as any
 load. Its ``prove``, ``void_challenge`` and ``void`` settle a held pickup through the
 subsidy endpoints: PROVE is accepted at any kiosk, so ``resolve_load`` confirms a load
@@ -50,7 +50,7 @@ class HttpSubsidyHost(HttpLoadHost):
 
     def paying(self, line_ids: list[int], holder: str) -> HttpSubsidyHost:
         """A load host whose next load pays exactly these lines, for the holder who answered
-        ``holder`` (the last 6 characters of their ID number)."""
+        ``holder`` (their ID number)."""
         return HttpSubsidyHost(
             self.client,
             lines=list(line_ids),

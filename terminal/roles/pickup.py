@@ -1,7 +1,7 @@
 """Subsidy pickup at a kiosk: approved roster lines loaded onto the card in the reader.
 
-1. Select the card and ask the gateway for its lines. The holder has typed the last 6
-   characters of their ID number: the gateway checks them with the load (step 4) and
+1. Select the card and ask the gateway for its lines. The holder has typed their whole
+   ID number: the gateway checks it with the load (step 4) and
    refuses a wrong answer (``not_the_holder``; a few in a row lock the card's pickup).
 2. Settle every earlier pickup of this card that was never confirmed (a card pulled
    after CREDIT, a lost answer), here or at another kiosk, from the card itself: GET
@@ -41,8 +41,9 @@ from terminal.roles.load_host import (
 from terminal.roles.session import TerminalSession
 
 MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
-HOLDER_DIGITS = 6  # the holder's answer: the last characters of their ID number
-HOLDER_PATTERN = r"^[0-9]{5}[0-9X]$"
+# the holder's answer: their whole ID number (the 公示 listing shows its first 6 and last 4
+# characters, so any part of it would be half public; the birth date is not)
+HOLDER_PATTERN = r"^[0-9]{17}[0-9X]$"
 
 
 def holder_answer(text: str) -> str:
@@ -51,8 +52,8 @@ def holder_answer(text: str) -> str:
     answer = text.strip().upper()
     if not re.fullmatch(HOLDER_PATTERN, answer):
         raise ValueError(
-            f"the holder's answer is the last {HOLDER_DIGITS} characters of their ID number "
-            "(digits, the last may be X)"
+            "the holder's answer is their whole ID number (18 characters: digits, the last "
+            "may be X)"
         )
     return answer
 

@@ -84,7 +84,7 @@ def pickup_request(body: Any) -> tuple[str, str | None]:
     body = _fields(body, {"holder", "pin"})
     holder = body.get("holder")
     if not isinstance(holder, str):
-        raise BadRequest("holder (the last 6 characters of the holder's ID number) is required")
+        raise BadRequest("holder (the holder's ID number) is required")
     try:
         return holder_answer(holder), body.get("pin")
     except ValueError as exc:
@@ -134,7 +134,7 @@ class KioskService(CounterService):
 
     def post_pickup(self, body: Any) -> tuple[int, dict[str, Any]]:
         """``POST /pickup {"holder": "…"}``: load the card's approved subsidies that fit, for
-        the holder who typed the last 6 characters of their ID number."""
+        the holder who typed their ID number."""
         try:
             holder, pin = pickup_request(body)
         except BadRequest as exc:

@@ -8,12 +8,15 @@ from terminal.runtime.kiosk import BadRequest, pickup_request
 
 
 def test_a_pickup_request_carries_the_holders_answer() -> None:
-    assert pickup_request({"holder": "01001x"}) == ("01001X", None)
-    assert pickup_request({"holder": "123456", "pin": "1234"}) == ("123456", "1234")
+    assert pickup_request({"holder": "11010519491231002x"}) == ("11010519491231002X", None)
+    assert pickup_request({"holder": "110105194912310021", "pin": "1234"}) == (
+        "110105194912310021",
+        "1234",
+    )
     with pytest.raises(BadRequest, match=r"holder .* is required"):
         pickup_request({})
     with pytest.raises(BadRequest, match="digits, the last may be X") as caught:
         pickup_request({"holder": "12345Y"})
     assert "12345Y" not in str(caught.value)
     with pytest.raises(BadRequest, match="unknown field"):
-        pickup_request({"holder": "123456", "id_number": "x"})
+        pickup_request({"holder": "110105194912310021", "id_number": "x"})
