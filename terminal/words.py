@@ -12,15 +12,14 @@ from __future__ import annotations
 import locale
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from terminal.apdu.errors import CardError
+from terminal.apdu.errors import CardError, TransportError, YikatongError
 from terminal.apdu.status import SW
 from terminal.epurse.commands import TxnType
 from terminal.money import format_fen
-
-if TYPE_CHECKING:
-    from terminal.roles.validator import TapResult
+from terminal.qr.code import QrReason
+from terminal.roles.validator import TapOutcome, TapResult
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -50,6 +49,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tap.expired": ("卡已过期或未到启用日期", "card expired or not yet valid"),
     "tap.not_read": ("读卡失败，请重新刷卡", "card not read: tap again"),
     "tap.removed": ("扣款时卡片离开，请重新刷卡", "card removed during payment: tap again"),
+    "tap.removed_early": (
+        "卡片离开过快，未扣款，请重新刷卡",
+        "card removed, not charged: tap again",
+    ),
     "tap.unusable": ("不是可用的交通卡", "not a usable transport card"),
     "tap.not_interoperable": (
         "非互联互通卡，此处不能使用",
@@ -61,8 +64,46 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "tap.detail": ("{sentence}（{detail}）", "{sentence} ({detail})"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
     "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
+    "tap.code_paid": ("乘车码支付，车费 {fare}", "fare {fare} paid by ride code"),
+    "tap.code_not_accepted": (
+        "此处不接受乘车码，请刷卡",
+        "ride codes are not accepted here: tap a card",
+    ),
+    "tap.code_not_read": ("未能读取乘车码，请重新扫码", "code not read: scan it again"),
+    "tap.code_refused": ("乘车码无效：{reason}", "ride code refused: {reason}"),
+    "code.invalid": (
+        "无法识别此码，请刷新乘车码",
+        "the code cannot be read or checked: refresh it",
+    ),
+    "code.expired": ("乘车码已过期，请刷新", "the code has expired: refresh it"),
+    "code.not_here": ("此乘车码在本线路不能使用", "this ride code is not accepted on this line"),
+    "code.over_limit": (
+        "车费超出乘车码限额，请刷卡",
+        "the fare is over the code's limit: tap a card",
+    ),
+    "code.used": ("此码已使用，请稍后刷新再试", "this code was just used: refresh it later"),
+    "code.fare": ("票价规则不允许此次乘车", "the fare rules do not allow this ride"),
+    "tap.no_meter_fare": (
+        "计价器没有金额，请司机先输入",
+        "no fare on the meter: the driver enters it",
+    ),
+    "tap.over_meter_limit": (
+        "计价器金额超出上限，请核对计价器",
+        "the meter amount is over the maximum fare: check the meter",
+    ),
+    "tap.already_renting": ("此卡已在租车，请先还车", "this card is already renting: return first"),
+    "tap.deposit_short": (
+        "余额不足以支付押金，请充值",
+        "not enough balance for the deposit: top up",
+    ),
+    "tap.no_destination": ("请先选择目的地", "choose a destination first"),
+    "tap.no_route_fare": ("没有到该目的地的票价", "no fare to that destination"),
+    "tap.already_parked": ("此卡已在场内，请先出场", "this card is already parked: exit first"),
+    "tap.see_attendant": ("没有入场记录，请找管理员", "no entry found: see the attendant"),
+    "tap.stay_too_long": ("入场时间过久，请找管理员", "entry too long ago: see the attendant"),
     "banner.validator.line": (
         "验票机 {terminal}，模式 {mode}，线路 {line}，票价表 {fares}；"
         "流水 {journal}（{open} 笔未完成）；挂失名单版本 {version}（{cards} 张卡）",
@@ -77,6 +118,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "mode.metro-entry": ("地铁进站", "metro entry"),
     "mode.metro-exit": ("地铁出站", "metro exit"),
+    "door.clone_refused": (
+        "拒绝：不是真卡（卡内没有校园密钥）",
+        "refused: not a genuine campus card (it does not hold the campus key)",
+    ),
     # -- card log entries (TxnType names) ------------------------------------------------------
     "txn.ED_LOAD": ("存折圈存", "passbook top-up"),
     "txn.EP_LOAD": ("充值", "top-up"),
@@ -132,6 +177,58 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "sw.MAC_UNAVAILABLE": ("无法取得交易证明", "the card's proof of the payment is not available"),
     "sw.WRONG_PIN_ANY": ("密码错误", "wrong PIN"),
     "sw.unknown": ("卡片拒绝了此操作", "the card refused the request"),
+    # -- POS and kiosk services (ykt run): the ``text`` of a sale's or a request's log line --
+    "sale.paid": ("消费 {amount} 已付；余额 {balance}", "sale {amount} paid; balance {balance}"),
+    "sale.insufficient": (
+        "余额不足，请换卡或充值",
+        "insufficient balance: another card or a top-up",
+    ),
+    "sale.cannot_pay": (
+        "此卡不能支付：{reason}",
+        "the card cannot pay: {reason}",
+    ),
+    "sale.interrupted": (
+        "扣款时卡片离开：请放同一张卡，重做同一笔消费",
+        "card removed during payment: present the same card and make the same sale again",
+    ),
+    "sale.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "sale.not_understood": ("读卡异常，请重新放卡", "the card's answer was not understood: again"),
+    "kiosk.topped_up": (
+        "充值 {amount} 成功；余额 {balance}",
+        "top-up {amount} done; balance {balance}",
+    ),
+    "kiosk.picked_up": (
+        "补贴 {amount} 已领取；余额 {balance}",
+        "subsidy {amount} paid; balance {balance}",
+    ),
+    "kiosk.balance_read": ("余额 {balance}", "balance {balance}"),
+    "desk.issued": ("已发卡 {card}", "card {card} issued"),
+    "desk.replaced": (
+        "已补卡 {card}（原卡 {old}），转入 {carried}",
+        "card {card} issued in place of lost card {old}, {carried} carried",
+    ),
+    "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
+    "kiosk.unavailable": (
+        "暂时无法连接卡务中心，未充值，请稍后再试",
+        "the card centre cannot be reached now; nothing was loaded, try later",
+    ),
+    "run.banner.counts.validator": ("{green} 次通过，{red} 次拒绝", "{green} green, {red} red"),
+    "run.banner.counts.pos": ("{green} 笔成功，{red} 笔拒绝", "{green} approved, {red} refused"),
+    "run.banner.counts.kiosk": ("{green} 笔完成，{red} 笔拒绝", "{green} done, {red} refused"),
+    "run.banner.counts.trips": ("{green} 笔已付，{red} 笔拒绝", "{green} paid, {red} refused"),
+    "run.banner.counts.desk": ("{green} 张已发卡，{red} 张拒绝", "{green} issued, {red} refused"),
+    "run.stopped": (
+        "ykt run：已停止；{counts}，{waiting} 笔待上传",
+        "ykt run: stopped; {counts}, {waiting} awaiting upload",
+    ),
+    "validator.summary": (
+        "{counts}；流水：{settled} 笔已完成（{amount}），{open} 笔未完成，"
+        "{sent}{waiting} 笔待上传，{parked} 笔搁置",
+        "{counts}; journal: {settled} settled ({amount}), {open} open, {sent}{waiting} awaiting "
+        "upload, {parked} parked",
+    ),
+    "validator.uploaded": ("本次上传 {count} 笔，", "{count} uploaded now, "),
+    "run.out_of_service": ("ykt run：暂停服务：{reason}", "ykt run: out of service: {reason}"),
     # -- kiosk ---------------------------------------------------------------------------------
     "kiosk.no_epurse": (
         "这张卡没有电子钱包（交通卡应用），不能在自助机查询或充值。{more}",
@@ -174,6 +271,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     # -- CLI errors ----------------------------------------------------------------------------
     "error.prefix": ("ykt {command}：{text}", "ykt {command}: {text}"),
+    "error.gateway_said": (
+        "{sentence}（卡务中心：{reason}）",
+        "{sentence} (card centre: {reason})",
+    ),
     "error.detail": ("（代码 {code}）", "(code {code})"),
     "error.unavailable": (
         "无法连接卡务中心（网关）：{detail}。请检查 --gateway 地址和网络，稍后重试；没有任何改动。",
@@ -350,10 +451,14 @@ def txn_words(txn_type: int) -> str:
 
 
 def gateway_refusal(code: str, reason: str) -> str:
-    """A gateway refusal as the rule broken and what to do; the gateway's own reason when
-    the catalogue has no sentence for the code (it is written for people too)."""
+    """A gateway refusal as the rule broken and what to do, followed by the gateway's own
+    reason (it names the card, the roster, the limit); the reason alone when the catalogue
+    has no sentence for the code (it is written for people too)."""
     key = f"gw.{code}"
-    return say(key) if key in CATALOGUE else reason
+    if key not in CATALOGUE:
+        return reason
+    sentence = say(key)
+    return say("error.gateway_said", sentence=sentence, reason=reason) if reason else sentence
 
 
 def error_words(exc: BaseException) -> str:
@@ -376,52 +481,125 @@ def error_words(exc: BaseException) -> str:
     return str(exc)
 
 
-# The validator's outcome messages (terminal.roles.validator.TapResult.message), by their
-# leading words, to the catalogue key that says them to a rider or driver.
-TAP_OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("paid (interrupted", "tap.completed"),
-    ("paid (MAC2", "tap.suspect"),
-    ("paid", "tap.paid"),
-    ("already paid", "tap.already_paid"),
-    ("insufficient balance", "tap.insufficient"),
-    ("card blocked", "tap.blocked"),
-    ("card reported lost (block failed)", "tap.lost_unblocked"),
-    ("card reported lost", "tap.lost"),
-    ("card expired", "tap.expired"),
-    ("card not read", "tap.not_read"),
-    ("card removed", "tap.removed"),
-    ("not a usable", "tap.unusable"),
-    ("card is not interoperable", "tap.not_interoperable"),
-    ("not charged", "tap.not_charged"),
-    ("card refused", "tap.card_refused"),
-    ("out of service", "tap.out_of_service"),
-)
+# A tap's outcome (set where the validator, its mode or the ride-code gate decides) to the
+# catalogue sentence that says it to a rider or driver.
+TAP_WORDS: dict[TapOutcome, str] = {
+    TapOutcome.PAID: "tap.paid",
+    TapOutcome.PAID_SUSPECT: "tap.suspect",
+    TapOutcome.COMPLETED: "tap.completed",
+    TapOutcome.ALREADY_PAID: "tap.already_paid",
+    TapOutcome.CODE_PAID: "tap.code_paid",
+    TapOutcome.INSUFFICIENT: "tap.insufficient",
+    TapOutcome.BLOCKED: "tap.blocked",
+    TapOutcome.LOST: "tap.lost",
+    TapOutcome.LOST_UNBLOCKED: "tap.lost_unblocked",
+    TapOutcome.EXPIRED: "tap.expired",
+    TapOutcome.NOT_READ: "tap.not_read",
+    TapOutcome.REMOVED: "tap.removed_early",
+    TapOutcome.INTERRUPTED: "tap.removed",
+    TapOutcome.UNUSABLE: "tap.unusable",
+    TapOutcome.NOT_INTEROPERABLE: "tap.not_interoperable",
+    TapOutcome.BALANCE_FLAG: "tap.not_charged",
+    TapOutcome.CARD_REFUSED: "tap.card_refused",
+    TapOutcome.FARE_REFUSED: "tap.refused",
+    TapOutcome.CODE_NOT_ACCEPTED: "tap.code_not_accepted",
+    TapOutcome.CODE_REFUSED: "tap.code_refused",
+    TapOutcome.CODE_NOT_READ: "tap.code_not_read",
+    TapOutcome.NO_METER_FARE: "tap.no_meter_fare",
+    TapOutcome.OVER_METER_LIMIT: "tap.over_meter_limit",
+    TapOutcome.ALREADY_RENTING: "tap.already_renting",
+    TapOutcome.DEPOSIT_SHORT: "tap.deposit_short",
+    TapOutcome.NO_DESTINATION: "tap.no_destination",
+    TapOutcome.NO_ROUTE_FARE: "tap.no_route_fare",
+    TapOutcome.ALREADY_PARKED: "tap.already_parked",
+    TapOutcome.SEE_ATTENDANT: "tap.see_attendant",
+    TapOutcome.STAY_TOO_LONG: "tap.stay_too_long",
+}
+
+# Why a ride code was refused (its QrReason) to the sentence a rider acts on.
+CODE_WORDS: dict[QrReason, str] = {
+    **dict.fromkeys(
+        (
+            QrReason.SIZE,
+            QrReason.LENGTH_FIELD,
+            QrReason.VERSION,
+            QrReason.CERT_HEADER,
+            QrReason.CERT_FORMAT,
+            QrReason.ALGORITHM,
+            QrReason.CUSTOM_LENGTH,
+            QrReason.ACCOUNT_TEXT,
+            QrReason.BCD,
+            QrReason.UNKNOWN_ROOT_KEY,
+            QrReason.ROOT_KEY_EXPIRED,
+            QrReason.CERT_EXPIRED,
+            QrReason.CERT_SIGNATURE,
+            QrReason.ISSUER_SIGNATURE,
+            QrReason.USER_SIGNATURE,
+            QrReason.RECORD,
+        ),
+        "code.invalid",
+    ),
+    **dict.fromkeys(
+        (
+            QrReason.AUTH_EXPIRED,
+            QrReason.CODE_EXPIRED,
+            QrReason.FUTURE,
+            QrReason.VALIDITY_TOO_LONG,
+        ),
+        "code.expired",
+    ),
+    **dict.fromkeys((QrReason.UNKNOWN_ISSUER, QrReason.ACCOUNT_TYPE), "code.not_here"),
+    QrReason.OVER_LIMIT: "code.over_limit",
+    **dict.fromkeys((QrReason.REPLAY, QrReason.DEBOUNCE, QrReason.TOO_SOON), "code.used"),
+    QrReason.MODE: "tap.code_not_accepted",
+    QrReason.FARE: "code.fare",
+}
 
 PAID_BY_MODE = {"bus": "tap.bus_paid", "metro-exit": "tap.exit_paid"}
 
+# Outcomes whose message names what the sentence cannot (the bike, the entry time, the
+# route, the deposit): the sentence is followed by it.
+WITH_DETAIL = frozenset(
+    {
+        TapOutcome.OVER_METER_LIMIT,
+        TapOutcome.ALREADY_RENTING,
+        TapOutcome.DEPOSIT_SHORT,
+        TapOutcome.NO_ROUTE_FARE,
+        TapOutcome.ALREADY_PARKED,
+        TapOutcome.SEE_ATTENDANT,
+        TapOutcome.STAY_TOO_LONG,
+    }
+)
 
-def tap_outcome(message: str) -> str:
-    """The catalogue key for a validator's outcome message ("tap.refused" if none fits)."""
-    return next((key for prefix, key in TAP_OUTCOMES if message.startswith(prefix)), "tap.refused")
+
+def code_refusal(reason: str | None) -> str:
+    """A refused ride code's reason (a QrReason value) in words."""
+    try:
+        return say(CODE_WORDS[QrReason(str(reason))])
+    except (KeyError, ValueError):
+        return say("code.invalid")
 
 
-def tap_words(message: str, fare: int, mode: str | None) -> str:
+def tap_words(result: TapResult, mode: str | None) -> str:
     """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
-    key = tap_outcome(message)
+    key = TAP_WORDS[result.outcome]
     if key == "tap.paid":
         key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
-    reason = message
-    if key == "tap.card_refused":
+    reason = result.message
+    if result.outcome is TapOutcome.CARD_REFUSED:
         reason = say("sw.unknown")
-    elif key == "tap.out_of_service":
-        reason = message.split(":", 1)[-1].strip()
-    return say(key, fare=format_fen(fare), reason=reason)
+    elif result.outcome is TapOutcome.CODE_REFUSED:
+        reason = code_refusal(result.reason)
+    said = say(key, fare=format_fen(result.fare), reason=reason)
+    if result.outcome in WITH_DETAIL:
+        return say("tap.detail", sentence=said, detail=result.message)
+    return said
 
 
 def tap_line(result: TapResult, mode: str | None) -> str:
     """One operator line for a tap: green/red, card number, what happened, balance, time.
     The technical detail (status words, proof) stays in the journal and the logs."""
-    words = tap_words(result.message, result.fare, mode)
+    words = tap_words(result, mode)
     balance = result.balance
     shown = f"; {say('tap.balance', balance=format_fen(balance))}" if balance is not None else ""
     extra = f"  ({'; '.join(result.notes)})" if result.notes else ""
@@ -429,3 +607,70 @@ def tap_line(result: TapResult, mode: str | None) -> str:
         f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
         f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
     )
+
+
+def sale_refusal(exc: Exception) -> str:
+    """Why a POS sale was refused, as the cashier says it (the status word stays in the log)."""
+    from terminal.apdu.errors import InsufficientBalance, TransportError
+    from terminal.epurse.flows import BalanceFlagSet
+    from terminal.roles.debit import PaymentInterrupted
+    from terminal.roles.onecard_pos import PaymentRefused
+
+    if isinstance(exc, InsufficientBalance):
+        return say("sale.insufficient")
+    if isinstance(exc, PaymentRefused):
+        if exc.insufficient_balance:
+            return say("sale.insufficient")
+        return say("sale.cannot_pay", reason="; ".join(exc.attempts) or "-")
+    if isinstance(exc, PaymentInterrupted):
+        return say("sale.interrupted")
+    if isinstance(exc, TransportError):
+        return say("error.card_removed")
+    if isinstance(exc, BalanceFlagSet):
+        return say("tap.not_charged")
+    if isinstance(exc, CardError):
+        return say("sale.card_refused", reason=card_refusal(exc))
+    if isinstance(exc, YikatongError):
+        return say("sale.card_refused", reason=exc)
+    return say("sale.not_understood")
+
+
+def kiosk_refusal(exc: Exception) -> str:
+    """Why a kiosk request was not done, as its screen says it."""
+    from terminal.epurse.host import LoadDeclined
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import TopUpRefused
+    from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+
+    if isinstance(exc, TopUpRefused):
+        return say("kiosk.refused", reason=exc.reason)
+    if isinstance(exc, LoadDeclined):
+        return say("error.gateway_said", sentence=say("gw.declined"), reason=exc.reason)
+    if isinstance(exc, GatewayUnavailable):
+        return say("kiosk.unavailable")
+    if isinstance(exc, GatewayRefused):
+        return error_words(exc)
+    if isinstance(exc, LoadInterrupted):
+        return str(exc)  # says where to bring the card back, in the customer's terms
+    if isinstance(exc, TransportError):
+        return say("error.card_removed")
+    if isinstance(exc, CardError):
+        return card_refusal(exc)
+    return say("sale.not_understood")
+
+
+def outcome_text(doc: Mapping[str, object]) -> str:
+    """The operator's sentence for a POS sale's or kiosk request's answer (``doc``): what was
+    done, or the refusal's words (``text``, else the ``refused`` reason)."""
+    if not doc.get("ok"):
+        return str(doc.get("text") or doc.get("refused") or "")
+    amount, balance = doc.get("amount_fen"), doc.get("balance_fen")
+    shown = {
+        "amount": format_fen(amount) if isinstance(amount, int) else "-",
+        "balance": format_fen(balance) if isinstance(balance, int) else "-",
+    }
+    key = {"top-up": "kiosk.topped_up", "pickup": "kiosk.picked_up"}.get(
+        str(doc.get("action")),
+        "kiosk.balance_read" if doc.get("action") == "balance" else "sale.paid",
+    )
+    return say(key, **shown)

@@ -9,12 +9,14 @@ terminal's SAM (docs/campus.md), and each is printed as the operator would see i
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from terminal.money import format_fen
+from terminal.words import say
 
 DOOR_ID, CANTEEN_ID, LIBRARY_ID = "310000000501", "310000000502", "310000000503"
 PERSON = "S2026001"
@@ -141,7 +143,8 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 18, 0)
     fake = tap(lambda: door.present("east-out"), clone(card))
-    out(f"   door east-out: a cloned card (same UID and files) refused: {fake.reason}")
+    out(f"   door east-out: a cloned card (same UID and files): {say('door.clone_refused')}")
+    logging.getLogger(__name__).info("cloned card refused: %s", fake.reason)
     ok = ok and not fake.granted
     uploaded = upload_events(door_client, door.journal, DOOR_ID)
     out(f"   {uploaded} door events uploaded to the gateway once")

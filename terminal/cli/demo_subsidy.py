@@ -15,6 +15,7 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 from typing import Any
 
@@ -126,9 +127,11 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
         )
         got = kiosk.pick_up()
         assert got.load is not None
-        out(
-            f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}  "
-            f"TAC {got.load.tac.hex().upper()}"
+        out(f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}")
+        logging.getLogger(__name__).info(
+            "subsidy pickup reference %s TAC %s",
+            got.load.authorization.reference,
+            got.load.tac.hex().upper(),
         )
         again = kiosk.pick_up()
     result.cards.append(card)

@@ -27,7 +27,7 @@ from terminal.runtime.service import Service, log_line
 from terminal.runtime.trips import TripService, trip_log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
-from terminal.words import set_lang
+from terminal.words import say, set_lang
 
 OUT_OF_SERVICE = 3
 
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             lambda outcome: print(kiosk_log_line(terminal_id, outcome), flush=True),
             on_start=banner,
         )
-        counts = "{} done, {} refused"
+        counts = "run.banner.counts.kiosk"
     elif config.role == "desk":
         service = DeskService(
             terminal,
@@ -151,41 +151,38 @@ def run(args: argparse.Namespace) -> int:
             lambda outcome: print(desk_log_line(terminal_id, outcome), flush=True),
             on_start=banner,
         )
-        counts = "{} issued, {} refused"
+        counts = "run.banner.counts.desk"
     elif config.takes_trips:
         service = TripService(
             terminal,
             lambda outcome: print(trip_log_line(terminal_id, outcome), flush=True),
             on_start=banner,
         )
-        counts = "{} paid, {} refused"
+        counts = "run.banner.counts.trips"
     elif config.role == "pos":
         service = PosService(
             terminal,
             lambda sale: print(sale_log_line(terminal_id, sale), flush=True),
             on_start=banner,
         )
-        counts = "{} approved, {} refused"
+        counts = "run.banner.counts.pos"
     else:
         service = Service(
             terminal,
-            lambda result: print(log_line(terminal_id, result), flush=True),
+            lambda result: print(log_line(terminal_id, result, config.role), flush=True),
             stop_after_taps=False,
             tap_interval=config.tap_interval,
             on_start=banner,
         )
-        counts = "{} green, {} red"
+        counts = "run.banner.counts.validator"
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: service.stop())
     result = service.run()
     if result.fault is not None:
-        print(f"ykt run: out of service: {result.fault}", file=sys.stderr)
+        print(say("run.out_of_service", reason=result.fault), file=sys.stderr)
         return OUT_OF_SERVICE
-    print(
-        f"ykt run: stopped; {counts.format(result.green, result.red)}, "
-        f"{result.waiting} awaiting upload",
-        file=sys.stderr,
-    )
+    tally = say(counts, green=result.green, red=result.red)
+    print(say("run.stopped", counts=tally, waiting=result.waiting), file=sys.stderr)
     return 0
 
 

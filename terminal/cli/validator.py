@@ -209,12 +209,20 @@ def run(args: argparse.Namespace) -> int:
         sent = (
             ""
             if terminal.uploader is None
-            else (f"{terminal.uploader.uplink.stats.stored} uploaded now, ")
+            else say("validator.uploaded", count=terminal.uploader.uplink.stats.stored)
         )
+        tally = say("run.banner.counts.validator", green=result.green, red=result.red)
         print(
-            f"{result.green} green, {result.red} red; journal: {settled[0]} settled "
-            f"({format_fen(settled[1])}), {len(after.open_rows())} open, {sent}"
-            f"{result.waiting} awaiting upload, {len(after.parked())} parked"
+            say(
+                "validator.summary",
+                counts=tally,
+                settled=settled[0],
+                amount=format_fen(settled[1]),
+                open=len(after.open_rows()),
+                sent=sent,
+                waiting=result.waiting,
+                parked=len(after.parked()),
+            )
         )
     return 0
 

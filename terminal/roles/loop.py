@@ -24,7 +24,7 @@ from terminal.apdu.errors import TransportError
 from terminal.journal.journal import Journal, JournalError
 from terminal.readers.base import Reader
 from terminal.readers.scanner import Scan, ScanError
-from terminal.roles.validator import TapResult, Validator
+from terminal.roles.validator import TapOutcome, TapResult, Validator
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,9 @@ class TapLoop:
         """Serve one scanned code like a tap; a frame that carried none is a red result
         with its reason. Whether the loop may go on."""
         if isinstance(scan, ScanError):
-            result = TapResult(False, f"code not read: {scan.detail}", reason=scan.reason)
+            result = TapResult(
+                TapOutcome.CODE_NOT_READ, f"code not read: {scan.detail}", reason=scan.reason
+            )
         else:
             try:
                 with self.gc.tap():

@@ -8,6 +8,7 @@ DEBIT and the proof after.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -72,9 +73,62 @@ class ValidatorConfig:
     maintenance_key_version: int = 1
 
 
+class TapOutcome(enum.StrEnum):
+    """What a tap came to, decided where the validator (or its mode, or the ride-code gate)
+    decides it; operator words are chosen by it (terminal/words.py), ``message`` keeps the
+    technical detail for the logs."""
+
+    PAID = "paid"
+    PAID_SUSPECT = "paid-suspect"  # charged, the card's proof (MAC2) not verified
+    COMPLETED = "completed"  # an interrupted tap's debit found and settled
+    ALREADY_PAID = "already-paid"  # a double tap within the window
+    CODE_PAID = "code-paid"  # paid by a ride code
+    INSUFFICIENT = "insufficient"
+    BLOCKED = "blocked"
+    LOST = "lost"  # hotlisted, now blocked
+    LOST_UNBLOCKED = "lost-unblocked"  # hotlisted, the block failed
+    EXPIRED = "expired"
+    NOT_READ = "not-read"
+    REMOVED = "removed"  # the card left before any payment began
+    INTERRUPTED = "interrupted"  # the card left during the payment
+    UNUSABLE = "unusable"
+    NOT_INTEROPERABLE = "not-interoperable"
+    BALANCE_FLAG = "balance-flag"
+    CARD_REFUSED = "card-refused"
+    FARE_REFUSED = "fare-refused"  # the fare rules refuse this ride
+    CODE_NOT_ACCEPTED = "code-not-accepted"
+    CODE_REFUSED = "code-refused"
+    CODE_NOT_READ = "code-not-read"  # the scanner's frame carried no code
+    # the transport modes (terminal/roles/transport)
+    NO_METER_FARE = "no-meter-fare"
+    OVER_METER_LIMIT = "over-meter-limit"
+    ALREADY_RENTING = "already-renting"
+    DEPOSIT_SHORT = "deposit-short"
+    NO_DESTINATION = "no-destination"
+    NO_ROUTE_FARE = "no-route-fare"
+    ALREADY_PARKED = "already-parked"
+    SEE_ATTENDANT = "see-attendant"
+    STAY_TOO_LONG = "stay-too-long"
+
+    @property
+    def green(self) -> bool:
+        return self in GREEN
+
+
+GREEN = frozenset(
+    {
+        TapOutcome.PAID,
+        TapOutcome.PAID_SUSPECT,
+        TapOutcome.COMPLETED,
+        TapOutcome.ALREADY_PAID,
+        TapOutcome.CODE_PAID,
+    }
+)
+
+
 @dataclass(frozen=True)
 class TapResult:
-    green: bool
+    outcome: TapOutcome
     message: str
     card_number: str | None = None
     fare: int = 0
@@ -84,6 +138,10 @@ class TapResult:
     row: JournalRow | None = None
     recovered: tuple[Resolution, ...] = field(default_factory=tuple)
     reason: str | None = None  # a refused ride code's QrReason
+
+    @property
+    def green(self) -> bool:
+        return self.outcome.green
 
     def line(self) -> str:
         colour = "GREEN" if self.green else "RED  "
@@ -128,16 +186,22 @@ class Validator:
 
     def _scan(self, raw: bytes) -> TapResult:
         if self.qr is None:
-            return TapResult(False, "ride codes are not accepted here", reason="not-accepted")
+            return TapResult(
+                TapOutcome.CODE_NOT_ACCEPTED,
+                "ride codes are not accepted here",
+                reason="not-accepted",
+            )
         try:
             ride = self.qr.ride(
                 raw, self.session.now(), self.config.rules, self.config.mode, self.place
             )
         except QrError as exc:
-            return TapResult(False, f"ride code refused: {exc.detail}", reason=str(exc.reason))
+            return TapResult(
+                TapOutcome.CODE_REFUSED, f"ride code refused: {exc.detail}", reason=str(exc.reason)
+            )
         code = ride.verified.code
         return TapResult(
-            True,
+            TapOutcome.CODE_PAID,
             f"paid by ride code (platform {code.platform_code})",
             code.user_account,
             ride.decision.amount,
@@ -150,18 +214,18 @@ class Validator:
             s.card_reader.connect()
             info = s.run(flows.select())
         except (ApplicationBlocked, ApplicationLocked):
-            return TapResult(False, "card blocked: refer to the service desk")
+            return TapResult(TapOutcome.BLOCKED, "card blocked: refer to the service desk")
         except TransportError as exc:
-            return TapResult(False, f"card not read, tap again ({exc})")
+            return TapResult(TapOutcome.NOT_READ, f"card not read, tap again ({exc})")
         except (CardError, MalformedResponse, TlvError) as exc:
-            return TapResult(False, f"not a usable T-Union card ({exc})")
+            return TapResult(TapOutcome.UNUSABLE, f"not a usable T-Union card ({exc})")
         number = info.card_number
         now = s.now()
         try:
             if info.serial in self.hotlist:
                 return self._block(info, number)
             if not info.valid_on(now.date()):
-                return TapResult(False, "card expired or not yet valid", number)
+                return TapResult(TapOutcome.EXPIRED, "card expired or not yet valid", number)
             recovered = self.debits.recover(info, counter=self.config.prove_counter)
             retry = timedelta(seconds=self.config.retry_window_seconds)
             paid = [
@@ -172,7 +236,7 @@ class Validator:
             if paid:
                 row = self.journal.get(paid[-1].id)
                 return TapResult(
-                    True,
+                    TapOutcome.COMPLETED,
                     "paid (interrupted tap completed)",
                     number,
                     row.amount,
@@ -188,12 +252,14 @@ class Validator:
                 <= now - last.txn_time
                 <= timedelta(seconds=self.config.rules.double_tap_seconds)
             ):
-                return TapResult(True, "already paid", number, 0, last.balance_after)
+                return TapResult(
+                    TapOutcome.ALREADY_PAID, "already paid", number, 0, last.balance_after
+                )
             return self._charge(info, number, now, tuple(r for r, _ in recovered))
         except TransportError as exc:
-            return TapResult(False, f"card removed, tap again ({exc})", number)
+            return TapResult(TapOutcome.REMOVED, f"card removed, tap again ({exc})", number)
         except (CardError, MalformedResponse, TlvError) as exc:
-            return TapResult(False, f"card refused: {exc}", number)
+            return TapResult(TapOutcome.CARD_REFUSED, f"card refused: {exc}", number)
 
     def _charge(
         self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
@@ -201,10 +267,12 @@ class Validator:
         s, cfg = self.session, self.config
         trips = s.run(read_trip_state(cfg.rules))
         if cfg.require_interoperable and not trips.interoperable:
-            return TapResult(False, "card is not interoperable (0x17 type 0000)", number)
+            return TapResult(
+                TapOutcome.NOT_INTEROPERABLE, "card is not interoperable (0x17 type 0000)", number
+            )
         decision = decide(cfg.rules, cfg.mode, self.place, trips.state, now)
         if decision.refused:
-            return TapResult(False, decision.refuse or "refused", number)
+            return TapResult(TapOutcome.FARE_REFUSED, decision.refuse or "refused", number)
 
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)
@@ -237,23 +305,30 @@ class Validator:
         try:
             debit = self.debits.debit(info, step, context, counter=cfg.prove_counter)
         except BalanceFlagSet as exc:
-            return TapResult(False, f"not charged: {exc}", number, notes=decision.notes)
+            return TapResult(
+                TapOutcome.BALANCE_FLAG, f"not charged: {exc}", number, notes=decision.notes
+            )
         except InsufficientBalance:
             return TapResult(
-                False, "insufficient balance", number, decision.amount, notes=decision.notes
+                TapOutcome.INSUFFICIENT,
+                "insufficient balance",
+                number,
+                decision.amount,
+                notes=decision.notes,
             )
         except PaymentInterrupted:
             return TapResult(
-                False,
+                TapOutcome.INTERRUPTED,
                 "card removed during payment: tap again",
                 number,
                 decision.amount,
                 notes=decision.notes,
             )
         result, row = debit.result, debit.row
+        outcome = TapOutcome.PAID if result.mac2_verified else TapOutcome.PAID_SUSPECT
         message = "paid" if result.mac2_verified else "paid (MAC2 not verified: suspect)"
         return TapResult(
-            True,
+            outcome,
             message,
             number,
             decision.amount,
@@ -298,8 +373,8 @@ class Validator:
             )
         except (CardError, TransportError) as exc:
             log.warning("could not block hotlisted card %s: %s", number, exc)
-            return TapResult(False, "card reported lost (block failed)", number)
-        return TapResult(False, "card reported lost: blocked", number)
+            return TapResult(TapOutcome.LOST_UNBLOCKED, "card reported lost (block failed)", number)
+        return TapResult(TapOutcome.LOST, "card reported lost: blocked", number)
 
 
 def block_application(info: CardInfo, key_version: int, *, permanent: bool = False) -> Flow[None]:

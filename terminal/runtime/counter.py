@@ -40,8 +40,12 @@ class Outcome:
         return bool(self.doc["ok"])
 
 
-def refused(amount: int | None, terminal_id: str, why: str) -> Outcome:
+def refused(amount: int | None, terminal_id: str, why: str, text: str | None = None) -> Outcome:
+    """A refusal: ``refused`` the reason as the role states it, ``text`` the operator's
+    sentence in the terminal's language (terminal/words.py)."""
     doc: dict[str, Any] = {"ok": False, "terminal_id": terminal_id, "refused": why}
+    if text is not None:
+        doc["text"] = text
     if amount is not None:
         doc["amount_fen"] = amount
     return Outcome(doc)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.apdu.errors import YikatongError
+from terminal.money import format_fen
 from terminal.roles.issuance import IssuanceDesk, IssuanceError, Issued
 from terminal.roles.registry import Applicant
 from terminal.runtime.assembly import DeskDevices, Terminal
@@ -29,6 +30,7 @@ from terminal.runtime.counter import CounterService, Outcome, refused
 from terminal.runtime.service import device_health, prometheus
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.uplink.issuance import GatewayCardBook
+from terminal.words import say
 
 APPLICANT_FIELDS = {"name", "id_number", "card_kind", "id_type", "card_type", "pin"}
 
@@ -275,6 +277,17 @@ def desk_log_line(terminal_id: str, outcome: Outcome) -> str:
             "pushed": doc.get("pushed"),
             "ms": round(outcome.ms, 1),
             "refused": doc.get("refused"),
+            "text": desk_text(doc),
         },
         ensure_ascii=False,
     )
+
+
+def desk_text(doc: dict[str, Any]) -> str:
+    """The clerk's sentence for a desk answer: the card issued, or the refusal's words."""
+    if not doc.get("ok"):
+        return str(doc.get("refused") or "")
+    if doc.get("replaces"):
+        carried = format_fen(int(doc.get("carried_fen") or 0))
+        return say("desk.replaced", card=doc["card_number"], old=doc["replaces"], carried=carried)
+    return say("desk.issued", card=doc["card_number"])

@@ -27,6 +27,7 @@ from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
 from terminal.runtime.service import device_health, prometheus
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+from terminal.words import kiosk_refusal, outcome_text
 
 KIOSK_ERRORS = (
     TopUpRefused,
@@ -139,7 +140,7 @@ class KioskService(CounterService):
         try:
             outcome = operate()
         except KIOSK_ERRORS as exc:
-            outcome = refused(amount, self.terminal_id, refusal(exc))
+            outcome = refused(amount, self.terminal_id, refusal(exc), kiosk_refusal(exc))
         outcome.ms = (time.monotonic() - started) * 1000
         return outcome
 
@@ -267,6 +268,7 @@ def kiosk_log_line(terminal_id: str, outcome: Outcome) -> str:
             "confirmed": doc.get("confirmed"),
             "ms": round(outcome.ms, 1),
             "refused": doc.get("refused"),
+            "text": outcome_text(doc),
         },
         ensure_ascii=False,
     )

@@ -38,6 +38,7 @@ from terminal.roles.receipt import Receipt, sale_receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
 from terminal.runtime.service import device_health, prometheus
+from terminal.words import outcome_text, sale_refusal
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
 SALE_ERRORS = (
@@ -87,7 +88,7 @@ def sell(
     try:
         sale = pos.charge(amount, rule)
     except SALE_ERRORS as exc:
-        outcome = refused(amount, terminal_id, refusal(exc))
+        outcome = refused(amount, terminal_id, refusal(exc), sale_refusal(exc))
     else:
         receipt = _receipt(sale, terminal_id, pos.session.now(), merchant)
         outcome = SaleOutcome(_document(sale, terminal_id, receipt), receipt, sale)
@@ -173,6 +174,7 @@ def sale_log_line(terminal_id: str, outcome: SaleOutcome) -> str:
             "seq": doc.get("terminal_seq"),
             "state": doc.get("state"),
             "refused": doc.get("refused"),
+            "text": outcome_text(doc),
         },
         ensure_ascii=False,
     )

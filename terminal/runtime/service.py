@@ -22,6 +22,7 @@ from terminal.roles.loop import TapLoop
 from terminal.roles.validator import TapResult
 from terminal.runtime.assembly import StartRefused, Terminal
 from terminal.runtime.status import Action, Reporter, StatusServer
+from terminal.words import tap_words
 
 
 @dataclass
@@ -206,14 +207,16 @@ def prometheus(terminal: Terminal, health: dict[str, object], role: dict[str, ob
     return "".join(f"{k}{{terminal={label}}} {v}\n" for k, v in values.items())
 
 
-def log_line(terminal_id: str, result: TapResult) -> str:
-    """One structured JSON line per transaction (what a log collector indexes)."""
+def log_line(terminal_id: str, result: TapResult, mode: str | None = None) -> str:
+    """One structured JSON line per transaction (what a log collector indexes): technical
+    fields, and ``text`` the operator's sentence in the terminal's language."""
     row = result.row
     return json.dumps(
         {
             "time": datetime.now().isoformat(timespec="milliseconds"),
             "terminal_id": terminal_id,
             "green": result.green,
+            "outcome": str(result.outcome),
             "message": result.message,
             "card": result.card_number,
             "fare": result.fare,
@@ -221,6 +224,7 @@ def log_line(terminal_id: str, result: TapResult) -> str:
             "ms": round(result.elapsed_ms, 1),
             "seq": row.terminal_seq if row is not None else None,
             "state": row.state if row is not None else None,
+            "text": tap_words(result, mode),
         },
         ensure_ascii=False,
     )

@@ -25,7 +25,7 @@ from terminal.roles.transport.base import (
     logged,
     read_mode_record,
 )
-from terminal.roles.validator import TapResult
+from terminal.roles.validator import TapOutcome, TapResult
 
 BIKE_MODES = (str(Mode.BIKE_RENT), str(Mode.BIKE_RETURN))
 
@@ -53,17 +53,23 @@ class BikeRent(_BikeDock):
         rec = self.session.run(read_mode_record(bike.record))
         if rec is not None and rec.valid and rec.status == OPEN:
             what = rec.vehicle.decode("ascii", "replace").strip() or "a bike"
-            return TapResult(False, f"card already renting {what} since {rec.open_time}", number)
+            return TapResult(
+                TapOutcome.ALREADY_RENTING,
+                f"card already renting {what} since {rec.open_time}",
+                number,
+            )
         row = self.journal_opening(info, BIKE_MODES)
         if row is not None and not _returned_after(self, rec, row.txn_time):
             return TapResult(
-                False, f"card already renting: rented here at {row.txn_time}, not returned", number
+                TapOutcome.ALREADY_RENTING,
+                f"card already renting: rented here at {row.txn_time}, not returned",
+                number,
             )
         if bike.deposit_mode == DEPOSIT_CHECK:
             balance = self.session.run(flows.read_balance())
             if balance < bike.deposit:
                 return TapResult(
-                    False,
+                    TapOutcome.DEPOSIT_SHORT,
                     f"insufficient balance for the deposit ({format_fen(bike.deposit)})",
                     number,
                     balance=balance,

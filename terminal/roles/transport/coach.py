@@ -16,7 +16,7 @@ from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_COACH
 from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
-from terminal.roles.validator import TapResult
+from terminal.roles.validator import TapOutcome, TapResult
 
 
 class CoachBoarding(ModeValidator):
@@ -48,10 +48,12 @@ class CoachBoarding(ModeValidator):
         assert coach is not None
         to = self.ride.destination.upper() if self.ride.destination else None
         if to is None:
-            return TapResult(False, "no destination chosen", number)
+            return TapResult(TapOutcome.NO_DESTINATION, "no destination chosen", number)
         fare = coach.fare(self.place.station, to)
         if fare is None:
-            return TapResult(False, f"no coach fare from {self.place.station} to {to}", number)
+            return TapResult(
+                TapOutcome.NO_ROUTE_FARE, f"no coach fare from {self.place.station} to {to}", number
+            )
         decision = FareDecision(fare, TRIP_EP_SINGLE)
 
         def record(balance_after: int) -> bytes:

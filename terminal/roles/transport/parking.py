@@ -21,7 +21,7 @@ from terminal.roles.transport.base import (
     ModeValidator,
     read_mode_record,
 )
-from terminal.roles.validator import TapResult
+from terminal.roles.validator import TapOutcome, TapResult
 
 PARKING_MODES = (str(Mode.PARKING_ENTRY), str(Mode.PARKING_EXIT))
 
@@ -49,7 +49,9 @@ class ParkingEntry(_Gate):
         rec = self.session.run(read_mode_record(tariff.record))
         if rec is not None and rec.valid and rec.status == OPEN:
             return TapResult(
-                False, f"card already parked since {rec.open_time}: exit first", number
+                TapOutcome.ALREADY_PARKED,
+                f"card already parked since {rec.open_time}: exit first",
+                number,
             )
         decision = FareDecision(0, TRIP_EP_ENTRY)
 
@@ -78,13 +80,17 @@ class ParkingExit(_Gate):
         if opening is None:
             if tariff.no_entry == NO_ENTRY_REFUSE:
                 reason = "; ".join([*notes, "no entry recorded"])
-                return TapResult(False, f"refused: {reason}: see the attendant", number)
+                return TapResult(
+                    TapOutcome.SEE_ATTENDANT, f"refused: {reason}: see the attendant", number
+                )
             fee = tariff.daily_cap
             notes.append("no entry recorded: one daily cap")
         else:
             if now - opening.when > timedelta(days=MAX_STAY_DAYS):
                 return TapResult(
-                    False, f"entry {opening.when} is over {MAX_STAY_DAYS} days ago", number
+                    TapOutcome.STAY_TOO_LONG,
+                    f"entry {opening.when} is over {MAX_STAY_DAYS} days ago",
+                    number,
                 )
             fee = tariff.fee(opening.when, now)
             kept = dict(open_time=opening.when)

@@ -16,7 +16,7 @@ from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_TAXI
 from terminal.money import format_fen
 from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
-from terminal.roles.validator import TapResult
+from terminal.roles.validator import TapOutcome, TapResult
 
 
 class TaxiMeter(ModeValidator):
@@ -45,10 +45,10 @@ class TaxiMeter(ModeValidator):
         assert taxi is not None
         amount = self.ride.meter
         if not amount:
-            return TapResult(False, "no fare on the meter", number)
+            return TapResult(TapOutcome.NO_METER_FARE, "no fare on the meter", number)
         if amount > taxi.max_fare:
             return TapResult(
-                False,
+                TapOutcome.OVER_METER_LIMIT,
                 f"meter amount {format_fen(amount)} is above the fare file's "
                 f"maximum {format_fen(taxi.max_fare)}",
                 number,

@@ -137,5 +137,6 @@ def test_a_desk_service_issues_cards_into_the_gateway_book_once_across_a_restart
     assert "Traceback" not in log
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert [line["card"] for line in lines if line["ok"]] == numbers
+    assert [line["text"] for line in lines if line["ok"]] == [f"card {n} issued" for n in numbers]
     assert sum(not line["ok"] for line in lines) == 3
     assert all(people[0][1] not in line and "张三" not in line for line in log.splitlines())

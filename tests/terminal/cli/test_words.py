@@ -13,8 +13,20 @@ import pytest
 
 from terminal.apdu.errors import error_for
 from terminal.apdu.status import SW
-from terminal.cli.demo import run_demo
-from terminal.words import CATALOGUE, card_refusal, lang_from_locale, set_lang
+from terminal.cli.demo import KIOSK_ID, run_demo
+from terminal.cli.demo_clearing import ClearingPath
+from terminal.qr.code import QrReason
+from terminal.roles.validator import TapOutcome, TapResult
+from terminal.words import (
+    CATALOGUE,
+    CODE_WORDS,
+    TAP_WORDS,
+    card_refusal,
+    gateway_refusal,
+    lang_from_locale,
+    set_lang,
+    tap_words,
+)
 from tests.cli_kit import YKT, ykt
 
 JARGON = re.compile(r"\bSW\b|\b[0-9A-F]{4}\b to|TSN|CAPP_PURCHASE|EP_LOAD|EP_PURCHASE|MAC[12]")
@@ -36,6 +48,37 @@ def test_every_status_word_has_words_in_both_languages() -> None:
     set_lang("en")
     assert card_refusal(error_for(SW.INSUFFICIENT_BALANCE)) == "insufficient balance"
     assert card_refusal(error_for(0x63C2)) == "wrong PIN"
+
+
+def test_every_tap_outcome_and_ride_code_refusal_has_a_sentence_in_both_languages() -> None:
+    keys = [TAP_WORDS[o] for o in TapOutcome] + [CODE_WORDS[r] for r in QrReason]
+    for key in keys:
+        zh, en = CATALOGUE[key]
+        assert zh.strip() and en.strip() and zh != en, key
+    said = {}
+    for lang in ("zh", "en"):
+        set_lang(lang)
+        said[lang] = {
+            o: tap_words(TapResult(o, "technical detail", fare=200), "bus") for o in TapOutcome
+        }
+    assert said["en"][TapOutcome.PAID] == "bus fare ¥2.00 paid"
+    assert said["zh"][TapOutcome.PAID] == "公交车费 ¥2.00 已付"
+    assert said["en"][TapOutcome.INTERRUPTED] == "card removed during payment: tap again"
+    assert "technical detail" not in said["en"][TapOutcome.CODE_REFUSED]
+    assert not any(JARGON.search(x) for words in said.values() for x in words.values())
+
+
+def test_a_catalogue_sentence_keeps_the_gateways_specifics() -> None:
+    reason = "card 3100029000000000001 is in use: report it lost before replacing it"
+    set_lang("en")
+    said = gateway_refusal("card_in_use", reason)
+    assert said.startswith("the old card is still in use") and said.endswith(
+        f"(card centre: {reason})"
+    )
+    set_lang("zh")
+    assert gateway_refusal("card_in_use", reason).startswith("原卡仍在使用中")
+    assert "3100029000000000001" in gateway_refusal("card_in_use", reason)
+    assert gateway_refusal("no_sentence_for_this", reason) == reason
 
 
 def test_language_comes_from_the_locale_else_english() -> None:
@@ -90,7 +133,10 @@ def test_demo_lines_are_words_and_log_lines_are_numbered_once() -> None:
 
 def test_demo_riders_top_up_when_low(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(20, 1000, 978, tmp_path, out=lines.append)
+    (tmp_path / "servers").mkdir()
+    with ClearingPath(str(tmp_path / "servers")) as path:
+        host = path.load_host(KIOSK_ID.hex().upper())
+        result = run_demo(20, 1000, 978, tmp_path, out=lines.append, load_host=host)
     refused = sum(result.refused.values())
     topped_up = sum(1 for x in lines if "the rider tops up" in x)
     # the torn tap and the POS sale of the card loaded with ¥3.00; never hundreds
