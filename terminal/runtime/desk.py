@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.apdu.errors import YikatongError
+from terminal.apdu.errors import TransportError, YikatongError
+from terminal.journal import JournalError
 from terminal.money import format_fen
 from terminal.roles.issuance import IssuanceDesk, IssuanceError, Issued
 from terminal.roles.registry import Applicant
@@ -154,6 +155,8 @@ class DeskService(CounterService):
         started = time.monotonic()
         try:
             issued = operate()
+        except (JournalError, TransportError):
+            raise  # out of service, or the card to present again: the counter answers those
         except (YikatongError, ValueError) as exc:
             outcome = refused(None, self.terminal_id, refusal(exc))
             outcome.doc["action"] = action
