@@ -241,6 +241,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "subsidy {amount} paid; balance {balance}",
     ),
     "kiosk.balance_read": ("余额 {balance}", "balance {balance}"),
+    "desk.issued": ("已发卡 {card}", "card {card} issued"),
+    "desk.replaced": (
+        "已补卡 {card}（原卡 {old}），转入 {carried}",
+        "card {card} issued in place of lost card {old}, {carried} carried",
+    ),
     "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
@@ -250,6 +255,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "run.banner.counts.pos": ("{green} 笔成功，{red} 笔拒绝", "{green} approved, {red} refused"),
     "run.banner.counts.kiosk": ("{green} 笔完成，{red} 笔拒绝", "{green} done, {red} refused"),
     "run.banner.counts.trips": ("{green} 笔已付，{red} 笔拒绝", "{green} paid, {red} refused"),
+    "run.banner.counts.desk": ("{green} 张已发卡，{red} 张拒绝", "{green} issued, {red} refused"),
     "run.stopped": (
         "ykt run：已停止；{counts}，{waiting} 笔待上传",
         "ykt run: stopped; {counts}, {waiting} awaiting upload",
