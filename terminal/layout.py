@@ -7,6 +7,7 @@ typed ``MalformedResponse`` so bad bytes never surface as an IndexError.
 
 from __future__ import annotations
 
+import operator
 import struct
 from datetime import date, datetime, time
 from typing import Any
@@ -65,7 +66,20 @@ class _Plain:
     Anything unexpected (a missing field, a wrong length, a value out of range) falls back to
     construct's own (interpreted) build, so errors and edge cases stay exactly construct's."""
 
-    __slots__ = ("decode", "encode", "lengths", "names", "packer", "size", "tail", "tail_name")
+    __slots__ = (
+        "build",
+        "decode",
+        "encode",
+        "fields",
+        "lengths",
+        "names",
+        "packer",
+        "parse",
+        "size",
+        "tail",
+        "tail_name",
+        "values",
+    )
 
     def __init__(self, layout: cs.Struct):
         fmt, names, decode, encode, lengths = [">"], [], [], [], []
@@ -99,36 +113,66 @@ class _Plain:
             if length is not None:
                 lengths.append((i, length))
         self.names = tuple(names)
+        self.fields = _fields_class(self.names)
         self.packer = struct.Struct("".join(fmt))
         self.size = self.packer.size
         # (field index, conversion) only for the fields that have one
         self.decode = tuple(decode)
         self.encode = tuple(encode)
         self.lengths = tuple(lengths)
+        self._generate()
 
-    def parse(self, data: bytes) -> cs.Container:
-        values = self.packer.unpack(data)
-        if self.decode:
-            values = list(values)
-            for i, f in self.decode:
-                values[i] = f(values[i])
-        return cs.Container(zip(self.names, values, strict=True))
+    def _generate(self) -> None:
+        """``values``, ``parse`` and ``build`` as straight-line code for this layout (no loop
+        over fields, no list per call), generated once from the tables above.
 
-    def build(self, fields: dict[str, Any]) -> bytes:
-        values = [fields[name] for name in self.names]
-        for i, f in self.encode:
-            values[i] = f(values[i])
-        for i, length in self.lengths:
-            v = values[i]
-            if type(v) is not bytes or len(v) != length:
-                raise ValueError(self.names[i])
-        out = self.packer.pack(*values)
+        values(data): the fields' values in order; parse(data): them as a Container;
+        build(fields): the bytes, ValueError for a value of the wrong type or length."""
+        n = len(self.names)
+        if n == 0:
+            raise NotImplementedError  # nothing to unpack: construct's own form does
+        dec, enc, lengths = dict(self.decode), dict(self.encode), dict(self.lengths)
+        env: dict[str, Any] = {"unpack": self.packer.unpack, "pack": self.packer.pack}
+        env.update({f"d{i}": f for i, f in dec.items()})
+        env.update({f"e{i}": f for i, f in enc.items()})
+        env.update({"fields_class": self.fields, "names": self.names})
+        v = ", ".join(f"v{i}" for i in range(n)) + ","
+        out = ", ".join(f"d{i}(v{i})" if i in dec else f"v{i}" for i in range(n)) + ","
+        lines = [
+            "def values(data):",
+            f"    {v} = unpack(data)",
+            f"    return ({out})",
+            "def parse(data):",
+            f"    {v} = unpack(data)",
+            f"    return fields_class(zip(names, ({out})))",
+            "def build(fields):",
+        ]
+        for i, name in enumerate(self.names):
+            value = f"fields[{name!r}]"
+            lines.append(f"    v{i} = e{i}({value})" if i in enc else f"    v{i} = {value}")
+            if i in lengths:
+                lines.append(f"    if type(v{i}) is not bytes or len(v{i}) != {lengths[i]}:")
+                lines.append(f"        raise ValueError({name!r})")
         if self.tail is None:
-            return out
-        extra = fields[self.tail_name]
-        if any(type(v) is not bytes or len(v) != self.tail for v in extra):
-            raise ValueError(self.tail_name)
-        return out + b"".join(extra)
+            lines.append(f"    return pack({v})")
+        else:
+            lines += [
+                f"    extra = fields[{self.tail_name!r}]",
+                "    for x in extra:",
+                f"        if type(x) is not bytes or len(x) != {self.tail}:",
+                f"            raise ValueError({self.tail_name!r})",
+                f"    return pack({v}) + b''.join(extra)",
+            ]
+        exec("\n".join(lines), env)
+        self.values, self.parse, self.build = env["values"], env["parse"], env["build"]
+
+
+def _fields_class(names: tuple[str, ...]) -> type[cs.Container]:
+    """A ``Container`` whose fields read as attributes without construct's Python-level
+    ``__getattr__`` (a C-level property per field); still a Container in every other way.
+    A name that is also a Container method stays key-only, as in construct."""
+    props = {n: property(operator.itemgetter(n)) for n in names if not hasattr(cs.Container, n)}
+    return type("Container", (cs.Container,), {"__slots__": (), **props})
 
 
 def _then(first: Any, second: Any) -> Any:
@@ -167,45 +211,62 @@ def _plain_field(field: cs.Construct) -> tuple[str, Any, Any, int | None]:
     raise NotImplementedError
 
 
-_COMPILED: dict[int, tuple[cs.Construct, int | None, _Plain | None, cs.Construct]] = {}
+class _Fast:
+    """What ``parse``/``build`` use for one layout, resolved once and kept on the layout
+    object itself (``layout._ykt_fast``), so a call costs one attribute read, not a lookup:
+    construct's compiled form (3-5x faster than interpreted), the fixed size, the plain
+    ``struct`` form when there is one, and its parser when it parses whole layouts."""
 
+    __slots__ = ("compiled", "parse", "plain", "size")
 
-def _fast(layout: cs.Construct) -> tuple[cs.Construct, int | None, _Plain | None, cs.Construct]:
-    """construct's compiled form of a layout (3-5x faster), its fixed size, and its plain
-    ``struct`` form when it has one; made once per layout (the entry keeps the layout alive,
-    so its id stays its own)."""
-    entry = _COMPILED.get(id(layout))
-    if entry is None:
+    def __init__(self, layout: cs.Construct):
         try:
-            compiled = layout.compile()
+            self.compiled = layout.compile()
         except NotImplementedError:
-            compiled = layout
+            self.compiled = layout
         try:
-            size = layout.sizeof()
+            self.size: int | None = layout.sizeof()
         except cs.SizeofError:
-            size = None
+            self.size = None
         try:
-            plain = _Plain(layout) if isinstance(layout, cs.Struct) else None
+            self.plain: _Plain | None = _Plain(layout) if isinstance(layout, cs.Struct) else None
         except NotImplementedError:
-            plain = None
-        entry = _COMPILED[id(layout)] = (compiled, size, plain, layout)
-    return entry
+            self.plain = None
+        plain = self.plain
+        self.parse = plain.parse if plain is not None and plain.tail is None else None
+
+    def __getitem__(self, i: int) -> Any:
+        """(compiled, size, plain) by position, as the tests read it."""
+        return (self.compiled, self.size, self.plain)[i]
+
+
+def _fast(layout: cs.Construct) -> _Fast:
+    """The layout's fast forms, made at its first use."""
+    try:
+        return layout._ykt_fast  # type: ignore[no-any-return]
+    except AttributeError:
+        fast = layout._ykt_fast = _Fast(layout)
+        return fast
 
 
 def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | None = None) -> Any:
     """Parse ``data`` that must fill ``layout`` exactly; a MalformedResponse otherwise."""
-    compiled, size, plain, _ = _fast(layout)
+    try:
+        fast = layout._ykt_fast
+    except AttributeError:
+        fast = _fast(layout)
+    size = fast.size
     if size is not None and len(data) != size:
         raise MalformedResponse(
             f"{what}: expected {size} bytes, got {len(data)}", raw=bytes(data), command=command
         )
-    if plain is not None and plain.tail is None:
+    if fast.parse is not None:
         try:
-            return plain.parse(data)
+            return fast.parse(data)
         except Exception:
             pass
     try:
-        return compiled.parse(data)
+        return fast.compiled.parse(data)
     except (cs.ConstructError, BcdError) as exc:
         raise MalformedResponse(f"{what}: {exc}", raw=bytes(data), command=command) from None
 
@@ -214,10 +275,11 @@ def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:
     """The fields of a fixed-size ``layout`` that a shorter (or longer) ``data`` holds whole;
     the fields past its end are None (absent). Cards personalise files shorter than the
     specification's length, and what they hold must still be read (issue 12, item 5)."""
-    _, size, plain, _ = _fast(layout)
-    if plain is not None and len(data) == size:
+    fast = _fast(layout)
+    plain = fast.plain
+    if plain is not None and len(data) == fast.size:
         try:
-            return dict(plain.parse(data))
+            return dict(zip(plain.names, plain.values(data), strict=True))
         except Exception:
             pass  # the field-by-field parse below names the bad field
     out: dict[str, Any] = {}
@@ -242,7 +304,10 @@ def build(layout: cs.Construct, **fields: Any) -> bytes:
     A value the struct fast path does not take goes to construct's interpreted build, never
     its compiled one: the compiled form writes a ``Bytes`` field of the wrong length as it is
     (a 5-byte MAC1 would go to the card as 5 bytes), the interpreted one checks it."""
-    _, _, plain, _ = _fast(layout)
+    try:
+        plain = layout._ykt_fast.plain
+    except AttributeError:
+        plain = _fast(layout).plain
     if plain is not None:
         try:
             return plain.build(fields)

@@ -37,9 +37,13 @@ def encode_date(d: date) -> bytes:
     return bytes.fromhex(f"{d.year:04d}{d.month:02d}{d.day:02d}")
 
 
+_UNSET_DATES = frozenset((bytes(4), b"\xff" * 4))
+_UNSET_DATETIME = bytes(7)
+
+
 def decode_date(data: bytes) -> date | None:
     """A 4-byte YYYYMMDD date; all-zero or all-FF (unset) gives None."""
-    if data in (bytes(4), b"\xff" * 4):
+    if data in _UNSET_DATES:
         return None
     text = from_bcd(data)
     try:
@@ -68,7 +72,7 @@ def encode_datetime(dt: datetime) -> bytes:
 
 def decode_datetime(data: bytes) -> datetime | None:
     """A 7-byte YYYYMMDDhhmmss datetime; all-zero gives None."""
-    if data == bytes(7):
+    if data == _UNSET_DATETIME:
         return None
     text = from_bcd(data)
     try:

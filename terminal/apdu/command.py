@@ -27,12 +27,11 @@ class CommandAPDU:
     extended: bool = False
 
     def __post_init__(self) -> None:
-        if not (
-            0 <= self.cla <= 0xFF
-            and 0 <= self.ins <= 0xFF
-            and 0 <= self.p1 <= 0xFF
-            and 0 <= self.p2 <= 0xFF
-        ):
+        try:
+            wide = (self.cla | self.ins | self.p1 | self.p2) >> 8  # 0 when all four are bytes
+        except TypeError:
+            wide = 1
+        if wide:
             for name in ("cla", "ins", "p1", "p2"):
                 value = getattr(self, name)
                 if not 0 <= value <= 0xFF:
@@ -72,19 +71,21 @@ class CommandAPDU:
         return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le, self.extended)
 
     def encode(self) -> bytes:
+        data, le = self.data, self.le
+        if not self.extended:  # short: header, Lc and data, Le in one bytes object each
+            if data:
+                head = bytes((self.cla, self.ins, self.p1, self.p2, len(data)))
+                return head + data if le is None else head + data + bytes((le % 256,))
+            if le is None:
+                return bytes((self.cla, self.ins, self.p1, self.p2))
+            return bytes((self.cla, self.ins, self.p1, self.p2, le % 256))
         out = bytearray(self.header)
-        if self.extended:
-            if self.data:
-                out += b"\x00" + len(self.data).to_bytes(2, "big") + self.data
-                if self.le is not None:
-                    out += (self.le % 65536).to_bytes(2, "big")
-            elif self.le is not None:
-                out += b"\x00" + (self.le % 65536).to_bytes(2, "big")
-        else:
-            if self.data:
-                out += bytes((len(self.data),)) + self.data
-            if self.le is not None:
-                out.append(self.le % 256)
+        if data:
+            out += b"\x00" + len(data).to_bytes(2, "big") + data
+            if le is not None:
+                out += (le % 65536).to_bytes(2, "big")
+        elif le is not None:
+            out += b"\x00" + (le % 65536).to_bytes(2, "big")
         return bytes(out)
 
     __bytes__ = encode

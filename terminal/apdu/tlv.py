@@ -128,8 +128,15 @@ def _parse(data: bytes, offset: int, depth: int) -> list[Tlv]:
             pos += 1
             continue
         start = pos
-        if first & 0x1F != 0x1F and pos + 1 < end and data[pos + 1] < 0x80:
-            tag, length, pos = first, data[pos + 1], pos + 2  # the common one-byte tag and length
+        # the common one- and two-byte tags (6F, 9F0C) with a one-byte length, read inline
+        if first & 0x1F != 0x1F:
+            if pos + 1 < end and data[pos + 1] < 0x80:
+                tag, length, pos = first, data[pos + 1], pos + 2
+            else:
+                tag, pos = read_tag(data, pos)
+                length, pos = read_length(data, pos)
+        elif pos + 2 < end and data[pos + 1] < 0x80 and data[pos + 2] < 0x80:
+            tag, length, pos = (first << 8) | data[pos + 1], data[pos + 2], pos + 3
         else:
             tag, pos = read_tag(data, pos)
             length, pos = read_length(data, pos)
