@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from gateway import ingest, loads, numbers
 from gateway.edges import INT64_MAX, DbId, JsonValue, Text
 from terminal.epurse.model import LoadRequest
+from terminal.identity import HOLDER_PATTERN
 from terminal.record import QR_RIDE, RecordKind
 from terminal.record import Field as RecordField
-from terminal.roles.pickup import HOLDER_PATTERN
 
 HEX4 = r"^[0-9A-Fa-f]{8}$"
 

@@ -93,3 +93,20 @@ def mask_name(name: str) -> str:
     if len(chars) == 2:
         return chars[0] + "*"
     return chars[0] + "*" * (len(chars) - 2) + chars[-1]
+
+
+# the holder's answer: their whole ID number (the 公示 listing shows its first 6 and last 4
+# characters, so any part of it would be half public; the birth date is not)
+HOLDER_PATTERN = r"^[0-9]{17}[0-9X]$"
+
+
+def holder_answer(text: str) -> str:
+    """The holder's typed answer, checked and normalised (``x`` → ``X``); ValueError says
+    what is wrong without repeating it."""
+    answer = text.strip().upper()
+    if not re.fullmatch(HOLDER_PATTERN, answer):
+        raise ValueError(
+            "the holder's answer is their whole ID number (18 characters: digits, the last "
+            "may be X)"
+        )
+    return answer

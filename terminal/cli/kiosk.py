@@ -28,9 +28,9 @@ from terminal.cli.common import (
 )
 from terminal.epurse import flows
 from terminal.epurse.model import CardSnapshot, LogEntry
+from terminal.identity import holder_answer
 from terminal.money import format_fen, parse_yuan
 from terminal.roles.kiosk import Kiosk, KioskConfig
-from terminal.roles.pickup import holder_answer
 from terminal.roles.receipt import (
     Receipt,
     balance_receipt,

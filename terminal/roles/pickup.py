@@ -22,12 +22,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from terminal.epurse import flows
 from terminal.epurse.model import LoadRequest, LoadResult
+from terminal.identity import holder_answer
 from terminal.journal import SETTLED, VOID
 from terminal.money import format_fen
 from terminal.roles.debit import CreditPath
@@ -41,23 +41,6 @@ from terminal.roles.load_host import (
 from terminal.roles.session import TerminalSession
 
 MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
-# the holder's answer: their whole ID number (the 公示 listing shows its first 6 and last 4
-# characters, so any part of it would be half public; the birth date is not)
-HOLDER_PATTERN = r"^[0-9]{17}[0-9X]$"
-
-
-def holder_answer(text: str) -> str:
-    """The holder's typed answer, checked and normalised (``x`` → ``X``); ValueError says
-    what is wrong without repeating it."""
-    answer = text.strip().upper()
-    if not re.fullmatch(HOLDER_PATTERN, answer):
-        raise ValueError(
-            "the holder's answer is their whole ID number (18 characters: digits, the last "
-            "may be X)"
-        )
-    return answer
-
-
 JOURNALED = {SETTLED: "confirmed", VOID: "void"}  # a recovered journal row's outcome
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from terminal.apdu.errors import CardError, MalformedResponse, TlvError, TransportError
 from terminal.epurse.host import LoadDeclined
+from terminal.identity import holder_answer
 from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk, TopUpRefused
-from terminal.roles.pickup import holder_answer
 from terminal.roles.receipt import balance_receipt, pickup_receipt, top_up_receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
