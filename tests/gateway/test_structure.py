@@ -66,3 +66,18 @@ def test_every_gateway_module_imports_alone() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_gateway_loads_no_terminal_device_code() -> None:
+    """The gateway runs on the card centre's machines, not in a terminal: importing the
+    terminal's journal, uplink, runtime or roles stack into it once made a restarted gateway
+    answer 200 to batches it never stored. Only the card registry protocol is shared."""
+    script = (
+        "import sys, gateway.app\n"
+        "device = ('terminal.journal', 'terminal.uplink', 'terminal.runtime', 'terminal.roles.')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(device)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT.parent
+    ).stdout
+    assert out.strip() == "['terminal.roles.registry']"
