@@ -16,6 +16,7 @@ from gateway.edges import INT64_MAX, DbId, JsonValue, Text
 from terminal.epurse.model import LoadRequest
 from terminal.record import QR_RIDE, RecordKind
 from terminal.record import Field as RecordField
+from terminal.roles.pickup import HOLDER_PATTERN
 
 HEX4 = r"^[0-9A-Fa-f]{8}$"
 
@@ -255,6 +256,10 @@ class SignOffBody(BaseModel):
 class PickupBody(BaseModel):
     load: LoadRequestBody = Field(description="the card's INITIALIZE FOR LOAD answer")
     lines: list[DbId] = Field(description="roster line ids to pay; they add up to the amount")
+    holder: str = Field(
+        pattern=HOLDER_PATTERN,
+        description="the holder's whole ID number, typed by the holder",
+    )
 
 
 class BankBatchBody(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import cards, ingest, loads
+from gateway.subsidy.holder import HolderRules
 
 MAX_ROSTER_BYTES = 10 * 1024 * 1024
 DEFAULT_BODY_LIMIT = 64 * 1024
@@ -28,6 +29,7 @@ class GatewaySettings:
     load_limits: loads.LoadLimits = field(default_factory=loads.LoadLimits)
     subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
+    pickup_holder: HolderRules = field(default_factory=HolderRules)  # wrong answers, lock-out
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
     body_limits: dict[str, int] = field(default_factory=lambda: dict(BODY_LIMITS))
     default_body_limit: int = DEFAULT_BODY_LIMIT

@@ -122,6 +122,45 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "拒绝：不是真卡（卡内没有校园密钥）",
         "refused: not a genuine campus card (it does not hold the campus key)",
     ),
+    # -- ride codes (terminal/qr: QrReason values pick the refusal's words) --------------------
+    "qr.paid": (
+        "乘车码：车费 {fare} 已付，由发码平台 {platform} 结算",
+        "ride code: fare {fare} paid, charged to platform {platform}",
+    ),
+    "qr.refused": ("乘车码拒绝：{reason}", "ride code refused: {reason}"),
+    "qr.unknown-root-key": (
+        "不认识此码的根密钥",
+        "the code's root key is not one this gate trusts",
+    ),
+    "qr.certificate-expired": ("发码机构证书已过期", "the issuer's certificate has expired"),
+    "qr.certificate-signature": (
+        "发码机构证书签名不符",
+        "the issuer's certificate is not signed by the root key",
+    ),
+    "qr.issuer-signature": (
+        "发码平台签名不符：码被改过",
+        "the issuing platform's signature does not match: the code was altered",
+    ),
+    "qr.user-signature": (
+        "手机签名不符：码被改过",
+        "the phone's signature does not match: the code was altered",
+    ),
+    "qr.authorisation-expired": (
+        "乘车码授权已过期，请刷新",
+        "the code's authorisation has expired",
+    ),
+    "qr.code-expired": ("乘车码已过期，请刷新", "the code has expired: refresh it"),
+    "qr.generated-in-future": ("手机时间不对，请校准", "the phone's clock is ahead: set it right"),
+    "qr.unknown-issuer": (
+        "本线路不受理此平台的乘车码",
+        "codes of this platform are not taken here",
+    ),
+    "qr.account-type": ("本线路不受理此类账户", "this kind of account is not taken here"),
+    "qr.over-ride-limit": ("车费超出此码单笔限额", "the fare is above the code's per-ride limit"),
+    "qr.replay": ("此码已用过", "this code has already paid a ride"),
+    "qr.debounce": ("刚刚已扫过，不重复扣费", "scanned a moment ago: not charged again"),
+    "qr.too-soon": ("两次乘车间隔太短", "too soon after this account's last ride"),
+    "qr.mode": ("此处不受理乘车码", "ride codes are not taken here"),
     # -- card log entries (TxnType names) ------------------------------------------------------
     "txn.ED_LOAD": ("存折圈存", "passbook top-up"),
     "txn.EP_LOAD": ("充值", "top-up"),
@@ -202,6 +241,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "subsidy {amount} paid; balance {balance}",
     ),
     "kiosk.balance_read": ("余额 {balance}", "balance {balance}"),
+    "desk.issued": ("已发卡 {card}", "card {card} issued"),
+    "desk.replaced": (
+        "已补卡 {card}（原卡 {old}），转入 {carried}",
+        "card {card} issued in place of lost card {old}, {carried} carried",
+    ),
     "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
@@ -211,6 +255,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "run.banner.counts.pos": ("{green} 笔成功，{red} 笔拒绝", "{green} approved, {red} refused"),
     "run.banner.counts.kiosk": ("{green} 笔完成，{red} 笔拒绝", "{green} done, {red} refused"),
     "run.banner.counts.trips": ("{green} 笔已付，{red} 笔拒绝", "{green} paid, {red} refused"),
+    "run.banner.counts.desk": ("{green} 张已发卡，{red} 张拒绝", "{green} issued, {red} refused"),
     "run.stopped": (
         "ykt run：已停止；{counts}，{waiting} 笔待上传",
         "ykt run: stopped; {counts}, {waiting} awaiting upload",
@@ -548,6 +593,14 @@ CODE_WORDS: dict[QrReason, str] = {
     QrReason.MODE: "tap.code_not_accepted",
     QrReason.FARE: "code.fare",
 }
+
+
+def qr_refusal(reason: str | None, detail: str) -> str:
+    """A refused ride code as an operator reads it: the ``QrReason`` picks the words; the
+    check's own detail when the catalogue has none (it is written for people too)."""
+    key = f"qr.{reason}"
+    return say("qr.refused", reason=say(key) if key in CATALOGUE else detail)
+
 
 PAID_BY_MODE = {"bus": "tap.bus_paid", "metro-exit": "tap.exit_paid"}
 

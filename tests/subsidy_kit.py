@@ -45,6 +45,11 @@ def id_number(n: int, birth: str = "19800101") -> str:
 PEOPLE = [("张三", id_number(1)), ("李四", id_number(2)), ("王小五", id_number(3))]
 
 
+def answer(person: int) -> str:
+    """What ``PEOPLE[person]`` types at a kiosk pickup: their whole ID number."""
+    return PEOPLE[person][1]
+
+
 def book_cards(registry: SqliteCardRegistry, people: list[tuple[str, str]]) -> list[CardRecord]:
     """Active cards for ``people``, numbered from the registry's blocks (``card_for`` makes
     the demo software card of each number)."""

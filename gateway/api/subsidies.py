@@ -374,7 +374,14 @@ def for_card(card_number: Text, kiosk: Kiosk, db: DB) -> Response:
 @router.post("/v1/subsidies/pickups", summary="Authorise a load that pays approved lines")
 def pick_up(body: PickupBody, terminal: Caller, hsm: HSM, db: DB, settings: Settings) -> Response:
     load, lines = pickup.authorize_pickup(
-        db, hsm, terminal, body.load.to_request(), body.lines, limits=settings.load_limits
+        db,
+        hsm,
+        terminal,
+        body.load.to_request(),
+        body.lines,
+        body.holder,
+        limits=settings.load_limits,
+        rules=settings.pickup_holder,
     )
     return json_response({"load": load.to_json(), "lines": [s.to_json(full=False) for s in lines]})
 

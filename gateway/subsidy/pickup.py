@@ -28,6 +28,7 @@ from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database
 from gateway.subsidy.bank import free_of_bank
+from gateway.subsidy.holder import HolderRules, check_holder
 from gateway.subsidy.store import APPROVED
 from terminal.epurse.model import LoadRequest
 from terminal.roles.registry import serial_of
@@ -223,12 +224,16 @@ def authorize_pickup(
     terminal: Terminal,
     request: LoadRequest,
     line_ids: list[int],
+    holder: str,
     *,
     limits: loads.LoadLimits | None = None,
+    rules: HolderRules | None = None,
 ) -> tuple[loads.LoadRecord, list[LineStatus]]:
-    """Check that ``line_ids`` are approved, unpaid and this card's and add up to the load's
-    amount; authorise the load (MAC1 → MAC2) and reserve the lines for it. Idempotent: the
-    same request again returns the same load, whatever became of it."""
+    """Check that ``line_ids`` are this card's, that ``holder`` (the whole
+    ID number) is its holder's (``holder.check_holder``), that the lines are approved and
+    unpaid and add up to the load's amount; authorise the load (MAC1 → MAC2) and reserve
+    the lines for it. Idempotent: the same request again returns the same load, whatever
+    became of it."""
     auth.require_role(terminal, "kiosk")
     ids = list(dict.fromkeys(line_ids))
     if not ids:
@@ -246,6 +251,9 @@ def authorize_pickup(
             raise NotFound("unknown_line", f"no subsidy line {line_id}")
         if serial_of(s.card_number).hex().upper() != serial:
             raise Invalid("wrong_card", f"line {line_id} is paid to card {s.card_number}")
+    check_holder(db, found[ids[0]].card_number, holder, rules or HolderRules())
+    for line_id in ids:
+        s = found[line_id]
         if s.status == WITHDRAWN:
             raise Conflict("withdrawn", f"line {line_id}: roster #{s.roster_id} was rejected")
         if s.status == AWAITING:

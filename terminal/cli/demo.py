@@ -116,6 +116,7 @@ def run_demo(
     from gateway.hsm import HostSecurityModule
     from simulators.profiles import DEMO_ISSUERS, demo_card, demo_keyset, demo_psam
     from terminal.cli.demo_modes import run_modes_demo
+    from terminal.cli.demo_qr import run_qr_demo
 
     rng = random.Random(seed)
     clock = DemoClock(datetime.now().replace(microsecond=0))  # loads use the host clock
@@ -258,6 +259,7 @@ def run_demo(
             clock.advance(rng.uniform(1, 9))
             bar.advance()
     run_modes_demo(result, session, journal("modes"), hotlist, rules, tap, clock.advance, out)
+    run_qr_demo(result, bus, clock.advance, out)
     antenna.remove()
     return result
 

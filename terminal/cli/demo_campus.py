@@ -135,7 +135,7 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 18, 0)
     fake = tap(lambda: door.present("east-out"), clone(card))
-    out(f"   door east-out: a cloned card (same UID and files): {say('door.clone_refused')}")
+    out(f"   door east-out: a cloned card (same UID and files) {say('door.clone_refused')}")
     logging.getLogger(__name__).info("cloned card refused: %s", fake.reason)
     ok = ok and not fake.granted
     uploaded = upload_events(door_client, door.journal, DOOR_ID)

@@ -71,11 +71,14 @@ class ClearingPath:
         from simulators.clearing.ledger import Ledger
         from simulators.clearing.verify import TacVerifier
         from simulators.profiles import DEMO_ISSUERS, demo_keyset
+        from terminal.cli.demo_qr import demo_ride_app, demo_trust
 
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="ykt-demo-")
         self.dir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-        self.ledger = Ledger(str(self.dir / "clearing.db"), TacVerifier(keysets))
+        qr_roots, qr_issuers = demo_trust(demo_ride_app())  # the demo's ride-code app
+        verifier = TacVerifier(keysets, qr_roots=qr_roots, qr_issuers=qr_issuers)
+        self.ledger = Ledger(str(self.dir / "clearing.db"), verifier)
         self.clearing = _Server(clearing_app(self.ledger))
         self.db = open_storage(f"sqlite:///{self.dir / 'gateway.db'}")
         settings = GatewaySettings(
@@ -137,13 +140,16 @@ class ClearingPath:
 def settlement_balances(
     settlement: dict[str, Any], cards: Iterable[Any], opening: dict[str, int]
 ) -> bool:
-    """Per issuer: cleared loads - cleared purchases == what its cards gained, to the fen."""
+    """Per issuer: cleared loads - cleared purchases == what its cards gained, to the fen
+    (an issuing platform's ride codes move no card: qr_cleared checks them)."""
     moved: dict[str, int] = {}
     for card in cards:
         issuer = card.issuer_id.hex().upper()
         moved[issuer] = moved.get(issuer, 0) + card.balance - opening[card.serial.hex()]
     cleared = {
-        i["issuer_id"]: i["load_amount"] - i["purchase_amount"] for i in settlement["by_issuer"]
+        i["issuer_id"]: i["load_amount"] - i["purchase_amount"]
+        for i in settlement["by_issuer"]
+        if not i.get("qr_rides") or i.get("purchases") or i.get("loads")
     }
     return all(cleared.get(k, 0) == v for k, v in moved.items()) and set(cleared) <= set(moved)
 
@@ -175,11 +181,19 @@ def operator_of(role: str) -> str:
 def clear_outcome(path: ClearingPath, result: Any, out: Any = print) -> bool:
     """Upload every journal of a demo run, let clearing settle, check it against the cards
     (``result.cards``, ``result.opening``) and print the table; True when it all agrees."""
+    from terminal.cli.demo_qr import qr_cleared
+
     out("\n== Terminals -> journal -> gateway -> clearing")
     roles: dict[str, str] = result.roles
     for name, journal in result.journals.items():
-        tids = sorted({r.terminal_id for r in journal.export(limit=1_000_000)})
-        clients = {tid: path.register(tid, operator_of(roles.get(tid, name))) for tid in tids}
+        riders = {r.terminal_id for r in journal.export_qr(limit=1_000_000)}
+        tids = sorted({r.terminal_id for r in journal.export(limit=1_000_000)} | riders)
+        clients = {  # the gateway takes ride codes from validators only
+            tid: path.register(
+                tid, operator_of(roles.get(tid, name)), "validator" if tid in riders else "pos"
+            )
+            for tid in tids
+        }
         up = Uplink(journal, clients)
         sent = up.drain()
         out(f"   journal {name}: {sent} transactions from {len(tids)} terminal(s) acknowledged")
@@ -188,6 +202,7 @@ def clear_outcome(path: ClearingPath, result: Any, out: Any = print) -> bool:
     balanced = settlement_balances(settlement, result.cards, opening)
     matched = path.reconcile()["matched"]
     print_settlement(settlement, balanced, out)
+    balanced = qr_cleared(settlement, result.journals.values(), out) and balanced
     out(
         f"   gateway reconciliation with clearing: {'MATCHED' if matched else 'MISMATCH'}; "
         f"rejected by clearing: {settlement['rejections']}"

@@ -9,8 +9,15 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
    by the department and sent to finance.
 3. The resident taps the card at the kiosk: the approved lines are loaded with one
    normal online load through the gateway, recorded against the roster lines.
+   The holder types their ID number: the card alone collects
+   nothing.
 4. The paid/pending report. The card and its load join the demo's outcome, so the
    settlement check to the fen includes the subsidy.
+5. The agent bank (the main channel, for amounts beyond the purse): a second roster
+   (农村危房改造, 农作物良种) goes the same way to finance, which builds a payment batch
+   and its file; the bank answers with one line failed (account frozen); finance sends
+   the failed line again in a new batch and the bank pays it. Bank money never touches
+   the card, so it stays out of the settlement check.
 """
 
 from __future__ import annotations
@@ -125,7 +132,8 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             journal=result.journals["kiosk"],
             subsidies=HttpSubsidyHost(client),
         )
-        got = kiosk.pick_up()
+        out("   at the kiosk the holder taps the card and types the ID number")
+        got = kiosk.pick_up(RESIDENT.id_number)
         assert got.load is not None
         out(f"   kiosk pickup: {got.message()}; balance {format_fen(got.balance_after)}")
         logging.getLogger(__name__).info(
@@ -133,7 +141,7 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
             got.load.authorization.reference,
             got.load.tac.hex().upper(),
         )
-        again = kiosk.pick_up()
+        again = kiosk.pick_up(RESIDENT.id_number)
     result.cards.append(card)
     result.opening[card.serial] = 0
     result.loads.append(got.load)
@@ -144,4 +152,94 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
         f"{pending['lines']} line(s) {format_fen(pending['amount_fen'])}; "
         f"the resident taps again: {again.message()}"
     )
-    return paid["amount_fen"] == r.total_fen and again.load is None and card.balance == r.total_fen
+    kiosk_ok = paid["amount_fen"] == r.total_fen and again.load is None
+    bank_ok = _bank_step(path.db, record.card_number, out)
+    return kiosk_ok and bank_ok and card.balance == r.total_fen
+
+
+def _bank_answers(payment_csv: str, failed: dict[int, str]) -> bytes:
+    """What the agent bank sends back for a payment file: each line paid (S) or failed (F)
+    with its reason, in the result layout of docs/subsidy.md."""
+    rows = [line.split(",") for line in payment_csv.strip().splitlines()]
+    details = [d for d in rows if d[0] == "D"]
+    out = [",".join(rows[0])]
+    for d in details:
+        seq = int(d[1])
+        state, why = ("F", failed[seq]) if seq in failed else ("S", "")
+        out.append(f"D,{seq},{d[2]},{d[5]},{d[6]},{state},{why},BK{seq:08d}")
+    out.append(f"T,{len(details)},{sum(int(d[5]) for d in details)}")
+    return ("\n".join(out) + "\n").encode()
+
+
+def _bank_step(db: Any, card_number: str, out: Any) -> bool:
+    """Roster → finance → payment batch and file → bank result with one failed line →
+    the failed line sent again → paid. True when every line of the roster is paid."""
+    from gateway.cards import registry_lookup
+    from gateway.subsidy import bank, pickup, store
+    from gateway.subsidy.catalogue import load_catalogue
+
+    out("== Agent bank: payment file -> bank result -> failed line sent again -> paid")
+    holder = f"{RESIDENT.name},{RESIDENT.id_number},{card_number}"
+    year = f"{date.today():%Y}"
+    place = "城关镇,东街社区,住建局"
+    roster = (
+        "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发放期间,乡镇(街道),村(社区),主管部门\n"
+        f"{holder},农村危房改造补助资金,15000.00,{year},{place}\n"
+        f"{holder},农作物良种补贴资金,320.50,{year},{place}\n"
+    ).encode()
+    imported = store.import_roster(
+        db,
+        roster,
+        load_catalogue(),
+        declared_by="王会计",
+        title=f"{year} 城关镇危房改造和良种补贴",
+        source="demo-bank-roster.csv",
+        cards=registry_lookup(db),
+    )
+    r = imported.roster
+    assert r is not None
+    store.review(db, r.id, "赵审核")
+    start = date.today() - timedelta(days=10)
+    store.publish(db, r.id, "钱站长", start, start + timedelta(days=6), "东街社区公示栏")
+    store.sign_off(db, r.id, "钱站长", 12, "签字表存档")
+    store.approve(db, r.id, "李科长")
+    store.send_to_finance(db, r.id, "孙财政")
+    out(
+        f"   roster #{r.id}: {r.line_count} line(s), {format_fen(r.total_fen)}, approved and "
+        "sent to finance (too much for the card's purse: the bank pays it)"
+    )
+
+    def send(batch: dict[str, Any], failed: dict[int, str]) -> dict[str, Any]:
+        head, lines = bank.batch_lines(db, batch["batch"])
+        text = bank.payment_csv(head, lines)
+        out(
+            f"   finance sends payment file {batch['batch']} to the bank: "
+            f"{batch['lines']} line(s), {format_fen(batch['total_fen'])}"
+        )
+        result = bank.import_result(db, _bank_answers(text, failed), "孙财政")
+        words = (
+            f"   the bank answers: {result['paid']} line(s) paid, {format_fen(result['paid_fen'])}"
+        )
+        for f in result["failed"]:
+            words += f"; line {f['reference']} not paid: {f['reason']}"
+        out(words)
+        return result
+
+    first = bank.create_batch(db, "孙财政", roster_ids=[r.id])
+    result = send(first, {2: "账户已冻结"})
+    track = bank.tracking(db, batch=first["batch"])["totals"]
+    out(
+        f"   tracking: {track['paid']['lines']} paid, {track['failed']['lines']} failed "
+        "(account frozen); once the holder has it unfrozen, finance sends the line again"
+    )
+    again = bank.create_batch(db, "孙财政", reissue_of=first["batch"])
+    second = send(again, {})
+    doc = pickup.payment_report(db, r.id)
+    paid = doc["totals"]["paid"]
+    out(
+        f"   report: roster #{r.id} paid {paid['lines']} of {r.line_count} line(s), "
+        f"{format_fen(paid['amount_fen'])}, by the bank"
+    )
+    return (
+        len(result["failed"]) == 1 and second["failed"] == [] and paid["amount_fen"] == r.total_fen
+    )

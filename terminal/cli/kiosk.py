@@ -11,6 +11,7 @@ credit path. Each action prints a text receipt (or writes it with --receipt FILE
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from datetime import datetime
@@ -30,6 +31,7 @@ from terminal.epurse import flows
 from terminal.epurse.model import CardSnapshot, LogEntry
 from terminal.money import format_fen, parse_yuan
 from terminal.roles.kiosk import Kiosk, KioskConfig
+from terminal.roles.pickup import holder_answer
 from terminal.roles.receipt import (
     Receipt,
     balance_receipt,
@@ -52,7 +54,8 @@ The self-service kiosk.
 
   ykt kiosk balance                                   balance and last transactions
   ykt kiosk top-up 50.00 --gateway URL --token T      online top-up through the gateway
-  ykt kiosk pickup --gateway URL --token T            pick up approved subsidies (惠民补贴)
+  ykt kiosk pickup --gateway URL --token T            pick up approved subsidies (惠民补贴);
+                                                      the holder types the ID number
   ykt kiosk report-loss CARDNO IDNUMBER --gateway ... report a card lost (挂失)
 
 The sim reader (default) uses the software card in --card FILE (changes are saved to
@@ -104,6 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     u = ksub.add_parser("pickup", help="load the card's approved subsidies")
     common(u, loads=True)
+    u.add_argument(
+        "--holder",
+        type=arg_holder,
+        metavar="ID",
+        help="the holder's ID number (asked for when interactive; on the command line it is "
+        "visible to other users, so prefer the prompt)",
+    )
     u.set_defaults(handler=run_pickup)
 
     lost = ksub.add_parser("report-loss", help="report a card lost (挂失); no card needed")
@@ -287,11 +297,38 @@ def run_top_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def arg_holder(text: str) -> str:
+    try:
+        return holder_answer(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _holder(args: argparse.Namespace) -> str | None:
+    """The holder's answer: ``--holder``, or typed at the prompt (not echoed)."""
+    if args.holder is not None:
+        return str(args.holder)
+    if not sys.stdin.isatty():
+        return None
+    try:
+        return holder_answer(getpass.getpass("the holder's ID number: "))
+    except ValueError as exc:
+        print(f"ykt kiosk pickup: {exc}", file=sys.stderr)
+        return None
+
+
 def run_pickup(args: argparse.Namespace) -> int:
+    holder = _holder(args)
+    if holder is None:
+        print(
+            "ykt kiosk pickup: the holder must type their ID number (--holder, or at the prompt)",
+            file=sys.stderr,
+        )
+        return 2
     terminal = _kiosk(args)
     try:
         kiosk: Kiosk = terminal.role
-        got = kiosk.pick_up(pin=args.pin)
+        got = kiosk.pick_up(holder, pin=args.pin)
     finally:
         terminal.close()
     doc = {

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
 from terminal.journal import EcJournalRow, Journal, JournalRow
 from terminal.journal.journal import QrJournalRow
 from terminal.money import format_fen
+from terminal.private_files import read_secret_file
 from terminal.runtime.assembly import StartRefused, assemble, assemble_door, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
 from terminal.runtime.counter import CounterService
+from terminal.runtime.desk import DeskService, desk_log_line
 from terminal.runtime.door import DoorService, decision_line
 from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
@@ -49,6 +54,14 @@ A taxi (without a fixed [ride] meter) takes each trip's fare from its meter: POS
 with {"amount_fen": N}; a coach conductor's terminal (without a fixed [ride] destination)
 POST /trip with {"destination": "0203"}. The next card in the field pays that trip once;
 the answer is the tap's result as JSON.
+
+An issuance desk (role "desk") takes each applicant from the desk clerk's screen: POST
+/issue with {"name": ..., "id_number": ..., "card_kind": 1} personalises the blank card in
+the reader (card numbers leased from the gateway, one person one card checked against its
+book); POST /replace with {"card_number": ...} replaces a lost card and carries its
+balance as the gateway proves it. After each card the desk's book is pushed to the
+gateway's card book. The personalisation keys are held in the desk's process ([desk] keys,
+as with ykt issue).
 """
 
 
@@ -96,9 +109,14 @@ def run(args: argparse.Namespace) -> int:
             f"{config.source}: a {config.role} takes each trip on [status] port (POST /trip): "
             "set it"
         )
+    if config.role == "desk" and not config.status_port:
+        raise StartRefused(
+            f"{config.source}: a desk takes its applicants on [status] port (POST /issue): set it"
+        )
     if config.role == "door":
         return run_door(config)
-    terminal = assemble(config, SoftwareDevices())
+    desk = DeskParts()
+    terminal = assemble(config, SoftwareDevices(), desk)
     terminal_id = terminal.session.sam.terminal_id_hex
 
     def banner() -> None:
@@ -107,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
         if config.role == "kiosk":
             status += f", top-ups POST http://127.0.0.1:{config.status_port}/top-up"
+        if config.role == "desk":
+            status += f", cards POST http://127.0.0.1:{config.status_port}/issue"
         if config.takes_trips:
             status += f", trips POST http://127.0.0.1:{config.status_port}/trip"
         print(
@@ -124,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
             on_start=banner,
         )
         counts = "run.banner.counts.kiosk"
+    elif config.role == "desk":
+        service = DeskService(
+            terminal,
+            desk,
+            lambda outcome: print(desk_log_line(terminal_id, outcome), flush=True),
+            on_start=banner,
+        )
+        counts = "run.banner.counts.desk"
     elif config.takes_trips:
         service = TripService(
             terminal,
@@ -156,6 +184,46 @@ def run(args: argparse.Namespace) -> int:
     tally = say(counts, green=result.green, red=result.red)
     print(say("run.stopped", counts=tally, waiting=result.waiting), file=sys.stderr)
     return 0
+
+
+class DeskParts:
+    """A desk's personalisation key host and card registry (the gateway's, in the desk's
+    process, as ``ykt issue`` builds them) and its blank software cards."""
+
+    def perso_host(self, keys: str | None, transport_master: str | None) -> Any:
+        from gateway.hsm import HostSecurityModule
+        from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
+        from terminal.crypto.keyset import load_keysets
+
+        keysets = (
+            list(load_keysets(keys).values())
+            if keys
+            else [demo_keyset(i) for i in DEMO_ISSUERS.values()]
+        )
+        master = self._master(transport_master) or demo_transport_master()
+        return HostSecurityModule(keysets, transport_master=master)
+
+    def registry(self, path: str, replacement_wait_days: int) -> Any:
+        from gateway.registry import SqliteCardRegistry
+
+        return SqliteCardRegistry(path, replacement_wait=timedelta(days=replacement_wait_days))
+
+    def blank_card(self, path: str, transport_master: str | None) -> Any:
+        from simulators.files import load_device
+        from simulators.profiles import blank_card
+
+        if Path(path).exists():
+            return load_device(path)
+        return blank_card(secrets.token_bytes(8), path, master=self._master(transport_master))
+
+    def discard_if_untouched(self, path: str) -> None:
+        from terminal.cli.issue import _discard_if_untouched
+
+        _discard_if_untouched(Path(path))
+
+    @staticmethod
+    def _master(path: str | None) -> bytes | None:
+        return bytes.fromhex(read_secret_file(path)) if path else None
 
 
 def run_door(config: TerminalConfig) -> int:

@@ -138,6 +138,7 @@ CERT_SIZE = CERTIFICATE.sizeof()
 CERT_OFFSET = _offset(CODE, "certificate")
 CERT_SIGNED = slice(_offset(CERTIFICATE, "format"), _offset(CERTIFICATE, "root_signature"))
 CUSTOM_OFFSET = _offset(CODE, "custom")  # 198: the variable part starts here
+RIDE_LIMIT_OFFSET = _offset(CODE, "ride_limit")  # 155: covered by both signatures
 
 
 def _issuer_signature_at(custom_length: int) -> int:

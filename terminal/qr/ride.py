@@ -100,18 +100,43 @@ class QrGate:
     def ride(self, raw: bytes, now: datetime, rules: FareRules, mode: Mode, place: Place) -> QrRide:
         """Verify, decide the fare (the bus's concession by account type and transfer from
         this account's last ride), check the limit, journal. QrError on any refusal,
-        with nothing journaled."""
+        with nothing journaled. A taxi's code pays the meter instead (``taxi``)."""
         if mode is not Mode.BUS:
             raise QrRefused(QrReason.MODE, f"ride codes are accepted on buses, not at {mode}")
-        roots, policy = self._trust
-        v = verify(raw, now=now, roots=roots, policy=policy)
+        v = self._checked(raw, now)
         code = v.code
-        check_history(code, v.code_hash, v.checked_at, policy, self.history)
         decision = decide(
             rules, mode, place, self._trips(code.user_account, code.account_type), now
         )
         if decision.refused:
             raise QrRefused(QrReason.FARE, decision.refuse or "refused by the fare rules")
+        context = {
+            "mode": str(mode),
+            "line": place.line.hex().upper(),
+            "station": place.station,
+            "notes": list(decision.notes),
+        }
+        return self._book(v, decision, now, context)
+
+    def taxi(self, raw: bytes, now: datetime, meter: int, context: Mapping[str, object]) -> QrRide:
+        """A taxi trip paid by a code: the meter's amount (the taxi checked it against its
+        fare file) charged to the code's platform within its per-ride limit; ``context``
+        names the driver and vehicle. The same checks and journal as a bus ride."""
+        v = self._checked(raw, now)
+        return self._book(v, FareDecision(meter, TRIP_EP_SINGLE), now, dict(context))
+
+    def _checked(self, raw: bytes, now: datetime) -> VerifiedCode:
+        """The code verified with the trust of this moment, then its account's history."""
+        roots, policy = self._trust
+        v = verify(raw, now=now, roots=roots, policy=policy)
+        check_history(v.code, v.code_hash, v.checked_at, policy, self.history)
+        return v
+
+    def _book(
+        self, v: VerifiedCode, decision: FareDecision, now: datetime, context: dict[str, object]
+    ) -> QrRide:
+        """The fare within the code's limit, then the one settled journal row."""
+        code = v.code
         check_limit(code, decision.amount)
         row = self.journal.record_qr_ride(
             {
@@ -126,13 +151,7 @@ class QrGate:
                 "txn_time": now.replace(microsecond=0, tzinfo=None),
                 "amount": decision.amount,
                 "resolution": "offline: code verified",
-                "context": {
-                    "mode": str(mode),
-                    "line": place.line.hex().upper(),
-                    "station": place.station,
-                    "ticket": v.issuer.ticket,
-                    "notes": list(decision.notes),
-                },
+                "context": {**context, "ticket": v.issuer.ticket},
             }
         )
         return QrRide(v, decision, row)

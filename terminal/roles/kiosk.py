@@ -141,14 +141,16 @@ class Kiosk:
             return self._top_up(amount, pin, retried=True)
         return TopUp(info.card_number, credit.result, credit)
 
-    def pick_up(self, *, pin: str | None = None) -> Pickup:
-        """Load the card's approved subsidies that fit under the purse's maximum."""
+    def pick_up(self, holder: str, *, pin: str | None = None) -> Pickup:
+        """Load the card's approved subsidies that fit under the purse's maximum, for the
+        holder who typed ``holder`` (their ID number)."""
         if self.subsidies is None or self.credits is None:
             raise TopUpRefused("this kiosk has no subsidy service (no gateway)")
         return pick_up(
             self.session,
             self.subsidies,
             self.terminal_id,
+            holder=holder,
             max_balance=self.config.max_balance,
             credits=self.credits,
             pin=pin,

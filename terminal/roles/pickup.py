@@ -1,6 +1,8 @@
 """Subsidy pickup at a kiosk: approved roster lines loaded onto the card in the reader.
 
-1. Select the card and ask the gateway for its lines.
+1. Select the card and ask the gateway for its lines. The holder has typed their whole
+   ID number: the gateway checks it with the load (step 4) and
+   refuses a wrong answer (``not_the_holder``; a few in a row lock the card's pickup).
 2. Settle every earlier pickup of this card that was never confirmed (a card pulled
    after CREDIT, a lost answer), here or at another kiosk, from the card itself: GET
    TRANSACTION PROVE confirms it anywhere; the kiosk that holds it voids it with an
@@ -20,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +41,23 @@ from terminal.roles.load_host import (
 from terminal.roles.session import TerminalSession
 
 MAX_LINES_PER_LOAD = 16  # the gateway's limit per pickup
+# the holder's answer: their whole ID number (the 公示 listing shows its first 6 and last 4
+# characters, so any part of it would be half public; the birth date is not)
+HOLDER_PATTERN = r"^[0-9]{17}[0-9X]$"
+
+
+def holder_answer(text: str) -> str:
+    """The holder's typed answer, checked and normalised (``x`` → ``X``); ValueError says
+    what is wrong without repeating it."""
+    answer = text.strip().upper()
+    if not re.fullmatch(HOLDER_PATTERN, answer):
+        raise ValueError(
+            "the holder's answer is their whole ID number (18 characters: digits, the last "
+            "may be X)"
+        )
+    return answer
+
+
 JOURNALED = {SETTLED: "confirmed", VOID: "void"}  # a recovered journal row's outcome
 
 
@@ -46,7 +66,7 @@ class SubsidyHost(Protocol):
 
     def for_card(self, card_number: str) -> dict[str, Any]: ...
 
-    def paying(self, line_ids: list[int]) -> HttpLoadHost: ...
+    def paying(self, line_ids: list[int], holder: str) -> HttpLoadHost: ...
 
     def prove(self, reference: str, mac: bytes, tac: bytes) -> Any: ...
 
@@ -130,13 +150,16 @@ def pick_up(
     host: SubsidyHost,
     terminal_id: bytes,
     *,
+    holder: str,
     max_balance: int,
     credits: CreditPath,
     pin: str | None = None,
     key_index: int = 1,
     retried: bool = False,
 ) -> Pickup:
-    """Pick up what the card can take now; see the module docstring for the steps."""
+    """Pick up what the card can take now; see the module docstring for the steps.
+    ``holder`` is the holder's typed answer (ValueError when it cannot be one)."""
+    holder = holder_answer(holder)
     session.card_reader.connect()
     info = session.run(flows.select())
     settled = [  # this kiosk's torn loads of the card, from its journal first
@@ -170,7 +193,7 @@ def pick_up(
     if not take:
         return Pickup(**base)
     amount = sum(line["amount_fen"] for line in take)
-    paying = host.paying([line["line_id"] for line in take])
+    paying = host.paying([line["line_id"] for line in take], holder)
     try:
         result = credits.load(
             info,
@@ -191,6 +214,7 @@ def pick_up(
             session,
             host,
             terminal_id,
+            holder=holder,
             max_balance=max_balance,
             credits=credits,
             pin=pin,

@@ -1,11 +1,12 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role (a validator, a POS, a kiosk) are built here and
-nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run`` differ only in
-where their configuration comes from. Software devices
+client with its uplink, and the role (a validator, a POS, a kiosk, an issuance desk) are
+built here and nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run``
+differ only in where their configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
-code never imports the simulators.
+code never imports the simulators; a desk's personalisation key host and card registry
+come the same way from a ``DeskDevices`` (both are gateway code, run in the desk's process).
 
 Before the first card, the PSAM's next transaction sequence number is checked against the
 journal: a PSAM whose next number was already journaled (reset, restored from an old copy,
@@ -26,6 +27,7 @@ from terminal.campus.door import AccessList, Door, EventJournal, Presence
 from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
+from terminal.epurse.perso import PersoHost
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
@@ -34,8 +36,11 @@ from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.scanner import CodeSource
 from terminal.readers.sim import SimCard, SimReader
+from terminal.roles.debit import CreditPath
+from terminal.roles.issuance import DeskConfig, IssuanceDesk
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
+from terminal.roles.registry import CardRegistry
 from terminal.roles.session import TerminalSession
 from terminal.roles.transport import Ride, make_validator
 from terminal.roles.validator import Validator, ValidatorConfig
@@ -63,6 +68,30 @@ class SimDevices(Protocol):
     def cards(self, files: list[str], count: int, *, campus: bool = False) -> list[SimCard]:
         """The card files, or ``count`` fresh demo cards when there are none (``campus``:
         demo cards carrying the campus application, for a door)."""
+        ...
+
+
+class DeskDevices(Protocol):
+    """What an issuance desk takes from outside terminal code (the CLI provides it): the
+    personalisation key host and the desk's card registry - the gateway's host security
+    module and registry, run in the desk's process, as ``ykt issue`` runs them (the gateway
+    has no personalisation service over HTTP) - and blank software cards for a sim reader."""
+
+    def perso_host(self, keys: str | None, transport_master: str | None) -> PersoHost:
+        """The key host: issuer key sets from ``keys`` (None: demo keys), the card vendor's
+        transport master from the file ``transport_master`` (None: the demo vendor's)."""
+        ...
+
+    def registry(self, path: str, replacement_wait_days: int) -> CardRegistry:
+        """The desk's card registry kept at ``path``."""
+        ...
+
+    def blank_card(self, path: str, transport_master: str | None) -> SimCard:
+        """The software card in ``path``: a fresh blank card made there if there is none."""
+        ...
+
+    def discard_if_untouched(self, path: str) -> None:
+        """Remove the software card at ``path`` if nothing was written to it."""
         ...
 
 
@@ -232,11 +261,47 @@ def _kiosk_maker(config: TerminalConfig) -> RoleMaker:
     return make
 
 
-def _role_maker(config: TerminalConfig) -> RoleMaker:
+def _desk_maker(config: TerminalConfig, devices: DeskDevices | None) -> RoleMaker:
+    """An issuance desk as ``ykt issue --gateway`` builds it: card numbers leased from the
+    gateway (the card centre), carried balances through the one journaled credit path with
+    the gateway's load host, its hotlist; the desk's number is its PSAM's terminal id."""
+    if not config.gateway:
+        raise StartRefused(
+            f"{config.source}: a desk leases card numbers and carries balances through the "
+            "gateway: set [gateway] url"
+        )
+    if devices is None:
+        raise StartRefused("a desk needs its personalisation key host and card registry")
+    issuer_id = hex_bytes(config.issuer_id, "desk.issuer_id", size=8)
+    host = devices.perso_host(config.keys, config.transport_master)
+
+    def make(
+        session: TerminalSession, journal: Journal, hotlist: Hotlist, client: GatewayClient | None
+    ) -> IssuanceDesk:
+        from terminal.roles.load_host import HttpLoadHost
+        from terminal.uplink.issuance import GatewayCentre
+
+        assert client is not None and devices is not None
+        return IssuanceDesk(
+            session,
+            host,
+            devices.registry(config.registry, config.replacement_wait),
+            DeskConfig(issuer_id, session.sam.terminal_id),
+            credits=CreditPath(session, journal, HttpLoadHost(client)),
+            hotlist=hotlist,
+            centre=GatewayCentre(client),
+        )
+
+    return make
+
+
+def _role_maker(config: TerminalConfig, desk: DeskDevices | None = None) -> RoleMaker:
     """What builds the role once the session, journal and gateway client are open; every
     value of the configuration is checked here, before a file is opened."""
     if config.role == "kiosk":
         return _kiosk_maker(config)
+    if config.role == "desk":
+        return _desk_maker(config, desk)
     if config.is_validator:
         role_config = ValidatorConfig(
             mode=Mode(config.role),
@@ -285,9 +350,9 @@ def open_readers(
     sim_reader = config.card_reader == "sim"
     if (sim_reader or config.sam_reader == "sim") and sim is None:
         raise StartRefused("sim readers need software devices")
-    cards = (
+    cards = (  # a desk's sim reader takes a fresh blank card for each request instead
         sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
-        if sim_reader and sim
+        if sim_reader and sim and config.role != "desk"
         else []
     )
     if sim_reader:
@@ -314,9 +379,11 @@ def open_readers(
     return cards, card_reader, reader, sam_reader, next_seq
 
 
-def assemble(config: TerminalConfig, sim: SimDevices | None = None) -> Terminal:
+def assemble(
+    config: TerminalConfig, sim: SimDevices | None = None, desk: DeskDevices | None = None
+) -> Terminal:
     """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
-    make_role = _role_maker(config)
+    make_role = _role_maker(config, desk)
     secret = token(config) if config.gateway else None  # a bad token file stops us here
     cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim)
     journal = Journal(config.journal, autocheckpoint=False)

@@ -80,6 +80,14 @@ SCHEMA: dict[str, Any] = {
         "pickup": None,
     },
     "door": {"rules": None, "point": None},
+    "desk": {
+        "registry": None,
+        "issuer_id": None,
+        "keys": None,
+        "transport_master_file": None,
+        "cards": None,
+        "replacement_wait_days": None,
+    },
 }
 
 
@@ -133,6 +141,12 @@ class TerminalConfig:
     pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
     door_rules: str | None = None  # door: the door rules file (docs/campus.md)
     door_point: str | None = None  # door: which of the rules' doors this reader is
+    registry: str = "ykt-cards.db"  # desk: the desk's card registry (its book of cards)
+    issuer_id: str = "02902900FFFFFFFF"  # desk: the issuer whose cards it issues (8 bytes)
+    keys: str | None = None  # desk: issuer key sets (JSON) for personalisation; None: demo
+    transport_master: str | None = None  # desk: the card vendor's transport master key file
+    desk_cards: str = "cards"  # desk, sim reader: where new software card files are made
+    replacement_wait: int = 0  # desk: days between a loss report and the replacement
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     qr_scanner: ScannerSettings | None = None  # [qr] scanner: a serial QR scanner module
     qr_images: str | None = None  # [qr] images: a folder a camera drops code snapshots in
@@ -187,6 +201,10 @@ PATHS = (
     "terminal_data",
     "ca_keys",
     "door_rules",
+    "registry",
+    "keys",
+    "transport_master",
+    "desk_cards",
 )
 
 
@@ -257,6 +275,12 @@ FIELDS = (
     ("kiosk", "pickup", "pickup"),
     ("door", "rules", "door_rules"),
     ("door", "point", "door_point"),
+    ("desk", "registry", "registry"),
+    ("desk", "issuer_id", "issuer_id"),
+    ("desk", "keys", "keys"),
+    ("desk", "transport_master_file", "transport_master"),
+    ("desk", "cards", "desk_cards"),
+    ("desk", "replacement_wait_days", "replacement_wait"),
 )
 
 
@@ -286,10 +310,11 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
             hex_bytes(getattr(config, keys[1]), ".".join(keys), size=size)
         except TextError as exc:
             raise f.error(keys, str(exc)) from None
-    try:
-        hex_bytes(config.terminal_id, "sim.terminal_id", size=6)
-    except TextError as exc:
-        raise f.error(("sim", "terminal_id"), str(exc)) from None
+    for keys, size in ((("sim", "terminal_id"), 6), (("desk", "issuer_id"), 8)):
+        try:
+            hex_bytes(getattr(config, keys[1]), ".".join(keys), size=size)
+        except TextError as exc:
+            raise f.error(keys, str(exc)) from None
     try:
         PaymentRule.named(config.pay)
     except ValueError as exc:
@@ -319,6 +344,11 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         for key in ("rules", "point"):
             if key not in data.get("door", {}):
                 raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
+    if role == "desk":
+        if "registry" not in data.get("desk", {}):
+            raise f.error(("desk",), "a desk needs [desk] registry (its book of cards)")
+        if "cards" not in data.get("desk", {}):
+            config.desk_cards = str(base / "cards")
     if "qr" in data:
         config.qr = _qr_settings(f, data["qr"], role)
         config.qr_scanner, config.qr_images = _qr_inputs(f, data["qr"])
@@ -329,8 +359,10 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
 
 def _qr_settings(f: _ConfigFile, table: dict[str, Any], role: str) -> QrSettings:
     """``[qr]``: the root keys and issuer whitelist files (both needed), and policy values."""
-    if role != "bus":
-        raise f.error(("qr",), f"[qr]: ride codes are taken on buses, not by a {role} terminal")
+    if role not in ("bus", "taxi"):
+        raise f.error(
+            ("qr",), f"[qr]: ride codes are taken on buses and in taxis, not by a {role} terminal"
+        )
     for key in ("root_keys", "issuers"):
         if key not in table:
             raise f.error(("qr",), f"[qr] is missing '{key}' (the {key.replace('_', ' ')} file)")

@@ -133,11 +133,11 @@ class CounterService:
         terminal = self.terminal
         config = self.config
         amount = echo.get("amount_fen")
-        sim = bool(terminal.cards) and config.card_reader == "sim"
-        if sim:  # the software cards are presented in turn
-            card = terminal.cards[self._next_card % len(terminal.cards)]
-            self._next_card += 1
+        card = self.sim_card()
+        sim = card is not None
+        if sim:
             terminal.card_reader.insert(card)  # type: ignore[attr-defined]
+        outcome: Outcome | None = None
         try:
             if not sim and not terminal.reader.wait_for_card(config.card_wait):
                 outcome = refused(
@@ -157,6 +157,8 @@ class CounterService:
         finally:
             if sim:
                 terminal.card_reader.remove()  # type: ignore[attr-defined]
+                self.sim_card_done(outcome)
+        assert outcome is not None
         if outcome.receipt is not None:
             outcome.doc["receipt"] = outcome.receipt.text()
         self.served += 1
@@ -166,6 +168,19 @@ class CounterService:
             self.refused += 1
         self.on_outcome(outcome)
         return outcome
+
+    def sim_card(self) -> Any:
+        """The software card a sim reader presents for the next request (the configured
+        cards in turn), or None: a real reader, the card is awaited in the field."""
+        cards = self.terminal.cards
+        if not cards or self.config.card_reader != "sim":
+            return None
+        card = cards[self._next_card % len(cards)]
+        self._next_card += 1
+        return card
+
+    def sim_card_done(self, outcome: Outcome | None) -> None:
+        """The software card was taken out again after ``outcome`` (None: no answer)."""
 
     # -- the service ----------------------------------------------------------------------
     def start_work(self) -> None:

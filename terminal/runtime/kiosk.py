@@ -22,6 +22,7 @@ from terminal.apdu.errors import CardError, MalformedResponse, TlvError, Transpo
 from terminal.epurse.host import LoadDeclined
 from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk, TopUpRefused
+from terminal.roles.pickup import holder_answer
 from terminal.roles.receipt import balance_receipt, pickup_receipt, top_up_receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
@@ -78,6 +79,18 @@ def _fields(body: Any, allowed: set[str]) -> dict[str, Any]:
     return body
 
 
+def pickup_request(body: Any) -> tuple[str, str | None]:
+    """The holder's answer and PIN of a ``POST /pickup`` body; BadRequest says why not."""
+    body = _fields(body, {"holder", "pin"})
+    holder = body.get("holder")
+    if not isinstance(holder, str):
+        raise BadRequest("holder (the holder's ID number) is required")
+    try:
+        return holder_answer(holder), body.get("pin")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 def top_up_request(body: Any) -> tuple[int, str | None]:
     """The amount (fen) and PIN of a ``POST /top-up`` body; BadRequest says why not."""
     body = _fields(body, {"amount_fen", "pin"})
@@ -120,12 +133,13 @@ class KioskService(CounterService):
         return self.serve({"amount_fen": amount}, lambda: self._top_up(amount, pin), refusal)
 
     def post_pickup(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """``POST /pickup {}``: load the card's approved subsidies that fit."""
+        """``POST /pickup {"holder": "…"}``: load the card's approved subsidies that fit, for
+        the holder who typed their ID number."""
         try:
-            pin = _fields(body, {"pin"}).get("pin")
+            holder, pin = pickup_request(body)
         except BadRequest as exc:
             return 400, {"ok": False, "refused": f"bad pickup request: {exc}"}
-        return self.serve({}, lambda: self._pickup(pin), refusal)
+        return self.serve({}, lambda: self._pickup(holder, pin), refusal)
 
     def post_balance(self, body: Any) -> tuple[int, dict[str, Any]]:
         """``POST /balance {}``: the card's balance (nothing is written to it)."""
@@ -165,9 +179,9 @@ class KioskService(CounterService):
 
         return self._attempt(amount, operate)
 
-    def _pickup(self, pin: str | None) -> Outcome:
+    def _pickup(self, holder: str, pin: str | None) -> Outcome:
         def operate() -> Outcome:
-            got = self.role.pick_up(pin=pin)
+            got = self.role.pick_up(holder, pin=pin)
             self.loaded_fen += got.paid_fen
             doc = {
                 "ok": True,

@@ -20,6 +20,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     bank_batch,
     bank_result,
     card_for,
@@ -145,7 +146,7 @@ def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
     host = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
     for _ in ("at the bank", "paid by the bank"):
         with pytest.raises(LoadDeclined) as caught:
-            host.paying([line_id]).authorize_load(request)
+            host.paying([line_id], answer(1)).authorize_load(request)
         cause = caught.value.__cause__
         assert isinstance(cause, GatewayRefused)
         assert (cause.status, cause.code) == (409, "bank_channel")
@@ -165,7 +166,7 @@ def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
     send_roster(gateway, doc["roster"]["id"])
     card = card_for(li, balance=0)
     kiosk, _ = centre.kiosk(card=card)
-    assert kiosk.pick_up().paid_fen == 45_000
+    assert kiosk.pick_up(answer(1)).paid_fen == 45_000
     r = admin(gateway, "POST", "/v1/admin/subsidies/bank/batches", json={"actor": "finance"})
     assert (r.status_code, r.json()["error"]) == (409, "nothing_to_send"), r.text
     assert gateway.count("subsidy_bank_lines") == 0 and gateway.count("subsidy_bank_batches") == 0

@@ -15,6 +15,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     card_for,
     import_roster,
     roster,
@@ -72,7 +73,7 @@ def test_approving_without_publication_is_refused_and_pays_nothing(gateway, cent
     doc = admin(gateway, "GET", base).json()
     assert doc["roster"]["state"] == "reviewed" and doc["roster"]["approved_by"] is None
     assert "approved" not in [e["action"] for e in doc["events"]]
-    got = kiosk.pick_up()
+    got = kiosk.pick_up(answer(0))
     assert got.paid == [] and card.balance == 0 and gateway.count("loads") == 0
 
 

@@ -40,6 +40,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     approve_roster,
     card_for,
     import_roster,
@@ -331,9 +332,9 @@ def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock)
     at = CardAt(card, clock)
     kept = at.initialize(KIOSK_A, 20_000)
     req_b = at.initialize(KIOSK_A, 20_000)
-    auth_b = subsidies.paying([line_id]).authorize_load(req_b)
+    auth_b = subsidies.paying([line_id], answer(0)).authorize_load(req_b)
     with pytest.raises(LoadPending) as caught:
-        subsidies.paying([line_id]).authorize_load(kept)
+        subsidies.paying([line_id], answer(0)).authorize_load(kept)
     assert f"has load {auth_b.reference}" in caught.value.reason
     assert load_state(gateway, auth_b.reference) == ("authorized", 0)
     assert line_statuses(gateway, rid)[0]["status"] == "held"
@@ -342,7 +343,7 @@ def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock)
     assert card.balance == 20_000 and gateway.count("loads") == 1
     paid_once(gateway, rid, 20_000)
     kiosk, _ = centre.kiosk(KIOSK_B, card=card)
-    assert kiosk.pick_up().paid == [] and card.balance == 20_000
+    assert kiosk.pick_up(answer(0)).paid == [] and card.balance == 20_000
 
 
 def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
@@ -355,7 +356,7 @@ def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
     other_client = thief.client
     at = CardAt(card, clock)
     req = at.initialize(KIOSK_A, 20_000)
-    auth = owner.paying([line_id]).authorize_load(req)
+    auth = owner.paying([line_id], answer(0)).authorize_load(req)
     reason = refused(lambda: thief.void(auth.reference, req), 403, "not_owner")
     assert f"held by kiosk {KIOSK_A}" in reason
     assert "only that kiosk can void" in refused(
@@ -373,7 +374,7 @@ def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
     owner.confirm_load(req, auth, tac)
     assert card.balance == 20_000
     paid_once(gateway, rid, 20_000)
-    assert kiosk_b.pick_up().paid == [] and card.balance == 20_000
+    assert kiosk_b.pick_up(answer(0)).paid == [] and card.balance == 20_000
     paid_once(gateway, rid, 20_000)
 
 
@@ -383,20 +384,20 @@ def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centr
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
     reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
     with pytest.raises(LoadInterrupted):
-        kiosk.pick_up()
+        kiosk.pick_up(answer(0))
     assert line_statuses(gateway, rid)[0]["status"] == "held" and card.balance == 500
     # at another kiosk the card cannot void it: the line stays held, nothing is paid
     elsewhere, _ = centre.kiosk(KIOSK_B, card=card)
-    away = elsewhere.pick_up()
+    away = elsewhere.pick_up(answer(0))
     assert away.paid == [] and len(away.unresolved) == 1 and card.balance == 500
     assert "bring the card back to the kiosk that started it" in away.message()
     reader.tear_when(None)
     reader.insert(card)
-    back = kiosk.pick_up()
+    back = kiosk.pick_up(answer(0))
     assert [outcome for _, outcome in back.settled] == ["void"]
     assert back.paid_fen == 20_000 and card.balance == 20_500
     paid_once(gateway, rid, 20_000)
-    assert elsewhere.pick_up().paid == [] and card.balance == 20_500
+    assert elsewhere.pick_up(answer(0)).paid == [] and card.balance == 20_500
     Forwarder(gateway.db, clearing.url).drain()
     totals = clearing.settlement()["totals"]
     assert (totals["loads"], totals["load_amount"]) == (1, 20_000)
@@ -416,7 +417,7 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     reader.insert(card)
     # the pickup's load is refused (load_pending: the top-up holds the counter); the kiosk
     # voids its own top-up with the card and picks up once more
-    done = kiosk.pick_up()
+    done = kiosk.pick_up(answer(0))
     assert done.paid_fen == 20_000 and card.balance == 20_500
     assert load_state(gateway, top_up["reference"]) == ("void", 0)
     paid_once(gateway, rid, 20_000)

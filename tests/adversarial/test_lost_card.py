@@ -1,19 +1,44 @@
-"""A card reported lost (挂失) in the hands of whoever found it: the hotlist refuses it at
-every payment source, not only the T-Union purse (docs/security.md)."""
+"""A card in the hands of whoever found or stole it: once reported lost (挂失) the hotlist
+refuses it at every payment source, not only the T-Union purse; before that, a kiosk
+subsidy pickup asks for the holder, not only the card (docs/security.md)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
+from gateway.subsidy.holder import HolderRules
 from simulators.emv_profiles import resident_card
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
+from terminal.epurse import flows
+from terminal.epurse.host import LoadDeclined
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.readers.sim import SimReader
+from terminal.roles.load_host import request_json
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import CardRefused
 from terminal.roles.session import TerminalSession
+from terminal.uplink import GatewayRefused
+from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.subsidy_kit import (
+    KIOSK_A,
+    PEOPLE,
+    Centre,
+    admin,
+    answer,
+    approve_roster,
+    card_for,
+    import_roster,
+    roster,
+)
+
+LOCK_MS = 2_000  # the test gateway's lock-out; 30 minutes by default
 
 
 @pytest.mark.parametrize("rule", ["ec", "ep", "auto"])
@@ -37,3 +62,91 @@ def test_a_lost_resident_card_pays_from_no_source(psam, clock, tmp_path, rule: s
             pos.charge(1_200)
         assert journal.rows() == [] and journal.pending_upload() == 0
     assert card.app("emv").ec_balance == 5_000 and ep.balance == 5_000
+
+
+# -- a stolen card at the subsidy kiosk --------------------------------------------------------
+@pytest.fixture
+def guarded(db, clock) -> Iterator[GatewayServer]:  # type: ignore[no-untyped-def]
+    gw = start_gateway(db, clock, pickup_holder=HolderRules(tries=3, lock_ms=LOCK_MS))
+    yield gw
+    gw.server.stop()
+
+
+def one_number(gw: GatewayServer, sql: str, *params: Any) -> Any:
+    with gw.db.tx() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
+
+
+def test_a_stolen_card_without_the_holders_digits_picks_up_nothing(guarded, clock, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    centre = Centre(guarded, clock)
+    try:
+        (zhang,) = centre.issue(PEOPLE[:1])
+        doc = import_roster(
+            guarded,
+            roster(
+                f"{zhang.holder.name},{zhang.holder.id_number},{zhang.card_number},H18,20000,2026-10"
+            ),
+        )
+        rid = int(doc["roster"]["id"])
+        approve_roster(guarded, rid)
+        card = card_for(zhang, balance=0)
+        kiosk, _ = centre.kiosk(KIOSK_A, card)
+        right = answer(0)
+        # the 公示 listing shows the first 6 and last 4 characters: the thief guesses the birth date
+        guesses = [right[:6] + day + right[-4:] for day in ("19800102", "19750615", "19901231")]
+        assert right not in guesses
+
+        def line() -> dict[str, Any]:
+            r = admin(guarded, "GET", "/v1/admin/subsidies/report", params={"roster_id": rid})
+            (only,) = r.json()["lines"]
+            return dict(only)
+
+        def pickup(holder: str) -> GatewayRefused:
+            """The thief's request: the card's own INITIALIZE FOR LOAD, the digits guessed."""
+            kiosk.session.card_reader.connect()
+            info = kiosk.session.run(flows.select())
+            req = kiosk.session.run(flows.prepare_load(info, kiosk.terminal_id, 20_000, clock()))
+            body = {"load": request_json(req), "lines": [line()["line_id"]], "holder": holder}
+            with pytest.raises(GatewayRefused) as caught:
+                kiosk.subsidies.client.request("POST", "/v1/subsidies/pickups", json=body)  # type: ignore[union-attr]
+            return caught.value
+
+        # the first guess through the kiosk itself: refused, nothing journaled
+        with pytest.raises(LoadDeclined, match="does not match the holder of card"):
+            kiosk.pick_up(guesses[0])
+        assert kiosk.credits.journal.load_rows() == []  # type: ignore[union-attr]
+        second = pickup(guesses[1])
+        assert (second.status, second.code) == (403, "not_the_holder")
+        assert "does not match the holder" in second.reason
+        assert "1 more wrong answer" in second.reason
+        third = pickup(guesses[2])
+        assert (third.status, third.code) == (403, "not_the_holder")
+        assert "now locked for" in third.reason
+        # locked: the right digits are refused too, until the lock expires
+        locked = pickup(right)
+        assert (locked.status, locked.code) == (403, "pickup_locked")
+        assert "locked until" in locked.reason and "3 wrong answers" in locked.reason
+        with pytest.raises(LoadDeclined, match="locked until"):
+            kiosk.pick_up(right)
+        # nothing paid, nothing stored but the count
+        assert guarded.count("loads") == 0 and card.balance == 0
+        assert line()["status"] == "pending"
+        assert one_number(guarded, "SELECT failures FROM subsidy_pickup_guard") == 3
+        assert guarded.count("subsidy_pickup_guard") == 1
+        logged = "\n".join(
+            r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("gateway", "uvicorn")
+        )
+        for said in (*guesses, right):
+            assert said not in logged
+            for reason in (second.reason, third.reason, locked.reason):
+                assert said not in reason
+
+        time.sleep(LOCK_MS / 1000 + 0.2)
+        got = kiosk.pick_up(right)
+        assert got.paid_fen == 20_000 and card.balance == 20_000
+        assert line()["status"] == "paid" and guarded.count("loads") == 1
+        assert guarded.count("subsidy_pickup_guard") == 0  # a right answer clears the count
+    finally:
+        centre.close()

@@ -380,7 +380,7 @@ def test_pickup_line_ids_past_64_bits_are_refused(gateway):
     }
     r = httpx.post(
         gateway.url + "/v1/subsidies/pickups",
-        json={"load": load, "lines": [1, 2**64]},
+        json={"load": load, "lines": [1, 2**64], "holder": "123456"},
         headers={"Authorization": f"Bearer {kiosk}"},
     )
     refused(r, 422, "invalid_request", "lines")

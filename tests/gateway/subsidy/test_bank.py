@@ -13,6 +13,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     bank_batch,
     bank_result,
     card_for,
@@ -146,7 +147,7 @@ def test_kiosk_pickup_leaves_bank_lines_alone_and_funds_keep_top_ups_apart(gatew
     bank_batch(gateway)
     card = card_for(centre.records[1], balance=0)
     kiosk, _ = centre.kiosk(card=card)
-    got = kiosk.pick_up()
+    got = kiosk.pick_up(answer(1))
     assert got.paid == [] and card.balance == 0 and gateway.count("loads") == 0
     kiosk.top_up(5_000)
     funds = admin(gateway, "GET", "/v1/admin/subsidies/funds").json()

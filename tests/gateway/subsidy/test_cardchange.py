@@ -11,6 +11,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     approve_roster,
     card_for,
     import_roster,
@@ -27,7 +28,7 @@ def test_unpaid_lines_follow_the_holder_to_the_replacement(gateway, clock):
         approve_roster(gateway, first)
         old_card = card_for(zhang)
         kiosk, _ = centre.kiosk(card=old_card)
-        assert kiosk.pick_up().paid_fen == 20_000
+        assert kiosk.pick_up(answer(0)).paid_fen == 20_000
         second = import_roster(gateway, roster(f"{who},H18,30000,2026-10"))["roster"]["id"]
         approve_roster(gateway, second)
         centre.registry.report_lost(zhang.card_number)

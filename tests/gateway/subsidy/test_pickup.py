@@ -32,6 +32,7 @@ from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
+    answer,
     approve_roster,
     card_for,
     import_roster,
@@ -83,19 +84,19 @@ def test_paid_only_once_approved_then_never_again(gateway, clearing, centre):
     card = card_for(centre.records[0], balance=1_000)
     kiosk, _ = centre.kiosk(card=card)
     rid = declare(centre, "H18,20000,2026-10", "H17,5000,2026-10")
-    early = kiosk.pick_up()
+    early = kiosk.pick_up(answer(0))
     assert early.paid == [] and len(early.awaiting) == 2 and card.balance == 1_000
     assert early.message() == "2 line(s) await approval"
     publish_roster(gateway, rid)
-    assert len(kiosk.pick_up().awaiting) == 2  # reviewed and published is not approved
+    assert len(kiosk.pick_up(answer(0)).awaiting) == 2  # reviewed and published is not approved
     assert totals(report(gateway)) == {"awaiting_approval": (2, 25_000)}
     admin(gateway, "POST", f"/v1/admin/subsidies/rosters/{rid}/approve", json={"actor": "approver"})
 
-    done = kiosk.pick_up()
+    done = kiosk.pick_up(answer(0))
     assert [line["item"] for line in done.paid] == ["H18", "H17"]
     assert done.paid_fen == 25_000 and done.balance_after == card.balance == 26_000
     assert done.load is not None and done.message() == "paid 2 line(s), ¥250.00"
-    again = kiosk.pick_up()
+    again = kiosk.pick_up(answer(0))
     assert again.paid == [] and again.message() == "no subsidy to pick up"
     assert card.balance == 26_000
 
@@ -123,19 +124,19 @@ def test_requests_for_lines_that_are_not_payable_are_refused(gateway, centre, cl
         return kiosk.session.run(flows.prepare_load(info, kiosk.terminal_id, amount, clock()))
 
     with pytest.raises(LoadDeclined, match="only once its roster is approved"):
-        host.paying([line_id]).authorize_load(request(zhang, 20_000))
+        host.paying([line_id], answer(0)).authorize_load(request(zhang, 20_000))
     approve_roster(gateway, rid)
     with pytest.raises(LoadDeclined, match="is paid to card"):
-        host.paying([line_id]).authorize_load(request(li, 20_000))
+        host.paying([line_id], answer(0)).authorize_load(request(li, 20_000))
     with pytest.raises(LoadDeclined, match="add up to 20000 fen, the load is 30000"):
-        host.paying([line_id]).authorize_load(request(zhang, 30_000))
+        host.paying([line_id], answer(0)).authorize_load(request(zhang, 30_000))
     with pytest.raises(LoadDeclined, match="no subsidy line 999"):
-        host.paying([999]).authorize_load(request(zhang, 20_000))
-    with pytest.raises(LoadDeclined, match="no subsidy lines chosen"):
+        host.paying([999], answer(0)).authorize_load(request(zhang, 20_000))
+    with pytest.raises(LoadDeclined, match="no subsidy lines or holder answer"):
         host.authorize_load(request(zhang, 20_000))
     pos = GatewayClient(gateway.url, gateway.register("310000000001", "shop", role="pos"))
     with pytest.raises(LoadDeclined, match="needs kiosk"):
-        HttpSubsidyHost(pos).paying([line_id]).authorize_load(request(zhang, 20_000))
+        HttpSubsidyHost(pos).paying([line_id], answer(0)).authorize_load(request(zhang, 20_000))
     pos.close()
     assert gateway.count("loads") == 0 and zhang.balance == 0
 
@@ -145,12 +146,12 @@ def test_pickup_pays_what_fits_under_the_purse_maximum_and_leaves_the_rest(gatew
     kiosk, _ = centre.kiosk(card=card, config=KioskConfig(max_balance=100_000))
     rid = declare(centre, "H18,5000,2026-09", "H17,8000,2026-09", "H01,3000,2026-09")
     approve_roster(gateway, rid)
-    got = kiosk.pick_up()
+    got = kiosk.pick_up(answer(0))
     assert [x["item"] for x in got.paid] == ["H18", "H01"]  # the 80 yuan line does not fit
     assert [x["item"] for x in got.left] == ["H17"] and card.balance == 98_000
     assert "1 line(s), ¥80.00, left pending: the purse holds at most ¥1000.00" in got.message()
     assert totals(report(gateway, rid)) == {"paid": (2, 8_000), "pending": (1, 8_000)}
-    full = kiosk.pick_up()
+    full = kiosk.pick_up(answer(0))
     assert full.paid == [] and len(full.left) == 1 and card.balance == 98_000
 
 
@@ -162,17 +163,17 @@ def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clear
     approve_roster(gateway, rid)
     tear_on_credit(reader, AFTER)  # CREDIT reached the card, its answer did not
     with pytest.raises(LoadInterrupted):
-        kiosk.pick_up()
+        kiosk.pick_up(answer(0))
     assert card.balance == 20_500
     assert totals(report(gateway, rid)) == {"held": (1, 20_000)}
     if where == "another kiosk":
         kiosk, reader = centre.kiosk(KIOSK_B, card=card)
     reader.insert(card)
-    retry = kiosk.pick_up()
+    retry = kiosk.pick_up(answer(0))
     assert retry.paid == [] and retry.settled[0][1] == "confirmed"
     assert [x["item"] for x in retry.completed] == ["H18"]
     assert retry.message().startswith("an interrupted pickup was completed: 1 line(s), ¥200.00")
-    assert card.balance == 20_500 and kiosk.pick_up().paid == []
+    assert card.balance == 20_500 and kiosk.pick_up(answer(0)).paid == []
     assert totals(report(gateway, rid)) == {"paid": (1, 20_000)}
     assert cleared_loads(gateway, clearing) == (1, 20_000)
 
@@ -184,10 +185,10 @@ def test_card_pulled_before_credit_and_pickup_retried_is_paid_once(gateway, clea
     approve_roster(gateway, rid)
     tear_on_credit(reader, BEFORE)
     with pytest.raises(LoadInterrupted):
-        kiosk.pick_up()
+        kiosk.pick_up(answer(0))
     assert card.balance == 500 and totals(report(gateway, rid)) == {"held": (1, 20_000)}
     reader.insert(card)
-    retry = kiosk.pick_up()
+    retry = kiosk.pick_up(answer(0))
     assert retry.settled[0][1] == "void" and [x["item"] for x in retry.paid] == ["H18"]
     assert card.balance == 20_500 and totals(report(gateway, rid)) == {"paid": (1, 20_000)}
     assert cleared_loads(gateway, clearing) == (1, 20_000)
@@ -220,7 +221,12 @@ def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre, tmp_path):
     with Journal(tmp_path / "kiosk.db") as journal:
         credits = CreditPath(session, journal, HttpLoadHost(client))
         done = pick_up(
-            session, host, bytes.fromhex("310000000092"), max_balance=100_000, credits=credits
+            session,
+            host,
+            bytes.fromhex("310000000092"),
+            holder=answer(0),
+            max_balance=100_000,
+            credits=credits,
         )
     assert done.paid_fen == 20_000 and card.balance == 20_000
     posts = [(url, body) for method, url, body in recorder.sent if method == "POST"]
@@ -242,7 +248,7 @@ def test_a_replayed_pickup_request_pays_nothing_more(gateway, centre, tmp_path):
     )
     line_id = report(gateway, rid)["lines"][0]["line_id"]
     with pytest.raises(LoadDeclined, match=f"line {line_id} .* was paid by load"):
-        host.paying([line_id]).authorize_load(fresh)
+        host.paying([line_id], answer(0)).authorize_load(fresh)
     client.close()
     assert card.balance == 20_000
 
@@ -260,10 +266,10 @@ def test_a_card_moved_to_another_kiosk_mid_pickup_is_paid_once(gateway, centre):
     req_a = kiosk_a.session.run(
         flows.prepare_load(info, kiosk_a.terminal_id, 20_000, centre.clock())
     )
-    auth_a = kiosk_a.subsidies.paying([line_id]).authorize_load(req_a)  # type: ignore[union-attr]
+    auth_a = kiosk_a.subsidies.paying([line_id], answer(0)).authorize_load(req_a)  # type: ignore[union-attr]
     # ...but the holder takes the card to kiosk B: only A may void A's load, so B pays
     # nothing and the line stays held (B's SELECT already ended A's session on the card)
-    early = kiosk_b.pick_up()
+    early = kiosk_b.pick_up(answer(0))
     assert early.paid == [] and early.unresolved == [auth_a.reference] and card.balance == 0
     assert totals(report(gateway, rid)) == {"held": (1, 20_000)}
     # kiosk A's CREDIT now fails on the card: its session is gone
@@ -272,9 +278,9 @@ def test_a_card_moved_to_another_kiosk_mid_pickup_is_paid_once(gateway, centre):
         kiosk_a.session.run(flows.complete_load(req_a, auth_a))
     assert card.balance == 0
     # back at kiosk A the card voids A's load (void challenge), and B then pays the line
-    back = kiosk_a.pick_up()
+    back = kiosk_a.pick_up(answer(0))
     assert back.settled == [(auth_a.reference, "void")] and back.paid_fen == 20_000
-    assert kiosk_b.pick_up().paid == [] and card.balance == 20_000
+    assert kiosk_b.pick_up(answer(0)).paid == [] and card.balance == 20_000
     doc = report(gateway, rid)
     assert totals(doc) == {"paid": (1, 20_000)} and doc["lines"][0]["load_terminal"] == KIOSK_A
     with gateway.db.tx() as cur:
@@ -308,7 +314,7 @@ def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
     outcomes: list[str] = []
 
     def race(i: int) -> None:
-        host = kiosks[i].subsidies.paying([line_id])  # type: ignore[union-attr]
+        host = kiosks[i].subsidies.paying([line_id], answer(0))  # type: ignore[union-attr]
         barrier.wait()
         try:
             host.authorize_load(requests[i])
@@ -328,3 +334,19 @@ def test_two_kiosks_racing_at_the_gateway_get_one_load(gateway, centre):
     with gateway.db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM loads WHERE state = 'authorized' AND purpose <> ''")
         assert cur.fetchone()[0] == 1
+
+
+def test_a_right_answer_clears_the_wrong_ones_before_the_lock(gateway, centre):
+    card = card_for(centre.records[0], balance=0)
+    rid = declare(centre, "H18,20000,2026-10")
+    approve_roster(gateway, rid)
+    kiosk, _ = centre.kiosk(card=card)
+    wrong = answer(1)  # 李四's digits on 张三's card
+    for left in (2, 1):
+        with pytest.raises(LoadDeclined, match=f"{left} more wrong answer"):
+            kiosk.pick_up(wrong)
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT failures, locked_until FROM subsidy_pickup_guard")
+        assert cur.fetchall() == [(2, None)]
+    assert kiosk.pick_up(answer(0).lower()).paid_fen == 20_000 and card.balance == 20_000
+    assert gateway.count("subsidy_pickup_guard") == 0 and gateway.count("loads") == 1

@@ -50,6 +50,12 @@ def test_demo_issues_a_card_and_pays_a_subsidy_roster_onto_it():
     assert "公示 1  张*  110105********002X  农村分散供养五保户补助资金  ¥200.00" in out
     assert "kiosk pickup: paid 2 line(s), ¥350.00; balance ¥350.00" in out
     assert "report: paid 2 line(s) ¥350.00, pending 0 line(s) ¥0.00" in out
+    bank = out[out.index("== Agent bank") :]
+    assert "roster #2: 2 line(s), ¥15320.50, approved and sent to finance" in bank
+    assert "1 line(s) paid, ¥15000.00; line B" in bank and "not paid: 账户已冻结" in bank
+    assert "tracking: 1 paid, 1 failed" in bank
+    assert "the bank answers: 1 line(s) paid, ¥320.50" in bank
+    assert "report: roster #2 paid 2 of 2 line(s), ¥15320.50, by the bank" in bank
     assert "3100029000010000001  balance ¥350.00" in out  # the subsidy card, in the check
     assert "BALANCED to the fen" in out
 

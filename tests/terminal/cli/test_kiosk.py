@@ -87,7 +87,13 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     assert rc == 1 and "3 row(s): 1 accepted (¥200.00), 2 rejected" in out
     assert "row 3: unknown subsidy item 'E99'" in out and "row 4: amount is zero" in out
     assert "roster #1 declared by 王会计: 1 line(s)" in out
-    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
+    rc, _, err = ykt_here(capsys, "kiosk", "pickup", *opts)  # not interactive, no --holder
+    assert rc == 2 and "the holder must type their ID number" in err
+    with pytest.raises(SystemExit):  # argparse refuses a malformed answer
+        ykt_here(capsys, "kiosk", "pickup", *opts, "--holder", "12345")
+    assert "digits, the last may be X" in capsys.readouterr().err
+    answer = ["--holder", record.holder.id_number]
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, *answer)
     assert rc == 0 and "1 line(s) await approval" in out and balance() == 1_000
     rc, _, err = ykt_here(capsys, "subsidy", "approve", "1", "--by", "李科长", *db)
     assert rc == 1 and "not reviewed yet: review it before approving" in err
@@ -122,10 +128,15 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
     rc, out, _ = ykt_here(capsys, "subsidy", "report", *db)
     assert "total: pending 1 (¥200.00)" in out
 
-    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts)
+    right = record.holder.id_number
+    wrong = right[:6] + ("19800102" if right[6:14] != "19800102" else "19750615") + right[14:]
+    rc, _, err = ykt_here(capsys, "kiosk", "pickup", *opts, "--holder", wrong)
+    assert rc == 1 and "does not match the holder" in err and wrong not in err
+    assert balance() == 1_000
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, *answer)
     assert rc == 0 and "SUBSIDY" in out and "农村分散供养五保户补助资金 2026-10: ¥200.00" in out
     assert "paid 1 line(s), ¥200.00" in out and balance() == 21_000
-    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, "--json")
+    rc, out, _ = ykt_here(capsys, "kiosk", "pickup", *opts, *answer, "--json")
     assert json.loads(out)["message"] == "no subsidy to pick up" and balance() == 21_000
     rc, out, _ = ykt_here(capsys, "subsidy", "report", "--json", *db)
     doc = json.loads(out)

@@ -84,3 +84,22 @@ def put_params(url: str, kind: str, text: str, headers: dict[str, str] | None = 
         json={"text": text},
         headers=ADMIN if headers is None else headers,
     )
+
+
+TAXI_ID = "310000000601"
+
+
+def qr_taxi(journal: Journal, clock: FrozenClock, app: RideCodeApp, meter: int) -> Validator:
+    """A taxi (one trip at a time, driver and plate set) whose meter shows ``meter`` and
+    which takes the app's codes."""
+    from terminal.roles.transport import Ride, make_validator
+
+    s = TerminalSession(SimReader(name="antenna"), SimReader(demo_psam(TAXI_ID)), clock=clock)
+    s.start()
+    config = ValidatorConfig(mode=Mode.TAXI, rules=load_rules())
+    ride = Ride(meter, "D0042", "HU-A1234")
+    taxi = make_validator(s, journal, Hotlist(), config, ride, one_trip=True)
+    issuer = app.issuer()
+    policy = QrPolicy(issuers={issuer.issuer_code: issuer.rule})
+    taxi.qr = QrGate(journal, {app.root.index: app.root.root_key}, policy, bytes.fromhex(TAXI_ID))
+    return taxi

@@ -95,6 +95,23 @@ def test_bad_qr_settings_are_refused_at_their_line(
     assert str(err.value).startswith(f"{path}:{line}: ") and what in str(err.value)
 
 
+def test_a_taxi_from_its_configuration_takes_a_code_for_the_meter(tmp_path: Path) -> None:
+    path = device(
+        tmp_path,
+        '[ride]\nmeter = 2350\ndriver = "D0042"\nvehicle = "HU-A1234"\n'
+        '[qr]\nroot_keys = "roots.txt"\nissuers = "issuers.txt"\n',
+        role="taxi",
+    )
+    terminal = assemble(load_config(path), SoftwareDevices())
+    try:
+        ride = terminal.role.scan(RideCodeApp().code(NOW))
+        assert (ride.green, ride.fare) == (True, 2_350), ride.line()
+        (row,) = terminal.journal.qr_rows()
+        assert (row["context"]["mode"], row["context"]["driver"]) == ("taxi", "D0042")
+    finally:
+        terminal.close()
+
+
 def test_qr_on_a_metro_gate_is_refused(tmp_path: Path) -> None:
     path = device(tmp_path, '[qr]\nroot_keys = "r"\nissuers = "i"\n', role="metro-entry")
     with pytest.raises(FileError, match="ride codes are taken on buses"):

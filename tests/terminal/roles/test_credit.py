@@ -28,6 +28,7 @@ from tests.subsidy_kit import (
     KIOSK_A,
     PEOPLE,
     Centre,
+    answer,
     approve_roster,
     card_for,
     import_roster,
@@ -228,12 +229,12 @@ def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
 
             reader.tear_when(rule)
             try:
-                done = kiosk.pick_up()
+                done = kiosk.pick_up(answer(0))
             except (CardRemoved, LoadInterrupted):
                 torn_after_credit += seen[-1] == CREDIT
                 reader.tear_when(None)
                 reader.insert(card)
-                done = kiosk.pick_up()  # the next visit: the torn load first, then pay
+                done = kiosk.pick_up(answer(0))  # the next visit: the torn load first, then pay
                 assert done.unresolved == []
                 paid = done.paid_fen + sum(x["amount_fen"] for x in done.completed)
                 assert paid == 100 + n and card.balance == start + paid

@@ -48,6 +48,8 @@ def test_paths_are_relative_to_the_file_and_defaults_fill_the_rest(tmp_path: Pat
         ("[ride]\nmeter = -5\n", 6, "ride.meter must be a whole number >= 0"),
         ('[ride]\ndestination = "02"\n', 6, "ride.destination"),
         ("[ride]\nmetre = 5\n", 6, "unknown key 'metre' in section [ride]"),
+        ('[desk]\nissuer_id = "0290"\n', 6, "desk.issuer_id must be 8 bytes"),
+        ("[desk]\nreplacement_wait_days = -1\n", 6, "must be a whole number >= 0"),
     ],
 )
 def test_bad_values_are_refused_at_their_line(
@@ -91,3 +93,16 @@ def test_a_taxi_ride_is_configured_in_its_own_section(tmp_path: Path) -> None:
         "HU-A1234",
     )
     assert config.is_validator
+
+
+def test_a_desk_names_its_registry_and_makes_cards_next_to_its_file(tmp_path: Path) -> None:
+    head = '[terminal]\nrole = "desk"\n[journal]\npath = "j.db"\n'
+    path = write(tmp_path, head + '[desk]\nissuer_id = "01001000FFFFFFFF"\n')
+    with pytest.raises(FileError) as err:
+        load_config(path)
+    assert "a desk needs [desk] registry" in str(err.value)
+    path = write(tmp_path, head + '[desk]\nregistry = "cards.db"\nkeys = "/etc/ykt/k.json"\n')
+    config = load_config(path)
+    assert config.registry == str(path.parent / "cards.db")
+    assert config.desk_cards == str(path.parent / "cards")
+    assert (config.keys, config.issuer_id) == ("/etc/ykt/k.json", "02902900FFFFFFFF")
