@@ -8,16 +8,13 @@ from typing import Any
 
 import httpx
 
-from simulators.campus import campus_psam
+from simulators.campus_site import build_desk, build_door, build_till, campus_session, presented
 from simulators.epurse_card import SoftEPurseCard
-from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
-from terminal.campus.door import AccessList, Door, EventJournal, sync_access, upload_events
-from terminal.campus.library import DeskNumbers, LibraryDesk, parse_library_rules
+from terminal.campus.canteen import Canteen, load_canteen_rules
+from terminal.campus.door import Door, sync_access, upload_events
+from terminal.campus.library import LibraryDesk, parse_library_rules
 from terminal.campus.rules import load_rules
-from terminal.hotlist import Hotlist
-from terminal.journal import Journal
 from terminal.readers.sim import SimReader
-from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from tests.gateway_fixtures import ADMIN_TOKEN
 
@@ -90,23 +87,12 @@ class Site:
     def __post_init__(self) -> None:
         (self.tmp / "rules.toml").write_text(RULES, encoding="utf-8")
         self.reader = SimReader(name="door")
-        session = TerminalSession(self.reader, SimReader(campus_psam(DOOR_ID)), clock=self.clock)
-        session.start()
-        self.door = Door(
-            session,
-            load_rules(self.tmp / "rules.toml"),
-            AccessList(self.tmp / "access.db"),
-            Hotlist(self.tmp / "hotlist.db"),
-            EventJournal(self.tmp / "events.db"),
-        )
+        session = campus_session(self.reader, DOOR_ID, self.clock)
+        self.door = build_door(session, load_rules(self.tmp / "rules.toml"), self.tmp)
         self.client = GatewayClient(self.url, self.token)
 
     def tap(self, card: SoftEPurseCard, point: str) -> Any:
-        self.reader.insert(card)
-        try:
-            return self.door.present(point)
-        finally:
-            self.reader.remove()
+        return presented(self.reader, card, lambda: self.door.present(point))
 
     def sync(self) -> int:
         return sync_access(self.client, self.door.access, self.door.hotlist)
@@ -143,24 +129,17 @@ class Till:
     def __post_init__(self) -> None:
         (self.tmp / "canteen.toml").write_text(CANTEEN_RULES, encoding="utf-8")
         self.reader = SimReader(name="till")
-        session = TerminalSession(self.reader, SimReader(campus_psam(CANTEEN_ID)), clock=self.clock)
-        session.start()
-        self.hotlist = Hotlist(self.tmp / "till-hotlist.db")
-        self.canteen = Canteen(
-            session,
-            Journal(self.tmp / "till-journal.db"),
+        self.canteen = build_till(
+            campus_session(self.reader, CANTEEN_ID, self.clock),
             load_canteen_rules(self.tmp / "canteen.toml"),
-            self.hotlist,
-            SalesLedger(self.tmp / "sales.db"),
+            self.tmp,
             GatewayClient(self.url, self.token, timeout=1.0) if self.url else None,
+            "till-",
         )
+        self.hotlist = self.canteen.hotlist
 
     def sell(self, card: SoftEPurseCard, amount: int, purse: str) -> Any:
-        self.reader.insert(card)
-        try:
-            return self.canteen.sell(amount, purse)
-        finally:
-            self.reader.remove()
+        return presented(self.reader, card, lambda: self.canteen.sell(amount, purse))
 
 
 def credit(url: str, month: str, lines: list[dict[str, Any]], roster: str = "r1") -> httpx.Response:
@@ -192,24 +171,17 @@ class LibrarySite:
 
     def __post_init__(self) -> None:
         self.reader = SimReader(name="library")
-        session = TerminalSession(self.reader, SimReader(campus_psam(LIBRARY_ID)), clock=self.clock)
-        session.start()
         text = "[limits]\nstudents = 2\nstaff = 5\n"
-        self.desk = LibraryDesk(
-            session,
+        self.desk = build_desk(
+            campus_session(self.reader, LIBRARY_ID, self.clock),
             parse_library_rules({"limits": {"students": 2, "staff": 5}}, path="lib", text=text),
-            AccessList(self.tmp / "library-access.db"),
-            Hotlist(self.tmp / "library-hotlist.db"),
-            DeskNumbers(self.tmp / "library-numbers.db"),
+            self.tmp,
             GatewayClient(self.url, self.token, timeout=1.0),
+            "library-",
         )
 
     def sync(self) -> int:
         return sync_access(self.desk.client, self.desk.access, self.desk.hotlist)
 
     def borrow(self, card: SoftEPurseCard, book: str) -> Any:
-        self.reader.insert(card)
-        try:
-            return self.desk.borrow(book)
-        finally:
-            self.reader.remove()
+        return presented(self.reader, card, lambda: self.desk.borrow(book))

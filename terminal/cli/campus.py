@@ -10,20 +10,18 @@ detail: one XLSX workbook with both sheets, or two CSV files.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-DEFAULT_DB = "sqlite:///gateway.db"
+from terminal.cli.common import add_db_option, command_group
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    _, csub = command_group(
+        sub,
         "campus",
-        help="campus one-card back office: the monthly attendance report (CSV/XLSX)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "campus one-card back office: the monthly attendance report (CSV/XLSX)",
+        __doc__,
     )
-    csub = p.add_subparsers(dest="campus_command", metavar="SUBCOMMAND")
     att = csub.add_parser(
         "attendance",
         help="a month's attendance: late, early, absent, hours per person",
@@ -35,11 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     att.add_argument("--month", required=True, help="the month, YYYY-MM")
     att.add_argument("--shifts", required=True, metavar="FILE", help="the shift rules (TOML)")
     att.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv")
-    att.add_argument(
-        "--db",
-        default=os.environ.get("YKT_GATEWAY_DB", DEFAULT_DB),
-        help="the gateway's storage URL (default: $YKT_GATEWAY_DB or %(default)s)",
-    )
+    add_db_option(att)
     att.set_defaults(handler=run_attendance)
 
 

@@ -18,6 +18,51 @@ from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
 from terminal.text import arg_code
 
+DEFAULT_DB = "sqlite:///gateway.db"
+
+
+def command_group(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    doc: str | None,
+    *,
+    metavar: str = "SUBCOMMAND",
+    required: bool = False,
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
+    """A command with subcommands (``ykt NAME SUBCOMMAND``), described by its module's
+    docstring: its parser and its subcommands (the chosen one in ``args.NAME_command``)."""
+    p = sub.add_parser(
+        name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return p, p.add_subparsers(dest=f"{name}_command", metavar=metavar, required=required)
+
+
+def add_db_option(
+    parser: argparse.ArgumentParser, *, what: str = "the gateway's storage URL"
+) -> None:
+    """--db: the gateway's database, $YKT_GATEWAY_DB unless given."""
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("YKT_GATEWAY_DB", DEFAULT_DB),
+        help=f"{what} (default: $YKT_GATEWAY_DB or %(default)s)",
+    )
+
+
+def device_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The terminal configuration's journal, reader and PSAM fields as the options give
+    them (``--card FILE`` or one demo card)."""
+    return {
+        "journal": args.journal,
+        "card_reader": args.reader,
+        "sam_reader": args.sam_reader,
+        "trace": args.trace,
+        "terminal_id": args.terminal_id,
+        "sam_state": args.sam_state,
+        "cards": [args.card] if args.card else [],
+        "demo_cards": 1,
+    }
+
 
 def add_reader_options(parser: argparse.ArgumentParser, *, default: str = "sim") -> None:
     parser.add_argument(

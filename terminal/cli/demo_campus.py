@@ -57,15 +57,19 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     """Door, clock-in, lunch from the allowance, a loan, a clone refused; True when each
     step came out as it should."""
     from gateway.campus import allowance, store
-    from simulators.campus import campus_card, campus_psam, clone
-    from terminal.campus.canteen import Canteen, SalesLedger, parse_canteen_rules
-    from terminal.campus.door import AccessList, Door, EventJournal, sync_access, upload_events
-    from terminal.campus.library import DeskNumbers, LibraryDesk, LibraryRules
+    from simulators.campus import campus_card, clone
+    from simulators.campus_site import (
+        build_desk,
+        build_door,
+        build_till,
+        campus_session,
+        presented,
+    )
+    from terminal.campus.canteen import parse_canteen_rules
+    from terminal.campus.door import sync_access, upload_events
+    from terminal.campus.library import LibraryRules
     from terminal.campus.rules import parse_rules
-    from terminal.hotlist import Hotlist
-    from terminal.journal import Journal
     from terminal.readers.sim import SimReader
-    from terminal.roles.session import TerminalSession
 
     out("== Campus one-card: door, time clock, canteen, library (the card proves its key)")
     store.add_person(
@@ -79,25 +83,18 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     clock = _Clock(datetime(2026, 11, 30, 8, 30))
     antenna = SimReader(name="campus")
 
-    def session(tid: str) -> TerminalSession:
-        s = TerminalSession(antenna, SimReader(campus_psam(tid), name=f"sam {tid}"), clock=clock)
-        s.start()
-        return s
+    def session(tid: str) -> Any:
+        return campus_session(antenna, tid, clock, name=f"sam {tid}")
 
     def tap(what: Any, the_card: Any) -> Any:
-        antenna.insert(the_card)
-        try:
-            return what()
-        finally:
-            antenna.remove()
+        return presented(antenna, the_card, what)
 
     door_client = path.register(DOOR_ID, "campus", role="door")
-    door = Door(
+    door = build_door(
         session(DOOR_ID),
         parse_rules(tomllib.loads(DOOR_RULES), path="door rules", text=DOOR_RULES),
-        AccessList(workdir / "door-access.db"),
-        Hotlist(workdir / "door-hotlist.db"),
-        EventJournal(workdir / "door-events.db"),
+        workdir,
+        "door-",
     )
     sync_access(door_client, door.access, door.hotlist)
     ok = True
@@ -111,13 +108,13 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 12, 0)
     till_client = path.register(CANTEEN_ID, "campus", role="pos")
-    till = Canteen(
+    till = build_till(
         session(CANTEEN_ID),
-        Journal(workdir / "canteen-journal.db", clock=clock),
         parse_canteen_rules(tomllib.loads(CANTEEN_RULES), path="canteen", text=CANTEEN_RULES),
-        Hotlist(workdir / "canteen-hotlist.db"),
-        SalesLedger(workdir / "canteen-sales.db"),
+        workdir,
         till_client,
+        "canteen-",
+        clock=clock,
     )
     lunch = tap(lambda: till.sell(1_200, "allowance"), card)
     out(
@@ -128,13 +125,8 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 15, 0)
     desk_client = path.register(LIBRARY_ID, "campus", role="library")
-    desk = LibraryDesk(
-        session(LIBRARY_ID),
-        LibraryRules({"students": 5}),
-        AccessList(workdir / "library-access.db"),
-        Hotlist(workdir / "library-hotlist.db"),
-        DeskNumbers(workdir / "library-numbers.db"),
-        desk_client,
+    desk = build_desk(
+        session(LIBRARY_ID), LibraryRules({"students": 5}), workdir, desk_client, "library-"
     )
     sync_access(desk_client, desk.access, desk.hotlist)
     loan = tap(lambda: desk.borrow("ISBN-9787020002207"), card)

@@ -21,11 +21,10 @@ import signal
 import threading
 from typing import Any
 
-from terminal.cli.common import read_secret_file
+from terminal.cli.common import add_db_option, read_secret_file
 from terminal.text import arg_int
 from terminal.words import say
 
-DEFAULT_DB = "sqlite:///gateway.db"
 ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
 
 
@@ -38,15 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     gsub = p.add_subparsers(dest="gateway_command", metavar="ACTION", required=True)
 
-    def db_opt(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--db",
-            default=os.environ.get("YKT_GATEWAY_DB", DEFAULT_DB),
-            help="storage URL (default: $YKT_GATEWAY_DB or %(default)s)",
-        )
-
     s = gsub.add_parser("serve", help="serve the HTTP API with uvicorn")
-    db_opt(s)
+    add_db_option(s, what="storage URL")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=arg_int, default=8978)
     keys = s.add_mutually_exclusive_group()
@@ -78,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.set_defaults(handler=serve)
 
     f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
-    db_opt(f)
+    add_db_option(f, what="storage URL")
     f.add_argument("--clearing", metavar="URL", required=True)
     f.add_argument("--gateway-id", default="gateway")
     f.add_argument("--lease-ms", type=arg_int, default=30_000)
@@ -89,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t = gsub.add_parser("terminal", help="terminal registry")
     tsub = t.add_subparsers(dest="terminal_command", metavar="ACTION", required=True)
     ta = tsub.add_parser("add", help="register a terminal; prints its token once")
-    db_opt(ta)
+    add_db_option(ta, what="storage URL")
     ta.add_argument("terminal_id", help="PSAM terminal id, 12 hex digits")
     ta.add_argument("--operator", required=True, help="operator the terminal belongs to")
     ta.add_argument("--role", default="pos", help="pos, validator, kiosk, issuance")
@@ -100,11 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("rotate", terminal_rotate, "issue a new token (the old one stops working)"),
     ):
         q = tsub.add_parser(name, help=text)
-        db_opt(q)
+        add_db_option(q, what="storage URL")
         q.add_argument("terminal_id")
         q.set_defaults(handler=handler)
     tl = tsub.add_parser("list", help="list terminals")
-    db_opt(tl)
+    add_db_option(tl, what="storage URL")
     tl.set_defaults(handler=terminal_list)
 
     h = gsub.add_parser("hotlist", help="hotlist (挂失 add / 解挂 remove)")
@@ -113,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         q = hsub.add_parser(
             action, help=f"{action} a card ({'挂失' if action == 'add' else '解挂'})"
         )
-        db_opt(q)
+        add_db_option(q, what="storage URL")
         q.add_argument(
             "card",
             nargs="+",
@@ -124,19 +116,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         q.add_argument("--reason", default="")
         q.set_defaults(handler=hotlist_change, action=action)
     hs = hsub.add_parser("show", help="changes after a version")
-    db_opt(hs)
+    add_db_option(hs, what="storage URL")
     hs.add_argument("--since", type=arg_int, default=0)
     hs.set_defaults(handler=hotlist_show)
 
     r = gsub.add_parser("reconcile", help="compare posted records with clearing's books")
-    db_opt(r)
+    add_db_option(r, what="storage URL")
     r.add_argument("--clearing", metavar="URL", required=True)
     r.add_argument("--gateway-id", default="gateway")
     r.add_argument("--day", help="business day YYYY-MM-DD (default: all)")
     r.set_defaults(handler=reconcile)
 
     m = gsub.add_parser("migrate", help="create or upgrade the schema")
-    db_opt(m)
+    add_db_option(m, what="storage URL")
     m.set_defaults(handler=migrate)
 
 

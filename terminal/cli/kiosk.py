@@ -23,6 +23,7 @@ from terminal.cli.common import (
     add_reader_options,
     add_sam_options,
     add_token_options,
+    device_config,
     open_card_reader,
     print_json,
 )
@@ -150,14 +151,7 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
     limits = _config(args)
     return TerminalConfig(
         role="kiosk",
-        journal=args.journal,
-        card_reader=args.reader,
-        sam_reader=args.sam_reader,
-        trace=args.trace,
-        terminal_id=args.terminal_id,
-        sam_state=args.sam_state,
-        cards=[args.card] if args.card else [],
-        demo_cards=1,
+        **device_config(args),
         gateway=args.gateway,
         token=args.token,
         min_top_up=limits.min_top_up,

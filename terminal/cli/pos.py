@@ -10,6 +10,7 @@ from terminal.cli.common import (
     add_reader_options,
     add_sam_options,
     add_token_options,
+    device_config,
     print_json_line,
 )
 from terminal.cli.sim_devices import SoftwareDevices
@@ -122,14 +123,7 @@ def config_of(args: argparse.Namespace) -> TerminalConfig:
     """The terminal configuration these options describe (what ``ykt run`` reads from a file)."""
     return TerminalConfig(
         role="pos",
-        journal=args.journal,
-        card_reader=args.reader,
-        sam_reader=args.sam_reader,
-        trace=args.trace,
-        terminal_id=args.terminal_id,
-        sam_state=args.sam_state,
-        cards=[args.card] if args.card else [],
-        demo_cards=1,
+        **device_config(args),
         hotlist=args.hotlist,
         gateway=args.gateway,
         token=args.token,

@@ -11,26 +11,22 @@ pending. The same operations are on the gateway's admin HTTP API (docs/subsidy.m
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.cli.common import print_json
+from terminal.cli.common import add_db_option, command_group, print_json
 from terminal.money import format_fen
 from terminal.text import arg_int, code
 
-DEFAULT_DB = "sqlite:///gateway.db"
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+    p, ssub = command_group(
+        sub,
         "subsidy",
-        help="subsidy rosters: validate, import, approve, publish, paid/pending report",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "subsidy rosters: validate, import, approve, publish, paid/pending report",
+        __doc__,
     )
-    ssub = p.add_subparsers(dest="subsidy_command", metavar="SUBCOMMAND")
     check = ssub.add_parser(
         "check",
         help="validate a roster (CSV or XLSX) and report every rejected row",
@@ -50,13 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(handler=run_check)
 
-    def db_opt(q: argparse.ArgumentParser) -> None:
-        q.add_argument(
-            "--db",
-            default=os.environ.get("YKT_GATEWAY_DB", DEFAULT_DB),
-            help="the gateway's storage URL (default: $YKT_GATEWAY_DB or %(default)s)",
-        )
-
     imp = ssub.add_parser(
         "import",
         help="import a roster into the gateway (declared); report every rejected row",
@@ -74,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--no-card-check", action="store_true", help="do not check cards against the card book"
     )
     imp.add_argument("--json", action="store_true", help="print the result as JSON")
-    db_opt(imp)
+    add_db_option(imp)
     imp.set_defaults(handler=run_import)
 
     for name, text in (
@@ -95,18 +84,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         else:
             q.add_argument("--note", default="", help="a note for the audit trail")
         q.add_argument("--json", action="store_true")
-        db_opt(q)
+        add_db_option(q)
         q.set_defaults(handler=run_step, step=name)
 
     ls = ssub.add_parser("list", help="rosters and their states")
     ls.add_argument("--json", action="store_true")
-    db_opt(ls)
+    add_db_option(ls)
     ls.set_defaults(handler=run_list)
 
     show = ssub.add_parser("show", help="a roster, its audit trail and its rejected rows")
     show.add_argument("roster_id", type=arg_int)
     show.add_argument("--json", action="store_true")
-    db_opt(show)
+    add_db_option(show)
     show.set_defaults(handler=run_show)
 
     put = ssub.add_parser("publish", help="put a reviewed roster on display (公示)")
@@ -115,44 +104,44 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     put.add_argument("--to", dest="ends_on", required=True, type=arg_date, help="YYYY-MM-DD")
     put.add_argument("--place", default="", help="where the notice hangs")
     put.add_argument("--by", required=True, help="who publishes it")
-    db_opt(put)
+    add_db_option(put)
     put.set_defaults(handler=run_gongshi, step="publish")
     obj = ssub.add_parser("object", help="record an objection against a roster row during 公示")
     obj.add_argument("roster_id", type=arg_int)
     obj.add_argument("--row", type=arg_int, required=True, help="the roster row objected to")
     obj.add_argument("--reason", required=True)
     obj.add_argument("--by", required=True, help="who records it")
-    db_opt(obj)
+    add_db_option(obj)
     obj.set_defaults(handler=run_gongshi, step="object")
     res = ssub.add_parser("resolve", help="uphold (line withdrawn) or dismiss an objection")
     res.add_argument("objection_id", type=arg_int)
     res.add_argument("--outcome", choices=("upheld", "dismissed"), required=True)
     res.add_argument("--note", required=True, help="how it was checked")
     res.add_argument("--by", required=True)
-    db_opt(res)
+    add_db_option(res)
     res.set_defaults(handler=run_gongshi, step="resolve")
     sig = ssub.add_parser("signoff", help="record the residents' sign-off (群众签字认可)")
     sig.add_argument("roster_id", type=arg_int)
     sig.add_argument("--signatures", type=arg_int, required=True, help="how many signed")
     sig.add_argument("--note", default="")
     sig.add_argument("--by", required=True, help="who collected the signed sheet")
-    db_opt(sig)
+    add_db_option(sig)
     sig.set_defaults(handler=run_gongshi, step="signoff")
 
     pub = ssub.add_parser("publication", help="the masked 公示 listing (CSV, XLSX or HTML)")
     pub.add_argument("roster_id", type=arg_int)
     pub.add_argument("--format", choices=("csv", "xlsx", "html"), default="csv")
     pub.add_argument("--out", metavar="FILE", help="write it here (default: stdout; CSV only)")
-    db_opt(pub)
+    add_db_option(pub)
     pub.set_defaults(handler=run_publication)
 
     rep = ssub.add_parser("report", help="what was paid and what is pending")
     rep.add_argument("--roster", type=arg_int, help="one roster (default: all)")
     rep.add_argument("--json", action="store_true")
-    db_opt(rep)
+    add_db_option(rep)
     rep.set_defaults(handler=run_report)
-    _register_bank(ssub, db_opt)
-    _register_audit(ssub, db_opt)
+    _register_bank(ssub, add_db_option)
+    _register_audit(ssub, add_db_option)
     p.set_defaults(handler=lambda a: p.print_help() or 2)
 
 
@@ -186,7 +175,7 @@ def _register_bank(ssub: Any, db_opt: Any) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(bank_step="funds")
     for sp in bsub.choices.values():
-        db_opt(sp)
+        add_db_option(sp)
         sp.set_defaults(handler=run_bank)
     b.set_defaults(handler=lambda a: b.print_help() or 2)
 
@@ -287,7 +276,7 @@ def _register_audit(ssub: Any, db_opt: Any) -> None:
     q.set_defaults(audit_step="report")
     for sp in asub.choices.values():
         sp.add_argument("--json", action="store_true")
-        db_opt(sp)
+        add_db_option(sp)
         sp.set_defaults(handler=run_audit)
     a.set_defaults(handler=lambda _: a.print_help() or 2)
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
 from terminal.apdu.errors import YikatongError
 from terminal.record import EC_PURCHASE, LOAD, PURCHASE, QR_RIDE, RecordKind
@@ -83,9 +83,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # a kiosk's online loads (``LOAD``): intent before CREDIT FOR LOAD; never uploaded
     5: _kind_table(LOAD, "load_txn", "card_serial"),
 }
-
-# the tables holding uploadable rows; upload_seq is one order across all of them
-ROW_TABLES = ("txn", "ec_txn", "qr_txn")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -162,7 +159,20 @@ class JournalRow:
     uploaded_at: str | None
     parked_reason: str | None = None
 
-    kind = PURCHASE
+    kind: ClassVar[RecordKind] = PURCHASE
+    table: ClassVar[str] = "txn"
+    label: ClassVar[str] = ""
+
+    @classmethod
+    def read(cls, r: sqlite3.Row) -> Self:
+        """The row as SQLite returned it."""
+        return cls(
+            id=r["id"],
+            **cls.kind.from_columns(r),
+            upload_seq=r["upload_seq"],
+            uploaded_at=r["uploaded_at"],
+            parked_reason=r["parked_reason"],
+        )
 
     @property
     def seq(self) -> int:
@@ -184,149 +194,138 @@ class JournalRow:
 
 
 @dataclass(frozen=True, slots=True)
-class EcJournalRow:
-    """One Electronic Cash sale in the journal: the record's fields
-    (``terminal.record.EC_PURCHASE``, byte fields as hex text, read with ``row["atc"]``)
-    and the journal's own."""
+class KindRow:
+    """One row of a record kind kept as its values (byte fields as hex text, read with
+    ``row["name"]``) and the journal's own. A kind's row class declares only where it
+    lives and which of its fields a listing shows: ``kind``, ``table``, ``label`` (for
+    errors), ``seq_field`` (its identity's number), ``card_field`` and ``balance_field``."""
 
     id: int
     values: dict[str, Any]
-    upload_seq: int | None
-    uploaded_at: str | None
+    upload_seq: int | None = None
+    uploaded_at: str | None = None
     parked_reason: str | None = None
 
+    kind: ClassVar[RecordKind]
+    table: ClassVar[str]
+    label: ClassVar[str]
+    seq_field: ClassVar[str]
+    card_field: ClassVar[str]
+    balance_field: ClassVar[str | None] = None
+
+    @classmethod
+    def read(cls, r: sqlite3.Row) -> Self:
+        """The row as SQLite returned it."""
+        return cls(
+            id=r["id"],
+            values=cls.kind.from_columns(r),
+            upload_seq=r["upload_seq"],
+            uploaded_at=r["uploaded_at"],
+            parked_reason=r["parked_reason"],
+        )
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def state(self) -> str:
+        return str(self.values["state"])
+
+    @property
+    def terminal_id(self) -> str:
+        return str(self.values["terminal_id"])
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the row's identity."""
+        return int(self.values[self.seq_field])
+
+    @property
+    def txn_time(self) -> datetime:
+        return self.values["txn_time"]  # type: ignore[no-any-return]
+
+    @property
+    def card(self) -> str:
+        """The card (or rider) as listings show it; "-" while not known yet."""
+        return str(self.values[self.card_field] or "-")
+
+    @property
+    def amount(self) -> int:
+        return int(self.values["amount"])
+
+    @property
+    def txn_type(self) -> int | None:
+        """The card transaction type; None for a kind without one (the column stays empty)."""
+        value = self.values.get("txn_type")
+        return None if value is None else int(value)
+
+    @property
+    def balance_before(self) -> int | None:
+        """The purse's balance before; None for a kind without a purse."""
+        return None if self.balance_field is None else int(self.values[self.balance_field])
+
+    @property
+    def resolution(self) -> str | None:
+        return self.values["resolution"]  # type: ignore[no-any-return]
+
+    def upload_record(self) -> dict[str, Any]:
+        """The record as the gateway ingests it (identity: the kind's)."""
+        return self.kind.to_wire(self.values)
+
+
+class EcJournalRow(KindRow):
+    """One Electronic Cash sale (``EC_PURCHASE``): its sequence is the terminal's EC
+    sequence, the card its PAN ("-" before GPO answered)."""
+
+    __slots__ = ()
     kind = EC_PURCHASE
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    @property
-    def state(self) -> str:
-        return str(self.values["state"])
-
-    @property
-    def terminal_id(self) -> str:
-        return str(self.values["terminal_id"])
-
-    @property
-    def seq(self) -> int:
-        """The sequence number of the row's identity (the terminal's EC sequence)."""
-        return int(self.values["ec_seq"])
-
-    @property
-    def txn_time(self) -> datetime:
-        return self.values["txn_time"]  # type: ignore[no-any-return]
-
-    @property
-    def card(self) -> str:
-        """The card as listings show it (its PAN; "-" before GPO answered)."""
-        return str(self.values["pan"] or "-")
-
-    @property
-    def amount(self) -> int:
-        return int(self.values["amount"])
-
-    @property
-    def txn_type(self) -> int:
-        return int(self.values["txn_type"])
-
-    @property
-    def balance_before(self) -> int:
-        return int(self.values["ec_balance_before"])
-
-    @property
-    def resolution(self) -> str | None:
-        return self.values["resolution"]  # type: ignore[no-any-return]
-
-    def upload_record(self) -> dict[str, Any]:
-        """The record as the gateway ingests it (identity: terminal id + EC sequence)."""
-        return EC_PURCHASE.to_wire(self.values)
+    table = "ec_txn"
+    label = "EC "
+    seq_field = "ec_seq"
+    card_field = "pan"
+    balance_field = "ec_balance_before"
 
 
-@dataclass(frozen=True, slots=True)
-class QrJournalRow:
-    """One ride paid by a QR code: the record's fields (``terminal.record.QR_RIDE``, byte
-    fields as hex text, read with ``row["user_account"]``) and the journal's own."""
+class QrJournalRow(KindRow):
+    """One ride paid by a QR code (``QR_RIDE``): the rider is the code's user account; no
+    purse (the platform is charged) and no card transaction type."""
 
-    id: int
-    values: dict[str, Any]
-    upload_seq: int | None
-    uploaded_at: str | None
-    parked_reason: str | None = None
-
+    __slots__ = ()
     kind = QR_RIDE
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    @property
-    def state(self) -> str:
-        return str(self.values["state"])
-
-    @property
-    def terminal_id(self) -> str:
-        return str(self.values["terminal_id"])
-
-    @property
-    def seq(self) -> int:
-        """The sequence number of the row's identity (the terminal's ride-code sequence)."""
-        return int(self.values["qr_seq"])
-
-    @property
-    def txn_time(self) -> datetime:
-        return self.values["txn_time"]  # type: ignore[no-any-return]
-
-    @property
-    def card(self) -> str:
-        """The rider as listings show it (the code's user account)."""
-        return str(self.values["user_account"])
-
-    @property
-    def amount(self) -> int:
-        return int(self.values["amount"])
-
-    @property
-    def resolution(self) -> str | None:
-        return self.values["resolution"]  # type: ignore[no-any-return]
-
-    txn_type = None  # no card transaction type: the listing's column stays empty
-    balance_before = None  # no purse: the platform is charged
-
-    def upload_record(self) -> dict[str, Any]:
-        """The record as the gateway ingests it (identity: terminal id + ride-code seq)."""
-        return QR_RIDE.to_wire(self.values)
+    table = "qr_txn"
+    label = "QR "
+    seq_field = "qr_seq"
+    card_field = "user_account"
 
 
-@dataclass(frozen=True, slots=True)
-class LoadJournalRow:
-    """One kiosk load in the journal: the ``terminal.record.LOAD`` fields (bytes as hex
-    text, read with ``row["online_atc"]``) and the row id."""
+class LoadJournalRow(KindRow):
+    """One kiosk load (``LOAD``), found by the gateway's reference; never uploaded."""
 
-    id: int
-    values: dict[str, Any]
-
+    __slots__ = ()
     kind = LOAD
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
-
-    @property
-    def state(self) -> str:
-        return str(self.values["state"])
+    table = "load_txn"
+    label = "load "
+    seq_field = "online_atc"
+    card_field = "card_serial"
+    balance_field = "balance_before"
 
     @property
     def reference(self) -> str:
         return str(self.values["reference"])
 
 
-def _load_row(r: sqlite3.Row) -> LoadJournalRow:
-    return LoadJournalRow(id=r["id"], values=LOAD.from_columns(r))
+AnyRow = JournalRow | EcJournalRow | QrJournalRow | LoadJournalRow
+R = TypeVar("R", JournalRow, EcJournalRow, QrJournalRow, LoadJournalRow)
+
+# the row classes of the uploadable kinds; upload_seq is one order across their tables
+UPLOADED_ROWS: tuple[type[JournalRow | KindRow], ...] = (JournalRow, EcJournalRow, QrJournalRow)
+ROW_TABLES = tuple(cls.table for cls in UPLOADED_ROWS)
 
 
-_LOAD_INSERT = (
-    f"INSERT INTO load_txn ({', '.join(LOAD.names)}, created_at)"
-    f" VALUES ({', '.join('?' * (len(LOAD.names) + 1))})"
-)
+def _insert_sql(kind: RecordKind, table: str, *extra: str) -> str:
+    """``INSERT`` of a kind's fields and the journal's ``extra`` columns into ``table``."""
+    columns = (*kind.names, *extra)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
 # the EC record's fields written after GPO: the card's proof and the row's resolution
@@ -357,50 +356,10 @@ BOOKKEEPING = (
     "parked_at",
     "parked_reason",
 )
-_INSERT = (
-    f"INSERT INTO txn ({', '.join(PURCHASE.names)}, created_at)"
-    f" VALUES ({', '.join('?' * (len(PURCHASE.names) + 1))})"
-)
-
-
-def _row(r: sqlite3.Row) -> JournalRow:
-    return JournalRow(
-        id=r["id"],
-        **PURCHASE.from_columns(r),
-        upload_seq=r["upload_seq"],
-        uploaded_at=r["uploaded_at"],
-        parked_reason=r["parked_reason"],
-    )
-
-
-def _ec_row(r: sqlite3.Row) -> EcJournalRow:
-    return EcJournalRow(
-        id=r["id"],
-        values=EC_PURCHASE.from_columns(r),
-        upload_seq=r["upload_seq"],
-        uploaded_at=r["uploaded_at"],
-        parked_reason=r["parked_reason"],
-    )
-
-
-_EC_INSERT = (
-    f"INSERT INTO ec_txn ({', '.join(EC_PURCHASE.names)}, created_at)"
-    f" VALUES ({', '.join('?' * (len(EC_PURCHASE.names) + 1))})"
-)
-_QR_INSERT = (
-    f"INSERT INTO qr_txn ({', '.join(QR_RIDE.names)}, created_at, resolved_at, upload_seq)"
-    f" VALUES ({', '.join('?' * (len(QR_RIDE.names) + 3))})"
-)
-
-
-def _qr_row(r: sqlite3.Row) -> QrJournalRow:
-    return QrJournalRow(
-        id=r["id"],
-        values=QR_RIDE.from_columns(r),
-        upload_seq=r["upload_seq"],
-        uploaded_at=r["uploaded_at"],
-        parked_reason=r["parked_reason"],
-    )
+_INSERT = _insert_sql(PURCHASE, "txn", "created_at")
+_EC_INSERT = _insert_sql(EC_PURCHASE, "ec_txn", "created_at")
+_QR_INSERT = _insert_sql(QR_RIDE, "qr_txn", "created_at", "resolved_at", "upload_seq")
+_LOAD_INSERT = _insert_sql(LOAD, "load_txn", "created_at")
 
 
 _NEXT_UPLOAD_SEQ = (
@@ -556,6 +515,74 @@ class Journal:
     def _now(self) -> str:
         return self._clock().isoformat(timespec="seconds")
 
+    # -- one kind's rows, by its row class ------------------------------------------------
+    def _select(
+        self,
+        cls: type[R],
+        where: str = "1",
+        params: tuple[Any, ...] = (),
+        *,
+        order: str = "id",
+        limit: int | None = None,
+    ) -> list[R]:
+        """The rows of ``cls``'s table that meet ``where``, in ``order``."""
+        sql = f"SELECT * FROM {cls.table} WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        with self._read():
+            return [cls.read(r) for r in self._db.execute(sql, params).fetchall()]
+
+    def _rows_in(self, cls: type[R], state: str | None) -> list[R]:
+        """The kind's rows in the order they were journaled (of one state when asked)."""
+        return self._select(cls) if state is None else self._select(cls, "state=?", (state,))
+
+    def _open_for(self, cls: type[R], holder: str, value: str | bytes | None) -> list[R]:
+        """The kind's rows still in intent (of one card or account when asked; bytes as the
+        hex text they are stored as)."""
+        if value is None:
+            return self._select(cls, "state='intent'")
+        if isinstance(value, bytes):
+            value = value.hex().upper()
+        return self._select(cls, f"state='intent' AND {holder}=?", (value,))
+
+    def _export(self, cls: type[R], limit: int, include_uploaded: bool) -> list[R]:
+        """The kind's settled and suspect rows in upload order (not yet acknowledged nor
+        parked unless asked)."""
+        where = "upload_seq IS NOT NULL" + (
+            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
+        )
+        return self._select(cls, where, order="upload_seq", limit=limit)
+
+    @staticmethod
+    def _fetch(db: sqlite3.Connection, cls: type[R], row_id: int) -> R:
+        return cls.read(db.execute(f"SELECT * FROM {cls.table} WHERE id=?", (row_id,)).fetchone())
+
+    @staticmethod
+    def _intent_row(
+        db: sqlite3.Connection, cls: type[AnyRow], row_id: int, columns: str = "state"
+    ) -> sqlite3.Row:
+        """The ``columns`` of a row still in intent; a JournalError when there is none."""
+        cur = db.execute(f"SELECT {columns} FROM {cls.table} WHERE id=?", (row_id,)).fetchone()
+        if cur is None:
+            raise JournalError(f"no {cls.label}journal row {row_id}")
+        if cur["state"] != INTENT:
+            raise JournalError(f"{cls.label}row {row_id} is already {cur['state']}")
+        return cur
+
+    @staticmethod
+    def _new_values(
+        kind: RecordKind, what: str, values: dict[str, Any], **fixed: Any
+    ) -> dict[str, Any]:
+        """A new row's values: the caller's (only the kind's fields), ``fixed``, None for
+        the rest, and the context ({} when not given)."""
+        unknown = set(values) - set(kind.names)
+        if unknown:
+            raise JournalError(f"not {what} fields: {', '.join(sorted(unknown))}")
+        row = dict.fromkeys(kind.names)
+        row.update(values, **fixed)
+        row["context"] = values.get("context") or {}
+        return row
+
     # -- writes ---------------------------------------------------------------------------
     def record_intent(
         self,
@@ -616,11 +643,7 @@ class Journal:
         mac2_verified: bool | None = None,
     ) -> JournalRow:
         with self._tx() as db:
-            cur = db.execute("SELECT state FROM txn WHERE id = ?", (row_id,)).fetchone()
-            if cur is None:
-                raise JournalError(f"no journal row {row_id}")
-            if cur["state"] != INTENT:
-                raise JournalError(f"row {row_id} is already {cur['state']}")
+            self._intent_row(db, JournalRow, row_id)
             seq = None
             if state in UPLOADABLE:
                 seq = db.execute(_NEXT_UPLOAD_SEQ).fetchone()[0]
@@ -638,7 +661,7 @@ class Journal:
                     row_id,
                 ),
             )
-            return _row(db.execute("SELECT * FROM txn WHERE id=?", (row_id,)).fetchone())
+            return self._fetch(db, JournalRow, row_id)
 
     def settle(
         self,
@@ -709,36 +732,23 @@ class Journal:
     def parked(self) -> list[JournalRow | EcJournalRow | QrJournalRow]:
         """Rows of every kind the gateway refused, in upload order, each with its
         ``parked_reason``."""
-        with self._read():
-            ep = self._db.execute("SELECT * FROM txn WHERE parked_at IS NOT NULL").fetchall()
-            ec = self._db.execute("SELECT * FROM ec_txn WHERE parked_at IS NOT NULL").fetchall()
-            qr = self._db.execute("SELECT * FROM qr_txn WHERE parked_at IS NOT NULL").fetchall()
         rows: list[JournalRow | EcJournalRow | QrJournalRow] = [
-            *map(_row, ep),
-            *map(_ec_row, ec),
-            *map(_qr_row, qr),
+            *self._select(JournalRow, "parked_at IS NOT NULL"),
+            *self._select(EcJournalRow, "parked_at IS NOT NULL"),
+            *self._select(QrJournalRow, "parked_at IS NOT NULL"),
         ]
         return sorted(rows, key=lambda r: r.upload_seq or 0)
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, row_id: int) -> JournalRow:
-        with self._read():
-            r = self._db.execute("SELECT * FROM txn WHERE id=?", (row_id,)).fetchone()
-        if r is None:
+        rows = self._select(JournalRow, "id=?", (row_id,))
+        if not rows:
             raise JournalError(f"no journal row {row_id}")
-        return _row(r)
+        return rows[0]
 
     def open_rows(self, card_serial: bytes | None = None) -> list[JournalRow]:
         """Rows still in intent: the torn transactions recovery must resolve."""
-        with self._read():
-            if card_serial is None:
-                rows = self._db.execute("SELECT * FROM txn WHERE state='intent' ORDER BY id")
-            else:
-                rows = self._db.execute(
-                    "SELECT * FROM txn WHERE state='intent' AND card_serial=? ORDER BY id",
-                    (card_serial.hex().upper(),),
-                )
-            return [_row(r) for r in rows.fetchall()]
+        return self._open_for(JournalRow, "card_serial", card_serial)
 
     def last_for_card(
         self,
@@ -755,33 +765,22 @@ class Journal:
             if modes
             else ""
         )
-        with self._read():
-            r = self._db.execute(
-                f"SELECT * FROM txn WHERE card_serial=? AND state IN ({marks}){by_mode}"
-                " ORDER BY txn_time DESC, id DESC LIMIT 1",
-                (card_serial.hex().upper(), *states, *modes),
-            ).fetchone()
-        return None if r is None else _row(r)
+        rows = self._select(
+            JournalRow,
+            f"card_serial=? AND state IN ({marks}){by_mode}",
+            (card_serial.hex().upper(), *states, *modes),
+            order="txn_time DESC, id DESC",
+            limit=1,
+        )
+        return rows[0] if rows else None
 
     def export(self, *, limit: int = 500, include_uploaded: bool = False) -> list[JournalRow]:
         """Settled and suspect rows in upload order (not yet acknowledged nor parked unless
         asked)."""
-        where = "upload_seq IS NOT NULL" + (
-            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
-        )
-        with self._read():
-            rows = self._db.execute(
-                f"SELECT * FROM txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
-            )
-            return [_row(r) for r in rows.fetchall()]
+        return self._export(JournalRow, limit, include_uploaded)
 
     def rows(self, state: str | None = None) -> list[JournalRow]:
-        with self._read():
-            if state is None:
-                cur = self._db.execute("SELECT * FROM txn ORDER BY id")
-            else:
-                cur = self._db.execute("SELECT * FROM txn WHERE state=? ORDER BY id", (state,))
-            return [_row(r) for r in cur.fetchall()]
+        return self._rows_in(JournalRow, state)
 
     def last_seq(self, terminal_id: bytes) -> int | None:
         """The highest terminal sequence number journaled for ``terminal_id`` (None: none):
@@ -828,11 +827,7 @@ class Journal:
     def record_ec_intent(self, values: dict[str, Any]) -> int:
         """Write an EC sale's intent row before GPO (where the card debits): every field of
         ``EC_PURCHASE`` but the proof and the resolution; returns its id."""
-        unknown = set(values) - set(EC_PURCHASE.names)
-        if unknown:
-            raise JournalError(f"not EC record fields: {', '.join(sorted(unknown))}")
-        row = dict.fromkeys(EC_PURCHASE.names)
-        row.update(values, state=INTENT, resolution=None, context=values.get("context") or {})
+        row = self._new_values(EC_PURCHASE, "EC record", values, state=INTENT, resolution=None)
         with self._tx() as db:
             try:
                 cur = db.execute(_EC_INSERT, (*EC_PURCHASE.to_columns(row), self._now()))
@@ -854,11 +849,7 @@ class Journal:
             raise JournalError(f"cannot resolve an EC row to {state} with {sorted(unknown)}")
         sets = ", ".join(f"{n}=?" for n in proof)
         with self._tx() as db:
-            cur = db.execute("SELECT state FROM ec_txn WHERE id = ?", (row_id,)).fetchone()
-            if cur is None:
-                raise JournalError(f"no EC journal row {row_id}")
-            if cur["state"] != INTENT:
-                raise JournalError(f"EC row {row_id} is already {cur['state']}")
+            self._intent_row(db, EcJournalRow, row_id)
             seq = db.execute(_NEXT_UPLOAD_SEQ).fetchone()[0] if state in UPLOADABLE else None
             db.execute(
                 f"UPDATE ec_txn SET {sets + ', ' if sets else ''}state=?, resolution=?,"
@@ -872,40 +863,25 @@ class Journal:
                     row_id,
                 ),
             )
-            return _ec_row(db.execute("SELECT * FROM ec_txn WHERE id=?", (row_id,)).fetchone())
+            return self._fetch(db, EcJournalRow, row_id)
 
     def ec_rows(self, state: str | None = None) -> list[EcJournalRow]:
         """EC sales in the order they were journaled (of one state when asked)."""
-        with self._read():
-            if state is None:
-                cur = self._db.execute("SELECT * FROM ec_txn ORDER BY id")
-            else:
-                cur = self._db.execute("SELECT * FROM ec_txn WHERE state=? ORDER BY id", (state,))
-            return [_ec_row(r) for r in cur.fetchall()]
+        return self._rows_in(EcJournalRow, state)
 
     def ec_rows_after(self, row_id: int) -> list[EcJournalRow]:
         """EC sales journaled after row ``row_id`` (what a torn sale's card did here since)."""
-        with self._read():
-            cur = self._db.execute("SELECT * FROM ec_txn WHERE id > ? ORDER BY id", (row_id,))
-            return [_ec_row(r) for r in cur.fetchall()]
+        return self._select(EcJournalRow, "id > ?", (row_id,))
 
     def open_ec_rows(self, pan: str | None = None) -> list[EcJournalRow]:
         """EC sales still in intent (a torn GPO): the card's next tap settles them by its ATC
         and balance, or they stay for the operator."""
-        rows = self.ec_rows(INTENT)
-        return [r for r in rows if pan is None or r["pan"] == pan]
+        return self._open_for(EcJournalRow, "pan", pan)
 
     def export_ec(self, *, limit: int = 500, include_uploaded: bool = False) -> list[EcJournalRow]:
         """Settled and suspect EC sales in upload order (not yet acknowledged nor parked
         unless asked)."""
-        where = "upload_seq IS NOT NULL" + (
-            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
-        )
-        with self._read():
-            rows = self._db.execute(
-                f"SELECT * FROM ec_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
-            )
-            return [_ec_row(r) for r in rows.fetchall()]
+        return self._export(EcJournalRow, limit, include_uploaded)
 
     # -- ride QR codes --------------------------------------------------------------------------
     def record_qr_ride(self, values: dict[str, Any]) -> QrJournalRow:
@@ -913,11 +889,7 @@ class Journal:
         opens: no card is debited (clearing charges the issuing platform), so there is no
         intent to resolve. ``qr_seq`` is the terminal's next; a code already journaled is a
         JournalError (the replay check should have refused it first)."""
-        unknown = set(values) - set(QR_RIDE.names)
-        if unknown:
-            raise JournalError(f"not QR ride fields: {', '.join(sorted(unknown))}")
-        row = dict.fromkeys(QR_RIDE.names)
-        row.update(values, state=SETTLED, context=values.get("context") or {})
+        row = self._new_values(QR_RIDE, "QR ride", values, state=SETTLED)
         tid = QR_RIDE["terminal_id"].to_wire(row["terminal_id"])
         with self._tx() as db:
             row["qr_seq"] = db.execute(
@@ -929,14 +901,11 @@ class Journal:
                 cur = db.execute(_QR_INSERT, (*QR_RIDE.to_columns(row), now, now, seq))
             except sqlite3.IntegrityError as exc:
                 raise JournalError(f"ride code already journaled ({exc})") from exc
-            return _qr_row(
-                db.execute("SELECT * FROM qr_txn WHERE id=?", (cur.lastrowid,)).fetchone()
-            )
+            return self._fetch(db, QrJournalRow, int(cur.lastrowid))  # type: ignore[arg-type]
 
     def qr_rows(self) -> list[QrJournalRow]:
         """Ride-code rides in the order they were journaled."""
-        with self._read():
-            return [_qr_row(r) for r in self._db.execute("SELECT * FROM qr_txn ORDER BY id")]
+        return self._rows_in(QrJournalRow, None)
 
     def qr_seen(self, code_hash: bytes, user_account: str, generated: int) -> bool:
         """This code, or the same account's code of the same generation time, was journaled."""
@@ -949,34 +918,24 @@ class Journal:
 
     def last_qr_ride(self, user_account: str) -> QrJournalRow | None:
         """This account's newest journaled ride."""
-        with self._read():
-            r = self._db.execute(
-                "SELECT * FROM qr_txn WHERE user_account=? ORDER BY txn_time DESC, id DESC LIMIT 1",
-                (user_account.upper(),),
-            ).fetchone()
-        return None if r is None else _qr_row(r)
+        rows = self._select(
+            QrJournalRow,
+            "user_account=?",
+            (user_account.upper(),),
+            order="txn_time DESC, id DESC",
+            limit=1,
+        )
+        return rows[0] if rows else None
 
     def export_qr(self, *, limit: int = 500, include_uploaded: bool = False) -> list[QrJournalRow]:
         """Ride-code rides in upload order (not yet acknowledged nor parked unless asked)."""
-        where = "upload_seq IS NOT NULL" + (
-            "" if include_uploaded else " AND uploaded_at IS NULL AND parked_at IS NULL"
-        )
-        with self._read():
-            rows = self._db.execute(
-                f"SELECT * FROM qr_txn WHERE {where} ORDER BY upload_seq LIMIT ?", (limit,)
-            )
-            return [_qr_row(r) for r in rows.fetchall()]
+        return self._export(QrJournalRow, limit, include_uploaded)
 
     # -- kiosk loads ------------------------------------------------------------------------
     def record_load_intent(self, values: dict[str, Any]) -> int:
         """Write a load's intent row once the host gave MAC2 and before CREDIT FOR LOAD is
         sent: every ``LOAD`` field but the TAC and the resolution; returns its id."""
-        unknown = set(values) - set(LOAD.names)
-        if unknown:
-            raise JournalError(f"not load record fields: {', '.join(sorted(unknown))}")
-        row = dict.fromkeys(LOAD.names)
-        row.update(values, state=INTENT, tac=None, resolution=None)
-        row["context"] = values.get("context") or {}
+        row = self._new_values(LOAD, "load record", values, state=INTENT, tac=None, resolution=None)
         with self._tx() as db:
             try:
                 cur = db.execute(_LOAD_INSERT, (*LOAD.to_columns(row), self._now()))
@@ -994,7 +953,7 @@ class Journal:
             ).rowcount
             if n != 1:
                 raise JournalError(f"no open load row {row_id}")
-            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+            return self._fetch(db, LoadJournalRow, row_id)
 
     def resolve_load(
         self, row_id: int, state: str, resolution: str, *, tac: bytes | None = None
@@ -1004,11 +963,7 @@ class Journal:
         if state not in (SETTLED, SUSPECT, VOID):
             raise JournalError(f"cannot resolve a load row to {state}")
         with self._tx() as db:
-            cur = db.execute("SELECT state, tac FROM load_txn WHERE id=?", (row_id,)).fetchone()
-            if cur is None:
-                raise JournalError(f"no load journal row {row_id}")
-            if cur["state"] != INTENT:
-                raise JournalError(f"load row {row_id} is already {cur['state']}")
+            cur = self._intent_row(db, LoadJournalRow, row_id, "state, tac")
             db.execute(
                 "UPDATE load_txn SET state=?, tac=?, resolution=?, resolved_at=? WHERE id=?",
                 (
@@ -1019,29 +974,16 @@ class Journal:
                     row_id,
                 ),
             )
-            return _load_row(db.execute("SELECT * FROM load_txn WHERE id=?", (row_id,)).fetchone())
+            return self._fetch(db, LoadJournalRow, row_id)
 
     def load_rows(self, state: str | None = None) -> list[LoadJournalRow]:
         """Loads in the order they were journaled (of one state when asked)."""
-        with self._read():
-            if state is None:
-                cur = self._db.execute("SELECT * FROM load_txn ORDER BY id")
-            else:
-                cur = self._db.execute("SELECT * FROM load_txn WHERE state=? ORDER BY id", (state,))
-            return [_load_row(r) for r in cur.fetchall()]
+        return self._rows_in(LoadJournalRow, state)
 
     def open_loads(self, card_serial: bytes | None = None) -> list[LoadJournalRow]:
         """Loads still in intent (torn after MAC2): the card's next visit settles or voids
         them; those with a TAC only wait for the gateway's confirmation."""
-        with self._read():
-            if card_serial is None:
-                cur = self._db.execute("SELECT * FROM load_txn WHERE state='intent' ORDER BY id")
-            else:
-                cur = self._db.execute(
-                    "SELECT * FROM load_txn WHERE state='intent' AND card_serial=? ORDER BY id",
-                    (card_serial.hex().upper(),),
-                )
-            return [_load_row(r) for r in cur.fetchall()]
+        return self._open_for(LoadJournalRow, "card_serial", card_serial)
 
     def check_integrity(self) -> None:
         """SQLite's own integrity check; raises JournalError on any problem."""

@@ -22,7 +22,15 @@ from gateway.storage.schema import KIND_TABLES, TXN_GATEWAY_COLUMNS
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from terminal.epurse.commands import PURCHASE_TYPES, TxnType
-from terminal.journal.journal import BOOKKEEPING, INTENT_FIELDS, Journal, JournalRow
+from terminal.journal.journal import (
+    BOOKKEEPING,
+    INTENT_FIELDS,
+    EcJournalRow,
+    Journal,
+    JournalRow,
+    LoadJournalRow,
+    QrJournalRow,
+)
 from terminal.record import KINDS, PURCHASE, QR_RIDE, Field, RecordError, RecordKind
 from tests.gateway_fixtures import clearing_verifier, db, db_url, pg_cluster
 from tests.terminal.qr.kit import QrBus
@@ -60,11 +68,19 @@ def good_wire() -> dict[str, Any]:
 
 
 # -- every place that holds the record has exactly its fields ------------------------------
-def test_the_journal_columns_and_row_are_the_record_plus_the_journals_own(tmp_path):
+@pytest.mark.parametrize(
+    "row", [JournalRow, EcJournalRow, QrJournalRow, LoadJournalRow], ids=lambda r: r.table
+)
+def test_each_journal_table_is_its_record_plus_the_journals_own(tmp_path, row):
+    with Journal(tmp_path / "j.db") as j:
+        cols = [r[1] for r in j._db.execute(f"PRAGMA table_info({row.table})").fetchall()]
+    assert set(cols) == {*row.kind.names, *BOOKKEEPING}
+
+
+def test_the_journal_row_and_intent_are_the_records(tmp_path):
     with Journal(tmp_path / "j.db") as j:
         cols = [r[1] for r in j._db.execute("PRAGMA table_info(txn)").fetchall()]
-    assert [c for c in cols if c not in BOOKKEEPING] == NAMES
-    assert set(cols) == {*NAMES, *BOOKKEEPING}
+    assert [c for c in cols if c not in BOOKKEEPING] == NAMES  # in record order
     row_fields = [f.name for f in fields(JournalRow)]
     assert set(NAMES) <= set(row_fields)
     assert tuple(n for n in NAMES if n in INTENT_FIELDS) == INTENT_FIELDS  # in record order
@@ -90,10 +106,11 @@ def table_columns(db: Database, table: str) -> list[str]:
         return [r[0] for r in cur.fetchall()]
 
 
-def test_the_gateways_txn_table_is_the_record_plus_the_gateways_own(db):
-    cols = table_columns(db, "txn")
-    assert [c for c in cols if c not in TXN_GATEWAY_COLUMNS] == NAMES
-    assert set(cols) == {*NAMES, *TXN_GATEWAY_COLUMNS}
+@pytest.mark.parametrize(("kind", "table"), [(PURCHASE, "txn"), (QR_RIDE, "qr_txn")])
+def test_the_gateways_tables_are_the_record_plus_the_gateways_own(db, kind, table):
+    cols = table_columns(db, table)
+    assert [c for c in cols if c not in TXN_GATEWAY_COLUMNS] == list(kind.names)
+    assert set(cols) == {*kind.names, *TXN_GATEWAY_COLUMNS}
 
 
 def upload_record_schemas(tmp_path: Path) -> list[dict[str, Any]]:
@@ -129,10 +146,8 @@ def test_the_openapi_upload_record_matches_the_declaration(tmp_path, kind):
 QR_NAMES = list(QR_RIDE.names)
 
 
-def test_the_journals_qr_table_is_the_ride_record_plus_the_journals_own(tmp_path, clock):
+def test_a_journaled_qr_ride_uploads_the_ride_record(tmp_path, clock):
     bus = QrBus(tmp_path / "j.db", clock)
-    cols = [r[1] for r in bus.journal._db.execute("PRAGMA table_info(qr_txn)").fetchall()]
-    assert set(cols) == {*QR_NAMES, *BOOKKEEPING}
     assert bus.scan(bus.code()).green
     (row,) = bus.journal.export_qr()
     assert list(row.upload_record()) == QR_NAMES
@@ -142,12 +157,6 @@ def test_ingest_takes_qr_rides_by_their_declaration():
     assert ingest.BATCH_KINDS["qr_ride"] is QR_RIDE
     assert list(ingest.kind_row_columns(QR_RIDE)) == [*QR_NAMES[1:], "content_hash"]
     assert KIND_TABLES["qr_ride"] == "qr_txn"
-
-
-def test_the_gateways_qr_table_is_the_ride_record_plus_the_gateways_own(db):
-    cols = table_columns(db, "qr_txn")
-    assert [c for c in cols if c not in TXN_GATEWAY_COLUMNS] == QR_NAMES
-    assert set(cols) == {*QR_NAMES, *TXN_GATEWAY_COLUMNS}
 
 
 def test_txn_type_alone_says_what_a_purchase_is():
@@ -263,6 +272,36 @@ def test_another_kind_is_a_declaration():
 
 
 # -- one purchase from a software card to clearing ------------------------------------------
+def through_the_gateway(
+    db: Database, kind: RecordKind, table: str, operator: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], Any]:
+    """One record's batch ingested, stored as it was sent and forwarded: the clearing
+    record the forwarder builds of it, and the store's result."""
+    (wire,) = body["records"]
+    terminal = get_terminal(db, body["terminal_id"])
+    assert terminal is not None
+    batch = ingest.parse_batch(json.dumps(body).encode(), terminal)
+    (ingested,) = batch.rows
+    assert ingested[:-1] == kind.from_wire(wire)[1:]
+    result = ingest.store_batch(db, terminal, batch)
+    assert result.counts()["stored"] == 1
+    with db.tx() as cur:
+        cur.execute(f"SELECT {', '.join(kind.names)} FROM {table}")
+        stored = dict(zip(kind.names, cur.fetchone(), strict=True))
+    assert kind.to_wire(kind.from_columns(stored)) == wire
+
+    fwd = Forwarder(db, "http://127.0.0.1:9")
+    try:
+        claimed = fwd.claim()
+        with db.tx() as cur:
+            (cleared,) = fwd._records(cur, claimed).values()
+    finally:
+        fwd._client.close()
+    assert cleared == kind.clearing_record(wire, operator)
+    assert set(cleared) == {*kind.cleared, "key", "kind", "operator_id"}
+    return cleared, result
+
+
 def test_a_purchase_round_trips_journal_to_ingest_to_forwarder_to_clearing(
     db, tmp_path: Path, clock, keysets
 ):
@@ -277,27 +316,8 @@ def test_a_purchase_round_trips_journal_to_ingest_to_forwarder_to_clearing(
     assert wire["txn_time"] == row.txn_time.isoformat(timespec="seconds")
 
     register_terminal(db, TID, "metro")
-    terminal = get_terminal(db, TID)
-    assert terminal is not None
     body = {"batch_id": "b1", "terminal_id": TID, "records": [wire]}
-    batch = ingest.parse_batch(json.dumps(body).encode(), terminal)
-    (ingested,) = batch.rows
-    assert ingested[:-1] == PURCHASE.from_wire(wire)[1:]
-    assert ingest.store_batch(db, terminal, batch).counts()["stored"] == 1
-    with db.tx() as cur:
-        cur.execute(f"SELECT {', '.join(NAMES)} FROM txn")
-        stored = dict(zip(NAMES, cur.fetchone(), strict=True))
-    assert PURCHASE.to_wire(PURCHASE.from_columns(stored)) == wire
-
-    fwd = Forwarder(db, "http://127.0.0.1:9")
-    try:
-        claimed = fwd.claim()
-        with db.tx() as cur:
-            (cleared,) = fwd._records(cur, claimed).values()
-    finally:
-        fwd._client.close()
-    assert cleared == PURCHASE.clearing_record(wire, "metro")
-    assert set(cleared) == {*PURCHASE.cleared, "key", "kind", "operator_id"}
+    cleared, _ = through_the_gateway(db, PURCHASE, "txn", "metro", body)
     assert cleared["key"] == f"P:{TID}:{row.terminal_seq}" and cleared["kind"] == "purchase"
 
     ledger = Ledger(str(tmp_path / "clearing.db"), TacVerifier(keysets))
@@ -345,28 +365,9 @@ def test_a_qr_ride_round_trips_journal_to_ingest_to_forwarder_to_clearing(db, tm
     tid = wire["terminal_id"]
 
     register_terminal(db, tid, "bus-co", role="validator")
-    terminal = get_terminal(db, tid)
-    assert terminal is not None
     body = {"batch_id": "q1", "terminal_id": tid, "kind": "qr_ride", "records": [wire]}
-    batch = ingest.parse_batch(json.dumps(body).encode(), terminal)
-    (ingested,) = batch.rows
-    assert ingested[:-1] == QR_RIDE.from_wire(wire)[1:]
-    result = ingest.store_batch(db, terminal, batch)
-    assert (result.counts()["stored"], result.seq_name) == (1, "qr_seq")
-    with db.tx() as cur:
-        cur.execute(f"SELECT {', '.join(QR_NAMES)} FROM qr_txn")
-        stored = dict(zip(QR_NAMES, cur.fetchone(), strict=True))
-    assert QR_RIDE.to_wire(QR_RIDE.from_columns(stored)) == wire
-
-    fwd = Forwarder(db, "http://127.0.0.1:9")
-    try:
-        claimed = fwd.claim()
-        with db.tx() as cur:
-            (cleared,) = fwd._records(cur, claimed).values()
-    finally:
-        fwd._client.close()
-    assert cleared == QR_RIDE.clearing_record(wire, "bus-co")
-    assert set(cleared) == {*QR_RIDE.cleared, "key", "kind", "operator_id"}
+    cleared, result = through_the_gateway(db, QR_RIDE, "qr_txn", "bus-co", body)
+    assert result.seq_name == "qr_seq"
     assert cleared["key"] == f"Q:{tid}:1" and cleared["kind"] == "qr_ride"
 
     ledger = Ledger(str(tmp_path / "clearing.db"), clearing_verifier())

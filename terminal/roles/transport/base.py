@@ -26,7 +26,7 @@ from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.layouts import ModeRecord
 from terminal.epurse.model import CardInfo, LogEntry
 from terminal.epurse.recovery import Resolution
-from terminal.fares.engine import FareDecision
+from terminal.fares.engine import TRIP_EP_ENTRY, FareDecision
 from terminal.fares.rules import FareRules
 from terminal.hotlist.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
@@ -93,10 +93,16 @@ def logged(log: list[LogEntry], device: bytes, when: datetime | None, amount: in
     return len(log) >= LOG_RECORDS and bool(dated) and when < min(dated)
 
 
+def is_open(rec: Any | None) -> bool:
+    """The mode's 0x1A record says something is open on the card (a rent, an entry)."""
+    return rec is not None and bool(rec.valid) and rec.status == OPEN
+
+
 class ModeValidator(Validator):
     """A validator whose fare comes from its mode's rules instead of the bus/metro engine."""
 
     industry = 0
+    section = ""  # the fare file's section the mode needs ([taxi], [bike]...)
     opening_mode = ""  # the mode whose rows open what this role closes (journal lookups)
 
     def __init__(
@@ -110,6 +116,8 @@ class ModeValidator(Validator):
         super().__init__(session, journal, hotlist, config)
         self.place = replace(self.place, industry=self.industry)
         self.ride = ride or Ride()
+        if self.section and getattr(self.rules.modes, self.section) is None:
+            raise ModeUnavailable(f"the fare file has no [{self.section}] section")
 
     @property
     def rules(self) -> FareRules:
@@ -167,6 +175,80 @@ class ModeValidator(Validator):
 
         return make
 
+    def pay_record(
+        self,
+        info: CardInfo,
+        number: str,
+        now: datetime,
+        recovered: tuple[Resolution, ...],
+        decision: FareDecision,
+        context: dict[str, object],
+        record_no: int,
+        **fields: Any,
+    ) -> TapResult:
+        """Pay ``decision`` in one composite purchase that also writes this mode's 0x1A
+        record ``record_no`` with ``fields``."""
+
+        def record(balance_after: int) -> bytes:
+            return self.record(record_no, **fields)
+
+        return self._pay(
+            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        )
+
+    def pay_opening(
+        self,
+        info: CardInfo,
+        number: str,
+        now: datetime,
+        recovered: tuple[Resolution, ...],
+        record_no: int,
+        held: int = 0,
+    ) -> TapResult:
+        """Open (a rent, an entry): charge ``held`` and mark the record open from now."""
+        decision = FareDecision(held, TRIP_EP_ENTRY)
+        return self.pay_record(
+            info,
+            number,
+            now,
+            recovered,
+            decision,
+            self.context(decision),
+            record_no,
+            status=OPEN,
+            open_time=now,
+            held=held,
+        )
+
+    def pay_closing(
+        self,
+        info: CardInfo,
+        number: str,
+        now: datetime,
+        recovered: tuple[Resolution, ...],
+        decision: FareDecision,
+        context: dict[str, object],
+        record_no: int,
+        kept: dict[str, Any],
+    ) -> TapResult:
+        """Close (a return, an exit): pay ``decision`` and mark the record closed here and
+        now, with what is ``kept`` of its opening."""
+        return self.pay_record(
+            info,
+            number,
+            now,
+            recovered,
+            decision,
+            context,
+            record_no,
+            status=CLOSED,
+            close_time=now,
+            close_place=bytes.fromhex(self.place.station),
+            close_device=self.place.device,
+            charged=decision.amount,
+            **kept,
+        )
+
     def context(self, decision: FareDecision, **extra: object) -> dict[str, object]:
         ctx = self._context(decision)
         if self.ride.vehicle:
@@ -192,7 +274,7 @@ class ModeValidator(Validator):
         the notes say what was not believed."""
         notes: list[str] = []
         found: list[Opening] = []
-        if rec is not None and rec.valid and rec.status == OPEN:
+        if is_open(rec):
             if rec.open_time is not None and rec.open_time <= now:
                 if logged(self.card_log(), rec.open_device, rec.open_time, rec.held):
                     found.append(Opening(rec.open_time, rec.held, "card"))

@@ -14,14 +14,13 @@ from typing import Any
 from terminal.epurse import flows
 from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
-from terminal.fares.engine import TRIP_EP_ENTRY, TRIP_EP_EXIT, FareDecision, Mode
+from terminal.fares.engine import TRIP_EP_EXIT, FareDecision, Mode
 from terminal.fares.modes import DEPOSIT_CHECK, INDUSTRY_BIKE, BikeRules
 from terminal.money import format_fen
 from terminal.roles.transport.base import (
     CLOSED,
-    OPEN,
-    ModeUnavailable,
     ModeValidator,
+    is_open,
     logged,
     read_mode_record,
 )
@@ -32,12 +31,8 @@ BIKE_MODES = (str(Mode.BIKE_RENT), str(Mode.BIKE_RETURN))
 
 class _BikeDock(ModeValidator):
     industry = INDUSTRY_BIKE
+    section = "bike"
     opening_mode = str(Mode.BIKE_RENT)
-
-    def __init__(self, *args: object, **kw: object) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
-        if self.rules.modes.bike is None:
-            raise ModeUnavailable("the fare file has no [bike] section")
 
     @property
     def bike(self) -> BikeRules:
@@ -51,7 +46,7 @@ class BikeRent(_BikeDock):
     ) -> TapResult:
         bike = self.bike
         rec = self.session.run(read_mode_record(bike.record))
-        if rec is not None and rec.valid and rec.status == OPEN:
+        if is_open(rec):
             what = rec.vehicle.decode("ascii", "replace").strip() or "a bike"
             return TapResult(
                 TapOutcome.ALREADY_RENTING,
@@ -74,21 +69,7 @@ class BikeRent(_BikeDock):
                     number,
                     balance=balance,
                 )
-        held = bike.held
-        decision = FareDecision(held, TRIP_EP_ENTRY)
-
-        def record(balance_after: int) -> bytes:
-            return self.record(bike.record, status=OPEN, open_time=now, held=held)
-
-        return self._pay(
-            info,
-            number,
-            now,
-            decision,
-            self.updates(decision, now, record),
-            self.context(decision),
-            recovered,
-        )
+        return self.pay_opening(info, number, now, recovered, bike.record, bike.held)
 
 
 def _returned_after(dock: ModeValidator, rec: Any | None, since: datetime) -> bool:
@@ -126,21 +107,7 @@ class BikeReturn(_BikeDock):
         if credit:
             notes.append(f"deposit {format_fen(credit)} credited")
         decision = FareDecision(amount, TRIP_EP_EXIT, tuple(notes))
-
-        def record(balance_after: int) -> bytes:
-            return self.record(
-                bike.record,
-                status=CLOSED,
-                close_time=now,
-                close_place=bytes.fromhex(self.place.station),
-                close_device=self.place.device,
-                charged=amount,
-                **kept,
-            )
-
         context = self.context(
             decision, rented=opening.when.isoformat() if opening else None, fee=fee
         )
-        return self._pay(
-            info, number, now, decision, self.updates(decision, now, record), context, recovered
-        )
+        return self.pay_closing(info, number, now, recovered, decision, context, bike.record, kept)

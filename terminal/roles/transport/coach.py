@@ -21,12 +21,12 @@ from terminal.roles.validator import TapOutcome, TapResult
 
 class CoachBoarding(ModeValidator):
     industry = INDUSTRY_COACH
+    section = "coach"
 
     def __init__(self, *args: object, one_trip: bool = False, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         coach = self.rules.modes.coach
-        if coach is None:
-            raise ModeUnavailable("the fare file has no [coach] section")
+        assert coach is not None
         if self.place.station not in coach.stations:
             raise ModeUnavailable(f"station {self.place.station} is not in coach.stations")
         self.one_trip = one_trip
@@ -55,17 +55,16 @@ class CoachBoarding(ModeValidator):
                 TapOutcome.NO_ROUTE_FARE, f"no coach fare from {self.place.station} to {to}", number
             )
         decision = FareDecision(fare, TRIP_EP_SINGLE)
-
-        def record(balance_after: int) -> bytes:
-            return self.record(
-                coach.record,
-                status=CLOSED,
-                open_time=now,
-                close_place=bytes.fromhex(to),
-                charged=fare,
-            )
-
-        context = self.context(decision, destination=to)
-        return self._pay(
-            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        return self.pay_record(
+            info,
+            number,
+            now,
+            recovered,
+            decision,
+            self.context(decision, destination=to),
+            coach.record,
+            status=CLOSED,
+            open_time=now,
+            close_place=bytes.fromhex(to),
+            charged=fare,
         )

@@ -12,15 +12,9 @@ from typing import Any
 
 from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
-from terminal.fares.engine import TRIP_EP_ENTRY, TRIP_EP_EXIT, FareDecision, Mode
+from terminal.fares.engine import TRIP_EP_EXIT, FareDecision, Mode
 from terminal.fares.modes import INDUSTRY_PARKING, MAX_STAY_DAYS, NO_ENTRY_REFUSE, ParkingRules
-from terminal.roles.transport.base import (
-    CLOSED,
-    OPEN,
-    ModeUnavailable,
-    ModeValidator,
-    read_mode_record,
-)
+from terminal.roles.transport.base import ModeValidator, is_open, read_mode_record
 from terminal.roles.validator import TapOutcome, TapResult
 
 PARKING_MODES = (str(Mode.PARKING_ENTRY), str(Mode.PARKING_EXIT))
@@ -28,12 +22,8 @@ PARKING_MODES = (str(Mode.PARKING_ENTRY), str(Mode.PARKING_EXIT))
 
 class _Gate(ModeValidator):
     industry = INDUSTRY_PARKING
+    section = "parking"
     opening_mode = str(Mode.PARKING_ENTRY)
-
-    def __init__(self, *args: object, **kw: object) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
-        if self.rules.modes.parking is None:
-            raise ModeUnavailable("the fare file has no [parking] section")
 
     @property
     def tariff(self) -> ParkingRules:
@@ -47,26 +37,13 @@ class ParkingEntry(_Gate):
     ) -> TapResult:
         tariff = self.tariff
         rec = self.session.run(read_mode_record(tariff.record))
-        if rec is not None and rec.valid and rec.status == OPEN:
+        if is_open(rec):
             return TapResult(
                 TapOutcome.ALREADY_PARKED,
                 f"card already parked since {rec.open_time}: exit first",
                 number,
             )
-        decision = FareDecision(0, TRIP_EP_ENTRY)
-
-        def record(balance_after: int) -> bytes:
-            return self.record(tariff.record, status=OPEN, open_time=now)
-
-        return self._pay(
-            info,
-            number,
-            now,
-            decision,
-            self.updates(decision, now, record),
-            self.context(decision),
-            recovered,
-        )
+        return self.pay_opening(info, number, now, recovered, tariff.record)
 
 
 class ParkingExit(_Gate):
@@ -97,19 +74,7 @@ class ParkingExit(_Gate):
             if rec is not None and opening.source == "card":
                 kept.update(open_place=rec.open_place, open_device=rec.open_device)
         decision = FareDecision(fee, TRIP_EP_EXIT, tuple(notes))
-
-        def record(balance_after: int) -> bytes:
-            return self.record(
-                tariff.record,
-                status=CLOSED,
-                close_time=now,
-                close_place=bytes.fromhex(self.place.station),
-                close_device=self.place.device,
-                charged=fee,
-                **kept,
-            )
-
         context = self.context(decision, entered=opening.when.isoformat() if opening else None)
-        return self._pay(
-            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        return self.pay_closing(
+            info, number, now, recovered, decision, context, tariff.record, kept
         )

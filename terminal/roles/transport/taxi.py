@@ -17,17 +17,16 @@ from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_TAXI
 from terminal.money import format_fen
 from terminal.qr.code import QrError
-from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
+from terminal.roles.transport.base import CLOSED, ModeValidator, Ride
 from terminal.roles.validator import TapOutcome, TapResult
 
 
 class TaxiMeter(ModeValidator):
     industry = INDUSTRY_TAXI
+    section = "taxi"
 
     def __init__(self, *args: object, one_trip: bool = False, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
-        if self.rules.modes.taxi is None:
-            raise ModeUnavailable("the fare file has no [taxi] section")
         self.one_trip = one_trip  # the amount is for one payment (set_meter), not every tap
 
     def set_meter(self, amount: int) -> None:
@@ -93,13 +92,17 @@ class TaxiMeter(ModeValidator):
             return TapResult(*refused, number)
         amount = self.ride.meter or 0
         decision = FareDecision(amount, TRIP_EP_SINGLE)
-
-        def record(balance_after: int) -> bytes:
-            return self.record(
-                taxi.record, status=CLOSED, open_time=now, close_time=now, charged=amount
-            )
-
         context = self.context(decision, driver=self.ride.driver or None)
-        return self._pay(
-            info, number, now, decision, self.updates(decision, now, record), context, recovered
+        return self.pay_record(
+            info,
+            number,
+            now,
+            recovered,
+            decision,
+            context,
+            taxi.record,
+            status=CLOSED,
+            open_time=now,
+            close_time=now,
+            charged=amount,
         )
