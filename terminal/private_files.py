@@ -17,9 +17,17 @@ PRIVATE_MODE = 0o600
 
 
 def private_path(path: str | Path) -> Path:
-    """Create ``path`` empty with mode 0600 if it is missing, or tighten it to 0600."""
+    """Create ``path`` empty with mode 0600 if it is missing, or tighten it to 0600.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, including the locks of a SQLite connection already
+    open on it - which let SQLite reset a live WAL and lose committed transactions."""
     target = Path(path)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        os.chmod(target, PRIVATE_MODE)
+        return target
     try:
         os.fchmod(fd, PRIVATE_MODE)
     finally:

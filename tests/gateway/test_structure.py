@@ -69,9 +69,9 @@ def test_every_gateway_module_imports_alone() -> None:
 
 
 def test_the_gateway_loads_no_terminal_device_code() -> None:
-    """The gateway runs on the card centre's machines, not in a terminal: importing the
-    terminal's journal, uplink, runtime or roles stack into it once made a restarted gateway
-    answer 200 to batches it never stored. Only the card registry protocol is shared."""
+    """The gateway runs on the card centre's machines, not in a terminal: it shares the
+    terminal's byte layouts, models and the card registry protocol, never the device stack
+    (journal, uplink, runtime, roles)."""
     script = (
         "import sys, gateway.app\n"
         "device = ('terminal.journal', 'terminal.uplink', 'terminal.runtime', 'terminal.roles.')\n"

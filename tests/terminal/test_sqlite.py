@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
+from terminal.private_files import private_path
 from terminal.sqlite import connect, transaction
 
 
@@ -82,3 +85,24 @@ def test_every_store_opens_through_it(tmp_path: Path, keysets):
     finally:
         for store in (journal, hotlist, registry, storage, ledger):
             store.close()
+
+
+def test_making_a_database_private_keeps_the_open_connections_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it: a
+    second connection made private by opening and closing the file let another connection
+    believe it was the last, reset the WAL and lose committed transactions (a restarted
+    gateway acknowledged batches it then did not hold)."""
+    path = tmp_path / "g.db"
+    conn = connect(path)
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    conn.execute("SELECT * FROM t").fetchall()  # the connection holds its shared lock
+    private_path(path)  # what a second connect() does first
+    grab = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(path)!r}, timeout=0, isolation_level=None)\n"
+        "c.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+    )
+    other = subprocess.run([sys.executable, "-c", grab], capture_output=True, text=True)
+    conn.close()
+    assert other.returncode != 0 and "locked" in other.stderr  # our lock still stood
