@@ -21,7 +21,7 @@ from terminal.journal import JournalError
 from terminal.roles.loop import JournalWatch
 from terminal.roles.receipt import Receipt
 from terminal.runtime.assembly import Terminal
-from terminal.runtime.service import ServiceResult, start_status
+from terminal.runtime.service import ServiceResult, device_health, prometheus, start_status
 from terminal.runtime.status import Action, StatusServer
 
 
@@ -224,8 +224,32 @@ class CounterService:
             waiting = terminal.close()
         return ServiceResult(self.approved, self.refused, self.fault, waiting)
 
-    def health(self) -> dict[str, object]:  # pragma: no cover - each role answers its own
-        raise NotImplementedError
+    # -- status ---------------------------------------------------------------------------
+    # the /health key and the metric of the served, approved and refused counts, in order
+    counts: tuple[tuple[str, str], ...] = (
+        ("requests", "ykt_requests_total"),
+        ("approved", "ykt_approved_total"),
+        ("refused", "ykt_refused_total"),
+    )
 
-    def metrics(self) -> str:  # pragma: no cover
-        raise NotImplementedError
+    def more_health(self) -> dict[str, object]:
+        """What a role adds to /health after its counts (nothing here)."""
+        return {}
+
+    def more_metrics(self, health: dict[str, object]) -> dict[str, object]:
+        """What a role adds to /metrics after its counts (nothing here)."""
+        return {}
+
+    def health(self) -> dict[str, object]:
+        """What /health answers: the device's journal and upload state, and the counts."""
+        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
+        served = (self.served, self.approved, self.refused)
+        doc.update(zip([key for key, _ in self.counts], served, strict=True))
+        doc.update(self.more_health())
+        return doc
+
+    def metrics(self) -> str:
+        h = self.health()
+        values = {metric: h[key] for key, metric in self.counts}
+        values.update(self.more_metrics(h))
+        return prometheus(self.terminal, h, values)

@@ -28,7 +28,6 @@ from terminal.roles.issuance import IssuanceDesk, IssuanceError, Issued
 from terminal.roles.registry import Applicant
 from terminal.runtime.assembly import DeskDevices, Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
-from terminal.runtime.service import device_health, prometheus
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.uplink.issuance import GatewayCardBook
 from terminal.words import say
@@ -233,31 +232,22 @@ class DeskService(CounterService):
             self.devices.discard_if_untouched(str(blank))
 
     # -- status ---------------------------------------------------------------------------
-    def health(self) -> dict[str, object]:
-        """What /health answers: the desk's journal and upload state, the cards, the push."""
-        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
-        doc.update(
-            requests=self.served,
-            issued=self.approved,
-            refused=self.refused,
-            book_pushed=self.pushed,
-            book_refused=self.book_refused,
-            push_waiting=self.push_waiting,
-        )
-        return doc
+    counts = (
+        ("requests", "ykt_desk_requests_total"),
+        ("issued", "ykt_desk_issued_total"),
+        ("refused", "ykt_desk_refused_total"),
+    )
 
-    def metrics(self) -> str:
-        h = self.health()
-        return prometheus(
-            self.terminal,
-            h,
-            {
-                "ykt_desk_requests_total": h["requests"],
-                "ykt_desk_issued_total": h["issued"],
-                "ykt_desk_refused_total": h["refused"],
-                "ykt_desk_book_refused_total": h["book_refused"],
-            },
-        )
+    def more_health(self) -> dict[str, object]:
+        """The pushes of the desk's book to the card centre."""
+        return {
+            "book_pushed": self.pushed,
+            "book_refused": self.book_refused,
+            "push_waiting": self.push_waiting,
+        }
+
+    def more_metrics(self, health: dict[str, object]) -> dict[str, object]:
+        return {"ykt_desk_book_refused_total": health["book_refused"]}
 
 
 def _tap(exc: Exception) -> str:

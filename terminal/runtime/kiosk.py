@@ -26,7 +26,6 @@ from terminal.roles.kiosk import Kiosk, TopUpRefused
 from terminal.roles.receipt import balance_receipt, pickup_receipt, top_up_receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
-from terminal.runtime.service import device_health, prometheus
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.words import kiosk_refusal, outcome_text
 
@@ -238,32 +237,24 @@ class KioskService(CounterService):
         credits.recover_without_card()
 
     # -- status ---------------------------------------------------------------------------
-    def health(self) -> dict[str, object]:
-        """What /health answers: the device's journal and upload state, and the loads."""
-        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
-        doc.update(
-            requests=self.served,
-            approved=self.approved,
-            refused=self.refused,
-            loaded_fen=self.loaded_fen,
-        )
+    counts = (
+        ("requests", "ykt_kiosk_requests_total"),
+        ("approved", "ykt_kiosk_approved_total"),
+        ("refused", "ykt_kiosk_refused_total"),
+    )
+
+    def more_health(self) -> dict[str, object]:
+        """The money loaded, and the loads still open while the journal can be read."""
+        doc: dict[str, object] = {"loaded_fen": self.loaded_fen}
         if self.fault is None:
             doc["open_loads"] = len(self.terminal.journal.open_loads())
         return doc
 
-    def metrics(self) -> str:
-        h = self.health()
-        return prometheus(
-            self.terminal,
-            h,
-            {
-                "ykt_kiosk_requests_total": h["requests"],
-                "ykt_kiosk_approved_total": h["approved"],
-                "ykt_kiosk_refused_total": h["refused"],
-                "ykt_kiosk_loaded_fen_total": h["loaded_fen"],
-                "ykt_kiosk_open_loads": h.get("open_loads", 0),
-            },
-        )
+    def more_metrics(self, health: dict[str, object]) -> dict[str, object]:
+        return {
+            "ykt_kiosk_loaded_fen_total": health["loaded_fen"],
+            "ykt_kiosk_open_loads": health.get("open_loads", 0),
+        }
 
 
 def kiosk_log_line(terminal_id: str, outcome: Outcome) -> str:

@@ -37,7 +37,6 @@ from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
-from terminal.runtime.service import device_health, prometheus
 from terminal.words import outcome_text, sale_refusal
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
@@ -247,21 +246,8 @@ class PosService(CounterService):
         """Torn Electronic Cash sales of a card still in the field are matched now."""
         self.role.recover_present()
 
-    # -- status ---------------------------------------------------------------------------
-    def health(self) -> dict[str, object]:
-        """What /health answers: the device's journal and upload state, and the sales."""
-        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
-        doc.update(sales=self.served, approved=self.approved, refused=self.refused)
-        return doc
-
-    def metrics(self) -> str:
-        h = self.health()
-        return prometheus(
-            self.terminal,
-            h,
-            {
-                "ykt_sales_total": h["sales"],
-                "ykt_sales_approved_total": h["approved"],
-                "ykt_sales_refused_total": h["refused"],
-            },
-        )
+    counts = (
+        ("sales", "ykt_sales_total"),
+        ("approved", "ykt_sales_approved_total"),
+        ("refused", "ykt_sales_refused_total"),
+    )

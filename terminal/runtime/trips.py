@@ -21,7 +21,6 @@ from terminal.roles.transport import CoachBoarding, TaxiMeter
 from terminal.roles.validator import TapResult
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome
-from terminal.runtime.service import device_health, prometheus
 
 TRIP_ROLES = ("taxi", "coach")
 
@@ -139,21 +138,8 @@ class TripService(CounterService):
 
         return self.serve(echo, operate, lambda exc: f"card not read, tap again ({exc})")
 
-    # -- status ---------------------------------------------------------------------------
-    def health(self) -> dict[str, object]:
-        """What /health answers: the device's journal and upload state, and the trips."""
-        doc = device_health(self.terminal, self.terminal_id, self.fault, self.started)
-        doc.update(trips=self.served, paid=self.approved, refused=self.refused)
-        return doc
-
-    def metrics(self) -> str:
-        h = self.health()
-        return prometheus(
-            self.terminal,
-            h,
-            {
-                "ykt_trips_total": h["trips"],
-                "ykt_trips_paid_total": h["paid"],
-                "ykt_trips_refused_total": h["refused"],
-            },
-        )
+    counts = (
+        ("trips", "ykt_trips_total"),
+        ("paid", "ykt_trips_paid_total"),
+        ("refused", "ykt_trips_refused_total"),
+    )
