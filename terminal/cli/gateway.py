@@ -67,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="import rosters without checking their cards against the card book",
     )
+    s.add_argument(
+        "--bank-key",
+        metavar="FILE",
+        help="the agent bank's key file: how its result files are signed (docs/subsidy.md)",
+    )
     s.set_defaults(handler=serve)
 
     f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
@@ -169,6 +174,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import GatewaySettings, create_app
+    from gateway.subsidy.bank import load_bank_key
 
     settings = GatewaySettings(
         gateway_id=args.gateway_id,
@@ -180,6 +186,7 @@ def serve(args: argparse.Namespace) -> int:
         max_batch_records=args.max_batch,
         subsidy_catalogue=args.subsidy_catalogue,
         subsidy_check_cards=not args.no_subsidy_card_check,
+        bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
     )
     hsm = _hsm(args)
     app = create_app(_db(args, args.pool), hsm=hsm, settings=settings)
