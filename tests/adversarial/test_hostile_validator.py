@@ -9,6 +9,7 @@ nothing was stored, cleared or carried.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -609,3 +610,45 @@ def test_a_replayed_qr_batch_is_refused_and_booked_once(gw, clearing, clock, tmp
     assert fwd.drain() == 2 and fwd.stats.accepted == 2
     totals = clearing.settlement()["totals"]
     assert (totals["qr_rides"], totals["qr_amount"]) == (2, 400)
+
+
+RACED_RIDES = 60  # rides in each of two batches: long enough for their transactions to overlap
+
+
+def test_the_same_code_from_two_validators_at_once_is_stored_once(gw, clearing, clock, tmp_path):
+    """Two validators (two tokens, two gateway connections) upload batches at the same moment
+    that both hold one captured code: one batch checks it first, the other last, so each
+    check runs before the other batch commits. The database holds the code once; the batch
+    that commits second is refused whole with the same reason as one sent later, and
+    clearing books each ride once."""
+    recs = qr_rides(clock, tmp_path, n=2 * RACED_RIDES - 1)
+    code, first, second = recs[0], recs[0]["terminal_id"], "3100000002FF"
+    batches = {
+        first: recs[:RACED_RIDES],  # the code first
+        second: [{**rec, "terminal_id": second} for rec in [*recs[RACED_RIDES:], code]],
+    }
+    tokens = {tid: gw.register(tid, "bus-co", role="validator") for tid in batches}
+    start = threading.Barrier(2)
+    answers: dict[str, httpx.Response] = {}
+
+    def send(tid: str) -> None:
+        start.wait()
+        answers[tid] = upload_kind(gw, tokens[tid], tid, "qr_ride", batches[tid])
+
+    threads = [threading.Thread(target=send, args=(tid,)) for tid in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in answers.values())
+    assert statuses == [200, 409], {tid: r.text for tid, r in answers.items()}
+    (lost,) = (r for r in answers.values() if r.status_code == 409)
+    assert lost.json()["error"] == "code_hash_held", lost.text
+    assert "a ride code pays one ride" in lost.json()["reason"], lost.text
+    assert qr_held(gw) == (RACED_RIDES, RACED_RIDES, 1)
+    held = rows(gw, "SELECT COUNT(DISTINCT code_hash), COUNT(DISTINCT terminal_id) FROM qr_txn")
+    assert held == [(RACED_RIDES, 1)]
+    fwd = Forwarder(gw.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == fwd.stats.accepted == RACED_RIDES
+    totals = clearing.settlement()["totals"]
+    assert (totals["qr_rides"], totals["qr_amount"]) == (RACED_RIDES, 200 * RACED_RIDES)
