@@ -30,6 +30,7 @@ from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.journal import Journal
 from terminal.readers.sim import AFTER, SimReader
+from terminal.record import QR_RIDE
 from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
@@ -652,3 +653,36 @@ def test_the_same_code_from_two_validators_at_once_is_stored_once(gw, clearing, 
     assert fwd.drain() == fwd.stats.accepted == RACED_RIDES
     totals = clearing.settlement()["totals"]
     assert (totals["qr_rides"], totals["qr_amount"]) == (RACED_RIDES, 200 * RACED_RIDES)
+
+
+@pytest.mark.parametrize(
+    ("shift", "why"),
+    [
+        (timedelta(hours=1), "code generated 3600 s ago, valid 60 s"),
+        (timedelta(seconds=61), "code generated 61 s ago, valid 60 s"),
+        (timedelta(minutes=-5), "generated 300 s in the future (clock skew allowed 20 s)"),
+    ],
+    ids=["an-hour-later", "just-expired", "before-it-existed"],
+)
+def test_a_ride_dated_outside_its_codes_validity_is_refused(
+    gw, clearing, clock, tmp_path, shift, why
+):
+    """A hostile operator keeps a captured code and books it as a ride at another time: the
+    gateway refuses the batch and clearing, offered the record by a gateway of its own,
+    books nothing; the same ride at its real time clears."""
+    (rec,) = qr_rides(clock, tmp_path)
+    tid = rec["terminal_id"]
+    moved = {**rec, "txn_time": (datetime.fromisoformat(rec["txn_time"]) + shift).isoformat()}
+    token = gw.register(tid, "bus-co", role="validator")
+    r = upload_kind(gw, token, tid, "qr_ride", [moved])
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_record"), r.text
+    assert why in r.json()["reason"], r.text
+    assert qr_held(gw) == (0, 0, 0)
+    offered = [QR_RIDE.clearing_record(x, "bus-co") for x in (moved, rec)]
+    answer = httpx.post(
+        clearing.url + "/v1/records", json={"gateway_id": "rogue", "records": offered}, timeout=30
+    )
+    assert [x["status"] for x in answer.json()["results"]] == ["rejected", "accepted"]
+    assert why in answer.json()["results"][0]["reason"], answer.text
+    totals = clearing.settlement()["totals"]
+    assert (totals["qr_rides"], totals["qr_amount"]) == (1, 200)
