@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import cards, ingest, loads
+from gateway.campus.library import LoanLimits
 from gateway.subsidy.bank import BankKey
 from gateway.subsidy.holder import HolderRules
 
@@ -33,6 +34,7 @@ class GatewaySettings:
     pickup_holder: HolderRules = field(default_factory=HolderRules)  # wrong answers, lock-out
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
     bank_key: BankKey | None = None  # the agent bank's result-file MAC; None: no file imported
+    library: LoanLimits = field(default_factory=LoanLimits)  # books held at once, per group
     body_limits: dict[str, int] = field(default_factory=lambda: dict(BODY_LIMITS))
     default_body_limit: int = DEFAULT_BODY_LIMIT
 

@@ -7,7 +7,7 @@ from datetime import date
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from gateway.api.deps import DB, admin, with_role
+from gateway.api.deps import DB, Settings, admin, with_role
 from gateway.api.http import json_response
 from gateway.campus import allowance, library, reports, store
 from gateway.edges import INT64_MAX, Text
@@ -129,8 +129,8 @@ def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Resp
 
 
 @router.post("/v1/campus/library/loans", summary="A library desk lends a book (once per loan)")
-def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Response:
-    return json_response(library.borrow(db, terminal, body.model_dump()))
+def library_loan(terminal: Library, body: LibraryLoanBody, db: DB, settings: Settings) -> Response:
+    return json_response(library.borrow(db, terminal, body.model_dump(), settings.library))
 
 
 @router.post("/v1/campus/library/returns", summary="A library desk takes a book back")
