@@ -5,7 +5,6 @@ both, and sent to the bank again only after the bank's own signed word that it f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from terminal.uplink import GatewayRefused
 from tests.gateway_fixtures import BANK_KEY, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
-    PEOPLE,
     Centre,
     admin,
     answer,
@@ -33,14 +31,6 @@ from tests.subsidy_kit import (
     roster,
     send_roster,
 )
-
-
-@pytest.fixture
-def centre(gateway, clock) -> Iterator[Centre]:
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
-    yield c
-    c.close()
 
 
 def sent_batch(gw: Any, centre: Centre) -> tuple[str, str]:

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
 from gateway.subsidy import bank
 from tests.cli_kit import ykt_here
 from tests.subsidy_kit import (
-    PEOPLE,
-    Centre,
     admin,
     answer,
     bank_batch,
@@ -24,14 +20,6 @@ from tests.subsidy_kit import (
     roster,
     send_roster,
 )
-
-
-@pytest.fixture
-def centre(gateway, clock):
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
 
 
 def seeded(gateway, centre) -> int:
