@@ -508,16 +508,21 @@ class DoorDevice:
     reader: Reader
     cards: list[SimCard] = field(default_factory=list)
     client: GatewayClient | None = None
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
 
     def close(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self.client is not self.parts.client:
             self.client.close()
         self.door.close()
 
 
-def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> DoorDevice:
+def assemble_door(
+    config: TerminalConfig, sim: SimDevices | None = None, parts: Parts | None = None
+) -> DoorDevice:
     """Build the door reader ``config`` describes: rules, its point, the local store at
-    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client."""
+    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client;
+    ``parts`` as for ``assemble``, its journal and hotlist aside (the door keeps and closes
+    its own store and list)."""
     assert config.door_rules and config.door_point, "a door configuration names rules and point"
     rules = load_door_rules(config.door_rules)
     if config.door_point not in rules.doors:
@@ -525,9 +530,11 @@ def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> Door
             f"{config.source}: door point {config.door_point!r} is not a door of "
             f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
         )
-    secret = token(config) if config.gateway else None
-    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim)
-    session = TerminalSession(reader, sam_reader, clock=_clock(config))
+    parts = parts or Parts()
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
+    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
     session.start()
     door = Door(
         session,
@@ -537,8 +544,10 @@ def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> Door
         EventJournal(config.journal),
         Presence(config.journal),
     )
-    client = None
-    if config.gateway:
-        assert secret is not None
+    client = parts.client
+    if own_client:
+        assert secret is not None and config.gateway
         client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
-    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client)
+    return DoorDevice(
+        config, door, config.door_point, card_reader, reader, cards, client, parts=parts
+    )
