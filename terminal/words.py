@@ -86,6 +86,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "code.used": ("此码已使用，请稍后刷新再试", "this code was just used: refresh it later"),
     "code.fare": ("票价规则不允许此次乘车", "the fare rules do not allow this ride"),
+    # -- fare refusals (terminal.fares.engine.FareRefusal values) ------------------------------
+    "fare.unknown-station": (
+        "本站不在票价表中，请检查票价文件",
+        "this station is not in the fare file: check the fare file",
+    ),
+    "fare.no-entry": (
+        "卡上没有进站记录，请找站务员",
+        "no entry recorded on the card: see the station staff",
+    ),
     "tap.no_meter_fare": (
         "计价器没有金额，请司机先输入",
         "no fare on the meter: the driver enters it",
@@ -247,6 +256,32 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "card {card} issued in place of lost card {old}, {carried} carried",
     ),
     "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
+    # why the kiosk will not start a load (terminal.roles.kiosk.KioskRefusal values)
+    "kiosk.refusal.amount": (
+        "充值金额须在 {low} 至 {high} 之间，不能是 {amount}",
+        "a top-up must be between {low} and {high}, not {amount}",
+    ),
+    "kiosk.refusal.over-ceiling": (
+        "卡内余额 {balance}，上限 {ceiling}：最多可充 {room}",
+        "the card holds {balance} and at most {ceiling}: top up {room} or less",
+    ),
+    "kiosk.refusal.no-load-host": (
+        "本机未连接卡务中心，只能查询余额，不能充值",
+        "this kiosk has no load host (no gateway): it reads cards only",
+    ),
+    "kiosk.refusal.no-subsidies": (
+        "本机未连接补贴服务，不能领取补贴",
+        "this kiosk has no subsidy service (no gateway)",
+    ),
+    "kiosk.load_interrupted": (
+        "充值时卡片离开：请放回同一张卡完成充值（只会充值一次或不充值）",
+        "card removed during the top-up: present the same card again to finish (it is "
+        "credited once or not at all)",
+    ),
+    "counter.no_card": (
+        "{seconds} 秒内没有放卡：请放卡后重新提交",
+        "no card in the field within {seconds} s: present the card and send it again",
+    ),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
         "the card centre cannot be reached now; nothing was loaded, try later",
@@ -466,8 +501,25 @@ def lang() -> Lang:
 
 def say(key: str, **fields: object) -> str:
     """The catalogue sentence ``key`` in the chosen language, fields filled in."""
+    return sentence(key, lang(), **fields)
+
+
+def sentence(key: str, in_lang: Lang, **fields: object) -> str:
+    """The catalogue sentence ``key`` in ``in_lang`` (a log's English reason), fields filled in."""
     zh, en = CATALOGUE[key]
-    return (zh if lang() == "zh" else en).format(**fields)
+    return (zh if in_lang == "zh" else en).format(**fields)
+
+
+def kiosk_words(code: str, amounts: Mapping[str, int], in_lang: Lang | None = None) -> str:
+    """Why the kiosk will not start a load (a ``KioskRefusal`` and the amounts in fen it names)."""
+    shown = {name: format_fen(fen) for name, fen in amounts.items()}
+    return sentence(f"kiosk.refusal.{code}", in_lang or lang(), **shown)
+
+
+def fare_refusal(reason: str | None) -> str:
+    """Why the fare rules refused a ride (a ``FareRefusal`` value) in words."""
+    key = f"fare.{reason}"
+    return say(key if key in CATALOGUE else "code.fare")
 
 
 def card_refusal(exc: CardError) -> str:
@@ -504,8 +556,14 @@ def error_words(exc: BaseException) -> str:
     """The sentence for an error that ended a command (the class name and codes go to the
     log and --json)."""
     from terminal.apdu.errors import CardRemoved, NoCard
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import TopUpRefused
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
+    if isinstance(exc, TopUpRefused):
+        return kiosk_words(exc.code, exc.fields)
+    if isinstance(exc, LoadInterrupted):
+        return say("kiosk.load_interrupted")
     code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
     if isinstance(exc, GatewayRefused) or (isinstance(code, str) and isinstance(reason, str)):
         return gateway_refusal(str(code), str(reason))
@@ -637,6 +695,8 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         reason = say("sw.unknown")
     elif result.outcome is TapOutcome.CODE_REFUSED:
         reason = code_refusal(result.reason)
+    elif result.outcome is TapOutcome.FARE_REFUSED:
+        reason = fare_refusal(result.reason)
     said = say(key, fare=format_fen(result.fare), reason=reason)
     if result.outcome in WITH_DETAIL:
         return say("tap.detail", sentence=said, detail=result.message)
@@ -690,7 +750,7 @@ def kiosk_refusal(exc: Exception) -> str:
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
     if isinstance(exc, TopUpRefused):
-        return say("kiosk.refused", reason=exc.reason)
+        return say("kiosk.refused", reason=kiosk_words(exc.code, exc.fields))
     if isinstance(exc, LoadDeclined):
         return say("error.gateway_said", sentence=say("gw.declined"), reason=exc.reason)
     if isinstance(exc, GatewayUnavailable):
@@ -698,7 +758,7 @@ def kiosk_refusal(exc: Exception) -> str:
     if isinstance(exc, GatewayRefused):
         return error_words(exc)
     if isinstance(exc, LoadInterrupted):
-        return str(exc)  # says where to bring the card back, in the customer's terms
+        return say("kiosk.load_interrupted")
     if isinstance(exc, TransportError):
         return say("error.card_removed")
     if isinstance(exc, CardError):

@@ -137,7 +137,7 @@ class TapResult:
     notes: tuple[str, ...] = ()
     row: JournalRow | None = None
     recovered: tuple[Resolution, ...] = field(default_factory=tuple)
-    reason: str | None = None  # a refused ride code's QrReason
+    reason: str | None = None  # why it was refused: a ride code's QrReason, a FareRefusal
 
     @property
     def green(self) -> bool:
@@ -272,7 +272,12 @@ class Validator:
             )
         decision = decide(cfg.rules, cfg.mode, self.place, trips.state, now)
         if decision.refused:
-            return TapResult(TapOutcome.FARE_REFUSED, decision.refuse or "refused", number)
+            return TapResult(
+                TapOutcome.FARE_REFUSED,
+                decision.refuse or "refused",
+                number,
+                reason=decision.refusal,
+            )
 
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)

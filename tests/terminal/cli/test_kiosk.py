@@ -12,6 +12,7 @@ import pytest
 from gateway import cards
 from simulators.epurse_card import SoftEPurseCard
 from terminal.journal import SETTLED, Journal
+from terminal.words import set_lang
 from tests.cli_kit import ykt_here
 from tests.subsidy_kit import PEOPLE, Centre, card_for
 
@@ -56,6 +57,10 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
 
     rc, _, err = ykt_here(capsys, "kiosk", "top-up", "995", *opts)
     assert rc == 1 and "holds ¥60.00 and at most ¥1000.00: top up ¥940.00 or less" in err
+    rc, _, err = ykt_here(capsys, "--lang", "zh", "kiosk", "top-up", "995", *opts)
+    set_lang("en")
+    assert rc == 1 and "卡内余额 ¥60.00，上限 ¥1000.00：最多可充 ¥940.00" in err
+    assert "holds" not in err and balance() == 6_000
     rc, _, err = ykt_here(capsys, "kiosk", "top-up", "0.50", *opts)
     assert rc == 1 and "between ¥1.00 and ¥1000.00" in err
     (Path("kiosk.toml")).write_text("[kiosk]\nmax_top_up_fen = 2000\n", encoding="utf-8")
