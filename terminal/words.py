@@ -3,8 +3,9 @@
 Operator lines (tap lines, receipts, kiosk and desk messages, CLI errors) are built from
 this catalogue and say what happened in words; status words, counters and command names
 stay in ``--json`` and the logs. Card refusals are worded by the status word's name in
-``terminal.apdu.status.SW`` (the one place status words are declared), gateway refusals by
-the gateway's error code, card log entries by ``TxnType`` name.
+``terminal.apdu.status.SW`` (the one place status words are declared; one without words is
+shown in hex), gateway refusals by the gateway's error code, fare and kiosk refusals by their
+codes (``FareRefusal``, ``KioskRefusal``), card log entries by ``TxnType`` name.
 """
 
 from __future__ import annotations
@@ -224,7 +225,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "sw.MAC_UNAVAILABLE": ("无法取得交易证明", "the card's proof of the payment is not available"),
     "sw.WRONG_PIN_ANY": ("密码错误", "wrong PIN"),
-    "sw.unknown": ("卡片拒绝了此操作", "the card refused the request"),
+    "sw.unknown": ("卡片拒绝了此操作（状态字 {sw}）", "the card refused the request ({sw})"),
+    "sw.not_understood": (
+        "卡片的应答无法识别，请重新刷卡",
+        "the card's answer was not understood: tap again",
+    ),
     # -- POS and kiosk services (ykt run): the ``text`` of a sale's or a request's log line --
     "sale.paid": ("消费 {amount} 已付；余额 {balance}", "sale {amount} paid; balance {balance}"),
     "sale.insufficient": (
@@ -522,15 +527,23 @@ def fare_refusal(reason: str | None) -> str:
     return say(key if key in CATALOGUE else "code.fare")
 
 
-def card_refusal(exc: CardError) -> str:
-    """A card's status word as an operator reads it: the SW's declared name picks the words."""
-    if exc.sw & 0xFFF0 == SW.WRONG_PIN_ANY:
-        return say("sw.WRONG_PIN_ANY")
+def sw_key(sw: int) -> str | None:
+    """The catalogue key of a status word (its declared name in ``SW``), None if it has none."""
+    if sw & 0xFFF0 == SW.WRONG_PIN_ANY:
+        return "sw.WRONG_PIN_ANY"
     try:
-        key = f"sw.{SW(exc.sw).name}"
+        key = f"sw.{SW(sw).name}"
     except ValueError:
-        key = "sw.unknown"
-    return say(key if key in CATALOGUE else "sw.unknown")
+        return None
+    return key if key in CATALOGUE else None
+
+
+def card_refusal(refused: CardError | int) -> str:
+    """A card's status word as an operator reads it: the SW's declared name picks the words;
+    a status word with none is shown in hex in a sentence that says the card refused."""
+    sw = refused.sw if isinstance(refused, CardError) else refused
+    key = sw_key(sw)
+    return say(key) if key is not None else say("sw.unknown", sw=f"{sw:04X}")
 
 
 def txn_words(txn_type: int) -> str:
@@ -692,7 +705,11 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
     reason = result.message
     if result.outcome is TapOutcome.CARD_REFUSED:
-        reason = say("sw.unknown")
+        if result.sw is None:
+            return say("sw.not_understood")
+        if sw_key(result.sw) is None:
+            return card_refusal(result.sw)  # the sentence says the card refused, and the SW
+        reason = card_refusal(result.sw)
     elif result.outcome is TapOutcome.CODE_REFUSED:
         reason = code_refusal(result.reason)
     elif result.outcome is TapOutcome.FARE_REFUSED:

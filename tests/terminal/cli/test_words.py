@@ -27,6 +27,7 @@ from terminal.roles.validator import TapOutcome, TapResult
 from terminal.runtime.counter import refused
 from terminal.runtime.kiosk import kiosk_log_line
 from terminal.runtime.kiosk import refusal as kiosk_reason
+from terminal.runtime.service import log_line
 from terminal.words import (
     CATALOGUE,
     CODE_WORDS,
@@ -42,6 +43,7 @@ from terminal.words import (
 )
 from tests.cli_kit import YKT, ykt
 from tests.terminal.roles.fleet import Fleet
+from tests.terminal.roles.test_debit import Answering
 
 JARGON = re.compile(r"\bSW\b|\b[0-9A-F]{4}\b to|TSN|CAPP_PURCHASE|EP_LOAD|EP_PURCHASE|MAC[12]")
 # what a Chinese line may spell in ASCII: commands, options, acronyms; any two English words
@@ -120,6 +122,43 @@ def test_fare_refusals_are_worded_by_their_code(tmp_path: Path, clock) -> None: 
     assert tap_words(unknown, "metro-entry") == (
         "refused: this station is not in the fare file: check the fare file"
     )
+    assert (card.balance, card.state.offline_atc, fleet.journal.rows()) == (5_000, 0, [])
+
+
+@pytest.mark.parametrize(
+    ("sw", "outcome", "zh", "en"),
+    [
+        (
+            0x6985,
+            "card-refused",
+            "卡片拒绝：卡片当前不允许此操作",
+            "the card does not allow this now",
+        ),
+        (0x6A82, "card-refused", "卡片拒绝：卡上没有此应用", "the card has no such application"),
+        (0x6983, "card-refused", "卡片拒绝：密码已锁", "PIN locked"),
+        (0x9401, "insufficient", "余额不足（车费 ¥2.00）", "insufficient balance (fare ¥2.00)"),
+        (
+            0x6F00,
+            "card-refused",
+            "卡片拒绝了此操作（状态字 6F00）",
+            "the card refused the request (6F00)",
+        ),
+    ],
+)
+def test_a_card_refusal_carries_its_status_word_and_says_it_in_words(  # type: ignore[no-untyped-def]
+    tmp_path: Path, clock, sw: int, outcome: str, zh: str, en: str
+) -> None:
+    fleet = Fleet(tmp_path / "j.db", clock)
+    fleet.add_cards(1)
+    card = fleet.cards[0]
+    result = fleet.tap(Answering(card, 0x50, sw.to_bytes(2, "big")), fleet.bus)  # INITIALIZE
+    assert (result.outcome, result.sw) == (outcome, sw)
+    set_lang("zh")
+    said = tap_words(result, "bus")
+    assert said.startswith(zh) and english(said) is None, said
+    assert json.loads(log_line("310000000201", result, "bus"))["sw"] == f"{sw:04X}"
+    set_lang("en")
+    assert en in tap_words(result, "bus")
     assert (card.balance, card.state.offline_atc, fleet.journal.rows()) == (5_000, 0, [])
 
 
