@@ -334,7 +334,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "receipt.card": ("卡号", "Card"),
     "receipt.amount": ("金额", "Amount"),
     "receipt.balance_row": ("余额", "Balance"),
-    "receipt.proof": ("交易认证码", "TAC"),
+    "receipt.proof": ("交易验证码", "Auth code"),  # the card's TAC: the value is unchanged
+    "receipt.sequence": ("终端流水", "Txn no."),
+    "receipt.completed": (
+        "上次中断的扣款已完成：只扣一次。",
+        "An interrupted payment was completed: charged once.",
+    ),
+    "receipt.unverified": (
+        "终端未能核验卡片的交易证明：已送核对。",
+        "Card proof not verified by the PSAM: sent for checking.",
+    ),
+    "receipt.ec_journaled": (
+        "电子现金消费第 {seq} 笔已记录。",
+        "Electronic Cash sale {seq} journaled.",
+    ),
     "receipt.reference": ("流水号", "Reference"),
     "receipt.hotlist": ("挂失名单", "Hotlist"),
     "receipt.hotlist_version": ("第 {version} 版", "version {version}"),
