@@ -508,26 +508,33 @@ class DoorDevice:
     reader: Reader
     cards: list[SimCard] = field(default_factory=list)
     client: GatewayClient | None = None
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
 
     def close(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self.client is not self.parts.client:
             self.client.close()
         self.door.close()
 
 
-def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> DoorDevice:
+def assemble_door(
+    config: TerminalConfig, sim: SimDevices | None = None, parts: Parts | None = None
+) -> DoorDevice:
     """Build the door reader ``config`` describes: rules, its point, the local store at
-    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client."""
+    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client.
+    Of ``parts`` a door takes the readers, the clock and the gateway client (its lists and
+    events stay in its own store)."""
     assert config.door_rules and config.door_point, "a door configuration names rules and point"
+    parts = parts or Parts()
     rules = load_door_rules(config.door_rules)
     if config.door_point not in rules.doors:
         raise StartRefused(
             f"{config.source}: door point {config.door_point!r} is not a door of "
             f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
         )
-    secret = token(config) if config.gateway else None
-    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim)
-    session = TerminalSession(reader, sam_reader, clock=_clock(config))
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
+    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
     session.start()
     door = Door(
         session,
@@ -537,8 +544,8 @@ def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> Door
         EventJournal(config.journal),
         Presence(config.journal),
     )
-    client = None
-    if config.gateway:
-        assert secret is not None
+    client = parts.client
+    if own_client:
+        assert config.gateway is not None and secret is not None
         client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
-    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client)
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from simulators.campus import campus_card, campus_psam
 from simulators.profiles import demo_card, demo_psam
 from terminal.journal import Journal
 from terminal.readers.sim import SimReader
 from terminal.roles.load_host import HttpLoadHost
-from terminal.runtime.assembly import Parts, StartRefused, assemble
+from terminal.runtime.assembly import Parts, StartRefused, assemble, assemble_door
 from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
+from tests.campus_kit import RULES
+from tests.conftest import FrozenClock
 
 
 def test_two_validators_share_the_callers_antenna_and_journal(tmp_path: Path) -> None:
@@ -54,4 +58,36 @@ def test_a_kiosk_needs_a_load_host_from_the_gateway_or_the_caller(tmp_path: Path
     assert kiosk.role.terminal_id == bytes.fromhex("310000000901")
     assert kiosk.uploader is None  # no gateway: nothing uploads in the background
     kiosk.close(flush_timeout=0)
+    client.close()
+
+
+def test_a_door_takes_the_callers_readers_clock_and_client_and_leaves_them_open(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "rules.toml").write_text(RULES, encoding="utf-8")
+    config = TerminalConfig(
+        role="door",
+        journal=str(tmp_path / "door.db"),
+        door_rules=str(tmp_path / "rules.toml"),
+        door_point="lab",
+        gateway="http://127.0.0.1:9",
+        token="unused",  # the caller's client is used: no other is opened with this
+    )
+    antenna = SimReader(name="door")
+    clock = FrozenClock(datetime(2026, 11, 30, 9, 15))
+    client = GatewayClient("http://127.0.0.1:9", "unused")  # never called: only handed over
+    sam = SimReader(campus_psam("310000000109"))
+    parts = Parts(card_reader=antenna, sam_reader=sam, clock=clock, client=client)
+    device = assemble_door(config, parts=parts)
+    assert device.card_reader is antenna and device.client is client
+    assert device.door.session.sam.terminal_id_hex == "310000000109"
+    antenna.insert(campus_card(1, "S0001"))
+    decision = device.door.present("lab")
+    assert not decision.granted and decision.reason == "card is not enrolled at this site"
+    (event,) = device.door.journal.pending()
+    assert event["terminal_id"] == "310000000109"
+    assert event["event_time"] == "2026-11-30T09:15:00"  # the caller's clock, not the system's
+    device.close()
+    assert not client._http.is_closed  # the caller's client stays open for the caller
+    assert not list(tmp_path.glob("*.psam.json"))  # no software PSAM made: the caller's SAM
     client.close()
