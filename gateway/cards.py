@@ -399,23 +399,31 @@ def ensure_hotlisted(db: Database, card_number: str, *, actor: str = "") -> int 
     return version
 
 
+def _holders_card(cur: Cursor, card_number: str, id_number: str) -> BookCard:
+    """The card ``card_number`` names, when ``id_number`` is its holder's: what 挂失 and 解挂
+    ask of a caller who has only the card number and an ID number."""
+    card_number = card_number_of(card_number)
+    try:
+        id_number = code(id_number, "ID number").upper()
+    except TextError as exc:
+        raise Invalid("bad_id_number", str(exc)) from None
+    card = _get(cur, card_number)
+    if card is None:
+        raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
+    if card.id_number != id_number:
+        raise Forbidden("not_the_holder", "the ID number given is not the card holder's")
+    return card
+
+
 def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> BookCard:
     """挂失: the holder (proved by the ID number on the card's record) reports the card lost.
 
     Idempotent: reporting a lost card again changes nothing. The card goes on the hotlist
     at once; terminals refuse it after their next hotlist sync.
     """
-    card_number = card_number_of(card_number)
-    try:
-        id_number = code(id_number, "ID number").upper()
-    except TextError as exc:
-        raise Invalid("bad_id_number", str(exc)) from None
     with db.tx() as cur:
-        card = _get(cur, card_number)
-        if card is None:
-            raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
-        if card.id_number != id_number:
-            raise Forbidden("not_the_holder", "the ID number given is not the card holder's")
+        card = _holders_card(cur, card_number, id_number)
+        card_number = card.card_number
         if card.state in (CardState.PENDING, CardState.VOID):
             raise Conflict("not_active", f"card {card_number} is {card.state}, not in use")
         if card.state == CardState.ACTIVE:
@@ -436,17 +444,9 @@ def unblock(db: Database, card_number: str, id_number: str, *, actor: str, note:
     the trail entry (who, when, ``解挂 <card>: <note>``). A loss the desk recorded is lifted
     at the desk (its book is the authority); a replaced card, or one whose holder has a
     new card claimed meanwhile, never comes back."""
-    card_number = card_number_of(card_number)
-    try:
-        id_number = code(id_number, "ID number").upper()
-    except TextError as exc:
-        raise Invalid("bad_id_number", str(exc)) from None
     with db.tx() as cur:
-        card = _get(cur, card_number)
-        if card is None:
-            raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
-        if card.id_number != id_number:
-            raise Forbidden("not_the_holder", "the ID number given is not the card holder's")
+        card = _holders_card(cur, card_number, id_number)
+        card_number = card.card_number
         if card.desk_state != CardState.ACTIVE:
             raise Conflict(
                 "desk_state",
@@ -458,7 +458,7 @@ def unblock(db: Database, card_number: str, id_number: str, *, actor: str, note:
         cur.execute(
             "SELECT card_number FROM card_claims WHERE live = 1 AND card_number <> ?"
             " AND id_number = ?",
-            (card_number, id_number),
+            (card_number, card.id_number),
         )
         other = cur.fetchone()
         if other is not None:

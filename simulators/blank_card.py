@@ -17,7 +17,7 @@ The command set is documented in docs/issuance.md.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from simulators.epurse_card import (
     EPurseState,
     SoftEPurseCard,
 )
-from simulators.statefile import read_state, write_state
+from simulators.statefile import SavedDevice, read_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu, MalformedResponse
@@ -110,8 +110,10 @@ class BlankCardState:
     atr: str = _hex(DEFAULT_ATR)
 
 
-class SoftBlankCard:
+class SoftBlankCard(SavedDevice):
     """The blank card. ``process`` takes a command APDU and returns the response bytes."""
+
+    kind = KIND
 
     def __init__(self, state: BlankCardState, path: str | Path | None = None):
         self.state = state
@@ -142,22 +144,9 @@ class SoftBlankCard:
         if self.purse is not None:
             self.purse.save(path)
             return
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            return
-        write_state(target, {"kind": KIND, "state": asdict(self.state)})
-        if path is not None:
-            self.path = target
-
-    def _commit(self) -> None:
-        if self.path is not None:
-            self.save()
+        super().save(path)
 
     # -- what tests and tools look at ------------------------------------------------------
-    @property
-    def atr(self) -> bytes:
-        return bytes.fromhex(self.state.atr)
-
     @property
     def chip_id(self) -> bytes:
         return bytes.fromhex(self.state.chip_id)

@@ -11,13 +11,12 @@ challenge) is volatile, as on a real card, and is lost on reset.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from simulators import statefile as sf
-from simulators.statefile import write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
@@ -178,8 +177,10 @@ class _Session:
     staged_trips: list[bytes] = field(default_factory=list)
 
 
-class SoftEPurseCard:
+class SoftEPurseCard(sf.SavedDevice):
     """The card. ``process`` takes a command APDU and returns the response bytes."""
+
+    kind = "epurse"
 
     def __init__(self, state: EPurseState, path: str | Path | None = None):
         self.state = state
@@ -201,24 +202,7 @@ class SoftEPurseCard:
             raise doc.fail("balance", f"balance {state.balance} is above max_balance")
         return cls(state, path)
 
-    def save(self, path: str | Path | None = None) -> None:
-        """Write the state atomically (temp file, fsync, rename)."""
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            return
-        write_state(target, {"kind": "epurse", "state": asdict(self.state)})
-        if path is not None:
-            self.path = target
-
-    def _commit(self) -> None:
-        if self.path is not None:
-            self.save()
-
     # -- convenience for tests and display ---------------------------------------------
-    @property
-    def atr(self) -> bytes:
-        return bytes.fromhex(self.state.atr)
-
     @property
     def public_info(self) -> bytes:
         return bytes.fromhex(self.state.public_info)

@@ -9,11 +9,10 @@ advances on every INIT SAM FOR PURCHASE, so no two purchases share one.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulators import statefile as sf
-from simulators.statefile import write_state
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
 from terminal.apdu.status import SW, wrong_le
@@ -91,7 +90,9 @@ class _Volatile:
     extra: dict[str, bytes] = field(default_factory=dict)
 
 
-class SoftPsam:
+class SoftPsam(sf.SavedDevice):
+    kind = "psam"
+
     def __init__(self, state: PsamState, path: str | Path | None = None):
         self.state = state
         self.path = Path(path) if path is not None else None
@@ -102,18 +103,6 @@ class SoftPsam:
         """The PSAM saved in ``path``; FileError (file, line, what) if it is not one."""
         doc = sf.read_document(path, ("psam",), "software PSAM")
         return cls(sf.state_of(doc, PsamState, PSAM_CHECKS), path)
-
-    def save(self, path: str | Path | None = None) -> None:
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            return
-        write_state(target, {"kind": "psam", "state": asdict(self.state)})
-        if path is not None:
-            self.path = target
-
-    @property
-    def atr(self) -> bytes:
-        return bytes.fromhex(self.state.atr)
 
     @property
     def terminal_id(self) -> bytes:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from terminal.private_files import write_private
 from terminal.text import FileError, line_of
@@ -30,6 +30,33 @@ Check = Callable[[Any], str | None]
 def write_state(path: str | Path, document: dict[str, Any]) -> Path:
     """Write ``document`` to ``path`` (mode 0600) via a temp file, fsync and rename."""
     return write_private(path, json.dumps(document, indent=1))
+
+
+class SavedDevice:
+    """A software device whose ``state`` dataclass lives in a state file of ``kind``."""
+
+    kind: ClassVar[str]
+    state: Any
+    path: Path | None
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Write the state atomically (temp file, fsync, rename); a ``path`` given becomes
+        the device's file from then on."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            return
+        write_state(target, {"kind": self.kind, "state": asdict(self.state)})
+        if path is not None:
+            self.path = target
+
+    def _commit(self) -> None:
+        """Keep a file-backed device's file in step with its state after a change."""
+        if self.path is not None:
+            self.save()
+
+    @property
+    def atr(self) -> bytes:
+        return bytes.fromhex(self.state.atr)
 
 
 @dataclass(frozen=True)

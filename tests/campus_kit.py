@@ -8,13 +8,15 @@ from typing import Any
 
 import httpx
 
-from simulators.campus_site import build_desk, build_door, build_till, campus_session, presented
+from simulators.campus import campus_psam
+from simulators.campus_site import build_desk, build_till, campus_session, presented
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import Canteen, load_canteen_rules
 from terminal.campus.door import Door, sync_access, upload_events
 from terminal.campus.library import LibraryDesk, parse_library_rules
-from terminal.campus.rules import load_rules
 from terminal.readers.sim import SimReader
+from terminal.runtime.assembly import DoorDevice, Parts, assemble_door
+from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
 from tests.gateway_fixtures import ADMIN_TOKEN
 
@@ -81,15 +83,33 @@ class Site:
     url: str
     token: str
     reader: SimReader = field(init=False)
+    device: DoorDevice = field(init=False)
     door: Door = field(init=False)
     client: GatewayClient = field(init=False)
 
     def __post_init__(self) -> None:
+        """The door controller assembled as ``ykt run`` builds a door, on the site's reader,
+        a campus PSAM of ``DOOR_ID`` and the site's clock; its store and hotlist in ``tmp``."""
         (self.tmp / "rules.toml").write_text(RULES, encoding="utf-8")
         self.reader = SimReader(name="door")
-        session = campus_session(self.reader, DOOR_ID, self.clock)
-        self.door = build_door(session, load_rules(self.tmp / "rules.toml"), self.tmp)
-        self.client = GatewayClient(self.url, self.token)
+        config = TerminalConfig(
+            role="door",
+            journal=str(self.tmp / "door.db"),
+            hotlist=str(self.tmp / "hotlist.db"),
+            door_rules=str(self.tmp / "rules.toml"),
+            door_point="east-in",  # the controller's readers: any of the rules' points
+            gateway=self.url,
+            token=self.token,
+        )
+        parts = Parts(
+            card_reader=self.reader,
+            sam_reader=SimReader(campus_psam(DOOR_ID)),
+            clock=self.clock,
+        )
+        self.device = assemble_door(config, parts=parts)
+        self.door = self.device.door
+        assert self.device.client is not None
+        self.client = self.device.client
 
     def tap(self, card: SoftEPurseCard, point: str) -> Any:
         return presented(self.reader, card, lambda: self.door.present(point))

@@ -84,3 +84,15 @@ def hsm(keysets, clock: FrozenClock) -> HostSecurityModule:
 @pytest.fixture
 def load_host(hsm: HostSecurityModule) -> LocalLoadHost:
     return LocalLoadHost(hsm)
+
+
+@pytest.fixture
+def centre(gateway, clock):  # type: ignore[no-untyped-def]
+    """A subsidy centre on the test gateway with a card issued to each of the kit's PEOPLE
+    (``centre.records``, in that order); for the gateway and the adversarial suites."""
+    from tests.subsidy_kit import PEOPLE, Centre  # the gateway suites' kit, not every test's
+
+    c = Centre(gateway, clock)
+    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
+    yield c
+    c.close()

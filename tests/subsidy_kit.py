@@ -15,7 +15,7 @@ import httpx
 
 from gateway.registry import SqliteCardRegistry
 from simulators.epurse_card import SoftEPurseCard
-from simulators.profiles import demo_card
+from simulators.profiles import demo_card, demo_psam
 from terminal.identity import check_character
 from terminal.journal import Journal
 from terminal.readers.sim import SimReader
@@ -23,7 +23,8 @@ from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.kiosk_host import HttpSubsidyHost
 from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant, CardRecord
-from terminal.roles.session import TerminalSession
+from terminal.runtime.assembly import Parts, Terminal, assemble
+from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
 from tests.gateway_fixtures import ADMIN_TOKEN
@@ -134,6 +135,7 @@ class Centre:
         self.registry.hold(leased(gw, DESK))
         self._clients: list[GatewayClient] = []
         self._journals: dict[str, Journal] = {}
+        self._devices: list[Terminal] = []
         self._dir = Path(tempfile.mkdtemp(prefix="centre-"))
         self.desk = self._client(DESK, "issuance")
 
@@ -156,22 +158,38 @@ class Centre:
     def kiosk(
         self, terminal_id: str = KIOSK_A, card: Any = None, config: KioskConfig | None = None
     ) -> tuple[Kiosk, SimReader]:
+        """A kiosk assembled as ``ykt run`` builds one, with the centre's clock, this
+        terminal's journal and its own gateway client (top-ups and pickups retried without
+        sleeping); a software PSAM of ``terminal_id`` gives it its number."""
         client = self._client(terminal_id, "kiosk")
-        subsidies = HttpSubsidyHost(client, sleep=lambda s: None)
+        limits = config or KioskConfig()
         reader = SimReader(card, name=f"kiosk {terminal_id}")
-        session = TerminalSession(reader, clock=self.clock)
-        top_ups = HttpLoadHost(client, sleep=lambda s: None)
-        kiosk = Kiosk(
-            session,
-            top_ups,
-            bytes.fromhex(terminal_id),
+        parts = Parts(
+            card_reader=reader,
+            sam_reader=SimReader(demo_psam(terminal_id)),
             journal=self.journal(terminal_id),
-            config=config,
-            subsidies=subsidies,
+            clock=self.clock,
+            client=client,
+            load_host=HttpLoadHost(client, sleep=lambda s: None),
+            subsidy_host=HttpSubsidyHost(client, sleep=lambda s: None),
         )
+        device = assemble(
+            TerminalConfig(
+                role="kiosk",
+                journal=str(self._dir / f"{terminal_id}.db"),
+                min_top_up=limits.min_top_up,
+                max_top_up=limits.max_top_up,
+                max_balance=limits.max_balance,
+            ),
+            parts=parts,
+        )
+        self._devices.append(device)
+        kiosk: Kiosk = device.role
         return kiosk, reader
 
     def close(self) -> None:
+        for device in self._devices:
+            device.close(flush_timeout=0)
         for c in self._clients:
             c.close()
         for j in self._journals.values():

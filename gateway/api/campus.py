@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Query
 
-from gateway.api.deps import DB, admin, with_role
-from gateway.api.http import json_response
+from gateway.api.deps import DB, with_role
+from gateway.api.routes import JsonRoutes
 from gateway.campus import allowance, library, reports, store
 from gateway.edges import INT64_MAX, Text
 from gateway.errors import Invalid
@@ -26,6 +26,8 @@ from gateway.schemas import (
 )
 
 router = APIRouter(tags=["campus"])
+route = JsonRoutes(router)
+admin_route = JsonRoutes(router, admin_only=True)
 Door = with_role("door")
 Listed = with_role("door", "library")  # the terminals that keep the allow list
 Library = with_role("library")
@@ -40,8 +42,8 @@ def _day(name: str, text: str) -> date:
         raise Invalid("bad_date", f"{name} must be a date YYYY-MM-DD, got {text[:20]!r}") from None
 
 
-@router.post("/v1/admin/campus/people", summary="Add a person", dependencies=[Depends(admin)])
-def add_person(body: CampusPersonBody, db: DB) -> Response:
+@admin_route.post("/v1/admin/campus/people", "Add a person", status=201)
+def add_person(body: CampusPersonBody, db: DB) -> Any:
     person = store.Person(
         body.person_no,
         body.name,
@@ -50,119 +52,96 @@ def add_person(body: CampusPersonBody, db: DB) -> Response:
         _day("valid_until", body.valid_until),
     )
     store.add_person(db, person)
-    return json_response({"person_no": body.person_no}, 201)
+    return {"person_no": body.person_no}
 
 
-@router.post(
-    "/v1/admin/campus/cards", summary="Bind a card to a person", dependencies=[Depends(admin)]
-)
-def bind_card(body: CampusCardBody, db: DB) -> Response:
+@admin_route.post("/v1/admin/campus/cards", "Bind a card to a person", status=201)
+def bind_card(body: CampusCardBody, db: DB) -> Any:
     version = store.bind_card(db, body.card_serial, body.issuer_id, body.person_no)
-    return json_response({"version": version}, 201)
+    return {"version": version}
 
 
-@router.post(
-    "/v1/admin/campus/cards/{card_serial}/loss",
-    summary="Report a card lost (hotlist, deny)",
-    dependencies=[Depends(admin)],
-)
-def report_loss(card_serial: Text, body: CampusLossBody, db: DB) -> Response:
-    return json_response({"version": store.set_lost(db, card_serial, True, reason=body.reason)})
+@admin_route.post("/v1/admin/campus/cards/{card_serial}/loss", "Report a card lost (hotlist, deny)")
+def report_loss(card_serial: Text, body: CampusLossBody, db: DB) -> Any:
+    return {"version": store.set_lost(db, card_serial, True, reason=body.reason)}
 
 
-@router.post(
-    "/v1/admin/campus/cards/{card_serial}/unblock",
-    summary="Unblock a card (unlist, allow)",
-    dependencies=[Depends(admin)],
-)
-def unblock(card_serial: Text, body: CampusLossBody, db: DB) -> Response:
-    return json_response({"version": store.set_lost(db, card_serial, False, reason=body.reason)})
+@admin_route.post("/v1/admin/campus/cards/{card_serial}/unblock", "Unblock a card (unlist, allow)")
+def unblock(card_serial: Text, body: CampusLossBody, db: DB) -> Any:
+    return {"version": store.set_lost(db, card_serial, False, reason=body.reason)}
 
 
-@router.get(
-    "/v1/admin/campus/counts", summary="Entries and exits per area", dependencies=[Depends(admin)]
-)
-def counts(db: DB, day: Text | None = None) -> Response:
+@admin_route.get("/v1/admin/campus/counts", "Entries and exits per area")
+def counts(db: DB, day: Text | None = None) -> Any:
     if day is not None:
         _day("day", day)
-    return json_response(store.area_counts(db, day))
+    return store.area_counts(db, day)
 
 
-@router.get("/v1/campus/access", summary="The doors' allow list: changes after a version")
+@route.get("/v1/campus/access", "The doors' allow list: changes after a version")
 def access(
     terminal: Listed,
     db: DB,
     since: int = Query(0, ge=0, le=INT64_MAX),
     limit: int = Query(MAX_DELTA, ge=1, le=MAX_DELTA),
-) -> Response:
+) -> Any:
     latest, changes = store.access_delta(db, since, limit)
     more = bool(changes) and changes[-1]["version"] < latest
-    return json_response({"version": latest, "since": since, "more": more, "changes": changes})
+    return {"version": latest, "since": since, "more": more, "changes": changes}
 
 
-@router.post("/v1/campus/events", summary="A door's access events, each stored once")
-def events(terminal: Door, body: CampusEventsBody, db: DB) -> Response:
-    return json_response(store.store_events(db, terminal, body.model_dump()))
+@route.post("/v1/campus/events", "A door's access events, each stored once")
+def events(terminal: Door, body: CampusEventsBody, db: DB) -> Any:
+    return store.store_events(db, terminal, body.model_dump())
 
 
-@router.post(
-    "/v1/admin/campus/allowance",
-    summary="Credit a month's allowance roster (each person once a month)",
-    dependencies=[Depends(admin)],
+@admin_route.post(
+    "/v1/admin/campus/allowance", "Credit a month's allowance roster (each person once a month)"
 )
-def credit_allowance(body: AllowanceRosterBody, db: DB) -> Response:
-    return json_response(allowance.credit_month(db, body.month, body.roster, body.lines))
+def credit_allowance(body: AllowanceRosterBody, db: DB) -> Any:
+    return allowance.credit_month(db, body.month, body.roster, body.lines)
 
 
-@router.get(
-    "/v1/admin/campus/allowance/{person_no}",
-    summary="A person's allowance balance",
-    dependencies=[Depends(admin)],
-)
-def allowance_balance(person_no: Text, db: DB) -> Response:
-    return json_response({"person_no": person_no, "balance_fen": allowance.balance(db, person_no)})
+@admin_route.get("/v1/admin/campus/allowance/{person_no}", "A person's allowance balance")
+def allowance_balance(person_no: Text, db: DB) -> Any:
+    return {"person_no": person_no, "balance_fen": allowance.balance(db, person_no)}
 
 
-@router.post("/v1/campus/allowance/spend", summary="A canteen sale paid from the allowance")
-def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Response:
-    return json_response(allowance.spend(db, terminal, body.model_dump()))
+@route.post("/v1/campus/allowance/spend", "A canteen sale paid from the allowance")
+def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Any:
+    return allowance.spend(db, terminal, body.model_dump())
 
 
-@router.post("/v1/campus/library/loans", summary="A library desk lends a book (once per loan)")
-def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Response:
-    return json_response(library.borrow(db, terminal, body.model_dump()))
+@route.post("/v1/campus/library/loans", "A library desk lends a book (once per loan)")
+def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Any:
+    return library.borrow(db, terminal, body.model_dump())
 
 
-@router.post("/v1/campus/library/returns", summary="A library desk takes a book back")
-def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Response:
-    return json_response(library.give_back(db, terminal, body.model_dump()))
+@route.post("/v1/campus/library/returns", "A library desk takes a book back")
+def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Any:
+    return library.give_back(db, terminal, body.model_dump())
 
 
-@router.post(
+@route.post(
     "/v1/campus/allowance/void",
-    summary="Void a sale whose answer the canteen lost (refunded if it was taken)",
+    "Void a sale whose answer the canteen lost (refunded if it was taken)",
 )
-def void_allowance(terminal: Canteen, body: AllowanceVoidBody, db: DB) -> Response:
-    return json_response(allowance.void(db, terminal, body.model_dump()))
+def void_allowance(terminal: Canteen, body: AllowanceVoidBody, db: DB) -> Any:
+    return allowance.void(db, terminal, body.model_dump())
 
 
-@router.post(
-    "/v1/admin/campus/limits",
-    summary="Set a person's or a group's allowance day limit",
-    dependencies=[Depends(admin)],
-)
-def set_limit(body: CampusLimitBody, db: DB) -> Response:
+@admin_route.post("/v1/admin/campus/limits", "Set a person's or a group's allowance day limit")
+def set_limit(body: CampusLimitBody, db: DB) -> Any:
     allowance.set_day_limit(db, body.scope, body.name, body.day_limit_fen)
-    return json_response(body.model_dump())
+    return body.model_dump()
 
 
-@router.get(
+@admin_route.get(
     "/v1/admin/campus/accounts",
-    summary="Account review: people, their cards and status, allowance, day limit",
-    dependencies=[Depends(admin)],
+    "Account review: people, their cards and status, allowance, day limit",
 )
-def accounts(db: DB) -> Response:
-    return json_response({"people": reports.accounts(db)})
+def accounts(db: DB) -> Any:
+    return {"people": reports.accounts(db)}
 
 
 def _range(since: str, until: str | None) -> tuple[str, str]:
@@ -173,19 +152,13 @@ def _range(since: str, until: str | None) -> tuple[str, str]:
     return lo.isoformat(), hi.isoformat()
 
 
-@router.get(
-    "/v1/admin/campus/reports/entries",
-    summary="Entries and exits per area per day",
-    dependencies=[Depends(admin)],
-)
-def entries_report(db: DB, since: Text, until: Text | None = None) -> Response:
-    return json_response({"days": reports.entries(db, *_range(since, until))})
+@admin_route.get("/v1/admin/campus/reports/entries", "Entries and exits per area per day")
+def entries_report(db: DB, since: Text, until: Text | None = None) -> Any:
+    return {"days": reports.entries(db, *_range(since, until))}
 
 
-@router.get(
-    "/v1/admin/campus/reports/sales",
-    summary="Canteen allowance sales per meal period per day",
-    dependencies=[Depends(admin)],
+@admin_route.get(
+    "/v1/admin/campus/reports/sales", "Canteen allowance sales per meal period per day"
 )
-def sales_report(db: DB, since: Text, until: Text | None = None) -> Response:
-    return json_response({"days": reports.sales(db, *_range(since, until))})
+def sales_report(db: DB, since: Text, until: Text | None = None) -> Any:
+    return {"days": reports.sales(db, *_range(since, until))}

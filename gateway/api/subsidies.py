@@ -8,7 +8,7 @@ the name goes into the audit trail and the separation-of-duties rule (subsidy/st
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from gateway.api.deps import DB, HSM, Caller, CatalogueDep, Kiosk, Settings, admin
 from gateway.api.http import json_response
+from gateway.api.routes import JsonRoutes, held_load_routes
 from gateway.cards import card_number_of, registry_lookup
 from gateway.edges import DbId, Text
 from gateway.errors import Conflict, TooLarge
@@ -26,13 +27,11 @@ from gateway.schemas import (
     FindingCloseBody,
     ObjectionBody,
     PickupBody,
-    ProveBody,
     PublishBody,
     RedirectBody,
     RejectBody,
     ResolveBody,
     SignOffBody,
-    VoidBody,
 )
 from gateway.settings import MAX_ROSTER_BYTES
 from gateway.subsidy import audit, bank, cardchange, pickup, store
@@ -45,6 +44,8 @@ from gateway.subsidy.publication import (
 
 router = APIRouter(tags=["subsidies"])
 ADMIN = [Depends(admin)]
+route = JsonRoutes(router)
+admin_route = JsonRoutes(router, admin_only=True)
 
 
 # -- admin: rosters and approval --------------------------------------------------------------
@@ -92,73 +93,51 @@ async def import_roster(
     return json_response(result.to_json(), 201 if result.roster else 200)
 
 
-@router.get("/v1/admin/subsidies/rosters", summary="Every roster and its state", dependencies=ADMIN)
-def rosters(db: DB) -> Response:
-    return json_response([x.to_json() for x in store.list_rosters(db)])
+@admin_route.get("/v1/admin/subsidies/rosters", "Every roster and its state")
+def rosters(db: DB) -> Any:
+    return [x.to_json() for x in store.list_rosters(db)]
 
 
-@router.get(
-    "/v1/admin/subsidies/rosters/{roster_id}",
-    summary="A roster, its trail, its rejections",
-    dependencies=ADMIN,
-)
-def roster(roster_id: DbId, db: DB) -> Response:
-    return json_response(
-        {
-            "roster": store.get_roster(db, roster_id).to_json(),
-            "events": store.events(db, roster_id),
-            "publication": pub.to_json() if (pub := store.get_publication(db, roster_id)) else None,
-            "objections": store.objections(db, roster_id),
-            "import_report": store.stored_report(db, roster_id),
-        }
-    )
+@admin_route.get("/v1/admin/subsidies/rosters/{roster_id}", "A roster, its trail, its rejections")
+def roster(roster_id: DbId, db: DB) -> Any:
+    return {
+        "roster": store.get_roster(db, roster_id).to_json(),
+        "events": store.events(db, roster_id),
+        "publication": pub.to_json() if (pub := store.get_publication(db, roster_id)) else None,
+        "objections": store.objections(db, roster_id),
+        "import_report": store.stored_report(db, roster_id),
+    }
 
 
-@router.post(
-    "/v1/admin/subsidies/rosters/{roster_id}/review",
-    summary="declared → reviewed",
-    dependencies=ADMIN,
-)
-def review(roster_id: DbId, body: ActBody, db: DB) -> Response:
-    return json_response(store.review(db, roster_id, body.actor, body.note).to_json())
+@admin_route.post("/v1/admin/subsidies/rosters/{roster_id}/review", "declared → reviewed")
+def review(roster_id: DbId, body: ActBody, db: DB) -> Any:
+    return store.review(db, roster_id, body.actor, body.note).to_json()
 
 
-@router.post(
-    "/v1/admin/subsidies/rosters/{roster_id}/approve",
-    summary="reviewed → approved",
-    dependencies=ADMIN,
-)
-def approve(roster_id: DbId, body: ActBody, db: DB) -> Response:
-    return json_response(store.approve(db, roster_id, body.actor, body.note).to_json())
+@admin_route.post("/v1/admin/subsidies/rosters/{roster_id}/approve", "reviewed → approved")
+def approve(roster_id: DbId, body: ActBody, db: DB) -> Any:
+    return store.approve(db, roster_id, body.actor, body.note).to_json()
 
 
-@router.post(
-    "/v1/admin/subsidies/rosters/{roster_id}/reject",
-    summary="Reject; lines withdrawn",
-    dependencies=ADMIN,
-)
-def reject(roster_id: DbId, body: RejectBody, db: DB) -> Response:
-    return json_response(store.reject(db, roster_id, body.actor, body.reason).to_json())
+@admin_route.post("/v1/admin/subsidies/rosters/{roster_id}/reject", "Reject; lines withdrawn")
+def reject(roster_id: DbId, body: RejectBody, db: DB) -> Any:
+    return store.reject(db, roster_id, body.actor, body.reason).to_json()
 
 
-@router.post(
-    "/v1/admin/subsidies/rosters/{roster_id}/send",
-    summary="approved → sent to finance",
-    dependencies=ADMIN,
-)
-def send(roster_id: DbId, body: ActBody, db: DB) -> Response:
-    return json_response(store.send_to_finance(db, roster_id, body.actor, body.note).to_json())
+@admin_route.post("/v1/admin/subsidies/rosters/{roster_id}/send", "approved → sent to finance")
+def send(roster_id: DbId, body: ActBody, db: DB) -> Any:
+    return store.send_to_finance(db, roster_id, body.actor, body.note).to_json()
 
 
 # -- 公示 -------------------------------------------------------------------------------------
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/rosters/{roster_id}/publication",
-    summary="Put a reviewed roster on display (公示) from starts_on to ends_on",
-    dependencies=ADMIN,
+    "Put a reviewed roster on display (公示) from starts_on to ends_on",
+    status=201,
 )
-def publish(roster_id: DbId, body: PublishBody, db: DB) -> Response:
+def publish(roster_id: DbId, body: PublishBody, db: DB) -> Any:
     pub = store.publish(db, roster_id, body.actor, body.starts_on, body.ends_on, body.place)
-    return json_response(pub.to_json(), 201)
+    return pub.to_json()
 
 
 @router.get(
@@ -191,73 +170,63 @@ def publication(roster_id: DbId, db: DB, format: Text = "json") -> Response:
     return json_response(publication_rows(report))
 
 
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/rosters/{roster_id}/objections",
-    summary="Record an objection against a line during 公示",
-    dependencies=ADMIN,
+    "Record an objection against a line during 公示",
+    status=201,
 )
-def object_to(roster_id: DbId, body: ObjectionBody, db: DB) -> Response:
-    return json_response(store.object_to(db, roster_id, body.row, body.actor, body.reason), 201)
+def object_to(roster_id: DbId, body: ObjectionBody, db: DB) -> Any:
+    return store.object_to(db, roster_id, body.row, body.actor, body.reason)
 
 
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/objections/{objection_id}/resolve",
-    summary="Uphold (line withdrawn) or dismiss an objection",
-    dependencies=ADMIN,
+    "Uphold (line withdrawn) or dismiss an objection",
 )
-def resolve(objection_id: DbId, body: ResolveBody, db: DB) -> Response:
-    doc = store.resolve_objection(db, objection_id, body.actor, body.outcome, body.note)
-    return json_response(doc)
+def resolve(objection_id: DbId, body: ResolveBody, db: DB) -> Any:
+    return store.resolve_objection(db, objection_id, body.actor, body.outcome, body.note)
 
 
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/rosters/{roster_id}/signoff",
-    summary="Record the residents' sign-off (群众签字认可): who, when, how many signatures",
-    dependencies=ADMIN,
+    "Record the residents' sign-off (群众签字认可): who, when, how many signatures",
 )
-def sign_off(roster_id: DbId, body: SignOffBody, db: DB) -> Response:
-    pub = store.sign_off(db, roster_id, body.actor, body.signatures, body.note)
-    return json_response(pub.to_json())
+def sign_off(roster_id: DbId, body: SignOffBody, db: DB) -> Any:
+    return store.sign_off(db, roster_id, body.actor, body.signatures, body.note).to_json()
 
 
-@router.get(
-    "/v1/admin/subsidies/report", summary="What was paid and what is pending", dependencies=ADMIN
-)
-def report(db: DB, roster_id: DbId | None = None) -> Response:
+@admin_route.get("/v1/admin/subsidies/report", "What was paid and what is pending")
+def report(db: DB, roster_id: DbId | None = None) -> Any:
     if roster_id is not None:
         store.get_roster(db, roster_id)
-    return json_response(pickup.payment_report(db, roster_id))
+    return pickup.payment_report(db, roster_id)
 
 
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/lines/{line_id}/card",
-    summary="Move an unpaid line to another card of its payee (recorded in the line's trail)",
-    dependencies=ADMIN,
+    "Move an unpaid line to another card of its payee (recorded in the line's trail)",
 )
-def redirect(line_id: DbId, body: RedirectBody, db: DB) -> Response:
+def redirect(line_id: DbId, body: RedirectBody, db: DB) -> Any:
     card = card_number_of(body.card_number)
-    return json_response(cardchange.redirect_line(db, line_id, card, body.actor, body.note))
+    return cardchange.redirect_line(db, line_id, card, body.actor, body.note)
 
 
-@router.get(
-    "/v1/admin/subsidies/lines/{line_id}/events",
-    summary="A line's own trail: bank, card changes",
-    dependencies=ADMIN,
+@admin_route.get(
+    "/v1/admin/subsidies/lines/{line_id}/events", "A line's own trail: bank, card changes"
 )
-def line_events(line_id: DbId, db: DB) -> Response:
-    return json_response(cardchange.line_trail(db, line_id))
+def line_events(line_id: DbId, db: DB) -> Any:
+    return cardchange.line_trail(db, line_id)
 
 
 # -- the agent bank ---------------------------------------------------------------------------
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/bank/batches",
-    summary="A payment batch for the agent bank: every line of rosters sent to finance not yet "
+    "A payment batch for the agent bank: every line of rosters sent to finance not yet "
     "paid or at the bank, or a batch's failed lines again (reissue_of)",
-    dependencies=ADMIN,
+    status=201,
 )
-def bank_batch(body: BankBatchBody, db: DB) -> Response:
-    doc = bank.create_batch(db, body.actor, roster_ids=body.rosters, reissue_of=body.reissue_of)
-    return json_response(doc, 201)
+def bank_batch(body: BankBatchBody, db: DB) -> Any:
+    return bank.create_batch(db, body.actor, roster_ids=body.rosters, reissue_of=body.reissue_of)
 
 
 @router.get(
@@ -289,63 +258,54 @@ async def bank_result(
     return json_response(await run_in_threadpool(bank.import_result, db, raw, imported_by))
 
 
-@router.get(
+@admin_route.get(
     "/v1/admin/subsidies/bank/tracking",
-    summary="Every bank line: paid, failed, sent or overdue past 3 working days",
-    dependencies=ADMIN,
+    "Every bank line: paid, failed, sent or overdue past 3 working days",
 )
 def bank_tracking(
     db: DB,
     batch: Text | None = None,
     holiday: Annotated[list[date] | None, Query(description="a holiday (repeat)")] = None,
-) -> Response:
+) -> Any:
     calendar = bank.Calendar(frozenset(holiday or ()))
-    return json_response(bank.tracking(db, calendar=calendar, batch=batch))
+    return bank.tracking(db, calendar=calendar, batch=batch)
 
 
-@router.get(
+@admin_route.get(
     "/v1/admin/subsidies/funds",
-    summary="Subsidy funds per item and period by channel; e-purse top-ups apart",
-    dependencies=ADMIN,
+    "Subsidy funds per item and period by channel; e-purse top-ups apart",
 )
-def funds(db: DB) -> Response:
-    return json_response(bank.funds(db))
+def funds(db: DB) -> Any:
+    return bank.funds(db)
 
 
 # -- audits (专项治理) ----------------------------------------------------------------------------
-@router.post(
+@admin_route.post(
     "/v1/admin/subsidies/audit",
-    summary="Run the audit: exclusive items, twice in a period, several cards, deceased, "
+    "Run the audit: exclusive items, twice in a period, several cards, deceased, "
     "优亲厚友, above cap, paid to lost cards; stores new findings",
-    dependencies=ADMIN,
 )
-def run_audit(body: AuditBody, db: DB, catalogue: CatalogueDep) -> Response:
+def run_audit(body: AuditBody, db: DB, catalogue: CatalogueDep) -> Any:
     deceased = audit.checked_ids(body.deceased, "deceased")
     staff = [audit.staff_of(s.model_dump()) for s in body.staff]
-    return json_response(audit.run_audit(db, catalogue, body.actor, deceased=deceased, staff=staff))
+    return audit.run_audit(db, catalogue, body.actor, deceased=deceased, staff=staff)
 
 
-@router.get("/v1/admin/subsidies/findings", summary="Audit findings", dependencies=ADMIN)
-def findings(db: DB, state: Text | None = None) -> Response:
-    return json_response(audit.list_findings(db, state))
+@admin_route.get("/v1/admin/subsidies/findings", "Audit findings")
+def findings(db: DB, state: Text | None = None) -> Any:
+    return audit.list_findings(db, state)
 
 
-@router.post(
-    "/v1/admin/subsidies/findings/{finding_id}/rectify",
-    summary="Hand a finding for rectification (整改)",
-    dependencies=ADMIN,
+@admin_route.post(
+    "/v1/admin/subsidies/findings/{finding_id}/rectify", "Hand a finding for rectification (整改)"
 )
-def rectify(finding_id: DbId, body: ActBody, db: DB) -> Response:
-    return json_response(audit.rectify(db, finding_id, body.actor))
+def rectify(finding_id: DbId, body: ActBody, db: DB) -> Any:
+    return audit.rectify(db, finding_id, body.actor)
 
 
-@router.post(
-    "/v1/admin/subsidies/findings/{finding_id}/close",
-    summary="Close a finding with a note",
-    dependencies=ADMIN,
-)
-def close_finding(finding_id: DbId, body: FindingCloseBody, db: DB) -> Response:
-    return json_response(audit.close(db, finding_id, body.actor, body.note))
+@admin_route.post("/v1/admin/subsidies/findings/{finding_id}/close", "Close a finding with a note")
+def close_finding(finding_id: DbId, body: FindingCloseBody, db: DB) -> Any:
+    return audit.close(db, finding_id, body.actor, body.note)
 
 
 @router.get(
@@ -366,13 +326,13 @@ def audit_report(db: DB, by: Text = "item", format: Text = "json") -> Response:
 
 
 # -- kiosks: pickup ---------------------------------------------------------------------------
-@router.get("/v1/subsidies/cards/{card_number}", summary="A card's subsidy lines, by status")
-def for_card(card_number: Text, kiosk: Kiosk, db: DB) -> Response:
-    return json_response(pickup.for_card(db, card_number_of(card_number)))
+@route.get("/v1/subsidies/cards/{card_number}", "A card's subsidy lines, by status")
+def for_card(card_number: Text, kiosk: Kiosk, db: DB) -> Any:
+    return pickup.for_card(db, card_number_of(card_number))
 
 
-@router.post("/v1/subsidies/pickups", summary="Authorise a load that pays approved lines")
-def pick_up(body: PickupBody, terminal: Caller, hsm: HSM, db: DB, settings: Settings) -> Response:
+@route.post("/v1/subsidies/pickups", "Authorise a load that pays approved lines")
+def pick_up(body: PickupBody, terminal: Caller, hsm: HSM, db: DB, settings: Settings) -> Any:
     load, lines = pickup.authorize_pickup(
         db,
         hsm,
@@ -383,29 +343,18 @@ def pick_up(body: PickupBody, terminal: Caller, hsm: HSM, db: DB, settings: Sett
         limits=settings.load_limits,
         rules=settings.pickup_holder,
     )
-    return json_response({"load": load.to_json(), "lines": [s.to_json(full=False) for s in lines]})
+    return {"load": load.to_json(), "lines": [s.to_json(full=False) for s in lines]}
 
 
-@router.post("/v1/subsidies/loads/{reference}/prove", summary="Settle a held pickup by PROVE")
-def prove(reference: Text, body: ProveBody, terminal: Caller, hsm: HSM, db: DB) -> Response:
-    load = pickup.prove_held(
-        db, hsm, terminal, reference, bytes.fromhex(body.mac), bytes.fromhex(body.tac)
-    )
-    return json_response(load.to_json())
-
-
-@router.post(
-    "/v1/subsidies/loads/{reference}/void-challenge",
-    summary="A void challenge for a held pickup (the kiosk that holds it only)",
+held_load_routes(
+    router,
+    "/v1/subsidies/loads",
+    prove=pickup.prove_held,
+    void_challenge=pickup.void_challenge_held,
+    void=pickup.void_held,
+    summaries=(
+        "Settle a held pickup by PROVE",
+        "A void challenge for a held pickup (the kiosk that holds it only)",
+        "Void a held pickup on the card's answer to its challenge (holding kiosk only)",
+    ),
 )
-def void_challenge(reference: str, terminal: Caller, db: DB) -> Response:
-    return json_response(pickup.void_challenge_held(db, terminal, reference).to_json())
-
-
-@router.post(
-    "/v1/subsidies/loads/{reference}/void",
-    summary="Void a held pickup on the card's answer to its challenge (holding kiosk only)",
-)
-def void(reference: str, body: VoidBody, terminal: Caller, hsm: HSM, db: DB) -> Response:
-    load = pickup.void_held(db, hsm, terminal, reference, body.evidence.to_request())
-    return json_response(load.to_json())

@@ -27,17 +27,18 @@ from typing import Any
 from terminal.apdu.errors import YikatongError
 from terminal.cli.progress import Progress
 from terminal.epurse import flows
-from terminal.fares import Mode, load_rules
+from terminal.epurse.model import CardSnapshot
+from terminal.fares import Mode
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal, JournalRow
 from terminal.money import format_fen
 from terminal.readers.sim import AFTER, SimReader
-from terminal.roles.kiosk import Kiosk
-from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
-from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.roles.validator import Validator
+from terminal.runtime.assembly import Parts, assemble
+from terminal.runtime.config import TerminalConfig
 from terminal.text import arg_int
-from terminal.words import error_words, say, tap_line, txn_words
+from terminal.words import sale_refusal, say, tap_line, txn_words
 
 KIOSK_ID = bytes.fromhex("310000000090")
 POS_ID = "310000000101"
@@ -134,30 +135,33 @@ def run_demo(
         out(f"   card {card_number(card)}  issuer {card.issuer_id.hex().upper()}  {kinds[kind]}")
 
     antenna = SimReader(name="antenna")
-
-    def session(tid: str) -> TerminalSession:
-        s = TerminalSession(antenna, SimReader(demo_psam(tid), name=f"psam {tid}"), clock=clock)
-        s.start()
-        return s
+    hotlist = Hotlist()
 
     def journal(name: str) -> Journal:
         j = Journal(workdir / f"{name}.db", clock=clock)
         result.journals[name] = j
         return j
 
-    rules = load_rules()
-    hotlist = Hotlist()
-    kiosk = Kiosk(
-        TerminalSession(antenna, clock=clock), load_host, KIOSK_ID, journal=journal("kiosk")
-    )
-    pos = PointOfSale(session(POS_ID), journal("pos"), name="POS")
+    def device(
+        tid: str, journal: Journal, role: str, load_host: Any = None, **settings: Any
+    ) -> Any:
+        """The role of terminal ``tid`` as the assembly builds it from its configuration, on
+        the demo's antenna, clock and hotlist, a software PSAM of ``tid`` and ``journal``."""
+        config = TerminalConfig(role=role, journal=str(journal.path), terminal_id=tid, **settings)
+        parts = Parts(
+            card_reader=antenna,
+            sam_reader=SimReader(demo_psam(tid), name=f"psam {tid}"),
+            journal=journal,
+            hotlist=hotlist,
+            clock=clock,
+            load_host=load_host,
+        )
+        return assemble(config, parts=parts).role
+
+    kiosk = device(KIOSK_ID.hex().upper(), journal("kiosk"), "kiosk", load_host=load_host)
+    pos = device(POS_ID, journal("pos"), "pos")
     metro_journal = journal("metro-station")
-    bus = Validator(
-        session(BUS_ID),
-        journal("bus"),
-        hotlist,
-        ValidatorConfig(mode=Mode.BUS, rules=rules, line=b"\x00\x07"),
-    )
+    bus = device(BUS_ID, journal("bus"), Mode.BUS.value, line="0007")
     result.roles.update(
         {
             KIOSK_ID.hex().upper(): "kiosk (online load)",
@@ -169,18 +173,8 @@ def run_demo(
     for n, code in enumerate(STATIONS, 1):
         entry_id, exit_id = f"3100000003{n:02d}", f"3100000004{n:02d}"
         gates[code] = (
-            Validator(
-                session(entry_id),
-                metro_journal,
-                hotlist,
-                ValidatorConfig(mode=Mode.METRO_ENTRY, rules=rules, station=code),
-            ),
-            Validator(
-                session(exit_id),
-                metro_journal,
-                hotlist,
-                ValidatorConfig(mode=Mode.METRO_EXIT, rules=rules, station=code),
-            ),
+            device(entry_id, metro_journal, Mode.METRO_ENTRY.value, station=code),
+            device(exit_id, metro_journal, Mode.METRO_EXIT.value, station=code),
         )
         result.roles[entry_id] = f"metro entry {code}"
         result.roles[exit_id] = f"metro exit {code}"
@@ -208,10 +202,11 @@ def run_demo(
         except YikatongError as exc:
             result.refused[POS_ID] = result.refused.get(POS_ID, 0) + 1
             logging.getLogger(__name__).info("POS sale refused: %s", exc)
-            out(f"   {say('tap.red')} {format_fen(amount):>8s}  {error_words(exc)}")
+            out(f"   {say('tap.red')} {format_fen(amount):>8s}  {sale_refusal(exc)}")
             continue
+        assert sale.ep is not None  # the POS pays from the EP only (pay = "ep")
         out(
-            f"   {say('tap.green')} {format_fen(amount):>8s}  card {sale.card.card_number}  "
+            f"   {say('tap.green')} {format_fen(amount):>8s}  card {sale.ep.card.card_number}  "
             f"{say('tap.balance', balance=format_fen(sale.balance_after))}"
         )
         clock.advance(3)
@@ -258,7 +253,7 @@ def run_demo(
                 tap(rider, bus, "bus 7")
             clock.advance(rng.uniform(1, 9))
             bar.advance()
-    run_modes_demo(result, session, journal("modes"), hotlist, rules, tap, clock.advance, out)
+    run_modes_demo(result, device, journal("modes"), tap, clock.advance, out)
     run_qr_demo(result, bus, clock.advance, out)
     antenna.remove()
     return result
@@ -266,18 +261,22 @@ def run_demo(
 
 def card_number(card: Any) -> str:
     """A software card's printed number, read as a terminal reads it."""
+    return read_card(card).info.card_number
+
+
+def read_card(card: Any) -> CardSnapshot:
+    """What a software card shows a reader (number, balance, log): read for the report,
+    outside any device, through a session without a PSAM."""
     reader = SimReader(card)
     reader.connect()
-    return TerminalSession(reader).run(flows.select()).card_number
+    return TerminalSession(reader).run(flows.read_card())
 
 
 def print_report(result: Outcome, out: Out = print) -> bool:
     """Balances, logs, terminal summary and checks; True when everything balances."""
     out("\n== Card balances and logs (newest first)")
     for card in result.cards:
-        reader = SimReader(card)
-        reader.connect()
-        snap = TerminalSession(reader).run(flows.read_card())
+        snap = read_card(card)
         out(f"   {snap.info.card_number}  balance {format_fen(snap.balance)}")
         for n, e in enumerate(snap.log, 1):
             tid = e.terminal_id.hex().upper()

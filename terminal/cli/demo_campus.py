@@ -57,19 +57,14 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     """Door, clock-in, lunch from the allowance, a loan, a clone refused; True when each
     step came out as it should."""
     from gateway.campus import allowance, store
-    from simulators.campus import campus_card, clone
-    from simulators.campus_site import (
-        build_desk,
-        build_door,
-        build_till,
-        campus_session,
-        presented,
-    )
+    from simulators.campus import campus_card, campus_psam, clone
+    from simulators.campus_site import build_desk, build_till, campus_session, presented
     from terminal.campus.canteen import parse_canteen_rules
     from terminal.campus.door import sync_access, upload_events
     from terminal.campus.library import LibraryRules
-    from terminal.campus.rules import parse_rules
     from terminal.readers.sim import SimReader
+    from terminal.runtime.assembly import Parts, assemble_door
+    from terminal.runtime.config import TerminalConfig
 
     out("== Campus one-card: door, time clock, canteen, library (the card proves its key)")
     store.add_person(
@@ -90,12 +85,24 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
         return presented(antenna, the_card, what)
 
     door_client = path.register(DOOR_ID, "campus", role="door")
-    door = build_door(
-        session(DOOR_ID),
-        parse_rules(tomllib.loads(DOOR_RULES), path="door rules", text=DOOR_RULES),
-        workdir,
-        "door-",
+    rules_file = workdir / "door-rules.toml"
+    rules_file.write_text(DOOR_RULES, encoding="utf-8")
+    config = TerminalConfig(
+        role="door",
+        journal=str(workdir / "door.db"),
+        terminal_id=DOOR_ID,
+        hotlist=str(workdir / "door-hotlist.db"),
+        door_rules=str(rules_file),
+        door_point="east-in",
     )
+    parts = Parts(
+        card_reader=antenna,
+        sam_reader=SimReader(campus_psam(DOOR_ID), name=f"sam {DOOR_ID}"),
+        clock=clock,
+        client=door_client,
+    )
+    door_device = assemble_door(config, parts=parts)
+    door = door_device.door
     sync_access(door_client, door.access, door.hotlist)
     ok = True
     entry = tap(lambda: door.present("east-in"), card)
@@ -140,7 +147,7 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     ok = ok and not fake.granted
     uploaded = upload_events(door_client, door.journal, DOOR_ID)
     out(f"   {uploaded} door events uploaded to the gateway once")
-    door.close()
+    door_device.close()
     till.ledger.close()
     till.pos.journal.close()
     desk.numbers.close()

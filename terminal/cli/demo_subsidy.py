@@ -28,14 +28,11 @@ from typing import Any
 
 from terminal.money import format_fen
 from terminal.readers.sim import SimReader
-from terminal.roles.issuance import DeskConfig, IssuanceDesk
-from terminal.roles.kiosk import Kiosk
-from terminal.roles.kiosk_host import HttpSubsidyHost
-from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import Applicant
-from terminal.roles.session import TerminalSession
+from terminal.runtime.assembly import Parts, assemble
+from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
-from terminal.uplink.issuance import GatewayCentre, push_issuance
+from terminal.uplink.issuance import push_issuance
 
 DESK_ID = "310000000080"
 RESIDENT = Applicant("张三", "11010519491231002X", card_kind=3)  # GB 11643's worked example
@@ -45,36 +42,37 @@ BAD_ID = "110105194912310021"  # the same number with a wrong check character
 def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) -> bool:
     """Issue, declare, approve and pick up; True when the pickup paid every approved line."""
     from gateway.cards import registry_lookup
-    from gateway.hsm import HostSecurityModule
-    from gateway.registry import SqliteCardRegistry
     from gateway.subsidy import pickup, store
     from gateway.subsidy.catalogue import load_catalogue
     from gateway.subsidy.publication import publication_rows
-    from simulators.profiles import (
-        DEMO_ISSUERS,
-        blank_card,
-        demo_chip_id,
-        demo_keyset,
-        demo_transport_master,
-    )
+    from simulators.profiles import DEMO_ISSUERS, blank_card, demo_chip_id, demo_psam
+    from terminal.cli.run import DeskParts
 
     out("== Issuance desk -> gateway card book; subsidy roster -> approval -> kiosk pickup")
-    keysets = [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-    hsm = HostSecurityModule(keysets, transport_master=demo_transport_master())
-    registry = SqliteCardRegistry()
     blank = blank_card(demo_chip_id(978))
     desk_client = path.register(DESK_ID, "card-centre", role="issuance")
-    desk = IssuanceDesk(
-        TerminalSession(SimReader(blank, name="desk")),
-        hsm,
-        registry,
-        DeskConfig(DEMO_ISSUERS["shanghai"], bytes.fromhex(DESK_ID)),
-        centre=GatewayCentre(desk_client),
+    config = TerminalConfig(
+        role="desk",
+        journal=str(path.dir / "desk.db"),
+        terminal_id=DESK_ID,
+        registry=str(path.dir / "desk-cards.db"),
+        issuer_id=DEMO_ISSUERS["shanghai"].hex().upper(),
+        gateway=path.gateway.url,
     )
+    parts = Parts(
+        card_reader=SimReader(blank, name="desk"),
+        sam_reader=SimReader(demo_psam(DESK_ID), name=f"psam {DESK_ID}"),
+        client=desk_client,
+    )
+    desk_device = assemble(config, desk=DeskParts(), parts=parts)
+    desk = desk_device.role
     record = desk.issue(RESIDENT).record
     card = blank.purse
     assert card is not None
+    registry = desk.registry
     pushed = push_issuance(desk_client, registry.export, desk_id=registry.desk_id)
+    desk_device.close(flush_timeout=0)
+    registry.close()
     out(
         f"   issued {record.card_number} to {RESIDENT.name} (elderly card); "
         f"{pushed.sent} issuance record(s) -> gateway: {pushed.counts}"
@@ -124,14 +122,21 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
     )
 
     kiosk_hex = kiosk_id.hex().upper()
+    config = TerminalConfig(
+        role="kiosk",
+        journal=str(result.journals["kiosk"].path),
+        terminal_id=kiosk_hex,
+        gateway=path.gateway.url,
+        pickup=True,
+    )
     with GatewayClient(path.gateway.url, path.tokens[kiosk_hex]) as client:
-        kiosk = Kiosk(
-            TerminalSession(SimReader(blank, name="kiosk")),
-            HttpLoadHost(client),
-            kiosk_id,
+        parts = Parts(
+            card_reader=SimReader(blank, name="kiosk"),
+            sam_reader=SimReader(demo_psam(kiosk_hex), name=f"psam {kiosk_hex}"),
             journal=result.journals["kiosk"],
-            subsidies=HttpSubsidyHost(client),
+            client=client,
         )
+        kiosk = assemble(config, parts=parts).role
         out("   at the kiosk the holder taps the card and types the ID number")
         got = kiosk.pick_up(RESIDENT.id_number)
         assert got.load is not None

@@ -6,6 +6,8 @@ import argparse
 import secrets
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,26 +94,48 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     j.set_defaults(handler=journal)
 
 
+@dataclass(frozen=True)
+class Counter:
+    """A device that takes its work over POST on its status port rather than from taps."""
+
+    service: Callable[..., CounterService]
+    log_line: Callable[[str, Any], str]
+    counts: str  # the banner's tally: run.banner.counts.<counts>
+    device: str  # what the start refusal calls it
+    takes: str  # what it takes over POST
+    noun: str  # the banner's name for the endpoint
+    path: str
+
+
+COUNTERS = {
+    "pos": Counter(PosService, sale_log_line, "pos", "POS", "its sales", "sales", "/sale"),
+    "kiosk": Counter(
+        KioskService, kiosk_log_line, "kiosk", "kiosk", "its top-ups", "top-ups", "/top-up"
+    ),
+    "desk": Counter(
+        DeskService, desk_log_line, "desk", "desk", "its applicants", "cards", "/issue"
+    ),
+}
+
+
+def _counter(config: TerminalConfig) -> Counter | None:
+    """How ``config``'s device takes its work when not from taps (None: a tap loop)."""
+    if config.takes_trips:
+        return Counter(
+            TripService, trip_log_line, "trips", config.role, "each trip", "trips", "/trip"
+        )
+    return COUNTERS.get(config.role)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.lang is None and config.lang is not None:
         set_lang(config.lang)
-    if config.role == "pos" and not config.status_port:
+    counter = _counter(config)
+    if counter is not None and not config.status_port:
         raise StartRefused(
-            f"{config.source}: a POS takes its sales on [status] port (POST /sale): set it"
-        )
-    if config.role == "kiosk" and not config.status_port:
-        raise StartRefused(
-            f"{config.source}: a kiosk takes its top-ups on [status] port (POST /top-up): set it"
-        )
-    if config.takes_trips and not config.status_port:
-        raise StartRefused(
-            f"{config.source}: a {config.role} takes each trip on [status] port (POST /trip): "
-            "set it"
-        )
-    if config.role == "desk" and not config.status_port:
-        raise StartRefused(
-            f"{config.source}: a desk takes its applicants on [status] port (POST /issue): set it"
+            f"{config.source}: a {counter.device} takes {counter.takes} on [status] port "
+            f"(POST {counter.path}): set it"
         )
     if config.role == "door":
         return run_door(config)
@@ -121,14 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     def banner() -> None:
         status = f"; status http://127.0.0.1:{config.status_port}/health"
-        if config.role == "pos":
-            status += f", sales POST http://127.0.0.1:{config.status_port}/sale"
-        if config.role == "kiosk":
-            status += f", top-ups POST http://127.0.0.1:{config.status_port}/top-up"
-        if config.role == "desk":
-            status += f", cards POST http://127.0.0.1:{config.status_port}/issue"
-        if config.takes_trips:
-            status += f", trips POST http://127.0.0.1:{config.status_port}/trip"
+        if counter is not None:
+            status += f", {counter.noun} POST http://127.0.0.1:{config.status_port}{counter.path}"
         print(
             f"ykt run: {config.role} {terminal_id} from {config.source}; journal "
             f"{config.journal}" + (status if config.status_port else ""),
@@ -137,35 +155,15 @@ def run(args: argparse.Namespace) -> int:
         )
 
     service: Service | CounterService
-    if config.role == "kiosk":
-        service = KioskService(
+    if counter is not None:
+        extra = {"devices": desk} if config.role == "desk" else {}
+        service = counter.service(
             terminal,
-            lambda outcome: print(kiosk_log_line(terminal_id, outcome), flush=True),
+            lambda outcome: print(counter.log_line(terminal_id, outcome), flush=True),
             on_start=banner,
+            **extra,
         )
-        counts = "run.banner.counts.kiosk"
-    elif config.role == "desk":
-        service = DeskService(
-            terminal,
-            desk,
-            lambda outcome: print(desk_log_line(terminal_id, outcome), flush=True),
-            on_start=banner,
-        )
-        counts = "run.banner.counts.desk"
-    elif config.takes_trips:
-        service = TripService(
-            terminal,
-            lambda outcome: print(trip_log_line(terminal_id, outcome), flush=True),
-            on_start=banner,
-        )
-        counts = "run.banner.counts.trips"
-    elif config.role == "pos":
-        service = PosService(
-            terminal,
-            lambda sale: print(sale_log_line(terminal_id, sale), flush=True),
-            on_start=banner,
-        )
-        counts = "run.banner.counts.pos"
+        counts = f"run.banner.counts.{counter.counts}"
     else:
         service = Service(
             terminal,

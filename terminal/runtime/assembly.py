@@ -27,6 +27,7 @@ from terminal.campus.door import AccessList, Door, EventJournal, Presence
 from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
+from terminal.epurse.host import LoadHost
 from terminal.epurse.perso import PersoHost
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
@@ -40,6 +41,7 @@ from terminal.roles.debit import CreditPath
 from terminal.roles.issuance import DeskConfig, IssuanceDesk
 from terminal.roles.kiosk import Kiosk, KioskConfig
 from terminal.roles.onecard_pos import OneCardPos, PaymentRule
+from terminal.roles.pickup import SubsidyHost
 from terminal.roles.registry import CardRegistry
 from terminal.roles.session import TerminalSession
 from terminal.roles.transport import Ride, make_validator
@@ -108,6 +110,24 @@ def check_sam_sequence(journal: Journal, terminal_id: bytes, next_seq: int) -> N
 
 
 @dataclass
+class Parts:
+    """Parts the caller already holds and shares between the devices it assembles (a
+    station's one antenna and journal, a fixed clock, an open gateway client, the card
+    centre's host in the same process), used instead of opening them from the
+    configuration. What is given here stays the caller's to close, and a caller that gives
+    its own gateway client uploads its journal itself (no background uplink is started)."""
+
+    card_reader: Reader | None = None
+    sam_reader: Reader | None = None  # its sequence number is the caller's to keep
+    journal: Journal | None = None
+    hotlist: Hotlist | None = None
+    clock: Callable[[], datetime] | None = None
+    client: GatewayClient | None = None
+    load_host: LoadHost | None = None  # kiosk, desk: instead of the gateway's over HTTP
+    subsidy_host: SubsidyHost | None = None  # kiosk: instead of the gateway's over HTTP
+
+
+@dataclass
 class Terminal:
     """One assembled device; ``close()`` releases what was opened, in reverse."""
 
@@ -123,6 +143,7 @@ class Terminal:
     uploader: UploadWorker | None = None
     hotlist_sync: HotlistSync | None = None
     code_sources: list[CodeSource] = field(default_factory=list)  # QR scanners, image folder
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
 
     def start_background(self) -> None:
         """Start uploading and hotlist syncing in threads (when there is a gateway)."""
@@ -144,7 +165,7 @@ class Terminal:
                 waiting = self.journal.pending_upload()
         except JournalError:  # out of service: the journal's failure is the report
             waiting = -1
-        if self.client is not None:
+        if self.client is not None and self.client is not self.parts.client:
             self.client.close()
         for card in self.cards:
             save = getattr(card, "save", None)
@@ -153,8 +174,9 @@ class Terminal:
         for source in self.code_sources:
             with contextlib.suppress(OSError, YikatongError):
                 source.close()
-        with contextlib.suppress(YikatongError):
-            self.journal.close()
+        if self.journal is not self.parts.journal:
+            with contextlib.suppress(YikatongError):
+                self.journal.close()
         return waiting
 
 
@@ -233,10 +255,10 @@ def ca_store(kernel: EmvConfig, extra: str | None) -> CaKeyStore:
 RoleMaker = Callable[[TerminalSession, Journal, Hotlist, GatewayClient | None], Any]
 
 
-def _kiosk_maker(config: TerminalConfig) -> RoleMaker:
+def _kiosk_maker(config: TerminalConfig, parts: Parts) -> RoleMaker:
     """A kiosk: top-ups through the gateway's load host on the one journaled credit path,
-    subsidy pickup when ``[kiosk] pickup`` is on."""
-    if not config.gateway:
+    subsidy pickup when ``[kiosk] pickup`` is on (or when the caller gives a subsidy host)."""
+    if not config.gateway and parts.load_host is None:
         raise StartRefused(
             f"{config.source}: a kiosk loads cards through the gateway: set [gateway] url"
         )
@@ -248,24 +270,32 @@ def _kiosk_maker(config: TerminalConfig) -> RoleMaker:
         from terminal.roles.kiosk_host import HttpSubsidyHost
         from terminal.roles.load_host import HttpLoadHost
 
-        assert client is not None
+        subsidies = parts.subsidy_host
+        if subsidies is None and config.pickup:
+            assert client is not None
+            subsidies = HttpSubsidyHost(client)
+        if parts.load_host is not None:
+            host: LoadHost = parts.load_host
+        else:
+            assert client is not None
+            host = HttpLoadHost(client)
         return Kiosk(
             session,
-            HttpLoadHost(client),
+            host,
             session.sam.terminal_id,
             config=limits,
-            subsidies=HttpSubsidyHost(client) if config.pickup else None,
+            subsidies=subsidies,
             journal=journal,
         )
 
     return make
 
 
-def _desk_maker(config: TerminalConfig, devices: DeskDevices | None) -> RoleMaker:
+def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Parts) -> RoleMaker:
     """An issuance desk as ``ykt issue --gateway`` builds it: card numbers leased from the
     gateway (the card centre), carried balances through the one journaled credit path with
     the gateway's load host, its hotlist; the desk's number is its PSAM's terminal id."""
-    if not config.gateway:
+    if not config.gateway and parts.client is None:
         raise StartRefused(
             f"{config.source}: a desk leases card numbers and carries balances through the "
             "gateway: set [gateway] url"
@@ -282,12 +312,13 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None) -> RoleMake
         from terminal.uplink.issuance import GatewayCentre
 
         assert client is not None and devices is not None
+        loads: LoadHost = parts.load_host if parts.load_host is not None else HttpLoadHost(client)
         return IssuanceDesk(
             session,
             host,
             devices.registry(config.registry, config.replacement_wait),
             DeskConfig(issuer_id, session.sam.terminal_id),
-            credits=CreditPath(session, journal, HttpLoadHost(client)),
+            credits=CreditPath(session, journal, loads),
             hotlist=hotlist,
             centre=GatewayCentre(client),
         )
@@ -295,13 +326,16 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None) -> RoleMake
     return make
 
 
-def _role_maker(config: TerminalConfig, desk: DeskDevices | None = None) -> RoleMaker:
+def _role_maker(
+    config: TerminalConfig, desk: DeskDevices | None = None, parts: Parts | None = None
+) -> RoleMaker:
     """What builds the role once the session, journal and gateway client are open; every
     value of the configuration is checked here, before a file is opened."""
+    parts = parts or Parts()
     if config.role == "kiosk":
-        return _kiosk_maker(config)
+        return _kiosk_maker(config, parts)
     if config.role == "desk":
-        return _desk_maker(config, desk)
+        return _desk_maker(config, desk, parts)
     if config.is_validator:
         role_config = ValidatorConfig(
             mode=Mode(config.role),
@@ -343,20 +377,25 @@ def _role_maker(config: TerminalConfig, desk: DeskDevices | None = None) -> Role
 
 
 def open_readers(
-    config: TerminalConfig, sim: SimDevices | None
+    config: TerminalConfig, sim: SimDevices | None, parts: Parts | None = None
 ) -> tuple[list[SimCard], Reader, Reader, Reader, int | None]:
     """The software cards, the card reader, what the role talks through (its trace when
-    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware)."""
-    sim_reader = config.card_reader == "sim"
-    if (sim_reader or config.sam_reader == "sim") and sim is None:
+    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware, or
+    a SAM reader the caller gave in ``parts``)."""
+    parts = parts or Parts()
+    sim_reader = config.card_reader == "sim" and parts.card_reader is None
+    sim_sam = config.sam_reader == "sim" and parts.sam_reader is None
+    if (sim_reader or sim_sam) and sim is None:
         raise StartRefused("sim readers need software devices")
     cards = (  # a desk's sim reader takes a fresh blank card for each request instead
         sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
         if sim_reader and sim and config.role != "desk"
         else []
     )
-    if sim_reader:
-        card_reader: Reader = SimReader(name="antenna")
+    if parts.card_reader is not None:
+        card_reader: Reader = parts.card_reader
+    elif sim_reader:
+        card_reader = SimReader(name="antenna")
     else:
         from terminal.readers.spec import open_reader
 
@@ -368,10 +407,12 @@ def open_readers(
 
         reader = TracingReader(card_reader, TraceWriter.open(config.trace))
     next_seq: int | None = None
-    if config.sam_reader == "sim":
+    if parts.sam_reader is not None:
+        sam_reader: Reader = parts.sam_reader
+    elif sim_sam:
         assert sim is not None
         psam, next_seq = sim.psam(config.sam_state_path, config.terminal_id)
-        sam_reader: Reader = SimReader(psam, name="sam")
+        sam_reader = SimReader(psam, name="sam")
     else:
         from terminal.readers.spec import open_reader
 
@@ -380,29 +421,43 @@ def open_readers(
 
 
 def assemble(
-    config: TerminalConfig, sim: SimDevices | None = None, desk: DeskDevices | None = None
+    config: TerminalConfig,
+    sim: SimDevices | None = None,
+    desk: DeskDevices | None = None,
+    parts: Parts | None = None,
 ) -> Terminal:
-    """Build the device ``config`` describes; StartRefused/FileError say why it cannot run."""
-    make_role = _role_maker(config, desk)
-    secret = token(config) if config.gateway else None  # a bad token file stops us here
-    cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim)
-    journal = Journal(config.journal, autocheckpoint=False)
-    client: GatewayClient | None = None
+    """Build the device ``config`` describes, from ``parts`` where the caller gives them;
+    StartRefused/FileError say why it cannot run."""
+    parts = parts or Parts()
+    make_role = _role_maker(config, desk, parts)
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None  # a bad token file stops us here
+    cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim, parts)
+    journal = (
+        parts.journal
+        if parts.journal is not None
+        else Journal(config.journal, autocheckpoint=False)
+    )
+    client: GatewayClient | None = parts.client
+    uplink: Uplink | None = None
     try:
-        session = TerminalSession(reader, sam_reader, clock=_clock(config))
+        session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
         info = session.start()
         if next_seq is not None:
             check_sam_sequence(journal, info.terminal_id, next_seq)
-        hotlist = Hotlist(config.hotlist)
-        if config.gateway:
+        hotlist = parts.hotlist if parts.hotlist is not None else Hotlist(config.hotlist)
+        if own_client:
             client, uplink = open_uplink(config, journal, secret)
         role = make_role(session, journal, hotlist, client)
     except BaseException:
-        if client is not None:
+        if client is not None and client is not parts.client:
             client.close()
-        journal.close()
+        if journal is not parts.journal:
+            journal.close()
         raise
-    terminal = Terminal(config, session, card_reader, reader, journal, hotlist, role, cards)
+    terminal = Terminal(
+        config, session, card_reader, reader, journal, hotlist, role, cards, parts=parts
+    )
     try:
         terminal.code_sources = open_code_sources(config)
     except BaseException:
@@ -410,6 +465,7 @@ def assemble(
         raise
     if client is not None:
         terminal.client = client
+    if client is not None and uplink is not None:
         terminal.uploader = UploadWorker(uplink)
         terminal.hotlist_sync = HotlistSync(client, hotlist, config.hotlist_sync)
         gate = getattr(role, "qr", None)
@@ -452,26 +508,33 @@ class DoorDevice:
     reader: Reader
     cards: list[SimCard] = field(default_factory=list)
     client: GatewayClient | None = None
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
 
     def close(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self.client is not self.parts.client:
             self.client.close()
         self.door.close()
 
 
-def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> DoorDevice:
+def assemble_door(
+    config: TerminalConfig, sim: SimDevices | None = None, parts: Parts | None = None
+) -> DoorDevice:
     """Build the door reader ``config`` describes: rules, its point, the local store at
-    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client."""
+    ``[journal] path`` (events, allow list, anti-passback), the hotlist, the gateway client.
+    Of ``parts`` a door takes the readers, the clock and the gateway client (its lists and
+    events stay in its own store)."""
     assert config.door_rules and config.door_point, "a door configuration names rules and point"
+    parts = parts or Parts()
     rules = load_door_rules(config.door_rules)
     if config.door_point not in rules.doors:
         raise StartRefused(
             f"{config.source}: door point {config.door_point!r} is not a door of "
             f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
         )
-    secret = token(config) if config.gateway else None
-    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim)
-    session = TerminalSession(reader, sam_reader, clock=_clock(config))
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
+    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
     session.start()
     door = Door(
         session,
@@ -481,8 +544,8 @@ def assemble_door(config: TerminalConfig, sim: SimDevices | None = None) -> Door
         EventJournal(config.journal),
         Presence(config.journal),
     )
-    client = None
-    if config.gateway:
-        assert secret is not None
+    client = parts.client
+    if own_client:
+        assert config.gateway is not None and secret is not None
         client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
-    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client)
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)

@@ -57,7 +57,8 @@ class CounterService:
 
     noun = "request"  # what one operation is called in answers
     device = "device"  # what the device is called in answers
-    actions: dict[str, Action]
+    routes: tuple[tuple[str, str], ...] = ()  # (POST path, the method that answers it)
+    role: Any  # the assembled role (each service names its type)
 
     def __init__(
         self,
@@ -69,6 +70,10 @@ class CounterService:
     ):
         self.terminal = terminal
         self.config = terminal.config
+        self.role = terminal.role
+        self.actions: dict[str, Action] = {
+            path: getattr(self, method) for path, method in self.routes
+        }
         self.on_outcome = on_outcome
         self.on_start = on_start
         self.poll = poll

@@ -102,20 +102,20 @@ class DeskService(CounterService):
 
     noun = "card"
     device = "desk"
+    routes = (("/issue", "post_issue"), ("/replace", "post_replace"))
+    role: IssuanceDesk
 
     def __init__(
         self,
         terminal: Terminal,
-        devices: DeskDevices,
         on_outcome: Callable[[Outcome], None],
         *,
+        devices: DeskDevices,
         on_start: Callable[[], None] | None = None,
         poll: float = 0.2,
     ):
         super().__init__(terminal, on_outcome, on_start=on_start, poll=poll)
-        self.role: IssuanceDesk = terminal.role
         self.devices = devices
-        self.actions = {"/issue": self.post_issue, "/replace": self.post_replace}
         assert terminal.client is not None, "a desk is assembled with its gateway"
         registry = self.role.registry
         self.book = GatewayCardBook(terminal.client, registry.export, desk_id=registry.desk_id)

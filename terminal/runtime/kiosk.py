@@ -104,6 +104,8 @@ class KioskService(CounterService):
 
     noun = "top-up"
     device = "kiosk"
+    routes = (("/top-up", "post_top_up"), ("/balance", "post_balance"))
+    role: Kiosk
 
     def __init__(
         self,
@@ -114,8 +116,6 @@ class KioskService(CounterService):
         poll: float = 0.2,
     ):
         super().__init__(terminal, on_outcome, on_start=on_start, poll=poll)
-        self.role: Kiosk = terminal.role
-        self.actions = {"/top-up": self.post_top_up, "/balance": self.post_balance}
         if self.role.subsidies is not None:
             self.actions["/pickup"] = self.post_pickup
         self.loaded_fen = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +34,6 @@ from terminal.roles.onecard_pos import (
 )
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
-from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
 from terminal.words import outcome_text, sale_refusal
 
@@ -210,18 +208,8 @@ class PosService(CounterService):
 
     noun = "sale"
     device = "POS"
-
-    def __init__(
-        self,
-        terminal: Terminal,
-        on_sale: Callable[[SaleOutcome], None],
-        *,
-        on_start: Callable[[], None] | None = None,
-        poll: float = 0.2,
-    ):
-        super().__init__(terminal, on_sale, on_start=on_start, poll=poll)
-        self.role: OneCardPos = terminal.role
-        self.actions = {"/sale": self.post_sale}
+    routes = (("/sale", "post_sale"),)
+    role: OneCardPos
 
     @property
     def sales(self) -> int:

@@ -19,7 +19,6 @@ from typing import Any
 
 from terminal.roles.transport import CoachBoarding, TaxiMeter
 from terminal.roles.validator import TapResult
-from terminal.runtime.assembly import Terminal
 from terminal.runtime.counter import CounterService, Outcome
 
 TRIP_ROLES = ("taxi", "coach")
@@ -99,19 +98,12 @@ class TripService(CounterService):
     /trip``, the journal checked in idle time, background upload and hotlist sync."""
 
     noun = "trip"
+    routes = (("/trip", "post_trip"),)
+    role: TaxiMeter | CoachBoarding
 
-    def __init__(
-        self,
-        terminal: Terminal,
-        on_trip: Callable[[Outcome], None],
-        *,
-        on_start: Callable[[], None] | None = None,
-        poll: float = 0.2,
-    ):
-        super().__init__(terminal, on_trip, on_start=on_start, poll=poll)
-        self.role: TaxiMeter | CoachBoarding = terminal.role
-        self.device = terminal.config.role
-        self.actions = {"/trip": self.post_trip}
+    @property  # type: ignore[override]
+    def device(self) -> str:
+        return self.config.role
 
     def post_trip(self, body: Any) -> tuple[int, dict[str, Any]]:
         """``POST /trip``: 200 with the trip's result (paid or refused in words), 400 for a

@@ -21,7 +21,7 @@ from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal, JournalUnavailable
 from tests.cli_kit import YKT, ykt
-from tests.subsidy_kit import PEOPLE, Centre, admin, import_roster, roster
+from tests.subsidy_kit import admin, import_roster, roster
 
 
 def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
@@ -34,14 +34,6 @@ def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
 
 
 # -- Unicode digits ---------------------------------------------------------------------------
-@pytest.fixture
-def centre(gateway, clock):  # type: ignore[no-untyped-def]
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
-
-
 def live_lines(gateway: Any, person_id: str) -> int:
     with gateway.db.tx() as cur:
         cur.execute(

@@ -4,7 +4,6 @@ reason and nothing changes; a line is paid by the bank or at a kiosk, never both
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayRefused
 from tests.subsidy_kit import (
     KIOSK_A,
-    PEOPLE,
     Centre,
     admin,
     answer,
@@ -30,14 +28,6 @@ from tests.subsidy_kit import (
     roster,
     send_roster,
 )
-
-
-@pytest.fixture
-def centre(gateway, clock) -> Iterator[Centre]:
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
-    yield c
-    c.close()
 
 
 def sent_batch(gw: Any, centre: Centre) -> tuple[str, str]:

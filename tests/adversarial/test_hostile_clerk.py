@@ -24,14 +24,6 @@ from tests.subsidy_kit import (
 CN_HEADER = "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发放期间"
 
 
-@pytest.fixture
-def centre(gateway, clock):  # type: ignore[no-untyped-def]
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
-
-
 def who(centre: Centre, i: int = 0) -> str:
     r = centre.records[i]
     return f"{r.holder.name},{r.holder.id_number},{r.card_number}"

@@ -37,7 +37,6 @@ from terminal.uplink import GatewayClient, GatewayRefused
 from tests.subsidy_kit import (
     KIOSK_A,
     KIOSK_B,
-    PEOPLE,
     Centre,
     admin,
     answer,
@@ -292,14 +291,6 @@ def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, client
 
 
 # -- subsidy pickups ----------------------------------------------------------------------
-@pytest.fixture
-def centre(gateway, clock) -> Iterator[Centre]:
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
-    yield c
-    c.close()
-
-
 def approved_line(centre: Centre, amount: int) -> tuple[int, int]:
     r = centre.records[0]  # type: ignore[attr-defined]
     doc = import_roster(

@@ -18,16 +18,14 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.readers.sim import SimReader
-from terminal.roles.debit import CreditPath
-from terminal.roles.issuance import DeskConfig, IssuanceDesk
-from terminal.roles.load_host import HttpLoadHost
+from terminal.roles.issuance import IssuanceDesk
 from terminal.roles.registry import Applicant, CardState
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.uplink import GatewayRefused, Uplink, sync_local_hotlist
 from terminal.uplink.issuance import last_known_balance, push_issuance
 from tests.gateway_fixtures import GatewayServer, start_gateway
-from tests.issuance_kit import SHANGHAI, leased, new_blank, perso_hsm
+from tests.issuance_kit import SHANGHAI, assemble_desk, leased, new_blank
 from tests.subsidy_kit import DESK, KIOSK_A, PEOPLE, Centre, book_cards, card_for, client_for
 from tests.traffic import JournaledTerminal
 
@@ -197,16 +195,16 @@ def test_a_replacement_at_the_desk_reaches_the_gateway_and_every_validator(
     and the carry loaded through the gateway; the old card is a hotlist delta."""
     centre = Centre(gateway, clock)
     desk_reader = SimReader(name="desk")
-    desk_session = TerminalSession(desk_reader, clock=clock)
     desk_journal = Journal(tmp_path / "desk.db", clock=clock)
-    desk = IssuanceDesk(
-        desk_session,
-        perso_hsm(clock),
-        centre.registry,
-        DeskConfig(SHANGHAI, bytes.fromhex(DESK)),
-        credits=CreditPath(desk_session, desk_journal, HttpLoadHost(centre.desk)),
-        hotlist=Hotlist(),
+    device = assemble_desk(
+        clock,
+        reader=desk_reader,
+        terminal_id=DESK,
+        registry=centre.registry,
+        client=centre.desk,
+        journal=desk_journal,
     )
+    desk: IssuanceDesk = device.role
     old_card = new_blank(1)
     desk_reader.insert(old_card)
     old = desk.issue(Applicant(*PEOPLE[0])).record

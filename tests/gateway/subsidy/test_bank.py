@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
 from gateway.subsidy import bank
 from tests.subsidy_kit import (
-    PEOPLE,
-    Centre,
     admin,
     answer,
     bank_batch,
@@ -23,14 +19,6 @@ from tests.subsidy_kit import (
     roster,
     send_roster,
 )
-
-
-@pytest.fixture
-def centre(gateway, clock):
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
 
 
 def seeded(gateway, centre) -> int:

@@ -29,7 +29,6 @@ from tests.gateway_fixtures import demo_keysets
 from tests.subsidy_kit import (
     KIOSK_A,
     KIOSK_B,
-    PEOPLE,
     Centre,
     admin,
     answer,
@@ -41,14 +40,6 @@ from tests.subsidy_kit import (
 )
 
 CREDIT = 0x52
-
-
-@pytest.fixture
-def centre(gateway, clock):
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
 
 
 def declare(centre: Centre, *lines: str, person: int = 0) -> int:

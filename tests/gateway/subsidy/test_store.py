@@ -26,14 +26,6 @@ from tests.subsidy_kit import (
 CATALOGUE = load_catalogue()
 
 
-@pytest.fixture
-def centre(gateway, clock):
-    c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)
-    yield c
-    c.close()
-
-
 def rows(centre: Centre) -> list[str]:
     """One 'name,id,card' prefix per booked person."""
     return [f"{r.holder.name},{r.holder.id_number},{r.card_number}" for r in centre.records]

@@ -1,4 +1,7 @@
-"""A small fleet of software cards and validators sharing a journal, plus the money invariant."""
+"""A small fleet of software cards and validators sharing a journal, plus the money invariant.
+
+Each validator is built by the one assembly from a ``TerminalConfig``, as ``ykt run``
+builds it, with the fleet's antenna, journal, hotlist and clock given as shared parts."""
 
 from __future__ import annotations
 
@@ -11,11 +14,12 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal
 from terminal.readers.sim import SimReader
-from terminal.roles.session import TerminalSession
-from terminal.roles.transport import Ride, make_validator
-from terminal.roles.validator import Validator, ValidatorConfig
+from terminal.roles.transport import Ride
+from terminal.roles.validator import Validator
+from terminal.runtime.assembly import Parts, assemble
+from terminal.runtime.config import TerminalConfig
 
-RULES = load_rules()
+RULES = load_rules()  # the demo fares every assembled validator here runs on
 
 
 def is_debit(apdu: bytes) -> bool:
@@ -55,19 +59,9 @@ class Fleet:
         )
         self.journal.check_integrity()
 
-        def gate(tid: str, mode: Mode, station: str) -> Validator:
-            s = TerminalSession(self.reader, SimReader(self.psams[tid]), clock=self.clock)
-            s.start()
-            return Validator(
-                s,
-                self.journal,
-                self.hotlist,
-                ValidatorConfig(mode=mode, rules=RULES, station=station),
-            )
-
-        self.bus = gate("310000000201", Mode.BUS, "0001")
-        self.entry = gate("310000000301", Mode.METRO_ENTRY, "0101")
-        self.exit = gate("310000000302", Mode.METRO_EXIT, "0103")
+        self.bus = self.gate(Mode.BUS, "0001", tid="310000000201")
+        self.entry = self.gate(Mode.METRO_ENTRY, "0101", tid="310000000301")
+        self.exit = self.gate(Mode.METRO_EXIT, "0103", tid="310000000302")
 
     def gate(
         self, mode: Mode, station: str = "0101", ride: Ride | None = None, tid: str | None = None
@@ -76,10 +70,25 @@ class Fleet:
         the fleet's reader, journal and hotlist."""
         tid = tid or f"3100000004{len(self.psams):02d}"
         psam = self.psams.setdefault(tid, demo_psam(tid))
-        s = TerminalSession(self.reader, SimReader(psam), clock=self.clock)
-        s.start()
-        config = ValidatorConfig(mode=mode, rules=RULES, station=station)
-        return make_validator(s, self.journal, self.hotlist, config, ride)
+        ride = ride or Ride()
+        config = TerminalConfig(
+            role=mode.value,
+            journal=str(self.journal_path),
+            station=station,
+            meter=ride.meter,
+            driver=ride.driver,
+            vehicle=ride.vehicle,
+            destination=ride.destination,
+        )
+        parts = Parts(
+            card_reader=self.reader,
+            sam_reader=SimReader(psam),
+            journal=self.journal,
+            hotlist=self.hotlist,
+            clock=self.clock,  # type: ignore[arg-type]
+        )
+        role: Validator = assemble(config, parts=parts).role
+        return role
 
     def tap(self, card: SoftEPurseCard, gate: Validator):  # type: ignore[no-untyped-def]
         self.reader.insert(card)
