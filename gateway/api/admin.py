@@ -10,6 +10,7 @@ from gateway.api.deps import DB, Settings, admin
 from gateway.api.http import json_response
 from gateway.edges import Text
 from gateway.errors import Unavailable
+from gateway.reconcile import quarantined_rides
 from gateway.reconcile import reconcile as run_reconcile
 from gateway.schemas import HotlistBody, TerminalBody
 
@@ -43,3 +44,8 @@ def reconcile(db: DB, settings: Settings, day: Text | None = None) -> Response:
     if not settings.clearing_url:
         raise Unavailable("no_clearing", "this gateway has no clearing URL")
     return json_response(run_reconcile(db, settings.clearing_url, settings.gateway_id, day))
+
+
+@router.get("/v1/admin/quarantine", summary="Rides stored twice for one code, taken out")
+def quarantine(db: DB) -> Response:
+    return json_response({"rides": quarantined_rides(db)})

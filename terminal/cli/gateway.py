@@ -5,6 +5,7 @@
   ykt gateway terminal add|revoke|rotate|list ...  the terminal registry
   ykt gateway hotlist add|remove|show ...          挂失 / 解挂
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
+  ykt gateway quarantine --db URL                  rides stored twice for one code, taken out
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
 The admin API (/v1/admin) is enabled by a token in --admin-token-file PATH or
@@ -142,6 +143,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--gateway-id", default="gateway")
     r.add_argument("--day", help="business day YYYY-MM-DD (default: all)")
     r.set_defaults(handler=reconcile)
+
+    qr = gsub.add_parser("quarantine", help="rides stored twice for one code, taken out")
+    add_db_option(qr, what="storage URL")
+    qr.set_defaults(handler=quarantine)
 
     m = gsub.add_parser("migrate", help="create or upgrade the schema")
     add_db_option(m, what="storage URL")
@@ -326,6 +331,13 @@ def reconcile(args: argparse.Namespace) -> int:
     report = run(_db(args), args.clearing, args.gateway_id, args.day)
     print(json.dumps(report, indent=2))
     return 0 if report["matched"] else 1
+
+
+def quarantine(args: argparse.Namespace) -> int:
+    from gateway.reconcile import quarantined_rides
+
+    print(json.dumps({"rides": quarantined_rides(_db(args))}, indent=2, ensure_ascii=False))
+    return 0
 
 
 def migrate(args: argparse.Namespace) -> int:
