@@ -28,7 +28,7 @@ from gateway.auth import PURCHASE, UPLOAD_KINDS, Terminal, require_upload
 from gateway.edges import storable_text
 from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
-from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms
+from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms, retried
 from gateway.storage.schema import KIND_TABLES
 from terminal.qr.checks import check_record
 from terminal.qr.code import QrError
@@ -535,6 +535,7 @@ def _store_kind(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[t
     return acks
 
 
+@retried
 def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
     """Store a validated batch in one transaction and say what happened to each record."""
     now = now_ms()

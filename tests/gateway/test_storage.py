@@ -1,10 +1,13 @@
 """The gateway's storage: migrations on a database that already holds data (SQLite and
-PostgreSQL)."""
+PostgreSQL); transactions PostgreSQL rolls back to break a deadlock, run again."""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +16,9 @@ import pytest
 from gateway.storage import RACED, open_database, open_storage
 from gateway.storage.schema import MIGRATIONS, migrate
 from tests.cli_kit import ykt
-from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
+from tests.conftest import FrozenClock
+from tests.gateway_fixtures import ADMIN_TOKEN, GatewayServer, start_gateway
+from tests.terminal.qr.kit import QrBus
 
 T1, T2 = "310000000201", "310000000202"
 CODE_A, CODE_B = "AA" * 32, "BB" * 32
@@ -133,3 +138,75 @@ def test_a_database_without_duplicates_is_indexed_and_quarantines_nothing(db_url
     with pytest.raises(RACED), db.tx() as cur:
         insert_ride(cur, T2, 1, CODE_A, None)
     db.close()
+
+
+class Rollback(Exception):
+    """Ends the test's own transaction without committing it."""
+
+
+def lock_waiters(gw: GatewayServer) -> int:
+    with gw.db.read() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(cur.fetchone()[0])
+
+
+def test_two_batches_deadlocked_on_postgres_both_get_the_rules_answer(
+    pg_cluster, clock: FrozenClock, tmp_path: Path
+):
+    """Two validators upload the same three ride codes in opposite order (X Z Y and Y Z X).
+    A third connection holds Z until both batches wait on it, then lets go: each batch has
+    stored its first code and waits for the other's, a deadlock PostgreSQL breaks by rolling
+    one back. That one runs again and gets the rule's answer (409 ``code_hash_held``), not a
+    storage error; the other is stored, each code once."""
+    bus = QrBus(tmp_path / "qr-bus.db", clock)
+    for account in (1, 2, 3):
+        assert bus.scan(bus.code(account=account)).green
+    x, z, y = (row.upload_record() for row in bus.journal.export_qr())
+    first, second = x["terminal_id"], "3100000002FF"
+    batches = {
+        first: [x, z, y],
+        second: [{**r, "terminal_id": second, "qr_seq": i} for i, r in enumerate((y, z, x), 1)],
+    }
+    gw = start_gateway(open_storage(pg_cluster.new_database()), clock)
+    tokens = {tid: gw.register(tid, "bus-co", role="validator") for tid in batches}
+    answers: dict[str, httpx.Response] = {}
+
+    def send(tid: str) -> None:
+        answers[tid] = httpx.post(
+            gw.url + "/v1/batches",
+            json={"batch_id": "b1", "terminal_id": tid, "kind": "qr_ride", "records": batches[tid]},
+            headers={"Authorization": f"Bearer {tokens[tid]}"},
+            timeout=60,
+        )
+
+    threads = [threading.Thread(target=send, args=(tid,)) for tid in batches]
+    try:
+        with pytest.raises(Rollback), gw.db.tx() as cur:
+            insert_ride(cur, "310000000203", 1, z["code_hash"], None)
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gw) < 2:  # both batches stored their first code, wait on Z
+                assert time.monotonic() < deadline, "the batches never waited on Z"
+                time.sleep(0.02)
+            raise Rollback
+        for t in threads:
+            t.join(60)
+        outcome = sorted((r.status_code, r.json().get("error")) for r in answers.values())
+        assert outcome == [(200, None), (409, "code_hash_held")], {
+            tid: r.text for tid, r in answers.items()
+        }
+        (lost,) = (r for r in answers.values() if r.status_code == 409)
+        assert "a ride code pays one ride" in lost.json()["reason"]
+        with gw.db.tx() as cur:
+            cur.execute("SELECT COUNT(*), COUNT(DISTINCT code_hash) FROM qr_txn")
+            assert tuple(cur.fetchone()) == (3, 3)
+            cur.execute("SELECT COUNT(*) FROM batches")
+            assert cur.fetchone()[0] == 1
+        assert gw.count("outbox") == 3
+    finally:
+        gw.server.stop()
+        gw.db.close()
