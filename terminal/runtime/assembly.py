@@ -50,6 +50,8 @@ from terminal.runtime.config import TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
 
+NO_SAM = "none"  # readers.sam of a desk that personalises without a PSAM (ykt issue)
+
 
 class StartRefused(YikatongError):
     """The device must not take cards; the message is the one-line reason."""
@@ -292,10 +294,15 @@ def _kiosk_maker(config: TerminalConfig, parts: Parts) -> RoleMaker:
 
 
 def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Parts) -> RoleMaker:
-    """An issuance desk as ``ykt issue --gateway`` builds it: card numbers leased from the
-    gateway (the card centre), carried balances through the one journaled credit path with
-    the gateway's load host, its hotlist; the desk's number is its PSAM's terminal id."""
-    if not config.gateway and parts.client is None:
+    """An issuance desk as ``ykt issue`` builds it: card numbers leased from the gateway
+    (the card centre), carried balances through the one journaled credit path with the
+    gateway's load host, its hotlist; the desk's number is its PSAM's terminal id (without a
+    PSAM, ``[sim] terminal_id``). An ``offline`` desk has no card centre: it issues from the
+    numbers its registry already holds and carries no balance."""
+    online = bool(config.gateway) or parts.client is not None
+    if config.offline and online:
+        raise StartRefused(f"{config.source}: an offline desk is given no gateway")
+    if not online and not config.offline:
         raise StartRefused(
             f"{config.source}: a desk leases card numbers and carries balances through the "
             "gateway: set [gateway] url"
@@ -303,6 +310,7 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
     if devices is None:
         raise StartRefused("a desk needs its personalisation key host and card registry")
     issuer_id = hex_bytes(config.issuer_id, "desk.issuer_id", size=8)
+    terminal_id = hex_bytes(config.terminal_id, "sim.terminal_id", size=6)
     host = devices.perso_host(config.keys, config.transport_master)
 
     def make(
@@ -311,13 +319,18 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
         from terminal.roles.load_host import HttpLoadHost
         from terminal.uplink.issuance import GatewayCentre
 
-        assert client is not None and devices is not None
+        assert devices is not None
+        registry = devices.registry(config.registry, config.replacement_wait)
+        number = session.sam.terminal_id if session.sam_reader is not None else terminal_id
+        desk_config = DeskConfig(issuer_id, number)
+        if client is None:  # offline
+            return IssuanceDesk(session, host, registry, desk_config, hotlist=hotlist)
         loads: LoadHost = parts.load_host if parts.load_host is not None else HttpLoadHost(client)
         return IssuanceDesk(
             session,
             host,
-            devices.registry(config.registry, config.replacement_wait),
-            DeskConfig(issuer_id, session.sam.terminal_id),
+            registry,
+            desk_config,
             credits=CreditPath(session, journal, loads),
             hotlist=hotlist,
             centre=GatewayCentre(client),
@@ -378,11 +391,16 @@ def _role_maker(
 
 def open_readers(
     config: TerminalConfig, sim: SimDevices | None, parts: Parts | None = None
-) -> tuple[list[SimCard], Reader, Reader, Reader, int | None]:
+) -> tuple[list[SimCard], Reader, Reader, Reader | None, int | None]:
     """The software cards, the card reader, what the role talks through (its trace when
-    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware, or
-    a SAM reader the caller gave in ``parts``)."""
+    tracing), the SAM reader (None: a desk without a PSAM) and a software PSAM's next
+    sequence number (None: hardware, or a SAM reader the caller gave in ``parts``)."""
     parts = parts or Parts()
+    if config.sam_reader == NO_SAM and config.role != "desk":
+        raise StartRefused(
+            f"{config.source}: a {config.role} works with its PSAM: readers.sam cannot be "
+            f"{NO_SAM!r} (only an issuance desk personalises without one)"
+        )
     sim_reader = config.card_reader == "sim" and parts.card_reader is None
     sim_sam = config.sam_reader == "sim" and parts.sam_reader is None
     if (sim_reader or sim_sam) and sim is None:
@@ -407,8 +425,11 @@ def open_readers(
 
         reader = TracingReader(card_reader, TraceWriter.open(config.trace))
     next_seq: int | None = None
+    sam_reader: Reader | None
     if parts.sam_reader is not None:
-        sam_reader: Reader = parts.sam_reader
+        sam_reader = parts.sam_reader
+    elif config.sam_reader == NO_SAM:
+        sam_reader = None
     elif sim_sam:
         assert sim is not None
         psam, next_seq = sim.psam(config.sam_state_path, config.terminal_id)
@@ -442,9 +463,10 @@ def assemble(
     uplink: Uplink | None = None
     try:
         session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
-        info = session.start()
-        if next_seq is not None:
-            check_sam_sequence(journal, info.terminal_id, next_seq)
+        if sam_reader is not None:
+            info = session.start()
+            if next_seq is not None:
+                check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = parts.hotlist if parts.hotlist is not None else Hotlist(config.hotlist)
         if own_client:
             client, uplink = open_uplink(config, journal, secret)

@@ -147,6 +147,7 @@ class TerminalConfig:
     transport_master: str | None = None  # desk: the card vendor's transport master key file
     desk_cards: str = "cards"  # desk, sim reader: where new software card files are made
     replacement_wait: int = 0  # desk: days between a loss report and the replacement
+    offline: bool = False  # desk (ykt issue, no --gateway): no card centre, nothing carried
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     qr_scanner: ScannerSettings | None = None  # [qr] scanner: a serial QR scanner module
     qr_images: str | None = None  # [qr] images: a folder a camera drops code snapshots in

@@ -91,3 +91,40 @@ def test_a_door_takes_the_callers_readers_clock_and_client_and_leaves_them_open(
     assert not client._http.is_closed  # the caller's client stays open for the caller
     assert not list(tmp_path.glob("*.psam.json"))  # no software PSAM made: the caller's SAM
     client.close()
+
+
+def test_a_desk_without_psam_is_numbered_by_its_config_and_offline_only_when_asked(
+    tmp_path: Path,
+) -> None:
+    from terminal.cli.desk_parts import DeskParts
+    from terminal.runtime.assembly import NO_SAM
+
+    def desk(**kw: object) -> TerminalConfig:
+        return TerminalConfig(
+            role="desk",
+            journal=str(tmp_path / "desk.db"),
+            sam_reader=NO_SAM,
+            terminal_id="310000000080",
+            registry=str(tmp_path / "cards.db"),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(StartRefused, match="set \\[gateway\\] url"):  # as ykt run refuses it
+        assemble(desk(), desk=DeskParts(), parts=Parts(card_reader=SimReader()))
+    with pytest.raises(StartRefused, match="an offline desk is given no gateway"):
+        assemble(
+            desk(offline=True, gateway="http://127.0.0.1:9", token="t"),
+            desk=DeskParts(),
+            parts=Parts(card_reader=SimReader()),
+        )
+    offline = assemble(desk(offline=True), desk=DeskParts(), parts=Parts(card_reader=SimReader()))
+    role = offline.role
+    assert (role.desk_id, role.centre, role.credits) == ("310000000080", None, None)
+    assert offline.session.sam_reader is None and offline.client is None
+    offline.close(flush_timeout=0)
+    assert not list(tmp_path.glob("*.psam.json"))  # no software PSAM was made for it
+
+    bus = TerminalConfig(role="bus", journal=str(tmp_path / "bus.db"), sam_reader=NO_SAM)
+    with pytest.raises(StartRefused, match="only an issuance desk personalises without one"):
+        assemble(bus, parts=Parts(card_reader=SimReader()))
+    assert not (tmp_path / "bus.db").exists()
