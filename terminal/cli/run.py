@@ -116,6 +116,9 @@ COUNTERS = {
 }
 
 
+NOT_SERVED = {"till": "each meal's amount and purse", "library": "each book's loan or return"}
+
+
 def _counter(config: TerminalConfig) -> Counter | None:
     """How ``config``'s device takes its work when not from taps (None: a tap loop)."""
     if config.takes_trips:
@@ -129,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.lang is None and config.lang is not None:
         set_lang(config.lang)
+    if config.role in NOT_SERVED:
+        raise StartRefused(
+            f"{config.source}: ykt run does not serve a {config.role} yet ("
+            f"{NOT_SERVED[config.role]} comes from a screen no service of ykt run takes); "
+            "the assembly builds it for the demo and the tests"
+        )
     counter = _counter(config)
     if counter is not None and not config.status_port:
         raise StartRefused(
@@ -221,6 +230,13 @@ def _journal(config: TerminalConfig) -> Journal:
             None,
             f"a door keeps its events in its own store ({config.journal}), not a payment "
             "journal: ykt run uploads them (GET /health shows waiting_upload)",
+        )
+    if config.role == "library":
+        raise FileError(
+            config.source,
+            None,
+            f"a library desk keeps its allow list and loan numbers in its own store "
+            f"({config.journal}), not a payment journal: its loans are booked at the gateway",
         )
     if not Path(config.journal).is_file():
         raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")

@@ -1,8 +1,9 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role (a validator, a POS, a kiosk, an issuance desk) are
-built here and nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run``
+client with its uplink, and the role (a validator, a POS, a kiosk, an issuance desk, a
+campus canteen till; a door and a library desk by ``assemble_door``/``assemble_library``)
+are built here and nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run``
 differ only in where their configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
 code never imports the simulators; a desk's personalisation key host and card registry
@@ -23,7 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
 from terminal.campus.door import AccessList, Door, EventJournal, Presence
+from terminal.campus.library import DeskNumbers, LibraryDesk, load_library_rules
 from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
@@ -46,7 +49,7 @@ from terminal.roles.registry import CardRegistry
 from terminal.roles.session import TerminalSession
 from terminal.roles.transport import Ride, make_validator
 from terminal.roles.validator import Validator, ValidatorConfig
-from terminal.runtime.config import TerminalConfig
+from terminal.runtime.config import CAMPUS_ROLES, TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
 
@@ -146,6 +149,7 @@ class Terminal:
     hotlist_sync: HotlistSync | None = None
     code_sources: list[CodeSource] = field(default_factory=list)  # QR scanners, image folder
     parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
+    stores: list[Any] = field(default_factory=list)  # the role's own files (a till's sales)
 
     def start_background(self) -> None:
         """Start uploading and hotlist syncing in threads (when there is a gateway)."""
@@ -179,6 +183,8 @@ class Terminal:
         if self.journal is not self.parts.journal:
             with contextlib.suppress(YikatongError):
                 self.journal.close()
+        for store in self.stores:
+            store.close()
         return waiting
 
 
@@ -339,12 +345,41 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
     return make
 
 
+def _till_maker(config: TerminalConfig, stores: list[Any]) -> RoleMaker:
+    """A campus canteen till: meals and limits from its rules file, the cash purse through
+    the one debit path and the journal, the allowance purse at the gateway (refused while
+    there is none), its sales ledger kept beside the journal."""
+    assert config.till_rules, "a till configuration names its rules"
+    rules = load_canteen_rules(config.till_rules)
+
+    def make(
+        session: TerminalSession, journal: Journal, hotlist: Hotlist, client: GatewayClient | None
+    ) -> Canteen:
+        ledger = SalesLedger(config.sales_path)
+        stores.append(ledger)
+        return Canteen(
+            session, journal, rules, hotlist, ledger, client, merchant=config.till_merchant
+        )
+
+    return make
+
+
 def _role_maker(
-    config: TerminalConfig, desk: DeskDevices | None = None, parts: Parts | None = None
+    config: TerminalConfig,
+    desk: DeskDevices | None = None,
+    parts: Parts | None = None,
+    stores: list[Any] | None = None,
 ) -> RoleMaker:
     """What builds the role once the session, journal and gateway client are open; every
-    value of the configuration is checked here, before a file is opened."""
+    value of the configuration is checked here, before a file is opened (``stores``: where
+    a role's own files are listed for closing)."""
     parts = parts or Parts()
+    if config.role == "till":
+        return _till_maker(config, stores if stores is not None else [])
+    if config.role == "library":
+        raise StartRefused(
+            f"{config.source}: a library desk keeps no payment journal: assemble_library"
+        )
     if config.role == "kiosk":
         return _kiosk_maker(config, parts)
     if config.role == "desk":
@@ -406,7 +441,7 @@ def open_readers(
     if (sim_reader or sim_sam) and sim is None:
         raise StartRefused("sim readers need software devices")
     cards = (  # a desk's sim reader takes a fresh blank card for each request instead
-        sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
+        sim.cards(config.cards, config.demo_cards, campus=config.role in CAMPUS_ROLES)
         if sim_reader and sim and config.role != "desk"
         else []
     )
@@ -450,7 +485,8 @@ def assemble(
     """Build the device ``config`` describes, from ``parts`` where the caller gives them;
     StartRefused/FileError say why it cannot run."""
     parts = parts or Parts()
-    make_role = _role_maker(config, desk, parts)
+    stores: list[Any] = []
+    make_role = _role_maker(config, desk, parts, stores)
     own_client = bool(config.gateway) and parts.client is None
     secret = token(config) if own_client else None  # a bad token file stops us here
     cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim, parts)
@@ -480,6 +516,7 @@ def assemble(
     terminal = Terminal(
         config, session, card_reader, reader, journal, hotlist, role, cards, parts=parts
     )
+    terminal.stores = stores
     try:
         terminal.code_sources = open_code_sources(config)
     except BaseException:
@@ -553,11 +590,7 @@ def assemble_door(
             f"{config.source}: door point {config.door_point!r} is not a door of "
             f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
         )
-    own_client = bool(config.gateway) and parts.client is None
-    secret = token(config) if own_client else None
-    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
-    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
-    session.start()
+    cards, card_reader, reader, session, client = _campus_session(config, sim, parts)
     door = Door(
         session,
         rules,
@@ -566,8 +599,65 @@ def assemble_door(
         EventJournal(config.journal),
         Presence(config.journal),
     )
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)
+
+
+def _campus_session(
+    config: TerminalConfig, sim: SimDevices | None, parts: Parts
+) -> tuple[list[SimCard], Reader, Reader, TerminalSession, GatewayClient | None]:
+    """A campus terminal's cards, readers, started session (its SAM proves the cards) and
+    gateway client (the caller's, else one opened from the configuration, else None)."""
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
+    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
+    session.start()
     client = parts.client
     if own_client:
         assert config.gateway is not None and secret is not None
         client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
-    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)
+    return cards, card_reader, reader, session, client
+
+
+@dataclass
+class LibraryDevice:
+    """One assembled library circulation desk and its gateway client (the caller's or its
+    own)."""
+
+    config: TerminalConfig
+    desk: LibraryDesk
+    card_reader: Reader
+    reader: Reader
+    cards: list[SimCard] = field(default_factory=list)
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
+
+    def close(self) -> None:
+        if self.desk.client is not self.parts.client:
+            self.desk.client.close()
+        self.desk.access.close()
+        self.desk.numbers.close()
+        if self.desk.hotlist is not self.parts.hotlist:
+            self.desk.hotlist.close()
+
+
+def assemble_library(
+    config: TerminalConfig, sim: SimDevices | None = None, parts: Parts | None = None
+) -> LibraryDevice:
+    """Build the library desk ``config`` describes: loan limits from its rules file, the
+    allow list and its loan numbers in the store at ``[journal] path``, the hotlist, and
+    the gateway that books every loan (a library desk lends nothing offline). Of ``parts``
+    it takes the readers, the clock, the hotlist and the gateway client."""
+    assert config.library_rules, "a library configuration names its rules"
+    parts = parts or Parts()
+    if not config.gateway and parts.client is None:
+        raise StartRefused(
+            f"{config.source}: a library desk books each loan at the gateway: set [gateway] url"
+        )
+    rules = load_library_rules(config.library_rules)
+    cards, card_reader, reader, session, client = _campus_session(config, sim, parts)
+    assert client is not None
+    hotlist = parts.hotlist if parts.hotlist is not None else Hotlist(config.hotlist)
+    desk = LibraryDesk(
+        session, rules, AccessList(config.journal), hotlist, DeskNumbers(config.journal), client
+    )
+    return LibraryDevice(config, desk, card_reader, reader, cards, parts)
