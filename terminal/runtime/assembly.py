@@ -36,6 +36,7 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
+from terminal.qr.checks import QrPolicy, RootKey
 from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.scanner import CodeSource
@@ -130,6 +131,8 @@ class Parts:
     client: GatewayClient | None = None
     load_host: LoadHost | None = None  # kiosk, desk: instead of the gateway's over HTTP
     subsidy_host: SubsidyHost | None = None  # kiosk: instead of the gateway's over HTTP
+    qr: tuple[dict[int, RootKey], QrPolicy] | None = None  # bus, taxi: ride-code trust held
+    # by the caller (root keys, policy with its issuers) instead of the [qr] files
 
 
 @dataclass
@@ -394,7 +397,7 @@ def _role_maker(
         to = config.destination
         to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
         ride = Ride(config.meter, config.driver, config.vehicle, to)
-        qr = config.qr.load() if config.qr is not None else None
+        qr = parts.qr if parts.qr is not None else config.qr.load() if config.qr else None
 
         def validator(
             session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
