@@ -380,6 +380,12 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     if "qr" in data:
         config.qr = _qr_settings(f, data["qr"], role)
         config.qr_scanner, config.qr_images = _qr_inputs(f, data["qr"])
+    if config.sam_reader == "none":  # the assembly's NO_SAM: ykt issue's desk only
+        raise f.error(
+            ("readers", "sam"),
+            "readers.sam = 'none' is only for ykt issue's desk: a device run from this file "
+            "is numbered by its PSAM (give its reader, or sim)",
+        )
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config

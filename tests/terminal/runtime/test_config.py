@@ -123,3 +123,6 @@ def test_a_till_and_a_library_name_their_rules(tmp_path: Path) -> None:
     with pytest.raises(FileError) as err:
         load_config(write(tmp_path, head.format("till") + '[till]\nrules = "m"\nmenu = "x"\n'))
     assert "menu" in str(err.value)
+    with pytest.raises(FileError) as err:  # ykt issue's desk without a PSAM is not a file's
+        load_config(write(tmp_path, head.format("bus") + '[readers]\nsam = "none"\n'))
+    assert "readers.sam = 'none' is only for ykt issue's desk" in str(err.value)
