@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from gateway import hotlist, numbers
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import RACED, Cursor, Database, now_ms
 from gateway.subsidy.cardchange import follow_replacement
 from terminal.epurse.host import LoadDeclined
 from terminal.roles.registry import (
@@ -343,6 +343,17 @@ def ingest(
     if len(records) > MAX_RECORDS:
         raise TooLarge("too_many_records", f"at most {MAX_RECORDS} records per request")
     docs = [check_record(doc, i) for i, doc in enumerate(records)]
+    try:
+        answers = _store_all(db, desk_id, docs)
+    except RACED:  # a concurrent push for the same person or number committed first:
+        answers = _store_all(db, desk_id, docs)  # now the rules see it and answer
+    for number in dict.fromkeys(doc["card_number"] for doc in docs):
+        ensure_hotlisted(db, number, actor=f"desk {desk_id}")
+    return answers
+
+
+def _store_all(db: Database, desk_id: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record in one transaction, an answer each."""
     answers = []
     now = now_ms()
     with db.tx() as cur:
@@ -358,8 +369,6 @@ def ingest(
             if reason:
                 answer["reason"] = reason
             answers.append(answer)
-    for number in dict.fromkeys(doc["card_number"] for doc in docs):
-        ensure_hotlisted(db, number, actor=f"desk {desk_id}")
     return answers
 
 

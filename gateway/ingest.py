@@ -25,7 +25,7 @@ from gateway.auth import PURCHASE, UPLOAD_KINDS, Terminal, require_upload
 from gateway.edges import storable_text
 from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
-from gateway.storage import POSTGRES, Cursor, Database, now_ms
+from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms
 from gateway.storage.schema import KIND_TABLES
 from terminal.qr.checks import check_record
 from terminal.qr.code import QrError
@@ -458,9 +458,16 @@ def _store_kind(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[t
                     f"{seq_name} {row[0]}: its {once} is already held as terminal {held[0]}"
                     f" {seq_name} {held[1]}: {why}",
                 )
-        cur.execute(
-            _KIND_INSERTS[kind.name], (batch.terminal_id, operator_id, batch.batch_id, now, *row)
-        )
+        try:
+            cur.execute(
+                _KIND_INSERTS[kind.name],
+                (batch.terminal_id, operator_id, batch.batch_id, now, *row),
+            )
+        except RACED:  # a concurrent batch stored the same once-only value first
+            raise Conflict(
+                f"{once}_held",
+                f"{seq_name} {row[0]}: its {once} was stored meanwhile by another upload: {why}",
+            ) from None
         new = cur.fetchone()
         if new is not None:
             values = dict(zip(columns, row, strict=True), terminal_id=batch.terminal_id)

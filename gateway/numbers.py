@@ -12,13 +12,10 @@ reason, stored nowhere. A unique index over live claims holds the rule under any
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-import psycopg
-
 from gateway.errors import Conflict, Forbidden, Invalid, Refused
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import RACED, Cursor, Database, now_ms
 from terminal.identity import mask_id_number
 from terminal.roles.registry import SEQUENCE_LIMIT, CardState, card_number_for, sequence_of
 
@@ -165,10 +162,6 @@ def _holder_conflict(
     return None
 
 
-# a concurrent claim for the same number or person won the unique index meanwhile
-_RACED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
-
-
 def claim(
     db: Database,
     desk_id: str,
@@ -184,7 +177,7 @@ def claim(
     rule the winner's claim now breaks (one person, one card) instead of a bare conflict."""
     try:
         return _claim(db, desk_id, card_number, issuer_id, id_number, card_kind, replaces)
-    except _RACED:
+    except RACED:
         return _claim(db, desk_id, card_number, issuer_id, id_number, card_kind, replaces)
 
 

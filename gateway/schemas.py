@@ -359,7 +359,9 @@ class LibraryLoanBody(BaseModel):
     card_serial: Text
     person_no: Text
     book: Text
-    limit: JsonValue
+    limit: JsonValue = Field(
+        default=None, description="the desk's own lower limit, if any (the back office's rules)"
+    )
 
 
 class LibraryReturnBody(BaseModel):

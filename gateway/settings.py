@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import cards, ingest, loads
+from gateway.campus.library import LoanLimits
+from gateway.subsidy.bank import BankKey
 from gateway.subsidy.holder import HolderRules
 
 MAX_ROSTER_BYTES = 10 * 1024 * 1024
@@ -31,6 +33,8 @@ class GatewaySettings:
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
     pickup_holder: HolderRules = field(default_factory=HolderRules)  # wrong answers, lock-out
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
+    bank_key: BankKey | None = None  # the agent bank's result-file MAC; None: no file imported
+    library: LoanLimits = field(default_factory=LoanLimits)  # books held at once, per group
     body_limits: dict[str, int] = field(default_factory=lambda: dict(BODY_LIMITS))
     default_body_limit: int = DEFAULT_BODY_LIMIT
 

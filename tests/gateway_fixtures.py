@@ -18,6 +18,7 @@ from gateway.app import GatewaySettings, create_app
 from gateway.auth import register_terminal
 from gateway.hsm import HostSecurityModule
 from gateway.storage import Database, open_storage
+from gateway.subsidy.bank import BankKey
 from simulators.clearing.app import create_app as create_clearing_app
 from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
@@ -27,6 +28,7 @@ from simulators.qr_app import RideCodeApp
 from tests.servers import PostgresCluster, UvicornThread
 
 ADMIN_TOKEN = "test-admin-token"
+BANK_KEY = BankKey("hmac-sm3", "line", bytes(range(16)))  # the test agent bank's shared key
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -115,6 +117,7 @@ def start_gateway(
     db: Database, clock: Any = None, clearing_url: str | None = None, **settings: Any
 ) -> GatewayServer:
     hsm = HostSecurityModule(demo_keysets(), **({"clock": clock} if clock else {}))
+    settings.setdefault("bank_key", BANK_KEY)
     app = create_app(
         db,
         hsm=hsm,

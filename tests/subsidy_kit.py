@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.registry import SqliteCardRegistry
+from gateway.subsidy.bank import BankKey
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card, demo_psam
 from terminal.identity import check_character
@@ -27,7 +28,7 @@ from terminal.runtime.assembly import Parts, Terminal, assemble
 from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
-from tests.gateway_fixtures import ADMIN_TOKEN
+from tests.gateway_fixtures import ADMIN_TOKEN, BANK_KEY
 from tests.issuance_kit import SHANGHAI, leased
 
 HEADER = "name,id_number,card_number,item,amount_fen,period"
@@ -219,8 +220,11 @@ def payment_file(gw: Any, batch: str, fmt: str = "csv") -> bytes:
     return r.content
 
 
-def bank_result(payment_csv: str, failed: dict[int, str] | None = None) -> bytes:
-    """What the bank answers for a payment file: every line paid, or failed with a reason."""
+def bank_result(
+    payment_csv: str, failed: dict[int, str] | None = None, key: BankKey | None = BANK_KEY
+) -> bytes:
+    """What the bank answers for a payment file: every line paid, or failed with a reason,
+    signed with ``key`` (the test bank's; None: unsigned)."""
     failed = failed or {}
     rows = [line.split(",") for line in payment_csv.strip().splitlines()]
     out = [",".join(rows[0])]
@@ -230,10 +234,18 @@ def bank_result(payment_csv: str, failed: dict[int, str] | None = None) -> bytes
         state, why = ("F", failed[seq]) if seq in failed else ("S", "")
         out.append(f"D,{seq},{d[2]},{d[5]},{d[6]},{state},{why},BK{seq:08d}")
     out.append(f"T,{len(details)},{sum(int(d[5]) for d in details)}")
-    return ("\n".join(out) + "\n").encode()
+    body = ("\n".join(out) + "\n").encode()
+    return body if key is None else key.signed(body)
 
 
-def post_result(gw: Any, body: bytes, by: str = "finance") -> httpx.Response:
-    return admin(
-        gw, "POST", "/v1/admin/subsidies/bank/results", params={"imported_by": by}, content=body
+def post_result(
+    gw: Any, body: bytes, by: str = "finance", signature: str | None = None
+) -> httpx.Response:
+    headers = {**ADMIN, **({"X-Bank-Signature": signature} if signature else {})}
+    return httpx.post(
+        gw.url + "/v1/admin/subsidies/bank/results",
+        params={"imported_by": by},
+        content=body,
+        headers=headers,
+        timeout=30,
     )

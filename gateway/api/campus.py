@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from gateway.api.deps import DB, with_role
+from gateway.api.deps import DB, Settings, with_role
 from gateway.api.routes import JsonRoutes
 from gateway.campus import allowance, library, reports, store
 from gateway.edges import INT64_MAX, Text
@@ -113,8 +113,8 @@ def spend_allowance(terminal: Canteen, body: AllowanceSpendBody, db: DB) -> Any:
 
 
 @route.post("/v1/campus/library/loans", "A library desk lends a book (once per loan)")
-def library_loan(terminal: Library, body: LibraryLoanBody, db: DB) -> Any:
-    return library.borrow(db, terminal, body.model_dump())
+def library_loan(terminal: Library, body: LibraryLoanBody, db: DB, settings: Settings) -> Any:
+    return library.borrow(db, terminal, body.model_dump(), settings.library)
 
 
 @route.post("/v1/campus/library/returns", "A library desk takes a book back")

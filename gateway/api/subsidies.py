@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
@@ -252,10 +252,17 @@ def bank_file(batch: Text, db: DB, format: Text = "csv") -> Response:
 async def bank_result(
     request: Request,
     db: DB,
+    settings: Settings,
     imported_by: Annotated[Text, Query(description="who imports the bank's file")],
+    x_bank_signature: Annotated[
+        str | None, Header(description="the bank's MAC of the file (banks that sign apart)")
+    ] = None,
 ) -> Response:
     raw = await request.body()
-    return json_response(await run_in_threadpool(bank.import_result, db, raw, imported_by))
+    doc = await run_in_threadpool(
+        bank.import_result, db, raw, imported_by, settings.bank_key, x_bank_signature
+    )
+    return json_response(doc)
 
 
 @admin_route.get(

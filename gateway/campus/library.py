@@ -3,8 +3,9 @@
 A loan is stored once: the same loan sent again is answered as before and lends nothing
 more; one that reuses the number with other content is refused. The card must be bound,
 not lost, and its holder the person the desk read from the card; the patron's open loans
-are counted against the desk's limit in the same transaction, and a book on loan is not
-lent again. A return names the book and the desk's return number, and closes the book's
+are counted in the same transaction against the back office's limit for the person's
+group (``LoanLimits``; a desk may send a lower one, never a higher), and a book on loan is
+not lent again. A return names the book and the desk's return number, and closes the book's
 open loan once.
 """
 
@@ -12,15 +13,44 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hotlist import canonical_id
 from gateway.storage import POSTGRES, Database, now_ms
+from terminal.text import FileError
+from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
 BOOK = re.compile(r"^[0-9A-Za-z._/-]{1,32}\Z")
 MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class LoanLimits:
+    """Books a person may hold at once, the back office's to set: per person group, and the
+    site's limit for every group not named (0: that group does not borrow)."""
+
+    site: int = 10
+    groups: Mapping[str, int] = field(default_factory=dict)
+
+    def of(self, group: str) -> int:
+        return self.groups.get(group, self.site)
+
+
+class _LimitsFile(TomlFile):
+    what = "loan limits file"
+
+
+def load_loan_limits(path: str | Path) -> LoanLimits:
+    """``site = N`` and ``[groups]`` ``name = N`` (books held at once, 0..MAX_LIMIT)."""
+    text, data = read_toml(path, "loan limits file", lambda w, n: FileError(path, n, w))
+    f = _LimitsFile(data, str(path), text)
+    f.check_keys(data, {"site": None, "groups": ANY_KEYS}, ())
+    groups = {g: f.count(n, ("groups", g), MAX_LIMIT) for g, n in data.get("groups", {}).items()}
+    return LoanLimits(f.count(data.get("site", LoanLimits.site), ("site",), MAX_LIMIT), groups)
 
 
 def _number(value: Any, what: str) -> int:
@@ -40,13 +70,18 @@ def _own(terminal: Terminal, doc: Mapping[str, Any]) -> None:
         raise Forbidden("wrong_terminal", f"terminal {terminal.terminal_id} acts only as itself")
 
 
-def borrow(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Lend a book to the card's holder; how many books they hold now, or a refusal."""
+def borrow(
+    db: Database, terminal: Terminal, doc: Mapping[str, Any], limits: LoanLimits
+) -> dict[str, Any]:
+    """Lend a book to the card's holder; how many books they hold now and the limit that
+    applied (the back office's, or the desk's when lower), or a refusal."""
     _own(terminal, doc)
     loan_no = _number(doc.get("loan_no"), "loan_no")
     book = _book(doc.get("book"))
-    limit = doc.get("limit")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIMIT:
+    asked = doc.get("limit")
+    if asked is not None and (
+        isinstance(asked, bool) or not isinstance(asked, int) or not 0 < asked <= MAX_LIMIT
+    ):
         raise Invalid("bad_limit", f"limit must be 1..{MAX_LIMIT} books")
     serial = canonical_id("card_serial", str(doc.get("card_serial", "")))
     person = doc.get("person_no")
@@ -63,8 +98,17 @@ def borrow(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str
         if old is not None:
             if tuple(old) != loan:
                 raise Conflict("loan_conflict", f"loan {loan_no} was recorded with other content")
-            return {"held": _held(cur, str(person)), "duplicate": True}
-        cur.execute("SELECT person_no, state FROM campus_cards WHERE card_serial = ?", (serial,))
+            cur.execute(
+                "SELECT loan_limit FROM campus_library_loans WHERE terminal_id = ? AND loan_no = ?",
+                (terminal.terminal_id, loan_no),
+            )
+            kept = int(cur.fetchone()[0])
+            return {"held": _held(cur, str(person)), "limit": kept, "duplicate": True}
+        cur.execute(
+            "SELECT c.person_no, c.state, p.grp FROM campus_cards c JOIN campus_people p"
+            " ON p.person_no = c.person_no WHERE c.card_serial = ?",
+            (serial,),
+        )
         card = cur.fetchone()
         if card is None:
             raise NotFound("unknown_card", f"card {serial} is not a campus card here")
@@ -77,17 +121,25 @@ def borrow(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str
         )
         if cur.fetchone() is not None:
             raise Conflict("book_on_loan", f"book {book} is on loan already (return it first)")
+        office = limits.of(card[2])
+        if office == 0:
+            raise Forbidden(
+                "no_loans", f"group {card[2]} does not borrow here (the back office's limits)"
+            )
+        limit = office if asked is None else min(asked, office)
         held = _held(cur, person)
         if held >= limit:
+            whose = "the desk's" if limit < office else f"the back office's for group {card[2]}"
             raise Conflict(
-                "loan_limit", f"person {person} holds {held} book(s), the limit is {limit}"
+                "loan_limit",
+                f"person {person} holds {held} book(s), the limit is {limit} ({whose})",
             )
         cur.execute(
             "INSERT INTO campus_library_loans (terminal_id, loan_no, card_serial, person_no,"
             " book, loan_limit, borrowed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (terminal.terminal_id, loan_no, serial, person, book, limit, now_ms()),
         )
-    return {"held": held + 1, "duplicate": False}
+    return {"held": held + 1, "limit": limit, "duplicate": False}
 
 
 def give_back(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:

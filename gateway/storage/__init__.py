@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+
+import psycopg
 
 from gateway.storage.db import (
     POSTGRES,
@@ -13,6 +16,9 @@ from gateway.storage.db import (
     open_database,
 )
 from gateway.storage.schema import migrate
+
+# a unique index refused a row: a concurrent transaction stored its twin first
+RACED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
 
 def now_ms() -> int:

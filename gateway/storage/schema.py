@@ -432,6 +432,14 @@ CREATE TABLE qr_params (
 CREATE INDEX qr_params_kind ON qr_params (kind, version);
 """,
     ),
+    (
+        13,
+        "a ride code is stored once: the database holds it, whatever uploads race",
+        """
+CREATE UNIQUE INDEX qr_txn_code_once ON qr_txn (code_hash);
+DROP INDEX qr_txn_code;
+""",
+    ),
 ]
 
 _TYPES = {

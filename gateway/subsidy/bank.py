@@ -11,8 +11,11 @@ The bank's **result file** is checked as a whole before anything changes: its ba
 known, it was not imported before, every line names a reference of that batch with the
 card and amount sent, once, not settled yet, and the totals line adds up. Then its lines
 are ``paid`` or ``failed`` (with the bank's reason). A failed line may be sent again in a
-new batch (``reissue``) or picked up at a kiosk. A line neither paid nor failed three
-working days after it was sent is **overdue** (weekends and a holiday list; docs/subsidy.md).
+new batch (``reissue``) or picked up at a kiosk. The bank's MAC (HMAC-SM3 or HMAC-SHA256
+with the key shared with it, ``BankKey``) must verify before a result file is even read, so
+only the bank can say a line failed and free it to be paid again. A line neither paid nor
+failed three working days after it was sent is **overdue** (weekends and a holiday list;
+docs/subsidy.md).
 """
 
 from __future__ import annotations
@@ -21,14 +24,19 @@ import csv
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import Conflict, Invalid, NotFound
+from cryptography.hazmat.primitives import hashes, hmac
+
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.storage import Cursor, Database, now_ms
 from gateway.subsidy.store import check_actor
+from terminal.text import FileError
+from terminal.tomlfile import TomlFile, read_toml
 
 SENT = "sent"
 PAID = "paid"
@@ -46,6 +54,7 @@ FIXED_DETAIL = (("type", 1, False), ("seq", 6, True), ("card_number", 19, True),
                 ("reference", 32, False))  # fmt: skip
 FIXED_TRAILER = (("type", 1, False), ("count", 8, True), ("total_fen", 15, True))
 _DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 
 
 # -- working days -----------------------------------------------------------------------------
@@ -195,10 +204,12 @@ def free_of_kiosk(t: str) -> str:
 
 
 def free_of_bank(t: str) -> str:
-    """SQL: the line (table alias ``t``) has no bank line, or a failed one."""
+    """SQL: the line (table alias ``t``) has no bank line, or one an authenticated result
+    file of the bank said failed (``result_id``: only ``import_result`` sets it)."""
     return (
         f"({t}.bank_line_id IS NULL OR EXISTS (SELECT 1 FROM subsidy_bank_lines bk"
-        f" WHERE bk.id = {t}.bank_line_id AND bk.state = 'failed'))"
+        f" WHERE bk.id = {t}.bank_line_id AND bk.state = 'failed'"
+        " AND bk.result_id IS NOT NULL))"
     )
 
 
@@ -219,7 +230,7 @@ def _eligible(
     if failed_in is not None:
         where.append(
             "EXISTS (SELECT 1 FROM subsidy_bank_lines f WHERE f.id = l.bank_line_id"
-            " AND f.batch_id = ? AND f.state = 'failed')"
+            " AND f.batch_id = ? AND f.state = 'failed' AND f.result_id IS NOT NULL)"
         )
         params.append(failed_in)
     cur.execute(
@@ -331,10 +342,10 @@ def payment_csv(batch: dict[str, Any], lines: list[BankLine]) -> str:
 
 def _fixed(layout: tuple[tuple[str, int, bool], ...], values: list[Any]) -> bytes:
     out = b""
-    for (field, width, numeric), value in zip(layout, values, strict=True):
+    for (name, width, numeric), value in zip(layout, values, strict=True):
         raw = str(value).encode("gbk")
         if len(raw) > width:
-            raise Invalid("too_wide", f"{field} {value!r} is wider than {width} bytes")
+            raise Invalid("too_wide", f"{name} {value!r} is wider than {width} bytes")
         out += raw.rjust(width, b"0") if numeric else raw.ljust(width, b" ")
     return out + b"\r\n"
 
@@ -346,6 +357,100 @@ def payment_fixed(batch: dict[str, Any], lines: list[BankLine]) -> bytes:
         values = ["D", x.seq, x.card_number, x.name, x.id_number, x.amount_fen, x.reference]
         out += _fixed(FIXED_DETAIL, values)
     return out + _fixed(FIXED_TRAILER, ["T", len(lines), sum(x.amount_fen for x in lines)])
+
+
+# -- the bank's authentication ----------------------------------------------------------------
+MACS: dict[str, type[hashes.HashAlgorithm]] = {"hmac-sm3": hashes.SM3, "hmac-sha256": hashes.SHA256}
+PLACEMENTS = ("line", "sidecar")
+MAC_TAG = "MAC"  # a signature line: MAC,<hex>, the file's last line
+KEY_BYTES = (16, 64)
+_KEY_SCHEMA = {"mac": None, "signature": None, "key": None}
+
+
+@dataclass(frozen=True)
+class BankKey:
+    """How the agent bank authenticates its result files: an HMAC (SM3 or SHA-256) with a key
+    shared with it, on the file's last line (``line``) or handed over apart (``sidecar``)."""
+
+    mac: str
+    signature: str
+    key: bytes = field(repr=False)
+
+    def sign(self, content: bytes) -> str:
+        """The MAC of ``content`` in hex (upper case)."""
+        h = hmac.HMAC(self.key, MACS[self.mac]())
+        h.update(content)
+        return h.finalize().hex().upper()
+
+    def signed(self, content: bytes) -> bytes:
+        """``content`` as the bank sends it with a signature line (``line`` banks)."""
+        body = content if content.endswith(b"\n") or not content else content + b"\n"
+        return body + f"{MAC_TAG},{self.sign(body)}\n".encode()
+
+
+class _KeyFile(TomlFile):
+    what = "agent bank key file"
+
+
+def load_bank_key(path: str | Path) -> BankKey:
+    """The agent bank's key file (TOML: ``mac``, ``signature``, ``key`` in hex); the key's
+    value never appears in an error."""
+    text, data = read_toml(path, "agent bank key file", lambda w, n: FileError(path, n, w))
+    f = _KeyFile(data, str(path), text)
+    f.check_keys(data, _KEY_SCHEMA, ())
+    for name in _KEY_SCHEMA:
+        if name not in data:
+            raise f.make_error(f"{name} is missing", None)
+    mac = f.choice(data["mac"], ("mac",), tuple(MACS))
+    placement = f.choice(data["signature"], ("signature",), PLACEMENTS)
+    raw = data["key"]
+    key = bytes.fromhex(raw) if isinstance(raw, str) and _HEX.fullmatch(raw) else b""
+    if not KEY_BYTES[0] <= len(key) <= KEY_BYTES[1]:
+        raise f.error(
+            ("key",), f"key must be {KEY_BYTES[0]} to {KEY_BYTES[1]} bytes of hex (not shown)"
+        )
+    return BankKey(mac, placement, key)
+
+
+def authenticate(key: BankKey | None, raw: bytes, signature: str | None) -> bytes:
+    """The result file's content once the bank's MAC over it verifies: the file before its
+    signature line, or the whole file with the sidecar's MAC. A file nobody can vouch for
+    is refused, and so is one whose MAC is not the bank's."""
+    if key is None:
+        raise Forbidden(
+            "no_bank_key",
+            "this gateway has no agent bank key configured, so no result file can be "
+            "authenticated: start it with the bank's key file",
+        )
+    if key.signature == "sidecar":
+        content, given = raw, (signature or "").strip()
+        if not given:
+            raise Forbidden(
+                "unsigned",
+                "the agent bank signs its result files apart (sidecar): the file's MAC is missing",
+            )
+    else:
+        if signature:
+            raise Forbidden(
+                "unsigned", "the agent bank signs inside the file (a MAC line), not apart"
+            )
+        body = raw.rstrip(b"\r\n")
+        cut = body.rfind(b"\n") + 1
+        last = body[cut:].decode("ascii", "replace").strip()
+        if not last.startswith(MAC_TAG + ","):
+            raise Forbidden(
+                "unsigned",
+                f"the result file carries no signature line ({MAC_TAG},<hex> as its last "
+                "line): it cannot be the agent bank's",
+            )
+        content, given = body[:cut], last[len(MAC_TAG) + 1 :]
+    if not secrets.compare_digest(given.upper().encode(), key.sign(content).encode()):
+        raise Forbidden(
+            "bad_signature",
+            f"the result file's {key.mac} MAC is not the agent bank's: the file was "
+            "changed after the bank signed it, or it was not signed with the bank's key",
+        )
+    return content
 
 
 # -- the result file --------------------------------------------------------------------------
@@ -413,10 +518,15 @@ def parse_result(raw: bytes) -> tuple[str, list[ResultLine]]:
     return head[1].strip(), lines
 
 
-def import_result(db: Database, raw: bytes, actor: str) -> dict[str, Any]:
-    """Apply a bank result file, all or nothing (see the module docstring)."""
+def import_result(
+    db: Database, raw: bytes, actor: str, key: BankKey | None, signature: str | None = None
+) -> dict[str, Any]:
+    """Apply a bank result file, all or nothing, once ``key`` proves it the bank's
+    (``signature``: the MAC handed over apart, for sidecar banks; see the module docstring)."""
     actor = check_actor(actor)
-    batch_ref, results = parse_result(raw)
+    if len(raw) > MAX_RESULT_BYTES:
+        raise Invalid("too_large", f"a result file has at most {MAX_RESULT_BYTES} bytes")
+    batch_ref, results = parse_result(authenticate(key, raw, signature))
     digest = hashlib.sha256(raw).hexdigest()
     now = now_ms()
     with db.tx() as cur:

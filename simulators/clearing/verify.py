@@ -129,24 +129,27 @@ class TacVerifier:
         ec_layouts: Mapping[str, AcLayout] | None = None,
         qr_roots: Mapping[int, RootKey] | None = None,
         qr_issuers: Iterable[IssuerRule] = (),
+        qr_policy: QrPolicy | None = None,
     ):
         self._keysets = {k.issuer_id.hex().upper(): k for k in keysets}
         self._ec_issuers = {i.issuer_id.hex().upper().rstrip("F"): i for i in ec_issuers}
         self._ec_layouts = dict(ec_layouts or {})
         self._qr_roots = dict(qr_roots or {})
         self._qr_issuers = {r.issuer_code.upper(): r for r in qr_issuers}
+        self._qr_policy = qr_policy or QrPolicy()  # validity maximum and clock skew
 
     def check_qr(self, rec: Mapping[str, Any]) -> None:
         """Raise Rejected unless the ride's code is one the issuing platform signed for this
-        rider: the record restates the code, the fare is within its limit, and the chain
-        verifies with the root key it names (as of the ride's day)."""
+        rider: the record restates the code, the fare is within its limit, the ride's time is
+        inside the code's validity, and the chain verifies with the root key it names (as of
+        the ride's day)."""
         try:
             QR_RECORD.read_cleared(rec)
-            code = check_record(rec)
+            code = check_record(rec, self._qr_policy)
             rule = self._qr_issuers.get(code.issuer_code)
             signer_id = rule.signer_id if rule is not None else sm2.DEFAULT_SIGNER_ID
             day = datetime.fromisoformat(rec["txn_time"]).date()
-            check_chain(code, self._qr_roots, QrPolicy(), day, signer_id)
+            check_chain(code, self._qr_roots, self._qr_policy, day, signer_id)
         except (QrError, RecordError) as exc:
             raise Rejected(f"ride code does not verify: {exc}") from None
 

@@ -23,6 +23,7 @@ picked up at the kiosk - on the demo's real gateway (``ClearingPath``).
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import date, timedelta
 from typing import Any
 
@@ -162,9 +163,9 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
     return kiosk_ok and bank_ok and card.balance == r.total_fen
 
 
-def _bank_answers(payment_csv: str, failed: dict[int, str]) -> bytes:
+def _bank_answers(payment_csv: str, failed: dict[int, str], key: Any) -> bytes:
     """What the agent bank sends back for a payment file: each line paid (S) or failed (F)
-    with its reason, in the result layout of docs/subsidy.md."""
+    with its reason, in the result layout of docs/subsidy.md, signed with the bank's key."""
     rows = [line.split(",") for line in payment_csv.strip().splitlines()]
     details = [d for d in rows if d[0] == "D"]
     out = [",".join(rows[0])]
@@ -173,7 +174,7 @@ def _bank_answers(payment_csv: str, failed: dict[int, str]) -> bytes:
         state, why = ("F", failed[seq]) if seq in failed else ("S", "")
         out.append(f"D,{seq},{d[2]},{d[5]},{d[6]},{state},{why},BK{seq:08d}")
     out.append(f"T,{len(details)},{sum(int(d[5]) for d in details)}")
-    return ("\n".join(out) + "\n").encode()
+    return bytes(key.signed(("\n".join(out) + "\n").encode()))
 
 
 def _bank_step(db: Any, card_number: str, out: Any) -> bool:
@@ -184,6 +185,8 @@ def _bank_step(db: Any, card_number: str, out: Any) -> bool:
     from gateway.subsidy.catalogue import load_catalogue
 
     out("== Agent bank: payment file -> bank result -> failed line sent again -> paid")
+    # the key the card centre shares with its agent bank (a fresh one for the demo)
+    bank_key = bank.BankKey("hmac-sm3", "line", secrets.token_bytes(16))
     holder = f"{RESIDENT.name},{RESIDENT.id_number},{card_number}"
     year = f"{date.today():%Y}"
     place = "城关镇,东街社区,住建局"
@@ -221,7 +224,8 @@ def _bank_step(db: Any, card_number: str, out: Any) -> bool:
             f"   finance sends payment file {batch['batch']} to the bank: "
             f"{batch['lines']} line(s), {format_fen(batch['total_fen'])}"
         )
-        result = bank.import_result(db, _bank_answers(text, failed), "孙财政")
+        signed = _bank_answers(text, failed, bank_key)
+        result = bank.import_result(db, signed, "孙财政", bank_key)
         words = (
             f"   the bank answers: {result['paid']} line(s) paid, {format_fen(result['paid_fen'])}"
         )

@@ -67,6 +67,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="import rosters without checking their cards against the card book",
     )
+    s.add_argument(
+        "--bank-key",
+        metavar="FILE",
+        help="the agent bank's key file: how its result files are signed (docs/subsidy.md)",
+    )
+    s.add_argument(
+        "--library-limits",
+        metavar="FILE",
+        help="books a person may hold at once: site = N, [groups] name = N (docs/campus.md)",
+    )
     s.set_defaults(handler=serve)
 
     f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
@@ -169,6 +179,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import GatewaySettings, create_app
+    from gateway.campus.library import LoanLimits, load_loan_limits
+    from gateway.subsidy.bank import load_bank_key
 
     settings = GatewaySettings(
         gateway_id=args.gateway_id,
@@ -180,6 +192,8 @@ def serve(args: argparse.Namespace) -> int:
         max_batch_records=args.max_batch,
         subsidy_catalogue=args.subsidy_catalogue,
         subsidy_check_cards=not args.no_subsidy_card_check,
+        bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
+        library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
     )
     hsm = _hsm(args)
     app = create_app(_db(args, args.pool), hsm=hsm, settings=settings)

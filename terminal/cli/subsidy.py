@@ -163,6 +163,10 @@ def _register_bank(ssub: Any, db_opt: Any) -> None:
     q = bsub.add_parser("result", help="import the bank's result file (all or nothing)")
     q.add_argument("file")
     q.add_argument("--by", required=True, help="who imports it")
+    q.add_argument("--bank-key", metavar="FILE", required=True, help="the agent bank's key file")
+    q.add_argument(
+        "--signature", metavar="FILE", help="the bank's MAC of the file (banks that sign apart)"
+    )
     q.add_argument("--json", action="store_true")
     q.set_defaults(bank_step="result")
     q = bsub.add_parser("track", help="bank lines: paid, failed, sent or overdue")
@@ -202,7 +206,9 @@ def run_bank(args: argparse.Namespace) -> int:
             print(f"payment file {args.batch} ({args.format}) -> {args.out}")
             return 0
         elif args.bank_step == "result":
-            doc = bank.import_result(db, Path(args.file).read_bytes(), args.by)
+            mac = Path(args.signature).read_text("ascii") if args.signature else None
+            raw = Path(args.file).read_bytes()
+            doc = bank.import_result(db, raw, args.by, bank.load_bank_key(args.bank_key), mac)
             if not args.json:
                 print(
                     f"batch {doc['batch']}: {doc['paid']} paid ({format_fen(doc['paid_fen'])}),"

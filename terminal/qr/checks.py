@@ -226,16 +226,19 @@ def check_limit(code: RideCode, fare: int) -> None:
 RESTATED = ("user_account", "issuer_code", "platform_code", "account_type", "generated")
 
 
-def check_record(values: Mapping[str, Any], *, min_version: int = MIN_VERSION) -> RideCode:
+def check_record(values: Mapping[str, Any], policy: QrPolicy | None = None) -> RideCode:
     """A ride record (``QR_RIDE`` values, bytes as hex text) against the code it carries:
-    the code parses, its SM3 and the restated fields are the record's, and the fare is
-    within the code's per-ride limit. No key is needed: the gateway runs it at ingest,
-    clearing before it re-verifies the chain. QrMalformed or QrRefused otherwise."""
+    the code parses, its SM3 and the restated fields are the record's, the fare is within
+    the code's per-ride limit, and the ride's time is inside the code's validity (with the
+    policy's skew), as the terminal checked at the scan: a code kept and booked later is
+    refused. No key is needed: the gateway runs it at ingest, clearing before it
+    re-verifies the chain. QrMalformed or QrRefused otherwise."""
+    policy = policy or QrPolicy()
     try:
         raw = bytes.fromhex(values["code"])
     except ValueError:
         raise QrMalformed(QrReason.SIZE, "the record's code is not hex") from None
-    code = parse(raw, min_version=min_version)
+    code = parse(raw, min_version=policy.min_version)
     said = {n: values[n].upper() if isinstance(values[n], str) else values[n] for n in RESTATED}
     wrong = [n for n in RESTATED if said[n] != getattr(code, n)]
     if str(values["code_hash"]).upper() != code_hash(raw).hex().upper():
@@ -247,6 +250,9 @@ def check_record(values: Mapping[str, Any], *, min_version: int = MIN_VERSION) -
             " code's: the record was altered or forged",
         )
     check_limit(code, values["amount"])
+    when = values["txn_time"]
+    check_times(code, unix(when if isinstance(when, datetime) else datetime.fromisoformat(when)),
+                policy)  # fmt: skip
     return code
 
 

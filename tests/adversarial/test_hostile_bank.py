@@ -1,6 +1,7 @@
 """A hostile (or careless) agent-bank result file, and a kiosk reaching for a line the bank
-pays: forged, altered, replayed or mismatched result files are refused as a whole with the
-reason and nothing changes; a line is paid by the bank or at a kiosk, never both."""
+pays: unsigned, wrongly signed, altered, replayed or mismatched result files are refused as
+a whole with the reason and nothing changes; a line is paid by the bank or at a kiosk, never
+both, and sent to the bank again only after the bank's own signed word that it failed."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from gateway.subsidy.bank import BankKey
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
 from terminal.readers.sim import SimReader
 from terminal.roles.kiosk_host import HttpSubsidyHost
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayRefused
+from tests.gateway_fixtures import BANK_KEY, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
     Centre,
@@ -63,7 +66,7 @@ def edit(body: bytes, old: str, new: str) -> bytes:
 
 def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
     ref, text = sent_batch(gateway, centre)
-    good = bank_result(text)
+    good = bank_result(text, key=None)  # each case below is signed by the bank: its mistakes
     z, li, wang = centre.records  # type: ignore[attr-defined]
     d1 = next(x for x in good.decode().splitlines() if x.startswith("D,1,"))
     d2 = next(x for x in good.decode().splitlines() if x.startswith("D,2,"))
@@ -106,16 +109,16 @@ def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
         (edit(good, "T,2,1545000", "T,2,1544999"), 422, "bad_result", "the totals line says"),
     ]
     for body, status, code, why in cases:
-        r = post_result(gateway, body)
+        r = post_result(gateway, BANK_KEY.signed(body))
         assert (r.status_code, r.json()["error"]) == (status, code), r.text
         assert why in r.json()["reason"], r.text
         unchanged(gateway)
     # the genuine file goes through once; the same file again is a replay
-    assert post_result(gateway, good).status_code == 200
-    r = post_result(gateway, good)
+    assert post_result(gateway, BANK_KEY.signed(good)).status_code == 200
+    r = post_result(gateway, BANK_KEY.signed(good))
     assert (r.status_code, r.json()["error"]) == (409, "replayed"), r.text
     # a re-signed copy with another bank serial still cannot settle a line twice
-    r = post_result(gateway, good.replace(b",BK", b",XK"))
+    r = post_result(gateway, BANK_KEY.signed(good.replace(b",BK", b",XK")))
     assert (r.status_code, r.json()["error"]) == (409, "already_settled"), r.text
     with gateway.db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM subsidy_line_events WHERE action = 'bank_paid'")
@@ -161,3 +164,88 @@ def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
     assert (r.status_code, r.json()["error"]) == (409, "nothing_to_send"), r.text
     assert gateway.count("subsidy_bank_lines") == 0 and gateway.count("subsidy_bank_batches") == 0
     assert card.balance == 45_000
+
+
+def refused(r: Any, code: str, why: str) -> None:
+    assert (r.status_code, r.json()["error"]) == (403, code), r.text
+    assert why in r.json()["reason"], r.text
+
+
+def test_a_forged_result_file_cannot_free_a_line_to_be_paid_twice(gateway, centre):
+    """Whoever can upload a result file (an office login, a stolen admin token) but holds
+    no bank key marks a line the bank is paying "failed" so the office sends it again (the
+    person is paid twice), or marks unpaid lines paid: each file is refused as a whole."""
+    ref, text = sent_batch(gateway, centre)
+    said_failed = bank_result(text, failed={1: "账户不存在"}, key=None)
+    thief = BankKey("hmac-sm3", "line", bytes(16))
+    genuine = bank_result(text)
+    altered = edit(genuine, ",S,,BK00000001", ",F,账户不存在,BK00000001")
+    forgeries = [
+        # no signature at all: the line failed, or every line paid
+        (said_failed, "unsigned", "carries no signature line"),
+        (bank_result(text, key=None), "unsigned", "carries no signature line"),
+        # signed with a key that is not the bank's
+        (thief.signed(said_failed), "bad_signature", "MAC is not the agent bank's"),
+        # the bank's own file with one line turned from paid to failed after signing
+        (altered, "bad_signature", "changed after the bank signed it"),
+        # the MAC line kept, a line appended after it
+        (genuine + b"D,1,x,1,y,F,z,w\n", "unsigned", "carries no signature line"),
+        # the genuine MAC copied onto the forged content
+        (said_failed + genuine.splitlines(keepends=True)[-1], "bad_signature", "hmac-sm3 MAC"),
+    ]
+    for body, code, why in forgeries:
+        refused(post_result(gateway, body), code, why)
+        unchanged(gateway)
+    # a MAC handed over apart does not stand in for the line this bank signs with
+    r = post_result(gateway, said_failed, signature=BANK_KEY.sign(said_failed))
+    refused(r, "unsigned", "signs inside the file")
+    unchanged(gateway)
+    # nothing failed, so nothing can be sent again or picked up
+    r = admin(
+        gateway,
+        "POST",
+        "/v1/admin/subsidies/bank/batches",
+        json={"actor": "finance", "reissue_of": ref},
+    )
+    assert (r.status_code, r.json()["error"]) == (409, "nothing_to_send"), r.text
+    assert gateway.count("subsidy_bank_batches") == 1 and gateway.count("subsidy_bank_lines") == 2
+    # the bank's own answer is taken, and pays each line once
+    r = post_result(gateway, genuine)
+    assert (r.status_code, r.json()["paid"], r.json()["paid_fen"]) == (200, 2, 1_545_000), r.text
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT state, COUNT(*) FROM subsidy_bank_lines GROUP BY state")
+        assert dict(cur.fetchall()) == {"paid": 2}
+
+
+def test_without_the_bank_key_no_result_file_is_taken(gateway, centre, clock):
+    """A gateway whose operator configured no bank key cannot tell the bank's file from a
+    forgery: it takes none, signed or not."""
+    _, text = sent_batch(gateway, centre)
+    keyless = start_gateway(gateway.db, clock, bank_key=None)
+    try:
+        for body in (bank_result(text), bank_result(text, {1: "账户不存在"}, key=None)):
+            refused(post_result(keyless, body), "no_bank_key", "no agent bank key configured")
+            unchanged(gateway)
+    finally:
+        keyless.server.stop()
+
+
+def test_a_bank_that_signs_apart(gateway, centre, clock):
+    """A bank configured to send its MAC apart (sidecar, HMAC-SHA256): a file without it,
+    with another file's MAC or with a MAC of a wrong key is refused; its own MAC is taken."""
+    _, text = sent_batch(gateway, centre)
+    bank = BankKey("hmac-sha256", "sidecar", bytes(range(32)))
+    apart = start_gateway(gateway.db, clock, bank_key=bank)
+    try:
+        body = bank_result(text, failed={1: "账户已冻结"}, key=None)
+        other = bank_result(text, key=None)
+        wrong = BankKey("hmac-sha256", "sidecar", bytes(32)).sign(body)
+        refused(post_result(apart, body), "unsigned", "the file's MAC is missing")
+        unchanged(gateway)
+        for mac in (bank.sign(other), wrong, "00"):
+            refused(post_result(apart, body, signature=mac), "bad_signature", "hmac-sha256")
+            unchanged(gateway)
+        r = post_result(apart, body, signature=bank.sign(body).lower())
+        assert (r.status_code, r.json()["paid"], len(r.json()["failed"])) == (200, 1, 1), r.text
+    finally:
+        apart.server.stop()

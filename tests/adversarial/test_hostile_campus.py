@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.campus.library import LoanLimits
+from gateway.storage import Database
 from simulators.campus import campus_card, clone
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import CanteenRefused
@@ -26,7 +28,7 @@ from tests.campus_kit import (
     enrol,
 )
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import GatewayServer
+from tests.gateway_fixtures import GatewayServer, start_gateway
 
 
 @pytest.fixture
@@ -256,7 +258,7 @@ def test_a_desk_cannot_lend_on_a_card_to_another_person_or_rewrite_a_loan(
     assert "is not bound to person S2" in r.json()["reason"]
     assert _loan(gateway.url, library.token, card_serial=serial, person_no="S1").json()["held"] == 1
     again = _loan(gateway.url, library.token, card_serial=serial, person_no="S1")
-    assert again.json() == {"held": 1, "duplicate": True}
+    assert again.json() == {"held": 1, "limit": 2, "duplicate": True}
     rewritten = _loan(gateway.url, library.token, card_serial=serial, person_no="S1", book="B-0002")
     assert (rewritten.status_code, rewritten.json()["error"]) == (409, "loan_conflict")
     assert "recorded with other content" in rewritten.json()["reason"]
@@ -266,6 +268,53 @@ def test_a_desk_cannot_lend_on_a_card_to_another_person_or_rewrite_a_loan(
     with gateway.db.tx() as cur:
         cur.execute("SELECT terminal_id, loan_no, person_no, book FROM campus_library_loans")
         assert cur.fetchall() == [(LIBRARY_ID, 1, "S1", "B-0001")]
+
+
+def test_a_desk_cannot_raise_the_back_offices_loan_limit(db: Database, clock: FrozenClock) -> None:
+    """The back office lets students hold 2 books (and the site 4): a hostile desk sending
+    limit 100, or none, lends a student no third book; it may only lower the limit, and a
+    group the back office keeps from borrowing gets nothing."""
+    office = LoanLimits(site=4, groups={"students": 2, "visitors": 0})
+    gw = start_gateway(db, clock, library=office)
+    try:
+        token = gw.register(LIBRARY_ID, "campus", role="library")
+        people = {"S1": "students", "T1": "staff", "V1": "visitors"}
+        serial = {}
+        for n, (person, group) in enumerate(people.items(), 1):
+            card = campus_card(n, person)
+            enrol(gw.url, person, group, card)
+            serial[person] = card.serial.hex().upper()
+
+        def lend(person: str, loan_no: int, **fields: object) -> httpx.Response:
+            return _loan(gw.url, token, card_serial=serial[person], person_no=person,
+                         loan_no=loan_no, book=f"B-{loan_no:04d}", **fields)  # fmt: skip
+
+        assert lend("S1", 1, limit=100).json() == {"held": 1, "limit": 2, "duplicate": False}
+        assert lend("S1", 2).json()["held"] == 2  # no limit sent: the back office's
+        for n, asked in ((3, {"limit": 100}), (4, {})):
+            r = lend("S1", n, **asked)
+            assert (r.status_code, r.json()["error"]) == (409, "loan_limit"), r.text
+            assert (
+                "holds 2 book(s), the limit is 2 (the back office's for group students)"
+                in (r.json()["reason"])
+            )
+        assert lend("T1", 5, limit=1).json() == {"held": 1, "limit": 1, "duplicate": False}
+        r = lend("T1", 6, limit=100)  # the desk's lower limit held for the next loan only
+        assert r.json() == {"held": 2, "limit": 4, "duplicate": False}, r.text
+        r = lend("T1", 7, limit=1)
+        assert (r.status_code, r.json()["error"]) == (409, "loan_limit"), r.text
+        assert "the limit is 1 (the desk's)" in r.json()["reason"]
+        r = lend("V1", 8, limit=100)
+        assert (r.status_code, r.json()["error"]) == (403, "no_loans"), r.text
+        assert "group visitors does not borrow here" in r.json()["reason"]
+        with gw.db.tx() as cur:
+            cur.execute(
+                "SELECT person_no, COUNT(*) FROM campus_library_loans GROUP BY person_no"
+                " ORDER BY person_no"
+            )
+            assert cur.fetchall() == [("S1", 2), ("T1", 2)]
+    finally:
+        gw.server.stop()
 
 
 class LosesAnswers(httpx.BaseTransport):

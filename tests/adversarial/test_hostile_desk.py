@@ -5,6 +5,7 @@ revision, no claim, no block."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -15,10 +16,12 @@ from terminal.roles.registry import Applicant, NotThisDesk, NumberBlock, card_nu
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
 from tests.issuance_kit import SHANGHAI, VALID_ID, leased
+from tests.subsidy_kit import id_number
 
 DESK_A, DESK_B = "310000000080", "310000000081"
 ZHANG = Applicant("张三", VALID_ID)
 LI = Applicant("李四", "110101199003074514")
+RACED = 15  # other cards per push slot: enough for two pushes' transactions to overlap
 
 
 def post(gw: Any, token: str, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -133,3 +136,60 @@ def test_leasing_or_pushing_with_another_desks_identity_is_refused(gateway, toke
     with wrong, pytest.raises(NotThisDesk, match=f"push with desk {DESK_A}'s token"):
         push_issuance(wrong, a.export, desk_id=a.desk_id)
     assert counts(gateway) == (0, 0, 0, 1)
+
+
+def test_two_desks_pushing_a_card_for_one_person_at_once_get_the_rules_answer(
+    gateway, tokens
+) -> None:  # type: ignore[no-untyped-def]
+    """Desks A and B push a live card for 张三 at the same moment, among other people's
+    cards: A's push names him first, B's last, so B checks him while A has not committed.
+    One card is stored; the other push is answered by the rule (``same_person``, naming the
+    card he holds), not by a storage race, and every other card of both pushes is stored."""
+    others = [Applicant(f"市民{n}", id_number(n)) for n in range(1, 3 * RACED + 1)]
+    a, b = book(leased(gateway, DESK_A, 3 * RACED)), book(leased(gateway, DESK_B, 3 * RACED))
+    pushes = {
+        DESK_A: [
+            r for i, who in enumerate([ZHANG, *others[: 2 * RACED]]) for r in active(a, who, i)
+        ],
+        DESK_B: [
+            r for i, who in enumerate([*others[2 * RACED :], ZHANG], 100) for r in active(b, who, i)
+        ],
+    }
+    start = threading.Barrier(2)
+    answers: dict[str, httpx.Response] = {}
+
+    def push(desk: str) -> None:
+        start.wait()
+        answers[desk] = post(
+            gateway, tokens[desk], "/v1/issuance/records", {"records": pushes[desk]}
+        )
+
+    threads = [threading.Thread(target=push, args=(desk,)) for desk in pushes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [answers[d].status_code for d in pushes] == [200, 200], {
+        d: r.text[:300] for d, r in answers.items()
+    }
+    his = {
+        d: next(
+            x
+            for x in r.json()["answers"]
+            if x["card_number"] == pushes[d][0 if d == DESK_A else -1]["card_number"]
+        )
+        for d, r in answers.items()
+    }
+    assert sorted(x["status"] for x in his.values()) == ["conflict", "stored"], his
+    (refused,) = (x for x in his.values() if x["status"] == "conflict")
+    (kept,) = (x for x in his.values() if x["status"] == "stored")
+    assert refused["code"] == "same_person", refused
+    assert f"already holds live card {kept['card_number']}" in refused["reason"]
+    stored = sum(r.json()["counts"].get("stored", 0) for r in answers.values())
+    assert stored == len(others) + 1
+    assert (gateway.count("cards"), gateway.count("card_claims")) == (stored, stored)
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM card_claims WHERE id_number = ? AND live = 1", (VALID_ID,)
+        )
+        assert cur.fetchone()[0] == 1

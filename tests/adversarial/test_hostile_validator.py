@@ -9,6 +9,7 @@ nothing was stored, cleared or carried.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.journal import Journal
 from terminal.readers.sim import AFTER, SimReader
+from terminal.record import QR_RIDE
 from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
@@ -609,3 +611,78 @@ def test_a_replayed_qr_batch_is_refused_and_booked_once(gw, clearing, clock, tmp
     assert fwd.drain() == 2 and fwd.stats.accepted == 2
     totals = clearing.settlement()["totals"]
     assert (totals["qr_rides"], totals["qr_amount"]) == (2, 400)
+
+
+RACED_RIDES = 60  # rides in each of two batches: long enough for their transactions to overlap
+
+
+def test_the_same_code_from_two_validators_at_once_is_stored_once(gw, clearing, clock, tmp_path):
+    """Two validators (two tokens, two gateway connections) upload batches at the same moment
+    that both hold one captured code: one batch checks it first, the other last, so each
+    check runs before the other batch commits. The database holds the code once; the batch
+    that commits second is refused whole with the same reason as one sent later, and
+    clearing books each ride once."""
+    recs = qr_rides(clock, tmp_path, n=2 * RACED_RIDES - 1)
+    code, first, second = recs[0], recs[0]["terminal_id"], "3100000002FF"
+    batches = {
+        first: recs[:RACED_RIDES],  # the code first
+        second: [{**rec, "terminal_id": second} for rec in [*recs[RACED_RIDES:], code]],
+    }
+    tokens = {tid: gw.register(tid, "bus-co", role="validator") for tid in batches}
+    start = threading.Barrier(2)
+    answers: dict[str, httpx.Response] = {}
+
+    def send(tid: str) -> None:
+        start.wait()
+        answers[tid] = upload_kind(gw, tokens[tid], tid, "qr_ride", batches[tid])
+
+    threads = [threading.Thread(target=send, args=(tid,)) for tid in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in answers.values())
+    assert statuses == [200, 409], {tid: r.text for tid, r in answers.items()}
+    (lost,) = (r for r in answers.values() if r.status_code == 409)
+    assert lost.json()["error"] == "code_hash_held", lost.text
+    assert "a ride code pays one ride" in lost.json()["reason"], lost.text
+    assert qr_held(gw) == (RACED_RIDES, RACED_RIDES, 1)
+    held = rows(gw, "SELECT COUNT(DISTINCT code_hash), COUNT(DISTINCT terminal_id) FROM qr_txn")
+    assert held == [(RACED_RIDES, 1)]
+    fwd = Forwarder(gw.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == fwd.stats.accepted == RACED_RIDES
+    totals = clearing.settlement()["totals"]
+    assert (totals["qr_rides"], totals["qr_amount"]) == (RACED_RIDES, 200 * RACED_RIDES)
+
+
+@pytest.mark.parametrize(
+    ("shift", "why"),
+    [
+        (timedelta(hours=1), "code generated 3600 s ago, valid 60 s"),
+        (timedelta(seconds=61), "code generated 61 s ago, valid 60 s"),
+        (timedelta(minutes=-5), "generated 300 s in the future (clock skew allowed 20 s)"),
+    ],
+    ids=["an-hour-later", "just-expired", "before-it-existed"],
+)
+def test_a_ride_dated_outside_its_codes_validity_is_refused(
+    gw, clearing, clock, tmp_path, shift, why
+):
+    """A hostile operator keeps a captured code and books it as a ride at another time: the
+    gateway refuses the batch and clearing, offered the record by a gateway of its own,
+    books nothing; the same ride at its real time clears."""
+    (rec,) = qr_rides(clock, tmp_path)
+    tid = rec["terminal_id"]
+    moved = {**rec, "txn_time": (datetime.fromisoformat(rec["txn_time"]) + shift).isoformat()}
+    token = gw.register(tid, "bus-co", role="validator")
+    r = upload_kind(gw, token, tid, "qr_ride", [moved])
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_record"), r.text
+    assert why in r.json()["reason"], r.text
+    assert qr_held(gw) == (0, 0, 0)
+    offered = [QR_RIDE.clearing_record(x, "bus-co") for x in (moved, rec)]
+    answer = httpx.post(
+        clearing.url + "/v1/records", json={"gateway_id": "rogue", "records": offered}, timeout=30
+    )
+    assert [x["status"] for x in answer.json()["results"]] == ["rejected", "accepted"]
+    assert why in answer.json()["results"][0]["reason"], answer.text
+    totals = clearing.settlement()["totals"]
+    assert (totals["qr_rides"], totals["qr_amount"]) == (1, 200)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from gateway.subsidy import bank
+from tests.cli_kit import ykt_here
 from tests.subsidy_kit import (
     admin,
     answer,
@@ -142,3 +143,31 @@ def test_kiosk_pickup_leaves_bank_lines_alone_and_funds_keep_top_ups_apart(gatew
     assert funds["top_ups"] == {"loads": 1, "amount_fen": 5_000}
     assert funds["subsidy_totals"]["kiosk_paid_fen"] == 0
     assert funds["subsidy_totals"]["at_bank_fen"] == 1_603_050
+
+
+def test_result_file_on_the_command_line_needs_the_bank_key_file(capsys, gateway, centre, tmp_path):
+    seeded(gateway, centre)
+    db = ["--db", gateway.db.url]
+    rc, out, _ = ykt_here(capsys, "subsidy", "bank", "batch", "--by", "孙财政", *db)
+    ref = out.split()[1].rstrip(":")
+    assert rc == 0 and ref.startswith("B")
+    pay = tmp_path / "代发.csv"
+    assert ykt_here(capsys, "subsidy", "bank", "file", ref, "--out", str(pay), *db)[0] == 0
+    result = tmp_path / "回盘.csv"
+    result.write_bytes(bank_result(pay.read_text(encoding="utf-8"), failed={2: "账户已冻结"}))
+    secret = bytes(range(16)).hex()
+    keys = tmp_path / "bank.toml"
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{secret[:-2]}"\n')
+    cmd = ["subsidy", "bank", "result", str(result), "--by", "孙财政", "--bank-key", str(keys)]
+    rc, _, err = ykt_here(capsys, *cmd, *db)  # a key one hex digit short: refused, not shown
+    assert rc == 1 and "bank.toml:3: key must be 16 to 64 bytes of hex" in err
+    assert secret[:20] not in err
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{"00" * 16}"\n')
+    rc, _, err = ykt_here(capsys, *cmd, *db)
+    assert rc == 1 and "MAC is not the agent bank's" in err
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{secret}"\n')
+    rc, out, _ = ykt_here(capsys, *cmd, *db)
+    assert rc == 0 and "2 paid (¥15580.50), 1 failed" in out and "账户已冻结" in out
+    assert bank.load_bank_key(keys).key == bytes(range(16)) and secret not in repr(
+        bank.load_bank_key(keys)
+    )
