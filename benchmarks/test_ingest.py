@@ -2,8 +2,8 @@
 
 The pytest-benchmark time of each case is the whole load-generator run (process start and
 body building included); the figures that matter are in the printed table and in
-``extra_info``. The gateway runs as `ykt gateway serve` (one uvicorn process) on a throwaway
-PostgreSQL
+``extra_info``. The gateway runs as shipped, `ykt gateway serve` (one worker process per CPU;
+$YKT_BENCH_GATEWAY_WORKERS sets another count, for A/B runs), on a throwaway PostgreSQL
 (fsync on) and on a SQLite file (WAL, synchronous FULL). Same-run baselines:
   - HTTP no-op: the same bodies posted to an endpoint that only reads and parses them;
   - raw store: the same batches stored straight through the gateway's storage code from
@@ -18,6 +18,7 @@ PostgreSQL, their combined rate printed (the scaling model in docs/scaling.md).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,6 +92,8 @@ def gateway_on(
     db.close()
     port = free_port()
     args = ["gateway", "serve", "--db", url, "--port", str(port), "--pool", "4"]
+    if os.environ.get("YKT_BENCH_GATEWAY_WORKERS"):
+        args += ["--workers", os.environ["YKT_BENCH_GATEWAY_WORKERS"]]
     return ServerProcess(args, port, tmp / f"{name}.log").start(), token
 
 

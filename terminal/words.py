@@ -3,8 +3,9 @@
 Operator lines (tap lines, receipts, kiosk and desk messages, CLI errors) are built from
 this catalogue and say what happened in words; status words, counters and command names
 stay in ``--json`` and the logs. Card refusals are worded by the status word's name in
-``terminal.apdu.status.SW`` (the one place status words are declared), gateway refusals by
-the gateway's error code, card log entries by ``TxnType`` name.
+``terminal.apdu.status.SW`` (the one place status words are declared; one without words is
+shown in hex), gateway refusals by the gateway's error code, fare and kiosk refusals by their
+codes (``FareRefusal``, ``KioskRefusal``), card log entries by ``TxnType`` name.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "code.used": ("此码已使用，请稍后刷新再试", "this code was just used: refresh it later"),
     "code.fare": ("票价规则不允许此次乘车", "the fare rules do not allow this ride"),
+    # -- fare refusals (terminal.fares.engine.FareRefusal values) ------------------------------
+    "fare.unknown-station": (
+        "本站不在票价表中，请检查票价文件",
+        "this station is not in the fare file: check the fare file",
+    ),
+    "fare.no-entry": (
+        "卡上没有进站记录，请找站务员",
+        "no entry recorded on the card: see the station staff",
+    ),
     "tap.no_meter_fare": (
         "计价器没有金额，请司机先输入",
         "no fare on the meter: the driver enters it",
@@ -215,7 +225,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "sw.MAC_UNAVAILABLE": ("无法取得交易证明", "the card's proof of the payment is not available"),
     "sw.WRONG_PIN_ANY": ("密码错误", "wrong PIN"),
-    "sw.unknown": ("卡片拒绝了此操作", "the card refused the request"),
+    "sw.unknown": ("卡片拒绝了此操作（状态字 {sw}）", "the card refused the request ({sw})"),
+    "sw.not_understood": (
+        "卡片的应答无法识别，请重新刷卡",
+        "the card's answer was not understood: tap again",
+    ),
     # -- POS and kiosk services (ykt run): the ``text`` of a sale's or a request's log line --
     "sale.paid": ("消费 {amount} 已付；余额 {balance}", "sale {amount} paid; balance {balance}"),
     "sale.insufficient": (
@@ -247,6 +261,32 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "card {card} issued in place of lost card {old}, {carried} carried",
     ),
     "kiosk.refused": ("不能办理：{reason}", "not done: {reason}"),
+    # why the kiosk will not start a load (terminal.roles.kiosk.KioskRefusal values)
+    "kiosk.refusal.amount": (
+        "充值金额须在 {low} 至 {high} 之间，不能是 {amount}",
+        "a top-up must be between {low} and {high}, not {amount}",
+    ),
+    "kiosk.refusal.over-ceiling": (
+        "卡内余额 {balance}，上限 {ceiling}：最多可充 {room}",
+        "the card holds {balance} and at most {ceiling}: top up {room} or less",
+    ),
+    "kiosk.refusal.no-load-host": (
+        "本机未连接卡务中心，只能查询余额，不能充值",
+        "this kiosk has no load host (no gateway): it reads cards only",
+    ),
+    "kiosk.refusal.no-subsidies": (
+        "本机未连接补贴服务，不能领取补贴",
+        "this kiosk has no subsidy service (no gateway)",
+    ),
+    "kiosk.load_interrupted": (
+        "充值时卡片离开：请放回同一张卡完成充值（只会充值一次或不充值）",
+        "card removed during the top-up: present the same card again to finish (it is "
+        "credited once or not at all)",
+    ),
+    "counter.no_card": (
+        "{seconds} 秒内没有放卡：请放卡后重新提交",
+        "no card in the field within {seconds} s: present the card and send it again",
+    ),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
         "the card centre cannot be reached now; nothing was loaded, try later",
@@ -294,7 +334,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "receipt.card": ("卡号", "Card"),
     "receipt.amount": ("金额", "Amount"),
     "receipt.balance_row": ("余额", "Balance"),
-    "receipt.proof": ("交易认证码", "TAC"),
+    "receipt.proof": ("交易验证码", "Auth code"),  # the card's TAC: the value is unchanged
+    "receipt.sequence": ("终端流水", "Txn no."),
+    "receipt.completed": (
+        "上次中断的扣款已完成：只扣一次。",
+        "An interrupted payment was completed: charged once.",
+    ),
+    "receipt.unverified": (
+        "终端未能核验卡片的交易证明：已送核对。",
+        "Card proof not verified by the PSAM: sent for checking.",
+    ),
+    "receipt.ec_journaled": (
+        "电子现金消费第 {seq} 笔已记录。",
+        "Electronic Cash sale {seq} journaled.",
+    ),
     "receipt.reference": ("流水号", "Reference"),
     "receipt.hotlist": ("挂失名单", "Hotlist"),
     "receipt.hotlist_version": ("第 {version} 版", "version {version}"),
@@ -466,19 +519,44 @@ def lang() -> Lang:
 
 def say(key: str, **fields: object) -> str:
     """The catalogue sentence ``key`` in the chosen language, fields filled in."""
+    return sentence(key, lang(), **fields)
+
+
+def sentence(key: str, in_lang: Lang, **fields: object) -> str:
+    """The catalogue sentence ``key`` in ``in_lang`` (a log's English reason), fields filled in."""
     zh, en = CATALOGUE[key]
-    return (zh if lang() == "zh" else en).format(**fields)
+    return (zh if in_lang == "zh" else en).format(**fields)
 
 
-def card_refusal(exc: CardError) -> str:
-    """A card's status word as an operator reads it: the SW's declared name picks the words."""
-    if exc.sw & 0xFFF0 == SW.WRONG_PIN_ANY:
-        return say("sw.WRONG_PIN_ANY")
+def kiosk_words(code: str, amounts: Mapping[str, int], in_lang: Lang | None = None) -> str:
+    """Why the kiosk will not start a load (a ``KioskRefusal`` and the amounts in fen it names)."""
+    shown = {name: format_fen(fen) for name, fen in amounts.items()}
+    return sentence(f"kiosk.refusal.{code}", in_lang or lang(), **shown)
+
+
+def fare_refusal(reason: str | None) -> str:
+    """Why the fare rules refused a ride (a ``FareRefusal`` value) in words."""
+    key = f"fare.{reason}"
+    return say(key if key in CATALOGUE else "code.fare")
+
+
+def sw_key(sw: int) -> str | None:
+    """The catalogue key of a status word (its declared name in ``SW``), None if it has none."""
+    if sw & 0xFFF0 == SW.WRONG_PIN_ANY:
+        return "sw.WRONG_PIN_ANY"
     try:
-        key = f"sw.{SW(exc.sw).name}"
+        key = f"sw.{SW(sw).name}"
     except ValueError:
-        key = "sw.unknown"
-    return say(key if key in CATALOGUE else "sw.unknown")
+        return None
+    return key if key in CATALOGUE else None
+
+
+def card_refusal(refused: CardError | int) -> str:
+    """A card's status word as an operator reads it: the SW's declared name picks the words;
+    a status word with none is shown in hex in a sentence that says the card refused."""
+    sw = refused.sw if isinstance(refused, CardError) else refused
+    key = sw_key(sw)
+    return say(key) if key is not None else say("sw.unknown", sw=f"{sw:04X}")
 
 
 def txn_words(txn_type: int) -> str:
@@ -504,8 +582,14 @@ def error_words(exc: BaseException) -> str:
     """The sentence for an error that ended a command (the class name and codes go to the
     log and --json)."""
     from terminal.apdu.errors import CardRemoved, NoCard
+    from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.kiosk import TopUpRefused
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
+    if isinstance(exc, TopUpRefused):
+        return kiosk_words(exc.code, exc.fields)
+    if isinstance(exc, LoadInterrupted):
+        return say("kiosk.load_interrupted")
     code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
     if isinstance(exc, GatewayRefused) or (isinstance(code, str) and isinstance(reason, str)):
         return gateway_refusal(str(code), str(reason))
@@ -634,9 +718,15 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
     reason = result.message
     if result.outcome is TapOutcome.CARD_REFUSED:
-        reason = say("sw.unknown")
+        if result.sw is None:
+            return say("sw.not_understood")
+        if sw_key(result.sw) is None:
+            return card_refusal(result.sw)  # the sentence says the card refused, and the SW
+        reason = card_refusal(result.sw)
     elif result.outcome is TapOutcome.CODE_REFUSED:
         reason = code_refusal(result.reason)
+    elif result.outcome is TapOutcome.FARE_REFUSED:
+        reason = fare_refusal(result.reason)
     said = say(key, fare=format_fen(result.fare), reason=reason)
     if result.outcome in WITH_DETAIL:
         return say("tap.detail", sentence=said, detail=result.message)
@@ -690,7 +780,7 @@ def kiosk_refusal(exc: Exception) -> str:
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
     if isinstance(exc, TopUpRefused):
-        return say("kiosk.refused", reason=exc.reason)
+        return say("kiosk.refused", reason=kiosk_words(exc.code, exc.fields))
     if isinstance(exc, LoadDeclined):
         return say("error.gateway_said", sentence=say("gw.declined"), reason=exc.reason)
     if isinstance(exc, GatewayUnavailable):
@@ -698,7 +788,7 @@ def kiosk_refusal(exc: Exception) -> str:
     if isinstance(exc, GatewayRefused):
         return error_words(exc)
     if isinstance(exc, LoadInterrupted):
-        return str(exc)  # says where to bring the card back, in the customer's terms
+        return say("kiosk.load_interrupted")
     if isinstance(exc, TransportError):
         return say("error.card_removed")
     if isinstance(exc, CardError):

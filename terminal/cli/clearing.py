@@ -1,6 +1,6 @@
 """``ykt clearing``: the clearing service simulator and its settlement report.
 
-ykt clearing serve [--db FILE] [--keys FILE | --demo-keys] [--port 8979]
+ykt clearing serve [--db FILE] [--keys FILE | --demo-keys] [--ec-layouts FILE] [--port 8979]
 ykt clearing settlement --url URL [--day YYYY-MM-DD] [--json]
 """
 
@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     keys = s.add_mutually_exclusive_group()
     keys.add_argument("--keys", metavar="FILE", help="issuer key sets (JSON)")
     keys.add_argument("--demo-keys", action="store_true", help="the demo issuers' test keys")
+    s.add_argument(
+        "--ec-layouts",
+        metavar="FILE",
+        help="the EC issuers' AC layouts by BIN (TOML, docs/operators.md); default: every "
+        "EC card is read by the software card's layout",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=arg_int, default=8979)
     s.add_argument("--delay", type=float, default=0.0, help="seconds to hold every post")
@@ -49,14 +55,26 @@ def _keysets(args: argparse.Namespace) -> list[Any]:
     return [demo_keyset(i) for i in DEMO_ISSUERS.values()]
 
 
+def _ec_issuers(args: argparse.Namespace) -> list[Any]:
+    """The EMV issuers whose TCs clearing checks: the software cards' issuer with the demo
+    keys (a key file holds no AC keys)."""
+    if args.keys:
+        return []
+    from simulators.emv_profiles import default_issuer
+
+    return [default_issuer()]
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from simulators.clearing.ac_layouts import load_ec_layouts
     from simulators.clearing.app import create_app
     from simulators.clearing.ledger import Ledger
     from simulators.clearing.verify import TacVerifier
 
-    ledger = Ledger(args.db, TacVerifier(_keysets(args)))
+    layouts = load_ec_layouts(args.ec_layouts) if args.ec_layouts else {}
+    ledger = Ledger(args.db, TacVerifier(_keysets(args), _ec_issuers(args), layouts))
     print(
         say("serve.clearing", host=args.host, port=args.port, storage=f"SQLite {args.db}"),
         flush=True,

@@ -51,7 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     s.add_argument("--lease-ms", type=arg_int, default=30_000, help="forwarding lease (ms)")
     s.add_argument("--forward-batch", type=arg_int, default=500, help="records per clearing post")
-    s.add_argument("--pool", type=arg_int, default=8, help="PostgreSQL connections")
+    s.add_argument("--pool", type=arg_int, default=8, help="PostgreSQL connections per worker")
+    s.add_argument(
+        "--workers",
+        type=arg_int,
+        default=None,
+        help="worker processes (default: one per CPU; forwarders run in the first)",
+    )
     s.add_argument("--max-batch", type=arg_int, default=1000, help="records per upload at most")
     s.add_argument(
         "--admin-token-file",
@@ -176,8 +182,9 @@ def admin_token(args: argparse.Namespace) -> str | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import dataclasses
 
+    from gateway import workers
     from gateway.app import GatewaySettings, create_app
     from gateway.campus.library import LoanLimits, load_loan_limits
     from gateway.subsidy.bank import load_bank_key
@@ -195,8 +202,14 @@ def serve(args: argparse.Namespace) -> int:
         bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
         library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
     )
+    count = workers.default_workers() if args.workers is None else max(1, args.workers)
     hsm = _hsm(args)
-    app = create_app(_db(args, args.pool), hsm=hsm, settings=settings)
+    _db(args, 1).close()  # migrated once, before any worker opens its own handle
+
+    def make_app(index: int) -> Any:
+        own = settings if index == 0 else dataclasses.replace(settings, forwarders=0)
+        return create_app(_db(args, args.pool), hsm=hsm, settings=own)
+
     keys = args.keys or ("demo test keys" if args.demo_keys else say("serve.none"))
     admin = say("serve.on") if settings.admin_token else say("serve.off")
     print(
@@ -210,8 +223,7 @@ def serve(args: argparse.Namespace) -> int:
         ),
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
+    return workers.serve(make_app, args.host, args.port, count)
 
 
 def storage_words(url: str) -> str:

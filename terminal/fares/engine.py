@@ -38,6 +38,14 @@ class Mode(StrEnum):
     PARKING_EXIT = "parking-exit"
 
 
+class FareRefusal(StrEnum):
+    """Why the fare rules refuse a ride: the code picks the operator's sentence
+    (terminal/words.py); ``FareDecision.refuse`` keeps the detail for the logs."""
+
+    UNKNOWN_STATION = "unknown-station"  # this gate's station is not in the fare file
+    NO_ENTRY = "no-entry"  # a metro exit with no entry on the card, and no_entry = "refuse"
+
+
 BUS_METRO = (Mode.BUS, Mode.METRO_ENTRY, Mode.METRO_EXIT)  # what ``decide`` prices
 
 
@@ -84,12 +92,17 @@ class FareDecision:
     amount: int
     trip_type: int
     notes: tuple[str, ...] = ()
-    refuse: str | None = None
+    refuse: str | None = None  # the refusal's detail, for the logs
     metro_status: int | None = None  # new 2701 status to write, if any
+    refusal: FareRefusal | None = None  # why the ride is refused
 
     @property
     def refused(self) -> bool:
-        return self.refuse is not None
+        return self.refusal is not None
+
+
+def _refuse(trip_type: int, refusal: FareRefusal, detail: str) -> FareDecision:
+    return FareDecision(0, trip_type, refuse=detail, refusal=refusal)
 
 
 def _percent(amount: int, percent: int) -> int:
@@ -146,7 +159,9 @@ def _bus(rules: FareRules, place: Place, state: TripState, now: datetime) -> Far
 def _metro_entry(rules: FareRules, place: Place, state: TripState) -> FareDecision:
     m = rules.metro
     if place.station not in m.stations:
-        return FareDecision(0, TRIP_EP_ENTRY, refuse=f"station {place.station} not in fare file")
+        return _refuse(
+            TRIP_EP_ENTRY, FareRefusal.UNKNOWN_STATION, f"station {place.station} not in fare file"
+        )
     notes: list[str] = []
     amount = m.entry_debit
     if state.metro.status == METRO_ENTERED and m.missing_exit_penalty:
@@ -158,11 +173,13 @@ def _metro_entry(rules: FareRules, place: Place, state: TripState) -> FareDecisi
 def _metro_exit(rules: FareRules, place: Place, state: TripState, now: datetime) -> FareDecision:
     m = rules.metro
     if place.station not in m.stations:
-        return FareDecision(0, TRIP_EP_EXIT, refuse=f"station {place.station} not in fare file")
+        return _refuse(
+            TRIP_EP_EXIT, FareRefusal.UNKNOWN_STATION, f"station {place.station} not in fare file"
+        )
     notes: list[str] = []
     if state.metro.status != METRO_ENTERED or state.metro.entry_station not in m.stations:
         if m.no_entry == "refuse":
-            return FareDecision(0, TRIP_EP_EXIT, refuse="no entry recorded on the card")
+            return _refuse(TRIP_EP_EXIT, FareRefusal.NO_ENTRY, "no entry recorded on the card")
         notes.append("no entry recorded: maximum fare")
         fare = _apply_concession(rules, state, m.max_fare, notes)
         return FareDecision(fare, TRIP_EP_EXIT, tuple(notes), metro_status=METRO_EXITED)

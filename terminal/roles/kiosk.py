@@ -19,25 +19,39 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from terminal.apdu.errors import YikatongError
 from terminal.epurse import flows
 from terminal.epurse.model import CardSnapshot, LoadResult
 from terminal.journal import Journal
-from terminal.money import format_fen
 from terminal.roles.debit import Credit, CreditPath
 from terminal.roles.load_host import HttpLoadHost, LoadPending, settle_own_loads, settled_any
 from terminal.roles.pickup import Pickup, SubsidyHost, pick_up
 from terminal.roles.session import TerminalSession
+from terminal.words import kiosk_words
+
+
+class KioskRefusal(StrEnum):
+    """Why the kiosk will not start a load; the code picks the sentence (terminal/words.py)."""
+
+    AMOUNT = "amount"  # outside the kiosk's top-up limits (fields low, high, amount)
+    OVER_CEILING = "over-ceiling"  # over the purse's maximum (fields balance, ceiling, room)
+    NO_LOAD_HOST = "no-load-host"  # no gateway: the kiosk reads cards only
+    NO_SUBSIDIES = "no-subsidies"  # no gateway: no subsidy service
 
 
 class TopUpRefused(YikatongError):
-    """The kiosk will not start this top-up; ``reason`` says why in the customer's terms."""
+    """The kiosk will not start this load: ``code`` says why, ``fields`` the amounts (fen) its
+    sentence names; ``reason`` is that sentence in English (the log's), the operator's line
+    uses the terminal's language."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, code: KioskRefusal, **fields: int):
+        self.code = code
+        self.fields = fields
+        self.reason = kiosk_words(code, fields, "en")
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True)
@@ -109,8 +123,7 @@ class Kiosk:
         cfg = self.config
         if not cfg.min_top_up <= amount <= cfg.max_top_up:
             raise TopUpRefused(
-                f"a top-up must be between {format_fen(cfg.min_top_up)} and "
-                f"{format_fen(cfg.max_top_up)}, not {format_fen(amount)}"
+                KioskRefusal.AMOUNT, low=cfg.min_top_up, high=cfg.max_top_up, amount=amount
             )
 
     def top_up(self, amount: int, *, pin: str | None = None) -> TopUp:
@@ -120,7 +133,7 @@ class Kiosk:
         self.check_amount(amount)
         host, credits = self.host, self.credits
         if host is None or credits is None:
-            raise TopUpRefused("this kiosk has no load host (no gateway): it reads cards only")
+            raise TopUpRefused(KioskRefusal.NO_LOAD_HOST)
         s = self.session
         s.card_reader.connect()
         info = s.run(flows.select())
@@ -130,8 +143,7 @@ class Kiosk:
         if balance + amount > ceiling:
             room = max(0, ceiling - balance)
             raise TopUpRefused(
-                f"the card holds {format_fen(balance)} and at most {format_fen(ceiling)}: "
-                f"top up {format_fen(room)} or less"
+                KioskRefusal.OVER_CEILING, balance=balance, ceiling=ceiling, room=room
             )
         try:
             credit = credits.load(info, amount, self.terminal_id, pin=pin)
@@ -145,7 +157,7 @@ class Kiosk:
         """Load the card's approved subsidies that fit under the purse's maximum, for the
         holder who typed ``holder`` (their ID number)."""
         if self.subsidies is None or self.credits is None:
-            raise TopUpRefused("this kiosk has no subsidy service (no gateway)")
+            raise TopUpRefused(KioskRefusal.NO_SUBSIDIES)
         return pick_up(
             self.session,
             self.subsidies,

@@ -137,7 +137,8 @@ class TapResult:
     notes: tuple[str, ...] = ()
     row: JournalRow | None = None
     recovered: tuple[Resolution, ...] = field(default_factory=tuple)
-    reason: str | None = None  # a refused ride code's QrReason
+    reason: str | None = None  # why it was refused: a ride code's QrReason, a FareRefusal
+    sw: int | None = None  # the card's status word when the card refused (terminal.apdu.status)
 
     @property
     def green(self) -> bool:
@@ -152,6 +153,11 @@ class TapResult:
             f"{colour} {card_no:<19s} fare {format_fen(self.fare):>8s} balance "
             f"{balance:>9s} {self.elapsed_ms:6.1f} ms  {self.message}{notes}"
         )
+
+
+def status_word(exc: Exception) -> int | None:
+    """The status word a card refused with; None for an answer that could not be parsed."""
+    return exc.sw if isinstance(exc, CardError) else None
 
 
 class Validator:
@@ -213,12 +219,16 @@ class Validator:
         try:
             s.card_reader.connect()
             info = s.run(flows.select())
-        except (ApplicationBlocked, ApplicationLocked):
-            return TapResult(TapOutcome.BLOCKED, "card blocked: refer to the service desk")
+        except (ApplicationBlocked, ApplicationLocked) as exc:
+            return TapResult(
+                TapOutcome.BLOCKED, "card blocked: refer to the service desk", sw=exc.sw
+            )
         except TransportError as exc:
             return TapResult(TapOutcome.NOT_READ, f"card not read, tap again ({exc})")
         except (CardError, MalformedResponse, TlvError) as exc:
-            return TapResult(TapOutcome.UNUSABLE, f"not a usable T-Union card ({exc})")
+            return TapResult(
+                TapOutcome.UNUSABLE, f"not a usable T-Union card ({exc})", sw=status_word(exc)
+            )
         number = info.card_number
         now = s.now()
         try:
@@ -259,7 +269,9 @@ class Validator:
         except TransportError as exc:
             return TapResult(TapOutcome.REMOVED, f"card removed, tap again ({exc})", number)
         except (CardError, MalformedResponse, TlvError) as exc:
-            return TapResult(TapOutcome.CARD_REFUSED, f"card refused: {exc}", number)
+            return TapResult(
+                TapOutcome.CARD_REFUSED, f"card refused: {exc}", number, sw=status_word(exc)
+            )
 
     def _charge(
         self, info: CardInfo, number: str, now: datetime, recovered: tuple[Resolution, ...]
@@ -272,7 +284,12 @@ class Validator:
             )
         decision = decide(cfg.rules, cfg.mode, self.place, trips.state, now)
         if decision.refused:
-            return TapResult(TapOutcome.FARE_REFUSED, decision.refuse or "refused", number)
+            return TapResult(
+                TapOutcome.FARE_REFUSED,
+                decision.refuse or "refused",
+                number,
+                reason=decision.refusal,
+            )
 
         def updates(balance_before: int) -> list[CacheUpdate]:
             return self._records(decision, trips.metro_raw, now, balance_before)
@@ -308,13 +325,14 @@ class Validator:
             return TapResult(
                 TapOutcome.BALANCE_FLAG, f"not charged: {exc}", number, notes=decision.notes
             )
-        except InsufficientBalance:
+        except InsufficientBalance as exc:
             return TapResult(
                 TapOutcome.INSUFFICIENT,
                 "insufficient balance",
                 number,
                 decision.amount,
                 notes=decision.notes,
+                sw=exc.sw,
             )
         except PaymentInterrupted:
             return TapResult(

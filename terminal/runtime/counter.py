@@ -23,6 +23,7 @@ from terminal.roles.receipt import Receipt
 from terminal.runtime.assembly import Terminal
 from terminal.runtime.service import ServiceResult, device_health, prometheus, start_status
 from terminal.runtime.status import Action, StatusServer
+from terminal.words import say
 
 
 @dataclass
@@ -150,6 +151,7 @@ class CounterService:
                     self.terminal_id,
                     f"no card in the field within {config.card_wait:g} s: present the card "
                     f"and send the {self.noun} again",
+                    say("counter.no_card", seconds=f"{config.card_wait:g}"),
                 )
             else:
                 outcome = operate()
@@ -158,7 +160,7 @@ class CounterService:
             self._out_of_service(str(exc))
             return None
         except TransportError as exc:
-            outcome = refused(amount, self.terminal_id, words(exc))
+            outcome = refused(amount, self.terminal_id, words(exc), say("error.card_removed"))
         finally:
             if sim:
                 terminal.card_reader.remove()  # type: ignore[attr-defined]

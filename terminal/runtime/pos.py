@@ -35,7 +35,7 @@ from terminal.roles.onecard_pos import (
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
 from terminal.runtime.counter import CounterService, Outcome, refused
-from terminal.words import outcome_text, sale_refusal
+from terminal.words import outcome_text, sale_refusal, say
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
 SALE_ERRORS = (
@@ -126,11 +126,12 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
     if sale.ep is not None:
         row = sale.ep.row
         card_number, when = sale.ep.card.card_number, row.txn_time
-        proof = [("TSN", str(row.terminal_seq)), ("TAC", row.tac or "-")]
+        proof = [(say("receipt.sequence"), str(row.terminal_seq))]
+        proof.append((say("receipt.proof"), row.tac or "-"))
         if sale.ep.completed:
-            notes.append("An interrupted payment was completed: charged once.")
+            notes.append(say("receipt.completed"))
         if not sale.ep.verified:
-            notes.append("Card proof not verified by the PSAM: sent for checking.")
+            notes.append(say("receipt.unverified"))
     else:
         app = sale.ec
         card_number, when = (app.pan if app is not None else "-"), now
@@ -139,9 +140,9 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
         if crypt is not None:
             proof = [("ATC", crypt.atc.hex().upper()), ("TC", crypt.cryptogram.hex().upper())]
         if sale.completed:
-            notes.append("An interrupted payment was completed: charged once.")
+            notes.append(say("receipt.completed"))
         if sale.ec_row is not None:
-            notes.append(f"Electronic Cash sale {sale.ec_row['ec_seq']} journaled.")
+            notes.append(say("receipt.ec_journaled", seq=sale.ec_row["ec_seq"]))
     return sale_receipt(
         card_number,
         terminal_id,

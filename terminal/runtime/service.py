@@ -224,6 +224,7 @@ def log_line(terminal_id: str, result: TapResult, mode: str | None = None) -> st
             "ms": round(result.elapsed_ms, 1),
             "seq": row.terminal_seq if row is not None else None,
             "state": row.state if row is not None else None,
+            "sw": f"{result.sw:04X}" if result.sw is not None else None,
             "text": tap_words(result, mode),
         },
         ensure_ascii=False,

@@ -20,6 +20,7 @@ from typing import Any
 from terminal.roles.transport import CoachBoarding, TaxiMeter
 from terminal.roles.validator import TapResult
 from terminal.runtime.counter import CounterService, Outcome
+from terminal.words import tap_words
 
 TRIP_ROLES = ("taxi", "coach")
 
@@ -64,6 +65,9 @@ def trip_outcome(result: TapResult, terminal_id: str, echo: dict[str, Any]) -> O
         "balance_fen": result.balance,
         "terminal_seq": row.terminal_seq if row is not None else None,
         "state": row.state if row is not None else None,
+        "outcome": str(result.outcome),
+        "sw": f"{result.sw:04X}" if result.sw is not None else None,
+        "text": tap_words(result, None),
     }
     if result.green:
         doc["message"] = result.message
@@ -87,7 +91,10 @@ def trip_log_line(terminal_id: str, outcome: Outcome) -> str:
             "ms": round(outcome.ms, 1),
             "seq": doc.get("terminal_seq"),
             "state": doc.get("state"),
+            "outcome": doc.get("outcome"),
+            "sw": doc.get("sw"),
             "refused": doc.get("refused"),
+            "text": doc.get("text"),
         },
         ensure_ascii=False,
     )

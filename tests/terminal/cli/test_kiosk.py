@@ -12,6 +12,7 @@ import pytest
 from gateway import cards
 from simulators.epurse_card import SoftEPurseCard
 from terminal.journal import SETTLED, Journal
+from terminal.words import set_lang
 from tests.cli_kit import ykt_here
 from tests.subsidy_kit import PEOPLE, Centre, card_for
 
@@ -45,17 +46,22 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
 
     rc, out, _ = ykt_here(capsys, "kiosk", "top-up", "50", *opts)
     assert rc == 0 and balance() == 6_000
-    lines = dict(line.split(None, 1) for line in out.splitlines()[3:10])
+    lines = {line[:12].strip(): line[12:].strip() for line in out.splitlines()[3:10]}
     assert lines["Terminal"] == KIOSK and lines["Card"] == masked
     assert lines["Amount"] == "¥50.00" and lines["Balance"] == "¥60.00"
     with gateway.db.tx() as cur:
         cur.execute("SELECT tac, reference FROM loads WHERE state = 'confirmed'")
         tac, reference = cur.fetchone()
-    assert lines["TAC"] == tac and lines["Reference"] == reference
+    assert lines["Auth code"] == tac and lines["Reference"] == reference
+    assert "TAC" not in out
     assert lines["Time"].startswith(f"{clock.now:%Y-%m-%d %H:%M}")
 
     rc, _, err = ykt_here(capsys, "kiosk", "top-up", "995", *opts)
     assert rc == 1 and "holds ¥60.00 and at most ¥1000.00: top up ¥940.00 or less" in err
+    rc, _, err = ykt_here(capsys, "--lang", "zh", "kiosk", "top-up", "995", *opts)
+    set_lang("en")
+    assert rc == 1 and "卡内余额 ¥60.00，上限 ¥1000.00：最多可充 ¥940.00" in err
+    assert "holds" not in err and balance() == 6_000
     rc, _, err = ykt_here(capsys, "kiosk", "top-up", "0.50", *opts)
     assert rc == 1 and "between ¥1.00 and ¥1000.00" in err
     (Path("kiosk.toml")).write_text("[kiosk]\nmax_top_up_fen = 2000\n", encoding="utf-8")
@@ -68,6 +74,14 @@ def test_balance_and_top_up_print_receipts_and_respect_the_limits(
         rows = journal.load_rows()
         assert [(r.state, r["amount"]) for r in rows] == [(SETTLED, 5_000), (SETTLED, 1_234)]
         assert journal.open_loads() == []
+
+    rc, out, _ = ykt_here(capsys, "--lang", "zh", "kiosk", "top-up", "1", *opts)
+    set_lang("en")
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT tac FROM loads WHERE state = 'confirmed' AND amount = 100")
+        (tac,) = cur.fetchone()
+    labelled = [line.split() for line in out.splitlines() if line.startswith("交易验证码")]
+    assert rc == 0 and labelled == [["交易验证码", tac]] and balance() == 7_334
 
 
 def test_subsidy_roster_from_import_to_pickup_on_the_command_line(

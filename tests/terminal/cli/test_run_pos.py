@@ -87,6 +87,7 @@ def _sales(device: Device, amounts: list[int], approved: list[dict[str, Any]]) -
         assert status == 200 and doc["ok"], doc
         assert doc["amount_fen"] == amount and doc["state"] == SETTLED
         assert "corner shop" in doc["receipt"] and doc["tac"] in doc["receipt"]
+        assert "Auth code" in doc["receipt"] and "TAC" not in doc["receipt"]
         approved.append(doc)
 
 

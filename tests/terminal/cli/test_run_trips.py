@@ -125,6 +125,8 @@ def test_each_trip_arrives_over_post_and_is_paid_once_and_uploaded(
         status, doc = _trip(device, bad[2])
         assert status == 200 and not doc["ok"] and doc["terminal_seq"] is None, str(doc)
         assert ("maximum" if role == "taxi" else "no coach fare") in doc["refused"]
+        said = {"taxi": "the meter amount is over the maximum", "coach": "no fare to that"}
+        assert doc["outcome"] != "paid" and doc["text"].startswith(said[role]), doc
         device.wait_until_sent()
         assert device.signal(signal.SIGTERM) == 0
 

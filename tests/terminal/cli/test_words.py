@@ -11,25 +11,51 @@ from pathlib import Path
 
 import pytest
 
-from terminal.apdu.errors import error_for
+from simulators.profiles import demo_card, demo_psam
+from terminal.apdu.errors import CardRemoved, error_for
 from terminal.apdu.status import SW
 from terminal.cli.demo import KIOSK_ID, run_demo
 from terminal.cli.demo_clearing import ClearingPath
+from terminal.fares.engine import FareRefusal, Mode
+from terminal.journal import Journal
 from terminal.qr.code import QrReason
+from terminal.readers.sim import SimReader
+from terminal.roles.debit import LoadInterrupted
+from terminal.roles.kiosk import Kiosk, KioskRefusal, TopUpRefused
+from terminal.roles.session import TerminalSession
 from terminal.roles.validator import TapOutcome, TapResult
+from terminal.runtime.counter import refused
+from terminal.runtime.kiosk import kiosk_log_line
+from terminal.runtime.kiosk import refusal as kiosk_reason
+from terminal.runtime.service import log_line
 from terminal.words import (
     CATALOGUE,
     CODE_WORDS,
     TAP_WORDS,
     card_refusal,
+    error_words,
     gateway_refusal,
+    kiosk_refusal,
     lang_from_locale,
     set_lang,
+    tap_line,
     tap_words,
 )
 from tests.cli_kit import YKT, ykt
+from tests.terminal.roles.fleet import Fleet
+from tests.terminal.roles.test_debit import Answering
 
 JARGON = re.compile(r"\bSW\b|\b[0-9A-F]{4}\b to|TSN|CAPP_PURCHASE|EP_LOAD|EP_PURCHASE|MAC[12]")
+# what a Chinese line may spell in ASCII: commands, options, acronyms; any two English words
+# left after them are an English sentence inside the Chinese one
+COMMANDS = re.compile(r"ykt [a-z][a-z -]*|--[a-z-]+|Ctrl-C|\b[A-Z]{2,}\b")
+ENGLISH = re.compile(r"[A-Za-z]+(?:[ ,:;'()-]+[A-Za-z]+)+")
+
+
+def english(line: str) -> str | None:
+    """The English words inside a Chinese operator line, if any."""
+    found = ENGLISH.search(COMMANDS.sub("", line))
+    return found.group() if found else None
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +92,114 @@ def test_every_tap_outcome_and_ride_code_refusal_has_a_sentence_in_both_language
     assert said["en"][TapOutcome.INTERRUPTED] == "card removed during payment: tap again"
     assert "technical detail" not in said["en"][TapOutcome.CODE_REFUSED]
     assert not any(JARGON.search(x) for words in said.values() for x in words.values())
+
+
+def test_no_chinese_sentence_of_the_catalogue_holds_an_english_one() -> None:
+    assert english("卡片拒绝：card refused") == "card refused"
+    assert english("无法连接卡务中心：请检查 --gateway，ykt gateway terminal add，HSM") is None
+    for key, (zh, _en) in CATALOGUE.items():
+        assert english(zh) is None, (key, zh)
+    for code in FareRefusal:
+        assert f"fare.{code}" in CATALOGUE, code
+    for code in KioskRefusal:
+        assert f"kiosk.refusal.{code}" in CATALOGUE, code
+
+
+def test_fare_refusals_are_worded_by_their_code(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    fleet = Fleet(tmp_path / "j.db", clock)
+    fleet.add_cards(1)
+    card = fleet.cards[0]
+    unknown = fleet.tap(card, fleet.gate(Mode.METRO_ENTRY, station="0999"))
+    no_entry = fleet.tap(card, fleet.exit)
+    assert (unknown.outcome, unknown.reason) == (TapOutcome.FARE_REFUSED, "unknown-station")
+    assert (no_entry.outcome, no_entry.reason) == (TapOutcome.FARE_REFUSED, "no-entry")
+    assert "0999" in unknown.message and "no entry" in no_entry.message  # the logs' detail
+    set_lang("zh")
+    zh = [tap_line(r, "metro-entry") for r in (unknown, no_entry)]
+    assert "拒绝：本站不在票价表中" in zh[0] and "拒绝：卡上没有进站记录" in zh[1]
+    assert [english(x.split(None, 2)[2]) for x in zh] == [None, None], zh
+    set_lang("en")
+    assert tap_words(unknown, "metro-entry") == (
+        "refused: this station is not in the fare file: check the fare file"
+    )
+    assert (card.balance, card.state.offline_atc, fleet.journal.rows()) == (5_000, 0, [])
+
+
+@pytest.mark.parametrize(
+    ("sw", "outcome", "zh", "en"),
+    [
+        (
+            0x6985,
+            "card-refused",
+            "卡片拒绝：卡片当前不允许此操作",
+            "the card does not allow this now",
+        ),
+        (0x6A82, "card-refused", "卡片拒绝：卡上没有此应用", "the card has no such application"),
+        (0x6983, "card-refused", "卡片拒绝：密码已锁", "PIN locked"),
+        (0x9401, "insufficient", "余额不足（车费 ¥2.00）", "insufficient balance (fare ¥2.00)"),
+        (
+            0x6F00,
+            "card-refused",
+            "卡片拒绝了此操作（状态字 6F00）",
+            "the card refused the request (6F00)",
+        ),
+    ],
+)
+def test_a_card_refusal_carries_its_status_word_and_says_it_in_words(  # type: ignore[no-untyped-def]
+    tmp_path: Path, clock, sw: int, outcome: str, zh: str, en: str
+) -> None:
+    fleet = Fleet(tmp_path / "j.db", clock)
+    fleet.add_cards(1)
+    card = fleet.cards[0]
+    result = fleet.tap(Answering(card, 0x50, sw.to_bytes(2, "big")), fleet.bus)  # INITIALIZE
+    assert (result.outcome, result.sw) == (outcome, sw)
+    set_lang("zh")
+    said = tap_words(result, "bus")
+    assert said.startswith(zh) and english(said) is None, said
+    assert json.loads(log_line("310000000201", result, "bus"))["sw"] == f"{sw:04X}"
+    set_lang("en")
+    assert en in tap_words(result, "bus")
+    assert (card.balance, card.state.offline_atc, fleet.journal.rows()) == (5_000, 0, [])
+
+
+def test_kiosk_refusals_are_worded_by_their_code(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    kiosk_id = "310000000090"
+    card = demo_card(1, balance=1_000)
+    session = TerminalSession(SimReader(card), SimReader(demo_psam(kiosk_id)), clock=clock)
+    session.start()
+    with Journal(tmp_path / "k.db", clock=clock) as journal:
+        kiosk = Kiosk(session, None, bytes.fromhex(kiosk_id), journal=journal)
+        said: list[Exception] = []
+        for attempt in (
+            lambda: kiosk.top_up(50),
+            lambda: kiosk.top_up(500),
+            lambda: kiosk.pick_up("110105194912310021"),
+        ):
+            with pytest.raises(TopUpRefused) as caught:
+                attempt()
+            said.append(caught.value)
+        assert journal.load_rows() == []
+    assert [e.code for e in said] == ["amount", "no-load-host", "no-subsidies"]  # type: ignore[attr-defined]
+    said.append(LoadInterrupted(1, CardRemoved("card pulled from sim after 8052")))
+    lines = {}
+    for lang in ("zh", "en"):
+        set_lang(lang)
+        lines[lang] = [
+            json.loads(kiosk_log_line(kiosk_id, refused(None, kiosk_id, kiosk_reason(e), text)))
+            for e in said
+            for text in (kiosk_refusal(e), error_words(e))
+        ]
+    assert lines["zh"][0]["text"] == "不能办理：充值金额须在 ¥1.00 至 ¥1000.00 之间，不能是 ¥0.50"
+    assert [english(x["text"]) for x in lines["zh"]] == [None] * len(lines["zh"]), lines["zh"]
+    assert (
+        lines["en"][0]["text"] == "not done: a top-up must be between ¥1.00 and ¥1000.00, not ¥0.50"
+    )
+    # the log's reason stays the English sentence, whatever the terminal's language
+    assert [x["refused"] for x in lines["zh"]] == [x["refused"] for x in lines["en"]]
+    assert (
+        lines["zh"][2]["refused"] == "this kiosk has no load host (no gateway): it reads cards only"
+    )
+    assert (card.balance, card.state.online_atc) == (1_000, 0)
 
 
 def test_a_catalogue_sentence_keeps_the_gateways_specifics() -> None:

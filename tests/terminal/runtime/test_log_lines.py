@@ -4,6 +4,7 @@ the operator's sentence in the terminal's language."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +12,13 @@ from terminal.apdu.errors import error_for
 from terminal.apdu.status import SW
 from terminal.roles.validator import TapOutcome, TapResult
 from terminal.runtime.counter import Outcome, refused
+from terminal.runtime.desk import desk_log_line
 from terminal.runtime.kiosk import kiosk_log_line
 from terminal.runtime.kiosk import refusal as kiosk_reason
 from terminal.runtime.pos import refusal as sale_reason
 from terminal.runtime.pos import sale_log_line
 from terminal.runtime.service import log_line
+from terminal.runtime.trips import trip_log_line, trip_outcome
 from terminal.uplink.client import GatewayRefused
 from terminal.words import kiosk_refusal, sale_refusal, set_lang
 
@@ -67,3 +70,23 @@ def test_sale_and_kiosk_lines_keep_the_reason_and_add_words() -> None:
     assert line["text"].endswith("(card centre: card 3100029000000000001 is reported lost)")
     topped = Outcome({"ok": True, "action": "top-up", "amount_fen": 1_000, "balance_fen": 3_000})
     assert json.loads(kiosk_log_line("x", topped))["text"] == "top-up ¥10.00 done; balance ¥30.00"
+
+
+def test_every_field_of_every_log_line_is_documented_for_operators() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "operators.md").read_text(encoding="utf-8")
+    section = docs.split("## The JSON log line of each transaction")[1]
+    tap = TapResult(TapOutcome.CARD_REFUSED, "card refused", "3100029000000000001", sw=0x6985)
+    nothing = Outcome({"ok": False, "amount_fen": 100, "refused": "no"})
+    lines = [
+        log_line("310000000201", tap, "bus"),
+        sale_log_line("310000000301", nothing),
+        kiosk_log_line("310000000401", nothing),
+        desk_log_line("310000000501", nothing),
+        trip_log_line("310000000601", trip_outcome(tap, "310000000601", {})),
+    ]
+    examples = [tuple(json.loads(x)) for x in section.splitlines() if x.startswith('{"time"')]
+    for line in lines:
+        doc = json.loads(line)
+        assert [key for key in doc if f"`{key}`" not in section] == [], doc
+        assert tuple(doc) in examples, doc  # an example line of the role, with every field
+    assert json.loads(lines[0])["sw"] == "6985" and json.loads(lines[-1])["sw"] == "6985"
