@@ -18,12 +18,40 @@ from typing import Literal
 from terminal.apdu.errors import CardError, TransportError, YikatongError
 from terminal.apdu.status import SW
 from terminal.epurse.commands import TxnType
+from terminal.fares.notes import NOTE_TEXT, Note, NoteCode, note_values
 from terminal.money import format_fen
 from terminal.qr.code import QrReason
 from terminal.roles.validator import TapOutcome, TapResult
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
+
+# A fare note's or a transport refusal's detail in Chinese (terminal.fares.notes.NoteCode; the
+# English is the note's own, ``NOTE_TEXT``).
+NOTE_ZH: dict[NoteCode, str] = {
+    NoteCode.CONCESSION: "{kind}卡付票价的 {percent}%",
+    NoteCode.TRANSFER: "{minutes} 分钟内换乘优惠",
+    NoteCode.MISSING_EXIT: "在 {station} 站进站后没有出站记录",
+    NoteCode.NO_ENTRY_MAX_FARE: "没有进站记录：按最高票价收费",
+    NoteCode.OVERTIME: "在站内超过 {minutes} 分钟",
+    NoteCode.ENTRY_DEPOSIT: "进站押金已抵扣",
+    NoteCode.OPENING_NOT_LOGGED: "卡上的开始记录不在卡的交易明细中",
+    NoteCode.OPENING_IN_FUTURE: "卡上的开始时间晚于现在",
+    NoteCode.JOURNAL_EARLIER: "本机流水的开始时间早于卡上的",
+    NoteCode.NO_RENT_MAX_FEE: "没有租车记录：按最高费用收费",
+    NoteCode.DEPOSIT_CREDITED: "押金 {amount} 已抵扣",
+    NoteCode.NO_ENTRY_DAILY_CAP: "没有入场记录：按一天封顶收费",
+    NoteCode.NO_ENTRY: "没有入场记录",
+    NoteCode.OVER_METER_LIMIT: "计价器金额 {amount} 超过票价文件上限 {maximum}",
+    NoteCode.RENTING: "自 {since} 起在租车辆 {vehicle}",
+    NoteCode.RENTED_SINCE: "自 {since} 起在租车",
+    NoteCode.RENTED_HERE: "{since} 在本机租车，尚未归还",
+    NoteCode.DEPOSIT_SHORT: "押金 {deposit}",
+    NoteCode.NO_ROUTE_FARE: "没有 {origin} 至 {destination} 的票价",
+    NoteCode.PARKED: "自 {since} 起在场内",
+    NoteCode.SEE_ATTENDANT: "{why}",
+    NoteCode.STAY_TOO_LONG: "入场时间 {since} 已超过 {days} 天",
+}
 
 # key -> (中文, English). Fields in braces are filled by ``say``.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -66,6 +94,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
     "tap.detail": ("{sentence}（{detail}）", "{sentence} ({detail})"),
+    "tap.notes": ("（{notes}）", "({notes})"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
     "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
     "tap.code_paid": ("乘车码支付，车费 {fare}", "fare {fare} paid by ride code"),
@@ -132,6 +161,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "拒绝：不是真卡（卡内没有校园密钥）",
         "refused: not a genuine campus card (it does not hold the campus key)",
     ),
+    # -- fare notes and transport refusals' detail (terminal.fares.notes) ----------------------
+    **{f"note.{code}": (zh, NOTE_TEXT[code]) for code, zh in NOTE_ZH.items()},
+    "note.separator": ("；", "; "),
+    # the concession kinds of the demo fare file (a kind with no words is shown as written)
+    "concession.student": ("学生", "student"),
+    "concession.elderly": ("老年", "elderly"),
+    "concession.disabled": ("残疾人", "disabled"),
     # -- ride codes (terminal/qr: QrReason values pick the refusal's words) --------------------
     "qr.paid": (
         "乘车码：车费 {fare} 已付，由发码平台 {platform} 结算",
@@ -711,6 +747,18 @@ def code_refusal(reason: str | None) -> str:
         return say("code.invalid")
 
 
+def note_words(note: str) -> str:
+    """A fare note or a transport refusal's detail in words: a ``Note`` by its code and values
+    (a concession kind by its own words when the catalogue has them); other text as written."""
+    if not isinstance(note, Note):
+        return note
+    values = dict(note.values)
+    kind = f"concession.{values.get('kind')}"
+    if note.code is NoteCode.CONCESSION and kind in CATALOGUE:
+        values["kind"] = say(kind)
+    return say(f"note.{note.code}", **note_values(values, note_words, say("note.separator")))
+
+
 def tap_words(result: TapResult, mode: str | None) -> str:
     """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
     key = TAP_WORDS[result.outcome]
@@ -729,7 +777,7 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         reason = fare_refusal(result.reason)
     said = say(key, fare=format_fen(result.fare), reason=reason)
     if result.outcome in WITH_DETAIL:
-        return say("tap.detail", sentence=said, detail=result.message)
+        return say("tap.detail", sentence=said, detail=note_words(result.message))
     return said
 
 
@@ -739,7 +787,8 @@ def tap_line(result: TapResult, mode: str | None) -> str:
     words = tap_words(result, mode)
     balance = result.balance
     shown = f"; {say('tap.balance', balance=format_fen(balance))}" if balance is not None else ""
-    extra = f"  ({'; '.join(result.notes)})" if result.notes else ""
+    notes = say("note.separator").join(note_words(n) for n in result.notes)
+    extra = f"  {say('tap.notes', notes=notes)}" if notes else ""
     return (
         f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
         f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
