@@ -13,15 +13,20 @@ from __future__ import annotations
 import locale
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from terminal.apdu.errors import CardError, TransportError, YikatongError
 from terminal.apdu.status import SW
+from terminal.campus.reasons import DOOR_TEXT, DoorRefusal
 from terminal.epurse.commands import TxnType
-from terminal.fares.notes import NOTE_TEXT, Note, NoteCode, note_values
+from terminal.fares.notes import NOTE_TEXT, NoteCode
 from terminal.money import format_fen
+from terminal.notes import Note, note_values
 from terminal.qr.code import QrReason
 from terminal.roles.validator import TapOutcome, TapResult
+
+if TYPE_CHECKING:
+    from terminal.campus.door import Decision
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -51,6 +56,24 @@ NOTE_ZH: dict[NoteCode, str] = {
     NoteCode.PARKED: "自 {since} 起在场内",
     NoteCode.SEE_ATTENDANT: "{why}",
     NoteCode.STAY_TOO_LONG: "入场时间 {since} 已超过 {days} 天",
+}
+
+# Why a door refused a card in Chinese (terminal.campus.reasons.DoorRefusal; the English is
+# the reason's own, ``DOOR_TEXT``).
+DOOR_ZH: dict[DoorRefusal, str] = {
+    DoorRefusal.NOT_GENUINE: "不是真的校园卡（卡内没有校园密钥）",
+    DoorRefusal.NOT_READ: "读卡失败，请重新刷卡",
+    DoorRefusal.HOTLISTED: "此卡已挂失或锁定",
+    DoorRefusal.NOT_ENROLLED: "此卡未在本单位登记",
+    DoorRefusal.BLOCKED: "此卡已被管理部门停用",
+    DoorRefusal.IDENTITY: "卡内身份信息与登记不符",
+    DoorRefusal.NOT_VALID: "此卡在 {day} 无效（有效期 {valid_from} 至 {valid_until}）",
+    DoorRefusal.NO_GROUP_RULES: "“{group}”组没有门禁规则",
+    DoorRefusal.DOOR_NOT_ALLOWED: "“{group}”组不能使用“{door}”门",
+    DoorRefusal.GROUP_NOT_VALID: "“{group}”组在 {day} 无效",
+    DoorRefusal.OUTSIDE_ZONE: "不在“{zone}”时段内（{time}）",
+    DoorRefusal.INSIDE: "防潜回：已在“{area}”内，未刷出",
+    DoorRefusal.OUTSIDE: "防潜回：已在“{area}”外，未刷入",
 }
 
 # key -> (中文, English). Fields in braces are filled by ``say``.
@@ -157,6 +180,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "mode.metro-entry": ("地铁进站", "metro entry"),
     "mode.metro-exit": ("地铁出站", "metro exit"),
+    # -- doors (terminal/campus: DoorRefusal values pick the reason's words) ------------------
+    **{f"door.{code}": (zh, DOOR_TEXT[code]) for code, zh in DOOR_ZH.items()},
+    "door.granted": ("可以通行", "may pass"),
+    "door.refused": ("拒绝：{reason}", "refused: {reason}"),
+    "door.line.granted": ("通过  {point}：{who} 可以通行", "GREEN {point}: {who} may pass"),
+    "door.line.refused": (
+        "拒绝  {point}：{who}：{reason}",
+        "RED   {point}: {who} refused: {reason}",
+    ),
+    "door.unknown_card": ("未知卡", "unknown card"),
     "door.clone_refused": (
         "拒绝：不是真卡（卡内没有校园密钥）",
         "refused: not a genuine campus card (it does not hold the campus key)",
@@ -748,15 +781,16 @@ def code_refusal(reason: str | None) -> str:
 
 
 def note_words(note: str) -> str:
-    """A fare note or a transport refusal's detail in words: a ``Note`` by its code and values
-    (a concession kind by its own words when the catalogue has them); other text as written."""
+    """A note (a fare note, a transport refusal's detail, a door's reason) in words: a ``Note``
+    by its code and values (a concession kind by its own words when the catalogue has them);
+    other text as written."""
     if not isinstance(note, Note):
         return note
     values = dict(note.values)
     kind = f"concession.{values.get('kind')}"
     if note.code is NoteCode.CONCESSION and kind in CATALOGUE:
         values["kind"] = say(kind)
-    return say(f"note.{note.code}", **note_values(values, note_words, say("note.separator")))
+    return say(note.key, **note_values(values, note_words, say("note.separator")))
 
 
 def tap_words(result: TapResult, mode: str | None) -> str:
@@ -860,3 +894,20 @@ def outcome_text(doc: Mapping[str, object]) -> str:
         "kiosk.balance_read" if doc.get("action") == "balance" else "sale.paid",
     )
     return say(key, **shown)
+
+
+def door_words(decision: Decision) -> str:
+    """A door's decision in words: may pass, or refused and why (the reason's code picks the
+    words; a reason without one is shown as written)."""
+    if decision.granted:
+        return say("door.granted")
+    return say("door.refused", reason=note_words(decision.reason))
+
+
+def door_line(decision: Decision) -> str:
+    """The operator's line for a door's decision: green or red, the point, who, why."""
+    who = decision.person_no or decision.card_serial or say("door.unknown_card")
+    if decision.granted:
+        return say("door.line.granted", point=decision.point, who=who)
+    reason = note_words(decision.reason)
+    return say("door.line.refused", point=decision.point, who=who, reason=reason)

@@ -1,16 +1,12 @@
 """Notes on how a fare was reached, and the detail of a transport refusal: a code and its
-values, so the operator's catalogue (terminal/words.py) says them in the terminal's language.
-
-A ``Note`` is the English sentence the logs, the journal and ``--json`` have always carried
-(it is a ``str``), with its ``code`` and ``values`` beside it. Values are language-neutral:
-amounts already shown as money, times, station codes and bike numbers, other notes.
-"""
+values (``FareNote``), so the operator's catalogue (terminal/words.py) says them in the
+terminal's language while the logs, journal and ``--json`` keep the English."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+
+from terminal.notes import Note
 
 
 class NoteCode(StrEnum):
@@ -69,33 +65,8 @@ NOTE_TEXT: dict[NoteCode, str] = {
 }
 
 
-def note_values(values: Mapping[str, Any], say: Any, sep: str) -> dict[str, str]:
-    """A note's values as a sentence shows them: other notes by ``say`` (a note -> words),
-    a sequence of notes joined by ``sep``, anything else as written."""
-    shown: dict[str, str] = {}
-    for name, value in values.items():
-        if isinstance(value, Note):
-            shown[name] = say(value)
-        elif isinstance(value, tuple):
-            shown[name] = sep.join(say(v) if isinstance(v, Note) else str(v) for v in value)
-        else:
-            shown[name] = str(value)
-    return shown
+class FareNote(Note):
+    """A note on how a fare was reached, or the detail of a transport refusal."""
 
-
-class Note(str):
-    """A note (or a refusal's detail): its English sentence, with the code and values that
-    word it in the operator's language."""
-
-    code: NoteCode
-    values: dict[str, Any]
-
-    def __new__(cls, code: NoteCode, **values: Any) -> Note:
-        text = NOTE_TEXT[code].format(**note_values(values, str, "; "))
-        note = super().__new__(cls, text)
-        note.code = code
-        note.values = values
-        return note
-
-    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (self.code,), self.values
+    texts = NOTE_TEXT
+    prefix = "note"

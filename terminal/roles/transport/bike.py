@@ -16,7 +16,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_EXIT, FareDecision, Mode
 from terminal.fares.modes import DEPOSIT_CHECK, INDUSTRY_BIKE, BikeRules
-from terminal.fares.notes import Note, NoteCode
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.money import format_fen
 from terminal.roles.transport.base import (
     CLOSED,
@@ -50,16 +50,16 @@ class BikeRent(_BikeDock):
         if is_open(rec):
             what = rec.vehicle.decode("ascii", "replace").strip()
             detail = (
-                Note(NoteCode.RENTING, vehicle=what, since=rec.open_time)
+                FareNote(NoteCode.RENTING, vehicle=what, since=rec.open_time)
                 if what
-                else Note(NoteCode.RENTED_SINCE, since=rec.open_time)
+                else FareNote(NoteCode.RENTED_SINCE, since=rec.open_time)
             )
             return TapResult(TapOutcome.ALREADY_RENTING, detail, number)
         row = self.journal_opening(info, BIKE_MODES)
         if row is not None and not _returned_after(self, rec, row.txn_time):
             return TapResult(
                 TapOutcome.ALREADY_RENTING,
-                Note(NoteCode.RENTED_HERE, since=row.txn_time),
+                FareNote(NoteCode.RENTED_HERE, since=row.txn_time),
                 number,
             )
         if bike.deposit_mode == DEPOSIT_CHECK:
@@ -67,7 +67,7 @@ class BikeRent(_BikeDock):
             if balance < bike.deposit:
                 return TapResult(
                     TapOutcome.DEPOSIT_SHORT,
-                    Note(NoteCode.DEPOSIT_SHORT, deposit=format_fen(bike.deposit)),
+                    FareNote(NoteCode.DEPOSIT_SHORT, deposit=format_fen(bike.deposit)),
                     number,
                     balance=balance,
                 )
@@ -93,7 +93,7 @@ class BikeReturn(_BikeDock):
         opening, notes = self.find_opening(info, rec, BIKE_MODES, now)
         if opening is None:
             fee, credit = bike.max_fee, 0
-            notes.append(Note(NoteCode.NO_RENT_MAX_FEE))
+            notes.append(FareNote(NoteCode.NO_RENT_MAX_FEE))
             kept: dict[str, Any] = {}
         else:
             fee, credit = bike.fee(opening.when, now), opening.held
@@ -107,7 +107,7 @@ class BikeReturn(_BikeDock):
                 )
         amount = max(0, fee - credit)
         if credit:
-            notes.append(Note(NoteCode.DEPOSIT_CREDITED, amount=format_fen(credit)))
+            notes.append(FareNote(NoteCode.DEPOSIT_CREDITED, amount=format_fen(credit)))
         decision = FareDecision(amount, TRIP_EP_EXIT, tuple(notes))
         context = self.context(
             decision, rented=opening.when.isoformat() if opening else None, fee=fee

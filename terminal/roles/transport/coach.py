@@ -15,7 +15,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_COACH
-from terminal.fares.notes import Note, NoteCode
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
 from terminal.roles.validator import TapOutcome, TapResult
 
@@ -52,7 +52,7 @@ class CoachBoarding(ModeValidator):
             return TapResult(TapOutcome.NO_DESTINATION, "no destination chosen", number)
         fare = coach.fare(self.place.station, to)
         if fare is None:
-            detail = Note(NoteCode.NO_ROUTE_FARE, origin=self.place.station, destination=to)
+            detail = FareNote(NoteCode.NO_ROUTE_FARE, origin=self.place.station, destination=to)
             return TapResult(TapOutcome.NO_ROUTE_FARE, detail, number)
         decision = FareDecision(fare, TRIP_EP_SINGLE)
         return self.pay_record(
