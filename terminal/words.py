@@ -356,6 +356,40 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{seconds} 秒内没有放卡：请放卡后重新提交",
         "no card in the field within {seconds} s: present the card and send it again",
     ),
+    "counter.busy": (
+        "上一笔尚未完成，本次未办理：请稍后重新提交",
+        "another request is in progress: nothing was done, send it again when it is done",
+    ),
+    "counter.stopping": (
+        "本机正在停止，本次未办理：请稍后再试",
+        "this device is stopping: nothing was done, try again later",
+    ),
+    "counter.out_of_service": (
+        "本机暂停服务，本次未办理：请联系管理员",
+        "this device is out of service: nothing was done, call the operator",
+    ),
+    "counter.bad_request": (
+        "请求内容有误，本次未办理：请核对后重新提交",
+        "the request is not valid: nothing was done, check it and send it again",
+    ),
+    "desk.unavailable": (
+        "暂时无法连接卡务中心，未发卡，请稍后再试",
+        "the card centre cannot be reached now; no card was issued, try later",
+    ),
+    "desk.already_issued": (
+        "读卡器上的卡已发过，请放一张空白卡",
+        "the card in the reader is issued already: put a blank card in",
+    ),
+    "desk.card_refused": (
+        "未发卡，卡片拒绝：{reason}",
+        "no card issued, the card refused: {reason}",
+    ),
+    # an issuance error's message says what the clerk should do (in English, for the log)
+    "desk.not_issued": ("未发卡：请核对申请信息和卡片后重试（原因已记入日志）", "{reason}"),
+    "desk.failed": (
+        "未发卡：请核对申请信息和卡片后重试（原因已记入日志）",
+        "no card issued: {reason}",
+    ),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
         "the card centre cannot be reached now; nothing was loaded, try later",
@@ -877,6 +911,22 @@ def kiosk_refusal(exc: Exception) -> str:
     if isinstance(exc, CardError):
         return card_refusal(exc)
     return say("sale.not_understood")
+
+
+def desk_refusal(exc: Exception) -> str:
+    """Why the desk issued no card, as the clerk's screen says it."""
+    from terminal.roles.issuance import CardAlreadyIssued, IssuanceError
+    from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+
+    if isinstance(exc, GatewayUnavailable):
+        return say("desk.unavailable")
+    if isinstance(exc, GatewayRefused):
+        return error_words(exc)
+    if isinstance(exc, CardAlreadyIssued):
+        return say("desk.already_issued")
+    if isinstance(exc, CardError):
+        return say("desk.card_refused", reason=card_refusal(exc))
+    return say("desk.not_issued" if isinstance(exc, IssuanceError) else "desk.failed", reason=exc)
 
 
 def outcome_text(doc: Mapping[str, object]) -> str:
