@@ -5,7 +5,9 @@ this catalogue and say what happened in words; status words, counters and comman
 stay in ``--json`` and the logs. Card refusals are worded by the status word's name in
 ``terminal.apdu.status.SW`` (the one place status words are declared; one without words is
 shown in hex), gateway refusals by the gateway's error code, fare and kiosk refusals by their
-codes (``FareRefusal``, ``KioskRefusal``), card log entries by ``TxnType`` name.
+codes (``FareRefusal``, ``KioskRefusal``), fare notes, transport refusals' detail and door
+reasons by their ``Note`` code and values (terminal/notes.py), card log entries by ``TxnType``
+name, transport errors by their kind (reader gone, card removed, no card, other failures).
 """
 
 from __future__ import annotations
@@ -480,6 +482,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
         "the card left the reader (or the reader went away): put it back and try again.",
     ),
+    "error.reader_gone": (
+        "读卡器已断开（被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "the reader is gone (unplugged, or its driver or service restarted): check it and try "
+        "again.",
+    ),
+    "error.reader_failed": (
+        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
+        "the reader did not complete the exchange (a timeout or a failure): put the card back "
+        "and try again.",
+    ),
     "error.no_card": (
         "读卡器上没有卡，请放卡后重试。",
         "no card on the reader: put the card on and try again.",
@@ -684,7 +696,7 @@ def gateway_refusal(code: str, reason: str) -> str:
 def error_words(exc: BaseException) -> str:
     """The sentence for an error that ended a command (the class name and codes go to the
     log and --json)."""
-    from terminal.apdu.errors import CardRemoved, NoCard
+    from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable
     from terminal.roles.debit import LoadInterrupted
     from terminal.roles.kiosk import TopUpRefused
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
@@ -702,6 +714,10 @@ def error_words(exc: BaseException) -> str:
         return say("error.no_card")
     if isinstance(exc, CardRemoved):
         return say("error.card_removed")
+    if isinstance(exc, ReaderUnavailable):
+        return say("error.reader_gone")
+    if isinstance(exc, TransportError):
+        return say("error.reader_failed")
     if isinstance(exc, CardError):
         return card_refusal(exc)
     return str(exc)

@@ -428,3 +428,30 @@ def test_help_groups_commands_by_who_uses_them() -> None:
     for heading in ("Validator", "Merchant POS", "Kiosk", "Issuance desk", "Subsidy office",
                     "Operator / card centre", "Developer tools"):  # fmt: skip
         assert f" {heading}" in out, heading
+
+
+def test_each_transport_error_kind_has_a_sentence() -> None:
+    from terminal.readers.pcsc import SERVICE_GONE, TIMEOUT
+    from terminal.readers.pcsc import error_for as reader_error
+
+    reader = SimReader(demo_card(1))
+    reader.connect()
+    reader.tear_at(0, "after")
+    with pytest.raises(CardRemoved) as pulled:
+        reader.transmit(bytes.fromhex("00A404000E315041592E5359532E444446303100"))
+    errors = [
+        reader_error(TIMEOUT, "transmit", "ACS ACR1252 0"),
+        reader_error(min(SERVICE_GONE), "transmit", "ACS ACR1252 0"),
+        pulled.value,
+    ]
+    said = {}
+    for lang in ("zh", "en"):
+        set_lang(lang)
+        said[lang] = [error_words(e) for e in errors]
+    assert said["zh"] == [
+        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
+        "读卡器已断开（被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
+    ]
+    assert said["en"][0].startswith("the reader did not complete the exchange (a timeout")
+    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"])
