@@ -27,15 +27,29 @@ from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import LayoutBuildError, MalformedResponse
 
 
+def _encode_date_or_unset(obj: date | None) -> bytes:
+    return bytes(4) if obj is None else encode_date(obj)
+
+
+def _encode_datetime_or_unset(obj: datetime | None) -> bytes:
+    return bytes(7) if obj is None else encode_datetime(obj)
+
+
 class _BcdDate(cs.Adapter):
+    fast_decode = staticmethod(decode_date)
+    fast_encode = staticmethod(_encode_date_or_unset)
+
     def _decode(self, obj: bytes, context: Any, path: str) -> date | None:
         return decode_date(obj)
 
     def _encode(self, obj: date | None, context: Any, path: str) -> bytes:
-        return bytes(4) if obj is None else encode_date(obj)
+        return _encode_date_or_unset(obj)
 
 
 class _BcdTime(cs.Adapter):
+    fast_decode = staticmethod(decode_time)
+    fast_encode = staticmethod(encode_time)
+
     def _decode(self, obj: bytes, context: Any, path: str) -> time:
         return decode_time(obj)
 
@@ -44,11 +58,14 @@ class _BcdTime(cs.Adapter):
 
 
 class _BcdDateTime(cs.Adapter):
+    fast_decode = staticmethod(decode_datetime)
+    fast_encode = staticmethod(_encode_datetime_or_unset)
+
     def _decode(self, obj: bytes, context: Any, path: str) -> datetime | None:
         return decode_datetime(obj)
 
     def _encode(self, obj: datetime | None, context: Any, path: str) -> bytes:
-        return bytes(7) if obj is None else encode_datetime(obj)
+        return _encode_datetime_or_unset(obj)
 
 
 BcdDate = _BcdDate(cs.Bytes(4))
@@ -66,78 +83,46 @@ class _Plain:
     Anything unexpected (a missing field, a wrong length, a value out of range) falls back to
     construct's own (interpreted) build, so errors and edge cases stay exactly construct's."""
 
-    __slots__ = (
-        "build",
-        "decode",
-        "encode",
-        "fields",
-        "lengths",
-        "names",
-        "packer",
-        "parse",
-        "size",
-        "tail",
-        "tail_name",
-        "values",
-    )
+    __slots__ = ("build", "fields", "names", "packer", "parse", "size", "tail", "values")
 
     def __init__(self, layout: cs.Struct):
-        fmt, names, decode, encode, lengths = [">"], [], [], [], []
-        self.tail: int | None = None
-        self.tail_name = ""
+        self.tail: tuple[str, int] | None = None  # (name, item size) of a greedy tail
         subcons = list(layout.subcons)
         last = subcons[-1].subcon if subcons and isinstance(subcons[-1], cs.Renamed) else None
         if isinstance(last, cs.GreedyRange) and isinstance(last.subcon, cs.Bytes):
             if not isinstance(last.subcon.length, int):
                 raise NotImplementedError
-            self.tail, self.tail_name = last.subcon.length, subcons[-1].name
+            self.tail = (subcons[-1].name, last.subcon.length)
             subcons.pop()
+        if not subcons:
+            raise NotImplementedError  # nothing to unpack: construct's own form does
+        fields = []
         for i, sc in enumerate(subcons):
             if not isinstance(sc, cs.Renamed) or not sc.name:
                 raise NotImplementedError
-            field = sc.subcon
-            adapter = None
-            if type(field).__base__ is cs.Adapter:
-                adapter, field = field, field.subcon
-            code, to_py, from_py, length = _plain_field(field)
-            if adapter is not None:
-                dec, enc = adapter._decode, adapter._encode
-                to_py = _then(to_py, lambda v, dec=dec: dec(v, None, ""))
-                from_py = _then(lambda v, enc=enc: enc(v, None, ""), from_py)
-            fmt.append(code)
-            names.append(sc.name)
-            if to_py is not None:
-                decode.append((i, to_py))
-            if from_py is not None:
-                encode.append((i, from_py))
-            if length is not None:
-                lengths.append((i, length))
-        self.names = tuple(names)
+            fields.append((sc.name, *_plain_field(sc.subcon, f"f{i}")))
+        self.names = tuple(name for name, *_ in fields)
         self.fields = _fields_class(self.names)
-        self.packer = struct.Struct("".join(fmt))
+        self.packer = struct.Struct(">" + "".join(code for _, code, *_ in fields))
         self.size = self.packer.size
-        # (field index, conversion) only for the fields that have one
-        self.decode = tuple(decode)
-        self.encode = tuple(encode)
-        self.lengths = tuple(lengths)
-        self._generate()
+        self._generate(fields)
 
-    def _generate(self) -> None:
-        """``values``, ``parse`` and ``build`` as straight-line code for this layout (no loop
-        over fields, no list per call), generated once from the tables above.
+    def _generate(
+        self, fields: list[tuple[str, str, str, str, int | None, dict[str, Any]]]
+    ) -> None:
+        """``values``, ``parse`` and ``build`` as straight-line code for this layout, each
+        field's conversions written inline (no loop over fields, no helper frame per field),
+        generated once.
 
         values(data): the fields' values in order; parse(data): them as a Container;
         build(fields): the bytes, ValueError for a value of the wrong type or length."""
-        n = len(self.names)
-        if n == 0:
-            raise NotImplementedError  # nothing to unpack: construct's own form does
-        dec, enc, lengths = dict(self.decode), dict(self.encode), dict(self.lengths)
         env: dict[str, Any] = {"unpack": self.packer.unpack, "pack": self.packer.pack}
-        env.update({f"d{i}": f for i, f in dec.items()})
-        env.update({f"e{i}": f for i, f in enc.items()})
         env.update({"fields_class": self.fields, "names": self.names})
+        for *_, names in fields:
+            env.update(names)
+        n = len(fields)
         v = ", ".join(f"v{i}" for i in range(n)) + ","
-        out = ", ".join(f"d{i}(v{i})" if i in dec else f"v{i}" for i in range(n)) + ","
+        out = ", ".join(dec.format(f"v{i}") for i, (_, _, dec, *_) in enumerate(fields)) + ","
         lines = [
             "def values(data):",
             f"    {v} = unpack(data)",
@@ -147,20 +132,20 @@ class _Plain:
             f"    return fields_class(zip(names, ({out})))",
             "def build(fields):",
         ]
-        for i, name in enumerate(self.names):
-            value = f"fields[{name!r}]"
-            lines.append(f"    v{i} = e{i}({value})" if i in enc else f"    v{i} = {value}")
-            if i in lengths:
-                lines.append(f"    if type(v{i}) is not bytes or len(v{i}) != {lengths[i]}:")
+        for i, (name, _, _, enc, length, _) in enumerate(fields):
+            lines.append(f"    v{i} = {enc.format(f'fields[{name!r}]')}")
+            if length is not None:
+                lines.append(f"    if type(v{i}) is not bytes or len(v{i}) != {length}:")
                 lines.append(f"        raise ValueError({name!r})")
         if self.tail is None:
             lines.append(f"    return pack({v})")
         else:
+            tail, item = self.tail
             lines += [
-                f"    extra = fields[{self.tail_name!r}]",
+                f"    extra = fields[{tail!r}]",
                 "    for x in extra:",
-                f"        if type(x) is not bytes or len(x) != {self.tail}:",
-                f"            raise ValueError({self.tail_name!r})",
+                f"        if type(x) is not bytes or len(x) != {item}:",
+                f"            raise ValueError({tail!r})",
                 f"    return pack({v}) + b''.join(extra)",
             ]
         exec("\n".join(lines), env)
@@ -175,30 +160,31 @@ def _fields_class(names: tuple[str, ...]) -> type[cs.Container]:
     return type("Container", (cs.Container,), {"__slots__": (), **props})
 
 
-def _then(first: Any, second: Any) -> Any:
-    if first is None:
-        return second
-    if second is None:
-        return first
-    return lambda v: second(first(v))
-
-
-def _plain_field(field: cs.Construct) -> tuple[str, Any, Any, int | None]:
-    """(struct code, bytes->value, value->packable, exact bytes length) of one plain field."""
+def _plain_field(field: cs.Construct, key: str) -> tuple[str, str, str, int | None, dict[str, Any]]:
+    """One plain field as (struct code, decode expression, encode expression, exact bytes
+    length of the packed value, the names the expressions use). An expression is a format
+    string whose ``{}`` is the value; ``key`` keeps the names of different fields apart.
+    An adapter's conversion is its ``fast_decode``/``fast_encode`` function when it has one
+    (same result, one call less), else its own ``_decode``/``_encode``."""
+    if type(field).__base__ is cs.Adapter:
+        code, dec, enc, length, names = _plain_field(field.subcon, key)
+        decode = getattr(field, "fast_decode", None)
+        encode = getattr(field, "fast_encode", None)
+        names = {**names, f"{key}d": decode or field._decode, f"{key}e": encode or field._encode}
+        extra = "" if decode else ", None, ''"
+        dec = f"{key}d({dec}{extra})"  # the adapter's decode after the field's own
+        extra = "" if encode else ", None, ''"
+        enc = enc.format(f"{key}e({{}}{extra})")  # the adapter's encode before the field's
+        return code, dec, enc, length, names
     if type(field) is cs.FormatField and field.fmtstr[0] == ">":
-        return field.fmtstr[1:], None, None, None
+        return field.fmtstr[1:], "{}", "{}", None, {}
     if type(field) is cs.Bytes and isinstance(field.length, int):
-        return f"{field.length}s", None, None, field.length
+        return f"{field.length}s", "{}", "{}", field.length, {}
     if type(field) is cs.BytesInteger and isinstance(field.length, int):
         if field.signed or field.swapped:
             raise NotImplementedError
         n = field.length
-        return (
-            f"{n}s",
-            lambda v: int.from_bytes(v, "big"),
-            lambda v, n=n: v.to_bytes(n, "big"),
-            n,
-        )
+        return f"{n}s", "from_bytes({}, 'big')", f"{{}}.to_bytes({n}, 'big')", n, _FROM_BYTES
     if type(field) is cs.Const and type(field.subcon) is cs.Bytes:
         value = field.value
 
@@ -207,8 +193,15 @@ def _plain_field(field: cs.Construct) -> tuple[str, Any, Any, int | None]:
                 raise cs.ConstError(f"parsing expected {value!r} but parsed {v!r}")
             return v
 
-        return f"{len(value)}s", check, lambda v, value=value: value if v is None else v, len(value)
+        def fill(v: bytes | None, value: bytes = value) -> bytes:
+            return value if v is None else v
+
+        names = {f"{key}c": check, f"{key}f": fill}
+        return f"{len(value)}s", f"{key}c({{}})", f"{key}f({{}})", len(value), names
     raise NotImplementedError
+
+
+_FROM_BYTES = {"from_bytes": int.from_bytes}
 
 
 class _Fast:
@@ -269,6 +262,14 @@ def parse(layout: cs.Construct, data: bytes, what: str, command: CommandAPDU | N
         return fast.compiled.parse(data)
     except (cs.ConstructError, BcdError) as exc:
         raise MalformedResponse(f"{what}: {exc}", raw=bytes(data), command=command) from None
+
+
+def plain_values(layout: cs.Struct) -> Any:
+    """``values(data) -> tuple`` of a fixed-size layout's fields in order (no Container, no
+    size check: the caller checks the length), or None when the layout has no struct form.
+    For a record type whose fields are the layout's, built straight from the tuple."""
+    plain = _fast(layout).plain
+    return None if plain is None or plain.tail is not None else plain.values
 
 
 def parse_present(layout: cs.Struct, data: bytes, what: str) -> dict[str, Any]:

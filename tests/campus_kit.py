@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 
 from simulators.campus import campus_psam
-from simulators.campus_site import build_desk, build_till, campus_session, presented
+from simulators.campus_site import build_desk, build_till, campus_parts, presented
 from simulators.epurse_card import SoftEPurseCard
-from terminal.campus.canteen import Canteen, load_canteen_rules
+from terminal.campus.canteen import Canteen
 from terminal.campus.door import Door, sync_access, upload_events
-from terminal.campus.library import LibraryDesk, parse_library_rules
+from terminal.campus.library import LibraryDesk
 from terminal.readers.sim import SimReader
-from terminal.runtime.assembly import DoorDevice, Parts, assemble_door
+from terminal.runtime.assembly import DoorDevice, LibraryDevice, Parts, Terminal, assemble_door
 from terminal.runtime.config import TerminalConfig
 from terminal.uplink import GatewayClient
 from tests.gateway_fixtures import ADMIN_TOKEN
@@ -137,25 +137,24 @@ limit = 2500
 
 @dataclass
 class Till:
-    """A canteen till: a campus SAM, its journal, rules, hotlist and sales ledger."""
+    """A canteen till assembled as a ``till`` terminal: a campus SAM, its journal, rules,
+    hotlist and sales ledger."""
 
     tmp: Path
     clock: Any
     url: str | None
     token: str
     reader: SimReader = field(init=False)
+    device: Terminal = field(init=False)
     canteen: Canteen = field(init=False)
 
     def __post_init__(self) -> None:
         (self.tmp / "canteen.toml").write_text(CANTEEN_RULES, encoding="utf-8")
         self.reader = SimReader(name="till")
-        self.canteen = build_till(
-            campus_session(self.reader, CANTEEN_ID, self.clock),
-            load_canteen_rules(self.tmp / "canteen.toml"),
-            self.tmp,
-            GatewayClient(self.url, self.token, timeout=1.0) if self.url else None,
-            "till-",
-        )
+        client = GatewayClient(self.url, self.token, timeout=1.0) if self.url else None
+        parts = campus_parts(self.reader, CANTEEN_ID, self.clock, client)
+        self.device = build_till(parts, self.tmp / "canteen.toml", self.tmp, "till-")
+        self.canteen = self.device.role
         self.hotlist = self.canteen.hotlist
 
     def sell(self, card: SoftEPurseCard, amount: int, purse: str) -> Any:
@@ -180,25 +179,24 @@ LIBRARY_ID = "310000000401"
 
 @dataclass
 class LibrarySite:
-    """A library desk: a campus SAM, its synced lists, its numbers, limits 2 / 5."""
+    """A library desk assembled as a ``library`` terminal: a campus SAM, its synced lists,
+    its numbers, limits 2 / 5."""
 
     tmp: Path
     clock: Any
     url: str
     token: str
     reader: SimReader = field(init=False)
+    device: LibraryDevice = field(init=False)
     desk: LibraryDesk = field(init=False)
 
     def __post_init__(self) -> None:
+        (self.tmp / "library.toml").write_text("[limits]\nstudents = 2\nstaff = 5\n")
         self.reader = SimReader(name="library")
-        text = "[limits]\nstudents = 2\nstaff = 5\n"
-        self.desk = build_desk(
-            campus_session(self.reader, LIBRARY_ID, self.clock),
-            parse_library_rules({"limits": {"students": 2, "staff": 5}}, path="lib", text=text),
-            self.tmp,
-            GatewayClient(self.url, self.token, timeout=1.0),
-            "library-",
-        )
+        client = GatewayClient(self.url, self.token, timeout=1.0)
+        parts = campus_parts(self.reader, LIBRARY_ID, self.clock, client)
+        self.device = build_desk(parts, self.tmp / "library.toml", self.tmp, "library-")
+        self.desk = self.device.desk
 
     def sync(self) -> int:
         return sync_access(self.desk.client, self.desk.access, self.desk.hotlist)

@@ -114,7 +114,15 @@ def read_length(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 1 + count], "big"), pos + 1 + count
 
 
-def _parse(data: bytes, offset: int, depth: int) -> list[Tlv]:
+def _parse(
+    data: bytes,
+    offset: int,
+    depth: int,
+    wanted: frozenset[int] = frozenset(),
+    found: dict[int, bytes] | None = None,
+) -> list[Tlv]:
+    """The objects of ``data``; with ``found``, none are built: the first value of each
+    ``wanted`` tag goes into ``found`` (depth first) and the list stays empty."""
     if depth > MAX_DEPTH:
         raise TlvError(f"nesting deeper than {MAX_DEPTH}", offset)
     if type(data) is not bytes:
@@ -146,7 +154,12 @@ def _parse(data: bytes, offset: int, depth: int) -> list[Tlv]:
                 offset + start,
             )
         value = data[pos : pos + length]
-        if first & 0x20 and value:  # constructed: bit 6 of the tag's first byte
+        if found is not None:
+            if tag in wanted and tag not in found:
+                found[tag] = value
+            if first & 0x20 and value:
+                _parse(value, offset + pos, depth + 1, wanted, found)
+        elif first & 0x20 and value:  # constructed: bit 6 of the tag's first byte
             out.append(Tlv(tag, value, tuple(_parse(value, offset + pos, depth + 1))))
         else:
             out.append(Tlv(tag, value))
@@ -161,6 +174,15 @@ def iter_parse(data: bytes, *, offset: int = 0, depth: int = 0) -> Iterator[Tlv]
 def parse(data: bytes) -> list[Tlv]:
     """Parse a sequence of TLVs (constructed ones recursively)."""
     return _parse(data, 0, 0)
+
+
+def first_values(data: bytes, tags: frozenset[int]) -> dict[int, bytes]:
+    """The value of the first object of each of ``tags`` (depth first, as ``find`` picks
+    it), the whole of ``data`` checked as ``parse`` checks it, without building objects:
+    the FCI of every tap needs three values out of it."""
+    found: dict[int, bytes] = {}
+    _parse(data, 0, 0, tags, found)
+    return found
 
 
 def parse_one(data: bytes, tag: int | None = None) -> Tlv:

@@ -10,7 +10,6 @@ terminal's SAM (docs/campus.md), and each is printed as the operator would see i
 from __future__ import annotations
 
 import logging
-import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -57,13 +56,11 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     """Door, clock-in, lunch from the allowance, a loan, a clone refused; True when each
     step came out as it should."""
     from gateway.campus import allowance, store
-    from simulators.campus import campus_card, campus_psam, clone
-    from simulators.campus_site import build_desk, build_till, campus_session, presented
-    from terminal.campus.canteen import parse_canteen_rules
+    from simulators.campus import campus_card, clone
+    from simulators.campus_site import build_desk, build_till, campus_parts, presented
     from terminal.campus.door import sync_access, upload_events
-    from terminal.campus.library import LibraryRules
     from terminal.readers.sim import SimReader
-    from terminal.runtime.assembly import Parts, assemble_door
+    from terminal.runtime.assembly import assemble_door
     from terminal.runtime.config import TerminalConfig
 
     out("== Campus one-card: door, time clock, canteen, library (the card proves its key)")
@@ -78,8 +75,8 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     clock = _Clock(datetime(2026, 11, 30, 8, 30))
     antenna = SimReader(name="campus")
 
-    def session(tid: str) -> Any:
-        return campus_session(antenna, tid, clock, name=f"sam {tid}")
+    def parts(tid: str, client: Any) -> Any:
+        return campus_parts(antenna, tid, clock, client, name=f"sam {tid}")
 
     def tap(what: Any, the_card: Any) -> Any:
         return presented(antenna, the_card, what)
@@ -95,13 +92,7 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
         door_rules=str(rules_file),
         door_point="east-in",
     )
-    parts = Parts(
-        card_reader=antenna,
-        sam_reader=SimReader(campus_psam(DOOR_ID), name=f"sam {DOOR_ID}"),
-        clock=clock,
-        client=door_client,
-    )
-    door_device = assemble_door(config, parts=parts)
+    door_device = assemble_door(config, parts=parts(DOOR_ID, door_client))
     door = door_device.door
     sync_access(door_client, door.access, door.hotlist)
     ok = True
@@ -115,14 +106,11 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 12, 0)
     till_client = path.register(CANTEEN_ID, "campus", role="pos")
-    till = build_till(
-        session(CANTEEN_ID),
-        parse_canteen_rules(tomllib.loads(CANTEEN_RULES), path="canteen", text=CANTEEN_RULES),
-        workdir,
-        till_client,
-        "canteen-",
-        clock=clock,
+    (workdir / "canteen-rules.toml").write_text(CANTEEN_RULES, encoding="utf-8")
+    till_device = build_till(
+        parts(CANTEEN_ID, till_client), workdir / "canteen-rules.toml", workdir, "canteen-"
     )
+    till = till_device.role
     lunch = tap(lambda: till.sell(1_200, "allowance"), card)
     out(
         f"   canteen {lunch.meal}: {PERSON} paid {format_fen(lunch.amount)} from the allowance"
@@ -132,9 +120,11 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
 
     clock.now = datetime(2026, 11, 30, 15, 0)
     desk_client = path.register(LIBRARY_ID, "campus", role="library")
-    desk = build_desk(
-        session(LIBRARY_ID), LibraryRules({"students": 5}), workdir, desk_client, "library-"
+    (workdir / "library-rules.toml").write_text("[limits]\nstudents = 5\n", encoding="utf-8")
+    library = build_desk(
+        parts(LIBRARY_ID, desk_client), workdir / "library-rules.toml", workdir, "library-"
     )
+    desk = library.desk
     sync_access(desk_client, desk.access, desk.hotlist)
     loan = tap(lambda: desk.borrow("ISBN-9787020002207"), card)
     out(f"   library: {PERSON} borrowed {loan.book} ({loan.held} of {loan.limit} books held)")
@@ -148,9 +138,8 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     uploaded = upload_events(door_client, door.journal, DOOR_ID)
     out(f"   {uploaded} door events uploaded to the gateway once")
     door_device.close()
-    till.ledger.close()
-    till.pos.journal.close()
-    desk.numbers.close()
+    till_device.close(flush_timeout=0)
+    library.close()
     return ok
 
 

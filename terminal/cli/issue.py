@@ -11,24 +11,21 @@ import argparse
 import csv
 import json
 import os
-import secrets
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from terminal.cli.common import add_token_options, print_json
+from terminal.cli.desk_parts import DeskParts, discard_if_untouched
 from terminal.cli.progress import Progress
-from terminal.hotlist import Hotlist
 from terminal.money import format_fen
 from terminal.readers.base import Reader
 from terminal.readers.sim import SimReader
-from terminal.readers.spec import open_reader
-from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
-from terminal.roles.issuance import BatchRow, DeskConfig, IssuanceDesk, Issued
+from terminal.roles.issuance import BatchRow, IssuanceDesk, Issued
 from terminal.roles.registry import Applicant
-from terminal.roles.session import TerminalSession
+from terminal.runtime.assembly import NO_SAM
+from terminal.runtime.config import TerminalConfig
 from terminal.text import arg_code, arg_int
 
 DESCRIPTION = """\
@@ -135,66 +132,61 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 # -- wiring ---------------------------------------------------------------------------------
+def config_of(args: argparse.Namespace) -> TerminalConfig:
+    """The desk these options describe, as ``ykt run`` reads one from a file: no PSAM (the
+    desk's number is --terminal-id); without --gateway an offline desk, which journals
+    nothing since it carries no balance."""
+    from simulators.profiles import DEMO_ISSUERS
+
+    return TerminalConfig(
+        role="desk",
+        journal=args.journal if args.gateway else ":memory:",
+        card_reader=args.reader,
+        sam_reader=NO_SAM,
+        trace=args.trace,
+        terminal_id=args.terminal_id,
+        hotlist=args.hotlist,
+        gateway=args.gateway,
+        token=args.token,
+        registry=args.registry,
+        issuer_id=DEMO_ISSUERS[args.issuer].hex().upper(),
+        keys=args.keys,
+        transport_master=args.transport_master_file,
+        replacement_wait=args.replacement_wait_days,
+        offline=not args.gateway,
+    )
+
+
 class _Desk:
-    """The desk with its registry, hotlist, local HSM (personalisation), card reader and,
-    with --gateway, its journaled credit path for carried balances."""
+    """The desk the one assembly builds from the options: its registry, hotlist, local HSM
+    (personalisation), card reader and, with --gateway, its journaled credit path for
+    carried balances (confirmations the gateway has not acknowledged are sent first)."""
 
     def __init__(self, args: argparse.Namespace):
-        from gateway.hsm import HostSecurityModule
-        from gateway.registry import SqliteCardRegistry
-        from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
-        from terminal.crypto.keyset import load_keysets
-        from terminal.journal import Journal
-        from terminal.roles.debit import CreditPath
-        from terminal.roles.load_host import HttpLoadHost
-        from terminal.uplink.issuance import GatewayCentre
+        from terminal.cli.sim_devices import SoftwareDevices
+        from terminal.runtime.assembly import assemble
 
-        issuer_id = DEMO_ISSUERS[args.issuer]
-        keysets = (
-            list(load_keysets(args.keys).values())
-            if args.keys
-            else [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-        )
-        if args.transport_master_file:
-            master = bytes.fromhex(Path(args.transport_master_file).read_text().strip())
-        else:
-            master = demo_transport_master()
-        self.hsm = HostSecurityModule(keysets, transport_master=master)
-        self.registry = SqliteCardRegistry(
-            args.registry, replacement_wait=timedelta(days=args.replacement_wait_days)
-        )
-        self.hotlist = Hotlist(args.hotlist)
-        self.client = _gateway_client(args) if args.gateway else None
-        self.sim = SimReader(name="desk") if args.reader == "sim" else None
-        reader: Reader = self.sim if self.sim is not None else open_reader(args.reader)
-        if args.trace:
-            writer = TraceWriter.open(args.trace)
-            writer.comment(f"ykt issue --reader {args.reader}")
-            reader = TracingReader(reader, writer)
+        if args.gateway:
+            _need_token(args)
+        self.parts = DeskParts()
+        self.transport_master = args.transport_master_file
+        self.terminal = assemble(config_of(args), SoftwareDevices(), self.parts)
+        reader = self.terminal.reader
+        if isinstance(reader, TracingReader):
+            reader.writer.comment(f"ykt issue --reader {args.reader}")
         self.reader = reader
-        session = TerminalSession(reader)
-        credits = None
-        if self.client is not None:
-            credits = CreditPath(session, Journal(args.journal), HttpLoadHost(self.client))
-            credits.recover_without_card()  # confirmations the gateway has not acknowledged
-        self.desk = IssuanceDesk(
-            session,
-            self.hsm,
-            self.registry,
-            DeskConfig(issuer_id, bytes.fromhex(args.terminal_id)),
-            credits=credits,
-            hotlist=self.hotlist,
-            centre=GatewayCentre(self.client) if self.client is not None else None,
-        )
+        card_reader = self.terminal.card_reader
+        self.sim = card_reader if isinstance(card_reader, SimReader) else None
+        self.desk: IssuanceDesk = self.terminal.role
+        self.registry = self.desk.registry
+        self.client = self.terminal.client
+        if self.desk.credits is not None:
+            self.desk.credits.recover_without_card()
 
     def insert_software_card(self, path: Path) -> None:
         """Put the card file at ``path`` in the sim reader, making a blank card if none."""
-        from simulators.files import load_device
-        from simulators.profiles import blank_card
-
         assert self.sim is not None
-        exists = path.exists()
-        self.sim.insert(load_device(path) if exists else blank_card(secrets.token_bytes(8), path))
+        self.sim.insert(self.parts.blank_card(str(path), self.transport_master))
 
 
 def _applicant(args: argparse.Namespace) -> Applicant:
@@ -254,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
             issued = desk.desk.issue(_applicant(args), pin=args.pin)
     except BaseException:
         if created and out is not None:
-            _discard_if_untouched(out)
+            discard_if_untouched(out)
         raise
     if args.json:
         print_json(_summary(issued))
@@ -268,9 +260,13 @@ def run(args: argparse.Namespace) -> int:
 def _gateway_client(args: argparse.Namespace) -> Any:
     from terminal.uplink import GatewayClient
 
+    _need_token(args)
+    return GatewayClient(args.gateway, args.token)
+
+
+def _need_token(args: argparse.Namespace) -> None:
     if not args.gateway or not args.token:
         raise SystemExit("ykt issue: the gateway needs --gateway URL and --token")
-    return GatewayClient(args.gateway, args.token)
 
 
 def _lease(args: argparse.Namespace, desk: _Desk) -> int:
@@ -368,7 +364,7 @@ class _SoftwareCards:
         self.desk.insert_software_card(self._blank(line))
 
     def refused(self, line: int) -> None:
-        _discard_if_untouched(self._blank(line))
+        discard_if_untouched(self._blank(line))
 
     def issued(self, line: int, card_number: str) -> str:
         target = self.out_dir / f"{card_number}.json"
@@ -418,16 +414,3 @@ def _print_batch(results: list[BatchRow]) -> None:
         print(f"row {r.row:<4d} {r.status:<8s} {r.name:<10s} {detail}")
     ok = sum(r.ok for r in results)
     print(f"{ok} issued, {len(results) - ok} refused")
-
-
-def _discard_if_untouched(path: Path) -> None:
-    """Remove a software card file made for a refused issuance if nothing was written to it
-    (a half-personalised card stays, so the next attempt can finish it)."""
-    from simulators.blank_card import KIND
-    from terminal.cos.layouts import LifeCycle
-
-    if not path.exists():
-        return
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("kind") == KIND and data["state"]["life_cycle"] == LifeCycle.CREATION:
-        path.unlink()

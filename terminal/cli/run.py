@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from terminal.cli.desk_parts import DeskParts
 from terminal.cli.sim_devices import SoftwareDevices
 from terminal.csv_cells import csv_writer
 from terminal.journal import EcJournalRow, Journal, JournalRow
 from terminal.journal.journal import QrJournalRow
 from terminal.money import format_fen
-from terminal.private_files import read_secret_file
 from terminal.runtime.assembly import StartRefused, assemble, assemble_door, open_uplink
 from terminal.runtime.config import TerminalConfig, load_config
 from terminal.runtime.counter import CounterService
@@ -118,6 +116,9 @@ COUNTERS = {
 }
 
 
+NOT_SERVED = {"till": "each meal's amount and purse", "library": "each book's loan or return"}
+
+
 def _counter(config: TerminalConfig) -> Counter | None:
     """How ``config``'s device takes its work when not from taps (None: a tap loop)."""
     if config.takes_trips:
@@ -131,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.lang is None and config.lang is not None:
         set_lang(config.lang)
+    if config.role in NOT_SERVED:
+        raise StartRefused(
+            f"{config.source}: ykt run does not serve a {config.role} yet ("
+            f"{NOT_SERVED[config.role]} comes from a screen no service of ykt run takes); "
+            "the assembly builds it for the demo and the tests"
+        )
     counter = _counter(config)
     if counter is not None and not config.status_port:
         raise StartRefused(
@@ -184,46 +191,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class DeskParts:
-    """A desk's personalisation key host and card registry (the gateway's, in the desk's
-    process, as ``ykt issue`` builds them) and its blank software cards."""
-
-    def perso_host(self, keys: str | None, transport_master: str | None) -> Any:
-        from gateway.hsm import HostSecurityModule
-        from simulators.profiles import DEMO_ISSUERS, demo_keyset, demo_transport_master
-        from terminal.crypto.keyset import load_keysets
-
-        keysets = (
-            list(load_keysets(keys).values())
-            if keys
-            else [demo_keyset(i) for i in DEMO_ISSUERS.values()]
-        )
-        master = self._master(transport_master) or demo_transport_master()
-        return HostSecurityModule(keysets, transport_master=master)
-
-    def registry(self, path: str, replacement_wait_days: int) -> Any:
-        from gateway.registry import SqliteCardRegistry
-
-        return SqliteCardRegistry(path, replacement_wait=timedelta(days=replacement_wait_days))
-
-    def blank_card(self, path: str, transport_master: str | None) -> Any:
-        from simulators.files import load_device
-        from simulators.profiles import blank_card
-
-        if Path(path).exists():
-            return load_device(path)
-        return blank_card(secrets.token_bytes(8), path, master=self._master(transport_master))
-
-    def discard_if_untouched(self, path: str) -> None:
-        from terminal.cli.issue import _discard_if_untouched
-
-        _discard_if_untouched(Path(path))
-
-    @staticmethod
-    def _master(path: str | None) -> bytes | None:
-        return bytes.fromhex(read_secret_file(path)) if path else None
-
-
 def run_door(config: TerminalConfig) -> int:
     """A door reader as a service: one JSON line per decision (docs/campus.md)."""
     device = assemble_door(config, SoftwareDevices())
@@ -263,6 +230,13 @@ def _journal(config: TerminalConfig) -> Journal:
             None,
             f"a door keeps its events in its own store ({config.journal}), not a payment "
             "journal: ykt run uploads them (GET /health shows waiting_upload)",
+        )
+    if config.role == "library":
+        raise FileError(
+            config.source,
+            None,
+            f"a library desk keeps its allow list and loan numbers in its own store "
+            f"({config.journal}), not a payment journal: its loans are booked at the gateway",
         )
     if not Path(config.journal).is_file():
         raise FileError(config.source, None, f"[journal] path {config.journal} does not exist")

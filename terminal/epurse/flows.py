@@ -64,6 +64,7 @@ TAG_FCI_PROPRIETARY = 0xA5
 TAG_PUBLIC_INFO = 0x9F0C
 TAG_DF_NAME = 0x84
 TAG_LABEL = 0x50
+FCI_TAGS = frozenset((TAG_PUBLIC_INFO, TAG_DF_NAME, TAG_LABEL))  # what a tap reads of the FCI
 LOG_RECORDS = 10
 TRIP_RECORDS = 10  # 0x1E is cyclic; cards keep up to 10 (reference §5.6)
 CAPP_RECORDS = 16  # 0x1A records 27xx: the known ones are 2701..2708; read until 6A83
@@ -93,14 +94,13 @@ def select_application(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) 
     public = df_name = None
     label = ""
     if r.data:
-        fci = tlv.parse(r.data)
-        found = tlv.find(fci, TAG_PUBLIC_INFO)
-        public = found.value if found is not None else None
-        name = tlv.find(fci, TAG_DF_NAME)
-        df_name = name.value if name is not None and 5 <= len(name.value) <= 16 else None
-        text = tlv.find(fci, TAG_LABEL)
+        fci = tlv.first_values(r.data, FCI_TAGS)
+        public = fci.get(TAG_PUBLIC_INFO)
+        name = fci.get(TAG_DF_NAME)
+        df_name = name if name is not None and 5 <= len(name) <= 16 else None
+        text = fci.get(TAG_LABEL)
         if text is not None:
-            label = text.value.decode("ascii", errors="replace").strip()
+            label = text.decode("ascii", errors="replace").strip()
     if public is None:
         command, r = yield from read_file(c.SFI_PUBLIC_INFO, PublicInfo.sizeof())
         check(r, command)

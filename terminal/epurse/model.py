@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 from terminal.apdu.bcd import decode_time
@@ -16,7 +16,7 @@ from terminal.epurse.layouts import (
     TransactionRecord,
     TripRecord,
 )
-from terminal.layout import parse, parse_present
+from terminal.layout import parse, parse_present, plain_values
 
 # 0x15 must hold at least issuer id, application type and version and serial (20 bytes)
 PUBLIC_INFO_REQUIRED = ("issuer_id", "app_type", "app_version", "app_serial")
@@ -44,6 +44,11 @@ class CardInfo:
     @classmethod
     def parse(cls, raw: bytes) -> CardInfo:
         """The fields present; a file too short for the serial is malformed."""
+        if len(raw) == _PUBLIC_INFO_SIZE:  # every tap's case: the whole file, one unpack
+            try:
+                return cls(*_public_info_values(raw))
+            except Exception:
+                pass  # parse_present below names what is wrong
         p = parse_present(PublicInfo, raw, "public application info (0x15)")
         if any(p[name] is None for name in PUBLIC_INFO_REQUIRED):
             raise MalformedResponse(
@@ -83,6 +88,12 @@ class CardInfo:
         if self.start_date is not None and day < self.start_date:
             return False
         return not (self.expiry_date is not None and day > self.expiry_date)
+
+
+_PUBLIC_INFO_SIZE = PublicInfo.sizeof()
+_public_info_values = plain_values(PublicInfo)
+if tuple(sc.name for sc in PublicInfo.subcons) != tuple(f.name for f in fields(CardInfo)):
+    raise TypeError("CardInfo's fields must be PublicInfo's, in order")
 
 
 @dataclass(frozen=True, slots=True)

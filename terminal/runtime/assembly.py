@@ -1,8 +1,9 @@
 """One assembly: a ``TerminalConfig`` becomes a working device.
 
 Readers (and their trace), the PSAM, the session, the journal, the hotlist, the gateway
-client with its uplink, and the role (a validator, a POS, a kiosk, an issuance desk) are
-built here and nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run``
+client with its uplink, and the role (a validator, a POS, a kiosk, an issuance desk, a
+campus canteen till; a door and a library desk by ``assemble_door``/``assemble_library``)
+are built here and nowhere else; ``ykt validator``, ``ykt pos``, ``ykt kiosk`` and ``ykt run``
 differ only in where their configuration comes from. Software devices
 (the sim PSAM and cards) come from a ``SimDevices`` the caller passes, because terminal
 code never imports the simulators; a desk's personalisation key host and card registry
@@ -23,7 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
+from terminal.campus.canteen import Canteen, SalesLedger, load_canteen_rules
 from terminal.campus.door import AccessList, Door, EventJournal, Presence
+from terminal.campus.library import DeskNumbers, LibraryDesk, load_library_rules
 from terminal.campus.rules import load_rules as load_door_rules
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig as EmvConfig
@@ -33,6 +36,7 @@ from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal, JournalError
 from terminal.private_files import read_secret_file
+from terminal.qr.checks import QrPolicy, RootKey
 from terminal.qr.ride import QrGate
 from terminal.readers.base import Reader
 from terminal.readers.scanner import CodeSource
@@ -46,9 +50,11 @@ from terminal.roles.registry import CardRegistry
 from terminal.roles.session import TerminalSession
 from terminal.roles.transport import Ride, make_validator
 from terminal.roles.validator import Validator, ValidatorConfig
-from terminal.runtime.config import TerminalConfig
+from terminal.runtime.config import CAMPUS_ROLES, TerminalConfig
 from terminal.text import hex_bytes
 from terminal.uplink import GatewayClient, HotlistSync, Uplink, UploadWorker
+
+NO_SAM = "none"  # readers.sam of a desk that personalises without a PSAM (ykt issue)
 
 
 class StartRefused(YikatongError):
@@ -125,6 +131,8 @@ class Parts:
     client: GatewayClient | None = None
     load_host: LoadHost | None = None  # kiosk, desk: instead of the gateway's over HTTP
     subsidy_host: SubsidyHost | None = None  # kiosk: instead of the gateway's over HTTP
+    qr: tuple[dict[int, RootKey], QrPolicy] | None = None  # bus, taxi: ride-code trust held
+    # by the caller (root keys, policy with its issuers) instead of the [qr] files
 
 
 @dataclass
@@ -144,6 +152,7 @@ class Terminal:
     hotlist_sync: HotlistSync | None = None
     code_sources: list[CodeSource] = field(default_factory=list)  # QR scanners, image folder
     parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
+    stores: list[Any] = field(default_factory=list)  # the role's own files (a till's sales)
 
     def start_background(self) -> None:
         """Start uploading and hotlist syncing in threads (when there is a gateway)."""
@@ -177,6 +186,8 @@ class Terminal:
         if self.journal is not self.parts.journal:
             with contextlib.suppress(YikatongError):
                 self.journal.close()
+        for store in self.stores:
+            store.close()
         return waiting
 
 
@@ -292,10 +303,15 @@ def _kiosk_maker(config: TerminalConfig, parts: Parts) -> RoleMaker:
 
 
 def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Parts) -> RoleMaker:
-    """An issuance desk as ``ykt issue --gateway`` builds it: card numbers leased from the
-    gateway (the card centre), carried balances through the one journaled credit path with
-    the gateway's load host, its hotlist; the desk's number is its PSAM's terminal id."""
-    if not config.gateway and parts.client is None:
+    """An issuance desk as ``ykt issue`` builds it: card numbers leased from the gateway
+    (the card centre), carried balances through the one journaled credit path with the
+    gateway's load host, its hotlist; the desk's number is its PSAM's terminal id (without a
+    PSAM, ``[sim] terminal_id``). An ``offline`` desk has no card centre: it issues from the
+    numbers its registry already holds and carries no balance."""
+    online = bool(config.gateway) or parts.client is not None
+    if config.offline and online:
+        raise StartRefused(f"{config.source}: an offline desk is given no gateway")
+    if not online and not config.offline:
         raise StartRefused(
             f"{config.source}: a desk leases card numbers and carries balances through the "
             "gateway: set [gateway] url"
@@ -303,6 +319,7 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
     if devices is None:
         raise StartRefused("a desk needs its personalisation key host and card registry")
     issuer_id = hex_bytes(config.issuer_id, "desk.issuer_id", size=8)
+    terminal_id = hex_bytes(config.terminal_id, "sim.terminal_id", size=6)
     host = devices.perso_host(config.keys, config.transport_master)
 
     def make(
@@ -311,13 +328,18 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
         from terminal.roles.load_host import HttpLoadHost
         from terminal.uplink.issuance import GatewayCentre
 
-        assert client is not None and devices is not None
+        assert devices is not None
+        registry = devices.registry(config.registry, config.replacement_wait)
+        number = session.sam.terminal_id if session.sam_reader is not None else terminal_id
+        desk_config = DeskConfig(issuer_id, number)
+        if client is None:  # offline
+            return IssuanceDesk(session, host, registry, desk_config, hotlist=hotlist)
         loads: LoadHost = parts.load_host if parts.load_host is not None else HttpLoadHost(client)
         return IssuanceDesk(
             session,
             host,
-            devices.registry(config.registry, config.replacement_wait),
-            DeskConfig(issuer_id, session.sam.terminal_id),
+            registry,
+            desk_config,
             credits=CreditPath(session, journal, loads),
             hotlist=hotlist,
             centre=GatewayCentre(client),
@@ -326,12 +348,41 @@ def _desk_maker(config: TerminalConfig, devices: DeskDevices | None, parts: Part
     return make
 
 
+def _till_maker(config: TerminalConfig, stores: list[Any]) -> RoleMaker:
+    """A campus canteen till: meals and limits from its rules file, the cash purse through
+    the one debit path and the journal, the allowance purse at the gateway (refused while
+    there is none), its sales ledger kept beside the journal."""
+    assert config.till_rules, "a till configuration names its rules"
+    rules = load_canteen_rules(config.till_rules)
+
+    def make(
+        session: TerminalSession, journal: Journal, hotlist: Hotlist, client: GatewayClient | None
+    ) -> Canteen:
+        ledger = SalesLedger(config.sales_path)
+        stores.append(ledger)
+        return Canteen(
+            session, journal, rules, hotlist, ledger, client, merchant=config.till_merchant
+        )
+
+    return make
+
+
 def _role_maker(
-    config: TerminalConfig, desk: DeskDevices | None = None, parts: Parts | None = None
+    config: TerminalConfig,
+    desk: DeskDevices | None = None,
+    parts: Parts | None = None,
+    stores: list[Any] | None = None,
 ) -> RoleMaker:
     """What builds the role once the session, journal and gateway client are open; every
-    value of the configuration is checked here, before a file is opened."""
+    value of the configuration is checked here, before a file is opened (``stores``: where
+    a role's own files are listed for closing)."""
     parts = parts or Parts()
+    if config.role == "till":
+        return _till_maker(config, stores if stores is not None else [])
+    if config.role == "library":
+        raise StartRefused(
+            f"{config.source}: a library desk keeps no payment journal: assemble_library"
+        )
     if config.role == "kiosk":
         return _kiosk_maker(config, parts)
     if config.role == "desk":
@@ -346,7 +397,7 @@ def _role_maker(
         to = config.destination
         to = hex_bytes(to, "destination", size=2).hex().upper() if to is not None else None
         ride = Ride(config.meter, config.driver, config.vehicle, to)
-        qr = config.qr.load() if config.qr is not None else None
+        qr = parts.qr if parts.qr is not None else config.qr.load() if config.qr else None
 
         def validator(
             session: TerminalSession, journal: Journal, hotlist: Hotlist, client: Any
@@ -378,17 +429,22 @@ def _role_maker(
 
 def open_readers(
     config: TerminalConfig, sim: SimDevices | None, parts: Parts | None = None
-) -> tuple[list[SimCard], Reader, Reader, Reader, int | None]:
+) -> tuple[list[SimCard], Reader, Reader, Reader | None, int | None]:
     """The software cards, the card reader, what the role talks through (its trace when
-    tracing), the SAM reader and a software PSAM's next sequence number (None: hardware, or
-    a SAM reader the caller gave in ``parts``)."""
+    tracing), the SAM reader (None: a desk without a PSAM) and a software PSAM's next
+    sequence number (None: hardware, or a SAM reader the caller gave in ``parts``)."""
     parts = parts or Parts()
+    if config.sam_reader == NO_SAM and config.role != "desk":
+        raise StartRefused(
+            f"{config.source}: a {config.role} works with its PSAM: readers.sam cannot be "
+            f"{NO_SAM!r} (only an issuance desk personalises without one)"
+        )
     sim_reader = config.card_reader == "sim" and parts.card_reader is None
     sim_sam = config.sam_reader == "sim" and parts.sam_reader is None
     if (sim_reader or sim_sam) and sim is None:
         raise StartRefused("sim readers need software devices")
     cards = (  # a desk's sim reader takes a fresh blank card for each request instead
-        sim.cards(config.cards, config.demo_cards, campus=config.role == "door")
+        sim.cards(config.cards, config.demo_cards, campus=config.role in CAMPUS_ROLES)
         if sim_reader and sim and config.role != "desk"
         else []
     )
@@ -407,8 +463,11 @@ def open_readers(
 
         reader = TracingReader(card_reader, TraceWriter.open(config.trace))
     next_seq: int | None = None
+    sam_reader: Reader | None
     if parts.sam_reader is not None:
-        sam_reader: Reader = parts.sam_reader
+        sam_reader = parts.sam_reader
+    elif config.sam_reader == NO_SAM:
+        sam_reader = None
     elif sim_sam:
         assert sim is not None
         psam, next_seq = sim.psam(config.sam_state_path, config.terminal_id)
@@ -429,7 +488,8 @@ def assemble(
     """Build the device ``config`` describes, from ``parts`` where the caller gives them;
     StartRefused/FileError say why it cannot run."""
     parts = parts or Parts()
-    make_role = _role_maker(config, desk, parts)
+    stores: list[Any] = []
+    make_role = _role_maker(config, desk, parts, stores)
     own_client = bool(config.gateway) and parts.client is None
     secret = token(config) if own_client else None  # a bad token file stops us here
     cards, card_reader, reader, sam_reader, next_seq = open_readers(config, sim, parts)
@@ -442,9 +502,10 @@ def assemble(
     uplink: Uplink | None = None
     try:
         session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
-        info = session.start()
-        if next_seq is not None:
-            check_sam_sequence(journal, info.terminal_id, next_seq)
+        if sam_reader is not None:
+            info = session.start()
+            if next_seq is not None:
+                check_sam_sequence(journal, info.terminal_id, next_seq)
         hotlist = parts.hotlist if parts.hotlist is not None else Hotlist(config.hotlist)
         if own_client:
             client, uplink = open_uplink(config, journal, secret)
@@ -458,6 +519,7 @@ def assemble(
     terminal = Terminal(
         config, session, card_reader, reader, journal, hotlist, role, cards, parts=parts
     )
+    terminal.stores = stores
     try:
         terminal.code_sources = open_code_sources(config)
     except BaseException:
@@ -531,11 +593,7 @@ def assemble_door(
             f"{config.source}: door point {config.door_point!r} is not a door of "
             f"{config.door_rules} ({', '.join(sorted(rules.doors))})"
         )
-    own_client = bool(config.gateway) and parts.client is None
-    secret = token(config) if own_client else None
-    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
-    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
-    session.start()
+    cards, card_reader, reader, session, client = _campus_session(config, sim, parts)
     door = Door(
         session,
         rules,
@@ -544,8 +602,65 @@ def assemble_door(
         EventJournal(config.journal),
         Presence(config.journal),
     )
+    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)
+
+
+def _campus_session(
+    config: TerminalConfig, sim: SimDevices | None, parts: Parts
+) -> tuple[list[SimCard], Reader, Reader, TerminalSession, GatewayClient | None]:
+    """A campus terminal's cards, readers, started session (its SAM proves the cards) and
+    gateway client (the caller's, else one opened from the configuration, else None)."""
+    own_client = bool(config.gateway) and parts.client is None
+    secret = token(config) if own_client else None
+    cards, card_reader, reader, sam_reader, _ = open_readers(config, sim, parts)
+    session = TerminalSession(reader, sam_reader, clock=parts.clock or _clock(config))
+    session.start()
     client = parts.client
     if own_client:
         assert config.gateway is not None and secret is not None
         client = GatewayClient(config.gateway, secret, timeout=config.gateway_timeout)
-    return DoorDevice(config, door, config.door_point, card_reader, reader, cards, client, parts)
+    return cards, card_reader, reader, session, client
+
+
+@dataclass
+class LibraryDevice:
+    """One assembled library circulation desk and its gateway client (the caller's or its
+    own)."""
+
+    config: TerminalConfig
+    desk: LibraryDesk
+    card_reader: Reader
+    reader: Reader
+    cards: list[SimCard] = field(default_factory=list)
+    parts: Parts = field(default_factory=Parts)  # the caller's: not closed here
+
+    def close(self) -> None:
+        if self.desk.client is not self.parts.client:
+            self.desk.client.close()
+        self.desk.access.close()
+        self.desk.numbers.close()
+        if self.desk.hotlist is not self.parts.hotlist:
+            self.desk.hotlist.close()
+
+
+def assemble_library(
+    config: TerminalConfig, sim: SimDevices | None = None, parts: Parts | None = None
+) -> LibraryDevice:
+    """Build the library desk ``config`` describes: loan limits from its rules file, the
+    allow list and its loan numbers in the store at ``[journal] path``, the hotlist, and
+    the gateway that books every loan (a library desk lends nothing offline). Of ``parts``
+    it takes the readers, the clock, the hotlist and the gateway client."""
+    assert config.library_rules, "a library configuration names its rules"
+    parts = parts or Parts()
+    if not config.gateway and parts.client is None:
+        raise StartRefused(
+            f"{config.source}: a library desk books each loan at the gateway: set [gateway] url"
+        )
+    rules = load_library_rules(config.library_rules)
+    cards, card_reader, reader, session, client = _campus_session(config, sim, parts)
+    assert client is not None
+    hotlist = parts.hotlist if parts.hotlist is not None else Hotlist(config.hotlist)
+    desk = LibraryDesk(
+        session, rules, AccessList(config.journal), hotlist, DeskNumbers(config.journal), client
+    )
+    return LibraryDevice(config, desk, card_reader, reader, cards, parts)

@@ -21,7 +21,8 @@ from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
 VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach, parking
-ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", "door")
+CAMPUS_ROLES = ("door", "till", "library")  # docs/campus.md: cards proved by the campus key
+ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", *CAMPUS_ROLES)
 
 SCHEMA: dict[str, Any] = {
     "terminal": {"role": None, "station": None, "line": None, "clock": None, "lang": None},
@@ -80,6 +81,8 @@ SCHEMA: dict[str, Any] = {
         "pickup": None,
     },
     "door": {"rules": None, "point": None},
+    "till": {"rules": None, "sales": None, "merchant": None},
+    "library": {"rules": None},
     "desk": {
         "registry": None,
         "issuer_id": None,
@@ -141,12 +144,17 @@ class TerminalConfig:
     pickup: bool = False  # kiosk: also pay approved subsidies (POST /pickup)
     door_rules: str | None = None  # door: the door rules file (docs/campus.md)
     door_point: str | None = None  # door: which of the rules' doors this reader is
+    till_rules: str | None = None  # till: the canteen rules file (meals, limits)
+    till_sales: str | None = None  # till: its sales ledger (default: next to the journal)
+    till_merchant: str = "canteen 食堂"  # till: the name printed on receipts
+    library_rules: str | None = None  # library: the library rules file (loan limits)
     registry: str = "ykt-cards.db"  # desk: the desk's card registry (its book of cards)
     issuer_id: str = "02902900FFFFFFFF"  # desk: the issuer whose cards it issues (8 bytes)
     keys: str | None = None  # desk: issuer key sets (JSON) for personalisation; None: demo
     transport_master: str | None = None  # desk: the card vendor's transport master key file
     desk_cards: str = "cards"  # desk, sim reader: where new software card files are made
     replacement_wait: int = 0  # desk: days between a loss report and the replacement
+    offline: bool = False  # desk (ykt issue, no --gateway): no card centre, nothing carried
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     qr_scanner: ScannerSettings | None = None  # [qr] scanner: a serial QR scanner module
     qr_images: str | None = None  # [qr] images: a folder a camera drops code snapshots in
@@ -159,6 +167,14 @@ class TerminalConfig:
             return self.sam_state
         journal = Path(self.journal)
         return str(journal.with_name(journal.stem + ".psam.json"))
+
+    @property
+    def sales_path(self) -> str:
+        """A till's sales ledger: as configured, else ``<journal>.sales.db``."""
+        if self.till_sales:
+            return self.till_sales
+        journal = Path(self.journal)
+        return str(journal.with_name(journal.stem + ".sales.db"))
 
     @property
     def is_validator(self) -> bool:
@@ -201,6 +217,9 @@ PATHS = (
     "terminal_data",
     "ca_keys",
     "door_rules",
+    "till_rules",
+    "till_sales",
+    "library_rules",
     "registry",
     "keys",
     "transport_master",
@@ -275,6 +294,10 @@ FIELDS = (
     ("kiosk", "pickup", "pickup"),
     ("door", "rules", "door_rules"),
     ("door", "point", "door_point"),
+    ("till", "rules", "till_rules"),
+    ("till", "sales", "till_sales"),
+    ("till", "merchant", "till_merchant"),
+    ("library", "rules", "library_rules"),
     ("desk", "registry", "registry"),
     ("desk", "issuer_id", "issuer_id"),
     ("desk", "keys", "keys"),
@@ -344,6 +367,11 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
         for key in ("rules", "point"):
             if key not in data.get("door", {}):
                 raise f.error(("door",), f"a door needs [door] {key} (docs/campus.md)")
+    for section, what in (("till", "the canteen rules file"), ("library", "the loan limits file")):
+        if role == section and "rules" not in data.get(section, {}):
+            raise f.error(
+                (section,), f"a {section} needs [{section}] rules ({what}, docs/campus.md)"
+            )
     if role == "desk":
         if "registry" not in data.get("desk", {}):
             raise f.error(("desk",), "a desk needs [desk] registry (its book of cards)")
@@ -352,6 +380,12 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     if "qr" in data:
         config.qr = _qr_settings(f, data["qr"], role)
         config.qr_scanner, config.qr_images = _qr_inputs(f, data["qr"])
+    if config.sam_reader == "none":  # the assembly's NO_SAM: ykt issue's desk only
+        raise f.error(
+            ("readers", "sam"),
+            "readers.sam = 'none' is only for ykt issue's desk: a device run from this file "
+            "is numbered by its PSAM (give its reader, or sim)",
+        )
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config

@@ -64,19 +64,19 @@ def test_padding_tolerated_and_duplicates_kept() -> None:
     assert [e.value for e in entries] == [H("AA"), H("BB")]
 
 
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ("9F", "multi-byte tag"),
-        ("9F02", "length expected"),
-        ("9C05AABB", "claims 5 bytes"),
-        ("9C8201", "long-form length"),
-        ("9C80", "indefinite"),
-        ("9C85FFFFFFFFFF00", "too wide"),
-        ("9FFFFFFF7F0100", "longer than 4"),
-        ("E0039C05AA", "claims 5 bytes"),
-    ],
-)
+MALFORMED = [
+    ("9F", "multi-byte tag"),
+    ("9F02", "length expected"),
+    ("9C05AABB", "claims 5 bytes"),
+    ("9C8201", "long-form length"),
+    ("9C80", "indefinite"),
+    ("9C85FFFFFFFFFF00", "too wide"),
+    ("9FFFFFFF7F0100", "longer than 4"),
+    ("E0039C05AA", "claims 5 bytes"),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), MALFORMED)
 def test_malformed_rejected_with_reason(raw: str, message: str) -> None:
     with pytest.raises(TlvError, match=message):
         tlv.parse(H(raw))
@@ -126,3 +126,43 @@ def test_arbitrary_bytes_parse_or_raise_tlverror(raw: bytes) -> None:
     except TlvError:
         return
     assert len(tlv.encode_all(objs)) <= len(raw) + 8 * len(raw)
+
+
+@pytest.mark.parametrize(("raw", "message"), MALFORMED)
+def test_first_values_refuses_what_parse_refuses(raw: str, message: str) -> None:
+    with pytest.raises(TlvError, match=message):
+        tlv.first_values(H(raw), frozenset((0x9C, 0x9F02)))
+
+
+def test_first_values_checks_past_the_tags_it_found() -> None:
+    """The wanted tag comes first; the bytes after it are still checked."""
+    with pytest.raises(TlvError, match="claims 5 bytes"):
+        tlv.first_values(H("840101E0039C05AA"), frozenset((0x84,)))
+
+
+def test_first_values_of_a_real_fci() -> None:
+    fci = H(
+        "6F318408A000000632010105A5259F0801019F0C1E02902900FFFFFFFF02010310002900000000005120"
+        "240101203412310000"
+    )
+    found = tlv.first_values(fci, frozenset((0x84, 0x50, 0x9F0C)))
+    assert found == {0x84: H("A000000632010105"), 0x9F0C: fci[21:51]}
+
+
+@given(st.binary(max_size=200), st.lists(tags | ctags, max_size=4))
+def test_first_values_are_what_find_finds(raw: bytes, wanted: list[int]) -> None:
+    try:
+        objs = tlv.parse(raw)
+    except TlvError:
+        with pytest.raises(TlvError):
+            tlv.first_values(raw, frozenset(wanted))
+        return
+    expected = {t: found.value for t in wanted if (found := tlv.find(objs, t)) is not None}
+    assert tlv.first_values(raw, frozenset(wanted)) == expected
+
+
+@given(st.lists(trees, max_size=4), st.lists(tags | ctags, max_size=4))
+def test_first_values_of_well_formed_trees(objs: list[tlv.Tlv], wanted: list[int]) -> None:
+    raw = tlv.encode_all(objs)
+    expected = {t: found.value for t in wanted if (found := tlv.find(objs, t)) is not None}
+    assert tlv.first_values(raw, frozenset(wanted)) == expected

@@ -329,3 +329,18 @@ def test_journal_lists_and_exports_electronic_cash_rows_with_their_kind(tmp_path
     lines = (tmp_path / "j.csv").read_text().splitlines()
     assert len(lines) == 5 and sum(line.startswith("ec_purchase,") for line in lines) == 3
     assert any(",6235000000000000017," in line and ",800," in line for line in lines)
+
+
+def test_run_refuses_a_till_and_a_library_with_the_reason(tmp_path: Path) -> None:
+    for role, what in (("till", "each meal's amount and purse"), ("library", "loan or return")):
+        config = tmp_path / f"{role}.toml"
+        config.write_text(
+            f'[terminal]\nrole = "{role}"\n[journal]\npath = "{role}.db"\n'
+            f'[{role}]\nrules = "rules.toml"\n'
+        )
+        r = ykt("run", str(config), check=False)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"ykt run does not serve a {role} yet" in r.stderr and what in r.stderr
+        assert not (tmp_path / f"{role}.db").exists()  # refused before anything was opened
+    r = ykt("journal", str(tmp_path / "library.toml"), check=False)
+    assert r.returncode == 1 and "not a payment journal" in r.stderr

@@ -10,15 +10,13 @@ import httpx
 
 from simulators.profiles import demo_psam
 from simulators.qr_app import RideCodeApp
-from terminal.fares import Mode, load_rules
-from terminal.hotlist import Hotlist
 from terminal.journal import Journal
 from terminal.qr.checks import QrPolicy
 from terminal.qr.params import QrSettings
-from terminal.qr.ride import QrGate
 from terminal.readers.sim import SimReader
-from terminal.roles.session import TerminalSession
-from terminal.roles.validator import TapResult, Validator, ValidatorConfig
+from terminal.roles.validator import TapResult, Validator
+from terminal.runtime.assembly import Parts, assemble
+from terminal.runtime.config import TerminalConfig
 from tests.conftest import FrozenClock
 
 TERMINAL_ID = "310000000201"
@@ -26,7 +24,8 @@ TERMINAL_ID = "310000000201"
 
 @dataclass
 class QrBus:
-    """One bus validator (software PSAM, a journal file) accepting the app's issuer."""
+    """One bus validator assembled as ``ykt run`` builds one (software PSAM, a journal file)
+    accepting the app's issuer: its ride-code trust given as parts instead of files."""
 
     journal_path: Path
     clock: FrozenClock
@@ -35,21 +34,12 @@ class QrBus:
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.journal_path, clock=self.clock)
-        issuer = self.app.issuer()
-        self.policy = self.policy or QrPolicy(issuers={issuer.issuer_code: issuer.rule})
-        s = TerminalSession(
-            SimReader(name="antenna"), SimReader(demo_psam(TERMINAL_ID)), clock=self.clock
+        self.policy = self.policy or app_policy(self.app)
+        config = TerminalConfig(role="bus", journal=str(self.journal_path))
+        self.device = assemble(
+            config, parts=qr_parts(TERMINAL_ID, self.journal, self.clock, self.app, self.policy)
         )
-        s.start()
-        self.validator = Validator(
-            s, self.journal, Hotlist(), ValidatorConfig(mode=Mode.BUS, rules=load_rules())
-        )
-        self.validator.qr = QrGate(
-            self.journal,
-            {self.app.root.index: self.app.root.root_key},
-            self.policy,
-            bytes.fromhex(TERMINAL_ID),
-        )
+        self.validator: Validator = self.device.role
 
     def code(self, **kw: object) -> bytes:
         """A fresh code from the app, generated now."""
@@ -89,17 +79,30 @@ def put_params(url: str, kind: str, text: str, headers: dict[str, str] | None = 
 TAXI_ID = "310000000601"
 
 
+def app_policy(app: RideCodeApp) -> QrPolicy:
+    """The default policy, trusting the app's first issuer."""
+    issuer = app.issuer()
+    return QrPolicy(issuers={issuer.issuer_code: issuer.rule})
+
+
+def qr_parts(
+    terminal_id: str, journal: Journal, clock: FrozenClock, app: RideCodeApp, policy: QrPolicy
+) -> Parts:
+    """A validator's parts: an antenna, a software PSAM of ``terminal_id``, the test's
+    journal and clock, and ride-code trust in the app's root key under ``policy``."""
+    return Parts(
+        card_reader=SimReader(name="antenna"),
+        sam_reader=SimReader(demo_psam(terminal_id)),
+        journal=journal,
+        clock=clock,
+        qr=({app.root.index: app.root.root_key}, policy),
+    )
+
+
 def qr_taxi(journal: Journal, clock: FrozenClock, app: RideCodeApp, meter: int) -> Validator:
     """A taxi (one trip at a time, driver and plate set) whose meter shows ``meter`` and
     which takes the app's codes."""
-    from terminal.roles.transport import Ride, make_validator
-
-    s = TerminalSession(SimReader(name="antenna"), SimReader(demo_psam(TAXI_ID)), clock=clock)
-    s.start()
-    config = ValidatorConfig(mode=Mode.TAXI, rules=load_rules())
-    ride = Ride(meter, "D0042", "HU-A1234")
-    taxi = make_validator(s, journal, Hotlist(), config, ride, one_trip=True)
-    issuer = app.issuer()
-    policy = QrPolicy(issuers={issuer.issuer_code: issuer.rule})
-    taxi.qr = QrGate(journal, {app.root.index: app.root.root_key}, policy, bytes.fromhex(TAXI_ID))
+    config = TerminalConfig(role="taxi", journal=journal.path, driver="D0042", vehicle="HU-A1234")
+    taxi = assemble(config, parts=qr_parts(TAXI_ID, journal, clock, app, app_policy(app))).role
+    taxi.set_meter(meter)
     return taxi

@@ -91,3 +91,84 @@ def test_a_door_takes_the_callers_readers_clock_and_client_and_leaves_them_open(
     assert not client._http.is_closed  # the caller's client stays open for the caller
     assert not list(tmp_path.glob("*.psam.json"))  # no software PSAM made: the caller's SAM
     client.close()
+
+
+def test_a_desk_without_psam_is_numbered_by_its_config_and_offline_only_when_asked(
+    tmp_path: Path,
+) -> None:
+    from terminal.cli.desk_parts import DeskParts
+    from terminal.runtime.assembly import NO_SAM
+
+    def desk(**kw: object) -> TerminalConfig:
+        return TerminalConfig(
+            role="desk",
+            journal=str(tmp_path / "desk.db"),
+            sam_reader=NO_SAM,
+            terminal_id="310000000080",
+            registry=str(tmp_path / "cards.db"),
+            **kw,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(StartRefused, match="set \\[gateway\\] url"):  # as ykt run refuses it
+        assemble(desk(), desk=DeskParts(), parts=Parts(card_reader=SimReader()))
+    with pytest.raises(StartRefused, match="an offline desk is given no gateway"):
+        assemble(
+            desk(offline=True, gateway="http://127.0.0.1:9", token="t"),
+            desk=DeskParts(),
+            parts=Parts(card_reader=SimReader()),
+        )
+    offline = assemble(desk(offline=True), desk=DeskParts(), parts=Parts(card_reader=SimReader()))
+    role = offline.role
+    assert (role.desk_id, role.centre, role.credits) == ("310000000080", None, None)
+    assert offline.session.sam_reader is None and offline.client is None
+    offline.close(flush_timeout=0)
+    assert not list(tmp_path.glob("*.psam.json"))  # no software PSAM was made for it
+
+    bus = TerminalConfig(role="bus", journal=str(tmp_path / "bus.db"), sam_reader=NO_SAM)
+    with pytest.raises(StartRefused, match="only an issuance desk personalises without one"):
+        assemble(bus, parts=Parts(card_reader=SimReader()))
+    assert not (tmp_path / "bus.db").exists()
+
+
+def test_a_till_and_a_library_are_built_from_their_files(tmp_path: Path) -> None:
+    from terminal.campus.canteen import Canteen
+    from terminal.cli.sim_devices import SoftwareDevices
+    from terminal.runtime.assembly import assemble_library
+    from terminal.runtime.config import load_config
+
+    (tmp_path / "meals.toml").write_text(
+        'day_limit = 4000\n[meals.lunch]\nfrom = "11:00"\nuntil = "13:30"\nlimit = 2500\n'
+    )
+    (tmp_path / "limits.toml").write_text("[limits]\nstudents = 2\n")
+    (tmp_path / "till.toml").write_text(
+        '[terminal]\nrole = "till"\nclock = "2026-11-30T12:00:00"\n[journal]\npath = "till.db"\n'
+        '[till]\nrules = "meals.toml"\nmerchant = "东区食堂"\n'
+    )
+    till = assemble(load_config(tmp_path / "till.toml"), SoftwareDevices())
+    assert isinstance(till.role, Canteen) and till.role.merchant == "东区食堂"
+    assert till.role.rules.meals["lunch"].limit == 2_500 and till.role.client is None
+    card = till.cards[0]
+    till.card_reader.insert(card)  # type: ignore[attr-defined]
+    sale = till.role.sell(800, "cash")
+    assert (sale.amount, sale.balance_after, card.balance) == (800, 1_200, 1_200)
+    assert [(r.amount, r.state) for r in till.journal.rows()] == [
+        (800, "settled")
+    ]  # journaled, to be uploaded
+    assert till.role.ledger.spent(sale.person_no, datetime(2026, 11, 30).date()) == 800
+    till.close(flush_timeout=0)
+    assert (tmp_path / "till.sales.db").exists()
+
+    (tmp_path / "library.toml").write_text(
+        '[terminal]\nrole = "library"\n[journal]\npath = "library.db"\n'
+        '[library]\nrules = "limits.toml"\n'
+    )
+    config = load_config(tmp_path / "library.toml")
+    with pytest.raises(StartRefused, match="books each loan at the gateway"):
+        assemble_library(config, SoftwareDevices())
+    with pytest.raises(StartRefused, match="keeps no payment journal"):
+        assemble(config, SoftwareDevices())
+    client = GatewayClient("http://127.0.0.1:9", "unused")  # never called: only built
+    library = assemble_library(config, SoftwareDevices(), Parts(client=client))
+    assert library.desk.rules.limits == {"students": 2} and library.desk.client is client
+    library.close()
+    client.close()

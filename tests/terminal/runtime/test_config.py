@@ -106,3 +106,23 @@ def test_a_desk_names_its_registry_and_makes_cards_next_to_its_file(tmp_path: Pa
     assert config.registry == str(path.parent / "cards.db")
     assert config.desk_cards == str(path.parent / "cards")
     assert (config.keys, config.issuer_id) == ("/etc/ykt/k.json", "02902900FFFFFFFF")
+
+
+def test_a_till_and_a_library_name_their_rules(tmp_path: Path) -> None:
+    head = '[terminal]\nrole = "{}"\n[journal]\npath = "j.db"\n'
+    for role, what in (("till", "the canteen rules file"), ("library", "the loan limits file")):
+        with pytest.raises(FileError) as err:
+            load_config(write(tmp_path, head.format(role)))
+        assert f"a {role} needs [{role}] rules ({what}" in str(err.value)
+    till = load_config(write(tmp_path, head.format("till") + '[till]\nrules = "meals.toml"\n'))
+    base = tmp_path / "dev"
+    assert (till.till_rules, till.sales_path) == (
+        str(base / "meals.toml"),
+        str(base / "j.sales.db"),
+    )
+    with pytest.raises(FileError) as err:
+        load_config(write(tmp_path, head.format("till") + '[till]\nrules = "m"\nmenu = "x"\n'))
+    assert "menu" in str(err.value)
+    with pytest.raises(FileError) as err:  # ykt issue's desk without a PSAM is not a file's
+        load_config(write(tmp_path, head.format("bus") + '[readers]\nsam = "none"\n'))
+    assert "readers.sam = 'none' is only for ykt issue's desk" in str(err.value)
