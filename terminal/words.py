@@ -483,9 +483,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "the card left the reader (or the reader went away): put it back and try again.",
     ),
     "error.reader_gone": (
-        "读卡器已断开（被拔出，或驱动、服务重启）：请检查读卡器后重试。",
-        "the reader is gone (unplugged, or its driver or service restarted): check it and try "
-        "again.",
+        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "the reader is not available: {detail}",  # which reader, and the hint (pcscd, nfcpy)
     ),
     "error.reader_failed": (
         "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
@@ -715,7 +714,7 @@ def error_words(exc: BaseException) -> str:
     if isinstance(exc, CardRemoved):
         return say("error.card_removed")
     if isinstance(exc, ReaderUnavailable):
-        return say("error.reader_gone")
+        return say("error.reader_gone", detail=exc)
     if isinstance(exc, TransportError):
         return say("error.reader_failed")
     if isinstance(exc, CardError):

@@ -450,8 +450,9 @@ def test_each_transport_error_kind_has_a_sentence() -> None:
         said[lang] = [error_words(e) for e in errors]
     assert said["zh"] == [
         "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
-        "读卡器已断开（被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
         "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
     ]
     assert said["en"][0].startswith("the reader did not complete the exchange (a timeout")
-    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"])
+    assert said["en"][1].endswith("Invalid handle (0x80100003); is pcscd running?")
+    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"][:1])
