@@ -131,16 +131,17 @@ def get_load(db: Database, reference: str) -> LoadRecord | None:
         return _get(cur, reference)
 
 
+def equal_to(filters: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """The SQL conditions ``column = ?`` and their parameters for the filters given (not
+    None): a listing's optional filters."""
+    given = {column: v for column, v in filters.items() if v is not None}
+    return [f"{column} = ?" for column in given], list(given.values())
+
+
 def list_loads(
     db: Database, *, terminal_id: str | None = None, state: str | None = None
 ) -> list[LoadRecord]:
-    where, params = [], []
-    if terminal_id is not None:
-        where.append("terminal_id = ?")
-        params.append(terminal_id)
-    if state is not None:
-        where.append("state = ?")
-        params.append(state)
+    where, params = equal_to({"terminal_id": terminal_id, "state": state})
     sql = f"SELECT {_COLUMNS} FROM loads"
     if where:
         sql += " WHERE " + " AND ".join(where)

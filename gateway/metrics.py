@@ -75,49 +75,76 @@ def outbox_state(db: Database) -> dict[str, float]:
     return out
 
 
+def _metric(name: str, kind: str, about: str, value: object) -> list[str]:
+    """One metric in the text format: its HELP and TYPE lines and its sample; a dict value
+    is one sample a key, labelled ``label="key"`` (``value`` is then ``(label, dict)``)."""
+    lines = [f"# HELP {name} {about}", f"# TYPE {name} {kind}"]
+    if isinstance(value, tuple):
+        label, samples = value
+        lines += [f'{name}{{{label}="{k}"}} {v}' for k, v in sorted(samples.items())]
+    else:
+        lines.append(f"{name} {value}")
+    return lines
+
+
+def _by(state: dict[str, float], prefix: str) -> dict[str, int]:
+    """The counts of ``state`` whose keys start with ``prefix``, keyed by the rest."""
+    return {k[len(prefix) :]: int(v) for k, v in state.items() if k.startswith(prefix)}
+
+
 def render(counters: IngestCounters, db: Database, forwarder_failures: int = 0) -> str:
     state = outbox_state(db)
     lines = [
-        "# HELP ykt_gateway_ingested_transactions_total Transactions received, by outcome.",
-        "# TYPE ykt_gateway_ingested_transactions_total counter",
-    ]
-    for k, v in sorted(counters.transactions.items()):
-        lines.append(f'ykt_gateway_ingested_transactions_total{{status="{k}"}} {v}')
-    lines += [
-        "# HELP ykt_gateway_batches_total Upload batches, accepted or refused.",
-        "# TYPE ykt_gateway_batches_total counter",
-    ]
-    for k, v in sorted(counters.batches.items()):
-        lines.append(f'ykt_gateway_batches_total{{result="{k}"}} {v}')
-    lines += [
-        "# HELP ykt_gateway_ingest_rate Transactions per second over the last minute.",
-        "# TYPE ykt_gateway_ingest_rate gauge",
-        f"ykt_gateway_ingest_rate {counters.rate():.3f}",
-        "# HELP ykt_gateway_outbox_depth Records waiting to be posted to clearing.",
-        "# TYPE ykt_gateway_outbox_depth gauge",
-        f"ykt_gateway_outbox_depth {int(state['depth'])}",
-        "# HELP ykt_gateway_clearing_lag_seconds Age of the oldest record not yet posted.",
-        "# TYPE ykt_gateway_clearing_lag_seconds gauge",
-        f"ykt_gateway_clearing_lag_seconds {state['lag_seconds']:.3f}",
-        "# HELP ykt_gateway_outbox_posted Records posted to clearing, by clearing's answer.",
-        "# TYPE ykt_gateway_outbox_posted gauge",
-    ]
-    for key, v in sorted(state.items()):
-        if key.startswith("outcome:"):
-            lines.append(f'ykt_gateway_outbox_posted{{outcome="{key[8:]}"}} {int(v)}')
-    lines += [
-        "# HELP ykt_gateway_loads Online loads by state.",
-        "# TYPE ykt_gateway_loads gauge",
-    ]
-    for key, v in sorted(state.items()):
-        if key.startswith("loads:"):
-            lines.append(f'ykt_gateway_loads{{state="{key[6:]}"}} {int(v)}')
-    lines += [
-        "# HELP ykt_gateway_hotlist_version Latest hotlist version.",
-        "# TYPE ykt_gateway_hotlist_version gauge",
-        f"ykt_gateway_hotlist_version {int(state['hotlist_version'])}",
-        "# HELP ykt_gateway_forwarder_failures_total Failed posts to clearing (this process).",
-        "# TYPE ykt_gateway_forwarder_failures_total counter",
-        f"ykt_gateway_forwarder_failures_total {forwarder_failures}",
+        *_metric(
+            "ykt_gateway_ingested_transactions_total",
+            "counter",
+            "Transactions received, by outcome.",
+            ("status", counters.transactions),
+        ),
+        *_metric(
+            "ykt_gateway_batches_total",
+            "counter",
+            "Upload batches, accepted or refused.",
+            ("result", counters.batches),
+        ),
+        *_metric(
+            "ykt_gateway_ingest_rate",
+            "gauge",
+            "Transactions per second over the last minute.",
+            f"{counters.rate():.3f}",
+        ),
+        *_metric(
+            "ykt_gateway_outbox_depth",
+            "gauge",
+            "Records waiting to be posted to clearing.",
+            int(state["depth"]),
+        ),
+        *_metric(
+            "ykt_gateway_clearing_lag_seconds",
+            "gauge",
+            "Age of the oldest record not yet posted.",
+            f"{state['lag_seconds']:.3f}",
+        ),
+        *_metric(
+            "ykt_gateway_outbox_posted",
+            "gauge",
+            "Records posted to clearing, by clearing's answer.",
+            ("outcome", _by(state, "outcome:")),
+        ),
+        *_metric(
+            "ykt_gateway_loads", "gauge", "Online loads by state.", ("state", _by(state, "loads:"))
+        ),
+        *_metric(
+            "ykt_gateway_hotlist_version",
+            "gauge",
+            "Latest hotlist version.",
+            int(state["hotlist_version"]),
+        ),
+        *_metric(
+            "ykt_gateway_forwarder_failures_total",
+            "counter",
+            "Failed posts to clearing (this process).",
+            forwarder_failures,
+        ),
     ]
     return "\n".join(lines) + "\n"

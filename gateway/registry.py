@@ -365,23 +365,28 @@ class SqliteCardRegistry:
                 carry_fen=old.balance_fen or 0,
             )
 
-    def activate(self, card_number: str) -> CardRecord:
+    def _move(self, card_number: str, came: CardState, to: CardState, **fields: Any) -> CardRecord:
+        """Move a card that ``came`` to state ``to`` (setting ``fields`` too); a card already
+        there is answered as it is (the step is repeated safely), any other is refused."""
         with self._tx() as db:
             r = self._get(db, card_number)
-            if r.state == CardState.ACTIVE:
+            if r.state == to:
                 return r
-            if r.state != CardState.PENDING:
-                raise RegistryRefused(f"card {card_number} is {r.state.value}, not pending")
-            now = self._now()
-            self._update(
-                db,
-                card_number,
-                state=CardState.ACTIVE.value,
-                activated_at=now,
-                balance_fen=0,
-                balance_as_of=now,
-            )
+            if r.state != came:
+                raise RegistryRefused(f"card {card_number} is {r.state.value}, not {came.value}")
+            self._update(db, card_number, state=to.value, **fields)
             return self._get(db, card_number)
+
+    def activate(self, card_number: str) -> CardRecord:
+        now = self._now()
+        return self._move(
+            card_number,
+            CardState.PENDING,
+            CardState.ACTIVE,
+            activated_at=now,
+            balance_fen=0,
+            balance_as_of=now,
+        )
 
     def record_carry_loaded(self, card_number: str) -> CardRecord:
         with self._tx() as db:
@@ -407,14 +412,7 @@ class SqliteCardRegistry:
 
     # -- loss and balances ----------------------------------------------------------------
     def report_lost(self, card_number: str) -> CardRecord:
-        with self._tx() as db:
-            r = self._get(db, card_number)
-            if r.state == CardState.LOST:
-                return r
-            if r.state != CardState.ACTIVE:
-                raise RegistryRefused(f"card {card_number} is {r.state.value}, not active")
-            self._update(db, card_number, state=CardState.LOST.value, lost_at=self._now())
-            return self._get(db, card_number)
+        return self._move(card_number, CardState.ACTIVE, CardState.LOST, lost_at=self._now())
 
     def mark_hotlisted(self, card_number: str, version: int) -> CardRecord:
         with self._tx() as db:

@@ -18,7 +18,19 @@ from terminal.identity import HOLDER_PATTERN
 from terminal.record import QR_RIDE, RecordKind
 from terminal.record import Field as RecordField
 
-HEX4 = r"^[0-9A-Fa-f]{8}$"
+HEX4 = r"^[0-9A-Fa-f]{8}$"  # 4 bytes in hex: a MAC or TAC, the card's random
+HEX6 = r"^[0-9A-Fa-f]{12}$"  # a terminal (or desk) id
+HEX8 = r"^[0-9A-Fa-f]{16}$"  # an issuer id, a card's application serial
+
+
+def desk_id_field(what: str) -> Any:
+    """An optional desk id in a desk's body; ``what`` says what it names (the server
+    refuses it unless it is the token's own desk)."""
+    return Field(
+        default=None,
+        pattern=HEX6,
+        description=f"{what}; refused unless it is the token's desk",
+    )
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -27,10 +39,10 @@ class UploadRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # ingest refuses unknown fields
 
-    terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
+    terminal_id: str = Field(pattern=HEX6)
     terminal_seq: int = Field(ge=0, le=0xFFFFFFFF)
-    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
-    card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    issuer_id: str = Field(pattern=HEX8)
+    card_serial: str = Field(pattern=HEX8)
     txn_type: int = Field(
         ge=0, le=0xFF, description="05 ED purchase, 06 EP purchase, 09 CAPP purchase"
     )
@@ -129,9 +141,9 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 class LoadRequestBody(BaseModel):
     """The card's INITIALIZE FOR LOAD answer and what the kiosk asked it."""
 
-    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
-    card_serial: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
-    terminal_id: str = Field(pattern=r"^[0-9A-Fa-f]{12}$")
+    issuer_id: str = Field(pattern=HEX8)
+    card_serial: str = Field(pattern=HEX8)
+    terminal_id: str = Field(pattern=HEX6)
     amount: int = Field(gt=0, le=INT64_MAX, description="fen")
     balance_before: int = Field(ge=0, le=INT64_MAX, description="fen")
     online_atc: int = Field(ge=0, le=0xFFFF)
@@ -183,30 +195,22 @@ class QrParamsBody(BaseModel):
 # -- card book ---------------------------------------------------------------------------------
 class RecordsBody(BaseModel):
     records: list[dict[str, JsonValue]] = Field(description="CardRegistry.export() records")
-    desk_id: str | None = Field(
-        default=None,
-        pattern=r"^[0-9A-Fa-f]{12}$",
-        description="the desk whose book this is; refused unless it is the token's desk",
-    )
+    desk_id: str | None = desk_id_field("the desk whose book this is")
 
 
 class LeaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    issuer_id: str = Field(pattern=HEX8)
     count: int = Field(ge=1, le=numbers.MAX_BLOCK, description="how many card numbers")
-    desk_id: str | None = Field(
-        default=None,
-        pattern=r"^[0-9A-Fa-f]{12}$",
-        description="the desk the block is for; refused unless it is the token's desk",
-    )
+    desk_id: str | None = desk_id_field("the desk the block is for")
 
 
 class ClaimBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card_number: Text = Field(description="the 19 printed digits")
-    issuer_id: str = Field(pattern=r"^[0-9A-Fa-f]{16}$")
+    issuer_id: str = Field(pattern=HEX8)
     id_number: Text = Field(description="the holder's identity number")
     card_kind: int = Field(ge=0, le=0xFF)
     replaces: Text | None = Field(default=None, description="the lost card it replaces")

@@ -18,7 +18,7 @@ from simulators.profiles import (
     demo_psam,
     demo_transport_master,
 )
-from terminal.cli.run import DeskParts
+from terminal.cli.desk_parts import DeskParts
 from terminal.epurse.perso import PersoHost, PersoPlan
 from terminal.hotlist import Hotlist
 from terminal.journal import Journal

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.responses import Response
 
 from gateway import cards, numbers
 from gateway.api.deps import DB, Desk
-from gateway.api.http import json_response
+from gateway.api.routes import JsonRoutes
 from gateway.schemas import ClaimBody, LeaseBody
 
 router = APIRouter(tags=["numbers"])
+route = JsonRoutes(router)
 
 
-@router.post(
+@route.post(
     "/v1/numbers/blocks",
-    summary="Lease this desk a new block of an issuer's card numbers",
+    "Lease this desk a new block of an issuer's card numbers",
+    status=201,
     responses={403: {"description": "not_this_desk: the body names another desk"}},
 )
-def lease(body: LeaseBody, desk: Desk, db: DB) -> Response:
+def lease(body: LeaseBody, desk: Desk, db: DB) -> Any:
     numbers.check_desk(desk.terminal_id, body.desk_id)
-    return json_response(numbers.lease(db, desk.terminal_id, body.issuer_id, body.count), 201)
+    return numbers.lease(db, desk.terminal_id, body.issuer_id, body.count)
 
 
-@router.post(
+@route.post(
     "/v1/numbers/claims",
-    summary="Claim a leased number for a holder before the card is written (person check)",
+    "Claim a leased number for a holder before the card is written (person check)",
     responses={
         403: {"description": "outside_lease: the number is not in a block of this desk"},
         409: {
@@ -34,16 +37,14 @@ def lease(body: LeaseBody, desk: Desk, db: DB) -> Response:
         },
     },
 )
-def claim(body: ClaimBody, desk: Desk, db: DB) -> Response:
+def claim(body: ClaimBody, desk: Desk, db: DB) -> Any:
     replaces = cards.card_number_of(body.replaces) if body.replaces else None
-    return json_response(
-        numbers.claim(
-            db,
-            desk.terminal_id,
-            cards.card_number_of(body.card_number),
-            body.issuer_id,
-            body.id_number,
-            body.card_kind,
-            replaces,
-        )
+    return numbers.claim(
+        db,
+        desk.terminal_id,
+        cards.card_number_of(body.card_number),
+        body.issuer_id,
+        body.id_number,
+        body.card_kind,
+        replaces,
     )

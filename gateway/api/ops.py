@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import DB, Counters, Forwarders
-from gateway.api.http import json_response
+from gateway.api.routes import JsonRoutes
 from gateway.metrics import render
 
 router = APIRouter(tags=["ops"])
+route = JsonRoutes(router)
 
 
-@router.get("/health", summary="Liveness and storage check")
-def health(db: DB, forwarders: Forwarders) -> Response:
+@route.get("/health", "Liveness and storage check")
+def health(db: DB, forwarders: Forwarders) -> Any:
     with db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM outbox WHERE posted_at IS NULL")
         depth = cur.fetchone()[0]
-    return json_response(
-        {
-            "status": "ok",
-            "storage": db.dialect,
-            "outbox_depth": depth,
-            "forwarders": len(forwarders),
-        }
-    )
+    return {
+        "status": "ok",
+        "storage": db.dialect,
+        "outbox_depth": depth,
+        "forwarders": len(forwarders),
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

@@ -21,25 +21,36 @@ from gateway.edges import Text
 from gateway.schemas import ProveBody, VoidBody
 
 Handler = Callable[..., Any]
+Responses = dict[int | str, dict[str, Any]] | None
 
 
 class JsonRoutes:
     """Decorators like ``APIRouter.get`` and ``.post`` for handlers that return JSON data:
     FastAPI reads the handler's own parameters; what it returns is answered as JSON with
-    ``status``. ``admin_only``: every route needs the admin token (checked first)."""
+    ``status``. ``responses``: the refusals to document (OpenAPI), as for ``APIRouter``.
+    ``admin_only``: every route needs the admin token (checked first)."""
 
     def __init__(self, router: APIRouter, *, admin_only: bool = False) -> None:
         self.router = router
         self.dependencies = [Depends(admin)] if admin_only else None
 
-    def get(self, path: str, summary: str, *, status: int = 200) -> Callable[[Handler], Handler]:
-        return self._route("GET", path, summary, status)
+    def get(
+        self, path: str, summary: str, *, status: int = 200, responses: Responses = None
+    ) -> Callable[[Handler], Handler]:
+        return self._route("GET", path, summary, status, responses)
 
-    def post(self, path: str, summary: str, *, status: int = 200) -> Callable[[Handler], Handler]:
-        return self._route("POST", path, summary, status)
+    def post(
+        self, path: str, summary: str, *, status: int = 200, responses: Responses = None
+    ) -> Callable[[Handler], Handler]:
+        return self._route("POST", path, summary, status, responses)
+
+    def put(
+        self, path: str, summary: str, *, status: int = 200, responses: Responses = None
+    ) -> Callable[[Handler], Handler]:
+        return self._route("PUT", path, summary, status, responses)
 
     def _route(
-        self, method: str, path: str, summary: str, status: int
+        self, method: str, path: str, summary: str, status: int, responses: Responses
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             @functools.wraps(handler)
@@ -51,6 +62,7 @@ class JsonRoutes:
                 endpoint,
                 methods=[method],
                 summary=summary,
+                responses=responses,
                 response_model=None,
                 dependencies=self.dependencies,
             )

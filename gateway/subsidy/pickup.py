@@ -165,13 +165,7 @@ def line_statuses(
     roster_id: int | None = None,
     line_ids: list[int] | None = None,
 ) -> list[LineStatus]:
-    where, params = [], []  # type: ignore[var-annotated]
-    if card_number is not None:
-        where.append("l.card_number = ?")
-        params.append(card_number)
-    if roster_id is not None:
-        where.append("l.roster_id = ?")
-        params.append(roster_id)
+    where, params = loads.equal_to({"l.card_number": card_number, "l.roster_id": roster_id})
     if line_ids is not None:
         if not line_ids:
             return []

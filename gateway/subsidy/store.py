@@ -306,25 +306,35 @@ def _same_person(what: str, actor: str, earlier: str) -> Refused:
     )
 
 
+def _in_state(r: Roster, states: tuple[str, ...], why: str) -> None:
+    """Refuse (wrong_state) a step the roster's state does not allow; ``why`` names the state
+    that takes it."""
+    if r.state not in states:
+        raise Conflict("wrong_state", f"roster #{r.id} is {r.state}; {why}")
+
+
+def _advance(cur: Cursor, r: Roster, state: str, actor: str, note: str) -> Roster:
+    """Move roster ``r`` on to ``state`` (reviewed or approved: its ``<state>_by`` and
+    ``_at`` columns) unless it has moved meanwhile, and record the step in its trail."""
+    now = now_ms()
+    cur.execute(
+        f"UPDATE subsidy_rosters SET state = ?, {state}_by = ?, {state}_at = ?"
+        " WHERE id = ? AND state = ?",
+        (state, actor, now, r.id, r.state),
+    )
+    _event(cur, r.id, state, actor, now, note)
+    return _get(cur, r.id)
+
+
 def review(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
     """declared → reviewed, by someone other than the declarer."""
     actor = check_actor(actor)
     with db.tx() as cur:
         r = _get(cur, roster_id)
-        if r.state != DECLARED:
-            raise Conflict(
-                "wrong_state", f"roster #{roster_id} is {r.state}; only a declared one is reviewed"
-            )
+        _in_state(r, (DECLARED,), "only a declared one is reviewed")
         if _is(actor, r.declared_by):
             raise _same_person("review", actor, "declared")
-        now = now_ms()
-        cur.execute(
-            "UPDATE subsidy_rosters SET state = 'reviewed', reviewed_by = ?, reviewed_at = ?"
-            " WHERE id = ? AND state = 'declared'",
-            (actor, now, roster_id),
-        )
-        _event(cur, roster_id, REVIEWED, actor, now, note)
-        return _get(cur, roster_id)
+        return _advance(cur, r, REVIEWED, actor, note)
 
 
 def approve(
@@ -340,10 +350,7 @@ def approve(
             raise Conflict(
                 "not_reviewed", f"roster #{roster_id} is declared: it must be reviewed first"
             )
-        if r.state != REVIEWED:
-            raise Conflict(
-                "wrong_state", f"roster #{roster_id} is {r.state}; only a reviewed one is approved"
-            )
+        _in_state(r, (REVIEWED,), "only a reviewed one is approved")
         if _is(actor, r.declared_by):
             raise _same_person("approve", actor, "declared")
         if _is(actor, r.reviewed_by):
@@ -377,14 +384,7 @@ def approve(
                 "not_signed",
                 f"roster #{roster_id} has no sign-off (群众签字认可) recorded after its 公示",
             )
-        now = now_ms()
-        cur.execute(
-            "UPDATE subsidy_rosters SET state = 'approved', approved_by = ?, approved_at = ?"
-            " WHERE id = ? AND state = 'reviewed'",
-            (actor, now, roster_id),
-        )
-        _event(cur, roster_id, APPROVED, actor, now, note)
-        return _get(cur, roster_id)
+        return _advance(cur, r, APPROVED, actor, note)
 
 
 def send_to_finance(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
@@ -415,10 +415,7 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
         raise Invalid("no_reason", "a rejection must say why")
     with db.tx() as cur:
         r = _get(cur, roster_id)
-        if r.state not in (DECLARED, REVIEWED):
-            raise Conflict(
-                "wrong_state", f"roster #{roster_id} is {r.state}; it cannot be rejected"
-            )
+        _in_state(r, (DECLARED, REVIEWED), "it cannot be rejected")
         if _is(actor, r.declared_by):
             raise _same_person("reject", actor, "declared")
         now = now_ms()
@@ -514,10 +511,7 @@ def publish(
         )
     with db.tx() as cur:
         r = _get(cur, roster_id)
-        if r.state != REVIEWED:
-            raise Conflict(
-                "wrong_state", f"roster #{roster_id} is {r.state}; a reviewed roster is published"
-            )
+        _in_state(r, (REVIEWED,), "a reviewed roster is published")
         if _publication(cur, roster_id) is not None:
             raise Conflict("already_published", f"roster #{roster_id} is already published")
         now = now_ms()

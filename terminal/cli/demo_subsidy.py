@@ -47,7 +47,7 @@ def run_subsidy_demo(path: Any, result: Any, kiosk_id: bytes, out: Any = print) 
     from gateway.subsidy.catalogue import load_catalogue
     from gateway.subsidy.publication import publication_rows
     from simulators.profiles import DEMO_ISSUERS, blank_card, demo_chip_id, demo_psam
-    from terminal.cli.run import DeskParts
+    from terminal.cli.desk_parts import DeskParts
 
     out("== Issuance desk -> gateway card book; subsidy roster -> approval -> kiosk pickup")
     blank = blank_card(demo_chip_id(978))

@@ -183,6 +183,8 @@ class Terminal:
         for source in self.code_sources:
             with contextlib.suppress(OSError, YikatongError):
                 source.close()
+        if self.hotlist is not self.parts.hotlist:
+            self.hotlist.close()
         if self.journal is not self.parts.journal:
             with contextlib.suppress(YikatongError):
                 self.journal.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,24 @@ def site(gateway: GatewayServer, tmp_path: Path) -> Site:
     token = gateway.register(DOOR_ID, "campus", role="door")
     s = Site(tmp_path, FrozenClock(datetime(2026, 11, 30, 8, 30)), gateway.url, token)
     return s
+
+
+def as_terminal(url: str, token: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST ``body`` to the gateway's ``path`` with a terminal's token, bypassing its client."""
+    return httpx.post(url + path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def spend(url: str, token: str, sale_seq: int, card_serial: str, amount_fen: int) -> httpx.Response:
+    """The canteen's allowance spend for S1's lunch, sent straight to the gateway."""
+    body = {
+        "terminal_id": CANTEEN_ID,
+        "sale_seq": sale_seq,
+        "card_serial": card_serial,
+        "person_no": "S1",
+        "amount_fen": amount_fen,
+        "meal": "lunch",
+    }
+    return as_terminal(url, token, "/v1/campus/allowance/spend", body)
 
 
 class ReplayingCard:
@@ -96,11 +115,8 @@ def test_a_door_cannot_upload_events_for_another_door(site: Site, gateway: Gatew
     site.tap(card, "east-in")
     events = site.door.journal.pending()
     forged = [{**e, "terminal_id": "310000000999"} for e in events]
-    r = httpx.post(
-        gateway.url + "/v1/campus/events",
-        json={"terminal_id": "310000000999", "events": forged},
-        headers={"Authorization": f"Bearer {site.token}"},
-    )
+    body = {"terminal_id": "310000000999", "events": forged}
+    r = as_terminal(gateway.url, site.token, "/v1/campus/events", body)
     assert (r.status_code, r.json()["error"]) == (403, "wrong_terminal")
     assert "uploads only its own events" in r.json()["reason"]
     assert gateway.count("campus_events") == 0
@@ -117,11 +133,8 @@ def test_a_replayed_batch_with_changed_content_is_refused(
     events = site.door.journal.pending()
     assert site.upload() == 2
     rewritten = [{**e, "result": "granted", "reason": "granted"} for e in events]
-    r = httpx.post(
-        gateway.url + "/v1/campus/events",
-        json={"terminal_id": DOOR_ID, "events": rewritten},
-        headers={"Authorization": f"Bearer {site.token}"},
-    )
+    body = {"terminal_id": DOOR_ID, "events": rewritten}
+    r = as_terminal(gateway.url, site.token, "/v1/campus/events", body)
     assert (r.status_code, r.json()["error"]) == (409, "event_conflict")
     assert "stored with other content" in r.json()["reason"]
     with gateway.db.tx() as cur:
@@ -131,11 +144,8 @@ def test_a_replayed_batch_with_changed_content_is_refused(
 
 def test_a_validator_token_cannot_upload_door_events(site: Site, gateway: GatewayServer) -> None:
     token = gateway.register("310000000555", "bus-co", role="validator")
-    r = httpx.post(
-        gateway.url + "/v1/campus/events",
-        json={"terminal_id": "310000000555", "events": []},
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    body = {"terminal_id": "310000000555", "events": []}
+    r = as_terminal(gateway.url, token, "/v1/campus/events", body)
     assert (r.status_code, r.json()["error"]) == (403, "wrong_role")
     assert gateway.count("campus_events") == 0
 
@@ -201,18 +211,7 @@ def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
     till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
     with pytest.raises(CanteenRefused, match=r"allowance refused: .*card_lost.*reported lost"):
         till.sell(card, 1_000, "allowance")  # the till has not synced its hotlist: online says no
-    direct = httpx.post(
-        gateway.url + "/v1/campus/allowance/spend",
-        json={
-            "terminal_id": CANTEEN_ID,
-            "sale_seq": 99,
-            "card_serial": serial,
-            "person_no": "S1",
-            "amount_fen": 1_000,
-            "meal": "lunch",
-        },
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    direct = spend(gateway.url, token, 99, serial, 1_000)
     assert direct.status_code == 403 and direct.json()["error"] == "card_lost"
     assert gateway.count("campus_allowance_spends") == 0
     assert (allowance_of(gateway.url, "S1"), card.balance) == (3_000, 5_000)
@@ -221,11 +220,7 @@ def test_a_canteen_cannot_spend_the_allowance_of_a_lost_card(
 # -- the library desk -------------------------------------------------------------------------
 def _loan(url: str, token: str, **fields: object) -> httpx.Response:
     body = {"terminal_id": LIBRARY_ID, "loan_no": 1, "book": "B-0001", "limit": 2, **fields}
-    return httpx.post(
-        url + "/v1/campus/library/loans",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    return as_terminal(url, token, "/v1/campus/library/loans", body)
 
 
 @pytest.fixture
@@ -350,18 +345,8 @@ def test_a_lost_allowance_answer_never_charges_twice(
     assert till.sell(card, 300, "allowance").balance_after == 2_700
     assert till.canteen.ledger.state(1) == "voided"
     assert (allowance_of(gateway.url, "S1"), card.balance) == (2_700, 3_800)  # 1,200 once, cash
-    late = httpx.post(  # the lost request delivered again (a retrying proxy, an attacker)
-        gateway.url + "/v1/campus/allowance/spend",
-        json={
-            "terminal_id": CANTEEN_ID,
-            "sale_seq": 1,
-            "card_serial": card.serial.hex().upper(),
-            "person_no": "S1",
-            "amount_fen": 1_200,
-            "meal": "lunch",
-        },
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    # the lost request delivered again (a retrying proxy, an attacker)
+    late = spend(gateway.url, token, 1, card.serial.hex().upper(), 1_200)
     assert (late.status_code, late.json()["error"]) == (409, "sale_voided")
     assert "voided by the till" in late.json()["reason"]
     assert allowance_of(gateway.url, "S1") == 2_700
@@ -377,25 +362,10 @@ def test_a_spend_that_arrives_after_its_void_is_refused(
     enrol(gateway.url, "S1", "students", card)
     credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
     token = gateway.register(CANTEEN_ID, "campus", role="pos")
-    auth = {"Authorization": f"Bearer {token}"}
-    void = httpx.post(
-        gateway.url + "/v1/campus/allowance/void",
-        json={"terminal_id": CANTEEN_ID, "sale_seq": 7},
-        headers=auth,
-    )
+    body = {"terminal_id": CANTEEN_ID, "sale_seq": 7}
+    void = as_terminal(gateway.url, token, "/v1/campus/allowance/void", body)
     assert void.json() == {"sale_seq": 7, "refunded_fen": 0, "duplicate": False}
-    spend = httpx.post(
-        gateway.url + "/v1/campus/allowance/spend",
-        json={
-            "terminal_id": CANTEEN_ID,
-            "sale_seq": 7,
-            "card_serial": card.serial.hex().upper(),
-            "person_no": "S1",
-            "amount_fen": 1_000,
-            "meal": "lunch",
-        },
-        headers=auth,
-    )
-    assert (spend.status_code, spend.json()["error"]) == (409, "sale_voided")
+    late = spend(gateway.url, token, 7, card.serial.hex().upper(), 1_000)
+    assert (late.status_code, late.json()["error"]) == (409, "sale_voided")
     assert gateway.count("campus_allowance_spends") == 0
     assert allowance_of(gateway.url, "S1") == 3_000

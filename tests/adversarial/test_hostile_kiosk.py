@@ -12,6 +12,7 @@ outbox, the line is paid once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,20 +244,29 @@ def test_void_challenges_are_single_use_live_per_load_and_per_card(gateway, clie
     assert load_state(gateway, auth2.reference) == ("authorized", 0)
 
 
-def test_card_pulled_before_credit_is_voided_with_a_challenge_and_topped_up_once(
-    gateway, clients, clearing, clock, tmp_path
-):
+def torn_top_up(
+    clients: Callable[[str], GatewayClient], clock: Any, tmp_path: Path, card: Any, when: str
+) -> tuple[HttpLoadHost, Kiosk, dict[str, Any]]:
+    """A kiosk's ¥10 top-up of ``card`` torn at CREDIT FOR LOAD (``when``: BEFORE or AFTER
+    the card credits), the card back on the reader: the host, the kiosk, the pending load."""
     host = HttpLoadHost(clients(KIOSK), sleep=lambda s: None)
-    card = demo_card(47, balance=500)
     reader = SimReader(card)
     journal = Journal(tmp_path / "kiosk.db")
     kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
-    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    reader.tear_when(lambda apdu: when if apdu[1] == CREDIT else None)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
-    (first,) = host.pending()
+    (pending,) = host.pending()
     reader.tear_when(None)
     reader.insert(card)
+    return host, kiosk, pending
+
+
+def test_card_pulled_before_credit_is_voided_with_a_challenge_and_topped_up_once(
+    gateway, clients, clearing, clock, tmp_path
+):
+    card = demo_card(47, balance=500)
+    _, kiosk, first = torn_top_up(clients, clock, tmp_path, card, BEFORE)
     # the gateway refuses the retry (load_pending); the kiosk settles its own load with a
     # void challenge answered by the card, then tops up
     done = kiosk.top_up(1_000)
@@ -269,18 +279,9 @@ def test_card_pulled_before_credit_is_voided_with_a_challenge_and_topped_up_once
 
 
 def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, clients, clock, tmp_path):
-    host = HttpLoadHost(clients(KIOSK), sleep=lambda s: None)
     card = demo_card(48, balance=500)
-    reader = SimReader(card)
-    journal = Journal(tmp_path / "kiosk.db")
-    kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
-    reader.tear_when(lambda apdu: AFTER if apdu[1] == CREDIT else None)
-    with pytest.raises(LoadInterrupted):
-        kiosk.top_up(1_000)
+    host, _, pending = torn_top_up(clients, clock, tmp_path, card, AFTER)
     assert card.balance == 1_500
-    (pending,) = host.pending()
-    reader.tear_when(None)
-    reader.insert(card)
     at = CardAt(card, clock)
     evidence = at.answer(host.void_challenge(pending["reference"]))
     reason = refused(lambda: host.void(pending["reference"], evidence), 422, "not_proven")

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from simulators.epurse_card import PROVE_SAME
+from simulators.epurse_card import PROVE_SAME, SoftEPurseCard
 from terminal.epurse.recovery import ProveCounter
 from terminal.journal import INTENT, SETTLED, VOID
 from terminal.readers.sim import AFTER, BEFORE
@@ -111,12 +111,18 @@ def test_power_cut_around_every_journal_write(tmp_path, clock, method: str, mome
     f.check_invariants()
 
 
-def test_torn_debit_resolved_at_another_gate_sharing_the_journal(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+def torn_debit(tmp_path, clock, when: str) -> tuple[Fleet, SoftEPurseCard]:  # type: ignore[no-untyped-def]
+    """A fleet with one card on its reader whose next DEBIT is torn ``when`` (BEFORE: the
+    card never sees it, AFTER: the card debits and the answer is lost)."""
     f = Fleet(tmp_path / "j.db", clock)
     f.add_cards(1)
-    card = f.cards[0]
-    f.reader.insert(card)
-    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
+    f.reader.insert(f.cards[0])
+    f.reader.tear_when(lambda a: when if is_debit(a) else None)
+    return f, f.cards[0]
+
+
+def test_torn_debit_resolved_at_another_gate_sharing_the_journal(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    f, card = torn_debit(tmp_path, clock, AFTER)
     assert not f.entry.tap().green
     clock.advance(minutes=15)
     r = f.tap(card, f.exit)  # the exit gate settles the entry's torn debit, then charges
@@ -126,11 +132,7 @@ def test_torn_debit_resolved_at_another_gate_sharing_the_journal(tmp_path, clock
 
 
 def test_card_never_debited_is_voided_and_charged_normally(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
-    f = Fleet(tmp_path / "j.db", clock)
-    f.add_cards(1)
-    card = f.cards[0]
-    f.reader.insert(card)
-    f.reader.tear_when(lambda a: BEFORE if is_debit(a) else None)
+    f, card = torn_debit(tmp_path, clock, BEFORE)
     f.bus.tap()
     clock.advance(seconds=3)
     r = f.tap(card, f.bus)
@@ -141,11 +143,7 @@ def test_card_never_debited_is_voided_and_charged_normally(tmp_path, clock) -> N
 
 def test_torn_debit_then_card_used_elsewhere(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     """The card's counter moved on at another operator's terminal before it came back."""
-    f = Fleet(tmp_path / "j.db", clock)
-    f.add_cards(1)
-    card = f.cards[0]
-    f.reader.insert(card)
-    f.reader.tear_when(lambda a: BEFORE if is_debit(a) else None)
+    f, card = torn_debit(tmp_path, clock, BEFORE)
     f.bus.tap()
     other = Fleet(tmp_path / "other.db", clock)
     clock.advance(minutes=1)
@@ -157,13 +155,9 @@ def test_torn_debit_then_card_used_elsewhere(tmp_path, clock) -> None:  # type: 
 
 
 def test_prove_counter_is_configurable(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
-    f = Fleet(tmp_path / "j.db", clock)
-    f.add_cards(1)
-    card = f.cards[0]
+    f, card = torn_debit(tmp_path, clock, AFTER)
     card.state.prove_counter = PROVE_SAME
     f.bus.config = replace(f.bus.config, prove_counter=ProveCounter.SAME)
-    f.reader.insert(card)
-    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
     f.bus.tap()
     r = f.tap(card, f.bus)
     assert r.recovered[0].outcome == SETTLED
@@ -171,12 +165,8 @@ def test_prove_counter_is_configurable(tmp_path, clock) -> None:  # type: ignore
 
 
 def test_mismatched_prove_counter_leaves_a_suspect_not_a_loss(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
-    f = Fleet(tmp_path / "j.db", clock)
-    f.add_cards(1)
-    card = f.cards[0]
+    f, card = torn_debit(tmp_path, clock, AFTER)
     card.state.prove_counter = PROVE_SAME  # the card disagrees with the terminal's setting
-    f.reader.insert(card)
-    f.reader.tear_when(lambda a: AFTER if is_debit(a) else None)
     f.bus.tap()
     r = f.tap(card, f.bus)
     assert r.recovered[0].outcome == "suspect" and "9406" in r.recovered[0].reason
