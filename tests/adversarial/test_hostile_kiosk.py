@@ -46,10 +46,10 @@ from tests.subsidy_kit import (
     import_roster,
     roster,
 )
+from tests.terminal.roles.fleet import CREDIT
 
 KIOSK = "310000000090"
 OTHER = "310000000091"
-CREDIT = 0x52
 
 
 class CardAt:
@@ -253,7 +253,7 @@ def torn_top_up(
     reader = SimReader(card)
     journal = Journal(tmp_path / "kiosk.db")
     kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
-    reader.tear_when(lambda apdu: when if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, when)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (pending,) = host.pending()
@@ -374,7 +374,7 @@ def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centr
     rid, _ = approved_line(centre, 20_000)
     card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
-    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.pick_up(answer(0))
     assert line_statuses(gateway, rid)[0]["status"] == "held" and card.balance == 500
@@ -401,7 +401,7 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     rid, _ = approved_line(centre, 20_000)
     card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
-    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (top_up,) = kiosk.host.pending()  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ from terminal.layout import build
 from terminal.readers.sim import AFTER
 from tests.conftest import FrozenClock
 from tests.issuance_kit import SHANGHAI, desk_session, new_blank, perso_hsm, plan
-from tests.terminal.roles.fleet import Fleet, check_invariants, is_debit
+from tests.terminal.roles.fleet import DEBIT, Fleet, check_invariants
 
 KIOSK = bytes.fromhex("310000000090")
 
@@ -104,7 +104,7 @@ def test_a_personalised_card_passes_every_transaction_flow(tmp_path, clock: Froz
     clock.advance(minutes=2)
     fleet.reader.insert(a)
     a.reset()
-    fleet.reader.tear_when(lambda apdu: AFTER if is_debit(apdu) else None)
+    fleet.reader.tear_at_ins(DEBIT, AFTER)
     assert not fleet.bus.tap().green  # card pulled right after DEBIT
     clock.advance(seconds=5)
     retry = tap(a, fleet.bus)

@@ -22,8 +22,13 @@ from terminal.runtime.config import TerminalConfig
 RULES = load_rules()  # the demo fares every assembled validator here runs on
 
 
+CREDIT = 0x52  # INS of CREDIT FOR LOAD
+DEBIT = 0x54  # INS of DEBIT FOR PURCHASE
+CREDIT_SAM = 0x72  # INS of the PSAM's CREDIT SAM FOR PURCHASE (MAC2 check)
+
+
 def is_debit(apdu: bytes) -> bool:
-    return apdu[:2] == b"\x80\x54"
+    return apdu[:2] == bytes([0x80, DEBIT])
 
 
 @dataclass

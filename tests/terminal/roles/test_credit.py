@@ -34,9 +34,9 @@ from tests.subsidy_kit import (
     import_roster,
     roster,
 )
+from tests.terminal.roles.fleet import CREDIT
 
 KIOSK = "310000000090"
-CREDIT = 0x52
 
 
 def loads(gateway: Any, card_serial: str) -> dict[str, tuple[str, int]]:
@@ -139,7 +139,7 @@ def test_card_pulled_after_credit_stays_open_then_is_proved(gateway, host, clock
     with Journal(tmp_path / "kiosk.db") as journal:
         kiosk = kiosk_at(card, host, journal, clock)
         reader: SimReader = kiosk.session.card_reader  # type: ignore[assignment]
-        reader.tear_when(lambda apdu: AFTER if apdu[1] == CREDIT else None)
+        reader.tear_at_ins(CREDIT, AFTER)
         with pytest.raises(LoadInterrupted) as torn:
             kiosk.top_up(700)
         assert "present the same card again" in str(torn.value)
@@ -162,7 +162,7 @@ def test_card_pulled_before_credit_is_voided_at_the_next_tap(gateway, host, cloc
     with Journal(tmp_path / "kiosk.db") as journal:
         kiosk = kiosk_at(card, host, journal, clock)
         reader: SimReader = kiosk.session.card_reader  # type: ignore[assignment]
-        reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+        reader.tear_at_ins(CREDIT, BEFORE)
         with pytest.raises(LoadInterrupted):
             kiosk.top_up(700)
         assert card.balance == 300

@@ -26,7 +26,7 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
-from tests.terminal.roles.fleet import check_invariants, is_debit
+from tests.terminal.roles.fleet import CREDIT_SAM, DEBIT, check_invariants, is_debit
 
 TERMINAL = Path(__file__).resolve().parents[3] / "terminal"
 POS_ID = "310000000101"
@@ -171,7 +171,7 @@ def test_psam_lost_after_the_card_paid_keeps_the_proof(tmp_path, clock) -> None:
     sam_reader = SimReader(demo_psam(POS_ID))
     s = TerminalSession(SimReader(card), sam_reader, clock=clock)
     s.start()
-    sam_reader.tear_when(lambda apdu: BEFORE if apdu[1] == 0x72 else None)
+    sam_reader.tear_at_ins(CREDIT_SAM, BEFORE)
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         PointOfSale(s, journal).charge(300)
         assert [(r.state, r.amount) for r in journal.rows()] == [(SUSPECT, 300)]
@@ -238,7 +238,7 @@ def test_a_different_amount_after_a_torn_sale_is_a_new_sale(tmp_path, clock) -> 
     s.start()
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         pos = PointOfSale(s, journal)
-        reader.tear_when(lambda apdu: AFTER if is_debit(apdu) else None)
+        reader.tear_at_ins(DEBIT, AFTER)
         with pytest.raises(PaymentInterrupted, match="present the same card again"):
             pos.charge(1_000)
         reader.insert(card)
