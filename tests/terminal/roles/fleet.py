@@ -13,7 +13,7 @@ from simulators.profiles import demo_card, demo_psam
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal
-from terminal.readers.sim import SimReader
+from terminal.readers.sim import SimCard, SimReader
 from terminal.roles.transport import Ride
 from terminal.roles.validator import Validator
 from terminal.runtime.assembly import Parts, assemble
@@ -29,6 +29,25 @@ CREDIT_SAM = 0x72  # INS of the PSAM's CREDIT SAM FOR PURCHASE (MAC2 check)
 
 def is_debit(apdu: bytes) -> bool:
     return apdu[:2] == bytes([0x80, DEBIT])
+
+
+class Answering:
+    """A card or PSAM that answers one command (by INS) with a fixed status word."""
+
+    def __init__(self, inner: SimCard, ins: int, sw: bytes):
+        self.inner, self.ins, self.sw = inner, ins, sw
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def reset(self) -> None:
+        getattr(self.inner, "reset", lambda: None)()
+
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[1] == self.ins:
+            return self.sw
+        return self.inner.process(apdu)
 
 
 @dataclass

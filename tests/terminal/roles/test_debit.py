@@ -26,7 +26,7 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
-from tests.terminal.roles.fleet import CREDIT_SAM, DEBIT, check_invariants, is_debit
+from tests.terminal.roles.fleet import CREDIT_SAM, DEBIT, Answering, check_invariants, is_debit
 
 TERMINAL = Path(__file__).resolve().parents[3] / "terminal"
 POS_ID = "310000000101"
@@ -122,29 +122,10 @@ def test_every_role_debits_through_the_path(tmp_path, clock, counted) -> None:  
 # -- the outcomes of one debit --------------------------------------------------------------
 
 
-class Answering:
-    """A card or PSAM that answers one command (by INS) with a fixed status word."""
-
-    def __init__(self, inner, ins: int, sw: bytes):  # type: ignore[no-untyped-def]
-        self.inner, self.ins, self.sw = inner, ins, sw
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
-
-    def reset(self) -> None:
-        getattr(self.inner, "reset", lambda: None)()
-
-    def process(self, apdu: bytes) -> bytes:
-        if apdu[1] == self.ins:
-            return self.sw
-        return self.inner.process(apdu)
-
-
 def test_card_refusing_debit_voids_the_row(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     card = demo_card(1, balance=5_000)
     with Journal(tmp_path / "j.db", clock=clock) as journal:
-        pos = PointOfSale(session_for(Answering(card, 0x54, b"\x93\x02"), clock), journal)
+        pos = PointOfSale(session_for(Answering(card, DEBIT, b"\x93\x02"), clock), journal)
         with pytest.raises(MacMismatch):
             pos.charge(300)
         [row] = journal.rows()
@@ -156,7 +137,7 @@ def test_psam_refusing_mac2_after_the_card_paid_keeps_the_proof(tmp_path, clock)
     """The card debited; a PSAM that then refuses CREDIT SAM FOR PURCHASE with any status
     word must not turn the debit into a void (money taken, no record to clear)."""
     card = demo_card(1, balance=5_000)
-    psam = Answering(demo_psam(POS_ID), 0x72, b"\x69\x85")
+    psam = Answering(demo_psam(POS_ID), CREDIT_SAM, b"\x69\x85")
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         sale = PointOfSale(session_for(card, clock, psam), journal).charge(300)
         [row] = journal.rows()
