@@ -139,6 +139,7 @@ class Centre:
         self._devices: list[Terminal] = []
         self._dir = Path(tempfile.mkdtemp(prefix="centre-"))
         self.desk = self._client(DESK, "issuance")
+        self.records: list[CardRecord] = []  # every card ``issue`` booked, in order
 
     def journal(self, terminal_id: str) -> Journal:
         """The kiosk's journal (one per terminal id, shared by its kiosks in a test)."""
@@ -152,8 +153,10 @@ class Centre:
         return client
 
     def issue(self, people: list[tuple[str, str]] = PEOPLE) -> list[CardRecord]:
+        """Book a card for each of ``people``, push the book to the gateway; the new records."""
         records = book_cards(self.registry, people)
         push_issuance(self.desk, self.registry.export)
+        self.records.extend(records)
         return records
 
     def kiosk(

@@ -35,7 +35,7 @@ from tests.subsidy_kit import (
 
 def sent_batch(gw: Any, centre: Centre) -> tuple[str, str]:
     """Two lines (¥15,000 危房改造, ¥450 五保) sent to the bank: (batch, payment CSV)."""
-    z, li, _ = centre.records  # type: ignore[attr-defined]
+    z, li, _ = centre.records
     doc = import_roster(
         gw,
         roster(
@@ -67,7 +67,7 @@ def edit(body: bytes, old: str, new: str) -> bytes:
 def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
     ref, text = sent_batch(gateway, centre)
     good = bank_result(text, key=None)  # each case below is signed by the bank: its mistakes
-    z, li, wang = centre.records  # type: ignore[attr-defined]
+    z, li, wang = centre.records
     d1 = next(x for x in good.decode().splitlines() if x.startswith("D,1,"))
     d2 = next(x for x in good.decode().splitlines() if x.startswith("D,2,"))
     cases = [
@@ -128,7 +128,7 @@ def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
 
 def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
     _, text = sent_batch(gateway, centre)
-    li = centre.records[1]  # type: ignore[attr-defined]
+    li = centre.records[1]
     report = admin(gateway, "GET", "/v1/admin/subsidies/report").json()
     line_id = next(x["line_id"] for x in report["lines"] if x["item"] == "H18")
     card = card_for(li, balance=0)
@@ -151,7 +151,7 @@ def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
 
 
 def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
-    li = centre.records[1]  # type: ignore[attr-defined]
+    li = centre.records[1]
     doc = import_roster(
         gateway,
         roster(f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10"),

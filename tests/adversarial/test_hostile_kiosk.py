@@ -293,7 +293,7 @@ def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, client
 
 # -- subsidy pickups ----------------------------------------------------------------------
 def approved_line(centre: Centre, amount: int) -> tuple[int, int]:
-    r = centre.records[0]  # type: ignore[attr-defined]
+    r = centre.records[0]
     doc = import_roster(
         centre.gw,
         roster(f"{r.holder.name},{r.holder.id_number},{r.card_number},H18,{amount},2026-10"),
@@ -319,7 +319,7 @@ def paid_once(gw: Any, rid: int, amount: int) -> None:
 
 def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock):
     rid, line_id = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=0)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=0)
     subsidies = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
     at = CardAt(card, clock)
     kept = at.initialize(KIOSK_A, 20_000)
@@ -340,7 +340,7 @@ def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock)
 
 def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
     rid, line_id = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=0)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=0)
     owner = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
     kiosk_b, _ = centre.kiosk(KIOSK_B, card=card)
     thief = kiosk_b.subsidies
@@ -372,7 +372,7 @@ def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
 
 def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centre, clearing, clock):
     rid, _ = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
     reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
@@ -399,7 +399,7 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     gateway, centre, clock
 ):
     rid, _ = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
     reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
