@@ -34,7 +34,7 @@ from tests.subsidy_kit import (
     import_roster,
     roster,
 )
-from tests.terminal.roles.fleet import CREDIT
+from tests.terminal.roles.fleet import CREDIT, tear_after_nth
 
 KIOSK = "310000000090"
 
@@ -106,12 +106,7 @@ def test_card_cut_after_every_apdu_is_recovered_at_the_next_tap(
     n = 0
     while True:
         reader.insert(card)
-        seen: list[int] = []
-
-        def rule(apdu: bytes, n: int = n, seen: list[int] = seen) -> str | None:
-            seen.append(apdu[1])
-            return AFTER if len(seen) == n + 1 else None
-
+        rule, seen = tear_after_nth(n)
         reader.tear_when(rule)
         try:
             kiosk.top_up(100)
@@ -221,12 +216,7 @@ def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
             approve_roster(gateway, int(doc["roster"]["id"]))
             reader.insert(card)
             start = card.balance
-            seen: list[int] = []
-
-            def rule(apdu: bytes, n: int = n, seen: list[int] = seen) -> str | None:
-                seen.append(apdu[1])
-                return AFTER if len(seen) == n + 1 else None
-
+            rule, seen = tear_after_nth(n)
             reader.tear_when(rule)
             try:
                 done = kiosk.pick_up(answer(0))

@@ -26,7 +26,14 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
-from tests.terminal.roles.fleet import CREDIT_SAM, DEBIT, Answering, check_invariants, is_debit
+from tests.terminal.roles.fleet import (
+    CREDIT_SAM,
+    DEBIT,
+    Answering,
+    check_invariants,
+    is_debit,
+    record_commands,
+)
 
 TERMINAL = Path(__file__).resolve().parents[3] / "terminal"
 POS_ID = "310000000101"
@@ -164,14 +171,7 @@ def test_psam_lost_after_the_card_paid_keeps_the_proof(tmp_path, clock) -> None:
 
 def pos_sale_commands(tmp_path, clock) -> list[bytes]:  # type: ignore[no-untyped-def]
     card = demo_card(1, balance=5_000)
-    seen: list[bytes] = []
-    real = card.process
-
-    def spy(apdu: bytes) -> bytes:
-        seen.append(apdu)
-        return real(apdu)
-
-    card.process = spy  # type: ignore[method-assign]
+    seen = record_commands(card)
     with Journal(tmp_path / "probe.db", clock=clock) as journal:
         PointOfSale(session_for(card, clock), journal).charge(1_250)
     return seen
