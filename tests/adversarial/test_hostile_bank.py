@@ -23,6 +23,7 @@ from tests.subsidy_kit import (
     answer,
     bank_result,
     card_for,
+    holder_row,
     import_roster,
     post_result,
     roster,
@@ -137,7 +138,7 @@ def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
     li = centre.records[1]
     doc = import_roster(
         gateway,
-        roster(f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10"),
+        roster(f"{holder_row(li)},H18,45000,2026-10"),
     )
     send_roster(gateway, doc["roster"]["id"])
     card = card_for(li, balance=0)

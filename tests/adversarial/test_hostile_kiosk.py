@@ -43,6 +43,7 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -296,7 +297,7 @@ def approved_line(centre: Centre, amount: int) -> tuple[int, int]:
     r = centre.records[0]
     doc = import_roster(
         centre.gw,
-        roster(f"{r.holder.name},{r.holder.id_number},{r.card_number},H18,{amount},2026-10"),
+        roster(f"{holder_row(r)},H18,{amount},2026-10"),
     )
     rid = int(doc["roster"]["id"])
     approve_roster(centre.gw, rid)

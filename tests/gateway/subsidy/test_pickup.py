@@ -34,6 +34,7 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     publish_roster,
     roster,
@@ -43,7 +44,7 @@ from tests.terminal.roles.fleet import CREDIT
 
 def declare(centre: Centre, *lines: str, person: int = 0) -> int:
     r = centre.records[person]
-    prefix = f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+    prefix = holder_row(r)
     doc = import_roster(centre.gw, roster(*(f"{prefix},{line}" for line in lines)))
     assert doc["report"]["rejected"] == 0, doc["report"]
     return int(doc["roster"]["id"])

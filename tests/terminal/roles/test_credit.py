@@ -31,6 +31,7 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -208,7 +209,7 @@ def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
     try:
         (r,) = centre.issue(PEOPLE[:1])
         card = card_for(r, balance=0)
-        holder = f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+        holder = holder_row(r)
         kiosk, reader = centre.kiosk(card=card)
         torn_after_credit = n = 0
         while True:
