@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from gateway import hotlist, numbers
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
-from gateway.storage import RACED, Cursor, Database, now_ms
+from gateway.storage import RACED, Cursor, Database, now_ms, retried
 from gateway.subsidy.cardchange import follow_replacement
 from terminal.epurse.host import LoadDeclined
 from terminal.roles.registry import (
@@ -352,6 +352,7 @@ def ingest(
     return answers
 
 
+@retried
 def _store_all(db: Database, desk_id: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every record in one transaction, an answer each."""
     answers = []

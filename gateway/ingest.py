@@ -28,9 +28,9 @@ from gateway.auth import PURCHASE, UPLOAD_KINDS, Terminal, require_upload
 from gateway.edges import storable_text
 from gateway.errors import Conflict, Forbidden, Invalid, Malformed, TooLarge
 from gateway.loads import LoadLimits
-from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms
+from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms, retried
 from gateway.storage.schema import KIND_TABLES
-from terminal.qr.checks import check_record
+from terminal.qr.checks import QrPolicy, check_record
 from terminal.qr.code import QrError
 from terminal.record import CARD_YEARS, EC_PURCHASE, QR_RIDE, RecordError, RecordKind, json_column
 from terminal.record import PURCHASE as RECORD
@@ -271,11 +271,12 @@ def kind_row_columns(kind: RecordKind) -> tuple[str, ...]:
 EC_ROW_COLUMNS = kind_row_columns(EC_PURCHASE)
 
 
-def _ride_is_the_codes(values: dict[str, Any]) -> None:
-    """A ride record restates the code it carries and charges within its limit (the chain
-    is clearing's to re-verify: the gateway holds no root keys)."""
+def _ride_is_the_codes(values: dict[str, Any], policy: QrPolicy | None) -> None:
+    """A ride record restates the code it carries and charges within its limit, at a time
+    inside its validity by ``policy`` (the chain is clearing's to re-verify: the gateway
+    holds no root keys)."""
     try:
-        check_record(values)
+        check_record(values, policy)
     except QrError as exc:
         raise _Bad(str(exc)) from None
 
@@ -286,7 +287,9 @@ _KIND_CHECKS = {QR_RIDE.name: _ride_is_the_codes}
 _ONCE_ONLY = {QR_RIDE.name: ("code_hash", "a ride code pays one ride")}
 
 
-def _kind_record(kind: RecordKind, rec: Any, terminal_id: str) -> tuple[Any, ...]:
+def _kind_record(
+    kind: RecordKind, rec: Any, terminal_id: str, qr_policy: QrPolicy | None
+) -> tuple[Any, ...]:
     """One record of a kind after purchases checked against its declaration (and its kind's
     own check), as ``kind_row_columns(kind)``."""
     try:
@@ -302,7 +305,7 @@ def _kind_record(kind: RecordKind, rec: Any, terminal_id: str) -> tuple[Any, ...
             _storable(value, name)
     extra = _KIND_CHECKS.get(kind.name)
     if extra is not None:
-        extra(dict(zip(kind.names, columns, strict=True)))
+        extra(dict(zip(kind.names, columns, strict=True)), qr_policy)
     digest = hashlib.sha256("|".join(map(str, columns[1:])).encode("utf-8")).hexdigest()
     return (*columns[1:], digest)
 
@@ -313,6 +316,7 @@ def parse_batch(
     *,
     max_records: int = MAX_BATCH_RECORDS,
     max_balance: int = MAX_BALANCE,
+    qr_policy: QrPolicy | None = None,
 ) -> Batch:
     """Validate a whole upload body; a refusal (``Malformed``, ``Invalid`` …) names the first
     bad record.
@@ -359,7 +363,7 @@ def parse_batch(
             if kind == PURCHASE:
                 row = _record(rec, terminal.terminal_id, max_balance)
             else:
-                row = _kind_record(BATCH_KINDS[kind], rec, terminal.terminal_id)
+                row = _kind_record(BATCH_KINDS[kind], rec, terminal.terminal_id, qr_policy)
         except _Bad as exc:
             seq = rec.get(seq_name) if isinstance(rec, dict) else None
             raise Invalid("invalid_record", f"record {i} ({seq_name} {seq}): {exc}") from None
@@ -535,6 +539,7 @@ def _store_kind(cur: Cursor, batch: Batch, operator_id: str, now: int) -> list[t
     return acks
 
 
+@retried
 def store_batch(db: Database, terminal: Terminal, batch: Batch) -> BatchResult:
     """Store a validated batch in one transaction and say what happened to each record."""
     now = now_ms()

@@ -9,6 +9,7 @@ what was accepted does not make a refused record fine. Optionally for one busine
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -100,6 +101,25 @@ def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], tuple[in
             for terminal_id, count, amount in cur.fetchall():
                 out[(terminal_id, kind)] = (int(count), int(amount))
     return out
+
+
+def quarantined_rides(db: Database) -> list[dict[str, Any]]:
+    """Rides migration 13 took out of qr_txn because an earlier ride held their code: each
+    with the ride kept, what clearing had answered (None: never sent) and why."""
+    with db.read() as cur:
+        cur.execute(
+            "SELECT ride_id, kept_id, terminal_id, qr_seq, code_hash, amount, txn_time,"
+            " clearing, clearing_reason, reason, quarantined_at, record"
+            " FROM qr_txn_quarantine ORDER BY ride_id"
+        )
+        rows = cur.fetchall()
+    names = (
+        "ride_id", "kept_id", "terminal_id", "qr_seq", "code_hash", "amount", "txn_time",
+        "clearing", "clearing_reason", "reason", "quarantined_at",
+    )  # fmt: skip
+    return [
+        {**dict(zip(names, row[:-1], strict=True)), "record": json.loads(row[-1])} for row in rows
+    ]
 
 
 def reconcile(

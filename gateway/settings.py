@@ -8,6 +8,7 @@ from gateway import cards, ingest, loads
 from gateway.campus.library import LoanLimits
 from gateway.subsidy.bank import BankKey
 from gateway.subsidy.holder import HolderRules
+from terminal.qr.checks import QrPolicy
 
 MAX_ROSTER_BYTES = 10 * 1024 * 1024
 DEFAULT_BODY_LIMIT = 64 * 1024
@@ -35,6 +36,9 @@ class GatewaySettings:
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
     bank_key: BankKey | None = None  # the agent bank's result-file MAC; None: no file imported
     library: LoanLimits = field(default_factory=LoanLimits)  # books held at once, per group
+    # ride codes at ingest: the clock skew and validity maximum (future_skew, max_validity),
+    # set to clearing's values so the gateway refuses what clearing would reject
+    qr: QrPolicy = field(default_factory=QrPolicy)
     body_limits: dict[str, int] = field(default_factory=lambda: dict(BODY_LIMITS))
     default_body_limit: int = DEFAULT_BODY_LIMIT
 

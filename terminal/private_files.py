@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 
 from terminal.text import FileError
@@ -56,6 +57,22 @@ def write_private(path: str | Path, data: str | bytes, *, fsync: bool = True) ->
             os.fsync(f.fileno())
     os.replace(tmp, target)
     return target
+
+
+def owner_only(path: str | Path) -> None:
+    """Refuse a key file that group or others may read or write (FileError with the mode):
+    a key anyone on the machine can read is not a secret, and the file is never read."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError as exc:
+        raise FileError(path, None, f"cannot read it: {exc.strerror}") from None
+    if mode & 0o077:
+        raise FileError(
+            path,
+            None,
+            f"is open to group or others (mode {mode:04o}): a key file must be owner-only;"
+            f" chmod 600 {path}",
+        )
 
 
 def read_secret_file(path: str | Path) -> str:

@@ -5,7 +5,9 @@ this catalogue and say what happened in words; status words, counters and comman
 stay in ``--json`` and the logs. Card refusals are worded by the status word's name in
 ``terminal.apdu.status.SW`` (the one place status words are declared; one without words is
 shown in hex), gateway refusals by the gateway's error code, fare and kiosk refusals by their
-codes (``FareRefusal``, ``KioskRefusal``), card log entries by ``TxnType`` name.
+codes (``FareRefusal``, ``KioskRefusal``), fare notes, transport refusals' detail and door
+reasons by their ``Note`` code and values (terminal/notes.py), card log entries by ``TxnType``
+name, transport errors by their kind (reader gone, card removed, no card, other failures).
 """
 
 from __future__ import annotations
@@ -13,17 +15,68 @@ from __future__ import annotations
 import locale
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from terminal.apdu.errors import CardError, TransportError, YikatongError
 from terminal.apdu.status import SW
+from terminal.campus.reasons import DOOR_TEXT, DoorRefusal
 from terminal.epurse.commands import TxnType
+from terminal.fares.notes import NOTE_TEXT, NoteCode
 from terminal.money import format_fen
+from terminal.notes import Note, note_values
 from terminal.qr.code import QrReason
 from terminal.roles.validator import TapOutcome, TapResult
 
+if TYPE_CHECKING:
+    from terminal.campus.door import Decision
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
+
+# A fare note's or a transport refusal's detail in Chinese (terminal.fares.notes.NoteCode; the
+# English is the note's own, ``NOTE_TEXT``).
+NOTE_ZH: dict[NoteCode, str] = {
+    NoteCode.CONCESSION: "{kind}卡付票价的 {percent}%",
+    NoteCode.TRANSFER: "{minutes} 分钟内换乘优惠",
+    NoteCode.MISSING_EXIT: "在 {station} 站进站后没有出站记录",
+    NoteCode.NO_ENTRY_MAX_FARE: "没有进站记录：按最高票价收费",
+    NoteCode.OVERTIME: "在站内超过 {minutes} 分钟",
+    NoteCode.ENTRY_DEPOSIT: "进站押金已抵扣",
+    NoteCode.OPENING_NOT_LOGGED: "卡上的开始记录不在卡的交易明细中",
+    NoteCode.OPENING_IN_FUTURE: "卡上的开始时间晚于现在",
+    NoteCode.JOURNAL_EARLIER: "本机流水的开始时间早于卡上的",
+    NoteCode.NO_RENT_MAX_FEE: "没有租车记录：按最高费用收费",
+    NoteCode.DEPOSIT_CREDITED: "押金 {amount} 已抵扣",
+    NoteCode.NO_ENTRY_DAILY_CAP: "没有入场记录：按一天封顶收费",
+    NoteCode.NO_ENTRY: "没有入场记录",
+    NoteCode.OVER_METER_LIMIT: "计价器金额 {amount} 超过票价文件上限 {maximum}",
+    NoteCode.RENTING: "自 {since} 起在租车辆 {vehicle}",
+    NoteCode.RENTED_SINCE: "自 {since} 起在租车",
+    NoteCode.RENTED_HERE: "{since} 在本机租车，尚未归还",
+    NoteCode.DEPOSIT_SHORT: "押金 {deposit}",
+    NoteCode.NO_ROUTE_FARE: "没有 {origin} 至 {destination} 的票价",
+    NoteCode.PARKED: "自 {since} 起在场内",
+    NoteCode.SEE_ATTENDANT: "{why}",
+    NoteCode.STAY_TOO_LONG: "入场时间 {since} 已超过 {days} 天",
+}
+
+# Why a door refused a card in Chinese (terminal.campus.reasons.DoorRefusal; the English is
+# the reason's own, ``DOOR_TEXT``).
+DOOR_ZH: dict[DoorRefusal, str] = {
+    DoorRefusal.NOT_GENUINE: "不是真的校园卡（卡内没有校园密钥）",
+    DoorRefusal.NOT_READ: "读卡失败，请重新刷卡",
+    DoorRefusal.HOTLISTED: "此卡已挂失或锁定",
+    DoorRefusal.NOT_ENROLLED: "此卡未在本单位登记",
+    DoorRefusal.BLOCKED: "此卡已被管理部门停用",
+    DoorRefusal.IDENTITY: "卡内身份信息与登记不符",
+    DoorRefusal.NOT_VALID: "此卡在 {day} 无效（有效期 {valid_from} 至 {valid_until}）",
+    DoorRefusal.NO_GROUP_RULES: "“{group}”组没有门禁规则",
+    DoorRefusal.DOOR_NOT_ALLOWED: "“{group}”组不能使用“{door}”门",
+    DoorRefusal.GROUP_NOT_VALID: "“{group}”组在 {day} 无效",
+    DoorRefusal.OUTSIDE_ZONE: "不在“{zone}”时段内（{time}）",
+    DoorRefusal.INSIDE: "防潜回：已在“{area}”内，未刷出",
+    DoorRefusal.OUTSIDE: "防潜回：已在“{area}”外，未刷入",
+}
 
 # key -> (中文, English). Fields in braces are filled by ``say``.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -66,6 +119,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tap.refused": ("拒绝：{reason}", "refused: {reason}"),
     "tap.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
     "tap.detail": ("{sentence}（{detail}）", "{sentence} ({detail})"),
+    "tap.notes": ("（{notes}）", "({notes})"),
     "tap.balance": ("余额 {balance}", "balance {balance}"),
     "tap.out_of_service": ("暂停服务：{reason}", "out of service: {reason}"),
     "tap.code_paid": ("乘车码支付，车费 {fare}", "fare {fare} paid by ride code"),
@@ -128,10 +182,27 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "mode.metro-entry": ("地铁进站", "metro entry"),
     "mode.metro-exit": ("地铁出站", "metro exit"),
+    # -- doors (terminal/campus: DoorRefusal values pick the reason's words) ------------------
+    **{f"door.{code}": (zh, DOOR_TEXT[code]) for code, zh in DOOR_ZH.items()},
+    "door.granted": ("可以通行", "may pass"),
+    "door.refused": ("拒绝：{reason}", "refused: {reason}"),
+    "door.line.granted": ("通过  {point}：{who} 可以通行", "GREEN {point}: {who} may pass"),
+    "door.line.refused": (
+        "拒绝  {point}：{who}：{reason}",
+        "RED   {point}: {who} refused: {reason}",
+    ),
+    "door.unknown_card": ("未知卡", "unknown card"),
     "door.clone_refused": (
         "拒绝：不是真卡（卡内没有校园密钥）",
         "refused: not a genuine campus card (it does not hold the campus key)",
     ),
+    # -- fare notes and transport refusals' detail (terminal.fares.notes) ----------------------
+    **{f"note.{code}": (zh, NOTE_TEXT[code]) for code, zh in NOTE_ZH.items()},
+    "note.separator": ("；", "; "),
+    # the concession kinds of the demo fare file (a kind with no words is shown as written)
+    "concession.student": ("学生", "student"),
+    "concession.elderly": ("老年", "elderly"),
+    "concession.disabled": ("残疾人", "disabled"),
     # -- ride codes (terminal/qr: QrReason values pick the refusal's words) --------------------
     "qr.paid": (
         "乘车码：车费 {fare} 已付，由发码平台 {platform} 结算",
@@ -287,6 +358,40 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "{seconds} 秒内没有放卡：请放卡后重新提交",
         "no card in the field within {seconds} s: present the card and send it again",
     ),
+    "counter.busy": (
+        "上一笔尚未完成，本次未办理：请稍后重新提交",
+        "another request is in progress: nothing was done, send it again when it is done",
+    ),
+    "counter.stopping": (
+        "本机正在停止，本次未办理：请稍后再试",
+        "this device is stopping: nothing was done, try again later",
+    ),
+    "counter.out_of_service": (
+        "本机暂停服务，本次未办理：请联系管理员",
+        "this device is out of service: nothing was done, call the operator",
+    ),
+    "counter.bad_request": (
+        "请求内容有误，本次未办理：请核对后重新提交",
+        "the request is not valid: nothing was done, check it and send it again",
+    ),
+    "desk.unavailable": (
+        "暂时无法连接卡务中心，未发卡，请稍后再试",
+        "the card centre cannot be reached now; no card was issued, try later",
+    ),
+    "desk.already_issued": (
+        "读卡器上的卡已发过，请放一张空白卡",
+        "the card in the reader is issued already: put a blank card in",
+    ),
+    "desk.card_refused": (
+        "未发卡，卡片拒绝：{reason}",
+        "no card issued, the card refused: {reason}",
+    ),
+    # an issuance error's message says what the clerk should do (in English, for the log)
+    "desk.not_issued": ("未发卡：请核对申请信息和卡片后重试（原因已记入日志）", "{reason}"),
+    "desk.failed": (
+        "未发卡：请核对申请信息和卡片后重试（原因已记入日志）",
+        "no card issued: {reason}",
+    ),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
         "the card centre cannot be reached now; nothing was loaded, try later",
@@ -376,6 +481,15 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "error.card_removed": (
         "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
         "the card left the reader (or the reader went away): put it back and try again.",
+    ),
+    "error.reader_gone": (
+        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "the reader is not available: {detail}",  # which reader, and the hint (pcscd, nfcpy)
+    ),
+    "error.reader_failed": (
+        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
+        "the reader did not complete the exchange (a timeout or a failure): put the card back "
+        "and try again.",
     ),
     "error.no_card": (
         "读卡器上没有卡，请放卡后重试。",
@@ -581,7 +695,7 @@ def gateway_refusal(code: str, reason: str) -> str:
 def error_words(exc: BaseException) -> str:
     """The sentence for an error that ended a command (the class name and codes go to the
     log and --json)."""
-    from terminal.apdu.errors import CardRemoved, NoCard
+    from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable
     from terminal.roles.debit import LoadInterrupted
     from terminal.roles.kiosk import TopUpRefused
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
@@ -599,6 +713,10 @@ def error_words(exc: BaseException) -> str:
         return say("error.no_card")
     if isinstance(exc, CardRemoved):
         return say("error.card_removed")
+    if isinstance(exc, ReaderUnavailable):
+        return say("error.reader_gone", detail=exc)
+    if isinstance(exc, TransportError):
+        return say("error.reader_failed")
     if isinstance(exc, CardError):
         return card_refusal(exc)
     return str(exc)
@@ -711,6 +829,19 @@ def code_refusal(reason: str | None) -> str:
         return say("code.invalid")
 
 
+def note_words(note: str) -> str:
+    """A note (a fare note, a transport refusal's detail, a door's reason) in words: a ``Note``
+    by its code and values (a concession kind by its own words when the catalogue has them);
+    other text as written."""
+    if not isinstance(note, Note):
+        return note
+    values = dict(note.values)
+    kind = f"concession.{values.get('kind')}"
+    if note.code is NoteCode.CONCESSION and kind in CATALOGUE:
+        values["kind"] = say(kind)
+    return say(note.key, **note_values(values, note_words, say("note.separator")))
+
+
 def tap_words(result: TapResult, mode: str | None) -> str:
     """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
     key = TAP_WORDS[result.outcome]
@@ -729,7 +860,7 @@ def tap_words(result: TapResult, mode: str | None) -> str:
         reason = fare_refusal(result.reason)
     said = say(key, fare=format_fen(result.fare), reason=reason)
     if result.outcome in WITH_DETAIL:
-        return say("tap.detail", sentence=said, detail=result.message)
+        return say("tap.detail", sentence=said, detail=note_words(result.message))
     return said
 
 
@@ -739,7 +870,8 @@ def tap_line(result: TapResult, mode: str | None) -> str:
     words = tap_words(result, mode)
     balance = result.balance
     shown = f"; {say('tap.balance', balance=format_fen(balance))}" if balance is not None else ""
-    extra = f"  ({'; '.join(result.notes)})" if result.notes else ""
+    notes = say("note.separator").join(note_words(n) for n in result.notes)
+    extra = f"  {say('tap.notes', notes=notes)}" if notes else ""
     return (
         f"{say('tap.green' if result.green else 'tap.red')} {result.card_number or '-':<19s} "
         f"{words}{shown}{extra}  {result.elapsed_ms:.1f} ms"
@@ -796,6 +928,22 @@ def kiosk_refusal(exc: Exception) -> str:
     return say("sale.not_understood")
 
 
+def desk_refusal(exc: Exception) -> str:
+    """Why the desk issued no card, as the clerk's screen says it."""
+    from terminal.roles.issuance import CardAlreadyIssued, IssuanceError
+    from terminal.uplink.client import GatewayRefused, GatewayUnavailable
+
+    if isinstance(exc, GatewayUnavailable):
+        return say("desk.unavailable")
+    if isinstance(exc, GatewayRefused):
+        return error_words(exc)
+    if isinstance(exc, CardAlreadyIssued):
+        return say("desk.already_issued")
+    if isinstance(exc, CardError):
+        return say("desk.card_refused", reason=card_refusal(exc))
+    return say("desk.not_issued" if isinstance(exc, IssuanceError) else "desk.failed", reason=exc)
+
+
 def outcome_text(doc: Mapping[str, object]) -> str:
     """The operator's sentence for a POS sale's or kiosk request's answer (``doc``): what was
     done, or the refusal's words (``text``, else the ``refused`` reason)."""
@@ -811,3 +959,20 @@ def outcome_text(doc: Mapping[str, object]) -> str:
         "kiosk.balance_read" if doc.get("action") == "balance" else "sale.paid",
     )
     return say(key, **shown)
+
+
+def door_words(decision: Decision) -> str:
+    """A door's decision in words: may pass, or refused and why (the reason's code picks the
+    words; a reason without one is shown as written)."""
+    if decision.granted:
+        return say("door.granted")
+    return say("door.refused", reason=note_words(decision.reason))
+
+
+def door_line(decision: Decision) -> str:
+    """The operator's line for a door's decision: green or red, the point, who, why."""
+    who = decision.person_no or decision.card_serial or say("door.unknown_card")
+    if decision.granted:
+        return say("door.line.granted", point=decision.point, who=who)
+    reason = note_words(decision.reason)
+    return say("door.line.refused", point=decision.point, who=who, reason=reason)

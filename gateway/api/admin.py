@@ -11,6 +11,7 @@ from gateway.api.deps import DB, Settings
 from gateway.api.routes import JsonRoutes
 from gateway.edges import Text
 from gateway.errors import Unavailable
+from gateway.reconcile import quarantined_rides
 from gateway.reconcile import reconcile as run_reconcile
 from gateway.schemas import HotlistBody, TerminalBody
 
@@ -45,3 +46,8 @@ def reconcile(db: DB, settings: Settings, day: Text | None = None) -> Any:
     if not settings.clearing_url:
         raise Unavailable("no_clearing", "this gateway has no clearing URL")
     return run_reconcile(db, settings.clearing_url, settings.gateway_id, day)
+
+
+@route.get("/v1/admin/quarantine", "Rides stored twice for one code, taken out")
+def quarantine(db: DB) -> Any:
+    return {"rides": quarantined_rides(db)}

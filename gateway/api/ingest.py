@@ -47,6 +47,7 @@ async def upload(
             terminal,
             max_records=settings.max_batch_records,
             max_balance=settings.load_limits.max_balance,
+            qr_policy=settings.qr,
         )
         return ingest.store_batch(db, terminal, batch)
 

@@ -14,6 +14,7 @@ from gateway.storage.db import (
     Database,
     StorageError,
     open_database,
+    retried,
 )
 from gateway.storage.schema import migrate
 
@@ -43,4 +44,5 @@ __all__ = [
     "now_ms",
     "open_database",
     "open_storage",
+    "retried",
 ]

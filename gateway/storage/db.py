@@ -9,13 +9,20 @@ forwarder work side by side.
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
 import os
 import queue
+import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
+import psycopg
+
+from terminal.retry import backoff_delay
 from terminal.sqlite import NotDurable, connect, transaction
 
 SQLITE = "sqlite"
@@ -24,6 +31,36 @@ POSTGRES = "postgres"
 
 class StorageError(Exception):
     """The storage URL is not understood or the database is not usable."""
+
+
+# PostgreSQL rolled the transaction back to break a deadlock or a serialization conflict
+# (SQLSTATE class 40): nothing of it was stored, and running it again is safe.
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+TX_ATTEMPTS = 5  # the first run and four more, 20..400 ms apart (jittered): then it is raised
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_log = logging.getLogger("gateway.storage")
+_rng = random.Random()
+
+
+def retried(work: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``work`` (one ``tx()`` and what it decides from it) run again when PostgreSQL rolls
+    its transaction back for a deadlock or a serialization failure, so two requests that
+    lock rows in opposite order both get the rules' answer instead of a storage error."""
+
+    @functools.wraps(work)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(1, TX_ATTEMPTS + 1):
+            try:
+                return work(*args, **kwargs)
+            except ROLLED_BACK as exc:
+                if attempt == TX_ATTEMPTS:
+                    raise
+                _log.info("%s: %s; running it again", work.__qualname__, exc.sqlstate)
+                time.sleep(backoff_delay(attempt, 0.02, 0.4, _rng))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run
 
 
 class Cursor(Protocol):
@@ -143,8 +180,6 @@ class PostgresDatabase(Database):
     dialect = POSTGRES
 
     def __init__(self, url: str, pool_size: int = 8):
-        import psycopg
-
         self._psycopg = psycopg
         self.url = url
         self._size = pool_size

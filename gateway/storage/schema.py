@@ -7,9 +7,15 @@ times ISO text as the terminal sent them, money BIGINT fen.
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
+
 from gateway.campus import schema as campus_schema
 from gateway.storage.db import POSTGRES, Cursor
 from terminal.record import EC_PURCHASE, QR_RIDE, RecordKind
+
+log = logging.getLogger("gateway.storage")
 
 # The txn table holds the transaction record's fields (terminal/record.py) and these of the
 # gateway's own; tests/terminal/test_record.py checks the table against both.
@@ -36,7 +42,93 @@ def kind_table(kind: RecordKind) -> str:
     )
 
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+# Rides whose code an earlier stored ride already held, taken out of qr_txn by migration 13
+# (uploads raced before the unique index): the ride as stored, the ride kept, why and when.
+QR_QUARANTINE = """
+CREATE TABLE IF NOT EXISTS qr_txn_quarantine (
+    id              {id},
+    ride_id         {big} NOT NULL UNIQUE,
+    kept_id         {big} NOT NULL,
+    terminal_id     TEXT NOT NULL,
+    qr_seq          {big} NOT NULL,
+    code_hash       TEXT NOT NULL,
+    amount          {big} NOT NULL,
+    txn_time        TEXT NOT NULL,
+    record          TEXT NOT NULL,
+    clearing        TEXT,
+    clearing_reason TEXT,
+    reason          TEXT NOT NULL,
+    quarantined_at  {big} NOT NULL
+);
+"""
+_QR_COLUMNS = (
+    "id",
+    "operator_id",
+    *(f.name for f in QR_RIDE.fields),
+    "content_hash",
+    "batch_id",
+    "received_at",
+)
+
+
+def _ride_code_once(cur: Cursor, dialect: str, now_ms: int) -> None:
+    """Migration 13: keep the earliest stored ride of each code, quarantine the later ones
+    (stored by uploads that raced before this index existed), then index the code unique."""
+    _run(cur, dialect, QR_QUARANTINE)
+    cur.execute(
+        f"SELECT {', '.join('q.' + c for c in _QR_COLUMNS)}, k.kept, kq.terminal_id, kq.qr_seq,"
+        " o.outcome, o.reason FROM qr_txn q"
+        " JOIN (SELECT code_hash, MIN(id) AS kept FROM qr_txn GROUP BY code_hash"
+        "       HAVING COUNT(*) > 1) k ON q.code_hash = k.code_hash"
+        " JOIN qr_txn kq ON kq.id = k.kept"
+        " LEFT JOIN outbox o ON o.kind = ? AND o.ref_id = q.id"
+        " WHERE q.id <> k.kept ORDER BY q.id",
+        (QR_RIDE.name,),
+    )
+    moved = []
+    for row in cur.fetchall():
+        ride = dict(zip(_QR_COLUMNS, row[: len(_QR_COLUMNS)], strict=True))
+        kept, kept_terminal, kept_seq, outcome, outcome_reason = row[len(_QR_COLUMNS) :]
+        why = (
+            f"its code was stored first as ride {kept} (terminal {kept_terminal} qr_seq"
+            f" {kept_seq}) by an upload that raced this one: a ride code pays one ride"
+        )
+        moved.append((ride, kept, outcome, outcome_reason, why))
+    cur.executemany(
+        "INSERT INTO qr_txn_quarantine (ride_id, kept_id, terminal_id, qr_seq, code_hash,"
+        " amount, txn_time, record, clearing, clearing_reason, reason, quarantined_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (r["id"], kept, r["terminal_id"], r["qr_seq"], r["code_hash"], r["amount"],
+             r["txn_time"], json.dumps(r, sort_keys=True, ensure_ascii=False), outcome,
+             reason, why, now_ms)
+            for r, kept, outcome, reason, why in moved
+        ],
+    )  # fmt: skip
+    # a ride not yet posted is not posted at all: its outbox row is closed as quarantined
+    cur.executemany(
+        "UPDATE outbox SET posted_at = ?, outcome = 'quarantined', reason = ?,"
+        " lease_owner = NULL, lease_until = NULL"
+        " WHERE kind = ? AND ref_id = ? AND posted_at IS NULL",
+        [(now_ms, why, QR_RIDE.name, r["id"]) for r, _, _, _, why in moved],
+    )
+    cur.executemany("DELETE FROM qr_txn WHERE id = ?", [(r["id"],) for r, *_ in moved])
+    if moved:
+        log.warning(
+            "migration 13: %d ride(s) moved to qr_txn_quarantine: their code was stored"
+            " earlier by another ride; list them with `ykt gateway quarantine`",
+            len(moved),
+        )
+    _run(
+        cur,
+        dialect,
+        "CREATE UNIQUE INDEX qr_txn_code_once ON qr_txn (code_hash); DROP INDEX qr_txn_code;",
+    )
+
+
+Migration = str | Callable[[Cursor, str, int], None]
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
     (
         1,
         "terminals, batches, transactions, conflicts, outbox, hotlist, loads",
@@ -434,11 +526,14 @@ CREATE INDEX qr_params_kind ON qr_params (kind, version);
     ),
     (
         13,
-        "a ride code is stored once: the database holds it, whatever uploads race",
-        """
-CREATE UNIQUE INDEX qr_txn_code_once ON qr_txn (code_hash);
-DROP INDEX qr_txn_code;
-""",
+        "a ride code is stored once: the database holds it, whatever uploads race;"
+        " rides stored twice before are quarantined",
+        _ride_code_once,
+    ),
+    (
+        14,
+        "quarantined rides, for databases indexed by migration 13 before it quarantined",
+        QR_QUARANTINE,
     ),
 ]
 
@@ -452,8 +547,15 @@ def render(sql: str, dialect: str) -> str:
     return sql.format(**_TYPES[dialect])
 
 
-def migrate(cur: Cursor, dialect: str, now_ms: int) -> list[int]:
-    """Apply every migration not yet recorded; returns the versions applied now.
+def _run(cur: Cursor, dialect: str, sql: str) -> None:
+    for statement in render(sql, dialect).split(";"):
+        if statement.strip():
+            cur.execute(statement)
+
+
+def migrate(cur: Cursor, dialect: str, now_ms: int, upto: int | None = None) -> list[int]:
+    """Apply every migration not yet recorded (up to version ``upto``, to build an older
+    schema in tests); returns the versions applied now.
 
     Runs inside the caller's transaction, so concurrent gateways starting together apply
     each migration once (PostgreSQL: an advisory lock serialises them).
@@ -468,11 +570,12 @@ def migrate(cur: Cursor, dialect: str, now_ms: int) -> list[int]:
     done = {int(r[0]) for r in cur.fetchall()}
     applied = []
     for version, description, sql in MIGRATIONS:
-        if version in done:
+        if version in done or (upto is not None and version > upto):
             continue
-        for statement in render(sql, dialect).split(";"):
-            if statement.strip():
-                cur.execute(statement)
+        if isinstance(sql, str):
+            _run(cur, dialect, sql)
+        else:
+            sql(cur, dialect, now_ms)
         cur.execute(
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
             (version, description, now_ms),

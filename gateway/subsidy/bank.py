@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.storage import Cursor, Database, now_ms
 from gateway.subsidy.store import check_actor
+from terminal.private_files import owner_only
 from terminal.text import FileError
 from terminal.tomlfile import TomlFile, read_toml
 
@@ -393,8 +394,9 @@ class _KeyFile(TomlFile):
 
 
 def load_bank_key(path: str | Path) -> BankKey:
-    """The agent bank's key file (TOML: ``mac``, ``signature``, ``key`` in hex); the key's
-    value never appears in an error."""
+    """The agent bank's key file (TOML: ``mac``, ``signature``, ``key`` in hex), owner-only;
+    the key's value never appears in an error."""
+    owner_only(path)
     text, data = read_toml(path, "agent bank key file", lambda w, n: FileError(path, n, w))
     f = _KeyFile(data, str(path), text)
     f.check_keys(data, _KEY_SCHEMA, ())

@@ -19,6 +19,7 @@ from typing import Any
 
 from terminal.apdu.errors import CardError, MalformedResponse, TransportError
 from terminal.campus.card import CampusCard, NotGenuine, authenticate
+from terminal.campus.reasons import DoorReason, DoorRefusal
 from terminal.campus.rules import DoorPoint, DoorRules
 from terminal.hotlist import Hotlist
 from terminal.record import ACCESS_EVENT
@@ -221,30 +222,32 @@ def upload_events(client: GatewayClient, journal: EventJournal, terminal_id: str
 
 def card_refusal(
     card: CampusCard, binding: Binding | None, hotlist: Hotlist, day: date
-) -> str | None:
+) -> DoorReason | None:
     """Why an authenticated card may not be served today from the local lists, or None:
     lost (hotlist), not enrolled, blocked, not its holder's identity, outside its dates."""
     if card.serial in hotlist:
-        return "card reported lost or blocked (hotlist)"
+        return DoorReason(DoorRefusal.HOTLISTED)
     if binding is None:
-        return "card is not enrolled at this site"
+        return DoorReason(DoorRefusal.NOT_ENROLLED)
     if not binding.allowed:
-        return "card blocked by the back office"
+        return DoorReason(DoorRefusal.BLOCKED)
     if binding.person_no != card.identity.person_no:
-        return "identity file does not match the card's binding"
+        return DoorReason(DoorRefusal.IDENTITY)
     for lo, hi in (
         (binding.valid_from, binding.valid_until),
         (card.identity.valid_from, card.identity.valid_until),
     ):
         if not lo <= day <= hi:
-            return f"card not valid on {day.isoformat()} ({lo}..{hi})"
+            return DoorReason(
+                DoorRefusal.NOT_VALID, day=day.isoformat(), valid_from=lo, valid_until=hi
+            )
     return None
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     granted: bool
-    reason: str
+    reason: str  # "granted", or why refused (a DoorReason: the English, code and values)
     point: str
     person_no: str | None = None
     card_serial: str | None = None
@@ -282,9 +285,9 @@ class Door:
             card = self.session.run(authenticate())
         except NotGenuine as exc:
             claimed = exc.serial
-            reason = f"not a genuine campus card: {exc}"
+            reason: str = DoorReason(DoorRefusal.NOT_GENUINE, detail=exc)
         except (CardError, TransportError, MalformedResponse) as exc:
-            reason = f"card not read: {exc}"
+            reason = DoorReason(DoorRefusal.NOT_READ, detail=exc)
         else:
             reason = self._refusal(card, door, now) or ""
         serial = card.serial_hex if card else claimed
@@ -315,7 +318,7 @@ class Door:
         for part in (self.journal, self.access, self.presence, self.hotlist):
             part.close()
 
-    def _refusal(self, card: CampusCard, door: DoorPoint, now: datetime) -> str | None:
+    def _refusal(self, card: CampusCard, door: DoorPoint, now: datetime) -> DoorReason | None:
         binding = self.access.get(card.serial_hex)
         refused = card_refusal(card, binding, self.hotlist, now.date())
         if refused or binding is None:
@@ -326,8 +329,8 @@ class Door:
         if door.paired is not None:
             last = self.presence.last(door.area, binding.person_no)
             if last == door.direction:
-                side = "inside" if last == "in" else "outside"
-                return f"anti-passback: already {side} {door.area!r}"
+                side = DoorRefusal.INSIDE if last == "in" else DoorRefusal.OUTSIDE
+                return DoorReason(side, area=door.area)
         return None
 
     def _pass(self, door: DoorPoint, person: str) -> None:

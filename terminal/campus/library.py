@@ -13,8 +13,9 @@ staff = 10
 
 A loan and a return are requests to the gateway named by the desk's own numbers (desk
 terminal id, loan or return number), so a resent one is recognised and nothing is lent
-twice; the gateway counts the patron's open loans against the desk's limit in the same
-transaction and refuses a lost card whatever the desk's lists say.
+twice; the gateway counts the patron's open loans in the same transaction against the back
+office's limit for the patron's group (the desk's may only lower it), refuses a lost card
+whatever the desk's lists say, and answers the limit that applied, which the desk shows.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Loan:
     person_no: str
     book: str
     held: int  # books the patron holds now, this one included
-    limit: int
+    limit: int  # the gateway's: the back office's for the group, or the desk's if lower
 
 
 class LibraryDesk:
@@ -146,7 +147,8 @@ class LibraryDesk:
             "limit": limit,
         }
         answer = self._send(LOANS_PATH, body, "the loan")
-        return Loan(body["loan_no"], card.identity.person_no, book, int(answer["held"]), limit)
+        held, applied = int(answer["held"]), int(answer["limit"])
+        return Loan(body["loan_no"], card.identity.person_no, book, held, applied)
 
     def give_back(self, book: str) -> dict[str, Any]:
         """Take ``book`` back (no card needed): the gateway closes its open loan."""

@@ -26,6 +26,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from terminal.campus.reasons import DoorReason, DoorRefusal
 from terminal.text import FileError
 from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
@@ -77,18 +78,20 @@ class DoorRules:
     doors: dict[str, DoorPoint]
     holidays: frozenset[date] = frozenset()
 
-    def check(self, group: str, door: str, when: datetime) -> str | None:
+    def check(self, group: str, door: str, when: datetime) -> DoorReason | None:
         """None if ``group`` may pass ``door`` at ``when``, else the reason it may not."""
         g = self.groups.get(group)
         if g is None:
-            return f"group {group!r} has no door rules"
+            return DoorReason(DoorRefusal.NO_GROUP_RULES, group=group)
         if door not in g.doors:
-            return f"group {group!r} may not use door {door!r}"
+            return DoorReason(DoorRefusal.DOOR_NOT_ALLOWED, group=group, door=door)
         day = when.date()
         if (g.valid_from and day < g.valid_from) or (g.valid_until and day > g.valid_until):
-            return f"group {group!r} is not valid on {day.isoformat()}"
+            return DoorReason(DoorRefusal.GROUP_NOT_VALID, group=group, day=day.isoformat())
         if not self.zones[g.zone].open_at(when, day in self.holidays):
-            return f"outside time zone {g.zone!r} ({when:%a %H:%M})"
+            return DoorReason(
+                DoorRefusal.OUTSIDE_ZONE, zone=g.zone, weekday=f"{when:%a}", time=f"{when:%H:%M}"
+            )
         return None
 
 

@@ -5,6 +5,7 @@
   ykt gateway terminal add|revoke|rotate|list ...  the terminal registry
   ykt gateway hotlist add|remove|show ...          挂失 / 解挂
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
+  ykt gateway quarantine --db URL                  rides stored twice for one code, taken out
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
 The admin API (/v1/admin) is enabled by a token in --admin-token-file PATH or
@@ -22,10 +23,12 @@ import threading
 from typing import Any
 
 from terminal.cli.common import add_db_option, read_secret_file
+from terminal.qr.checks import QrPolicy
 from terminal.text import arg_int
 from terminal.words import say
 
 ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
+QR_DEFAULTS = QrPolicy()  # clearing's ride-code times unless told otherwise
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -82,6 +85,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--library-limits",
         metavar="FILE",
         help="books a person may hold at once: site = N, [groups] name = N (docs/campus.md)",
+    )
+    s.add_argument(
+        "--qr-skew",
+        type=arg_int,
+        default=QR_DEFAULTS.future_skew,
+        metavar="SECONDS",
+        help="ride codes: seconds a code may be generated after its ride (clearing's value)",
+    )
+    s.add_argument(
+        "--qr-max-validity",
+        type=arg_int,
+        default=QR_DEFAULTS.max_validity,
+        metavar="SECONDS",
+        help="ride codes: the longest validity a code may claim (clearing's value)",
     )
     s.set_defaults(handler=serve)
 
@@ -143,6 +160,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--day", help="business day YYYY-MM-DD (default: all)")
     r.set_defaults(handler=reconcile)
 
+    qr = gsub.add_parser("quarantine", help="rides stored twice for one code, taken out")
+    add_db_option(qr, what="storage URL")
+    qr.set_defaults(handler=quarantine)
+
     m = gsub.add_parser("migrate", help="create or upgrade the schema")
     add_db_option(m, what="storage URL")
     m.set_defaults(handler=migrate)
@@ -201,6 +222,7 @@ def serve(args: argparse.Namespace) -> int:
         subsidy_check_cards=not args.no_subsidy_card_check,
         bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
         library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
+        qr=QrPolicy(future_skew=args.qr_skew, max_validity=args.qr_max_validity),
     )
     count = workers.default_workers() if args.workers is None else max(1, args.workers)
     hsm = _hsm(args)
@@ -326,6 +348,13 @@ def reconcile(args: argparse.Namespace) -> int:
     report = run(_db(args), args.clearing, args.gateway_id, args.day)
     print(json.dumps(report, indent=2))
     return 0 if report["matched"] else 1
+
+
+def quarantine(args: argparse.Namespace) -> int:
+    from gateway.reconcile import quarantined_rides
+
+    print(json.dumps({"rides": quarantined_rides(_db(args))}, indent=2, ensure_ascii=False))
+    return 0
 
 
 def migrate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.fares.rules import FareRules
 
 INDUSTRY_METRO = 0x01
@@ -91,7 +92,7 @@ class TripState:
 class FareDecision:
     amount: int
     trip_type: int
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # Note (code and values) or plain English
     refuse: str | None = None  # the refusal's detail, for the logs
     metro_status: int | None = None  # new 2701 status to write, if any
     refusal: FareRefusal | None = None  # why the ride is refused
@@ -109,17 +110,17 @@ def _percent(amount: int, percent: int) -> int:
     return (amount * percent + 50) // 100
 
 
-def _apply_concession(rules: FareRules, state: TripState, fare: int, notes: list[str]) -> int:
+def _apply_concession(rules: FareRules, state: TripState, fare: int, notes: list[FareNote]) -> int:
     c = rules.concession(state.card_kind)
     if c is None or fare == 0:
         return fare
     paid = _percent(fare, c.percent)
-    notes.append(f"{c.name} card pays {c.percent}%")
+    notes.append(FareNote(NoteCode.CONCESSION, kind=c.name, percent=c.percent))
     return paid
 
 
 def _transfer(
-    rules: FareRules, place: Place, since: list[RecentTrip], now: datetime, notes: list[str]
+    rules: FareRules, place: Place, since: list[RecentTrip], now: datetime, notes: list[FareNote]
 ) -> int:
     """Discount when the last paid trip was on another line or mode within the window."""
     if not rules.transfer_discount or not rules.transfer_window_minutes:
@@ -131,7 +132,7 @@ def _transfer(
         if now - trip.when > window or trip.when > now:
             return 0
         if trip.industry != place.industry or trip.line != place.line:
-            notes.append(f"transfer within {rules.transfer_window_minutes} min")
+            notes.append(FareNote(NoteCode.TRANSFER, minutes=rules.transfer_window_minutes))
             return rules.transfer_discount
         return 0
     return 0
@@ -150,7 +151,7 @@ def decide(
 
 
 def _bus(rules: FareRules, place: Place, state: TripState, now: datetime) -> FareDecision:
-    notes: list[str] = []
+    notes: list[FareNote] = []
     fare = _apply_concession(rules, state, rules.bus_flat_fare, notes)
     fare = max(0, fare - _transfer(rules, place, state.recent, now, notes) if fare else 0)
     return FareDecision(fare, TRIP_EP_SINGLE, tuple(notes))
@@ -162,11 +163,11 @@ def _metro_entry(rules: FareRules, place: Place, state: TripState) -> FareDecisi
         return _refuse(
             TRIP_EP_ENTRY, FareRefusal.UNKNOWN_STATION, f"station {place.station} not in fare file"
         )
-    notes: list[str] = []
+    notes: list[FareNote] = []
     amount = m.entry_debit
     if state.metro.status == METRO_ENTERED and m.missing_exit_penalty:
         amount += m.missing_exit_penalty
-        notes.append(f"no exit recorded after entry at {state.metro.entry_station}")
+        notes.append(FareNote(NoteCode.MISSING_EXIT, station=state.metro.entry_station))
     return FareDecision(amount, TRIP_EP_ENTRY, tuple(notes), metro_status=METRO_ENTERED)
 
 
@@ -176,23 +177,23 @@ def _metro_exit(rules: FareRules, place: Place, state: TripState, now: datetime)
         return _refuse(
             TRIP_EP_EXIT, FareRefusal.UNKNOWN_STATION, f"station {place.station} not in fare file"
         )
-    notes: list[str] = []
+    notes: list[FareNote] = []
     if state.metro.status != METRO_ENTERED or state.metro.entry_station not in m.stations:
         if m.no_entry == "refuse":
             return _refuse(TRIP_EP_EXIT, FareRefusal.NO_ENTRY, "no entry recorded on the card")
-        notes.append("no entry recorded: maximum fare")
+        notes.append(FareNote(NoteCode.NO_ENTRY_MAX_FARE))
         fare = _apply_concession(rules, state, m.max_fare, notes)
         return FareDecision(fare, TRIP_EP_EXIT, tuple(notes), metro_status=METRO_EXITED)
     fare = m.fare(state.metro.entry_station, place.station)
     entered = state.metro.entry_time
     if entered is not None and now - entered > timedelta(minutes=m.max_trip_minutes):
         fare += m.overtime_penalty
-        notes.append(f"over {m.max_trip_minutes} min in the system")
+        notes.append(FareNote(NoteCode.OVERTIME, minutes=m.max_trip_minutes))
     fare = _apply_concession(rules, state, fare, notes)
     before_entry = [t for t in state.recent if entered is None or (t.when and t.when < entered)]
     if fare and entered is not None:
         fare = max(0, fare - _transfer(rules, place, before_entry, entered, notes))
     fare = max(0, fare - state.metro.entry_amount)
     if state.metro.entry_amount:
-        notes.append("entry deposit credited")
+        notes.append(FareNote(NoteCode.ENTRY_DEPOSIT))
     return FareDecision(fare, TRIP_EP_EXIT, tuple(notes), metro_status=METRO_EXITED)

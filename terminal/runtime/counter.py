@@ -107,17 +107,16 @@ class CounterService:
         every refusal (the amount asked); ``words`` says a card error in the customer's."""
         with self._guard:
             if self._closing or self.fault is not None or self.stop_event.is_set():
-                why = (
-                    f"out of service: {self.fault}"
-                    if self.fault
-                    else f"the {self.device} is stopping"
-                )
-                return 503, {"ok": False, **echo, "refused": why}
+                if self.fault:
+                    return 503, self._out_of_service_answer(echo)
+                why = f"the {self.device} is stopping"
+                return 503, {"ok": False, **echo, "refused": why, "text": say("counter.stopping")}
             if self._busy:
                 return 409, {
                     "ok": False,
                     **echo,
                     "refused": f"another {self.noun} is in progress; send this one when it is done",
+                    "text": say("counter.busy"),
                 }
             self._busy = True
         try:
@@ -127,8 +126,24 @@ class CounterService:
             with self._guard:
                 self._busy = False
         if outcome is None:
-            return 503, {"ok": False, **echo, "refused": f"out of service: {self.fault}"}
+            return 503, self._out_of_service_answer(echo)
         return 200, outcome.doc
+
+    def _out_of_service_answer(self, echo: dict[str, Any]) -> dict[str, Any]:
+        why = f"out of service: {self.fault}"
+        return {"ok": False, **echo, "refused": why, "text": say("counter.out_of_service")}
+
+    @staticmethod
+    def worded(action: Action) -> Action:
+        """``action`` with its bad-request answers (400) worded for the operator too."""
+
+        def answer(body: Any) -> tuple[int, dict[str, Any]]:
+            status, doc = action(body)
+            if status == 400 and "text" not in doc:
+                doc = {**doc, "text": say("counter.bad_request")}
+            return status, doc
+
+        return answer
 
     def _with_card(
         self,
@@ -211,7 +226,8 @@ class CounterService:
 
     def run(self) -> ServiceResult:
         terminal = self.terminal
-        self.status = start_status(terminal, self, actions=self.actions)
+        actions = {path: self.worded(action) for path, action in self.actions.items()}
+        self.status = start_status(terminal, self, actions=actions)
         try:
             terminal.start_background()
             with self._work:

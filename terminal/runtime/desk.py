@@ -30,7 +30,7 @@ from terminal.runtime.assembly import DeskDevices, Terminal
 from terminal.runtime.counter import CounterService, Outcome, refused
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.uplink.issuance import GatewayCardBook
-from terminal.words import say
+from terminal.words import desk_refusal, say
 
 APPLICANT_FIELDS = {"name", "id_number", "card_kind", "id_type", "card_type", "pin"}
 
@@ -157,7 +157,7 @@ class DeskService(CounterService):
         except (JournalError, TransportError):
             raise  # out of service, or the card to present again: the counter answers those
         except (YikatongError, ValueError) as exc:
-            outcome = refused(None, self.terminal_id, refusal(exc))
+            outcome = refused(None, self.terminal_id, refusal(exc), desk_refusal(exc))
             outcome.doc["action"] = action
         else:
             outcome = self._issued(action, issued)
@@ -279,7 +279,7 @@ def desk_log_line(terminal_id: str, outcome: Outcome) -> str:
 def desk_text(doc: dict[str, Any]) -> str:
     """The clerk's sentence for a desk answer: the card issued, or the refusal's words."""
     if not doc.get("ok"):
-        return str(doc.get("refused") or "")
+        return str(doc.get("text") or doc.get("refused") or "")
     if doc.get("replaces"):
         carried = format_fen(int(doc.get("carried_fen") or 0))
         return say("desk.replaced", card=doc["card_number"], old=doc["replaces"], carried=carried)

@@ -26,6 +26,7 @@ from terminal.runtime.assembly import DoorDevice, StartRefused
 from terminal.runtime.status import StatusServer
 from terminal.uplink import GatewayRefused, GatewayUnavailable
 from terminal.uplink.hotlist import HotlistSync
+from terminal.words import door_line, door_words
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,8 @@ class DoorService:
 
 
 def decision_line(terminal_id: str, decision: Decision) -> str:
-    """One JSON line per decision (what a log collector indexes)."""
+    """One JSON line per decision (what a log collector indexes): ``reason`` in English,
+    ``text`` the operator's sentence in the terminal's language."""
     return json.dumps(
         {
             "time": datetime.now().isoformat(timespec="milliseconds"),
@@ -222,14 +224,13 @@ def decision_line(terminal_id: str, decision: Decision) -> str:
             "person": decision.person_no,
             "card": decision.card_serial,
             "event_seq": decision.event_seq,
+            "text": door_words(decision),
         },
         ensure_ascii=False,
     )
 
 
 def decision_text(decision: Decision) -> str:
-    """The operator's line for a decision (``ykt validator --mode door``)."""
-    who = decision.person_no or decision.card_serial or "unknown card"
-    if decision.granted:
-        return f"GREEN {decision.point}: {who} may pass"
-    return f"RED   {decision.point}: {who} refused: {decision.reason}"
+    """The operator's line for a decision (``ykt validator --mode door``), in the terminal's
+    language."""
+    return door_line(decision)

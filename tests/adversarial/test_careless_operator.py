@@ -185,6 +185,24 @@ def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disgu
     assert [e["action"] for e in store.events(gateway.db, rid)] == ["declared"]
 
 
+# -- key files open to others ---------------------------------------------------------------
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620], ids=lambda m: f"{m:04o}")
+def test_a_bank_key_file_open_to_others_stops_the_gateway_at_start(tmp_path: Path, mode: int):
+    """The agent bank's key signs the result files that free or pay subsidy lines: a key file
+    anyone else on the machine may read (or write) lets them forge a bank file. The gateway
+    refuses to start with it, says which file and what to do, and opens no database."""
+    keys = tmp_path / "bank.toml"
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{"5A" * 16}"\n')
+    keys.chmod(mode)
+    db = tmp_path / "gateway.db"
+    serve = ["gateway", "serve", "--db", f"sqlite:///{db}", "--workers", "1", "--port", "0"]
+    r = ykt(*serve, "--bank-key", str(keys), check=False, timeout=30)
+    line = one_error_line(r)
+    assert f"{keys}:1: is open to group or others (mode {mode:04o})" in line, line
+    assert f"chmod 600 {keys}" in line and "5A5A" not in line, line
+    assert not db.exists()
+
+
 # -- corrupt card files -------------------------------------------------------------------
 def _card_text(tmp_path: Path) -> str:
     path = tmp_path / "good.json"

@@ -29,6 +29,7 @@ from terminal.cli.main import main
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import TerminalConfig
 from terminal.journal import Journal
+from terminal.qr.checks import QrPolicy
 from terminal.readers.sim import AFTER, SimReader
 from terminal.record import QR_RIDE
 from terminal.roles.debit import LoadInterrupted
@@ -687,3 +688,39 @@ def test_a_ride_dated_outside_its_codes_validity_is_refused(
     assert why in answer.json()["results"][0]["reason"], answer.text
     totals = clearing.settlement()["totals"]
     assert (totals["qr_rides"], totals["qr_amount"]) == (1, 200)
+
+
+@pytest.mark.parametrize(
+    ("policy", "shift", "why"),
+    [
+        (
+            QrPolicy(future_skew=5),
+            timedelta(seconds=-15),
+            "generated 15 s in the future (clock skew allowed 5 s)",
+        ),
+        (QrPolicy(max_validity=30), timedelta(0), "validity 60 s is above the 30 s allowed"),
+    ],
+    ids=["skew", "validity"],
+)
+def test_the_gateway_checks_ride_times_by_the_deployments_policy(
+    db, clearing, clock, tmp_path, policy, shift, why
+):
+    """The deployment allows 5 s of clock skew (or codes valid 30 s at most), as its clearing
+    does. A validator booking a ride 15 s before its code existed (inside the default 20 s),
+    or taking a code that claims 60 s, is refused at ingest with the deployment's numbers:
+    nothing stored or forwarded, where a gateway on the defaults took it for clearing to
+    reject."""
+    server = start_gateway(db, clock, qr=policy)
+    try:
+        (rec,) = qr_rides(clock, tmp_path)
+        tid = rec["terminal_id"]
+        moved = {**rec, "txn_time": (datetime.fromisoformat(rec["txn_time"]) + shift).isoformat()}
+        token = server.register(tid, "bus-co", role="validator")
+        r = upload_kind(server, token, tid, "qr_ride", [moved])
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_record"), r.text
+        assert why in r.json()["reason"], r.text
+        assert qr_held(server) == (0, 0, 0)
+        assert Forwarder(server.db, clearing.url, gateway_id="gw-test").drain() == 0
+        assert "qr_rides" not in clearing.settlement()["totals"]
+    finally:
+        server.server.stop()

@@ -27,6 +27,7 @@ from terminal.epurse.layouts import ModeRecord
 from terminal.epurse.model import CardInfo, LogEntry
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_ENTRY, FareDecision
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.fares.rules import FareRules
 from terminal.hotlist.hotlist import Hotlist
 from terminal.journal.journal import Journal, JournalRow
@@ -279,9 +280,9 @@ class ModeValidator(Validator):
                 if logged(self.card_log(), rec.open_device, rec.open_time, rec.held):
                     found.append(Opening(rec.open_time, rec.held, "card"))
                 else:
-                    notes.append("the card's opening is not in its transaction log")
+                    notes.append(FareNote(NoteCode.OPENING_NOT_LOGGED))
             else:
-                notes.append("the card's opening time is in the future")
+                notes.append(FareNote(NoteCode.OPENING_IN_FUTURE))
         row = self.journal_opening(info, modes)
         if row is not None:
             found.append(Opening(row.txn_time, row.amount, "journal"))
@@ -289,5 +290,5 @@ class ModeValidator(Validator):
             return None, notes
         first = min(found, key=lambda o: o.when)
         if first.source == "journal" and any(o.source == "card" for o in found):
-            notes.append("the journal's opening is earlier than the card's")
+            notes.append(FareNote(NoteCode.JOURNAL_EARLIER))
         return first, notes

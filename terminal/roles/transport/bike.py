@@ -16,6 +16,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_EXIT, FareDecision, Mode
 from terminal.fares.modes import DEPOSIT_CHECK, INDUSTRY_BIKE, BikeRules
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.money import format_fen
 from terminal.roles.transport.base import (
     CLOSED,
@@ -47,17 +48,18 @@ class BikeRent(_BikeDock):
         bike = self.bike
         rec = self.session.run(read_mode_record(bike.record))
         if is_open(rec):
-            what = rec.vehicle.decode("ascii", "replace").strip() or "a bike"
-            return TapResult(
-                TapOutcome.ALREADY_RENTING,
-                f"card already renting {what} since {rec.open_time}",
-                number,
+            what = rec.vehicle.decode("ascii", "replace").strip()
+            detail = (
+                FareNote(NoteCode.RENTING, vehicle=what, since=rec.open_time)
+                if what
+                else FareNote(NoteCode.RENTED_SINCE, since=rec.open_time)
             )
+            return TapResult(TapOutcome.ALREADY_RENTING, detail, number)
         row = self.journal_opening(info, BIKE_MODES)
         if row is not None and not _returned_after(self, rec, row.txn_time):
             return TapResult(
                 TapOutcome.ALREADY_RENTING,
-                f"card already renting: rented here at {row.txn_time}, not returned",
+                FareNote(NoteCode.RENTED_HERE, since=row.txn_time),
                 number,
             )
         if bike.deposit_mode == DEPOSIT_CHECK:
@@ -65,7 +67,7 @@ class BikeRent(_BikeDock):
             if balance < bike.deposit:
                 return TapResult(
                     TapOutcome.DEPOSIT_SHORT,
-                    f"insufficient balance for the deposit ({format_fen(bike.deposit)})",
+                    FareNote(NoteCode.DEPOSIT_SHORT, deposit=format_fen(bike.deposit)),
                     number,
                     balance=balance,
                 )
@@ -91,7 +93,7 @@ class BikeReturn(_BikeDock):
         opening, notes = self.find_opening(info, rec, BIKE_MODES, now)
         if opening is None:
             fee, credit = bike.max_fee, 0
-            notes.append("no rent found: maximum fee")
+            notes.append(FareNote(NoteCode.NO_RENT_MAX_FEE))
             kept: dict[str, Any] = {}
         else:
             fee, credit = bike.fee(opening.when, now), opening.held
@@ -105,7 +107,7 @@ class BikeReturn(_BikeDock):
                 )
         amount = max(0, fee - credit)
         if credit:
-            notes.append(f"deposit {format_fen(credit)} credited")
+            notes.append(FareNote(NoteCode.DEPOSIT_CREDITED, amount=format_fen(credit)))
         decision = FareDecision(amount, TRIP_EP_EXIT, tuple(notes))
         context = self.context(
             decision, rented=opening.when.isoformat() if opening else None, fee=fee

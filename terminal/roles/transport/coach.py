@@ -15,6 +15,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_COACH
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.roles.transport.base import CLOSED, ModeUnavailable, ModeValidator, Ride
 from terminal.roles.validator import TapOutcome, TapResult
 
@@ -51,9 +52,8 @@ class CoachBoarding(ModeValidator):
             return TapResult(TapOutcome.NO_DESTINATION, "no destination chosen", number)
         fare = coach.fare(self.place.station, to)
         if fare is None:
-            return TapResult(
-                TapOutcome.NO_ROUTE_FARE, f"no coach fare from {self.place.station} to {to}", number
-            )
+            detail = FareNote(NoteCode.NO_ROUTE_FARE, origin=self.place.station, destination=to)
+            return TapResult(TapOutcome.NO_ROUTE_FARE, detail, number)
         decision = FareDecision(fare, TRIP_EP_SINGLE)
         return self.pay_record(
             info,

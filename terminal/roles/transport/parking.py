@@ -14,6 +14,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_EXIT, FareDecision, Mode
 from terminal.fares.modes import INDUSTRY_PARKING, MAX_STAY_DAYS, NO_ENTRY_REFUSE, ParkingRules
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.roles.transport.base import ModeValidator, is_open, read_mode_record
 from terminal.roles.validator import TapOutcome, TapResult
 
@@ -40,7 +41,7 @@ class ParkingEntry(_Gate):
         if is_open(rec):
             return TapResult(
                 TapOutcome.ALREADY_PARKED,
-                f"card already parked since {rec.open_time}: exit first",
+                FareNote(NoteCode.PARKED, since=rec.open_time),
                 number,
             )
         return self.pay_opening(info, number, now, recovered, tariff.record)
@@ -56,17 +57,17 @@ class ParkingExit(_Gate):
         kept: dict[str, Any] = {}
         if opening is None:
             if tariff.no_entry == NO_ENTRY_REFUSE:
-                reason = "; ".join([*notes, "no entry recorded"])
+                why = (*notes, FareNote(NoteCode.NO_ENTRY))
                 return TapResult(
-                    TapOutcome.SEE_ATTENDANT, f"refused: {reason}: see the attendant", number
+                    TapOutcome.SEE_ATTENDANT, FareNote(NoteCode.SEE_ATTENDANT, why=why), number
                 )
             fee = tariff.daily_cap
-            notes.append("no entry recorded: one daily cap")
+            notes.append(FareNote(NoteCode.NO_ENTRY_DAILY_CAP))
         else:
             if now - opening.when > timedelta(days=MAX_STAY_DAYS):
                 return TapResult(
                     TapOutcome.STAY_TOO_LONG,
-                    f"entry {opening.when} is over {MAX_STAY_DAYS} days ago",
+                    FareNote(NoteCode.STAY_TOO_LONG, since=opening.when, days=MAX_STAY_DAYS),
                     number,
                 )
             fee = tariff.fee(opening.when, now)

@@ -15,6 +15,7 @@ from terminal.epurse.model import CardInfo
 from terminal.epurse.recovery import Resolution
 from terminal.fares.engine import TRIP_EP_SINGLE, FareDecision
 from terminal.fares.modes import INDUSTRY_TAXI
+from terminal.fares.notes import FareNote, NoteCode
 from terminal.money import format_fen
 from terminal.qr.code import QrError
 from terminal.roles.transport.base import CLOSED, ModeValidator, Ride
@@ -76,9 +77,10 @@ class TaxiMeter(ModeValidator):
         if not amount:
             return TapOutcome.NO_METER_FARE, "no fare on the meter"
         if amount > taxi.max_fare:
-            return TapOutcome.OVER_METER_LIMIT, (
-                f"meter amount {format_fen(amount)} is above the fare file's "
-                f"maximum {format_fen(taxi.max_fare)}"
+            return TapOutcome.OVER_METER_LIMIT, FareNote(
+                NoteCode.OVER_METER_LIMIT,
+                amount=format_fen(amount),
+                maximum=format_fen(taxi.max_fare),
             )
         return None
 

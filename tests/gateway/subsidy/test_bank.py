@@ -136,8 +136,14 @@ def test_result_file_on_the_command_line_needs_the_bank_key_file(capsys, gateway
     result.write_bytes(bank_result(pay.read_text(encoding="utf-8"), failed={2: "账户已冻结"}))
     secret = bytes(range(16)).hex()
     keys = tmp_path / "bank.toml"
-    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{secret[:-2]}"\n')
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{secret}"\n')
+    keys.chmod(0o640)
     cmd = ["subsidy", "bank", "result", str(result), "--by", "孙财政", "--bank-key", str(keys)]
+    rc, _, err = ykt_here(capsys, *cmd, *db)  # the right key, but the group may read it
+    assert rc == 1 and "bank.toml:1: is open to group or others (mode 0640)" in err
+    assert gateway.count("subsidy_bank_results") == 0
+    keys.chmod(0o600)
+    keys.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{secret[:-2]}"\n')
     rc, _, err = ykt_here(capsys, *cmd, *db)  # a key one hex digit short: refused, not shown
     assert rc == 1 and "bank.toml:3: key must be 16 to 64 bytes of hex" in err
     assert secret[:20] not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -9,9 +10,12 @@ import httpx
 import pytest
 
 from simulators.campus import campus_card, clone
+from terminal.runtime.door import decision_line, decision_text
+from terminal.words import set_lang
 from tests.campus_kit import DOOR_ID, Site, admin, enrol
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import ADMIN_TOKEN, GatewayServer
+from tests.terminal.cli.test_words import english
 
 MONDAY_MORNING = datetime(2026, 11, 30, 8, 30)
 
@@ -95,3 +99,46 @@ def test_offline_events_are_uploaded_once(site: Site, gateway: GatewayServer) ->
     )
     assert again == {"stored": 0, "duplicates": 3}
     assert gateway.count("campus_events") == 3
+
+
+def test_door_refusals_are_in_the_terminals_language(site: Site, gateway: GatewayServer) -> None:
+    student, stranger = campus_card(1, "S1"), campus_card(3, "X9")
+    enrol(gateway.url, "S1", "students", student)
+    site.sync()
+    assert site.tap(student, "east-in").granted
+    counts = {area: dict(n) for area, n in site.door.counts.items()}
+    refused = [
+        site.tap(student, "east-in"),  # anti-passback
+        site.tap(student, "lab"),  # the group's rules
+        site.tap(stranger, "east-in"),  # not enrolled
+        site.tap(clone(student), "east-out"),  # not genuine
+    ]
+    site.door.session.clock.now = datetime(2026, 11, 30, 23, 0)  # type: ignore[attr-defined]
+    refused.append(site.tap(student, "east-out"))  # outside the time zone
+    try:
+        set_lang("zh")
+        lines = [decision_text(d) for d in refused]
+        texts = [json.loads(decision_line(DOOR_ID, d))["text"] for d in refused]
+    finally:
+        set_lang("en")
+    said = [x.split("：", 1)[1] for x in lines] + texts  # after the point's name
+    assert [english(x) for x in said] == [None] * 10, said
+    assert lines[0] == "拒绝  east-in：S1：防潜回：已在“campus”内，未刷出"
+    assert texts[1:4] == [
+        "拒绝：“students”组不能使用“lab”门",
+        "拒绝：此卡未在本单位登记",
+        "拒绝：不是真的校园卡（卡内没有校园密钥）",
+    ]
+    assert texts[4] == "拒绝：不在“daytime”时段内（23:00）"
+    # the access events and the English line keep the English reason; nobody passed
+    assert [d.reason for d in refused[:3]] == [
+        "anti-passback: already inside 'campus'",
+        "group 'students' may not use door 'lab'",
+        "card is not enrolled at this site",
+    ]
+    assert decision_text(refused[2]) == (
+        "RED   east-in: X9 refused: card is not enrolled at this site"
+    )
+    assert not any(d.granted for d in refused) and site.door.counts == counts
+    site.upload()
+    assert gateway.count("campus_events") == 6

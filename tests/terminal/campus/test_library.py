@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.campus.library import LoanLimits
 from simulators.campus import campus_card, clone
 from terminal.campus.library import LibraryRefused
 from terminal.uplink import GatewayClient
 from tests.campus_kit import LIBRARY_ID, LibrarySite, admin, enrol
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import GatewayServer
+from tests.gateway_fixtures import GatewayServer, start_gateway
 
 
 @pytest.fixture
@@ -83,3 +84,19 @@ def test_a_cloned_card_is_refused(library: LibrarySite, gateway: GatewayServer) 
     with pytest.raises(LibraryRefused, match="not a genuine campus card"):
         library.borrow(clone(card), "B-0001")
     assert gateway.count("campus_library_loans") == 0
+
+
+def test_the_desk_shows_the_back_offices_limit_when_it_is_lower(db, tmp_path: Path) -> None:
+    """The desk's rules say 5 for staff; the back office says 3: the loan shows 3 held at
+    most, the limit the gateway counted against, not the desk's own number."""
+    gw = start_gateway(db, library=LoanLimits(site=10, groups={"staff": 3}))
+    try:
+        token = gw.register(LIBRARY_ID, "campus", role="library")
+        site = LibrarySite(tmp_path, FrozenClock(datetime(2026, 11, 30, 15, 0)), gw.url, token)
+        card = campus_card(3, "T1")
+        enrol(gw.url, "T1", "staff", card)
+        site.sync()
+        loan = site.borrow(card, "B-0100")
+        assert (loan.held, loan.limit) == (1, 3)
+    finally:
+        gw.server.stop()

@@ -17,12 +17,14 @@ from terminal.apdu.status import SW
 from terminal.cli.demo import KIOSK_ID, run_demo
 from terminal.cli.demo_clearing import ClearingPath
 from terminal.fares.engine import FareRefusal, Mode
+from terminal.fares.notes import NoteCode
 from terminal.journal import Journal
 from terminal.qr.code import QrReason
 from terminal.readers.sim import SimReader
 from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk, KioskRefusal, TopUpRefused
 from terminal.roles.session import TerminalSession
+from terminal.roles.transport import Ride
 from terminal.roles.validator import TapOutcome, TapResult
 from terminal.runtime.counter import refused
 from terminal.runtime.kiosk import kiosk_log_line
@@ -102,6 +104,8 @@ def test_no_chinese_sentence_of_the_catalogue_holds_an_english_one() -> None:
         assert f"fare.{code}" in CATALOGUE, code
     for code in KioskRefusal:
         assert f"kiosk.refusal.{code}" in CATALOGUE, code
+    for note in NoteCode:
+        assert f"note.{note}" in CATALOGUE, note
 
 
 def test_fare_refusals_are_worded_by_their_code(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
@@ -122,6 +126,81 @@ def test_fare_refusals_are_worded_by_their_code(tmp_path: Path, clock) -> None: 
         "refused: this station is not in the fare file: check the fare file"
     )
     assert (card.balance, card.state.offline_atc, fleet.journal.rows()) == (5_000, 0, [])
+
+
+def _both(result: TapResult, mode: str) -> tuple[str, str]:
+    """The tap's operator line in Chinese, then in English (without the time it took)."""
+    said = []
+    for lang in ("zh", "en"):
+        set_lang(lang)
+        said.append(tap_line(result, mode).rsplit("  ", 1)[0])
+    return said[0], said[1]
+
+
+def test_fare_notes_are_worded_by_their_code(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    fleet = Fleet(tmp_path / "j.db", clock)
+    student = demo_card(52, balance=5_000, card_kind=2)
+    fleet.tap(student, fleet.entry)
+    clock.advance(hours=5)
+    exit_ = fleet.tap(student, fleet.exit)
+    clock.advance(minutes=30)
+    bus = fleet.tap(student, fleet.bus)
+    no_rent = fleet.tap(student, fleet.gate(Mode.BIKE_RETURN, "0302"))
+    lines = {
+        "exit": _both(exit_, "metro-exit"),
+        "bus": _both(bus, "bus"),
+        "bike": _both(no_rent, "bike-return"),
+    }
+    assert lines["exit"][1].endswith("(over 240 min in the system; student card pays 50%)")
+    assert lines["bus"][1].endswith("(student card pays 50%; transfer within 90 min)")
+    assert lines["bike"][1].endswith("(no rent found: maximum fee)")
+    assert lines["exit"][0].endswith("（在站内超过 240 分钟；学生卡付票价的 50%）")
+    assert lines["bus"][0].endswith("（学生卡付票价的 50%；90 分钟内换乘优惠）")
+    assert lines["bike"][0].endswith("（没有租车记录：按最高费用收费）")
+    assert [english(zh.split(None, 2)[2]) for zh, _ in lines.values()] == [None] * 3, lines
+    assert list(exit_.notes) == ["over 240 min in the system", "student card pays 50%"]  # logs
+
+
+def test_transport_refusals_say_their_detail_in_words(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    fleet = Fleet(tmp_path / "j.db", clock)
+    fleet.add_cards(2, balance=20_000)
+    card, other = fleet.cards
+    poor = demo_card(9, balance=2_999)
+    fleet.tap(card, fleet.gate(Mode.BIKE_RENT, "0301", Ride(vehicle="B000777")))
+    fleet.tap(other, fleet.gate(Mode.PARKING_ENTRY, "0401"))
+    settled = len(fleet.journal.rows())
+    balances = (card.balance, other.balance, poor.balance)
+    refusals = {
+        "taxi": fleet.tap(card, fleet.gate(Mode.TAXI, ride=Ride(meter=99_999))),
+        "bike-rent": fleet.tap(card, fleet.gate(Mode.BIKE_RENT, "0302")),
+        "deposit": fleet.tap(poor, fleet.gate(Mode.BIKE_RENT, "0302")),
+        "coach": fleet.tap(card, fleet.gate(Mode.COACH, "0201", Ride(destination="0299"))),
+        "parked": fleet.tap(other, fleet.gate(Mode.PARKING_ENTRY, "0402")),
+        "parking-exit": fleet.tap(card, fleet.gate(Mode.PARKING_EXIT, "0402")),
+    }
+    clock.advance(days=367)
+    refusals["stay"] = fleet.tap(other, fleet.gate(Mode.PARKING_EXIT, "0402"))
+    assert not any(r.green for r in refusals.values())
+    lines = {k: _both(r, k) for k, r in refusals.items()}
+    for key, (zh, _en) in lines.items():
+        assert english(zh.split(None, 2)[2]) is None, (key, zh)
+    assert lines["taxi"][0].endswith(
+        "计价器金额超出上限，请核对计价器（计价器金额 ¥999.99 超过票价文件上限 ¥500.00）"
+    )
+    assert "此卡已在租车，请先还车（自 " in lines["bike-rent"][0]
+    assert lines["bike-rent"][0].endswith("起在租车辆 B000777）")
+    assert lines["coach"][0].endswith("没有到该目的地的票价（没有 0201 至 0299 的票价）")
+    assert lines["parking-exit"][0].endswith("没有入场记录，请找管理员（没有入场记录）")
+    assert "已超过 366 天" in lines["stay"][0]
+    # the English line, and the log's message, are what they were
+    assert lines["taxi"][1].endswith(
+        "the meter amount is over the maximum fare: check the meter (meter amount ¥999.99 is "
+        "above the fare file's maximum ¥500.00)"
+    )
+    assert refusals["deposit"].message == "insufficient balance for the deposit (¥30.00)"
+    assert refusals["parking-exit"].message == "refused: no entry recorded: see the attendant"
+    assert (card.balance, other.balance, poor.balance) == balances
+    assert len(fleet.journal.rows()) == settled and poor.state.offline_atc == 0
 
 
 @pytest.mark.parametrize(
@@ -348,3 +427,31 @@ def test_help_groups_commands_by_who_uses_them() -> None:
     for heading in ("Validator", "Merchant POS", "Kiosk", "Issuance desk", "Subsidy office",
                     "Operator / card centre", "Developer tools"):  # fmt: skip
         assert f" {heading}" in out, heading
+
+
+def test_each_transport_error_kind_has_a_sentence() -> None:
+    from terminal.readers.pcsc import SERVICE_GONE, TIMEOUT
+    from terminal.readers.pcsc import error_for as reader_error
+
+    reader = SimReader(demo_card(1))
+    reader.connect()
+    reader.tear_at(0, "after")
+    with pytest.raises(CardRemoved) as pulled:
+        reader.transmit(bytes.fromhex("00A404000E315041592E5359532E444446303100"))
+    errors = [
+        reader_error(TIMEOUT, "transmit", "ACS ACR1252 0"),
+        reader_error(min(SERVICE_GONE), "transmit", "ACS ACR1252 0"),
+        pulled.value,
+    ]
+    said = {}
+    for lang in ("zh", "en"):
+        set_lang(lang)
+        said[lang] = [error_words(e) for e in errors]
+    assert said["zh"] == [
+        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
+        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
+    ]
+    assert said["en"][0].startswith("the reader did not complete the exchange (a timeout")
+    assert said["en"][1].endswith("Invalid handle (0x80100003); is pcscd running?")
+    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"][:1])

@@ -10,9 +10,11 @@ import pytest
 
 from terminal.apdu.errors import error_for
 from terminal.apdu.status import SW
+from terminal.campus.door import Decision
 from terminal.roles.validator import TapOutcome, TapResult
 from terminal.runtime.counter import Outcome, refused
 from terminal.runtime.desk import desk_log_line
+from terminal.runtime.door import decision_line
 from terminal.runtime.kiosk import kiosk_log_line
 from terminal.runtime.kiosk import refusal as kiosk_reason
 from terminal.runtime.pos import refusal as sale_reason
@@ -83,10 +85,12 @@ def test_every_field_of_every_log_line_is_documented_for_operators() -> None:
         kiosk_log_line("310000000401", nothing),
         desk_log_line("310000000501", nothing),
         trip_log_line("310000000601", trip_outcome(tap, "310000000601", {})),
+        decision_line("310000000701", Decision(False, "no", "lab-east", "S1", "02", 1)),
     ]
     examples = [tuple(json.loads(x)) for x in section.splitlines() if x.startswith('{"time"')]
     for line in lines:
         doc = json.loads(line)
         assert [key for key in doc if f"`{key}`" not in section] == [], doc
         assert tuple(doc) in examples, doc  # an example line of the role, with every field
-    assert json.loads(lines[0])["sw"] == "6985" and json.loads(lines[-1])["sw"] == "6985"
+    assert json.loads(lines[0])["sw"] == "6985" and json.loads(lines[-2])["sw"] == "6985"
+    assert json.loads(lines[-1])["text"] == "refused: no"  # the door's line says it in words
