@@ -317,6 +317,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "sale.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
     "sale.not_understood": ("读卡异常，请重新放卡", "the card's answer was not understood: again"),
+    "till.refused": ("不能消费：{reason}", "not sold: {reason}"),
+    "library.lent": (
+        "已借出 {book}；在借 {held} 本，上限 {limit} 本",
+        "{book} lent; {held} book(s) held of {limit}",
+    ),
+    "library.returned": ("已归还 {book}", "{book} returned"),
+    "library.refused": ("未办理：{reason}", "not done: {reason}"),
     "kiosk.topped_up": (
         "充值 {amount} 成功；余额 {balance}",
         "top-up {amount} done; balance {balance}",

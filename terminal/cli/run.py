@@ -24,6 +24,7 @@ from terminal.runtime.door import DoorService, decision_line
 from terminal.runtime.kiosk import KioskService, kiosk_log_line
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
+from terminal.runtime.till import TillService, till_log_line
 from terminal.runtime.trips import TripService, trip_log_line
 from terminal.text import FileError, arg_int
 from terminal.uplink import GatewayRefused, GatewayUnavailable
@@ -54,6 +55,11 @@ A taxi (without a fixed [ride] meter) takes each trip's fare from its meter: POS
 with {"amount_fen": N}; a coach conductor's terminal (without a fixed [ride] destination)
 POST /trip with {"destination": "0203"}. The next card in the field pays that trip once;
 the answer is the tap's result as JSON.
+
+A canteen till (role "till") takes each meal from the cashier's screen: POST /sale with
+{"amount_fen": N, "purse": "allowance|cash"}; the card in the field pays it within the
+meal's and the day's limits, from the cash purse (journaled, uploaded) or the allowance at
+the gateway, and the answer is the sale's result as JSON.
 
 An issuance desk (role "desk") takes each applicant from the desk clerk's screen: POST
 /issue with {"name": ..., "id_number": ..., "card_kind": 1} personalises the blank card in
@@ -113,10 +119,11 @@ COUNTERS = {
     "desk": Counter(
         DeskService, desk_log_line, "desk", "desk", "its applicants", "cards", "/issue"
     ),
+    "till": Counter(TillService, till_log_line, "pos", "till", "its sales", "sales", "/sale"),
 }
 
 
-NOT_SERVED = {"till": "each meal's amount and purse", "library": "each book's loan or return"}
+NOT_SERVED = {"library": "each book's loan or return"}
 
 
 def _counter(config: TerminalConfig) -> Counter | None:

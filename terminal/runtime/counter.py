@@ -101,10 +101,13 @@ class CounterService:
         echo: dict[str, Any],
         operate: Callable[[], Outcome],
         words: Callable[[Exception], str],
+        *,
+        card: bool = True,
     ) -> tuple[int, dict[str, Any]]:
         """Run ``operate`` with the card in the field, one at a time: 200 with its result,
         409 while another runs, 503 when stopping or out of service. ``echo`` goes into
-        every refusal (the amount asked); ``words`` says a card error in the customer's."""
+        every refusal (the amount asked); ``words`` says a card error in the customer's;
+        ``card`` false: the operation needs no card (a book handed back)."""
         with self._guard:
             if self._closing or self.fault is not None or self.stop_event.is_set():
                 if self.fault:
@@ -121,7 +124,7 @@ class CounterService:
             self._busy = True
         try:
             with self._work:
-                outcome = self._with_card(echo, operate, words)
+                outcome = self._with_card(echo, operate, words, card)
         finally:
             with self._guard:
                 self._busy = False
@@ -150,17 +153,18 @@ class CounterService:
         echo: dict[str, Any],
         operate: Callable[[], Outcome],
         words: Callable[[Exception], str],
+        needs_card: bool = True,
     ) -> Outcome | None:
         terminal = self.terminal
         config = self.config
         amount = echo.get("amount_fen")
-        card = self.sim_card()
+        card = self.sim_card() if needs_card else None
         sim = card is not None
         if sim:
             terminal.card_reader.insert(card)  # type: ignore[attr-defined]
         outcome: Outcome | None = None
         try:
-            if not sim and not terminal.reader.wait_for_card(config.card_wait):
+            if needs_card and not sim and not terminal.reader.wait_for_card(config.card_wait):
                 outcome = refused(
                     amount,
                     self.terminal_id,
@@ -170,7 +174,7 @@ class CounterService:
                 )
             else:
                 outcome = operate()
-            terminal.journal.checkpoint()
+            self.settle()
         except JournalError as exc:
             self._out_of_service(str(exc))
             return None
@@ -215,10 +219,19 @@ class CounterService:
         """The journal checks of idle time (``JournalWatch``), never during an operation."""
         with self._work:
             try:
-                self.watch.check()
+                self.check_store()
                 self.idle_work()
             except JournalError as exc:
                 self._out_of_service(str(exc))
+
+    def settle(self) -> None:
+        """After each operation: the journal's write-ahead log folded in."""
+        self.terminal.journal.checkpoint()
+
+    def check_store(self) -> None:
+        """Idle time: the journal still the one opened, its integrity now and then
+        (``JournalWatch``); a JournalError takes the device out of service."""
+        self.watch.check()
 
     def _out_of_service(self, reason: str) -> None:
         self.fault = reason

@@ -331,8 +331,13 @@ def test_journal_lists_and_exports_electronic_cash_rows_with_their_kind(tmp_path
     assert any(",6235000000000000017," in line and ",800," in line for line in lines)
 
 
-def test_run_refuses_a_till_and_a_library_with_the_reason(tmp_path: Path) -> None:
-    for role, what in (("till", "each meal's amount and purse"), ("library", "loan or return")):
+def test_run_refuses_a_till_and_a_library_without_their_port(tmp_path: Path) -> None:
+    """Their input comes from a screen over POST on the status port: without one, the
+    start is refused with the reason, before anything was opened."""
+    for role, what in (
+        ("till", "a till takes its sales on [status] port (POST /sale): set it"),
+        ("library", "ykt run does not serve a library yet"),
+    ):
         config = tmp_path / f"{role}.toml"
         config.write_text(
             f'[terminal]\nrole = "{role}"\n[journal]\npath = "{role}.db"\n'
@@ -340,7 +345,7 @@ def test_run_refuses_a_till_and_a_library_with_the_reason(tmp_path: Path) -> Non
         )
         r = ykt("run", str(config), check=False)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-        assert f"ykt run does not serve a {role} yet" in r.stderr and what in r.stderr
+        assert what in r.stderr, r.stderr
         assert not (tmp_path / f"{role}.db").exists()  # refused before anything was opened
     r = ykt("journal", str(tmp_path / "library.toml"), check=False)
     assert r.returncode == 1 and "not a payment journal" in r.stderr

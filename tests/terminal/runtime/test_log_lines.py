@@ -20,6 +20,7 @@ from terminal.runtime.kiosk import refusal as kiosk_reason
 from terminal.runtime.pos import refusal as sale_reason
 from terminal.runtime.pos import sale_log_line
 from terminal.runtime.service import log_line
+from terminal.runtime.till import till_log_line
 from terminal.runtime.trips import trip_log_line, trip_outcome
 from terminal.uplink.client import GatewayRefused
 from terminal.words import kiosk_refusal, sale_refusal, set_lang
@@ -84,6 +85,7 @@ def test_every_field_of_every_log_line_is_documented_for_operators() -> None:
         sale_log_line("310000000301", nothing),
         kiosk_log_line("310000000401", nothing),
         desk_log_line("310000000501", nothing),
+        till_log_line("310000000301", nothing),
         trip_log_line("310000000601", trip_outcome(tap, "310000000601", {})),
         decision_line("310000000701", Decision(False, "no", "lab-east", "S1", "02", 1)),
     ]
