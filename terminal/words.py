@@ -407,6 +407,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "run.banner.counts.pos": ("{green} 笔成功，{red} 笔拒绝", "{green} approved, {red} refused"),
     "run.banner.counts.kiosk": ("{green} 笔完成，{red} 笔拒绝", "{green} done, {red} refused"),
     "run.banner.counts.trips": ("{green} 笔已付，{red} 笔拒绝", "{green} paid, {red} refused"),
+    "run.banner.counts.library": ("{green} 笔已办理，{red} 笔拒绝", "{green} done, {red} refused"),
     "run.banner.counts.desk": ("{green} 张已发卡，{red} 张拒绝", "{green} issued, {red} refused"),
     "run.stopped": (
         "ykt run：已停止；{counts}，{waiting} 笔待上传",

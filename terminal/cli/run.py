@@ -22,6 +22,7 @@ from terminal.runtime.counter import CounterService
 from terminal.runtime.desk import DeskService, desk_log_line
 from terminal.runtime.door import DoorService, decision_line
 from terminal.runtime.kiosk import KioskService, kiosk_log_line
+from terminal.runtime.library import LibraryService, library_log_line, library_terminal
 from terminal.runtime.pos import PosService, sale_log_line
 from terminal.runtime.service import Service, log_line
 from terminal.runtime.till import TillService, till_log_line
@@ -120,10 +121,16 @@ COUNTERS = {
         DeskService, desk_log_line, "desk", "desk", "its applicants", "cards", "/issue"
     ),
     "till": Counter(TillService, till_log_line, "pos", "till", "its sales", "sales", "/sale"),
+    "library": Counter(
+        LibraryService,
+        library_log_line,
+        "library",
+        "library desk",
+        "its loans and returns",
+        "loans",
+        "/loan",
+    ),
 }
-
-
-NOT_SERVED = {"library": "each book's loan or return"}
 
 
 def _counter(config: TerminalConfig) -> Counter | None:
@@ -139,12 +146,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.lang is None and config.lang is not None:
         set_lang(config.lang)
-    if config.role in NOT_SERVED:
-        raise StartRefused(
-            f"{config.source}: ykt run does not serve a {config.role} yet ("
-            f"{NOT_SERVED[config.role]} comes from a screen no service of ykt run takes); "
-            "the assembly builds it for the demo and the tests"
-        )
     counter = _counter(config)
     if counter is not None and not config.status_port:
         raise StartRefused(
@@ -154,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
     if config.role == "door":
         return run_door(config)
     desk = DeskParts()
-    terminal = assemble(config, SoftwareDevices(), desk)
+    if config.role == "library":
+        terminal: Any = library_terminal(config, SoftwareDevices())
+    else:
+        terminal = assemble(config, SoftwareDevices(), desk)
     terminal_id = terminal.session.sam.terminal_id_hex
 
     def banner() -> None:

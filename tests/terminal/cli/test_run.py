@@ -336,7 +336,7 @@ def test_run_refuses_a_till_and_a_library_without_their_port(tmp_path: Path) -> 
     start is refused with the reason, before anything was opened."""
     for role, what in (
         ("till", "a till takes its sales on [status] port (POST /sale): set it"),
-        ("library", "ykt run does not serve a library yet"),
+        ("library", "a library desk takes its loans and returns on [status] port (POST /loan)"),
     ):
         config = tmp_path / f"{role}.toml"
         config.write_text(

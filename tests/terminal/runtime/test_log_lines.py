@@ -17,6 +17,7 @@ from terminal.runtime.desk import desk_log_line
 from terminal.runtime.door import decision_line
 from terminal.runtime.kiosk import kiosk_log_line
 from terminal.runtime.kiosk import refusal as kiosk_reason
+from terminal.runtime.library import library_log_line
 from terminal.runtime.pos import refusal as sale_reason
 from terminal.runtime.pos import sale_log_line
 from terminal.runtime.service import log_line
@@ -86,6 +87,7 @@ def test_every_field_of_every_log_line_is_documented_for_operators() -> None:
         kiosk_log_line("310000000401", nothing),
         desk_log_line("310000000501", nothing),
         till_log_line("310000000301", nothing),
+        library_log_line("310000000401", nothing),
         trip_log_line("310000000601", trip_outcome(tap, "310000000601", {})),
         decision_line("310000000701", Decision(False, "no", "lab-east", "S1", "02", 1)),
     ]
