@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +17,20 @@ import pytest
 from gateway.campus.library import LoanLimits
 from gateway.storage import Database
 from simulators.campus import campus_card, clone
+from simulators.campus_site import campus_parts
 from simulators.epurse_card import SoftEPurseCard
 from terminal.campus.canteen import CanteenRefused
 from terminal.campus.library import LibraryRefused
+from terminal.journal import Journal
+from terminal.readers.sim import SimReader
+from terminal.runtime.assembly import assemble, assemble_library
+from terminal.runtime.config import TerminalConfig
+from terminal.runtime.library import LibraryService, LibraryTerminal
+from terminal.runtime.till import TillService
 from terminal.uplink import GatewayClient
 from tests.campus_kit import (
     CANTEEN_ID,
+    CANTEEN_RULES,
     DOOR_ID,
     LIBRARY_ID,
     LibrarySite,
@@ -30,6 +43,7 @@ from tests.campus_kit import (
 )
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -369,3 +383,113 @@ def test_a_spend_that_arrives_after_its_void_is_refused(
     assert (late.status_code, late.json()["error"]) == (409, "sale_voided")
     assert gateway.count("campus_allowance_spends") == 0
     assert allowance_of(gateway.url, "S1") == 3_000
+
+
+# -- a hostile screen on the till's and the desk's status port ------------------------------
+@contextlib.contextmanager
+def _serving(service: Any) -> Iterator[str]:
+    """``service`` running in a thread; the URL of its status port while it runs."""
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    url = f"http://127.0.0.1:{service.config.status_port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield url
+    finally:
+        service.stop()
+        thread.join(30)
+
+
+def test_a_hostile_till_screen_cannot_credit_a_card_or_spend_anothers_allowance(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    """The cashier's screen (anything on 127.0.0.1) sends a negative amount (a sale that
+    would credit the purse), an absurd one, or names another person whose allowance should
+    pay: each is a bad request; no card, ledger, journal or allowance account moves."""
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    enrol(gateway.url, "S2", "students", campus_card(2, "S2"))
+    lines = [{"person_no": p, "amount_fen": 3_000} for p in ("S1", "S2")]
+    assert credit(gateway.url, "2026-11", lines).status_code == 200
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    (tmp_path / "canteen.toml").write_text(CANTEEN_RULES, encoding="utf-8")
+    reader = SimReader(name="till")
+    client = GatewayClient(gateway.url, token, timeout=2.0)
+    clock = FrozenClock(datetime(2026, 11, 30, 12, 0))
+    config = TerminalConfig(
+        role="till",
+        journal=str(tmp_path / "till.db"),
+        hotlist=str(tmp_path / "hotlist.db"),
+        till_rules=str(tmp_path / "canteen.toml"),
+        status_port=free_port(),
+        card_wait=1.0,
+    )
+    till = assemble(config, parts=campus_parts(reader, CANTEEN_ID, clock, client))
+    reader.insert(card)  # S1's card lies in the field throughout
+    with _serving(TillService(till, lambda _: None)) as url:
+        for body, why in (
+            ({"amount_fen": -1_200, "purse": "cash"}, "above 0, got -1200"),
+            ({"amount_fen": -1_200, "purse": "allowance"}, "above 0, got -1200"),
+            ({"amount_fen": 10**30, "purse": "allowance"}, f"got {10**30}"),
+            ({"amount_fen": 500, "purse": "allowance", "person_no": "S2"}, "a till sale is"),
+            ({"amount_fen": 500, "purse": "S2"}, "purse must be one of allowance, cash"),
+        ):
+            r = httpx.post(f"{url}/sale", json=body, timeout=30)
+            assert r.status_code == 400 and r.json()["ok"] is False, r.text
+            assert r.json()["refused"].startswith("bad sale request: ") and why in r.text
+    client.close()
+    assert card.balance == 5_000
+    assert gateway.count("campus_allowance_spends") == 0
+    assert (allowance_of(gateway.url, "S1"), allowance_of(gateway.url, "S2")) == (3_000, 3_000)
+    with Journal(tmp_path / "till.db") as j:
+        assert j.rows() == []
+    with sqlite3.connect(tmp_path / "till.sales.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 0
+
+
+def test_a_hostile_library_screen_cannot_lend_a_book_to_another_person(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    """The librarian's screen names another patron (by person or card) than the card in the
+    field: a bad request, nothing booked; the loan goes to the card's holder only."""
+    card = campus_card(1, "S1")
+    other = campus_card(2, "S2")
+    enrol(gateway.url, "S1", "students", card)
+    enrol(gateway.url, "S2", "students", other)
+    token = gateway.register(LIBRARY_ID, "campus", role="library")
+    (tmp_path / "limits.toml").write_text("[limits]\nstudents = 2\n", encoding="utf-8")
+    reader = SimReader(name="library")
+    client = GatewayClient(gateway.url, token, timeout=2.0)
+    clock = FrozenClock(datetime(2026, 11, 30, 15, 0))
+    config = TerminalConfig(
+        role="library",
+        journal=str(tmp_path / "library.db"),
+        hotlist=str(tmp_path / "hotlist.db"),
+        library_rules=str(tmp_path / "limits.toml"),
+        status_port=free_port(),
+        card_wait=1.0,
+    )
+    desk = LibraryTerminal(
+        assemble_library(config, parts=campus_parts(reader, LIBRARY_ID, clock, client))
+    )
+    reader.insert(card)  # S1's card lies in the field throughout
+    with _serving(LibraryService(desk, lambda _: None)) as url:
+        for body in (
+            {"book": "B-0001", "person_no": "S2"},
+            {"book": "B-0001", "card_serial": other.serial.hex().upper()},
+            {"book": {"person_no": "S2"}},
+        ):
+            r = httpx.post(f"{url}/loan", json=body, timeout=30)
+            assert r.status_code == 400 and r.json()["ok"] is False, r.text
+            assert r.json()["refused"].startswith("bad loan request: ")
+        assert gateway.count("campus_library_loans") == 0
+        r = httpx.post(f"{url}/loan", json={"book": "B-0001"}, timeout=30)
+        assert r.json()["ok"] and r.json()["person_no"] == "S1"  # the card's holder
+    client.close()
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT person_no, book FROM campus_library_loans")
+        assert [tuple(row) for row in cur.fetchall()] == [("S1", "B-0001")]
