@@ -216,6 +216,13 @@ class ClaimBody(BaseModel):
     replaces: Text | None = Field(default=None, description="the lost card it replaces")
 
 
+class ReleaseClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Text = Field(description="who at the card centre releases the claim")
+    reason: Text = Field(description="why: which desk went away, and how that was checked")
+
+
 class LossBody(BaseModel):
     card_number: Text = Field(description="the 19 printed digits")
     id_number: Text = Field(description="the holder's ID number, as on the card's record")

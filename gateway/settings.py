@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import cards, ingest, loads
+from gateway import cards, ingest, loads, numbers
 from gateway.campus.library import LoanLimits
 from gateway.subsidy.bank import BankKey
 from gateway.subsidy.holder import HolderRules
@@ -33,6 +33,7 @@ class GatewaySettings:
     subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
     pickup_holder: HolderRules = field(default_factory=HolderRules)  # wrong answers, lock-out
+    stale_claim_ms: int = numbers.STALE_CLAIM_MS  # a claim may be released when this old
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
     bank_key: BankKey | None = None  # the agent bank's result-file MAC; None: no file imported
     library: LoanLimits = field(default_factory=LoanLimits)  # books held at once, per group
