@@ -277,6 +277,11 @@ class BankBatchBody(BaseModel):
     actor: Text = Field(description="who builds the payment batch for the agent bank")
     rosters: list[DbId] | None = Field(default=None, description="only these rosters")
     reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
+    bank: Text | None = Field(
+        default=None,
+        description="the agent bank's code (needed when the office has several banks); the "
+        "batch takes the lines its township and department rules route to that bank",
+    )
 
 
 class UnblockBody(BaseModel):

@@ -553,6 +553,11 @@ CREATE TABLE card_claim_releases (
 );
 """,
     ),
+    (
+        16,
+        "subsidy office: the agent bank each payment batch went to",
+        "ALTER TABLE subsidy_bank_batches ADD COLUMN bank_code TEXT;\n",
+    ),
 ]
 
 _TYPES = {

@@ -77,10 +77,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="import rosters without checking their cards against the card book",
     )
-    s.add_argument(
+    banks = s.add_mutually_exclusive_group()
+    banks.add_argument(
         "--bank-key",
         metavar="FILE",
         help="the agent bank's key file: how its result files are signed (docs/subsidy.md)",
+    )
+    banks.add_argument(
+        "--banks",
+        metavar="FILE",
+        help="several agent banks: codes, names, key files, formats, rules (docs/subsidy.md)",
     )
     s.add_argument(
         "--library-limits",
@@ -234,7 +240,7 @@ def serve(args: argparse.Namespace) -> int:
     from gateway import workers
     from gateway.app import GatewaySettings, create_app
     from gateway.campus.library import LoanLimits, load_loan_limits
-    from gateway.subsidy.bank import load_bank_key
+    from gateway.subsidy.bank import load_bank_key, load_banks
 
     settings = GatewaySettings(
         gateway_id=args.gateway_id,
@@ -247,6 +253,7 @@ def serve(args: argparse.Namespace) -> int:
         subsidy_catalogue=args.subsidy_catalogue,
         subsidy_check_cards=not args.no_subsidy_card_check,
         bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
+        banks=load_banks(args.banks) if args.banks else None,
         library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
         qr=QrPolicy(future_skew=args.qr_skew, max_validity=args.qr_max_validity),
     )
