@@ -9,7 +9,9 @@ card and software PSAM, two virtual readers), side by side in one run:
 Reported: ratio b/a (target < 1.10), as the median of per-block ratios of interleaved
 rounds (as at a validator, each purchase starts with cold caches) and back to back (each
 side hot); the cost of the flows alone (same answers replayed, no I/O) and of the backend
-alone (one APDU, PcscReader.transmit against SCardTransmit); the host-side time of (b)
+alone (one APDU, PcscReader.transmit against SCardTransmit); the host's work per purchase
+counted in calls and bytecode instructions (``benchmarks.host_work``: the guide to use on a
+loaded machine, where the timings drift); the host-side time of (b)
 (its wall time less the time the software card and PSAM spent computing, which a real
 card replaces with its own) next to the purchase modelled on a real ISO 14443 link
 (``iso14443_model``): the host must stay under 2 % of the modelled card time. Figures
@@ -27,12 +29,14 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from smartcard import scard
 
 from benchmarks.goals import goal
+from benchmarks.host_work import Exchanges, host_work_per_purchase
 from benchmarks.iso14443_model import model_card_time
 from benchmarks.soft_reader import SoftReaderProcess
 from terminal.apdu.flow import CARD, replay, run
@@ -111,15 +115,16 @@ class RawPurchase:
         scard.SCardReleaseContext(self.context)
 
 
-def _record_one_purchase(session: TerminalSession) -> list[tuple[str, bytes, bytes]]:
-    exchanges: list[tuple[str, bytes, bytes]] = []
+def _record_one_purchase(session: TerminalSession) -> tuple[Exchanges, datetime]:
+    exchanges: Exchanges = []
 
     def observe(step: Any, response: Any) -> None:
         exchanges.append((step.target, step.command.encode(), response.encode()))
 
+    when = session.now()
     info = run(flows.select(), session.channels, observer=observe)
-    run(flows.purchase(info, session.sam, AMOUNT, session.now()), session.channels, observe)
-    return exchanges
+    run(flows.purchase(info, session.sam, AMOUNT, when), session.channels, observe)
+    return exchanges, when
 
 
 def _busy(devices: list[SoftReaderProcess]) -> tuple[float, int]:
@@ -154,8 +159,9 @@ def _median_us(fn: Any, rounds: int) -> float:
 def test_purchase_over_pcsc_against_raw_pyscard(benchmark, stack) -> None:  # type: ignore[no-untyped-def]
     session: TerminalSession = stack["session"]
     devices: list[SoftReaderProcess] = stack["devices"]
-    exchanges = _record_one_purchase(session)
+    exchanges, when = _record_one_purchase(session)
     assert [t for t, _, _ in exchanges] == ["card", "card", "sam", "card", "sam"]
+    work = host_work_per_purchase(exchanges, session.sam, when, AMOUNT)
     responses = [ResponseAPDU.decode(r) for _, _, r in exchanges]
 
     def yikatong_purchase() -> None:
@@ -224,6 +230,7 @@ def test_purchase_over_pcsc_against_raw_pyscard(benchmark, stack) -> None:  # ty
     info["modelled_card_processing_ms"] = round(card_model["processing_s"] * 1e3, 1)
     info["modelled_card_total_ms"] = round(card_model["total_s"] * 1e3, 2)
     info["host_share_of_card_time_pct"] = round(100 * host_share, 2)
+    info["host_calls_per_purchase"] = work
     print(
         "\nPurchase over PC/SC (pcscd + vpcd, card and PSAM in two virtual readers, each served "
         "from its own process), "
@@ -237,6 +244,9 @@ def test_purchase_over_pcsc_against_raw_pyscard(benchmark, stack) -> None:  # ty
         f"  flows alone (no I/O, hot loop)     {flows_us:8.1f} us\n"
         f"  one APDU, PcscReader / raw         {backend_ratio:8.3f}\n"
         f"  host side of (b)                   {host_s * 1e6:8.1f} us\n"
+        f"  host calls per purchase            {work['calls']:8d}   Python calls, "
+        f"{work['c_calls']} C calls, {work['instructions']} bytecode instructions (select + "
+        "purchase replayed through TerminalSession, no I/O; independent of the load)\n"
         f"  modelled card time, ISO 14443 A    {card_model['total_s'] * 1e3:8.2f} ms "
         f"(air {card_model['air_s'] * 1e3:.2f} ms + processing "
         f"{card_model['processing_s'] * 1e3:.0f} ms)\n"

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from terminal.readers.sim import AFTER, BEFORE, at_ins
+
 log = logging.getLogger(__name__)
 
 VPCD_HOST = "127.0.0.1"
@@ -31,9 +33,6 @@ POWER_OFF = 0
 POWER_ON = 1
 RESET = 2
 GET_ATR = 4
-
-BEFORE = "before"  # the card never sees the command
-AFTER = "after"  # the card acts on it, then leaves before answering
 
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -123,7 +122,7 @@ class VpcdBridge:
 
     def tear_at_ins(self, ins: int, when: str = BEFORE) -> None:
         """Pull the card at the next command with this INS byte."""
-        self.tear_when(lambda apdu: when if len(apdu) > 1 and apdu[1] == ins else None)
+        self.tear_when(at_ins(ins, when))
 
     def __enter__(self) -> VpcdBridge:
         self.plug()

@@ -93,6 +93,6 @@ def centre(gateway, clock):  # type: ignore[no-untyped-def]
     from tests.subsidy_kit import PEOPLE, Centre  # the gateway suites' kit, not every test's
 
     c = Centre(gateway, clock)
-    c.records = c.issue(PEOPLE)  # type: ignore[attr-defined]
+    c.issue(PEOPLE)
     yield c
     c.close()

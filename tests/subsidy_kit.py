@@ -70,6 +70,11 @@ def card_for(record: CardRecord, balance: int = 0) -> SoftEPurseCard:
     return card
 
 
+def holder_row(record: CardRecord) -> str:
+    """The 'name,id_number,card_number' start of a roster row for the card's holder."""
+    return f"{record.holder.name},{record.holder.id_number},{record.card_number}"
+
+
 def roster(*rows: str) -> bytes:
     return ("\n".join([HEADER, *rows]) + "\n").encode("utf-8")
 
@@ -139,6 +144,7 @@ class Centre:
         self._devices: list[Terminal] = []
         self._dir = Path(tempfile.mkdtemp(prefix="centre-"))
         self.desk = self._client(DESK, "issuance")
+        self.records: list[CardRecord] = []  # every card ``issue`` booked, in order
 
     def journal(self, terminal_id: str) -> Journal:
         """The kiosk's journal (one per terminal id, shared by its kiosks in a test)."""
@@ -152,8 +158,10 @@ class Centre:
         return client
 
     def issue(self, people: list[tuple[str, str]] = PEOPLE) -> list[CardRecord]:
+        """Book a card for each of ``people``, push the book to the gateway; the new records."""
         records = book_cards(self.registry, people)
         push_issuance(self.desk, self.registry.export)
+        self.records.extend(records)
         return records
 
     def kiosk(
@@ -206,6 +214,26 @@ def send_roster(gw: Any, roster_id: int) -> None:
         gw, "POST", f"/v1/admin/subsidies/rosters/{roster_id}/send", json={"actor": "finance"}
     )
     assert r.status_code == 200, r.text
+
+
+SENT_LINES = ("H31,1500000,2026-10-08", "H18,45000,2026-10", "H21,58050,2026-10")
+
+
+def sent_roster(gw: Any, centre: Centre, people: int = 3) -> int:
+    """A roster sent to finance for the first ``people`` of the centre's records: 危房改造
+    ¥15,000 for 张三's household, 五保 ¥450 for 李四, 城市低保 ¥580.50 for 王小五; its id."""
+    pairs = zip(centre.records[:people], SENT_LINES[:people], strict=True)
+    rows = [f"{holder_row(r)},{line}" for r, line in pairs]
+    doc = import_roster(gw, roster(*rows))
+    send_roster(gw, doc["roster"]["id"])
+    return int(doc["roster"]["id"])
+
+
+def sent_batch(gw: Any, centre: Centre, people: int = 3) -> tuple[str, str]:
+    """``sent_roster``'s lines in a bank batch: (batch, payment CSV)."""
+    sent_roster(gw, centre, people)
+    ref = bank_batch(gw)["batch"]
+    return ref, payment_file(gw, ref).decode()
 
 
 def bank_batch(gw: Any, **body: Any) -> dict[str, Any]:

@@ -18,6 +18,8 @@ MAX_GET_RESPONSE = 256  # 256 x 256 bytes: more than any card sends; stops a loo
 MAX_LE_REISSUE = 3
 _SW1_WRONG_LE = SW.WRONG_LE_ANY >> 8  # 6Cxx
 _SW1_MORE_DATA = SW.MORE_DATA_ANY >> 8  # 61xx
+_OK = SW.OK.to_bytes(2, "big")
+_OK_SW1, _OK_SW2 = _OK
 
 
 class Transport(Protocol):
@@ -40,7 +42,10 @@ class Channel:
 
     def send(self, command: CommandAPDU) -> ResponseAPDU:
         """Exchange one command, following 6Cxx and 61xx; the final SW is not checked."""
-        response = self._raw(command)
+        return self._follow(command, self._raw(command))
+
+    def _follow(self, command: CommandAPDU, response: ResponseAPDU) -> ResponseAPDU:
+        """The final answer to ``command`` whose first answer was ``response``."""
         reissues = 0
         while response.sw1 == _SW1_WRONG_LE:
             if reissues == MAX_LE_REISSUE:
@@ -70,11 +75,19 @@ class Channel:
         )
 
     def exchange(self, command: CommandAPDU) -> ResponseAPDU:
-        """Send and require 9000, raising the typed exception for any other SW."""
-        return check(self.send(command), command)
+        """Send and require 9000, raising the typed exception for any other SW. A 9000
+        answer (every APDU of a purchase) is taken in one step; any other goes through
+        ``send`` and its 6Cxx/61xx handling as it came."""
+        raw = self._transmit(command.encode())
+        if type(raw) is bytes and raw[-2:] == _OK:
+            return ResponseAPDU(raw[:-2], _OK_SW1, _OK_SW2)
+        return check(self._follow(command, self._decode(raw, command)), command)
 
     def _raw(self, command: CommandAPDU) -> ResponseAPDU:
-        raw = self._transmit(command.encode())
+        return self._decode(self._transmit(command.encode()), command)
+
+    @staticmethod
+    def _decode(raw: bytes, command: CommandAPDU) -> ResponseAPDU:
         try:
             return ResponseAPDU.decode(raw)
         except MalformedResponse as exc:

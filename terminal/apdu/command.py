@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from terminal.apdu.errors import MalformedApdu
-from terminal.apdu.frozen import quick_init
+from terminal.apdu.frozen import quick_init, unchecked_new
 
 SHORT_MAX_LC = 255
 SHORT_MAX_LE = 256
@@ -25,6 +26,7 @@ class CommandAPDU:
     data: bytes = b""
     le: int | None = None
     extended: bool = False
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -71,6 +73,15 @@ class CommandAPDU:
         return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le, self.extended)
 
     def encode(self) -> bytes:
+        """The command's bytes, encoded at the first call and kept (the command is immutable,
+        and SELECT or INITIALIZE at one fare is the same object every tap)."""
+        wire = self._wire
+        if wire is None:
+            wire = self._encode()
+            _set_wire(self, wire)
+        return wire
+
+    def _encode(self) -> bytes:
         data, le = self.data, self.le
         if not self.extended:  # short: header, Lc and data, Le in one bytes object each
             if data:
@@ -127,3 +138,48 @@ class CommandAPDU:
 
     def __str__(self) -> str:
         return self.encode().hex().upper()
+
+
+_set_wire = CommandAPDU._wire.__set__  # type: ignore[attr-defined]
+_filled: Callable[..., CommandAPDU] = unchecked_new(  # type: ignore[assignment]
+    CommandAPDU, "cla", "ins", "p1", "p2", "data", "le", "extended", "_wire"
+)
+
+
+class CommandTemplate:
+    """A short command whose header, Lc (when fixed) and Le are checked and encoded once;
+    ``fill(data)`` makes the command with its bytes ready, by concatenation: the per-tap
+    commands (INITIALIZE, INIT SAM, DEBIT, CREDIT SAM) are built this way. Data of another
+    length or type goes through CommandAPDU's own checks (and is refused there or by Lc)."""
+
+    __slots__ = ("_head", "_tail", "cla", "ins", "lc", "le", "p1", "p2")
+
+    def __init__(self, cla: int, ins: int, p1: int, p2: int, *, lc: int | None, le: int | None):
+        CommandAPDU(cla, ins, p1, p2, bytes(lc or 1), le)  # the header and Le, checked once
+        if lc is not None and not 0 < lc <= SHORT_MAX_LC:
+            raise MalformedApdu(f"a template's Lc must be 1..255, got {lc}")
+        if le is not None and le > SHORT_MAX_LE:
+            raise MalformedApdu(f"a template's Le must be 1..256, got {le}")
+        self.cla, self.ins, self.p1, self.p2, self.lc, self.le = cla, ins, p1, p2, lc, le
+        head = (cla, ins, p1, p2) if lc is None else (cla, ins, p1, p2, lc)
+        self._head = bytes(head)
+        self._tail = b"" if le is None else bytes((le % 256,))
+
+    def fill(self, data: bytes) -> CommandAPDU:
+        """The command with ``data``; MalformedApdu when its length is not the template's Lc."""
+        n, lc = len(data), self.lc
+        if type(data) is bytes:
+            if n == lc:
+                wire = self._head + data + self._tail
+            elif lc is None and 0 < n <= SHORT_MAX_LC:
+                wire = self._head + bytes((n,)) + data + self._tail
+            else:
+                wire = b""
+            if wire:
+                return _filled(self.cla, self.ins, self.p1, self.p2, data, self.le, False, wire)
+        if lc is not None and n != lc:
+            raise MalformedApdu(f"{self} takes {lc} bytes of data, got {n}")
+        return CommandAPDU(self.cla, self.ins, self.p1, self.p2, data, self.le)
+
+    def __str__(self) -> str:
+        return bytes((self.cla, self.ins, self.p1, self.p2)).hex().upper()

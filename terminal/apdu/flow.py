@@ -6,7 +6,8 @@ benchmarks drive flows directly, cut the card away after any step, or replay res
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+import functools
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,12 +40,9 @@ class Step:
 Flow = Generator[Step, ResponseAPDU, T]
 
 
-def card(command: CommandAPDU, *, check: bool = True) -> Step:
-    return Step(CARD, command, check)
-
-
-def sam(command: CommandAPDU, *, check: bool = True) -> Step:
-    return Step(SAM, command, check)
+# card(command, check=True) and sam(...): a Step for that target, with no frame of their own
+card: Callable[..., Step] = functools.partial(Step, CARD)
+sam: Callable[..., Step] = functools.partial(Step, SAM)
 
 
 def run(flow: Flow[T], channels: Mapping[str, Channel], observer: Any = None) -> T:
@@ -60,11 +58,14 @@ def run(flow: Flow[T], channels: Mapping[str, Channel], observer: Any = None) ->
         return done.value
     while True:
         try:
-            response = channels[step.target].send(step.command)
-            if observer is not None:
-                observer(step, response)
-            if step.check:
-                check(response, step.command)
+            if step.check and observer is None:
+                response = channels[step.target].exchange(step.command)
+            else:
+                response = channels[step.target].send(step.command)
+                if observer is not None:
+                    observer(step, response)
+                if step.check:
+                    check(response, step.command)
         except (TransportError, CardError) as exc:
             try:
                 step = flow.throw(exc)

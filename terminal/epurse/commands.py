@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, TypeVar
 
-from terminal.apdu.command import CommandAPDU
+from terminal.apdu.command import CommandAPDU, CommandTemplate
 from terminal.epurse.layouts import CreditData, DebitData, InitializeData
 from terminal.layout import build
 
@@ -129,27 +129,37 @@ def initialize(
     return CommandAPDU(0x80, 0x50, p1, purse, data, le=le)
 
 
+_initialize = initialize.__wrapped__  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=256)
 def initialize_for_purchase(
     key_index: int, amount: int, terminal_id: bytes, *, capp: bool = False
 ) -> CommandAPDU:
+    """Cached by its arguments: a terminal's key index and id with one fare repeat every tap
+    (SamInfo holds the id as bytes, so the arguments always hash)."""
     p1 = InitP1.CAPP_PURCHASE if capp else InitP1.PURCHASE
-    return initialize(p1, key_index, amount, terminal_id)
+    return _initialize(p1, key_index, amount, terminal_id)  # type: ignore[no-any-return]
 
 
 def initialize_for_load(key_index: int, amount: int, terminal_id: bytes) -> CommandAPDU:
     return initialize(InitP1.LOAD, key_index, amount, terminal_id)
 
 
+_DEBIT_FOR_PURCHASE = CommandTemplate(0x80, 0x54, 0x01, 0x00, lc=DebitData.sizeof(), le=8)
+_CREDIT_FOR_LOAD = CommandTemplate(0x80, 0x52, 0x00, 0x00, lc=CreditData.sizeof(), le=4)
+
+
 def debit_for_purchase(terminal_seq: int, when: datetime, mac1: bytes) -> CommandAPDU:
     data = build(
         DebitData, terminal_seq=terminal_seq, date=when.date(), time=when.time(), mac1=mac1
     )
-    return CommandAPDU(0x80, 0x54, 0x01, 0x00, data, le=8)
+    return _DEBIT_FOR_PURCHASE.fill(data)
 
 
 def credit_for_load(when: datetime, mac2: bytes) -> CommandAPDU:
     data = build(CreditData, date=when.date(), time=when.time(), mac2=mac2)
-    return CommandAPDU(0x80, 0x52, 0x00, 0x00, data, le=4)
+    return _CREDIT_FOR_LOAD.fill(data)
 
 
 def get_transaction_prove(txn_type: int, atc: int) -> CommandAPDU:

@@ -384,6 +384,7 @@ def prepare_purchase(
         yield from _send_updates(updates)
     txn_type = c.TxnType.CAPP_PURCHASE if capp else c.TxnType.EP_PURCHASE
     factors = [info.issuer_id] if issuer_factor else []
+    serial = info.serial
     r = yield sam(
         samc.init_sam_for_purchase(
             init.card_random,
@@ -393,7 +394,7 @@ def prepare_purchase(
             when,
             init.key_version,
             init.algorithm,
-            info.serial,
+            serial,
             factors,
         )
     )
@@ -402,7 +403,7 @@ def prepare_purchase(
         yield from _send_updates(updates)
     return PendingPurchase(
         issuer_id=info.issuer_id,
-        card_serial=info.serial,
+        card_serial=serial,
         terminal_id=sam_info.terminal_id,
         terminal_seq=m.terminal_seq,
         txn_type=txn_type,

@@ -23,6 +23,13 @@ class SimCard(Protocol):
 BEFORE = "before"  # the card never sees the command
 AFTER = "after"  # the card acts on it, the answer is lost
 
+TearRule = Callable[[bytes], str | None]
+
+
+def at_ins(ins: int, when: str = BEFORE) -> TearRule:
+    """A tear rule that pulls the card (``when``) at the next command with this INS byte."""
+    return lambda apdu: when if len(apdu) > 1 and apdu[1] == ins else None
+
 
 class SimReader:
     """A slot holding at most one in-process card."""
@@ -60,6 +67,10 @@ class SimReader:
     def tear_when(self, rule: Callable[[bytes], str | None] | None) -> None:
         """Install a fault rule: called with each command, returns BEFORE/AFTER to pull the card."""
         self._tear = rule
+
+    def tear_at_ins(self, ins: int, when: str = BEFORE) -> None:
+        """Pull the card at the next command with this INS byte (BEFORE or AFTER it acts)."""
+        self._tear = at_ins(ins, when)
 
     def tear_at(self, index: int, when: str = BEFORE) -> None:
         """Pull the card at the ``index``-th exchange from now (0 = the next one)."""

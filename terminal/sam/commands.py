@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from terminal.apdu.command import CommandAPDU
+from terminal.apdu.command import CommandAPDU, CommandTemplate
 from terminal.layout import build
 from terminal.sam.layouts import Mac1Request
 
@@ -16,6 +16,10 @@ SFI_TERMINAL_ID = 0x16
 SFI_APP_INFO = 0x17
 TERMINAL_ID_LEN = 6
 APP_INFO_LEN = 25
+
+# Lc 1C + 8 per extra factor: filled from Mac1Request; MAC2 as the card sent it
+_INIT_SAM_FOR_PURCHASE = CommandTemplate(0x80, 0x70, 0x00, 0x00, lc=None, le=8)
+_CREDIT_SAM_FOR_PURCHASE = CommandTemplate(0x80, 0x72, 0x00, 0x00, lc=None, le=None)
 
 
 def select_fid(fid: int) -> CommandAPDU:
@@ -54,12 +58,12 @@ def init_sam_for_purchase(
         card_serial=card_serial,
         factors=factors,
     )
-    return CommandAPDU(0x80, 0x70, 0x00, 0x00, data, le=8)
+    return _INIT_SAM_FOR_PURCHASE.fill(data)
 
 
 def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
     """CREDIT SAM FOR PURCHASE (80 72): the PSAM checks the card's MAC2."""
-    return CommandAPDU(0x80, 0x72, 0x00, 0x00, mac2)
+    return _CREDIT_SAM_FOR_PURCHASE.fill(mac2)
 
 
 def init_for_descrypt(usage: int, key_index: int, factors: bytes) -> CommandAPDU:

@@ -47,6 +47,7 @@ from tests.subsidy_kit import (
     Centre,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -133,7 +134,7 @@ def stage(fuzzed_gateway: GatewayServer, clock: Any, tmp_path: Any) -> Iterator[
     centre = Centre(gateway, clock)
     records = centre.issue(PEOPLE)
     first = records[0]
-    line = f"{first.holder.name},{first.holder.id_number},{first.card_number},H18,20000,2026-10"
+    line = f"{holder_row(first)},H18,20000,2026-10"
     rid = int(import_roster(gateway, roster(line))["roster"]["id"])
     approve_roster(gateway, rid)
     kiosk, _ = centre.kiosk(card=card_for(records[1], balance=1_000))

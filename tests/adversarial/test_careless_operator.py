@@ -21,7 +21,7 @@ from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal, JournalUnavailable
 from tests.cli_kit import YKT, ykt
-from tests.subsidy_kit import admin, import_roster, roster
+from tests.subsidy_kit import admin, holder_row, import_roster, roster
 
 
 def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
@@ -44,7 +44,7 @@ def live_lines(gateway: Any, person_id: str) -> int:
 
 def test_full_width_period_cannot_declare_the_same_line_twice(gateway, centre):
     rec = centre.records[0]
-    who = f"{rec.holder.name},{rec.holder.id_number},{rec.card_number}"
+    who = holder_row(rec)
     first = import_roster(gateway, roster(f"{who},H18,20000,2026-09"))
     assert first["report"]["accepted"] == 1
     # the same person, item and period, the period typed with full-width digits
@@ -66,7 +66,7 @@ def test_full_width_digits_inside_one_roster_are_the_same_line(gateway, centre):
     rec = centre.records[1]
     full_width_card = rec.card_number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     body = roster(
-        f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},H18,100,2026-09",
+        f"{holder_row(rec)},H18,100,2026-09",
         f"{rec.holder.name},{rec.holder.id_number},{full_width_card},H18,100,２０２６-09",
     )
     report = import_roster(gateway, body)["report"]
@@ -79,7 +79,7 @@ def test_full_width_digits_inside_one_roster_are_the_same_line(gateway, centre):
 
 def test_a_full_width_amount_refuses_the_roster_naming_the_line(gateway, centre):
     rec = centre.records[1]
-    who = f"{rec.holder.name},{rec.holder.id_number},{rec.card_number}"
+    who = holder_row(rec)
     body = roster(f"{who},H18,100,2026-08", f"{who},H17,１００,2026-08")
     r = admin(
         gateway, "POST", "/v1/admin/subsidies/rosters", params={"declared_by": "x"}, content=body
@@ -92,7 +92,7 @@ def test_a_full_width_amount_refuses_the_roster_naming_the_line(gateway, centre)
 def test_digits_of_other_scripts_are_refused_in_rosters_and_paths(gateway, centre):
     rec = centre.records[2]
     arabic = "٢٠٢٦-09"  # Arabic-Indic digits: int() reads them, NFKC keeps them
-    body = roster(f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},H18,100,{arabic}")
+    body = roster(f"{holder_row(rec)},H18,100,{arabic}")
     r = admin(
         gateway,
         "POST",
@@ -169,7 +169,7 @@ def test_cli_numbers_in_other_scripts_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("disguise", ["\u200b", "\u202e", "\ufeff", " \u2060", "\u00ad"])
 def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disguise: str):
     rec = centre.records[0]
-    body = roster(f"{rec.holder.name},{rec.holder.id_number},{rec.card_number},H18,100,2026-08")
+    body = roster(f"{holder_row(rec)},H18,100,2026-08")
     rid = import_roster(gateway, body, by="赵审核")["roster"]["id"]
     r = admin(
         gateway,

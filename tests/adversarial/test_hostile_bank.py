@@ -19,33 +19,17 @@ from terminal.uplink import GatewayRefused
 from tests.gateway_fixtures import BANK_KEY, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
-    Centre,
     admin,
     answer,
-    bank_batch,
     bank_result,
     card_for,
+    holder_row,
     import_roster,
-    payment_file,
     post_result,
     roster,
     send_roster,
+    sent_batch,
 )
-
-
-def sent_batch(gw: Any, centre: Centre) -> tuple[str, str]:
-    """Two lines (¥15,000 危房改造, ¥450 五保) sent to the bank: (batch, payment CSV)."""
-    z, li, _ = centre.records  # type: ignore[attr-defined]
-    doc = import_roster(
-        gw,
-        roster(
-            f"{z.holder.name},{z.holder.id_number},{z.card_number},H31,1500000,2026-10-08",
-            f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10",
-        ),
-    )
-    send_roster(gw, doc["roster"]["id"])
-    ref = bank_batch(gw)["batch"]
-    return ref, payment_file(gw, ref).decode()
 
 
 def unchanged(gw: Any) -> None:
@@ -65,9 +49,9 @@ def edit(body: bytes, old: str, new: str) -> bytes:
 
 
 def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
-    ref, text = sent_batch(gateway, centre)
+    ref, text = sent_batch(gateway, centre, people=2)
     good = bank_result(text, key=None)  # each case below is signed by the bank: its mistakes
-    z, li, wang = centre.records  # type: ignore[attr-defined]
+    z, li, wang = centre.records
     d1 = next(x for x in good.decode().splitlines() if x.startswith("D,1,"))
     d2 = next(x for x in good.decode().splitlines() if x.startswith("D,2,"))
     cases = [
@@ -127,8 +111,8 @@ def test_result_files_that_do_not_match_the_batch_are_refused(gateway, centre):
 
 
 def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
-    _, text = sent_batch(gateway, centre)
-    li = centre.records[1]  # type: ignore[attr-defined]
+    _, text = sent_batch(gateway, centre, people=2)
+    li = centre.records[1]
     report = admin(gateway, "GET", "/v1/admin/subsidies/report").json()
     line_id = next(x["line_id"] for x in report["lines"] if x["item"] == "H18")
     card = card_for(li, balance=0)
@@ -151,10 +135,10 @@ def test_a_line_at_the_bank_is_never_paid_at_a_kiosk(gateway, centre, clock):
 
 
 def test_a_line_paid_at_a_kiosk_is_never_sent_to_the_bank(gateway, centre):
-    li = centre.records[1]  # type: ignore[attr-defined]
+    li = centre.records[1]
     doc = import_roster(
         gateway,
-        roster(f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10"),
+        roster(f"{holder_row(li)},H18,45000,2026-10"),
     )
     send_roster(gateway, doc["roster"]["id"])
     card = card_for(li, balance=0)
@@ -175,7 +159,7 @@ def test_a_forged_result_file_cannot_free_a_line_to_be_paid_twice(gateway, centr
     """Whoever can upload a result file (an office login, a stolen admin token) but holds
     no bank key marks a line the bank is paying "failed" so the office sends it again (the
     person is paid twice), or marks unpaid lines paid: each file is refused as a whole."""
-    ref, text = sent_batch(gateway, centre)
+    ref, text = sent_batch(gateway, centre, people=2)
     said_failed = bank_result(text, failed={1: "账户不存在"}, key=None)
     thief = BankKey("hmac-sm3", "line", bytes(16))
     genuine = bank_result(text)
@@ -220,7 +204,7 @@ def test_a_forged_result_file_cannot_free_a_line_to_be_paid_twice(gateway, centr
 def test_without_the_bank_key_no_result_file_is_taken(gateway, centre, clock):
     """A gateway whose operator configured no bank key cannot tell the bank's file from a
     forgery: it takes none, signed or not."""
-    _, text = sent_batch(gateway, centre)
+    _, text = sent_batch(gateway, centre, people=2)
     keyless = start_gateway(gateway.db, clock, bank_key=None)
     try:
         for body in (bank_result(text), bank_result(text, {1: "账户不存在"}, key=None)):
@@ -233,7 +217,7 @@ def test_without_the_bank_key_no_result_file_is_taken(gateway, centre, clock):
 def test_a_bank_that_signs_apart(gateway, centre, clock):
     """A bank configured to send its MAC apart (sidecar, HMAC-SHA256): a file without it,
     with another file's MAC or with a MAC of a wrong key is refused; its own MAC is taken."""
-    _, text = sent_batch(gateway, centre)
+    _, text = sent_batch(gateway, centre, people=2)
     bank = BankKey("hmac-sha256", "sidecar", bytes(range(32)))
     apart = start_gateway(gateway.db, clock, bank_key=bank)
     try:

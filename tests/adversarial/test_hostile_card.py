@@ -29,7 +29,7 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRefused
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from tests.cli_kit import ykt
-from tests.terminal.roles.fleet import RULES, Fleet
+from tests.terminal.roles.fleet import CREDIT, RULES, Fleet
 
 BALANCE = 5_710  # 0x164E; with the flag the card answers 8000164E
 
@@ -171,7 +171,7 @@ def test_a_card_pulled_after_credit_then_a_kiosk_restart_cannot_keep_unbooked_mo
             config=limits,
             journal=journal,
         )
-        reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+        reader.tear_at_ins(CREDIT, AFTER)
         with pytest.raises(LoadInterrupted):
             kiosk.top_up(5_000)
     assert card.balance == 95_000

@@ -17,6 +17,7 @@ from tests.subsidy_kit import (
     admin,
     answer,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -25,8 +26,7 @@ CN_HEADER = "姓名,身份证号码,一卡通卡号,补贴项目,金额(元),发
 
 
 def who(centre: Centre, i: int = 0) -> str:
-    r = centre.records[i]
-    return f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+    return holder_row(centre.records[i])
 
 
 def post(gateway: Any, body: bytes) -> Any:

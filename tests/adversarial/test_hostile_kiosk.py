@@ -43,13 +43,14 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
+from tests.terminal.roles.fleet import CREDIT
 
 KIOSK = "310000000090"
 OTHER = "310000000091"
-CREDIT = 0x52
 
 
 class CardAt:
@@ -253,7 +254,7 @@ def torn_top_up(
     reader = SimReader(card)
     journal = Journal(tmp_path / "kiosk.db")
     kiosk = Kiosk(TerminalSession(reader, clock=clock), host, bytes.fromhex(KIOSK), journal=journal)
-    reader.tear_when(lambda apdu: when if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, when)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (pending,) = host.pending()
@@ -293,10 +294,10 @@ def test_card_pulled_after_credit_is_proved_and_cannot_be_voided(gateway, client
 
 # -- subsidy pickups ----------------------------------------------------------------------
 def approved_line(centre: Centre, amount: int) -> tuple[int, int]:
-    r = centre.records[0]  # type: ignore[attr-defined]
+    r = centre.records[0]
     doc = import_roster(
         centre.gw,
-        roster(f"{r.holder.name},{r.holder.id_number},{r.card_number},H18,{amount},2026-10"),
+        roster(f"{holder_row(r)},H18,{amount},2026-10"),
     )
     rid = int(doc["roster"]["id"])
     approve_roster(centre.gw, rid)
@@ -319,7 +320,7 @@ def paid_once(gw: Any, rid: int, amount: int) -> None:
 
 def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock):
     rid, line_id = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=0)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=0)
     subsidies = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
     at = CardAt(card, clock)
     kept = at.initialize(KIOSK_A, 20_000)
@@ -340,7 +341,7 @@ def test_a_second_initialize_does_not_supersede_a_pickup(gateway, centre, clock)
 
 def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
     rid, line_id = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=0)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=0)
     owner = HttpSubsidyHost(centre._client(KIOSK_A, "kiosk"), sleep=lambda s: None)
     kiosk_b, _ = centre.kiosk(KIOSK_B, card=card)
     thief = kiosk_b.subsidies
@@ -372,9 +373,9 @@ def test_another_kiosk_cannot_void_a_held_pickup(gateway, centre, clock):
 
 def test_card_pulled_before_credit_pickup_is_voided_and_paid_once(gateway, centre, clearing, clock):
     rid, _ = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
-    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.pick_up(answer(0))
     assert line_statuses(gateway, rid)[0]["status"] == "held" and card.balance == 500
@@ -399,9 +400,9 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     gateway, centre, clock
 ):
     rid, _ = approved_line(centre, 20_000)
-    card = card_for(centre.records[0], balance=500)  # type: ignore[attr-defined]
+    card = card_for(centre.records[0], balance=500)
     kiosk, reader = centre.kiosk(KIOSK_A, card=card)
-    reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (top_up,) = kiosk.host.pending()  # type: ignore[attr-defined]

@@ -44,6 +44,7 @@ from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import VALID_ID
 from tests.subsidy_kit import DESK, KIOSK_A, KIOSK_B, PEOPLE, Centre, card_for
+from tests.terminal.roles.fleet import CREDIT
 from tests.traffic import JournaledTerminal
 
 BUS = "310000000201"
@@ -258,7 +259,7 @@ def test_a_purchase_dated_before_the_load_it_followed_is_caught(rider, gw, clock
 def test_an_unresolved_load_gives_no_balance(rider, gw):
     """A top-up torn after CREDIT FOR LOAD: the card holds it, the gateway cannot say so yet."""
     kiosk, reader = rider.centre.kiosk(KIOSK_B, card=rider.card)
-    reader.tear_when(lambda apdu: AFTER if apdu[1] == 0x52 else None)
+    reader.tear_at_ins(CREDIT, AFTER)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert rider.card.balance == 6_000

@@ -34,6 +34,7 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -85,9 +86,7 @@ def test_a_stolen_card_without_the_holders_digits_picks_up_nothing(guarded, cloc
         (zhang,) = centre.issue(PEOPLE[:1])
         doc = import_roster(
             guarded,
-            roster(
-                f"{zhang.holder.name},{zhang.holder.id_number},{zhang.card_number},H18,20000,2026-10"
-            ),
+            roster(f"{holder_row(zhang)},H18,20000,2026-10"),
         )
         rid = int(doc["roster"]["id"])
         approve_roster(guarded, rid)

@@ -19,6 +19,7 @@ from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost, LoadPending, resolve_load
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient, GatewayRefused
+from tests.terminal.roles.fleet import CREDIT
 
 KIOSK = "310000000090"
 
@@ -45,10 +46,6 @@ def make_kiosk(tmp_path):
     yield make
     for journal in journals:
         journal.close()
-
-
-def tear_on(reader: SimReader, ins: int, when: str) -> None:
-    reader.tear_when(lambda apdu: when if apdu[1] == ins else None)
 
 
 def test_kiosk_tops_up_through_the_gateway_and_clearing_counts_it_once(
@@ -101,7 +98,7 @@ def test_card_pulled_after_credit_is_settled_by_prove(
 ):
     card = demo_card(7, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
-    tear_on(reader, 0x52, AFTER)  # CREDIT FOR LOAD reached the card; the answer did not
+    reader.tear_at_ins(CREDIT, AFTER)  # CREDIT FOR LOAD reached the card; the answer did not
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert card.balance == 1_500
@@ -122,7 +119,7 @@ def test_card_pulled_before_credit_is_voided_on_the_cards_word(
 ):
     card = demo_card(8, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
-    tear_on(reader, 0x52, BEFORE)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     assert card.balance == 500
@@ -139,7 +136,7 @@ def test_card_pulled_before_credit_is_voided_on_the_cards_word(
 def test_void_needs_the_card_to_prove_it(gateway, kiosk_host, clock, make_kiosk):
     card = demo_card(9, balance=500)
     kiosk, reader = make_kiosk(kiosk_host, clock, card)
-    tear_on(reader, 0x52, AFTER)
+    reader.tear_at_ins(CREDIT, AFTER)
     with pytest.raises(LoadInterrupted):
         kiosk.top_up(1_000)
     (pending,) = kiosk_host.pending()

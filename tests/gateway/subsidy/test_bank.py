@@ -18,34 +18,15 @@ from tests.subsidy_kit import (
     bank_batch,
     bank_result,
     card_for,
-    import_roster,
     payment_file,
     post_result,
-    roster,
-    send_roster,
+    sent_batch,
+    sent_roster,
 )
 
 
-def seeded(gateway, centre) -> int:
-    """危房改造 ¥15,000 for 张三's household, 五保 for 李四, 城市低保 for 王小五; sent."""
-    zhang, li, wang = (
-        f"{r.holder.name},{r.holder.id_number},{r.card_number}" for r in centre.records
-    )
-    doc = import_roster(
-        gateway,
-        roster(
-            f"{zhang},H31,1500000,2026-10-08",
-            f"{li},H18,45000,2026-10",
-            f"{wang},H21,58050,2026-10",
-        ),
-    )
-    rid = doc["roster"]["id"]
-    send_roster(gateway, rid)
-    return int(rid)
-
-
 def test_the_payment_file_lists_each_line_once_with_totals(gateway, centre):
-    seeded(gateway, centre)
+    sent_roster(gateway, centre)
     got = bank_batch(gateway)
     ref = got["batch"]
     assert (got["lines"], got["total_fen"], got["skipped"]) == (3, 1_603_050, [])
@@ -70,9 +51,7 @@ def test_the_payment_file_lists_each_line_once_with_totals(gateway, centre):
 
 
 def test_result_failed_lines_reissued_and_paid(gateway, centre):
-    seeded(gateway, centre)
-    ref = bank_batch(gateway)["batch"]
-    text = payment_file(gateway, ref).decode()
+    ref, text = sent_batch(gateway, centre)
     r = post_result(gateway, bank_result(text, failed={2: "账户已冻结"}))
     assert r.status_code == 200, r.text
     assert r.json() == {
@@ -111,7 +90,7 @@ def test_result_failed_lines_reissued_and_paid(gateway, centre):
 
 
 def test_a_line_is_overdue_three_working_days_after_it_was_sent(gateway, centre):
-    seeded(gateway, centre)
+    sent_roster(gateway, centre)
     ref = bank_batch(gateway)["batch"]
     with gateway.db.tx() as cur:  # sent on Friday 2026-09-25, before 国庆
         cur.execute("UPDATE subsidy_bank_lines SET sent_on = '2026-09-25'")
@@ -136,7 +115,7 @@ def test_holiday_file(tmp_path):
 
 
 def test_kiosk_pickup_leaves_bank_lines_alone_and_funds_keep_top_ups_apart(gateway, centre):
-    seeded(gateway, centre)
+    sent_roster(gateway, centre)
     bank_batch(gateway)
     card = card_for(centre.records[1], balance=0)
     kiosk, _ = centre.kiosk(card=card)
@@ -150,7 +129,7 @@ def test_kiosk_pickup_leaves_bank_lines_alone_and_funds_keep_top_ups_apart(gatew
 
 
 def test_result_file_on_the_command_line_needs_the_bank_key_file(capsys, gateway, centre, tmp_path):
-    seeded(gateway, centre)
+    sent_roster(gateway, centre)
     db = ["--db", gateway.db.url]
     rc, out, _ = ykt_here(capsys, "subsidy", "bank", "batch", "--by", "孙财政", *db)
     ref = out.split()[1].rstrip(":")

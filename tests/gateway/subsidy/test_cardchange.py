@@ -14,6 +14,7 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
@@ -23,7 +24,7 @@ def test_unpaid_lines_follow_the_holder_to_the_replacement(gateway, clock):
     centre = Centre(gateway, clock)
     try:
         zhang = centre.issue(PEOPLE[:1])[0]
-        who = f"{zhang.holder.name},{zhang.holder.id_number},{zhang.card_number}"
+        who = holder_row(zhang)
         first = import_roster(gateway, roster(f"{who},H18,20000,2026-09"))["roster"]["id"]
         approve_roster(gateway, first)
         old_card = card_for(zhang)

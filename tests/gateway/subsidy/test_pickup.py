@@ -34,17 +34,17 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     publish_roster,
     roster,
 )
-
-CREDIT = 0x52
+from tests.terminal.roles.fleet import CREDIT
 
 
 def declare(centre: Centre, *lines: str, person: int = 0) -> int:
     r = centre.records[person]
-    prefix = f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+    prefix = holder_row(r)
     doc = import_roster(centre.gw, roster(*(f"{prefix},{line}" for line in lines)))
     assert doc["report"]["rejected"] == 0, doc["report"]
     return int(doc["roster"]["id"])
@@ -59,10 +59,6 @@ def report(gw: Any, roster_id: int | None = None) -> dict[str, Any]:
 
 def totals(doc: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return {k: (v["lines"], v["amount_fen"]) for k, v in doc["totals"].items() if v["lines"]}
-
-
-def tear_on_credit(reader: SimReader, when: str) -> None:
-    reader.tear_when(lambda apdu: when if apdu[1] == CREDIT else None)
 
 
 def cleared_loads(gw: Any, clearing: Any) -> tuple[int, int]:
@@ -152,7 +148,7 @@ def test_card_pulled_after_credit_and_pickup_retried_is_paid_once(gateway, clear
     kiosk, reader = centre.kiosk(card=card)
     rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
-    tear_on_credit(reader, AFTER)  # CREDIT reached the card, its answer did not
+    reader.tear_at_ins(CREDIT, AFTER)  # CREDIT reached the card, its answer did not
     with pytest.raises(LoadInterrupted):
         kiosk.pick_up(answer(0))
     assert card.balance == 20_500
@@ -174,7 +170,7 @@ def test_card_pulled_before_credit_and_pickup_retried_is_paid_once(gateway, clea
     kiosk, reader = centre.kiosk(card=card)
     rid = declare(centre, "H18,20000,2026-10")
     approve_roster(gateway, rid)
-    tear_on_credit(reader, BEFORE)
+    reader.tear_at_ins(CREDIT, BEFORE)
     with pytest.raises(LoadInterrupted):
         kiosk.pick_up(answer(0))
     assert card.balance == 500 and totals(report(gateway, rid)) == {"held": (1, 20_000)}

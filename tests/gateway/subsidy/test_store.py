@@ -18,6 +18,7 @@ from tests.subsidy_kit import (
     Centre,
     admin,
     approve_roster,
+    holder_row,
     id_number,
     import_roster,
     roster,
@@ -28,7 +29,7 @@ CATALOGUE = load_catalogue()
 
 def rows(centre: Centre) -> list[str]:
     """One 'name,id,card' prefix per booked person."""
-    return [f"{r.holder.name},{r.holder.id_number},{r.card_number}" for r in centre.records]
+    return [holder_row(r) for r in centre.records]
 
 
 def test_import_reports_every_rejected_row_with_its_reason(gateway, centre):

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from terminal.apdu.command import CommandAPDU
+from terminal.apdu.command import CommandAPDU, CommandTemplate
 from terminal.apdu.errors import MalformedApdu
 
 H = bytes.fromhex
@@ -97,3 +97,44 @@ def test_decode_never_crashes(raw: bytes) -> None:
     except MalformedApdu:
         return
     assert apdu.encode() == raw or len(raw) > 4
+
+
+@given(
+    st.integers(0, 255),
+    st.one_of(st.none(), st.integers(1, 255)),
+    st.one_of(st.none(), st.integers(1, 256)),
+    st.binary(max_size=300),
+)
+def test_template_fill_is_the_checked_command(
+    ins: int, lc: int | None, le: int | None, data: bytes
+) -> None:
+    """A filled template is the command CommandAPDU builds and checks, bytes and all; data
+    that does not fit its Lc is refused."""
+    template = CommandTemplate(0x80, ins, 0x01, 0x02, lc=lc, le=le)
+    fits = len(data) == lc if lc is not None else len(data) <= 255
+    if not fits and lc is not None:
+        with pytest.raises(MalformedApdu, match=f"takes {lc} bytes of data, got {len(data)}"):
+            template.fill(data)
+        return
+    expected = CommandAPDU(0x80, ins, 0x01, 0x02, data, le)
+    command = template.fill(data)
+    assert command == expected
+    assert command.encode() == expected.encode() == CommandAPDU.decode(command.encode()).encode()
+    assert command.case == expected.case and command.extended is expected.extended
+
+
+def test_template_refuses_a_bad_header_or_length() -> None:
+    with pytest.raises(MalformedApdu, match="p1 must be a byte"):
+        CommandTemplate(0x80, 0x54, 0x100, 0x00, lc=15, le=8)
+    with pytest.raises(MalformedApdu, match=r"Lc must be 1\.\.255"):
+        CommandTemplate(0x80, 0x54, 0x01, 0x00, lc=300, le=8)
+    with pytest.raises(MalformedApdu, match=r"Le must be 1\.\.256"):
+        CommandTemplate(0x80, 0x54, 0x01, 0x00, lc=15, le=1000)
+    with pytest.raises(MalformedApdu, match="data must be bytes"):
+        CommandTemplate(0x80, 0x72, 0x00, 0x00, lc=None, le=None).fill("abcd")  # type: ignore[arg-type]
+
+
+def test_encoded_form_is_kept() -> None:
+    apdu = CommandAPDU(0x00, 0xA4, 0x04, 0x00, b"\xa0\x00", le=256)
+    assert apdu.encode() is apdu.encode() == bytes.fromhex("00A4040002A00000")
+    assert apdu == CommandAPDU(0x00, 0xA4, 0x04, 0x00, b"\xa0\x00", le=256)  # not compared

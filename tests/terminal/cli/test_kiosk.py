@@ -14,7 +14,7 @@ from simulators.epurse_card import SoftEPurseCard
 from terminal.journal import SETTLED, Journal
 from terminal.words import set_lang
 from tests.cli_kit import ykt_here
-from tests.subsidy_kit import PEOPLE, Centre, card_for
+from tests.subsidy_kit import PEOPLE, Centre, card_for, holder_row
 
 KIOSK = "310000000090"
 
@@ -89,7 +89,7 @@ def test_subsidy_roster_from_import_to_pickup_on_the_command_line(
 ):
     record, opts = kiosk_env
     db = ["--db", gateway.db.url]
-    holder = f"{record.holder.name},{record.holder.id_number},{record.card_number}"
+    holder = holder_row(record)
     Path("roster.csv").write_text(
         "name,id_number,card_number,item,amount_fen,period\n"
         f"{holder},H18,20000,2026-10\n"

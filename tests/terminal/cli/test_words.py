@@ -44,8 +44,7 @@ from terminal.words import (
     tap_words,
 )
 from tests.cli_kit import YKT, ykt
-from tests.terminal.roles.fleet import Fleet
-from tests.terminal.roles.test_debit import Answering
+from tests.terminal.roles.fleet import Answering, Fleet
 
 JARGON = re.compile(r"\bSW\b|\b[0-9A-F]{4}\b to|TSN|CAPP_PURCHASE|EP_LOAD|EP_PURCHASE|MAC[12]")
 # what a Chinese line may spell in ASCII: commands, options, acronyms; any two English words

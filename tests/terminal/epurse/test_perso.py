@@ -23,7 +23,7 @@ from terminal.layout import build
 from terminal.readers.sim import AFTER
 from tests.conftest import FrozenClock
 from tests.issuance_kit import SHANGHAI, desk_session, new_blank, perso_hsm, plan
-from tests.terminal.roles.fleet import Fleet, check_invariants, is_debit
+from tests.terminal.roles.fleet import DEBIT, Fleet, check_invariants, record_commands
 
 KIOSK = bytes.fromhex("310000000090")
 
@@ -57,14 +57,7 @@ def test_the_personalised_card_is_the_card_a_factory_would_issue(clock: FrozenCl
 def test_no_clear_key_crosses_the_desk(clock: FrozenClock) -> None:
     hsm = perso_hsm(clock)
     card = new_blank(4)
-    sent: list[bytes] = []
-    original = card.process
-
-    def spy(apdu: bytes) -> bytes:
-        sent.append(apdu)
-        return original(apdu)
-
-    card.process = spy  # type: ignore[method-assign]
+    sent = record_commands(card)
     session = desk_session(card, clock)
     p = plan(4)
     session.run(perso.personalise(p, hsm, card.chip_id))
@@ -104,7 +97,7 @@ def test_a_personalised_card_passes_every_transaction_flow(tmp_path, clock: Froz
     clock.advance(minutes=2)
     fleet.reader.insert(a)
     a.reset()
-    fleet.reader.tear_when(lambda apdu: AFTER if is_debit(apdu) else None)
+    fleet.reader.tear_at_ins(DEBIT, AFTER)
     assert not fleet.bus.tap().green  # card pulled right after DEBIT
     clock.advance(seconds=5)
     retry = tap(a, fleet.bus)

@@ -44,6 +44,18 @@ def test_tear_after_card_acted() -> None:
     assert r.transmit(BALANCE)[-2:] == H("6985")  # reset lost the selection
 
 
+def test_tear_at_ins_waits_for_that_command_and_fires_once() -> None:
+    card = demo_card(1, balance=500)
+    r = SimReader(card)
+    r.tear_at_ins(BALANCE[1], BEFORE)
+    assert r.transmit(SELECT)[-2:] == H("9000")  # another INS passes
+    with pytest.raises(CardRemoved, match="before 805C"):
+        r.transmit(BALANCE)
+    r.insert(card)
+    r.transmit(SELECT)
+    assert r.transmit(BALANCE)[-2:] == H("9000")  # one shot: the rule is gone
+
+
 def test_tracing_round_trips_through_replay() -> None:
     buf = io.StringIO()
     writer = TraceWriter(buf)

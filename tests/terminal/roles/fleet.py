@@ -13,7 +13,7 @@ from simulators.profiles import demo_card, demo_psam
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal
-from terminal.readers.sim import SimReader
+from terminal.readers.sim import AFTER, SimCard, SimReader, TearRule
 from terminal.roles.transport import Ride
 from terminal.roles.validator import Validator
 from terminal.runtime.assembly import Parts, assemble
@@ -22,8 +22,57 @@ from terminal.runtime.config import TerminalConfig
 RULES = load_rules()  # the demo fares every assembled validator here runs on
 
 
+CREDIT = 0x52  # INS of CREDIT FOR LOAD
+DEBIT = 0x54  # INS of DEBIT FOR PURCHASE
+CREDIT_SAM = 0x72  # INS of the PSAM's CREDIT SAM FOR PURCHASE (MAC2 check)
+
+
 def is_debit(apdu: bytes) -> bool:
-    return apdu[:2] == b"\x80\x54"
+    return apdu[:2] == bytes([0x80, DEBIT])
+
+
+def record_commands(card: SimCard) -> list[bytes]:
+    """Every command the card is sent from now on (its ``process`` is wrapped to list them)."""
+    seen: list[bytes] = []
+    original = card.process
+
+    def spy(apdu: bytes) -> bytes:
+        seen.append(apdu)
+        return original(apdu)
+
+    card.process = spy  # type: ignore[method-assign]
+    return seen
+
+
+def tear_after_nth(n: int) -> tuple[TearRule, list[int]]:
+    """A tear rule pulling the card right after it acts on the ``n``-th command from now
+    (0 = the next), and the INS bytes of the commands the rule has seen."""
+    seen: list[int] = []
+
+    def rule(apdu: bytes) -> str | None:
+        seen.append(apdu[1])
+        return AFTER if len(seen) == n + 1 else None
+
+    return rule, seen
+
+
+class Answering:
+    """A card or PSAM that answers one command (by INS) with a fixed status word."""
+
+    def __init__(self, inner: SimCard, ins: int, sw: bytes):
+        self.inner, self.ins, self.sw = inner, ins, sw
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def reset(self) -> None:
+        getattr(self.inner, "reset", lambda: None)()
+
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[1] == self.ins:
+            return self.sw
+        return self.inner.process(apdu)
 
 
 @dataclass

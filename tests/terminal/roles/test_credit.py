@@ -31,12 +31,13 @@ from tests.subsidy_kit import (
     answer,
     approve_roster,
     card_for,
+    holder_row,
     import_roster,
     roster,
 )
+from tests.terminal.roles.fleet import CREDIT, tear_after_nth
 
 KIOSK = "310000000090"
-CREDIT = 0x52
 
 
 def loads(gateway: Any, card_serial: str) -> dict[str, tuple[str, int]]:
@@ -106,12 +107,7 @@ def test_card_cut_after_every_apdu_is_recovered_at_the_next_tap(
     n = 0
     while True:
         reader.insert(card)
-        seen: list[int] = []
-
-        def rule(apdu: bytes, n: int = n, seen: list[int] = seen) -> str | None:
-            seen.append(apdu[1])
-            return AFTER if len(seen) == n + 1 else None
-
+        rule, seen = tear_after_nth(n)
         reader.tear_when(rule)
         try:
             kiosk.top_up(100)
@@ -139,7 +135,7 @@ def test_card_pulled_after_credit_stays_open_then_is_proved(gateway, host, clock
     with Journal(tmp_path / "kiosk.db") as journal:
         kiosk = kiosk_at(card, host, journal, clock)
         reader: SimReader = kiosk.session.card_reader  # type: ignore[assignment]
-        reader.tear_when(lambda apdu: AFTER if apdu[1] == CREDIT else None)
+        reader.tear_at_ins(CREDIT, AFTER)
         with pytest.raises(LoadInterrupted) as torn:
             kiosk.top_up(700)
         assert "present the same card again" in str(torn.value)
@@ -162,7 +158,7 @@ def test_card_pulled_before_credit_is_voided_at_the_next_tap(gateway, host, cloc
     with Journal(tmp_path / "kiosk.db") as journal:
         kiosk = kiosk_at(card, host, journal, clock)
         reader: SimReader = kiosk.session.card_reader  # type: ignore[assignment]
-        reader.tear_when(lambda apdu: BEFORE if apdu[1] == CREDIT else None)
+        reader.tear_at_ins(CREDIT, BEFORE)
         with pytest.raises(LoadInterrupted):
             kiosk.top_up(700)
         assert card.balance == 300
@@ -213,7 +209,7 @@ def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
     try:
         (r,) = centre.issue(PEOPLE[:1])
         card = card_for(r, balance=0)
-        holder = f"{r.holder.name},{r.holder.id_number},{r.card_number}"
+        holder = holder_row(r)
         kiosk, reader = centre.kiosk(card=card)
         torn_after_credit = n = 0
         while True:
@@ -221,12 +217,7 @@ def test_a_pickup_cut_after_every_apdu_is_paid_once(gateway, clock):
             approve_roster(gateway, int(doc["roster"]["id"]))
             reader.insert(card)
             start = card.balance
-            seen: list[int] = []
-
-            def rule(apdu: bytes, n: int = n, seen: list[int] = seen) -> str | None:
-                seen.append(apdu[1])
-                return AFTER if len(seen) == n + 1 else None
-
+            rule, seen = tear_after_nth(n)
             reader.tear_when(rule)
             try:
                 done = kiosk.pick_up(answer(0))

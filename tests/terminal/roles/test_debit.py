@@ -26,7 +26,14 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import PointOfSale
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
-from tests.terminal.roles.fleet import check_invariants, is_debit
+from tests.terminal.roles.fleet import (
+    CREDIT_SAM,
+    DEBIT,
+    Answering,
+    check_invariants,
+    is_debit,
+    record_commands,
+)
 
 TERMINAL = Path(__file__).resolve().parents[3] / "terminal"
 POS_ID = "310000000101"
@@ -122,29 +129,10 @@ def test_every_role_debits_through_the_path(tmp_path, clock, counted) -> None:  
 # -- the outcomes of one debit --------------------------------------------------------------
 
 
-class Answering:
-    """A card or PSAM that answers one command (by INS) with a fixed status word."""
-
-    def __init__(self, inner, ins: int, sw: bytes):  # type: ignore[no-untyped-def]
-        self.inner, self.ins, self.sw = inner, ins, sw
-
-    @property
-    def atr(self) -> bytes:
-        return self.inner.atr
-
-    def reset(self) -> None:
-        getattr(self.inner, "reset", lambda: None)()
-
-    def process(self, apdu: bytes) -> bytes:
-        if apdu[1] == self.ins:
-            return self.sw
-        return self.inner.process(apdu)
-
-
 def test_card_refusing_debit_voids_the_row(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     card = demo_card(1, balance=5_000)
     with Journal(tmp_path / "j.db", clock=clock) as journal:
-        pos = PointOfSale(session_for(Answering(card, 0x54, b"\x93\x02"), clock), journal)
+        pos = PointOfSale(session_for(Answering(card, DEBIT, b"\x93\x02"), clock), journal)
         with pytest.raises(MacMismatch):
             pos.charge(300)
         [row] = journal.rows()
@@ -156,7 +144,7 @@ def test_psam_refusing_mac2_after_the_card_paid_keeps_the_proof(tmp_path, clock)
     """The card debited; a PSAM that then refuses CREDIT SAM FOR PURCHASE with any status
     word must not turn the debit into a void (money taken, no record to clear)."""
     card = demo_card(1, balance=5_000)
-    psam = Answering(demo_psam(POS_ID), 0x72, b"\x69\x85")
+    psam = Answering(demo_psam(POS_ID), CREDIT_SAM, b"\x69\x85")
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         sale = PointOfSale(session_for(card, clock, psam), journal).charge(300)
         [row] = journal.rows()
@@ -171,7 +159,7 @@ def test_psam_lost_after_the_card_paid_keeps_the_proof(tmp_path, clock) -> None:
     sam_reader = SimReader(demo_psam(POS_ID))
     s = TerminalSession(SimReader(card), sam_reader, clock=clock)
     s.start()
-    sam_reader.tear_when(lambda apdu: BEFORE if apdu[1] == 0x72 else None)
+    sam_reader.tear_at_ins(CREDIT_SAM, BEFORE)
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         PointOfSale(s, journal).charge(300)
         assert [(r.state, r.amount) for r in journal.rows()] == [(SUSPECT, 300)]
@@ -183,14 +171,7 @@ def test_psam_lost_after_the_card_paid_keeps_the_proof(tmp_path, clock) -> None:
 
 def pos_sale_commands(tmp_path, clock) -> list[bytes]:  # type: ignore[no-untyped-def]
     card = demo_card(1, balance=5_000)
-    seen: list[bytes] = []
-    real = card.process
-
-    def spy(apdu: bytes) -> bytes:
-        seen.append(apdu)
-        return real(apdu)
-
-    card.process = spy  # type: ignore[method-assign]
+    seen = record_commands(card)
     with Journal(tmp_path / "probe.db", clock=clock) as journal:
         PointOfSale(session_for(card, clock), journal).charge(1_250)
     return seen
@@ -238,7 +219,7 @@ def test_a_different_amount_after_a_torn_sale_is_a_new_sale(tmp_path, clock) -> 
     s.start()
     with Journal(tmp_path / "j.db", clock=clock) as journal:
         pos = PointOfSale(s, journal)
-        reader.tear_when(lambda apdu: AFTER if is_debit(apdu) else None)
+        reader.tear_at_ins(DEBIT, AFTER)
         with pytest.raises(PaymentInterrupted, match="present the same card again"):
             pos.charge(1_000)
         reader.insert(card)

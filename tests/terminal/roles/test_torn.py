@@ -12,7 +12,7 @@ from simulators.epurse_card import PROVE_SAME, SoftEPurseCard
 from terminal.epurse.recovery import ProveCounter
 from terminal.journal import INTENT, SETTLED, VOID
 from terminal.readers.sim import AFTER, BEFORE
-from tests.terminal.roles.fleet import Fleet, is_debit
+from tests.terminal.roles.fleet import DEBIT, Fleet, is_debit, record_commands
 
 
 class PowerCut(BaseException):
@@ -27,14 +27,7 @@ def card_commands(tmp_path, clock, gate_name: str) -> list[bytes]:  # type: igno
     if gate_name == "exit":
         f.tap(card, f.entry)
         clock.advance(minutes=10)
-    seen: list[bytes] = []
-    original = card.process
-
-    def spy(apdu: bytes) -> bytes:
-        seen.append(apdu)
-        return original(apdu)
-
-    card.process = spy  # type: ignore[method-assign]
+    seen = record_commands(card)
     assert f.tap(card, getattr(f, gate_name)).green
     return seen
 
@@ -117,7 +110,7 @@ def torn_debit(tmp_path, clock, when: str) -> tuple[Fleet, SoftEPurseCard]:  # t
     f = Fleet(tmp_path / "j.db", clock)
     f.add_cards(1)
     f.reader.insert(f.cards[0])
-    f.reader.tear_when(lambda a: when if is_debit(a) else None)
+    f.reader.tear_at_ins(DEBIT, when)
     return f, f.cards[0]
 
 

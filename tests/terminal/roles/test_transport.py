@@ -17,7 +17,7 @@ from terminal.layout import parse
 from terminal.readers.sim import AFTER, BEFORE
 from terminal.roles.transport import ModeUnavailable, Ride
 from terminal.uplink import GatewayClient, Uplink
-from tests.terminal.roles.fleet import RULES, Fleet, is_debit
+from tests.terminal.roles.fleet import RULES, Fleet, is_debit, record_commands
 
 TAXI_RIDE = Ride(meter=3_150, driver="D0042", vehicle="HU-A1234")
 
@@ -229,14 +229,7 @@ def card_commands(tmp_path, clock, mode: Mode) -> list[bytes]:  # type: ignore[n
     f = Fleet(tmp_path / f"probe-{mode}.db", clock)
     f.add_cards(1, balance=20_000)
     card, gate, _ = scenario(f, clock, mode)
-    seen: list[bytes] = []
-    original = card.process
-
-    def spy(apdu: bytes) -> bytes:
-        seen.append(apdu)
-        return original(apdu)
-
-    card.process = spy  # type: ignore[method-assign]
+    seen = record_commands(card)
     assert f.tap(card, gate).green
     return seen
 
