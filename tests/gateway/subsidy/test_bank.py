@@ -18,8 +18,10 @@ from tests.subsidy_kit import (
     bank_batch,
     bank_result,
     card_for,
+    import_roster,
     payment_file,
     post_result,
+    send_roster,
     sent_batch,
     sent_roster,
 )
