@@ -56,7 +56,7 @@ from terminal.crypto.keys import Algorithm
 from terminal.crypto.primitives import des_encrypt
 from terminal.crypto.secure import command_mac, decrypt_data
 from terminal.epurse import commands as ec
-from terminal.epurse.commands import AID_TUNION_EP, FID_EP, PURSE_EP
+from terminal.epurse.commands import AID_TUNION_EP, FID_EP, PURSE_EP, Ins
 from terminal.layout import parse
 
 KIND = "fmcos-blank"
@@ -84,7 +84,7 @@ EP_KEYS = {
 CAMPUS_KEY = "campus"
 CAMPUS_FILE_SIZE = campus.IDENTITY_LEN
 # Instructions of the e-purse application: refused (6985) until the card is activated.
-_EP_INS = {0x50, 0x52, 0x54, 0x5A, 0x5C, 0xB0, 0xB2, 0xDC, 0x20, 0x1E, 0x18}
+_EP_INS = set(Ins) - {Ins.SELECT, Ins.GET_CHALLENGE}
 
 
 def _hex(b: bytes) -> str:
@@ -184,9 +184,9 @@ class SoftBlankCard(SavedDevice):
 
     def _dispatch(self, cmd: CommandAPDU, challenge: bytes | None) -> bytes:
         ins = cmd.ins
-        if ins == 0xA4:
+        if ins == Ins.SELECT:
             return self._select(cmd)
-        if ins == 0x84 and cmd.cla == 0x00:
+        if ins == Ins.GET_CHALLENGE and cmd.cla == 0x00:
             return self._get_challenge(cmd)
         if ins == cc.INS_EXTERNAL_AUTH and cmd.cla == 0x00:
             return self._external_authenticate(cmd, challenge)

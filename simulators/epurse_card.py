@@ -252,7 +252,13 @@ class SoftEPurseCard(sf.SavedDevice):
                 raise CardReply(SW.CONDITIONS)
             if self.state.blocked == "permanent":
                 raise CardReply(SW.APP_LOCKED)
-            if self.state.blocked and cmd.ins not in (0xB0, 0xB2, 0x5C, 0x84, 0x18):
+            if self.state.blocked and cmd.ins not in (
+                c.Ins.READ_BINARY,
+                c.Ins.READ_RECORD,
+                c.Ins.GET_BALANCE,
+                c.Ins.GET_CHALLENGE,
+                c.Ins.APPLICATION_UNBLOCK,
+            ):
                 raise CardReply(SW.FUNCTION_NOT_SUPPORTED)
         return handler(self, cmd)
 
@@ -607,18 +613,18 @@ class SoftEPurseCard(sf.SavedDevice):
 
 
 _HANDLERS = {
-    (0x00, 0xA4): SoftEPurseCard._select,
-    (0x00, 0xB0): SoftEPurseCard._read_binary,
-    (0x00, 0xB2): SoftEPurseCard._read_record,
-    (0x80, 0x5C): SoftEPurseCard._get_balance,
-    (0x80, 0x50): SoftEPurseCard._initialize,
-    (0x80, 0xDC): SoftEPurseCard._update_capp_cache,
-    (0x80, 0x54): SoftEPurseCard._debit,
-    (0x80, 0x52): SoftEPurseCard._credit,
-    (0x80, 0x5A): SoftEPurseCard._prove,
-    (0x00, 0x20): SoftEPurseCard._verify,
-    (0x00, 0x84): SoftEPurseCard._get_challenge,
-    (0x80, 0x1E): SoftEPurseCard._application_block,
-    (0x80, 0x18): SoftEPurseCard._application_unblock,
-    (0x00, 0x88): SoftEPurseCard._internal_authenticate,
+    (0x00, c.Ins.SELECT): SoftEPurseCard._select,
+    (0x00, c.Ins.READ_BINARY): SoftEPurseCard._read_binary,
+    (0x00, c.Ins.READ_RECORD): SoftEPurseCard._read_record,
+    (0x80, c.Ins.GET_BALANCE): SoftEPurseCard._get_balance,
+    (0x80, c.Ins.INITIALIZE): SoftEPurseCard._initialize,
+    (0x80, c.Ins.UPDATE_CAPP_DATA_CACHE): SoftEPurseCard._update_capp_cache,
+    (0x80, c.Ins.DEBIT_FOR_PURCHASE): SoftEPurseCard._debit,
+    (0x80, c.Ins.CREDIT_FOR_LOAD): SoftEPurseCard._credit,
+    (0x80, c.Ins.GET_TRANSACTION_PROVE): SoftEPurseCard._prove,
+    (0x00, c.Ins.VERIFY): SoftEPurseCard._verify,
+    (0x00, c.Ins.GET_CHALLENGE): SoftEPurseCard._get_challenge,
+    (0x80, c.Ins.APPLICATION_BLOCK): SoftEPurseCard._application_block,
+    (0x80, c.Ins.APPLICATION_UNBLOCK): SoftEPurseCard._application_unblock,
+    (0x00, campus.INS_INTERNAL_AUTH): SoftEPurseCard._internal_authenticate,
 }

@@ -246,12 +246,12 @@ class SoftPsam(sf.SavedDevice):
 
 
 _HANDLERS = {
-    (0x00, 0xA4): SoftPsam._select,
-    (0x00, 0xB0): SoftPsam._read_binary,
-    (0x80, 0x70): SoftPsam._init_for_purchase,
-    (0x80, 0x72): SoftPsam._credit_for_purchase,
-    (0x80, 0x1A): SoftPsam._init_for_descrypt,
-    (0x80, 0xFA): SoftPsam._cipher_data,
-    (0x00, 0x84): SoftPsam._get_challenge,
+    (0x00, c.SamIns.SELECT): SoftPsam._select,
+    (0x00, c.SamIns.READ_BINARY): SoftPsam._read_binary,
+    (0x80, c.SamIns.INIT_SAM_FOR_PURCHASE): SoftPsam._init_for_purchase,
+    (0x80, c.SamIns.CREDIT_SAM_FOR_PURCHASE): SoftPsam._credit_for_purchase,
+    (0x80, c.SamIns.INIT_FOR_DESCRYPT): SoftPsam._init_for_descrypt,
+    (0x80, c.SamIns.CIPHER_DATA): SoftPsam._cipher_data,
+    (0x00, c.SamIns.GET_CHALLENGE): SoftPsam._get_challenge,
     (0x80, campus.INS_SAM_VERIFY): SoftPsam._verify_card,
 }

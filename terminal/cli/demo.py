@@ -27,6 +27,7 @@ from typing import Any
 from terminal.apdu.errors import YikatongError
 from terminal.cli.progress import Progress
 from terminal.epurse import flows
+from terminal.epurse.commands import Ins
 from terminal.epurse.model import CardSnapshot
 from terminal.fares import Mode
 from terminal.hotlist import Hotlist
@@ -245,7 +246,7 @@ def run_demo(
             if n == taps // 2:
                 rider = result.cards[0]
                 out("   -- a rider pulls the card away just as DEBIT is sent; the answer is lost")
-                antenna.tear_when(lambda apdu: AFTER if apdu[:2] == b"\x80\x54" else None)
+                antenna.tear_at_ins(Ins.DEBIT_FOR_PURCHASE, AFTER)
                 tap(rider, bus, "bus 7")
                 antenna.tear_when(None)
                 clock.advance(0.1)

@@ -25,6 +25,25 @@ SFI_CAPP_VARIABLE = 0x1A
 SFI_TRIP = 0x1E
 
 
+class Ins(IntEnum):
+    """INS bytes of the card commands (reference §2.1): named once, for the builders below,
+    the simulators that answer them and the tests that tear or answer at one of them."""
+
+    VERIFY = 0x20
+    APPLICATION_UNBLOCK = 0x18
+    APPLICATION_BLOCK = 0x1E
+    INITIALIZE = 0x50
+    CREDIT_FOR_LOAD = 0x52
+    DEBIT_FOR_PURCHASE = 0x54
+    GET_TRANSACTION_PROVE = 0x5A
+    GET_BALANCE = 0x5C
+    GET_CHALLENGE = 0x84
+    SELECT = 0xA4
+    READ_BINARY = 0xB0
+    READ_RECORD = 0xB2
+    UPDATE_CAPP_DATA_CACHE = 0xDC
+
+
 class TxnType(IntEnum):
     """Transaction type identifiers (reference §5.7)."""
 
@@ -93,31 +112,31 @@ def template(fn: F) -> F:
 
 @template
 def select_aid(aid: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)
+    return CommandAPDU(0x00, Ins.SELECT, 0x04, 0x00, aid, le=256)
 
 
 @template
 def select_fid(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x00, 0x00, fid.to_bytes(2, "big"))
+    return CommandAPDU(0x00, Ins.SELECT, 0x00, 0x00, fid.to_bytes(2, "big"))
 
 
 @template
 def read_binary(sfi: int, offset: int = 0, length: int = 256) -> CommandAPDU:
     if not 1 <= sfi <= 30:
         raise ValueError(f"SFI {sfi} out of range 1..30")
-    return CommandAPDU(0x00, 0xB0, 0x80 | sfi, offset, le=length)
+    return CommandAPDU(0x00, Ins.READ_BINARY, 0x80 | sfi, offset, le=length)
 
 
 @template
 def read_record(sfi: int, record: int, length: int = 256) -> CommandAPDU:
     if not 1 <= sfi <= 30:
         raise ValueError(f"SFI {sfi} out of range 1..30")
-    return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=length)
+    return CommandAPDU(0x00, Ins.READ_RECORD, record, (sfi << 3) | 0x04, le=length)
 
 
 @template
 def get_balance(purse: int = PURSE_EP, *, p1: int = 0x00) -> CommandAPDU:
-    return CommandAPDU(0x80, 0x5C, p1, purse, le=4)
+    return CommandAPDU(0x80, Ins.GET_BALANCE, p1, purse, le=4)
 
 
 @template
@@ -126,7 +145,7 @@ def initialize(
 ) -> CommandAPDU:
     data = build(InitializeData, key_index=key_index, amount=amount, terminal_id=terminal_id)
     le = 0x10 if p1 == InitP1.LOAD else 0x0F
-    return CommandAPDU(0x80, 0x50, p1, purse, data, le=le)
+    return CommandAPDU(0x80, Ins.INITIALIZE, p1, purse, data, le=le)
 
 
 _initialize = initialize.__wrapped__  # type: ignore[attr-defined]
@@ -146,8 +165,12 @@ def initialize_for_load(key_index: int, amount: int, terminal_id: bytes) -> Comm
     return initialize(InitP1.LOAD, key_index, amount, terminal_id)
 
 
-_DEBIT_FOR_PURCHASE = CommandTemplate(0x80, 0x54, 0x01, 0x00, lc=DebitData.sizeof(), le=8)
-_CREDIT_FOR_LOAD = CommandTemplate(0x80, 0x52, 0x00, 0x00, lc=CreditData.sizeof(), le=4)
+_DEBIT_FOR_PURCHASE = CommandTemplate(
+    0x80, Ins.DEBIT_FOR_PURCHASE, 0x01, 0x00, lc=DebitData.sizeof(), le=8
+)
+_CREDIT_FOR_LOAD = CommandTemplate(
+    0x80, Ins.CREDIT_FOR_LOAD, 0x00, 0x00, lc=CreditData.sizeof(), le=4
+)
 
 
 def debit_for_purchase(terminal_seq: int, when: datetime, mac1: bytes) -> CommandAPDU:
@@ -163,11 +186,13 @@ def credit_for_load(when: datetime, mac2: bytes) -> CommandAPDU:
 
 
 def get_transaction_prove(txn_type: int, atc: int) -> CommandAPDU:
-    return CommandAPDU(0x80, 0x5A, 0x00, txn_type, (atc & 0xFFFF).to_bytes(2, "big"), le=8)
+    return CommandAPDU(
+        0x80, Ins.GET_TRANSACTION_PROVE, 0x00, txn_type, (atc & 0xFFFF).to_bytes(2, "big"), le=8
+    )
 
 
 def update_capp_data_cache(p1: int, p2: int, record: bytes) -> CommandAPDU:
-    return CommandAPDU(0x80, 0xDC, p1, p2, record)
+    return CommandAPDU(0x80, Ins.UPDATE_CAPP_DATA_CACHE, p1, p2, record)
 
 
 def encode_pin(pin: str) -> bytes:
@@ -179,17 +204,17 @@ def encode_pin(pin: str) -> bytes:
 
 
 def verify_pin(pin: str) -> CommandAPDU:
-    return CommandAPDU(0x00, 0x20, 0x00, 0x00, encode_pin(pin))
+    return CommandAPDU(0x00, Ins.VERIFY, 0x00, 0x00, encode_pin(pin))
 
 
 def get_challenge(length: int = 4) -> CommandAPDU:
-    return CommandAPDU(0x00, 0x84, 0x00, 0x00, le=length)
+    return CommandAPDU(0x00, Ins.GET_CHALLENGE, 0x00, 0x00, le=length)
 
 
 def application_block(mac: bytes, *, permanent: bool = False) -> CommandAPDU:
-    return CommandAPDU(0x84, 0x1E, 0x00, 0x01 if permanent else 0x00, mac)
+    return CommandAPDU(0x84, Ins.APPLICATION_BLOCK, 0x00, 0x01 if permanent else 0x00, mac)
 
 
 def application_block_header(*, permanent: bool = False) -> bytes:
     """The MACed part of APPLICATION BLOCK: header with Lc already counting the MAC."""
-    return bytes((0x84, 0x1E, 0x00, 0x01 if permanent else 0x00, 0x04))
+    return bytes((0x84, Ins.APPLICATION_BLOCK, 0x00, 0x01 if permanent else 0x00, 0x04))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import IntEnum
 
 from terminal.apdu.command import CommandAPDU, CommandTemplate
 from terminal.layout import build
@@ -17,21 +18,39 @@ SFI_APP_INFO = 0x17
 TERMINAL_ID_LEN = 6
 APP_INFO_LEN = 25
 
+
+class SamIns(IntEnum):
+    """INS bytes of the PSAM commands (reference §4): named once, for the builders below, the
+    simulator that answers them and the tests that tear or answer at one of them."""
+
+    INIT_FOR_DESCRYPT = 0x1A
+    INIT_SAM_FOR_PURCHASE = 0x70
+    CREDIT_SAM_FOR_PURCHASE = 0x72
+    GET_CHALLENGE = 0x84
+    SELECT = 0xA4
+    READ_BINARY = 0xB0
+    CIPHER_DATA = 0xFA
+
+
 # Lc 1C + 8 per extra factor: filled from Mac1Request; MAC2 as the card sent it
-_INIT_SAM_FOR_PURCHASE = CommandTemplate(0x80, 0x70, 0x00, 0x00, lc=None, le=8)
-_CREDIT_SAM_FOR_PURCHASE = CommandTemplate(0x80, 0x72, 0x00, 0x00, lc=None, le=None)
+_INIT_SAM_FOR_PURCHASE = CommandTemplate(
+    0x80, SamIns.INIT_SAM_FOR_PURCHASE, 0x00, 0x00, lc=None, le=8
+)
+_CREDIT_SAM_FOR_PURCHASE = CommandTemplate(
+    0x80, SamIns.CREDIT_SAM_FOR_PURCHASE, 0x00, 0x00, lc=None, le=None
+)
 
 
 def select_fid(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x00, 0x00, fid.to_bytes(2, "big"))
+    return CommandAPDU(0x00, SamIns.SELECT, 0x00, 0x00, fid.to_bytes(2, "big"))
 
 
 def select_aid(aid: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)
+    return CommandAPDU(0x00, SamIns.SELECT, 0x04, 0x00, aid, le=256)
 
 
 def read_binary(sfi: int, length: int) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xB0, 0x80 | sfi, 0x00, le=length)
+    return CommandAPDU(0x00, SamIns.READ_BINARY, 0x80 | sfi, 0x00, le=length)
 
 
 def init_sam_for_purchase(
@@ -68,9 +87,9 @@ def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
 
 def init_for_descrypt(usage: int, key_index: int, factors: bytes) -> CommandAPDU:
     """DES INIT (80 1A): derive a card key of ``usage`` from the PSAM master key."""
-    return CommandAPDU(0x80, 0x1A, usage, key_index, factors)
+    return CommandAPDU(0x80, SamIns.INIT_FOR_DESCRYPT, usage, key_index, factors)
 
 
 def cipher_mac(data: bytes, p1: int = 0x05) -> CommandAPDU:
     """CIPHER DATA (80 FA) in MAC mode; data = IV(8) ‖ padded input for P1 05."""
-    return CommandAPDU(0x80, 0xFA, p1, 0x00, data, le=4)
+    return CommandAPDU(0x80, SamIns.CIPHER_DATA, p1, 0x00, data, le=4)

@@ -3,6 +3,7 @@ serve`` on SQLite) for it to upload to, shared by the validator and POS service 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from simulators.profiles import demo_card
 from terminal.journal import Journal
 from tests.cli_kit import YKT, ykt
 from tests.servers import ROOT, ServerProcess
@@ -63,19 +65,66 @@ class Device:
             self.out.close()
 
 
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for the plain text tests use
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def section(name: str, **keys: object) -> str:
+    """A ``[name]`` section of a test device's configuration holding ``keys``."""
+    return "".join([f"[{name}]\n", *(f"{k} = {_toml(v)}\n" for k, v in keys.items())])
+
+
+def write_config(path: Path, *sections: str) -> Path:
+    """The configuration at ``path``, the sections one after another."""
+    path.write_text("\n".join(sections), encoding="utf-8")
+    return path
+
+
+SIM_READERS = section("readers", card="sim", sam="sim")
+
+
+def journal_section(path: str = "journal.db") -> str:
+    """A ``[journal]`` section checked every second."""
+    return section("journal", path=path, check_interval=1.0)
+
+
+def hotlist_section(*, sync: bool = True) -> str:
+    """A ``[hotlist]`` at ``hotlist.db``, synced every second from the gateway when ``sync``."""
+    return section("hotlist", path="hotlist.db", **({"sync_interval": 1.0} if sync else {}))
+
+
+def status_section(port: int) -> str:
+    return section("status", port=port)
+
+
 def gateway_section(port: int) -> str:
     """A ``[gateway]`` section for a test device: quick uploads and retries, a token file
     ``terminal.token`` next to the configuration (``register`` writes it)."""
-    return f"""\
-[gateway]
-url = "http://127.0.0.1:{port}"
-token_file = "terminal.token"
-upload_interval = 0.3
-backoff_base = 0.1
-backoff_cap = 0.5
-timeout = 2.0
-flush_timeout = 5.0
-"""
+    return section(
+        "gateway",
+        url=f"http://127.0.0.1:{port}",
+        token_file="terminal.token",
+        upload_interval=0.3,
+        backoff_base=0.1,
+        backoff_cap=0.5,
+        timeout=2.0,
+        flush_timeout=5.0,
+    )
+
+
+def card_files(tmp: Path, count: int, balance: int, *, serial_base: int = 0) -> list[str]:
+    """The names ``card1.json`` .. of ``count`` demo software cards in ``tmp``, card ``i``
+    with serial ``serial_base + i``: made with ``balance`` fen the first time, kept as saved
+    afterwards (a restarted device carries on with the cards it left)."""
+    names = [f"card{i}.json" for i in range(1, count + 1)]
+    for i, name in enumerate(names, start=1):
+        if not (tmp / name).exists():
+            demo_card(serial_base + i, balance=balance).save(tmp / name)
+    return names
 
 
 def start_gateway(tmp: Path, port: int) -> ServerProcess:

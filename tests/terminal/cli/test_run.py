@@ -13,18 +13,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt
 from tests.servers import ROOT, free_port
 from tests.terminal.cli.run_kit import (
+    SIM_READERS,
     Device,
+    card_files,
     gateway_rows,
     gateway_section,
+    hotlist_section,
     journal_rows,
+    journal_section,
     register,
+    section,
     start_gateway,
+    status_section,
+    write_config,
 )
 
 TERMINAL_ID = "310000000201"
@@ -37,54 +43,29 @@ def _cards(tmp: Path, n: int) -> list[str]:
     (tmp / "fares.toml").write_text(
         fares.replace("double_tap_seconds = 60", "double_tap_seconds = 0")
     )
-    paths = []
-    for i in range(n):
-        path = tmp / f"card{i + 1}.json"
-        demo_card(i + 1, balance=50_000).save(path)
-        paths.append(path.name)
-    return paths
+    return card_files(tmp, n, 50_000)
 
 
 def _config(tmp: Path, gateway_port: int, status_port: int, *, taps: int, seed: int) -> Path:
-    if not (tmp / "card1.json").exists():
-        _cards(tmp, 8)
-    cards = ", ".join(f'"card{i}.json"' for i in range(1, 9))
-    path = tmp / "terminal.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "bus"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINAL_ID}"
-sam_state = "psam.json"
-cards = [{cards}]
-taps = {taps}
-tap_interval = 0.35
-seed = {seed}
-
-[journal]
-path = "journal.db"
-check_interval = 1.0
-
-[fares]
-file = "fares.toml"
-
-[hotlist]
-path = "hotlist.db"
-sync_interval = 1.0
-
-{gateway_section(gateway_port)}
-[status]
-port = {status_port}
-""",
-        encoding="utf-8",
+    return write_config(
+        tmp / "terminal.toml",
+        section("terminal", role="bus"),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINAL_ID,
+            sam_state="psam.json",
+            cards=_cards(tmp, 8),
+            taps=taps,
+            tap_interval=0.35,
+            seed=seed,
+        ),
+        journal_section(),
+        section("fares", file="fares.toml"),
+        hotlist_section(),
+        gateway_section(gateway_port),
+        status_section(status_port),
     )
-    return path
 
 
 def _register(tmp: Path) -> None:

@@ -16,43 +16,34 @@ import httpx
 from simulators.files import load_device
 from tests.servers import free_port
 from tests.subsidy_kit import id_number
-from tests.terminal.cli.run_kit import Device, gateway_section, register, start_gateway
+from tests.terminal.cli.run_kit import (
+    SIM_READERS,
+    Device,
+    gateway_section,
+    hotlist_section,
+    journal_section,
+    register,
+    section,
+    start_gateway,
+    status_section,
+    write_config,
+)
 
 DESK_ID = "310000000081"
 
 
 def _config(tmp: Path, gateway_port: int, status_port: int) -> Path:
-    path = tmp / "desk.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "desk"
-clock = "2026-03-01T08:00:00"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{DESK_ID}"
-
-[journal]
-path = "desk-journal.db"
-check_interval = 1.0
-
-[hotlist]
-path = "hotlist.db"
-
-{gateway_section(gateway_port)}
-[status]
-port = {status_port}
-
-[desk]
-registry = "desk-cards.db"
-""",
-        encoding="utf-8",
+    return write_config(
+        tmp / "desk.toml",
+        section("terminal", role="desk", clock="2026-03-01T08:00:00"),
+        SIM_READERS,
+        section("sim", terminal_id=DESK_ID),
+        journal_section("desk-journal.db"),
+        hotlist_section(sync=False),
+        gateway_section(gateway_port),
+        status_section(status_port),
+        section("desk", registry="desk-cards.db"),
     )
-    return path
 
 
 def _issue(device: Device, body: Any) -> tuple[int, dict[str, Any]]:

@@ -15,11 +15,21 @@ from typing import Any
 import httpx
 
 from simulators.files import load_device
-from simulators.profiles import demo_card
 from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt
 from tests.servers import free_port
-from tests.terminal.cli.run_kit import Device, gateway_section, register, start_gateway
+from tests.terminal.cli.run_kit import (
+    SIM_READERS,
+    Device,
+    card_files,
+    gateway_section,
+    journal_section,
+    register,
+    section,
+    start_gateway,
+    status_section,
+    write_config,
+)
 
 TERMINAL_ID = "310000000090"
 CARDS = 3
@@ -27,39 +37,20 @@ START_BALANCE = 1_000
 
 
 def _config(tmp: Path, gateway_port: int, status_port: int, **kiosk: int) -> Path:
-    for i in range(1, CARDS + 1):
-        if not (tmp / f"card{i}.json").exists():
-            demo_card(70 + i, balance=START_BALANCE).save(tmp / f"card{i}.json")
-    cards = ", ".join(f'"card{i}.json"' for i in range(1, CARDS + 1))
-    limits = "".join(f"{k} = {v}\n" for k, v in kiosk.items())
-    path = tmp / "kiosk.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "kiosk"
-clock = "2026-03-01T08:00:00"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINAL_ID}"
-cards = [{cards}]
-
-[journal]
-path = "journal.db"
-check_interval = 1.0
-
-{gateway_section(gateway_port)}
-[status]
-port = {status_port}
-
-[kiosk]
-{limits}""",
-        encoding="utf-8",
+    return write_config(
+        tmp / "kiosk.toml",
+        section("terminal", role="kiosk", clock="2026-03-01T08:00:00"),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINAL_ID,
+            cards=card_files(tmp, CARDS, START_BALANCE, serial_base=70),
+        ),
+        journal_section(),
+        gateway_section(gateway_port),
+        status_section(status_port),
+        section("kiosk", **kiosk),
     )
-    return path
 
 
 def _top_up(device: Device, body: Any) -> tuple[int, dict[str, Any]]:

@@ -21,12 +21,19 @@ from terminal.journal import SETTLED, Journal
 from tests.cli_kit import ykt
 from tests.servers import free_port
 from tests.terminal.cli.run_kit import (
+    SIM_READERS,
     Device,
+    card_files,
     gateway_rows,
     gateway_section,
+    hotlist_section,
     journal_rows,
+    journal_section,
     register,
+    section,
     start_gateway,
+    status_section,
+    write_config,
 )
 
 TERMINAL_ID = "310000000101"
@@ -36,44 +43,22 @@ START_BALANCE = 50_000
 
 def _config(tmp: Path, gateway_port: int | None, status_port: int, *, pay: str = "ep") -> Path:
     """The POS's configuration in ``tmp`` (offline when ``gateway_port`` is None)."""
-    for i in range(1, CARDS + 1):
-        if not (tmp / f"card{i}.json").exists():
-            demo_card(i, balance=START_BALANCE).save(tmp / f"card{i}.json")
-    cards = ", ".join(f'"card{i}.json"' for i in range(1, CARDS + 1))
-    path = tmp / "pos.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "pos"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINAL_ID}"
-sam_state = "psam.json"
-cards = [{cards}]
-
-[journal]
-path = "journal.db"
-check_interval = 1.0
-
-[hotlist]
-path = "hotlist.db"
-sync_interval = 1.0
-
-{gateway_section(gateway_port) if gateway_port else ""}
-[status]
-port = {status_port}
-
-[pos]
-pay = "{pay}"
-merchant = "corner shop"
-""",
-        encoding="utf-8",
+    return write_config(
+        tmp / "pos.toml",
+        section("terminal", role="pos"),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINAL_ID,
+            sam_state="psam.json",
+            cards=card_files(tmp, CARDS, START_BALANCE),
+        ),
+        journal_section(),
+        hotlist_section(),
+        gateway_section(gateway_port) if gateway_port else "",
+        status_section(status_port),
+        section("pos", pay=pay, merchant="corner shop"),
     )
-    return path
 
 
 def _sale(device: Device, body: Any) -> tuple[int, dict[str, Any]]:

@@ -13,16 +13,22 @@ import httpx
 import pytest
 
 from simulators.files import load_device
-from simulators.profiles import demo_card
 from tests.cli_kit import ykt
 from tests.servers import free_port
 from tests.terminal.cli.run_kit import (
+    SIM_READERS,
     Device,
+    card_files,
     gateway_rows,
     gateway_section,
+    hotlist_section,
     journal_rows,
+    journal_section,
     register,
+    section,
     start_gateway,
+    status_section,
+    write_config,
 )
 
 CARDS = 4  # each request presents the next; no card twice within the double-tap window
@@ -35,45 +41,23 @@ def _config(
     tmp: Path, role: str, gateway_port: int, status_port: int, *, first_card: int = 1
 ) -> Path:
     """The device's configuration; its software cards are presented from ``first_card`` on."""
-    for i in range(1, CARDS + 1):
-        if not (tmp / f"card{i}.json").exists():
-            demo_card(i, balance=START_BALANCE).save(tmp / f"card{i}.json")
-    order = [*range(first_card, CARDS + 1), *range(1, first_card)]
-    cards = ", ".join(f'"card{i}.json"' for i in order)
-    path = tmp / f"{role}.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "{role}"
-station = "{STATIONS[role]}"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINALS[role]}"
-sam_state = "psam.json"
-cards = [{cards}]
-
-[ride]
-driver = "D0042"
-vehicle = "HU-A1234"
-
-[journal]
-path = "journal.db"
-check_interval = 1.0
-
-[hotlist]
-path = "hotlist.db"
-sync_interval = 1.0
-
-{gateway_section(gateway_port)}
-{f"[status]{chr(10)}port = {status_port}" if status_port else ""}
-""",
-        encoding="utf-8",
+    cards = card_files(tmp, CARDS, START_BALANCE)
+    return write_config(
+        tmp / f"{role}.toml",
+        section("terminal", role=role, station=STATIONS[role]),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINALS[role],
+            sam_state="psam.json",
+            cards=cards[first_card - 1 :] + cards[: first_card - 1],
+        ),
+        section("ride", driver="D0042", vehicle="HU-A1234"),
+        journal_section(),
+        hotlist_section(),
+        gateway_section(gateway_port),
+        status_section(status_port) if status_port else "",
     )
-    return path
 
 
 def _trip(device: Device, body: Any) -> tuple[int, dict[str, Any]]:

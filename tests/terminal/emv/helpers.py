@@ -7,10 +7,15 @@ from typing import Any
 
 from terminal.apdu.channel import Channel
 from terminal.apdu.flow import Flow, run
+from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.config import TerminalConfig
 from terminal.readers.replay import ReplayReader
 from terminal.readers.trace import Trace
 
 h = bytes.fromhex
+
+CONFIG = TerminalConfig(trust_test_keys=True)  # a test terminal: the project's test CA counts
+STORE = CaKeyStore.builtin()
 
 
 def scripted(pairs: Iterable[tuple[str, str]]) -> ReplayReader:

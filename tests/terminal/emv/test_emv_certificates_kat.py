@@ -25,22 +25,27 @@ from tests.terminal.emv import emvtools as V
 h = bytes.fromhex
 
 
+@pytest.fixture
+def store() -> CaKeyStore:
+    """A key store holding the two published CA keys the chains are signed under."""
+    store = CaKeyStore()
+    store.add(V.VISA_CA_01)
+    store.add(V.MC_CA_05)
+    return store
+
+
 def test_visa_ca01_checksum_is_the_published_one() -> None:
     assert V.VISA_CA_01.checksum == h("D34A6A776011C7E7CE3AEC5F03AD2F8CFC5503CC")
 
 
-def test_sda_chain_recovers_the_published_issuer_certificate_and_key() -> None:
+def test_sda_chain_recovers_the_published_issuer_certificate_and_key(store: CaKeyStore) -> None:
     x = rsa_recover(V.SDA_ISSUER_CERT, V.VISA_CA_01.modulus, b"\x03")
     assert x == V.SDA_RECOVERED_ISSUER_CERT
-    store = CaKeyStore()
-    store.add(V.VISA_CA_01)
     issuer = recover_issuer_key(V.sda_card(), V.RID_VISA, store, date(2009, 1, 1))
     assert issuer.modulus == V.SDA_ISSUER_MODULUS
 
 
-def test_sda_chain_signed_static_data_and_dac() -> None:
-    store = CaKeyStore()
-    store.add(V.VISA_CA_01)
+def test_sda_chain_signed_static_data_and_dac(store: CaKeyStore) -> None:
     card = V.sda_card()
     issuer = recover_issuer_key(card, V.RID_VISA, store, date(2009, 1, 1))
     x = rsa_recover(card[Tag.SSAD], issuer.modulus, issuer.exponent)
@@ -48,17 +53,13 @@ def test_sda_chain_signed_static_data_and_dac() -> None:
     assert verify_ssad(card, issuer, V.SDA_STATIC_DATA) == h("3132")
 
 
-def test_sda_chain_expired_issuer_certificate_is_refused_today() -> None:
-    store = CaKeyStore()
-    store.add(V.VISA_CA_01)
+def test_sda_chain_expired_issuer_certificate_is_refused_today(store: CaKeyStore) -> None:
     ctx = OdaContext(V.RID_VISA, store, date(2026, 1, 1), V.SDA_STATIC_DATA)
     result = run_sda(V.sda_card(), ctx)
     assert result.failure == OdaFailure.ISSUER_CERT_EXPIRED
 
 
-def test_dda_chain_issuer_and_icc_keys() -> None:
-    store = CaKeyStore()
-    store.add(V.MC_CA_05)
+def test_dda_chain_issuer_and_icc_keys(store: CaKeyStore) -> None:
     card = V.dda_card()
     assert rsa_recover(card[Tag.ISSUER_PK_CERT], V.MC_CA_05.modulus, b"\x03") == (
         V.DDA_RECOVERED_ISSUER_CERT
@@ -70,9 +71,7 @@ def test_dda_chain_issuer_and_icc_keys() -> None:
     assert icc.modulus == V.DDA_ICC_MODULUS
 
 
-def test_dda_chain_signed_dynamic_data_and_icc_dynamic_number() -> None:
-    store = CaKeyStore()
-    store.add(V.MC_CA_05)
+def test_dda_chain_signed_dynamic_data_and_icc_dynamic_number(store: CaKeyStore) -> None:
     card = V.dda_card()
     issuer = recover_issuer_key(card, V.RID_MC, store, date(2015, 1, 1))
     icc = recover_icc_key(card, issuer, V.DDA_STATIC_DATA, date(2015, 1, 1))
@@ -84,9 +83,7 @@ def test_dda_chain_signed_dynamic_data_and_icc_dynamic_number() -> None:
     assert err.value.reason == OdaFailure.SDAD_HASH
 
 
-def test_dda_chain_icc_certificate_expired_after_june_2015() -> None:
-    store = CaKeyStore()
-    store.add(V.MC_CA_05)
+def test_dda_chain_icc_certificate_expired_after_june_2015(store: CaKeyStore) -> None:
     card = V.dda_card()
     issuer = recover_issuer_key(card, V.RID_MC, store, date(2015, 7, 1))
     with pytest.raises(OdaError) as err:
@@ -94,9 +91,7 @@ def test_dda_chain_icc_certificate_expired_after_june_2015() -> None:
     assert err.value.reason == OdaFailure.ICC_CERT_EXPIRED
 
 
-def test_cda_chain_recovered_signature_and_transaction_data_hash() -> None:
-    store = CaKeyStore()
-    store.add(V.MC_CA_05)
+def test_cda_chain_recovered_signature_and_transaction_data_hash(store: CaKeyStore) -> None:
     card = V.dda_card()
     issuer = recover_issuer_key(card, V.RID_MC, store, date(2015, 1, 1))
     icc = recover_icc_key(card, issuer, V.DDA_STATIC_DATA, date(2015, 1, 1))
@@ -109,9 +104,7 @@ def test_cda_chain_recovered_signature_and_transaction_data_hash() -> None:
     assert sig.transaction_data_hash == h("9D1493E6F70FAAB248A0689BEE7C8DFA10DA423D")
 
 
-def test_cda_detects_altered_transaction_data() -> None:
-    store = CaKeyStore()
-    store.add(V.MC_CA_05)
+def test_cda_detects_altered_transaction_data(store: CaKeyStore) -> None:
     card = V.dda_card()
     issuer = recover_issuer_key(card, V.RID_MC, store, date(2015, 1, 1))
     icc = recover_icc_key(card, issuer, V.DDA_STATIC_DATA, date(2015, 1, 1))

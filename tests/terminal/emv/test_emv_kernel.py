@@ -13,7 +13,6 @@ from simulators.emv_issuer import SoftEmvIssuer
 from simulators.emv_profiles import emv_card, make_issuer
 from simulators.multiapp_card import SoftIcc
 from terminal.apdu import tlv
-from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.commands import CryptogramType
 from terminal.emv.config import (
     AID_UNIONPAY_DEBIT,
@@ -30,11 +29,9 @@ from terminal.emv.oda import OdaMethod
 from terminal.emv.selection import CONTACT, CONTACTLESS, Candidate, select_application
 from terminal.emv.tags import Tag
 from terminal.readers.sim import SimReader
-from tests.terminal.emv.helpers import drive, h
+from tests.terminal.emv.helpers import CONFIG, STORE, drive, h
 
 NOW = datetime(2026, 11, 28, 8, 30, 15)
-CONFIG = TerminalConfig(trust_test_keys=True)
-STORE = CaKeyStore.builtin()
 CANDIDATE = Candidate(AID_UNIONPAY_DEBIT, SupportedAid(AID_UNIONPAY_DEBIT))
 
 

@@ -14,7 +14,7 @@ from terminal.apdu.channel import Channel
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable, TransportError
 from terminal.epurse import flows
-from terminal.epurse.commands import AID_TUNION_EP
+from terminal.epurse.commands import AID_TUNION_EP, Ins
 from terminal.journal import Journal
 from terminal.readers.events import EventKind, EventQueue
 from terminal.readers.pcsc import PcscMonitor, PcscReader, list_readers, match_reader
@@ -124,7 +124,7 @@ def test_card_pulled_after_debit_raises_card_removed_at_debit(terminal) -> None:
     session, card, bridge = terminal
     session.card_reader.connect()
     pending = _purchase_until_debit(session, 300)
-    bridge.tear_at_ins(0x54, AFTER)
+    bridge.tear_at_ins(Ins.DEBIT_FOR_PURCHASE, AFTER)
     with pytest.raises(CardRemoved, match="80540100"):
         session.run(flows.complete_purchase(pending))
     assert card.balance == 4_700  # debited: the proof must come from GET TRANSACTION PROVE
@@ -138,7 +138,7 @@ def test_card_pulled_before_debit_leaves_the_balance(terminal) -> None:
     session, card, bridge = terminal
     session.card_reader.connect()
     pending = _purchase_until_debit(session, 300)
-    bridge.tear_at_ins(0x54, BEFORE)
+    bridge.tear_at_ins(Ins.DEBIT_FOR_PURCHASE, BEFORE)
     with pytest.raises(CardRemoved):
         session.run(flows.complete_purchase(pending))
     assert card.balance == 5_000
@@ -148,7 +148,7 @@ def test_card_back_after_a_tear_is_read_again(terminal, plug) -> None:  # noqa: 
     session, card, bridge = terminal
     session.card_reader.connect()
     pending = _purchase_until_debit(session, 100)
-    bridge.tear_at_ins(0x54, AFTER)
+    bridge.tear_at_ins(Ins.DEBIT_FOR_PURCHASE, AFTER)
     with pytest.raises(CardRemoved):
         session.run(flows.complete_purchase(pending))
     assert session.card_reader.wait_for_removal(3.0)

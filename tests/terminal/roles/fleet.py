@@ -10,6 +10,7 @@ from pathlib import Path
 
 from simulators.epurse_card import SoftEPurseCard
 from simulators.profiles import demo_card, demo_psam
+from terminal.epurse.commands import Ins
 from terminal.fares import Mode, load_rules
 from terminal.hotlist import Hotlist
 from terminal.journal import SETTLED, SUSPECT, Journal
@@ -18,13 +19,14 @@ from terminal.roles.transport import Ride
 from terminal.roles.validator import Validator
 from terminal.runtime.assembly import Parts, assemble
 from terminal.runtime.config import TerminalConfig
+from terminal.sam.commands import SamIns
 
 RULES = load_rules()  # the demo fares every assembled validator here runs on
 
 
-CREDIT = 0x52  # INS of CREDIT FOR LOAD
-DEBIT = 0x54  # INS of DEBIT FOR PURCHASE
-CREDIT_SAM = 0x72  # INS of the PSAM's CREDIT SAM FOR PURCHASE (MAC2 check)
+CREDIT = Ins.CREDIT_FOR_LOAD
+DEBIT = Ins.DEBIT_FOR_PURCHASE
+CREDIT_SAM = SamIns.CREDIT_SAM_FOR_PURCHASE  # the PSAM's MAC2 check
 
 
 def is_debit(apdu: bytes) -> bool:

@@ -7,20 +7,16 @@ import pytest
 
 from simulators.emv_profiles import SsseProfile, emv_card, resident_card, ssse_card
 from simulators.profiles import demo_card
-from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, TerminalConfig
 from terminal.emv.kernel import Outcome
 from terminal.emv.oda import OdaMethod
 from terminal.emv.selection import CONTACT, CONTACTLESS
-from terminal.journal import SETTLED, VOID, Journal
+from terminal.journal import SETTLED, VOID
 from terminal.readers.sim import SimReader
 from terminal.roles.inspect import inspect_card
 from terminal.roles.onecard_pos import OneCardPos, PaymentRefused, PaymentRule
 from terminal.roles.session import TerminalSession
-from tests.terminal.emv.helpers import drive
-
-CONFIG = TerminalConfig(trust_test_keys=True)
-STORE = CaKeyStore.builtin()
+from tests.terminal.emv.helpers import CONFIG, STORE, drive
 
 
 def test_resident_card_read_shows_ec_and_ep_with_oda() -> None:
@@ -84,22 +80,6 @@ def test_a_broken_application_is_reported_and_the_others_still_read() -> None:
 
 
 # -- one-card POS --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def journal(tmp_path):  # type: ignore[no-untyped-def]
-    with Journal(tmp_path / "pos.db") as j:
-        yield j
-
-
-@pytest.fixture
-def pos_for(psam, clock, journal):  # type: ignore[no-untyped-def]
-    def make(card, rule: PaymentRule | None = None) -> OneCardPos:  # type: ignore[no-untyped-def]
-        session = TerminalSession(SimReader(card), SimReader(psam), clock=clock)
-        session.start()
-        return OneCardPos(session, journal, CONFIG, STORE, rule)
-
-    return make
 
 
 def test_ec_first_rule_pays_from_electronic_cash(pos_for, journal) -> None:  # type: ignore[no-untyped-def]

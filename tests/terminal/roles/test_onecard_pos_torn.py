@@ -10,8 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from simulators.emv_profiles import resident_card
-from terminal.emv.ca_keys import CaKeyStore
-from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig
+from terminal.emv.config import KIND_EMV, KIND_EPURSE
 from terminal.emv.selection import CONTACTLESS, discover
 from terminal.journal import SETTLED, SUSPECT, VOID, Journal
 from terminal.readers.sim import AFTER, BEFORE, SimReader
@@ -24,26 +23,9 @@ from terminal.roles.onecard_pos import (
     prepare_ec_purchase,
 )
 from terminal.roles.session import TerminalSession
+from tests.terminal.emv.helpers import CONFIG, STORE
 
-CONFIG = TerminalConfig(trust_test_keys=True)
-STORE = CaKeyStore.builtin()
 GPO, READ_RECORD = 0xA8, 0xB2
-
-
-@pytest.fixture
-def journal(tmp_path):  # type: ignore[no-untyped-def]
-    with Journal(tmp_path / "pos.db") as j:
-        yield j
-
-
-@pytest.fixture
-def pos_for(psam, clock, journal):  # type: ignore[no-untyped-def]
-    def make(card, j: Journal | None = None) -> OneCardPos:  # type: ignore[no-untyped-def]
-        session = TerminalSession(SimReader(card), SimReader(psam), clock=clock)
-        session.start()
-        return OneCardPos(session, j or journal, CONFIG, STORE)
-
-    return make
 
 
 def tear_at(ins: int, when: str, *, after_gpo: bool = False) -> Callable[[bytes], str | None]:

@@ -27,8 +27,7 @@ from terminal.roles.loop import TapLoop
 from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from tests.stacks import CARD_READER, SAM_READER, pcscd, plug, wait_reader_state  # noqa: F401
-
-DEBIT = 0x54
+from tests.terminal.roles.fleet import DEBIT
 
 
 class Gates:
