@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -70,7 +71,9 @@ def _iso_dep(target: Any) -> bool:
 
 
 def open_frontend(path: str) -> Any:
-    """An opened nfcpy ContactlessFrontend for ``path`` (nfcpy syntax, or tty:/dev/...:driver)."""
+    """An opened nfcpy ContactlessFrontend for ``path`` (nfcpy syntax, or tty:/dev/...:driver);
+    a device that cannot be opened is ``ReaderUnavailable`` naming the ``nfc:`` spec."""
+    spec = f"nfc:{path}"
     frontend = nfc.ContactlessFrontend()
     if path.startswith("tty:/"):
         _, device_path, *driver = path.split(":")
@@ -81,22 +84,42 @@ def open_frontend(path: str) -> Any:
             )
         from nfc.clf import transport
 
-        tty = transport.TTY(device_path)
+        try:
+            tty = transport.TTY(device_path)
+        except (OSError, ValueError) as exc:  # pyserial's SerialException is an OSError
+            raise ReaderUnavailable(f"{spec}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
             device = importlib.import_module(f"nfc.clf.{name}").init(tty)
         except OSError as exc:
             tty.close()
-            raise ReaderUnavailable(f"no {name} answering on {device_path}: {exc}") from exc
+            raise ReaderUnavailable(f"{spec}: no {name} answering on {device_path}: {exc}") from exc
         device._path = device_path
         frontend.device = device
         return frontend
     try:
         opened = frontend.open(path)
     except OSError as exc:
-        raise ReaderUnavailable(f"cannot open NFC device {path!r}: {exc}") from exc
+        raise ReaderUnavailable(f"{spec}: cannot open the NFC device: {exc}") from exc
+    except ValueError as exc:
+        raise ReaderUnavailable(f"{spec}: {_udp_port_problem(path) or exc}") from exc
     if not opened:
-        raise ReaderUnavailable(f"no NFC device found at {path!r}")
+        raise ReaderUnavailable(f"{spec}: no NFC device found there")
     return frontend
+
+
+def _udp_port_problem(path: str) -> str:
+    """Why nfcpy's UDP driver refused ``udp:HOST:PORT`` ("" when it was not that): it reads
+    the port back through getnameinfo, which names ports of /etc/services (9 is "discard")."""
+    parts = path.split(":")
+    if parts[0] != "udp" or len(parts) < 3 or not parts[2].isdigit():
+        return ""
+    service = socket.getnameinfo(("127.0.0.1", int(parts[2])), socket.NI_NUMERICHOST)[1]
+    if service.isdigit():
+        return ""
+    return (
+        f"port {parts[2]} is the {service!r} service's, which nfcpy's UDP driver cannot use; "
+        "choose a port without a service name (nfcpy's default is 54321)"
+    )
 
 
 class NfcReader:
@@ -174,7 +197,7 @@ class NfcReader:
         finally:
             clf.__dict__.pop("exchange", None)
         if result is False:
-            raise ReaderUnavailable(f"NFC device {self.path!r} failed (see nfcpy's log)")
+            raise ReaderUnavailable(f"{self.name}: the NFC device failed (see nfcpy's log)")
         if not isinstance(result, nfc.tag.tt4.Type4Tag):
             return False
         self._tag = result
@@ -220,7 +243,7 @@ class NfcReader:
         except OSError as exc:
             self._lost()
             self._clf = None
-            raise ReaderUnavailable(f"NFC device {self.path!r} failed: {exc}") from exc
+            raise ReaderUnavailable(f"{self.name}: the NFC device failed: {exc}") from exc
         if response is None or len(response) < 2:
             self._lost()
             raise CardRemoved(f"no answer to {bytes(apdu[:4]).hex().upper()} on {self.name}")
@@ -341,6 +364,8 @@ def from_spec(rest: str) -> NfcReader:
         port = rest.rsplit(":", 1)[1]
         if not port.isdigit():
             raise ReaderSpecError(f"nfc:udp port must be a number, not {port!r}")
+        if not 0 < int(port) < 65536:
+            raise ReaderSpecError(f"nfc:udp port must be 1 to 65535, not {port!r}")
     return NfcReader(rest)
 
 

@@ -106,3 +106,26 @@ def test_missing_nfc_usb_reader_is_a_clear_error() -> None:
     r = ykt("read", "--reader", "nfc:usb", check=False)
     assert r.returncode == 1
     assert "no NFC device" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("nfc:tty:/nonexistent:pn532", "could not open port /nonexistent"),
+        ("nfc:tty:/dev/null:pn532", "could not configure port"),
+        ("nfc:udp:127.0.0.1:9", "port 9 is the 'discard' service's"),
+    ],
+)
+def test_unusable_nfc_device_is_reader_unavailable_not_a_traceback(spec: str, reason: str) -> None:
+    r = ykt("--lang", "en", "read", "--reader", spec, check=False)
+    assert (r.returncode, "Traceback" in r.stderr) == (1, False), r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"ykt read: the reader is not available: {spec}: "), line
+    assert reason in line.lower()
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_nfc_udp_port_out_of_range_is_refused_as_a_spec_error(port: str) -> None:
+    r = ykt("--lang", "en", "read", "--reader", f"nfc:udp:127.0.0.1:{port}", check=False)
+    assert (r.returncode, "Traceback" in r.stderr) == (1, False), r.stderr
+    assert f"nfc:udp port must be 1 to 65535, not {port!r}" in r.stderr
