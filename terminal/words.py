@@ -381,6 +381,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "请求内容有误，本次未办理：请核对后重新提交",
         "the request is not valid: nothing was done, check it and send it again",
     ),
+    "status.not_json": (
+        "请求内容不是 JSON，本次未办理：请核对后重新提交",
+        "the request is not JSON: nothing was done, check it and send it again",
+    ),
+    "status.body_size": (
+        "请求内容长度应为 0 至 {max} 字节，本次未办理：请核对后重新提交",
+        "the request is not 0 to {max} bytes long: nothing was done, check it and send it again",
+    ),
     "desk.unavailable": (
         "暂时无法连接卡务中心，未发卡，请稍后再试",
         "the card centre cannot be reached now; no card was issued, try later",

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from terminal.words import say
+
 
 class Reporter(Protocol):
     def health(self) -> dict[str, object]: ...
@@ -72,14 +74,19 @@ def _handler(reporter: Reporter, actions: dict[str, Action]) -> type[BaseHTTPReq
             except ValueError:
                 size = -1
             if not 0 <= size <= MAX_BODY:
-                self._json(400, {"ok": False, "refused": f"a body of 0..{MAX_BODY} bytes needed"})
+                why = f"a body of 0..{MAX_BODY} bytes needed"
+                self._refuse(why, say("status.body_size", max=MAX_BODY))
                 return
             try:
                 body = json.loads(self.rfile.read(size) or b"null")
             except (ValueError, UnicodeDecodeError):
-                self._json(400, {"ok": False, "refused": "the body is not JSON"})
+                self._refuse("the body is not JSON", say("status.not_json"))
                 return
             self._json(*action(body))
+
+        def _refuse(self, why: str, text: str) -> None:
+            """A 400 no action saw: the English ``refused`` clients parse, ``text`` to show."""
+            self._json(400, {"ok": False, "refused": why, "text": text})
 
         def _json(self, status: int, doc: dict[str, Any]) -> None:
             self._send(status, "application/json", json.dumps(doc, ensure_ascii=False))
