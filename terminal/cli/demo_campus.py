@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.money import format_fen
-from terminal.words import say
+from terminal.words import door_words, say
 
 DOOR_ID, CANTEEN_ID, LIBRARY_ID = "310000000501", "310000000502", "310000000503"
 PERSON = "S2026001"
@@ -97,11 +97,11 @@ def run_campus_demo(path: Any, workdir: Path, out: Any = print) -> bool:
     sync_access(door_client, door.access, door.hotlist)
     ok = True
     entry = tap(lambda: door.present("east-in"), card)
-    out(f"   door east-in: {PERSON} {'may pass' if entry.granted else 'refused: ' + entry.reason}")
+    out(f"   door east-in: {PERSON} {door_words(entry)}")
     clock.now = datetime(2026, 11, 30, 8, 40)
     clocked = tap(lambda: door.present("clock-in"), card)
     out(f"   time clock: {PERSON} clocked in at {clock.now:%H:%M}" if clocked.granted else
-        f"   time clock refused: {clocked.reason}")  # fmt: skip
+        f"   time clock: {PERSON} {door_words(clocked)}")  # fmt: skip
     ok = ok and entry.granted and clocked.granted
 
     clock.now = datetime(2026, 11, 30, 12, 0)
