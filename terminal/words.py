@@ -29,6 +29,7 @@ from terminal.roles.validator import TapOutcome, TapResult
 
 if TYPE_CHECKING:
     from terminal.campus.door import Decision
+    from terminal.roles.issuance import IssuanceError
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -407,6 +408,101 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "未发卡：请核对申请信息和卡片后重试（原因已记入日志）",
         "no card issued: {reason}",
     ),
+    # an issuance refusal (terminal.roles.issuance.IssuanceRefusal): the English is the log's
+    "issuance.no-campus-person": (
+        "身份证号 {id_prefix}… 没有对应的校园学工号：请先在后台录入此人",
+        "no campus person number for ID {id_prefix}...: enter the person in the back office first",
+    ),
+    "issuance.campus-identity": (
+        "校园身份信息无法写入：请核对后台的人员资料（原因已记入日志）",
+        "campus identity: {detail}",
+    ),
+    "issuance.no-centre": (
+        "本发卡台没有连接卡务中心，无法申领卡号",
+        "this desk has no card centre to lease card numbers from",
+    ),
+    "issuance.lease-refused": (
+        "卡务中心不分配卡号：{refusal}",
+        "the card centre leases no numbers: {refusal}",
+    ),
+    "issuance.centre-unreachable": (
+        "暂时无法连接卡务中心：请在网关恢复后重试",
+        "{detail}: try again when the gateway answers",
+    ),
+    "issuance.no-numbers": (
+        "未发卡：本发卡台没有可用的卡号，请联网向卡务中心申领号段"
+        "（ykt issue --lease N --gateway URL）",
+        "no card issued: {reason}",
+    ),
+    "issuance.no-numbers-lease": (
+        "未发卡：本发卡台没有可用的卡号（{lease}）",
+        "no card issued: {reason} ({lease})",
+    ),
+    "issuance.claim-refused": (
+        "未发卡，卡号 {number} 已作废：{refusal}",
+        "no card issued, number {number} voided: {refusal}",
+    ),
+    "issuance.kind-type-range": (
+        "卡种类和卡类型各为一个字节（0 至 255）：请核对申请信息",
+        "card kind and card type are one byte each",
+    ),
+    "issuance.carry-offline": (
+        "卡 {number} 未补办：余额 {balance} 分只能经卡务中心记账圈存转入，请先连接网关",
+        "card {number} is not replaced: its balance of {balance} fen is carried only through "
+        "the gateway's journaled load; connect the desk to the gateway",
+    ),
+    "issuance.carry-refused": (
+        "卡 {number} 未补办，余额未转：{refusal}",
+        "card {number} is not replaced, nothing is carried: {refusal}",
+    ),
+    "issuance.carry-unknown": (
+        "卡 {number} 未补办：卡务中心没有给出余额",
+        "card {number} is not replaced: the gateway gave no balance",
+    ),
+    "issuance.carry-mismatch": (
+        "卡 {number} 未补办：本发卡台账上余额 {book} 分（{as_of}），卡务中心核实为 {proven} 分；"
+        "请到后台核对",
+        "card {number} is not replaced: the desk's book holds {book} fen as of {as_of}, the "
+        "gateway proves {proven} fen; settle it at the back office",
+    ),
+    "issuance.no-hotlist": (
+        "卡 {number} 须先列入黑名单才能补办：本发卡台没有黑名单",
+        "card {number} must be hotlisted before it is replaced: this desk has no hotlist",
+    ),
+    "issuance.carry-no-gateway": (
+        "补办的卡 {number} 尚待转入余额 {amount} 分：本发卡台没有连接网关，无法圈存",
+        "replacement {number} waits for its carried {amount} fen: this desk has no gateway to "
+        "load it through",
+    ),
+    "issuance.carry-open": (
+        "补办的卡 {number}：上一次余额转入尚未了结，请在网关恢复后重试",
+        "replacement {number}: an earlier carried load is not settled yet; try again when the "
+        "gateway answers",
+    ),
+    "issuance.carry-balance": (
+        "补办的卡 {number} 余额为 {balance} 分，应为 0 或转入的 {amount} 分：请交后台处理",
+        "replacement {number} holds {balance} fen, expected 0 or the carried {amount}: hand it "
+        "to the back office",
+    ),
+    "issuance.personalised": (
+        "卡 {number} 已个人化：请放一张空白卡",
+        "card {number} is already personalised; put a blank card in",
+    ),
+    "issuance.other-holder": (
+        "卡 {number} 属于另一位持卡人：请放一张空白卡",
+        "card {number} belongs to someone else",
+    ),
+    "issuance.issued": (
+        "卡 {number} 已发出，不能再次发卡：请放一张空白卡",
+        "card {number} is already issued and {state}",
+    ),
+    # the card centre's refusal inside an issuance refusal, by its code (English: its reason)
+    "issuance.centre": ("卡务中心拒绝（{reason}）", "{reason}"),
+    "issuance.centre.same_person": ("此人已持有同类有效卡（一人一卡）", "{reason}"),
+    "issuance.centre.card_lost": (
+        "此人有一张已挂失的同类卡：请办理补卡（余额转入新卡），不要另发新卡",
+        "{reason}",
+    ),
     "kiosk.unavailable": (
         "暂时无法连接卡务中心，未充值，请稍后再试",
         "the card centre cannot be reached now; nothing was loaded, try later",
@@ -713,11 +809,14 @@ def error_words(exc: BaseException) -> str:
     log and --json)."""
     from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable
     from terminal.roles.debit import LoadInterrupted
+    from terminal.roles.issuance import IssuanceError
     from terminal.roles.kiosk import TopUpRefused
     from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 
     if isinstance(exc, TopUpRefused):
         return kiosk_words(exc.code, exc.fields)
+    if isinstance(exc, IssuanceError):
+        return issuance_words(exc)
     if isinstance(exc, LoadInterrupted):
         return say("kiosk.load_interrupted")
     code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
@@ -957,7 +1056,27 @@ def desk_refusal(exc: Exception) -> str:
         return say("desk.already_issued")
     if isinstance(exc, CardError):
         return say("desk.card_refused", reason=card_refusal(exc))
-    return say("desk.not_issued" if isinstance(exc, IssuanceError) else "desk.failed", reason=exc)
+    if isinstance(exc, IssuanceError):
+        return issuance_words(exc)
+    return say("desk.failed", reason=exc)
+
+
+def issuance_words(exc: IssuanceError) -> str:
+    """Why the desk issued no card, by the refusal's code; a refusal inside it (the card
+    centre's, a failed lease) is worded by its own code."""
+    return say(f"issuance.{exc.code}", **{k: _issuance_field(v) for k, v in exc.fields.items()})
+
+
+def _issuance_field(value: object) -> str:
+    from terminal.roles.issuance import IssuanceError
+
+    if isinstance(value, IssuanceError):
+        return issuance_words(value)
+    code, reason = getattr(value, "code", None), getattr(value, "reason", None)
+    if isinstance(reason, str):
+        key = f"issuance.centre.{code}"
+        return say(key if key in CATALOGUE else "issuance.centre", reason=reason)
+    return str(value)
 
 
 def outcome_text(doc: Mapping[str, object]) -> str:

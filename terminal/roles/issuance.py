@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from terminal.apdu.errors import YikatongError
@@ -53,14 +54,55 @@ from terminal.roles.registry import (
 )
 from terminal.roles.session import TerminalSession
 from terminal.uplink.client import GatewayRefused
+from terminal.words import sentence
 
 ID_TYPE_RESIDENT = 0x00
 CARRY_PURPOSE = "carried balance"  # the purpose of a replacement's load, journal and gateway
 PLACEHOLDER_NUMBER = "0" * 19
 
 
+class IssuanceRefusal(StrEnum):
+    """Why the desk issues no card; the code picks the sentence (``issuance.<code>`` in
+    terminal/words.py), the fields named beside it fill it in."""
+
+    NO_CAMPUS_PERSON = "no-campus-person"  # id_prefix
+    CAMPUS_IDENTITY = "campus-identity"  # detail
+    NO_CENTRE = "no-centre"
+    LEASE_REFUSED = "lease-refused"  # refusal: the centre's
+    CENTRE_UNREACHABLE = "centre-unreachable"  # detail
+    NO_NUMBERS = "no-numbers"  # reason
+    NO_NUMBERS_LEASE = "no-numbers-lease"  # reason, lease: why topping up failed
+    CLAIM_REFUSED = "claim-refused"  # number, refusal: the centre's
+    KIND_TYPE_RANGE = "kind-type-range"
+    CARRY_OFFLINE = "carry-offline"  # number, balance
+    CARRY_REFUSED = "carry-refused"  # number, refusal: the gateway's
+    CARRY_UNKNOWN = "carry-unknown"  # number
+    CARRY_MISMATCH = "carry-mismatch"  # number, book, as_of, proven
+    NO_HOTLIST = "no-hotlist"  # number
+    CARRY_NO_GATEWAY = "carry-no-gateway"  # number, amount
+    CARRY_OPEN = "carry-open"  # number
+    CARRY_BALANCE = "carry-balance"  # number, balance, amount
+    PERSONALISED = "personalised"  # number
+    OTHER_HOLDER = "other-holder"  # number
+    ISSUED = "issued"  # number, state
+
+
 class IssuanceError(YikatongError):
-    """The desk cannot issue this card; the message says what the operator should do."""
+    """The desk cannot issue this card: ``code`` says why and ``fields`` what it names; the
+    message is that sentence in English (the log's), the clerk's line uses the terminal's
+    language (``terminal.words.issuance_words``)."""
+
+    def __init__(self, code: IssuanceRefusal, **fields: object):
+        self.code = code
+        self.fields = fields
+        shown = {name: _english(value) for name, value in fields.items()}
+        super().__init__(sentence(f"issuance.{code}", "en", **shown))
+
+
+def _english(value: object) -> str:
+    """A field as the English sentence shows it: a refusal by its own reason."""
+    reason = getattr(value, "reason", None)
+    return reason if isinstance(reason, str) else str(value)
 
 
 class CardAlreadyIssued(IssuanceError):
@@ -102,15 +144,12 @@ class CampusProfile:
     def identity(self, holder: Applicant, start: date) -> bytes:
         person_no = self.persons.get(holder.id_number)
         if person_no is None:
-            raise IssuanceError(
-                f"no campus person number for ID {holder.id_number[:6]}...: "
-                "enter the person in the back office first"
-            )
+            raise IssuanceError(IssuanceRefusal.NO_CAMPUS_PERSON, id_prefix=holder.id_number[:6])
         until = _years_later(start, self.validity_years)
         try:
             return Identity(person_no, self.category, start, until).to_bytes()
         except ValueError as exc:
-            raise IssuanceError(f"campus identity: {exc}") from None
+            raise IssuanceError(IssuanceRefusal.CAMPUS_IDENTITY, detail=exc) from None
 
 
 @dataclass(frozen=True)
@@ -234,31 +273,35 @@ class IssuanceDesk:
         """Lease a block of card numbers from the card centre and keep it; how many unused
         numbers of the issuer the desk holds now."""
         if self.centre is None:
-            raise IssuanceError("this desk has no card centre to lease card numbers from")
+            raise IssuanceError(IssuanceRefusal.NO_CENTRE)
         try:
             block = self.centre.lease(issuer_id, self.desk_id, count or self.config.block_size)
         except CentreRefused as exc:
-            raise IssuanceError(f"the card centre leases no numbers: {exc.reason}") from None
+            raise IssuanceError(IssuanceRefusal.LEASE_REFUSED, refusal=exc) from None
         except CentreUnreachable as exc:
-            raise IssuanceError(f"{exc}: try again when the gateway answers") from None
+            raise IssuanceError(IssuanceRefusal.CENTRE_UNREACHABLE, detail=exc) from None
         self.registry.hold(block)
         return self.registry.numbers_left(issuer_id)
 
     def _begin(self, issuer_id: bytes, begin: Callable[[], CardRecord]) -> CardRecord:
         """Take a number (topping the blocks up first when online and running low), then
         claim it for the holder at the card centre; offline, the push reconciles later."""
-        offline = ""
+        lease: IssuanceError | None = None
         if self.centre is not None and (
             self.registry.numbers_left(issuer_id) < self.config.low_water
         ):
             try:
                 self.lease(issuer_id)
             except IssuanceError as exc:
-                offline = f" ({exc})"
+                lease = exc
         try:
             record = begin()
         except NoNumbers as exc:
-            raise IssuanceError(f"no card issued: {exc.reason}{offline}") from None
+            if lease is not None:
+                raise IssuanceError(
+                    IssuanceRefusal.NO_NUMBERS_LEASE, reason=exc, lease=lease
+                ) from None
+            raise IssuanceError(IssuanceRefusal.NO_NUMBERS, reason=exc) from None
         if self.centre is None:
             return record
         try:
@@ -269,7 +312,7 @@ class IssuanceDesk:
             if record.state == CardState.PENDING:
                 self.registry.abandon(record.card_number)
             raise IssuanceError(
-                f"no card issued, number {record.card_number} voided: {exc.reason}"
+                IssuanceRefusal.CLAIM_REFUSED, number=record.card_number, refusal=exc
             ) from None
         return record
 
@@ -300,7 +343,7 @@ class IssuanceDesk:
                 applicant.card_type,
             )
         if not 0 <= applicant.card_kind <= 0xFF or not 0 <= applicant.card_type <= 0xFF:
-            raise IssuanceError("card kind and card type are one byte each")
+            raise IssuanceError(IssuanceRefusal.KIND_TYPE_RANGE)
         self._plan_for(PLACEHOLDER_NUMBER, self.config.issuer_id, applicant, pin)
         return applicant
 
@@ -344,9 +387,7 @@ class IssuanceDesk:
         old = self.registry.get(old_card_number)
         if self.credits is None and (old.balance_fen or 0) > 0:
             raise IssuanceError(
-                f"card {old_card_number} is not replaced: its balance of "
-                f"{old.balance_fen} fen is carried only through the gateway's journaled load; "
-                "connect the desk to the gateway"
+                IssuanceRefusal.CARRY_OFFLINE, number=old_card_number, balance=old.balance_fen
             )
         if old.state == CardState.ACTIVE:
             old = self.registry.report_lost(old_card_number)
@@ -376,27 +417,26 @@ class IssuanceDesk:
             found = card_book.last_known_balance(card_number)
         except GatewayRefused as exc:
             raise IssuanceError(
-                f"card {card_number} is not replaced, nothing is carried: {exc.reason}"
+                IssuanceRefusal.CARRY_REFUSED, number=card_number, refusal=exc
             ) from None
         if found is None:
-            raise IssuanceError(f"card {card_number} is not replaced: the gateway gave no balance")
+            raise IssuanceError(IssuanceRefusal.CARRY_UNKNOWN, number=card_number)
         proven = int(found["balance_fen"])
         as_of = datetime.fromisoformat(found["as_of"])
         book = self.registry.report_balance(card_number, proven, as_of)
         if book.balance_fen != proven:
             raise IssuanceError(
-                f"card {card_number} is not replaced: the desk's book holds {book.balance_fen} "
-                f"fen as of {book.balance_as_of}, the gateway proves {proven} fen; settle it at "
-                "the back office"
+                IssuanceRefusal.CARRY_MISMATCH,
+                number=card_number,
+                book=book.balance_fen,
+                as_of=book.balance_as_of,
+                proven=proven,
             )
 
     def _hotlist(self, old: CardRecord) -> CardRecord:
         hotlist = self.hotlist
         if hotlist is None:
-            raise IssuanceError(
-                f"card {old.card_number} must be hotlisted before it is replaced: "
-                "this desk has no hotlist"
-            )
+            raise IssuanceError(IssuanceRefusal.NO_HOTLIST, number=old.card_number)
         if old.serial not in hotlist:
             hotlist.apply(hotlist.version + 1, added=[old.serial])
         return self.registry.mark_hotlisted(old.card_number, hotlist.version)
@@ -461,24 +501,22 @@ class IssuanceDesk:
         credits = self.credits
         if credits is None:
             raise IssuanceError(
-                f"replacement {record.card_number} waits for its carried {amount} fen: "
-                "this desk has no gateway to load it through"
+                IssuanceRefusal.CARRY_NO_GATEWAY, number=record.card_number, amount=amount
             )
         s, info = self.session, snap.info
         for retried in (False, True):
             credits.recover(info)
             if credits.journal.open_loads(info.serial):
-                raise IssuanceError(
-                    f"replacement {record.card_number}: an earlier carried load is not "
-                    "settled yet; try again when the gateway answers"
-                )
+                raise IssuanceError(IssuanceRefusal.CARRY_OPEN, number=record.card_number)
             balance = s.run(flows.read_balance())
             if balance == amount:
                 return None
             if balance != 0:
                 raise IssuanceError(
-                    f"replacement {record.card_number} holds {balance} fen, expected 0 or "
-                    f"the carried {amount}: hand it to the back office"
+                    IssuanceRefusal.CARRY_BALANCE,
+                    number=record.card_number,
+                    balance=balance,
+                    amount=amount,
                 )
             try:
                 credit = credits.load(
@@ -503,14 +541,14 @@ class IssuanceDesk:
         info = probe.info
         record = self.registry.by_serial(info.serial)
         if record is None or record.issuer_id != info.issuer_id:
-            raise CardAlreadyIssued(
-                f"card {info.card_number} is already personalised; put a blank card in"
-            )
+            raise CardAlreadyIssued(IssuanceRefusal.PERSONALISED, number=info.card_number)
         holder = record.holder
         if (holder.id_number, holder.card_kind) != (applicant.id_number, applicant.card_kind):
-            raise CardAlreadyIssued(f"card {record.card_number} belongs to someone else")
+            raise CardAlreadyIssued(IssuanceRefusal.OTHER_HOLDER, number=record.card_number)
         if record.state == CardState.PENDING or (
             record.state == CardState.ACTIVE and record.carry_pending
         ):
             return self._finish(record, self._plan(record, pin), resumed=True)
-        raise CardAlreadyIssued(f"card {record.card_number} is already issued and {record.state}")
+        raise CardAlreadyIssued(
+            IssuanceRefusal.ISSUED, number=record.card_number, state=record.state
+        )

@@ -19,6 +19,7 @@ from terminal.roles.load_host import HttpLoadHost
 from terminal.roles.registry import NumberBlock, serial_of
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
+from terminal.words import set_lang
 from tests.cli_kit import ykt_here
 from tests.gateway_fixtures import start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID
@@ -183,3 +184,22 @@ def test_subsidy_check_reports_rejections_and_writes_the_masked_listing(
     assert "张*丰,110105********002X,农村分散供养五保户补助资金,200.00,2026-10" in listing
     rc, out, _ = ykt_here(capsys, "subsidy", "check", "roster.csv", "--json")
     assert json.loads(out)["rejections"][0]["row"] == 3
+
+
+def test_a_refusal_is_worded_by_its_code_in_the_clerks_language(capsys) -> None:  # type: ignore[no-untyped-def]
+    who = ["--name", "李四", "--id-number", LI, "--registry", "b.db", "--out", "x.json"]
+    try:
+        rc, _, err = ykt_here(capsys, "--lang", "zh", "issue", *who)
+    finally:
+        set_lang("en")
+    assert (rc, err.strip()) == (
+        1,
+        "ykt issue：未发卡：本发卡台没有可用的卡号，请联网向卡务中心申领号段"
+        "（ykt issue --lease N --gateway URL）",
+    )
+    assert not Path("x.json").exists()
+    desk = SqliteCardRegistry("b.db")
+    try:
+        assert desk.numbers_left(SHANGHAI) == 0
+    finally:
+        desk.close()

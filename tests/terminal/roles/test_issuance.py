@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from string import Formatter
 
 import pytest
 
@@ -35,6 +36,7 @@ from terminal.roles.issuance import (
     DeskConfig,
     IssuanceDesk,
     IssuanceError,
+    IssuanceRefusal,
 )
 from terminal.roles.kiosk import Kiosk
 from terminal.roles.load_host import HttpLoadHost
@@ -43,9 +45,11 @@ from terminal.roles.session import TerminalSession
 from terminal.roles.validator import Validator, ValidatorConfig
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import GatewayCardBook, GatewayCentre, PushResult
+from terminal.words import CATALOGUE
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, new_blank, perso_hsm
+from tests.terminal.cli.test_words import english
 
 DESK_ID = bytes.fromhex("310000000080")
 KIOSK_ID = bytes.fromhex("310000000090")
@@ -216,8 +220,9 @@ def test_bad_applicants_are_refused_before_a_number_is_taken(
 
 def test_an_operational_card_that_is_not_ours_is_refused(centre: CardCentre) -> None:
     centre.at_desk(demo_card(5))
-    with pytest.raises(CardAlreadyIssued, match="already personalised"):
+    with pytest.raises(CardAlreadyIssued, match="already personalised") as raised:
         centre.desk.issue(ZHANG)
+    assert raised.value.code == IssuanceRefusal.PERSONALISED
 
 
 def test_replacement_hotlists_the_lost_card_and_carries_its_balance(
@@ -385,8 +390,9 @@ def test_an_offline_desk_refuses_a_replacement_with_a_balance_to_carry(
     centre.registry.report_balance(old.card_number, 2_500, centre.clock.now)
     new_card = new_blank(2)
     centre.at_desk(new_card)
-    with pytest.raises(IssuanceError, match=r"balance of 2500 fen is carried only through"):
+    with pytest.raises(IssuanceError, match=r"balance of 2500 fen is carried only through") as e:
         centre.desk.replace(old.card_number)
+    assert (e.value.code, e.value.fields["balance"]) == (IssuanceRefusal.CARRY_OFFLINE, 2_500)
     assert new_card.life_cycle == LifeCycle.CREATION  # no card work at all
     book = centre.registry.get(old.card_number)
     assert book.replaced_by is None and book.balance_fen == 2_500
@@ -565,8 +571,9 @@ def test_replace_with_the_card_book_is_refused_with_the_gateways_reason_and_carr
     new_card = new_blank(2)
     d.reader.insert(new_card)
     loads = d.gw.count("loads")
-    with pytest.raises(IssuanceError, match=r"nothing is carried: .*offline transactions"):
+    with pytest.raises(IssuanceError, match=r"nothing is carried: .*offline transactions") as e:
         d.desk.replace(d.old.card_number, card_book=d.book)
+    assert e.value.code == IssuanceRefusal.CARRY_REFUSED
 
     assert new_card.life_cycle == LifeCycle.CREATION  # no card work at all
     old = d.registry.get(d.old.card_number)
@@ -583,7 +590,17 @@ def test_replace_with_the_card_book_is_refused_when_the_desk_book_disagrees(
     d.registry.report_balance(d.old.card_number, 4_000, datetime.now() + timedelta(hours=1))
     new_card = new_blank(2)
     d.reader.insert(new_card)
-    with pytest.raises(IssuanceError, match=r"book holds 4000 fen .* the gateway proves 5000"):
+    with pytest.raises(IssuanceError, match=r"book holds 4000 fen .* the gateway proves 5000") as e:
         d.desk.replace(d.old.card_number, card_book=d.book)
+    assert e.value.code == IssuanceRefusal.CARRY_MISMATCH
     assert new_card.life_cycle == LifeCycle.CREATION
     assert d.registry.get(d.old.card_number).replaced_by is None
+
+
+def test_every_issuance_refusal_has_words_in_both_languages() -> None:
+    """Each code has its catalogue sentence; the Chinese names no field the English lacks."""
+    for code in IssuanceRefusal:
+        zh, en = CATALOGUE[f"issuance.{code}"]
+        fields = {name for _, name, _, _ in Formatter().parse(en) if name}
+        assert {name for _, name, _, _ in Formatter().parse(zh) if name} <= fields, code
+        assert english(zh.format(**dict.fromkeys(fields, "1"))) is None, code

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from simulators.profiles import demo_card, demo_psam
 from terminal.readers.sim import SimReader
-from terminal.roles.issuance import CardAlreadyIssued, IssuanceError
+from terminal.roles.issuance import CardAlreadyIssued, IssuanceError, IssuanceRefusal
+from terminal.roles.registry import CentreRefused
 from terminal.runtime.assembly import Parts, assemble
 from terminal.runtime.config import TerminalConfig
 from terminal.runtime.counter import CounterService, Outcome, refused
@@ -71,8 +72,12 @@ def test_answers_before_the_card_are_in_the_terminals_language(tmp_path: Path) -
 def test_a_desk_refusal_is_in_the_clerks_language() -> None:
     answers = [
         GatewayUnavailable("connection refused"),
-        CardAlreadyIssued("card 3100029000000000001 is already personalised; put a blank card in"),
-        IssuanceError("no card issued, number 3100029000000000001 voided: one person, one card"),
+        CardAlreadyIssued(IssuanceRefusal.PERSONALISED, number="3100029000000000001"),
+        IssuanceError(
+            IssuanceRefusal.CLAIM_REFUSED,
+            number="3100029000000000001",
+            refusal=CentreRefused("same_person", "one person, one card"),
+        ),
     ]
     set_lang("zh")
     try:
@@ -82,9 +87,10 @@ def test_a_desk_refusal_is_in_the_clerks_language() -> None:
         ]
     finally:
         set_lang("en")
-    assert texts[:2] == [
+    assert texts == [
         "暂时无法连接卡务中心，未发卡，请稍后再试",
         "读卡器上的卡已发过，请放一张空白卡",
+        "未发卡，卡号 3100029000000000001 已作废：此人已持有同类有效卡（一人一卡）",
     ]
     assert [english(t) for t in texts] == [None] * 3, texts
     assert desk_text(refused(None, "x", refusal(answers[2]), desk_refusal(answers[2])).doc) == (
