@@ -603,6 +603,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "the reader did not complete the exchange (a timeout or a failure): put the card back "
         "and try again.",
     ),
+    "error.reader_timeout": (
+        "读卡器等待卡片应答超时：请把卡放稳后重试。",
+        "the reader timed out waiting for the card's answer: hold the card still and try again.",
+    ),
     "error.no_card": (
         "读卡器上没有卡，请放卡后重试。",
         "no card on the reader: put the card on and try again.",
@@ -807,7 +811,7 @@ def gateway_refusal(code: str, reason: str) -> str:
 def error_words(exc: BaseException) -> str:
     """The sentence for an error that ended a command (the class name and codes go to the
     log and --json)."""
-    from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable
+    from terminal.apdu.errors import CardRemoved, NoCard, ReaderTimeout, ReaderUnavailable
     from terminal.roles.debit import LoadInterrupted
     from terminal.roles.issuance import IssuanceError
     from terminal.roles.kiosk import TopUpRefused
@@ -830,6 +834,8 @@ def error_words(exc: BaseException) -> str:
         return say("error.card_removed")
     if isinstance(exc, ReaderUnavailable):
         return say("error.reader_gone", detail=exc)
+    if isinstance(exc, ReaderTimeout):
+        return say("error.reader_timeout")
     if isinstance(exc, TransportError):
         return say("error.reader_failed")
     if isinstance(exc, CardError):

@@ -60,6 +60,11 @@ class ReaderUnavailable(TransportError):
     """The reader itself is gone (unplugged, driver or daemon restarted)."""
 
 
+class ReaderTimeout(TransportError):
+    """The reader gave up waiting for the card's answer (PC/SC ``SCARD_E_TIMEOUT``); the
+    card may or may not have acted on the command."""
+
+
 class CardError(YikatongError):
     """A card or SAM answered with a status word other than 9000."""
 

@@ -16,7 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from terminal.apdu.errors import CardRemoved, NoCard, ReaderUnavailable, TransportError
+from terminal.apdu.errors import (
+    CardRemoved,
+    NoCard,
+    ReaderTimeout,
+    ReaderUnavailable,
+    TransportError,
+)
 from terminal.readers.events import EventKind, ReaderEvent
 from terminal.readers.spec import ReaderSpecError
 
@@ -85,6 +91,8 @@ def error_for(rc: int, doing: str, reader: str) -> TransportError:
         return ReaderUnavailable(f"{text}; is pcscd running?")
     if rc in READER_GONE:
         return ReaderUnavailable(f"{text}; was the reader unplugged?")
+    if rc == TIMEOUT:
+        return ReaderTimeout(text)
     return TransportError(text)
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from simulators.profiles import demo_card, demo_psam
-from terminal.apdu.errors import CardRemoved, error_for
+from terminal.apdu.errors import (
+    CardRemoved,
+    ReaderTimeout,
+    ReaderUnavailable,
+    TransportError,
+    error_for,
+)
 from terminal.apdu.status import SW
 from terminal.cli.demo import KIOSK_ID, run_demo
 from terminal.cli.demo_clearing import ClearingPath
@@ -430,7 +436,7 @@ def test_help_groups_commands_by_who_uses_them() -> None:
 
 
 def test_each_transport_error_kind_has_a_sentence() -> None:
-    from terminal.readers.pcsc import SERVICE_GONE, TIMEOUT
+    from terminal.readers.pcsc import NOT_TRANSACTED, SERVICE_GONE, TIMEOUT
     from terminal.readers.pcsc import error_for as reader_error
 
     reader = SimReader(demo_card(1))
@@ -440,18 +446,29 @@ def test_each_transport_error_kind_has_a_sentence() -> None:
         reader.transmit(bytes.fromhex("00A404000E315041592E5359532E444446303100"))
     errors = [
         reader_error(TIMEOUT, "transmit", "ACS ACR1252 0"),
+        reader_error(NOT_TRANSACTED, "transmit", "ACS ACR1252 0"),
         reader_error(min(SERVICE_GONE), "transmit", "ACS ACR1252 0"),
         pulled.value,
+    ]
+    assert [type(e) for e in errors] == [
+        ReaderTimeout,
+        TransportError,
+        ReaderUnavailable,
+        CardRemoved,
     ]
     said = {}
     for lang in ("zh", "en"):
         set_lang(lang)
         said[lang] = [error_words(e) for e in errors]
     assert said["zh"] == [
+        "读卡器等待卡片应答超时：请把卡放稳后重试。",
         "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
         "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
         "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
     ]
-    assert said["en"][0].startswith("the reader did not complete the exchange (a timeout")
-    assert said["en"][1].endswith("Invalid handle (0x80100003); is pcscd running?")
-    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"][:1])
+    assert said["en"][0] == (
+        "the reader timed out waiting for the card's answer: hold the card still and try again."
+    )
+    assert said["en"][1].startswith("the reader did not complete the exchange")
+    assert said["en"][2].endswith("Invalid handle (0x80100003); is pcscd running?")
+    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"][:2])
