@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from terminal.journal import Journal
+from terminal.private_files import write_private
 from tests.cli_kit import YKT, ykt
 from tests.servers import ROOT, ServerProcess
 
@@ -116,5 +117,4 @@ def register(tmp: Path, terminal_id: str, role: str, operator: str) -> None:
         "--db",
         f"sqlite:///{tmp / 'gateway.db'}",
     ).stdout.strip()
-    (tmp / "terminal.token").write_text(token + "\n")
-    (tmp / "terminal.token").chmod(0o600)
+    write_private(tmp / "terminal.token", token + "\n")
