@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
 from terminal.text import FileError
@@ -520,6 +520,7 @@ def parse_result(raw: bytes) -> tuple[str, list[ResultLine]]:
     return head[1].strip(), lines
 
 
+@retried
 def import_result(
     db: Database, raw: bytes, actor: str, key: BankKey | None, signature: str | None = None
 ) -> dict[str, Any]:
