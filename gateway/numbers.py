@@ -8,14 +8,21 @@ must have no other live (pending or active) card of the kind, in the claims or i
 card book. A desk that was offline claims nothing; its pushed records are checked the same
 way when they arrive (``use``), and a record that breaks a rule is a conflict with the
 reason, stored nowhere. A unique index over live claims holds the rule under any race.
+
+A desk that claimed a number and died before pushing its card would block the holder at
+every other desk; the card centre releases such a **stale** claim (``release``: no card
+pushed, older than the configured age; who and why in ``card_claim_releases``). The
+released number is never claimed again; its card, if the desk wrote it after all, is
+accepted only while the holder has no other live card.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import Conflict, Forbidden, Invalid, Refused
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from gateway.storage import RACED, Cursor, Database, now_ms, retried
+from gateway.subsidy.store import check_actor
 from terminal.identity import mask_id_number
 from terminal.roles.registry import SEQUENCE_LIMIT, CardState, card_number_for, sequence_of
 
@@ -28,6 +35,9 @@ NUMBER_USED = "number_used"
 SAME_PERSON = "same_person"
 CARD_LOST = "card_lost"
 NOT_THIS_DESK = "not_this_desk"
+CLAIM_RELEASED = "claim_released"
+STALE_CLAIM_MS = 24 * 3600 * 1000  # a claim with no card pushed a day later: the desk died
+MAX_REASON = 500
 
 
 def check_desk(desk_id: str, named: str | None) -> None:
@@ -199,12 +209,19 @@ def _claim(
         if isinstance(block, Refused):
             raise block
         cur.execute(
-            "SELECT desk_id, id_number, card_kind FROM card_claims WHERE card_number = ?",
+            "SELECT desk_id, id_number, card_kind, released_at FROM card_claims"
+            " WHERE card_number = ?",
             (card_number,),
         )
         held = cur.fetchone()
-        if held is not None and tuple(held) != (desk_id, id_number, card_kind):
+        if held is not None and tuple(held[:3]) != (desk_id, id_number, card_kind):
             raise Conflict(NUMBER_USED, f"card number {card_number} is used for another card")
+        if held is not None and held[3] is not None:
+            raise Conflict(
+                CLAIM_RELEASED,
+                f"the card centre released the claim on card number {card_number} (no card "
+                "was pushed in time): claim the next number of the block instead",
+            )
         refused = _holder_conflict(cur, card_number, id_number, card_kind, replaces)
         if refused is not None:
             raise refused
@@ -277,3 +294,105 @@ def use(
 def ended(cur: Cursor, card_number: str) -> None:
     """The card is no longer live (a loss reported at the gateway)."""
     cur.execute("UPDATE card_claims SET live = 0 WHERE card_number = ?", (card_number,))
+
+
+_UNPUSHED = "NOT EXISTS (SELECT 1 FROM cards c WHERE c.card_number = k.card_number)"
+
+
+def stale_claims(db: Database, age_ms: int, now: int | None = None) -> list[dict[str, Any]]:
+    """Live claims at least ``age_ms`` old whose card was never pushed: a desk that claimed
+    a number and went away, leaving the holder blocked at every other desk."""
+    now = now_ms() if now is None else now
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT k.card_number, k.desk_id, k.id_number, k.card_kind, k.claimed_at"
+            f" FROM card_claims k WHERE k.live = 1 AND k.claimed_at <= ? AND {_UNPUSHED}"
+            " ORDER BY k.claimed_at, k.card_number",
+            (now - age_ms,),
+        )
+        rows = cur.fetchall()
+    return [
+        {
+            "card_number": number,
+            "desk_id": desk,
+            "id_number": mask_id_number(id_number),
+            "card_kind": int(kind),
+            "claimed_at_ms": int(at),
+            "age_ms": now - int(at),
+        }
+        for number, desk, id_number, kind, at in rows
+    ]
+
+
+def release(db: Database, card_number: str, actor: str, reason: str, age_ms: int) -> dict[str, Any]:
+    """Release a stale claim (see ``stale_claims``) so the holder can be issued a card at
+    another desk; who and why go to the audit trail. Refused when the card was pushed, the
+    claim is younger than ``age_ms`` or is not live."""
+    actor = check_actor(actor)
+    reason = " ".join((reason or "").split())
+    if not reason or len(reason) > MAX_REASON:
+        raise Invalid("bad_reason", f"say why the claim is released (1..{MAX_REASON} characters)")
+    now = now_ms()
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT desk_id, id_number, card_kind, claimed_at, live, released_at"
+            " FROM card_claims WHERE card_number = ?",
+            (card_number,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound("unknown_claim", f"card number {card_number} was never claimed")
+        desk, id_number, kind, claimed_at, live, released_at = row
+        if released_at is not None:
+            raise Conflict(CLAIM_RELEASED, f"the claim on card {card_number} was released already")
+        cur.execute("SELECT desk_state FROM cards WHERE card_number = ?", (card_number,))
+        pushed = cur.fetchone()
+        if pushed is not None:
+            raise Conflict(
+                "card_pushed",
+                f"card {card_number} was pushed by desk {desk} (it is {pushed[0]} in the card "
+                "book): the claim is a card's, not a stale one; void or replace the card instead",
+            )
+        if not live:
+            raise Conflict("claim_not_live", f"the claim on card {card_number} is not live")
+        age = now - int(claimed_at)
+        if age < age_ms:
+            raise Conflict(
+                "claim_too_young",
+                f"card {card_number} was claimed by desk {desk} {age // 60_000} minute(s) ago; "
+                f"a claim is released only after {age_ms // 60_000} minute(s) with no card "
+                "pushed (the desk may still be writing it)",
+            )
+        cur.execute(
+            "UPDATE card_claims SET live = 0, released_at = ? WHERE card_number = ? AND live = 1"
+            " AND released_at IS NULL",
+            (now, card_number),
+        )
+        if cur.rowcount != 1:
+            raise Conflict(CLAIM_RELEASED, f"the claim on card {card_number} changed meanwhile")
+        cur.execute(
+            "INSERT INTO card_claim_releases (card_number, desk_id, id_number, card_kind,"
+            " claimed_at, actor, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (card_number, desk, id_number, kind, claimed_at, actor, reason, now),
+        )
+    return {
+        "card_number": card_number,
+        "desk_id": desk,
+        "id_number": mask_id_number(id_number),
+        "released_by": actor,
+        "reason": reason,
+        "released_at_ms": now,
+    }
+
+
+def releases(db: Database) -> list[dict[str, Any]]:
+    """The audit trail of released claims, oldest first."""
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT card_number, desk_id, id_number, card_kind, claimed_at, actor, reason, at"
+            " FROM card_claim_releases ORDER BY id"
+        )
+        rows = cur.fetchall()
+    keys = ("card_number", "desk_id", "id_number", "card_kind", "claimed_at_ms", "actor",
+            "reason", "released_at_ms")  # fmt: skip
+    return [{**dict(zip(keys, r, strict=True)), "id_number": mask_id_number(r[2])} for r in rows]

@@ -216,6 +216,13 @@ class ClaimBody(BaseModel):
     replaces: Text | None = Field(default=None, description="the lost card it replaces")
 
 
+class ReleaseClaimBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Text = Field(description="who at the card centre releases the claim")
+    reason: Text = Field(description="why: which desk went away, and how that was checked")
+
+
 class LossBody(BaseModel):
     card_number: Text = Field(description="the 19 printed digits")
     id_number: Text = Field(description="the holder's ID number, as on the card's record")
@@ -270,6 +277,11 @@ class BankBatchBody(BaseModel):
     actor: Text = Field(description="who builds the payment batch for the agent bank")
     rosters: list[DbId] | None = Field(default=None, description="only these rosters")
     reissue_of: Text | None = Field(default=None, description="send this batch's failed lines")
+    bank: Text | None = Field(
+        default=None,
+        description="the agent bank's code (needed when the office has several banks); the "
+        "batch takes the lines its township and department rules route to that bank",
+    )
 
 
 class UnblockBody(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import cards, ingest, loads
+from gateway import cards, ingest, loads, numbers
 from gateway.campus.library import LoanLimits
-from gateway.subsidy.bank import BankKey
+from gateway.subsidy.bank import BankKey, Banks
 from gateway.subsidy.holder import HolderRules
 from terminal.qr.checks import QrPolicy
 
@@ -33,8 +33,10 @@ class GatewaySettings:
     subsidy_catalogue: str | None = None  # TOML/JSON catalogue file; None: the demo one
     subsidy_check_cards: bool = True  # roster cards must be active in the card book
     pickup_holder: HolderRules = field(default_factory=HolderRules)  # wrong answers, lock-out
+    stale_claim_ms: int = numbers.STALE_CLAIM_MS  # a claim may be released when this old
     carry: cards.CarryRules = field(default_factory=cards.CarryRules)  # replacement balances
     bank_key: BankKey | None = None  # the agent bank's result-file MAC; None: no file imported
+    banks: Banks | None = None  # several agent banks (a banks file); then bank_key is unused
     library: LoanLimits = field(default_factory=LoanLimits)  # books held at once, per group
     # ride codes at ingest: the clock skew and validity maximum (future_skew, max_validity),
     # set to clearing's values so the gateway refuses what clearing would reject

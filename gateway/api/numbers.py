@@ -1,4 +1,5 @@
-"""Card numbers: desks lease blocks of them and claim one for a holder before writing a card."""
+"""Card numbers: desks lease blocks of them and claim one for a holder before writing a card;
+the card centre lists and releases stale claims (admin token)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from gateway import cards, numbers
-from gateway.api.deps import DB, Desk
+from gateway.api.deps import DB, Desk, Settings
 from gateway.api.routes import JsonRoutes
-from gateway.schemas import ClaimBody, LeaseBody
+from gateway.edges import Text
+from gateway.schemas import ClaimBody, LeaseBody, ReleaseClaimBody
 
 router = APIRouter(tags=["numbers"])
 route = JsonRoutes(router)
+admin_route = JsonRoutes(router, admin_only=True)
 
 
 @route.post(
@@ -48,3 +51,36 @@ def claim(body: ClaimBody, desk: Desk, db: DB) -> Any:
         body.card_kind,
         replaces,
     )
+
+
+@admin_route.get(
+    "/v1/admin/numbers/claims/stale",
+    "Claims with no card pushed after the configured age (a desk that went away)",
+)
+def stale(db: DB, settings: Settings) -> Any:
+    return {
+        "age_ms": settings.stale_claim_ms,
+        "claims": numbers.stale_claims(db, settings.stale_claim_ms),
+    }
+
+
+@admin_route.post(
+    "/v1/admin/numbers/claims/{card_number}/release",
+    "Release a stale claim so the holder can be issued at another desk (audited)",
+    responses={
+        404: {"description": "unknown_claim"},
+        409: {
+            "description": "card_pushed (the card exists), claim_too_young, claim_not_live or "
+            "claim_released"
+        },
+    },
+)
+def release(card_number: Text, body: ReleaseClaimBody, db: DB, settings: Settings) -> Any:
+    return numbers.release(
+        db, cards.card_number_of(card_number), body.actor, body.reason, settings.stale_claim_ms
+    )
+
+
+@admin_route.get("/v1/admin/numbers/releases", "Released claims: who, when and why")
+def releases(db: DB) -> Any:
+    return {"releases": numbers.releases(db)}

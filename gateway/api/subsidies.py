@@ -225,8 +225,15 @@ def line_events(line_id: DbId, db: DB) -> Any:
     "paid or at the bank, or a batch's failed lines again (reissue_of)",
     status=201,
 )
-def bank_batch(body: BankBatchBody, db: DB) -> Any:
-    return bank.create_batch(db, body.actor, roster_ids=body.rosters, reissue_of=body.reissue_of)
+def bank_batch(body: BankBatchBody, db: DB, settings: Settings) -> Any:
+    return bank.create_batch(
+        db,
+        body.actor,
+        roster_ids=body.rosters,
+        reissue_of=body.reissue_of,
+        banks=bank.agent_banks(settings.banks or settings.bank_key),
+        bank=body.bank,
+    )
 
 
 @router.get(
@@ -234,9 +241,10 @@ def bank_batch(body: BankBatchBody, db: DB) -> Any:
     summary="The payment file of a batch: csv (UTF-8) or fixed (fixed width, GBK)",
     dependencies=ADMIN,
 )
-def bank_file(batch: Text, db: DB, format: Text = "csv") -> Response:
+def bank_file(batch: Text, db: DB, settings: Settings, format: Text | None = None) -> Response:
     head, lines = bank.batch_lines(db, batch)
-    if format == "fixed":
+    banks = bank.agent_banks(settings.banks or settings.bank_key)
+    if (format or (banks.bank(head["bank"]).format if banks else "csv")) == "fixed":
         return Response(bank.payment_fixed(head, lines), media_type="text/plain; charset=gbk")
     return PlainTextResponse(bank.payment_csv(head, lines), media_type="text/csv")
 
@@ -260,7 +268,12 @@ async def bank_result(
 ) -> Response:
     raw = await request.body()
     doc = await run_in_threadpool(
-        bank.import_result, db, raw, imported_by, settings.bank_key, x_bank_signature
+        bank.import_result,
+        db,
+        raw,
+        imported_by,
+        settings.banks or settings.bank_key,
+        x_bank_signature,
     )
     return json_response(doc)
 

@@ -535,6 +535,29 @@ CREATE INDEX qr_params_kind ON qr_params (kind, version);
         "quarantined rides, for databases indexed by migration 13 before it quarantined",
         QR_QUARANTINE,
     ),
+    (
+        15,
+        "card numbers: a stale claim released by the card centre, and its audit trail",
+        """
+ALTER TABLE card_claims ADD COLUMN released_at {big};
+CREATE TABLE card_claim_releases (
+    id           {id},
+    card_number  TEXT NOT NULL REFERENCES card_claims (card_number),
+    desk_id      TEXT NOT NULL,
+    id_number    TEXT NOT NULL,
+    card_kind    INTEGER NOT NULL,
+    claimed_at   {big} NOT NULL,
+    actor        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    at           {big} NOT NULL
+);
+""",
+    ),
+    (
+        16,
+        "subsidy office: the agent bank each payment batch went to",
+        "ALTER TABLE subsidy_bank_batches ADD COLUMN bank_code TEXT;\n",
+    ),
 ]
 
 _TYPES = {

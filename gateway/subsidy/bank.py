@@ -12,10 +12,15 @@ known, it was not imported before, every line names a reference of that batch wi
 card and amount sent, once, not settled yet, and the totals line adds up. Then its lines
 are ``paid`` or ``failed`` (with the bank's reason). A failed line may be sent again in a
 new batch (``reissue``) or picked up at a kiosk. The bank's MAC (HMAC-SM3 or HMAC-SHA256
-with the key shared with it, ``BankKey``) must verify before a result file is even read, so
-only the bank can say a line failed and free it to be paid again. A line neither paid nor
-failed three working days after it was sent is **overdue** (weekends and a holiday list;
-docs/subsidy.md).
+with the key shared with it, ``BankKey``) must verify before a result file is read (only
+its first line's batch reference is looked at first, to choose the key), so only the bank
+can say a line failed and free it to be paid again. A line neither paid nor failed three
+working days after it was sent is **overdue** (weekends and a holiday list; docs/subsidy.md).
+
+An office may pay through several agent banks (``Banks``: name, code, key, file format,
+and township or department rules): each batch goes to one bank, recorded on the batch,
+and its result file is checked with that bank's key alone, so one bank cannot settle
+another bank's batch.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from gateway.storage import Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
 from terminal.text import FileError
-from terminal.tomlfile import TomlFile, read_toml
+from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
 SENT = "sent"
 PAID = "paid"
@@ -183,14 +188,14 @@ def _batch_lines(cur: Cursor, batch_id: int) -> list[BankLine]:
 
 def _batch_row(cur: Cursor, ref: str) -> dict[str, Any]:
     cur.execute(
-        "SELECT id, reference, created_by, created_at, line_count, total_fen"
+        "SELECT id, reference, created_by, created_at, line_count, total_fen, bank_code"
         " FROM subsidy_bank_batches WHERE reference = ?",
         (ref,),
     )
     r = cur.fetchone()
     if r is None:
         raise NotFound("unknown_batch", f"no bank batch {ref!r} was ever sent")
-    keys = ("id", "reference", "created_by", "created_at_ms", "lines", "total_fen")
+    keys = ("id", "reference", "created_by", "created_at_ms", "lines", "total_fen", "bank")
     return dict(zip(keys, r, strict=True))
 
 
@@ -235,8 +240,8 @@ def _eligible(
         )
         params.append(failed_in)
     cur.execute(
-        "SELECT l.id, l.card_number, l.amount_fen, c.desk_state, c.lost_at"
-        " FROM subsidy_lines l JOIN subsidy_rosters r ON r.id = l.roster_id"
+        "SELECT l.id, l.card_number, l.amount_fen, c.desk_state, c.lost_at, l.township,"
+        " l.department FROM subsidy_lines l JOIN subsidy_rosters r ON r.id = l.roster_id"
         " LEFT JOIN cards c ON c.card_number = l.card_number"
         f" WHERE {' AND '.join(where)} ORDER BY l.id",
         params,
@@ -259,15 +264,23 @@ def create_batch(
     roster_ids: list[int] | None = None,
     reissue_of: str | None = None,
     today: date | None = None,
+    banks: Banks | None = None,
+    bank: str | None = None,
 ) -> dict[str, Any]:
     """A payment batch of every line the bank may be paid for (of ``roster_ids`` if given),
-    or, with ``reissue_of``, the failed lines of that batch sent again."""
+    or, with ``reissue_of``, the failed lines of that batch sent again. With ``banks``, the
+    batch goes to ``bank`` (else the reissued batch's bank, else the default one), recorded
+    on the batch, and takes no line a rule sends to another bank."""
     actor = check_actor(actor)
     today = today or date.today()
     now = now_ms()
     with db.tx() as cur:
-        failed_in = _batch_row(cur, reissue_of)["id"] if reissue_of else None
+        previous = _batch_row(cur, reissue_of) if reissue_of else None
+        failed_in = previous["id"] if previous else None
         take, skipped = _eligible(cur, roster_ids, failed_in)
+        to = banks.bank(bank or (previous or {}).get("bank")) if banks else None
+        if to is not None and banks is not None and previous is None:
+            take, skipped = banks.split(to, take, skipped)
         if not take:
             what = f"no failed line of batch {reissue_of} to send again" if reissue_of else (
                 "no line to send: rosters must be approved and sent to finance, and lines "
@@ -279,8 +292,8 @@ def create_batch(
         total = sum(int(r[2]) for r in take)
         cur.execute(
             "INSERT INTO subsidy_bank_batches (reference, created_by, created_at, line_count,"
-            " total_fen) VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (ref, actor, now, len(take), total),
+            " total_fen, bank_code) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (ref, actor, now, len(take), total, to.code if to else None),
         )
         batch_id = int(cur.fetchone()[0])
         for seq, (line_id, card, amount, *_) in enumerate(take, 1):
@@ -303,6 +316,7 @@ def create_batch(
         lines = _batch_lines(cur, batch_id)
     return {
         "batch": ref,
+        "bank": to.code if to else None,
         "lines": len(lines),
         "total_fen": total,
         "reissue_of": reissue_of,
@@ -414,6 +428,120 @@ def load_bank_key(path: str | Path) -> BankKey:
     return BankKey(mac, placement, key)
 
 
+@dataclass(frozen=True)
+class Bank:
+    """One agent bank: its code (on every batch sent to it), name, key and file format."""
+
+    code: str
+    name: str
+    key: BankKey
+    format: str = "csv"
+
+
+SINGLE = "BANK"  # the code of the one bank of a gateway configured with a bare key file
+
+
+@dataclass(frozen=True)
+class Banks:
+    """The agent banks the office pays through, the default one (a batch naming no bank goes
+    there), and rules pinning lines to a bank: a department's (主管部门) before a township's
+    (乡镇)."""
+
+    banks: dict[str, Bank]
+    default: str
+    departments: dict[str, str] = field(default_factory=dict)
+    townships: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def single(cls, key: BankKey) -> Banks:
+        return cls({SINGLE: Bank(SINGLE, "agent bank", key)}, SINGLE)
+
+    def bank(self, code: str | None) -> Bank:
+        """The bank of ``code`` (a batch of no bank: one sent before banks were recorded,
+        the default one's)."""
+        found = self.banks.get((code or self.default).upper())
+        if found is None:
+            raise NotFound(
+                "unknown_bank",
+                f"no agent bank {code!r} is configured (banks: {', '.join(sorted(self.banks))})",
+            )
+        return found
+
+    def route(self, township: str, department: str) -> str | None:
+        """The code of the bank a rule sends a line of this township and department to;
+        None: no rule, the line goes with whichever batch takes it."""
+        return self.departments.get(department) or self.townships.get(township)
+
+    def split(
+        self, to: Bank, take: list[Any], skipped: list[dict[str, Any]]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The eligible lines a batch to ``to`` takes: those no rule sends to another bank;
+        the others are skipped, naming their bank."""
+        mine, others = [], list(skipped)
+        for r in take:
+            code = self.route(r[5] or "", r[6] or "")
+            if code is None or code == to.code:
+                mine.append(r)
+            else:
+                others.append(
+                    {"line_id": int(r[0]), "reason": f"its rule sends it to agent bank {code}"}
+                )
+        return mine, others
+
+
+class _BanksFile(TomlFile):
+    what = "agent banks file"
+
+
+_BANKS_SCHEMA = {
+    "default": None,
+    "banks": ANY_KEYS,
+    "departments": ANY_KEYS,
+    "townships": ANY_KEYS,
+}
+_BANK_SCHEMA = {"name": None, "key_file": None, "format": None}
+_CODE = re.compile(r"[A-Z0-9_]{1,16}")
+
+
+def load_banks(path: str | Path) -> Banks:
+    """The office's agent banks (TOML): ``default``, ``[banks.CODE]`` with ``name``,
+    ``key_file`` (relative to this file) and ``format``, and ``[departments]`` /
+    ``[townships]`` tables of name = CODE (docs/subsidy.md)."""
+    text, data = read_toml(path, "agent banks file", lambda w, n: FileError(path, n, w))
+    f = _BanksFile(data, str(path), text)
+    f.check_keys(data, _BANKS_SCHEMA, ())
+    banks: dict[str, Bank] = {}
+    for code, table in (data.get("banks") or {}).items():
+        at = ("banks", code)
+        if not _CODE.fullmatch(code):
+            raise f.error(at, f"bank code {code!r} is 1..16 of A-Z, 0-9, _")
+        f.check_keys(table, _BANK_SCHEMA, at)
+        if "key_file" not in table:
+            raise f.error(at, f"bank {code} names its key_file")
+        key_path = Path(path).parent / f.text_value(table["key_file"], (*at, "key_file"))
+        fmt = f.choice(table.get("format", "csv"), (*at, "format"), FORMATS)
+        name = f.text_value(table.get("name", code), (*at, "name"))
+        banks[code] = Bank(code, name, load_bank_key(key_path), fmt)
+    if not banks:
+        raise f.make_error("no agent bank configured: add a [banks.CODE] table", None)
+    default = data.get("default", next(iter(banks)) if len(banks) == 1 else None)
+    if default not in banks:
+        raise f.error(("default",), f"default must be one of the banks ({', '.join(banks)})")
+    rules: dict[str, dict[str, str]] = {}
+    for kind in ("departments", "townships"):
+        rules[kind] = {}
+        for name, code in (data.get(kind) or {}).items():
+            if code not in banks:
+                raise f.error((kind, name), f"{kind}.{name} names no configured bank: {code!r}")
+            rules[kind][name] = code
+    return Banks(banks, default, rules["departments"], rules["townships"])
+
+
+def agent_banks(banks: Banks | BankKey | None) -> Banks | None:
+    """The banks of a gateway configured with a banks file, or with one bare key file."""
+    return Banks.single(banks) if isinstance(banks, BankKey) else banks
+
+
 def authenticate(key: BankKey | None, raw: bytes, signature: str | None) -> bytes:
     """The result file's content once the bank's MAC over it verifies: the file before its
     signature line, or the whole file with the sidecar's MAC. A file nobody can vouch for
@@ -520,20 +648,58 @@ def parse_result(raw: bytes) -> tuple[str, list[ResultLine]]:
     return head[1].strip(), lines
 
 
+def _named_batch(raw: bytes) -> str | None:
+    """The batch reference a result file's first line names, before anything vouches for
+    it: only to choose the key that must then verify the whole file."""
+    first = raw[:200].split(b"\n", 1)[0].decode("utf-8-sig", "replace").split(",")
+    return first[1].strip() if len(first) > 1 and first[0] == "H" else None
+
+
+def _bank_of(db: Database, banks: Banks, raw: bytes) -> Bank:
+    """The bank whose key must verify the file: the bank of the batch it names."""
+    ref = _named_batch(raw)
+    if ref is None:
+        return banks.bank(None)
+    with db.tx() as cur:
+        cur.execute("SELECT bank_code FROM subsidy_bank_batches WHERE reference = ?", (ref,))
+        row = cur.fetchone()
+    return banks.bank(None if row is None else row[0])
+
+
 @retried
 def import_result(
-    db: Database, raw: bytes, actor: str, key: BankKey | None, signature: str | None = None
+    db: Database,
+    raw: bytes,
+    actor: str,
+    key: Banks | BankKey | None,
+    signature: str | None = None,
 ) -> dict[str, Any]:
-    """Apply a bank result file, all or nothing, once ``key`` proves it the bank's
-    (``signature``: the MAC handed over apart, for sidecar banks; see the module docstring)."""
+    """Apply a bank result file, all or nothing, once the key of the bank its batch went to
+    proves it that bank's (``signature``: the MAC handed over apart, for sidecar banks; see
+    the module docstring)."""
     actor = check_actor(actor)
     if len(raw) > MAX_RESULT_BYTES:
         raise Invalid("too_large", f"a result file has at most {MAX_RESULT_BYTES} bytes")
-    batch_ref, results = parse_result(authenticate(key, raw, signature))
+    banks = agent_banks(key)
+    signer = _bank_of(db, banks, raw) if banks is not None else None
+    try:
+        content = authenticate(signer.key if signer else None, raw, signature)
+    except Forbidden as exc:
+        if banks is None or signer is None or len(banks.banks) < 2:
+            raise
+        raise Forbidden(
+            exc.code, f"{exc.reason} (the batch went to agent bank {signer.code}, {signer.name})"
+        ) from None
+    batch_ref, results = parse_result(content)
     digest = hashlib.sha256(raw).hexdigest()
     now = now_ms()
     with db.tx() as cur:
         batch = _batch_row(cur, batch_ref)
+        if banks is not None and signer is not None and banks.bank(batch["bank"]) != signer:
+            raise Forbidden(
+                "wrong_bank",
+                f"batch {batch_ref} went to agent bank {batch['bank']}, not {signer.code}",
+            )
         cur.execute(
             "SELECT b.reference FROM subsidy_bank_results r JOIN subsidy_bank_batches b"
             " ON b.id = r.batch_id WHERE r.content_hash = ?",

@@ -6,6 +6,7 @@
   ykt gateway hotlist add|remove|show ...          挂失 / 解挂
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
   ykt gateway quarantine --db URL                  rides stored twice for one code, taken out
+  ykt gateway numbers stale|release|releases ...   card numbers claimed and never pushed
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
 The admin API (/v1/admin) is enabled by a token in --admin-token-file PATH or
@@ -79,10 +80,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="import rosters without checking their cards against the card book",
     )
-    s.add_argument(
+    banks = s.add_mutually_exclusive_group()
+    banks.add_argument(
         "--bank-key",
         metavar="FILE",
         help="the agent bank's key file: how its result files are signed (docs/subsidy.md)",
+    )
+    banks.add_argument(
+        "--banks",
+        metavar="FILE",
+        help="several agent banks: codes, names, key files, formats, rules (docs/subsidy.md)",
     )
     s.add_argument(
         "--library-limits",
@@ -154,9 +161,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_db_option(qr, what="storage URL")
     qr.set_defaults(handler=quarantine)
 
+    _register_numbers(gsub)
+
     m = gsub.add_parser("migrate", help="create or upgrade the schema")
     add_db_option(m, what="storage URL")
     m.set_defaults(handler=migrate)
+
+
+def _register_numbers(gsub: Any) -> None:
+    """``ykt gateway numbers``: claims a desk made and never pushed a card for."""
+    from gateway.numbers import STALE_CLAIM_MS
+
+    n = gsub.add_parser("numbers", help="card number claims a desk never pushed a card for")
+    nsub = n.add_subparsers(dest="numbers_command", metavar="ACTION", required=True)
+    hours = STALE_CLAIM_MS // 3_600_000
+    for name, text in (
+        ("stale", "claims with no card pushed after --older-than hours"),
+        ("release", "release a stale claim so the holder can be issued at another desk"),
+        ("releases", "released claims: who, when and why"),
+    ):
+        q = nsub.add_parser(name, help=text)
+        add_db_option(q, what="storage URL")
+        if name != "releases":
+            q.add_argument("--older-than", type=arg_int, default=hours, metavar="HOURS")
+        if name == "release":
+            q.add_argument("card", metavar="CARD", help="the 19-digit card number")
+            q.add_argument("--by", required=True, help="who at the card centre releases it")
+            q.add_argument("--reason", required=True, help="why (which desk went away)")
+        q.set_defaults(handler=numbers_command, numbers_step=name)
 
 
 def _db(args: argparse.Namespace, pool: int = 8) -> Any:
@@ -198,7 +230,7 @@ def serve(args: argparse.Namespace) -> int:
     from gateway import workers
     from gateway.app import GatewaySettings, create_app
     from gateway.campus.library import LoanLimits, load_loan_limits
-    from gateway.subsidy.bank import load_bank_key
+    from gateway.subsidy.bank import load_bank_key, load_banks
 
     settings = GatewaySettings(
         gateway_id=args.gateway_id,
@@ -211,6 +243,7 @@ def serve(args: argparse.Namespace) -> int:
         subsidy_catalogue=args.subsidy_catalogue,
         subsidy_check_cards=not args.no_subsidy_card_check,
         bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
+        banks=load_banks(args.banks) if args.banks else None,
         library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
         qr=qr_time_policy(args),
     )
@@ -344,6 +377,22 @@ def quarantine(args: argparse.Namespace) -> int:
     from gateway.reconcile import quarantined_rides
 
     print(json.dumps({"rides": quarantined_rides(_db(args))}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def numbers_command(args: argparse.Namespace) -> int:
+    from gateway import numbers
+    from gateway.cards import card_number_of
+
+    db = _db(args)
+    if args.numbers_step == "stale":
+        doc: Any = numbers.stale_claims(db, args.older_than * 3_600_000)
+    elif args.numbers_step == "release":
+        age = args.older_than * 3_600_000
+        doc = numbers.release(db, card_number_of(args.card), args.by, args.reason, age)
+    else:
+        doc = numbers.releases(db)
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -153,6 +153,8 @@ def _register_bank(ssub: Any, db_opt: Any) -> None:
     q.add_argument("--by", required=True, help="who builds it")
     q.add_argument("--roster", type=arg_int, action="append", help="only this roster (repeat)")
     q.add_argument("--reissue", metavar="BATCH", help="send this batch's failed lines again")
+    q.add_argument("--bank", metavar="CODE", help="the agent bank it goes to (with --banks)")
+    q.add_argument("--banks", metavar="FILE", help="the office's agent banks (docs/subsidy.md)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(bank_step="batch")
     q = bsub.add_parser("file", help="write a batch's payment file")
@@ -163,7 +165,9 @@ def _register_bank(ssub: Any, db_opt: Any) -> None:
     q = bsub.add_parser("result", help="import the bank's result file (all or nothing)")
     q.add_argument("file")
     q.add_argument("--by", required=True, help="who imports it")
-    q.add_argument("--bank-key", metavar="FILE", required=True, help="the agent bank's key file")
+    keys = q.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--bank-key", metavar="FILE", help="the agent bank's key file")
+    keys.add_argument("--banks", metavar="FILE", help="the office's agent banks (several)")
     q.add_argument(
         "--signature", metavar="FILE", help="the bank's MAC of the file (banks that sign apart)"
     )
@@ -190,10 +194,19 @@ def run_bank(args: argparse.Namespace) -> int:
     db = _db(args)
     try:
         if args.bank_step == "batch":
-            doc = bank.create_batch(db, args.by, roster_ids=args.roster, reissue_of=args.reissue)
+            doc = bank.create_batch(
+                db,
+                args.by,
+                roster_ids=args.roster,
+                reissue_of=args.reissue,
+                banks=bank.load_banks(args.banks) if args.banks else None,
+                bank=args.bank,
+            )
             if not args.json:
+                to = f" to bank {doc['bank']}" if doc["bank"] else ""
                 print(
-                    f"batch {doc['batch']}: {doc['lines']} line(s), {format_fen(doc['total_fen'])}"
+                    f"batch {doc['batch']}{to}: {doc['lines']} line(s), "
+                    f"{format_fen(doc['total_fen'])}"
                 )
                 for s in doc["skipped"]:
                     print(f"  line {s['line_id']} not sent: {s['reason']}")
@@ -208,7 +221,8 @@ def run_bank(args: argparse.Namespace) -> int:
         elif args.bank_step == "result":
             mac = Path(args.signature).read_text("ascii") if args.signature else None
             raw = Path(args.file).read_bytes()
-            doc = bank.import_result(db, raw, args.by, bank.load_bank_key(args.bank_key), mac)
+            keys = bank.load_banks(args.banks) if args.banks else bank.load_bank_key(args.bank_key)
+            doc = bank.import_result(db, raw, args.by, keys, mac)
             if not args.json:
                 print(
                     f"batch {doc['batch']}: {doc['paid']} paid ({format_fen(doc['paid_fen'])}),"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.subsidy.bank import BankKey
+from gateway.subsidy.bank import Bank, BankKey, Banks
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
 from terminal.readers.sim import SimReader
@@ -21,10 +21,12 @@ from tests.subsidy_kit import (
     KIOSK_A,
     admin,
     answer,
+    bank_batch,
     bank_result,
     card_for,
     holder_row,
     import_roster,
+    payment_file,
     post_result,
     roster,
     send_roster,
@@ -233,3 +235,39 @@ def test_a_bank_that_signs_apart(gateway, centre, clock):
         assert (r.status_code, r.json()["paid"], len(r.json()["failed"])) == (200, 1, 1), r.text
     finally:
         apart.server.stop()
+
+
+BANK_A = Bank("ICBC", "工商银行城关支行", BANK_KEY)
+BANK_B = Bank("RCC", "农村信用社", BankKey("hmac-sm3", "line", bytes(range(100, 132))))
+
+
+def test_one_bank_cannot_settle_another_banks_batch(gateway, centre, clock):
+    """The office pays through two banks; bank A signs, with its own key, a correct result
+    file for bank B's batch (every line failed, to have it sent again): refused with bank B
+    named, nothing changes; bank B's own file is then taken."""
+    two = start_gateway(gateway.db, clock, banks=Banks({"ICBC": BANK_A, "RCC": BANK_B}, "ICBC"))
+    try:
+        z, li, _ = centre.records  # type: ignore[attr-defined]
+        doc = import_roster(
+            two,
+            roster(
+                f"{z.holder.name},{z.holder.id_number},{z.card_number},H31,1500000,2026-10-08",
+                f"{li.holder.name},{li.holder.id_number},{li.card_number},H18,45000,2026-10",
+            ),
+        )
+        send_roster(two, doc["roster"]["id"])
+        batch = bank_batch(two, bank="RCC")
+        assert (batch["bank"], batch["lines"]) == ("RCC", 2)
+        text = payment_file(two, batch["batch"]).decode()
+        forged = bank_result(text, {1: "账户不存在", 2: "账户不存在"}, key=BANK_A.key)
+        r = post_result(two, forged)
+        assert (r.status_code, r.json()["error"]) == (403, "bad_signature"), r.text
+        assert "the batch went to agent bank RCC" in r.json()["reason"]
+        unchanged(two)
+        r = post_result(gateway, forged)  # a gateway that knows bank A's key alone
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_bank"), r.text
+        unchanged(two)
+        r = post_result(two, bank_result(text, key=BANK_B.key))
+        assert (r.status_code, r.json()["paid"], r.json()["failed"]) == (200, 2, []), r.text
+    finally:
+        two.server.stop()

@@ -15,6 +15,7 @@ from gateway.registry import SqliteCardRegistry
 from terminal.roles.registry import Applicant, NotThisDesk, NumberBlock, card_number_for
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
+from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, leased
 from tests.subsidy_kit import id_number
 
@@ -193,3 +194,118 @@ def test_two_desks_pushing_a_card_for_one_person_at_once_get_the_rules_answer(
             "SELECT COUNT(*) FROM card_claims WHERE id_number = ? AND live = 1", (VALID_ID,)
         )
         assert cur.fetchone()[0] == 1
+
+
+# -- the card centre releasing a stale claim (a desk that claimed and went away) ----------------
+STALE = "/v1/admin/numbers/claims/stale"
+WHY = {"actor": "王主任", "reason": "desk 310000000080 burnt out before writing the card"}
+
+
+def release(gw: Any, number: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    headers = {"X-Admin-Token": ADMIN_TOKEN} if headers is None else headers
+    return httpx.post(
+        f"{gw.url}/v1/admin/numbers/claims/{number}/release", json=WHY, headers=headers
+    )
+
+
+def live_claims(gw: Any, id_number: str) -> list[tuple[str, str]]:
+    with gw.db.tx() as cur:
+        cur.execute(
+            "SELECT card_number, desk_id FROM card_claims WHERE id_number = ? AND live = 1",
+            (id_number,),
+        )
+        return [tuple(r) for r in cur.fetchall()]
+
+
+@pytest.fixture
+def no_wait(db: Any, clock: Any) -> Any:
+    """A card centre that may release a claim as soon as it is made (age 0)."""
+    gw = start_gateway(db, clock, stale_claim_ms=0)
+    yield gw
+    gw.server.stop()
+
+
+def claim_for(gw: Any, token: str, number: str, who: Applicant = ZHANG) -> httpx.Response:
+    body = {"card_number": number, "issuer_id": SHANGHAI.hex(), "id_number": who.id_number,
+            "card_kind": 1}  # fmt: skip
+    return post(gw, token, "/v1/numbers/claims", body)
+
+
+def test_releasing_a_claim_whose_card_was_pushed_is_refused(no_wait) -> None:  # type: ignore[no-untyped-def]
+    """Desk A claimed 张三's number and pushed his card: the claim is a card's, not stale."""
+    token = no_wait.register(DESK_A, "card-centre", role="issuance")
+    a = book(leased(no_wait, DESK_A, 10))
+    records = active(a, ZHANG, 1)
+    number = records[0]["card_number"]
+    assert claim_for(no_wait, token, number).status_code == 200
+    r = post(no_wait, token, "/v1/issuance/records", {"records": records})
+    assert r.json()["counts"] == {"stored": 1}, r.text
+    stale = httpx.get(no_wait.url + STALE, headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert stale.json()["claims"] == []
+    before = counts(no_wait)
+    r = release(no_wait, number)
+    assert (r.status_code, r.json()["error"]) == (409, "card_pushed"), r.text
+    assert f"card {number} was pushed by desk {DESK_A}" in r.json()["reason"]
+    assert counts(no_wait) == before
+    assert no_wait.count("card_claim_releases") == 0
+    assert live_claims(no_wait, VALID_ID) == [(number, DESK_A)]
+
+
+def test_releasing_a_claim_needs_the_admin_token_and_the_age(gateway, tokens) -> None:  # type: ignore[no-untyped-def]
+    """A desk (its own token, none, a wrong one) releases its rival's claim on 张三 to issue
+    him itself; the card centre, before the configured age, is refused too."""
+    number = card_number_for(SHANGHAI, leased(gateway, DESK_A, 10).first)
+    assert claim_for(gateway, tokens[DESK_A], number).status_code == 200
+    for headers in ({}, {"Authorization": f"Bearer {tokens[DESK_B]}"}, {"X-Admin-Token": "x"}):
+        r = release(gateway, number, headers)
+        assert (r.status_code, r.json()["error"]) == (401, "unauthenticated"), r.text
+        assert "admin token" in r.json()["reason"]
+    r = httpx.get(gateway.url + STALE, headers={"Authorization": f"Bearer {tokens[DESK_B]}"})
+    assert r.status_code == 401
+    r = release(gateway, number)
+    assert (r.status_code, r.json()["error"]) == (409, "claim_too_young"), r.text
+    assert "released only after 1440 minute(s)" in r.json()["reason"]
+    assert gateway.count("card_claim_releases") == 0
+    assert live_claims(gateway, VALID_ID) == [(number, DESK_A)]
+    r = claim_for(gateway, tokens[DESK_B], card_number_for(SHANGHAI, leased(gateway, DESK_B).first))
+    assert (r.status_code, r.json()["error"]) == (409, "same_person")
+
+
+def test_after_a_release_the_holder_is_issued_once(no_wait) -> None:  # type: ignore[no-untyped-def]
+    """Desk A claims 张三's number and dies; once the card centre releases the claim, desk B
+    issues him a card, but not a second one, and desk A, back, can neither claim its number
+    again nor push the card it wrote after all."""
+    tokens = {d: no_wait.register(d, "card-centre", role="issuance") for d in (DESK_A, DESK_B)}
+    a = book(leased(no_wait, DESK_A, 10))
+    b_block = leased(no_wait, DESK_B, 10)
+    late = active(a, ZHANG, 1)  # desk A wrote the card, then died before pushing it
+    old = late[0]["card_number"]
+    assert claim_for(no_wait, tokens[DESK_A], old).status_code == 200
+    first, second = (card_number_for(SHANGHAI, b_block.first + i) for i in (0, 1))
+    r = claim_for(no_wait, tokens[DESK_B], first)
+    assert (r.status_code, r.json()["error"]) == (409, "same_person")
+    stale = httpx.get(no_wait.url + STALE, headers={"X-Admin-Token": ADMIN_TOKEN}).json()
+    assert [(c["card_number"], c["desk_id"]) for c in stale["claims"]] == [(old, DESK_A)]
+    assert VALID_ID not in str(stale)  # the ID number is masked
+    r = release(no_wait, old)
+    assert r.status_code == 200, r.text
+    assert release(no_wait, old).json()["error"] == "claim_released"
+    trail = httpx.get(
+        no_wait.url + "/v1/admin/numbers/releases", headers={"X-Admin-Token": ADMIN_TOKEN}
+    ).json()["releases"]
+    assert [(x["card_number"], x["actor"], x["reason"]) for x in trail] == [
+        (old, WHY["actor"], WHY["reason"])
+    ]
+    assert claim_for(no_wait, tokens[DESK_B], first).status_code == 200
+    r = claim_for(no_wait, tokens[DESK_B], second)
+    assert (r.status_code, r.json()["error"]) == (409, "same_person"), r.text
+    r = claim_for(no_wait, tokens[DESK_A], old)
+    assert (r.status_code, r.json()["error"]) == (409, "claim_released"), r.text
+    assert "claim the next number" in r.json()["reason"]
+    r = post(no_wait, tokens[DESK_A], "/v1/issuance/records", {"records": late})
+    (answer,) = r.json()["answers"]
+    assert (answer["status"], answer["code"]) == ("conflict", "same_person"), answer
+    assert f"already holds live card {first}" in answer["reason"]
+    assert no_wait.count("cards") == 0
+    assert live_claims(no_wait, VALID_ID) == [(first, DESK_B)]
+    assert no_wait.count("card_claim_releases") == 1

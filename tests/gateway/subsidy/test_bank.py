@@ -4,6 +4,7 @@ failed lines, and funds per item apart from top-ups - on SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import date
@@ -14,6 +15,7 @@ import pytest
 
 from gateway.storage import open_storage
 from gateway.subsidy import bank
+from terminal.text import FileError
 from tests.cli_kit import ykt_here
 from tests.conftest import FrozenClock
 from tests.gateway.test_storage import Rollback, lock_waiters
@@ -26,8 +28,10 @@ from tests.subsidy_kit import (
     bank_batch,
     bank_result,
     card_for,
+    import_roster,
     payment_file,
     post_result,
+    send_roster,
     sent_batch,
     sent_roster,
 )
@@ -168,6 +172,69 @@ def test_result_file_on_the_command_line_needs_the_bank_key_file(capsys, gateway
     assert bank.load_bank_key(keys).key == bytes(range(16)) and secret not in repr(
         bank.load_bank_key(keys)
     )
+
+
+def test_several_banks_each_batch_to_one_and_checked_with_its_key(
+    capsys, gateway, centre, tmp_path
+):
+    """Two agent banks in a banks file: rules send 民政局's lines to ICBC and 朱仙镇's to RCC,
+    a line under no rule goes with the batch that takes it; each batch records its bank, and
+    its result file is taken with that bank's key only."""
+    zhang, li, wang = centre.records
+    head = "name,id_number,card_number,item,amount_fen,period,township,department"
+    rows = [
+        f"张三,{zhang.holder.id_number},{zhang.card_number},H21,58050,2026-10,城关镇,民政局",
+        f"李四,{li.holder.id_number},{li.card_number},H18,45000,2026-10,朱仙镇,",
+        f"王小五,{wang.holder.id_number},{wang.card_number},H18,30000,2026-10,,",
+    ]
+    doc = import_roster(gateway, ("\n".join([head, *rows]) + "\n").encode())
+    send_roster(gateway, doc["roster"]["id"])
+    keys = {"ICBC": bytes(range(16)), "RCC": bytes(range(50, 82))}
+    for code, key in keys.items():
+        path = tmp_path / f"{code.lower()}.toml"
+        path.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{key.hex()}"\n')
+        path.chmod(0o600)
+    banks = tmp_path / "banks.toml"
+    banks.write_text(
+        'default = "ICBC"\n[banks.ICBC]\nname = "工商银行"\nkey_file = "icbc.toml"\n'
+        '[banks.RCC]\nname = "农信社"\nkey_file = "rcc.toml"\nformat = "fixed"\n'
+        '[departments]\n"民政局" = "ICBC"\n[townships]\n"朱仙镇" = "RCC"\n'
+    )
+    db = ["--db", gateway.db.url]
+    batch = ("subsidy", "bank", "batch", "--by", "孙财政", "--banks", str(banks), "--json")
+    rc, out, _ = ykt_here(capsys, *batch, "--bank", "RCC", *db)
+    rcc = json.loads(out)
+    assert (rc, rcc["bank"], rcc["lines"], rcc["total_fen"]) == (0, "RCC", 2, 75_000)
+    assert [s["reason"] for s in rcc["skipped"]] == ["its rule sends it to agent bank ICBC"]
+    rc, out, _ = ykt_here(capsys, *batch, *db)
+    icbc = json.loads(out)
+    assert (icbc["bank"], icbc["lines"], icbc["total_fen"]) == ("ICBC", 1, 58_050)
+    assert bank.load_banks(banks).bank("RCC").format == "fixed"
+    text = payment_file(gateway, rcc["batch"]).decode()
+    result = tmp_path / "回盘.csv"
+    cmd = ("subsidy", "bank", "result", str(result), "--by", "孙财政", "--banks", str(banks))
+    result.write_bytes(bank_result(text, key=bank.BankKey("hmac-sm3", "line", keys["ICBC"])))
+    rc, _, err = ykt_here(capsys, *cmd, *db)
+    assert rc == 1 and "the batch went to agent bank RCC, 农信社" in err
+    assert gateway.count("subsidy_bank_results") == 0
+    result.write_bytes(bank_result(text, key=bank.BankKey("hmac-sm3", "line", keys["RCC"])))
+    rc, out, _ = ykt_here(capsys, *cmd, *db)
+    assert rc == 0 and "2 paid (¥750.00), 0 failed" in out
+
+
+def test_a_banks_file_names_only_configured_banks(tmp_path):
+    key = tmp_path / "a.toml"
+    key.write_text(f'mac = "hmac-sm3"\nsignature = "line"\nkey = "{"11" * 16}"\n')
+    key.chmod(0o600)
+    banks = tmp_path / "banks.toml"
+    banks.write_text('[banks.A]\nkey_file = "a.toml"\n[townships]\n"城关镇" = "B"\n')
+    with pytest.raises(FileError, match=r"banks.toml:4: townships.城关镇 names no configured"):
+        bank.load_banks(banks)
+    banks.write_text('default = "B"\n[banks.A]\nkey_file = "a.toml"\n')
+    with pytest.raises(FileError, match=r"banks.toml:1: default must be one of the banks \(A\)"):
+        bank.load_banks(banks)
+    banks.write_text('[banks.A]\nkey_file = "a.toml"\n')
+    assert bank.load_banks(banks).bank(None).code == "A"
 
 
 def test_two_result_files_deadlocked_on_postgres_one_imports_the_other_is_refused(
