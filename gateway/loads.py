@@ -25,7 +25,7 @@ from typing import Any
 from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
 from gateway.hsm import HostSecurityModule
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import Cursor, Database, now_ms, retried
 from terminal.epurse.host import LoadDeclined
 from terminal.epurse.model import LoadAuthorization, LoadRequest
 
@@ -278,6 +278,7 @@ def authorize(
     return load
 
 
+@retried
 def _confirm(
     db: Database,
     hsm: HostSecurityModule,
@@ -363,6 +364,7 @@ class VoidChallenge:
         }
 
 
+@retried
 def void_challenge(db: Database, terminal: Terminal, reference: str) -> VoidChallenge:
     """A fresh single-use challenge for voiding this terminal's unsettled load; it replaces
     any earlier one. Its amount stays within the load's, so the card accepts it wherever
@@ -383,6 +385,7 @@ def void_challenge(db: Database, terminal: Terminal, reference: str) -> VoidChal
     return VoidChallenge(reference, field, amount, expires)
 
 
+@retried
 def void(
     db: Database,
     hsm: HostSecurityModule,

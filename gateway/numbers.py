@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
-from gateway.storage import RACED, Cursor, Database, now_ms
+from gateway.storage import RACED, Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.identity import mask_id_number
 from terminal.roles.registry import SEQUENCE_LIMIT, CardState, card_number_for, sequence_of
@@ -68,6 +68,7 @@ def _first_free(cur: Cursor, issuer_id: str) -> int:
     return max([FIRST_SEQUENCE - 1, *used]) + 1
 
 
+@retried
 def lease(db: Database, desk_id: str, issuer_id: str, count: int) -> dict[str, Any]:
     """A new block of ``count`` card numbers of the issuer for this desk, after every block
     leased before (never one number twice)."""
@@ -172,6 +173,7 @@ def _holder_conflict(
     return None
 
 
+@retried
 def claim(
     db: Database,
     desk_id: str,

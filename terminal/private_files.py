@@ -60,8 +60,8 @@ def write_private(path: str | Path, data: str | bytes, *, fsync: bool = True) ->
 
 
 def owner_only(path: str | Path) -> None:
-    """Refuse a key file that group or others may read or write (FileError with the mode):
-    a key anyone on the machine can read is not a secret, and the file is never read."""
+    """Refuse a secret file (key, token) that group or others may read or write (FileError
+    with the mode): a secret anyone on the machine can read is not one; it is never read."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError as exc:
@@ -70,14 +70,15 @@ def owner_only(path: str | Path) -> None:
         raise FileError(
             path,
             None,
-            f"is open to group or others (mode {mode:04o}): a key file must be owner-only;"
+            f"is open to group or others (mode {mode:04o}): a secret file must be owner-only;"
             f" chmod 600 {path}",
         )
 
 
 def read_secret_file(path: str | Path) -> str:
-    """The first line of a token file, stripped (a trailing newline is not part of it);
-    FileError if it cannot be read or holds no token."""
+    """The first line of an owner-only token file, stripped (a trailing newline is not part
+    of it); FileError if it is open to others (``owner_only``), cannot be read or is empty."""
+    owner_only(path)
     try:
         with open(path, encoding="utf-8") as f:
             secret = f.readline().strip()

@@ -23,7 +23,7 @@ from gateway.auth import Terminal
 from gateway.campus.store import PERSON_NO
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hotlist import canonical_id
-from gateway.storage import POSTGRES, Database, now_ms
+from gateway.storage import POSTGRES, Database, now_ms, retried
 
 MONTH = re.compile(r"^20[0-9]{2}-(0[1-9]|1[0-2])\Z")
 MAX_CREDIT = 500_000  # 5,000 yuan a month: beyond any allowance, the mark of a typo
@@ -102,6 +102,7 @@ def balance(db: Database, person_no: str) -> int:
         return balance_in(cur, person_no)
 
 
+@retried
 def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """A canteen's sale paid from the allowance: the balance after, or a refusal."""
     if doc.get("terminal_id") != terminal.terminal_id:
@@ -166,6 +167,7 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
     return {"balance_fen": after, "duplicate": False}
 
 
+@retried
 def void(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """Void a sale whose answer the till lost (the customer was refused): a spend the
     gateway took is refunded, one it never saw is refused if it arrives later; once."""

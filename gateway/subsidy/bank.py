@@ -38,7 +38,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
 from terminal.text import FileError
@@ -666,6 +666,7 @@ def _bank_of(db: Database, banks: Banks, raw: bytes) -> Bank:
     return banks.bank(None if row is None else row[0])
 
 
+@retried
 def import_result(
     db: Database,
     raw: bytes,

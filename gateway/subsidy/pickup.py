@@ -26,7 +26,7 @@ from gateway import auth, loads
 from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hsm import HostSecurityModule
-from gateway.storage import Cursor, Database
+from gateway.storage import Cursor, Database, retried
 from gateway.subsidy.bank import free_of_bank
 from gateway.subsidy.holder import HolderRules, check_holder
 from gateway.subsidy.store import APPROVED
@@ -212,6 +212,7 @@ def _same_request(load: loads.LoadRecord, request: LoadRequest, terminal: Termin
     )
 
 
+@retried
 def authorize_pickup(
     db: Database,
     hsm: HostSecurityModule,

@@ -1,6 +1,7 @@
 """``ykt clearing``: the clearing service simulator and its settlement report.
 
 ykt clearing serve [--db FILE] [--keys FILE | --demo-keys] [--ec-layouts FILE] [--port 8979]
+                   [--qr-skew SECONDS] [--qr-max-validity SECONDS]
 ykt clearing settlement --url URL [--day YYYY-MM-DD] [--json]
 """
 
@@ -10,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from terminal.cli.common import add_qr_time_options, qr_time_policy
 from terminal.text import arg_int
 from terminal.words import say
 
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=arg_int, default=8979)
     s.add_argument("--delay", type=float, default=0.0, help="seconds to hold every post")
+    add_qr_time_options(s, same_as="every gateway's value")
     s.set_defaults(handler=serve)
 
     t = csub.add_parser("settlement", help="print the settlement table")
@@ -74,7 +77,10 @@ def serve(args: argparse.Namespace) -> int:
     from simulators.clearing.verify import TacVerifier
 
     layouts = load_ec_layouts(args.ec_layouts) if args.ec_layouts else {}
-    ledger = Ledger(args.db, TacVerifier(_keysets(args), _ec_issuers(args), layouts))
+    verifier = TacVerifier(
+        _keysets(args), _ec_issuers(args), layouts, qr_policy=qr_time_policy(args)
+    )
+    ledger = Ledger(args.db, verifier)
     print(
         say("serve.clearing", host=args.host, port=args.port, storage=f"SQLite {args.db}"),
         flush=True,

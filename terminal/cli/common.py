@@ -1,5 +1,5 @@
 """Options and helpers shared by subcommands: --reader, --trace, --json, the PSAM options
-(--sam-reader, --terminal-id, --sam-state), gateway tokens."""
+(--sam-reader, --terminal-id, --sam-state), gateway tokens, the ride-code times."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from datetime import date, datetime
 from typing import Any
 
 from terminal.private_files import read_secret_file
+from terminal.qr.checks import QrPolicy
 from terminal.readers.base import Reader
 from terminal.readers.spec import open_reader
 from terminal.readers.trace import TraceWriter
 from terminal.readers.tracing import TracingReader
-from terminal.text import arg_code
+from terminal.text import arg_code, arg_int
 
 DEFAULT_DB = "sqlite:///gateway.db"
+QR_DEFAULTS = QrPolicy()  # the ride-code times gateway and clearing share unless told otherwise
 
 
 def command_group(
@@ -176,3 +178,27 @@ def resolve_token(args: argparse.Namespace) -> None:
 def print_json_line(value: Any) -> None:
     """One JSON object on one line (a stream of results: one line each)."""
     print(json.dumps(to_jsonable(value), ensure_ascii=False), flush=True)
+
+
+def add_qr_time_options(parser: argparse.ArgumentParser, same_as: str) -> None:
+    """--qr-skew and --qr-max-validity: the two ride-code times the gateway and clearing
+    must agree on (``same_as`` names the other side in the help)."""
+    parser.add_argument(
+        "--qr-skew",
+        type=arg_int,
+        default=QR_DEFAULTS.future_skew,
+        metavar="SECONDS",
+        help=f"ride codes: seconds a code may be generated after its ride ({same_as})",
+    )
+    parser.add_argument(
+        "--qr-max-validity",
+        type=arg_int,
+        default=QR_DEFAULTS.max_validity,
+        metavar="SECONDS",
+        help=f"ride codes: the longest validity a code may claim ({same_as})",
+    )
+
+
+def qr_time_policy(args: argparse.Namespace) -> QrPolicy:
+    """The QrPolicy of --qr-skew and --qr-max-validity (every other value the default)."""
+    return QrPolicy(future_skew=args.qr_skew, max_validity=args.qr_max_validity)

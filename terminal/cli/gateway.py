@@ -23,13 +23,16 @@ import signal
 import threading
 from typing import Any
 
-from terminal.cli.common import add_db_option, read_secret_file
-from terminal.qr.checks import QrPolicy
+from terminal.cli.common import (
+    add_db_option,
+    add_qr_time_options,
+    qr_time_policy,
+    read_secret_file,
+)
 from terminal.text import arg_int
 from terminal.words import say
 
 ADMIN_TOKEN_ENV = "YKT_ADMIN_TOKEN"
-QR_DEFAULTS = QrPolicy()  # clearing's ride-code times unless told otherwise
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -93,20 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="FILE",
         help="books a person may hold at once: site = N, [groups] name = N (docs/campus.md)",
     )
-    s.add_argument(
-        "--qr-skew",
-        type=arg_int,
-        default=QR_DEFAULTS.future_skew,
-        metavar="SECONDS",
-        help="ride codes: seconds a code may be generated after its ride (clearing's value)",
-    )
-    s.add_argument(
-        "--qr-max-validity",
-        type=arg_int,
-        default=QR_DEFAULTS.max_validity,
-        metavar="SECONDS",
-        help="ride codes: the longest validity a code may claim (clearing's value)",
-    )
+    add_qr_time_options(s, same_as="clearing's value")
     s.set_defaults(handler=serve)
 
     f = gsub.add_parser("forward", help="run only the forwarder (one more worker process)")
@@ -255,7 +245,7 @@ def serve(args: argparse.Namespace) -> int:
         bank_key=load_bank_key(args.bank_key) if args.bank_key else None,
         banks=load_banks(args.banks) if args.banks else None,
         library=load_loan_limits(args.library_limits) if args.library_limits else LoanLimits(),
-        qr=QrPolicy(future_skew=args.qr_skew, max_validity=args.qr_max_validity),
+        qr=qr_time_policy(args),
     )
     count = workers.default_workers() if args.workers is None else max(1, args.workers)
     hsm = _hsm(args)

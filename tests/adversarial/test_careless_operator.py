@@ -203,6 +203,70 @@ def test_a_bank_key_file_open_to_others_stops_the_gateway_at_start(tmp_path: Pat
     assert not db.exists()
 
 
+# -- token files open to others -------------------------------------------------------------
+def _open_token(path: Path, token: str, mode: int) -> Path:
+    """A token file as a careless operator leaves it: written, then opened to others."""
+    path.write_text(token + "\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640], ids=lambda m: f"{m:04o}")
+def test_a_terminal_refuses_a_token_file_others_may_read(gateway, tmp_path: Path, mode: int):
+    """Anyone who reads a validator's token uploads in its name: ``ykt run`` with a token
+    file open to others stops at start, says which file and what to do, never shows the
+    token, and has tapped no card, opened no journal and uploaded nothing."""
+    token = gateway.register("310000000201", "bus-co", role="validator")
+    token_file = _open_token(tmp_path / "bus.token", token, mode)
+    card = tmp_path / "card1.json"
+    demo_card(1, balance=5_000).save(card)
+    before = card.read_text()
+    config = tmp_path / "bus.toml"
+    config.write_text(
+        f"""\
+[terminal]
+role = "bus"
+
+[readers]
+card = "sim"
+sam = "sim"
+
+[sim]
+terminal_id = "310000000201"
+sam_state = "psam.json"
+cards = ["card1.json"]
+taps = 3
+
+[journal]
+path = "journal.db"
+
+[gateway]
+url = "{gateway.url}"
+token_file = "bus.token"
+""",
+        encoding="utf-8",
+    )
+    line = one_error_line(ykt("run", str(config), check=False, timeout=30))
+    assert f"{token_file}" in line and f"(mode {mode:04o})" in line, line
+    assert f"chmod 600 {token_file}" in line and token not in line, line
+    assert not (tmp_path / "journal.db").exists() and not (tmp_path / "psam.json").exists()
+    assert card.read_text() == before
+    assert gateway.count("txn") == 0
+
+
+def test_the_gateway_refuses_an_admin_token_file_others_may_read(tmp_path: Path):
+    """The admin token approves rosters and lifts 挂失: a gateway given an admin token file
+    others may read refuses to start, names the file and its mode, and opens no database."""
+    token_file = _open_token(tmp_path / "admin.token", "adm-" + "7" * 40, 0o644)
+    db = tmp_path / "gateway.db"
+    serve = ["gateway", "serve", "--db", f"sqlite:///{db}", "--workers", "1", "--port", "0"]
+    r = ykt(*serve, "--admin-token-file", str(token_file), check=False, timeout=30)
+    line = one_error_line(r)
+    assert f"{token_file}" in line and "is open to group or others (mode 0644)" in line, line
+    assert f"chmod 600 {token_file}" in line and "7777" not in line, line
+    assert not db.exists()
+
+
 # -- corrupt card files -------------------------------------------------------------------
 def _card_text(tmp_path: Path) -> str:
     path = tmp_path / "good.json"

@@ -31,6 +31,7 @@ from simulators.statefile import write_state
 from terminal.cli.main import main as ykt
 from terminal.crypto.keyset import save_keysets
 from terminal.csv_cells import safe_cell
+from terminal.private_files import write_private
 from tests.gateway_fixtures import ADMIN_TOKEN, GatewayServer, demo_keysets
 from tests.servers import ServerProcess, free_port
 from tests.subsidy_kit import (
@@ -158,7 +159,7 @@ def served(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     token = register_terminal(db, KIOSK, "centre", role="kiosk")
     db.close()
     token_file = tmp_path / "admin.token"
-    token_file.write_text(ADMIN_TOKEN + "\n")
+    write_private(token_file, ADMIN_TOKEN + "\n")
     port = free_port()
     args = ["gateway", "serve", "--db", db_url, "--port", str(port), "--demo-keys"]
     server = ServerProcess(
@@ -529,7 +530,7 @@ def test_a_terminal_token_on_the_command_line_warns(tmp_path, capsys, monkeypatc
     args = parser.parse_args(["kiosk", "balance"])
     resolve_token(args)
     assert args.token == "from-env"
-    (tmp_path / "kiosk.token").write_text("from-file\n")
+    write_private(tmp_path / "kiosk.token", "from-file\n")
     args = parser.parse_args(["kiosk", "balance", "--token-file", str(tmp_path / "kiosk.token")])
     resolve_token(args)
     assert args.token == "from-file"

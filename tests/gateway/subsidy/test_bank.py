@@ -5,14 +5,24 @@ failed lines, and funds per item apart from top-ups - on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date
+from pathlib import Path
 
+import httpx
 import pytest
 
+from gateway.storage import open_storage
 from gateway.subsidy import bank
 from terminal.text import FileError
 from tests.cli_kit import ykt_here
+from tests.conftest import FrozenClock
+from tests.gateway.test_storage import Rollback, lock_waiters
+from tests.gateway_fixtures import BANK_KEY, start_gateway
 from tests.subsidy_kit import (
+    PEOPLE,
+    Centre,
     admin,
     answer,
     bank_batch,
@@ -225,3 +235,58 @@ def test_a_banks_file_names_only_configured_banks(tmp_path):
         bank.load_banks(banks)
     banks.write_text('[banks.A]\nkey_file = "a.toml"\n')
     assert bank.load_banks(banks).bank(None).code == "A"
+
+
+def test_two_result_files_deadlocked_on_postgres_one_imports_the_other_is_refused(
+    pg_cluster, clock: FrozenClock, tmp_path: Path
+):
+    """The bank's result file for one batch arrives twice, its lines in another order
+    (1 2 3 and 3 2 1), and two operators import both at once. A third connection holds line
+    2 until both imports wait on it: each has marked its first line and waits for the
+    other's, a deadlock PostgreSQL breaks by rolling one back. That one runs again and gets
+    the rule's answer (409 ``already_settled``), not a storage error; every line is paid once."""
+    gw = start_gateway(open_storage(pg_cluster.new_database()), clock)
+    centre = Centre(gw, clock)
+    try:
+        centre.issue(PEOPLE)
+        ref, text = sent_batch(gw, centre)
+        head, *lines, total = bank_result(text, key=None).decode().splitlines()
+        files = {
+            by: BANK_KEY.signed("\n".join([head, *order, total]).encode() + b"\n")
+            for by, order in (("finance-a", lines), ("finance-b", lines[::-1]))
+        }
+        answers: dict[str, httpx.Response] = {}
+
+        def send(by: str) -> None:
+            answers[by] = post_result(gw, files[by], by=by)
+
+        threads = [threading.Thread(target=send, args=(by,)) for by in files]
+        with pytest.raises(Rollback), gw.db.tx() as cur:
+            cur.execute("SELECT id FROM subsidy_bank_lines WHERE seq = 2 FOR UPDATE")
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gw) < 2:  # both imports marked their first line, wait on 2
+                assert time.monotonic() < deadline, "the imports never waited on line 2"
+                time.sleep(0.02)
+            raise Rollback
+        for t in threads:
+            t.join(60)
+        said = {by: r.text for by, r in answers.items()}
+        assert sorted(r.status_code for r in answers.values()) == [200, 409], said
+        assert [r.json().get("error") for r in answers.values()].count("already_settled") == 1
+        (lost,) = (r for r in answers.values() if r.status_code == 409)
+        assert "paid already" in lost.json()["reason"] or "meanwhile" in lost.json()["reason"]
+        with gw.db.tx() as cur:
+            cur.execute("SELECT COUNT(*), MIN(imported_by) FROM subsidy_bank_results")
+            imports, winner = cur.fetchone()
+            cur.execute("SELECT state, COUNT(*) FROM subsidy_bank_lines GROUP BY state")
+            states = dict(cur.fetchall())
+            cur.execute("SELECT COUNT(*) FROM subsidy_line_events WHERE action = 'bank_paid'")
+            paid_events = cur.fetchone()[0]
+        assert imports == 1 and answers[winner].json()["batch"] == ref
+        assert states == {"paid": 3} and paid_events == 3
+    finally:
+        centre.close()
+        gw.server.stop()
+        gw.db.close()

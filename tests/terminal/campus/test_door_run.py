@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulators.campus import campus_card, clone
+from terminal.private_files import write_private
 from tests.campus_kit import DOOR_ID, RULES, enrol
 from tests.cli_kit import ykt
 from tests.gateway_fixtures import GatewayServer
@@ -23,8 +24,7 @@ from tests.terminal.cli.run_kit import Device
 def door_dir(gateway: GatewayServer, tmp_path: Path) -> Path:
     (tmp_path / "rules.toml").write_text(RULES, encoding="utf-8")
     token = gateway.register(DOOR_ID, "campus", role="door")
-    (tmp_path / "door.token").write_text(token + "\n")
-    (tmp_path / "door.token").chmod(0o600)
+    write_private(tmp_path / "door.token", token + "\n")
     card = campus_card(1, "S1")
     enrol(gateway.url, "S1", "staff", card)  # staff: any hour (the validator has no --clock)
     card.save(tmp_path / "s1.json")

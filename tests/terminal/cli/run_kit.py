@@ -14,6 +14,7 @@ import httpx
 
 from simulators.profiles import demo_card
 from terminal.journal import Journal
+from terminal.private_files import write_private
 from tests.cli_kit import YKT, ykt
 from tests.servers import ROOT, ServerProcess
 
@@ -165,5 +166,4 @@ def register(tmp: Path, terminal_id: str, role: str, operator: str) -> None:
         "--db",
         f"sqlite:///{tmp / 'gateway.db'}",
     ).stdout.strip()
-    (tmp / "terminal.token").write_text(token + "\n")
-    (tmp / "terminal.token").chmod(0o600)
+    write_private(tmp / "terminal.token", token + "\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway.forwarder import Forwarder
 from terminal.journal import SETTLED, Journal
+from terminal.private_files import write_private
 from tests import cli_kit
 
 ykt = partial(cli_kit.ykt, check=False)  # each test checks the exit status itself
@@ -114,7 +115,7 @@ def purses(card: Path) -> tuple[int, int]:
 def test_a_sale_is_uploaded_to_the_gateway(tmp_path: Path, gateway) -> None:  # type: ignore[no-untyped-def]
     card, journal = new_card(tmp_path / "c.json", "50.00"), tmp_path / "pos.db"
     token = tmp_path / "token"
-    token.write_text(gateway.register("310000000101", "corner-shop", role="pos") + "\n")
+    write_private(token, gateway.register("310000000101", "corner-shop", role="pos") + "\n")
     args = ["pos", "--card", str(card), "--journal", str(journal), "--gateway", gateway.url]
     r = ykt(*args, "--token-file", str(token), stdin="4.20\n6.00\n")
     assert r.returncode == 0, r.stderr
@@ -152,7 +153,7 @@ def test_an_ec_sale_is_journaled_uploaded_and_cleared(tmp_path: Path, gateway, c
     )
     assert made.returncode == 0, made.stderr
     token = tmp_path / "token"
-    token.write_text(gateway.register("310000000101", "corner-shop", role="pos") + "\n")
+    write_private(token, gateway.register("310000000101", "corner-shop", role="pos") + "\n")
     r = ykt(
         *("pos", "--card", str(card), "--amount", "7", "--pay", "ec"),
         *("--journal", str(journal), "--gateway", gateway.url, "--token-file", str(token)),
