@@ -103,6 +103,14 @@ def balance(db: Database, person_no: str) -> int:
 
 
 @retried
+def _one_sale_at_a_time(db: Database, cur: Any, terminal: Terminal) -> None:
+    """A till's spend and void wait for each other (PostgreSQL; SQLite has one writer): each
+    checks the other's row, so run side by side both could commit - a spend the void did not
+    see, refunded 0 while the allowance stays taken."""
+    if db.dialect == POSTGRES:
+        cur.execute("SELECT pg_advisory_xact_lock(978019, hashtext(?))", (terminal.terminal_id,))
+
+
 def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """A canteen's sale paid from the allowance: the balance after, or a refusal."""
     if doc.get("terminal_id") != terminal.terminal_id:
@@ -118,6 +126,7 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
     person = doc.get("person_no")
     sale = (serial, person, amount, meal)
     with db.tx() as cur:
+        _one_sale_at_a_time(db, cur, terminal)
         cur.execute(
             "SELECT card_serial, person_no, amount, meal, balance_after"
             " FROM campus_allowance_spends WHERE terminal_id = ? AND sale_seq = ?",
@@ -177,6 +186,7 @@ def void(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, 
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
         raise Invalid("bad_sale", "sale_seq must be a positive whole number")
     with db.tx() as cur:
+        _one_sale_at_a_time(db, cur, terminal)
         cur.execute(
             "SELECT refunded FROM campus_allowance_voids WHERE terminal_id = ? AND sale_seq = ?",
             (terminal.terminal_id, seq),

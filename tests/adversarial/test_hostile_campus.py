@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.campus.library import LoanLimits
-from gateway.storage import Database
+from gateway.storage import POSTGRES, Database
 from simulators.campus import campus_card, clone
 from simulators.campus_site import campus_parts
 from simulators.epurse_card import SoftEPurseCard
@@ -493,3 +493,46 @@ def test_a_hostile_library_screen_cannot_lend_a_book_to_another_person(
     with gateway.db.tx() as cur:
         cur.execute("SELECT person_no, book FROM campus_library_loans")
         assert [tuple(row) for row in cur.fetchall()] == [("S1", "B-0001")]
+
+
+def test_a_void_racing_its_spend_refunds_what_the_spend_took(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    """A till voids a sale whose answer it lost while the spend is still inside the gateway
+    (held here behind a lock on the person's account): the void must not answer "nothing to
+    refund" and then let the spend commit - the allowance would be taken from a sale the
+    till called voided. PostgreSQL only: SQLite's one writer never lets the two overlap."""
+    if gateway.db.dialect != POSTGRES:
+        pytest.skip("SQLite runs one writer at a time: a spend and its void cannot overlap")
+    from tests.gateway.test_storage import Rollback, lock_waiters
+
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    answers: dict[str, httpx.Response] = {}
+    void_body = {"terminal_id": CANTEEN_ID, "sale_seq": 7}
+    spending = threading.Thread(
+        target=lambda: answers.update(spend=spend(gateway.url, token, 7, card.serial.hex(), 1_000))
+    )
+    voiding = threading.Thread(
+        target=lambda: answers.update(
+            void=as_terminal(gateway.url, token, "/v1/campus/allowance/void", void_body)
+        )
+    )
+    with pytest.raises(Rollback), gateway.db.tx() as cur:
+        cur.execute("SELECT 1 FROM campus_allowance_accounts WHERE person_no = 'S1' FOR UPDATE")
+        spending.start()
+        deadline = time.monotonic() + 30
+        while lock_waiters(gateway) < 1:  # the spend checked for a void and waits on S1
+            assert time.monotonic() < deadline, "the spend never waited on the account"
+            time.sleep(0.02)
+        voiding.start()
+        voiding.join(2)  # done at once when unguarded; else it waits for the spend
+        raise Rollback
+    spending.join(60)
+    voiding.join(60)
+    paid = answers["spend"].status_code == 200
+    refunded = answers["void"].json()["refunded_fen"]
+    assert (paid, refunded) in ((True, 1_000), (False, 0)), {k: v.text for k, v in answers.items()}
+    assert allowance_of(gateway.url, "S1") == 3_000  # voided: the allowance is whole again

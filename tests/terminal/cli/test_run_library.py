@@ -92,8 +92,9 @@ def test_a_library_service_lends_and_takes_back_exactly_once_across_sigterm(
 
     # 1. the cards are presented in turn: card 1 (S1), card 2 (S2), card 3 (not enrolled)
     device = Device(_config(tmp_path, gateway, status_port, token), status_port)
-    h = device.wait_until("started", requests=0)
-    assert h["access_version"] and not h["sync_error"]  # the allow list was synced at start
+    # the allow list is synced in the background right after start
+    h = device.wait_until("allow list synced", requests=0, access_version=1)
+    assert not h["sync_error"]
     status, doc = _post(device, "/loan", {"book": "B-1"})
     assert status == 200 and doc["ok"], doc
     assert (doc["person_no"], doc["held"], doc["limit"]) == ("S1", 1, 3)
