@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,8 +42,6 @@ RESULTS: list[dict[str, Any]] = []
 
 
 def tmp_dir() -> Path:
-    import tempfile
-
     return Path(tempfile.gettempdir())
 
 
@@ -73,23 +72,30 @@ def loadgen(*args: str, watch: Watch | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.ingest_loadgen", "--batch-size", str(BATCH), *args]
     if os.environ.get("YKT_BENCH_CLIENT"):  # http.client (default) or httpx, for A/B runs
         cmd += ["--client", os.environ["YKT_BENCH_CLIENT"]]
-    before = watch.cpu() if watch else {}
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
     owners: dict[int, int] = {}
     done = threading.Event()
     sampler = threading.Thread(target=_sample_owners, args=(watch, owners, done), daemon=True)
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # "timing" when the clock starts, the result when it stops
+            if watch and line.strip() == "timing":
+                before = watch.cpu()
+                sampler.start()
+            elif watch and line.startswith("{"):
+                after = watch.cpu()
+            lines.append(line)
+        proc.wait(600)
+        done.set()
+        if sampler.is_alive():
+            sampler.join()
+        err.seek(0)
+        assert proc.returncode == 0, err.read()[-2000:]
+    result = json.loads(lines[-1])
     if watch:
-        sampler.start()
-    out, err = proc.communicate(timeout=600)
-    done.set()
-    if watch:
-        sampler.join()
-    assert proc.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])
-    if watch:
-        after = watch.cpu()
         per_batch = {k: (after[k] - before[k]) / CLK_TCK * 1000 / BATCHES for k in after}
         result["cpu_ms_per_batch"] = {k: round(v, 2) for k, v in per_batch.items()}
         served: dict[str, int] = {}
