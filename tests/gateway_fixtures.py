@@ -132,3 +132,28 @@ def gateway(db: Database, clock: Any) -> Iterator[GatewayServer]:
     gw = start_gateway(db, clock)
     yield gw
     gw.server.stop()
+
+
+def fail_once(db: Database, table: str, at_row: int = 1) -> None:
+    """PostgreSQL: the ``at_row``-th row written to ``table`` from now on rolls its
+    transaction back with a serialization failure (SQLSTATE 40001), once; the sequence that
+    counts the rows is not rolled back with it, so a run again passes."""
+    with db.tx() as cur:
+        cur.execute("CREATE SEQUENCE forced_failure")
+        cur.execute(
+            "CREATE FUNCTION forced_failure() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN IF nextval('forced_failure') = {int(at_row)} THEN"
+            " RAISE EXCEPTION 'forced by the test' USING ERRCODE = 'serialization_failure';"
+            " END IF; RETURN NULL; END $$"
+        )
+        cur.execute(
+            f"CREATE TRIGGER forced_failure AFTER INSERT OR UPDATE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION forced_failure()"
+        )
+
+
+def rows_written(db: Database) -> int:
+    """How many rows ``fail_once``'s table was written since (the failed run's included)."""
+    with db.tx() as cur:
+        cur.execute("SELECT last_value FROM forced_failure")
+        return int(cur.fetchone()[0])
