@@ -6,7 +6,8 @@ being charged, SIGTERM finishes the sale in progress. The sale itself is the can
 (terminal/campus/canteen.py): meal and day limits, the cash purse through the one journaled
 debit path (uploaded in the background like a POS's purchases), the allowance purse at the
 gateway by the till's sale number. An allowance sale whose answer was lost is voided at the
-gateway before the next sale and, while the till is idle, every ``hotlist.sync_interval``.
+gateway before the next sale and, while the till is idle, every ``hotlist.sync_interval``;
+each void waits at most ``VOID_WAIT`` and a gateway that is away holds no cash sale up.
 """
 
 from __future__ import annotations
