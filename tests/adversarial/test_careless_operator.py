@@ -182,7 +182,7 @@ def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disgu
         f"/v1/admin/subsidies/rosters/{rid}/review",
         json={"actor": "赵审核" + disguise},
     )
-    assert r.status_code == 403 and r.json()["error"] == "same_person", r.text
+    assert r.status_code == 403 and r.json()["error"] == "four_eyes", r.text
     assert "may not also review" in r.json()["reason"]
     with pytest.raises(Forbidden, match="may not also review"):
         store.review(gateway.db, rid, "\u200d赵审核")
