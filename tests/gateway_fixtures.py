@@ -134,6 +134,20 @@ def gateway(db: Database, clock: Any) -> Iterator[GatewayServer]:
     gw.server.stop()
 
 
+class Rollback(Exception):
+    """Ends the test's own transaction without committing it."""
+
+
+def lock_waiters(gw: GatewayServer) -> int:
+    """PostgreSQL: how many connections to the gateway's database wait on a lock."""
+    with gw.db.read() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(cur.fetchone()[0])
+
+
 def fail_once(db: Database, table: str, at_row: int = 1) -> None:
     """PostgreSQL: the ``at_row``-th row written to ``table`` from now on rolls its
     transaction back with a serialization failure (SQLSTATE 40001), once; the sequence that

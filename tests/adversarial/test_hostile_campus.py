@@ -42,7 +42,7 @@ from tests.campus_kit import (
     enrol,
 )
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.gateway_fixtures import GatewayServer, Rollback, lock_waiters, start_gateway
 from tests.servers import free_port
 
 
@@ -541,8 +541,6 @@ def test_a_void_racing_its_spend_refunds_what_the_spend_took(
     till called voided. PostgreSQL only: SQLite's one writer never lets the two overlap."""
     if gateway.db.dialect != POSTGRES:
         pytest.skip("SQLite runs one writer at a time: a spend and its void cannot overlap")
-    from tests.gateway.test_storage import Rollback, lock_waiters
-
     card = campus_card(1, "S1")
     enrol(gateway.url, "S1", "students", card)
     credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
