@@ -310,6 +310,20 @@ def _kind_record(
     return (*columns[1:], digest)
 
 
+class _Inexact(Exception):
+    """The fast decode may have read a value differently from ``json.loads``: decode again."""
+
+
+def _no_float(value: Any) -> bool:
+    """No float anywhere in a decoded value: orjson reads an integer beyond 64 bits as a
+    float, so a float may be a number ``json.loads`` reads otherwise."""
+    for v in value.values() if type(value) is dict else value:
+        t = type(v)
+        if t is float or ((t is dict or t is list) and not _no_float(v)):
+            return False
+    return True
+
+
 def parse_batch(
     body: bytes,
     terminal: Terminal,
@@ -321,15 +335,41 @@ def parse_batch(
     """Validate a whole upload body; a refusal (``Malformed``, ``Invalid`` …) names the first
     bad record.
 
-    ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``)."""
+    ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``).
+
+    A purchase batch is first decoded by orjson (twice as fast) and kept only if every check
+    passes and no context holds a float; anything else - a body orjson refuses (NaN, a lone
+    surrogate, a BOM, another encoding), any refusal, another kind - is decoded again by
+    ``json.loads`` and checked from scratch, so every refusal and every stored value is the
+    one ``json.loads`` gives."""
     if not UPLOAD_KINDS.get(terminal.role):  # a role that uploads nothing: refused unread
         require_upload(terminal, PURCHASE)
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge("too_large", f"batch body over {MAX_BODY_BYTES} bytes")
     try:
+        fast = orjson.loads(body)
+        if type(fast) is dict and "kind" not in fast:
+            return _parse_doc(fast, terminal, max_records, max_balance, qr_policy, exact=False)
+    except Exception:  # json.loads below decides, and says what is wrong
+        pass
+    try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed("malformed_json", f"body is not valid JSON: {exc}") from None
+    return _parse_doc(doc, terminal, max_records, max_balance, qr_policy, exact=True)
+
+
+def _parse_doc(
+    doc: Any,
+    terminal: Terminal,
+    max_records: int,
+    max_balance: int,
+    qr_policy: QrPolicy | None,
+    *,
+    exact: bool,
+) -> Batch:
+    """A decoded body checked; with ``exact`` false (orjson's decode) ``_Inexact`` when a
+    context holds a float."""
     if not isinstance(doc, dict) or doc.keys() not in (BATCH_KEYS, KINDED_BATCH_KEYS):
         raise Malformed(
             "bad_layout",
@@ -367,6 +407,8 @@ def parse_batch(
         except _Bad as exc:
             seq = rec.get(seq_name) if isinstance(rec, dict) else None
             raise Invalid("invalid_record", f"record {i} ({seq_name} {seq}): {exc}") from None
+        if not exact and not _no_float(rec["context"]):
+            raise _Inexact
         if row[0] in seen:
             raise Invalid(
                 "invalid_record", f"record {i}: {seq_name} {row[0]} appears twice in the batch"

@@ -172,12 +172,29 @@ class Field:
 
 # json.dumps with these arguments builds this very encoder on every call (3x the cost)
 _JSON_COLUMN = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# ``encode`` itself builds its C encoder on every call; this is the same one, built once,
+# without the circular-reference markers (a shared markers dict keeps stale entries after
+# an error). Anything it cannot encode goes to ``encode``, which raises as it always did.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_JSON_COLUMN_TEXT = json.encoder.encode_basestring  # what ensure_ascii=False writes text with
+_JSON_COLUMN_C = (
+    _c_make_encoder(
+        None, _JSON_COLUMN.default, _JSON_COLUMN_TEXT, None, ":", ",", True, False, True
+    )
+    if _c_make_encoder is not None
+    else None
+)
 
 
 def json_column(value: dict[str, Any]) -> str:
     """A dict's column form: compact, sorted keys, UTF-8 as is ("{}" when empty)."""
     if not value:
         return "{}"
+    if _JSON_COLUMN_C is not None:
+        try:
+            return "".join(_JSON_COLUMN_C(value, 0))
+        except Exception:  # a cycle, too deep, or not JSON: encode says which
+            pass
     return _JSON_COLUMN.encode(value)
 
 
