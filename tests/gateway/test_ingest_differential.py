@@ -384,3 +384,22 @@ def test_parse_batch_gives_the_old_functions_rows_and_refusals(seed: int) -> Non
     # the runs cover both sides: thousands of rows kept and many kinds of refusal
     assert accepted > 1_000
     assert len(refusals) >= 4, refusals
+
+
+@pytest.mark.parametrize("kind", ["purchase", "ec_purchase", "qr_ride"])
+def test_the_ack_is_what_json_dumps_wrote(kind: str) -> None:
+    from gateway.api.ingest import ack_json
+    from gateway.ingest import BatchResult
+
+    statuses = ("stored", "duplicate", "conflict")
+    result = BatchResult("b-1.x:y_z", "310000009999", kind == "qr_ride", [], kind)
+    result.acks.extend((i * 7919, statuses[i % 3]) for i in range(500))
+    counts = result.counts()
+    old = {
+        "batch_id": result.batch_id,
+        "terminal_id": result.terminal_id,
+        "replay": result.replay,
+        "counts": counts,
+        "acks": [{result.seq_name: s, "status": st} for s, st in result.acks],
+    }
+    assert ack_json(result, counts) == json.dumps(old, ensure_ascii=False).encode()
