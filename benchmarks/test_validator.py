@@ -27,7 +27,7 @@ from benchmarks import cpus
 from benchmarks.baseline import measure
 from benchmarks.goals import goal
 from terminal.journal import Journal
-from terminal.roles.loop import TapGc
+from terminal.roles.loop import TapGc, TapPlacement
 from tests.terminal.roles.fleet import Fleet
 
 WORKDIR = Path(__file__).resolve().parents[1] / ".benchmarks"
@@ -111,9 +111,16 @@ def drain_writeback(limit_kb: int = 8192, timeout: float = 60.0) -> tuple[int, f
 
 def tap_cpu() -> int | None:
     """The CPU the taps run on (``YKT_TAP_CPU``, ``none`` to leave placement to the
-    scheduler); the hog gets the other one."""
+    scheduler); the hog gets the other one (``YKT_HOG_CPU`` to put it elsewhere, e.g. on the
+    taps' CPU to see what sharing it costs)."""
     chosen = os.environ.get("YKT_TAP_CPU", str(cpus.allowed()[0]))
     return None if chosen == "none" else int(chosen)
+
+
+TAP_PRIORITY = os.environ.get("YKT_TAP_PRIORITY", "normal")  # the product's [runtime] option
+
+
+PLACEMENT = ["unpinned"]  # where the running benchmark put the taps and the hog
 
 
 @pytest.fixture
@@ -126,8 +133,12 @@ def cpu_load() -> Iterator[int]:
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     mine = tap_cpu()
     if mine is not None:
+        hog = int(os.environ.get("YKT_HOG_CPU", cpus.other(mine)))  # before ``mine`` is pinned
+        cpus.pin(proc.pid, hog)
         cpus.pin(0, mine)
-        cpus.pin(proc.pid, cpus.other(mine))
+        PLACEMENT[0] = f"taps on CPU {mine}, hog on CPU {hog}"
+    TapPlacement(priority=TAP_PRIORITY).apply()
+    PLACEMENT[0] += f", tap priority {TAP_PRIORITY}"
     time.sleep(0.3)
     try:
         yield proc.pid
@@ -135,6 +146,10 @@ def cpu_load() -> Iterator[int]:
         proc.terminate()
         proc.wait(10)
         os.sched_setaffinity(0, saved)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+        PLACEMENT[0] = "unpinned"
 
 
 SLOW_US = 2500.0  # half the goal: taps over this are looked at one by one
@@ -310,8 +325,7 @@ def _gc_blocks(prepare, timed, idle, probe: TapProbe) -> dict[str, dict[str, flo
 def _report_tap(benchmark, name: str, stats, probe: TapProbe) -> None:  # type: ignore[no-untyped-def]
     load = os.getloadavg()[0]
     fsync = fsync_latency()
-    mine = tap_cpu()
-    where = "unpinned" if mine is None else f"taps on CPU {mine}, hog on CPU {cpus.other(mine)}"
+    where = PLACEMENT[0]
     print(
         f"\n{name} host-side, {BLOCKS // 2} x {TAPS_PER_BLOCK} taps each way, interleaved, "
         f"a CPU-bound process on the other core ({where}), load average {load:.2f} "
