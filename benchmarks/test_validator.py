@@ -1,7 +1,7 @@
 """Tap-to-result host-side time (bus, metro exit) with card and PSAM in process and the
 journal on disk at synchronous=FULL, while a CPU-bound process runs on the other core (the
-benchmark starts it, pins it and this process each to its own CPU, and prints the load
-average); interleaved blocks under Python's default GC and under the tap loop's policy
+benchmark starts it, pins it and this process each to its own CPU, runs the taps at the tap
+loop's configured priority, realtime, and prints the load average); interleaved blocks under Python's default GC and under the tap loop's policy
 (TapGc: frozen start-up heap, no collection inside a tap, young generations collected in
 idle time), p50/p99/p99.9 of each. Before measuring, the writeback an earlier benchmark left
 is drained, and each run prints this disk's fsync p99 beside the result. Every tap is
