@@ -1,9 +1,11 @@
-"""CPU placement for benchmarks that put a load on "the other core": the CPUs this process
-may use, pinning a process to one of them, and the CPU that is not a given one."""
+"""CPU placement for benchmarks: which CPUs this process may use, the one to leave to the
+host, and pinning every thread of a process to one CPU (so processes that stand in for
+hardware can be kept off the host's core)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def allowed() -> list[int]:
@@ -11,16 +13,19 @@ def allowed() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def pin(pid: int, cpu: int) -> None:
-    """Run ``pid`` (0: this process) on ``cpu`` only."""
-    os.sched_setaffinity(pid, {cpu})
-
-
 def other(cpu: int) -> int:
-    """An allowed CPU that is not ``cpu`` (the last such one); ``cpu`` itself when it is the
-    only one."""
+    """An allowed CPU other than ``cpu`` (``cpu`` itself on a one-CPU machine)."""
     rest = [c for c in allowed() if c != cpu]
-    return rest[-1] if rest else cpu
+    return rest[0] if rest else cpu
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of ``pid`` to ``cpus``; threads it starts later inherit it."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
 
 
 def current(pid: int | str = "self") -> int:

@@ -58,11 +58,11 @@ def count(fn: Callable[[], Any]) -> dict[str, int]:
     return counts
 
 
-def host_work_per_purchase(
+def recorded_purchase(
     exchanges: Exchanges, sam_info: SamInfo, when: datetime, amount: int
-) -> dict[str, int]:
-    """The counts for one select + purchase through ``TerminalSession`` (session, channels,
-    flows, command builders, response parsers), as the PC/SC benchmark's (b) runs it."""
+) -> Callable[[], None]:
+    """One select + purchase through ``TerminalSession`` (session, channels, flows, command
+    builders, response parsers) over the recording, as the PC/SC benchmark's (b) runs it."""
     session = TerminalSession(
         RecordedReader("card", exchanges),  # type: ignore[arg-type]
         RecordedReader("sam", exchanges),  # type: ignore[arg-type]
@@ -75,4 +75,11 @@ def host_work_per_purchase(
         session.run(flows.purchase(info, session.sam, amount, session.now()))
 
     purchase()  # the first one builds the layouts' fast forms and the command caches
-    return count(purchase)
+    return purchase
+
+
+def host_work_per_purchase(
+    exchanges: Exchanges, sam_info: SamInfo, when: datetime, amount: int
+) -> dict[str, int]:
+    """The counts for one ``recorded_purchase``."""
+    return count(recorded_purchase(exchanges, sam_info, when, amount))

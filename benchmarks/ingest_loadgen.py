@@ -5,15 +5,23 @@ unique terminal sequence numbers), then posts them from ``--concurrency`` thread
 keep-alive connections and prints one JSON line: transactions/s and batch-ack latency
 percentiles. ``--raw-db`` skips HTTP and stores the same batches straight through the
 gateway's storage code: the database's own ceiling, as a baseline.
+
+The line also carries the generator's own CPU per batch over the timed phase (getrusage:
+it shares the two cores with the gateway and the database here, where real validators are
+other machines) and the requests sent over each keep-alive connection by its local port,
+so the benchmark can tell which gateway worker served them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
+import resource
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,30 +83,35 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_http(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
-    import httpx
-
     work: queue.Queue[bytes] = queue.Queue()
     for body in bodies:
         work.put(body)
     latencies: list[float] = []
     errors: list[str] = []
+    per_port: dict[int, int] = {}
     lock = threading.Lock()
     headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"}
+    post = _httpx_poster if args.client == "httpx" else _http_client_poster
 
     def worker() -> None:
-        with httpx.Client(base_url=args.url, timeout=30, headers=headers) as client:
+        with post(args.url, args.endpoint, headers) as send:
+            sent = 0
+            port = 0
             while True:
                 try:
                     body = work.get_nowait()
                 except queue.Empty:
-                    return
+                    break
                 t0 = time.perf_counter()
-                resp = client.post(args.endpoint, content=body)
+                status, text, port = send(body)
                 dt = time.perf_counter() - t0
+                sent += 1
                 with lock:
-                    if resp.status_code != 200:
-                        errors.append(f"{resp.status_code} {resp.text[:200]}")
+                    if status != 200:
+                        errors.append(f"{status} {text[:200]}")
                     latencies.append(dt)
+            with lock:
+                per_port[port] = per_port.get(port, 0) + sent
 
     threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
     t0 = time.perf_counter()
@@ -107,7 +120,49 @@ def run_http(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
-    return {"elapsed": elapsed, "latencies": latencies, "errors": errors}
+    return {"elapsed": elapsed, "latencies": latencies, "errors": errors, "per_port": per_port}
+
+
+Send = Any  # (body) -> (status, text, local port of the connection)
+
+
+@contextlib.contextmanager
+def _httpx_poster(url: str, endpoint: str, headers: dict[str, str]) -> Iterator[Send]:
+    """httpx.Client, one keep-alive connection per thread."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
+
+        def send(body: bytes) -> tuple[int, str, int]:
+            resp = client.post(endpoint, content=body)
+            stream = resp.extensions["network_stream"]
+            port = stream.get_extra_info("client_addr")[1]
+            return resp.status_code, resp.text if resp.status_code != 200 else "", port
+
+        yield send
+
+
+@contextlib.contextmanager
+def _http_client_poster(url: str, endpoint: str, headers: dict[str, str]) -> Iterator[Send]:
+    """The standard library's http.client, one keep-alive connection per thread: the
+    lighter client, as a validator's own uploader would be (it reads the whole answer)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+
+        def send(body: bytes) -> tuple[int, str, int]:
+            conn.request("POST", endpoint, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            port = conn.sock.getsockname()[1]
+            return resp.status, data.decode(errors="replace") if resp.status != 200 else "", port
+
+        yield send
+    finally:
+        conn.close()
 
 
 def run_raw(args: argparse.Namespace, bodies: list[bytes]) -> dict[str, Any]:
@@ -157,6 +212,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--first-seq", type=int, default=1)
+    p.add_argument(
+        "--client",
+        choices=("http.client", "httpx"),
+        default="http.client",
+        help="the HTTP client the threads post with (docs/scaling.md, Gateway ingest)",
+    )
     p.add_argument("--warmup", type=int, default=5, help="batches sent before timing")
     args = p.parse_args()
     bodies = make_bodies(
@@ -169,7 +230,11 @@ def main() -> None:
         args.concurrency = 1
         runner(args, warm)
         args.concurrency = saved
+    print("timing", flush=True)  # the benchmark samples the other processes' CPU from here
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     result = runner(args, timed)
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     lat = result["latencies"]
     txns = len(timed) * args.batch_size
     print(
@@ -186,8 +251,11 @@ def main() -> None:
                 "max_ms": round(max(lat) * 1000, 2),
                 "errors": len(result["errors"]),
                 "first_error": result["errors"][0] if result["errors"] else None,
+                "client_cpu_ms_per_batch": round(1000 * cpu_s / len(timed), 3),
+                "requests_by_port": result.get("per_port", {}),
             }
-        )
+        ),
+        flush=True,
     )
 
 

@@ -17,10 +17,13 @@ PostgreSQL, their combined rate printed (the scaling model in docs/scaling.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +42,6 @@ RESULTS: list[dict[str, Any]] = []
 
 
 def tmp_dir() -> Path:
-    import tempfile
-
     return Path(tempfile.gettempdir())
 
 
@@ -65,16 +66,143 @@ def fsync_ms(where: Path, n: int = 200) -> float:
     return statistics.median(samples) * 1000
 
 
-def loadgen(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ingest_loadgen", "--batch-size", str(BATCH), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def loadgen(*args: str, watch: Watch | None = None) -> dict[str, Any]:
+    """Run the load generator to its end; with ``watch``, the CPU each side spent meanwhile
+    and which gateway worker held each of its connections."""
+    cmd = [sys.executable, "-m", "benchmarks.ingest_loadgen", "--batch-size", str(BATCH), *args]
+    if os.environ.get("YKT_BENCH_CLIENT"):  # http.client (default) or httpx, for A/B runs
+        cmd += ["--client", os.environ["YKT_BENCH_CLIENT"]]
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
+    owners: dict[int, int] = {}
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_owners, args=(watch, owners, done), daemon=True)
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # "timing" when the clock starts, the result when it stops
+            if watch and line.strip() == "timing":
+                before = watch.cpu()
+                sampler.start()
+            elif watch and line.startswith("{"):
+                after = watch.cpu()
+            lines.append(line)
+        proc.wait(600)
+        done.set()
+        if sampler.is_alive():
+            sampler.join()
+        err.seek(0)
+        assert proc.returncode == 0, err.read()[-2000:]
+    result = json.loads(lines[-1])
+    if watch:
+        per_batch = {k: (after[k] - before[k]) / CLK_TCK * 1000 / BATCHES for k in after}
+        result["cpu_ms_per_batch"] = {k: round(v, 2) for k, v in per_batch.items()}
+        served: dict[str, int] = {}
+        for port, n in result.get("requests_by_port", {}).items():
+            pid = owners.get(int(port), 0)
+            served[str(pid)] = served.get(str(pid), 0) + n
+        result["requests_by_worker"] = served
+    return result
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3 onward)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _tree_ticks(root: int) -> int:
+    """CPU ticks of a process and its children, live or already reaped (cutime/cstime)."""
+    try:
+        f = _stat(root)
+    except OSError:
+        return 0
+    total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            c = _stat(int(entry.name))
+        except OSError:
+            continue
+        if int(c[1]) == root:
+            total += int(c[11]) + int(c[12])
+    return total
+
+
+def _children(root: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == root:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
+@dataclass
+class Watch:
+    """The processes whose CPU a run is charged with: the gateway (its parent and workers)
+    and PostgreSQL's postmaster with its backends (the load generator reports its own)."""
+
+    gateway: int | None = None
+    gateway_port: int = 0
+    postmaster: int | None = None
+
+    def workers(self) -> list[int]:
+        if self.gateway is None:
+            return []
+        return _children(self.gateway) or [self.gateway]
+
+    def cpu(self) -> dict[str, int]:
+        ticks: dict[str, int] = {}
+        if self.gateway is not None:
+            ticks["gateway"] = _tree_ticks(self.gateway)
+            for i, pid in enumerate(self.workers()):
+                f = _stat(pid)
+                ticks[f"worker{i}"] = int(f[11]) + int(f[12])
+        if self.postmaster is not None:
+            ticks["postgres"] = _tree_ticks(self.postmaster)
+        return ticks
+
+
+def _sample_owners(watch: Watch | None, owners: dict[int, int], done: threading.Event) -> None:
+    """Which worker holds each client port: the worker's socket inodes against /proc/net/tcp."""
+    if watch is None:
+        return
+    while not done.wait(0.05):
+        by_inode: dict[str, int] = {}
+        for pid in watch.workers():
+            with contextlib.suppress(OSError):
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        link = os.readlink(fd)
+                        if link.startswith("socket:["):
+                            by_inode[link[8:-1]] = pid
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    f = line.split()
+                    local, remote, state, inode = f[1], f[2], f[3], f[9]
+                    port = int(local.rsplit(":", 1)[1], 16)
+                    if state == "01" and port == watch.gateway_port and inode in by_inode:
+                        owners[int(remote.rsplit(":", 1)[1], 16)] = by_inode[inode]
+
+
+def cpu_line(label: str, result: dict[str, Any]) -> None:
+    """One line per side: CPU ms per 500-record batch, and requests per gateway worker."""
+    cpu = result.get("cpu_ms_per_batch", {})
+    parts = [f"loadgen {result['client_cpu_ms_per_batch']:.2f}"]
+    parts += [f"{k} {v:.2f}" for k, v in cpu.items()]
+    served = result.get("requests_by_worker")
+    tail = f"; requests by worker pid {served}" if served else ""
+    print(f"\nCPU ms per batch, {label}: {', '.join(parts)}{tail}")
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +265,17 @@ def record(benchmark: Any, label: str, result: dict[str, Any]) -> None:
     assert result["errors"] == 0, result["first_error"]
 
 
+def postmaster(cluster: PostgresCluster) -> int:
+    return int((cluster.data / "postmaster.pid").read_text().split()[0])
+
+
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 def test_ingest_throughput(benchmark, backend, pg, tmp_path):
     url = pg.new_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'gw.db'}"
     gw, token = gateway_on(url, tmp_path)
+    assert gw.proc is not None
+    pm = postmaster(pg) if backend == "postgres" else None
+    watch = Watch(gw.proc.pid, gw.port, pm)
     common = ["--url", gw.url, "--token", token, "--batches", str(BATCHES)]
     noop = noop_server(tmp_path)
     try:
@@ -158,18 +293,19 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
                 "/v1/noop",
                 "--concurrency",
                 "2",
+                watch=Watch(noop.proc.pid, int(noop.url.rsplit(":", 1)[1])),
             ),
         )
 
         def ingest() -> dict[str, Any]:
-            return loadgen(*common, "--concurrency", "2", "--first-seq", "1")
+            return loadgen(*common, "--concurrency", "2", "--first-seq", "1", watch=watch)
 
         result = benchmark.pedantic(ingest, rounds=1, iterations=1)
         record(benchmark, f"{backend}: ingest, 2 clients", result)
         record(
             benchmark,
             f"{backend}: ingest, 4 clients",
-            loadgen(*common, "--concurrency", "4", "--first-seq", "1000001"),
+            loadgen(*common, "--concurrency", "4", "--first-seq", "1000001", watch=watch),
         )
     finally:
         noop.stop()
@@ -178,9 +314,12 @@ def test_ingest_throughput(benchmark, backend, pg, tmp_path):
     assert stored(url) == expected
     raw_url = pg.new_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'raw.db'}"
     open_storage(raw_url).close()
-    raw = loadgen("--raw-db", raw_url, "--batches", str(BATCHES), "--concurrency", "2")
+    raw_args = ["--raw-db", raw_url, "--batches", str(BATCHES), "--concurrency", "2"]
+    raw = loadgen(*raw_args, watch=Watch(None, 0, pm))
     record(benchmark, f"{backend}: raw store baseline (no HTTP), 2 threads", raw)
     four = RESULTS[-2]
+    for r in RESULTS[-4:]:
+        cpu_line(r["label"], r)
     goal(
         f"ingest {backend}: share of the raw store's rate",
         100 * result["txn_per_s"] / raw["txn_per_s"],

@@ -1,13 +1,14 @@
 """Tap-to-result host-side time (bus, metro exit) with card and PSAM in process and the
 journal on disk at synchronous=FULL, while a CPU-bound process runs on the other core (the
 benchmark starts it, pins it and this process each to its own CPU, runs the taps at the tap
-loop's configured priority, realtime, and prints the load average); interleaved blocks under Python's default GC and under the tap loop's policy
-(TapGc: frozen start-up heap, no collection inside a tap, young generations collected in
-idle time), p50/p99/p99.9 of each. Before measuring, the writeback an earlier benchmark left
-is drained, and each run prints this disk's fsync p99 beside the result. Every tap is
-probed (``TapProbe``): its time in the journal's commits, its wait for a CPU, the pressure
-stall over it, and for slow taps the writeback state and where the hog ran. Also the
-journal's own cost per transaction. Goal: p99 under 5 ms (issue 15)."""
+loop's configured priority, realtime, and prints the load average); interleaved blocks
+under Python's default GC and under the tap loop's policy (TapGc: frozen start-up heap, no
+collection inside a tap, young generations collected in idle time), p50/p99/p99.9 of each.
+Before measuring, the writeback an earlier benchmark left is drained, and each run prints
+this disk's fsync p99 beside the result. Every tap is probed (``TapProbe``): its time in
+the journal's commits, its wait for a CPU, the pressure stall over it, and for slow taps
+the writeback state and where the hog ran. Also the journal's own cost per transaction.
+Goal: p99 under 5 ms (issue 15)."""
 
 from __future__ import annotations
 
@@ -137,8 +138,8 @@ def cpu_load() -> Iterator[int]:
     mine = tap_cpu()
     if mine is not None:
         hog = int(os.environ.get("YKT_HOG_CPU", cpus.other(mine)))  # before ``mine`` is pinned
-        cpus.pin(proc.pid, hog)
-        cpus.pin(0, mine)
+        cpus.pin(proc.pid, {hog})
+        cpus.pin(os.getpid(), {mine})
         PLACEMENT[0] = f"taps on CPU {mine}, hog on CPU {hog}"
     TapPlacement(priority=TAP_PRIORITY).apply()
     PLACEMENT[0] += f", tap priority {TAP_PRIORITY}"

@@ -324,6 +324,7 @@ def stale_claims(db: Database, age_ms: int, now: int | None = None) -> list[dict
     ]
 
 
+@retried
 def release(db: Database, card_number: str, actor: str, reason: str, age_ms: int) -> dict[str, Any]:
     """Release a stale claim (see ``stale_claims``) so the holder can be issued a card at
     another desk; who and why go to the audit trail. Refused when the card was pushed, the

@@ -9,21 +9,34 @@ per (terminal, sequence) and per batch id, SQLite writers take the lock with BEG
 and wait for it with a busy timeout. A worker dies with its parent (a SIGKILL of the parent
 leaves no orphan still answering on the port), and the parent stops every worker when one
 of them exits.
+
+Connections are balanced across the workers: on one shared socket, the worker the kernel
+wakes first accepts every connection already waiting, so two validators' keep-alive
+connections made at once often both went to one worker, whose one GIL then parsed both
+(docs/scaling.md, Gateway ingest). Each worker counts its open connections in a shared
+page and leaves a waiting connection to a worker holding fewer (briefly: a worker that has
+not taken it after ``_DEFER_S`` is taken over).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_DEFER_S = 0.02  # how long a busier worker leaves a waiting connection to the others
+_EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
+_SLOT = struct.Struct("=q")
 
 
 def default_workers() -> int:
@@ -38,22 +51,83 @@ def serve(make_app: Callable[[int], Any], host: str, port: int, workers: int) ->
     if workers <= 1:
         uvicorn.run(make_app(0), host=host, port=port, log_level="warning")
         return 0
-    sock = _listen(host, port)
+    balance = Balance(workers)
+    sock = _listen(host, port, balance)
     children: list[int] = []
     for i in range(workers):
         pid = os.fork()
         if pid == 0:
+            balance.index = i
             os._exit(_worker(make_app, i, sock, os.getppid()))
         children.append(pid)
     sock.close()
     return _supervise(children)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class Balance:
+    """Open connections per worker, in a page shared across the fork (one writer a slot)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.index = 0
+        self.page = mmap.mmap(-1, _SLOT.size * workers)
+        self.deferred_since = 0.0
+        self.deferred_last = 0.0
+
+    def count(self, i: int) -> int:
+        return _SLOT.unpack_from(self.page, i * _SLOT.size)[0]
+
+    def add(self, delta: int) -> None:
+        at = self.index * _SLOT.size
+        _SLOT.pack_into(self.page, at, _SLOT.unpack_from(self.page, at)[0] + delta)
+
+    def may_accept(self) -> bool:
+        """Accept when no other worker holds fewer connections, or the wait ran out."""
+        mine = self.count(self.index)
+        if all(mine <= self.count(i) for i in range(self.workers) if i != self.index):
+            return True
+        now = time.monotonic()
+        if now - self.deferred_last > _EPISODE_S:  # a new wait, not the one still pending
+            self.deferred_since = now
+        self.deferred_last = now
+        return now - self.deferred_since >= _DEFER_S
+
+
+class _Counted(socket.socket):
+    """An accepted connection that gives its worker's slot back when closed."""
+
+    balance: Balance | None = None
+
+    def close(self) -> None:
+        if self.balance is not None:
+            self.balance.add(-1)
+            self.balance = None
+        super().close()
+
+
+class _Listener(socket.socket):
+    """The shared listening socket: accepts only when balance allows (asyncio takes the
+    BlockingIOError as "nothing waiting" and is woken again while the connection waits)."""
+
+    balance: Balance
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if not self.balance.may_accept():
+            raise BlockingIOError
+        fd, addr = self._accept()  # type: ignore[attr-defined]
+        conn = _Counted(self.family, self.type, self.proto, fileno=fd)
+        self.balance.add(1)
+        self.balance.deferred_last = 0.0  # the next wait is a new one
+        conn.balance = self.balance
+        return conn, addr
+
+
+def _listen(host: str, port: int, balance: Balance) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto named: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
     # without it every answer (headers, then body) waits ~40 ms for the client's delayed ACK
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = _Listener(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.balance = balance
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -67,7 +141,10 @@ def _worker(make_app: Callable[[int], Any], index: int, sock: socket.socket, par
     try:
         _die_with_parent(parent)
         app = make_app(index)
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        # asyncio's loop: it accepts through the socket object, so the balance applies
+        # (uvloop would accept in C, on whichever worker the kernel woke first)
+        config = uvicorn.Config(app, log_level="warning", loop="asyncio")
+        uvicorn.Server(config).run(sockets=[sock])
         return 0
     except BaseException:
         traceback.print_exc()

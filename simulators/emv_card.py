@@ -32,7 +32,7 @@ from terminal.crypto.emv import (
     script_mac,
 )
 from terminal.emv.certificates import FORMAT_SDAD
-from terminal.emv.commands import CryptogramType
+from terminal.emv.commands import CryptogramType, EmvIns
 from terminal.emv.config import (
     TTQ_ODA_FOR_ONLINE,
     TTQ_OFFLINE_ONLY,
@@ -436,12 +436,12 @@ class EmvApplication:
 
 
 _HANDLERS = {
-    (0x00, 0xA4): EmvApplication._select,
-    (0x00, 0xB2): EmvApplication._read_record,
-    (0x80, 0xCA): EmvApplication._get_data,
-    (0x80, 0xA8): EmvApplication._gpo,
-    (0x00, 0x88): EmvApplication._internal_authenticate,
-    (0x80, 0xAE): EmvApplication._generate_ac,
-    (0x00, 0x82): EmvApplication._external_authenticate,
-    (0x04, 0xDA): EmvApplication._put_data,
+    (0x00, EmvIns.SELECT): EmvApplication._select,
+    (0x00, EmvIns.READ_RECORD): EmvApplication._read_record,
+    (0x80, EmvIns.GET_DATA): EmvApplication._get_data,
+    (0x80, EmvIns.GET_PROCESSING_OPTIONS): EmvApplication._gpo,
+    (0x00, EmvIns.INTERNAL_AUTHENTICATE): EmvApplication._internal_authenticate,
+    (0x80, EmvIns.GENERATE_AC): EmvApplication._generate_ac,
+    (0x00, EmvIns.EXTERNAL_AUTHENTICATE): EmvApplication._external_authenticate,
+    (0x04, EmvIns.PUT_DATA): EmvApplication._put_data,
 }

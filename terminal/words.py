@@ -402,8 +402,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "未发卡，卡片拒绝：{reason}",
         "no card issued, the card refused: {reason}",
     ),
-    # an issuance error's message says what the clerk should do (in English, for the log)
-    "desk.not_issued": ("未发卡：请核对申请信息和卡片后重试（原因已记入日志）", "{reason}"),
     "desk.failed": (
         "未发卡：请核对申请信息和卡片后重试（原因已记入日志）",
         "no card issued: {reason}",
@@ -595,12 +593,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "the card left the reader (or the reader went away): put it back and try again.",
     ),
     "error.reader_gone": (
-        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：{detail}。请检查读卡器后重试。",
         "the reader is not available: {detail}",  # which reader, and the hint (pcscd, nfcpy)
     ),
     "error.reader_failed": (
-        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
-        "the reader did not complete the exchange (a timeout or a failure): put the card back "
+        "读卡器未完成此次读写（通信失败）：请重新放卡后重试。",
+        "the reader did not complete the exchange (a communication failure): put the card back "
         "and try again.",
     ),
     "error.reader_timeout": (
@@ -655,6 +653,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "replace it.",
     ),
     "gw.same_person": (
+        "此人已持有同类有效卡（一人一卡）：如原卡遗失，请先挂失再补卡。",
+        "the person holds a live card of this kind already (one person, one card): if it was "
+        "lost, report it lost and replace it.",
+    ),
+    "gw.four_eyes": (
         "同一人不能既申报又审核或审批（四眼原则）：请由另一位工作人员办理。",
         "one person may not both declare and review or approve (four eyes): another member of "
         "staff must do this step.",

@@ -132,3 +132,42 @@ def gateway(db: Database, clock: Any) -> Iterator[GatewayServer]:
     gw = start_gateway(db, clock)
     yield gw
     gw.server.stop()
+
+
+class Rollback(Exception):
+    """Ends the test's own transaction without committing it."""
+
+
+def lock_waiters(gw: GatewayServer) -> int:
+    """PostgreSQL: how many connections to the gateway's database wait on a lock."""
+    with gw.db.read() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int(cur.fetchone()[0])
+
+
+def fail_once(db: Database, table: str, at_row: int = 1) -> None:
+    """PostgreSQL: the ``at_row``-th row written to ``table`` from now on rolls its
+    transaction back with a serialization failure (SQLSTATE 40001), once; the sequence that
+    counts the rows is not rolled back with it, so a run again passes."""
+    with db.tx() as cur:
+        cur.execute("CREATE SEQUENCE forced_failure")
+        cur.execute(
+            "CREATE FUNCTION forced_failure() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN IF nextval('forced_failure') = {int(at_row)} THEN"
+            " RAISE EXCEPTION 'forced by the test' USING ERRCODE = 'serialization_failure';"
+            " END IF; RETURN NULL; END $$"
+        )
+        cur.execute(
+            f"CREATE TRIGGER forced_failure AFTER INSERT OR UPDATE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION forced_failure()"
+        )
+
+
+def rows_written(db: Database) -> int:
+    """How many rows ``fail_once``'s table was written since (the failed run's included)."""
+    with db.tx() as cur:
+        cur.execute("SELECT last_value FROM forced_failure")
+        return int(cur.fetchone()[0])

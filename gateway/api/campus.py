@@ -117,6 +117,11 @@ def library_loan(terminal: Library, body: LibraryLoanBody, db: DB, settings: Set
     return library.borrow(db, terminal, body.model_dump(), settings.library)
 
 
+@route.get("/v1/campus/library/numbers", "A library desk's highest loan and return numbers")
+def library_numbers(terminal: Library, db: DB) -> Any:
+    return library.desk_numbers(db, terminal)
+
+
 @route.post("/v1/campus/library/returns", "A library desk takes a book back")
 def library_return(terminal: Library, body: LibraryReturnBody, db: DB) -> Any:
     return library.give_back(db, terminal, body.model_dump())

@@ -39,6 +39,7 @@ def _amount(value: Any, what: str, top: int) -> int:
     return value
 
 
+@retried
 def credit_month(db: Database, month: str, roster: str, lines: list[Any]) -> dict[str, int]:
     """Credit each roster line ``{"person_no", "amount_fen"}`` for ``month`` (YYYY-MM), all or
     nothing; how many were credited now and how many the gateway already held."""
@@ -102,7 +103,6 @@ def balance(db: Database, person_no: str) -> int:
         return balance_in(cur, person_no)
 
 
-@retried
 def _one_sale_at_a_time(db: Database, cur: Any, terminal: Terminal) -> None:
     """A till's spend and void wait for each other (PostgreSQL; SQLite has one writer): each
     checks the other's row, so run side by side both could commit - a spend the void did not
@@ -111,6 +111,7 @@ def _one_sale_at_a_time(db: Database, cur: Any, terminal: Terminal) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(978019, hashtext(?))", (terminal.terminal_id,))
 
 
+@retried
 def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """A canteen's sale paid from the allowance: the balance after, or a refusal."""
     if doc.get("terminal_id") != terminal.terminal_id:
@@ -214,6 +215,7 @@ def void(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, 
     return {"sale_seq": seq, "refunded_fen": refunded, "duplicate": False}
 
 
+@retried
 def set_day_limit(db: Database, scope: str, name: str, day_limit: Any) -> None:
     """A person's or a group's allowance day limit in fen (a person's wins over the group's)."""
     if scope not in ("person", "group"):

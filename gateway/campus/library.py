@@ -1,12 +1,14 @@
 """Library loans and returns, named by the desk's own numbers (terminal id, loan number).
 
 A loan is stored once: the same loan sent again is answered as before and lends nothing
-more; one that reuses the number with other content is refused. The card must be bound,
-not lost, and its holder the person the desk read from the card; the patron's open loans
-are counted in the same transaction against the back office's limit for the person's
-group (``LoanLimits``; a desk may send a lower one, never a higher), and a book on loan is
-not lent again. A return names the book and the desk's return number, and closes the book's
-open loan once.
+more; one that reuses the number (other content, or a loan returned since) is refused, and
+a desk whose store was lost or restored asks ``desk_numbers`` where to continue. The card
+must be bound, not lost, and its holder the person the desk read from the card; the
+patron's open loans are counted in the same transaction against the back office's limit
+for the person's group (``LoanLimits``; a desk may send a lower one, never a higher), and a
+book on loan is not lent again. A return names the book and the desk's return number, and
+closes the book's open loan once (its number reused once the book is lent again is
+refused).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
 BOOK = re.compile(r"^[0-9A-Za-z._/-]{1,32}\Z")
 MAX_LIMIT = 100
+_WENT_BACK = (
+    "; a desk's number names one loan or return: its numbers went back (a store lost or"
+    " restored from an old copy)"
+)
 
 
 @dataclass(frozen=True)
@@ -90,20 +96,23 @@ def borrow(
         if db.dialect == POSTGRES:
             cur.execute("SELECT pg_advisory_xact_lock(978018)")  # counts and lends in order
         cur.execute(
-            "SELECT card_serial, person_no, book FROM campus_library_loans"
+            "SELECT card_serial, person_no, book, loan_limit, returned_at FROM campus_library_loans"
             " WHERE terminal_id = ? AND loan_no = ?",
             (terminal.terminal_id, loan_no),
         )
         old = cur.fetchone()
         if old is not None:
-            if tuple(old) != loan:
-                raise Conflict("loan_conflict", f"loan {loan_no} was recorded with other content")
-            cur.execute(
-                "SELECT loan_limit FROM campus_library_loans WHERE terminal_id = ? AND loan_no = ?",
-                (terminal.terminal_id, loan_no),
-            )
-            kept = int(cur.fetchone()[0])
-            return {"held": _held(cur, str(person)), "limit": kept, "duplicate": True}
+            if tuple(old[:3]) != loan:
+                raise Conflict(
+                    "loan_conflict", f"loan {loan_no} was recorded with other content{_WENT_BACK}"
+                )
+            if old[4] is not None:
+                raise Conflict(
+                    "loan_reused",
+                    f"loan {loan_no} was lent and returned already, so this is not its resend"
+                    f"{_WENT_BACK}",
+                )
+            return {"held": _held(cur, str(person)), "limit": int(old[3]), "duplicate": True}
         cur.execute(
             "SELECT c.person_no, c.state, p.grp FROM campus_cards c JOIN campus_people p"
             " ON p.person_no = c.person_no WHERE c.card_serial = ?",
@@ -151,14 +160,23 @@ def give_back(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[
         if db.dialect == POSTGRES:
             cur.execute("SELECT pg_advisory_xact_lock(978018)")
         cur.execute(
-            "SELECT book, person_no FROM campus_library_loans"
-            " WHERE return_terminal = ? AND return_no = ?",
+            "SELECT r.book, r.person_no, (SELECT 1 FROM campus_library_loans n"
+            " WHERE n.book = r.book AND n.returned_at IS NULL)"
+            " FROM campus_library_loans r WHERE r.return_terminal = ? AND r.return_no = ?",
             (terminal.terminal_id, return_no),
         )
         old = cur.fetchone()
         if old is not None:
             if old[0] != book:
-                raise Conflict("return_conflict", f"return {return_no} took back another book")
+                raise Conflict(
+                    "return_conflict", f"return {return_no} took back another book{_WENT_BACK}"
+                )
+            if old[2] is not None:
+                raise Conflict(
+                    "return_reused",
+                    f"return {return_no} took book {book} back before it was lent again, so"
+                    f" this is not its resend{_WENT_BACK}",
+                )
             return {"book": book, "person_no": old[1], "duplicate": True}
         cur.execute(
             "SELECT terminal_id, loan_no, person_no FROM campus_library_loans"
@@ -174,6 +192,23 @@ def give_back(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[
             (terminal.terminal_id, return_no, now_ms(), loan[0], loan[1]),
         )
     return {"book": book, "person_no": loan[2], "duplicate": False}
+
+
+def desk_numbers(db: Database, terminal: Terminal) -> dict[str, int]:
+    """The highest loan and return numbers this desk used (0: none), where a desk whose
+    store was lost or restored from an old copy continues, so it never reuses one."""
+    with db.tx() as cur:
+        cur.execute(
+            "SELECT MAX(loan_no) FROM campus_library_loans WHERE terminal_id = ?",
+            (terminal.terminal_id,),
+        )
+        loans = cur.fetchone()[0]
+        cur.execute(
+            "SELECT MAX(return_no) FROM campus_library_loans WHERE return_terminal = ?",
+            (terminal.terminal_id,),
+        )
+        returns = cur.fetchone()[0]
+    return {"loan_no": int(loans or 0), "return_no": int(returns or 0)}
 
 
 def _held(cur: Any, person_no: str) -> int:

@@ -298,9 +298,9 @@ def _is(actor: str, earlier: str | None) -> bool:
     return earlier is not None and person_name(actor).casefold() == person_name(earlier).casefold()
 
 
-def _same_person(what: str, actor: str, earlier: str) -> Refused:
+def _four_eyes(what: str, actor: str, earlier: str) -> Refused:
     return Forbidden(
-        "same_person",
+        "four_eyes",
         f"{actor} {earlier} this roster and may not also {what} it "
         "(declarer, reviewer and approver are three different people)",
     )
@@ -333,7 +333,7 @@ def review(db: Database, roster_id: int, actor: str, note: str = "") -> Roster:
         r = _get(cur, roster_id)
         _in_state(r, (DECLARED,), "only a declared one is reviewed")
         if _is(actor, r.declared_by):
-            raise _same_person("review", actor, "declared")
+            raise _four_eyes("review", actor, "declared")
         return _advance(cur, r, REVIEWED, actor, note)
 
 
@@ -352,9 +352,9 @@ def approve(
             )
         _in_state(r, (REVIEWED,), "only a reviewed one is approved")
         if _is(actor, r.declared_by):
-            raise _same_person("approve", actor, "declared")
+            raise _four_eyes("approve", actor, "declared")
         if _is(actor, r.reviewed_by):
-            raise _same_person("approve", actor, "reviewed")
+            raise _four_eyes("approve", actor, "reviewed")
         pub = _publication(cur, roster_id)
         if pub is None:
             raise Conflict(
@@ -417,7 +417,7 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
         r = _get(cur, roster_id)
         _in_state(r, (DECLARED, REVIEWED), "it cannot be rejected")
         if _is(actor, r.declared_by):
-            raise _same_person("reject", actor, "declared")
+            raise _four_eyes("reject", actor, "declared")
         now = now_ms()
         cur.execute(
             "UPDATE subsidy_rosters SET state = 'rejected', rejected_by = ?, rejected_at = ?,"

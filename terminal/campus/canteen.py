@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from terminal.apdu.errors import CardError, MalformedResponse, TransportError, YikatongError
@@ -42,6 +43,11 @@ from terminal.uplink import GatewayClient, GatewayRefused, GatewayUnavailable
 SPEND_PATH = "/v1/campus/allowance/spend"
 VOID_PATH = "/v1/campus/allowance/void"
 ALLOWANCE, CASH = "allowance", "cash"
+# A void is a small request: a gateway that does not answer it within VOID_WAIT seconds is
+# taken as away, and a cash sale (which needs no gateway) does not try the voids again for
+# VOID_BACKOFF seconds; the voids stay in the ledger and idle time keeps trying.
+VOID_WAIT = 1.0
+VOID_BACKOFF = 30.0
 PURSES = (ALLOWANCE, CASH)
 SCHEMA: dict[str, Any] = {"meals": ANY_KEYS, "day_limit": None}
 MEAL_KEYS = {"from": None, "until": None, "limit": None}
@@ -214,12 +220,14 @@ class Canteen:
         self.client = client
         self.merchant = merchant
         self.pos = PointOfSale(session, journal, name="canteen", hotlist=hotlist)
+        self._voids_after = 0.0  # monotonic time before which a cash sale skips the voids
 
     def sell(self, amount: int, purse: str) -> MealSale:
         """Charge ``amount`` fen for the card in the field from ``purse``; CanteenRefused."""
         if purse not in PURSES or amount <= 0:
             raise CanteenRefused(f"a sale is a positive amount from one of {PURSES}")
-        self.resolve_unanswered()
+        if purse == ALLOWANCE or monotonic() >= self._voids_after:
+            self.resolve_unanswered()
         now = self.session.now()
         meal = self.rules.meal_at(now)
         if meal is None:
@@ -264,17 +272,19 @@ class Canteen:
     def resolve_unanswered(self) -> int:
         """Void at the gateway, by sale number, each allowance sale whose answer was lost
         (the customer was refused and paid otherwise): refunded there if it was taken,
-        refused there if it arrives later. Left for the next chance while the gateway is
-        away. How many were resolved."""
+        refused there if it arrives later. Each void waits at most ``VOID_WAIT`` seconds;
+        while the gateway is away they stay in the ledger for the next chance (a cash sale
+        tries again after ``VOID_BACKOFF``). How many were resolved."""
         if self.client is None:
             return 0
         done = 0
         for seq in self.ledger.unanswered():
             body = {"terminal_id": self.session.sam.terminal_id_hex, "sale_seq": seq}
             try:
-                self.client.request("POST", VOID_PATH, json=body)
+                self.client.request("POST", VOID_PATH, json=body, timeout=VOID_WAIT)
             except (GatewayUnavailable, GatewayRefused) as exc:
                 log.warning("canteen: unanswered sale %d not resolved yet: %s", seq, exc)
+                self._voids_after = monotonic() + VOID_BACKOFF
                 break
             self.ledger.close_sale(seq, "voided")
             done += 1

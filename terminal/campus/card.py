@@ -24,6 +24,7 @@ from terminal.apdu.errors import CardError, MacMismatch, YikatongError
 from terminal.apdu.flow import Flow, card, sam
 from terminal.crypto.primitives import des_encrypt
 from terminal.epurse import flows
+from terminal.epurse.commands import Ins, read_binary
 from terminal.epurse.layouts import (
     CAMPUS_IDENTITY_LEN,
     CAMPUS_KEY_INDEX,
@@ -126,7 +127,7 @@ def internal_authenticate(challenge: bytes, key_index: int = KEY_INDEX) -> Comma
 
 def sam_challenge() -> CommandAPDU:
     """GET CHALLENGE (00 84) to the SAM: the random the card must encipher."""
-    return CommandAPDU(0x00, 0x84, 0x00, 0x00, le=CHALLENGE_LEN)
+    return CommandAPDU(0x00, Ins.GET_CHALLENGE, 0x00, 0x00, le=CHALLENGE_LEN)
 
 
 def sam_verify(serial: bytes, issuer_id: bytes, answer: bytes) -> CommandAPDU:
@@ -136,7 +137,7 @@ def sam_verify(serial: bytes, issuer_id: bytes, answer: bytes) -> CommandAPDU:
 
 
 def read_identity() -> CommandAPDU:
-    return CommandAPDU(0x00, 0xB0, 0x80 | SFI_IDENTITY, 0x00, le=IDENTITY_LEN)
+    return read_binary(SFI_IDENTITY, length=IDENTITY_LEN)
 
 
 # -- the flow -------------------------------------------------------------------------------

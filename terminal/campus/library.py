@@ -13,9 +13,11 @@ staff = 10
 
 A loan and a return are requests to the gateway named by the desk's own numbers (desk
 terminal id, loan or return number), so a resent one is recognised and nothing is lent
-twice; the gateway counts the patron's open loans in the same transaction against the back
-office's limit for the patron's group (the desk's may only lower it), refuses a lost card
-whatever the desk's lists say, and answers the limit that applied, which the desk shows.
+twice; the desk continues above the highest numbers the gateway holds from it (asked once a
+run), so a store deleted or restored from an old copy never reuses one. The gateway counts
+the patron's open loans in the same transaction against the back office's limit for the
+patron's group (the desk's may only lower it), refuses a lost card whatever the desk's
+lists say, and answers the limit that applied, which the desk shows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from terminal.uplink import GatewayClient, GatewayRefused, GatewayUnavailable
 
 LOANS_PATH = "/v1/campus/library/loans"
 RETURNS_PATH = "/v1/campus/library/returns"
+NUMBERS_PATH = "/v1/campus/library/numbers"
+# the gateway's refusals of a number this desk used before: ask it again where to continue
+REUSED = frozenset({"loan_conflict", "loan_reused", "return_conflict", "return_reused"})
 MAX_LIMIT = 100
 SCHEMA: dict[str, Any] = {"limits": ANY_KEYS}
 
@@ -79,10 +84,12 @@ class DeskNumbers:
             "CREATE TABLE IF NOT EXISTS numbers (kind TEXT PRIMARY KEY, last INTEGER NOT NULL)"
         )
 
-    def next(self, kind: str) -> int:
+    def next(self, kind: str, above: int = 0) -> int:
+        """The next ``kind`` number, above the last one kept and above ``above`` (the highest
+        the gateway holds from this desk: a store lost or restored never reuses one)."""
         with self._lock, transaction(self._db) as db:
             row = db.execute("SELECT last FROM numbers WHERE kind = ?", (kind,)).fetchone()
-            n = (int(row[0]) if row else 0) + 1
+            n = max(int(row[0]) if row else 0, above) + 1
             db.execute("INSERT OR REPLACE INTO numbers VALUES (?, ?)", (kind, n))
             return n
 
@@ -117,6 +124,15 @@ class LibraryDesk:
         self.hotlist = hotlist
         self.numbers = numbers
         self.client = client
+        self._held: dict[str, int] | None = None  # the gateway's highest numbers, once a run
+
+    def _next(self, kind: str) -> int:
+        """The desk's next ``kind`` number, above every one the gateway holds from it (asked
+        once a run, and again after the gateway refused a number as used)."""
+        if self._held is None:
+            held = self._send(NUMBERS_PATH, None, "the desk's numbers", method="GET")
+            self._held = {k: int(held[f"{k}_no"]) for k in ("loan", "return")}
+        return self.numbers.next(kind, self._held[kind])
 
     def patron(self) -> tuple[CampusCard, str]:
         """The card in the field, authenticated and served by the local lists; its group."""
@@ -140,7 +156,7 @@ class LibraryDesk:
             raise LibraryRefused(f"group {group!r} may not borrow at this library")
         body = {
             "terminal_id": self.session.sam.terminal_id_hex,
-            "loan_no": self.numbers.next("loan"),
+            "loan_no": self._next("loan"),
             "card_serial": card.serial_hex,
             "person_no": card.identity.person_no,
             "book": book,
@@ -154,15 +170,17 @@ class LibraryDesk:
         """Take ``book`` back (no card needed): the gateway closes its open loan."""
         body = {
             "terminal_id": self.session.sam.terminal_id_hex,
-            "return_no": self.numbers.next("return"),
+            "return_no": self._next("return"),
             "book": book,
         }
         return dict(self._send(RETURNS_PATH, body, "the return"))
 
-    def _send(self, path: str, body: dict[str, Any], what: str) -> Any:
+    def _send(self, path: str, body: dict[str, Any] | None, what: str, method: str = "POST") -> Any:
         try:
-            return self.client.request("POST", path, json=body)
+            return self.client.request(method, path, json=body)
         except GatewayRefused as exc:
+            if exc.code in REUSED:
+                self._held = None
             raise LibraryRefused(f"{what} refused: {exc}") from None
         except GatewayUnavailable as exc:
             raise LibraryRefused(

@@ -11,6 +11,7 @@ from typing import Any
 
 from terminal.cli.common import add_reader_options, open_card_reader, print_json
 from terminal.emv.ca_keys import CaKeyStore
+from terminal.emv.commands import EmvIns
 from terminal.emv.config import TerminalConfig
 from terminal.emv.kernel import CID_FROM_9F27
 from terminal.emv.oda import OdaMethod
@@ -242,7 +243,11 @@ def _fen(value: int | None) -> str:
 
 
 # what each dynamic signature covers of the terminal's own data: the command carrying it
-ODA_NEEDS = {OdaMethod.FDDA: 0xA8, OdaMethod.DDA: 0x88, OdaMethod.CDA: 0xAE}
+ODA_NEEDS = {
+    OdaMethod.FDDA: EmvIns.GET_PROCESSING_OPTIONS,
+    OdaMethod.DDA: EmvIns.INTERNAL_AUTHENTICATE,
+    OdaMethod.CDA: EmvIns.GENERATE_AC,
+}
 
 
 def unverifiable(r: EmvApplicationReport, loose_ins: frozenset[int]) -> str:

@@ -9,6 +9,7 @@ instruction, used here to end personalisation).
 from __future__ import annotations
 
 from terminal.apdu.command import CommandAPDU
+from terminal.epurse.commands import Ins
 
 FID_MF = 0x3F00
 FID_KEY_FILE = 0x0000
@@ -32,7 +33,7 @@ def sfi_of(fid: int) -> int:
 
 
 def select_mf() -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x00, 0x00, FID_MF.to_bytes(2, "big"), le=256)
+    return CommandAPDU(0x00, Ins.SELECT, 0x00, 0x00, FID_MF.to_bytes(2, "big"), le=256)
 
 
 def external_authenticate(cryptogram: bytes, key_id: int = 0) -> CommandAPDU:

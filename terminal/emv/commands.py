@@ -9,6 +9,20 @@ from terminal.apdu.tlv import build, tag_bytes
 from terminal.emv.tags import Tag
 
 
+class EmvIns(IntEnum):
+    """INS bytes of the EMV / PBOC 3.0 commands: named once, for the builders below, the
+    simulated EMV card that answers them and the trace replay's loose matching."""
+
+    EXTERNAL_AUTHENTICATE = 0x82
+    INTERNAL_AUTHENTICATE = 0x88
+    SELECT = 0xA4
+    GET_PROCESSING_OPTIONS = 0xA8
+    GENERATE_AC = 0xAE
+    READ_RECORD = 0xB2
+    GET_DATA = 0xCA
+    PUT_DATA = 0xDA
+
+
 class CryptogramType(IntEnum):
     """GENERATE AC reference control parameter (P1) and the CID's top two bits."""
 
@@ -19,7 +33,7 @@ class CryptogramType(IntEnum):
 
 def select(name: bytes, *, first: bool = True) -> CommandAPDU:
     """SELECT by DF name; ``first=False`` asks for the next occurrence (partial AIDs)."""
-    return CommandAPDU(0x00, 0xA4, 0x04, 0x00 if first else 0x02, name, le=256)
+    return CommandAPDU(0x00, EmvIns.SELECT, 0x04, 0x00 if first else 0x02, name, le=256)
 
 
 def read_record(sfi: int, record: int) -> CommandAPDU:
@@ -27,13 +41,18 @@ def read_record(sfi: int, record: int) -> CommandAPDU:
         raise ValueError(f"SFI {sfi} out of range 1..30")
     if not 1 <= record <= 255:
         raise ValueError(f"record number {record} out of range 1..255")
-    return CommandAPDU(0x00, 0xB2, record, (sfi << 3) | 0x04, le=256)
+    return CommandAPDU(0x00, EmvIns.READ_RECORD, record, (sfi << 3) | 0x04, le=256)
 
 
 def get_processing_options(pdol_data: bytes) -> CommandAPDU:
     """GPO with the command template ``83 L <PDOL data>`` (``83 00`` without a PDOL)."""
     return CommandAPDU(
-        0x80, 0xA8, 0x00, 0x00, build(Tag.COMMAND_TEMPLATE, pdol_data).encode(), le=256
+        0x80,
+        EmvIns.GET_PROCESSING_OPTIONS,
+        0x00,
+        0x00,
+        build(Tag.COMMAND_TEMPLATE, pdol_data).encode(),
+        le=256,
     )
 
 
@@ -42,17 +61,19 @@ def get_data(tag: int) -> CommandAPDU:
     if len(raw) > 2:
         raise ValueError(f"GET DATA takes one- or two-byte tags, not {tag:X}")
     raw = raw.rjust(2, b"\x00")
-    return CommandAPDU(0x80, 0xCA, raw[0], raw[1], le=256)
+    return CommandAPDU(0x80, EmvIns.GET_DATA, raw[0], raw[1], le=256)
 
 
 def internal_authenticate(ddol_data: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, 0x88, 0x00, 0x00, ddol_data, le=256)
+    return CommandAPDU(0x00, EmvIns.INTERNAL_AUTHENTICATE, 0x00, 0x00, ddol_data, le=256)
 
 
 def generate_ac(kind: CryptogramType, cdol_data: bytes, *, cda: bool = False) -> CommandAPDU:
-    return CommandAPDU(0x80, 0xAE, int(kind) | (0x10 if cda else 0), 0x00, cdol_data, le=256)
+    return CommandAPDU(
+        0x80, EmvIns.GENERATE_AC, int(kind) | (0x10 if cda else 0), 0x00, cdol_data, le=256
+    )
 
 
 def external_authenticate(issuer_auth_data: bytes) -> CommandAPDU:
     """EXTERNAL AUTHENTICATE with tag 91's value (ARPC 8 ‖ ARC 2 for PBOC)."""
-    return CommandAPDU(0x00, 0x82, 0x00, 0x00, issuer_auth_data)
+    return CommandAPDU(0x00, EmvIns.EXTERNAL_AUTHENTICATE, 0x00, 0x00, issuer_auth_data)

@@ -155,7 +155,7 @@ def read_log(entry: LogEntry, format_tag: int = Tag.LOG_FORMAT) -> Flow[EcLog | 
 
 def ec_load_mac_input(atc: bytes, arqc: bytes, new_balance: int) -> bytes:
     """What the issuer MACs for an EC load script (emv-reference.md §1.7) [U]."""
-    header = bytes((0x04, 0xDA, 0x9F, 0x79, EC_LOAD_LENGTH))
+    header = bytes((0x04, c.EmvIns.PUT_DATA, 0x9F, 0x79, EC_LOAD_LENGTH))
     return header + atc + arqc + to_bcd(new_balance, 6)
 
 
@@ -163,7 +163,7 @@ def ec_load_command(new_balance: int, mac: bytes) -> CommandAPDU:
     """PUT DATA 9F79 (secure messaging): the EC load script command."""
     if len(mac) != 4:
         raise ValueError("script MAC is 4 bytes")
-    return CommandAPDU(0x04, 0xDA, 0x9F, 0x79, to_bcd(new_balance, 6) + mac)
+    return CommandAPDU(0x04, c.EmvIns.PUT_DATA, 0x9F, 0x79, to_bcd(new_balance, 6) + mac)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from terminal.apdu import tlv
 from terminal.apdu.errors import TlvError
+from terminal.epurse.commands import PURSE_EP, get_balance, read_binary, read_record, select_aid
 from terminal.readers.trace import Trace, TraceFormatError, parse_trace
 
 FORMAT_TRACE = "yikatong trace"
@@ -167,15 +168,15 @@ LINE_FORMATS: tuple[LineFormat, ...] = (
 
 
 def _select(name: bytes) -> bytes:
-    return bytes((0x00, 0xA4, 0x04, 0x00, len(name))) + name + b"\x00"
+    return select_aid(name).encode()
 
 
 def _read_record(sfi: int, number: int) -> bytes:
-    return bytes((0x00, 0xB2, number, (sfi << 3) | 0x04, 0x00))
+    return read_record(sfi, number).encode()
 
 
 def _read_binary(sfi: int) -> bytes:
-    return bytes((0x00, 0xB0, 0x80 | sfi, 0x00, 0x00))
+    return read_binary(sfi).encode()
 
 
 def _tlv_bytes(node: Any) -> bytes:
@@ -247,7 +248,7 @@ def _metrodroid(doc: Any) -> Imported:
                 last = max(int(n) for n in records) + 1
                 trace.exchanges.append((_read_record(sfi, last), b"\x6a\x83"))
         for p1, data in sorted((app.get("balances") or {}).items(), key=lambda kv: int(kv[0])):
-            command = bytes((0x80, 0x5C, int(p1), 0x02, 0x04))
+            command = get_balance(PURSE_EP, p1=int(p1)).encode()
             trace.exchanges.append((command, _hex(data) + OK))
     if not trace.exchanges:
         raise UnknownTraceFormat("Metrodroid JSON without an ISO 7816 application")

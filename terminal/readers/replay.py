@@ -8,6 +8,7 @@ from pathlib import Path
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
 from terminal.apdu.status import SW
+from terminal.emv.commands import EmvIns
 from terminal.readers.importers import FORMAT_TRACE, import_file
 from terminal.readers.spec import ReaderSpecError
 from terminal.readers.trace import Trace
@@ -18,7 +19,11 @@ NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
 # number, TTQ): GET PROCESSING OPTIONS, GENERATE AC, INTERNAL AUTHENTICATE. A trace from
 # another tool holds that tool's data, so these may match by header and position. Nothing
 # else does: a SELECT of another AID, say, must never answer for this one.
-LOOSE_INS = {0xA8: "GET PROCESSING OPTIONS", 0xAE: "GENERATE AC", 0x88: "INTERNAL AUTHENTICATE"}
+LOOSE_INS = {
+    EmvIns.GET_PROCESSING_OPTIONS: "GET PROCESSING OPTIONS",
+    EmvIns.GENERATE_AC: "GENERATE AC",
+    EmvIns.INTERNAL_AUTHENTICATE: "INTERNAL AUTHENTICATE",
+}
 
 
 @dataclass(frozen=True, slots=True)

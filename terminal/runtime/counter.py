@@ -10,6 +10,7 @@ journal puts the device out of service (503 from then on, exit 3).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,29 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return bool(self.doc["ok"])
+
+
+def request_log_line(
+    terminal_id: str,
+    outcome: Outcome,
+    fields: dict[str, Any],
+    text: str | None,
+    after_ms: dict[str, Any] | None = None,
+) -> str:
+    """One structured JSON line per request (what a log collector indexes): the common head
+    (``time``, ``terminal_id``, ``ok``), the role's ``fields``, ``ms`` and the role's
+    ``after_ms``, then the common tail (``refused``, ``text``); the order is docs/operators.md's."""
+    line = {
+        "time": datetime.now().isoformat(timespec="milliseconds"),
+        "terminal_id": terminal_id,
+        "ok": outcome.ok,
+        **fields,
+        "ms": round(outcome.ms, 1),
+        **(after_ms or {}),
+        "refused": outcome.doc.get("refused"),
+        "text": text,
+    }
+    return json.dumps(line, ensure_ascii=False)
 
 
 def refused(amount: int | None, terminal_id: str, why: str, text: str | None = None) -> Outcome:

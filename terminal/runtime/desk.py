@@ -13,11 +13,9 @@ named after its card number once issued.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from terminal.money import format_fen
 from terminal.roles.issuance import IssuanceDesk, IssuanceError, Issued
 from terminal.roles.registry import Applicant
 from terminal.runtime.assembly import DeskDevices, Terminal
-from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.uplink.issuance import GatewayCardBook
 from terminal.words import desk_refusal, say
@@ -258,22 +256,14 @@ def desk_log_line(terminal_id: str, outcome: Outcome) -> str:
     """One structured JSON line per desk request: the card, never the holder's name or ID
     number (personal data stays in the desk's registry)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "action": doc.get("action"),
-            "card": doc.get("card_number"),
-            "replaces": doc.get("replaces"),
-            "carried": doc.get("carried_fen"),
-            "pushed": doc.get("pushed"),
-            "ms": round(outcome.ms, 1),
-            "refused": doc.get("refused"),
-            "text": desk_text(doc),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "action": doc.get("action"),
+        "card": doc.get("card_number"),
+        "replaces": doc.get("replaces"),
+        "carried": doc.get("carried_fen"),
+        "pushed": doc.get("pushed"),
+    }
+    return request_log_line(terminal_id, outcome, fields, desk_text(doc))
 
 
 def desk_text(doc: dict[str, Any]) -> str:

@@ -12,10 +12,8 @@ progress first.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from terminal.apdu.errors import CardError, MalformedResponse, TlvError, TransportError
@@ -25,7 +23,7 @@ from terminal.roles.debit import LoadInterrupted
 from terminal.roles.kiosk import Kiosk, TopUpRefused
 from terminal.roles.receipt import balance_receipt, pickup_receipt, top_up_receipt
 from terminal.runtime.assembly import Terminal
-from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
 from terminal.uplink.client import GatewayRefused, GatewayUnavailable
 from terminal.words import kiosk_refusal, outcome_text
 
@@ -260,20 +258,12 @@ class KioskService(CounterService):
 def kiosk_log_line(terminal_id: str, outcome: Outcome) -> str:
     """One structured JSON line per kiosk request (what a log collector indexes)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "action": doc.get("action"),
-            "amount": doc.get("amount_fen"),
-            "card": doc.get("card_number"),
-            "balance": doc.get("balance_fen"),
-            "reference": doc.get("reference"),
-            "confirmed": doc.get("confirmed"),
-            "ms": round(outcome.ms, 1),
-            "refused": doc.get("refused"),
-            "text": outcome_text(doc),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "action": doc.get("action"),
+        "amount": doc.get("amount_fen"),
+        "card": doc.get("card_number"),
+        "balance": doc.get("balance_fen"),
+        "reference": doc.get("reference"),
+        "confirmed": doc.get("confirmed"),
+    }
+    return request_log_line(terminal_id, outcome, fields, outcome_text(doc))

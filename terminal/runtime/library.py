@@ -26,7 +26,7 @@ from terminal.readers.sim import SimCard
 from terminal.roles.session import TerminalSession
 from terminal.runtime.assembly import LibraryDevice, SimDevices, assemble_library
 from terminal.runtime.config import TerminalConfig
-from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
 from terminal.uplink import GatewayRefused, GatewayUnavailable
 from terminal.uplink.hotlist import HotlistSync
 from terminal.words import say
@@ -131,23 +131,15 @@ def library_refusal(exc: Exception) -> str:
 def library_log_line(terminal_id: str, outcome: Outcome) -> str:
     """One structured JSON line per loan or return (what a log collector indexes)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "action": doc.get("action"),
-            "book": doc.get("book"),
-            "person": doc.get("person_no"),
-            "loan_no": doc.get("loan_no"),
-            "held": doc.get("held"),
-            "limit": doc.get("limit"),
-            "ms": round(outcome.ms, 1),
-            "refused": doc.get("refused"),
-            "text": doc.get("text"),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "action": doc.get("action"),
+        "book": doc.get("book"),
+        "person": doc.get("person_no"),
+        "loan_no": doc.get("loan_no"),
+        "held": doc.get("held"),
+        "limit": doc.get("limit"),
+    }
+    return request_log_line(terminal_id, outcome, fields, doc.get("text"))
 
 
 class LibraryService(CounterService):

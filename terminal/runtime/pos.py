@@ -10,7 +10,6 @@ waits is uploaded and the files are closed.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from typing import Any
@@ -34,7 +33,7 @@ from terminal.roles.onecard_pos import (
 )
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
-from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
 from terminal.words import outcome_text, sale_refusal, say
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
@@ -159,23 +158,14 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
 def sale_log_line(terminal_id: str, outcome: SaleOutcome) -> str:
     """One structured JSON line per sale (what a log collector indexes)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "amount": doc["amount_fen"],
-            "source": doc.get("source"),
-            "card": doc.get("card_number"),
-            "balance": doc.get("balance_fen"),
-            "ms": round(outcome.ms, 1),
-            "seq": doc.get("terminal_seq"),
-            "state": doc.get("state"),
-            "refused": doc.get("refused"),
-            "text": outcome_text(doc),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "amount": doc["amount_fen"],
+        "source": doc.get("source"),
+        "card": doc.get("card_number"),
+        "balance": doc.get("balance_fen"),
+    }
+    journal = {"seq": doc.get("terminal_seq"), "state": doc.get("state")}
+    return request_log_line(terminal_id, outcome, fields, outcome_text(doc), journal)
 
 
 class BadSale(ValueError):

@@ -6,18 +6,17 @@ being charged, SIGTERM finishes the sale in progress. The sale itself is the can
 (terminal/campus/canteen.py): meal and day limits, the cash purse through the one journaled
 debit path (uploaded in the background like a POS's purchases), the allowance purse at the
 gateway by the till's sale number. An allowance sale whose answer was lost is voided at the
-gateway before the next sale and, while the till is idle, every ``hotlist.sync_interval``.
+gateway before the next sale and, while the till is idle, every ``hotlist.sync_interval``;
+each void waits at most ``VOID_WAIT`` and a gateway that is away holds no cash sale up.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime
 from typing import Any
 
 from terminal.campus.canteen import PURSES, Canteen, CanteenRefused
-from terminal.runtime.counter import CounterService, Outcome, refused
+from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
 from terminal.runtime.pos import SALE_ERRORS, refusal
 from terminal.words import outcome_text, sale_refusal, say
 
@@ -73,24 +72,16 @@ def till_sale(canteen: Canteen, amount: int, purse: str, terminal_id: str) -> Ou
 def till_log_line(terminal_id: str, outcome: Outcome) -> str:
     """One structured JSON line per till sale (what a log collector indexes)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "amount": doc["amount_fen"],
-            "purse": doc.get("purse"),
-            "meal": doc.get("meal"),
-            "person": doc.get("person_no"),
-            "card": doc.get("card_number"),
-            "balance": doc.get("balance_fen"),
-            "sale_seq": doc.get("sale_seq"),
-            "ms": round(outcome.ms, 1),
-            "refused": doc.get("refused"),
-            "text": outcome_text(doc),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "amount": doc["amount_fen"],
+        "purse": doc.get("purse"),
+        "meal": doc.get("meal"),
+        "person": doc.get("person_no"),
+        "card": doc.get("card_number"),
+        "balance": doc.get("balance_fen"),
+        "sale_seq": doc.get("sale_seq"),
+    }
+    return request_log_line(terminal_id, outcome, fields, outcome_text(doc))
 
 
 class TillService(CounterService):

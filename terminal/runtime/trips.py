@@ -11,15 +11,13 @@ one journaled debit path.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from terminal.roles.transport import CoachBoarding, TaxiMeter
 from terminal.roles.validator import TapResult
-from terminal.runtime.counter import CounterService, Outcome
+from terminal.runtime.counter import CounterService, Outcome, request_log_line
 from terminal.words import tap_words
 
 TRIP_ROLES = ("taxi", "coach")
@@ -79,25 +77,19 @@ def trip_outcome(result: TapResult, terminal_id: str, echo: dict[str, Any]) -> O
 def trip_log_line(terminal_id: str, outcome: Outcome) -> str:
     """One structured JSON line per trip (what a log collector indexes)."""
     doc = outcome.doc
-    return json.dumps(
-        {
-            "time": datetime.now().isoformat(timespec="milliseconds"),
-            "terminal_id": terminal_id,
-            "ok": outcome.ok,
-            "fare": doc.get("fare_fen"),
-            "destination": doc.get("destination"),
-            "card": doc.get("card_number"),
-            "balance": doc.get("balance_fen"),
-            "ms": round(outcome.ms, 1),
-            "seq": doc.get("terminal_seq"),
-            "state": doc.get("state"),
-            "outcome": doc.get("outcome"),
-            "sw": doc.get("sw"),
-            "refused": doc.get("refused"),
-            "text": doc.get("text"),
-        },
-        ensure_ascii=False,
-    )
+    fields = {
+        "fare": doc.get("fare_fen"),
+        "destination": doc.get("destination"),
+        "card": doc.get("card_number"),
+        "balance": doc.get("balance_fen"),
+    }
+    after = {
+        "seq": doc.get("terminal_seq"),
+        "state": doc.get("state"),
+        "outcome": doc.get("outcome"),
+        "sw": doc.get("sw"),
+    }
+    return request_log_line(terminal_id, outcome, fields, doc.get("text"), after)
 
 
 class TripService(CounterService):

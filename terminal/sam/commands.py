@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import IntEnum
 
 from terminal.apdu.command import CommandAPDU, CommandTemplate
+from terminal.epurse.commands import Ins
 from terminal.layout import build
 from terminal.sam.layouts import Mac1Request
 
@@ -26,9 +27,9 @@ class SamIns(IntEnum):
     INIT_FOR_DESCRYPT = 0x1A
     INIT_SAM_FOR_PURCHASE = 0x70
     CREDIT_SAM_FOR_PURCHASE = 0x72
-    GET_CHALLENGE = 0x84
-    SELECT = 0xA4
-    READ_BINARY = 0xB0
+    GET_CHALLENGE = Ins.GET_CHALLENGE  # the ISO 7816-4 ones are the card's (one place)
+    SELECT = Ins.SELECT
+    READ_BINARY = Ins.READ_BINARY
     CIPHER_DATA = 0xFA
 
 
@@ -39,18 +40,6 @@ _INIT_SAM_FOR_PURCHASE = CommandTemplate(
 _CREDIT_SAM_FOR_PURCHASE = CommandTemplate(
     0x80, SamIns.CREDIT_SAM_FOR_PURCHASE, 0x00, 0x00, lc=None, le=None
 )
-
-
-def select_fid(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, SamIns.SELECT, 0x00, 0x00, fid.to_bytes(2, "big"))
-
-
-def select_aid(aid: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, SamIns.SELECT, 0x04, 0x00, aid, le=256)
-
-
-def read_binary(sfi: int, length: int) -> CommandAPDU:
-    return CommandAPDU(0x00, SamIns.READ_BINARY, 0x80 | sfi, 0x00, le=length)
 
 
 def init_sam_for_purchase(

@@ -7,6 +7,7 @@ from datetime import date
 
 from terminal.apdu.errors import MalformedResponse
 from terminal.apdu.flow import Flow, sam
+from terminal.epurse.commands import read_binary, select_aid, select_fid
 from terminal.layout import parse
 from terminal.sam import commands as c
 from terminal.sam.layouts import Mac1Response, SamAppInfo
@@ -35,15 +36,15 @@ class Mac1:
 
 def startup(app: int | bytes = c.FID_TRANSPORT_APP) -> Flow[SamInfo]:
     """Select MF, read the terminal number, select the transport application, read its info."""
-    yield sam(c.select_fid(c.FID_MF))
-    r = yield sam(c.read_binary(c.SFI_TERMINAL_ID, c.TERMINAL_ID_LEN))
+    yield sam(select_fid(c.FID_MF))
+    r = yield sam(read_binary(c.SFI_TERMINAL_ID, length=c.TERMINAL_ID_LEN))
     terminal_id = r.data
     if len(terminal_id) != c.TERMINAL_ID_LEN:
         raise MalformedResponse(
             f"PSAM terminal number is {len(terminal_id)} bytes, not 6", raw=terminal_id
         )
-    yield sam(c.select_aid(app) if isinstance(app, bytes) else c.select_fid(app))
-    r = yield sam(c.read_binary(c.SFI_APP_INFO, c.APP_INFO_LEN))
+    yield sam(select_aid(app) if isinstance(app, bytes) else select_fid(app))
+    r = yield sam(read_binary(c.SFI_APP_INFO, length=c.APP_INFO_LEN))
     info = parse(SamAppInfo, r.data, "PSAM application info (0x17)")
     return SamInfo(terminal_id, info.key_index, info.issuer_id, info.start_date, info.end_date)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import SecurityStatusNotSatisfied
 from terminal.apdu.flow import Flow, card
+from terminal.epurse.commands import Ins
 from terminal.ssse.records import (
     BASIC_INFO_RECORDS,
     DF_SSSE,
@@ -25,23 +26,23 @@ from terminal.ssse.records import (
 
 
 def select_ssse() -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, DF_SSSE)
+    return CommandAPDU(0x00, Ins.SELECT, 0x04, 0x00, DF_SSSE)
 
 
 def select_ef(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x02, 0x00, fid.to_bytes(2, "big"))
+    return CommandAPDU(0x00, Ins.SELECT, 0x02, 0x00, fid.to_bytes(2, "big"))
 
 
 def read_record(number: int) -> CommandAPDU:
     """READ RECORD of the current EF (P2 = 04)."""
-    return CommandAPDU(0x00, 0xB2, number, 0x04, le=256)
+    return CommandAPDU(0x00, Ins.READ_RECORD, number, 0x04, le=256)
 
 
 def verify_pin(pin: str) -> CommandAPDU:
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise ValueError("PIN must be 4 to 12 digits")
     return CommandAPDU(
-        0x00, 0x20, 0x00, 0x00, bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")
+        0x00, Ins.VERIFY, 0x00, 0x00, bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")
     )
 
 

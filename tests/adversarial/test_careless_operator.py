@@ -1,6 +1,7 @@
 """Operators and their files: rosters with look-alike digits, operator names with invisible
-characters, corrupt card files, misspelt fare files, and the journal lost or damaged under a
-running validator (docs/security.md, "Operators and their files")."""
+characters, corrupt card files, misspelt fare files, the journal lost or damaged under a
+running validator and a library desk's store deleted under it (docs/security.md, "Operators
+and their files")."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ import pytest
 
 from gateway.errors import Forbidden
 from gateway.subsidy import store
+from simulators.campus import campus_card
 from simulators.profiles import demo_card
 from terminal.fares import DEMO_FARES
 from terminal.journal import Journal, JournalUnavailable
+from tests.campus_kit import LIBRARY_ID, LibrarySite, enrol
 from tests.cli_kit import YKT, ykt
+from tests.conftest import FrozenClock
+from tests.gateway_fixtures import GatewayServer
 from tests.subsidy_kit import admin, holder_row, import_roster, roster
 
 
@@ -177,7 +182,7 @@ def test_invisible_characters_do_not_make_a_second_person(gateway, centre, disgu
         f"/v1/admin/subsidies/rosters/{rid}/review",
         json={"actor": "赵审核" + disguise},
     )
-    assert r.status_code == 403 and r.json()["error"] == "same_person", r.text
+    assert r.status_code == 403 and r.json()["error"] == "four_eyes", r.text
     assert "may not also review" in r.json()["reason"]
     with pytest.raises(Forbidden, match="may not also review"):
         store.review(gateway.db, rid, "\u200d赵审核")
@@ -495,6 +500,43 @@ def test_a_journal_write_after_removal_is_refused_and_says_so(tmp_path: Path) ->
         )
     assert j.failure is not None
     j.close()
+
+
+def test_a_library_store_deleted_under_the_desk_never_reuses_a_loan_number(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    """The library desk's store (allow list and loan numbers) is deleted while the desk runs,
+    which then restarts on a fresh one. Its numbers would start at 1 again: loan 1 of the
+    same card and book (lent and returned before) would be answered as a resend - the book
+    handed out with no loan booked - and return 1 would not close it. The restarted desk
+    continues above the numbers the gateway holds, so the loan is booked and closed."""
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    token = gateway.register(LIBRARY_ID, "campus", role="library")
+    clock = FrozenClock(datetime(2026, 11, 30, 15, 0))
+    desk = LibrarySite(tmp_path, clock, gateway.url, token)
+    desk.sync()
+    assert desk.borrow(card, "B-0001").loan_no == 1
+    assert desk.desk.give_back("B-0001")["duplicate"] is False
+    for name in ("library-store.db", "library-store.db-wal", "library-store.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    desk.device.close()
+    desk = LibrarySite(tmp_path, clock, gateway.url, token)  # the restart, on a fresh store
+    desk.sync()
+    loan = desk.borrow(card, "B-0001")
+    assert (loan.loan_no, loan.held) == (2, 1)
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT COUNT(*) FROM campus_library_loans WHERE returned_at IS NULL")
+        assert cur.fetchone()[0] == 1  # the book is booked out to S1
+    assert desk.desk.give_back("B-0001") == {
+        "book": "B-0001",
+        "person_no": "S1",
+        "duplicate": False,
+    }
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT loan_no, return_no FROM campus_library_loans ORDER BY loan_no")
+        assert [tuple(r) for r in cur.fetchall()] == [(1, 1), (2, 2)]
+    desk.device.close()
 
 
 def test_corrupt_psam_file_is_one_line_too(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from tests.campus_kit import (
     enrol,
 )
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.gateway_fixtures import GatewayServer, Rollback, lock_waiters, start_gateway
 from tests.servers import free_port
 
 
@@ -326,6 +326,43 @@ def test_a_desk_cannot_raise_the_back_offices_loan_limit(db: Database, clock: Fr
         gw.server.stop()
 
 
+def test_a_loan_or_return_number_used_before_is_not_answered_as_a_resend(
+    library: LibrarySite, gateway: GatewayServer
+) -> None:
+    """A desk whose numbers went back (its store lost, or restored from an old copy) sends
+    loan 1 again for the same card and book after that loan was returned: answered as a
+    resend, the desk would hand the book out while the gateway books no loan. And its return
+    1 sent again once the book is lent again would leave the new loan open. Both are refused
+    with the reason, and the loans stay as they were."""
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    serial = card.serial.hex().upper()
+    assert _loan(gateway.url, library.token, card_serial=serial, person_no="S1").status_code == 200
+    back = {"terminal_id": LIBRARY_ID, "return_no": 1, "book": "B-0001"}
+    path = "/v1/campus/library/returns"
+    assert as_terminal(gateway.url, library.token, path, back).status_code == 200
+    again = _loan(gateway.url, library.token, card_serial=serial, person_no="S1")
+    assert (again.status_code, again.json()["error"]) == (409, "loan_reused"), again.text
+    assert "lent and returned already" in again.json()["reason"]
+    assert "numbers went back" in again.json()["reason"]
+    lent = _loan(gateway.url, library.token, card_serial=serial, person_no="S1", loan_no=2)
+    assert lent.json() == {"held": 1, "limit": 2, "duplicate": False}
+    reused = as_terminal(gateway.url, library.token, path, back)
+    assert (reused.status_code, reused.json()["error"]) == (409, "return_reused"), reused.text
+    assert "before it was lent again" in reused.json()["reason"]
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT loan_no, return_no FROM campus_library_loans WHERE book = 'B-0001'"
+            " ORDER BY loan_no"
+        )
+        assert [tuple(r) for r in cur.fetchall()] == [(1, 1), (2, None)]
+    numbers = httpx.get(
+        gateway.url + "/v1/campus/library/numbers",
+        headers={"Authorization": f"Bearer {library.token}"},
+    )
+    assert numbers.json() == {"loan_no": 2, "return_no": 1}
+
+
 class LosesAnswers(httpx.BaseTransport):
     """The network between till and gateway: the request arrives, its answer is lost."""
 
@@ -504,8 +541,6 @@ def test_a_void_racing_its_spend_refunds_what_the_spend_took(
     till called voided. PostgreSQL only: SQLite's one writer never lets the two overlap."""
     if gateway.db.dialect != POSTGRES:
         pytest.skip("SQLite runs one writer at a time: a spend and its void cannot overlap")
-    from tests.gateway.test_storage import Rollback, lock_waiters
-
     card = campus_card(1, "S1")
     enrol(gateway.url, "S1", "students", card)
     credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])

@@ -17,7 +17,7 @@ from gateway.storage import RACED, open_database, open_storage
 from gateway.storage.schema import MIGRATIONS, migrate
 from tests.cli_kit import ykt
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import ADMIN_TOKEN, GatewayServer, start_gateway
+from tests.gateway_fixtures import ADMIN_TOKEN, Rollback, lock_waiters, start_gateway
 from tests.terminal.qr.kit import QrBus
 
 T1, T2 = "310000000201", "310000000202"
@@ -138,19 +138,6 @@ def test_a_database_without_duplicates_is_indexed_and_quarantines_nothing(db_url
     with pytest.raises(RACED), db.tx() as cur:
         insert_ride(cur, T2, 1, CODE_A, None)
     db.close()
-
-
-class Rollback(Exception):
-    """Ends the test's own transaction without committing it."""
-
-
-def lock_waiters(gw: GatewayServer) -> int:
-    with gw.db.read() as cur:
-        cur.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(cur.fetchone()[0])
 
 
 def test_two_batches_deadlocked_on_postgres_both_get_the_rules_answer(

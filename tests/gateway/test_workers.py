@@ -1,9 +1,10 @@
 """`ykt gateway serve --workers 2`: two worker processes on one port and one database store
 every upload once (SQLite: two writer processes), and a killed gateway leaves no worker
-answering on its port."""
+answering on its port; keep-alive connections made at once are spread over the workers."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -110,3 +111,46 @@ def test_a_killed_gateway_leaves_no_worker_on_its_port(db, db_url, tmp_path):
         os.kill(again.proc.pid, signal.SIGTERM)
         again.proc.wait(20)
         assert not any(Path(f"/proc/{w}").exists() for w in workers_of(again.proc.pid))
+
+
+def connections_by_worker(parent: int, port: int) -> dict[int, int]:
+    """Established connections on ``port`` held by each worker of ``parent`` (from /proc)."""
+    owner: dict[str, int] = {}
+    for pid in workers_of(parent):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                owner[link[8:-1]] = pid
+    held = dict.fromkeys(workers_of(parent), 0)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port and f[9] in owner:
+            held[owner[f[9]]] += 1
+    return held
+
+
+def test_connections_made_at_once_are_spread_over_the_workers(tmp_path):
+    """Two validators connecting together used to land both on the worker woken first (one
+    GIL then parsed both batches); each worker now holds its share."""
+    port = free_port()
+    gw = gateway(f"sqlite:///{tmp_path / 'gw.db'}", port, tmp_path)
+    try:
+        for n in (2, 2, 2, 4, 4):
+            conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(n)]
+            for c in conns:
+                c.connect()
+            for c in conns:
+                c.request("GET", "/health")
+                assert c.getresponse().read()
+            assert sorted(connections_by_worker(gw.proc.pid, port).values()) == [n // 2] * 2
+            for c in conns:
+                c.close()
+            deadline = time.monotonic() + 5
+            while any(connections_by_worker(gw.proc.pid, port).values()):
+                assert time.monotonic() < deadline, "the workers kept closed connections"
+                time.sleep(0.02)
+    finally:
+        gw.stop()

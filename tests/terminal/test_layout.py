@@ -1,11 +1,13 @@
 """The struct fast path of terminal/layout.py gives exactly what construct gives: the same
 fields from the same bytes, the same bytes from the same fields, and construct's own errors
-for anything it refuses."""
+for anything it refuses. Commands name their INS bytes (one place each)."""
 
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, time
+from pathlib import Path
 
 import construct as cs
 import pytest
@@ -15,6 +17,7 @@ from terminal.epurse import commands
 from terminal.epurse import layouts as ep
 from terminal.layout import _fast, build, parse, parse_present
 from terminal.sam import layouts as sam
+from terminal.sam.commands import SamIns
 
 LAYOUTS = {
     f"{mod.__name__.rsplit('.', 2)[-2]}.{name}": value
@@ -148,3 +151,25 @@ def test_fast_path_refuses_what_construct_refuses() -> None:
     metro[0] = 0x28  # not the 2701 tag
     with pytest.raises(MalformedResponse):
         parse(ep.MetroRecord, bytes(metro), "2701")
+
+
+BARE_INS = re.compile(
+    r"CommandAPDU\(\s*0x[0-9A-Fa-f]{2},\s*0x[0-9A-Fa-f]{2}"  # a builder with a bare INS
+    r"|\.ins\s*[!=]=\s*0x[0-9A-Fa-f]{2}"  # an answerer matching one
+    r"|bytes\(\(0x[0-9A-Fa-f]{2}, 0x(?:A4|B0|B2|5C)\b"  # an APDU spelt out byte by byte
+)
+
+
+def test_commands_and_their_answerers_name_each_ins() -> None:
+    """No card, SAM or EMV command is built or matched with a bare INS byte: each is named
+    once (``Ins``, ``SamIns``, ``EmvIns``, the COS constants) and used from there."""
+    root = Path(__file__).resolve().parents[2]
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for tree in ("terminal", "simulators")
+        for path in sorted((root / tree).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if BARE_INS.search(line)
+    ]
+    assert found == []
+    assert (SamIns.SELECT, SamIns.READ_BINARY) == (commands.Ins.SELECT, commands.Ins.READ_BINARY)

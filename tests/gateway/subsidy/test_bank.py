@@ -18,8 +18,7 @@ from gateway.subsidy import bank
 from terminal.text import FileError
 from tests.cli_kit import ykt_here
 from tests.conftest import FrozenClock
-from tests.gateway.test_storage import Rollback, lock_waiters
-from tests.gateway_fixtures import BANK_KEY, start_gateway
+from tests.gateway_fixtures import BANK_KEY, Rollback, lock_waiters, start_gateway
 from tests.subsidy_kit import (
     PEOPLE,
     Centre,

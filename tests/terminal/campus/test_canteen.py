@@ -1,15 +1,19 @@
 """The canteen till against a real gateway: meals, limits, the allowance purse online, the
-cash purse through the debit path, receipts, and what works offline."""
+cash purse through the debit path, receipts, what works offline, and a stopped gateway
+holding no sale up while a void waits for it."""
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from simulators.campus import campus_card
-from terminal.campus.canteen import CanteenRefused
+from terminal.campus.canteen import VOID_WAIT, CanteenRefused
+from terminal.uplink import GatewayClient
 from tests.campus_kit import CANTEEN_ID, Till, allowance_of, credit, enrol
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer
@@ -60,3 +64,41 @@ def test_offline_the_cash_purse_works_and_the_allowance_does_not(
     assert till.sell(card, 1_000, "cash").balance_after == 4_000
     assert (card.balance, allowance_of(gateway.url, "S1")) == (4_000, 3_000)
     assert gateway.count("campus_allowance_spends") == 0
+
+
+def test_a_stopped_gateway_holds_no_cash_sale_up_and_the_void_waits_in_the_ledger(
+    till: Till, gateway: GatewayServer
+) -> None:
+    """The gateway stops answering (its port takes the connection, nothing replies) while an
+    allowance sale is out: that sale is unanswered, to be voided. The cash sales after it do
+    not each wait the gateway's timeout (5 s here) for the void: the first waits at most
+    ``VOID_WAIT``, the next ones not at all; the void stays in the ledger and goes out at
+    the next allowance sale once the gateway is back, refunding nothing twice."""
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    good = till.canteen.client
+    stopped = socket.socket()  # a stopped gateway: the connection is taken, never answered
+    stopped.bind(("127.0.0.1", 0))
+    stopped.listen(16)
+    try:
+        url = f"http://127.0.0.1:{stopped.getsockname()[1]}"
+        till.canteen.client = GatewayClient(url, "token", timeout=5.0)
+        with pytest.raises(CanteenRefused, match=r"did not answer.*sale 1 is voided"):
+            till.sell(card, 1_000, "allowance")
+        started = time.monotonic()
+        paid = [till.sell(card, 100, "cash").balance_after for _ in range(3)]
+        waited = time.monotonic() - started
+    finally:
+        till.canteen.client.close()
+        stopped.close()
+    assert paid == [4_900, 4_800, 4_700]
+    assert waited < VOID_WAIT + 2.0, f"three cash sales waited {waited:.1f} s for the gateway"
+    assert till.canteen.ledger.unanswered() == [1]  # the void is kept, not dropped
+    till.canteen.client = good
+    assert till.sell(card, 500, "allowance").balance_after == 2_500
+    assert till.canteen.ledger.state(1) == "voided"
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
+        assert [tuple(r) for r in cur.fetchall()] == [(1, 0)]
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (2_500, 4_700)

@@ -299,6 +299,21 @@ def test_a_catalogue_sentence_keeps_the_gateways_specifics() -> None:
     assert gateway_refusal("no_sentence_for_this", reason) == reason
 
 
+def test_one_person_one_card_and_four_eyes_are_two_refusals_with_their_own_words() -> None:
+    """The card-number authority's ``same_person`` (the holder has a live card of the kind)
+    and the subsidy office's ``four_eyes`` (one person may not declare and approve) are two
+    rules: each code says its own."""
+    set_lang("en")
+    card = gateway_refusal("same_person", "holder has card 3100029000000000001")
+    duties = gateway_refusal("four_eyes", "王会计 declared this roster")
+    assert card.startswith("the person holds a live card of this kind already (one person")
+    assert duties.startswith("one person may not both declare and review or approve")
+    assert "four eyes" not in card and "one card" not in duties
+    set_lang("zh")
+    assert gateway_refusal("same_person", "x").startswith("此人已持有同类有效卡（一人一卡）")
+    assert gateway_refusal("four_eyes", "x").startswith("同一人不能既申报又审核或审批")
+
+
 def test_language_comes_from_the_locale_else_english() -> None:
     assert lang_from_locale({"LANG": "zh_CN.UTF-8"}) == "zh"
     assert lang_from_locale({"LC_ALL": "en_GB.UTF-8", "LANG": "zh_CN.UTF-8"}) == "en"
@@ -462,8 +477,8 @@ def test_each_transport_error_kind_has_a_sentence() -> None:
         said[lang] = [error_words(e) for e in errors]
     assert said["zh"] == [
         "读卡器等待卡片应答超时：请把卡放稳后重试。",
-        "读卡器未完成此次读写（超时或通信失败）：请重新放卡后重试。",
-        "读卡器不可用（未连接、被拔出，或驱动、服务重启）：请检查读卡器后重试。",
+        "读卡器未完成此次读写（通信失败）：请重新放卡后重试。",
+        f"读卡器不可用（未连接、被拔出，或驱动、服务重启）：{errors[2]}。请检查读卡器后重试。",
         "读卡中断：卡片离开或读卡器断开，请重新放卡后重试。",
     ]
     assert said["en"][0] == (
@@ -471,4 +486,5 @@ def test_each_transport_error_kind_has_a_sentence() -> None:
     )
     assert said["en"][1].startswith("the reader did not complete the exchange")
     assert said["en"][2].endswith("Invalid handle (0x80100003); is pcscd running?")
-    assert not any("0x8010" in x or "ACS" in x for x in said["zh"] + said["en"][:2])
+    assert said["zh"][2].count("is pcscd running?") == 1  # the same detail in both languages
+    assert not any("0x8010" in x or "ACS" in x for x in said["zh"][:2] + said["en"][:2])
