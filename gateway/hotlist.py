@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.errors import Invalid
-from gateway.storage import POSTGRES, Database, now_ms
+from gateway.storage import POSTGRES, Cursor, Database, now_ms, retried
 
 ADD = "add"
 REMOVE = "remove"
@@ -50,6 +50,7 @@ def _check(issuer_id: str, card_serial: str) -> tuple[str, str]:
     return canonical_id("issuer_id", issuer_id), canonical_id("card_serial", card_serial)
 
 
+@retried
 def change(
     db: Database,
     action: str,
@@ -60,36 +61,49 @@ def change(
     actor: str = "",
 ) -> int | None:
     """List (``add``, 挂失) or unlist (``remove``, 解挂) a card; the new version, or None."""
+    with db.tx() as cur:
+        return change_in(cur, db.dialect, action, issuer_id, card_serial, reason, actor)
+
+
+def change_in(
+    cur: Cursor,
+    dialect: str,
+    action: str,
+    issuer_id: str,
+    card_serial: str,
+    reason: str,
+    actor: str,
+) -> int | None:
+    """``change`` inside the caller's transaction, so a change to another book (a campus
+    card's loss) and its hotlist change commit together or not at all."""
     if action not in (ADD, REMOVE):
         raise Invalid("bad_action", "action must be 'add' or 'remove'")
     issuer_id, card_serial = _check(issuer_id, card_serial)
     listed = 1 if action == ADD else 0
-    now = now_ms()
-    with db.tx() as cur:
-        if db.dialect == POSTGRES:
-            # one change at a time: versions then commit in the order they are numbered,
-            # so a terminal that has seen version N never misses a smaller one later
-            cur.execute("SELECT pg_advisory_xact_lock(978005)")
-        cur.execute(
-            "SELECT listed FROM hotlist WHERE issuer_id = ? AND card_serial = ?",
-            (issuer_id, card_serial),
-        )
-        r = cur.fetchone()
-        if (r[0] if r else 0) == listed:
-            return None
-        cur.execute(
-            "INSERT INTO hotlist_changes (issuer_id, card_serial, action, reason, actor, at)"
-            " VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
-            (issuer_id, card_serial, action, reason, actor, now),
-        )
-        version = int(cur.fetchone()[0])
-        cur.execute(
-            "INSERT INTO hotlist (issuer_id, card_serial, listed, version, reason)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer_id, card_serial) DO UPDATE SET"
-            " listed = excluded.listed, version = excluded.version, reason = excluded.reason",
-            (issuer_id, card_serial, listed, version, reason),
-        )
-        return version
+    if dialect == POSTGRES:
+        # one change at a time: versions then commit in the order they are numbered,
+        # so a terminal that has seen version N never misses a smaller one later
+        cur.execute("SELECT pg_advisory_xact_lock(978005)")
+    cur.execute(
+        "SELECT listed FROM hotlist WHERE issuer_id = ? AND card_serial = ?",
+        (issuer_id, card_serial),
+    )
+    r = cur.fetchone()
+    if (r[0] if r else 0) == listed:
+        return None
+    cur.execute(
+        "INSERT INTO hotlist_changes (issuer_id, card_serial, action, reason, actor, at)"
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING version",
+        (issuer_id, card_serial, action, reason, actor, now_ms()),
+    )
+    version = int(cur.fetchone()[0])
+    cur.execute(
+        "INSERT INTO hotlist (issuer_id, card_serial, listed, version, reason)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (issuer_id, card_serial) DO UPDATE SET"
+        " listed = excluded.listed, version = excluded.version, reason = excluded.reason",
+        (issuer_id, card_serial, listed, version, reason),
+    )
+    return version
 
 
 def delta(db: Database, since: int = 0, limit: int = MAX_DELTA) -> tuple[int, list[HotlistChange]]:

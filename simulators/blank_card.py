@@ -34,8 +34,10 @@ from simulators.epurse_card import (
 )
 from simulators.statefile import SavedDevice, read_state
 from terminal.apdu import tlv
+from terminal.apdu.bcd import encode_pin
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu, MalformedResponse
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW, wrong_le, wrong_pin
 from terminal.campus import card as campus
 from terminal.cos import commands as cc
@@ -84,7 +86,7 @@ EP_KEYS = {
 CAMPUS_KEY = "campus"
 CAMPUS_FILE_SIZE = campus.IDENTITY_LEN
 # Instructions of the e-purse application: refused (6985) until the card is activated.
-_EP_INS = set(Ins) - {Ins.SELECT, Ins.GET_CHALLENGE}
+_EP_INS = set(Ins) | {IsoIns.VERIFY, IsoIns.READ_BINARY, IsoIns.READ_RECORD}
 
 
 def _hex(b: bytes) -> str:
@@ -184,11 +186,11 @@ class SoftBlankCard(SavedDevice):
 
     def _dispatch(self, cmd: CommandAPDU, challenge: bytes | None) -> bytes:
         ins = cmd.ins
-        if ins == Ins.SELECT:
+        if ins == IsoIns.SELECT:
             return self._select(cmd)
-        if ins == Ins.GET_CHALLENGE and cmd.cla == 0x00:
+        if ins == IsoIns.GET_CHALLENGE and cmd.cla == 0x00:
             return self._get_challenge(cmd)
-        if ins == cc.INS_EXTERNAL_AUTH and cmd.cla == 0x00:
+        if ins == IsoIns.EXTERNAL_AUTHENTICATE and cmd.cla == 0x00:
             return self._external_authenticate(cmd, challenge)
         handlers = {
             cc.INS_CREATE_FILE: self._create_file,
@@ -364,7 +366,7 @@ class SoftBlankCard(SavedDevice):
         if not (digits.isdigit() and 4 <= len(digits) <= 12):
             raise CardReply(SW.WRONG_DATA)
         try:
-            well_formed = ec.encode_pin(digits) == record.pin
+            well_formed = encode_pin(digits) == record.pin
         except ValueError:
             well_formed = False
         if not well_formed:

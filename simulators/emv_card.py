@@ -24,6 +24,7 @@ from terminal.apdu import tlv
 from terminal.apdu.bcd import bcd_int, to_bcd
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW
 from terminal.crypto.emv import (
     application_cryptogram,
@@ -436,12 +437,12 @@ class EmvApplication:
 
 
 _HANDLERS = {
-    (0x00, EmvIns.SELECT): EmvApplication._select,
-    (0x00, EmvIns.READ_RECORD): EmvApplication._read_record,
+    (0x00, IsoIns.SELECT): EmvApplication._select,
+    (0x00, IsoIns.READ_RECORD): EmvApplication._read_record,
     (0x80, EmvIns.GET_DATA): EmvApplication._get_data,
     (0x80, EmvIns.GET_PROCESSING_OPTIONS): EmvApplication._gpo,
-    (0x00, EmvIns.INTERNAL_AUTHENTICATE): EmvApplication._internal_authenticate,
+    (0x00, IsoIns.INTERNAL_AUTHENTICATE): EmvApplication._internal_authenticate,
     (0x80, EmvIns.GENERATE_AC): EmvApplication._generate_ac,
-    (0x00, EmvIns.EXTERNAL_AUTHENTICATE): EmvApplication._external_authenticate,
+    (0x00, IsoIns.EXTERNAL_AUTHENTICATE): EmvApplication._external_authenticate,
     (0x04, EmvIns.PUT_DATA): EmvApplication._put_data,
 }

@@ -18,8 +18,10 @@ from typing import Any
 
 from simulators import statefile as sf
 from terminal.apdu import tlv
+from terminal.apdu.bcd import encode_pin
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW, wrong_le, wrong_pin
 from terminal.campus import card as campus
 from terminal.crypto.keys import (
@@ -253,10 +255,10 @@ class SoftEPurseCard(sf.SavedDevice):
             if self.state.blocked == "permanent":
                 raise CardReply(SW.APP_LOCKED)
             if self.state.blocked and cmd.ins not in (
-                c.Ins.READ_BINARY,
-                c.Ins.READ_RECORD,
+                IsoIns.READ_BINARY,
+                IsoIns.READ_RECORD,
                 c.Ins.GET_BALANCE,
-                c.Ins.GET_CHALLENGE,
+                IsoIns.GET_CHALLENGE,
                 c.Ins.APPLICATION_UNBLOCK,
             ):
                 raise CardReply(SW.FUNCTION_NOT_SUPPORTED)
@@ -556,7 +558,7 @@ class SoftEPurseCard(sf.SavedDevice):
         st = self.state
         if st.pin_tries == 0:
             raise CardReply(SW.PIN_BLOCKED)
-        if secrets.compare_digest(cmd.data, c.encode_pin(st.pin)):
+        if secrets.compare_digest(cmd.data, encode_pin(st.pin)):
             st.pin_tries = PIN_TRIES
             self._commit()
             return b""
@@ -613,18 +615,18 @@ class SoftEPurseCard(sf.SavedDevice):
 
 
 _HANDLERS = {
-    (0x00, c.Ins.SELECT): SoftEPurseCard._select,
-    (0x00, c.Ins.READ_BINARY): SoftEPurseCard._read_binary,
-    (0x00, c.Ins.READ_RECORD): SoftEPurseCard._read_record,
+    (0x00, IsoIns.SELECT): SoftEPurseCard._select,
+    (0x00, IsoIns.READ_BINARY): SoftEPurseCard._read_binary,
+    (0x00, IsoIns.READ_RECORD): SoftEPurseCard._read_record,
     (0x80, c.Ins.GET_BALANCE): SoftEPurseCard._get_balance,
     (0x80, c.Ins.INITIALIZE): SoftEPurseCard._initialize,
     (0x80, c.Ins.UPDATE_CAPP_DATA_CACHE): SoftEPurseCard._update_capp_cache,
     (0x80, c.Ins.DEBIT_FOR_PURCHASE): SoftEPurseCard._debit,
     (0x80, c.Ins.CREDIT_FOR_LOAD): SoftEPurseCard._credit,
     (0x80, c.Ins.GET_TRANSACTION_PROVE): SoftEPurseCard._prove,
-    (0x00, c.Ins.VERIFY): SoftEPurseCard._verify,
-    (0x00, c.Ins.GET_CHALLENGE): SoftEPurseCard._get_challenge,
+    (0x00, IsoIns.VERIFY): SoftEPurseCard._verify,
+    (0x00, IsoIns.GET_CHALLENGE): SoftEPurseCard._get_challenge,
     (0x80, c.Ins.APPLICATION_BLOCK): SoftEPurseCard._application_block,
     (0x80, c.Ins.APPLICATION_UNBLOCK): SoftEPurseCard._application_unblock,
-    (0x00, campus.INS_INTERNAL_AUTH): SoftEPurseCard._internal_authenticate,
+    (0x00, IsoIns.INTERNAL_AUTHENTICATE): SoftEPurseCard._internal_authenticate,
 }

@@ -27,11 +27,11 @@ from simulators.statefile import read_state, write_state
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW
 from terminal.emv.fci import PPSE_NAME, PSE_NAME
 from terminal.emv.selection import CONTACT, CONTACTLESS
 from terminal.emv.tags import Tag
-from terminal.epurse.commands import Ins
 
 DEFAULT_ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")
 PSE_SFI = 1
@@ -156,14 +156,14 @@ class SoftIcc:
             cmd = CommandAPDU.decode(apdu)
         except MalformedApdu:
             return _sw(SW.WRONG_LENGTH)
-        if cmd.ins == Ins.SELECT and cmd.p1 == 0x04:
+        if cmd.ins == IsoIns.SELECT and cmd.p1 == 0x04:
             response = self._select_by_name(cmd, apdu)
-        elif self._directory is not None and cmd.ins == Ins.READ_RECORD:
+        elif self._directory is not None and cmd.ins == IsoIns.READ_RECORD:
             response = self._directory_record(cmd)
         elif self._current is not None:
             response = self._current.process(apdu)
         else:
-            response = _sw(SW.CONDITIONS) if cmd.ins != Ins.SELECT else _sw(SW.FILE_NOT_FOUND)
+            response = _sw(SW.CONDITIONS) if cmd.ins != IsoIns.SELECT else _sw(SW.FILE_NOT_FOUND)
         self._autosave()
         return response
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from simulators import statefile as sf
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MacMismatch, MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW, wrong_le
 from terminal.campus import card as campus
 from terminal.crypto.keys import Algorithm, card_key, purchase_session_key
@@ -246,12 +247,12 @@ class SoftPsam(sf.SavedDevice):
 
 
 _HANDLERS = {
-    (0x00, c.SamIns.SELECT): SoftPsam._select,
-    (0x00, c.SamIns.READ_BINARY): SoftPsam._read_binary,
+    (0x00, IsoIns.SELECT): SoftPsam._select,
+    (0x00, IsoIns.READ_BINARY): SoftPsam._read_binary,
     (0x80, c.SamIns.INIT_SAM_FOR_PURCHASE): SoftPsam._init_for_purchase,
     (0x80, c.SamIns.CREDIT_SAM_FOR_PURCHASE): SoftPsam._credit_for_purchase,
     (0x80, c.SamIns.INIT_FOR_DESCRYPT): SoftPsam._init_for_descrypt,
     (0x80, c.SamIns.CIPHER_DATA): SoftPsam._cipher_data,
-    (0x00, c.SamIns.GET_CHALLENGE): SoftPsam._get_challenge,
-    (0x80, campus.INS_SAM_VERIFY): SoftPsam._verify_card,
+    (0x00, IsoIns.GET_CHALLENGE): SoftPsam._get_challenge,
+    (0x80, IsoIns.EXTERNAL_AUTHENTICATE): SoftPsam._verify_card,
 }

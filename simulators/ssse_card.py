@@ -9,8 +9,8 @@ from typing import Any
 from terminal.apdu import tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW, wrong_pin
-from terminal.epurse.commands import Ins
 from terminal.ssse.records import DF_SSSE, FID_HOLDER_INFO
 
 PIN_TRIES = 3
@@ -63,7 +63,7 @@ class SsseApplication:
         return data + sw.to_bytes(2, "big")
 
     def _handle(self, cmd: CommandAPDU) -> tuple[bytes, int]:
-        if cmd.ins == Ins.SELECT and cmd.p1 == 0x04:
+        if cmd.ins == IsoIns.SELECT and cmd.p1 == 0x04:
             if cmd.data != DF_SSSE:
                 return b"", SW.FILE_NOT_FOUND
             self.deselect()
@@ -72,12 +72,12 @@ class SsseApplication:
             return fci, SW.OK
         if not self._selected:
             return b"", SW.CONDITIONS
-        if cmd.ins == Ins.SELECT and cmd.p1 in (0x00, 0x02):
+        if cmd.ins == IsoIns.SELECT and cmd.p1 in (0x00, 0x02):
             if len(cmd.data) != 2 or f"{cmd.data.hex().upper()}" not in self.state.files:
                 return b"", SW.FILE_NOT_FOUND
             self._ef = int.from_bytes(cmd.data, "big")
             return b"", SW.OK
-        if cmd.ins == Ins.READ_RECORD:
+        if cmd.ins == IsoIns.READ_RECORD:
             if cmd.p2 != 0x04 or self._ef is None:
                 return b"", SW.WRONG_P1P2
             if self._ef == FID_HOLDER_INFO and self.state.holder_pin_required and not self._pin_ok:
@@ -86,7 +86,7 @@ class SsseApplication:
             if not 1 <= cmd.p1 <= len(records):
                 return b"", SW.RECORD_NOT_FOUND
             return bytes.fromhex(records[cmd.p1 - 1]), SW.OK
-        if cmd.ins == Ins.VERIFY:
+        if cmd.ins == IsoIns.VERIFY:
             return self._verify(cmd)
         return b"", SW.INS_NOT_SUPPORTED
 

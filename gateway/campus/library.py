@@ -22,7 +22,7 @@ from typing import Any
 from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hotlist import canonical_id
-from gateway.storage import POSTGRES, Database, now_ms
+from gateway.storage import POSTGRES, Database, now_ms, retried
 from terminal.text import FileError
 from terminal.tomlfile import ANY_KEYS, TomlFile, read_toml
 
@@ -76,6 +76,7 @@ def _own(terminal: Terminal, doc: Mapping[str, Any]) -> None:
         raise Forbidden("wrong_terminal", f"terminal {terminal.terminal_id} acts only as itself")
 
 
+@retried
 def borrow(
     db: Database, terminal: Terminal, doc: Mapping[str, Any], limits: LoanLimits
 ) -> dict[str, Any]:
@@ -151,6 +152,7 @@ def borrow(
     return {"held": held + 1, "limit": limit, "duplicate": False}
 
 
+@retried
 def give_back(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """Close the book's open loan; a return sent again is answered as before."""
     _own(terminal, doc)

@@ -19,7 +19,7 @@ from gateway import hotlist
 from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.hotlist import canonical_id
-from gateway.storage import POSTGRES, Database, now_ms
+from gateway.storage import POSTGRES, Database, now_ms, retried
 from terminal.record import ACCESS_EVENT, RecordError
 
 PERSON_NO = re.compile(r"^[0-9A-Za-z]{1,16}\Z")
@@ -36,6 +36,7 @@ class Person:
     valid_until: date
 
 
+@retried
 def add_person(db: Database, p: Person) -> None:
     if not PERSON_NO.match(p.person_no):
         raise Invalid("bad_person", "person number must be 1-16 letters and digits")
@@ -82,6 +83,7 @@ def _change(cur: Any, dialect: str, serial: str, action: str, person_no: str, ac
     return int(cur.fetchone()[0])
 
 
+@retried
 def bind_card(db: Database, card_serial: str, issuer_id: str, person_no: str) -> int:
     """Bind a card to a person (one card per serial); the allow list's new version."""
     serial, issuer = canonical_id("card_serial", card_serial), canonical_id("issuer_id", issuer_id)
@@ -97,8 +99,10 @@ def bind_card(db: Database, card_serial: str, issuer_id: str, person_no: str) ->
         return _change(cur, db.dialect, serial, ALLOW, person_no, "admin")
 
 
+@retried
 def set_lost(db: Database, card_serial: str, lost: bool, *, reason: str = "") -> int:
-    """Report a card lost (hotlist + deny) or unblock it (unlist + allow)."""
+    """Report a card lost (hotlist + deny) or unblock it (unlist + allow), in one transaction
+    so a run again never finds the card changed and its hotlist change missing."""
     serial = canonical_id("card_serial", card_serial)
     with db.tx() as cur:
         cur.execute(
@@ -115,10 +119,9 @@ def set_lost(db: Database, card_serial: str, lost: bool, *, reason: str = "") ->
             ("lost" if lost else "active", serial),
         )
         version = _change(cur, db.dialect, serial, DENY if lost else ALLOW, person_no, "admin")
-    action = hotlist.ADD if lost else hotlist.REMOVE
-    hotlist.change(
-        db, action, issuer, serial, reason=reason or "campus loss report", actor="campus"
-    )
+        action = hotlist.ADD if lost else hotlist.REMOVE
+        why = reason or "campus loss report"
+        hotlist.change_in(cur, db.dialect, action, issuer, serial, why, "campus")
     return version
 
 
@@ -138,6 +141,7 @@ def access_delta(db: Database, since: int, limit: int) -> tuple[int, list[dict[s
     return latest, rows
 
 
+@retried
 def store_events(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, int]:
     """Store a door's batch of events: each checked, all or nothing, each stored once."""
     events = doc.get("events")

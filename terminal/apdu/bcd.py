@@ -86,3 +86,11 @@ def decode_datetime(data: bytes) -> datetime | None:
         )
     except ValueError:
         raise BcdError(f"{text} is not a date and time") from None
+
+
+def encode_pin(pin: str) -> bytes:
+    """A PIN as packed BCD, F-padded to whole bytes (field practice for PBOC and SSSE cards;
+    the JT/T 978 note that PINs are ASCII is uncertain, reference §2.1)."""
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise ValueError("PIN must be 4 to 12 digits")
+    return bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")

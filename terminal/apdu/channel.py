@@ -11,6 +11,7 @@ from typing import Protocol
 
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedResponse, error_for
+from terminal.apdu.iso import get_response
 from terminal.apdu.response import ResponseAPDU
 from terminal.apdu.status import SW
 
@@ -61,7 +62,7 @@ class Channel:
             return response
         data = bytearray(response.data)
         for _ in range(MAX_GET_RESPONSE):
-            get = CommandAPDU(command.cla & 0x03, 0xC0, 0x00, 0x00, le=response.sw2 or 256)
+            get = get_response(command.cla, response.sw2 or 256)
             response = self._raw(get)
             if response.sw1 == _SW1_WRONG_LE:
                 response = self._raw(get.with_le(response.sw2 or 256))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from terminal.apdu.errors import MalformedApdu
 from terminal.apdu.frozen import quick_init, unchecked_new
@@ -183,3 +185,22 @@ class CommandTemplate:
 
     def __str__(self) -> str:
         return bytes((self.cla, self.ins, self.p1, self.p2)).hex().upper()
+
+
+F = TypeVar("F", bound=Callable[..., CommandAPDU])
+
+
+def template(fn: F) -> F:
+    """A command that depends only on its arguments is built once and reused (a
+    CommandAPDU is immutable): SELECT, READ, GET BALANCE and INITIALIZE at one fare repeat
+    every tap. Unhashable arguments (a bytearray) are built afresh."""
+    cached = functools.lru_cache(maxsize=256)(fn)
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> CommandAPDU:
+        try:
+            return cached(*args, **kwargs)
+        except TypeError:
+            return fn(*args, **kwargs)
+
+    return command  # type: ignore[return-value]

@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS sales (
     card_serial TEXT NOT NULL, day TEXT NOT NULL, meal TEXT NOT NULL, purse TEXT NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL, at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS void_refusals (
+    sale_seq INTEGER PRIMARY KEY REFERENCES sales, code TEXT NOT NULL, reason TEXT NOT NULL
+);
 """
+MAX_VOID_REASON = 300  # characters of a gateway's refusal kept with the sale
 
 
 log = logging.getLogger(__name__)
@@ -173,10 +177,29 @@ class SalesLedger:
         with self._lock, transaction(self._db) as db:
             db.execute("UPDATE sales SET state = ? WHERE sale_seq = ?", (state, seq))
 
+    def void_refused(self, seq: int, code: str, reason: str) -> tuple[str, str]:
+        """The gateway refused the void of unanswered sale ``seq`` for good: the sale is
+        ``void_refused``, kept with the gateway's code and reason for the back office to
+        settle, and not sent again. The code and reason as kept (one line each, bounded)."""
+        code, reason = (" ".join(t.split())[:MAX_VOID_REASON] for t in (code, reason))
+        with self._lock, transaction(self._db) as db:
+            db.execute("UPDATE sales SET state = 'void_refused' WHERE sale_seq = ?", (seq,))
+            db.execute("INSERT OR REPLACE INTO void_refusals VALUES (?, ?, ?)", (seq, code, reason))
+        return code, reason
+
+    def refused_voids(self) -> list[tuple[int, str, str]]:
+        """(sale number, the gateway's code, its reason) of each void refused, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sale_seq, code, reason FROM void_refusals ORDER BY sale_seq"
+            ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
     def spent(self, person: str, day: str, meal: str | None = None) -> int:
-        """What ``person`` paid on ``day`` (in ``meal``); an unanswered sale counts."""
+        """What ``person`` paid on ``day`` (in ``meal``); a sale the gateway may have taken
+        (unanswered, or its void refused) counts."""
         sql = "SELECT COALESCE(SUM(amount), 0) FROM sales WHERE person_no = ? AND day = ?"
-        sql += " AND state IN ('paid', 'unanswered')"
+        sql += " AND state IN ('paid', 'unanswered', 'void_refused')"
         args: tuple[Any, ...] = (person, day)
         if meal is not None:
             sql += " AND meal = ?"
@@ -274,7 +297,9 @@ class Canteen:
         (the customer was refused and paid otherwise): refunded there if it was taken,
         refused there if it arrives later. Each void waits at most ``VOID_WAIT`` seconds;
         while the gateway is away they stay in the ledger for the next chance (a cash sale
-        tries again after ``VOID_BACKOFF``). How many were resolved."""
+        tries again after ``VOID_BACKOFF``). A void the gateway refuses for good (a 4xx
+        about the void, not about the till's token) is recorded refused with its code and
+        reason and not sent again, so it holds no later void. How many were voided."""
         if self.client is None:
             return 0
         done = 0
@@ -282,13 +307,30 @@ class Canteen:
             body = {"terminal_id": self.session.sam.terminal_id_hex, "sale_seq": seq}
             try:
                 self.client.request("POST", VOID_PATH, json=body, timeout=VOID_WAIT)
-            except (GatewayUnavailable, GatewayRefused) as exc:
-                log.warning("canteen: unanswered sale %d not resolved yet: %s", seq, exc)
-                self._voids_after = monotonic() + VOID_BACKOFF
+            except GatewayRefused as exc:
+                if exc.retry_later:
+                    self._hold_voids(seq, exc)
+                    break
+                code, reason = self.ledger.void_refused(seq, exc.code, exc.reason)
+                log.error(
+                    "canteen: the gateway refused the void of sale %d (%d %s): %s; kept in the"
+                    " ledger for the back office, not sent again",
+                    seq,
+                    exc.status,
+                    code,
+                    reason,
+                )
+                continue
+            except GatewayUnavailable as exc:
+                self._hold_voids(seq, exc)
                 break
             self.ledger.close_sale(seq, "voided")
             done += 1
         return done
+
+    def _hold_voids(self, seq: int, exc: Exception) -> None:
+        log.warning("canteen: unanswered sale %d not resolved yet: %s", seq, exc)
+        self._voids_after = monotonic() + VOID_BACKOFF
 
     def _card(self) -> CampusCard:
         try:

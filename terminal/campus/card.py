@@ -19,12 +19,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
+from terminal.apdu import iso
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import CardError, MacMismatch, YikatongError
 from terminal.apdu.flow import Flow, card, sam
 from terminal.crypto.primitives import des_encrypt
 from terminal.epurse import flows
-from terminal.epurse.commands import Ins, read_binary
 from terminal.epurse.layouts import (
     CAMPUS_IDENTITY_LEN,
     CAMPUS_KEY_INDEX,
@@ -40,8 +40,6 @@ KEY_INDEX = CAMPUS_KEY_INDEX
 IdentityFile = CampusIdentityFile
 CHALLENGE_LEN = 8
 KEY_VERSION = 1  # the campus master's version the SAM holds
-INS_INTERNAL_AUTH = 0x88
-INS_SAM_VERIFY = 0x82  # the SAM authenticates the card's answer (as EXTERNAL AUTHENTICATE)
 
 CATEGORIES = {1: "student", 2: "staff", 3: "visitor"}
 
@@ -122,22 +120,24 @@ def verify_auth_cryptogram(key: bytes, challenge: bytes, answer: bytes) -> None:
 # -- commands -------------------------------------------------------------------------------
 def internal_authenticate(challenge: bytes, key_index: int = KEY_INDEX) -> CommandAPDU:
     """INTERNAL AUTHENTICATE (00 88 00 key): the card enciphers the challenge."""
-    return CommandAPDU(0x00, INS_INTERNAL_AUTH, 0x00, key_index, challenge, le=8)
+    return iso.internal_authenticate(challenge, key=key_index, le=8)
 
 
 def sam_challenge() -> CommandAPDU:
     """GET CHALLENGE (00 84) to the SAM: the random the card must encipher."""
-    return CommandAPDU(0x00, Ins.GET_CHALLENGE, 0x00, 0x00, le=CHALLENGE_LEN)
+    return iso.get_challenge(CHALLENGE_LEN)
 
 
 def sam_verify(serial: bytes, issuer_id: bytes, answer: bytes) -> CommandAPDU:
-    """VERIFY CARD (80 82 00 version): the SAM checks the card's answer to its last challenge
-    with the campus key it derives for (serial, issuer); 9000 or 9302."""
-    return CommandAPDU(0x80, INS_SAM_VERIFY, 0x00, KEY_VERSION, serial + issuer_id + answer)
+    """VERIFY CARD (80 82 00 version, the proprietary class of EXTERNAL AUTHENTICATE): the SAM
+    checks the card's answer to its last challenge with the campus key it derives for
+    (serial, issuer); 9000 or 9302."""
+    data = serial + issuer_id + answer
+    return CommandAPDU(0x80, iso.IsoIns.EXTERNAL_AUTHENTICATE, 0x00, KEY_VERSION, data)
 
 
 def read_identity() -> CommandAPDU:
-    return read_binary(SFI_IDENTITY, length=IDENTITY_LEN)
+    return iso.read_binary(SFI_IDENTITY, length=IDENTITY_LEN)
 
 
 # -- the flow -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 ykt clearing serve [--db FILE] [--keys FILE | --demo-keys] [--ec-layouts FILE] [--port 8979]
                    [--qr-skew SECONDS] [--qr-max-validity SECONDS]
+                   [--qr-root-keys FILE] [--qr-issuers FILE]
 ykt clearing settlement --url URL [--day YYYY-MM-DD] [--json]
 """
 
@@ -11,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from terminal.cli.common import add_qr_time_options, qr_time_policy
+from terminal.cli.common import add_qr_time_options, add_qr_trust_options, qr_time_policy, qr_trust
 from terminal.text import arg_int
 from terminal.words import say
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--port", type=arg_int, default=8979)
     s.add_argument("--delay", type=float, default=0.0, help="seconds to hold every post")
     add_qr_time_options(s, same_as="every gateway's value")
+    add_qr_trust_options(s)
     s.set_defaults(handler=serve)
 
     t = csub.add_parser("settlement", help="print the settlement table")
@@ -77,8 +79,14 @@ def serve(args: argparse.Namespace) -> int:
     from simulators.clearing.verify import TacVerifier
 
     layouts = load_ec_layouts(args.ec_layouts) if args.ec_layouts else {}
+    roots, issuers = qr_trust(args)
     verifier = TacVerifier(
-        _keysets(args), _ec_issuers(args), layouts, qr_policy=qr_time_policy(args)
+        _keysets(args),
+        _ec_issuers(args),
+        layouts,
+        qr_roots=roots,
+        qr_issuers=issuers,
+        qr_policy=qr_time_policy(args),
     )
     ledger = Ledger(args.db, verifier)
     print(

@@ -1,5 +1,5 @@
 """Options and helpers shared by subcommands: --reader, --trace, --json, the PSAM options
-(--sam-reader, --terminal-id, --sam-state), gateway tokens, the ride-code times."""
+(--sam-reader, --terminal-id, --sam-state), gateway tokens, the ride-code times and trust."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from terminal.private_files import read_secret_file
-from terminal.qr.checks import QrPolicy
+from terminal.qr.checks import IssuerRule, QrPolicy, RootKey
+from terminal.qr.params import load_issuers, load_root_keys
 from terminal.readers.base import Reader
 from terminal.readers.spec import open_reader
 from terminal.readers.trace import TraceWriter
@@ -202,3 +203,29 @@ def add_qr_time_options(parser: argparse.ArgumentParser, same_as: str) -> None:
 def qr_time_policy(args: argparse.Namespace) -> QrPolicy:
     """The QrPolicy of --qr-skew and --qr-max-validity (every other value the default)."""
     return QrPolicy(future_skew=args.qr_skew, max_validity=args.qr_max_validity)
+
+
+def add_qr_trust_options(parser: argparse.ArgumentParser) -> None:
+    """--qr-root-keys and --qr-issuers: the ride-code parameter files (the root keys a code's
+    chain must verify with, the issuers' signer IDs), the very files the gateway is given on
+    /v1/admin/qr-params and its validators apply."""
+    parser.add_argument(
+        "--qr-root-keys",
+        metavar="FILE",
+        help="ride codes: root keys, one IDX:HEX128[:YYYY-MM-DD] a line (the gateway's "
+        "root_keys file); without it no ride code verifies",
+    )
+    parser.add_argument(
+        "--qr-issuers",
+        metavar="FILE",
+        help="ride codes: issuers, one ISSUER:PLATFORM[:TICKET[:SIGNER_ID]] a line (the "
+        "gateway's issuers file); an issuer not listed signs with the default SM2 ID",
+    )
+
+
+def qr_trust(args: argparse.Namespace) -> tuple[dict[int, RootKey], list[IssuerRule]]:
+    """The root keys and issuer rules of --qr-root-keys and --qr-issuers (none when not
+    given); a bad file is a FileError ``<file>:<line>: <what>``."""
+    roots = load_root_keys(args.qr_root_keys) if args.qr_root_keys else {}
+    issuers = list(load_issuers(args.qr_issuers).values()) if args.qr_issuers else []
+    return roots, issuers

@@ -9,6 +9,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from terminal.apdu.iso import IsoIns
 from terminal.cli.common import add_reader_options, open_card_reader, print_json
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.commands import EmvIns
@@ -245,7 +246,7 @@ def _fen(value: int | None) -> str:
 # what each dynamic signature covers of the terminal's own data: the command carrying it
 ODA_NEEDS = {
     OdaMethod.FDDA: EmvIns.GET_PROCESSING_OPTIONS,
-    OdaMethod.DDA: EmvIns.INTERNAL_AUTHENTICATE,
+    OdaMethod.DDA: IsoIns.INTERNAL_AUTHENTICATE,
     OdaMethod.CDA: EmvIns.GENERATE_AC,
 }
 

@@ -8,8 +8,8 @@ instruction, used here to end personalisation).
 
 from __future__ import annotations
 
+from terminal.apdu import iso
 from terminal.apdu.command import CommandAPDU
-from terminal.epurse.commands import Ins
 
 FID_MF = 0x3F00
 FID_KEY_FILE = 0x0000
@@ -20,7 +20,6 @@ CLA_SECURE = 0x84  # secure messaging: data carries a MAC (and here a cryptogram
 INS_CREATE_FILE = 0xE0
 INS_WRITE_KEY = 0xD4
 INS_ERASE_DF = 0x0E
-INS_EXTERNAL_AUTH = 0x82
 INS_UPDATE_BINARY = 0xD6
 INS_ACTIVATE = 0x44
 P1_ADD_KEY = 0x01
@@ -33,13 +32,13 @@ def sfi_of(fid: int) -> int:
 
 
 def select_mf() -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.SELECT, 0x00, 0x00, FID_MF.to_bytes(2, "big"), le=256)
+    return iso.select_fid(FID_MF, le=256)
 
 
 def external_authenticate(cryptogram: bytes, key_id: int = 0) -> CommandAPDU:
     if len(cryptogram) != 8:
         raise ValueError("external authentication cryptogram must be 8 bytes")
-    return CommandAPDU(0x00, INS_EXTERNAL_AUTH, 0x00, key_id, cryptogram)
+    return iso.external_authenticate(cryptogram, key=key_id)
 
 
 def create_file(fid: int, header: bytes) -> CommandAPDU:

@@ -82,5 +82,5 @@ KeyRecord = cs.Struct(  # clear text inside a WRITE KEY cryptogram (never on the
 
 PinRecord = cs.Struct(  # SET PIN: written in clear after external authentication
     "key_type" / cs.Const(bytes((KeyType.PIN,))),
-    "pin" / cs.GreedyBytes,  # packed BCD, F-padded (terminal.epurse.commands.encode_pin)
+    "pin" / cs.GreedyBytes,  # packed BCD, F-padded (terminal.apdu.bcd.encode_pin)
 )

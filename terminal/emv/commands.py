@@ -10,15 +10,12 @@ from terminal.emv.tags import Tag
 
 
 class EmvIns(IntEnum):
-    """INS bytes of the EMV / PBOC 3.0 commands: named once, for the builders below, the
+    """INS bytes of the EMV / PBOC 3.0 commands beyond ISO 7816-4's (``IsoIns``: SELECT, READ
+    RECORD, INTERNAL and EXTERNAL AUTHENTICATE): named once, for the builders below, the
     simulated EMV card that answers them and the trace replay's loose matching."""
 
-    EXTERNAL_AUTHENTICATE = 0x82
-    INTERNAL_AUTHENTICATE = 0x88
-    SELECT = 0xA4
     GET_PROCESSING_OPTIONS = 0xA8
     GENERATE_AC = 0xAE
-    READ_RECORD = 0xB2
     GET_DATA = 0xCA
     PUT_DATA = 0xDA
 
@@ -29,19 +26,6 @@ class CryptogramType(IntEnum):
     AAC = 0x00
     TC = 0x40
     ARQC = 0x80
-
-
-def select(name: bytes, *, first: bool = True) -> CommandAPDU:
-    """SELECT by DF name; ``first=False`` asks for the next occurrence (partial AIDs)."""
-    return CommandAPDU(0x00, EmvIns.SELECT, 0x04, 0x00 if first else 0x02, name, le=256)
-
-
-def read_record(sfi: int, record: int) -> CommandAPDU:
-    if not 1 <= sfi <= 30:
-        raise ValueError(f"SFI {sfi} out of range 1..30")
-    if not 1 <= record <= 255:
-        raise ValueError(f"record number {record} out of range 1..255")
-    return CommandAPDU(0x00, EmvIns.READ_RECORD, record, (sfi << 3) | 0x04, le=256)
 
 
 def get_processing_options(pdol_data: bytes) -> CommandAPDU:
@@ -64,16 +48,7 @@ def get_data(tag: int) -> CommandAPDU:
     return CommandAPDU(0x80, EmvIns.GET_DATA, raw[0], raw[1], le=256)
 
 
-def internal_authenticate(ddol_data: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, EmvIns.INTERNAL_AUTHENTICATE, 0x00, 0x00, ddol_data, le=256)
-
-
 def generate_ac(kind: CryptogramType, cdol_data: bytes, *, cda: bool = False) -> CommandAPDU:
     return CommandAPDU(
         0x80, EmvIns.GENERATE_AC, int(kind) | (0x10 if cda else 0), 0x00, cdol_data, le=256
     )
-
-
-def external_authenticate(issuer_auth_data: bytes) -> CommandAPDU:
-    """EXTERNAL AUTHENTICATE with tag 91's value (ARPC 8 ‖ ARC 2 for PBOC)."""
-    return CommandAPDU(0x00, EmvIns.EXTERNAL_AUTHENTICATE, 0x00, 0x00, issuer_auth_data)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.bcd import bcd_int, to_bcd
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu, MalformedResponse, RecordNotFound, TlvError
@@ -138,7 +138,7 @@ def read_log(entry: LogEntry, format_tag: int = Tag.LOG_FORMAT) -> Flow[EcLog | 
     records: list[EcLogRecord] = []
     for number in range(1, entry.records + 1):
         try:
-            r = yield card(c.read_record(entry.sfi, number))
+            r = yield card(iso.read_record(entry.sfi, number))
         except RecordNotFound:
             break
         if not any(r.data):

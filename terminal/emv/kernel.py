@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.bcd import from_bcd
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import ConditionsNotSatisfied, MalformedResponse, TlvError
@@ -401,7 +401,7 @@ def ec_load(
         and app.gpo.aip_has(AIP_ISSUER_AUTH)
         and Tag.ISSUER_AUTH_DATA not in _dol_tags(cdol2)
     ):
-        r = yield card(c.external_authenticate(auth.issuer_auth_data), check=False)
+        r = yield card(iso.external_authenticate(auth.issuer_auth_data), check=False)
         issuer_auth_ok = r.ok
     kind = c.CryptogramType.TC if auth.approved and issuer_auth_ok else c.CryptogramType.AAC
     r = yield card(c.generate_ac(kind, build_dol_data(cdol2, online, terminal, app.card)))

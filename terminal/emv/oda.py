@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.errors import MalformedResponse, TlvError
 from terminal.apdu.flow import Flow, card
-from terminal.emv import commands as c
 from terminal.emv.ca_keys import CaKeyStore, CaPublicKey
 from terminal.emv.certificates import (
     FORMAT_SDAD,
@@ -359,7 +358,7 @@ def run_dda(
         return _fail(OdaMethod.DDA, exc)
     ddol = card_data.get(Tag.DDOL) or DEFAULT_DDOL
     ddol_data = build_dol_data(ddol, terminal, card_data)
-    r = yield card(c.internal_authenticate(ddol_data), check=False)
+    r = yield card(iso.internal_authenticate(ddol_data), check=False)
     try:
         if not r.ok:
             raise OdaError(OdaFailure.INTERNAL_AUTHENTICATE_FAILED, f"SW {r.sw:04X}")

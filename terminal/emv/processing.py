@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.errors import MalformedResponse, TlvError
 from terminal.apdu.flow import Flow, card
 from terminal.emv import commands as c
@@ -122,7 +122,7 @@ def read_records(afl: list[AflEntry]) -> Flow[RecordData]:
     static = bytearray()
     for entry in afl:
         for index, number in enumerate(entry.numbers):
-            r = yield card(c.read_record(entry.sfi, number))
+            r = yield card(iso.read_record(entry.sfi, number))
             raw = r.data
             out.records.append((entry.sfi, number, raw))
             try:

@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.errors import CardError, MalformedResponse, RecordNotFound, TlvError
 from terminal.apdu.flow import Flow, card
 from terminal.apdu.response import ResponseAPDU
-from terminal.emv import commands as c
 from terminal.emv.config import KIND_EMV, SupportedAid, TerminalConfig
 from terminal.emv.errors import NoApplication
 from terminal.emv.fci import (
@@ -124,7 +123,7 @@ def candidates_from(
 
 def read_ppse() -> Flow[DirectoryFci | None]:
     """SELECT 2PAY.SYS.DDF01; None when the card has no (usable) PPSE."""
-    r = yield card(c.select(PPSE_NAME), check=False)
+    r = yield card(iso.select_aid(PPSE_NAME), check=False)
     if not r.ok:
         return None
     return DirectoryFci.parse(r.data)
@@ -143,7 +142,7 @@ def read_directory(sfi: int, depth: int = 0) -> Flow[list[DirectoryEntry]]:
     entries: list[DirectoryEntry] = []
     for number in range(1, MAX_DIRECTORY_RECORDS + 1):
         try:
-            r = yield card(c.read_record(sfi, number))
+            r = yield card(iso.read_record(sfi, number))
         except RecordNotFound:
             break
         for entry in entries_in(_parse_record(r, sfi, number)):
@@ -156,7 +155,7 @@ def read_directory(sfi: int, depth: int = 0) -> Flow[list[DirectoryEntry]]:
 
 
 def _read_ddf(name: bytes, depth: int) -> Flow[list[DirectoryEntry]]:
-    r = yield card(c.select(name), check=False)
+    r = yield card(iso.select_aid(name), check=False)
     if not r.ok:
         return []
     fci = DirectoryFci.parse(r.data)
@@ -167,7 +166,7 @@ def _read_ddf(name: bytes, depth: int) -> Flow[list[DirectoryEntry]]:
 
 def read_pse() -> Flow[list[DirectoryEntry] | None]:
     """SELECT 1PAY.SYS.DDF01 and read its directory; None when the card has no PSE."""
-    r = yield card(c.select(PSE_NAME), check=False)
+    r = yield card(iso.select_aid(PSE_NAME), check=False)
     if not r.ok:
         return None
     fci = DirectoryFci.parse(r.data)
@@ -192,7 +191,7 @@ def list_selection(
             continue
         first = True
         for _ in range(MAX_OCCURRENCES):
-            r = yield card(c.select(supported.aid, first=first), check=False)
+            r = yield card(iso.select_aid(supported.aid, first=first), check=False)
             if r.sw not in (0x9000, 0x6283):
                 break
             fci = ApplicationFci.parse(r.data) if r.data else None
@@ -281,7 +280,7 @@ def eligible(
 
 def select_application(candidate: Candidate) -> Flow[ApplicationFci]:
     """SELECT one application by its AID and return its FCI (typed error when refused)."""
-    r = yield card(c.select(candidate.aid))
+    r = yield card(iso.select_aid(candidate.aid))
     return ApplicationFci.parse(r.data)
 
 

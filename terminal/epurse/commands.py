@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, TypeVar
 
-from terminal.apdu.command import CommandAPDU, CommandTemplate
+from terminal.apdu.command import CommandAPDU, CommandTemplate, template
 from terminal.epurse.layouts import CreditData, DebitData, InitializeData
 from terminal.layout import build
 
@@ -26,10 +24,10 @@ SFI_TRIP = 0x1E
 
 
 class Ins(IntEnum):
-    """INS bytes of the card commands (reference §2.1): named once, for the builders below,
-    the simulators that answer them and the tests that tear or answer at one of them."""
+    """INS bytes of the e-purse's own commands (reference §2.1; the ISO 7816-4 ones are
+    ``terminal.apdu.iso.IsoIns``): named once, for the builders below, the simulators that
+    answer them and the tests that tear or answer at one of them."""
 
-    VERIFY = 0x20
     APPLICATION_UNBLOCK = 0x18
     APPLICATION_BLOCK = 0x1E
     INITIALIZE = 0x50
@@ -37,10 +35,6 @@ class Ins(IntEnum):
     DEBIT_FOR_PURCHASE = 0x54
     GET_TRANSACTION_PROVE = 0x5A
     GET_BALANCE = 0x5C
-    GET_CHALLENGE = 0x84
-    SELECT = 0xA4
-    READ_BINARY = 0xB0
-    READ_RECORD = 0xB2
     UPDATE_CAPP_DATA_CACHE = 0xDC
 
 
@@ -89,49 +83,6 @@ PURSE_EP = 0x02
 PURSE_ED = 0x01
 # GET BALANCE with P1 01 (805C010204): the second ("negative") purse some city cards keep
 SECOND_PURSE_P1 = 0x01
-
-
-F = TypeVar("F", bound=Callable[..., CommandAPDU])
-
-
-def template(fn: F) -> F:
-    """A command that depends only on its arguments is built once and reused (a
-    CommandAPDU is immutable): SELECT, READ, GET BALANCE and INITIALIZE at one fare repeat
-    every tap. Unhashable arguments (a bytearray) are built afresh."""
-    cached = functools.lru_cache(maxsize=256)(fn)
-
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> CommandAPDU:
-        try:
-            return cached(*args, **kwargs)
-        except TypeError:
-            return fn(*args, **kwargs)
-
-    return command  # type: ignore[return-value]
-
-
-@template
-def select_aid(aid: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.SELECT, 0x04, 0x00, aid, le=256)
-
-
-@template
-def select_fid(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.SELECT, 0x00, 0x00, fid.to_bytes(2, "big"))
-
-
-@template
-def read_binary(sfi: int, offset: int = 0, length: int = 256) -> CommandAPDU:
-    if not 1 <= sfi <= 30:
-        raise ValueError(f"SFI {sfi} out of range 1..30")
-    return CommandAPDU(0x00, Ins.READ_BINARY, 0x80 | sfi, offset, le=length)
-
-
-@template
-def read_record(sfi: int, record: int, length: int = 256) -> CommandAPDU:
-    if not 1 <= sfi <= 30:
-        raise ValueError(f"SFI {sfi} out of range 1..30")
-    return CommandAPDU(0x00, Ins.READ_RECORD, record, (sfi << 3) | 0x04, le=length)
 
 
 @template
@@ -193,22 +144,6 @@ def get_transaction_prove(txn_type: int, atc: int) -> CommandAPDU:
 
 def update_capp_data_cache(p1: int, p2: int, record: bytes) -> CommandAPDU:
     return CommandAPDU(0x80, Ins.UPDATE_CAPP_DATA_CACHE, p1, p2, record)
-
-
-def encode_pin(pin: str) -> bytes:
-    """A PIN as packed BCD, F-padded to whole bytes (field practice; the JT/T 978 note that
-    PINs are ASCII is uncertain, reference §2.1)."""
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ValueError("PIN must be 4 to 12 digits")
-    return bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")
-
-
-def verify_pin(pin: str) -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.VERIFY, 0x00, 0x00, encode_pin(pin))
-
-
-def get_challenge(length: int = 4) -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.GET_CHALLENGE, 0x00, 0x00, le=length)
 
 
 def application_block(mac: bytes, *, permanent: bool = False) -> CommandAPDU:

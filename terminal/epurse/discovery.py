@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from terminal.apdu import iso
 from terminal.apdu.errors import TransportError, YikatongError
 from terminal.apdu.flow import Flow, card
-from terminal.emv import commands as emv
 from terminal.emv.fci import DirectoryFci
 from terminal.emv.selection import read_directory
 from terminal.epurse import commands as c
@@ -67,7 +67,7 @@ def _known_label(aid: bytes) -> str:
 
 
 def _from_directory() -> Flow[list[Located]]:
-    r = yield card(emv.select(PBOC_DIRECTORY), check=False)
+    r = yield card(iso.select_aid(PBOC_DIRECTORY), check=False)
     if not r.ok:
         return []
     try:
@@ -89,12 +89,12 @@ def locate_epurse() -> Flow[list[Located]]:
     if found:
         return found
     for known in KNOWN_CITY_APPS:
-        r = yield card(c.select_aid(known.name), check=False)
+        r = yield card(iso.select_aid(known.name), check=False)
         if r.ok:
             return [Located(known.name, known.label, RULE_KNOWN)]
-    r = yield card(c.select_fid(c.FID_MF), check=False)
+    r = yield card(iso.select_fid(c.FID_MF), check=False)
     if r.ok:
-        r = yield card(c.select_fid(c.FID_EP), check=False)
+        r = yield card(iso.select_fid(c.FID_EP), check=False)
         if r.ok:
             return [Located(MF_EP_PATH, "PBOC ED/EP (DF 1001)", RULE_MF)]
     return []

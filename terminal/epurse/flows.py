@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.channel import check
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import (
@@ -90,7 +90,7 @@ class Selected:
 
 def select_application(aid: bytes = c.AID_TUNION_EP, *, fid: int | None = None) -> Flow[Selected]:
     """``select`` that also keeps what the FCI says the application is."""
-    r = yield card(c.select_fid(fid) if fid is not None else c.select_aid(aid))
+    r = yield card(iso.select_fid(fid) if fid is not None else iso.select_aid(aid))
     public = df_name = None
     label = ""
     if r.data:
@@ -145,7 +145,7 @@ def read_log(sfi: int = c.SFI_TXN_LOG, records: int = LOG_RECORDS) -> Flow[list[
     entries: list[LogEntry] = []
     for number in range(1, records + 1):
         try:
-            r = yield card(c.read_record(sfi, number))
+            r = yield card(iso.read_record(sfi, number))
         except (RecordNotFound, FileNotFound):
             break
         entry = LogEntry.parse(r.data)
@@ -190,7 +190,7 @@ def read_records(
     items: list[T] = []
     for number in range(1, limit + 1):
         try:
-            command = c.read_record(sfi, number)
+            command = iso.read_record(sfi, number)
             r = yield card(command, check=False)
             if r.sw in END_OF_RECORDS:
                 return Records(items, absent=not items and r.sw == SW.FILE_NOT_FOUND)
@@ -211,10 +211,10 @@ def read_records(
 def read_file(sfi: int, spec_length: int) -> Flow[tuple[CommandAPDU, ResponseAPDU]]:
     """READ BINARY with Le 00, so the card answers with its file's own length; a card that
     refuses Le 00 (6700) is asked again for the specification's length."""
-    command = c.read_binary(sfi)
+    command = iso.read_binary(sfi)
     r = yield card(command, check=False)
     if r.sw == SW.WRONG_LENGTH:
-        command = c.read_binary(sfi, length=spec_length)
+        command = iso.read_binary(sfi, length=spec_length)
         r = yield card(command, check=False)
     return command, r
 
@@ -474,7 +474,7 @@ def prepare_load(
     if amount <= 0:
         raise ValueError("a load amount must be a positive number of fen")
     if pin is not None:
-        yield card(c.verify_pin(pin))
+        yield card(iso.verify_pin(pin))
     r = yield card(c.initialize_for_load(key_index, amount, terminal_id))
     init = parse(InitLoadResponse, r.data, "INITIALIZE FOR LOAD response")
     return LoadRequest(

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from terminal.apdu import tlv
-from terminal.apdu.bcd import to_bcd
+from terminal.apdu import iso, tlv
+from terminal.apdu.bcd import encode_pin, to_bcd
 from terminal.apdu.errors import TlvError, WrongPin, YikatongError
 from terminal.apdu.flow import Flow, card
 from terminal.cos import commands as cc
@@ -169,7 +169,7 @@ class PersoPlan:
         if not 0 < self.max_balance <= 0xFFFFFFFF or not 0 <= self.overdraft_limit <= 0xFFFFFF:
             raise PersoError("purse limits out of range")
         try:
-            c.encode_pin(self.pin)
+            encode_pin(self.pin)
         except ValueError as exc:
             raise PersoError(str(exc)) from None
 
@@ -258,7 +258,7 @@ def probe() -> Flow[CardProbe]:
 
 def authenticate(host: PersoHost, chip_id: bytes) -> Flow[None]:
     """GET CHALLENGE, the host's cryptogram, EXTERNAL AUTHENTICATE with the transport key."""
-    r = yield card(c.get_challenge(8))
+    r = yield card(iso.get_challenge(8))
     cryptogram = host.transport_cryptogram(chip_id, r.data)
     try:
         yield card(cc.external_authenticate(cryptogram))
@@ -278,18 +278,18 @@ def personalise(
     if erase_first:
         yield card(cc.erase_df())
     yield card(cc.create_file(c.FID_EP, build(DfHeader, name=c.AID_TUNION_EP)))
-    yield card(c.select_fid(c.FID_EP))
+    yield card(iso.select_fid(c.FID_EP))
     for fid, header in EP_FILES:
         yield card(cc.create_file(fid, header))
     yield card(cc.create_file(cc.FID_EP_PURSE, plan.purse_header()))
     for key_type in KEY_NAMES:
         index = plan.index_of(key_type)
-        r = yield card(c.get_challenge(4))
+        r = yield card(iso.get_challenge(4))
         request = KeyLoadRequest(plan.issuer_id, plan.serial, chip_id, key_type, index, r.data)
         yield card(cc.write_key(index, host.protected_key(request)))
     if plan.campus_identity:
         yield from _campus(plan, host, chip_id)
-    yield card(cc.set_pin(build(PinRecord, pin=c.encode_pin(plan.pin))))
+    yield card(cc.set_pin(build(PinRecord, pin=encode_pin(plan.pin))))
     yield card(cc.update_binary(c.SFI_PUBLIC_INFO, plan.public_info()))
     yield card(cc.update_binary(c.SFI_CARDHOLDER, plan.holder()))
     yield card(cc.update_binary(c.SFI_MANAGEMENT, plan.management()))
@@ -300,7 +300,7 @@ def _campus(plan: PersoPlan, host: PersoHost, chip_id: bytes) -> Flow[None]:
     """The campus application: its identity file and its internal authentication key."""
     size = len(plan.campus_identity)
     yield card(cc.create_file(SFI_CAMPUS_IDENTITY, build(BinaryHeader, size=size)))
-    r = yield card(c.get_challenge(4))
+    r = yield card(iso.get_challenge(4))
     request = KeyLoadRequest(
         plan.issuer_id, plan.serial, chip_id, KeyType.INTERNAL, CAMPUS_KEY_INDEX, r.data
     )

@@ -17,7 +17,8 @@ from typing import Any
 
 from terminal.apdu import tlv
 from terminal.apdu.errors import TlvError
-from terminal.epurse.commands import PURSE_EP, get_balance, read_binary, read_record, select_aid
+from terminal.apdu.iso import read_binary, read_record, select_aid
+from terminal.epurse.commands import PURSE_EP, get_balance
 from terminal.readers.trace import Trace, TraceFormatError, parse_trace
 
 FORMAT_TRACE = "yikatong trace"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import MalformedApdu
+from terminal.apdu.iso import IsoIns
 from terminal.apdu.status import SW
 from terminal.emv.commands import EmvIns
 from terminal.readers.importers import FORMAT_TRACE, import_file
@@ -22,7 +23,7 @@ NOT_SUPPORTED = SW.INS_NOT_SUPPORTED.to_bytes(2, "big")
 LOOSE_INS = {
     EmvIns.GET_PROCESSING_OPTIONS: "GET PROCESSING OPTIONS",
     EmvIns.GENERATE_AC: "GENERATE AC",
-    EmvIns.INTERNAL_AUTHENTICATE: "INTERNAL AUTHENTICATE",
+    IsoIns.INTERNAL_AUTHENTICATE: "INTERNAL AUTHENTICATE",
 }
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from terminal.apdu.errors import TransportError, YikatongError
 from terminal.apdu.flow import Flow, card
+from terminal.apdu.iso import select_fid
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, KIND_SSSE, SupportedAid, TerminalConfig
 from terminal.emv.read import EmvApplicationReport, read_application
@@ -29,7 +30,7 @@ from terminal.emv.selection import (
     list_selection,
 )
 from terminal.epurse import flows as epurse
-from terminal.epurse.commands import FID_EP, FID_MF, select_fid
+from terminal.epurse.commands import FID_EP, FID_MF
 from terminal.epurse.discovery import RULE_MF, Located, locate_epurse
 from terminal.epurse.model import CardSnapshot
 from terminal.ssse.flows import SsseReport, read_ssse

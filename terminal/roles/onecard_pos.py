@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from terminal.apdu import iso
 from terminal.apdu.errors import (
     CardError,
     InsufficientBalance,
@@ -24,7 +25,6 @@ from terminal.apdu.errors import (
 )
 from terminal.apdu.flow import Flow, card
 from terminal.apdu.status import SW
-from terminal.emv import commands as emv_commands
 from terminal.emv.ca_keys import CaKeyStore
 from terminal.emv.config import KIND_EMV, KIND_EPURSE, TerminalConfig, Transaction
 from terminal.emv.dol import build_dol_data
@@ -152,7 +152,7 @@ def read_log_head(entry: LogEntry | None) -> Flow[str | None]:
     keeps no log or will not show it): with the ATC, the card's state before GPO."""
     if entry is None:
         return None
-    r = yield card(emv_commands.read_record(entry.sfi, 1), check=False)
+    r = yield card(iso.read_record(entry.sfi, 1), check=False)
     if r.ok:
         return r.data.hex().upper()
     return "" if r.sw == SW.RECORD_NOT_FOUND else None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from terminal.apdu import iso
 from terminal.apdu.errors import MalformedResponse, RecordNotFound
 from terminal.apdu.flow import Flow, card
 from terminal.epurse import commands as c
@@ -66,20 +67,20 @@ def read_trip_state(rules: FareRules, *, recent: int = RECENT_TRIPS) -> Flow[Car
     """Card kind (0x17 or 0x16), the metro record 2701, and the newest 0x1E records."""
     kind = 0
     interoperable = True
-    r = yield card(c.read_binary(c.SFI_MANAGEMENT, length=60), check=False)
+    r = yield card(iso.read_binary(c.SFI_MANAGEMENT, length=60), check=False)
     if r.ok:
         m = Management.parse(r.data)
         interoperable = m.interoperable
         kind = m.card_kind
     if rules.concession_source == "holder":
-        r = yield card(c.read_binary(c.SFI_CARDHOLDER, length=55), check=False)
+        r = yield card(iso.read_binary(c.SFI_CARDHOLDER, length=55), check=False)
         kind = Cardholder.parse(r.data).card_type if r.ok else 0
-    r = yield card(c.read_record(c.SFI_CAPP_VARIABLE, METRO_RECORD_NO), check=False)
+    r = yield card(iso.read_record(c.SFI_CAPP_VARIABLE, METRO_RECORD_NO), check=False)
     metro, raw = _metro_state(r.data) if r.ok else (MetroState(METRO_NONE, "", None, 0), None)
     trips: list[RecentTrip] = []
     for n in range(1, recent + 1):
         try:
-            r = yield card(c.read_record(c.SFI_TRIP, n))
+            r = yield card(iso.read_record(c.SFI_TRIP, n))
         except RecordNotFound:
             break
         if not any(r.data):

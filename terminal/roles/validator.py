@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from terminal.apdu import iso
 from terminal.apdu.errors import (
     ApplicationBlocked,
     ApplicationLocked,
@@ -398,7 +399,7 @@ class Validator:
 def block_application(info: CardInfo, key_version: int, *, permanent: bool = False) -> Flow[None]:
     """APPLICATION BLOCK with a MAC from the PSAM: challenge from the card, DES INIT on the
     maintenance key with serial ‖ issuer id, CIPHER DATA over IV ‖ padded header."""
-    challenge = (yield card(c.get_challenge())).data
+    challenge = (yield card(iso.get_challenge(4))).data
     yield sam(
         samc.init_for_descrypt(KEY_USAGE_MAINTENANCE, key_version, info.serial + info.issuer_id)
     )

@@ -7,7 +7,9 @@ being charged, SIGTERM finishes the sale in progress. The sale itself is the can
 debit path (uploaded in the background like a POS's purchases), the allowance purse at the
 gateway by the till's sale number. An allowance sale whose answer was lost is voided at the
 gateway before the next sale and, while the till is idle, every ``hotlist.sync_interval``;
-each void waits at most ``VOID_WAIT`` and a gateway that is away holds no cash sale up.
+each void waits at most ``VOID_WAIT`` and a gateway that is away holds no cash sale up. A
+void the gateway refuses for good is kept with its code and reason (``/health``
+``voids_refused``, and an error line in the log) and holds no later void.
 """
 
 from __future__ import annotations
@@ -123,3 +125,21 @@ class TillService(CounterService):
         ("approved", "ykt_sales_approved_total"),
         ("refused", "ykt_sales_refused_total"),
     )
+
+    def more_health(self) -> dict[str, object]:
+        """The allowance voids still to send, and those the gateway refused for good (each
+        with its code and reason: the back office settles them, the till sends them no more)."""
+        ledger = self.role.ledger
+        refused = [
+            {"sale_seq": seq, "error": code, "reason": reason}
+            for seq, code, reason in ledger.refused_voids()
+        ]
+        return {"voids_waiting": len(ledger.unanswered()), "voids_refused": refused}
+
+    def more_metrics(self, health: dict[str, object]) -> dict[str, object]:
+        refused = health["voids_refused"]
+        assert isinstance(refused, list)
+        return {
+            "ykt_till_voids_waiting": health["voids_waiting"],
+            "ykt_till_voids_refused": len(refused),
+        }

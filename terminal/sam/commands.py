@@ -6,7 +6,6 @@ from datetime import datetime
 from enum import IntEnum
 
 from terminal.apdu.command import CommandAPDU, CommandTemplate
-from terminal.epurse.commands import Ins
 from terminal.layout import build
 from terminal.sam.layouts import Mac1Request
 
@@ -21,15 +20,13 @@ APP_INFO_LEN = 25
 
 
 class SamIns(IntEnum):
-    """INS bytes of the PSAM commands (reference §4): named once, for the builders below, the
-    simulator that answers them and the tests that tear or answer at one of them."""
+    """INS bytes of the PSAM's own commands (reference §4; SELECT, READ BINARY, GET CHALLENGE
+    and the campus card check are ISO 7816-4's, ``IsoIns``): named once, for the builders
+    below, the simulator that answers them and the tests that tear or answer at one of them."""
 
     INIT_FOR_DESCRYPT = 0x1A
     INIT_SAM_FOR_PURCHASE = 0x70
     CREDIT_SAM_FOR_PURCHASE = 0x72
-    GET_CHALLENGE = Ins.GET_CHALLENGE  # the ISO 7816-4 ones are the card's (one place)
-    SELECT = Ins.SELECT
-    READ_BINARY = Ins.READ_BINARY
     CIPHER_DATA = 0xFA
 
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from terminal.apdu.errors import MalformedResponse
 from terminal.apdu.flow import Flow, sam
-from terminal.epurse.commands import read_binary, select_aid, select_fid
+from terminal.apdu.iso import read_binary, select_aid, select_fid
 from terminal.layout import parse
 from terminal.sam import commands as c
 from terminal.sam.layouts import Mac1Response, SamAppInfo

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import SecurityStatusNotSatisfied
 from terminal.apdu.flow import Flow, card
-from terminal.epurse.commands import Ins
+from terminal.apdu.iso import SelectBy, read_record, select_aid, select_fid, verify_pin
 from terminal.ssse.records import (
     BASIC_INFO_RECORDS,
     DF_SSSE,
@@ -25,27 +24,6 @@ from terminal.ssse.records import (
 )
 
 
-def select_ssse() -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.SELECT, 0x04, 0x00, DF_SSSE)
-
-
-def select_ef(fid: int) -> CommandAPDU:
-    return CommandAPDU(0x00, Ins.SELECT, 0x02, 0x00, fid.to_bytes(2, "big"))
-
-
-def read_record(number: int) -> CommandAPDU:
-    """READ RECORD of the current EF (P2 = 04)."""
-    return CommandAPDU(0x00, Ins.READ_RECORD, number, 0x04, le=256)
-
-
-def verify_pin(pin: str) -> CommandAPDU:
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ValueError("PIN must be 4 to 12 digits")
-    return CommandAPDU(
-        0x00, Ins.VERIFY, 0x00, 0x00, bytes.fromhex(pin if len(pin) % 2 == 0 else pin + "F")
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SsseReport:
     basic: BasicInfo
@@ -56,17 +34,17 @@ class SsseReport:
 def _read_file(specs: tuple[RecordSpec, ...]) -> Flow[dict[int, bytes]]:
     values: dict[int, bytes] = {}
     for spec in specs:
-        r = yield card(read_record(spec.number))
+        r = yield card(read_record(0, spec.number))  # the current EF
         values[spec.tag] = decode_record(spec, r.data)
     return values
 
 
 def read_ssse(pin: str | None = None) -> Flow[SsseReport]:
     """Select the SSSE and read the basic and (if allowed) holder information."""
-    yield card(select_ssse())
-    yield card(select_ef(FID_BASIC_INFO))
+    yield card(select_aid(DF_SSSE, le=None))
+    yield card(select_fid(FID_BASIC_INFO, by=SelectBy.CHILD_EF))
     basic = BasicInfo.from_values((yield from _read_file(BASIC_INFO_RECORDS)))
-    yield card(select_ef(FID_HOLDER_INFO))
+    yield card(select_fid(FID_HOLDER_INFO, by=SelectBy.CHILD_EF))
     try:
         values = yield from _read_file(HOLDER_INFO_RECORDS)
     except SecurityStatusNotSatisfied:

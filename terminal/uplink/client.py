@@ -27,6 +27,13 @@ class GatewayRefused(YikatongError):
         self.code = code
         self.reason = reason
 
+    @property
+    def retry_later(self) -> bool:
+        """The refusal is of who asked (no valid token, a token of another role) or of the
+        moment (too many requests, a concurrent request won), not of the request itself: the
+        same request may pass later. Any other 4xx refuses the request for good."""
+        return self.status in (401, 408, 429) or self.code in ("wrong_role", "concurrent_update")
+
 
 class GatewayClient:
     """One terminal's authenticated connection to the gateway."""

@@ -40,7 +40,7 @@ CONTENT_REFUSALS = (400, 409, 413, 422)
 
 def refuses_content(exc: GatewayRefused) -> bool:
     """The gateway refused what was sent (not who sent it, and not a race worth retrying)."""
-    return exc.status in CONTENT_REFUSALS and exc.code != "concurrent_update"
+    return exc.status in CONTENT_REFUSALS and not exc.retry_later
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -404,6 +405,66 @@ def test_a_lost_allowance_answer_never_charges_twice(
     with gateway.db.tx() as cur:
         cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
         assert cur.fetchall() == [(1, 1_200)]
+
+
+class RefusesOneVoid(httpx.BaseTransport):
+    """A broken or hostile gateway (or a proxy before it) that refuses the void of sale 1 with
+    a 4xx, and loses the spends' answers while ``lose`` is set; the rest reaches the gateway."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lose = True
+        self.voids_of_sale_1 = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        void = request.url.path == "/v1/campus/allowance/void"
+        if void and json.loads(request.read())["sale_seq"] == 1:
+            self.voids_of_sale_1 += 1
+            refusal = {"error": "unknown_sale", "reason": "no sale 1\nof this till"}
+            return httpx.Response(404, json=refusal)
+        response = self.inner.handle_request(request)
+        if self.lose and request.url.path == "/v1/campus/allowance/spend":
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_a_void_the_gateway_refuses_is_kept_refused_and_holds_no_later_void(
+    gateway: GatewayServer, tmp_path: Path
+) -> None:
+    """Two allowance sales lose their answers (the gateway took both). The gateway refuses
+    sale 1's void (404: it says it knows no such sale): the till records it refused with the
+    code and reason, never sends it again, and sale 2's void still goes out and refunds; the
+    1,200 sale 1 took stays at the gateway and in the till's ledger for the back office."""
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    token = gateway.register(CANTEEN_ID, "campus", role="pos")
+    till = Till(tmp_path, FrozenClock(datetime(2026, 11, 30, 12, 0)), gateway.url, token)
+    hostile = RefusesOneVoid()
+    till.canteen.client = GatewayClient(gateway.url, token, transport=hostile)
+    for amount in (1_200, 700):
+        with pytest.raises(CanteenRefused, match="did not answer"):
+            till.sell(card, amount, "allowance")
+    assert allowance_of(gateway.url, "S1") == 1_100  # both taken, neither answered
+    hostile.lose = False
+    assert till.sell(card, 300, "allowance").balance_after == 1_500  # sale 2 refunded first
+    assert till.sell(card, 200, "allowance").balance_after == 1_300
+    states = [till.canteen.ledger.state(seq) for seq in (1, 2, 3, 4)]
+    assert states == ["void_refused", "voided", "paid", "paid"]
+    assert hostile.voids_of_sale_1 == 1  # refused for good: not sent at every sale
+    assert till.canteen.ledger.refused_voids() == [(1, "unknown_sale", "no sale 1 of this till")]
+    health = TillService(till.device, lambda _: None).health()
+    assert health["voids_waiting"] == 0
+    assert health["voids_refused"] == [
+        {"sale_seq": 1, "error": "unknown_sale", "reason": "no sale 1 of this till"}
+    ]
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
+        assert [tuple(r) for r in cur.fetchall()] == [(2, 700)]
+        cur.execute("SELECT sale_seq, amount FROM campus_allowance_spends ORDER BY sale_seq")
+        assert [tuple(r) for r in cur.fetchall()] == [(1, 1_200), (2, 700), (3, 300), (4, 200)]
+    assert (allowance_of(gateway.url, "S1"), card.balance) == (1_300, 5_000)
 
 
 def test_a_spend_that_arrives_after_its_void_is_refused(

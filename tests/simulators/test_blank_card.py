@@ -8,7 +8,7 @@ from datetime import datetime
 from simulators.blank_card import KIND, SoftBlankCard
 from simulators.epurse_card import SoftEPurseCard
 from simulators.files import load_device
-from terminal.apdu import tlv
+from terminal.apdu import iso, tlv
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.response import ResponseAPDU
 from terminal.apdu.status import SW
@@ -35,7 +35,7 @@ def send(card: SoftBlankCard, command: CommandAPDU) -> ResponseAPDU:
 
 
 def authenticate(card: SoftBlankCard) -> None:
-    challenge = send(card, c.get_challenge(8)).data
+    challenge = send(card, iso.get_challenge(8)).data
     r = send(card, cc.external_authenticate(HSM.transport_cryptogram(card.chip_id, challenge)))
     assert r.sw == SW.OK
 
@@ -43,12 +43,12 @@ def authenticate(card: SoftBlankCard) -> None:
 def into_adf_with_key_file(card: SoftBlankCard) -> None:
     authenticate(card)
     assert send(card, cc.create_file(c.FID_EP, b"\x38" + c.AID_TUNION_EP)).ok
-    assert send(card, c.select_fid(c.FID_EP)).ok
+    assert send(card, iso.select_fid(c.FID_EP)).ok
     assert send(card, cc.create_file(cc.FID_KEY_FILE, b"\x3f")).ok
 
 
 def protected_key(card: SoftBlankCard, key_type: KeyType = KeyType.PURCHASE) -> bytes:
-    challenge = send(card, c.get_challenge(4)).data
+    challenge = send(card, iso.get_challenge(4)).data
     request = KeyLoadRequest(SHANGHAI, plan().serial, card.chip_id, key_type, 1, challenge)
     return HSM.protected_key(request)
 
@@ -58,7 +58,7 @@ def test_a_blank_card_reports_its_life_cycle_and_chip_and_refuses_ep_commands() 
     fcp = tlv.parse_one(send(card, cc.select_mf()).data, 0x62)
     assert fcp.find(0x8A).value == bytes((LifeCycle.CREATION,))  # type: ignore[union-attr]
     assert fcp.find(0x85).value == card.chip_id  # type: ignore[union-attr]
-    assert send(card, c.select_aid(c.AID_TUNION_EP)).sw == SW.FILE_NOT_FOUND
+    assert send(card, iso.select_aid(c.AID_TUNION_EP)).sw == SW.FILE_NOT_FOUND
     assert send(card, c.get_balance()).sw == SW.CONDITIONS
 
 
@@ -66,7 +66,7 @@ def test_creation_needs_the_transport_key_and_wrong_cryptograms_count_down() -> 
     card = new_blank()
     create_df = cc.create_file(c.FID_EP, b"\x38" + c.AID_TUNION_EP)
     assert send(card, create_df).sw == SW.SECURITY_STATUS
-    send(card, c.get_challenge(8))
+    send(card, iso.get_challenge(8))
     assert send(card, cc.external_authenticate(bytes(8))).sw == 0x63CE
     assert card.state.auth_tries == 14
     assert send(card, cc.external_authenticate(bytes(8))).sw == SW.CONDITIONS  # no challenge
@@ -88,7 +88,7 @@ def test_keys_only_travel_protected_and_a_cryptogram_cannot_be_replayed() -> Non
     assert "purchase" not in card.state.keys
     data = protected_key(card)
     assert send(card, cc.write_key(1, data)).ok
-    send(card, c.get_challenge(4))  # a new challenge: the old MAC no longer fits
+    send(card, iso.get_challenge(4))  # a new challenge: the old MAC no longer fits
     assert send(card, cc.write_key(1, data)).sw == SW.MAC_ERROR
     assert send(card, cc.write_key(2, protected_key(card))).sw == SW.MAC_ERROR  # wrong P2
 
@@ -108,7 +108,7 @@ def test_activation_refuses_an_incomplete_card_and_erase_starts_over() -> None:
     into_adf_with_key_file(card)
     assert send(card, cc.activate()).sw == SW.CONDITIONS
     assert not card.activated and card.life_cycle == LifeCycle.INITIALISATION
-    assert send(card, c.select_aid(c.AID_TUNION_EP)).sw == SW.SELECTED_FILE_INVALIDATED
+    assert send(card, iso.select_aid(c.AID_TUNION_EP)).sw == SW.SELECTED_FILE_INVALIDATED
     assert send(card, cc.erase_df()).sw == SW.CONDITIONS  # only from the MF
     send(card, cc.select_mf())
     assert send(card, cc.erase_df()).ok
@@ -140,7 +140,7 @@ def test_after_activation_creation_commands_are_refused() -> None:
     s = desk_session(card, clock)
     s.run(perso.personalise(plan(), HSM, card.chip_id))
     card.reset()
-    assert send(card, c.select_aid(c.AID_TUNION_EP)).ok
+    assert send(card, iso.select_aid(c.AID_TUNION_EP)).ok
     assert send(card, cc.create_file(0x0019, build(BinaryHeader, size=30))).sw != SW.OK
     assert send(card, cc.erase_df()).sw != SW.OK
     assert send(card, cc.activate()).sw != SW.OK

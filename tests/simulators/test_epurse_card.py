@@ -8,6 +8,7 @@ from gateway.hsm import HostSecurityModule
 from simulators.epurse_card import PROVE_SAME, SoftEPurseCard
 from simulators.files import load_device
 from simulators.profiles import CardProfile, demo_keyset, issue_card
+from terminal.apdu import iso
 from terminal.apdu.command import CommandAPDU
 from terminal.apdu.errors import (
     ApplicationBlocked,
@@ -61,7 +62,7 @@ def test_prove_returns_mac_and_tac_of_last_debit(session: TerminalSession, card)
 
 def block_flow(info, sam_info, *, permanent: bool = False, tamper: bool = False):  # type: ignore[no-untyped-def]
     """GET CHALLENGE on the card, MAC from the PSAM (DES INIT + CIPHER DATA), APPLICATION BLOCK."""
-    challenge = (yield card_step(c.get_challenge())).data
+    challenge = (yield card_step(iso.get_challenge(4))).data
     yield sam_step(samc.init_for_descrypt(0x45, 1, info.serial + info.issuer_id))
     header = c.application_block_header(permanent=permanent)
     padded = header + b"\x80" + bytes(2)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from terminal.apdu import iso
 from terminal.apdu.errors import MalformedResponse, YikatongError
 from terminal.apdu.flow import Flow, card
 from terminal.epurse import commands as c
@@ -72,7 +73,7 @@ def ascii8(text: str) -> bytes:
 
 def read_mode_record(record_no: int) -> Flow[Any | None]:
     """The mode's 0x1A record, or None when absent or not in this layout."""
-    r = yield card(c.read_record(c.SFI_CAPP_VARIABLE, record_no), check=False)
+    r = yield card(iso.read_record(c.SFI_CAPP_VARIABLE, record_no), check=False)
     if not r.ok:
         return None
     try:

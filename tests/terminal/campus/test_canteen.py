@@ -9,10 +9,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from simulators.campus import campus_card
-from terminal.campus.canteen import VOID_WAIT, CanteenRefused
+from terminal.campus.canteen import VOID_PATH, VOID_WAIT, CanteenRefused
 from terminal.uplink import GatewayClient
 from tests.campus_kit import CANTEEN_ID, Till, allowance_of, credit, enrol
 from tests.conftest import FrozenClock
@@ -102,3 +103,52 @@ def test_a_stopped_gateway_holds_no_cash_sale_up_and_the_void_waits_in_the_ledge
         cur.execute("SELECT sale_seq, refunded FROM campus_allowance_voids")
         assert [tuple(r) for r in cur.fetchall()] == [(1, 0)]
     assert (allowance_of(gateway.url, "S1"), card.balance) == (2_500, 4_700)
+
+
+class AnswersVoids(httpx.BaseTransport):
+    """A gateway (or a proxy before it) answering every void with ``status`` and ``code``
+    without passing it on; the spends reach the gateway, their answers lost while ``lose``."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.status, self.code, self.lose = status, code, True
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == VOID_PATH:
+            return httpx.Response(self.status, json={"error": self.code, "reason": "not now"})
+        response = self.inner.handle_request(request)
+        if self.lose:
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (503, "unavailable"),
+        (401, "unauthenticated"),
+        (403, "wrong_role"),
+        (409, "concurrent_update"),
+    ],
+)
+def test_a_void_not_answered_for_good_stays_queued(
+    till: Till, gateway: GatewayServer, status: int, code: str
+) -> None:
+    """A 5xx, or a refusal of who asks (the till's token or role) or of the moment, is not the
+    gateway's word on the void: the sale stays unanswered, to be voided at the next chance,
+    and is not recorded refused."""
+    card = campus_card(1, "S1", balance=5_000)
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    good = till.canteen.client
+    answers = AnswersVoids(status, code)
+    till.canteen.client = GatewayClient(gateway.url, "token", transport=answers)
+    with pytest.raises(CanteenRefused, match="did not answer"):
+        till.sell(card, 1_000, "allowance")  # taken by the gateway, the answer lost
+    answers.lose = False
+    assert till.canteen.resolve_unanswered() == 0
+    assert (till.canteen.ledger.unanswered(), till.canteen.ledger.refused_voids()) == ([1], [])
+    till.canteen.client = good
+    assert till.sell(card, 500, "allowance").balance_after == 2_500  # voided first: refunded
+    assert (till.canteen.ledger.state(1), allowance_of(gateway.url, "S1")) == ("voided", 2_500)

@@ -10,6 +10,7 @@ import pytest
 from gateway.hsm import HostSecurityModule, LocalLoadHost
 from simulators.blank_card import SoftBlankCard
 from simulators.profiles import CardProfile, demo_keyset, issue_card
+from terminal.apdu import iso
 from terminal.apdu.errors import MacMismatch, WrongPin
 from terminal.apdu.flow import card
 from terminal.cos import commands as cc
@@ -138,9 +139,9 @@ def test_a_cryptogram_is_bound_to_its_chip(clock: FrozenClock) -> None:
     s = desk_session(other, clock)
     s.run(perso.authenticate(hsm, other.chip_id))
     s.run(_one(cc.create_file(c.FID_EP, build(DfHeader, name=c.AID_TUNION_EP))))
-    s.run(_one(c.select_fid(c.FID_EP)))
+    s.run(_one(iso.select_fid(c.FID_EP)))
     s.run(_one(cc.create_file(cc.FID_KEY_FILE, build(KeyFileHeader))))
-    challenge = s.run(_one(c.get_challenge(4))).data
+    challenge = s.run(_one(iso.get_challenge(4))).data
     stolen = KeyLoadRequest(SHANGHAI, plan().serial, mine.chip_id, KeyType.PURCHASE, 1, challenge)
     with pytest.raises(MacMismatch):
         s.run(_one(cc.write_key(1, hsm.protected_key(stolen))))
