@@ -13,7 +13,8 @@ Stamps per request (each worker appends one JSON line per request to ``--out``):
   run     the route hands its work to the thread pool
   parse0/1, store0/1  parse_batch and store_batch in the thread
   tx0/1/2 checking a connection out / the last statement done / the commit done
-  ack0/1  the ack encoded; sent: the response body handed to the server
+  ack0/1  the ack encoded (main: in the loop, after the hop back; now: in the thread);
+          sent: the response body handed to the server
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def install(out: Path) -> None:
 
     _wrap_sync(ingest, "parse_batch", "parse0", "parse1")
     _wrap_sync(ingest, "store_batch", "store0", "store1")
-    _wrap_sync(route, "json_response", "ack0", "ack1")
+    _wrap_sync(route, "ack_json", "ack0", "ack1")
     _wrap_sync(auth, "authenticate", "gate_thread0", "gate_thread1")
 
     gate = deps.gate
@@ -157,9 +158,9 @@ PHASES = (
     ("  connection checkout", "tx0", "tx_in"),
     ("  statements", "tx_in", "tx1"),
     ("  commit", "tx1", "tx2"),
-    ("thread done to ack encode", "store1", "ack0"),
+    ("store done to ack encode", "store1", "ack0"),
     ("ack encode", "ack0", "ack1"),
-    ("ack encoded to body sent", "ack1", "sent"),
+    ("ack encoded to body sent (hop back, write)", "ack1", "sent"),
     ("request in the gateway (start to sent)", "start", "sent"),
 )
 
