@@ -26,3 +26,10 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
         except ProcessLookupError:  # the thread ended meanwhile
             continue
+
+
+def current(pid: int | str = "self") -> int:
+    """The CPU ``pid`` last ran on (field 39 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(b")") + 2 :].split()[36])

@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from terminal.apdu.errors import TransportError
+from terminal.apdu.errors import TransportError, YikatongError
 from terminal.journal.journal import Journal, JournalError
 from terminal.readers.base import Reader
 from terminal.readers.scanner import Scan, ScanError
@@ -61,6 +63,51 @@ class TapGc:
         gc.collect(1)
 
 
+PRIORITIES = ("normal", "high", "realtime")
+HIGH_NICE = -10  # "high": ahead of every normal process on the CPU at each wake-up
+REALTIME = 10  # "realtime": SCHED_FIFO priority, above every normal process, below the kernel's
+
+
+class PlacementRefused(YikatongError):
+    """The tap loop could not be given the CPU or priority its configuration asks for."""
+
+
+@dataclass(frozen=True)
+class TapPlacement:
+    """Where and how urgently the tap loop's thread runs ([runtime] tap_cpu, tap_priority).
+    A tap waits for the disk three times; each time it wakes, a process that shares its CPU
+    can hold it for a whole time slice (several ms), which is what made taps slow under a CPU
+    hog (docs/scaling.md, "The tap path"). Its own CPU or a priority above normal removes
+    that wait."""
+
+    cpu: int | None = None
+    priority: str = "normal"
+
+    def apply(self) -> None:
+        """Pin and prioritise the calling thread (the tap loop's); threads it starts later
+        inherit both. Refused loudly: a validator configured for it must not run without."""
+        try:
+            if self.cpu is not None:
+                allowed = os.sched_getaffinity(0)
+                if self.cpu not in allowed:
+                    raise PlacementRefused(
+                        f"[runtime] tap_cpu = {self.cpu}: this process may use CPUs "
+                        f"{', '.join(map(str, sorted(allowed)))} only"
+                    )
+                os.sched_setaffinity(0, {self.cpu})
+            if self.priority == "high":
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HIGH_NICE)
+            elif self.priority == "realtime":
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME))
+        except PermissionError:
+            raise PlacementRefused(
+                f"[runtime] tap_priority = {self.priority!r} needs CAP_SYS_NICE (systemd: "
+                "AmbientCapabilities=CAP_SYS_NICE, or Nice=/CPUSchedulingPolicy= in the unit)"
+            ) from None
+        except OSError as exc:
+            raise PlacementRefused(f"[runtime] could not be applied ({exc.strerror})") from None
+
+
 class JournalWatch:
     """Idle-time checks of a journal: its file identity every time, its integrity every
     ``every`` seconds; ``check`` raises the JournalError that takes a device out of service."""
@@ -89,8 +136,10 @@ class TapLoop:
         poll: float = 0.5,
         removal_timeout: float = 10.0,
         verify_every: float = 10.0,
+        placement: TapPlacement | None = None,
     ):
         self.validator = validator
+        self.placement = placement or TapPlacement()
         self.reader = reader
         self.on_result = on_result
         self.poll = poll
@@ -113,6 +162,7 @@ class TapLoop:
     def run(self, max_taps: int | None = None) -> int:
         """Serve taps until stopped, out of service (``fault``) or ``max_taps`` are done;
         returns the number served."""
+        self.placement.apply()
         if not self.gc.frozen:
             self.gc.start()
         while not self.stop_event.is_set() and (max_taps is None or self.taps < max_taps):

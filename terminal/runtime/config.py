@@ -16,6 +16,7 @@ from typing import Any
 from terminal.fares import DEMO_FARES, Mode
 from terminal.qr.params import POLICY_NUMBERS, QrSettings
 from terminal.readers.scanner import DATA, FRAMINGS, ScannerSettings
+from terminal.roles.loop import PRIORITIES, TapPlacement
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
@@ -50,6 +51,7 @@ SCHEMA: dict[str, Any] = {
         "flush_timeout": None,
     },
     "status": {"port": None},
+    "runtime": {"tap_cpu": None, "tap_priority": None},
     "ride": {"meter": None, "driver": None, "vehicle": None, "destination": None},
     "qr": {
         "root_keys": None,
@@ -158,6 +160,7 @@ class TerminalConfig:
     qr: QrSettings | None = None  # bus validator: ride codes accepted ([qr] section)
     qr_scanner: ScannerSettings | None = None  # [qr] scanner: a serial QR scanner module
     qr_images: str | None = None  # [qr] images: a folder a camera drops code snapshots in
+    tap: TapPlacement = field(default_factory=TapPlacement)  # validators: [runtime]
     source: str = "command line"  # the file this came from, for messages
 
     @property
@@ -377,6 +380,8 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
             raise f.error(("desk",), "a desk needs [desk] registry (its book of cards)")
         if "cards" not in data.get("desk", {}):
             config.desk_cards = str(base / "cards")
+    if "runtime" in data:
+        config.tap = _tap_placement(f, data["runtime"], role)
     if "qr" in data:
         config.qr = _qr_settings(f, data["qr"], role)
         config.qr_scanner, config.qr_images = _qr_inputs(f, data["qr"])
@@ -389,6 +394,17 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
+
+
+def _tap_placement(f: _ConfigFile, table: dict[str, Any], role: str) -> TapPlacement:
+    """``[runtime]``: the tap loop's CPU and priority (validator roles: the tap path)."""
+    if role not in VALIDATOR_ROLES:
+        raise f.error(("runtime",), f"[runtime] is for validators (the tap loop), not a {role}")
+    cpu = f.number(("runtime", "tap_cpu"), whole=True) if "tap_cpu" in table else None
+    priority = "normal"
+    if "tap_priority" in table:
+        priority = f.choice(table["tap_priority"], ("runtime", "tap_priority"), PRIORITIES)
+    return TapPlacement(cpu=cpu, priority=priority)
 
 
 def _qr_settings(f: _ConfigFile, table: dict[str, Any], role: str) -> QrSettings:

@@ -62,6 +62,7 @@ class Service:
             self._result,
             poll=0.2,
             verify_every=terminal.config.journal_check,
+            placement=terminal.config.tap,
         )
         self.status: StatusServer | None = None
         self.terminal_id = terminal.session.sam.terminal_id_hex  # read once, on this thread

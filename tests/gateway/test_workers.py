@@ -134,18 +134,23 @@ def connections_by_worker(parent: int, port: int) -> dict[int, int]:
 
 def test_connections_made_at_once_are_spread_over_the_workers(tmp_path):
     """Two validators connecting together used to land both on the worker woken first (one
-    GIL then parsed both batches); each worker now holds its share."""
+    GIL then parsed both batches); each worker now holds its share. A worker not scheduled
+    within the balance's short wait is taken over (by design), so on a loaded machine a round
+    may come out uneven: most rounds must be even (before the fix none was)."""
     port = free_port()
     gw = gateway(f"sqlite:///{tmp_path / 'gw.db'}", port, tmp_path)
+    even = []
     try:
-        for n in (2, 2, 2, 4, 4):
+        for n in (2, 2, 2, 4, 4, 2, 4):
             conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(n)]
             for c in conns:
                 c.connect()
             for c in conns:
                 c.request("GET", "/health")
                 assert c.getresponse().read()
-            assert sorted(connections_by_worker(gw.proc.pid, port).values()) == [n // 2] * 2
+            held = connections_by_worker(gw.proc.pid, port)
+            assert sum(held.values()) == n
+            even.append(sorted(held.values()) == [n // 2] * 2)
             for c in conns:
                 c.close()
             deadline = time.monotonic() + 5
@@ -154,3 +159,4 @@ def test_connections_made_at_once_are_spread_over_the_workers(tmp_path):
                 time.sleep(0.02)
     finally:
         gw.stop()
+    assert sum(even) >= 5, f"rounds spread evenly: {even}"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from terminal.roles.loop import TapPlacement
 from terminal.runtime.config import load_config
 from terminal.text import FileError
 
@@ -50,6 +51,9 @@ def test_paths_are_relative_to_the_file_and_defaults_fill_the_rest(tmp_path: Pat
         ("[ride]\nmetre = 5\n", 6, "unknown key 'metre' in section [ride]"),
         ('[desk]\nissuer_id = "0290"\n', 6, "desk.issuer_id must be 8 bytes"),
         ("[desk]\nreplacement_wait_days = -1\n", 6, "must be a whole number >= 0"),
+        ("[runtime]\ntap_cpu = -1\n", 6, "runtime.tap_cpu must be a whole number >= 0"),
+        ('[runtime]\ntap_priority = "max"\n', 6, "runtime.tap_priority must be 'normal' or"),
+        ("[runtime]\ntap_core = 1\n", 6, "unknown key 'tap_core' in section [runtime]"),
     ],
 )
 def test_bad_values_are_refused_at_their_line(
@@ -59,6 +63,19 @@ def test_bad_values_are_refused_at_their_line(
     with pytest.raises(FileError) as err:
         load_config(path)
     assert str(err.value).startswith(f"{path}:{line}: ") and what in str(err.value)
+
+
+def test_a_validator_reads_its_tap_placement_and_other_roles_are_refused_one(
+    tmp_path: Path,
+) -> None:
+    runtime = '[runtime]\ntap_cpu = 1\ntap_priority = "realtime"\n'
+    path = write(tmp_path, f'[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n{runtime}')
+    assert load_config(path).tap == TapPlacement(cpu=1, priority="realtime")
+    plain = write(tmp_path, '[terminal]\nrole = "bus"\n[journal]\npath = "j.db"\n')
+    assert load_config(plain).tap == TapPlacement(cpu=None, priority="normal")
+    kiosk = write(tmp_path, f'[terminal]\nrole = "kiosk"\n[journal]\npath = "j.db"\n{runtime}')
+    with pytest.raises(FileError, match=r"\[runtime\] is for validators .*not a kiosk"):
+        load_config(kiosk)
 
 
 ROOT = Path(__file__).resolve().parents[3]
