@@ -335,7 +335,8 @@ def ingest(
     unless it is the caller. Every record is checked first: one malformed record refuses
     the whole request and nothing is stored. Then the records are stored in one
     transaction; one that breaks the numbering rules (gateway/numbers.py) is a conflict
-    with its code and reason. Every lost or replaced card is put on the gateway's hotlist.
+    with its code and reason. Every lost or replaced card is put on the gateway's hotlist
+    in that transaction.
     """
     numbers.check_desk(desk_id, book_of)
     if not isinstance(records, list):
@@ -347,14 +348,13 @@ def ingest(
         answers = _store_all(db, desk_id, docs)
     except RACED:  # a concurrent push for the same person or number committed first:
         answers = _store_all(db, desk_id, docs)  # now the rules see it and answer
-    for number in dict.fromkeys(doc["card_number"] for doc in docs):
-        ensure_hotlisted(db, number, actor=f"desk {desk_id}")
     return answers
 
 
 @retried
 def _store_all(db: Database, desk_id: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every record in one transaction, an answer each."""
+    """Every record in one transaction, an answer each; each lost or replaced card goes on
+    the hotlist in the same transaction."""
     answers = []
     now = now_ms()
     with db.tx() as cur:
@@ -370,6 +370,8 @@ def _store_all(db: Database, desk_id: str, docs: list[dict[str, Any]]) -> list[d
             if reason:
                 answer["reason"] = reason
             answers.append(answer)
+        for number in dict.fromkeys(doc["card_number"] for doc in docs):
+            _hotlist_in(cur, db.dialect, number, f"desk {desk_id}")
     return answers
 
 
@@ -383,29 +385,30 @@ def desk_cursor(db: Database, desk_id: str) -> int:
 
 
 # -- loss and hotlist -----------------------------------------------------------------------
-def ensure_hotlisted(db: Database, card_number: str, *, actor: str = "") -> int | None:
-    """Put a lost or replaced card on the gateway's hotlist (once) and record the version
-    on the card; the version, or None for a card that is not lost."""
-    card = get_card(db, card_number)
+def _hotlist_in(cur: Cursor, dialect: str, card_number: str, actor: str) -> int | None:
+    """Put a lost or replaced card on the gateway's hotlist (once) and record the version on
+    the card, inside the caller's transaction so the loss and the hotlist entry commit
+    together (a lost card off the hotlist keeps paying at validators); the version, or None
+    for a card that is not lost."""
+    card = _get(cur, card_number)
     if card is None or card.state not in (CardState.LOST, CardState.REPLACED):
         return None
     if card.hotlist_version is not None:
         return card.hotlist_version
-    version = hotlist.change(
-        db, hotlist.ADD, card.issuer_id, card.serial, reason=f"挂失 {card_number}", actor=actor
+    reason = f"挂失 {card_number}"
+    version = hotlist.change_in(
+        cur, dialect, hotlist.ADD, card.issuer_id, card.serial, reason, actor
     )
-    with db.tx() as cur:
-        if version is None:  # listed already (an earlier attempt, or by an operator)
-            cur.execute(
-                "SELECT version FROM hotlist WHERE issuer_id = ? AND card_serial = ?",
-                (card.issuer_id, card.serial),
-            )
-            version = int(cur.fetchone()[0])
+    if version is None:  # listed already (by an operator, or for another book)
         cur.execute(
-            "UPDATE cards SET hotlist_version = ? WHERE card_number = ?"
-            " AND hotlist_version IS NULL",
-            (version, card_number),
+            "SELECT version FROM hotlist WHERE issuer_id = ? AND card_serial = ?",
+            (card.issuer_id, card.serial),
         )
+        version = int(cur.fetchone()[0])
+    cur.execute(
+        "UPDATE cards SET hotlist_version = ? WHERE card_number = ? AND hotlist_version IS NULL",
+        (version, card_number),
+    )
     return version
 
 
@@ -425,11 +428,12 @@ def _holders_card(cur: Cursor, card_number: str, id_number: str) -> BookCard:
     return card
 
 
+@retried
 def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> BookCard:
     """挂失: the holder (proved by the ID number on the card's record) reports the card lost.
 
     Idempotent: reporting a lost card again changes nothing. The card goes on the hotlist
-    at once; terminals refuse it after their next hotlist sync.
+    in the same transaction; terminals refuse it after their next hotlist sync.
     """
     with db.tx() as cur:
         card = _holders_card(cur, card_number, id_number)
@@ -442,18 +446,19 @@ def report_loss(db: Database, card_number: str, id_number: str, *, via: str) -> 
                 (now_ms(), via, now_ms(), card_number),
             )
             numbers.ended(cur, card_number)
-    ensure_hotlisted(db, card_number, actor=via)
-    out = get_card(db, card_number)
+        _hotlist_in(cur, db.dialect, card_number, via)
+        out = _get(cur, card_number)
     assert out is not None
     return out
 
 
+@retried
 def unblock(db: Database, card_number: str, id_number: str, *, actor: str, note: str) -> BookCard:
     """解挂: the holder (the ID number on the card's record) found a card reported lost at the
-    gateway; the book has it active again and it leaves the hotlist. The hotlist change is
-    the trail entry (who, when, ``解挂 <card>: <note>``). A loss the desk recorded is lifted
-    at the desk (its book is the authority); a replaced card, or one whose holder has a
-    new card claimed meanwhile, never comes back."""
+    gateway; the book has it active again and it leaves the hotlist, in one transaction. The
+    hotlist change is the trail entry (who, when, ``解挂 <card>: <note>``). A loss the desk
+    recorded is lifted at the desk (its book is the authority); a replaced card, or one
+    whose holder has a new card claimed meanwhile, never comes back."""
     with db.tx() as cur:
         card = _holders_card(cur, card_number, id_number)
         card_number = card.card_number
@@ -482,11 +487,11 @@ def unblock(db: Database, card_number: str, id_number: str, *, actor: str, note:
             (now_ms(), card_number),
         )
         cur.execute("UPDATE card_claims SET live = 1 WHERE card_number = ?", (card_number,))
-    hotlist.change(
-        db, hotlist.REMOVE, card.issuer_id, card.serial,
-        reason=f"解挂 {card_number}: {note}"[:200], actor=actor,
-    )  # fmt: skip
-    out = get_card(db, card_number)
+        reason = f"解挂 {card_number}: {note}"[:200]
+        hotlist.change_in(
+            cur, db.dialect, hotlist.REMOVE, card.issuer_id, card.serial, reason, actor
+        )
+        out = _get(cur, card_number)
     assert out is not None
     return out
 

@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from gateway.hotlist import listed as hotlist_listed
 from gateway.subsidy.holder import HolderRules
 from simulators.emv_profiles import resident_card
 from terminal.emv.ca_keys import CaKeyStore
@@ -25,7 +27,7 @@ from terminal.roles.onecard_pos import OneCardPos, PaymentRule
 from terminal.roles.pos import CardRefused
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayRefused
-from tests.gateway_fixtures import GatewayServer, start_gateway
+from tests.gateway_fixtures import GatewayServer, fail_once, rows_written, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
     PEOPLE,
@@ -147,5 +149,106 @@ def test_a_stolen_card_without_the_holders_digits_picks_up_nothing(guarded, cloc
         assert got.paid_fen == 20_000 and card.balance == 20_000
         assert line()["status"] == "paid" and guarded.count("loads") == 1
         assert guarded.count("subsidy_pickup_guard") == 0  # a right answer clears the count
+    finally:
+        centre.close()
+
+
+# -- a loss report that fails half way ---------------------------------------------------------
+def _book_facts(gw: GatewayServer, card_number: str) -> tuple[bool, int | None, set[str]]:
+    """(lost in the book, the hotlist version on the card, the serials listed now)."""
+    with gw.db.tx() as cur:
+        cur.execute(
+            "SELECT lost_at, hotlist_version FROM cards WHERE card_number = ?", (card_number,)
+        )
+        lost_at, version = cur.fetchone()
+    return lost_at is not None, version, {serial for _, serial in hotlist_listed(gw.db)}
+
+
+def _report(gw: GatewayServer, token: str, record: Any, id_number: str) -> httpx.Response:
+    body = {"card_number": record.card_number, "id_number": id_number}
+    return httpx.post(
+        gw.url + "/v1/cards/loss", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_loss_report_rolled_back_at_its_hotlist_step_lands_whole(gateway, clock) -> None:  # type: ignore[no-untyped-def]
+    """The hotlist step (recording the card's hotlist version) fails once with a
+    serialization failure after the card was marked lost: the report runs again whole, the
+    kiosk gets its answer, and the card is never lost without its hotlist entry."""
+    centre = Centre(gateway, clock)
+    try:
+        (zhang,) = centre.issue(PEOPLE[:1])
+        token = gateway.register(KIOSK_A, "card-centre", role="kiosk")
+        fail_once(gateway.db, "cards", at_row=2)
+        r = _report(gateway, token, zhang, PEOPLE[0][1])
+        assert r.status_code == 200, r.text
+        assert rows_written(gateway.db) == 4  # the failed try's two rows, then the re-run's
+        lost, version, listed = _book_facts(gateway, zhang.card_number)
+        assert (lost, listed) == (True, {zhang.serial.hex().upper()})
+        with gateway.db.tx() as cur:  # the one change (the failed try's version is skipped)
+            cur.execute("SELECT version, action FROM hotlist_changes")
+            assert cur.fetchall() == [(version, "add")]
+        assert version == r.json()["hotlist_version"]
+    finally:
+        centre.close()
+
+
+def _hotlist_step_dies(gw: GatewayServer, dies: bool = True) -> None:
+    """The hotlist step cannot run (as if the process died before it), or runs again."""
+    names = ("hotlist_changes", "hotlist_changes_away")
+    old, new = names if dies else names[::-1]
+    with gw.db.tx() as cur:
+        cur.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+def test_a_loss_report_whose_hotlist_step_dies_changes_nothing_and_runs_again(  # type: ignore[no-untyped-def]
+    gateway, clock
+) -> None:
+    """挂失 whose hotlist step never runs: the card is not lost without its hotlist entry
+    (it would keep paying at validators); the kiosk's second try lands the whole report."""
+    centre = Centre(gateway, clock)
+    try:
+        (zhang,) = centre.issue(PEOPLE[:1])
+        token = gateway.register(KIOSK_A, "card-centre", role="kiosk")
+        _hotlist_step_dies(gateway)
+        failed = _report(gateway, token, zhang, PEOPLE[0][1])
+        assert failed.status_code == 500
+        assert _book_facts(gateway, zhang.card_number) == (False, None, set())
+        _hotlist_step_dies(gateway, dies=False)
+        again = _report(gateway, token, zhang, PEOPLE[0][1])
+        assert again.status_code == 200, again.text
+        assert again.json()["state"] == "lost"
+        serial = zhang.serial.hex().upper()
+        assert _book_facts(gateway, zhang.card_number) == (True, 1, {serial})
+        assert gateway.count("hotlist_changes") == 1
+    finally:
+        centre.close()
+
+
+def test_an_unblock_whose_hotlist_step_dies_keeps_the_card_lost_and_runs_again(  # type: ignore[no-untyped-def]
+    gateway, clock
+) -> None:
+    """解挂 whose hotlist step never runs: the card stays lost and listed instead of active
+    but still refused everywhere, and the operator's second try is not refused as
+    ``not_lost`` by the first one's half."""
+    centre = Centre(gateway, clock)
+    try:
+        (zhang,) = centre.issue(PEOPLE[:1])
+        token = gateway.register(KIOSK_A, "card-centre", role="kiosk")
+        assert _report(gateway, token, zhang, PEOPLE[0][1]).status_code == 200
+        serial = zhang.serial.hex().upper()
+        _hotlist_step_dies(gateway)
+        path = f"/v1/admin/cards/{zhang.card_number}/unblock"
+        body = {"actor": "clerk 7", "id_number": PEOPLE[0][1], "note": "found it"}
+        failed = admin(gateway, "POST", path, json=body)
+        assert failed.status_code == 500
+        _hotlist_step_dies(gateway, dies=False)
+        assert _book_facts(gateway, zhang.card_number) == (True, 1, {serial})
+        again = admin(gateway, "POST", path, json=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["state"] == "active"
+        assert _book_facts(gateway, zhang.card_number) == (False, None, set())
+        assert gateway.count("hotlist_changes") == 2
     finally:
         centre.close()
