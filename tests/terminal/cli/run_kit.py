@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,6 +68,38 @@ class Device:
             return self.proc.wait(30)
         finally:
             self.out.close()
+
+    def stop_among(
+        self,
+        send: Callable[[int], tuple[int, dict[str, Any]]],
+        stopping: str,
+        what: str,
+        **want: int,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """SIGTERM among back-to-back requests: ``send(n)`` (n = 0, 1, ...) from a thread until
+        one is refused or the port closes, the signal once /health shows ``want``. The device
+        exits 0 and every refusal is the 503 ``stopping``; the answers, in order."""
+        answers: list[tuple[int, dict[str, Any]]] = []
+
+        def sender() -> None:
+            try:
+                while True:
+                    answers.append(send(len(answers)))
+                    if answers[-1][0] != 200:
+                        return
+            except httpx.HTTPError:  # the server stopped listening
+                return
+
+        thread = threading.Thread(target=sender)
+        thread.start()
+        self.wait_until(what, **want)
+        assert self.signal(signal.SIGTERM) == 0
+        thread.join(30)
+        assert not thread.is_alive()
+        for status, doc in answers:
+            if status != 200:
+                assert (status, doc["refused"]) == (503, stopping)
+        return answers
 
 
 def _toml(value: object) -> str:

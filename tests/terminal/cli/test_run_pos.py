@@ -99,29 +99,16 @@ def test_a_pos_service_survives_sigterm_sigkill_and_a_gateway_outage_exactly_onc
         device = Device(config, status_port)
         device.wait_until("started", sales=0)
         _sales(device, [1_250, 300, 4_999, 1], approved)
-        answers: list[tuple[int, dict[str, Any]]] = []
-
-        def cash_register() -> None:
-            try:
-                while True:
-                    answers.append(_sale(device, {"amount_fen": 77}))
-                    if answers[-1][0] != 200:
-                        return
-            except httpx.HTTPError:  # the server stopped listening
-                return
-
-        sender = threading.Thread(target=cash_register)
-        sender.start()
-        device.wait_until("back-to-back sales", sales=len(approved) + 5)
-        assert device.signal(signal.SIGTERM) == 0
-        sender.join(30)
-        assert not sender.is_alive()
+        answers = device.stop_among(
+            lambda n: _sale(device, {"amount_fen": 77}),
+            "the POS is stopping",
+            "back-to-back sales",
+            sales=len(approved) + 5,
+        )
         for status, doc in answers:
             if status == 200:
                 assert doc["ok"] and doc["state"] == SETTLED
                 approved.append(doc)
-            else:
-                assert (status, doc["refused"]) == (503, "the POS is stopping")
         first = journal_rows(tmp_path / "journal.db")
         assert len(first) == len(approved) and gateway_rows(tmp_path) == first
 
