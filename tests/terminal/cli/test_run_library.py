@@ -14,10 +14,19 @@ from typing import Any
 import httpx
 
 from simulators.campus import campus_card
+from terminal.private_files import write_private
 from tests.campus_kit import enrol
 from tests.gateway_fixtures import GatewayServer
 from tests.servers import free_port
-from tests.terminal.cli.run_kit import Device, gateway_section
+from tests.terminal.cli.run_kit import (
+    SIM_READERS,
+    Device,
+    gateway_section,
+    hotlist_section,
+    section,
+    status_section,
+    write_config,
+)
 
 TERMINAL_ID = "310000000401"
 PEOPLE = ("S1", "S2")  # cards 1 and 2 are enrolled; card 3 (S3) is not
@@ -29,39 +38,23 @@ def _config(tmp: Path, gateway: GatewayServer, status_port: int, token: str = ""
         if not (tmp / f"card{i}.json").exists():
             campus_card(i, f"S{i}").save(tmp / f"card{i}.json")
     if token:
-        (tmp / "terminal.token").write_text(token + "\n")
-        (tmp / "terminal.token").chmod(0o600)
+        write_private(tmp / "terminal.token", token + "\n")
     port = int(gateway.url.rsplit(":", 1)[1])
-    path = tmp / "library.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "library"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINAL_ID}"
-sam_state = "psam.json"
-cards = ["card1.json", "card2.json", "card3.json"]
-
-[journal]
-path = "library.db"
-
-[hotlist]
-path = "hotlist.db"
-sync_interval = 1.0
-
-{gateway_section(port)}
-[status]
-port = {status_port}
-
-[library]
-rules = "limits.toml"
-""",
-        encoding="utf-8",
+    path = write_config(
+        tmp / "library.toml",
+        section("terminal", role="library"),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINAL_ID,
+            sam_state="psam.json",
+            cards=["card1.json", "card2.json", "card3.json"],
+        ),
+        section("journal", path="library.db"),
+        hotlist_section(),
+        gateway_section(port),
+        status_section(status_port),
+        section("library", rules="limits.toml"),
     )
     return path
 

@@ -19,10 +19,21 @@ import httpx
 from simulators.campus import campus_card
 from simulators.files import load_device
 from terminal.journal import SETTLED, Journal
+from terminal.private_files import write_private
 from tests.campus_kit import allowance_of, credit, enrol
 from tests.gateway_fixtures import GatewayServer
 from tests.servers import free_port
-from tests.terminal.cli.run_kit import Device, gateway_section, journal_rows
+from tests.terminal.cli.run_kit import (
+    SIM_READERS,
+    Device,
+    gateway_section,
+    hotlist_section,
+    journal_rows,
+    journal_section,
+    section,
+    status_section,
+    write_config,
+)
 
 TERMINAL_ID = "310000000301"
 CARDS = 3
@@ -45,43 +56,22 @@ def _config(tmp: Path, gateway_url: str | None, status_port: int, token: str = "
         if not (tmp / f"card{i}.json").exists():
             campus_card(i, f"S{i}", balance=CASH).save(tmp / f"card{i}.json")
     if token:
-        (tmp / "terminal.token").write_text(token + "\n")
-        (tmp / "terminal.token").chmod(0o600)
-    cards = ", ".join(f'"card{i}.json"' for i in range(1, CARDS + 1))
-    port = gateway_url.rsplit(":", 1)[1] if gateway_url else None
-    path = tmp / "till.toml"
-    path.write_text(
-        f"""\
-[terminal]
-role = "till"
-clock = "2026-11-30T12:00:00"
-
-[readers]
-card = "sim"
-sam = "sim"
-
-[sim]
-terminal_id = "{TERMINAL_ID}"
-sam_state = "psam.json"
-cards = [{cards}]
-
-[journal]
-path = "journal.db"
-check_interval = 1.0
-
-[hotlist]
-path = "hotlist.db"
-sync_interval = 1.0
-
-{gateway_section(int(port)) if port else ""}
-[status]
-port = {status_port}
-
-[till]
-rules = "canteen.toml"
-merchant = "East canteen"
-""",
-        encoding="utf-8",
+        write_private(tmp / "terminal.token", token + "\n")
+    path = write_config(
+        tmp / "till.toml",
+        section("terminal", role="till", clock="2026-11-30T12:00:00"),
+        SIM_READERS,
+        section(
+            "sim",
+            terminal_id=TERMINAL_ID,
+            sam_state="psam.json",
+            cards=[f"card{i}.json" for i in range(1, CARDS + 1)],
+        ),
+        journal_section(),
+        hotlist_section(),
+        gateway_section(int(gateway_url.rsplit(":", 1)[1])) if gateway_url else "",
+        status_section(status_port),
+        section("till", rules="canteen.toml", merchant="East canteen"),
     )
     return path
 
