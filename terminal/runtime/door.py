@@ -24,7 +24,6 @@ from terminal.apdu.errors import TransportError
 from terminal.campus.door import Decision, sync_access, upload_events
 from terminal.runtime.assembly import DoorDevice, StartRefused
 from terminal.runtime.status import StatusServer
-from terminal.uplink import GatewayRefused, GatewayUnavailable
 from terminal.uplink.hotlist import HotlistSync
 from terminal.words import door_line, door_words
 
@@ -41,18 +40,12 @@ class DoorSync(HotlistSync):
         self.terminal_id = device.door.session.sam.terminal_id_hex
         self.uploaded = 0
 
-    def sync_once(self) -> bool:
+    name = "door"
+
+    def round(self) -> None:
         door = self.device.door
-        try:
-            sync_access(self.client, door.access, door.hotlist)
-            self.uploaded += upload_events(self.client, door.journal, self.terminal_id)
-        except (GatewayUnavailable, GatewayRefused) as exc:
-            self.last_error = str(exc)
-            log.warning("door sync: %s", exc)
-            return False
-        self.last_sync = datetime.now()
-        self.last_error = ""
-        return True
+        sync_access(self.client, door.access, door.hotlist)
+        self.uploaded += upload_events(self.client, door.journal, self.terminal_id)
 
     def flush(self, timeout: float) -> int:
         """Send what waits until acknowledged or ``timeout`` seconds passed; events left."""

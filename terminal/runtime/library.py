@@ -12,11 +12,9 @@ its hotlist and allow list are synced in the background every ``hotlist.sync_int
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from terminal.campus.door import sync_access
@@ -27,11 +25,8 @@ from terminal.roles.session import TerminalSession
 from terminal.runtime.assembly import LibraryDevice, SimDevices, assemble_library
 from terminal.runtime.config import TerminalConfig
 from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
-from terminal.uplink import GatewayRefused, GatewayUnavailable
 from terminal.uplink.hotlist import HotlistSync
 from terminal.words import say
-
-log = logging.getLogger(__name__)
 
 MAX_BOOK = 64  # characters: the gateway checks the book number's form, this only its size
 
@@ -44,16 +39,10 @@ class LibrarySync(HotlistSync):
         super().__init__(desk.client, desk.hotlist, device.config.hotlist_sync)
         self.desk = desk
 
-    def sync_once(self) -> bool:
-        try:
-            sync_access(self.client, self.desk.access, self.desk.hotlist)
-        except (GatewayUnavailable, GatewayRefused) as exc:
-            self.last_error = str(exc)
-            log.warning("library sync: %s", exc)
-            return False
-        self.last_sync = datetime.now()
-        self.last_error = ""
-        return True
+    name = "library"
+
+    def round(self) -> None:
+        sync_access(self.client, self.desk.access, self.desk.hotlist)
 
 
 @dataclass

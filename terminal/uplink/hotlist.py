@@ -71,20 +71,26 @@ class HotlistSync:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    name = "hotlist"  # what the log's warnings say was synced
+
     def sync_once(self) -> bool:
-        """One sync (the hotlist, then each of ``also``); whether the hotlist reached the
+        """One sync (each of ``also``, then ``round``); whether the round reached the
         gateway."""
         for sync in self.also:
             sync()
         try:
-            sync_local_hotlist(self.client, self.hotlist)
+            self.round()
         except (GatewayUnavailable, GatewayRefused) as exc:
             self.last_error = str(exc)
-            log.warning("hotlist sync: %s", exc)
+            log.warning("%s sync: %s", self.name, exc)
             return False
         self.last_sync = datetime.now()
         self.last_error = ""
         return True
+
+    def round(self) -> None:
+        """One round at the gateway: the hotlist (a device with more lists adds them)."""
+        sync_local_hotlist(self.client, self.hotlist)
 
     def start(self) -> HotlistSync:
         self.sync_once()
