@@ -149,7 +149,7 @@ def cpu_load() -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
-        os.sched_setaffinity(0, saved)
+        cpus.pin(os.getpid(), saved)  # every thread, as pinned above
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         with contextlib.suppress(PermissionError):
             os.setpriority(os.PRIO_PROCESS, 0, 0)
