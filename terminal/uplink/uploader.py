@@ -163,12 +163,13 @@ class Uplink:
             self.stats.last_error = str(exc)
             log.error("gateway refused batch of %d rows from %s: %s", len(rows), terminal_id, exc)
             raise
-        acked, conflicted = [], []
-        for item in ack.get("acks", ()):
-            seq = item.get(seq_name)
-            if seq in by_seq and item.get("status") in ("stored", "duplicate"):
+        acked, conflicted, stored = [], [], []
+        for seq, status in self._acks(ack, self.batch_id(rows), terminal_id, seq_name).items():
+            if seq in by_seq and status in ("stored", "duplicate"):
                 acked.append(by_seq[seq])
-            elif seq in by_seq and item.get("status") == "conflict":
+                if status == "stored":
+                    stored.append(seq)
+            elif seq in by_seq and status == "conflict":
                 conflicted.append(by_seq[seq])
         if len(acked) + len(conflicted) != len(rows):
             self.failures += 1
@@ -182,11 +183,35 @@ class Uplink:
             if row.upload_seq in conflicted:
                 self._park_conflict(row)
         self.failures = 0
-        counts = ack.get("counts", {})
         self.stats.batches += 1
-        self.stats.stored += counts.get("stored", 0)
-        self.stats.duplicates += counts.get("duplicate", 0)
+        self.stats.stored += len(stored)
+        self.stats.duplicates += len(acked) - len(stored)
         return len(rows)
+
+    def _acks(
+        self, ack: object, batch_id: str, terminal_id: str, seq_name: str
+    ) -> dict[int, object]:
+        """Sequence -> status from an answer that is this batch's acknowledgement; anything
+        else (another batch's or terminal's, a record answered twice, not an acknowledgement
+        at all) marks nothing."""
+        items = ack.get("acks") if isinstance(ack, dict) else None
+        why = ""
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and type(i.get(seq_name)) is int for i in items
+        ):
+            why = "the answer is not an acknowledgement"
+        elif len({i[seq_name] for i in items}) != len(items):
+            why = "the answer acknowledges a record twice"
+        elif ack.get("terminal_id") != terminal_id:
+            why = f"the answer acknowledges terminal {str(ack.get('terminal_id'))[:40]}"
+        elif ack.get("batch_id") != batch_id:
+            why = f"the answer acknowledges batch {str(ack.get('batch_id'))[:80]}"
+        if why:
+            self.failures += 1
+            self.stats.failures += 1
+            self.stats.last_error = f"{why}, not {terminal_id}'s batch {batch_id}; will resend"
+            raise GatewayUnavailable(self.stats.last_error)
+        return {i[seq_name]: i.get("status") for i in items}
 
     def _park_conflict(self, row: Row) -> None:
         """The gateway holds other content under this row's identity: the row (money a card
