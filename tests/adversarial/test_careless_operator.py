@@ -601,3 +601,32 @@ def test_a_journal_and_psam_restored_from_a_backup_park_the_reused_sequences(
     assert gateway.count("txn") == 3 and gateway.count("txn_conflicts") == 3
     term.close()
     client.close()
+
+
+# -- a validator's clock set back ----------------------------------------------------------------
+def test_a_clock_set_back_does_not_make_a_later_tap_the_torn_taps_retry(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A bus tap is torn after DEBIT committed (the card paid 200). The validator's clock is
+    then set back three hours; the rider comes back an hour later (the clock now shows two
+    hours before the torn tap). The torn debit is settled, but this later ride is not the
+    torn tap retried: it is charged, and both rides are in the journal."""
+    from terminal.readers.sim import AFTER
+    from tests.terminal.roles.fleet import DEBIT, Fleet
+
+    f = Fleet(tmp_path / "bus.db", clock)
+    f.add_cards(1, balance=5_000)
+    card = f.cards[0]
+    f.reader.insert(card)
+    f.reader.tear_at_ins(DEBIT, AFTER)
+    assert not f.bus.tap().green
+    assert card.balance == 4_800 and len(f.journal.open_rows()) == 1
+    clock.advance(hours=-3)
+    clock.advance(hours=1)
+    later = f.tap(card, f.bus)
+    assert later.green and later.message == "paid", later
+    assert card.balance == 4_600  # two rides, two fares
+    rows = f.journal.rows()
+    assert [(r.amount, r.state) for r in rows] == [(200, "settled"), (200, "settled")]
+    assert rows[0].resolution == "recovered with GET TRANSACTION PROVE"
+    assert f.journal.open_rows() == []
