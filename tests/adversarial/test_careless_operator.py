@@ -630,3 +630,42 @@ def test_a_clock_set_back_does_not_make_a_later_tap_the_torn_taps_retry(
     assert [(r.amount, r.state) for r in rows] == [(200, "settled"), (200, "settled")]
     assert rows[0].resolution == "recovered with GET TRANSACTION PROVE"
     assert f.journal.open_rows() == []
+
+
+# -- a journal edited between runs --------------------------------------------------------------
+def _bus_journal(tmp_path: Path, clock: FrozenClock, taps: int) -> tuple[Path, list[int]]:
+    """A bus validator's journal with ``taps`` settled rides, none uploaded yet."""
+    from tests.terminal.roles.fleet import Fleet
+
+    f = Fleet(tmp_path / "bus.db", clock)
+    f.add_cards(taps, balance=5_000)
+    for card in f.cards:
+        assert f.tap(card, f.bus).green
+        clock.advance(minutes=1)
+    ids = [r.id for r in f.journal.export()]
+    f.journal.close()
+    return tmp_path / "bus.db", ids
+
+
+@pytest.mark.parametrize("which", ["middle", "newest"])
+def test_a_row_deleted_from_the_journal_stops_the_terminal_before_upload(
+    tmp_path: Path, clock: FrozenClock, which: str
+) -> None:
+    """Someone deletes a settled, not yet uploaded ride from the journal file while the
+    terminal is off. The journal holds no keys and cannot prove a row true, but it can
+    tell that one is gone: rows are never deleted, so their ids run 1..n with nothing
+    missing. It refuses to open, naming the missing row, so the loss is not silent."""
+    path, ids = _bus_journal(tmp_path, clock, 3)
+    assert ids == [1, 2, 3]
+    gone = 2 if which == "middle" else 3
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM txn WHERE id=?", (gone,))
+    db.close()
+    with pytest.raises(JournalUnavailable) as caught:
+        Journal(path)
+    assert f"row {gone} of txn is missing" in str(caught.value)
+    assert str(path) in str(caught.value)
+    with sqlite3.connect(path) as db:  # the rest is kept as it was, for the operator
+        left = db.execute("SELECT id, uploaded_at FROM txn ORDER BY id").fetchall()
+    db.close()
+    assert left == [(i, None) for i in ids if i != gone]
