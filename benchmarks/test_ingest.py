@@ -7,7 +7,9 @@ $YKT_BENCH_GATEWAY_WORKERS sets another count, for A/B runs), on a throwaway Pos
 (fsync on) and on a SQLite file (WAL, synchronous FULL). Same-run baselines:
   - HTTP no-op: the same bodies posted to an endpoint that only reads and parses them;
   - raw store: the same batches stored straight through the gateway's storage code from
-    the load generator's process (no HTTP, validation done before the clock starts).
+    the load generator's process (no HTTP, validation done before the clock starts), in
+    blocks interleaved with the 2-client ingest's (6 pairs, ABBA, each on its own database):
+    the share is the median of the pairs' ratios, so drift between two runs stays out of it.
 Target (issue 4): >= 20,000 transactions/s on PostgreSQL with p99 batch ack < 100 ms on
 this 2-core machine, where the load generator and the database share the two cores.
 Goals (issue 15): ingest with 2 clients >= 60 % of the raw store's rate on PostgreSQL and
