@@ -425,6 +425,10 @@ def send_to_finance(db: Database, roster_id: int, actor: str, note: str = "") ->
             "UPDATE subsidy_rosters SET sent_by = ?, sent_at = ? WHERE id = ? AND sent_at IS NULL",
             (actor, now, roster_id),
         )
+        if cur.rowcount != 1:  # another officer's send won meanwhile (PostgreSQL)
+            raise Conflict(
+                "already_sent", f"roster #{roster_id} was sent by {_get(cur, roster_id).sent_by}"
+            )
         _event(cur, roster_id, SENT, actor, now, note)
         return _get(cur, roster_id)
 

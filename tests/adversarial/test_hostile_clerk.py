@@ -20,6 +20,7 @@ from tests.subsidy_kit import (
     Centre,
     admin,
     answer,
+    approve_roster,
     card_for,
     holder_row,
     import_roster,
@@ -261,3 +262,25 @@ def test_an_objection_raised_as_the_roster_is_approved_is_never_left_open(gatewa
         )
         assert r.status_code == 200, r.text
 
+
+def test_two_sends_to_finance_at_once_are_one_send(gateway, centre):
+    """Two finance officers send one approved roster at the same moment (PostgreSQL: both
+    held inside the gateway at the roster). Both were answered 200 and the trail said the
+    roster was sent twice, the second officer's name in the trail but not on the roster.
+    One send is answered; the other is refused, and the trail holds one send."""
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    approve_roster(gateway, rid)
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    answers: dict[str, Any] = {}
+    steps = {who_: (f"{base}/send", {"actor": who_}) for who_ in ("finance-a", "finance-b")}
+    at_once(gateway, rid, steps, answers)
+    codes = {step: r.status_code for step, r in answers.items()}
+    assert sorted(codes.values()) == [200, 409], {k: v.text for k, v in answers.items()}
+    won = next(step for step, code in codes.items() if code == 200)
+    lost = answers["finance-b" if won == "finance-a" else "finance-a"].json()
+    assert lost["error"] == "already_sent", lost
+    assert f"roster #{rid} was sent by {won}" in lost["reason"], lost
+    doc = admin(gateway, "GET", base).json()
+    assert doc["roster"]["sent_by"] == answers[won].json()["sent_by"] == won
+    sends = [e for e in doc["events"] if e["action"] == "sent_to_finance"]
+    assert [e["actor"] for e in sends] == [won]
