@@ -43,6 +43,7 @@ from terminal.identity import check_id_number
 from terminal.roles.debit import CreditPath
 from terminal.roles.load_host import LoadPending, settle_own_loads, settled_any
 from terminal.roles.registry import (
+    CARRY_PURPOSE,
     Applicant,
     CardCentre,
     CardRecord,
@@ -57,7 +58,6 @@ from terminal.uplink.client import GatewayRefused
 from terminal.words import sentence
 
 ID_TYPE_RESIDENT = 0x00
-CARRY_PURPOSE = "carried balance"  # the purpose of a replacement's load, journal and gateway
 PLACEHOLDER_NUMBER = "0" * 19
 
 
