@@ -1,11 +1,13 @@
-"""A hostile issuance desk (or a desk's token in the wrong hands) against the card numbering.
+"""A hostile issuance desk (or a desk's token in the wrong hands) against the card numbering
+and the carried balance of a replacement.
 
 Each attack is refused with its code and a reason, and nothing is stored: no card, no
-revision, no claim, no block."""
+revision, no claim, no block, no load (and no money on the card)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 
 from gateway.cards import CarryRules
 from gateway.registry import SqliteCardRegistry
+from gateway.storage import POSTGRES
 from simulators.profiles import CardProfile, demo_keyset, issue_card
 from terminal.epurse import flows
 from terminal.epurse.model import LoadAuthorization, LoadRequest
@@ -25,7 +28,7 @@ from terminal.roles.registry import Applicant, NotThisDesk, NumberBlock, card_nu
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
-from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
+from tests.gateway_fixtures import ADMIN_TOKEN, Rollback, lock_waiters, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, leased
 from tests.subsidy_kit import id_number
 
@@ -486,7 +489,9 @@ def test_a_kiosk_labelling_a_top_up_as_a_carry_is_refused(carry: CarryScene) -> 
 
 def test_two_carries_of_one_lost_card_at_once_load_it_once(carry: CarryScene) -> None:
     """Two copies of the replacement's chip at different online counters (so no counter
-    index tells the two loads apart) ask for the carry at the same moment: one MAC2 only."""
+    index tells the two loads apart) ask for the carry at the same moment (PostgreSQL: both
+    held here behind a lock on the lost card's row, where each carry is decided): one MAC2
+    only, the other refused naming the carry that won."""
     copies = [carry.card(carry.replacement) for _ in range(2)]
     copies[1].state.online_atc = 7
     requests = [carry.initialize(c, DESK_A, CARRIED)[1] for c in copies]
@@ -498,10 +503,21 @@ def test_two_carries_of_one_lost_card_at_once_load_it_once(carry: CarryScene) ->
         answers.append(carry.ask(carry.tokens[DESK_A], request, CARRY_PURPOSE))
 
     threads = [threading.Thread(target=ask, args=(r,)) for r in requests]
+    if carry.gw.db.dialect == POSTGRES:
+        with pytest.raises(Rollback), carry.gw.db.tx() as cur:
+            cur.execute("SELECT 1 FROM cards WHERE card_number = ? FOR UPDATE", (carry.lost,))
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(carry.gw) < 2:  # both carries inside the gateway, at the card
+                assert time.monotonic() < deadline, "the two carries never waited on the card"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for t in threads:
+            t.start()
     for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        t.join(60)
     assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
     (lost,) = (r for r in answers if r.status_code == 409)
     refused(lost, 409, "carried_already", f"lost card {carry.lost}")
