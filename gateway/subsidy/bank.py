@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.loads import SUBSIDY_PURPOSE
-from gateway.storage import Cursor, Database, now_ms, retried
+from gateway.storage import POSTGRES, Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
 from terminal.text import FileError
@@ -276,6 +276,10 @@ def create_batch(
     today = today or date.today()
     now = now_ms()
     with db.tx() as cur:
+        if db.dialect == POSTGRES:  # SQLite has one writer
+            # batches are built one at a time: each is numbered after the last one committed
+            # and takes only lines no other batch took (two at once took one number)
+            cur.execute("SELECT pg_advisory_xact_lock(978023)")
         previous = _batch_row(cur, reissue_of) if reissue_of else None
         failed_in = previous["id"] if previous else None
         take, skipped = _eligible(cur, roster_ids, failed_in)
