@@ -427,11 +427,12 @@ def _parse_typed(body: bytes, terminal: Terminal, max_records: int, max_balance:
             or amount > balance
             or (tac is None and state == "settled")
             or seq in seen
-            or (resolution is not None and (not resolution.isascii() or "\x00" in resolution))
             or _TYPED_TEXT.match(f"{issuer}{serial}{tac}{mac2}{when_text}") is None
         ):
             raise _Untyped
         seen.add(seq)
+        if resolution is not None and (not resolution.isascii() or "\x00" in resolution):
+            storable_text(resolution)
         if not _YEAR_LO <= datetime.fromisoformat(when_text).year <= _YEAR_HI:
             raise _Untyped
         context_json = json_column(context)
