@@ -243,8 +243,47 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
         mac2 = mac2.upper()
     if verified is not None:
         verified = int(verified)
-    # the content hash: the column values joined by "|" (None as "None"), as stored since
-    # the first schema - stored hashes and replays compare equal
+    return _row(
+        seq,
+        issuer,
+        serial,
+        txn_type,
+        amount,
+        balance,
+        atc,
+        key_version,
+        algorithm,
+        when_text,
+        state,
+        tac,
+        mac2,
+        verified,
+        resolution,
+        context_json,
+    )
+
+
+def _row(
+    seq: int,
+    issuer: str,
+    serial: str,
+    txn_type: int,
+    amount: int,
+    balance: int,
+    atc: int,
+    key_version: int,
+    algorithm: int,
+    when_text: str,
+    state: str,
+    tac: str | None,
+    mac2: str | None,
+    verified: int | None,
+    resolution: str | None,
+    context_json: str,
+) -> tuple[Any, ...]:
+    """A checked record's column values (ROW_COLUMNS) with its content hash: the values
+    joined by "|" (None as "None"), as stored since the first schema - stored hashes and
+    replays compare equal."""
     text = (
         f"{seq}|{issuer}|{serial}|{txn_type}|{amount}|{balance}|{atc}|{key_version}|"
         f"{algorithm}|{when_text}|{state}|{tac}|{mac2}|{verified}|{resolution}|{context_json}"
@@ -444,13 +483,8 @@ def _parse_typed(body: bytes, terminal: Terminal, max_records: int, max_balance:
             raise _Untyped
         if verified is not None:
             verified = int(verified)
-        # the content hash text as _record writes it
-        text = (
-            f"{seq}|{issuer}|{serial}|{txn_type}|{amount}|{balance}|{atc}|{key_version}|"
-            f"{algorithm}|{when_text}|{state}|{tac}|{mac2}|{verified}|{resolution}|{context_json}"
-        )
         rows.append(
-            (
+            _row(
                 seq,
                 issuer,
                 serial,
@@ -467,7 +501,6 @@ def _parse_typed(body: bytes, terminal: Terminal, max_records: int, max_balance:
                 verified,
                 resolution,
                 context_json,
-                _sha256(text.encode()).hexdigest(),
             )
         )
     return Batch(doc.batch_id, terminal_id, rows)
