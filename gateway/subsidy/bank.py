@@ -38,6 +38,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
+from gateway.loads import SUBSIDY_PURPOSE
 from gateway.storage import Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
@@ -810,7 +811,7 @@ def funds(db: Database) -> dict[str, Any]:
         cur.execute(
             "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM loads WHERE state = 'confirmed'"
             " AND purpose NOT LIKE ?",
-            ("subsidy:%",),
+            (SUBSIDY_PURPOSE + "%",),
         )
         top_count, top_fen = (int(x) for x in cur.fetchone())
     items = []

@@ -313,6 +313,17 @@ def _in_state(r: Roster, states: tuple[str, ...], why: str) -> None:
         raise Conflict("wrong_state", f"roster #{r.id} is {r.state}; {why}")
 
 
+def _moved(cur: Cursor, r: Roster, rowcount: int) -> None:
+    """Refuse (wrong_state) a step whose roster another step moved on meanwhile (PostgreSQL:
+    two officers at once), so only the step that won is answered and recorded."""
+    if rowcount != 1:
+        now = _get(cur, r.id)
+        raise Conflict(
+            "wrong_state",
+            f"roster #{r.id} is {now.state} (by another step meanwhile), no longer {r.state}",
+        )
+
+
 def _advance(cur: Cursor, r: Roster, state: str, actor: str, note: str) -> Roster:
     """Move roster ``r`` on to ``state`` (reviewed or approved: its ``<state>_by`` and
     ``_at`` columns) unless it has moved meanwhile, and record the step in its trail."""
@@ -322,6 +333,7 @@ def _advance(cur: Cursor, r: Roster, state: str, actor: str, note: str) -> Roste
         " WHERE id = ? AND state = ?",
         (state, actor, now, r.id, r.state),
     )
+    _moved(cur, r, cur.rowcount)
     _event(cur, r.id, state, actor, now, note)
     return _get(cur, r.id)
 
@@ -421,9 +433,10 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
         now = now_ms()
         cur.execute(
             "UPDATE subsidy_rosters SET state = 'rejected', rejected_by = ?, rejected_at = ?,"
-            " rejected_reason = ? WHERE id = ?",
-            (actor, now, reason[:1000], roster_id),
+            " rejected_reason = ? WHERE id = ? AND state = ?",
+            (actor, now, reason[:1000], roster_id, r.state),
         )
+        _moved(cur, r, cur.rowcount)
         cur.execute("UPDATE subsidy_lines SET live = 0 WHERE roster_id = ?", (roster_id,))
         _event(cur, roster_id, REJECTED, actor, now, reason)
         return _get(cur, roster_id)

@@ -5,12 +5,16 @@ nothing is stored, approved or paid."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import date, timedelta
 from typing import Any
 
 import openpyxl
 import pytest
 
+from gateway.storage import POSTGRES
+from tests.gateway_fixtures import Rollback, lock_waiters
 from tests.subsidy_kit import (
     PEOPLE,
     Centre,
@@ -19,6 +23,7 @@ from tests.subsidy_kit import (
     card_for,
     holder_row,
     import_roster,
+    publish_roster,
     roster,
 )
 
@@ -152,3 +157,52 @@ def test_a_line_redirected_to_someone_elses_card_is_refused(gateway, centre):
     after = admin(gateway, "GET", "/v1/admin/subsidies/report", params={"roster_id": rid}).json()
     assert after["lines"][0]["card_number"] == centre.records[0].card_number
     assert gateway.count("subsidy_line_events") == 0
+
+
+def test_an_approval_and_a_rejection_at_once_leave_one_answer_true(gateway, centre):
+    """The approver and another officer rejecting act on a reviewed roster at the same
+    moment (PostgreSQL: both held here behind a lock on the roster). Both were answered 200:
+    the rejection overwrote the approval (the lines withdrawn after the approver was told
+    "approved"), or the approval, finding the roster rejected, still recorded "approved" in
+    its trail. One step must win and the other be refused; the trail holds the winner only."""
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    publish_roster(gateway, rid)
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    answers: dict[str, Any] = {}
+    steps = {
+        "approve": {"actor": "approver"},
+        "reject": {"actor": "officer", "reason": "income above the line"},
+    }
+
+    def act(step: str) -> None:
+        answers[step] = admin(gateway, "POST", f"{base}/{step}", json=steps[step])
+
+    threads = [threading.Thread(target=act, args=(step,)) for step in steps]
+    if gateway.db.dialect == POSTGRES:
+        with pytest.raises(Rollback), gateway.db.tx() as cur:
+            cur.execute("SELECT 1 FROM subsidy_rosters WHERE id = ? FOR UPDATE", (rid,))
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gateway) < 2:  # both steps inside the gateway, at the roster
+                assert time.monotonic() < deadline, "the two steps never waited on the roster"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join(60)
+    codes = {step: r.status_code for step, r in answers.items()}
+    assert sorted(codes.values()) == [200, 409], {k: v.text for k, v in answers.items()}
+    won = next(step for step, code in codes.items() if code == 200)
+    lost = answers["reject" if won == "approve" else "approve"].json()
+    assert lost["error"] == "wrong_state" and f"roster #{rid} is " in lost["reason"], lost
+    doc = admin(gateway, "GET", base).json()
+    state = {"approve": "approved", "reject": "rejected"}[won]
+    assert doc["roster"]["state"] == answers[won].json()["state"] == state
+    actions = [e["action"] for e in doc["events"]]
+    assert state in actions and ({"approved", "rejected"} - {state}).isdisjoint(actions)
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT live FROM subsidy_lines WHERE roster_id = ?", (rid,))
+        assert [int(r[0]) for r in cur.fetchall()] == [1 if won == "approve" else 0]
