@@ -12,8 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
@@ -23,6 +21,7 @@ from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from terminal.uplink import GatewayClient, Uplink
 from tests.gateway_fixtures import demo_keysets
+from tests.lying_clearing import LyingClearing
 from tests.servers import ROOT, UvicornThread, free_port
 from tests.traffic import JournaledTerminal, make_cards
 
@@ -206,34 +205,6 @@ def test_the_gateways_own_forwarder_drains_in_the_background(db, clearing, tmp_p
     finally:
         gw.server.stop()
     assert clearing.ledger.stats()["deliveries"] == 20
-
-
-class LyingClearing:
-    """A clearing service that lies: it passes posts to the real clearing (or not) and
-    answers what ``lie`` makes of the real answer; its reconciliation report is
-    ``report(real report)``."""
-
-    def __init__(self, real_url: str):
-        self.lie: Any = None
-        self.forward = True
-        self.report: Any = None
-        app = FastAPI()
-
-        @app.post("/v1/records")
-        async def records(request: Request) -> JSONResponse:
-            body = await request.json()
-            results = [{"key": r["key"], "status": "accepted"} for r in body["records"]]
-            if self.forward:
-                results = httpx.post(real_url + "/v1/records", json=body).json()["results"]
-            return JSONResponse(self.lie(body, results))
-
-        @app.get("/v1/reconciliation")
-        def reconciliation(gateway_id: str) -> JSONResponse:
-            real = httpx.get(real_url + "/v1/reconciliation", params={"gateway_id": gateway_id})
-            return JSONResponse(self.report(real.json()))
-
-        self.server = UvicornThread(app).start()
-        self.url = self.server.url
 
 
 def pending(gateway) -> list[tuple[Any, ...]]:
