@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.errors import Unavailable
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
 from gateway.storage import now_ms, open_storage
@@ -96,6 +97,7 @@ def test_altered_amount_is_stored_but_rejected_by_clearing(gateway, clearing, tm
         (reason,) = cur.fetchone()
     assert "TAC does not verify" in reason
     assert clearing.settlement()["totals"]["purchase_amount"] == 900
+    assert httpx.get(gateway.url + "/health").json()["clearing_rejected"] == 1
     term.close()
 
 
@@ -354,7 +356,43 @@ def test_a_doctored_reconciliation_report_is_a_mismatch_naming_its_rows(
                 report["mismatches"],
             )
             if doctor in (twice, fraction, no_number):
-                (odd,) = [m for m in report["mismatches"] if m.get("problem")]
-                assert ("twice" if doctor is twice else "clearing's row has") in odd["problem"]
+                odd = [m["problem"] for m in report["mismatches"] if m.get("problem")]
+                said = "twice" if doctor is twice else "clearing's row has"
+                assert len(odd) == (2 if doctor is twice else 1)
+                assert all(said in p for p in odd), odd
     finally:
         liar.server.stop()
+
+
+def test_a_record_list_that_contradicts_its_report_is_never_matched(
+    gateway, clearing, tmp_path, clock
+):
+    """Clearing's report row carries another digest, and its record list then shows exactly
+    what the gateway posted; or the list is another terminal's, or repeats its records: the
+    row is a mismatch (the list does not add up to it) or the report is refused."""
+    run_traffic(gateway, tmp_path, clock, taps=3)
+    Forwarder(gateway.db, clearing.url, gateway_id="gw-test").drain()
+    t0 = TIDS[0]
+
+    def other_digest(doc):
+        first = {**doc["terminals"][0], "digest": "0" * 64}
+        return {**doc, "terminals": [first, *doc["terminals"][1:]]}
+
+    liar = LyingClearing(clearing.url)
+    try:
+        liar.report = other_digest
+        report = reconcile(gateway.db, liar.url, "gw-test")
+        assert report["matched"] is False
+        (row,) = report["mismatches"]
+        assert row["terminal_id"] == t0 and row["differences"] == []
+        assert "does not add up" in row["problem"]
+        for lie, said in (
+            (lambda page: {**page, "terminal_id": TIDS[1]}, "is not terminal"),
+            (lambda page: {**page, "records": page["records"] * 2}, "not a record after"),
+        ):
+            liar.records = lie
+            with pytest.raises(Unavailable) as caught:
+                reconcile(gateway.db, liar.url, "gw-test")
+            assert caught.value.code == "bad_clearing_report" and said in caught.value.reason
+    finally:
+        liar.stop()
