@@ -3,8 +3,8 @@
 ``POST /v1/records`` takes ``{"gateway_id", "records": [...]}`` and answers one result
 per record (accepted, duplicate, or rejected with a reason). ``GET /v1/reconciliation``
 gives per terminal and kind the count, amount and digest of a gateway's accepted records;
-``GET /v1/reconciliation/records`` pages through the records behind one such row. ``delay`` slows every post
-down, so a test can kill a gateway while its post is in flight.
+``GET /v1/reconciliation/records`` pages through the records behind one such row.
+``delay`` slows every post down, so a test can kill a gateway while its post is in flight.
 """
 
 from __future__ import annotations
