@@ -7,7 +7,6 @@ revision, no claim, no block, no load (and no money on the card)."""
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 
 from gateway.cards import CarryRules
 from gateway.registry import SqliteCardRegistry
-from gateway.storage import POSTGRES
 from simulators.profiles import CardProfile, demo_keyset, issue_card
 from terminal.epurse import flows
 from terminal.epurse.model import LoadAuthorization, LoadRequest
@@ -28,7 +26,7 @@ from terminal.roles.registry import Applicant, NotThisDesk, NumberBlock, card_nu
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
-from tests.gateway_fixtures import ADMIN_TOKEN, Rollback, lock_waiters, start_gateway
+from tests.gateway_fixtures import ADMIN_TOKEN, race_held, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, leased
 from tests.subsidy_kit import id_number
 
@@ -503,21 +501,15 @@ def test_two_carries_of_one_lost_card_at_once_load_it_once(carry: CarryScene) ->
         answers.append(carry.ask(carry.tokens[DESK_A], request, CARRY_PURPOSE))
 
     threads = [threading.Thread(target=ask, args=(r,)) for r in requests]
-    if carry.gw.db.dialect == POSTGRES:
-        with pytest.raises(Rollback), carry.gw.db.tx() as cur:
-            cur.execute("SELECT 1 FROM cards WHERE card_number = ? FOR UPDATE", (carry.lost,))
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(carry.gw) < 2:  # both carries inside the gateway, at the card
-                assert time.monotonic() < deadline, "the two carries never waited on the card"
-                time.sleep(0.02)
-            raise Rollback
-    else:
-        for t in threads:
-            t.start()
-    for t in threads:
-        t.join(60)
+    race_held(
+        carry.gw,
+        threads,
+        lambda cur: cur.execute(
+            "SELECT 1 FROM cards WHERE card_number = ? FOR UPDATE", (carry.lost,)
+        ),
+        waiting=2,
+        what="the two carries at the card",
+    )
     assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
     (lost,) = (r for r in answers if r.status_code == 409)
     refused(lost, 409, "carried_already", f"lost card {carry.lost}")
