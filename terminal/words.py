@@ -317,6 +317,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "card removed during payment: present the same card and make the same sale again",
     ),
     "sale.card_refused": ("卡片拒绝：{reason}", "card refused: {reason}"),
+    "sale.proof_refused": (
+        "卡片对上次中断扣款的证明未通过安全模块校验：未付款，已送核对",
+        "the card's proof of the interrupted payment was refused: NOT paid, sent for checking",
+    ),
     "sale.not_understood": ("读卡异常，请重新放卡", "the card's answer was not understood: again"),
     "till.refused": ("不能消费：{reason}", "not sold: {reason}"),
     "library.lent": (
@@ -1006,7 +1010,7 @@ def sale_refusal(exc: Exception) -> str:
     """Why a POS sale was refused, as the cashier says it (the status word stays in the log)."""
     from terminal.apdu.errors import InsufficientBalance, TransportError
     from terminal.epurse.flows import BalanceFlagSet
-    from terminal.roles.debit import PaymentInterrupted
+    from terminal.roles.debit import PaymentInterrupted, RecoveredProofRefused
     from terminal.roles.onecard_pos import PaymentRefused
 
     if isinstance(exc, InsufficientBalance):
@@ -1017,6 +1021,8 @@ def sale_refusal(exc: Exception) -> str:
         return say("sale.cannot_pay", reason="; ".join(exc.attempts) or "-")
     if isinstance(exc, PaymentInterrupted):
         return say("sale.interrupted")
+    if isinstance(exc, RecoveredProofRefused):
+        return say("sale.proof_refused")
     if isinstance(exc, TransportError):
         return say("error.card_removed")
     if isinstance(exc, BalanceFlagSet):

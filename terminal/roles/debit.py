@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from terminal.apdu.errors import CardError, MalformedResponse, TlvError, TransportError
+from terminal.apdu.errors import (
+    CardError,
+    MacMismatch,
+    MalformedResponse,
+    TlvError,
+    TransportError,
+)
 from terminal.apdu.flow import Flow
+from terminal.apdu.status import SW
 from terminal.epurse import flows
 from terminal.epurse.flows import CacheUpdate
 from terminal.epurse.host import LoadDeclined
@@ -87,6 +94,14 @@ class EcPaymentUncertain(PaymentInterrupted):
         )
         self.row_id = row_id
         self.cause = cause
+
+
+class RecoveredProofRefused(MacMismatch):
+    """The card says an interrupted payment went through, but the PSAM refused the MAC2 it
+    proved: the sale is not paid. The row is kept as suspect for clearing; nothing else is
+    charged in this tap."""
+
+    advice = "the PSAM refused the card's proof of an interrupted payment: it is NOT paid"
 
 
 @dataclass(frozen=True)
@@ -170,8 +185,16 @@ class DebitPath:
     def recover(self, info: CardInfo, *, counter: ProveCounter = ProveCounter.NEXT) -> Recovered:
         """Settle or void this card's open rows (torn debits from any terminal sharing the
         journal). Roles call it early when the outcome shapes their decision; ``debit``
-        calls it again, which costs one query when nothing is open."""
-        return settle_open_rows(self.session, self.journal, info, counter)
+        calls it again, which costs one query when nothing is open. A row whose proof the
+        PSAM refused raises RecoveredProofRefused once every row is resolved."""
+        recovered = settle_open_rows(self.session, self.journal, info, counter)
+        refused = [row for res, row in recovered if res.proof_refused]
+        if refused:
+            raise RecoveredProofRefused(
+                SW.MAC_ERROR,
+                detail=f"journal row {refused[-1].id}, {refused[-1].amount} fen",
+            )
+        return recovered
 
     def debit(
         self,
@@ -186,7 +209,9 @@ class DebitPath:
         exchange leaves the row open and raises PaymentInterrupted."""
         recovered = self.recover(info, counter=counter)
         s = self.session
+        s.purchase_seq = None  # whatever happens in prepare, the PSAM's old session is gone
         pending = s.run(step.prepare())
+        s.purchase_seq = pending.terminal_seq
         row_id = record_intent(self.journal, pending, context)
         try:
             result = s.run(step.complete(pending))
@@ -198,6 +223,7 @@ class DebitPath:
                 "DEBIT torn for card %s (journal row %d): %s", info.card_number, row_id, exc
             )
             raise PaymentInterrupted(row_id, exc) from exc
+        s.purchase_seq = None  # the 8072 of complete spent the session
         row = self.journal.settle(
             row_id, tac=result.tac, mac2=result.mac2, mac2_verified=result.mac2_verified
         )

@@ -39,7 +39,9 @@ def settle_open_rows(
     counter: ProveCounter = ProveCounter.NEXT,
 ) -> list[tuple[Resolution, JournalRow]]:
     """Resolve every open row for this card (left by any terminal sharing this journal).
-    A serial is unique within its issuer only: another issuer's card proves nothing here."""
+    A serial is unique within its issuer only: another issuer's card proves nothing here.
+    The row of this PSAM's last INIT SAM FOR PURCHASE has its proven MAC2 checked by the
+    PSAM (the session key is still there); the check spends that session."""
     out = []
     for row in journal.open_rows(info.serial):
         if row.issuer_id != info.issuer_hex:
@@ -52,17 +54,25 @@ def settle_open_rows(
             row.balance_before,
             row.txn_time,
         )
-        res = session.run(resolve_torn_debit(torn, session.sam, counter=counter))
+        current = session.purchase_seq is not None and (
+            (row.terminal_id, row.terminal_seq)
+            == (session.sam.terminal_id_hex, session.purchase_seq)
+        )
+        if current:
+            session.purchase_seq = None
+        res = session.run(
+            resolve_torn_debit(torn, session.sam, counter=counter, psam_session=current)
+        )
         if res.outcome == SETTLED:
             journal.settle(
                 row.id,
                 tac=res.tac or b"",
                 mac2=res.mac2 or b"",
-                mac2_verified=False,
+                mac2_verified=res.mac2_verified,
                 resolution=res.reason,
             )
         elif res.outcome == SUSPECT:
-            journal.mark_suspect(row.id, res.reason)
+            journal.mark_suspect(row.id, res.reason, tac=res.tac, mac2=res.mac2)
         else:
             journal.void(row.id, res.reason)
         log.info(

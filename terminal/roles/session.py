@@ -35,11 +35,15 @@ class TerminalSession:
             self.channels[SAM] = Channel(sam_reader, name=SAM)
         self.sam_info: SamInfo | None = None
         self._sam_connection: object = None
+        # the sequence number of the PSAM's last INIT SAM FOR PURCHASE while its session key
+        # may still be held (no 8070 or 8072 since, PSAM not powered anew): set by DebitPath
+        self.purchase_seq: int | None = None
 
     def start(self) -> SamInfo:
         """Power the PSAM and read its terminal number and key index."""
         if self.sam_reader is None:
             raise RuntimeError("this terminal has no PSAM reader")
+        self.purchase_seq = None
         self.sam_reader.connect()
         self.sam_info = run(startup(), self.channels)
         self._sam_connection = getattr(self.sam_reader, "connection", None)

@@ -406,3 +406,87 @@ def test_a_card_of_another_issuer_with_the_same_serial_cannot_void_a_torn_debit(
     assert a.balance == 4_000 and b.balance == 4_500  # each paid once
     with Journal(tmp_path / "pos.db") as journal:
         assert journal.totals()["settled"] == (2, 1_500) and journal.totals()["void"] == (0, 0)
+
+
+# -- a card claiming a torn debit it cannot prove -----------------------------------------------
+# A torn sale is recovered from what the card proves (GET TRANSACTION PROVE). A card without
+# the purchase key can answer PROVE with any eight bytes; while the PSAM still holds the torn
+# sale's session key (no INIT SAM FOR PURCHASE since), it checks the MAC2 and the made-up
+# proof is refused: the sale is not paid.
+
+
+class ForgedProof:
+    """A card that answers GET TRANSACTION PROVE with a proof it made up."""
+
+    def __init__(self, inner: SoftEPurseCard):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def process(self, apdu: bytes) -> bytes:
+        from terminal.epurse.commands import Ins
+
+        if apdu[1] == Ins.GET_TRANSACTION_PROVE:
+            return bytes.fromhex("0BADC0DE0BADF00D9000")
+        return self.inner.process(apdu)
+
+
+def test_a_made_up_proof_of_a_torn_sale_is_refused_and_not_paid(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    """The card's DEBIT answer is lost; at its re-tap it claims the debit committed with a
+    forged MAC2. The PSAM (still holding that sale's session) refuses it: the clerk is told
+    the sale is NOT paid, the row is suspect with the reason, nothing else is charged and
+    nothing is uploaded as settled."""
+    from terminal.apdu.errors import CardError
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
+    from terminal.words import sale_refusal, say, sentence
+    from tests.terminal.roles.fleet import DEBIT
+
+    card = ForgedProof(demo_card(41, balance=5_000))
+    reader = SimReader(card)  # type: ignore[arg-type]
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = PointOfSale(session, journal)
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        balance = card.inner.balance
+        reader.insert(card)  # type: ignore[arg-type]
+        with pytest.raises(CardError) as refused:
+            pos.charge(1_000)
+        assert refused.value.sw == 0x9302
+        assert "NOT paid" in str(refused.value)
+        assert sale_refusal(refused.value) == say("sale.proof_refused")
+        assert "NOT paid" in sentence("sale.proof_refused", "en")
+        (row,) = journal.rows()  # no second sale was started
+        assert row.state == "suspect" and not row.mac2_verified
+        assert "PSAM refused its MAC2" in (row.resolution or "")
+        assert row.mac2 == "0BADC0DE" and row.tac == "0BADF00D"  # kept for clearing
+        assert journal.totals()["settled"] == (0, 0)
+        assert card.inner.balance == balance  # the re-tap took nothing
+
+
+def test_a_genuine_torn_sale_is_settled_with_its_mac2_checked(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
+    """The same tear with a genuine card: its proof passes the PSAM, the sale is completed
+    once and the row is settled with MAC2 verified."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
+    from tests.terminal.roles.fleet import DEBIT
+
+    card = demo_card(42, balance=5_000)
+    reader = SimReader(card)
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = PointOfSale(session, journal)
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        reader.insert(card)
+        sale = pos.charge(1_000)
+        assert sale.completed and sale.row.state == "settled" and sale.row.mac2_verified
+        assert "MAC2 verified by the PSAM" in (sale.row.resolution or "")
+        assert journal.totals()["settled"] == (1, 1_000) and len(journal.rows()) == 1
+    assert card.balance == 4_000
