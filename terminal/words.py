@@ -22,6 +22,7 @@ from terminal.apdu.status import SW
 from terminal.campus.reasons import DOOR_TEXT, DoorRefusal
 from terminal.epurse.commands import TxnType
 from terminal.fares.notes import NOTE_TEXT, NoteCode
+from terminal.journal.journal import SETTLED, JournalRow
 from terminal.money import format_fen
 from terminal.notes import Note, note_values
 from terminal.qr.code import QrReason
@@ -90,6 +91,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "tap.paid": ("车费 {fare} 已付", "fare {fare} paid"),
     "tap.suspect": ("车费 {fare} 已扣，待核对", "fare {fare} taken, kept for checking"),
     "tap.completed": ("上次中断的扣款已完成 {fare}", "interrupted payment completed: {fare}"),
+    "tap.completed_unchecked": (
+        "上次中断的扣款已完成 {fare}，MAC2 未核验（清算时核验 TAC）",
+        "interrupted payment completed: {fare}; paid, MAC2 not checked (TAC checked at clearing)",
+    ),
     "tap.already_paid": ("已付过，不重复扣款", "already paid - not charged again"),
     "tap.insufficient": (
         "余额不足（车费 {fare}），请到自助机充值",
@@ -559,6 +564,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "上次中断的扣款已完成：只扣一次。",
         "An interrupted payment was completed: charged once.",
     ),
+    "receipt.mac2_unchecked": (
+        "已付款，终端未核验 MAC2（清算时核验交易验证码）。",
+        "Paid, MAC2 not checked (TAC checked at clearing).",
+    ),
     "receipt.unverified": (
         "终端未能核验卡片的交易证明：已送核对。",
         "Card proof not verified by the PSAM: sent for checking.",
@@ -970,9 +979,17 @@ def note_words(note: str) -> str:
     return say(note.key, **note_values(values, note_words, say("note.separator")))
 
 
+def mac2_unchecked(row: JournalRow | None) -> bool:
+    """A recovered debit settled without the PSAM checking its MAC2 (its session was gone):
+    paid, and said so; the TAC is checked at clearing."""
+    return row is not None and row.state == SETTLED and not row.mac2_verified
+
+
 def tap_words(result: TapResult, mode: str | None) -> str:
     """A tap's outcome in words: bus fare, metro entry (no fare), insufficient balance …"""
     key = TAP_WORDS[result.outcome]
+    if result.outcome is TapOutcome.COMPLETED and mac2_unchecked(result.row):
+        key = "tap.completed_unchecked"
     if key == "tap.paid":
         key = "tap.entry" if mode == "metro-entry" else PAID_BY_MODE.get(str(mode), key)
     reason = result.message

@@ -41,7 +41,8 @@ def settle_open_rows(
     """Resolve every open row for this card (left by any terminal sharing this journal).
     A serial is unique within its issuer only: another issuer's card proves nothing here.
     The row of this PSAM's last INIT SAM FOR PURCHASE has its proven MAC2 checked by the
-    PSAM (the session key is still there); the check spends that session."""
+    PSAM (the session key is still there); the check spends that session. A card pulled
+    before the check leaves the session for the card's next tap."""
     out = []
     for row in journal.open_rows(info.serial):
         if row.issuer_id != info.issuer_hex:
@@ -58,11 +59,11 @@ def settle_open_rows(
             (row.terminal_id, row.terminal_seq)
             == (session.sam.terminal_id_hex, session.purchase_seq)
         )
-        if current:
-            session.purchase_seq = None
         res = session.run(
             resolve_torn_debit(torn, session.sam, counter=counter, psam_session=current)
         )
+        if current:  # the flow ran to its end: the 8072 was sent and spent the session
+            session.purchase_seq = None
         if res.outcome == SETTLED:
             journal.settle(
                 row.id,

@@ -34,7 +34,7 @@ from terminal.roles.onecard_pos import (
 from terminal.roles.pos import CardRefused
 from terminal.roles.receipt import Receipt, sale_receipt
 from terminal.runtime.counter import CounterService, Outcome, refused, request_log_line
-from terminal.words import outcome_text, sale_refusal, say
+from terminal.words import mac2_unchecked, outcome_text, sale_refusal, say
 
 PAID_FROM = {SOURCE_EP: "T-Union purse", SOURCE_EC: "Electronic Cash"}
 SALE_ERRORS = (
@@ -129,6 +129,8 @@ def _receipt(sale: OneCardSale, terminal_id: str, now: datetime, merchant: str) 
         proof.append((say("receipt.proof"), row.tac or "-"))
         if sale.ep.completed:
             notes.append(say("receipt.completed"))
+        if mac2_unchecked(row):
+            notes.append(say("receipt.mac2_unchecked"))
         if not sale.ep.verified:
             notes.append(say("receipt.unverified"))
     else:

@@ -9,10 +9,14 @@ from dataclasses import replace
 import pytest
 
 from simulators.epurse_card import PROVE_SAME, SoftEPurseCard
+from terminal.epurse.commands import Ins
 from terminal.epurse.recovery import ProveCounter
 from terminal.journal import INTENT, SETTLED, VOID
+from terminal.money import format_fen
 from terminal.readers.sim import AFTER, BEFORE
-from tests.terminal.roles.fleet import DEBIT, Fleet, is_debit, record_commands
+from terminal.roles.validator import TapOutcome
+from terminal.words import say, sentence, tap_words
+from tests.terminal.roles.fleet import CREDIT_SAM, DEBIT, Fleet, is_debit, record_commands
 
 
 class PowerCut(BaseException):
@@ -205,3 +209,99 @@ def test_random_faults_across_a_fleet(tmp_path, clock) -> None:  # type: ignore[
     assert f.journal.open_rows() == []
     assert cuts > 50 and power > 10
     f.check_invariants()
+
+
+# -- the recovered proof checked by the PSAM ----------------------------------------------------
+
+
+def test_torn_debit_recovered_with_its_mac2_checked_by_the_psam(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    """The same gate, no sale since: its PSAM still holds the torn sale's session and
+    checks the MAC2 the card proves."""
+    f, card = torn_debit(tmp_path, clock, AFTER)
+    assert not f.bus.tap().green
+    sam_seen = record_commands(f.psams["310000000201"])
+    retry = f.tap(card, f.bus)
+    assert retry.outcome is TapOutcome.COMPLETED and retry.row is not None
+    assert [a[1] for a in sam_seen] == [CREDIT_SAM]
+    assert retry.row.state == SETTLED and retry.row.mac2_verified is True
+    assert "MAC2 verified by the PSAM" in (retry.row.resolution or "")
+    assert tap_words(retry, "bus") == say("tap.completed", fare=format_fen(retry.fare))
+    f.check_invariants()
+    assert card.balance == 5_000 - 200
+
+
+@pytest.mark.parametrize("gone", ["another sale", "terminal restart"])
+def test_torn_debit_recovered_after_the_psam_session_is_gone(tmp_path, clock, gone: str) -> None:  # type: ignore[no-untyped-def]
+    """Another sale since (a new 8070) or a restart: the terminal does not ask the PSAM
+    (it would check against the wrong session) and says the sale is paid, MAC2 not checked."""
+    f, card = torn_debit(tmp_path, clock, AFTER)
+    f.add_cards(1)
+    assert not f.bus.tap().green
+    if gone == "another sale":
+        assert f.tap(f.cards[1], f.bus).green
+    else:
+        f.journal.close()
+        f.restart()
+    clock.advance(seconds=5)
+    sam_seen = record_commands(f.psams["310000000201"])
+    retry = f.tap(card, f.bus)
+    assert retry.outcome is TapOutcome.COMPLETED and retry.row is not None
+    assert CREDIT_SAM not in [a[1] for a in sam_seen]
+    assert retry.row.state == SETTLED and retry.row.mac2_verified is False
+    assert "MAC2 not checked (TAC checked at clearing)" in (retry.row.resolution or "")
+    said = say("tap.completed_unchecked", fare=format_fen(retry.fare))
+    assert tap_words(retry, "bus") == said
+    assert "paid, MAC2 not checked" in sentence("tap.completed_unchecked", "en", fare="2.00")
+    f.check_invariants()
+    assert card.balance == 5_000 - 200
+
+
+@pytest.mark.parametrize("psam", ["lost its session", "reader gone"])
+def test_a_psam_that_cannot_check_leaves_mac2_not_checked(tmp_path, clock, psam: str) -> None:  # type: ignore[no-untyped-def]
+    """The terminal believes the session is current but the PSAM answers 6985 (it was
+    powered anew behind the terminal's back) or does not answer: that is not a bad MAC2,
+    so the sale is paid with MAC2 not checked, never suspect."""
+    f, card = torn_debit(tmp_path, clock, AFTER)
+    assert not f.bus.tap().green
+    if psam == "lost its session":
+        f.psams["310000000201"].reset()
+    else:
+        f.bus.session.sam_reader.tear_at_ins(CREDIT_SAM, BEFORE)
+    retry = f.tap(card, f.bus)
+    assert retry.outcome is TapOutcome.COMPLETED and retry.row is not None
+    assert retry.row.state == SETTLED and retry.row.mac2_verified is False
+    answer = "answered 6985" if psam == "lost its session" else "did not answer"
+    assert f"MAC2 not checked (TAC checked at clearing): the PSAM {answer}" in (
+        retry.row.resolution or ""
+    )
+    f.check_invariants()
+    assert card.balance == 5_000 - 200
+
+
+def test_cut_card_at_every_apdu_of_the_recovery_tap(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    """The re-tap that recovers a torn debit (and has the PSAM check its MAC2) is cut
+    before and after each of its card APDUs: the card is charged once, the row is settled
+    once, and the PSAM still checks the proof (the session is spent only by the 8072)."""
+    probe, card = torn_debit(tmp_path, clock, AFTER)
+    assert not probe.bus.tap().green
+    probe.reader.insert(card)
+    card.reset()
+    commands = record_commands(card)
+    assert probe.bus.tap().outcome is TapOutcome.COMPLETED
+    assert Ins.GET_TRANSACTION_PROVE in [a[1] for a in commands]
+    for index, apdu in enumerate(commands):
+        for when in (BEFORE, AFTER):
+            (tmp_path / f"{index}-{when}").mkdir()
+            f, card = torn_debit(tmp_path / f"{index}-{when}", clock, AFTER)
+            assert not f.bus.tap().green
+            f.reader.insert(card)
+            card.reset()
+            f.reader.tear_at(index, when)
+            f.bus.tap()
+            clock.advance(seconds=5)
+            f.tap(card, f.bus)
+            assert f.journal.open_rows() == [], (index, apdu.hex(), when)
+            (row,) = f.journal.rows()
+            assert (row.state, row.mac2_verified) == (SETTLED, True), (index, apdu.hex(), when)
+            f.check_invariants()
+            assert card.balance == 5_000 - 200, (index, apdu.hex(), when)
