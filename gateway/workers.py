@@ -41,10 +41,9 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 _DEFER_S = 0.02  # how long a busier worker leaves a waiting connection to the others
 _PASS_S = 0.1  # how long a worker that let a connection be taken over is passed by
-_LOOK_S = 0.002  # a worker leaving a connection to the others looks again after this
+_LOOK_S = 0.001  # a worker leaving a connection to the others looks again after this
 _EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
-# a worker's open connections, connections accepted in all, 1 while it is not watching
-_SLOT = struct.Struct("=qqq")
+_SLOT = struct.Struct("=qq")  # a worker's open connections, connections accepted in all
 
 
 def default_workers() -> int:
@@ -73,8 +72,8 @@ def serve(make_app: Callable[[int], Any], host: str, port: int, workers: int) ->
 
 
 class Balance:
-    """Open and accepted connections per worker and whether it watches the socket, in a page
-    shared across the fork (one writer a slot)."""
+    """Open and accepted connections per worker, in a page shared across the fork (one writer
+    a slot)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -90,35 +89,23 @@ class Balance:
     def accepted(self, i: int) -> int:
         return _SLOT.unpack_from(self.page, i * _SLOT.size)[1]
 
-    def watching(self, i: int) -> bool:
-        return not _SLOT.unpack_from(self.page, i * _SLOT.size)[2]
-
     def add(self, delta: int) -> None:
         """This worker opened (1) or closed (-1) a connection."""
         at = self.index * _SLOT.size
-        held, accepted, away = _SLOT.unpack_from(self.page, at)
-        _SLOT.pack_into(self.page, at, held + delta, accepted + max(delta, 0), away)
-
-    def watch(self, watching: bool) -> None:
-        """This worker watches the socket again, or stops (the others then never wait for it)."""
-        at = self.index * _SLOT.size
-        held, accepted, _ = _SLOT.unpack_from(self.page, at)
-        _SLOT.pack_into(self.page, at, held, accepted, 0 if watching else 1)
+        held, accepted = _SLOT.unpack_from(self.page, at)
+        _SLOT.pack_into(self.page, at, held + delta, accepted + max(delta, 0))
 
     def may_accept(self) -> bool:
-        """Accept when no other worker watching the socket holds fewer connections, or the
-        wait ran out. A worker that let a connection be taken over is passed by until it
-        accepts one again or for ``_PASS_S`` (a stuck worker holding few must not cost every
-        later connection the wait; a worker slow once must not lose its share for good)."""
+        """Accept when no other worker holds fewer connections, or the wait ran out. A worker
+        that let a connection be taken over is passed by until it accepts one again or for
+        ``_PASS_S`` (a stuck worker holding few must not cost every later connection the wait;
+        a worker slow once must not lose its share for good)."""
         mine = self.count(self.index)
         now = time.monotonic()
         fewer = [
             i
             for i in range(self.workers)
-            if i != self.index
-            and self.count(i) < mine
-            and self.watching(i)
-            and not self._passing(i, now)
+            if i != self.index and self.count(i) < mine and not self._passing(i, now)
         ]
         if not fewer:
             return True
@@ -155,7 +142,7 @@ class _Listener(socket.socket):
 
     def accept(self) -> tuple[socket.socket, Any]:
         if not self.balance.may_accept():
-            _look_again_later(self, self.balance, _LOOK_S)
+            _look_again_later(self, _LOOK_S)
             raise BlockingIOError
         fd, addr = self._accept()  # type: ignore[attr-defined]
         conn = _Counted(self.family, self.type, self.proto, fileno=fd)
@@ -165,19 +152,17 @@ class _Listener(socket.socket):
         return conn, addr
 
 
-def _look_again_later(sock: socket.socket, balance: Balance, delay: float) -> None:
+def _look_again_later(sock: socket.socket, delay: float) -> None:
     """Stop watching ``sock`` in the running loop for ``delay``, then watch it again with
     the same accept callback (asyncio has no public pause of a server's accepting)."""
     loop = asyncio.get_running_loop()
     fd = sock.fileno()
     callback, args = accept_reader(loop, fd)
     loop.remove_reader(fd)
-    balance.watch(False)
 
     def again() -> None:
         if sock.fileno() == fd:  # not closed by the server's shutdown meanwhile
             loop.add_reader(fd, callback, *args)
-            balance.watch(True)
 
     loop.call_later(delay, again)
 

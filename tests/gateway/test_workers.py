@@ -246,17 +246,6 @@ def test_a_stuck_worker_is_passed_by_until_it_accepts_again():
     assert balance.accepted(0) == 8
 
 
-def test_a_worker_not_watching_the_socket_is_not_waited_for():
-    """A worker that has itself stepped away from the socket (it is leaving a connection to
-    the others) is never left one: two workers stepping away at once would leave it to
-    nobody until the first one looks again."""
-    balance = CountedBalance(2)
-    balance.add(1)
-    as_worker(balance, 1, lambda: balance.watch(False))
-    asyncio.run(accept_clients(balance, [1]))
-    assert balance.deferred == 0 and balance.accepted(0) == 2
-
-
 def test_the_accept_callback_is_where_the_balance_expects_it():
     """`accept_reader` reads asyncio's private selector registration of a listening socket;
     a Python upgrade that moves it must fail here, not leave workers unable to look again."""
