@@ -222,7 +222,7 @@ def test_a_worker_leaving_a_connection_to_a_stuck_one_does_not_spin():
     started = time.monotonic()
     asyncio.run(accept_clients(balance, [1]))
     assert time.monotonic() - started >= workers._DEFER_S  # it was left to the other first
-    assert 1 <= balance.deferred <= 2 * workers._DEFER_S / workers._LOOK_S, balance.deferred
+    assert 1 <= balance.deferred <= 50, balance.deferred  # a look a millisecond: ~20
     assert balance.accepted(0) == 2 and balance.accepted(1) == 0
 
 
