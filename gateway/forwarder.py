@@ -32,6 +32,21 @@ DUPLICATE = "duplicate"
 REJECTED = "rejected"
 
 
+def _results(answer: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clearing's results for ``records``, one for each, in order, each naming its record's
+    key and a status clearing has; any other answer is a failed post (ValueError), so a
+    record is never marked by an answer that was not about it."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != len(records):
+        raise ValueError("clearing answered no list of one result per record")
+    for n, (res, rec) in enumerate(zip(results, records, strict=True)):
+        if not isinstance(res, dict) or res.get("key") != rec["key"]:
+            raise ValueError(f"clearing answered result {n} for another record than {rec['key']}")
+        if res.get("status") not in (ACCEPTED, DUPLICATE, REJECTED):
+            raise ValueError(f"clearing answered status {res.get('status')!r} for {rec['key']}")
+    return results
+
+
 @dataclass
 class ForwarderStats:
     posted: int = 0
@@ -201,10 +216,8 @@ class Forwarder:
                     request=resp.request,
                     response=resp,
                 )
-            results = resp.json()["results"]
-            if len(results) != len(claimed):
-                raise ValueError("clearing answered a different number of results")
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            results = _results(resp.json(), body["records"])
+        except (httpx.HTTPError, ValueError) as exc:
             self._failures += 1
             self.stats.failures += 1
             self.stats.last_error = str(exc)[:300]
@@ -215,10 +228,8 @@ class Forwarder:
         self._failures = 0
         done = []
         for c, res in zip(claimed, results, strict=True):
-            status = res.get("status")
-            if status not in (ACCEPTED, DUPLICATE, REJECTED):
-                status = REJECTED
-            done.append((c.outbox_id, status, res.get("reason", "")))
+            status = res["status"]
+            done.append((c.outbox_id, status, str(res.get("reason") or "")[:500]))
             self.stats.accepted += status == ACCEPTED
             self.stats.duplicates += status == DUPLICATE
             self.stats.rejected += status == REJECTED

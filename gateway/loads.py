@@ -33,6 +33,7 @@ AUTHORIZED = "authorized"
 CONFIRMED = "confirmed"
 VOID = "void"
 
+SUBSIDY_PURPOSE = "subsidy:"  # the label of a pickup's load, followed by its line ids
 CHALLENGE_TTL_MS = 5 * 60 * 1000  # a void challenge is answered at the card within minutes
 CHALLENGE_MAX_AMOUNT = 100  # fen asked in the challenge's INITIALIZE (never credited)
 
@@ -193,6 +194,13 @@ def authorize(
     ``reserve`` runs in the transaction that records a new load (a subsidy pickup takes its
     lines there): if it raises, no load is recorded, so no MAC2 exists outside it."""
     limits = limits or LoadLimits()
+    if purpose.startswith(SUBSIDY_PURPOSE) and reserve is None:
+        raise Invalid(
+            "reserved",
+            f"a purpose starting {SUBSIDY_PURPOSE!r} is the label of a subsidy pickup, which "
+            "reserves its lines: pick them up through /v1/subsidies/pickups, or label a "
+            "top-up otherwise",
+        )
     if request.terminal_id.hex().upper() != terminal.terminal_id:
         raise Forbidden(
             "wrong_terminal",

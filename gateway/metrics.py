@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 
+from gateway.conflicts import held_count
 from gateway.storage import Database, now_ms
 
 RATE_WINDOW_S = 60.0
@@ -61,12 +62,14 @@ def outbox_state(db: Database) -> dict[str, float]:
         outcomes = dict(cur.fetchall())
         cur.execute("SELECT COALESCE(MAX(version), 0) FROM hotlist_changes")
         hotlist_version = cur.fetchone()[0]
+        conflicts = held_count(cur)
         cur.execute("SELECT state, COUNT(*) FROM loads GROUP BY state")
         loads = dict(cur.fetchall())
     out: dict[str, float] = {
         "depth": int(depth),
         "lag_seconds": 0.0 if oldest is None else max(0.0, (now - int(oldest)) / 1000),
         "hotlist_version": int(hotlist_version),
+        "conflicts_held": conflicts,
     }
     for k, v in outcomes.items():
         out[f"outcome:{k}"] = int(v)
@@ -139,6 +142,12 @@ def render(counters: IngestCounters, db: Database, forwarder_failures: int = 0) 
             "gauge",
             "Latest hotlist version.",
             int(state["hotlist_version"]),
+        ),
+        *_metric(
+            "ykt_gateway_conflicts_held",
+            "gauge",
+            "Records held aside: other content under an identity already held.",
+            int(state["conflicts_held"]),
         ),
         *_metric(
             "ykt_gateway_forwarder_failures_total",

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from gateway.errors import Unavailable
 from gateway.storage import Database
 from gateway.subsidy.bank import funds
 
@@ -122,6 +123,41 @@ def quarantined_rides(db: Database) -> list[dict[str, Any]]:
     ]
 
 
+def _count(value: Any) -> int | None:
+    """A count or an amount from clearing's report: a whole number of at least 0 (never a
+    fraction cut short, nor true/false), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _their_rows(
+    listed: list[Any],
+) -> tuple[dict[tuple[str, str], tuple[int, int]], list[dict[str, Any]]]:
+    """Clearing's (terminal, kind) -> (count, amount), and every row of its report that
+    cannot be taken as it stands - not numbers, or a terminal and kind listed twice - as a
+    mismatch row saying what is wrong with it (a repeated row is never just overwritten)."""
+    theirs: dict[tuple[str, str], tuple[int, int]] = {}
+    bad: list[dict[str, Any]] = []
+    for t in listed:
+        t = t if isinstance(t, dict) else {}
+        key = (str(t.get("terminal_id")), str(t.get("kind")))
+        count, amount = _count(t.get("count")), _count(t.get("amount"))
+        problem = None
+        if count is None or amount is None:
+            problem = f"clearing's row has count {t.get('count')!r}, amount {t.get('amount')!r}"
+        elif key in theirs:
+            problem = "clearing lists this terminal and kind twice"
+        if problem is None and count is not None and amount is not None:
+            theirs[key] = (count, amount)
+            continue
+        bad.append(
+            {"terminal_id": key[0], "kind": key[1], "cleared_count": t.get("count"),
+             "cleared_amount": t.get("amount"), "match": False, "problem": problem}
+        )  # fmt: skip
+    return theirs, bad
+
+
 def reconcile(
     db: Database, clearing_url: str, gateway_id: str, day: str | None = None
 ) -> dict[str, Any]:
@@ -130,10 +166,13 @@ def reconcile(
         params["day"] = day
     resp = httpx.get(clearing_url.rstrip("/") + "/v1/reconciliation", params=params, timeout=30)
     resp.raise_for_status()
-    theirs = {
-        (t["terminal_id"], t["kind"]): (int(t["count"]), int(t["amount"]))
-        for t in resp.json()["terminals"]
-    }
+    try:
+        listed = resp.json().get("terminals")
+    except (ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        raise Unavailable("bad_clearing_report", "clearing's report lists no terminals")
+    theirs, unreadable = _their_rows(listed)
     ours = sent(db, day)
     rows, mismatches = [], []
     for key in sorted(set(ours) | set(theirs)):
@@ -150,6 +189,9 @@ def reconcile(
         rows.append(row)
         if mine != cleared:
             mismatches.append(row)
+    for row in unreadable:
+        rows.append(row)
+        mismatches.append(row)
     refused = rejected(db, day)
     return {
         "gateway_id": gateway_id,

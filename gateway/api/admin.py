@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from gateway import auth, hotlist
+from gateway import auth, conflicts, hotlist
 from gateway.api.deps import DB, Settings
 from gateway.api.routes import JsonRoutes
 from gateway.edges import Text
@@ -51,3 +51,8 @@ def reconcile(db: DB, settings: Settings, day: Text | None = None) -> Any:
 @route.get("/v1/admin/quarantine", "Rides stored twice for one code, taken out")
 def quarantine(db: DB) -> Any:
     return {"rides": quarantined_rides(db)}
+
+
+@route.get("/v1/admin/conflicts", "Records held aside: other content under a held identity")
+def held_conflicts(db: DB, terminal_id: Text | None = None) -> Any:
+    return {"conflicts": conflicts.held(db, terminal_id=terminal_id)}

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import DB, Counters, Forwarders
 from gateway.api.routes import JsonRoutes
+from gateway.conflicts import held_count
 from gateway.metrics import render
 
 router = APIRouter(tags=["ops"])
@@ -20,10 +21,12 @@ def health(db: DB, forwarders: Forwarders) -> Any:
     with db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM outbox WHERE posted_at IS NULL")
         depth = cur.fetchone()[0]
+        conflicts = held_count(cur)
     return {
         "status": "ok",
         "storage": db.dialect,
         "outbox_depth": depth,
+        "conflicts_held": conflicts,
         "forwarders": len(forwarders),
     }
 

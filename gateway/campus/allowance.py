@@ -111,6 +111,16 @@ def _one_sale_at_a_time(db: Database, cur: Any, terminal: Terminal) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(978019, hashtext(?))", (terminal.terminal_id,))
 
 
+def _one_spend_per_person(db: Database, cur: Any, person: Any) -> None:
+    """A person's spends wait for each other (PostgreSQL; SQLite has one writer): each counts
+    the day's committed spends against the day limit, so two tills side by side would both
+    pass it. The account row is locked before the count."""
+    if db.dialect == POSTGRES:
+        cur.execute(
+            "SELECT 1 FROM campus_allowance_accounts WHERE person_no = ? FOR UPDATE", (person,)
+        )
+
+
 @retried
 def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str, Any]:
     """A canteen's sale paid from the allowance: the balance after, or a refusal."""
@@ -148,6 +158,7 @@ def spend(db: Database, terminal: Terminal, doc: Mapping[str, Any]) -> dict[str,
             raise Forbidden("card_lost", f"card {serial} is reported lost: its allowance is held")
         if card[0] != person:
             raise Forbidden("wrong_person", f"card {serial} is not bound to person {person}")
+        _one_spend_per_person(db, cur, person)
         limit = day_limit_in(cur, person)
         if limit is not None:
             spent = spent_today_in(cur, person)

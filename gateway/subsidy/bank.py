@@ -38,7 +38,8 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound
-from gateway.storage import Cursor, Database, now_ms, retried
+from gateway.loads import SUBSIDY_PURPOSE
+from gateway.storage import POSTGRES, Cursor, Database, now_ms, retried
 from gateway.subsidy.store import check_actor
 from terminal.private_files import owner_only
 from terminal.text import FileError
@@ -275,6 +276,10 @@ def create_batch(
     today = today or date.today()
     now = now_ms()
     with db.tx() as cur:
+        if db.dialect == POSTGRES:  # SQLite has one writer
+            # batches are built one at a time: each is numbered after the last one committed
+            # and takes only lines no other batch took (two at once took one number)
+            cur.execute("SELECT pg_advisory_xact_lock(978023)")
         previous = _batch_row(cur, reissue_of) if reissue_of else None
         failed_in = previous["id"] if previous else None
         take, skipped = _eligible(cur, roster_ids, failed_in)
@@ -810,7 +815,7 @@ def funds(db: Database) -> dict[str, Any]:
         cur.execute(
             "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM loads WHERE state = 'confirmed'"
             " AND purpose NOT LIKE ?",
-            ("subsidy:%",),
+            (SUBSIDY_PURPOSE + "%",),
         )
         top_count, top_fen = (int(x) for x in cur.fetchone())
     items = []

@@ -40,7 +40,7 @@ AWAITING = "awaiting_approval"
 WITHDRAWN = "withdrawn"
 AT_BANK = "at_bank"
 STATUSES = (PAID, HELD, AT_BANK, PENDING, AWAITING, WITHDRAWN)
-PURPOSE_PREFIX = "subsidy:"
+PURPOSE_PREFIX = loads.SUBSIDY_PURPOSE
 MAX_LINES_PER_PICKUP = 16  # keeps the load's purpose (the line ids) within 200 characters
 
 _SELECT = (

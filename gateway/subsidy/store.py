@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused
-from gateway.storage import Cursor, Database, now_ms
+from gateway.storage import POSTGRES, Cursor, Database, now_ms
 from gateway.subsidy.catalogue import Catalogue, Item
 from gateway.subsidy.roster import (
     CardLookup,
@@ -313,6 +313,26 @@ def _in_state(r: Roster, states: tuple[str, ...], why: str) -> None:
         raise Conflict("wrong_state", f"roster #{r.id} is {r.state}; {why}")
 
 
+def _moved(cur: Cursor, r: Roster, rowcount: int) -> None:
+    """Refuse (wrong_state) a step whose roster another step moved on meanwhile (PostgreSQL:
+    two officers at once), so only the step that won is answered and recorded."""
+    if rowcount != 1:
+        now = _get(cur, r.id)
+        raise Conflict(
+            "wrong_state",
+            f"roster #{r.id} is {now.state} (by another step meanwhile), no longer {r.state}",
+        )
+
+
+def _hold(db: Database, cur: Cursor, roster_id: int) -> None:
+    """Lock the roster (PostgreSQL; SQLite has one writer) before a step that decides from
+    its 公示: the approval counts open objections while an objection or a sign-off checks the
+    roster is still on display, so run side by side an objection could land on a roster just
+    approved, where nobody can resolve it any more."""
+    if db.dialect == POSTGRES:
+        cur.execute("SELECT 1 FROM subsidy_rosters WHERE id = ? FOR UPDATE", (roster_id,))
+
+
 def _advance(cur: Cursor, r: Roster, state: str, actor: str, note: str) -> Roster:
     """Move roster ``r`` on to ``state`` (reviewed or approved: its ``<state>_by`` and
     ``_at`` columns) unless it has moved meanwhile, and record the step in its trail."""
@@ -322,6 +342,7 @@ def _advance(cur: Cursor, r: Roster, state: str, actor: str, note: str) -> Roste
         " WHERE id = ? AND state = ?",
         (state, actor, now, r.id, r.state),
     )
+    _moved(cur, r, cur.rowcount)
     _event(cur, r.id, state, actor, now, note)
     return _get(cur, r.id)
 
@@ -345,6 +366,7 @@ def approve(
     actor = check_actor(actor)
     today = today or date.today()
     with db.tx() as cur:
+        _hold(db, cur, roster_id)
         r = _get(cur, roster_id)
         if r.state == DECLARED:
             raise Conflict(
@@ -403,6 +425,10 @@ def send_to_finance(db: Database, roster_id: int, actor: str, note: str = "") ->
             "UPDATE subsidy_rosters SET sent_by = ?, sent_at = ? WHERE id = ? AND sent_at IS NULL",
             (actor, now, roster_id),
         )
+        if cur.rowcount != 1:  # another officer's send won meanwhile (PostgreSQL)
+            raise Conflict(
+                "already_sent", f"roster #{roster_id} was sent by {_get(cur, roster_id).sent_by}"
+            )
         _event(cur, roster_id, SENT, actor, now, note)
         return _get(cur, roster_id)
 
@@ -421,9 +447,10 @@ def reject(db: Database, roster_id: int, actor: str, reason: str) -> Roster:
         now = now_ms()
         cur.execute(
             "UPDATE subsidy_rosters SET state = 'rejected', rejected_by = ?, rejected_at = ?,"
-            " rejected_reason = ? WHERE id = ?",
-            (actor, now, reason[:1000], roster_id),
+            " rejected_reason = ? WHERE id = ? AND state = ?",
+            (actor, now, reason[:1000], roster_id, r.state),
         )
+        _moved(cur, r, cur.rowcount)
         cur.execute("UPDATE subsidy_lines SET live = 0 WHERE roster_id = ?", (roster_id,))
         _event(cur, roster_id, REJECTED, actor, now, reason)
         return _get(cur, roster_id)
@@ -526,7 +553,9 @@ def publish(
         return pub
 
 
-def _on_display(cur: Cursor, roster_id: int) -> Publication:
+def _on_display(db: Database, cur: Cursor, roster_id: int) -> Publication:
+    """The roster's publication, once the roster is held (``_hold``) and still on display."""
+    _hold(db, cur, roster_id)
     r = _get(cur, roster_id)
     pub = _publication(cur, roster_id)
     if pub is None or r.state != REVIEWED:
@@ -546,7 +575,7 @@ def object_to(db: Database, roster_id: int, row: int, actor: str, reason: str) -
     if not reason:
         raise Invalid("no_reason", "an objection must say what is wrong")
     with db.tx() as cur:
-        _on_display(cur, roster_id)
+        _on_display(db, cur, roster_id)
         cur.execute(
             "SELECT id FROM subsidy_lines WHERE roster_id = ? AND row_no = ? AND live = 1",
             (roster_id, row),
@@ -577,10 +606,11 @@ def resolve_objection(
     if not note:
         raise Invalid("no_reason", "say how the objection was resolved")
     with db.tx() as cur:
+        _hold(db, cur, _objection(cur, objection_id)["roster_id"])
         o = _objection(cur, objection_id)
         if o["outcome"] is not None:
             raise Conflict("resolved", f"objection #{objection_id} is already {o['outcome']}")
-        _on_display(cur, o["roster_id"])
+        _on_display(db, cur, o["roster_id"])
         now = now_ms()
         cur.execute(
             "UPDATE subsidy_objections SET outcome = ?, resolved_by = ?, resolved_at = ?,"
@@ -645,7 +675,7 @@ def sign_off(
     if not 0 < signatures <= 1_000_000:
         raise Invalid("bad_signatures", "a sign-off counts at least one signature")
     with db.tx() as cur:
-        pub = _on_display(cur, roster_id)
+        pub = _on_display(db, cur, roster_id)
         if pub.signed_by is not None:
             raise Conflict(
                 "already_signed", f"roster #{roster_id} was signed off by {pub.signed_by}"

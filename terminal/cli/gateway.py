@@ -6,6 +6,7 @@
   ykt gateway hotlist add|remove|show ...          挂失 / 解挂
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
   ykt gateway quarantine --db URL                  rides stored twice for one code, taken out
+  ykt gateway conflicts --db URL [--terminal ID]   records held aside: other content, same id
   ykt gateway numbers stale|release|releases ...   card numbers claimed and never pushed
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
@@ -160,6 +161,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     qr = gsub.add_parser("quarantine", help="rides stored twice for one code, taken out")
     add_db_option(qr, what="storage URL")
     qr.set_defaults(handler=quarantine)
+
+    cf = gsub.add_parser("conflicts", help="records held aside: other content, same identity")
+    add_db_option(cf, what="storage URL")
+    cf.add_argument("--terminal", metavar="ID", help="one terminal's only")
+    cf.set_defaults(handler=show_conflicts)
 
     _register_numbers(gsub)
 
@@ -377,6 +383,14 @@ def quarantine(args: argparse.Namespace) -> int:
     from gateway.reconcile import quarantined_rides
 
     print(json.dumps({"rides": quarantined_rides(_db(args))}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def show_conflicts(args: argparse.Namespace) -> int:
+    from gateway.conflicts import held
+
+    found = held(_db(args), terminal_id=args.terminal)
+    print(json.dumps({"conflicts": found}, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -70,6 +70,11 @@ class GatewayClient:
             raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code >= 500:
             raise GatewayUnavailable(f"{method} {path}: gateway answered {resp.status_code}")
+        if resp.status_code < 200 or 300 <= resp.status_code < 400:  # never followed
+            where = resp.headers.get("location", "")[:200]
+            raise GatewayUnavailable(
+                f"{method} {path}: gateway answered {resp.status_code} {where}".rstrip()
+            )
         if resp.status_code >= 400:
             try:
                 doc = resp.json()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from terminal.hotlist import Hotlist
+from terminal.hotlist import Hotlist, HotlistError
 from terminal.uplink.client import GatewayClient, GatewayRefused, GatewayUnavailable
 
 log = logging.getLogger("terminal.uplink")
@@ -34,11 +34,29 @@ def sync_hotlist(
     version = since
     while True:
         doc = fetch(version, page)
-        for change in doc["changes"]:
-            apply(change)
-            version = int(change["version"])
+        changes = doc.get("changes") if isinstance(doc, dict) else None
+        if not isinstance(changes, list) or not isinstance(doc.get("more"), bool):
+            raise GatewayUnavailable(f"the answer after version {version} is not a page")
+        if doc["more"] and not changes:
+            raise GatewayUnavailable(f"more changes after version {version} promised, no changes")
+        for change in changes:
+            version = _apply_next(change, version, apply)
         if not doc["more"]:
             return version
+
+
+def _apply_next(change: Any, version: int, apply: Callable[[dict[str, Any]], None]) -> int:
+    """Apply one change that follows ``version``; the feed's version after it. A change the
+    terminal cannot read or that is not newer applies nothing: the gateway (or whatever
+    answered) is asked again at the next sync."""
+    try:
+        new = change["version"]
+        if type(new) is not int or new <= version:
+            raise HotlistError(f"version {new!r} is not after {version}")
+        apply(change)
+    except (KeyError, TypeError, ValueError, HotlistError) as exc:
+        raise GatewayUnavailable(f"hotlist change {str(change)[:200]}: {exc}") from exc
+    return new
 
 
 def sync_local_hotlist(client: GatewayClient, hotlist: Hotlist, *, page: int = 10_000) -> int:

@@ -1,9 +1,10 @@
 """Store-and-forward from the journal to the gateway.
 
 Rows leave in upload order, in batches bounded by count and by the age of the oldest
-waiting row. A row is marked uploaded only after the gateway acknowledged it (stored,
-duplicate, or conflict - all mean the gateway holds that identity), so a crash or an
-outage at any point only means the same rows are sent again, which the gateway ignores.
+waiting row. A row is marked uploaded only after the gateway acknowledged it (stored or
+duplicate: the gateway holds this record), so a crash or an outage at any point only
+means the same rows are sent again, which the gateway ignores. A ``conflict`` (the gateway
+holds other content under the row's identity, a sequence number used twice) is parked.
 Failures back off exponentially with jitter, so a fleet coming back after an outage
 does not hammer the gateway in step. Nothing about the schedule needs to survive a
 restart: the journal is the queue.
@@ -162,27 +163,70 @@ class Uplink:
             self.stats.last_error = str(exc)
             log.error("gateway refused batch of %d rows from %s: %s", len(rows), terminal_id, exc)
             raise
-        acked = []
-        for item in ack.get("acks", ()):
-            seq = item.get(seq_name)
-            if seq in by_seq and item.get("status") in ("stored", "duplicate", "conflict"):
+        acked, conflicted, stored = [], [], []
+        for seq, status in self._acks(ack, self.batch_id(rows), terminal_id, seq_name).items():
+            if seq in by_seq and status in ("stored", "duplicate"):
                 acked.append(by_seq[seq])
-                if item["status"] == "conflict":
-                    self.stats.conflicts += 1
-                    log.warning("gateway holds other content for %s seq %s", terminal_id, seq)
-        if len(acked) != len(rows):
+                if status == "stored":
+                    stored.append(seq)
+            elif seq in by_seq and status == "conflict":
+                conflicted.append(by_seq[seq])
+        if len(acked) + len(conflicted) != len(rows):
             self.failures += 1
             self.stats.failures += 1
             raise GatewayUnavailable(
-                f"acknowledgement covers {len(acked)} of {len(rows)} rows; will resend"
+                f"acknowledgement covers {len(acked) + len(conflicted)} of {len(rows)} rows;"
+                " will resend"
             )
         self.journal.mark_uploaded(acked)
+        for row in rows:
+            if row.upload_seq in conflicted:
+                self._park_conflict(row)
         self.failures = 0
-        counts = ack.get("counts", {})
         self.stats.batches += 1
-        self.stats.stored += counts.get("stored", 0)
-        self.stats.duplicates += counts.get("duplicate", 0)
-        return len(acked)
+        self.stats.stored += len(stored)
+        self.stats.duplicates += len(acked) - len(stored)
+        return len(rows)
+
+    def _acks(
+        self, ack: object, batch_id: str, terminal_id: str, seq_name: str
+    ) -> dict[int, object]:
+        """Sequence -> status from an answer that is this batch's acknowledgement; anything
+        else (another batch's or terminal's, a record answered twice, not an acknowledgement
+        at all) marks nothing."""
+        items = ack.get("acks") if isinstance(ack, dict) else None
+        why = ""
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and type(i.get(seq_name)) is int for i in items
+        ):
+            why = "the answer is not an acknowledgement"
+        elif len({i[seq_name] for i in items}) != len(items):
+            why = "the answer acknowledges a record twice"
+        elif ack.get("terminal_id") != terminal_id:
+            why = f"the answer acknowledges terminal {str(ack.get('terminal_id'))[:40]}"
+        elif ack.get("batch_id") != batch_id:
+            why = f"the answer acknowledges batch {str(ack.get('batch_id'))[:80]}"
+        if why:
+            self.failures += 1
+            self.stats.failures += 1
+            self.stats.last_error = f"{why}, not {terminal_id}'s batch {batch_id}; will resend"
+            raise GatewayUnavailable(self.stats.last_error)
+        return {i[seq_name]: i.get("status") for i in items}
+
+    def _park_conflict(self, row: Row) -> None:
+        """The gateway holds other content under this row's identity: the row (money a card
+        paid) is not stored there, so it is parked, not marked sent. The usual cause is a
+        sequence number used twice, by a journal and PSAM restored from a backup."""
+        self.stats.conflicts += 1
+        self._park(
+            row,
+            GatewayRefused(
+                409,
+                "conflict",
+                f"the gateway holds other content for {row.terminal_id} seq {row.seq}: the"
+                " sequence number was reused (journal or PSAM restored from a backup?)",
+            ),
+        )
 
     def _park(self, row: Row, exc: GatewayRefused) -> int:
         reason = f"{exc.status} {exc.code}: {exc.reason}"

@@ -10,6 +10,7 @@ nothing was stored, paid or lost. Modules:
 - ``test_careless_operator.py``  operators and their files: rosters, fares, cards, tokens
 - ``test_hostile_desk.py``       an issuance desk numbering cards itself or posing as another
 - ``test_hostile_card.py``       a card (or a recorded trace) answering what it likes
+- ``test_hostile_gateway.py``    whatever answers a terminal at the gateway's address
 - ``test_api_fuzz.py``           every endpoint of the OpenAPI schema, fuzzed
 """
 

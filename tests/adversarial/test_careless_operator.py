@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 from datetime import datetime
@@ -547,3 +548,56 @@ def test_corrupt_psam_file_is_one_line_too(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"310000000001"', '"31000000ZZ01"'))
     line = one_error_line(ykt("read", "--card", str(path), check=False))
     assert line.startswith(f"ykt: {path}:") and "terminal_id" in line, line
+
+
+# -- a data directory restored from a backup --------------------------------------------------
+def test_a_journal_and_psam_restored_from_a_backup_park_the_reused_sequences(
+    gateway, tmp_path: Path, clock
+) -> None:
+    """Yesterday's copy of the journal and the PSAM comes back: today's purchases reuse
+    sequence numbers the gateway already holds with other content. The gateway answers
+    ``conflict``; each such row is the only record of money taken from a card, so the
+    terminal parks it with the reason (listed, counted in /health) instead of marking it
+    sent."""
+    from terminal.uplink import GatewayClient, Uplink
+    from tests.traffic import JournaledTerminal, make_cards
+
+    tid = "310000000377"
+    path, backup = tmp_path / "j.db", tmp_path / "backup.db"
+    client = GatewayClient(gateway.url, gateway.register(tid))
+    term = JournaledTerminal(tid, path, clock)
+    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # the backup, before the day's taps
+    backup.chmod(0o600)
+    yesterday = make_cards(3)
+    for card in yesterday:
+        clock.advance(seconds=30)
+        term.tap(card, 200)
+    assert Uplink(term.journal, {tid: client}, clock=clock).drain() == 3
+    term.close()
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    backup.rename(path)
+    term = JournaledTerminal(tid, path, clock)  # and the PSAM's state from the same backup
+    today = make_cards(3, first=10)
+    rows = []
+    for card in today:
+        clock.advance(seconds=30)
+        rows.append(term.tap(card, 350))
+    assert [r.terminal_seq for r in rows] == [1, 2, 3]  # the numbers yesterday's taps had
+
+    up = Uplink(term.journal, {tid: client}, clock=clock)
+    assert up.drain() == 3
+    parked = term.journal.parked()
+    assert [(r.terminal_seq, r.amount) for r in parked] == [(r.terminal_seq, 350) for r in rows]
+    for row in parked:
+        assert row.uploaded_at is None
+        assert row.parked_reason.startswith("409 conflict:"), row.parked_reason
+        assert "other content" in row.parked_reason and "reused" in row.parked_reason
+    assert (up.stats.conflicts, up.stats.parked, term.journal.pending_upload()) == (3, 3, 0)
+    # the money is on the rows: the cards paid, the gateway stored none of it
+    assert [c.balance for c in today] == [100_000 - 350] * 3
+    assert gateway.count("txn") == 3 and gateway.count("txn_conflicts") == 3
+    term.close()
+    client.close()

@@ -5,10 +5,13 @@ both, and sent to the bank again only after the bank's own signed word that it f
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
 
+from gateway.storage import POSTGRES
 from gateway.subsidy.bank import Bank, BankKey, Banks
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
@@ -16,7 +19,7 @@ from terminal.readers.sim import SimReader
 from terminal.roles.kiosk_host import HttpSubsidyHost
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayRefused
-from tests.gateway_fixtures import BANK_KEY, start_gateway
+from tests.gateway_fixtures import BANK_KEY, Rollback, lock_waiters, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
     admin,
@@ -271,3 +274,60 @@ def test_one_bank_cannot_settle_another_banks_batch(gateway, centre, clock):
         assert (r.status_code, r.json()["paid"], r.json()["failed"]) == (200, 2, []), r.text
     finally:
         two.server.stop()
+
+
+def test_two_batches_built_at_once_get_two_numbers_and_share_no_line(gateway, centre):
+    """Two finance officers build a batch at the same moment, each for another roster
+    (PostgreSQL: both held inside the gateway at their lines). The batch number was the
+    count of batches + 1: both took the same number, and the second, finding the number
+    taken once the first committed, was refused 409 ``concurrent_update`` for a batch that
+    shared nothing with the first. Each batch gets its own number (the later one the next),
+    each line is in exactly one live bank line, of the batch that took it."""
+    z, li = centre.records[0], centre.records[1]
+    rids = []
+    for person, line in ((z, "H18,45000,2026-10"), (li, "H21,58050,2026-10")):
+        doc = import_roster(gateway, roster(f"{holder_row(person)},{line}"))
+        send_roster(gateway, doc["roster"]["id"])
+        rids.append(int(doc["roster"]["id"]))
+    answers: dict[int, Any] = {}
+
+    def build(rid: int) -> None:
+        body = {"actor": f"finance-{rid}", "rosters": [rid]}
+        answers[rid] = admin(gateway, "POST", "/v1/admin/subsidies/bank/batches", json=body)
+
+    threads = [threading.Thread(target=build, args=(rid,)) for rid in rids]
+    if gateway.db.dialect == POSTGRES:
+        with pytest.raises(Rollback), gateway.db.tx() as cur:
+            cur.execute("SELECT 1 FROM subsidy_lines FOR UPDATE")  # every line held
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gateway) < 2:
+                assert time.monotonic() < deadline, "the two batches never both waited"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join(60)
+    assert [answers[rid].status_code for rid in rids] == [201, 201], {
+        rid: r.text for rid, r in answers.items()
+    }
+    refs = {rid: answers[rid].json()["batch"] for rid in rids}
+    assert len(set(refs.values())) == 2, refs
+    assert gateway.count("subsidy_bank_batches") == 2
+    with gateway.db.tx() as cur:
+        cur.execute(
+            "SELECT l.roster_id, bb.reference, COUNT(*) FROM subsidy_bank_lines b"
+            " JOIN subsidy_bank_batches bb ON bb.id = b.batch_id"
+            " JOIN subsidy_lines l ON l.id = b.line_id GROUP BY l.roster_id, bb.reference"
+        )
+        assert {(int(r[0]), r[1], int(r[2])) for r in cur.fetchall()} == {
+            (rid, refs[rid], 1) for rid in rids
+        }
+        cur.execute("SELECT COUNT(*) FROM subsidy_lines WHERE bank_line_id IS NULL")
+        assert cur.fetchone()[0] == 0
+    for rid in rids:  # each payment file holds its own line alone
+        text = payment_file(gateway, refs[rid]).decode()
+        assert text.count("\nD,") == 1 and "-00001" in text

@@ -632,3 +632,56 @@ def test_a_void_racing_its_spend_refunds_what_the_spend_took(
     refunded = answers["void"].json()["refunded_fen"]
     assert (paid, refunded) in ((True, 1_000), (False, 0)), {k: v.text for k, v in answers.items()}
     assert allowance_of(gateway.url, "S1") == 3_000  # voided: the allowance is whole again
+
+
+SECOND_TILL = "310000000302"
+
+
+def test_two_tills_at_once_cannot_spend_past_the_day_limit(gateway: GatewayServer) -> None:
+    """S1 may spend 1,500 fen of the allowance a day. Two tills sell him 1,000 fen at the
+    same moment: each checked the day's spends before the other's committed (PostgreSQL:
+    both held here behind a lock on his account), so both were paid, 2,000 fen in a day.
+    One sale must be refused over the limit, and only the other taken."""
+    card = campus_card(1, "S1")
+    enrol(gateway.url, "S1", "students", card)
+    credit(gateway.url, "2026-11", [{"person_no": "S1", "amount_fen": 3_000}])
+    limit = {"scope": "person", "name": "S1", "day_limit_fen": 1_500}
+    assert admin(gateway.url, "/v1/admin/campus/limits", limit).status_code == 200
+    answers: dict[str, httpx.Response] = {}
+
+    def sell(terminal_id: str) -> None:
+        token = gateway.register(terminal_id, "campus", role="pos")
+        body = {
+            "terminal_id": terminal_id,
+            "sale_seq": 1,
+            "card_serial": card.serial.hex(),
+            "person_no": "S1",
+            "amount_fen": 1_000,
+            "meal": "lunch",
+        }
+        answers[terminal_id] = as_terminal(gateway.url, token, "/v1/campus/allowance/spend", body)
+
+    tills = [threading.Thread(target=sell, args=(t,)) for t in (CANTEEN_ID, SECOND_TILL)]
+    if gateway.db.dialect == POSTGRES:
+        with pytest.raises(Rollback), gateway.db.tx() as cur:
+            cur.execute("SELECT 1 FROM campus_allowance_accounts WHERE person_no = 'S1' FOR UPDATE")
+            for till in tills:
+                till.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gateway) < 2:  # both sales inside the gateway, waiting on S1
+                assert time.monotonic() < deadline, "the two sales never waited on the account"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for till in tills:
+            till.start()
+    for till in tills:
+        till.join(60)
+    got = sorted((r.status_code, r.json().get("error")) for r in answers.values())
+    assert got == [(200, None), (409, "over_limit")], {k: v.text for k, v in answers.items()}
+    refused = next(r for r in answers.values() if r.status_code == 409)
+    assert (
+        "spent 1000 fen of the allowance today, the day limit is 1500" in refused.json()["reason"]
+    )
+    assert allowance_of(gateway.url, "S1") == 2_000  # one lunch taken, not two
+    assert gateway.count("campus_allowance_spends") == 1

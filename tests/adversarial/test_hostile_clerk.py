@@ -5,20 +5,26 @@ nothing is stored, approved or paid."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import date, timedelta
 from typing import Any
 
 import openpyxl
 import pytest
 
+from gateway.storage import POSTGRES
+from tests.gateway_fixtures import Rollback, lock_waiters
 from tests.subsidy_kit import (
     PEOPLE,
     Centre,
     admin,
     answer,
+    approve_roster,
     card_for,
     holder_row,
     import_roster,
+    publish_roster,
     roster,
 )
 
@@ -152,3 +158,129 @@ def test_a_line_redirected_to_someone_elses_card_is_refused(gateway, centre):
     after = admin(gateway, "GET", "/v1/admin/subsidies/report", params={"roster_id": rid}).json()
     assert after["lines"][0]["card_number"] == centre.records[0].card_number
     assert gateway.count("subsidy_line_events") == 0
+
+
+def test_an_approval_and_a_rejection_at_once_leave_one_answer_true(gateway, centre):
+    """The approver and another officer rejecting act on a reviewed roster at the same
+    moment (PostgreSQL: both held here behind a lock on the roster). Both were answered 200:
+    the rejection overwrote the approval (the lines withdrawn after the approver was told
+    "approved"), or the approval, finding the roster rejected, still recorded "approved" in
+    its trail. One step must win and the other be refused; the trail holds the winner only."""
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    publish_roster(gateway, rid)
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    answers: dict[str, Any] = {}
+    steps = {
+        "approve": {"actor": "approver"},
+        "reject": {"actor": "officer", "reason": "income above the line"},
+    }
+
+    at_once(gateway, rid, {step: (f"{base}/{step}", body) for step, body in steps.items()}, answers)
+    codes = {step: r.status_code for step, r in answers.items()}
+    assert sorted(codes.values()) == [200, 409], {k: v.text for k, v in answers.items()}
+    won = next(step for step, code in codes.items() if code == 200)
+    lost = answers["reject" if won == "approve" else "approve"].json()
+    assert lost["error"] == "wrong_state" and f"roster #{rid} is " in lost["reason"], lost
+    doc = admin(gateway, "GET", base).json()
+    state = {"approve": "approved", "reject": "rejected"}[won]
+    assert doc["roster"]["state"] == answers[won].json()["state"] == state
+    actions = [e["action"] for e in doc["events"]]
+    assert state in actions and ({"approved", "rejected"} - {state}).isdisjoint(actions)
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT live FROM subsidy_lines WHERE roster_id = ?", (rid,))
+        assert [int(r[0]) for r in cur.fetchall()] == [1 if won == "approve" else 0]
+
+
+def at_once(
+    gateway: Any, rid: int, steps: dict[str, tuple[str, dict[str, Any]]], answers: dict[str, Any]
+) -> None:
+    """POST every step of ``steps`` (name: path, body) at once, their answers into
+    ``answers``; on PostgreSQL all held inside the gateway behind a lock on roster ``rid``
+    (each step waits on it) and then released together."""
+
+    def act(step: str) -> None:
+        path, body = steps[step]
+        answers[step] = admin(gateway, "POST", path, json=body)
+
+    threads = [threading.Thread(target=act, args=(step,)) for step in steps]
+    if gateway.db.dialect == POSTGRES:
+        with pytest.raises(Rollback), gateway.db.tx() as cur:
+            cur.execute("SELECT 1 FROM subsidy_rosters WHERE id = ? FOR UPDATE", (rid,))
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gateway) < len(steps):  # every step inside, at the roster
+                assert time.monotonic() < deadline, "the steps never all waited on the roster"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join(60)
+
+
+def test_an_objection_raised_as_the_roster_is_approved_is_never_left_open(gateway, centre):
+    """A resident's objection is recorded at the moment the approver approves (PostgreSQL:
+    both held inside the gateway at the roster). Both were answered 200: the approval had
+    counted no open objection, the objection found the roster still reviewed, and the
+    roster was approved with an objection nobody can resolve any more (resolving needs a
+    reviewed roster). One of the two must be refused: the roster is approved with no open
+    objection, or stays reviewed with the objection open."""
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    publish_roster(gateway, rid)
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    answers: dict[str, Any] = {}
+    objection = {"actor": "villager", "row": 2, "reason": "他家已经搬走了"}
+    steps = {"approve": (f"{base}/approve", {"actor": "approver"}),
+             "object": (f"{base}/objections", objection)}  # fmt: skip
+    at_once(gateway, rid, steps, answers)
+    codes = {step: r.status_code for step, r in answers.items()}
+    doc = admin(gateway, "GET", base).json()
+    open_ones = [o for o in doc["objections"] if o["outcome"] is None]
+    actions = [e["action"] for e in doc["events"]]
+    if codes["approve"] == 200:
+        assert codes["object"] == 409, {k: v.text for k, v in answers.items()}
+        lost = answers["object"].json()
+        assert lost["error"] == "not_on_display", lost
+        assert f"roster #{rid} is approved" in lost["reason"], lost
+        assert doc["roster"]["state"] == "approved" and open_ones == []
+        assert gateway.count("subsidy_objections") == 0 and "objection" not in actions
+    else:
+        assert codes == {"approve": 409, "object": 201}, {k: v.text for k, v in answers.items()}
+        lost = answers["approve"].json()
+        assert lost["error"] == "open_objections" and "1 open objection(s)" in lost["reason"]
+        assert doc["roster"]["state"] == "reviewed" and len(open_ones) == 1
+        assert "approved" not in actions
+        # the objection can still be resolved, and the roster then approved
+        oid = open_ones[0]["id"]
+        r = admin(
+            gateway,
+            "POST",
+            f"/v1/admin/subsidies/objections/{oid}/resolve",
+            json={"actor": "officer", "outcome": "dismissed", "note": "核实仍在本村居住"},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_two_sends_to_finance_at_once_are_one_send(gateway, centre):
+    """Two finance officers send one approved roster at the same moment (PostgreSQL: both
+    held inside the gateway at the roster). Both were answered 200 and the trail said the
+    roster was sent twice, the second officer's name in the trail but not on the roster.
+    One send is answered; the other is refused, and the trail holds one send."""
+    rid = import_roster(gateway, roster(f"{who(centre)},H18,20000,2026-10"))["roster"]["id"]
+    approve_roster(gateway, rid)
+    base = f"/v1/admin/subsidies/rosters/{rid}"
+    answers: dict[str, Any] = {}
+    steps = {who_: (f"{base}/send", {"actor": who_}) for who_ in ("finance-a", "finance-b")}
+    at_once(gateway, rid, steps, answers)
+    codes = {step: r.status_code for step, r in answers.items()}
+    assert sorted(codes.values()) == [200, 409], {k: v.text for k, v in answers.items()}
+    won = next(step for step, code in codes.items() if code == 200)
+    lost = answers["finance-b" if won == "finance-a" else "finance-a"].json()
+    assert lost["error"] == "already_sent", lost
+    assert f"roster #{rid} was sent by {won}" in lost["reason"], lost
+    doc = admin(gateway, "GET", base).json()
+    assert doc["roster"]["sent_by"] == answers[won].json()["sent_by"] == won
+    sends = [e for e in doc["events"] if e["action"] == "sent_to_finance"]
+    assert [e["actor"] for e in sends] == [won]

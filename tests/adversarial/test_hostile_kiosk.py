@@ -414,3 +414,24 @@ def test_a_pickup_behind_the_kiosks_own_torn_top_up_settles_it_then_pays_once(
     assert done.paid_fen == 20_000 and card.balance == 20_500
     assert load_state(gateway, top_up["reference"]) == ("void", 0)
     paid_once(gateway, rid, 20_000)
+
+
+def test_a_top_up_cannot_pass_itself_off_as_a_subsidy_pickup(gateway, clients, clock):
+    """A kiosk labels a cash top-up ``subsidy:1`` on ``/v1/loads``: the gateway stored the
+    label, and the funds report, which keeps subsidy money out of the top-ups, left the
+    1,000 fen the kiosk took in cash out of the top-ups (and line 1 looked paid to anyone
+    reading the load). The subsidy label is the pickup's alone: refused, nothing stored."""
+    client = clients(KIOSK)
+    at = CardAt(demo_card(45, balance=500), clock)
+    req = at.initialize(KIOSK, 1_000)
+    forged = request_json(req, purpose="subsidy:1")
+    reason = refused(lambda: client.request("POST", "/v1/loads", json=forged), 422, "reserved")
+    assert "'subsidy:' is the label of a subsidy pickup" in reason and "/v1/subsidies" in reason
+    assert gateway.count("loads") == 0 and gateway.count("outbox") == 0
+    # the same card's honest top-up is authorised, credited and counted as a top-up
+    host = HttpLoadHost(client, sleep=lambda s: None)
+    auth = authorize(host, req)
+    host.confirm_load(req, auth, at.credit(req, auth))
+    assert at.card.balance == 1_500 and load_state(gateway, auth.reference) == ("confirmed", 1)
+    funds = admin(gateway, "GET", "/v1/admin/subsidies/funds").json()
+    assert funds["top_ups"] == {"loads": 1, "amount_fen": 1_000}

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
@@ -202,3 +206,184 @@ def test_the_gateways_own_forwarder_drains_in_the_background(db, clearing, tmp_p
     finally:
         gw.server.stop()
     assert clearing.ledger.stats()["deliveries"] == 20
+
+
+class LyingClearing:
+    """A clearing service that lies: it passes posts to the real clearing (or not) and
+    answers what ``lie`` makes of the real answer; its reconciliation report is
+    ``report(real report)``."""
+
+    def __init__(self, real_url: str):
+        self.lie: Any = None
+        self.forward = True
+        self.report: Any = None
+        app = FastAPI()
+
+        @app.post("/v1/records")
+        async def records(request: Request) -> JSONResponse:
+            body = await request.json()
+            results = [{"key": r["key"], "status": "accepted"} for r in body["records"]]
+            if self.forward:
+                results = httpx.post(real_url + "/v1/records", json=body).json()["results"]
+            return JSONResponse(self.lie(body, results))
+
+        @app.get("/v1/reconciliation")
+        def reconciliation(gateway_id: str) -> JSONResponse:
+            real = httpx.get(real_url + "/v1/reconciliation", params={"gateway_id": gateway_id})
+            return JSONResponse(self.report(real.json()))
+
+        self.server = UvicornThread(app).start()
+        self.url = self.server.url
+
+
+def pending(gateway) -> list[tuple[Any, ...]]:
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT outcome, lease_owner FROM outbox WHERE posted_at IS NULL")
+        return cur.fetchall()
+
+
+def test_a_lying_clearing_answer_leaves_every_record_in_the_outbox(
+    gateway, clearing, tmp_path, clock
+):
+    """Clearing answers 200 but not for what was sent: "accepted" for records it never
+    received (answered with another post's keys), the right number of answers in another
+    order, statuses it does not have, or no result objects at all. The forwarder marked
+    the records accepted (or rejected) by position and never sent them again: they were
+    lost to clearing. Each answer is taken as a failed post: every record stays in the
+    outbox, unleased, and reaches clearing once when clearing answers truly."""
+    run_traffic(gateway, tmp_path, clock, taps=3)
+    other = {"key": "T:00000000:0000000000000000:1", "status": "accepted"}
+
+    def other_keys(body, results):
+        return {"results": [dict(other) for _ in results]}
+
+    def reordered(body, results):
+        return {"results": results[::-1]}
+
+    def odd_status(body, results):
+        return {"results": [{**r, "status": "settled"} for r in results]}
+
+    def not_objects(body, results):
+        return {"results": [1] * len(results)}
+
+    def not_a_list(body, results):
+        return {"results": "accepted"}
+
+    liar = LyingClearing(clearing.url)
+    try:
+        for lie, forward in (
+            (other_keys, False),
+            (reordered, True),
+            (odd_status, True),
+            (not_objects, True),
+            (not_a_list, True),
+        ):
+            liar.lie, liar.forward = lie, forward
+            fwd = Forwarder(gateway.db, liar.url, gateway_id="gw-test", batch_size=10)
+            with pytest.raises((httpx.HTTPError, ValueError)) as caught:
+                fwd.run_once()
+            assert "clearing answered" in str(caught.value), lie.__name__
+            fwd.stop()
+            assert pending(gateway) == [(None, None)] * 6, lie.__name__
+            assert gateway.count("outbox") == 6
+            with gateway.db.tx() as cur:
+                cur.execute("UPDATE outbox SET available_at = 0")
+    finally:
+        liar.server.stop()
+    fwd = Forwarder(gateway.db, clearing.url, gateway_id="gw-test", batch_size=10)
+    assert fwd.drain() == 6 and pending(gateway) == []
+    stats = clearing.ledger.stats()
+    assert (stats["accepted"], stats["rejected"]) == (6, 0)
+    assert reconcile(gateway.db, clearing.url, "gw-test")["matched"]
+
+
+def test_a_clearing_that_stores_then_times_out_is_sent_again_once(
+    gateway, clearing, tmp_path, clock
+):
+    """Clearing stores the post, then the answer never comes (timeout): the records stay
+    in the outbox and the resend is answered duplicate; clearing holds each record once."""
+    run_traffic(gateway, tmp_path, clock, taps=2)
+    liar = LyingClearing(clearing.url)
+
+    def slow(body, results):
+        time.sleep(1.5)
+        return {"results": results}
+
+    liar.lie = slow
+    try:
+        fwd = Forwarder(gateway.db, liar.url, gateway_id="gw-test", timeout=0.5)
+        with pytest.raises(httpx.TimeoutException):
+            fwd.run_once()
+        fwd.stop()
+    finally:
+        liar.server.stop()
+    assert pending(gateway) == [(None, None)] * 4
+    assert clearing.ledger.stats()["accepted"] == 4  # clearing had stored them
+    with gateway.db.tx() as cur:
+        cur.execute("UPDATE outbox SET available_at = 0")
+    fwd = Forwarder(gateway.db, clearing.url, gateway_id="gw-test")
+    assert fwd.drain() == 4
+    with gateway.db.tx() as cur:
+        cur.execute("SELECT outcome, COUNT(*) FROM outbox GROUP BY outcome")
+        assert dict(cur.fetchall()) == {"duplicate": 4}
+    assert clearing.ledger.stats() == {"accepted": 4, "deliveries": 8, "rejected": 0}
+    assert reconcile(gateway.db, clearing.url, "gw-test")["matched"]
+
+
+def test_a_doctored_reconciliation_report_is_a_mismatch_naming_its_rows(
+    gateway, clearing, tmp_path, clock
+):
+    """Clearing's report is changed: a row added, a row left out, a row's amount changed,
+    a terminal listed twice (the true row last, so a dict kept only it), an amount with a
+    fraction (truncated to the true one), a count that is no number. Each must be a
+    MISMATCH naming the row, never MATCHED."""
+    run_traffic(gateway, tmp_path, clock, taps=3)
+    Forwarder(gateway.db, clearing.url, gateway_id="gw-test").drain()
+    assert reconcile(gateway.db, clearing.url, "gw-test")["matched"]
+    t0 = TIDS[0]
+
+    def extra(doc):
+        row = {"terminal_id": "319999999999", "kind": "purchase", "count": 1, "amount": 5}
+        return {**doc, "terminals": [*doc["terminals"], row]}
+
+    def missing(doc):
+        return {**doc, "terminals": doc["terminals"][1:]}
+
+    def changed(doc):
+        first = {**doc["terminals"][0], "amount": doc["terminals"][0]["amount"] + 1}
+        return {**doc, "terminals": [first, *doc["terminals"][1:]]}
+
+    def twice(doc):
+        first = {**doc["terminals"][0], "count": 99, "amount": 9999}
+        return {**doc, "terminals": [first, *doc["terminals"]]}
+
+    def fraction(doc):
+        first = {**doc["terminals"][0], "amount": doc["terminals"][0]["amount"] + 0.5}
+        return {**doc, "terminals": [first, *doc["terminals"][1:]]}
+
+    def no_number(doc):
+        first = {**doc["terminals"][0], "count": True}
+        return {**doc, "terminals": [first, *doc["terminals"][1:]]}
+
+    liar = LyingClearing(clearing.url)
+    try:
+        for doctor, named in (
+            (extra, "319999999999"),
+            (missing, t0),
+            (changed, t0),
+            (twice, t0),
+            (fraction, t0),
+            (no_number, t0),
+        ):
+            liar.report = doctor
+            report = reconcile(gateway.db, liar.url, "gw-test")
+            assert report["matched"] is False, doctor.__name__
+            assert {m["terminal_id"] for m in report["mismatches"]} == {named}, (
+                doctor.__name__,
+                report["mismatches"],
+            )
+            if doctor in (twice, fraction, no_number):
+                (odd,) = [m for m in report["mismatches"] if m.get("problem")]
+                assert ("twice" if doctor is twice else "clearing's row has") in odd["problem"]
+    finally:
+        liar.server.stop()

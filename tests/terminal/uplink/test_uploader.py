@@ -91,9 +91,12 @@ def test_nothing_is_marked_without_the_gateways_ack(db, tmp_path, clock):
     def half_ack(request: httpx.Request) -> httpx.Response:
         import json
 
-        recs = json.loads(request.content)["records"]
-        acks = [{"terminal_seq": r["terminal_seq"], "status": "stored"} for r in recs[:5]]
-        return httpx.Response(200, json={"acks": acks, "counts": {"stored": 5}})
+        body = json.loads(request.content)
+        acks = [
+            {"terminal_seq": r["terminal_seq"], "status": "stored"} for r in body["records"][:5]
+        ]
+        ids = {"batch_id": body["batch_id"], "terminal_id": body["terminal_id"]}
+        return httpx.Response(200, json={**ids, "acks": acks, "counts": {"stored": 5}})
 
     partial = GatewayClient("http://gateway", "t", transport=httpx.MockTransport(half_ack))
     up = Uplink(term.journal, {TID: partial}, clock=clock)
