@@ -40,7 +40,7 @@ from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _DEFER_S = 0.02  # how long a busier worker leaves a waiting connection to the others
-_PASS_S = 0.1  # how long a worker that let a connection be taken over is passed by
+_PASS_S = 0.05  # how long a worker that let a connection be taken over is passed by
 _LOOK_S = 0.001  # a worker leaving a connection to the others looks again after this
 _EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
 _SLOT = struct.Struct("=qq")  # a worker's open connections, connections accepted in all
