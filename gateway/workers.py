@@ -16,10 +16,10 @@ connections made at once often both went to one worker, whose one GIL then parse
 (docs/scaling.md, Gateway ingest). Each worker counts its open connections in a shared
 page and leaves a waiting connection to a worker holding fewer (briefly: a worker that has
 not taken it after ``_DEFER_S`` is taken over, and passed by for a while). While
-it leaves one, a worker stops watching the socket and looks again after ``_LOOK_S``: the
-selector is level-triggered and would otherwise wake it at once, again and again (a spin
-that burnt a core while the other worker was stuck; docs/scaling.md, short-lived
-connections).
+it leaves one for longer than ``_SPIN_S`` (the other worker is busy or stuck), a worker
+stops watching the socket and looks again every ``_LOOK_S``: the selector is level-triggered
+and would otherwise wake it at once, again and again (a spin that burnt a core while the
+other worker was stuck; docs/scaling.md, short-lived connections).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 _DEFER_S = 0.02  # how long a busier worker leaves a waiting connection to the others
 _PASS_S = 0.05  # how long a worker that let a connection be taken over is passed by
+_SPIN_S = 0.0002  # asked again at once this long: the other worker takes it within this
 _LOOK_S = 0.001  # a worker leaving a connection to the others looks again after this
 _EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
 _SLOT = struct.Struct("=qq")  # a worker's open connections, connections accepted in all
@@ -136,13 +137,15 @@ class _Counted(socket.socket):
 
 class _Listener(socket.socket):
     """The shared listening socket: accepts only when balance allows (asyncio takes the
-    BlockingIOError as "nothing waiting"; this worker looks again after ``_LOOK_S``)."""
+    BlockingIOError as "nothing waiting" and asks again at once; after ``_SPIN_S`` this
+    worker stops watching and looks again every ``_LOOK_S``)."""
 
     balance: Balance
 
     def accept(self) -> tuple[socket.socket, Any]:
         if not self.balance.may_accept():
-            _look_again_later(self, _LOOK_S)
+            if time.monotonic() - self.balance.deferred_since >= _SPIN_S:
+                _look_again_later(self, _LOOK_S)
             raise BlockingIOError
         fd, addr = self._accept()  # type: ignore[attr-defined]
         conn = _Counted(self.family, self.type, self.proto, fileno=fd)

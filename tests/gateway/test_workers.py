@@ -216,13 +216,15 @@ async def accept_clients(
 def test_a_worker_leaving_a_connection_to_a_stuck_one_does_not_spin():
     """The worker holding more leaves the connection to the other (stuck: it never accepts)
     and takes it over after the wait. It used to be asked again at once, every turn of its
-    loop (thousands of times in the 20 ms); now it looks again every few milliseconds."""
+    loop (thousands of times in the 20 ms); now it looks again every millisecond after a
+    moment."""
     balance = CountedBalance(2)
     balance.add(1)  # this worker (0) holds one connection, the stuck worker (1) none
     started = time.monotonic()
     asyncio.run(accept_clients(balance, [1]))
     assert time.monotonic() - started >= workers._DEFER_S  # it was left to the other first
-    assert 1 <= balance.deferred <= 50, balance.deferred  # a look a millisecond: ~20
+    # asked again at once for 0.2 ms, then once a millisecond: well under 300
+    assert 1 <= balance.deferred <= 300, balance.deferred
     assert balance.accepted(0) == 2 and balance.accepted(1) == 0
 
 
