@@ -44,7 +44,8 @@ _PASS_S = 0.05  # how long a worker that let a connection be taken over is passe
 _SPIN_S = 0.0002  # asked again at once this long: the other worker takes it within this
 _LOOK_S = 0.001  # a worker leaving a connection to the others looks again after this
 _EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
-_SLOT = struct.Struct("=qq")  # a worker's open connections, connections accepted in all
+# a worker's open connections, connections accepted in all, 1 while it is not watching
+_SLOT = struct.Struct("=qqq")
 
 
 def default_workers() -> int:
@@ -73,8 +74,8 @@ def serve(make_app: Callable[[int], Any], host: str, port: int, workers: int) ->
 
 
 class Balance:
-    """Open and accepted connections per worker, in a page shared across the fork (one writer
-    a slot)."""
+    """Open and accepted connections per worker and whether it watches the socket, in a page
+    shared across the fork (one writer a slot)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -90,11 +91,27 @@ class Balance:
     def accepted(self, i: int) -> int:
         return _SLOT.unpack_from(self.page, i * _SLOT.size)[1]
 
+    def away(self, i: int) -> bool:
+        return bool(_SLOT.unpack_from(self.page, i * _SLOT.size)[2])
+
     def add(self, delta: int) -> None:
         """This worker opened (1) or closed (-1) a connection."""
         at = self.index * _SLOT.size
-        held, accepted = _SLOT.unpack_from(self.page, at)
-        _SLOT.pack_into(self.page, at, held + delta, accepted + max(delta, 0))
+        held, accepted, away = _SLOT.unpack_from(self.page, at)
+        _SLOT.pack_into(self.page, at, held + delta, accepted + max(delta, 0), away)
+
+    def step_away(self, away: bool) -> None:
+        """This worker stops watching the socket for a while, or watches it again."""
+        at = self.index * _SLOT.size
+        held, accepted, _ = _SLOT.unpack_from(self.page, at)
+        _SLOT.pack_into(self.page, at, held, accepted, int(away))
+
+    def may_step_away(self) -> bool:
+        """Whether this worker, leaving a connection to the others, may stop watching: not
+        before ``_SPIN_S``, nor while one of them is away itself (it would wait for nobody)."""
+        if time.monotonic() - self.deferred_since < _SPIN_S:
+            return False
+        return not any(self.away(i) for i in range(self.workers) if i != self.index)
 
     def may_accept(self) -> bool:
         """Accept when no other worker holds fewer connections, or the wait ran out. A worker
@@ -144,8 +161,8 @@ class _Listener(socket.socket):
 
     def accept(self) -> tuple[socket.socket, Any]:
         if not self.balance.may_accept():
-            if time.monotonic() - self.balance.deferred_since >= _SPIN_S:
-                _look_again_later(self, _LOOK_S)
+            if self.balance.may_step_away():
+                _look_again_later(self, self.balance, _LOOK_S)
             raise BlockingIOError
         fd, addr = self._accept()  # type: ignore[attr-defined]
         conn = _Counted(self.family, self.type, self.proto, fileno=fd)
@@ -155,15 +172,17 @@ class _Listener(socket.socket):
         return conn, addr
 
 
-def _look_again_later(sock: socket.socket, delay: float) -> None:
+def _look_again_later(sock: socket.socket, balance: Balance, delay: float) -> None:
     """Stop watching ``sock`` in the running loop for ``delay``, then watch it again with
     the same accept callback (asyncio has no public pause of a server's accepting)."""
     loop = asyncio.get_running_loop()
     fd = sock.fileno()
     callback, args = accept_reader(loop, fd)
     loop.remove_reader(fd)
+    balance.step_away(True)
 
     def again() -> None:
+        balance.step_away(False)
         if sock.fileno() == fd:  # not closed by the server's shutdown meanwhile
             loop.add_reader(fd, callback, *args)
 
