@@ -24,12 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from gateway import hotlist, numbers
+from gateway.auth import Terminal
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
 from gateway.hsm import HostSecurityModule
+from gateway.loads import AUTHORIZED, CONFIRMED, LoadRecord
 from gateway.storage import RACED, Cursor, Database, now_ms, retried
 from gateway.subsidy.cardchange import follow_replacement
 from terminal.epurse.host import LoadDeclined
 from terminal.roles.registry import (
+    CARRY_PURPOSE,
     RECORD_SCHEMA,
     Applicant,
     CardRecord,
@@ -725,15 +728,22 @@ def proven_balance(
     a verified TAC, within ``clock_skew`` of now, claim the running balance as its balance
     before, and follow the previous one's offline counter. Anything else is a ``Conflict``
     listing what is wrong, never a number."""
-    rules = rules or CarryRules()
     card_number = card_number_of(card_number)
     with db.tx() as cur:
         card = _get(cur, card_number)
         if card is None:
             raise NotFound("unknown_card", f"card {card_number} is not in the gateway's card book")
-        _check_settled(cur, card, rules)
-        purchases = _purchases(cur, card)
-        every_load = _loads(cur, card)
+        return _proven(cur, card, hsm, rules or CarryRules())
+
+
+def _proven(
+    cur: Cursor, card: BookCard, hsm: HostSecurityModule | None, rules: CarryRules
+) -> dict[str, Any]:
+    """``proven_balance`` of a card in the caller's transaction."""
+    card_number = card.card_number
+    _check_settled(cur, card, rules)
+    purchases = _purchases(cur, card)
+    every_load = _loads(cur, card)
     loads = [x for x in every_load if x.state == "confirmed"]
     initial = _initial(card)
     balance, since, anchor = _anchor(card, loads, initial)
@@ -761,3 +771,80 @@ def proven_balance(
             for p in counted
         ],
     }
+
+
+# -- the carried balance's load (补卡 carry-over) ----------------------------------------------
+# A replacement's serial is its card number's last 16 digits (``serial_of``): how a load,
+# which names a card by serial, finds the claim the desk made for that number.
+_CLAIM_OF_SERIAL = "k.issuer_id = l.issuer_id AND substr(k.card_number, 4) = l.card_serial"
+
+
+def carry_reserve(
+    desk: Terminal, hsm: HostSecurityModule | None, rules: CarryRules
+) -> Callable[[Cursor, LoadRecord], None]:
+    """The ``reserve`` of a desk's carried-balance load (gateway/loads.py ``authorize``)."""
+
+    def reserve(cur: Cursor, load: LoadRecord) -> None:
+        _reserve_carry(cur, desk, load, hsm, rules)
+
+    return reserve
+
+
+def _reserve_carry(
+    cur: Cursor, desk: Terminal, load: LoadRecord, hsm: HostSecurityModule | None, rules: CarryRules
+) -> None:
+    """Allow a carry only onto the replacement this desk claimed for a lost card of the same
+    holder and kind, of exactly the balance the gateway proves for that lost card, while no
+    other carry of that lost card (onto any replacement) is live. The lost card's row is
+    locked first, so two carries at once are decided one after the other."""
+    cur.execute(
+        "SELECT k.card_number, k.desk_id, k.id_number, k.card_kind, k.replaces, k.live,"
+        f" k.released_at FROM card_claims k, loads l WHERE l.id = ? AND {_CLAIM_OF_SERIAL}",
+        (load.id,),
+    )
+    claim = cur.fetchone()
+    if claim is None or claim[4] is None:
+        raise Forbidden(
+            "not_a_replacement",
+            f"card {load.card_serial} is not claimed at the card centre as the replacement of "
+            "a lost card: a carried balance is loaded only onto a replacement",
+        )
+    number, claimed_by, id_number, kind, replaces, live, released = claim
+    if claimed_by != desk.terminal_id:
+        raise Forbidden(
+            "other_desk",
+            f"replacement {number} was claimed by desk {claimed_by}: only that desk loads its "
+            "carried balance",
+        )
+    if not live or released is not None:
+        raise Conflict("claim_not_live", f"the claim on replacement {number} is not live")
+    lost = _get(cur, replaces)
+    if lost is None or (lost.id_number, lost.record["card_kind"]) != (id_number, kind):
+        raise Forbidden(
+            "not_a_replacement",
+            f"card {replaces} is not in the card book as a card of the holder and kind of "
+            f"replacement {number}",
+        )
+    cur.execute(
+        "UPDATE cards SET updated_at = updated_at WHERE card_number = ?", (lost.card_number,)
+    )
+    cur.execute(
+        "SELECT l.reference, k.card_number, l.state FROM loads l, card_claims k"
+        f" WHERE k.replaces = ? AND {_CLAIM_OF_SERIAL} AND l.purpose = ?"
+        " AND l.state IN (?, ?) AND l.id <> ? ORDER BY l.id",
+        (lost.card_number, CARRY_PURPOSE, AUTHORIZED, CONFIRMED, load.id),
+    )
+    done = cur.fetchone()
+    if done is not None:
+        raise Conflict(
+            "carried_already",
+            f"the balance of lost card {lost.card_number} is carried by load {done[0]} onto "
+            f"card {done[1]} ({done[2]}): it is carried once; only a void carry is loaded again",
+        )
+    proven = _proven(cur, lost, hsm, rules)["balance_fen"]
+    if load.amount != proven:
+        raise Invalid(
+            "carry_amount",
+            f"a carry from lost card {lost.card_number} loads the balance the gateway proves "
+            f"for it, {proven} fen, not {load.amount} fen",
+        )

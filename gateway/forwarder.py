@@ -66,6 +66,58 @@ class Claimed:
     payload: str | None
 
 
+def clearing_records(cur: Cursor, claimed: list[Claimed]) -> dict[int, dict[str, Any]]:
+    """Clearing records for outbox rows, by outbox id: what the forwarder posts, and what
+    reconciliation fingerprints as posted."""
+    out: dict[int, dict[str, Any]] = {}
+    by_kind: dict[str, dict[int, int]] = {}
+    for c in claimed:
+        by_kind.setdefault(c.kind, {})[c.ref_id] = c.outbox_id
+    for kind, refs in by_kind.items():
+        ids = list(refs)
+        marks = ",".join("?" * len(ids))
+        if kind == "txn":
+            cur.execute(
+                f"SELECT id, operator_id, {', '.join(RECORD.cleared)} FROM txn"
+                f" WHERE id IN ({marks})",
+                ids,
+            )
+            names = ("id", "operator_id", *RECORD.cleared)
+            for r in cur.fetchall():
+                row = dict(zip(names, r, strict=True))
+                out[refs[row["id"]]] = RECORD.clearing_record(row, row["operator_id"])
+        elif kind == "load":
+            cur.execute(
+                "SELECT id, terminal_id, operator_id, issuer_id, card_serial, online_atc,"
+                " amount, balance_before, key_version, host_time, tac, reference, purpose"
+                f" FROM loads WHERE id IN ({marks})",
+                ids,
+            )
+            for r in cur.fetchall():
+                out[refs[r[0]]] = {
+                    "key": f"L:{r[3]}:{r[4]}:{r[5]}",
+                    "kind": "load",
+                    "terminal_id": r[1],
+                    "operator_id": r[2],
+                    "issuer_id": r[3],
+                    "card_serial": r[4],
+                    "online_atc": r[5],
+                    "amount": r[6],
+                    "balance_before": r[7],
+                    "key_version": r[8],
+                    "host_time": r[9],
+                    "tac": r[10],
+                    "reference": r[11],
+                    "purpose": r[12],
+                }
+        else:
+            # kinds added later (issuance records...) carry their clearing record as JSON
+            for c in claimed:
+                if c.kind == kind and c.payload:
+                    out[c.outbox_id] = json.loads(c.payload)
+    return out
+
+
 @dataclass
 class Forwarder:
     db: Database
@@ -119,56 +171,6 @@ class Forwarder:
                 )
         return sorted((Claimed(*r) for r in rows), key=lambda c: c.outbox_id)
 
-    def _records(self, cur: Cursor, claimed: list[Claimed]) -> dict[int, dict[str, Any]]:
-        """Clearing records for claimed rows, by outbox id."""
-        out: dict[int, dict[str, Any]] = {}
-        by_kind: dict[str, dict[int, int]] = {}
-        for c in claimed:
-            by_kind.setdefault(c.kind, {})[c.ref_id] = c.outbox_id
-        for kind, refs in by_kind.items():
-            ids = list(refs)
-            marks = ",".join("?" * len(ids))
-            if kind == "txn":
-                cur.execute(
-                    f"SELECT id, operator_id, {', '.join(RECORD.cleared)} FROM txn"
-                    f" WHERE id IN ({marks})",
-                    ids,
-                )
-                names = ("id", "operator_id", *RECORD.cleared)
-                for r in cur.fetchall():
-                    row = dict(zip(names, r, strict=True))
-                    out[refs[row["id"]]] = RECORD.clearing_record(row, row["operator_id"])
-            elif kind == "load":
-                cur.execute(
-                    "SELECT id, terminal_id, operator_id, issuer_id, card_serial, online_atc,"
-                    " amount, balance_before, key_version, host_time, tac, reference, purpose"
-                    f" FROM loads WHERE id IN ({marks})",
-                    ids,
-                )
-                for r in cur.fetchall():
-                    out[refs[r[0]]] = {
-                        "key": f"L:{r[3]}:{r[4]}:{r[5]}",
-                        "kind": "load",
-                        "terminal_id": r[1],
-                        "operator_id": r[2],
-                        "issuer_id": r[3],
-                        "card_serial": r[4],
-                        "online_atc": r[5],
-                        "amount": r[6],
-                        "balance_before": r[7],
-                        "key_version": r[8],
-                        "host_time": r[9],
-                        "tac": r[10],
-                        "reference": r[11],
-                        "purpose": r[12],
-                    }
-            else:
-                # kinds added later (issuance records...) carry their clearing record as JSON
-                for c in claimed:
-                    if c.kind == kind and c.payload:
-                        out[c.outbox_id] = json.loads(c.payload)
-        return out
-
     def _complete(self, results: list[tuple[int, str, str]]) -> None:
         now = now_ms()
         with self.db.tx() as cur:
@@ -198,7 +200,7 @@ class Forwarder:
         if not claimed:
             return 0
         with self.db.tx() as cur:
-            records = self._records(cur, claimed)
+            records = clearing_records(cur, claimed)
         missing = [c for c in claimed if c.outbox_id not in records]
         if missing:
             self._complete([(c.outbox_id, REJECTED, "record not found") for c in missing])

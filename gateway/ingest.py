@@ -20,8 +20,9 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
+import msgspec
 import orjson
 
 from gateway.auth import PURCHASE, UPLOAD_KINDS, Terminal, require_upload
@@ -32,7 +33,15 @@ from gateway.storage import POSTGRES, RACED, Cursor, Database, now_ms, retried
 from gateway.storage.schema import KIND_TABLES
 from terminal.qr.checks import QrPolicy, check_record
 from terminal.qr.code import QrError
-from terminal.record import CARD_YEARS, EC_PURCHASE, QR_RIDE, RecordError, RecordKind, json_column
+from terminal.record import (
+    CARD_YEARS,
+    EC_PURCHASE,
+    QR_RIDE,
+    Field,
+    RecordError,
+    RecordKind,
+    json_column,
+)
 from terminal.record import PURCHASE as RECORD
 
 MAX_BATCH_RECORDS = 1000
@@ -234,8 +243,47 @@ def _record(rec: Any, terminal_id: str, max_balance: int = MAX_BALANCE) -> tuple
         mac2 = mac2.upper()
     if verified is not None:
         verified = int(verified)
-    # the content hash: the column values joined by "|" (None as "None"), as stored since
-    # the first schema - stored hashes and replays compare equal
+    return _row(
+        seq,
+        issuer,
+        serial,
+        txn_type,
+        amount,
+        balance,
+        atc,
+        key_version,
+        algorithm,
+        when_text,
+        state,
+        tac,
+        mac2,
+        verified,
+        resolution,
+        context_json,
+    )
+
+
+def _row(
+    seq: int,
+    issuer: str,
+    serial: str,
+    txn_type: int,
+    amount: int,
+    balance: int,
+    atc: int,
+    key_version: int,
+    algorithm: int,
+    when_text: str,
+    state: str,
+    tac: str | None,
+    mac2: str | None,
+    verified: int | None,
+    resolution: str | None,
+    context_json: str,
+) -> tuple[Any, ...]:
+    """A checked record's column values (ROW_COLUMNS) with its content hash: the values
+    joined by "|" (None as "None"), as stored since the first schema - stored hashes and
+    replays compare equal."""
     text = (
         f"{seq}|{issuer}|{serial}|{txn_type}|{amount}|{balance}|{atc}|{key_version}|"
         f"{algorithm}|{when_text}|{state}|{tac}|{mac2}|{verified}|{resolution}|{context_json}"
@@ -310,18 +358,152 @@ def _kind_record(
     return (*columns[1:], digest)
 
 
-class _Inexact(Exception):
-    """The fast decode may have read a value differently from ``json.loads``: decode again."""
+class _Untyped(Exception):
+    """The typed decode took a batch it must hand to the exact path (a rule between fields,
+    a purse ceiling, a text to look at): ``json.loads`` and the checks decide."""
 
 
-def _no_float(value: Any) -> bool:
-    """No float anywhere in a decoded value: orjson reads an integer beyond 64 bits as a
-    float, so a float may be a number ``json.loads`` reads otherwise."""
-    for v in value.values() if type(value) is dict else value:
-        t = type(v)
-        if t is float or ((t is dict or t is list) and not _no_float(v)):
-            return False
-    return True
+# The typed decode (msgspec, in C): each record's shape, types and bounds built from the
+# declaration, stricter than the exact path (upper-case hex, the canonical card time, a flat
+# context of text, integers, booleans and null), so what it takes the exact path takes with
+# the same values; whatever it refuses goes to the exact path, which says what is wrong.
+# bounds the gateway sets itself (its purse ceiling), checked after the decode
+_GATEWAY_BOUNDS = frozenset({"balance_before"})
+_FlatJson = str | int | bool | None  # no float: a float's text may be read otherwise
+_TIME_LEN = len("YYYY-MM-DDTHH:MM:SS")
+
+
+def _typed(f: Field) -> Any:
+    """A field's type for the typed decode, from its declaration (texts by length: their
+    digits are checked by ``_TYPED_TEXT`` in one match, cheaper than a pattern each)."""
+    t: Any
+    if f.type is bytes:
+        t = Annotated[str, msgspec.Meta(min_length=2 * f.length, max_length=2 * f.length)]
+    elif f.type is int and f.choices:
+        t = Literal[f.choices]
+    elif f.type is int:
+        hi = None if f.name in _GATEWAY_BOUNDS else f.hi
+        t = Annotated[int, msgspec.Meta(ge=f.lo, le=hi)]
+    elif f.type is datetime:
+        t = Annotated[str, msgspec.Meta(min_length=_TIME_LEN, max_length=_TIME_LEN)]
+    elif f.type is str and f.choices:
+        t = Literal[f.choices]
+    elif f.type is str:
+        t = Annotated[str, msgspec.Meta(max_length=f.max_len)]
+    elif f.type is bool:
+        t = bool
+    else:
+        t = dict[str, _FlatJson]
+    return t | None if f.nullable else t
+
+
+def _text_pattern(f: Field) -> str:
+    """One field's text in ``_TYPED_TEXT``: upper-case hex (``None`` when null: a text
+    "None" has not the length) or the canonical card time."""
+    if f.type is datetime:
+        return _CANONICAL_TIME.pattern.removesuffix("\\Z")
+    return f"[0-9A-F]{{{2 * f.length}}}" + ("|None" if f.nullable else "")
+
+
+# the texts the typed decode checks after it, in declaration order, joined with nothing
+_TEXT_FIELDS = ("issuer_id", "card_serial", "tac", "mac2", "txn_time")
+_TYPED_TEXT = re.compile("".join(f"(?:{_text_pattern(RECORD[n])})" for n in _TEXT_FIELDS) + "\\Z")
+
+
+_TypedRecord = msgspec.defstruct(
+    "TypedPurchase",
+    [(f.name, _typed(f)) for f in RECORD.fields],
+    forbid_unknown_fields=True,
+    gc=False,
+)
+_TypedBatch = msgspec.defstruct(
+    "TypedPurchaseBatch",
+    [
+        ("batch_id", Annotated[str, msgspec.Meta(pattern=_BATCH_ID.pattern)]),
+        ("terminal_id", str),
+        ("records", Annotated[list[_TypedRecord], msgspec.Meta(min_length=1)]),
+    ],
+    forbid_unknown_fields=True,
+)
+_typed_batch = msgspec.json.Decoder(_TypedBatch).decode
+_astuple = msgspec.structs.astuple
+
+
+def _parse_typed(body: bytes, terminal: Terminal, max_records: int, max_balance: int) -> Batch:
+    """A purchase batch decoded typed and checked for what the types cannot say; raises
+    (anything) for the exact path to decide."""
+    doc = _typed_batch(body)
+    require_upload(terminal, PURCHASE)
+    terminal_id = terminal.terminal_id
+    records = doc.records
+    if doc.terminal_id.upper() != terminal_id or len(records) > max_records:
+        raise _Untyped
+    rows = []
+    seen: set[int] = set()
+    for rec in records:
+        (
+            tid,
+            seq,
+            issuer,
+            serial,
+            txn_type,
+            amount,
+            balance,
+            atc,
+            key_version,
+            algorithm,
+            when_text,
+            state,
+            tac,
+            mac2,
+            verified,
+            resolution,
+            context,
+        ) = _astuple(rec)
+        if (
+            tid != terminal_id
+            or balance > max_balance
+            or amount > balance
+            or (tac is None and state == "settled")
+            or seq in seen
+            or _TYPED_TEXT.match(f"{issuer}{serial}{tac}{mac2}{when_text}") is None
+        ):
+            raise _Untyped
+        seen.add(seq)
+        if resolution is not None and (not resolution.isascii() or "\x00" in resolution):
+            storable_text(resolution)
+        if not _YEAR_LO <= datetime.fromisoformat(when_text).year <= _YEAR_HI:
+            raise _Untyped
+        context_json = json_column(context)
+        if not context_json.isascii():
+            storable_text(context_json)
+        if len(context_json) > MAX_CONTEXT_BYTES // 4 and (
+            len(context_json.encode("utf-8")) > MAX_CONTEXT_BYTES
+        ):
+            raise _Untyped
+        if verified is not None:
+            verified = int(verified)
+        rows.append(
+            _row(
+                seq,
+                issuer,
+                serial,
+                txn_type,
+                amount,
+                balance,
+                atc,
+                key_version,
+                algorithm,
+                when_text,
+                state,
+                tac,
+                mac2,
+                verified,
+                resolution,
+                context_json,
+            )
+        )
+    return Batch(doc.batch_id, terminal_id, rows)
 
 
 def parse_batch(
@@ -337,9 +519,9 @@ def parse_batch(
 
     ``max_balance`` is the purse ceiling (the gateway's ``LoadLimits.max_balance``).
 
-    A purchase batch is first decoded by orjson (twice as fast) and kept only if every check
-    passes and no context holds a float; anything else - a body orjson refuses (NaN, a lone
-    surrogate, a BOM, another encoding), any refusal, another kind - is decoded again by
+    A purchase batch is first decoded typed (``_parse_typed``) and kept only if every check
+    passes; anything else - a body it refuses (NaN, a lone surrogate, a BOM, another
+    encoding, lower-case hex, a float), any refusal, another kind - is decoded again by
     ``json.loads`` and checked from scratch, so every refusal and every stored value is the
     one ``json.loads`` gives."""
     if not UPLOAD_KINDS.get(terminal.role):  # a role that uploads nothing: refused unread
@@ -347,16 +529,14 @@ def parse_batch(
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge("too_large", f"batch body over {MAX_BODY_BYTES} bytes")
     try:
-        fast = orjson.loads(body)
-        if type(fast) is dict and "kind" not in fast:
-            return _parse_doc(fast, terminal, max_records, max_balance, qr_policy, exact=False)
+        return _parse_typed(body, terminal, max_records, max_balance)
     except Exception:  # json.loads below decides, and says what is wrong
         pass
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed("malformed_json", f"body is not valid JSON: {exc}") from None
-    return _parse_doc(doc, terminal, max_records, max_balance, qr_policy, exact=True)
+    return _parse_doc(doc, terminal, max_records, max_balance, qr_policy)
 
 
 def _parse_doc(
@@ -365,11 +545,8 @@ def _parse_doc(
     max_records: int,
     max_balance: int,
     qr_policy: QrPolicy | None,
-    *,
-    exact: bool,
 ) -> Batch:
-    """A decoded body checked; with ``exact`` false (orjson's decode) ``_Inexact`` when a
-    context holds a float."""
+    """A body decoded by ``json.loads`` checked."""
     if not isinstance(doc, dict) or doc.keys() not in (BATCH_KEYS, KINDED_BATCH_KEYS):
         raise Malformed(
             "bad_layout",
@@ -407,8 +584,6 @@ def _parse_doc(
         except _Bad as exc:
             seq = rec.get(seq_name) if isinstance(rec, dict) else None
             raise Invalid("invalid_record", f"record {i} ({seq_name} {seq}): {exc}") from None
-        if not exact and not _no_float(rec["context"]):
-            raise _Inexact
         if row[0] in seen:
             raise Invalid(
                 "invalid_record", f"record {i}: {seq_name} {row[0]} appears twice in the batch"

@@ -28,12 +28,14 @@ from gateway.hsm import HostSecurityModule
 from gateway.storage import Cursor, Database, now_ms, retried
 from terminal.epurse.host import LoadDeclined
 from terminal.epurse.model import LoadAuthorization, LoadRequest
+from terminal.roles.registry import CARRY_PURPOSE
 
 AUTHORIZED = "authorized"
 CONFIRMED = "confirmed"
 VOID = "void"
 
 SUBSIDY_PURPOSE = "subsidy:"  # the label of a pickup's load, followed by its line ids
+DESK = "issuance"  # the role whose only load is a replacement's carried balance
 CHALLENGE_TTL_MS = 5 * 60 * 1000  # a void challenge is answered at the card within minutes
 CHALLENGE_MAX_AMOUNT = 100  # fen asked in the challenge's INITIALIZE (never credited)
 
@@ -192,14 +194,30 @@ def authorize(
     """Check MAC1, record the pending load and return it with MAC2 (idempotent on retries).
 
     ``reserve`` runs in the transaction that records a new load (a subsidy pickup takes its
-    lines there): if it raises, no load is recorded, so no MAC2 exists outside it."""
+    lines there, a desk's carry its lost card's balance): if it raises, no load is recorded,
+    so no MAC2 exists outside it. A desk loads nothing but a carry, and only a reserved load
+    may wear a reserved label."""
     limits = limits or LoadLimits()
+    if terminal.role == DESK and purpose != CARRY_PURPOSE:
+        raise Forbidden(
+            "carry_only",
+            f"terminal {terminal.terminal_id} is an issuance desk, whose only load is a lost "
+            f"card's balance carried onto its replacement (purpose {CARRY_PURPOSE!r}), not "
+            f"{purpose!r}: a top-up is a kiosk's",
+        )
     if purpose.startswith(SUBSIDY_PURPOSE) and reserve is None:
         raise Invalid(
             "reserved",
             f"a purpose starting {SUBSIDY_PURPOSE!r} is the label of a subsidy pickup, which "
             "reserves its lines: pick them up through /v1/subsidies/pickups, or label a "
             "top-up otherwise",
+        )
+    if purpose == CARRY_PURPOSE and (terminal.role != DESK or reserve is None):
+        raise Invalid(
+            "reserved",
+            f"the purpose {CARRY_PURPOSE!r} is the label of a replacement's carried balance, "
+            "loaded only by the issuance desk that claimed the replacement: label a top-up "
+            "otherwise",
         )
     if request.terminal_id.hex().upper() != terminal.terminal_id:
         raise Forbidden(

@@ -1,81 +1,71 @@
 """Reconciliation: what this gateway had accepted by clearing, against clearing's own books.
 
-Per terminal and kind (purchase, EC sale, load) the counts and amounts must match; any difference
-is listed. A record clearing rejected (a forged TAC, say) is a mismatch too, listed with
-its terminal, sequence (or load reference) and clearing's reason: the books agreeing on
-what was accepted does not make a refused record fine. Optionally for one business day
-(card time for purchases, host time for loads).
+Per terminal and kind (purchase, EC sale, load, QR ride) the counts, the amounts and a digest
+of exactly which records clearing holds with which content must match (``records_digest`` in
+terminal/record.py: key, amount settled and body hash of each record, in key order), so two
+records changed so their sum still agrees, or one record swapped for another, is a mismatch.
+Clearing sends only the digests; for a row that differs the gateway pages through that row's
+records at clearing and names each that differs: missing, extra, or changed (which fields).
+A report for another gateway or day is refused (``bad_clearing_report``). A record clearing
+rejected (a forged TAC, say) is a mismatch too, listed with its terminal, sequence (or load
+reference) and clearing's reason: the books agreeing on what was accepted does not make a
+refused record fine. Optionally for one business day (card time for purchases, host time for
+loads).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from gateway.errors import Unavailable
+from gateway.forwarder import Claimed, clearing_records
 from gateway.storage import Database
 from gateway.subsidy.bank import funds
+from terminal.record import body_hash, cleared_body, records_digest
 
-_SENT = {
-    "purchase": (
-        "SELECT t.terminal_id, COUNT(*), COALESCE(SUM(t.amount), 0) FROM outbox o"
-        " JOIN txn t ON o.kind = 'txn' AND o.ref_id = t.id"
-        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY t.terminal_id",
-        "substr(t.txn_time, 1, 10) = ?",
-    ),
-    "load": (
-        "SELECT l.terminal_id, COUNT(*), COALESCE(SUM(l.amount), 0) FROM outbox o"
-        " JOIN loads l ON o.kind = 'load' AND o.ref_id = l.id"
-        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY l.terminal_id",
-        "substr(l.host_time, 1, 10) = ?",
-    ),
-    "ec_purchase": (
-        "SELECT e.terminal_id, COUNT(*), COALESCE(SUM(e.amount), 0) FROM outbox o"
-        " JOIN ec_txn e ON o.kind = 'ec_purchase' AND o.ref_id = e.id"
-        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY e.terminal_id",
-        "substr(e.txn_time, 1, 10) = ?",
-    ),
-    "qr_ride": (
-        "SELECT q.terminal_id, COUNT(*), COALESCE(SUM(q.amount), 0) FROM outbox o"
-        " JOIN qr_txn q ON o.kind = 'qr_ride' AND o.ref_id = q.id"
-        " WHERE o.outcome IN ('accepted', 'duplicate') {day} GROUP BY q.terminal_id",
-        "substr(q.txn_time, 1, 10) = ?",
-    ),
+# clearing's kind -> the outbox kind, the gateway's table of it, its business day filter
+_POSTED = {
+    "purchase": ("txn", "txn", "substr(x.txn_time, 1, 10) = ?"),
+    "load": ("load", "loads", "substr(x.host_time, 1, 10) = ?"),
+    "ec_purchase": ("ec_purchase", "ec_txn", "substr(x.txn_time, 1, 10) = ?"),
+    "qr_ride": ("qr_ride", "qr_txn", "substr(x.txn_time, 1, 10) = ?"),
 }
+_CHUNK = 500
+MAX_NAMED = 100  # records named per mismatched row; ``differences_total`` counts them all
+PAGE = 500
 
 
 _REJECTED = (
-    "SELECT 'purchase', t.terminal_id, t.terminal_seq, NULL, t.amount, o.reason FROM outbox o"
-    " JOIN txn t ON o.kind = 'txn' AND o.ref_id = t.id"
-    " WHERE o.outcome = 'rejected' {txn_day}"
+    "SELECT 'purchase', x.terminal_id, x.terminal_seq, NULL, x.amount, o.reason FROM outbox o"
+    " JOIN txn x ON o.kind = 'txn' AND o.ref_id = x.id"
+    " WHERE o.outcome = 'rejected' {purchase}"
     " UNION ALL"
-    " SELECT 'load', l.terminal_id, NULL, l.reference, l.amount, o.reason FROM outbox o"
-    " JOIN loads l ON o.kind = 'load' AND o.ref_id = l.id"
-    " WHERE o.outcome = 'rejected' {load_day}"
+    " SELECT 'load', x.terminal_id, NULL, x.reference, x.amount, o.reason FROM outbox o"
+    " JOIN loads x ON o.kind = 'load' AND o.ref_id = x.id"
+    " WHERE o.outcome = 'rejected' {load}"
     " UNION ALL"
-    " SELECT 'ec_purchase', e.terminal_id, e.ec_seq, NULL, e.amount, o.reason FROM outbox o"
-    " JOIN ec_txn e ON o.kind = 'ec_purchase' AND o.ref_id = e.id"
-    " WHERE o.outcome = 'rejected' {ec_day}"
+    " SELECT 'ec_purchase', x.terminal_id, x.ec_seq, NULL, x.amount, o.reason FROM outbox o"
+    " JOIN ec_txn x ON o.kind = 'ec_purchase' AND o.ref_id = x.id"
+    " WHERE o.outcome = 'rejected' {ec_purchase}"
     " UNION ALL"
-    " SELECT 'qr_ride', q.terminal_id, q.qr_seq, NULL, q.amount, o.reason FROM outbox o"
-    " JOIN qr_txn q ON o.kind = 'qr_ride' AND o.ref_id = q.id"
-    " WHERE o.outcome = 'rejected' {qr_day}"
+    " SELECT 'qr_ride', x.terminal_id, x.qr_seq, NULL, x.amount, o.reason FROM outbox o"
+    " JOIN qr_txn x ON o.kind = 'qr_ride' AND o.ref_id = x.id"
+    " WHERE o.outcome = 'rejected' {qr_ride}"
     " ORDER BY 1, 2, 3, 4"
 )
 
 
 def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
     """Records clearing rejected, each with where it came from and clearing's reason."""
-    sql = _REJECTED.format(
-        txn_day=f"AND {_SENT['purchase'][1]}" if day else "",
-        load_day=f"AND {_SENT['load'][1]}" if day else "",
-        ec_day=f"AND {_SENT['ec_purchase'][1]}" if day else "",
-        qr_day=f"AND {_SENT['qr_ride'][1]}" if day else "",
-    )
+    sql = _REJECTED.format(**{k: f"AND {f}" if day else "" for k, (_, _, f) in _POSTED.items()})
     with db.tx() as cur:
-        cur.execute(sql, (day,) * len(_SENT) if day else ())
+        cur.execute(sql, (day,) * len(_POSTED) if day else ())
         rows = cur.fetchall()
     out = []
     for kind, terminal_id, seq, reference, amount, reason in rows:
@@ -93,15 +83,49 @@ def rejected(db: Database, day: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
-    """(terminal, kind) -> (count, amount) of records clearing accepted from this gateway."""
-    out: dict[tuple[str, str], tuple[int, int]] = {}
-    with db.tx() as cur:
-        for kind, (sql, day_filter) in _SENT.items():
-            cur.execute(sql.format(day=f"AND {day_filter}" if day else ""), (day,) if day else ())
-            for terminal_id, count, amount in cur.fetchall():
-                out[(terminal_id, kind)] = (int(count), int(amount))
+def posted(
+    db: Database, day: str | None = None, only: tuple[str, str] | None = None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(terminal, kind, clearing record) of each record clearing accepted from this gateway,
+    rebuilt as the forwarder posted it (``only``: one terminal and kind)."""
+    for kind, (outbox_kind, table, day_filter) in _POSTED.items():
+        if only is not None and only[1] != kind:
+            continue
+        sql = (
+            f"SELECT o.id, o.kind, o.ref_id, o.payload, x.terminal_id FROM outbox o"
+            f" JOIN {table} x ON o.kind = ? AND o.ref_id = x.id"
+            " WHERE o.outcome IN ('accepted', 'duplicate')"
+        )
+        params: list[Any] = [outbox_kind]
+        if day:
+            sql, params = f"{sql} AND {day_filter}", [*params, day]
+        if only is not None:
+            sql, params = f"{sql} AND x.terminal_id = ?", [*params, only[0]]
+        with db.read() as cur:
+            cur.execute(sql + " ORDER BY o.id", params)
+            rows = cur.fetchall()
+            for i in range(0, len(rows), _CHUNK):
+                chunk = rows[i : i + _CHUNK]
+                built = clearing_records(cur, [Claimed(*r[:4]) for r in chunk])
+                for r in chunk:
+                    if r[0] in built:
+                        yield r[4], kind, built[r[0]]
+
+
+def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+    """(terminal, kind) -> {key: (amount, body hash)} of the records clearing accepted."""
+    out: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+    for terminal_id, kind, rec in posted(db, day):
+        out.setdefault((terminal_id, kind), {})[rec["key"]] = (
+            int(rec["amount"]),
+            _hash(rec),
+        )
     return out
+
+
+def _hash(rec: dict[str, Any]) -> str:
+    """The body hash of a record as it travelled: JSON values only, as clearing parsed it."""
+    return body_hash(cleared_body(json.loads(json.dumps(rec))))
 
 
 def quarantined_rides(db: Database) -> list[dict[str, Any]]:
@@ -131,25 +155,32 @@ def _count(value: Any) -> int | None:
     return value
 
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 def _their_rows(
     listed: list[Any],
-) -> tuple[dict[tuple[str, str], tuple[int, int]], list[dict[str, Any]]]:
-    """Clearing's (terminal, kind) -> (count, amount), and every row of its report that
-    cannot be taken as it stands - not numbers, or a terminal and kind listed twice - as a
-    mismatch row saying what is wrong with it (a repeated row is never just overwritten)."""
-    theirs: dict[tuple[str, str], tuple[int, int]] = {}
+) -> tuple[dict[tuple[str, str], tuple[int, int, str]], list[dict[str, Any]]]:
+    """Clearing's (terminal, kind) -> (count, amount, digest), and every row of its report
+    that cannot be taken as it stands - not numbers, no digest, or a terminal and kind listed
+    twice (each of its rows: none is taken over another) - as a mismatch row saying what is
+    wrong with it."""
+    theirs: dict[tuple[str, str], tuple[int, int, str]] = {}
     bad: list[dict[str, Any]] = []
-    for t in listed:
-        t = t if isinstance(t, dict) else {}
-        key = (str(t.get("terminal_id")), str(t.get("kind")))
-        count, amount = _count(t.get("count")), _count(t.get("amount"))
+    rows = [t if isinstance(t, dict) else {} for t in listed]
+    keys = [(str(t.get("terminal_id")), str(t.get("kind"))) for t in rows]
+    listed_twice = {k for k, n in Counter(keys).items() if n > 1}
+    for t, key in zip(rows, keys, strict=True):
+        count, amount, digest = _count(t.get("count")), _count(t.get("amount")), t.get("digest")
         problem = None
         if count is None or amount is None:
             problem = f"clearing's row has count {t.get('count')!r}, amount {t.get('amount')!r}"
-        elif key in theirs:
+        elif not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            problem = f"clearing's row has digest {digest!r}, not a SHA-256 in hex"
+        elif key in listed_twice:
             problem = "clearing lists this terminal and kind twice"
         if problem is None and count is not None and amount is not None:
-            theirs[key] = (count, amount)
+            theirs[key] = (count, amount, str(digest))
             continue
         bad.append(
             {"terminal_id": key[0], "kind": key[1], "cleared_count": t.get("count"),
@@ -158,36 +189,160 @@ def _their_rows(
     return theirs, bad
 
 
+def _get(url: str, params: dict[str, Any]) -> Any:
+    """A report (or a page of one) from clearing; Unavailable when clearing does not answer
+    one."""
+    try:
+        resp = httpx.get(url, params=params, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise Unavailable("clearing_unavailable", f"clearing gave no report: {exc}") from None
+
+
+def _cleared_list(
+    clearing_url: str, gateway_id: str, day: str | None, row: tuple[str, str], most: int
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Clearing's records behind one report row, page by page: key -> (amount settled,
+    record). At most ``most`` (the row's count): a list longer than its row, a page for
+    another row, or keys not in order are ``bad_clearing_report``."""
+    terminal_id, kind = row
+    params: dict[str, Any] = {"gateway_id": gateway_id, "terminal_id": terminal_id, "kind": kind}
+    if day:
+        params["day"] = day
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    after = ""
+    while True:
+        page = _get(
+            clearing_url.rstrip("/") + "/v1/reconciliation/records",
+            {**params, "after": after, "limit": PAGE},
+        )
+        if not isinstance(page, dict) or any(page.get(k) != params.get(k) for k in (
+            "gateway_id", "terminal_id", "kind", "day"
+        )):  # fmt: skip
+            raise Unavailable(
+                "bad_clearing_report",
+                f"clearing's record list is not terminal {terminal_id}'s {kind} records for"
+                f" gateway {gateway_id}, {day or 'all days'}",
+            )
+        records, more = page.get("records"), page.get("next")
+        if not isinstance(records, list) or not (more is None or isinstance(more, str)):
+            raise Unavailable("bad_clearing_report", "clearing's record list is not a page")
+        for item in records:
+            item = item if isinstance(item, dict) else {}
+            key, amount, rec = item.get("key"), _count(item.get("amount")), item.get("record")
+            if (
+                not isinstance(key, str)
+                or key <= after
+                or amount is None
+                or not isinstance(rec, dict)
+            ):
+                raise Unavailable(
+                    "bad_clearing_report",
+                    f"clearing's record list for terminal {terminal_id} has an entry that is"
+                    f" not a record after {after!r} with an amount: {str(item)[:200]}",
+                )
+            out[key], after = (amount, rec), key
+            if len(out) > most:
+                raise Unavailable(
+                    "bad_clearing_report",
+                    f"clearing lists more {kind} records of terminal {terminal_id} than the"
+                    f" {most} its report counts",
+                )
+        if more is None:
+            return out
+        if more != after:
+            raise Unavailable("bad_clearing_report", "clearing's record list skips records")
+
+
+def _differences(
+    db: Database, day: str | None, row: tuple[str, str], cleared: dict[str, tuple[int, dict]]
+) -> list[dict[str, Any]]:
+    """Each record that differs between what the gateway posted and clearing holds: missing
+    at clearing, extra there, or changed (the record's fields that differ; ``amount settled``
+    when the amount clearing settles on is not its own record's)."""
+    mine = {rec["key"]: json.loads(json.dumps(rec)) for _, _, rec in posted(db, day, row)}
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(mine) | set(cleared)):
+        if key not in cleared:
+            out.append({"key": key, "what": "missing", "amount": int(mine[key]["amount"])})
+        elif key not in mine:
+            out.append({"key": key, "what": "extra", "amount": cleared[key][0]})
+        else:
+            ours, (settled, theirs) = mine[key], cleared[key]
+            fields = sorted(f for f in set(ours) | set(theirs) if ours.get(f) != theirs.get(f))
+            if settled != theirs.get("amount"):
+                fields.append("amount settled")
+            if fields:
+                out.append({"key": key, "what": "changed", "fields": fields})
+    return out
+
+
+def _explain(
+    db: Database,
+    clearing_url: str,
+    gateway_id: str,
+    day: str | None,
+    row: dict[str, Any],
+    theirs: tuple[int, int, str] | None,
+) -> None:
+    """Name the records behind a mismatched row; a list that does not add up to clearing's
+    own row (it says one thing in the report, another in the list) is the row's problem."""
+    key = (row["terminal_id"], row["kind"])
+    cleared = _cleared_list(clearing_url, gateway_id, day, key, theirs[0]) if theirs else {}
+    if theirs is not None:
+        listed = (
+            len(cleared),
+            sum(a for a, _ in cleared.values()),
+            records_digest((k, a, _hash(r)) for k, (a, r) in cleared.items()),
+        )
+        if listed != theirs:
+            row["problem"] = "clearing's record list does not add up to its report row"
+    found = _differences(db, day, key, cleared)
+    row.update(differences=found[:MAX_NAMED], differences_total=len(found))
+
+
 def reconcile(
     db: Database, clearing_url: str, gateway_id: str, day: str | None = None
 ) -> dict[str, Any]:
+    """This gateway's accepted records against clearing's report of them (``day``: one
+    business day); ``matched`` only when every row's count, amount and digest agree and
+    clearing rejected nothing."""
     params = {"gateway_id": gateway_id}
     if day:
         params["day"] = day
-    resp = httpx.get(clearing_url.rstrip("/") + "/v1/reconciliation", params=params, timeout=30)
-    resp.raise_for_status()
-    try:
-        listed = resp.json().get("terminals")
-    except (ValueError, AttributeError):
-        listed = None
+    doc = _get(clearing_url.rstrip("/") + "/v1/reconciliation", params)
+    listed = doc.get("terminals") if isinstance(doc, dict) else None
     if not isinstance(listed, list):
         raise Unavailable("bad_clearing_report", "clearing's report lists no terminals")
+    if (doc.get("gateway_id"), doc.get("day")) != (gateway_id, day):
+        raise Unavailable(
+            "bad_clearing_report",
+            f"clearing's report is for gateway {doc.get('gateway_id')} and day"
+            f" {doc.get('day') or 'all days'}, not for gateway {gateway_id} and day"
+            f" {day or 'all days'}",
+        )
     theirs, unreadable = _their_rows(listed)
-    ours = sent(db, day)
+    ours = {
+        k: (len(held), sum(a for a, _ in held.values()),
+            records_digest((key, a, h) for key, (a, h) in held.items()))
+        for k, held in sent(db, day).items()
+    }  # fmt: skip
     rows, mismatches = [], []
     for key in sorted(set(ours) | set(theirs)):
-        mine, cleared = ours.get(key, (0, 0)), theirs.get(key, (0, 0))
-        row = {
+        mine, cleared = ours.get(key), theirs.get(key)
+        row: dict[str, Any] = {
             "terminal_id": key[0],
             "kind": key[1],
-            "sent_count": mine[0],
-            "sent_amount": mine[1],
-            "cleared_count": cleared[0],
-            "cleared_amount": cleared[1],
+            "sent_count": mine[0] if mine else 0,
+            "sent_amount": mine[1] if mine else 0,
+            "cleared_count": cleared[0] if cleared else 0,
+            "cleared_amount": cleared[1] if cleared else 0,
             "match": mine == cleared,
         }
         rows.append(row)
         if mine != cleared:
+            _explain(db, clearing_url, gateway_id, day, row, cleared)
             mismatches.append(row)
     for row in unreadable:
         rows.append(row)

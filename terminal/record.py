@@ -22,8 +22,9 @@ charged to the code's issuing platform (no card is debited: the code is the proo
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -570,3 +571,26 @@ LOAD = RecordKind(
 FOR LOAD, settled with the TAC the gateway confirmed, or voided when the card proved it never
 credited. Not uploaded: the gateway's own ``loads`` table (gateway/loads.py) is the load's
 record, built from the authorise/confirm/prove/void calls, so it is never counted twice."""
+
+
+# -- a cleared record's fingerprint, for reconciliation --------------------------------------
+def cleared_body(rec: Mapping[str, Any]) -> str:
+    """A clearing record as clearing keeps it: its JSON, keys sorted, no spaces. The gateway
+    rebuilds the same text from what it posted (the wire form is JSON values only), so both
+    sides hold it byte for byte without storing anything more."""
+    return json.dumps(dict(rec), sort_keys=True, separators=(",", ":"))
+
+
+def body_hash(body: str) -> str:
+    """SHA-256 of a cleared body (hex): every field clearing verified and settles on."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def records_digest(records: Iterable[tuple[str, int, str]]) -> str:
+    """SHA-256 over (idempotency key, amount, body hash) of a terminal's records of one kind,
+    in key order: equal only when both sides hold the same records with the same content.
+    The amount stands beside the body because clearing settles on its own amount column."""
+    h = hashlib.sha256()
+    for key, amount, digest in sorted(records):
+        h.update(f"{key}\x1f{amount}\x1f{digest}\n".encode())
+    return h.hexdigest()

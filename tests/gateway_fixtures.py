@@ -6,7 +6,10 @@ Imported by the conftest of each suite that needs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ import pytest
 from gateway.app import GatewaySettings, create_app
 from gateway.auth import register_terminal
 from gateway.hsm import HostSecurityModule
-from gateway.storage import Database, open_storage
+from gateway.storage import POSTGRES, Cursor, Database, open_storage
 from gateway.subsidy.bank import BankKey
 from simulators.clearing.app import create_app as create_clearing_app
 from simulators.clearing.ledger import Ledger
@@ -146,6 +149,34 @@ def lock_waiters(gw: GatewayServer) -> int:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return int(cur.fetchone()[0])
+
+
+def race_held(
+    gw: GatewayServer,
+    threads: list[threading.Thread],
+    hold: Callable[[Cursor], None],
+    *,
+    waiting: int,
+    what: str,
+) -> None:
+    """Run ``threads`` to their end, overlapping for certain: on PostgreSQL the test's own
+    transaction first takes a lock by ``hold`` and keeps it until ``waiting`` of them wait
+    on a lock inside the gateway, then rolls back; SQLite has one writer, so they just run."""
+    if gw.db.dialect == POSTGRES:
+        with contextlib.suppress(Rollback), gw.db.tx() as cur:
+            hold(cur)
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while lock_waiters(gw) < waiting:
+                assert time.monotonic() < deadline, f"{what} never all waited"
+                time.sleep(0.02)
+            raise Rollback
+    else:
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join(60)
 
 
 def fail_once(db: Database, table: str, at_row: int = 1) -> None:

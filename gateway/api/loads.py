@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from gateway import loads
+from gateway import cards, loads
 from gateway.api.deps import DB, HSM, Caller, Loader, Settings
 from gateway.api.routes import JsonRoutes, held_load_routes
 from gateway.edges import Text
 from gateway.errors import NotFound
 from gateway.schemas import ConfirmBody, LoadRequestBody
+from terminal.roles.registry import CARRY_PURPOSE
 
 router = APIRouter(tags=["loads"])
 route = JsonRoutes(router)
@@ -21,8 +22,17 @@ route = JsonRoutes(router)
 def authorize_load(
     body: LoadRequestBody, terminal: Loader, hsm: HSM, db: DB, settings: Settings
 ) -> Any:
+    reserve = None
+    if terminal.role == loads.DESK and body.purpose == CARRY_PURPOSE:
+        reserve = cards.carry_reserve(terminal, hsm, settings.carry)
     load = loads.authorize(
-        db, hsm, terminal, body.to_request(), limits=settings.load_limits, purpose=body.purpose
+        db,
+        hsm,
+        terminal,
+        body.to_request(),
+        limits=settings.load_limits,
+        purpose=body.purpose,
+        reserve=reserve,
     )
     return load.to_json()
 

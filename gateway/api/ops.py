@@ -1,4 +1,4 @@
-"""Operations: liveness with the outbox depth, and Prometheus metrics (no credentials)."""
+"""Operations: liveness with the outbox depth and clearing's refusals; Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ def health(db: DB, forwarders: Forwarders) -> Any:
     with db.tx() as cur:
         cur.execute("SELECT COUNT(*) FROM outbox WHERE posted_at IS NULL")
         depth = cur.fetchone()[0]
+        cur.execute("SELECT COUNT(*) FROM outbox WHERE outcome = 'rejected'")
+        refused = cur.fetchone()[0]
         conflicts = held_count(cur)
     return {
         "status": "ok",
         "storage": db.dialect,
         "outbox_depth": depth,
         "conflicts_held": conflicts,
+        "clearing_rejected": refused,  # records clearing refused (reconciliation lists them)
         "forwarders": len(forwarders),
     }
 

@@ -558,6 +558,11 @@ CREATE TABLE card_claim_releases (
         "subsidy office: the agent bank each payment batch went to",
         "ALTER TABLE subsidy_bank_batches ADD COLUMN bank_code TEXT;\n",
     ),
+    (
+        17,
+        "outbox: the records clearing rejected, counted by /health without a scan",
+        "CREATE INDEX outbox_rejected ON outbox (id) WHERE outcome = 'rejected';\n",
+    ),
 ]
 
 _TYPES = {

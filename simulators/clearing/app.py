@@ -1,8 +1,10 @@
 """The clearing service over HTTP (FastAPI): post records, settlement, reconciliation.
 
 ``POST /v1/records`` takes ``{"gateway_id", "records": [...]}`` and answers one result
-per record (accepted, duplicate, or rejected with a reason). ``delay`` slows every post
-down, so a test can kill a gateway while its post is in flight.
+per record (accepted, duplicate, or rejected with a reason). ``GET /v1/reconciliation``
+gives per terminal and kind the count, amount and digest of a gateway's accepted records;
+``GET /v1/reconciliation/records`` pages through the records behind one such row.
+``delay`` slows every post down, so a test can kill a gateway while its post is in flight.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import json
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from simulators.clearing.ledger import Ledger
 
 MAX_RECORDS = 5000
+MAX_PAGE = 1000
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -53,6 +56,17 @@ def create_app(ledger: Ledger, *, delay: float = 0.0) -> FastAPI:
     @app.get("/v1/reconciliation")
     def reconciliation(gateway_id: str, day: str | None = None) -> Response:
         return _json(ledger.reconciliation(gateway_id, day))
+
+    @app.get("/v1/reconciliation/records")
+    def reconciliation_records(
+        gateway_id: str,
+        terminal_id: str,
+        kind: str,
+        day: str | None = None,
+        after: str = "",
+        limit: int = Query(500, ge=1, le=MAX_PAGE),
+    ) -> Response:
+        return _json(ledger.cleared_records(gateway_id, terminal_id, kind, day, after, limit))
 
     @app.get("/v1/rejections")
     def rejections() -> Response:

@@ -26,7 +26,7 @@ from simulators.clearing.verify import (
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
 from terminal.record import QR_RIDE as QR_RECORD
-from terminal.record import RecordError
+from terminal.record import RecordError, body_hash, cleared_body, records_digest
 from terminal.sqlite import connect, transaction
 
 ACCEPTED = "accepted"
@@ -82,10 +82,6 @@ def record_key(rec: Mapping[str, Any]) -> str:
     return f"L:{rec['issuer_id']}:{rec['card_serial']}:{rec['online_atc']}"
 
 
-def _canonical(rec: Mapping[str, Any]) -> str:
-    return json.dumps(dict(rec), sort_keys=True, separators=(",", ":"))
-
-
 class Ledger:
     def __init__(self, path: str, verifier: TacVerifier):
         self.verifier = verifier
@@ -132,7 +128,7 @@ class Ledger:
             rec = self._validate(raw)
             held = self._db.execute("SELECT body FROM cleared WHERE key = ?", (key,)).fetchone()
             if held is not None:
-                if held[0] != _canonical(rec):
+                if held[0] != cleared_body(rec):
                     raise Rejected(f"{key} was already cleared with different content")
                 self._db.execute(
                     "UPDATE cleared SET deliveries = deliveries + 1 WHERE key = ?", (key,)
@@ -170,7 +166,7 @@ class Ledger:
                 card,
                 rec["amount"],
                 datetime.fromisoformat(when).date().isoformat(),
-                _canonical(rec),
+                cleared_body(rec),
                 now,
             ),
         )
@@ -264,30 +260,69 @@ class Ledger:
             "rejections": rejected,
         }
 
-    def reconciliation(self, gateway_id: str, day: str | None = None) -> dict[str, Any]:
-        """Per terminal and kind: how many records and how much this gateway got accepted."""
-        sql = (
-            "SELECT terminal_id, kind, COUNT(*), SUM(amount), SUM(deliveries) FROM cleared"
-            " WHERE gateway_id = ?"
-        )
-        params: tuple[Any, ...] = (gateway_id,)
+    def _cleared_where(self, gateway_id: str, day: str | None) -> tuple[str, tuple[Any, ...]]:
         if day:
-            sql += " AND business_day = ?"
-            params += (day,)
-        rows = self._query(sql + " GROUP BY terminal_id, kind ORDER BY terminal_id, kind", params)
+            return " WHERE gateway_id = ? AND business_day = ?", (gateway_id, day)
+        return " WHERE gateway_id = ?", (gateway_id,)
+
+    def reconciliation(self, gateway_id: str, day: str | None = None) -> dict[str, Any]:
+        """Per terminal and kind: how many records and how much this gateway got accepted,
+        and the digest of exactly which records with which content (``records_digest``)."""
+        where, params = self._cleared_where(gateway_id, day)
+        rows = self._query(
+            "SELECT terminal_id, kind, key, amount, body, deliveries FROM cleared"
+            + where
+            + " ORDER BY terminal_id, kind, key",
+            params,
+        )
+        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for r in rows:
+            groups.setdefault((r[0], r[1]), []).append(r)
         return {
             "gateway_id": gateway_id,
             "day": day,
             "terminals": [
                 {
-                    "terminal_id": r[0],
-                    "kind": r[1],
-                    "count": r[2],
-                    "amount": r[3],
-                    "deliveries": r[4],
+                    "terminal_id": terminal_id,
+                    "kind": kind,
+                    "count": len(held),
+                    "amount": sum(r[3] for r in held),
+                    "deliveries": sum(r[5] for r in held),
+                    "digest": records_digest((r[2], r[3], body_hash(r[4])) for r in held),
                 }
-                for r in rows
+                for (terminal_id, kind), held in groups.items()
             ],
+        }
+
+    def cleared_records(
+        self,
+        gateway_id: str,
+        terminal_id: str,
+        kind: str,
+        day: str | None = None,
+        after: str = "",
+        limit: int = 500,
+    ) -> dict[str, Any]:
+        """One page of the records behind a reconciliation row, in key order after ``after``:
+        each with its key, the amount settled, its body hash and the record itself."""
+        where, params = self._cleared_where(gateway_id, day)
+        rows = self._query(
+            "SELECT key, amount, body FROM cleared"
+            + where
+            + " AND terminal_id = ? AND kind = ? AND key > ? ORDER BY key LIMIT ?",
+            (*params, terminal_id, kind, after, limit + 1),
+        )
+        page = rows[:limit]
+        return {
+            "gateway_id": gateway_id,
+            "day": day,
+            "terminal_id": terminal_id,
+            "kind": kind,
+            "records": [
+                {"key": k, "amount": a, "body_hash": body_hash(b), "record": json.loads(b)}
+                for k, a, b in page
+            ],
+            "next": page[-1][0] if len(rows) > limit else None,
         }
 
     def rejections(self) -> list[dict[str, Any]]:

@@ -369,6 +369,26 @@ _NEXT_UPLOAD_SEQ = (
 )
 
 
+# every table whose rows the journal keeps for good (none is ever deleted)
+KEPT_TABLES = ("txn", "ec_txn", "qr_txn", "load_txn")
+
+
+def _missing_row(db: sqlite3.Connection) -> str | None:
+    """The first row of a kept table that is gone, or None. Ids are AUTOINCREMENT and no
+    row is ever deleted, so each table holds ids 1..n and ``sqlite_sequence`` says n: a
+    deleted row (the newest too) shows without any key. Whether a row's content is true
+    is the TAC's to prove, at clearing."""
+    issued = dict(db.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+    for table in KEPT_TABLES:
+        count, top = db.execute(f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {table}").fetchone()
+        top = max(top, issued.get(table, 0))
+        if count != top:
+            ids = {r[0] for r in db.execute(f"SELECT id FROM {table}")}
+            first = min(set(range(1, top + 1)) - ids)
+            return f"row {first} of {table} is missing ({count} rows, ids up to {top})"
+    return None
+
+
 class Journal:
     """One terminal's journal file. Thread-safe; every method is one durable transaction."""
 
@@ -461,12 +481,15 @@ class Journal:
                 probe = sqlite3.connect(uri, uri=True)
                 try:
                     result = probe.execute("PRAGMA quick_check").fetchone()[0]
+                    missing = _missing_row(probe) if result == "ok" else None
                 finally:
                     probe.close()
             except sqlite3.Error as exc:
                 raise self._fail(f"is damaged ({exc})") from None
         if result != "ok":
             raise self._fail(f"is damaged (quick_check: {result})")
+        if missing is not None:
+            raise self._fail(f"was edited: {missing} (rows are never deleted)")
 
     def close(self) -> None:
         with self._lock:

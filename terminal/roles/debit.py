@@ -306,9 +306,12 @@ class CreditPath:
 
     def recover(self, info: CardInfo) -> Settled:
         """Settle or void this card's open load rows with the card in the field:
-        (outcome, row), outcome the row's state after (``intent``: still open)."""
+        (outcome, row), outcome the row's state after (``intent``: still open). Rows of
+        another issuer's card with the same serial wait for their own card."""
         out = []
         for row in self.journal.open_loads(info.serial):
+            if row["issuer_id"] != info.issuer_hex:
+                continue
             if row["tac"]:
                 row = self._confirm_noted(row, "at the next tap")
             else:

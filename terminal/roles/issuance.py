@@ -41,8 +41,9 @@ from terminal.epurse.perso import CardProbe, PersoHost, PersoPlan
 from terminal.hotlist import Hotlist
 from terminal.identity import check_id_number
 from terminal.roles.debit import CreditPath
-from terminal.roles.load_host import LoadPending, settle_own_loads, settled_any
+from terminal.roles.load_host import HttpLoadHost, LoadPending, settle_own_loads, settled_any
 from terminal.roles.registry import (
+    CARRY_PURPOSE,
     Applicant,
     CardCentre,
     CardRecord,
@@ -57,7 +58,6 @@ from terminal.uplink.client import GatewayRefused
 from terminal.words import sentence
 
 ID_TYPE_RESIDENT = 0x00
-CARRY_PURPOSE = "carried balance"  # the purpose of a replacement's load, journal and gateway
 PLACEHOLDER_NUMBER = "0" * 19
 
 
@@ -231,6 +231,20 @@ def row_applicant(row: Mapping[str, str | None]) -> Applicant:
         number("card_kind", 1),
         number("id_type", 0),
         number("card_type", 1),
+    )
+
+
+def _labelled(host: Any) -> Any:
+    """The desk's gateway load host asking with the carry's label, which the gateway needs
+    to take a desk's load (docs/security.md); any other host as it is."""
+    if not isinstance(host, HttpLoadHost) or host.purpose == CARRY_PURPOSE:
+        return host
+    return HttpLoadHost(
+        host.client,
+        retries=host.retries,
+        retry_delay=host.retry_delay,
+        sleep=host.sleep,
+        purpose=CARRY_PURPOSE,
     )
 
 
@@ -526,6 +540,7 @@ class IssuanceDesk:
                     key_index=self.config.load_key_index,
                     purpose=CARRY_PURPOSE,
                     context={"card_number": record.card_number, "replaces": record.replaces},
+                    host=_labelled(credits.host),
                 )
             except LoadPending:
                 if retried or not settled_any(settle_own_loads(s, credits.host, info)):

@@ -38,9 +38,12 @@ def settle_open_rows(
     info: CardInfo,
     counter: ProveCounter = ProveCounter.NEXT,
 ) -> list[tuple[Resolution, JournalRow]]:
-    """Resolve every open row for this card (left by any terminal sharing this journal)."""
+    """Resolve every open row for this card (left by any terminal sharing this journal).
+    A serial is unique within its issuer only: another issuer's card proves nothing here."""
     out = []
     for row in journal.open_rows(info.serial):
+        if row.issuer_id != info.issuer_hex:
+            continue
         torn = TornDebit(
             row.txn_type,
             row.card_atc,

@@ -24,6 +24,9 @@ from terminal.apdu.bcd import to_bcd
 from terminal.apdu.errors import YikatongError
 
 RECORD_SCHEMA = "yikatong.issuance/1"
+# the purpose of a replacement's load of its lost card's balance: in the desk's journal and at
+# the gateway, which takes it only from the desk that claimed the replacement, once
+CARRY_PURPOSE = "carried balance"
 
 
 class CardState(StrEnum):

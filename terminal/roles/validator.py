@@ -242,7 +242,8 @@ class Validator:
             paid = [
                 row
                 for r, row in recovered
-                if r.outcome in (SETTLED, SUSPECT) and now - row.txn_time <= retry
+                # a debit dated after now (the clock went back) is not this tap's retry
+                if r.outcome in (SETTLED, SUSPECT) and timedelta(0) <= now - row.txn_time <= retry
             ]
             if paid:
                 row = self.journal.get(paid[-1].id)

@@ -7,6 +7,7 @@ sending the same thing again will not help).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -35,6 +36,12 @@ class GatewayRefused(YikatongError):
         return self.status in (401, 408, 429) or self.code in ("wrong_role", "concurrent_update")
 
 
+# the largest answer a terminal reads: a hotlist page of 10,000 changes is under 2 MiB; a
+# bigger body is not the gateway's, and is not read into a terminal's memory
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_NOT_JSON = object()
+
+
 class GatewayClient:
     """One terminal's authenticated connection to the gateway."""
 
@@ -45,8 +52,10 @@ class GatewayClient:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ):
         self.base_url = base_url.rstrip("/")
+        self.max_answer_bytes = max_answer_bytes
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -65,7 +74,8 @@ class GatewayClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = self._http.request(method, path, **kwargs)
+            with self._http.stream(method, path, **kwargs) as resp:
+                body = self._read(resp, f"{method} {path}")
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code >= 500:
@@ -75,17 +85,38 @@ class GatewayClient:
             raise GatewayUnavailable(
                 f"{method} {path}: gateway answered {resp.status_code} {where}".rstrip()
             )
-        if resp.status_code >= 400:
-            try:
-                doc = resp.json()
-                code, reason = doc.get("error", "refused"), doc.get("reason", resp.text)
-            except ValueError:
-                code, reason = "refused", resp.text[:300]
-            raise GatewayRefused(resp.status_code, code, reason)
         try:
-            return resp.json()
-        except ValueError as exc:
-            raise GatewayUnavailable(f"{method} {path}: answer is not JSON") from exc
+            doc = json.loads(body)
+        except ValueError:
+            doc = _NOT_JSON
+        if resp.status_code >= 400:
+            text = body[:300].decode("utf-8", "replace")
+            if isinstance(doc, dict):  # the gateway's refusal; anything else is worded as sent
+                code, reason = str(doc.get("error", "refused")), str(doc.get("reason", text))
+            else:
+                code, reason = "refused", text
+            raise GatewayRefused(resp.status_code, code, reason)
+        if doc is _NOT_JSON:
+            raise GatewayUnavailable(f"{method} {path}: answer is not JSON")
+        return doc
+
+    def _read(self, resp: httpx.Response, what: str) -> bytes:
+        """The answer's body, refused unread past ``max_answer_bytes``."""
+        limit = self.max_answer_bytes
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise GatewayUnavailable(
+                f"{what}: answer of {declared} bytes, over the limit of {limit} bytes"
+            )
+        chunks, size = [], 0
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise GatewayUnavailable(
+                    f"{what}: answer over the limit of {limit} bytes, not read further"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def upload(
         self,

@@ -601,3 +601,71 @@ def test_a_journal_and_psam_restored_from_a_backup_park_the_reused_sequences(
     assert gateway.count("txn") == 3 and gateway.count("txn_conflicts") == 3
     term.close()
     client.close()
+
+
+# -- a validator's clock set back ----------------------------------------------------------------
+def test_a_clock_set_back_does_not_make_a_later_tap_the_torn_taps_retry(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """A bus tap is torn after DEBIT committed (the card paid 200). The validator's clock is
+    then set back three hours; the rider comes back an hour later (the clock now shows two
+    hours before the torn tap). The torn debit is settled, but this later ride is not the
+    torn tap retried: it is charged, and both rides are in the journal."""
+    from terminal.readers.sim import AFTER
+    from tests.terminal.roles.fleet import DEBIT, Fleet
+
+    f = Fleet(tmp_path / "bus.db", clock)
+    f.add_cards(1, balance=5_000)
+    card = f.cards[0]
+    f.reader.insert(card)
+    f.reader.tear_at_ins(DEBIT, AFTER)
+    assert not f.bus.tap().green
+    assert card.balance == 4_800 and len(f.journal.open_rows()) == 1
+    clock.advance(hours=-3)
+    clock.advance(hours=1)
+    later = f.tap(card, f.bus)
+    assert later.green and later.message == "paid", later
+    assert card.balance == 4_600  # two rides, two fares
+    rows = f.journal.rows()
+    assert [(r.amount, r.state) for r in rows] == [(200, "settled"), (200, "settled")]
+    assert rows[0].resolution == "recovered with GET TRANSACTION PROVE"
+    assert f.journal.open_rows() == []
+
+
+# -- a journal edited between runs --------------------------------------------------------------
+def _bus_journal(tmp_path: Path, clock: FrozenClock, taps: int) -> tuple[Path, list[int]]:
+    """A bus validator's journal with ``taps`` settled rides, none uploaded yet."""
+    from tests.terminal.roles.fleet import Fleet
+
+    f = Fleet(tmp_path / "bus.db", clock)
+    f.add_cards(taps, balance=5_000)
+    for card in f.cards:
+        assert f.tap(card, f.bus).green
+        clock.advance(minutes=1)
+    ids = [r.id for r in f.journal.export()]
+    f.journal.close()
+    return tmp_path / "bus.db", ids
+
+
+@pytest.mark.parametrize("which", ["middle", "newest"])
+def test_a_row_deleted_from_the_journal_stops_the_terminal_before_upload(
+    tmp_path: Path, clock: FrozenClock, which: str
+) -> None:
+    """Someone deletes a settled, not yet uploaded ride from the journal file while the
+    terminal is off. The journal holds no keys and cannot prove a row true, but it can
+    tell that one is gone: rows are never deleted, so their ids run 1..n with nothing
+    missing. It refuses to open, naming the missing row, so the loss is not silent."""
+    path, ids = _bus_journal(tmp_path, clock, 3)
+    assert ids == [1, 2, 3]
+    gone = 2 if which == "middle" else 3
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM txn WHERE id=?", (gone,))
+    db.close()
+    with pytest.raises(JournalUnavailable) as caught:
+        Journal(path)
+    assert f"row {gone} of txn is missing" in str(caught.value)
+    assert str(path) in str(caught.value)
+    with sqlite3.connect(path) as db:  # the rest is kept as it was, for the operator
+        left = db.execute("SELECT id, uploaded_at FROM txn ORDER BY id").fetchall()
+    db.close()
+    assert left == [(i, None) for i in ids if i != gone]

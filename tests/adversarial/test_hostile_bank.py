@@ -6,12 +6,10 @@ both, and sent to the bank again only after the bank's own signed word that it f
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
-from gateway.storage import POSTGRES
 from gateway.subsidy.bank import Bank, BankKey, Banks
 from terminal.epurse import flows
 from terminal.epurse.host import LoadDeclined
@@ -19,7 +17,7 @@ from terminal.readers.sim import SimReader
 from terminal.roles.kiosk_host import HttpSubsidyHost
 from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayRefused
-from tests.gateway_fixtures import BANK_KEY, Rollback, lock_waiters, start_gateway
+from tests.gateway_fixtures import BANK_KEY, race_held, start_gateway
 from tests.subsidy_kit import (
     KIOSK_A,
     admin,
@@ -296,21 +294,13 @@ def test_two_batches_built_at_once_get_two_numbers_and_share_no_line(gateway, ce
         answers[rid] = admin(gateway, "POST", "/v1/admin/subsidies/bank/batches", json=body)
 
     threads = [threading.Thread(target=build, args=(rid,)) for rid in rids]
-    if gateway.db.dialect == POSTGRES:
-        with pytest.raises(Rollback), gateway.db.tx() as cur:
-            cur.execute("SELECT 1 FROM subsidy_lines FOR UPDATE")  # every line held
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(gateway) < 2:
-                assert time.monotonic() < deadline, "the two batches never both waited"
-                time.sleep(0.02)
-            raise Rollback
-    else:
-        for t in threads:
-            t.start()
-    for t in threads:
-        t.join(60)
+    race_held(
+        gateway,
+        threads,
+        lambda cur: cur.execute("SELECT 1 FROM subsidy_lines FOR UPDATE"),
+        waiting=2,
+        what="the two batches",
+    )
     assert [answers[rid].status_code for rid in rids] == [201, 201], {
         rid: r.text for rid, r in answers.items()
     }

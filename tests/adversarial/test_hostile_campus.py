@@ -43,7 +43,7 @@ from tests.campus_kit import (
     enrol,
 )
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import GatewayServer, Rollback, lock_waiters, start_gateway
+from tests.gateway_fixtures import GatewayServer, Rollback, lock_waiters, race_held, start_gateway
 from tests.servers import free_port
 
 
@@ -662,21 +662,15 @@ def test_two_tills_at_once_cannot_spend_past_the_day_limit(gateway: GatewayServe
         answers[terminal_id] = as_terminal(gateway.url, token, "/v1/campus/allowance/spend", body)
 
     tills = [threading.Thread(target=sell, args=(t,)) for t in (CANTEEN_ID, SECOND_TILL)]
-    if gateway.db.dialect == POSTGRES:
-        with pytest.raises(Rollback), gateway.db.tx() as cur:
-            cur.execute("SELECT 1 FROM campus_allowance_accounts WHERE person_no = 'S1' FOR UPDATE")
-            for till in tills:
-                till.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(gateway) < 2:  # both sales inside the gateway, waiting on S1
-                assert time.monotonic() < deadline, "the two sales never waited on the account"
-                time.sleep(0.02)
-            raise Rollback
-    else:
-        for till in tills:
-            till.start()
-    for till in tills:
-        till.join(60)
+    race_held(
+        gateway,
+        tills,
+        lambda cur: cur.execute(
+            "SELECT 1 FROM campus_allowance_accounts WHERE person_no = 'S1' FOR UPDATE"
+        ),
+        waiting=2,
+        what="the two sales at the account",
+    )
     got = sorted((r.status_code, r.json().get("error")) for r in answers.values())
     assert got == [(200, None), (409, "over_limit")], {k: v.text for k, v in answers.items()}
     refused = next(r for r in answers.values() if r.status_code == 409)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from simulators.epurse_card import SoftEPurseCard
-from simulators.profiles import demo_card, demo_psam
+from simulators.profiles import demo_card, demo_card_number, demo_psam
 from terminal.epurse import flows
 from terminal.epurse.flows import BalanceFlagSet
 from terminal.epurse.layouts import ModeRecord
@@ -350,3 +350,59 @@ def test_parking_entry_in_the_future_is_refused(tmp_path: Path, clock) -> None: 
     r = exit_gate.tap(card, exit_gate.gate(Mode.PARKING_EXIT, "0402"))
     assert not r.green and "opening time is in the future" in r.message
     assert card.balance == 20_000 and exit_gate.journal.rows() == []
+
+
+# -- a card swapped under a torn debit --------------------------------------------------------
+# Recovery decides from the card in the field whether a torn DEBIT committed. The card
+# must be the one torn: an 8-byte serial is unique within an issuer only, so a card of
+# another issuer with the same serial is another card, and its counter says nothing.
+
+
+def twin_of(number: int, balance: int) -> SoftEPurseCard:
+    """A Beijing card whose 0x15 carries the Shanghai demo card ``number``'s serial."""
+    from simulators.profiles import DEMO_ISSUERS, CardProfile, demo_keyset, issue_card
+
+    shanghai, beijing = DEMO_ISSUERS["shanghai"], DEMO_ISSUERS["beijing"]
+    profile = CardProfile(
+        card_number=demo_card_number(shanghai, number), issuer_id=beijing, balance=balance
+    )
+    return issue_card(profile, demo_keyset(beijing))
+
+
+def test_a_card_of_another_issuer_with_the_same_serial_cannot_void_a_torn_debit(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """Card A's sale is torn after DEBIT committed (A paid 1000 fen, the row stays open).
+    Card B of another issuer, same serial, same offline counter as A had, pays at the same
+    POS: its counter "still 0" must not void A's row. A's next tap completes A's sale."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
+    from tests.terminal.roles.fleet import DEBIT
+
+    a, b = demo_card(31, balance=5_000), twin_of(31, balance=5_000)
+    reader = SimReader(a)
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = PointOfSale(session, journal)
+        assert session.run(flows.select()).serial == b.serial  # the twin really is one
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        assert a.balance == 4_000  # A paid; only its row proves it
+        reader.insert(b)
+        sale = pos.charge(500)
+        assert (sale.row.issuer_id, sale.row.state, b.balance) == (
+            b.issuer_id.hex().upper(),
+            "settled",
+            4_500,
+        )
+        assert sale.recovered == ()  # B resolved nothing of A's
+        (open_row,) = journal.open_rows()
+        assert (open_row.issuer_id, open_row.amount) == (a.issuer_id.hex().upper(), 1_000)
+        reader.insert(a)
+        again = pos.charge(1_000)  # A comes back within the window: the same sale, completed
+        assert again.completed and again.row.state == "settled" and again.row.tac
+    assert a.balance == 4_000 and b.balance == 4_500  # each paid once
+    with Journal(tmp_path / "pos.db") as journal:
+        assert journal.totals()["settled"] == (2, 1_500) and journal.totals()["void"] == (0, 0)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from datetime import date, timedelta
 from typing import Any
 
 import openpyxl
 import pytest
 
-from gateway.storage import POSTGRES
-from tests.gateway_fixtures import Rollback, lock_waiters
+from tests.gateway_fixtures import race_held
 from tests.subsidy_kit import (
     PEOPLE,
     Centre,
@@ -203,21 +201,13 @@ def at_once(
         answers[step] = admin(gateway, "POST", path, json=body)
 
     threads = [threading.Thread(target=act, args=(step,)) for step in steps]
-    if gateway.db.dialect == POSTGRES:
-        with pytest.raises(Rollback), gateway.db.tx() as cur:
-            cur.execute("SELECT 1 FROM subsidy_rosters WHERE id = ? FOR UPDATE", (rid,))
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(gateway) < len(steps):  # every step inside, at the roster
-                assert time.monotonic() < deadline, "the steps never all waited on the roster"
-                time.sleep(0.02)
-            raise Rollback
-    else:
-        for t in threads:
-            t.start()
-    for t in threads:
-        t.join(60)
+    race_held(
+        gateway,
+        threads,
+        lambda cur: cur.execute("SELECT 1 FROM subsidy_rosters WHERE id = ? FOR UPDATE", (rid,)),
+        waiting=len(steps),
+        what="the steps at the roster",
+    )
 
 
 def test_an_objection_raised_as_the_roster_is_approved_is_never_left_open(gateway, centre):

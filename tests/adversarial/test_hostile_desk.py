@@ -1,21 +1,32 @@
-"""A hostile issuance desk (or a desk's token in the wrong hands) against the card numbering.
+"""A hostile issuance desk (or a desk's token in the wrong hands) against the card numbering
+and the carried balance of a replacement.
 
 Each attack is refused with its code and a reason, and nothing is stored: no card, no
-revision, no claim, no block."""
+revision, no claim, no block, no load (and no money on the card)."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.cards import CarryRules
 from gateway.registry import SqliteCardRegistry
+from simulators.profiles import CardProfile, demo_keyset, issue_card
+from terminal.epurse import flows
+from terminal.epurse.model import LoadAuthorization, LoadRequest
+from terminal.readers.sim import SimReader
+from terminal.roles.issuance import CARRY_PURPOSE
+from terminal.roles.load_host import HttpLoadHost, request_json, resolve_load
 from terminal.roles.registry import Applicant, NotThisDesk, NumberBlock, card_number_for
+from terminal.roles.session import TerminalSession
 from terminal.uplink import GatewayClient
 from terminal.uplink.issuance import push_issuance
-from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
+from tests.gateway_fixtures import ADMIN_TOKEN, race_held, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, leased
 from tests.subsidy_kit import id_number
 
@@ -309,3 +320,199 @@ def test_after_a_release_the_holder_is_issued_once(no_wait) -> None:  # type: ig
     assert no_wait.count("cards") == 0
     assert live_claims(no_wait, VALID_ID) == [(first, DESK_B)]
     assert no_wait.count("card_claim_releases") == 1
+
+
+# -- the carried balance (补卡 carry-over): a desk's only load -------------------------------------
+KIOSK = "310000000090"
+CARRIED = 5_000  # what the kiosk loaded onto the lost card: the balance the gateway proves
+
+
+@dataclass
+class CarryScene:
+    """张三's card of desk A, topped up at a kiosk, lost and hotlisted at the gateway; desk A
+    has claimed his replacement's number (``replacement``) at the card centre."""
+
+    gw: Any
+    clock: Any
+    tokens: dict[str, str]
+    kiosk: str
+    lost: str
+    replacement: str
+    block: NumberBlock
+
+    def ask(self, token: str, request: LoadRequest, purpose: str = "") -> httpx.Response:
+        return post(self.gw, token, "/v1/loads", request_json(request, purpose))
+
+    def initialize(self, card: Any, terminal: str, amount: int) -> tuple[TerminalSession, Any]:
+        session = TerminalSession(SimReader(card), clock=self.clock)
+        session.card_reader.connect()
+        info = session.run(flows.select())
+        when = self.clock()
+        return session, session.run(flows.prepare_load(info, bytes.fromhex(terminal), amount, when))
+
+    def credit(self, token: str, card: Any, terminal: str, amount: int, purpose: str) -> Any:
+        """INITIALIZE, MAC2 from the gateway, CREDIT, confirmed: the gateway's load."""
+        session, request = self.initialize(card, terminal, amount)
+        r = self.ask(token, request, purpose)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        auth = LoadAuthorization(
+            bytes.fromhex(doc["mac2"]), datetime.fromisoformat(doc["host_time"]), doc["reference"]
+        )
+        result = session.run(flows.complete_load(request, auth))
+        ok = post(
+            self.gw, token, f"/v1/loads/{doc['reference']}/confirm", {"tac": result.tac.hex()}
+        )
+        assert ok.status_code == 200, ok.text
+        return doc
+
+    def card(self, number: str) -> Any:
+        return issue_card(
+            CardProfile(card_number=number, issuer_id=SHANGHAI), demo_keyset(SHANGHAI)
+        )
+
+
+@pytest.fixture
+def carry(db: Any, clock: Any) -> Any:
+    gw = start_gateway(db, clock, carry=CarryRules(settling=timedelta(0)))
+    tokens = {d: gw.register(d, "card-centre", role="issuance") for d in (DESK_A, DESK_B)}
+    block = leased(gw, DESK_A, 10)
+    reg = book(block)
+    records = active(reg, ZHANG, 1)
+    assert post(gw, tokens[DESK_A], "/v1/issuance/records", {"records": records}).status_code == 200
+    lost = records[0]["card_number"]
+    scene = CarryScene(
+        gw,
+        clock,
+        tokens,
+        gw.register(KIOSK, "card-centre", role="kiosk"),
+        lost,
+        card_number_for(SHANGHAI, block.first + 1),
+        block,
+    )
+    scene.credit(scene.kiosk, scene.card(lost), KIOSK, CARRIED, "")
+    reg.report_lost(lost)
+    r = post(gw, tokens[DESK_A], "/v1/issuance/records", {"records": reg.export()})
+    assert r.json()["counts"] == {"stored": 1}, r.text
+    claim = {"card_number": scene.replacement, "issuer_id": SHANGHAI.hex(),
+             "id_number": VALID_ID, "card_kind": 1, "replaces": lost}  # fmt: skip
+    assert post(gw, tokens[DESK_A], "/v1/numbers/claims", claim).status_code == 200
+    proven = httpx.get(f"{gw.url}/v1/cards/{lost}/balance", headers=bearer(tokens[DESK_A]))
+    assert proven.json()["balance_fen"] == CARRIED, proven.text
+    yield scene
+    gw.server.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def refused(r: httpx.Response, status: int, code: str, *words: str) -> None:
+    assert (r.status_code, r.json()["error"]) == (status, code), r.text
+    assert "mac2" not in r.json()
+    for word in words:
+        assert word in r.json()["reason"], r.text
+
+
+def test_a_desk_load_that_is_not_a_carry_is_refused(carry: CarryScene) -> None:
+    """Desk A's token tops up a card (the replacement, or any card) as a kiosk would: a desk
+    loads nothing but a carried balance, so no MAC2, no load."""
+    card = carry.card(carry.replacement)
+    for purpose in ("", "cash top-up at the card centre"):
+        _, request = carry.initialize(card, DESK_A, 50_000)
+        refused(carry.ask(carry.tokens[DESK_A], request, purpose), 403, "carry_only",
+                "issuance desk", "a top-up is a kiosk's")  # fmt: skip
+    assert carry.gw.count("loads") == 1  # the kiosk's top-up of the lost card only
+    assert card.balance == 0
+
+
+def test_a_carry_that_is_not_the_proven_balance_of_a_claimed_replacement_is_refused(
+    carry: CarryScene,
+) -> None:
+    """Desk A carries more than the lost card held; carries onto a card that replaces nothing;
+    desk B carries onto desk A's replacement: each refused, no load stored, no money moved."""
+    card = carry.card(carry.replacement)
+    _, request = carry.initialize(card, DESK_A, CARRIED * 10)
+    refused(carry.ask(carry.tokens[DESK_A], request, CARRY_PURPOSE), 422, "carry_amount",
+            f"proves for it, {CARRIED} fen, not {CARRIED * 10} fen")  # fmt: skip
+    stranger = carry.card(card_number_for(SHANGHAI, carry.block.first + 2))  # never claimed
+    _, request = carry.initialize(stranger, DESK_A, CARRIED)
+    refused(carry.ask(carry.tokens[DESK_A], request, CARRY_PURPOSE), 403, "not_a_replacement",
+            "not claimed at the card centre as the replacement")  # fmt: skip
+    _, request = carry.initialize(card, DESK_B, CARRIED)
+    refused(carry.ask(carry.tokens[DESK_B], request, CARRY_PURPOSE), 403, "other_desk",
+            f"claimed by desk {DESK_A}")  # fmt: skip
+    assert carry.gw.count("loads") == 1
+    assert (card.balance, stranger.balance) == (0, 0)
+
+
+def test_a_carry_is_loaded_once_and_a_void_one_again(carry: CarryScene) -> None:
+    """The desk carries the balance; a retry of that request gets the same MAC2; once the card
+    credited, a second carry is refused. A carry the card proved it never credited (void)
+    may be loaded again, once."""
+    desk = carry.tokens[DESK_A]
+    card = carry.card(carry.replacement)
+    session, first = carry.initialize(card, DESK_A, CARRIED)
+    a = carry.ask(desk, first, CARRY_PURPOSE)
+    assert a.status_code == 200, a.text
+    again = carry.ask(desk, first, CARRY_PURPOSE)
+    assert (again.json()["reference"], again.json()["mac2"]) == (
+        a.json()["reference"],
+        a.json()["mac2"],
+    )
+    with GatewayClient(carry.gw.url, desk) as client:
+        host = HttpLoadHost(client, sleep=lambda s: None)
+        (pending,) = host.pending()
+        assert resolve_load(session, host, pending) == "void"
+    carry.credit(desk, card, DESK_A, CARRIED, CARRY_PURPOSE)
+    assert card.balance == CARRIED
+    _, twice = carry.initialize(card, DESK_A, CARRIED)
+    refused(carry.ask(desk, twice, CARRY_PURPOSE), 409, "carried_already",
+            f"lost card {carry.lost} is carried by load")  # fmt: skip
+    assert card.balance == CARRIED
+    with carry.gw.db.tx() as cur:
+        cur.execute("SELECT amount, state FROM loads WHERE terminal_id = ? ORDER BY id", (DESK_A,))
+        assert cur.fetchall() == [(CARRIED, "void"), (CARRIED, "confirmed")]
+
+
+def test_a_kiosk_labelling_a_top_up_as_a_carry_is_refused(carry: CarryScene) -> None:
+    """A kiosk tops up the replacement with the carry's label: refused as a ``subsidy:`` label
+    is, so no kiosk load ever reads as a replacement's carried balance."""
+    card = carry.card(carry.replacement)
+    _, request = carry.initialize(card, KIOSK, CARRIED)
+    refused(carry.ask(carry.kiosk, request, CARRY_PURPOSE), 422, "reserved",
+            "label of a replacement's carried balance")  # fmt: skip
+    assert carry.gw.count("loads") == 1 and card.balance == 0
+
+
+def test_two_carries_of_one_lost_card_at_once_load_it_once(carry: CarryScene) -> None:
+    """Two copies of the replacement's chip at different online counters (so no counter
+    index tells the two loads apart) ask for the carry at the same moment (PostgreSQL: both
+    held here behind a lock on the lost card's row, where each carry is decided): one MAC2
+    only, the other refused naming the carry that won."""
+    copies = [carry.card(carry.replacement) for _ in range(2)]
+    copies[1].state.online_atc = 7
+    requests = [carry.initialize(c, DESK_A, CARRIED)[1] for c in copies]
+    start = threading.Barrier(2)
+    answers: list[httpx.Response] = []
+
+    def ask(request: LoadRequest) -> None:
+        start.wait()
+        answers.append(carry.ask(carry.tokens[DESK_A], request, CARRY_PURPOSE))
+
+    threads = [threading.Thread(target=ask, args=(r,)) for r in requests]
+    race_held(
+        carry.gw,
+        threads,
+        lambda cur: cur.execute(
+            "SELECT 1 FROM cards WHERE card_number = ? FOR UPDATE", (carry.lost,)
+        ),
+        waiting=2,
+        what="the two carries at the card",
+    )
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+    (lost,) = (r for r in answers if r.status_code == 409)
+    refused(lost, 409, "carried_already", f"lost card {carry.lost}")
+    with carry.gw.db.tx() as cur:
+        cur.execute("SELECT COUNT(*) FROM loads WHERE terminal_id = ?", (DESK_A,))
+        assert cur.fetchone()[0] == 1

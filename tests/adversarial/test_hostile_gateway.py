@@ -16,6 +16,7 @@ import pytest
 from gateway import hotlist as gateway_hotlist
 from terminal.hotlist import Hotlist
 from terminal.uplink import GatewayClient, HotlistSync, Uplink
+from terminal.uplink.client import GatewayRefused
 from tests.traffic import JournaledTerminal, make_cards
 
 TID = "310000000388"
@@ -166,3 +167,58 @@ def test_a_hotlist_feed_the_terminal_cannot_follow_changes_nothing_and_the_sync_
     assert lost.serial in hotlist and later.serial in hotlist and hotlist.version == 2
     honest.close()
     hotlist.close()
+
+
+REFUSALS: dict[str, tuple[Callable[[dict[str, Any]], httpx.Response], str]] = {
+    "an answer bigger than any gateway sends": (
+        lambda b: httpx.Response(200, content=b" " * (2 * 1024 * 1024 + 1)),
+        "over the limit of 2097152 bytes",
+    ),
+    "an endless answer with no length": (
+        lambda b: httpx.Response(200, content=iter([b" " * 65536] * 1000)),
+        "over the limit of 2097152 bytes, not read further",
+    ),
+    "a refusal whose body is a list": (
+        lambda b: httpx.Response(429, json=["busy"]),
+        "429",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(REFUSALS))
+def test_an_oversized_or_odd_answer_is_a_failed_round_not_a_crash(
+    tmp_path, clock, attack: str
+) -> None:
+    """A body over the client's limit is not read into memory and a refusal that is not the
+    gateway's object is worded as sent: each is one failed round, every row still waits."""
+    answer, why = REFUSALS[attack]
+    term = JournaledTerminal(TID, tmp_path / "j.db", clock)
+    clock.advance(seconds=30)
+    term.tap(make_cards(1)[0], 150)
+    client = GatewayClient(
+        "http://gateway",
+        "token",
+        transport=httpx.MockTransport(lambda req: answer(json.loads(req.content))),
+        max_answer_bytes=2 * 1024 * 1024,
+    )
+    up = Uplink(term.journal, {TID: client}, clock=clock)
+    assert up.step(force=True) > 0
+    assert why in up.stats.last_error, up.stats.last_error
+    assert term.journal.pending_upload() == 1 and term.journal.parked() == []
+    term.close()
+
+
+def test_a_refusal_in_another_shape_is_worded_as_sent_not_a_crash() -> None:
+    """A 4xx whose body is a JSON list or text (a proxy's page) is a GatewayRefused with the
+    body's start as its reason, never an AttributeError that ends an upload thread."""
+    for body in (b'["no"]', b"<html>denied</html>", b'{"reason": "quota"}'):
+        client = GatewayClient(
+            "http://gateway",
+            "token",
+            transport=httpx.MockTransport(lambda req, body=body: httpx.Response(403, content=body)),
+        )
+        with pytest.raises(GatewayRefused) as refused:
+            client.request("GET", "/v1/hotlist")
+        assert refused.value.status == 403
+        expected = "quota" if b"quota" in body else body.decode()
+        assert refused.value.reason == expected

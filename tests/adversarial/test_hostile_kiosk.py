@@ -435,3 +435,44 @@ def test_a_top_up_cannot_pass_itself_off_as_a_subsidy_pickup(gateway, clients, c
     assert at.card.balance == 1_500 and load_state(gateway, auth.reference) == ("confirmed", 1)
     funds = admin(gateway, "GET", "/v1/admin/subsidies/funds").json()
     assert funds["top_ups"] == {"loads": 1, "amount_fen": 1_000}
+
+
+def test_a_card_of_another_issuer_with_the_same_serial_leaves_a_torn_load_alone(
+    gateway, clients, clearing, clock, tmp_path
+):
+    """Card A's top-up is torn before CREDIT (its load row stays open). Card B of another
+    issuer carries the same 8-byte serial: the kiosk must not take A's open load for B's
+    (the gateway's load names A's issuer), so B tops up as itself; A's load is voided at
+    A's own next visit and A is topped up once."""
+    from simulators.profiles import (
+        DEMO_ISSUERS,
+        CardProfile,
+        demo_card_number,
+        demo_keyset,
+        issue_card,
+    )
+
+    a = demo_card(48, balance=500)
+    beijing = DEMO_ISSUERS["beijing"]
+    b = issue_card(
+        CardProfile(
+            card_number=demo_card_number(DEMO_ISSUERS["shanghai"], 48),
+            issuer_id=beijing,
+            balance=500,
+        ),
+        demo_keyset(beijing),
+    )
+    assert a.serial == b.serial and a.issuer_id != b.issuer_id
+    _, kiosk, first = torn_top_up(clients, clock, tmp_path, a, BEFORE)
+    kiosk.session.card_reader.insert(b)
+    done = kiosk.top_up(1_000)
+    assert b.balance == 1_500 and done.credit.recovered == ()
+    (open_row,) = kiosk.journal.open_loads()
+    assert open_row.reference == first["reference"]
+    assert load_state(gateway, first["reference"]) == ("authorized", 0)
+    kiosk.session.card_reader.insert(a)
+    again = kiosk.top_up(1_000)
+    assert a.balance == 1_500 and b.balance == 1_500
+    assert load_state(gateway, first["reference"]) == ("void", 0)
+    assert load_state(gateway, again.result.authorization.reference) == ("confirmed", 1)
+    assert kiosk.journal.open_loads() == []

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
+from gateway.errors import Unavailable
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
 from gateway.storage import now_ms, open_storage
@@ -23,6 +22,7 @@ from simulators.clearing.ledger import Ledger
 from simulators.clearing.verify import TacVerifier
 from terminal.uplink import GatewayClient, Uplink
 from tests.gateway_fixtures import demo_keysets
+from tests.lying_clearing import LyingClearing
 from tests.servers import ROOT, UvicornThread, free_port
 from tests.traffic import JournaledTerminal, make_cards
 
@@ -97,6 +97,7 @@ def test_altered_amount_is_stored_but_rejected_by_clearing(gateway, clearing, tm
         (reason,) = cur.fetchone()
     assert "TAC does not verify" in reason
     assert clearing.settlement()["totals"]["purchase_amount"] == 900
+    assert httpx.get(gateway.url + "/health").json()["clearing_rejected"] == 1
     term.close()
 
 
@@ -206,34 +207,6 @@ def test_the_gateways_own_forwarder_drains_in_the_background(db, clearing, tmp_p
     finally:
         gw.server.stop()
     assert clearing.ledger.stats()["deliveries"] == 20
-
-
-class LyingClearing:
-    """A clearing service that lies: it passes posts to the real clearing (or not) and
-    answers what ``lie`` makes of the real answer; its reconciliation report is
-    ``report(real report)``."""
-
-    def __init__(self, real_url: str):
-        self.lie: Any = None
-        self.forward = True
-        self.report: Any = None
-        app = FastAPI()
-
-        @app.post("/v1/records")
-        async def records(request: Request) -> JSONResponse:
-            body = await request.json()
-            results = [{"key": r["key"], "status": "accepted"} for r in body["records"]]
-            if self.forward:
-                results = httpx.post(real_url + "/v1/records", json=body).json()["results"]
-            return JSONResponse(self.lie(body, results))
-
-        @app.get("/v1/reconciliation")
-        def reconciliation(gateway_id: str) -> JSONResponse:
-            real = httpx.get(real_url + "/v1/reconciliation", params={"gateway_id": gateway_id})
-            return JSONResponse(self.report(real.json()))
-
-        self.server = UvicornThread(app).start()
-        self.url = self.server.url
 
 
 def pending(gateway) -> list[tuple[Any, ...]]:
@@ -383,7 +356,43 @@ def test_a_doctored_reconciliation_report_is_a_mismatch_naming_its_rows(
                 report["mismatches"],
             )
             if doctor in (twice, fraction, no_number):
-                (odd,) = [m for m in report["mismatches"] if m.get("problem")]
-                assert ("twice" if doctor is twice else "clearing's row has") in odd["problem"]
+                odd = [m["problem"] for m in report["mismatches"] if m.get("problem")]
+                said = "twice" if doctor is twice else "clearing's row has"
+                assert len(odd) == (2 if doctor is twice else 1)
+                assert all(said in p for p in odd), odd
     finally:
         liar.server.stop()
+
+
+def test_a_record_list_that_contradicts_its_report_is_never_matched(
+    gateway, clearing, tmp_path, clock
+):
+    """Clearing's report row carries another digest, and its record list then shows exactly
+    what the gateway posted; or the list is another terminal's, or repeats its records: the
+    row is a mismatch (the list does not add up to it) or the report is refused."""
+    run_traffic(gateway, tmp_path, clock, taps=3)
+    Forwarder(gateway.db, clearing.url, gateway_id="gw-test").drain()
+    t0 = TIDS[0]
+
+    def other_digest(doc):
+        first = {**doc["terminals"][0], "digest": "0" * 64}
+        return {**doc, "terminals": [first, *doc["terminals"][1:]]}
+
+    liar = LyingClearing(clearing.url)
+    try:
+        liar.report = other_digest
+        report = reconcile(gateway.db, liar.url, "gw-test")
+        assert report["matched"] is False
+        (row,) = report["mismatches"]
+        assert row["terminal_id"] == t0 and row["differences"] == []
+        assert "does not add up" in row["problem"]
+        for lie, said in (
+            (lambda page: {**page, "terminal_id": TIDS[1]}, "is not terminal"),
+            (lambda page: {**page, "records": page["records"] * 2}, "not a record after"),
+        ):
+            liar.records = lie
+            with pytest.raises(Unavailable) as caught:
+                reconcile(gateway.db, liar.url, "gw-test")
+            assert caught.value.code == "bad_clearing_report" and said in caught.value.reason
+    finally:
+        liar.stop()

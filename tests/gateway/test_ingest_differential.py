@@ -52,6 +52,7 @@ from gateway.ingest import (
     _Bad,
     _kind_record,
     _ok_hex,
+    _parse_typed,
     _refuse,
     _sha256,
     _storable,
@@ -258,12 +259,17 @@ NOT_JSON = ("NaN", "Infinity", "-Infinity", "1e400", "-0", "1.0", "1844674407370
             "-9223372036854775809", "9223372036854775807", "1E2", "0.1", "null")  # fmt: skip
 
 
-def _good(rng: random.Random, seq: int) -> dict[str, Any]:
+def _good(rng: random.Random, seq: int, upper: bool = False) -> dict[str, Any]:
+    """A good record; ``upper``: upper-case hex as terminals send it (the typed path's)."""
     return {
         "terminal_id": "310000009999",
         "terminal_seq": seq,
-        "issuer_id": "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(16)),
-        "card_serial": "".join(rng.choice("0123456789abcdef") for _ in range(16)),
+        "issuer_id": "".join(
+            rng.choice("0123456789ABCDEF" if upper else "0123456789abcdefABCDEF") for _ in range(16)
+        ),
+        "card_serial": "".join(
+            rng.choice("0123456789ABCDEF" if upper else "0123456789abcdef") for _ in range(16)
+        ),
         "txn_type": rng.choice(sorted(_TYPES)),
         "amount": rng.randint(0, 500),
         "balance_before": rng.randint(500, 100_000),
@@ -273,7 +279,7 @@ def _good(rng: random.Random, seq: int) -> dict[str, Any]:
         "txn_time": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T06:00:00",
         "state": "settled",
         "tac": "1A2B3C4D",
-        "mac2": rng.choice(["5E6F7A8B", None, "5e6f7a8b"]),
+        "mac2": rng.choice(["5E6F7A8B", None] if upper else ["5E6F7A8B", None, "5e6f7a8b"]),
         "mac2_verified": rng.choice([True, False, None]),
         "resolution": rng.choice(["online", None, "", "é", "x" * 40]),
         "context": {"line": str(rng.randint(1, 99)), "station": "0203"},
@@ -310,14 +316,33 @@ def _value(rng: random.Random, depth: int = 0) -> str:
     return "[" + ",".join(_value(rng, depth + 1) for _ in range(rng.randint(0, 3))) + "]"
 
 
-def _record_text(rng: random.Random, seq: int, clean: bool) -> str:
-    rec = _good(rng, seq)
+# values the typed path reads by length and one pattern: near misses of its texts and bounds
+TYPED_NEAR = ('"1A2B3C4D\\n"', '"None"', '"none"', '"1A2B3C4d"', '"\\uff11A2B3C4D"', '"1A2B 3C4"',
+              '"2026-11-28T06:00:00\\n"', '"2026-11-28T24:00:00"', '"2100-01-01T00:00:00"',
+              '"2026-11-28T06:00:60"', '"2026-11-28t06:00:00"', '"2026-11-28T06:00:0\\u0661"',
+              '"2000-01-01T00:00:00"', '"2099-12-31T23:59:59"', '"1999-12-31T23:59:59"',
+              '"02902900FFFFFFFF"', '"0290290OFFFFFFFF"', "4294967295", "4294967296", "65536",
+              "256", "1000000", "1000001", "100000", "100001", "5", "9", "7", "-0", "-1",
+              '"suspect"', '"settled"', '"SETTLED"', "true", "1", "0", "{}", '{"a":[]}',
+              '{"a":1.5}', '{"a":18446744073709551616}', '{"a":"\\u00e9"}', '{"a":"\\u0000"}',
+              '"' + "\\u00e9" * 200 + '"', '"' + "x" * 201 + '"', '"\\u0000"',
+              '"310000009999"', '"310000009998"')  # fmt: skip
+
+
+def _typed_value(rng: random.Random) -> str:
+    return rng.choice(TYPED_NEAR)
+
+
+def _record_text(rng: random.Random, seq: int, clean: bool, upper: bool = False) -> str:
+    rec = _good(rng, seq, upper)
     fields = {k: json.dumps(v, ensure_ascii=rng.random() < 0.5) for k, v in rec.items()}
     roll = rng.random()
     if clean:  # a third of the records with a context of any content, the rest as made
         roll = 0.35 + roll * 0.3 if roll < 0.33 else 1.0
     if roll < 0.35:  # one field changed to anything
-        fields[rng.choice(list(fields))] = _value(rng)
+        fields[rng.choice(list(fields))] = (
+            _typed_value(rng) if upper and rng.random() < 0.5 else _value(rng)
+        )
     elif roll < 0.45:  # the context changed to anything, often still a dict
         fields["context"] = (
             _value(rng)
@@ -338,11 +363,11 @@ def _record_text(rng: random.Random, seq: int, clean: bool) -> str:
     return "{" + ",".join(f'"{a}":{b}' for a, b in fields.items()) + "}"
 
 
-def _body(rng: random.Random, first: int) -> bytes:
+def _body(rng: random.Random, first: int, upper: bool = False) -> bytes:
     n = rng.randint(1, 6)
     clean = rng.random() < 0.5  # only the context varies: mostly batches that are kept
     records = ",".join(
-        _record_text(rng, first + (i if rng.random() < 0.97 else 0), clean) for i in range(n)
+        _record_text(rng, first + (i if rng.random() < 0.97 else 0), clean, upper) for i in range(n)
     )
     text = f'{{"batch_id":"b{first}","terminal_id":"310000009999","records":[{records}]}}'
     roll = rng.random()
@@ -403,3 +428,164 @@ def test_the_ack_is_what_json_dumps_wrote(kind: str) -> None:
         "acks": [{result.seq_name: s, "status": st} for s, st in result.acks],
     }
     assert ack_json(result, counts) == json.dumps(old, ensure_ascii=False).encode()
+
+
+def _typed_outcome(body: bytes) -> Any:
+    """What the typed path alone gives: the batch, or None when it hands the body on."""
+    try:
+        batch = _parse_typed(body, TERMINAL, MAX_BATCH_RECORDS, MAX_BALANCE)
+    except Exception:
+        return None
+    return (batch.batch_id, batch.terminal_id, batch.kind, batch.rows)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_typed_path_takes_only_what_the_exact_path_takes(seed: int) -> None:
+    """Over 20,000+ records as terminals send them (upper-case hex), varied and broken: the
+    typed path keeps only batches the old function keeps, with its rows byte for byte, and
+    parse_batch gives the old function's rows and refusals whichever path decided."""
+    rng = random.Random(1000 + seed)
+    records = typed = handed_on = kept = 0
+    while records < 5_000:
+        body = _body(rng, 1 + records, upper=True)
+        records += body.count(b"terminal_seq") or 1
+        old = _outcome(old_parse_batch, body)
+        kept += len(old[3]) if len(old) == 4 else 0
+        fast = _typed_outcome(body)
+        if fast is None:
+            handed_on += 1
+        else:
+            assert fast == old, body
+            typed += len(fast[3])
+        assert _outcome(parse_batch, body) == old, body
+    # both paths ran: two fifths of the kept rows or more by the typed path (the rest had a float or
+    # nesting in a context, or a neighbour handed on), many bodies handed on
+    assert typed > 800 and typed >= 0.4 * kept, (typed, kept)
+    assert handed_on > 300
+
+
+def _trap_body(record: str = "", batch: str = "") -> bytes:
+    """A good batch of two records with one text replaced: ``record`` as 'old=>new' in the
+    first record, ``batch`` in the whole body."""
+    recs = [_good(random.Random(7), 1, upper=True), _good(random.Random(8), 2, upper=True)]
+    recs[0].update(tac="1A2B3C4D", mac2="5E6F7A8B", resolution="online", mac2_verified=True,
+                   txn_time="2026-11-28T06:00:00", amount=200, balance_before=10_000,
+                   context={"line": "71", "station": "0203"})  # fmt: skip
+    first, second = (json.dumps(r, separators=(",", ":")) for r in recs)
+    if record:
+        old, new = record.split("=>")
+        assert old in first, old
+        first = first.replace(old, new, 1)
+    text = f'{{"batch_id":"b1","terminal_id":"310000009999","records":[{first},{second}]}}'
+    if batch:
+        old, new = batch.split("=>")
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text.encode("utf-8", "surrogatepass")
+
+
+TRAPS = {
+    "good": _trap_body(),
+    "big int in context": _trap_body('"71"=>18446744073709551616'),
+    "negative big int in context": _trap_body('"71"=>-9223372036854775809'),
+    "huge int in context": _trap_body('"71"=>' + "9" * 40),
+    "float in context": _trap_body('"71"=>1.0'),
+    "negative zero float in context": _trap_body('"71"=>-0.0'),
+    "exponent in context": _trap_body('"71"=>1e2'),
+    "overflowing exponent in context": _trap_body('"71"=>1E400'),
+    "NaN in context": _trap_body('"71"=>NaN'),
+    "Infinity in context": _trap_body('"71"=>-Infinity'),
+    "nested context": _trap_body('"71"=>{"a":[1,{"b":null}]}'),
+    "deeply nested context": _trap_body('"71"=>' + "[" * 990 + "]" * 990),
+    "float amount": _trap_body('"amount":200=>"amount":200.0'),
+    "exponent amount": _trap_body('"amount":200=>"amount":2E2'),
+    "negative zero amount": _trap_body('"amount":200=>"amount":-0'),
+    "bool amount": _trap_body('"amount":200=>"amount":true'),
+    "big int sequence": _trap_body('"terminal_seq":1=>"terminal_seq":18446744073709551617'),
+    "sequence at the top": _trap_body('"terminal_seq":1=>"terminal_seq":4294967295'),
+    "sequence past the top": _trap_body('"terminal_seq":1=>"terminal_seq":4294967296'),
+    "balance over the ceiling": _trap_body('"balance_before":10000=>"balance_before":100001'),
+    "balance at the ceiling": _trap_body('"balance_before":10000=>"balance_before":100000'),
+    "amount over the balance": _trap_body('"amount":200=>"amount":10001'),
+    "lone surrogate in resolution": _trap_body('"online"=>"\\ud800"'),
+    "lone surrogate byte form": _trap_body('"online"=>"\udc00"'),
+    "surrogate pair in context": _trap_body('"71"=>"\\ud83d\\ude00"'),
+    "lone surrogate in context": _trap_body('"71"=>"\\udc00x"'),
+    "NUL in resolution": _trap_body('"online"=>"on\\u0000"'),
+    "NUL in context": _trap_body('"71"=>"\\u0000"'),
+    "non-ASCII context": _trap_body('"71"=>"\\u4e2d\\u5c71"'),
+    "non-ASCII resolution": _trap_body('"online"=>"\\u00e9"'),
+    "resolution at its length in non-ASCII": _trap_body('"online"=>"' + "é" * 200 + '"'),
+    "resolution past its length": _trap_body('"online"=>"' + "é" * 201 + '"'),
+    "context at its size": _trap_body('"71"=>"' + "x" * 2010 + '"'),
+    "context past its size": _trap_body('"71"=>"' + "é" * 1100 + '"'),
+    "empty context": _trap_body('{"line":"71","station":"0203"}=>{}'),
+    "BOM": b"\xef\xbb\xbf" + _trap_body(),
+    "UTF-16": _trap_body().decode().encode("utf-16"),
+    "invalid UTF-8": _trap_body('"71"=>"\xff"'.encode("latin-1").decode("latin-1")),
+    "record key twice, last good": _trap_body('"amount":200=>"amount":-5,"amount":200'),
+    "record key twice, last bad": _trap_body('"amount":200=>"amount":200,"amount":-5'),
+    "context key twice": _trap_body('"line":"71"=>"line":1.5,"line":"71"'),
+    "batch key twice": _trap_body(batch='"batch_id":"b1"=>"batch_id":"b0","batch_id":"b1"'),
+    "unknown record key": _trap_body('"amount":200=>"amount":200,"extra":1'),
+    "missing record key": _trap_body('"amount":200,=>'),
+    "a kind named": _trap_body(batch='{"batch_id"=>{"kind":"purchase","batch_id"'),
+    "text None as TAC": _trap_body('"1A2B3C4D"=>"None"'),
+    "null TAC settled": _trap_body('"1A2B3C4D"=>null'),
+    "null TAC suspect": _trap_body(
+        '"1A2B3C4D","mac2"=>null,"mac2"',
+    ).replace(b'"settled"', b'"suspect"', 1),
+    "lower-case TAC": _trap_body('"1A2B3C4D"=>"1a2b3c4d"'),
+    "TAC with a newline": _trap_body('"1A2B3C4D"=>"1A2B3C4D\\n"'),
+    "TAC in full-width digits": _trap_body('"1A2B3C4D"=>"\\uff11A2B3C4D"'),
+    "lower-case record terminal": _trap_body(
+        '"terminal_id":"310000009999"=>"terminal_id":"31000000999a"'
+    ),
+    "lower-case batch terminal": _trap_body(
+        batch='"terminal_id":"310000009999"=>"terminal_id":"31000000999A"'
+    ),
+    "other record terminal": _trap_body(
+        '"terminal_id":"310000009999"=>"terminal_id":"310000009998"'
+    ),
+    "time with a newline": _trap_body('"2026-11-28T06:00:00"=>"2026-11-28T06:00:00\\n"'),
+    "time on no date": _trap_body('"2026-11-28T06:00:00"=>"2026-02-30T06:00:00"'),
+    "time at hour 24": _trap_body('"2026-11-28T06:00:00"=>"2026-11-28T24:00:00"'),
+    "time with a space": _trap_body('"2026-11-28T06:00:00"=>"2026-11-28 06:00:00"'),
+    "time with a zone": _trap_body('"2026-11-28T06:00:00"=>"2026-11-28T06:00:00Z"'),
+    "time with fractions": _trap_body('"2026-11-28T06:00:00"=>"2026-11-28T06:00:00.5"'),
+    "time in 1999": _trap_body('"2026-11-28T06:00:00"=>"1999-12-31T23:59:59"'),
+    "time in 2100": _trap_body('"2026-11-28T06:00:00"=>"2100-01-01T00:00:00"'),
+    "time in Arabic-Indic digits": _trap_body('"2026-11-28T06:00:00"=>"\\u0662026-11-28T06:00:00"'),
+    "state in capitals": _trap_body('"settled"=>"SETTLED"'),
+    "flag as 1": _trap_body('"mac2_verified":true=>"mac2_verified":1'),
+    "unknown purchase type": _trap_body(batch='"txn_type":=>"txn_type":7,"x":'),
+    "sequence twice": _trap_body(batch='"terminal_seq":2=>"terminal_seq":1'),
+    "batch id with a newline": _trap_body(batch='"b1"=>"b1\\n"'),
+    "no records": b'{"batch_id":"b1","terminal_id":"310000009999","records":[]}',
+    "truncated": _trap_body()[:-2],
+}
+
+
+# traps the typed path must keep itself, and traps it must hand to the exact path
+KEPT_TYPED = ("good", "sequence at the top", "balance at the ceiling", "context at its size",
+              "resolution at its length in non-ASCII", "empty context", "non-ASCII context",
+              "non-ASCII resolution", "surrogate pair in context", "big int in context",
+              "batch key twice", "huge int in context", "negative big int in context",
+              "negative zero amount", "null TAC suspect", "NUL in context")  # fmt: skip
+HANDED_ON = ("float in context", "lone surrogate in resolution", "record key twice, last bad",
+             "text None as TAC", "TAC with a newline", "time with a newline", "time in 2100",
+             "balance over the ceiling", "amount over the balance", "null TAC settled", "BOM",
+             "truncated", "NUL in resolution", "nested context", "lower-case TAC")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(TRAPS))
+def test_the_traps_are_decided_as_the_exact_path_decides(name: str) -> None:
+    body = TRAPS[name]
+    old = _outcome(old_parse_batch, body)
+    fast = _typed_outcome(body)
+    assert fast is None or fast == old
+    assert _outcome(parse_batch, body) == old
+    if name in KEPT_TYPED:  # kept, by the typed path: exact at its edges, not only inside
+        assert fast == old and len(old) == 4, old
+    if name in HANDED_ON:
+        assert fast is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from gateway.storage import RACED, open_database, open_storage
 from gateway.storage.schema import MIGRATIONS, migrate
 from tests.cli_kit import ykt
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import ADMIN_TOKEN, Rollback, lock_waiters, start_gateway
+from tests.gateway_fixtures import ADMIN_TOKEN, race_held, start_gateway
 from tests.terminal.qr.kit import QrBus
 
 T1, T2 = "310000000201", "310000000202"
@@ -171,17 +170,13 @@ def test_two_batches_deadlocked_on_postgres_both_get_the_rules_answer(
 
     threads = [threading.Thread(target=send, args=(tid,)) for tid in batches]
     try:
-        with pytest.raises(Rollback), gw.db.tx() as cur:
-            insert_ride(cur, "310000000203", 1, z["code_hash"], None)
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(gw) < 2:  # both batches stored their first code, wait on Z
-                assert time.monotonic() < deadline, "the batches never waited on Z"
-                time.sleep(0.02)
-            raise Rollback
-        for t in threads:
-            t.join(60)
+        race_held(
+            gw,
+            threads,
+            lambda cur: insert_ride(cur, "310000000203", 1, z["code_hash"], None),
+            waiting=2,
+            what="the batches at code Z",
+        )
         outcome = sorted((r.status_code, r.json().get("error")) for r in answers.values())
         assert outcome == [(200, None), (409, "code_hash_held")], {
             tid: r.text for tid, r in answers.items()

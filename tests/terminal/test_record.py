@@ -16,7 +16,7 @@ import pytest
 from gateway import ingest
 from gateway.app import create_app
 from gateway.auth import get_terminal, register_terminal
-from gateway.forwarder import Forwarder
+from gateway.forwarder import Forwarder, clearing_records
 from gateway.storage import POSTGRES, Database, open_storage
 from gateway.storage.schema import KIND_TABLES, TXN_GATEWAY_COLUMNS
 from simulators.clearing.ledger import Ledger
@@ -294,7 +294,7 @@ def through_the_gateway(
     try:
         claimed = fwd.claim()
         with db.tx() as cur:
-            (cleared,) = fwd._records(cur, claimed).values()
+            (cleared,) = clearing_records(cur, claimed).values()
     finally:
         fwd._client.close()
     assert cleared == kind.clearing_record(wire, operator)

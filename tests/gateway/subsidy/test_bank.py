@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gateway.subsidy import bank
 from terminal.text import FileError
 from tests.cli_kit import ykt_here
 from tests.conftest import FrozenClock
-from tests.gateway_fixtures import BANK_KEY, Rollback, lock_waiters, start_gateway
+from tests.gateway_fixtures import BANK_KEY, race_held, start_gateway
 from tests.subsidy_kit import (
     PEOPLE,
     Centre,
@@ -260,17 +259,13 @@ def test_two_result_files_deadlocked_on_postgres_one_imports_the_other_is_refuse
             answers[by] = post_result(gw, files[by], by=by)
 
         threads = [threading.Thread(target=send, args=(by,)) for by in files]
-        with pytest.raises(Rollback), gw.db.tx() as cur:
-            cur.execute("SELECT id FROM subsidy_bank_lines WHERE seq = 2 FOR UPDATE")
-            for t in threads:
-                t.start()
-            deadline = time.monotonic() + 30
-            while lock_waiters(gw) < 2:  # both imports marked their first line, wait on 2
-                assert time.monotonic() < deadline, "the imports never waited on line 2"
-                time.sleep(0.02)
-            raise Rollback
-        for t in threads:
-            t.join(60)
+        race_held(
+            gw,
+            threads,
+            lambda cur: cur.execute("SELECT id FROM subsidy_bank_lines WHERE seq = 2 FOR UPDATE"),
+            waiting=2,
+            what="the imports at line 2",
+        )
         said = {by: r.text for by, r in answers.items()}
         assert sorted(r.status_code for r in answers.values()) == [200, 409], said
         assert [r.json().get("error") for r in answers.values()].count("already_settled") == 1

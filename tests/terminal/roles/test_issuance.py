@@ -49,6 +49,7 @@ from terminal.words import CATALOGUE
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.issuance_kit import SHANGHAI, VALID_ID, new_blank, perso_hsm
+from tests.subsidy_kit import id_number
 from tests.terminal.cli.test_words import english
 
 DESK_ID = bytes.fromhex("310000000080")
@@ -83,6 +84,7 @@ class CardCentre:
     desk_reader: SimReader = field(init=False)
     desk: IssuanceDesk = field(init=False)
     journal: Journal | None = None
+    book: GatewayCardBook = field(init=False)
 
     def __post_init__(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -91,15 +93,18 @@ class CardCentre:
         self.hotlist = Hotlist()
         self.desk_reader = SimReader(name="desk")
         session = TerminalSession(self.desk_reader, clock=self.clock)
-        credits = None
+        credits = centre = None
         if self.online is None:
             self.kiosk_host = LocalLoadHost(self.hsm)
         else:
             url = self.online.gw.url
             self.kiosk_host = HttpLoadHost(GatewayClient(url, self.online.kiosk_token))
             self.journal = Journal(self.tmp / "desk.db", clock=self.clock)
-            desk_host = HttpLoadHost(GatewayClient(url, self.online.desk_token))
-            credits = CreditPath(session, self.journal, desk_host)
+            desk_client = GatewayClient(url, self.online.desk_token)
+            credits = CreditPath(session, self.journal, HttpLoadHost(desk_client))
+            centre = GatewayCentre(desk_client)
+            # the whole book each time: the tests open several books for one desk id
+            self.book = GatewayCardBook(desk_client, lambda since: self.registry.export(0))
         self.desk = IssuanceDesk(
             session,
             self.hsm,
@@ -107,6 +112,7 @@ class CardCentre:
             DeskConfig(SHANGHAI, DESK_ID),
             credits=credits,
             hotlist=self.hotlist,
+            centre=centre,
         )
         self.tap_reader = SimReader(name="bus")
         self.kiosk_reader = SimReader(name="kiosk")
@@ -159,12 +165,17 @@ def centre(clock: FrozenClock, tmp_path: Path) -> CardCentre:
 
 
 @pytest.fixture
-def online(gateway: GatewayServer) -> Online:
-    return Online(
+def online(db, clock: FrozenClock) -> Iterator[Online]:  # type: ignore[no-untyped-def]
+    """A gateway (that vouches for a lost card's balance once it is hotlisted) with the
+    desk's and the kiosk's credentials: the desk claims its numbers there and pushes its
+    book, so the gateway knows the replacement whose carried balance it authorises."""
+    gateway = start_gateway(db, clock, carry=SETTLED_AT_ONCE)
+    yield Online(
         gateway,
         gateway.register(DESK_ID.hex(), "card-centre", "issuance"),
         gateway.register(KIOSK_ID.hex(), "card-centre", "kiosk"),
     )
+    gateway.server.stop()
 
 
 @pytest.fixture
@@ -232,15 +243,12 @@ def test_replacement_hotlists_the_lost_card_and_carries_its_balance(
     old_card = new_blank(1)
     centre.at_desk(old_card)
     old = centre.desk.issue(ZHANG).record
-    centre.top_up(old_card, 5_000)
-    tap = centre.tap(old_card)
-    assert tap.green and tap.balance == 4_800
-    centre.registry.report_balance(old.card_number, 4_800, centre.clock.now)  # from clearing
+    centre.top_up(old_card, 4_800)
     centre.clock.advance(hours=1)
 
     new_card = new_blank(2)
     centre.at_desk(new_card)
-    issued = centre.desk.replace(old.card_number)
+    issued = centre.desk.replace(old.card_number, card_book=centre.book)
 
     assert old.serial in centre.hotlist
     assert issued.record.replaces == old.card_number and issued.record.carry_fen == 4_800
@@ -329,19 +337,19 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
     runs = iter(range(10_000))
 
     def lost_card_centre(name: str) -> tuple[CardCentre, str]:
-        first = DEFAULT_FIRST_SEQUENCE + 10 * next(runs)  # a new card serial at the gateway
+        run = next(runs)
+        first = DEFAULT_FIRST_SEQUENCE + 10 * run  # a new card serial at the gateway
         centre = CardCentre(clock, tmp_path / name, online, first)
         old_card = new_blank(1)
         centre.at_desk(old_card)
-        old = centre.desk.issue(ZHANG).record
+        old = centre.desk.issue(Applicant(ZHANG.name, id_number(run + 1))).record  # a holder each
         centre.top_up(old_card, 2_500)
-        centre.registry.report_balance(old.card_number, 2_500, clock.now)
         return centre, old.card_number
 
     centre, old_number = lost_card_centre("probe")
     centre.at_desk(new_blank(2))
     start = centre.desk_reader.exchanges
-    centre.desk.replace(old_number)
+    centre.desk.replace(old_number, card_book=centre.book)
     total = centre.desk_reader.exchanges - start
     assert total >= 30
     found_loaded: list[bool] = []
@@ -351,10 +359,10 @@ def test_replacement_interrupted_after_any_apdu_carries_the_balance_exactly_once
         centre.at_desk(card)
         centre.desk_reader.tear_at(index, when)
         with pytest.raises(TransportError):
-            centre.desk.replace(old_number)
+            centre.desk.replace(old_number, card_book=centre.book)
         assert centre.registry.get(old_number).state == CardState.LOST
         centre.at_desk(card)
-        issued = centre.desk.replace(old_number)
+        issued = centre.desk.replace(old_number, card_book=centre.book)
         assert card.purse is not None and card.purse.balance == 2_500, (index, when)
         assert issued.record.carry_loaded_at is not None
         assert centre.registry.get(old_number).state == CardState.REPLACED
