@@ -19,7 +19,9 @@ not taken it after ``_DEFER_S`` is taken over, and passed by for a while). While
 it leaves one for longer than ``_SPIN_S`` (the other worker is busy or stuck), a worker
 stops watching the socket and looks again every ``_LOOK_S``: the selector is level-triggered
 and would otherwise wake it at once, again and again (a spin that burnt a core while the
-other worker was stuck; docs/scaling.md, short-lived connections).
+other worker was stuck; docs/scaling.md, short-lived connections). Kept connections are
+placed again: a worker holding two more than another closes one after an answer
+(``Connection: close``) and the balance places the client's reconnect.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _PASS_S = 0.05  # how long a worker that let a connection be taken over is passe
 _SPIN_S = 0.0002  # asked again at once this long: the other worker takes it within this
 _LOOK_S = 0.001  # a worker leaving a connection to the others looks again after this
 _EPISODE_S = 0.1  # asked again within this: the same connection is still waiting
+_HAND_OVER_S = 0.1  # a worker closes at most one kept connection to re-place in this time
 # a worker's open connections, connections accepted in all, 1 while it is not watching
 _SLOT = struct.Struct("=qqq")
 
@@ -84,6 +87,7 @@ class Balance:
         self.deferred_since = 0.0
         self.deferred_last = 0.0
         self.passed: dict[int, tuple[int, float]] = {}  # worker -> (accepted total, until)
+        self.handed_over_at = 0.0
 
     def count(self, i: int) -> int:
         return _SLOT.unpack_from(self.page, i * _SLOT.size)[0]
@@ -133,6 +137,24 @@ class Balance:
         if now - self.deferred_since < _DEFER_S:
             return False
         self.passed.update((i, (self.accepted(i), now + _PASS_S)) for i in fewer)
+        return True
+
+    def hand_over(self) -> bool:
+        """Whether this worker's next answer closes its connection, so the client reconnects
+        and the balance places it anew: it holds two or more connections than another worker
+        that is not being passed by (connections kept alive since a worker was slow to start,
+        or since others closed, stay put otherwise). One at a time, every ``_HAND_OVER_S``."""
+        now = time.monotonic()
+        if now - self.handed_over_at < _HAND_OVER_S:
+            return False
+        mine = self.count(self.index)
+        if not any(
+            self.count(i) + 2 <= mine and not self._passing(i, now)
+            for i in range(self.workers)
+            if i != self.index
+        ):
+            return False
+        self.handed_over_at = now
         return True
 
     def _passing(self, i: int, now: float) -> bool:
@@ -210,12 +232,34 @@ def _listen(host: str, port: int, balance: Balance) -> socket.socket:
     return sock
 
 
+class _HandOver:
+    """ASGI: the answer of a worker holding more than its share carries ``Connection: close``
+    (HTTP/1.1 clients reconnect for their next request; uvicorn closes after the answer)."""
+
+    def __init__(self, app: Any, balance: Balance) -> None:
+        self.app = app
+        self.balance = balance
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start" and self.balance.hand_over():
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
 def _worker(make_app: Callable[[int], Any], index: int, sock: socket.socket, parent: int) -> int:
     import uvicorn
 
     try:
         _die_with_parent(parent)
-        app = make_app(index)
+        app = _HandOver(make_app(index), sock.balance)  # type: ignore[attr-defined]
         # asyncio's loop: it accepts through the socket object, so the balance applies
         # (uvloop would accept in C, on whichever worker the kernel woke first)
         config = uvicorn.Config(app, log_level="warning", loop="asyncio")

@@ -318,3 +318,39 @@ def test_a_stopped_worker_costs_the_other_no_cpu_per_connection(tmp_path):
         idle.close()
         gw.stop()
     assert used < 0.5, f"{used:.2f} s of CPU for 100 connections"
+
+
+def test_kept_connections_placed_on_one_worker_are_spread_again(tmp_path):
+    """Two keep-alive clients that connected while the other worker was stopped (slow to
+    start, wedged for a moment) both sit on one worker: a kept connection is never placed
+    again, so one GIL parsed both clients' batches for as long as they stayed connected.
+    Now the busier worker closes one after an answer; the client reconnects and the balance
+    places it on the other worker."""
+    port = free_port()
+    gw = gateway(f"sqlite:///{tmp_path / 'gw.db'}", port, tmp_path)
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(2)]
+    try:
+        pids = workers_of(gw.proc.pid)
+        os.kill(pids[0], signal.SIGSTOP)
+        try:
+            for c in conns:
+                c.request("GET", "/health")
+                assert c.getresponse().read()
+            held = connections_by_worker(gw.proc.pid, port)
+            assert held == {pids[0]: 0, pids[1]: 2}, held
+        finally:
+            os.kill(pids[0], signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        requests = 0
+        while sorted(held.values()) != [1, 1]:
+            assert time.monotonic() < deadline, f"still {held} after {requests} requests"
+            for c in conns:
+                c.request("GET", "/health")
+                assert c.getresponse().read()
+                requests += 1
+            time.sleep(0.01)
+            held = connections_by_worker(gw.proc.pid, port)
+    finally:
+        for c in conns:
+            c.close()
+        gw.stop()
