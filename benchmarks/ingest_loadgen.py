@@ -182,9 +182,9 @@ def _http_client_poster(url: str, endpoint: str, headers: dict[str, str]) -> Ite
 
         def send(body: bytes) -> tuple[int, str, int]:
             conn.request("POST", endpoint, body=body, headers=headers)
+            port = conn.sock.getsockname()[1]  # before the answer: it may close the connection
             resp = conn.getresponse()
             data = resp.read()
-            port = conn.sock.getsockname()[1]
             return resp.status, data.decode(errors="replace") if resp.status != 200 else "", port
 
         yield send
