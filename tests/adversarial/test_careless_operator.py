@@ -628,7 +628,7 @@ def test_a_clock_set_back_does_not_make_a_later_tap_the_torn_taps_retry(
     assert card.balance == 4_600  # two rides, two fares
     rows = f.journal.rows()
     assert [(r.amount, r.state) for r in rows] == [(200, "settled"), (200, "settled")]
-    assert rows[0].resolution == "recovered with GET TRANSACTION PROVE"
+    assert rows[0].resolution == "recovered with GET TRANSACTION PROVE; MAC2 verified by the PSAM"
     assert f.journal.open_rows() == []
 
 
