@@ -37,6 +37,7 @@ from terminal.epurse import flows as epurse
 from terminal.hotlist import Hotlist
 from terminal.journal.journal import SETTLED, SUSPECT, VOID, EcJournalRow, Journal
 from terminal.money import format_fen
+from terminal.roles.debit import RecoveredProofRefused
 from terminal.roles.pos import CardRefused, PointOfSale, Sale
 from terminal.roles.session import TerminalSession
 
@@ -434,7 +435,9 @@ class OneCardPos:
         """Pay ``amount`` fen from the first source of ``rule`` (default: the POS's) that
         can. A card refusal
         moves on to the next source; an interrupted EP debit (PaymentInterrupted) does not,
-        since the card may have paid: the same card presented again settles it."""
+        since the card may have paid: the same card presented again settles it. Nor does a
+        torn sale's proof the PSAM refused (RecoveredProofRefused): that card is told NOT
+        paid and charged nothing else in this tap."""
         if amount <= 0:
             raise ValueError("amount must be a positive number of fen")
         s = self.session
@@ -462,6 +465,8 @@ class OneCardPos:
                 attempts.append(short_of(source, None, amount))
                 short.add(source)
                 continue
+            except RecoveredProofRefused:  # a forged proof is not a refusal: charge nothing
+                raise
             except CardError as exc:
                 attempts.append(f"{source}: card refused ({exc})")
                 continue

@@ -468,6 +468,39 @@ def test_a_made_up_proof_of_a_torn_sale_is_refused_and_not_paid(tmp_path: Path, 
         assert card.inner.balance == balance  # the re-tap took nothing
 
 
+def test_a_resident_card_with_a_made_up_proof_is_not_charged_from_ec_instead(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """At the one-card POS (EP first, then EC) a resident card's EP sale is torn after
+    DEBIT; at the re-tap the card forges the proof. The refusal reaches the clerk as "NOT
+    paid"; the POS does not take it as a card refusal and go on to charge Electronic
+    Cash: nothing else is charged in this tap."""
+    from simulators.emv_profiles import resident_card
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted, RecoveredProofRefused
+    from terminal.roles.onecard_pos import PaymentRule
+    from tests.terminal.emv.helpers import CONFIG, STORE
+    from tests.terminal.roles.fleet import DEBIT
+
+    card = resident_card(43, ec_balance=6_000, ep_balance=5_000)
+    forged = ForgedProof(card)  # type: ignore[arg-type]
+    reader = SimReader(forged)  # type: ignore[arg-type]
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        reader.insert(forged)  # type: ignore[arg-type]
+        with pytest.raises(RecoveredProofRefused, match="NOT paid"):
+            pos.charge(1_000)
+        (row,) = journal.rows()
+        assert row.state == "suspect" and "PSAM refused its MAC2" in (row.resolution or "")
+        assert journal.ec_rows() == [] and journal.totals()["settled"] == (0, 0)
+    assert card.app("emv").ec_balance == 6_000  # EC was not charged in its place
+
+
 def test_a_genuine_torn_sale_is_settled_with_its_mac2_checked(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     """The same tear with a genuine card: its proof passes the PSAM, the sale is completed
     once and the row is settled with MAC2 verified."""
