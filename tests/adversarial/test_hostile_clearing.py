@@ -16,6 +16,7 @@ from gateway.errors import Unavailable
 from gateway.forwarder import Forwarder
 from gateway.reconcile import reconcile
 from terminal.uplink import GatewayClient, Uplink
+from tests.adversarial.test_hostile_validator import genuine_ec_record, qr_rides, upload_kind
 from tests.gateway_fixtures import ADMIN_TOKEN, start_gateway
 from tests.lying_clearing import LyingClearing
 from tests.traffic import JournaledTerminal, make_cards
@@ -185,6 +186,45 @@ def test_a_record_moved_in_a_settled_column_only_is_named(
          "settled": [f"{said} {moved}, the record says {true}"]},
     ]  # fmt: skip
     assert "problem" not in row  # clearing's list adds up to its row: the column is the lie
+    assert outcomes(gateway) == before
+    assert clearing.settlement()["totals"] == totals
+
+
+def test_an_ec_sale_and_a_ride_charged_to_each_others_issuer_are_named(
+    gateway, clearing, psam, clock, tmp_path
+):
+    """An EC sale is charged to its EMV issuer (the PAN's BIN) against the PAN, a ride to its
+    issuing platform against the rider's account: the gateway derives both as clearing
+    books them (MATCHED). Clearing's issuer columns swapped between the two, bodies as
+    posted, read MATCHED; each record is named with the issuer it was charged to."""
+    ec, (ride,) = genuine_ec_record(psam, clock, tmp_path), qr_rides(clock, tmp_path)
+    for rec, kind, role in ((ec, "ec_purchase", "pos"), (ride, "qr_ride", "validator")):
+        token = gateway.register(rec["terminal_id"], "metro", role=role)
+        r = upload_kind(gateway, token, rec["terminal_id"], kind, [rec])
+        assert r.status_code == 200, r.text
+    assert Forwarder(gateway.db, clearing.url, gateway_id=GATEWAY_ID).drain() == 2
+    assert reconcile(gateway.db, clearing.url, GATEWAY_ID)["matched"]
+    ec_key, ride_key = f"E:{ec['terminal_id']}:{ec['ec_seq']}", f"Q:{ride['terminal_id']}:1"
+    ec_bin, platform = f"EC{ec['pan'][:6]}", f"QR{ride['platform_code']}"
+    assert [settled_columns(tmp_path, k)[c] for k in (ec_key, ride_key) for c in (
+        "issuer_id", "card_serial"
+    )] == [ec_bin, ec["pan"], platform, ride["user_account"]]  # fmt: skip
+    before, totals = outcomes(gateway), clearing.settlement()["totals"]
+    swap = "UPDATE cleared SET issuer_id = ? WHERE key = ?"
+    tamper(tmp_path, (swap, (platform, ec_key)), (swap, (ec_bin, ride_key)))
+    report = reconcile(gateway.db, clearing.url, GATEWAY_ID)
+    assert report["matched"] is False
+    named = {m["kind"]: m["differences"] for m in report["mismatches"]}
+    assert named == {
+        "ec_purchase": [
+            {"key": ec_key, "what": "changed", "fields": ["issuer_id settled"],
+             "settled": [f"charged to issuer {platform}, the record says {ec_bin}"]}
+        ],
+        "qr_ride": [
+            {"key": ride_key, "what": "changed", "fields": ["issuer_id settled"],
+             "settled": [f"charged to issuer {ec_bin}, the record says {platform}"]}
+        ],
+    }  # fmt: skip
     assert outcomes(gateway) == before
     assert clearing.settlement()["totals"] == totals
 
