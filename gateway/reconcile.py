@@ -303,11 +303,11 @@ def _changed(ours: dict[str, Any], line: SettledLine, theirs: dict[str, Any]) ->
     fields = sorted(f for f in set(ours) | set(theirs) if ours.get(f) != theirs.get(f))
     said = _says(theirs, settled_line(ours))
     settled = []
-    for column, wording in _SETTLED_AS.items():
+    for column in SETTLED_COLUMNS:
         held, says = getattr(line, column), getattr(said, column)
         if held != says:
             fields.append(f"{column} settled")
-            settled.append(wording.format(str(held)[:_SHOWN], str(says)[:_SHOWN]))
+            settled.append(_SETTLED_AS[column].format(str(held)[:_SHOWN], str(says)[:_SHOWN]))
     out: dict[str, Any] = {"what": "changed", "fields": fields}
     return {**out, "settled": settled} if settled else out
 

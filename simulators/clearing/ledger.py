@@ -20,9 +20,10 @@ from terminal.record import (
     RecordError,
     SettledLine,
     body_hash,
+    business_day,
     cleared_body,
     records_digest,
-    settled_line,
+    settled_against,
 )
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
@@ -145,7 +146,7 @@ class Ledger:
                 (str(key), gateway_id, reason, json.dumps(raw, sort_keys=True, default=str), now),
             )
             return {"key": key, "status": REJECTED, "reason": reason}
-        line = settled_line(rec)  # who is paid, who is charged, which card, which day
+        issuer_id, card = settled_against(rec)  # who is charged, which card or account
         self._db.execute(
             "INSERT INTO cleared (key, kind, gateway_id, terminal_id, operator_id, issuer_id,"
             " card_serial, amount, business_day, body, received_at)"
@@ -155,11 +156,11 @@ class Ledger:
                 rec["kind"],
                 gateway_id,
                 rec["terminal_id"],
-                line.operator_id,
-                line.issuer_id,
-                line.card_serial,
-                line.amount,
-                line.business_day,
+                rec["operator_id"],
+                issuer_id,
+                card,
+                rec["amount"],
+                business_day(rec),
                 cleared_body(rec),
                 now,
             ),
