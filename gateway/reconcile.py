@@ -125,11 +125,11 @@ def posted(
                         yield r[4], kind, built[r[0]]
 
 
-def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], list[SettledLine]]:
-    """(terminal, kind) -> the settled line of each record clearing accepted."""
-    out: dict[tuple[str, str], list[SettledLine]] = {}
+def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], dict[str, SettledLine]]:
+    """(terminal, kind) -> {key: settled line} of the records clearing accepted."""
+    out: dict[tuple[str, str], dict[str, SettledLine]] = {}
     for terminal_id, kind, rec in posted(db, day):
-        out.setdefault((terminal_id, kind), []).append(settled_line(_travelled(rec)))
+        out.setdefault((terminal_id, kind), {})[rec["key"]] = settled_line(_travelled(rec))
     return out
 
 
@@ -387,7 +387,7 @@ def reconcile(
         )
     theirs, unreadable = _their_rows(listed)
     ours = {
-        k: (len(held), sum(line.amount for line in held), records_digest(held))
+        k: (len(held), sum(line.amount for line in held.values()), records_digest(held.values()))
         for k, held in sent(db, day).items()
     }
     rows, mismatches = [], []
