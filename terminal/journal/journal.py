@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -389,6 +389,12 @@ def _missing_row(db: sqlite3.Connection) -> str | None:
     return None
 
 
+def _span(window: timedelta) -> str:
+    """A window as a reason says it: whole hours as hours ("24 h"), else minutes."""
+    minutes = window.total_seconds() / 60
+    return f"{minutes / 60:g} h" if minutes % 60 == 0 else f"{minutes:g} min"
+
+
 class Journal:
     """One terminal's journal file. Thread-safe; every method is one durable transaction."""
 
@@ -715,6 +721,35 @@ class Journal:
     def void(self, row_id: int, reason: str) -> JournalRow:
         """The card never debited."""
         return self._resolve(row_id, VOID, reason)
+
+    def suspect_unreturned(self, now: datetime, window: timedelta) -> list[JournalRow]:
+        """Make suspect the purchases still in intent dated more than ``window`` before
+        ``now`` (the device's clock): their card has not come back to prove or void them (a
+        tourist, a rider leaving by another validator), and an open row is never uploaded,
+        so the operator and the card centre would never hear of a debit the card may have
+        made. Each goes through ``mark_suspect``, so it gets its upload number like any
+        suspect row; a row its card resolved meanwhile (another device sharing the file) is
+        left as its card left it. The rows made suspect, oldest first.
+
+        Load rows are not touched: the gateway's load book holds each load's outcome and the
+        kiosk follows it (``CreditPath.recover_without_card``). Nor EC sales: only the next
+        EMV card at the POS can judge them, and the one-card POS applies its own window
+        there (``EC_RECOVERY_WINDOW``)."""
+        reason = (
+            f"the card did not come back within {_span(window)} to prove whether the debit"
+            " went through: kept for checking"
+        )
+        cutoff = PURCHASE["txn_time"].to_column(now - window)
+        out = []
+        with self._lock:
+            for row in self._select(JournalRow, "state='intent' AND txn_time < ?", (cutoff,)):
+                try:
+                    out.append(self.mark_suspect(row.id, reason))
+                except JournalUnavailable:
+                    raise
+                except JournalError:
+                    continue  # resolved by its card at another device since the select
+        return out
 
     def _by_upload_seq(
         self, upload_seqs: list[int], assignments: str, condition: str, values: tuple[Any, ...]

@@ -5,7 +5,8 @@ loop, between cards, through ``Validator.scan``.
 Any single card's failure is a red result, never the end of the loop; a reader fault is
 reported and the loop waits and tries again. The journal is the one thing it cannot do
 without: in idle time the loop checks that the journal file is still the one it opened
-(every idle moment) and that it is undamaged (every ``verify_every`` seconds), and a
+(every idle moment) and that it is undamaged (every ``verify_every`` seconds, when torn
+debits whose card did not come back within ``torn_window`` are also made suspect), and a
 journal that is removed, replaced, damaged or fails a write puts the validator out of
 service: the loop stops taking cards and ``fault`` says why.
 """
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from terminal.apdu.errors import TransportError, YikatongError
 from terminal.journal.journal import Journal, JournalError
@@ -108,13 +110,29 @@ class TapPlacement:
             raise PlacementRefused(f"[runtime] could not be applied ({exc.strerror})") from None
 
 
-class JournalWatch:
-    """Idle-time checks of a journal: its file identity every time, its integrity every
-    ``every`` seconds; ``check`` raises the JournalError that takes a device out of service."""
+# a torn debit whose card has not come back this long is made suspect ([journal] torn_window_hours)
+TORN_WINDOW = timedelta(hours=24)
 
-    def __init__(self, journal: Journal, every: float):
+
+class JournalWatch:
+    """Idle-time checks of a journal: its file identity every time; every ``every`` seconds
+    its integrity, and its torn debits whose card has not come back within ``torn_window``
+    by the device's clock ``now`` made suspect, so they are uploaded rather than left open
+    for good (``Journal.suspect_unreturned``). ``check`` raises the JournalError that takes a
+    device out of service."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        every: float,
+        *,
+        now: Callable[[], datetime],
+        torn_window: timedelta = TORN_WINDOW,
+    ):
         self.journal = journal
         self.every = every
+        self.now = now
+        self.torn_window = torn_window
         self._verified = time.monotonic()
 
     def check(self) -> None:
@@ -122,6 +140,15 @@ class JournalWatch:
         if now - self._verified >= self.every:
             self._verified = now
             self.journal.verify()
+            for row in self.journal.suspect_unreturned(self.now(), self.torn_window):
+                log.warning(
+                    "journal row %d (terminal %s seq %d, %d fen) made suspect: %s",
+                    row.id,
+                    row.terminal_id,
+                    row.terminal_seq,
+                    row.amount,
+                    row.resolution,
+                )
         else:
             self.journal.check_identity()
 
@@ -137,6 +164,7 @@ class TapLoop:
         removal_timeout: float = 10.0,
         verify_every: float = 10.0,
         placement: TapPlacement | None = None,
+        torn_window: timedelta = TORN_WINDOW,
     ):
         self.validator = validator
         self.placement = placement or TapPlacement()
@@ -144,7 +172,9 @@ class TapLoop:
         self.on_result = on_result
         self.poll = poll
         self.removal_timeout = removal_timeout
-        self.watch = JournalWatch(validator.journal, verify_every)
+        self.watch = JournalWatch(
+            validator.journal, verify_every, now=validator.session.now, torn_window=torn_window
+        )
         self.stop_event = threading.Event()
         self.taps = 0
         self.fault: str | None = None  # why the validator went out of service
@@ -215,7 +245,8 @@ class TapLoop:
 
     def _idle(self, *, after_tap: bool) -> bool:
         """Idle work while no card is being served: checkpoint after a tap, the journal's
-        file identity every time, its integrity every ``verify_every`` seconds."""
+        file identity every time, its integrity and its unreturned torn debits every
+        ``verify_every`` seconds."""
         try:
             if after_tap:
                 self.validator.journal.checkpoint()

@@ -9,18 +9,21 @@ a device directory can be moved as a whole. docs/terminal-config.md is the refer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from terminal.fares import DEMO_FARES, Mode
 from terminal.qr.params import POLICY_NUMBERS, QrSettings
 from terminal.readers.scanner import DATA, FRAMINGS, ScannerSettings
-from terminal.roles.loop import PRIORITIES, TapPlacement
+from terminal.roles.loop import PRIORITIES, TORN_WINDOW, TapPlacement
 from terminal.roles.onecard_pos import PaymentRule
 from terminal.text import FileError, TextError, hex_bytes
 from terminal.tomlfile import TomlFile, read_toml
 
+# a torn debit must reach the gateway well within a lost card's settling period (7 days by
+# default) or the replacement's carried balance would be proven without it
+MAX_TORN_WINDOW_HOURS = 72
 VALIDATOR_ROLES = tuple(m.value for m in Mode)  # bus, metro, taxi, bike, coach, parking
 CAMPUS_ROLES = ("door", "till", "library")  # docs/campus.md: cards proved by the campus key
 ROLES = (*VALIDATOR_ROLES, "pos", "kiosk", "desk", *CAMPUS_ROLES)
@@ -37,7 +40,7 @@ SCHEMA: dict[str, Any] = {
         "seed": None,
         "tap_interval": None,
     },
-    "journal": {"path": None, "check_interval": None},
+    "journal": {"path": None, "check_interval": None, "torn_window_hours": None},
     "fares": {"file": None},
     "hotlist": {"path": None, "sync_interval": None},
     "gateway": {
@@ -116,6 +119,8 @@ class TerminalConfig:
     seed: int = 1
     tap_interval: float = 0.0  # sim reader: seconds between simulated taps
     journal_check: float = 10.0
+    # hours a torn debit waits for its card before it is made suspect and uploaded
+    torn_window_hours: int = TORN_WINDOW // timedelta(hours=1)
     meter: int | None = None  # taxi: the meter's amount (fen) each simulated tap pays
     driver: str = ""  # taxi driver id, in the record and the journal
     vehicle: str = ""  # taxi plate, bike number
@@ -178,6 +183,11 @@ class TerminalConfig:
             return self.till_sales
         journal = Path(self.journal)
         return str(journal.with_name(journal.stem + ".sales.db"))
+
+    @property
+    def torn_window(self) -> timedelta:
+        """How long a torn debit waits for its card to prove or void it ([journal])."""
+        return timedelta(hours=self.torn_window_hours)
 
     @property
     def is_validator(self) -> bool:
@@ -352,6 +362,8 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
             ("kiosk",),
             "[kiosk] limits must be above 0 with min_top_up_fen <= max_top_up_fen",
         )
+    if "torn_window_hours" in data.get("journal", {}):
+        config.torn_window_hours = _torn_window_hours(f, data["journal"]["torn_window_hours"])
     if config.status_port > 65535:
         raise f.error(("status", "port"), "status.port must be 0 (off) or a TCP port 1..65535")
     clock = terminal.get("clock", "system")
@@ -394,6 +406,19 @@ def parse_config(data: dict[str, Any], *, path: str | Path, text: str) -> Termin
     if config.gateway and not config.token_file:
         raise f.error(("gateway",), "[gateway] url needs token_file (the terminal's token)")
     return config
+
+
+def _torn_window_hours(f: _ConfigFile, value: Any) -> int:
+    """``[journal] torn_window_hours``: a whole number of hours in 1..MAX_TORN_WINDOW_HOURS."""
+    if type(value) is not int or not 1 <= value <= MAX_TORN_WINDOW_HOURS:
+        raise f.error(
+            ("journal", "torn_window_hours"),
+            f"journal.torn_window_hours must be a whole number of hours 1..{MAX_TORN_WINDOW_HOURS}"
+            " (how long a torn debit waits for its card before it is reported suspect: 0 would"
+            " report every torn tap at once, more would leave too little of a lost card's"
+            f" settling period for the report to reach the gateway), got {value!r}",
+        )
+    return value
 
 
 def _tap_placement(f: _ConfigFile, table: dict[str, Any], role: str) -> TapPlacement:

@@ -113,7 +113,12 @@ class CounterService:
         self._busy = False
         self._closing = False
         self._next_card = 0
-        self.watch = JournalWatch(terminal.journal, terminal.config.journal_check)
+        self.watch = JournalWatch(
+            terminal.journal,
+            terminal.config.journal_check,
+            now=terminal.session.now,
+            torn_window=terminal.config.torn_window,
+        )
 
     def stop(self) -> None:
         """Stop after the operation in progress (safe from a signal handler: sets an event)."""
@@ -253,8 +258,8 @@ class CounterService:
         self.terminal.journal.checkpoint()
 
     def check_store(self) -> None:
-        """Idle time: the journal still the one opened, its integrity now and then
-        (``JournalWatch``); a JournalError takes the device out of service."""
+        """Idle time: the journal still the one opened, its integrity and its unreturned torn
+        debits now and then (``JournalWatch``); a JournalError takes the device out of service."""
         self.watch.check()
 
     def _out_of_service(self, reason: str) -> None:

@@ -63,6 +63,7 @@ class Service:
             poll=0.2,
             verify_every=terminal.config.journal_check,
             placement=terminal.config.tap,
+            torn_window=terminal.config.torn_window,
         )
         self.status: StatusServer | None = None
         self.terminal_id = terminal.session.sam.terminal_id_hex  # read once, on this thread
