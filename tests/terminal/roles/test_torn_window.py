@@ -53,20 +53,26 @@ def torn_tap(f: Fleet, card: SoftEPurseCard, when: str = AFTER) -> None:
     assert [r.state for r in f.journal.rows()] == [INTENT]
 
 
-def idle(f: Fleet, until: object) -> TapLoop:
-    """The bus's tap loop left idle (no card), its integrity cadence every 20 ms, until
-    ``until()`` holds; the loop, stopped."""
+def idle(f: Fleet, rounds: int = 5) -> TapLoop:
+    """The bus's tap loop left idle (no card) for ``rounds`` of its integrity checks, 20 ms
+    apart; the loop, stopped."""
     loop = TapLoop(f.bus, f.reader, lambda r: None, poll=0.02, verify_every=0.02)
+    checked = threading.Semaphore(0)
+    verify = f.journal.verify
+
+    def counted() -> None:
+        verify()
+        checked.release()
+
+    f.journal.verify = counted  # type: ignore[method-assign]
     worker = threading.Thread(target=loop.run)
     worker.start()
     try:
-        for _ in range(500):
-            if until():  # type: ignore[operator]
-                break
-            loop.stop_event.wait(0.02)
+        assert all(checked.acquire(timeout=10) for _ in range(rounds))
     finally:
         loop.stop()
         worker.join(10)
+        f.journal.verify = verify  # type: ignore[method-assign]
     assert loop.fault is None and loop.taps == 0
     return loop
 
@@ -87,7 +93,7 @@ def test_a_torn_tap_whose_card_never_returns_reaches_the_back_office(  # type: i
         assert card.balance == 4_800  # the card paid; its answer was lost
 
         clock.advance(hours=24, minutes=1)
-        idle(f, lambda: f.journal.open_rows() == [])
+        idle(f)
         (row,) = f.journal.rows()
         assert (row.state, row.resolution, row.tac) == (SUSPECT, REASON, None)
         assert f.journal.pending_upload() == 1
@@ -136,7 +142,7 @@ def test_a_card_back_inside_the_window_completes_its_torn_tap_once(tmp_path, clo
     card = f.cards[0]
     torn_tap(f, card)
     clock.advance(hours=23, minutes=59)
-    loop = idle(f, lambda: False)  # several integrity rounds inside the window
+    loop = idle(f)  # several integrity rounds inside the window
     assert [r.state for r in f.journal.rows()] == [INTENT]
     assert f.journal.pending_upload() == 0
 
@@ -164,7 +170,7 @@ def test_a_row_made_suspect_is_not_reopened_when_its_card_comes_back(  # type: i
     paid = 200 if when == AFTER else 0
     assert card.balance == 5_000 - paid
     clock.advance(hours=25)
-    idle(f, lambda: f.journal.open_rows() == [])
+    idle(f)
     (suspect,) = f.journal.rows()
     assert (suspect.state, suspect.resolution) == (SUSPECT, REASON)
 
