@@ -13,27 +13,30 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.cards import _CLAIM_OF_SERIAL, card_number_of
-from gateway.loads import AUTHORIZED, CONFIRMED
+from gateway.loads import VOID
 from gateway.storage import Cursor, Database
 from terminal.roles.registry import CARRY_PURPOSE
 
 # Each live carry (authorized: the card may hold it; confirmed: it does; a void one moved no
-# money) with the claim that named its lost card, that card, and the lost card's purchases
-# (its issuer and serial: a twin of another issuer is not the card) received after the carry
-# was recorded. Both times are the gateway's epoch milliseconds (``now_ms``).
-_JOINS = (
+# money), the claim that named its lost card, and that card. ``<> 'void'`` as written is the
+# predicate of the loads_live index, which finds a claim's load.
+_CARRIES = (
     f" FROM loads l JOIN card_claims k ON {_CLAIM_OF_SERIAL}"
     " JOIN cards c ON c.card_number = k.replaces"
-    " JOIN txn t ON t.issuer_id = c.issuer_id AND t.card_serial = c.serial"
-    " AND t.received_at > l.created_at"
+    f" WHERE l.purpose = ? AND l.state <> '{VOID}'"
 )
-_LIVE = " WHERE l.purpose = ? AND l.state IN (?, ?)"
-_LIVE_ARGS = (CARRY_PURPOSE, AUTHORIZED, CONFIRMED)
+# A purchase of the lost card (its issuer and serial: a twin of another issuer is not the
+# card) received after the carry was recorded, both times the gateway's epoch milliseconds
+# (``now_ms``). Asked per carry, so the (card_serial, received_at) index reads only the late
+# rows: a join leaves PostgreSQL filtering every purchase of every lost card.
+_LATE = "t.issuer_id = {issuer} AND t.card_serial = {serial} AND t.received_at > {after}"
+_LATE_OF_CARRY = _LATE.format(issuer="c.issuer_id", serial="c.serial", after="l.created_at")
+_COUNT_OF_CARRY = f"(SELECT COUNT(*) FROM txn t WHERE {_LATE_OF_CARRY})"
 
 
 def late_count(cur: Cursor) -> int:
     """How many purchases of replaced cards arrived after their balance was carried."""
-    cur.execute(f"SELECT COUNT(*){_JOINS}{_LIVE}", _LIVE_ARGS)
+    cur.execute(f"SELECT COALESCE(SUM({_COUNT_OF_CARRY}), 0){_CARRIES}", (CARRY_PURPOSE,))
     return int(cur.fetchone()[0])
 
 
@@ -43,26 +46,18 @@ def late_after_carry(db: Database, *, card: str | None = None) -> dict[str, Any]
     order received with clearing's answer so far, and their sums in fen, settled apart from
     suspect (a suspect row may not have debited). A lost card is carried once, so an entry is
     one lost card and its carry."""
-    where, args = _LIVE, _LIVE_ARGS
+    where, args = "", (CARRY_PURPOSE,)
     if card is not None:
         number = card_number_of(card)
-        where, args = (
-            f"{_LIVE} AND (c.card_number = ? OR k.card_number = ?)",
-            (*args, number, number),
-        )
+        where, args = " AND (c.card_number = ? OR k.card_number = ?)", (*args, number, number)
     with db.read() as cur:
         cur.execute(
             "SELECT c.card_number, k.card_number, l.reference, l.state, l.amount, l.created_at,"
-            " t.terminal_id, t.terminal_seq, t.amount, t.txn_time, t.state, t.received_at,"
-            f" o.outcome{_JOINS} LEFT JOIN outbox o ON o.kind = 'txn' AND o.ref_id = t.id{where}"
-            " ORDER BY c.card_number, l.id, t.received_at, t.id",
+            f" c.issuer_id, c.serial{_CARRIES}{where} AND {_COUNT_OF_CARRY} > 0"
+            " ORDER BY c.card_number, l.id",
             args,
         )
-        rows = cur.fetchall()
-    out: dict[str, dict[str, Any]] = {}
-    for lost, replacement, reference, state, carried, at, *record in rows:
-        entry = out.setdefault(
-            reference,
+        cards = [
             {
                 "lost_card_number": lost,
                 "replacement_card_number": replacement,
@@ -70,22 +65,36 @@ def late_after_carry(db: Database, *, card: str | None = None) -> dict[str, Any]
                 "carry_state": state,
                 "carried_fen": int(carried),
                 "carried_at_ms": int(at),
-                "late_settled_fen": 0,
-                "late_suspect_fen": 0,
-                "late": [],
-            },
-        )
-        tid, seq, amount, txn_time, txn_state, received_at, outcome = record
-        entry[f"late_{txn_state}_fen"] += int(amount)
-        entry["late"].append(
-            {
-                "terminal_id": tid,
-                "seq": int(seq),
-                "amount": int(amount),
-                "txn_time": txn_time,
-                "state": txn_state,
-                "received_at_ms": int(received_at),
-                "clearing": outcome,
+                "late": _late_records(cur, issuer, serial, int(at)),
             }
-        )
-    return {"late_after_carry": len(rows), "cards": list(out.values())}
+            for lost, replacement, reference, state, carried, at, issuer, serial in cur.fetchall()
+        ]
+    for entry in cards:
+        late = entry["late"]
+        entry["late_settled_fen"] = sum(r["amount"] for r in late if r["state"] == "settled")
+        entry["late_suspect_fen"] = sum(r["amount"] for r in late if r["state"] == "suspect")
+    return {"late_after_carry": sum(len(c["late"]) for c in cards), "cards": cards}
+
+
+def _late_records(cur: Cursor, issuer: str, serial: str, after: int) -> list[dict[str, Any]]:
+    """One lost card's purchases received after ``after`` (its carry), in the order received,
+    each with clearing's answer so far (None: not posted yet)."""
+    cur.execute(
+        "SELECT t.terminal_id, t.terminal_seq, t.amount, t.txn_time, t.state, t.received_at,"
+        " o.outcome FROM txn t LEFT JOIN outbox o ON o.kind = 'txn' AND o.ref_id = t.id"
+        f" WHERE {_LATE.format(issuer='?', serial='?', after='?')}"
+        " ORDER BY t.received_at, t.id",
+        (issuer, serial, after),
+    )
+    return [
+        {
+            "terminal_id": tid,
+            "seq": int(seq),
+            "amount": int(amount),
+            "txn_time": txn_time,
+            "state": state,
+            "received_at_ms": int(received_at),
+            "clearing": outcome,
+        }
+        for tid, seq, amount, txn_time, state, received_at, outcome in cur.fetchall()
+    ]
