@@ -2,11 +2,15 @@
 
 Per terminal and kind (purchase, EC sale, load, QR ride) the counts, the amounts and a digest
 of exactly which records clearing holds with which content must match (``records_digest`` in
-terminal/record.py: key, amount settled and body hash of each record, in key order), so two
-records changed so their sum still agrees, or one record swapped for another, is a mismatch.
-Clearing sends only the digests; for a row that differs the gateway pages through that row's
-records at clearing and names each that differs: missing, extra, or changed (which fields).
-A report for another gateway or day is refused (``bad_clearing_report``). A record clearing
+terminal/record.py: of each record, in key order, its key, the columns clearing settles it
+on - amount, operator, issuer, card, business day - and its body hash), so two records
+changed so their sum still agrees, one record swapped for another, or one settled to another
+operator, issuer, card or day than its body says, is a mismatch. The gateway derives those
+columns from what it posted as clearing does when it books (``settled_line``). Clearing
+sends only the digests; for a row that differs the gateway pages through that row's records
+at clearing and names each that differs: missing, extra, or changed (which fields, which
+settled columns). A report for another gateway or day, or whose digests do not cover the
+settled columns, is refused (``bad_clearing_report``). A record clearing
 rejected (a forged TAC, say) is a mismatch too, listed with its terminal, sequence (or load
 reference) and clearing's reason: the books agreeing on what was accepted does not make a
 refused record fine. Optionally for one business day (card time for purchases, host time for
@@ -27,9 +31,18 @@ from gateway.errors import Unavailable
 from gateway.forwarder import Claimed, clearing_records
 from gateway.storage import Database
 from gateway.subsidy.bank import funds
-from terminal.record import body_hash, cleared_body, records_digest
+from terminal.record import (
+    DIGEST_COVERS,
+    SETTLED_COLUMNS,
+    SettledLine,
+    body_hash,
+    cleared_body,
+    records_digest,
+    settled_line,
+)
 
 # clearing's kind -> the outbox kind, the gateway's table of it, its business day filter
+# (``business_day`` in terminal/record.py, in SQL)
 _POSTED = {
     "purchase": ("txn", "txn", "substr(x.txn_time, 1, 10) = ?"),
     "load": ("load", "loads", "substr(x.host_time, 1, 10) = ?"),
@@ -112,20 +125,17 @@ def posted(
                         yield r[4], kind, built[r[0]]
 
 
-def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
-    """(terminal, kind) -> {key: (amount, body hash)} of the records clearing accepted."""
-    out: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+def sent(db: Database, day: str | None = None) -> dict[tuple[str, str], dict[str, SettledLine]]:
+    """(terminal, kind) -> {key: settled line} of the records clearing accepted."""
+    out: dict[tuple[str, str], dict[str, SettledLine]] = {}
     for terminal_id, kind, rec in posted(db, day):
-        out.setdefault((terminal_id, kind), {})[rec["key"]] = (
-            int(rec["amount"]),
-            _hash(rec),
-        )
+        out.setdefault((terminal_id, kind), {})[rec["key"]] = settled_line(_travelled(rec))
     return out
 
 
-def _hash(rec: dict[str, Any]) -> str:
-    """The body hash of a record as it travelled: JSON values only, as clearing parsed it."""
-    return body_hash(cleared_body(json.loads(json.dumps(rec))))
+def _travelled(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as it travelled: JSON values only, as clearing parsed it."""
+    return json.loads(json.dumps(rec))
 
 
 def quarantined_rides(db: Database) -> list[dict[str, Any]]:
@@ -200,17 +210,27 @@ def _get(url: str, params: dict[str, Any]) -> Any:
         raise Unavailable("clearing_unavailable", f"clearing gave no report: {exc}") from None
 
 
+def _settled_as(item: dict[str, Any], rec: dict[str, Any]) -> SettledLine | None:
+    """The line clearing settles a listed record on: its amount and settled columns as
+    listed, the hash of the record as listed; None when the entry lacks one of them."""
+    amount, columns = _count(item.get("amount")), [item.get(c) for c in SETTLED_COLUMNS[1:]]
+    if amount is None or not all(isinstance(c, str) for c in columns):
+        return None
+    return SettledLine(item["key"], amount, *columns, body_hash(cleared_body(rec)))
+
+
 def _cleared_list(
     clearing_url: str, gateway_id: str, day: str | None, row: tuple[str, str], most: int
-) -> dict[str, tuple[int, dict[str, Any]]]:
-    """Clearing's records behind one report row, page by page: key -> (amount settled,
-    record). At most ``most`` (the row's count): a list longer than its row, a page for
-    another row, or keys not in order are ``bad_clearing_report``."""
+) -> dict[str, tuple[SettledLine, dict[str, Any]]]:
+    """Clearing's records behind one report row, page by page: key -> (the line it is
+    settled on, record). At most ``most`` (the row's count): a list longer than its row, a
+    page for another row, keys not in order, or an entry without its settled columns are
+    ``bad_clearing_report``."""
     terminal_id, kind = row
     params: dict[str, Any] = {"gateway_id": gateway_id, "terminal_id": terminal_id, "kind": kind}
     if day:
         params["day"] = day
-    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    out: dict[str, tuple[SettledLine, dict[str, Any]]] = {}
     after = ""
     while True:
         page = _get(
@@ -230,19 +250,20 @@ def _cleared_list(
             raise Unavailable("bad_clearing_report", "clearing's record list is not a page")
         for item in records:
             item = item if isinstance(item, dict) else {}
-            key, amount, rec = item.get("key"), _count(item.get("amount")), item.get("record")
-            if (
-                not isinstance(key, str)
-                or key <= after
-                or amount is None
-                or not isinstance(rec, dict)
-            ):
+            key, rec = item.get("key"), item.get("record")
+            line = (
+                _settled_as(item, rec)
+                if isinstance(key, str) and key > after and isinstance(rec, dict)
+                else None
+            )
+            if line is None:
                 raise Unavailable(
                     "bad_clearing_report",
                     f"clearing's record list for terminal {terminal_id} has an entry that is"
-                    f" not a record after {after!r} with an amount: {str(item)[:200]}",
+                    f" not a record after {after!r} with the settled columns"
+                    f" ({', '.join(SETTLED_COLUMNS)}): {str(item)[:200]}",
                 )
-            out[key], after = (amount, rec), key
+            out[line.key], after = (line, rec), line.key
             if len(out) > most:
                 raise Unavailable(
                     "bad_clearing_report",
@@ -255,26 +276,61 @@ def _cleared_list(
             raise Unavailable("bad_clearing_report", "clearing's record list skips records")
 
 
+# a settled column -> how a differing one reads: what clearing settled, what the record says
+_SETTLED_AS = {
+    "amount": "settled {} fen, the record says {}",
+    "operator_id": "settled to operator {}, the record says {}",
+    "issuer_id": "charged to issuer {}, the record says {}",
+    "card_serial": "settled against card {}, the record says {}",
+    "business_day": "settled on business day {}, the record says {}",
+}
+_SHOWN = 64  # characters of a value clearing sent shown in a difference
+
+
+def _says(rec: dict[str, Any], posted_as: SettledLine) -> SettledLine:
+    """The line a record says it is settled on (clearing's own record, when the columns
+    derive from it; else, a record altered past deriving, what the gateway posted)."""
+    try:
+        return settled_line(rec)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return posted_as
+
+
+def _changed(ours: dict[str, Any], line: SettledLine, theirs: dict[str, Any]) -> dict[str, Any]:
+    """What differs in one record clearing holds: the record's fields that are not as posted,
+    and each column clearing settles on that is not what its own record says (``<column>
+    settled``, with a sentence naming both)."""
+    fields = sorted(f for f in set(ours) | set(theirs) if ours.get(f) != theirs.get(f))
+    said = _says(theirs, settled_line(ours))
+    settled = []
+    for column in SETTLED_COLUMNS:
+        held, says = getattr(line, column), getattr(said, column)
+        if held != says:
+            fields.append(f"{column} settled")
+            settled.append(_SETTLED_AS[column].format(str(held)[:_SHOWN], str(says)[:_SHOWN]))
+    out: dict[str, Any] = {"what": "changed", "fields": fields}
+    return {**out, "settled": settled} if settled else out
+
+
 def _differences(
-    db: Database, day: str | None, row: tuple[str, str], cleared: dict[str, tuple[int, dict]]
+    db: Database,
+    day: str | None,
+    row: tuple[str, str],
+    cleared: dict[str, tuple[SettledLine, dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """Each record that differs between what the gateway posted and clearing holds: missing
-    at clearing, extra there, or changed (the record's fields that differ; ``amount settled``
-    when the amount clearing settles on is not its own record's)."""
-    mine = {rec["key"]: json.loads(json.dumps(rec)) for _, _, rec in posted(db, day, row)}
+    at clearing, extra there, or changed (see ``_changed``)."""
+    mine = {rec["key"]: _travelled(rec) for _, _, rec in posted(db, day, row)}
     out: list[dict[str, Any]] = []
     for key in sorted(set(mine) | set(cleared)):
         if key not in cleared:
             out.append({"key": key, "what": "missing", "amount": int(mine[key]["amount"])})
         elif key not in mine:
-            out.append({"key": key, "what": "extra", "amount": cleared[key][0]})
+            out.append({"key": key, "what": "extra", "amount": cleared[key][0].amount})
         else:
-            ours, (settled, theirs) = mine[key], cleared[key]
-            fields = sorted(f for f in set(ours) | set(theirs) if ours.get(f) != theirs.get(f))
-            if settled != theirs.get("amount"):
-                fields.append("amount settled")
-            if fields:
-                out.append({"key": key, "what": "changed", "fields": fields})
+            changed = _changed(mine[key], *cleared[key])
+            if changed["fields"]:
+                out.append({"key": key, **changed})
     return out
 
 
@@ -293,8 +349,8 @@ def _explain(
     if theirs is not None:
         listed = (
             len(cleared),
-            sum(a for a, _ in cleared.values()),
-            records_digest((k, a, _hash(r)) for k, (a, r) in cleared.items()),
+            sum(line.amount for line, _ in cleared.values()),
+            records_digest(line for line, _ in cleared.values()),
         )
         if listed != theirs:
             row["problem"] = "clearing's record list does not add up to its report row"
@@ -306,8 +362,8 @@ def reconcile(
     db: Database, clearing_url: str, gateway_id: str, day: str | None = None
 ) -> dict[str, Any]:
     """This gateway's accepted records against clearing's report of them (``day``: one
-    business day); ``matched`` only when every row's count, amount and digest agree and
-    clearing rejected nothing."""
+    business day); ``matched`` only when every row's count, amount and digest (of the
+    records and the columns they are settled on) agree and clearing rejected nothing."""
     params = {"gateway_id": gateway_id}
     if day:
         params["day"] = day
@@ -322,12 +378,18 @@ def reconcile(
             f" {doc.get('day') or 'all days'}, not for gateway {gateway_id} and day"
             f" {day or 'all days'}",
         )
+    covers = doc.get("digest_covers")
+    if covers != list(DIGEST_COVERS):
+        raise Unavailable(
+            "bad_clearing_report",
+            f"clearing's digests cover {str(covers)[:200]}, not {', '.join(DIGEST_COVERS)}:"
+            " records it settled on other columns than their bodies say would go unseen",
+        )
     theirs, unreadable = _their_rows(listed)
     ours = {
-        k: (len(held), sum(a for a, _ in held.values()),
-            records_digest((key, a, h) for key, (a, h) in held.items()))
+        k: (len(held), sum(line.amount for line in held.values()), records_digest(held.values()))
         for k, held in sent(db, day).items()
-    }  # fmt: skip
+    }
     rows, mismatches = [], []
     for key in sorted(set(ours) | set(theirs)):
         mine, cleared = ours.get(key), theirs.get(key)

@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from terminal.epurse.commands import PURCHASE_TYPES
 
@@ -573,7 +573,36 @@ credited. Not uploaded: the gateway's own ``loads`` table (gateway/loads.py) is 
 record, built from the authorise/confirm/prove/void calls, so it is never counted twice."""
 
 
-# -- a cleared record's fingerprint, for reconciliation --------------------------------------
+# -- what clearing settles a record against, and its fingerprint, for reconciliation --------
+def ec_issuer_id(pan: str) -> str:
+    """The EC issuer a PAN settles with (its first six digits, the issuer's BIN)."""
+    return f"EC{pan[:6]}"
+
+
+def qr_platform_id(platform_code: str) -> str:
+    """The issuing platform a QR ride is charged to, in the settlement's issuer column."""
+    return f"QR{platform_code.upper()}"
+
+
+def settled_against(rec: Mapping[str, Any]) -> tuple[str, str]:
+    """(issuer charged, card or account) of a clearing record: an EC sale its EMV issuer and
+    PAN, a QR ride its issuing platform and the rider's account, else the card's issuer and
+    serial. Clearing books by it; the gateway derives the same from what it posted."""
+    if rec["kind"] == EC_PURCHASE.name:
+        pan = rec["pan"] or ""  # a settled EC sale has one; clearing books no other
+        return ec_issuer_id(pan), pan
+    if rec["kind"] == QR_RIDE.name:
+        return qr_platform_id(rec["platform_code"]), rec["user_account"]
+    return rec["issuer_id"], rec["card_serial"]
+
+
+def business_day(rec: Mapping[str, Any]) -> str:
+    """The day a clearing record is settled in: a load's host time's date, else the card's
+    (or terminal's) transaction time's."""
+    when = rec["host_time"] if rec["kind"] == LOAD.name else rec["txn_time"]
+    return datetime.fromisoformat(when).date().isoformat()
+
+
 def cleared_body(rec: Mapping[str, Any]) -> str:
     """A clearing record as clearing keeps it: its JSON, keys sorted, no spaces. The gateway
     rebuilds the same text from what it posted (the wire form is JSON values only), so both
@@ -586,11 +615,44 @@ def body_hash(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def records_digest(records: Iterable[tuple[str, int, str]]) -> str:
-    """SHA-256 over (idempotency key, amount, body hash) of a terminal's records of one kind,
-    in key order: equal only when both sides hold the same records with the same content.
-    The amount stands beside the body because clearing settles on its own amount column."""
+class SettledLine(NamedTuple):
+    """One record's line in a reconciliation digest: its key, the columns clearing settles
+    it on (its own, apart from the body: how much, who is paid, who is charged, which card,
+    which day) and its body's hash."""
+
+    key: str
+    amount: int
+    operator_id: str
+    issuer_id: str
+    card_serial: str
+    business_day: str
+    body_hash: str
+
+
+SETTLED_COLUMNS = SettledLine._fields[1:-1]  # clearing's columns beside the body
+DIGEST_COVERS = SettledLine._fields  # what a digest's line holds: clearing's report says so
+
+
+def settled_line(rec: Mapping[str, Any]) -> SettledLine:
+    """A clearing record's line as clearing books it when it accepts it (JSON values only)."""
+    issuer_id, card = settled_against(rec)
+    return SettledLine(
+        rec["key"],
+        int(rec["amount"]),
+        rec["operator_id"],
+        issuer_id,
+        card,
+        business_day(rec),
+        body_hash(cleared_body(rec)),
+    )
+
+
+def records_digest(lines: Iterable[SettledLine]) -> str:
+    """SHA-256 over the settled lines of a terminal's records of one kind, in key order:
+    equal only when both sides hold the same records with the same content, settled on the
+    same columns (clearing settles on its own, beside the body). The gateway's values never
+    hold the separators, so with the counts equal no line can be shifted into another."""
     h = hashlib.sha256()
-    for key, amount, digest in sorted(records):
-        h.update(f"{key}\x1f{amount}\x1f{digest}\n".encode())
+    for line in sorted(lines):
+        h.update(("\x1f".join(map(str, line)) + "\n").encode())
     return h.hexdigest()

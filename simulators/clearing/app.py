@@ -2,8 +2,9 @@
 
 ``POST /v1/records`` takes ``{"gateway_id", "records": [...]}`` and answers one result
 per record (accepted, duplicate, or rejected with a reason). ``GET /v1/reconciliation``
-gives per terminal and kind the count, amount and digest of a gateway's accepted records;
-``GET /v1/reconciliation/records`` pages through the records behind one such row.
+gives per terminal and kind the count, amount and digest of a gateway's accepted records
+and the columns they are settled on; ``GET /v1/reconciliation/records`` pages through the
+records behind one such row, each with those columns.
 ``delay`` slows every post down, so a test can kill a gateway while its post is in flight.
 """
 

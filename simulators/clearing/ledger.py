@@ -11,22 +11,23 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
-from simulators.clearing.verify import (
-    EC_PURCHASE,
-    LOAD,
-    QR_RIDE,
-    Rejected,
-    TacVerifier,
-    ec_issuer_id,
-    qr_platform_id,
+from simulators.clearing.verify import LOAD, QR_RIDE, Rejected, TacVerifier
+from terminal.record import (
+    DIGEST_COVERS,
+    SETTLED_COLUMNS,
+    RecordError,
+    SettledLine,
+    body_hash,
+    business_day,
+    cleared_body,
+    records_digest,
+    settled_against,
 )
 from terminal.record import EC_PURCHASE as EC_RECORD
 from terminal.record import PURCHASE as PURCHASE_RECORD
 from terminal.record import QR_RIDE as QR_RECORD
-from terminal.record import RecordError, body_hash, cleared_body, records_digest
 from terminal.sqlite import connect, transaction
 
 ACCEPTED = "accepted"
@@ -145,13 +146,7 @@ class Ledger:
                 (str(key), gateway_id, reason, json.dumps(raw, sort_keys=True, default=str), now),
             )
             return {"key": key, "status": REJECTED, "reason": reason}
-        when = rec["host_time"] if rec["kind"] == LOAD else rec["txn_time"]
-        if rec["kind"] == EC_PURCHASE:  # settled with the EMV issuer, the card by its PAN
-            issuer_id, card = ec_issuer_id(rec["pan"]), rec["pan"]
-        elif rec["kind"] == QR_RIDE:  # charged to the issuing platform, the rider's account
-            issuer_id, card = qr_platform_id(rec["platform_code"]), rec["user_account"]
-        else:
-            issuer_id, card = rec["issuer_id"], rec["card_serial"]
+        issuer_id, card = settled_against(rec)  # who is charged, which card or account
         self._db.execute(
             "INSERT INTO cleared (key, kind, gateway_id, terminal_id, operator_id, issuer_id,"
             " card_serial, amount, business_day, body, received_at)"
@@ -165,7 +160,7 @@ class Ledger:
                 issuer_id,
                 card,
                 rec["amount"],
-                datetime.fromisoformat(when).date().isoformat(),
+                business_day(rec),
                 cleared_body(rec),
                 now,
             ),
@@ -267,28 +262,30 @@ class Ledger:
 
     def reconciliation(self, gateway_id: str, day: str | None = None) -> dict[str, Any]:
         """Per terminal and kind: how many records and how much this gateway got accepted,
-        and the digest of exactly which records with which content (``records_digest``)."""
+        and the digest of exactly which records with which content, settled on which of this
+        ledger's columns (``records_digest``; ``digest_covers`` names a line's parts)."""
         where, params = self._cleared_where(gateway_id, day)
         rows = self._query(
-            "SELECT terminal_id, kind, key, amount, body, deliveries FROM cleared"
-            + where
-            + " ORDER BY terminal_id, kind, key",
+            f"SELECT terminal_id, kind, deliveries, key, {', '.join(SETTLED_COLUMNS)},"
+            " body FROM cleared" + where + " ORDER BY terminal_id, kind, key",
             params,
         )
-        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-        for r in rows:
-            groups.setdefault((r[0], r[1]), []).append(r)
+        groups: dict[tuple[str, str], list[tuple[int, SettledLine]]] = {}
+        for terminal_id, kind, deliveries, *columns, body in rows:
+            line = SettledLine(*columns, body_hash(body))
+            groups.setdefault((terminal_id, kind), []).append((deliveries, line))
         return {
             "gateway_id": gateway_id,
             "day": day,
+            "digest_covers": list(DIGEST_COVERS),
             "terminals": [
                 {
                     "terminal_id": terminal_id,
                     "kind": kind,
                     "count": len(held),
-                    "amount": sum(r[3] for r in held),
-                    "deliveries": sum(r[5] for r in held),
-                    "digest": records_digest((r[2], r[3], body_hash(r[4])) for r in held),
+                    "amount": sum(line.amount for _, line in held),
+                    "deliveries": sum(n for n, _ in held),
+                    "digest": records_digest(line for _, line in held),
                 }
                 for (terminal_id, kind), held in groups.items()
             ],
@@ -304,10 +301,11 @@ class Ledger:
         limit: int = 500,
     ) -> dict[str, Any]:
         """One page of the records behind a reconciliation row, in key order after ``after``:
-        each with its key, the amount settled, its body hash and the record itself."""
+        each with its key, the columns it is settled on (amount, operator, issuer, card,
+        business day), its body hash and the record itself."""
         where, params = self._cleared_where(gateway_id, day)
         rows = self._query(
-            "SELECT key, amount, body FROM cleared"
+            f"SELECT key, {', '.join(SETTLED_COLUMNS)}, body FROM cleared"
             + where
             + " AND terminal_id = ? AND kind = ? AND key > ? ORDER BY key LIMIT ?",
             (*params, terminal_id, kind, after, limit + 1),
@@ -319,8 +317,11 @@ class Ledger:
             "terminal_id": terminal_id,
             "kind": kind,
             "records": [
-                {"key": k, "amount": a, "body_hash": body_hash(b), "record": json.loads(b)}
-                for k, a, b in page
+                {
+                    **SettledLine(*columns, body_hash(body))._asdict(),
+                    "record": json.loads(body),
+                }
+                for *columns, body in page
             ],
             "next": page[-1][0] if len(rows) > limit else None,
         }

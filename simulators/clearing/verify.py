@@ -106,16 +106,6 @@ class AcLayout:
 SOFTWARE_CARD = AcLayout("software card", CONTACTLESS_PDOL)
 
 
-def ec_issuer_id(pan: str) -> str:
-    """The EC issuer a PAN settles with (its first six digits, the issuer's BIN)."""
-    return f"EC{pan[:6]}"
-
-
-def qr_platform_id(platform_code: str) -> str:
-    """The issuing platform a QR ride is charged to, in the settlement's issuer column."""
-    return f"QR{platform_code.upper()}"
-
-
 class TacVerifier:
     """Issuer key sets by issuer id (hex) and EMV issuers by BIN, each with the AC layout of
     its cards (``ec_layouts`` by BIN; the software card's when not named), and the ride-code

@@ -651,7 +651,10 @@ class Journal:
                 cur = db.execute(_INSERT, (*PURCHASE.to_columns(values), self._now()))
             except sqlite3.IntegrityError as exc:
                 raise JournalError(
-                    f"terminal {terminal_id.hex().upper()} seq {terminal_seq} already journaled"
+                    f"terminal {terminal_id.hex().upper()} seq {terminal_seq} already journaled:"
+                    " the PSAM gave a number it gave before (reset, restored from an older"
+                    " state, or one that advances only on a completed purchase); nothing was"
+                    " debited"
                 ) from exc
             return int(cur.lastrowid)  # type: ignore[arg-type]
 

@@ -445,7 +445,7 @@ class OneCardPos:
         found = s.run(discover(self.config, CONTACTLESS, kinds=(KIND_EMV, KIND_EPURSE)))
         self._refuse_lost(found.candidates)
         recovered = self.recover_ec(found.candidates)
-        again = self._retried(recovered, amount)
+        again = self._retried(recovered, amount) or self._ep_retried(found.candidates, amount)
         if again is not None:
             return again
         attempts: list[str] = [
@@ -475,6 +475,16 @@ class OneCardPos:
             if " short of " in attempts[-1]:
                 short.add(source)
         raise PaymentRefused(attempts, frozenset(short))
+
+    def _ep_retried(self, candidates: list[Candidate], amount: int) -> OneCardSale | None:
+        """A torn EP sale of this card found paid: the same sale presented again, whichever
+        source the rule tries first (EC must not pay again what the purse already paid)."""
+        if not any(c.kind == KIND_EPURSE for c in candidates) or not self.journal.open_rows():
+            return None
+        sale = self.pos.completed(self.session.run(epurse.select()), amount)
+        if sale is None:
+            return None
+        return OneCardSale(SOURCE_EP, amount, sale.balance_after, ep=sale, completed=True)
 
     def _pay_ec(
         self, candidates: list[Candidate], amount: int, attempts: list[str]
@@ -547,4 +557,11 @@ class OneCardPos:
         except epurse.BalanceFlagSet as exc:
             attempts.append(f"ep: {exc}")
             return None
-        return OneCardSale(SOURCE_EP, amount, sale.balance_after, ep=sale, attempts=tuple(attempts))
+        return OneCardSale(
+            SOURCE_EP,
+            amount,
+            sale.balance_after,
+            ep=sale,
+            attempts=tuple(attempts),
+            completed=sale.completed,
+        )

@@ -103,6 +103,15 @@ class PointOfSale:
         debit = self.debits.debit(info, step, {"role": self.name})
         return Sale(info, debit.row, debit.result, recovered=resolutions)
 
+    def completed(self, info: CardInfo, amount: int) -> Sale | None:
+        """Settle this card's torn debits; the one that is this sale retried (``_same_sale``)
+        as a completed Sale, else None (nothing is debited here)."""
+        recovered = self.debits.recover(info)
+        again = self._same_sale(recovered, amount)
+        if again is None:
+            return None
+        return Sale(info, again, completed=True, recovered=tuple(r for r, _ in recovered))
+
     def _same_sale(
         self, recovered: list[tuple[Resolution, JournalRow]], amount: int
     ) -> JournalRow | None:

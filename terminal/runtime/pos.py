@@ -22,7 +22,7 @@ from terminal.apdu.errors import (
     TransportError,
 )
 from terminal.epurse.flows import BalanceFlagSet
-from terminal.roles.debit import PaymentInterrupted
+from terminal.roles.debit import PaymentInterrupted, RecoveredProofRefused
 from terminal.roles.onecard_pos import (
     SOURCE_EC,
     SOURCE_EP,
@@ -62,6 +62,8 @@ def refusal(exc: Exception) -> str:
         return f"card not read, present it again ({exc})"
     if isinstance(exc, BalanceFlagSet | CardRefused):
         return f"card refused: {exc}"
+    if isinstance(exc, RecoveredProofRefused):
+        return f"{exc.advice}; nothing was charged in this tap"
     if isinstance(exc, CardError):
         return f"card refused the payment ({type(exc).__name__})"
     return f"card answer not understood, present it again ({exc})"

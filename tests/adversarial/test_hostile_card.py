@@ -501,6 +501,41 @@ def test_a_resident_card_with_a_made_up_proof_is_not_charged_from_ec_instead(
     assert card.app("emv").ec_balance == 6_000  # EC was not charged in its place
 
 
+def test_a_torn_ep_sale_retried_under_another_rule_is_not_charged_again_from_ec(
+    tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """A resident card's EP sale is torn after DEBIT (the card paid 10.00). The customer
+    presents it again and the cashier retries the same sale with EC first (the register's
+    rule for a sale, or EC approving offline this time where it declined before): the POS
+    finds the torn EP sale paid and completes it; EC is not charged a second time."""
+    from simulators.emv_profiles import resident_card
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
+    from terminal.roles.onecard_pos import PaymentRule
+    from tests.terminal.emv.helpers import CONFIG, STORE
+    from tests.terminal.roles.fleet import DEBIT
+
+    card = resident_card(44, ec_balance=6_000, ep_balance=5_000)
+    reader = SimReader(card)
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        assert card.app("epurse").card.balance == 4_000  # the card paid
+        reader.insert(card)
+        clock.advance(seconds=20)
+        sale = pos.charge(1_000, PaymentRule(("ec", "ep")))
+        assert (sale.source, sale.completed) == ("ep", True)
+        assert sale.ep is not None and sale.ep.row.state == "settled"
+        assert journal.ec_rows() == [] and journal.totals()["settled"] == (1, 1_000)
+        assert journal.open_rows() == []
+    assert card.app("emv").ec_balance == 6_000  # EC was not charged for the same sale
+    assert card.app("epurse").card.balance == 4_000
+
+
 def test_a_genuine_torn_sale_is_settled_with_its_mac2_checked(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     """The same tear with a genuine card: its proof passes the PSAM, the sale is completed
     once and the row is settled with MAC2 verified."""

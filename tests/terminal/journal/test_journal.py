@@ -55,8 +55,9 @@ def test_state_machine_and_upload_order(tmp_path) -> None:  # type: ignore[no-un
 def test_duplicate_identity_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     j = Journal(tmp_path / "j.db")
     intent(j, 7)
-    with pytest.raises(JournalError, match="already journaled"):
+    with pytest.raises(JournalError, match=r"seq 7 already journaled: the PSAM gave a number") as e:
         intent(j, 7)
+    assert str(e.value).endswith("nothing was debited")
     assert len(j.rows()) == 1
 
 
