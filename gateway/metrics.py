@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 
+from gateway.carried_late import late_count
 from gateway.conflicts import held_count
 from gateway.storage import Database, now_ms
 
@@ -63,6 +64,7 @@ def outbox_state(db: Database) -> dict[str, float]:
         cur.execute("SELECT COALESCE(MAX(version), 0) FROM hotlist_changes")
         hotlist_version = cur.fetchone()[0]
         conflicts = held_count(cur)
+        late = late_count(cur)
         cur.execute("SELECT state, COUNT(*) FROM loads GROUP BY state")
         loads = dict(cur.fetchall())
     out: dict[str, float] = {
@@ -70,6 +72,7 @@ def outbox_state(db: Database) -> dict[str, float]:
         "lag_seconds": 0.0 if oldest is None else max(0.0, (now - int(oldest)) / 1000),
         "hotlist_version": int(hotlist_version),
         "conflicts_held": conflicts,
+        "late_after_carry": late,
     }
     for k, v in outcomes.items():
         out[f"outcome:{k}"] = int(v)
@@ -148,6 +151,12 @@ def render(counters: IngestCounters, db: Database, forwarder_failures: int = 0) 
             "gauge",
             "Records held aside: other content under an identity already held.",
             int(state["conflicts_held"]),
+        ),
+        *_metric(
+            "ykt_gateway_late_after_carry",
+            "gauge",
+            "Purchases of replaced cards uploaded after their balance was carried.",
+            int(state["late_after_carry"]),
         ),
         *_metric(
             "ykt_gateway_forwarder_failures_total",

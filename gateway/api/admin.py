@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from gateway import auth, conflicts, hotlist
+from gateway import auth, carried_late, conflicts, hotlist
 from gateway.api.deps import DB, Settings
 from gateway.api.routes import JsonRoutes
 from gateway.edges import Text
@@ -56,3 +56,11 @@ def quarantine(db: DB) -> Any:
 @route.get("/v1/admin/conflicts", "Records held aside: other content under a held identity")
 def held_conflicts(db: DB, terminal_id: Text | None = None) -> Any:
     return {"conflicts": conflicts.held(db, terminal_id=terminal_id)}
+
+
+@route.get(
+    "/v1/admin/late-after-carry",
+    "Purchases of replaced cards uploaded after their balance was carried, by lost card",
+)
+def late_after_carry(db: DB, card: Text | None = None) -> Any:
+    return carried_late.late_after_carry(db, card=card)

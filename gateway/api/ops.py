@@ -1,4 +1,5 @@
-"""Operations: liveness with the outbox depth and clearing's refusals; Prometheus metrics."""
+"""Operations: liveness with the outbox depth, clearing's refusals and what an operator must
+look at; Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import DB, Counters, Forwarders
 from gateway.api.routes import JsonRoutes
+from gateway.carried_late import late_count
 from gateway.conflicts import held_count
 from gateway.metrics import render
 
@@ -24,11 +26,13 @@ def health(db: DB, forwarders: Forwarders) -> Any:
         cur.execute("SELECT COUNT(*) FROM outbox WHERE outcome = 'rejected'")
         refused = cur.fetchone()[0]
         conflicts = held_count(cur)
+        late = late_count(cur)
     return {
         "status": "ok",
         "storage": db.dialect,
         "outbox_depth": depth,
         "conflicts_held": conflicts,
+        "late_after_carry": late,  # replaced cards' purchases uploaded after the carry
         "clearing_rejected": refused,  # records clearing refused (reconciliation lists them)
         "forwarders": len(forwarders),
     }

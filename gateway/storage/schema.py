@@ -563,6 +563,14 @@ CREATE TABLE card_claim_releases (
         "outbox: the records clearing rejected, counted by /health without a scan",
         "CREATE INDEX outbox_rejected ON outbox (id) WHERE outcome = 'rejected';\n",
     ),
+    (
+        18,
+        "a replaced card's purchases uploaded after its balance was carried, counted by"
+        " /health without a scan: purchases by card serial, claims of replacements",
+        "CREATE INDEX txn_by_serial ON txn (card_serial, received_at);\n"
+        "CREATE INDEX card_claims_replacing ON card_claims (replaces)"
+        " WHERE replaces IS NOT NULL;\n",
+    ),
 ]
 
 _TYPES = {

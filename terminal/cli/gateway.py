@@ -7,6 +7,8 @@
   ykt gateway reconcile --db URL --clearing URL    what clearing accepted vs what was sent
   ykt gateway quarantine --db URL                  rides stored twice for one code, taken out
   ykt gateway conflicts --db URL [--terminal ID]   records held aside: other content, same id
+  ykt gateway late-after-carry --db URL [--card NUMBER]
+                                                   a replaced card's purchases uploaded late
   ykt gateway numbers stale|release|releases ...   card numbers claimed and never pushed
 
 --db takes sqlite:///FILE (default sqlite:///gateway.db) or postgresql://...
@@ -166,6 +168,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_db_option(cf, what="storage URL")
     cf.add_argument("--terminal", metavar="ID", help="one terminal's only")
     cf.set_defaults(handler=show_conflicts)
+
+    lc = gsub.add_parser(
+        "late-after-carry", help="replaced cards' purchases uploaded after the carry, by card"
+    )
+    add_db_option(lc, what="storage URL")
+    lc.add_argument("--card", metavar="NUMBER", help="one lost or replacement card's only")
+    lc.set_defaults(handler=show_late_after_carry)
 
     _register_numbers(gsub)
 
@@ -391,6 +400,14 @@ def show_conflicts(args: argparse.Namespace) -> int:
 
     found = held(_db(args), terminal_id=args.terminal)
     print(json.dumps({"conflicts": found}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def show_late_after_carry(args: argparse.Namespace) -> int:
+    from gateway.carried_late import late_after_carry
+
+    found = late_after_carry(_db(args), card=args.card)
+    print(json.dumps(found, indent=2, ensure_ascii=False))
     return 0
 
 
