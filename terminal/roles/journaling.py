@@ -16,7 +16,13 @@ from terminal.epurse.recovery import (
     TornDebit,
     resolve_torn_debit,
 )
-from terminal.journal.journal import INTENT_FIELDS, Journal, JournalRow
+from terminal.journal.journal import (
+    INTENT_FIELDS,
+    Journal,
+    JournalError,
+    JournalRow,
+    JournalUnavailable,
+)
 from terminal.roles.session import TerminalSession
 
 log = logging.getLogger(__name__)
@@ -64,18 +70,23 @@ def settle_open_rows(
         )
         if current:  # the flow ran to its end: the 8072 was sent and spent the session
             session.purchase_seq = None
-        if res.outcome == SETTLED:
-            journal.settle(
+        try:
+            _resolve_row(journal, row, res)
+        except JournalUnavailable:
+            raise
+        except JournalError as exc:  # resolved meanwhile by a device sharing the journal
+            log.warning(
+                "journal row %d for card %s was resolved elsewhere during its recovery (%s);"
+                " left as it is, the card said %s: %s (TAC %s)",
                 row.id,
-                tac=res.tac or b"",
-                mac2=res.mac2 or b"",
-                mac2_verified=res.mac2_verified,
-                resolution=res.reason,
+                info.card_number,
+                exc,
+                res.outcome,
+                res.reason,
+                res.tac.hex().upper() if res.tac else "-",
             )
-        elif res.outcome == SUSPECT:
-            journal.mark_suspect(row.id, res.reason, tac=res.tac, mac2=res.mac2)
-        else:
-            journal.void(row.id, res.reason)
+            session.run(flows.select())
+            continue
         log.info(
             "journal row %d for card %s resolved %s: %s",
             row.id,
@@ -87,3 +98,19 @@ def settle_open_rows(
         # the probing INITIALIZE left a purchase session open; select again to drop it
         session.run(flows.select())
     return out
+
+
+def _resolve_row(journal: Journal, row: JournalRow, res: Resolution) -> None:
+    """Write what the card proved about a torn row: settled, suspect or void."""
+    if res.outcome == SETTLED:
+        journal.settle(
+            row.id,
+            tac=res.tac or b"",
+            mac2=res.mac2 or b"",
+            mac2_verified=res.mac2_verified,
+            resolution=res.reason,
+        )
+    elif res.outcome == SUSPECT:
+        journal.mark_suspect(row.id, res.reason, tac=res.tac, mac2=res.mac2)
+    else:
+        journal.void(row.id, res.reason)

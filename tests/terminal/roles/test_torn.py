@@ -305,3 +305,27 @@ def test_cut_card_at_every_apdu_of_the_recovery_tap(tmp_path, clock) -> None:  #
             assert (row.state, row.mac2_verified) == (SETTLED, True), (index, apdu.hex(), when)
             f.check_invariants()
             assert card.balance == 5_000 - 200, (index, apdu.hex(), when)
+
+
+def test_a_row_made_suspect_by_another_device_while_its_card_is_recovered(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    """Another device sharing the journal makes the torn row suspect (its window passed)
+    while this one is proving it with the card: this device stays in service, leaves the
+    row as the other made it (the proof goes to the log), and the tap is a new ride."""
+    from datetime import timedelta
+
+    from terminal.journal import SUSPECT
+
+    f, card = torn_debit(tmp_path, clock, AFTER)
+    assert not f.bus.tap().green
+    clock.advance(hours=25)
+
+    def sweep_at_prove(apdu: bytes) -> None:
+        if apdu[1] == Ins.GET_TRANSACTION_PROVE:
+            assert len(f.journal.suspect_unreturned(clock(), timedelta(hours=24))) == 1
+
+    f.reader.tear_when(sweep_at_prove)
+    r = f.tap(card, f.bus)
+    assert r.green and r.fare == 200 and r.recovered == ()
+    torn, ride = f.journal.rows()
+    assert torn.state == SUSPECT and "did not come back" in (torn.resolution or "")
+    assert ride.state == SETTLED and card.balance == 5_000 - 400  # both debits were real
