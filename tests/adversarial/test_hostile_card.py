@@ -10,9 +10,12 @@ understand.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -468,6 +471,29 @@ def test_a_made_up_proof_of_a_torn_sale_is_refused_and_not_paid(tmp_path: Path, 
         assert card.inner.balance == balance  # the re-tap took nothing
 
 
+@contextmanager
+def torn_resident_sale(tmp_path: Path, clock: Any, card: Any) -> Iterator[tuple[Any, Journal]]:
+    """A one-card POS (EP first, then EC) whose 10.00 EP sale on ``card`` was torn after
+    DEBIT (the card paid, its answer lost); the card presented again. Yields the POS and
+    its journal."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
+    from terminal.roles.onecard_pos import PaymentRule
+    from tests.terminal.emv.helpers import CONFIG, STORE
+    from tests.terminal.roles.fleet import DEBIT
+
+    reader = SimReader(card)
+    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
+    session.start()
+    with Journal(tmp_path / "pos.db") as journal:
+        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
+        reader.tear_at_ins(DEBIT, AFTER)
+        with pytest.raises(PaymentInterrupted):
+            pos.charge(1_000)
+        reader.insert(card)
+        yield pos, journal
+
+
 def test_a_resident_card_with_a_made_up_proof_is_not_charged_from_ec_instead(
     tmp_path: Path, clock
 ) -> None:  # type: ignore[no-untyped-def]
@@ -476,23 +502,10 @@ def test_a_resident_card_with_a_made_up_proof_is_not_charged_from_ec_instead(
     paid"; the POS does not take it as a card refusal and go on to charge Electronic
     Cash: nothing else is charged in this tap."""
     from simulators.emv_profiles import resident_card
-    from terminal.readers.sim import AFTER
-    from terminal.roles.debit import PaymentInterrupted, RecoveredProofRefused
-    from terminal.roles.onecard_pos import PaymentRule
-    from tests.terminal.emv.helpers import CONFIG, STORE
-    from tests.terminal.roles.fleet import DEBIT
+    from terminal.roles.debit import RecoveredProofRefused
 
     card = resident_card(43, ec_balance=6_000, ep_balance=5_000)
-    forged = ForgedProof(card)  # type: ignore[arg-type]
-    reader = SimReader(forged)  # type: ignore[arg-type]
-    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
-    session.start()
-    with Journal(tmp_path / "pos.db") as journal:
-        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
-        reader.tear_at_ins(DEBIT, AFTER)
-        with pytest.raises(PaymentInterrupted):
-            pos.charge(1_000)
-        reader.insert(forged)  # type: ignore[arg-type]
+    with torn_resident_sale(tmp_path, clock, ForgedProof(card)) as (pos, journal):
         with pytest.raises(RecoveredProofRefused, match="NOT paid"):
             pos.charge(1_000)
         (row,) = journal.rows()
@@ -509,23 +522,11 @@ def test_a_torn_ep_sale_retried_under_another_rule_is_not_charged_again_from_ec(
     rule for a sale, or EC approving offline this time where it declined before): the POS
     finds the torn EP sale paid and completes it; EC is not charged a second time."""
     from simulators.emv_profiles import resident_card
-    from terminal.readers.sim import AFTER
-    from terminal.roles.debit import PaymentInterrupted
     from terminal.roles.onecard_pos import PaymentRule
-    from tests.terminal.emv.helpers import CONFIG, STORE
-    from tests.terminal.roles.fleet import DEBIT
 
     card = resident_card(44, ec_balance=6_000, ep_balance=5_000)
-    reader = SimReader(card)
-    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
-    session.start()
-    with Journal(tmp_path / "pos.db") as journal:
-        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
-        reader.tear_at_ins(DEBIT, AFTER)
-        with pytest.raises(PaymentInterrupted):
-            pos.charge(1_000)
+    with torn_resident_sale(tmp_path, clock, card) as (pos, journal):
         assert card.app("epurse").card.balance == 4_000  # the card paid
-        reader.insert(card)
         clock.advance(seconds=20)
         sale = pos.charge(1_000, PaymentRule(("ec", "ep")))
         assert (sale.source, sale.completed) == ("ep", True)

@@ -5,6 +5,9 @@ builds it, with the fleet's antenna, journal, hotlist and clock given as shared 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,3 +177,25 @@ def check_invariants(
         )
     keys = [(r.terminal_id, r.terminal_seq) for r in journal.rows()]
     assert len(keys) == len(set(keys))
+
+
+@contextmanager
+def counted_checks(journal: Journal) -> Iterator[Callable[[int], None]]:
+    """Count the journal's integrity checks (idle time runs them); yields ``wait(rounds)``,
+    which returns once that many more have run (an assertion error after 10 s each)."""
+    checked = threading.Semaphore(0)
+    verify = journal.verify
+
+    def counted() -> None:
+        verify()
+        checked.release()
+
+    journal.verify = counted  # type: ignore[method-assign]
+    try:
+        yield lambda rounds: assert_rounds(checked, rounds)
+    finally:
+        journal.verify = verify  # type: ignore[method-assign]
+
+
+def assert_rounds(checked: threading.Semaphore, rounds: int) -> None:
+    assert all(checked.acquire(timeout=10) for _ in range(rounds))

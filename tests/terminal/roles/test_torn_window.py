@@ -25,7 +25,7 @@ from terminal.uplink.issuance import last_known_balance, push_issuance
 from tests.conftest import FrozenClock
 from tests.gateway_fixtures import GatewayServer, start_gateway
 from tests.subsidy_kit import PEOPLE, Centre, card_for
-from tests.terminal.roles.fleet import DEBIT, Fleet
+from tests.terminal.roles.fleet import DEBIT, Fleet, counted_checks
 
 BUS = "310000000201"  # the fleet's bus validator
 REASON = (
@@ -57,22 +57,14 @@ def idle(f: Fleet, rounds: int = 5) -> TapLoop:
     """The bus's tap loop left idle (no card) for ``rounds`` of its integrity checks, 20 ms
     apart; the loop, stopped."""
     loop = TapLoop(f.bus, f.reader, lambda r: None, poll=0.02, verify_every=0.02)
-    checked = threading.Semaphore(0)
-    verify = f.journal.verify
-
-    def counted() -> None:
-        verify()
-        checked.release()
-
-    f.journal.verify = counted  # type: ignore[method-assign]
-    worker = threading.Thread(target=loop.run)
-    worker.start()
-    try:
-        assert all(checked.acquire(timeout=10) for _ in range(rounds))
-    finally:
-        loop.stop()
-        worker.join(10)
-        f.journal.verify = verify  # type: ignore[method-assign]
+    with counted_checks(f.journal) as wait:
+        worker = threading.Thread(target=loop.run)
+        worker.start()
+        try:
+            wait(rounds)
+        finally:
+            loop.stop()
+            worker.join(10)
     assert loop.fault is None and loop.taps == 0
     return loop
 

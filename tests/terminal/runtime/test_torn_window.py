@@ -22,7 +22,7 @@ from terminal.runtime.pos import PosService
 from terminal.runtime.service import Service
 from tests.cli_kit import ykt
 from tests.terminal.cli.run_kit import SIM_READERS, section, write_config
-from tests.terminal.roles.fleet import DEBIT
+from tests.terminal.roles.fleet import DEBIT, counted_checks
 
 WITHIN_6_H = "the card did not come back within 6 h to prove whether the debit went through"
 
@@ -75,18 +75,8 @@ def running(service: Any) -> threading.Thread:
 
 def integrity_rounds(device: Terminal, rounds: int) -> None:
     """Wait until the device's idle time has checked its journal ``rounds`` more times."""
-    checked = threading.Semaphore(0)
-    verify = device.journal.verify
-
-    def counted() -> None:
-        verify()
-        checked.release()
-
-    device.journal.verify = counted  # type: ignore[method-assign]
-    try:
-        assert all(checked.acquire(timeout=10) for _ in range(rounds))
-    finally:
-        device.journal.verify = verify  # type: ignore[method-assign]
+    with counted_checks(device.journal) as wait:
+        wait(rounds)
 
 
 def test_a_validator_service_reports_a_torn_tap_after_its_configured_window(
