@@ -608,8 +608,8 @@ def _loads(cur: Cursor, card: BookCard) -> list[_Load]:
     """The card's confirmed and still unresolved loads, by online counter."""
     cur.execute(
         "SELECT balance_before, amount, host_time, reference, online_atc, state FROM loads"
-        " WHERE issuer_id = ? AND card_serial = ? AND state IN ('confirmed', 'authorized')"
-        " ORDER BY online_atc",
+        " WHERE issuer_id = ? AND card_serial = ? AND state <> 'void'"  # loads_live's predicate
+        " AND state IN ('confirmed', 'authorized') ORDER BY online_atc",
         (card.issuer_id, card.serial),
     )
     return [
