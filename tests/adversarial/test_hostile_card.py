@@ -10,7 +10,7 @@ understand.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -441,22 +441,11 @@ def test_a_made_up_proof_of_a_torn_sale_is_refused_and_not_paid(tmp_path: Path, 
     the sale is NOT paid, the row is suspect with the reason, nothing else is charged and
     nothing is uploaded as settled."""
     from terminal.apdu.errors import CardError
-    from terminal.readers.sim import AFTER
-    from terminal.roles.debit import PaymentInterrupted
     from terminal.words import sale_refusal, say, sentence
-    from tests.terminal.roles.fleet import DEBIT
 
     card = ForgedProof(demo_card(41, balance=5_000))
-    reader = SimReader(card)  # type: ignore[arg-type]
-    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
-    session.start()
-    with Journal(tmp_path / "pos.db") as journal:
-        pos = PointOfSale(session, journal)
-        reader.tear_at_ins(DEBIT, AFTER)
-        with pytest.raises(PaymentInterrupted):
-            pos.charge(1_000)
+    with torn_sale(tmp_path, clock, card, PointOfSale) as (pos, journal):
         balance = card.inner.balance
-        reader.insert(card)  # type: ignore[arg-type]
         with pytest.raises(CardError) as refused:
             pos.charge(1_000)
         assert refused.value.sw == 0x9302
@@ -471,22 +460,29 @@ def test_a_made_up_proof_of_a_torn_sale_is_refused_and_not_paid(tmp_path: Path, 
         assert card.inner.balance == balance  # the re-tap took nothing
 
 
-@contextmanager
-def torn_resident_sale(tmp_path: Path, clock: Any, card: Any) -> Iterator[tuple[Any, Journal]]:
-    """A one-card POS (EP first, then EC) whose 10.00 EP sale on ``card`` was torn after
-    DEBIT (the card paid, its answer lost); the card presented again. Yields the POS and
-    its journal."""
-    from terminal.readers.sim import AFTER
-    from terminal.roles.debit import PaymentInterrupted
+def one_card_pos(session: TerminalSession, journal: Journal) -> OneCardPos:
+    """A one-card POS trying the purse first, then Electronic Cash."""
     from terminal.roles.onecard_pos import PaymentRule
     from tests.terminal.emv.helpers import CONFIG, STORE
+
+    return OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
+
+
+@contextmanager
+def torn_sale(
+    tmp_path: Path, clock: Any, card: Any, pos_of: Callable[[TerminalSession, Journal], Any]
+) -> Iterator[tuple[Any, Journal]]:
+    """A POS (``pos_of``) whose 10.00 EP sale on ``card`` was torn after DEBIT (the card
+    paid, its answer lost); the card presented again. Yields the POS and its journal."""
+    from terminal.readers.sim import AFTER
+    from terminal.roles.debit import PaymentInterrupted
     from tests.terminal.roles.fleet import DEBIT
 
     reader = SimReader(card)
     session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
     session.start()
     with Journal(tmp_path / "pos.db") as journal:
-        pos = OneCardPos(session, journal, CONFIG, STORE, PaymentRule(("ep", "ec")))
+        pos = pos_of(session, journal)
         reader.tear_at_ins(DEBIT, AFTER)
         with pytest.raises(PaymentInterrupted):
             pos.charge(1_000)
@@ -505,7 +501,7 @@ def test_a_resident_card_with_a_made_up_proof_is_not_charged_from_ec_instead(
     from terminal.roles.debit import RecoveredProofRefused
 
     card = resident_card(43, ec_balance=6_000, ep_balance=5_000)
-    with torn_resident_sale(tmp_path, clock, ForgedProof(card)) as (pos, journal):
+    with torn_sale(tmp_path, clock, ForgedProof(card), one_card_pos) as (pos, journal):
         with pytest.raises(RecoveredProofRefused, match="NOT paid"):
             pos.charge(1_000)
         (row,) = journal.rows()
@@ -525,7 +521,7 @@ def test_a_torn_ep_sale_retried_under_another_rule_is_not_charged_again_from_ec(
     from terminal.roles.onecard_pos import PaymentRule
 
     card = resident_card(44, ec_balance=6_000, ep_balance=5_000)
-    with torn_resident_sale(tmp_path, clock, card) as (pos, journal):
+    with torn_sale(tmp_path, clock, card, one_card_pos) as (pos, journal):
         assert card.app("epurse").card.balance == 4_000  # the card paid
         clock.advance(seconds=20)
         sale = pos.charge(1_000, PaymentRule(("ec", "ep")))
@@ -540,20 +536,8 @@ def test_a_torn_ep_sale_retried_under_another_rule_is_not_charged_again_from_ec(
 def test_a_genuine_torn_sale_is_settled_with_its_mac2_checked(tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     """The same tear with a genuine card: its proof passes the PSAM, the sale is completed
     once and the row is settled with MAC2 verified."""
-    from terminal.readers.sim import AFTER
-    from terminal.roles.debit import PaymentInterrupted
-    from tests.terminal.roles.fleet import DEBIT
-
     card = demo_card(42, balance=5_000)
-    reader = SimReader(card)
-    session = TerminalSession(reader, SimReader(demo_psam("310000000771")), clock=clock)
-    session.start()
-    with Journal(tmp_path / "pos.db") as journal:
-        pos = PointOfSale(session, journal)
-        reader.tear_at_ins(DEBIT, AFTER)
-        with pytest.raises(PaymentInterrupted):
-            pos.charge(1_000)
-        reader.insert(card)
+    with torn_sale(tmp_path, clock, card, PointOfSale) as (pos, journal):
         sale = pos.charge(1_000)
         assert sale.completed and sale.row.state == "settled" and sale.row.mac2_verified
         assert "MAC2 verified by the PSAM" in (sale.row.resolution or "")
